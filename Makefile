@@ -1,0 +1,76 @@
+# jielong — plain make.  `make` builds build/jielong; `make test`, `make bench`, `make demo` as in the README.
+PKGS     := openblas libpcre2-8 json-c libmicrohttpd libedit
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CC       ?= cc
+OPT      ?= -O3 -march=native
+WARN     := -Wall -Wextra -Werror
+CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -Iinclude -Isrc $(PKG_CFLAGS) -MMD -MP
+LDLIBS_COMMON = $(PKG_LIBS) -fopenmp -lm -lpthread
+
+LIB_SRC   := $(filter-out src/cli/%,$(wildcard src/*/*.c))
+CLI_SRC   := $(wildcard src/cli/*.c)
+TEST_SRC  := $(wildcard tests/test_*.c)
+BENCH_SRC := $(wildcard bench/bench_*.c)
+
+# Two build flavours share the rules below: release (build/) and sanitizers (build/asan/).
+REL  := build
+ASAN := build/asan
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+.SECONDARY:
+.PHONY: all test test-rel test-asan bench demo deps clean
+all: $(REL)/jielong
+
+define flavour
+$(1)/obj/%.o: %.c
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_COMMON) $(2) -c $$< -o $$@
+$(1)/libjielong.a: $$(patsubst %.c,$(1)/obj/%.o,$$(LIB_SRC))
+	@rm -f $$@
+	ar rcs $$@ $$^
+$(1)/jielong: $$(patsubst %.c,$(1)/obj/%.o,$$(CLI_SRC)) $(1)/libjielong.a
+	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_COMMON)
+$(1)/tests/%: $(1)/obj/tests/%.o $(1)/libjielong.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_COMMON) -lcmocka
+$(1)/bench/%: $(1)/obj/bench/%.o $(1)/libjielong.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_COMMON)
+endef
+$(eval $(call flavour,$(REL),$(OPT) -g))
+$(eval $(call flavour,$(ASAN),$(SAN_FLAGS)))
+
+REL_TESTS  := $(patsubst tests/%.c,$(REL)/tests/%,$(TEST_SRC))
+ASAN_TESTS := $(patsubst tests/%.c,$(ASAN)/tests/%,$(TEST_SRC))
+BENCHES    := $(patsubst bench/%.c,$(REL)/bench/%,$(BENCH_SRC))
+
+deps:
+	@bash scripts/deps.sh
+
+# Release tests, then the same tests under AddressSanitizer + UBSan; one summary line at the end.
+test: deps
+	@$(MAKE) --no-print-directory $(REL)/jielong $(REL_TESTS) $(ASAN)/jielong $(ASAN_TESTS)
+	@bash tests/run.sh $(REL) $(ASAN)
+
+test-rel: deps
+	@$(MAKE) --no-print-directory $(REL)/jielong $(REL_TESTS)
+	@bash tests/run.sh $(REL)
+
+test-asan: deps
+	@$(MAKE) --no-print-directory $(ASAN)/jielong $(ASAN_TESTS)
+	@bash tests/run.sh $(ASAN)
+
+bench: deps
+	@$(MAKE) --no-print-directory $(REL)/jielong $(BENCHES)
+	@bash bench/run.sh $(REL)
+
+demo: deps
+	@$(MAKE) --no-print-directory $(REL)/jielong
+	@bash scripts/demo.sh $(REL)/jielong
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

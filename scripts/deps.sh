@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages jielong builds and tests with, when any is missing.
+# Idempotent: does nothing (and needs no root) when everything is already there.
+set -eu
+packages=(build-essential pkg-config libopenblas-openmp-dev libpcre2-dev libjson-c-dev
+          libmicrohttpd-dev libedit-dev libcmocka-dev opencc)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}" >&2
+sudo_cmd=""
+[ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo_cmd apt-get update -qq
+$sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -1,0 +1,36 @@
+/* jielong CLI entry point: dispatches to one function per subcommand (src/cli/cmd_*.c). */
+#include "cli/commands.h"
+#include "jielong.h"
+#include <stdio.h>
+#include <string.h>
+
+static int cmd_version(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    printf("jielong %s\n", JL_VERSION);
+    return 0;
+}
+
+/* Subcommands, in the order of the recipe. */
+const cli_command cli_commands[] = {
+    {"version", cmd_version, "print the version"},
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "jielong %s — build and use a ChatGPT-style model on a CPU, every stage in one binary.\n\n"
+                 "usage: jielong <command> [options]   (jielong <command> --help for its options)\n\ncommands:\n",
+            JL_VERSION);
+    for (const cli_command *c = cli_commands; c->name; c++) fprintf(out, "  %-12s %s\n", c->name, c->summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (const cli_command *c = cli_commands; c->name; c++)
+        if (strcmp(argv[1], c->name) == 0) return c->run(argc - 1, argv + 1);
+    fprintf(stderr, "jielong: unknown command '%s' (see jielong --help)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,28 @@
+/* Whole-file reads and atomic writes (temp file in the same folder, fsync, rename, fsync folder),
+ * so a crash or a failed write never damages a file that was already saved. */
+#ifndef JL_IO_FILEIO_H
+#define JL_IO_FILEIO_H
+#include "jielong/common.h"
+#include <stdio.h>
+
+/* Reads a whole file into a malloc'd buffer (NUL-terminated one past `len`). */
+jl_status jl_read_file(const char *path, char **data, size_t *len);
+
+typedef struct {
+    FILE *f;          /* write through this */
+    char *path;       /* final name */
+    char *tmp_path;   /* "<path>.tmp.<pid>" until commit */
+} jl_atomic_file;
+
+jl_status jl_atomic_open(jl_atomic_file *af, const char *path);
+/* Flushes, fsyncs and renames over `path`; on any failure the temp file is removed. */
+jl_status jl_atomic_commit(jl_atomic_file *af);
+/* Discards the temp file; `path` is untouched. Safe to call after a failed commit. */
+void jl_atomic_abort(jl_atomic_file *af);
+
+jl_status jl_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* Creates a folder and its parents (like mkdir -p). */
+jl_status jl_mkdir_p(const char *path);
+
+#endif

@@ -1,0 +1,49 @@
+/* Shared by the cmocka tests: scratch paths and running the CLI. Include after cmocka.h's prerequisites. */
+#ifndef JL_TESTUTIL_H
+#define JL_TESTUTIL_H
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A path inside the per-test-binary scratch folder ($JL_TMP, else /tmp). Returns a static buffer slot. */
+static inline const char *tmp_path(const char *name) {
+    static char bufs[8][1024];
+    static int slot;
+    const char *dir = getenv("JL_TMP");
+    char *b = bufs[slot++ % 8];
+    snprintf(b, sizeof bufs[0], "%s/%s", dir && *dir ? dir : "/tmp", name);
+    return b;
+}
+
+/* Runs "$JL_BIN <args>" through the shell; returns its exit code (stdout/stderr to `log` if given). */
+static inline int run_cli(const char *args, const char *log) {
+    const char *bin = getenv("JL_BIN");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s %s %s%s 2>&1", bin ? bin : "build/jielong", args, log ? "> " : "", log ? log : "");
+    int rc = system(cmd);
+    return rc == -1 ? -1 : (rc >> 8) & 0xff;
+}
+
+/* Path of a file in the source tree ($JL_ROOT, else "."). */
+static inline const char *root_path(const char *rel) {
+    static char bufs[4][1024];
+    static int slot;
+    const char *root = getenv("JL_ROOT");
+    char *b = bufs[slot++ % 4];
+    snprintf(b, sizeof bufs[0], "%s/%s", root && *root ? root : ".", rel);
+    return b;
+}
+
+/* 1 when built with AddressSanitizer (tests may then shrink long end-to-end runs). */
+#if defined(__SANITIZE_ADDRESS__)
+#define JL_SANITIZED 1
+#else
+#define JL_SANITIZED 0
+#endif
+
+#endif
