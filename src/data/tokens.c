@@ -1,0 +1,90 @@
+/* Token streams for pretraining: from shards, from text, and the held-out split. */
+#include "jielong/data.h"
+#include "jielong/pretrain.h"
+#include "io/fileio.h"
+#include <stdlib.h>
+#include <string.h>
+
+void jl_tokens_free(jl_tokens *t) {
+    free(t->ids);
+    memset(t, 0, sizeof *t);
+}
+
+static jl_status tokens_reserve(jl_tokens *t, size_t extra, size_t *cap);
+
+static jl_status tokens_append(jl_tokens *t, const int32_t *ids, size_t n, size_t *cap) {
+    jl_status st = tokens_reserve(t, n, cap);
+    if (st != JL_OK) return st;
+    memcpy(t->ids + t->n, ids, n * sizeof(int32_t));
+    t->n += n;
+    return JL_OK;
+}
+
+static jl_status tokens_reserve(jl_tokens *t, size_t extra, size_t *cap) {
+    if (t->n + extra <= *cap) return JL_OK;
+    size_t want = (t->n + extra) * 3 / 2 + 1024;
+    int32_t *p = realloc(t->ids, want * sizeof(int32_t));
+    if (!p) return jl_fail(JL_ERR_NOMEM, "out of memory for %zu tokens", want);
+    t->ids = p;
+    *cap = want;
+    return JL_OK;
+}
+
+jl_status jl_tokens_from_shards(const char *const *paths, int n_paths, int vocab_size, jl_tokens *out) {
+    memset(out, 0, sizeof *out);
+    size_t cap = 0;
+    jl_status st = JL_OK;
+    for (int i = 0; i < n_paths && st == JL_OK; i++) {
+        jl_shard *s;
+        if ((st = jl_shard_open(paths[i], &s)) != JL_OK) break;
+        size_t n = jl_shard_count(s);
+        if (jl_shard_vocab(s) > vocab_size)
+            st = jl_fail(JL_ERR_FORMAT, "%s: shard vocabulary %d is larger than the model's %d", paths[i],
+                         jl_shard_vocab(s), vocab_size);
+        if (st == JL_OK) st = tokens_reserve(out, n, &cap);
+        if (st == JL_OK) st = jl_shard_read(s, 0, n, out->ids + out->n);
+        if (st == JL_OK) out->n += n;
+        jl_shard_close(s);
+    }
+    if (st == JL_OK && out->n == 0) st = jl_fail(JL_ERR_FORMAT, "%s: no tokens", n_paths ? paths[0] : "(no shards)");
+    if (st != JL_OK) jl_tokens_free(out);
+    return st;
+}
+
+jl_status jl_tokens_from_text(const char *const *paths, int n_paths, const jl_tokenizer *tok, jl_tokens *out) {
+    memset(out, 0, sizeof *out);
+    size_t cap = 0;
+    int32_t bos = jl_tokenizer_special(tok, "<|bos|>");
+    jl_status st = JL_OK;
+    for (int i = 0; i < n_paths && st == JL_OK; i++) {
+        char *text;
+        size_t len;
+        if ((st = jl_read_file(paths[i], &text, &len)) != JL_OK) break;
+        int32_t *ids = NULL;
+        size_t n = 0;
+        st = jl_tokenizer_encode(tok, text, len, 0, &ids, &n);
+        if (st != JL_OK) jl_fail_context(st, "%s", paths[i]);
+        if (st == JL_OK && bos >= 0) st = tokens_append(out, &bos, 1, &cap);
+        if (st == JL_OK) st = tokens_append(out, ids, n, &cap);
+        free(ids);
+        free(text);
+    }
+    if (st == JL_OK && out->n <= 1) st = jl_fail(JL_ERR_FORMAT, "%s: empty training text", n_paths ? paths[0] : "(none)");
+    if (st != JL_OK) jl_tokens_free(out);
+    return st;
+}
+
+jl_status jl_tokens_split(jl_tokens *train, double fraction, int T, jl_tokens *val) {
+    memset(val, 0, sizeof *val);
+    if (fraction <= 0) return JL_OK;
+    size_t n_val = (size_t)((double)train->n * fraction);
+    if (n_val < (size_t)T + 1) n_val = (size_t)T + 1;
+    if (train->n < n_val + (size_t)T + 1)
+        return jl_fail(JL_ERR_ARG, "%zu tokens are too few for a held-out split and sequences of %d", train->n, T);
+    val->ids = malloc(n_val * sizeof(int32_t));
+    if (!val->ids) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    memcpy(val->ids, train->ids + train->n - n_val, n_val * sizeof(int32_t));
+    val->n = n_val;
+    train->n -= n_val;
+    return JL_OK;
+}

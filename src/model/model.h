@@ -1,0 +1,95 @@
+/* Internal view of the transformer: parameter layout, activations, forward and backward.
+ * Parameters live in one float block; every named tensor is a slice of it. A gradient or optimizer-moment
+ * block has the same layout, so the same offsets address it (jl_params_at). */
+#ifndef JL_MODEL_MODEL_H
+#define JL_MODEL_MODEL_H
+#include "jielong/model.h"
+#include <stdint.h>
+
+typedef struct {
+    char name[96];      /* Hugging Face name for the arch ("model.layers.3.self_attn.q_proj.weight", "h.3.ln_1.bias") */
+    size_t offset;      /* in floats from the start of the block */
+    int ndim;
+    int64_t shape[2];   /* as stored in memory: (out, in) for linear weights */
+    int64_t rows_saved; /* rows written to files: vocab_size for the (padded) embedding, else shape[0] */
+    int decay;          /* AdamW weight decay applies (2-D weights other than embeddings) */
+    int hf_transposed;  /* stored (in, out) in Hugging Face files (GPT-2 Conv1D) */
+    int layer;          /* block index, or -1 */
+    int role;           /* which view pointer it backs (model.c) */
+    int frozen;         /* excluded from optimizer updates (Freeze fine-tuning, adapters) */
+} jl_tensor_info;
+
+/* Pointers to one layer's tensors (NULL where the arch has none). Linear weights are (out, in). */
+typedef struct {
+    float *ln1_w, *ln1_b;   /* (C) */
+    float *qkv_w, *qkv_b;   /* (QKV, C), QKV = (nh + 2·nkv)·hs: llama q,k,v projections stored back to back */
+    float *o_w, *o_b;       /* (C, nh·hs) */
+    float *ln2_w, *ln2_b;   /* (C) */
+    float *fc_w, *fc_b;     /* (FC, C): llama [gate; up] = 2H rows, gpt2 c_fc = H rows */
+    float *down_w, *down_b; /* (C, H) */
+} jl_layer_params;
+
+typedef struct {
+    float *wte;      /* (Vp, C) */
+    float *wpe;      /* (max_seq_len, C), gpt2 only */
+    float *lnf_w, *lnf_b;
+    float *lm_head;  /* (Vp, C); == wte when tied */
+    jl_layer_params *layers; /* n_layer */
+} jl_params;
+
+struct jl_model {
+    jl_config cfg;
+    float *params;          /* one block of n_params floats */
+    size_t n_params;
+    jl_tensor_info *tensors;
+    int n_tensors;
+    jl_params w;            /* views into params */
+    float *rope_table;      /* (max_seq_len, hs), llama only */
+};
+
+/* Views of any block laid out like the parameters (gradients, Adam moments). `layers` must hold n_layer. */
+void jl_params_at(const jl_model *m, float *base, jl_params *view, jl_layer_params *layers);
+
+/* Derived sizes. */
+static inline int jl_head_size(const jl_config *c) { return c->dim / c->n_head; }
+static inline int jl_qkv_dim(const jl_config *c) { return (c->n_head + 2 * c->n_kv_head) * jl_head_size(c); }
+static inline int jl_fc_dim(const jl_config *c) { return c->arch == JL_ARCH_LLAMA ? 2 * c->hidden_dim : c->hidden_dim; }
+
+/* Activations for batches of up to B×T tokens, in one allocation. Forward keeps what backward needs;
+ * the d* buffers are backward scratch shared by all layers. */
+typedef struct {
+    int B, T;                     /* capacity */
+    float *block;
+    size_t n_floats;
+    float *res;                   /* (L+1, N, C): res[l] = input of block l, res[L] = final residual */
+    float *res_mid;               /* (L, N, C): after the attention branch */
+    float *ln1, *ln1_mean, *ln1_rstd; /* (L, N, C), (L, N), (L, N) */
+    float *qkv;                   /* (L, N, QKV), q and k already rotated */
+    float *att;                   /* (L, B, nh, T, T) */
+    float *atty;                  /* (L, N, nh·hs) */
+    float *ln2, *ln2_mean, *ln2_rstd;
+    float *fc;                    /* (L, N, FC) pre-activation */
+    float *fc_act;                /* (L, N, H) */
+    float *lnf, *lnf_mean, *lnf_rstd; /* (N, C), (N), (N) */
+    float *logits;                /* (N, Vp); holds d logits after a forward with gradients */
+    float *losses;                /* (N) */
+    float *dres, *dln, *dqkv, *datt, *datty, *dfc, *dfc_act;
+} jl_acts;
+
+jl_status jl_acts_new(const jl_config *c, int B, int T, jl_acts *a);
+void jl_acts_free(jl_acts *a);
+
+/* Forward over tokens (B,T). With targets (B,T) (entries < 0 ignored) fills losses and returns their sum and
+ * the number of counted targets. If grad_scale > 0 the logits are replaced in place by
+ * d loss / d logits · grad_scale, ready for jl_model_backward. */
+double jl_model_forward(jl_model *m, jl_acts *a, const int32_t *tokens, const int32_t *targets, int B, int T,
+                        float grad_scale, long *n_counted);
+/* Accumulates parameter gradients into the `grads` view (jl_params_at over a gradient block; NULL pointers
+ * are skipped, e.g. frozen tensors) from the last forward with
+ * grad_scale > 0 over the same tokens. */
+void jl_model_backward(jl_model *m, jl_acts *a, const int32_t *tokens, const jl_params *grads, int B, int T);
+
+/* FLOPs of one forward+backward over B×T tokens (matmuls and attention, the PaLM MFU convention). */
+double jl_model_train_flops(const jl_config *c, int B, int T);
+
+#endif

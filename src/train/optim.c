@@ -1,0 +1,65 @@
+#include "train/optim.h"
+#include "core/kernels.h"
+#include <math.h>
+#include <string.h>
+
+void jl_optim_defaults(jl_optim_opts *o, float lr, long total_steps) {
+    memset(o, 0, sizeof *o);
+    o->lr = lr;
+    o->min_lr_frac = 0.1f;
+    o->total_steps = total_steps;
+    o->warmup_steps = total_steps / 20 < 100 ? total_steps / 20 : 100;
+    o->schedule = JL_SCHED_COSINE;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.95f;
+    o->eps = 1e-8f;
+    o->weight_decay = 0.1f;
+    o->grad_clip = 1.0f;
+}
+
+static const char *const schedule_names[] = {"cosine", "linear", "constant"};
+
+const char *jl_schedule_name(jl_schedule s) { return schedule_names[s]; }
+
+jl_status jl_schedule_parse(const char *name, jl_schedule *out) {
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, schedule_names[i]) == 0) {
+            *out = (jl_schedule)i;
+            return JL_OK;
+        }
+    return jl_fail(JL_ERR_ARG, "unknown schedule '%s' (expected cosine, linear or constant)", name);
+}
+
+float jl_lr_at(const jl_optim_opts *o, long step) {
+    if (step < o->warmup_steps) return o->lr * (float)(step + 1) / (float)o->warmup_steps;
+    if (o->schedule == JL_SCHED_CONSTANT || o->total_steps <= o->warmup_steps) return o->lr;
+    double progress = (double)(step - o->warmup_steps) / (double)(o->total_steps - o->warmup_steps);
+    if (progress > 1.0) progress = 1.0;
+    double decay = o->schedule == JL_SCHED_COSINE ? 0.5 * (1.0 + cos(M_PI * progress)) : 1.0 - progress;
+    double min_lr = o->lr * o->min_lr_frac;
+    return (float)(min_lr + (o->lr - min_lr) * decay);
+}
+
+static size_t tensor_numel(const jl_tensor_info *t) {
+    return (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
+}
+
+double jl_grad_norm(const jl_model *m, const float *grads) {
+    double sumsq = 0.0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const jl_tensor_info *t = &m->tensors[i];
+        if (!t->frozen) sumsq += jl_sumsq(grads + t->offset, tensor_numel(t));
+    }
+    return sqrt(sumsq);
+}
+
+void jl_adamw_step(jl_model *m, const float *grads, float *mom1, float *mom2, const jl_optim_opts *o, float lr,
+                   long t) {
+    for (int i = 0; i < m->n_tensors; i++) {
+        const jl_tensor_info *ti = &m->tensors[i];
+        if (ti->frozen) continue;
+        size_t off = ti->offset;
+        jl_adamw_update(m->params + off, grads + off, mom1 + off, mom2 + off, tensor_numel(ti), lr, o->beta1, o->beta2,
+                        o->eps, ti->decay ? o->weight_decay : 0.0f, (int)t);
+    }
+}

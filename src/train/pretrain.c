@@ -1,0 +1,310 @@
+/* jielong pretrain: next-token prediction over a token stream (a thin loop over the trainer). */
+#include "jielong/pretrain.h"
+#include "jielong/metrics.h"
+#include "core/timer.h"
+#include "io/fileio.h"
+#include "model/model.h"
+#include "train/trainer.h"
+#include <json.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_SKIPS_IN_A_ROW 20
+
+void jl_pretrain_defaults(jl_pretrain_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->B = 8;
+    o->T = 256;
+    o->accum = 1;
+    o->steps = 1000;
+    o->lr = 0; /* 0: the width's default (jl_config_default_lr) */
+    o->min_lr_frac = 0.1f;
+    o->weight_decay = 0.1f;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.95f;
+    o->grad_clip = 1.0f;
+    o->warmup = -1; /* -1: 5% of the steps, at most 100 */
+    o->schedule = JL_SCHED_COSINE;
+    o->seed = 1337;
+    o->eval_every = 100;
+    o->eval_batches = 8;
+    o->sample_every = 0;
+    o->sample_tokens = 64;
+    o->save_every = 500;
+}
+
+/* Sequential windows over a token stream; wraps around at the end (one more epoch). */
+typedef struct {
+    const jl_tokens *data;
+    size_t pos;
+    long epoch;
+} stream;
+
+static jl_status stream_batch(void *ctx, int32_t *tokens, int32_t *targets, int B, int T) {
+    stream *s = ctx;
+    for (int b = 0; b < B; b++) {
+        if (s->pos + (size_t)T + 1 > s->data->n) {
+            s->pos = 0;
+            s->epoch++;
+        }
+        memcpy(tokens + (size_t)b * T, s->data->ids + s->pos, sizeof(int32_t) * (size_t)T);
+        memcpy(targets + (size_t)b * T, s->data->ids + s->pos + 1, sizeof(int32_t) * (size_t)T);
+        s->pos += (size_t)T;
+    }
+    return JL_OK;
+}
+
+static char *state_json(const jl_pretrain_opts *o, long step, const stream *s) {
+    json_object *j = json_object_new_object();
+    json_object_object_add(j, "stage", json_object_new_string("pretrain"));
+    json_object_object_add(j, "step", json_object_new_int64(step));
+    json_object_object_add(j, "data_pos", json_object_new_int64((int64_t)s->pos));
+    json_object_object_add(j, "epoch", json_object_new_int64(s->epoch));
+    json_object_object_add(j, "B", json_object_new_int(o->B));
+    json_object_object_add(j, "T", json_object_new_int(o->T));
+    json_object_object_add(j, "accum", json_object_new_int(o->accum));
+    json_object_object_add(j, "steps", json_object_new_int64(o->steps));
+    json_object_object_add(j, "lr", json_object_new_double(o->lr));
+    json_object_object_add(j, "min_lr_frac", json_object_new_double(o->min_lr_frac));
+    json_object_object_add(j, "warmup", json_object_new_int64(o->warmup));
+    json_object_object_add(j, "schedule", json_object_new_int(o->schedule));
+    json_object_object_add(j, "weight_decay", json_object_new_double(o->weight_decay));
+    json_object_object_add(j, "beta1", json_object_new_double(o->beta1));
+    json_object_object_add(j, "beta2", json_object_new_double(o->beta2));
+    json_object_object_add(j, "grad_clip", json_object_new_double(o->grad_clip));
+    json_object_object_add(j, "seed", json_object_new_int64((int64_t)o->seed));
+    char *text = strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
+    json_object_put(j);
+    return text;
+}
+
+static int state_get(json_object *j, const char *key, double *out) {
+    json_object *v;
+    if (!json_object_object_get_ex(j, key, &v)) return 0;
+    if (!json_object_is_type(v, json_type_int) && !json_object_is_type(v, json_type_double)) return 0;
+    *out = json_object_get_double(v);
+    return 1;
+}
+
+jl_status jl_pretrain_opts_from_state(const char *text, jl_pretrain_opts *o) {
+    json_object *j = json_tokener_parse(text);
+    if (!j || !json_object_is_type(j, json_type_object)) {
+        json_object_put(j);
+        return jl_fail(JL_ERR_FORMAT, "training state is not a JSON object");
+    }
+    static const char *const keys[] = {"B", "T", "accum", "steps", "lr", "min_lr_frac", "warmup", "schedule",
+                                       "weight_decay", "beta1", "beta2", "grad_clip", "seed"};
+    double v[13];
+    for (int i = 0; i < 13; i++)
+        if (!state_get(j, keys[i], &v[i])) {
+            json_object_put(j);
+            return jl_fail(JL_ERR_FORMAT, "training state: field '%s' missing or not a number", keys[i]);
+        }
+    json_object_put(j);
+    o->B = (int)v[0];
+    o->T = (int)v[1];
+    o->accum = (int)v[2];
+    o->steps = (long)v[3];
+    o->lr = (float)v[4];
+    o->min_lr_frac = (float)v[5];
+    o->warmup = (long)v[6];
+    o->schedule = (int)v[7];
+    o->weight_decay = (float)v[8];
+    o->beta1 = (float)v[9];
+    o->beta2 = (float)v[10];
+    o->grad_clip = (float)v[11];
+    o->seed = (uint64_t)v[12];
+    return JL_OK;
+}
+
+static jl_status resume_state(const jl_checkpoint *ck, jl_trainer *t, stream *s, const jl_pretrain_opts *o) {
+    if (!ck->train_state || !ck->adam_m)
+        return jl_fail(JL_ERR_FORMAT, "not a training checkpoint (no optimizer state); use it as --model instead");
+    jl_pretrain_opts saved = *o;
+    jl_status st = jl_pretrain_opts_from_state(ck->train_state, &saved);
+    if (st != JL_OK) return st;
+    if (saved.B != o->B || saved.T != o->T || saved.accum != o->accum)
+        return jl_fail(JL_ERR_ARG, "checkpoint was trained with batch %d×%d×%d, not %d×%d×%d", saved.B, saved.T,
+                       saved.accum, o->B, o->T, o->accum);
+    json_object *j = json_tokener_parse(ck->train_state);
+    double step = 0, pos = 0, epoch = 0;
+    int ok = state_get(j, "step", &step) && state_get(j, "data_pos", &pos) && state_get(j, "epoch", &epoch);
+    json_object_put(j);
+    if (!ok) return jl_fail(JL_ERR_FORMAT, "training state: step/data_pos/epoch missing");
+    if (pos < 0 || (size_t)pos > s->data->n)
+        return jl_fail(JL_ERR_ARG, "checkpoint data position %.0f is beyond this data (%zu tokens)", pos, s->data->n);
+    memcpy(t->mom1, ck->adam_m, t->model->n_params * sizeof(float));
+    memcpy(t->mom2, ck->adam_v, t->model->n_params * sizeof(float));
+    t->step = (long)step;
+    s->pos = (size_t)pos;
+    s->epoch = (long)epoch;
+    return JL_OK;
+}
+
+static jl_status greedy_sample(jl_trainer *t, const jl_tokenizer *tok, const char *prompt, int n_new, char **text) {
+    jl_model *m = t->model;
+    const int T = t->o.T, V = m->cfg.vocab_size, Vp = m->cfg.padded_vocab;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    jl_status st = jl_tokenizer_encode(tok, prompt, strlen(prompt), 0, &ids, &n);
+    if (st != JL_OK) return st;
+    int32_t *seq = malloc(sizeof(int32_t) * (n + (size_t)n_new + 1));
+    if (!seq) {
+        free(ids);
+        return jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
+    size_t len = 0;
+    int32_t bos = jl_tokenizer_special(tok, "<|bos|>"), eos = jl_tokenizer_special(tok, "<|eos|>");
+    if (bos >= 0) seq[len++] = bos;
+    memcpy(seq + len, ids, n * sizeof(int32_t));
+    len += n;
+    free(ids);
+    size_t prompt_len = len;
+    for (int i = 0; i < n_new; i++) {
+        size_t ctx = len < (size_t)T ? len : (size_t)T;
+        jl_model_forward(m, &t->acts, seq + len - ctx, NULL, 1, (int)ctx, 0.0f, NULL);
+        const float *row = t->acts.logits + (ctx - 1) * (size_t)Vp;
+        int32_t best = 0;
+        for (int v = 1; v < V; v++)
+            if (row[v] > row[best]) best = v;
+        if (best == eos || best == bos) break;
+        seq[len++] = best;
+    }
+    size_t text_len;
+    size_t skip = bos >= 0 ? 1 : 0;
+    st = jl_tokenizer_decode(tok, seq + skip, len - skip, text, &text_len);
+    (void)prompt_len;
+    free(seq);
+    return st;
+}
+
+static jl_status save_checkpoint(const char *path, jl_trainer *t, const jl_tokenizer *tok, const jl_pretrain_opts *o,
+                                 const stream *s, int with_optimizer) {
+    jl_checkpoint ck = {.model = t->model};
+    jl_status st = jl_tokenizer_to_json(tok, &ck.tokenizer_json);
+    if (st != JL_OK) return st;
+    if (with_optimizer) {
+        ck.adam_m = t->mom1;
+        ck.adam_v = t->mom2;
+        ck.train_state = state_json(o, t->step, s);
+        if (!ck.train_state) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
+    if (st == JL_OK) st = jl_checkpoint_save(path, &ck);
+    free(ck.tokenizer_json);
+    free(ck.train_state);
+    return st;
+}
+
+static void emit(jl_event_fn fn, void *user, jl_train_event *ev) {
+    if (fn) fn(user, ev);
+}
+
+static jl_status check_opts(const jl_model *m, const jl_tokens *train, const jl_pretrain_opts *o) {
+    if (o->B < 1 || o->T < 1) return jl_fail(JL_ERR_ARG, "batch size and sequence length must be ≥ 1");
+    if (o->T > m->cfg.max_seq_len)
+        return jl_fail(JL_ERR_ARG, "sequence length %d is larger than the model's context %d", o->T, m->cfg.max_seq_len);
+    if (train->n < (size_t)o->T + 1)
+        return jl_fail(JL_ERR_ARG, "training data has %zu tokens, fewer than one sequence of %d", train->n, o->T + 1);
+    for (size_t i = 0; i < train->n; i++)
+        if (train->ids[i] < 0 || train->ids[i] >= m->cfg.vocab_size)
+            return jl_fail(JL_ERR_FORMAT, "token %d at position %zu is outside the model's vocabulary (%d)",
+                           train->ids[i], i, m->cfg.vocab_size);
+    if (o->steps < 1) return jl_fail(JL_ERR_ARG, "steps must be ≥ 1");
+    return JL_OK;
+}
+
+jl_status jl_pretrain(jl_model *m, const jl_tokenizer *tok, const jl_tokens *train, const jl_tokens *val,
+                      const jl_pretrain_opts *opts, const jl_checkpoint *resume, jl_event_fn on_event, void *user) {
+    jl_pretrain_opts o = *opts;
+    jl_status st = check_opts(m, train, &o);
+    if (st != JL_OK) return st;
+    if (o.lr <= 0) o.lr = jl_config_default_lr(&m->cfg);
+    if (o.warmup < 0) o.warmup = o.steps / 20 < 100 ? o.steps / 20 : 100;
+    int have_val = val && val->n >= (size_t)o.T + 1;
+
+    jl_trainer_opts to = {.B = o.B, .T = o.T, .accum = o.accum};
+    jl_optim_defaults(&to.opt, o.lr, o.steps);
+    to.opt.min_lr_frac = o.min_lr_frac;
+    to.opt.warmup_steps = o.warmup;
+    to.opt.schedule = (jl_schedule)o.schedule;
+    to.opt.weight_decay = o.weight_decay;
+    to.opt.beta1 = o.beta1;
+    to.opt.beta2 = o.beta2;
+    to.opt.grad_clip = o.grad_clip;
+    jl_trainer *t = NULL;
+    if ((st = jl_mkdir_p(o.out_dir)) != JL_OK || (st = jl_trainer_new(m, &to, &t)) != JL_OK) return st;
+    stream s = {.data = train};
+    if (resume && (st = resume_state(resume, t, &s, &o)) != JL_OK) {
+        jl_trainer_free(t);
+        return st;
+    }
+
+    char metrics_path[4096], ckpt_path[4096], model_path[4096];
+    snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", o.out_dir);
+    snprintf(ckpt_path, sizeof ckpt_path, "%s/checkpoint.safetensors", o.out_dir);
+    snprintf(model_path, sizeof model_path, "%s/model.safetensors", o.out_dir);
+    if (!resume) unlink(metrics_path); /* a fresh run starts a fresh log */
+    jl_metrics *log = NULL;
+    if ((st = jl_metrics_open(metrics_path, &log)) != JL_OK) {
+        jl_trainer_free(t);
+        return st;
+    }
+
+    const double flops_per_step = jl_model_train_flops(&m->cfg, o.B, o.T) * o.accum;
+    long skips_in_a_row = 0, steps_this_run = 0;
+    while (t->step < o.steps && st == JL_OK) {
+        jl_step_stats ss;
+        if ((st = jl_trainer_step(t, stream_batch, &s, &ss)) != JL_OK) break;
+        steps_this_run++;
+        long step = t->step;
+        double tps = ss.tokens / ss.seconds;
+        double mfu = o.sgemm_gflops > 0 ? flops_per_step / ss.seconds / (o.sgemm_gflops * 1e9) : 0.0;
+        const char *keys[] = {"loss", "lr", "grad_norm", "tok_per_s", "mfu", "ms", "skipped"};
+        double vals[] = {ss.loss, ss.lr, ss.grad_norm, tps, mfu, ss.seconds * 1e3, ss.skipped};
+        if ((st = jl_metrics_log(log, "pretrain", step, 7, keys, vals)) != JL_OK) break;
+        jl_train_event ev = {.kind = ss.skipped ? JL_EV_SKIP : JL_EV_STEP, .step = step, .total_steps = o.steps,
+                             .loss = ss.loss, .grad_norm = ss.grad_norm, .lr = ss.lr, .tok_per_s = tps, .mfu = mfu};
+        emit(on_event, user, &ev);
+        skips_in_a_row = ss.skipped ? skips_in_a_row + 1 : 0;
+        if (skips_in_a_row >= MAX_SKIPS_IN_A_ROW) {
+            st = jl_fail(JL_ERR_RUNTIME, "loss or gradient was not finite for %d steps in a row (step %ld); "
+                         "lower the learning rate", MAX_SKIPS_IN_A_ROW, step);
+            break;
+        }
+        int last = step == o.steps || (o.stop_after > 0 && steps_this_run >= o.stop_after);
+        if (have_val && o.eval_every > 0 && (step % o.eval_every == 0 || last)) {
+            stream vs = {.data = val};
+            double val_loss;
+            if ((st = jl_trainer_eval(t, stream_batch, &vs, o.eval_batches, &val_loss)) != JL_OK) break;
+            const char *vk[] = {"val_loss"};
+            if ((st = jl_metrics_log(log, "pretrain", step, 1, vk, &val_loss)) != JL_OK) break;
+            jl_train_event e2 = {.kind = JL_EV_EVAL, .step = step, .total_steps = o.steps, .val_loss = val_loss};
+            emit(on_event, user, &e2);
+        }
+        if (o.sample_every > 0 && (step % o.sample_every == 0 || last)) {
+            char *text = NULL;
+            if ((st = greedy_sample(t, tok, o.sample_prompt ? o.sample_prompt : "", o.sample_tokens, &text)) != JL_OK)
+                break;
+            jl_train_event e3 = {.kind = JL_EV_SAMPLE, .step = step, .total_steps = o.steps, .text = text};
+            emit(on_event, user, &e3);
+            free(text);
+        }
+        if ((o.save_every > 0 && step % o.save_every == 0) || last) {
+            if ((st = save_checkpoint(ckpt_path, t, tok, &o, &s, 1)) != JL_OK) break;
+            jl_train_event e4 = {.kind = JL_EV_SAVE, .step = step, .total_steps = o.steps, .path = ckpt_path};
+            emit(on_event, user, &e4);
+        }
+        if (last) break;
+    }
+    if (st == JL_OK && t->step == o.steps) {
+        st = save_checkpoint(model_path, t, tok, &o, &s, 0);
+        jl_train_event e5 = {.kind = JL_EV_SAVE, .step = t->step, .total_steps = o.steps, .path = model_path};
+        if (st == JL_OK) emit(on_event, user, &e5);
+    }
+    jl_metrics_close(log);
+    jl_trainer_free(t);
+    return st;
+}

@@ -1,0 +1,49 @@
+/* The one training engine every stage is a thin loop over: micro-batches → forward/backward →
+ * gradient accumulation → NaN/Inf guard → global-norm clipping → AdamW with a schedule.
+ * All memory (activations, gradients, Adam moments, batch buffers) is allocated once in jl_trainer_new;
+ * a step allocates nothing. */
+#ifndef JL_TRAIN_TRAINER_H
+#define JL_TRAIN_TRAINER_H
+#include "model/model.h"
+#include "train/optim.h"
+
+typedef struct {
+    int B, T;        /* micro-batch */
+    int accum;       /* micro-batches per optimizer step */
+    jl_optim_opts opt;
+} jl_trainer_opts;
+
+typedef struct {
+    double loss;      /* mean loss over the step's counted targets (mean of micro-batch means) */
+    double grad_norm; /* before clipping */
+    float lr;
+    long tokens;      /* tokens processed (B·T·accum) */
+    long counted;     /* targets that counted in the loss */
+    int skipped;      /* 1 if the update was skipped for a non-finite loss or gradient */
+    double seconds;
+} jl_step_stats;
+
+/* Fills tokens(B,T) and targets(B,T) (target < 0: not in the loss) for the next micro-batch. */
+typedef jl_status (*jl_batch_fn)(void *ctx, int32_t *tokens, int32_t *targets, int B, int T);
+
+typedef struct {
+    jl_model *model;          /* not owned */
+    jl_trainer_opts o;
+    jl_acts acts;
+    float *state;             /* one block: grads | mom1 | mom2, each n_params */
+    float *grads, *mom1, *mom2;
+    jl_params gview;          /* gradient view for backward (NULL for frozen tensors) */
+    int32_t *tokens, *targets;
+    long step;                /* optimizer steps taken */
+    long skipped;             /* of which skipped */
+} jl_trainer;
+
+jl_status jl_trainer_new(jl_model *m, const jl_trainer_opts *o, jl_trainer **out);
+void jl_trainer_free(jl_trainer *t);
+/* Rebuilds the gradient view after tensors were frozen or unfrozen. */
+void jl_trainer_refresh_frozen(jl_trainer *t);
+jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_stats *st);
+/* Mean loss over n_batches micro-batches, no gradients. */
+jl_status jl_trainer_eval(jl_trainer *t, jl_batch_fn next, void *ctx, int n_batches, double *mean_loss);
+
+#endif
