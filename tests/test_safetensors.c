@@ -189,7 +189,8 @@ static void expect_header_error(const char *header, size_t data_len, const char 
 
 static void test_reader_rejects_each_corruption(void **state) {
     (void)state;
-    const char *path = tmp_path("short.safetensors");
+    char path[1024]; /* a copy: tmp_path's buffers are reused by the helpers below */
+    snprintf(path, sizeof path, "%s", tmp_path("short.safetensors"));
     FILE *fp = fopen(path, "wb");
     fwrite("abcd", 1, 4, fp);
     fclose(fp);
