@@ -11,8 +11,11 @@ static int cmd_version(int argc, char **argv) {
     return 0;
 }
 
+int cmd_plot(int, char **);
+
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
+    {"plot", cmd_plot, "draw training metrics (JSONL) as an SVG line plot"},
     {"version", cmd_version, "print the version"},
     {NULL, NULL, NULL},
 };
