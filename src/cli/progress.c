@@ -2,6 +2,7 @@
 #include "cli/progress.h"
 #include "core/timer.h"
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -99,6 +100,17 @@ void cli_progress_update(cli_progress *p, double done, const char *extra) {
     double now = jl_now();
     if (now - p->last_draw < p->min_interval) return;
     draw(p, now, extra, 0);
+}
+
+void cli_progress_note(cli_progress *p, const char *fmt, ...) {
+    if (p->tty && p->drawn) fputs("\r\x1b[K", stderr); /* clear the bar; the next update redraws it */
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+    p->last_draw = 0; /* redraw at the next update */
 }
 
 void cli_progress_finish(cli_progress *p, const char *extra) { draw(p, jl_now(), extra, 1); }

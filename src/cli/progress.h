@@ -19,6 +19,8 @@ typedef struct {
 
 void cli_progress_start(cli_progress *p, const char *label, double total, const char *unit);
 void cli_progress_update(cli_progress *p, double done, const char *extra);
+/* Prints one message line (printf-style) above the bar, which is redrawn under it on the next update. */
+void cli_progress_note(cli_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Draws the final state and ends the line. */
 void cli_progress_finish(cli_progress *p, const char *extra);
 
