@@ -1,0 +1,145 @@
+/* Causal self-attention with grouped-query heads, on a packed qkv buffer.
+ * Each (batch, head) is a handful of sgemm calls that read q, k and v in place (leading dimension = the
+ * qkv row stride), so nothing is copied. OpenMP runs the heads in parallel; the OpenMP flavour of OpenBLAS
+ * runs single-threaded inside a parallel region, which is what we want here.
+ * Only the causal (lower-triangular) part of the T×T scores is computed: query rows go in blocks of
+ * ATT_BLOCK, and a block of rows [i0, i1) only needs keys [0, i1). */
+#include "core/kernels.h"
+#include "core/vexp.h"
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#ifndef JL_ATT_BLOCK
+#define JL_ATT_BLOCK 64
+#endif
+
+static inline int min_int(int a, int b) { return a < b ? a : b; }
+
+/* Rows [i0, i1) of the T×T scores hold raw scores in columns [0, t]; turn each into probabilities and
+ * zero the masked columns (t, T) — the stored att keeps its upper triangle zero. */
+static void causal_softmax_rows(float *att, int i0, int i1, int T) {
+    for (int t = i0; t < i1; t++) {
+        float *row = att + (size_t)t * T;
+        float maxv = -INFINITY;
+#pragma omp simd reduction(max : maxv)
+        for (int j = 0; j <= t; j++) maxv = row[j] > maxv ? row[j] : maxv;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j <= t; j++) {
+            row[j] = jl_vexpf(row[j] - maxv);
+            sum += row[j];
+        }
+        float inv = 1.0f / sum;
+#pragma omp simd
+        for (int j = 0; j <= t; j++) row[j] *= inv;
+        memset(row + t + 1, 0, (size_t)(T - 1 - t) * sizeof *row);
+    }
+}
+
+/* One (batch, head): q, k, v point at position 0 of their head inside qkv (row stride S); out has row
+ * stride ldo; att is this head's T×T block. */
+static void head_forward(float *out, float *att, const float *q, const float *k, const float *v, int T, int hs,
+                         int S, int ldo, float scale) {
+    for (int i0 = 0; i0 < T; i0 += JL_ATT_BLOCK) {
+        int i1 = min_int(i0 + JL_ATT_BLOCK, T), m = i1 - i0;
+        float *att_rows = att + (size_t)i0 * T;
+        /* scores[i0:i1, 0:i1] = scale · Q[i0:i1] · K[0:i1]ᵀ */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, i1, hs, scale, q + (size_t)i0 * S, S, k, S, 0.0f,
+                    att_rows, T);
+        causal_softmax_rows(att, i0, i1, T);
+        /* out[i0:i1] = att[i0:i1, 0:i1] · V[0:i1] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, i1, 1.0f, att_rows, T, v, S, 0.0f,
+                    out + (size_t)i0 * ldo, ldo);
+    }
+}
+
+void jl_attention_forward(float *out, float *att, const float *qkv, int B, int T, int nh, int nkv, int hs) {
+    if (B <= 0 || T <= 0 || nh <= 0 || nkv <= 0 || hs <= 0) return;
+    const int S = (nh + 2 * nkv) * hs, ldo = nh * hs, group = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < nh; h++) {
+            const float *base = qkv + (size_t)b * T * S;
+            int kvh = h / group;
+            head_forward(out + (size_t)b * T * ldo + (size_t)h * hs, att + ((size_t)b * nh + h) * T * T,
+                         base + (size_t)h * hs, base + (size_t)(nh + kvh) * hs, base + (size_t)(nh + nkv + kvh) * hs,
+                         T, hs, S, ldo, scale);
+        }
+}
+
+/* Softmax backward on rows [i0, i1): datt := scale · att ⊙ (datt − Σⱼ att·datt), the gradient of the
+ * scaled scores; columns (t, i1) become 0 so the block can feed the sgemms below. */
+static void causal_softmax_backward_rows(float *datt, const float *att, int i0, int i1, int T, float scale) {
+    for (int t = i0; t < i1; t++) {
+        float *drow = datt + (size_t)t * T;
+        const float *prow = att + (size_t)t * T;
+        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+        for (int j = 0; j <= t; j++) dot += prow[j] * drow[j];
+#pragma omp simd
+        for (int j = 0; j <= t; j++) drow[j] = scale * prow[j] * (drow[j] - dot);
+        if (t + 1 < i1) memset(drow + t + 1, 0, (size_t)(i1 - 1 - t) * sizeof *drow);
+    }
+}
+
+typedef struct {
+    const float *q, *k, *v, *dout, *att;
+    float *dq, *dk, *dv, *datt;
+} head_ptrs;
+
+/* One (batch, query head). dk and dv belong to its kv head and are accumulated into. */
+static void head_backward(const head_ptrs *p, int T, int hs, int S, int ldo, float scale) {
+    /* Per query block: scores gradient, then dQ[i0:i1] += dS[i0:i1, 0:i1] · K[0:i1]. */
+    for (int i0 = 0; i0 < T; i0 += JL_ATT_BLOCK) {
+        int i1 = min_int(i0 + JL_ATT_BLOCK, T), m = i1 - i0;
+        float *drows = p->datt + (size_t)i0 * T;
+        /* datt[i0:i1, 0:i1] = dout[i0:i1] · V[0:i1]ᵀ */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, i1, hs, 1.0f, p->dout + (size_t)i0 * ldo, ldo, p->v,
+                    S, 0.0f, drows, T);
+        causal_softmax_backward_rows(p->datt, p->att, i0, i1, T, scale);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, i1, 1.0f, drows, T, p->k, S, 1.0f,
+                    p->dq + (size_t)i0 * S, S);
+    }
+    /* Per key block [j0, j1): only query rows t ≥ j0 see these keys. Row t ≥ j0 lies in a query block
+     * ending at or after j1, so columns [j0, j1) of it were written above. */
+    for (int j0 = 0; j0 < T; j0 += JL_ATT_BLOCK) {
+        int j1 = min_int(j0 + JL_ATT_BLOCK, T), w = j1 - j0, rows = T - j0;
+        size_t corner = (size_t)j0 * T + j0;
+        /* dV[j0:j1] += att[j0:T, j0:j1]ᵀ · dout[j0:T] */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, hs, rows, 1.0f, p->att + corner, T,
+                    p->dout + (size_t)j0 * ldo, ldo, 1.0f, p->dv + (size_t)j0 * S, S);
+        /* dK[j0:j1] += dS[j0:T, j0:j1]ᵀ · Q[j0:T] */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, hs, rows, 1.0f, p->datt + corner, T,
+                    p->q + (size_t)j0 * S, S, 1.0f, p->dk + (size_t)j0 * S, S);
+    }
+}
+
+void jl_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
+                           int B, int T, int nh, int nkv, int hs) {
+    if (B <= 0 || T <= 0 || nh <= 0 || nkv <= 0 || hs <= 0) return;
+    const int S = (nh + 2 * nkv) * hs, ldo = nh * hs, group = nh / nkv;
+    const float scale = 1.0f / sqrtf((float)hs);
+    /* The query heads of one group all add into the same dk/dv, so a thread owns a whole (b, kv head). */
+#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int b = 0; b < B; b++)
+        for (int kvh = 0; kvh < nkv; kvh++) {
+            size_t tok0 = (size_t)b * T * S;
+            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+                size_t att_off = ((size_t)b * nh + h) * T * T;
+                head_ptrs p = {
+                    .q = qkv + tok0 + (size_t)h * hs,
+                    .k = qkv + tok0 + (size_t)(nh + kvh) * hs,
+                    .v = qkv + tok0 + (size_t)(nh + nkv + kvh) * hs,
+                    .dout = dout + (size_t)b * T * ldo + (size_t)h * hs,
+                    .att = att + att_off,
+                    .dq = dqkv + tok0 + (size_t)h * hs,
+                    .dk = dqkv + tok0 + (size_t)(nh + kvh) * hs,
+                    .dv = dqkv + tok0 + (size_t)(nh + nkv + kvh) * hs,
+                    .datt = datt + att_off,
+                };
+                head_backward(&p, T, hs, S, ldo, scale);
+            }
+        }
+}
