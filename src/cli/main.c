@@ -11,9 +11,12 @@ static int cmd_version(int argc, char **argv) {
     return 0;
 }
 
+int cmd_tokenizer(int, char **);
+
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
     {"version", cmd_version, "print the version"},
+    {"tokenizer", cmd_tokenizer, "train, use, import byte-level BPE tokenizers (train|encode|decode|import)"},
     {NULL, NULL, NULL},
 };
 
