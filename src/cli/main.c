@@ -11,10 +11,14 @@ static int cmd_version(int argc, char **argv) {
     return 0;
 }
 
+int cmd_tokenizer(int, char **);
+int cmd_pretrain(int, char **);
 int cmd_plot(int, char **);
 
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
+    {"tokenizer", cmd_tokenizer, "train, use, import byte-level BPE tokenizers (train|encode|decode|import)"},
+    {"pretrain", cmd_pretrain, "pretrain a Transformer by next-token prediction"},
     {"plot", cmd_plot, "draw training metrics (JSONL) as an SVG line plot"},
     {"version", cmd_version, "print the version"},
     {NULL, NULL, NULL},
