@@ -12,11 +12,13 @@ static int cmd_version(int argc, char **argv) {
 }
 
 int cmd_tokenizer(int, char **);
+int cmd_prepare(int, char **);
 
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
     {"version", cmd_version, "print the version"},
     {"tokenizer", cmd_tokenizer, "train, use, import byte-level BPE tokenizers (train|encode|decode|import)"},
+    {"prepare", cmd_prepare, "text or JSONL → token shards (train + held-out val) for pretraining"},
     {NULL, NULL, NULL},
 };
 
