@@ -14,10 +14,12 @@ static int cmd_version(int argc, char **argv) {
 int cmd_tokenizer(int, char **);
 int cmd_pretrain(int, char **);
 int cmd_plot(int, char **);
+int cmd_prepare(int, char **);
 
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
     {"tokenizer", cmd_tokenizer, "train, use, import byte-level BPE tokenizers (train|encode|decode|import)"},
+    {"prepare", cmd_prepare, "text or JSONL → token shards (train + held-out val) for pretraining"},
     {"pretrain", cmd_pretrain, "pretrain a Transformer by next-token prediction"},
     {"plot", cmd_plot, "draw training metrics (JSONL) as an SVG line plot"},
     {"version", cmd_version, "print the version"},

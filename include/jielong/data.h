@@ -1,0 +1,61 @@
+/* Token shards and text → shard preparation.
+ *
+ * Shard file: a header of 256 little-endian int32 — [0] magic 0x4A4C4E54 ("JLNT"), [1] version 1,
+ * [2] token width in bytes (2 or 4), [3] token count low 32 bits, [4] count high 32 bits, [5] vocabulary size,
+ * the rest 0 — then `count` tokens of `width` bytes (uint16 when the vocabulary has at most 65536 tokens, else
+ * uint32). jl_shard_open validates everything up front (magic, version, width, exact file size, every token below
+ * the vocabulary size), so readers never see a bad id. */
+#ifndef JIELONG_DATA_H
+#define JIELONG_DATA_H
+#include "jielong/common.h"
+#include "jielong/tokenizer.h"
+
+#define JL_SHARD_MAGIC 0x4A4C4E54
+#define JL_SHARD_VERSION 1
+#define JL_SHARD_HEADER_INTS 256
+
+typedef struct jl_shard jl_shard;
+
+/* Writes tokens (each in [0, vocab_size)) atomically; the width is 2 bytes when vocab_size <= 65536, else 4. */
+jl_status jl_shard_write(const char *path, const int32_t *tokens, size_t n, int vocab_size);
+/* Maps a shard read-only and validates it. */
+jl_status jl_shard_open(const char *path, jl_shard **out);
+size_t jl_shard_count(const jl_shard *s);
+int jl_shard_vocab(const jl_shard *s);
+int jl_shard_width(const jl_shard *s);
+/* Copies tokens [start, start + n) into dst as int32. */
+jl_status jl_shard_read(const jl_shard *s, size_t start, size_t n, int32_t *dst);
+void jl_shard_close(jl_shard *s);
+
+/* ---- preparation: text / JSONL files → DIR/train_000.bin.., DIR/val_000.bin, DIR/tokenizer.json ----
+ * Documents: a JSONL file (name ending in .jsonl, or format "jsonl") has one {"text": "..."} object a line; a text
+ * file is split into documents at blank lines (lines empty or holding only spaces/tabs/CR), so a corpus of one poem
+ * per paragraph gives one document per poem. Every document is encoded as <|bos|> + its tokens (special-token text
+ * inside documents stays plain text). The held-out split is by document: a document goes to val when a hash of
+ * (seed, document index) falls below val_fraction — deterministic, independent of threads; if that picks none
+ * while val_fraction > 0 and there are >= 2 documents, the last document is held out. Train shards hold at most
+ * shard_tokens tokens each (a document may continue into the next shard); val_000.bin is always written (it may
+ * be empty when val_fraction = 0). Shards of an earlier run beyond the new ones are removed. */
+typedef struct {
+    const char *tokenizer_path;  /* tokenizer.json (copied into out_dir) */
+    const char *const *inputs;
+    int n_inputs;
+    const char *out_dir;
+    double val_fraction;         /* [0, 1) */
+    uint64_t seed;
+    size_t shard_tokens;         /* max tokens per train shard; 0 = 100M */
+    const char *format;          /* "auto" (by file name; NULL = auto), "text" or "jsonl" */
+    jl_progress_fn progress;     /* phase "prepare": done/total bytes of input */
+    void *progress_user;
+} jl_prepare_opts;
+
+typedef struct {
+    size_t docs_train, docs_val;
+    size_t tokens_train, tokens_val;
+    int train_shards;
+    size_t bytes_in;
+} jl_prepare_stats;
+
+jl_status jl_prepare(const jl_prepare_opts *opts, jl_prepare_stats *stats);
+
+#endif
