@@ -46,7 +46,8 @@ function splitRegular(paragraphs) {
   const lines = [];
   for (let i = 0; i + 1 < parts.length; i += 2) {
     const expected = lines.length % 2 === 0 ? "，" : "。";
-    if (parts[i + 1] !== expected || !han.test(parts[i])) return null;
+    // 囗 stands for an illegible character in the source: such a poem is incomplete.
+    if (parts[i + 1] !== expected || !han.test(parts[i]) || parts[i].includes("囗")) return null;
     lines.push(parts[i]);
   }
   const len = lines.length ? [...lines[0]].length : 0;
@@ -154,7 +155,8 @@ ${rows}
 \`bash scripts/build_data.sh\` rebuilds this folder: it installs the npm package \`chinese-poetry@${version}\`
 (MIT, see LICENSE-chinese-poetry; the poems themselves are public domain) into a temporary folder, reads
 \`dist/quantangshi/poet.tang.*.json\` (${s.total} poems), keeps those whose text splits into 4 or 8 lines of
-5 (or 7) Han characters punctuated \`，。，。…\` exactly (${s.regular}), converts them to simplified with OpenCC,
+5 (or 7) Han characters punctuated \`，。，。…\` exactly, without the mark 囗 of an illegible character
+(${s.regular}), converts them to simplified with OpenCC,
 drops ${s.dropped} whose simplified text uses a character outside the BMP CJK blocks (OpenCC maps some
 rare characters to CJK Extension B and later) and ${s.duplicates} duplicate texts, then keeps
 at most ${cap} poems per form (the ones with the smallest SHA-256 hash of their text, so the subset is

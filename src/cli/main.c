@@ -11,9 +11,12 @@ static int cmd_version(int argc, char **argv) {
     return 0;
 }
 
+int cmd_data(int, char **);
+
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
     {"version", cmd_version, "print the version"},
+    {"data", cmd_data, "bundled poem corpus: derived datasets, poem rules, JSONL checks"},
     {NULL, NULL, NULL},
 };
 
