@@ -113,6 +113,15 @@ for (const [form, poems] of Object.entries(byForm)) {
     kept.push(p);
   }
 }
+// Variants of one poem (other title, other author, one character changed) must not put a held-out poem's
+// text into training: drop every train poem that shares two consecutive lines with a held-out poem.
+const pairs = p => p.lines.slice(1).map((line, i) => p.lines[i] + "|" + line);
+const heldPairs = new Set(kept.filter(p => p.split === "heldout").flatMap(pairs));
+const clean = new Set(kept.filter(p => p.split === "heldout" || !pairs(p).some(x => heldPairs.has(x))));
+stats.variants = kept.length - clean.size;
+for (const p of kept) if (!clean.has(p)) stats.forms[p.form].kept--;
+kept.length = 0;
+kept.push(...clean);
 kept.sort((a, b) => a.order - b.order); // corpus order: by poet, as the source lists them
 const out = kept.map(p => JSON.stringify({ title: p.title, author: p.author, form: p.form,
                                            lines: p.lines, split: p.split })).join("\n") + "\n";
@@ -160,7 +169,9 @@ ${rows}
 drops ${s.dropped} whose simplified text uses a character outside the BMP CJK blocks (OpenCC maps some
 rare characters to CJK Extension B and later) and ${s.duplicates} duplicate texts, then keeps
 at most ${cap} poems per form (the ones with the smallest SHA-256 hash of their text, so the subset is
-deterministic and the file stays under 5 MB: ${s.bytes} bytes). Poems are listed in the source's order.
+deterministic and the file stays under 5 MB: ${s.bytes} bytes), and finally drops the ${s.variants} train poems
+that share two consecutive lines with a held-out poem (variants of one poem under another title or author), so
+no held-out text reaches training. Poems are listed in the source's order.
 `);
 EOF
 cat "$work/stats.json" >&2; echo >&2
