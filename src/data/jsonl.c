@@ -22,7 +22,8 @@ static json_object *parse_line(json_tokener *tok, const char *line, size_t len, 
         return NULL;
     }
     if (err != json_tokener_success || !obj) {
-        jl_fail(JL_ERR_FORMAT, "not valid JSON (%s)", json_tokener_error_desc(err));
+        jl_fail(JL_ERR_FORMAT, "not valid JSON at column %zu (%s)", json_tokener_get_parse_end(tok) + 1,
+                json_tokener_error_desc(err));
         return NULL;
     }
     size_t end = json_tokener_get_parse_end(tok);
