@@ -21,7 +21,7 @@ static int data_poems(int argc, char **argv) {
     const cli_opt opts[] = {
         {"input", OPT_STR, &input, "poem corpus (JSONL) [data/poems.jsonl]", NO_RANGE, 0},
         {"out", OPT_STR, &out, "output folder", NO_RANGE, 1},
-        {"seed", OPT_INT, &seed, "seed of every choice (order, phrasing, corruption) [1234]", 0, 2147483647, 0},
+        {"seed", OPT_INT, &seed, "seed of every choice (order, phrasing, corruption) [1234]", 0, 1e9, 0},
         {"general", OPT_FLOAT, &general, "share of general chat in sft.jsonl [0.03]", 0, 0.5, 0},
         {"system", OPT_FLOAT, &system, "share of conversations with a system turn [0.1]", 0, 1, 0},
     };
@@ -112,7 +112,7 @@ static int data_check(int argc, char **argv) {
     return 0;
 }
 
-/* Loads a dataset of `kind` and returns its record count (or -1 with the error recorded). */
+/* Loads (and frees) a dataset of `kind` through its reader; stats receive the counts. */
 static jl_status load_kind(const char *kind, const char *path, const jl_jsonl_options *opt, jl_jsonl_stats *stats) {
     if (!strcmp(kind, "sft")) {
         jl_sft_set *set;
