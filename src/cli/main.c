@@ -15,9 +15,11 @@ int cmd_tokenizer(int, char **);
 int cmd_pretrain(int, char **);
 int cmd_plot(int, char **);
 int cmd_prepare(int, char **);
+int cmd_data(int, char **);
 
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
+    {"data", cmd_data, "bundled poem corpus: derived datasets, poem rules, JSONL checks"},
     {"tokenizer", cmd_tokenizer, "train, use, import byte-level BPE tokenizers (train|encode|decode|import)"},
     {"prepare", cmd_prepare, "text or JSONL → token shards (train + held-out val) for pretraining"},
     {"pretrain", cmd_pretrain, "pretrain a Transformer by next-token prediction"},

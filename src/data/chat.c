@@ -1,0 +1,93 @@
+/* The chat template rendered to tokenizer-independent segments with trainable flags. */
+#include "jielong/dataset.h"
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const special_names[JL_SPECIAL_COUNT] = {
+    "<|bos|>", "<|eos|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>",
+};
+
+const char *jl_special_name(jl_special s) { return (s >= 0 && s < JL_SPECIAL_COUNT) ? special_names[s] : "?"; }
+
+static int push(jl_segments *out, int special, const char *text, size_t len, int trainable) {
+    if (out->n == out->cap) {
+        size_t cap = out->cap ? 2 * out->cap : 16;
+        jl_segment *p = realloc(out->items, sizeof *p * cap);
+        if (!p) return 0;
+        out->items = p;
+        out->cap = cap;
+    }
+    out->items[out->n++] = (jl_segment){special, text, len, trainable};
+    return 1;
+}
+
+static int push_special(jl_segments *out, jl_special s, int trainable) {
+    return push(out, (int)s, special_names[s], strlen(special_names[s]), trainable);
+}
+
+static jl_special role_token(jl_role role) {
+    return role == JL_ROLE_SYSTEM ? JL_SPECIAL_SYSTEM : role == JL_ROLE_USER ? JL_SPECIAL_USER : JL_SPECIAL_ASSISTANT;
+}
+
+/* <|role|>content<|end|>; only an assistant's content and closing <|end|> are trainable (when `train`). */
+static int push_turn(jl_segments *out, const jl_turn *t, int train) {
+    int trainable = train && t->role == JL_ROLE_ASSISTANT;
+    size_t len = strlen(t->content);
+    return push_special(out, role_token(t->role), 0) && (len == 0 || push(out, -1, t->content, len, trainable)) &&
+           push_special(out, JL_SPECIAL_END, trainable);
+}
+
+static jl_status render(const jl_conversation *conv, jl_segments *out, int n_turns, int train) {
+    size_t start = out->n;
+    int ok = push_special(out, JL_SPECIAL_BOS, 0);
+    for (int i = 0; ok && i < n_turns; i++) ok = push_turn(out, &conv->turns[i], train);
+    if (ok && !train) ok = push_special(out, JL_SPECIAL_ASSISTANT, 0);
+    if (ok) return JL_OK;
+    out->n = start;
+    return jl_fail(JL_ERR_NOMEM, "chat template: out of memory");
+}
+
+static jl_status check_conversation(const jl_conversation *conv) {
+    if (!conv || (conv->n_turns > 0 && !conv->turns) || conv->n_turns < 0)
+        return jl_fail(JL_ERR_ARG, "chat template: no conversation");
+    for (int i = 0; i < conv->n_turns; i++)
+        if (!conv->turns[i].content || conv->turns[i].role < JL_ROLE_SYSTEM || conv->turns[i].role > JL_ROLE_ASSISTANT)
+            return jl_fail(JL_ERR_ARG, "chat template: turn %d has no content or an unknown role", i);
+    return JL_OK;
+}
+
+jl_status jl_chat_render(const jl_conversation *conv, jl_segments *out) {
+    jl_status st = check_conversation(conv);
+    return st != JL_OK ? st : render(conv, out, conv->n_turns, 1);
+}
+
+jl_status jl_chat_render_generation(const jl_conversation *conv, jl_segments *out) {
+    jl_status st = check_conversation(conv);
+    if (st != JL_OK) return st;
+    int n = conv->n_turns;
+    if (n > 0 && conv->turns[n - 1].role == JL_ROLE_ASSISTANT) n--; /* the answer to generate */
+    int has_user = 0;
+    for (int i = 0; i < n; i++) has_user |= conv->turns[i].role == JL_ROLE_USER;
+    if (!has_user) return jl_fail(JL_ERR_ARG, "chat template: nothing to answer (no user turn)");
+    return render(conv, out, n, 0);
+}
+
+void jl_segments_clear(jl_segments *s) { s->n = 0; }
+
+void jl_segments_free(jl_segments *s) {
+    free(s->items);
+    memset(s, 0, sizeof *s);
+}
+
+char *jl_segments_text(const jl_segments *s) {
+    size_t total = 1;
+    for (size_t i = 0; i < s->n; i++) total += s->items[i].len;
+    char *text = malloc(total), *p = text;
+    if (!text) return NULL;
+    for (size_t i = 0; i < s->n; i++) {
+        memcpy(p, s->items[i].text, s->items[i].len);
+        p += s->items[i].len;
+    }
+    *p = '\0';
+    return text;
+}

@@ -1,0 +1,301 @@
+/* The datasets every stage derives from the poem corpus: pretraining text, SFT conversations, preference
+ * pairs, RL prompts (train split) and their held-out counterparts for evaluation. Each file is written
+ * atomically; every choice follows from the seed. */
+#include "data/jsonl.h"
+#include "data/poem_tasks.h"
+#include "data/poem_text.h"
+#include "io/fileio.h"
+#include <stdlib.h>
+#include <string.h>
+
+/* Salts so each file draws its own random stream from one seed. */
+enum { SALT_PRETRAIN = 1, SALT_SFT, SALT_PREFS, SALT_PROMPTS };
+
+static const char *const task_names[JL_TASK_COUNT] = {"write", "author", "continue", "form"};
+const char *jl_poem_task_name(jl_poem_task t) { return (t >= 0 && t < JL_TASK_COUNT) ? task_names[t] : "?"; }
+
+void jl_poem_build_defaults(jl_poem_build_options *opt) {
+    memset(opt, 0, sizeof *opt);
+    opt->seed = 1234;
+    opt->general_fraction = 0.03;
+    opt->system_fraction = 0.1;
+}
+
+static void seed_rng(jl_rng *rng, const jl_poem_build_options *opt, uint64_t salt) {
+    jl_rng_seed(rng, opt->seed ^ (salt * 0xD1B54A32D192ED03ull));
+}
+
+/* Indices of the poems of `split`, in a seeded random order. Caller frees. */
+static size_t *split_order(const jl_poems *poems, jl_split split, jl_rng *rng, size_t *n_out) {
+    size_t total = jl_poems_count(poems), n = 0;
+    size_t *idx = malloc(sizeof *idx * (total ? total : 1));
+    if (!idx) return NULL;
+    for (size_t i = 0; i < total; i++)
+        if (jl_poems_get(poems, i)->heldout == (split == JL_SPLIT_HELDOUT)) idx[n++] = i;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = jl_rng_below(rng, i), t = idx[i - 1];
+        idx[i - 1] = idx[j];
+        idx[j] = t;
+    }
+    *n_out = n;
+    return idx;
+}
+
+/* Shared set-up of every writer: checks, the poem order, the output file. */
+typedef struct {
+    jl_rng rng;
+    size_t *order, n;
+    jl_atomic_file file;
+    jl_text a, b, c;  /* scratch texts */
+} writer;
+
+static jl_status writer_open(writer *w, const jl_poems *poems, jl_split split, const char *path,
+                             const jl_poem_build_options *opt, uint64_t salt) {
+    memset(w, 0, sizeof *w);
+    if (!poems || !path || !opt) return jl_fail(JL_ERR_ARG, "poem datasets: missing argument");
+    seed_rng(&w->rng, opt, salt);
+    w->order = split_order(poems, split, &w->rng, &w->n);
+    if (!w->order) return jl_fail(JL_ERR_NOMEM, "%s: out of memory", path);
+    if (w->n == 0) {
+        free(w->order);
+        return jl_fail(JL_ERR_ARG, "%s: the corpus has no %s poems", path, split == JL_SPLIT_TRAIN ? "train" : "held-out");
+    }
+    jl_status st = jl_atomic_open(&w->file, path);
+    if (st != JL_OK) free(w->order);
+    return st;
+}
+
+static jl_status writer_close(writer *w, jl_status st) {
+    if (st == JL_OK && (w->a.failed || w->b.failed || w->c.failed)) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+    if (st == JL_OK) st = jl_atomic_commit(&w->file);
+    else jl_atomic_abort(&w->file);
+    free(w->order);
+    jl_text_free(&w->a);
+    jl_text_free(&w->b);
+    jl_text_free(&w->c);
+    return st;
+}
+
+static void clear_texts(writer *w) {
+    jl_text_clear(&w->a);
+    jl_text_clear(&w->b);
+    jl_text_clear(&w->c);
+}
+
+static void count_into(jl_poem_build_counts *counts, const jl_poem_build_counts *add) {
+    if (!counts) return;
+    counts->poems = add->poems ? add->poems : counts->poems;
+    counts->documents += add->documents;
+    counts->conversations += add->conversations;
+    counts->general += add->general;
+    counts->pairs += add->pairs;
+    counts->prompts += add->prompts;
+}
+
+/* ---- pretraining text ---- */
+
+jl_status jl_poems_write_pretrain(const jl_poems *poems, jl_split split, const char *path,
+                                  const jl_poem_build_options *opt, jl_poem_build_counts *counts) {
+    writer w;
+    jl_status st = writer_open(&w, poems, split, path, opt, SALT_PRETRAIN);
+    if (st != JL_OK) return st;
+    for (size_t k = 0; k < w.n; k++) {
+        const jl_poem *p = jl_poems_get(poems, w.order[k]);
+        clear_texts(&w);
+        if (k) jl_text_puts(&w.a, "\n");
+        jl_text_puts(&w.a, "《");
+        jl_text_puts(&w.a, p->title);
+        jl_text_puts(&w.a, "》");
+        jl_text_puts(&w.a, p->author);
+        jl_text_puts(&w.a, "\n");
+        jl_render_lines(&w.a, p->lines, p->n_lines);
+        jl_text_puts(&w.a, "\n");
+        if (!w.a.failed && fwrite(w.a.s, 1, w.a.len, w.file.f) != w.a.len) {
+            st = jl_fail(JL_ERR_IO, "%s: write failed", path);
+            break;
+        }
+    }
+    count_into(counts, &(jl_poem_build_counts){.poems = w.n, .documents = w.n});
+    return writer_close(&w, st);
+}
+
+/* ---- SFT conversations ---- */
+
+static void add_message(json_object *messages, const char *role, const char *content) {
+    json_object *m = json_object_new_object();
+    json_object_object_add(m, "role", json_object_new_string(role));
+    json_object_object_add(m, "content", json_object_new_string(content ? content : ""));
+    json_object_array_add(messages, m);
+}
+
+static void maybe_add_system(json_object *messages, writer *w, const jl_poem_build_options *opt) {
+    if (jl_rng_uniform(&w->rng) < opt->system_fraction) add_message(messages, "system", jl_system_prompt(&w->rng));
+}
+
+static jl_status write_record(writer *w, json_object *obj) {
+    jl_status st = obj ? jl_json_write_line(w->file.f, obj, w->file.path) : jl_fail(JL_ERR_NOMEM, "out of memory");
+    json_object_put(obj);
+    return st;
+}
+
+static jl_status write_task_conversation(writer *w, const jl_poem *p, jl_poem_task task,
+                                         const jl_poem_build_options *opt) {
+    clear_texts(w);
+    json_object *obj = json_object_new_object(), *messages = json_object_new_array();
+    maybe_add_system(messages, w, opt);
+    jl_task_render(p, task, &w->rng, &w->a, &w->b, &w->c);
+    add_message(messages, "user", jl_text_str(&w->a));
+    add_message(messages, "assistant", jl_text_str(&w->b));
+    json_object_object_add(obj, "messages", messages);
+    json_object_object_add(obj, "task", json_object_new_string(jl_poem_task_name(task)));
+    return write_record(w, obj);
+}
+
+/* A general chat exchange; one time in four it goes on with a poem request, so multi-turn chats are seen. */
+static jl_status write_general_conversation(writer *w, const jl_poems *poems, const jl_poem_build_options *opt) {
+    clear_texts(w);
+    json_object *obj = json_object_new_object(), *messages = json_object_new_array();
+    maybe_add_system(messages, w, opt);
+    jl_chat_topic_render((int)jl_rng_below(&w->rng, (uint64_t)jl_chat_topic_count()), &w->rng, &w->a, &w->b);
+    add_message(messages, "user", jl_text_str(&w->a));
+    add_message(messages, "assistant", jl_text_str(&w->b));
+    if (jl_rng_below(&w->rng, 4) == 0) {
+        const jl_poem *p = jl_poems_get(poems, w->order[jl_rng_below(&w->rng, w->n)]);
+        clear_texts(w);
+        jl_task_render(p, JL_TASK_WRITE, &w->rng, &w->a, &w->b, &w->c);
+        add_message(messages, "user", jl_text_str(&w->a));
+        add_message(messages, "assistant", jl_text_str(&w->b));
+    }
+    json_object_object_add(obj, "messages", messages);
+    json_object_object_add(obj, "task", json_object_new_string("chat"));
+    return write_record(w, obj);
+}
+
+/* Items 0..n*JL_TASK_COUNT-1 are (poem, task) pairs; the rest general chat; all in a seeded order. */
+static size_t *sft_items(writer *w, size_t n_items) {
+    size_t *items = malloc(sizeof *items * n_items);
+    if (!items) return NULL;
+    for (size_t i = 0; i < n_items; i++) items[i] = i;
+    for (size_t i = n_items; i > 1; i--) {
+        size_t j = jl_rng_below(&w->rng, i), t = items[i - 1];
+        items[i - 1] = items[j];
+        items[j] = t;
+    }
+    return items;
+}
+
+jl_status jl_poems_write_sft(const jl_poems *poems, jl_split split, const char *path,
+                             const jl_poem_build_options *opt, jl_poem_build_counts *counts) {
+    writer w;
+    jl_status st = writer_open(&w, poems, split, path, opt, SALT_SFT);
+    if (st != JL_OK) return st;
+    size_t n_tasks = w.n * JL_TASK_COUNT, n_general = 0;
+    double share = opt->general_fraction;
+    if (split == JL_SPLIT_TRAIN && share > 0 && share < 1) n_general = (size_t)(share * (double)n_tasks / (1 - share) + 0.5);
+    size_t *items = sft_items(&w, n_tasks + n_general);
+    if (!items) st = jl_fail(JL_ERR_NOMEM, "%s: out of memory", path);
+    for (size_t k = 0; st == JL_OK && k < n_tasks + n_general; k++) {
+        if (items[k] >= n_tasks) st = write_general_conversation(&w, poems, opt);
+        else st = write_task_conversation(&w, jl_poems_get(poems, w.order[items[k] / JL_TASK_COUNT]),
+                                          (jl_poem_task)(items[k] % JL_TASK_COUNT), opt);
+    }
+    free(items);
+    count_into(counts, &(jl_poem_build_counts){.poems = w.n, .conversations = n_tasks + n_general,
+                                                .general = n_general});
+    return writer_close(&w, st);
+}
+
+/* ---- preference pairs ---- */
+
+jl_status jl_poems_write_prefs(const jl_poems *poems, jl_split split, const char *path,
+                               const jl_poem_build_options *opt, jl_poem_build_counts *counts) {
+    writer w;
+    jl_status st = writer_open(&w, poems, split, path, opt, SALT_PREFS);
+    if (st != JL_OK) return st;
+    for (size_t k = 0; st == JL_OK && k < w.n; k++) {
+        const jl_poem *p = jl_poems_get(poems, w.order[k]);
+        jl_corruption kind = (jl_corruption)(k % JL_CORRUPT_COUNT); /* the order is random: kinds stay balanced */
+        clear_texts(&w);
+        jl_task_write_prompt(p, &w.rng, &w.a);
+        jl_render_lines(&w.b, p->lines, p->n_lines);
+        char *rejected = jl_poem_corrupt(poems, w.order[k], kind, &w.rng.state);
+        json_object *obj = json_object_new_object();
+        json_object_object_add(obj, "prompt", json_object_new_string(jl_text_str(&w.a) ? w.a.s : ""));
+        json_object_object_add(obj, "chosen", json_object_new_string(jl_text_str(&w.b) ? w.b.s : ""));
+        json_object_object_add(obj, "rejected", json_object_new_string(rejected ? rejected : ""));
+        json_object_object_add(obj, "form", json_object_new_string(jl_poem_form_id(p->form)));
+        json_object_object_add(obj, "corruption", json_object_new_string(jl_corruption_name(kind)));
+        st = rejected ? write_record(&w, obj) : (json_object_put(obj), jl_fail(JL_ERR_NOMEM, "out of memory"));
+        free(rejected);
+    }
+    count_into(counts, &(jl_poem_build_counts){.poems = w.n, .pairs = w.n});
+    return writer_close(&w, st);
+}
+
+/* ---- RL prompts (train) and evaluation prompts (held-out) ---- */
+
+static jl_status write_prompt(writer *w, const jl_poem *p, jl_poem_task task, int with_expected) {
+    clear_texts(w);
+    if (task == JL_TASK_WRITE && !with_expected) jl_task_write_prompt(p, &w->rng, &w->a);
+    else jl_task_render(p, task, &w->rng, &w->a, &w->b, &w->c);
+    json_object *obj = json_object_new_object();
+    json_object_object_add(obj, "prompt", json_object_new_string(jl_text_str(&w->a) ? w->a.s : ""));
+    json_object_object_add(obj, "task", json_object_new_string(jl_poem_task_name(task)));
+    json_object_object_add(obj, "form", json_object_new_string(jl_poem_form_id(p->form)));
+    json_object_object_add(obj, "title", json_object_new_string(p->title));
+    if (with_expected) {
+        json_object_object_add(obj, "author", json_object_new_string(p->author));
+        json_object_object_add(obj, "expected", json_object_new_string(jl_text_str(&w->c) ? w->c.s : ""));
+    }
+    return write_record(w, obj);
+}
+
+jl_status jl_poems_write_prompts(const jl_poems *poems, jl_split split, const char *path,
+                                 const jl_poem_build_options *opt, jl_poem_build_counts *counts) {
+    writer w;
+    jl_status st = writer_open(&w, poems, split, path, opt, SALT_PROMPTS);
+    if (st != JL_OK) return st;
+    int eval = split == JL_SPLIT_HELDOUT, tasks = eval ? JL_TASK_COUNT : 1;
+    for (size_t k = 0; st == JL_OK && k < w.n; k++)
+        for (int t = 0; st == JL_OK && t < tasks; t++)
+            st = write_prompt(&w, jl_poems_get(poems, w.order[k]), (jl_poem_task)t, eval);
+    count_into(counts, &(jl_poem_build_counts){.poems = w.n, .prompts = w.n * (size_t)tasks});
+    return writer_close(&w, st);
+}
+
+/* ---- everything ---- */
+
+static jl_status join_path(char *buf, size_t size, const char *dir, const char *name) {
+    if ((size_t)snprintf(buf, size, "%s/%s", dir, name) >= size) return jl_fail(JL_ERR_ARG, "%s: path too long", dir);
+    return JL_OK;
+}
+
+jl_status jl_poems_write_all(const jl_poems *poems, const char *dir, const jl_poem_build_options *opt,
+                             jl_poem_build_counts *train, jl_poem_build_counts *heldout) {
+    typedef jl_status (*write_fn)(const jl_poems *, jl_split, const char *, const jl_poem_build_options *,
+                                  jl_poem_build_counts *);
+    static const struct {
+        const char *name;
+        jl_split split;
+        write_fn write;
+    } files[] = {
+        {"pretrain.txt", JL_SPLIT_TRAIN, jl_poems_write_pretrain},
+        {"sft.jsonl", JL_SPLIT_TRAIN, jl_poems_write_sft},
+        {"prefs.jsonl", JL_SPLIT_TRAIN, jl_poems_write_prefs},
+        {"rl_prompts.jsonl", JL_SPLIT_TRAIN, jl_poems_write_prompts},
+        {"eval_pretrain.txt", JL_SPLIT_HELDOUT, jl_poems_write_pretrain},
+        {"eval_sft.jsonl", JL_SPLIT_HELDOUT, jl_poems_write_sft},
+        {"eval_prefs.jsonl", JL_SPLIT_HELDOUT, jl_poems_write_prefs},
+        {"eval_prompts.jsonl", JL_SPLIT_HELDOUT, jl_poems_write_prompts},
+    };
+    jl_poem_build_counts counts[2] = {{0}, {0}};
+    jl_status st = jl_mkdir_p(dir);
+    for (size_t i = 0; st == JL_OK && i < sizeof files / sizeof files[0]; i++) {
+        char path[4096];
+        st = join_path(path, sizeof path, dir, files[i].name);
+        if (st == JL_OK) st = files[i].write(poems, files[i].split, path, opt, &counts[files[i].split]);
+    }
+    if (train) *train = counts[JL_SPLIT_TRAIN];
+    if (heldout) *heldout = counts[JL_SPLIT_HELDOUT];
+    return st;
+}

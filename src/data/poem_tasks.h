@@ -1,0 +1,24 @@
+/* Internal: the phrasings of the poem tasks and of the general chat turns (all written for jielong). */
+#ifndef JL_DATA_POEM_TASKS_H
+#define JL_DATA_POEM_TASKS_H
+#include "core/rng.h"
+#include "data/text.h"
+#include "jielong/dataset.h"
+
+/* Appends a randomly phrased "write a poem titled X in form F" request for poem p. */
+void jl_task_write_prompt(const jl_poem *p, jl_rng *rng, jl_text *user);
+
+/* Appends the user request, the assistant answer and the expected answer (for evaluation: the poem, the
+ * author, the next line, the form id) of task `task` on poem p. */
+void jl_task_render(const jl_poem *p, jl_poem_task task, jl_rng *rng, jl_text *user, jl_text *assistant,
+                    jl_text *expected);
+
+/* General chat exchanges (greeting, identity, abilities, forms, thanks...): how many topics there are, and
+ * one randomly phrased exchange of topic k. */
+int jl_chat_topic_count(void);
+void jl_chat_topic_render(int k, jl_rng *rng, jl_text *user, jl_text *assistant);
+
+/* A randomly chosen system prompt. */
+const char *jl_system_prompt(jl_rng *rng);
+
+#endif

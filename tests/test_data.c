@@ -1,0 +1,489 @@
+/* Datasets: JSONL readers on good and broken files, chat template segments, the poem corpus loader and the
+ * derived datasets (determinism, no held-out poem in training files), and the data CLI. */
+#include "testutil.h"
+#include "jielong/dataset.h"
+#include "io/fileio.h"
+#include <sys/stat.h>
+
+static const char *write_tmp(const char *name, const char *content) {
+    const char *path = tmp_path(name);
+    assert_int_equal(jl_write_file_atomic(path, content, strlen(content)), JL_OK);
+    return path;
+}
+
+static char *slurp(const char *path) {
+    char *data;
+    size_t len;
+    assert_int_equal(jl_read_file(path, &data, &len), JL_OK);
+    return data;
+}
+
+/* ---- readers ---- */
+
+static void test_sft_reader_good(void **state) {
+    (void)state;
+    const char *path = write_tmp("good_sft.jsonl",
+        "{\"messages\":[{\"role\":\"system\",\"content\":\"你是接龙。\"},{\"role\":\"user\",\"content\":\"你好\"},"
+        "{\"role\":\"assistant\",\"content\":\"你好！\"},{\"role\":\"user\",\"content\":\"再见\"},"
+        "{\"role\":\"assistant\",\"content\":\"再见！\"}],\"task\":\"chat\"}\r\n"
+        "\n"
+        "{\"instruction\":\"接下一句\",\"input\":\"床前明月光\",\"output\":\"疑是地上霜。\"}\n"
+        "{\"instruction\":\"写一首诗\",\"output\":\"春眠不觉晓\"}");
+    jl_sft_set *set;
+    jl_jsonl_stats stats;
+    assert_int_equal(jl_sft_load(path, NULL, &set, &stats), JL_OK);
+    assert_int_equal(jl_sft_count(set), 3);
+    assert_int_equal(stats.lines, 4);
+    assert_int_equal(stats.records, 3);
+    jl_conversation c = jl_sft_get(set, 0);
+    assert_int_equal(c.n_turns, 5);
+    assert_int_equal(c.turns[0].role, JL_ROLE_SYSTEM);
+    assert_string_equal(c.turns[4].content, "再见！");
+    c = jl_sft_get(set, 1);
+    assert_int_equal(c.n_turns, 2);
+    assert_string_equal(c.turns[0].content, "接下一句\n\n床前明月光");
+    assert_int_equal(c.turns[1].role, JL_ROLE_ASSISTANT);
+    c = jl_sft_get(set, 2);
+    assert_string_equal(c.turns[0].content, "写一首诗");
+    assert_int_equal(jl_sft_get(set, 3).n_turns, 0);
+    jl_sft_free(set);
+    jl_jsonl_options first_two = {0, 2};
+    assert_int_equal(jl_sft_load(path, &first_two, &set, NULL), JL_OK);
+    assert_int_equal(jl_sft_count(set), 2);
+    jl_sft_free(set);
+}
+
+/* One bad line after a good one: stop mode names file:2 and the field; skip mode keeps the good lines. */
+static void expect_sft_error(const char *bad_line, const char *message_part) {
+    char content[2048];
+    snprintf(content, sizeof content,
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"assistant\",\"content\":\"b\"}]}\n%s\n"
+             "{\"instruction\":\"c\",\"output\":\"d\"}\n", bad_line);
+    const char *path = write_tmp("bad_sft.jsonl", content);
+    jl_sft_set *set = (jl_sft_set *)1;
+    assert_int_equal(jl_sft_load(path, NULL, &set, NULL), JL_ERR_FORMAT);
+    assert_null(set);
+    char where[1100];
+    snprintf(where, sizeof where, "%s:2: ", path);
+    if (!strstr(jl_last_error(), where) || !strstr(jl_last_error(), message_part))
+        fail_msg("line %s: got '%s', want '%s' and '%s'", bad_line, jl_last_error(), where, message_part);
+    jl_jsonl_options skip = {1, 0};
+    jl_jsonl_stats stats;
+    assert_int_equal(jl_sft_load(path, &skip, &set, &stats), JL_OK);
+    assert_int_equal(jl_sft_count(set), 2);
+    assert_int_equal(stats.skipped, 1);
+    assert_non_null(strstr(stats.first_error, message_part));
+    jl_sft_free(set);
+}
+
+static void test_sft_reader_errors(void **state) {
+    (void)state;
+    expect_sft_error("{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":\"y\"}]}",
+                     "messages[0].role: unknown role 'tool'");
+    expect_sft_error("{\"messages\":[{\"role\":\"user\"},{\"role\":\"assistant\",\"content\":\"y\"}]}",
+                     "messages[0].content: missing");
+    expect_sft_error("{\"messages\":[{\"role\":\"user\",\"content\":7},{\"role\":\"assistant\",\"content\":\"y\"}]}",
+                     "messages[0].content: must be a string");
+    expect_sft_error("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", "messages: no assistant turn");
+    expect_sft_error("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":\" \"}]}",
+                     "messages[1].content: empty response");
+    expect_sft_error("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"},{\"role\":\"system\",\"content\":\"s\"},"
+                     "{\"role\":\"assistant\",\"content\":\"y\"}]}", "messages[1].role: a system turn must come first");
+    expect_sft_error("{\"messages\":[]}", "messages: empty");
+    expect_sft_error("{\"messages\":{}}", "messages: must be an array");
+    expect_sft_error("{\"messages\":[\"hi\"]}", "messages[0]: must be an object");
+    expect_sft_error("{\"instruction\":\"x\",\"output\":\"\"}", "output: empty response");
+    expect_sft_error("{\"instruction\":\"x\"}", "output: missing");
+    expect_sft_error("{\"instruction\":\"x\",\"input\":3,\"output\":\"y\"}", "input: must be a string");
+    expect_sft_error("{\"prompt\":\"x\"}", "messages: missing");
+    expect_sft_error("{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}", "truncated JSON");
+    expect_sft_error("{\"messages\": nope}", "not valid JSON");
+    expect_sft_error("[1,2]", "not a JSON object");
+    expect_sft_error("{\"instruction\":\"x\",\"output\":\"y\"} extra", "not valid JSON at column 34");
+    expect_sft_error("{\"instruction\":\"x\\u0000y\",\"output\":\"z\"}", "instruction: contains a NUL character");
+    expect_sft_error("{\"instruction\":\"\xff\xfe\",\"output\":\"z\"}", "not valid JSON");
+}
+
+static void test_reader_file_level_errors(void **state) {
+    (void)state;
+    jl_sft_set *set;
+    assert_int_equal(jl_sft_load(tmp_path("missing.jsonl"), NULL, &set, NULL), JL_ERR_IO);
+    assert_non_null(strstr(jl_last_error(), "missing.jsonl"));
+    assert_int_equal(jl_sft_load(write_tmp("empty.jsonl", "\n\n"), NULL, &set, NULL), JL_ERR_FORMAT);
+    assert_non_null(strstr(jl_last_error(), "no records"));
+    jl_jsonl_options skip = {1, 0};
+    assert_int_equal(jl_sft_load(write_tmp("allbad.jsonl", "x\ny\n"), &skip, &set, NULL), JL_ERR_FORMAT);
+    assert_non_null(strstr(jl_last_error(), "no valid record (2 skipped"));
+}
+
+static void test_prefs_reader(void **state) {
+    (void)state;
+    const char *good = write_tmp("prefs.jsonl", "{\"prompt\":\"写诗\",\"chosen\":\"好诗\",\"rejected\":\"坏诗\",\"form\":\"wujue\"}\n");
+    jl_pref_set *set;
+    assert_int_equal(jl_prefs_load(good, NULL, &set, NULL), JL_OK);
+    assert_int_equal(jl_prefs_count(set), 1);
+    jl_pref_pair p = jl_prefs_get(set, 0);
+    assert_string_equal(p.prompt, "写诗");
+    assert_string_equal(p.chosen, "好诗");
+    assert_string_equal(p.rejected, "坏诗");
+    jl_prefs_free(set);
+    struct { const char *line, *message; } bad[] = {
+        {"{\"prompt\":\"p\",\"chosen\":\"same\",\"rejected\":\"same\"}", "rejected: identical to chosen"},
+        {"{\"prompt\":\"p\",\"chosen\":\"\",\"rejected\":\"r\"}", "chosen: empty response"},
+        {"{\"prompt\":\"p\",\"chosen\":\"c\"}", "rejected: missing"},
+        {"{\"chosen\":\"c\",\"rejected\":\"r\"}", "prompt: missing"},
+        {"{\"prompt\":\"p\",\"chosen\":[\"c\"],\"rejected\":\"r\"}", "chosen: must be a string"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char content[512];
+        snprintf(content, sizeof content, "{\"prompt\":\"a\",\"chosen\":\"b\",\"rejected\":\"c\"}\n%s\n", bad[i].line);
+        const char *path = write_tmp("bad_prefs.jsonl", content);
+        assert_int_equal(jl_prefs_load(path, NULL, &set, NULL), JL_ERR_FORMAT);
+        assert_non_null(strstr(jl_last_error(), ":2: "));
+        assert_non_null(strstr(jl_last_error(), bad[i].message));
+        jl_jsonl_options skip = {1, 0};
+        assert_int_equal(jl_prefs_load(path, &skip, &set, NULL), JL_OK);
+        assert_int_equal(jl_prefs_count(set), 1);
+        jl_prefs_free(set);
+    }
+}
+
+static void test_rl_reader_keeps_fields(void **state) {
+    (void)state;
+    const char *path = write_tmp("rl.jsonl", "{\"prompt\":\"写一首五言绝句\",\"form\":\"wujue\",\"n\":3,\"tags\":[1]}\n"
+                                             "{\"prompt\":\"\"}\n{\"prompt\":\"接下一句\",\"expected\":\"疑是地上霜\"}\n");
+    jl_rl_set *set;
+    assert_int_equal(jl_rl_load(path, NULL, &set, NULL), JL_ERR_FORMAT);
+    assert_non_null(strstr(jl_last_error(), ":2: prompt: empty"));
+    jl_jsonl_options skip = {1, 0};
+    jl_jsonl_stats stats;
+    assert_int_equal(jl_rl_load(path, &skip, &set, &stats), JL_OK);
+    assert_int_equal(stats.skipped, 1);
+    assert_int_equal(jl_rl_count(set), 2);
+    assert_string_equal(jl_rl_prompt(set, 0), "写一首五言绝句");
+    assert_string_equal(jl_rl_field(set, 0, "form"), "wujue");
+    assert_null(jl_rl_field(set, 0, "n")); /* not a string */
+    assert_null(jl_rl_field(set, 0, "missing"));
+    int64_t n = 0;
+    assert_true(jl_rl_field_int(set, 0, "n", &n));
+    assert_int_equal(n, 3);
+    assert_false(jl_rl_field_int(set, 0, "form", &n));
+    assert_string_equal(jl_rl_field(set, 1, "expected"), "疑是地上霜");
+    assert_string_equal(jl_rl_json(set, 0), "{\"prompt\":\"写一首五言绝句\",\"form\":\"wujue\",\"n\":3,\"tags\":[1]}");
+    assert_null(jl_rl_prompt(set, 2));
+    jl_rl_free(set);
+}
+
+/* ---- chat template ---- */
+
+typedef struct {
+    int special;
+    const char *text;
+    int trainable;
+} want_segment;
+
+static void expect_segments(const jl_segments *s, const want_segment *want, size_t n) {
+    assert_int_equal(s->n, n);
+    for (size_t i = 0; i < n; i++) {
+        if (s->items[i].special != want[i].special || s->items[i].trainable != want[i].trainable ||
+            s->items[i].len != strlen(want[i].text) || memcmp(s->items[i].text, want[i].text, s->items[i].len))
+            fail_msg("segment %zu: got (%d, '%.*s', %d), want (%d, '%s', %d)", i, s->items[i].special,
+                     (int)s->items[i].len, s->items[i].text, s->items[i].trainable, want[i].special, want[i].text,
+                     want[i].trainable);
+    }
+}
+
+static void test_chat_segments(void **state) {
+    (void)state;
+    const jl_turn turns[] = {{JL_ROLE_SYSTEM, "你是接龙。"}, {JL_ROLE_USER, "你好"}, {JL_ROLE_ASSISTANT, "你好！"},
+                             {JL_ROLE_USER, "接下一句：床前明月光，"}, {JL_ROLE_ASSISTANT, "疑是地上霜。"}};
+    jl_conversation conv = {turns, 5};
+    jl_segments segs = {0};
+    assert_int_equal(jl_chat_render(&conv, &segs), JL_OK);
+    const int T = -1;
+    const want_segment train[] = {
+        {JL_SPECIAL_BOS, "<|bos|>", 0},
+        {JL_SPECIAL_SYSTEM, "<|system|>", 0}, {T, "你是接龙。", 0}, {JL_SPECIAL_END, "<|end|>", 0},
+        {JL_SPECIAL_USER, "<|user|>", 0}, {T, "你好", 0}, {JL_SPECIAL_END, "<|end|>", 0},
+        {JL_SPECIAL_ASSISTANT, "<|assistant|>", 0}, {T, "你好！", 1}, {JL_SPECIAL_END, "<|end|>", 1},
+        {JL_SPECIAL_USER, "<|user|>", 0}, {T, "接下一句：床前明月光，", 0}, {JL_SPECIAL_END, "<|end|>", 0},
+        {JL_SPECIAL_ASSISTANT, "<|assistant|>", 0}, {T, "疑是地上霜。", 1}, {JL_SPECIAL_END, "<|end|>", 1},
+    };
+    expect_segments(&segs, train, sizeof train / sizeof train[0]);
+    char *text = jl_segments_text(&segs);
+    assert_string_equal(text, "<|bos|><|system|>你是接龙。<|end|><|user|>你好<|end|><|assistant|>你好！<|end|>"
+                              "<|user|>接下一句：床前明月光，<|end|><|assistant|>疑是地上霜。<|end|>");
+    free(text);
+
+    /* For generation: the trailing answer is dropped, the prompt ends with <|assistant|>, nothing trainable. */
+    jl_segments_clear(&segs);
+    assert_int_equal(jl_chat_render_generation(&conv, &segs), JL_OK);
+    const want_segment gen[] = {
+        {JL_SPECIAL_BOS, "<|bos|>", 0},
+        {JL_SPECIAL_SYSTEM, "<|system|>", 0}, {T, "你是接龙。", 0}, {JL_SPECIAL_END, "<|end|>", 0},
+        {JL_SPECIAL_USER, "<|user|>", 0}, {T, "你好", 0}, {JL_SPECIAL_END, "<|end|>", 0},
+        {JL_SPECIAL_ASSISTANT, "<|assistant|>", 0}, {T, "你好！", 0}, {JL_SPECIAL_END, "<|end|>", 0},
+        {JL_SPECIAL_USER, "<|user|>", 0}, {T, "接下一句：床前明月光，", 0}, {JL_SPECIAL_END, "<|end|>", 0},
+        {JL_SPECIAL_ASSISTANT, "<|assistant|>", 0},
+    };
+    expect_segments(&segs, gen, sizeof gen / sizeof gen[0]);
+    /* Same result for the conversation without its answer. */
+    jl_conversation prompt_only = {turns, 4};
+    jl_segments segs2 = {0};
+    assert_int_equal(jl_chat_render_generation(&prompt_only, &segs2), JL_OK);
+    expect_segments(&segs2, gen, sizeof gen / sizeof gen[0]);
+    jl_segments_free(&segs2);
+    /* Nothing to answer. */
+    jl_conversation system_only = {turns, 1};
+    assert_int_equal(jl_chat_render_generation(&system_only, &segs), JL_ERR_ARG);
+    assert_string_equal(jl_special_name(JL_SPECIAL_EOS), "<|eos|>");
+    jl_segments_free(&segs);
+}
+
+/* ---- the poem corpus ---- */
+
+static void test_poems_loader_errors(void **state) {
+    (void)state;
+    jl_poems *poems;
+    const char *good = "{\"title\":\"静夜思\",\"author\":\"李白\",\"form\":\"wujue\",\"lines\":[\"床前明月光\","
+                       "\"疑是地上霜\",\"举头望明月\",\"低头思故乡\"],\"split\":\"train\"}";
+    struct { const char *line, *message; } bad[] = {
+        {"{\"title\":\"t\",\"author\":\"a\",\"form\":\"wulv\",\"lines\":[\"床前明月光\",\"疑是地上霜\",\"举头望明月\","
+         "\"低头思故乡\"],\"split\":\"train\"}", "lines: 4 lines, a wulv has 8"},
+        {"{\"title\":\"t\",\"author\":\"a\",\"form\":\"wujue\",\"lines\":[\"床前明月光\",\"疑是地上霜\",\"举头望明\","
+         "\"低头思故乡\"],\"split\":\"train\"}", "lines[2]: 4 characters, a wujue line has 5"},
+        {"{\"title\":\"t\",\"author\":\"a\",\"form\":\"wujue\",\"lines\":[\"床前明月光\",\"疑是地上，\",\"举头望明月\","
+         "\"低头思故乡\"],\"split\":\"train\"}", "lines[1]: character 5 is not a Han character"},
+        {"{\"title\":\"t\",\"author\":\"a\",\"form\":\"ci\",\"lines\":[],\"split\":\"train\"}", "form: unknown form 'ci'"},
+        {"{\"title\":\"t\",\"author\":\"a\",\"form\":\"wujue\",\"lines\":[\"床前明月光\",\"疑是地上霜\",\"举头望明月\","
+         "\"低头思故乡\"],\"split\":\"test\"}", "split: 'test' is neither"},
+        {"{\"title\":\"\",\"author\":\"a\",\"form\":\"wujue\",\"lines\":[],\"split\":\"train\"}", "title: empty"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char content[1024];
+        snprintf(content, sizeof content, "%s\n%s\n", good, bad[i].line);
+        assert_int_equal(jl_poems_load(write_tmp("bad_poems.jsonl", content), NULL, &poems, NULL), JL_ERR_FORMAT);
+        if (!strstr(jl_last_error(), ":2: ") || !strstr(jl_last_error(), bad[i].message))
+            fail_msg("got '%s', want '%s'", jl_last_error(), bad[i].message);
+    }
+    char content[1024];
+    snprintf(content, sizeof content, "%s\n", good);
+    assert_int_equal(jl_poems_load(write_tmp("one_poem.jsonl", content), NULL, &poems, NULL), JL_OK);
+    const jl_poem *p = jl_poems_get(poems, 0);
+    assert_string_equal(p->author, "李白");
+    assert_int_equal(p->form, JL_FORM_WUJUE);
+    char *text = jl_poem_text(p);
+    assert_string_equal(text, "床前明月光，疑是地上霜。\n举头望明月，低头思故乡。");
+    free(text);
+    jl_poems_free(poems);
+}
+
+static const char *const derived_files[] = {"pretrain.txt", "sft.jsonl", "prefs.jsonl", "rl_prompts.jsonl",
+                                            "eval_pretrain.txt", "eval_sft.jsonl", "eval_prefs.jsonl",
+                                            "eval_prompts.jsonl"};
+#define N_DERIVED (sizeof derived_files / sizeof derived_files[0])
+
+static jl_poems *corpus;
+static int load_corpus(void **state) {
+    (void)state;
+    return jl_poems_load(root_path("data/poems.jsonl"), NULL, &corpus, NULL) == JL_OK ? 0 : -1;
+}
+static int free_corpus(void **state) {
+    (void)state;
+    jl_poems_free(corpus);
+    return 0;
+}
+
+static void build(const char *dir, uint64_t seed, jl_poem_build_counts *train, jl_poem_build_counts *heldout) {
+    jl_poem_build_options opt;
+    jl_poem_build_defaults(&opt);
+    opt.seed = seed;
+    assert_int_equal(jl_poems_write_all(corpus, dir, &opt, train, heldout), JL_OK);
+}
+
+static int same_file(const char *a, const char *b) {
+    char *x = slurp(a), *y = slurp(b);
+    int same = strcmp(x, y) == 0;
+    free(x);
+    free(y);
+    return same;
+}
+
+static void test_derived_deterministic(void **state) {
+    (void)state;
+    jl_poem_build_counts train, heldout;
+    build(tmp_path("derived_a"), 5, &train, &heldout);
+    build(tmp_path("derived_b"), 5, NULL, NULL);
+    build(tmp_path("derived_c"), 6, NULL, NULL);
+    for (size_t i = 0; i < N_DERIVED; i++) {
+        char a[1200], b[1200], c[1200];
+        snprintf(a, sizeof a, "%s/%s", tmp_path("derived_a"), derived_files[i]);
+        snprintf(b, sizeof b, "%s/%s", tmp_path("derived_b"), derived_files[i]);
+        snprintf(c, sizeof c, "%s/%s", tmp_path("derived_c"), derived_files[i]);
+        assert_true(same_file(a, b));
+        assert_false(same_file(a, c));
+    }
+    size_t n_train = 0, n_held = 0;
+    for (size_t i = 0; i < jl_poems_count(corpus); i++) jl_poems_get(corpus, i)->heldout ? n_held++ : n_train++;
+    assert_int_equal(train.poems, n_train);
+    assert_int_equal(heldout.poems, n_held);
+    assert_int_equal(train.documents, n_train);
+    assert_int_equal(train.pairs, n_train);
+    assert_int_equal(train.prompts, n_train);
+    assert_int_equal(heldout.prompts, n_held * JL_TASK_COUNT);
+    assert_int_equal(train.conversations, n_train * JL_TASK_COUNT + train.general);
+    assert_true(train.general > 0 && heldout.general == 0);
+    print_message("derived: train %zu poems, %zu conversations (%zu general), %zu pairs; held-out %zu poems\n",
+                  train.poems, train.conversations, train.general, train.pairs, heldout.poems);
+}
+
+/* The derived files read back through the readers, and the pairs' rejected sides fail the rules. */
+static void test_derived_files_read_back(void **state) {
+    (void)state;
+    char path[1200];
+    jl_sft_set *sft;
+    snprintf(path, sizeof path, "%s/sft.jsonl", tmp_path("derived_a"));
+    assert_int_equal(jl_sft_load(path, NULL, &sft, NULL), JL_OK);
+    jl_segments segs = {0};
+    for (size_t i = 0; i < jl_sft_count(sft); i += 97) {
+        jl_conversation c = jl_sft_get(sft, i);
+        jl_segments_clear(&segs);
+        assert_int_equal(jl_chat_render(&c, &segs), JL_OK);
+        assert_true(segs.items[segs.n - 1].special == JL_SPECIAL_END && segs.items[segs.n - 1].trainable);
+    }
+    jl_segments_free(&segs);
+    jl_sft_free(sft);
+    jl_pref_set *prefs;
+    snprintf(path, sizeof path, "%s/prefs.jsonl", tmp_path("derived_a"));
+    assert_int_equal(jl_prefs_load(path, NULL, &prefs, NULL), JL_OK);
+    jl_rl_set *rl;
+    snprintf(path, sizeof path, "%s/rl_prompts.jsonl", tmp_path("derived_a"));
+    assert_int_equal(jl_rl_load(path, NULL, &rl, NULL), JL_OK);
+    assert_int_equal(jl_rl_count(rl), jl_prefs_count(prefs));
+    for (size_t i = 0; i < jl_prefs_count(prefs); i += 13) {
+        jl_poem_form form = jl_poem_form_parse(jl_rl_field(rl, i, "form"));
+        assert_int_not_equal(form, JL_FORM_NONE);
+        jl_pref_pair p = jl_prefs_get(prefs, i);
+        jl_poem_form asked = jl_poem_classify(p.chosen);
+        jl_poem_report r;
+        assert_int_equal(jl_poem_check(p.rejected, asked, &r), JL_OK);
+        assert_false(r.ok);
+    }
+    jl_rl_free(rl);
+    jl_prefs_free(prefs);
+}
+
+/* Two consecutive lines of a poem, without punctuation, as one key. */
+static char *pair_key(const char *a, const char *b) {
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *k = malloc(n);
+    snprintf(k, n, "%s|%s", a, b);
+    return k;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Han runs of `text` (lines between punctuation, line breaks or JSON "\n" escapes), consecutive pairs looked up. */
+static size_t count_leaks(const char *text, char **keys, size_t n_keys) {
+    size_t leaks = 0, len = strlen(text);
+    char prev[64] = "", cur[64] = "";
+    size_t cur_len = 0;
+    for (size_t i = 0; i <= len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c >= 0xE4 && c <= 0xE9 && i + 2 < len) { /* a 3-byte CJK ideograph */
+            if (cur_len + 3 < sizeof cur) memcpy(cur + cur_len, text + i, 3);
+            cur_len += 3;
+            i += 2;
+            continue;
+        }
+        if (cur_len && cur_len < sizeof cur) {
+            cur[cur_len] = '\0';
+            if (prev[0]) {
+                char *key = pair_key(prev, cur);
+                leaks += bsearch(&key, keys, n_keys, sizeof *keys, cmp_str) != NULL;
+                free(key);
+            }
+            memcpy(prev, cur, cur_len + 1);
+        }
+        cur_len = 0;
+    }
+    return leaks;
+}
+
+static void test_no_heldout_poem_in_training_files(void **state) {
+    (void)state;
+    size_t n_keys = 0;
+    char **keys = malloc(sizeof *keys * jl_poems_count(corpus) * 8);
+    for (size_t i = 0; i < jl_poems_count(corpus); i++) {
+        const jl_poem *p = jl_poems_get(corpus, i);
+        if (!p->heldout) continue;
+        for (int l = 0; l + 1 < p->n_lines; l++) keys[n_keys++] = pair_key(p->lines[l], p->lines[l + 1]);
+    }
+    qsort(keys, n_keys, sizeof *keys, cmp_str);
+    const char *train_files[] = {"pretrain.txt", "sft.jsonl", "prefs.jsonl", "rl_prompts.jsonl"};
+    for (size_t f = 0; f < 4; f++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s", tmp_path("derived_a"), train_files[f]);
+        char *text = slurp(path);
+        assert_int_equal(count_leaks(text, keys, n_keys), 0);
+        free(text);
+    }
+    /* The check does see held-out text where it is. */
+    char path[1200];
+    snprintf(path, sizeof path, "%s/eval_pretrain.txt", tmp_path("derived_a"));
+    char *text = slurp(path);
+    assert_true(count_leaks(text, keys, n_keys) >= n_keys / 2);
+    free(text);
+    for (size_t i = 0; i < n_keys; i++) free(keys[i]);
+    free(keys);
+}
+
+/* ---- CLI ---- */
+
+static void test_cli_data(void **state) {
+    (void)state;
+    char args[2048];
+    char log[1100]; /* tmp_path's buffers rotate: keep a copy */
+    snprintf(log, sizeof log, "%s", tmp_path("data_cli.log"));
+    snprintf(args, sizeof args, "data poems --input %s --out %s --seed 5", root_path("data/poems.jsonl"),
+             tmp_path("cli_out"));
+    assert_int_equal(run_cli(args, log), 0);
+    for (size_t i = 0; i < N_DERIVED; i++) {
+        char a[1200], b[1200];
+        snprintf(a, sizeof a, "%s/%s", tmp_path("cli_out"), derived_files[i]);
+        snprintf(b, sizeof b, "%s/%s", tmp_path("derived_a"), derived_files[i]);
+        assert_true(same_file(a, b)); /* the CLI with seed 5 writes what the library wrote with seed 5 */
+    }
+    const char *bad = write_tmp("cli_bad.jsonl", "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}\n");
+    snprintf(args, sizeof args, "data validate --kind sft --input %s", bad);
+    assert_int_equal(run_cli(args, log), 2);
+    char *out = slurp(log);
+    assert_non_null(strstr(out, ":1: messages: no assistant turn"));
+    free(out);
+    snprintf(args, sizeof args, "data poems --input %s --out %s", bad, tmp_path("cli_out2"));
+    assert_int_equal(run_cli(args, log), 2);
+    snprintf(args, sizeof args, "data render --input %s/sft.jsonl --index 3", tmp_path("cli_out"));
+    assert_int_equal(run_cli(args, log), 0);
+    out = slurp(log);
+    assert_non_null(strstr(out, "<|assistant|>"));
+    free(out);
+    assert_int_equal(run_cli("data nope", log), 2);
+    assert_int_equal(run_cli("data poems", log), 2); /* --out is required */
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sft_reader_good),
+        cmocka_unit_test(test_sft_reader_errors),
+        cmocka_unit_test(test_reader_file_level_errors),
+        cmocka_unit_test(test_prefs_reader),
+        cmocka_unit_test(test_rl_reader_keeps_fields),
+        cmocka_unit_test(test_chat_segments),
+        cmocka_unit_test(test_poems_loader_errors),
+        cmocka_unit_test(test_derived_deterministic),
+        cmocka_unit_test(test_derived_files_read_back),
+        cmocka_unit_test(test_no_heldout_poem_in_training_files),
+        cmocka_unit_test(test_cli_data),
+    };
+    return cmocka_run_group_tests(tests, load_corpus, free_corpus);
+}
