@@ -22,7 +22,8 @@ static void print_help(const char *cmd, const char *summary, const cli_opt *opts
         char left[64];
         snprintf(left, sizeof left, "--%s%s", opts[i].name, kind_meta(opts[i].kind));
         printf("  %-26s %s%s", left, opts[i].help, opts[i].required ? " (required)" : "");
-        if (opts[i].min <= opts[i].max) printf(" [%g..%g]", opts[i].min, opts[i].max);
+        if (opts[i].min <= opts[i].max && opts[i].kind == OPT_INT) printf(" [%.0f..%.0f]", opts[i].min, opts[i].max);
+        else if (opts[i].min <= opts[i].max) printf(" [%g..%g]", opts[i].min, opts[i].max);
         printf("\n");
     }
     printf("  %-26s %s\n", "--help", "show this help");
@@ -45,7 +46,7 @@ static int set_value(const char *cmd, const cli_opt *o, const char *val) {
         long v = strtol(val, &end, 10);
         if (errno || *end || end == val) return bad(cmd, "not an integer", o->name, val);
         if (o->min <= o->max && (v < o->min || v > o->max)) {
-            fprintf(stderr, "jielong %s: --%s %s: out of range [%g..%g]\n", cmd, o->name, val, o->min, o->max);
+            fprintf(stderr, "jielong %s: --%s %s: out of range [%.0f..%.0f]\n", cmd, o->name, val, o->min, o->max);
             return CLI_BAD_USAGE;
         }
         *(long *)o->dest = v;
