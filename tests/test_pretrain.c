@@ -83,6 +83,21 @@ static void test_pretraining_learns(void **state) {
     assert_null(ck.adam_m);
     assert_int_equal(ck.model->cfg.n_layer, 2);
     jl_checkpoint_free(&ck);
+    /* jielong eval scores text the way training saw it: its loss matches the held-out loss */
+    const char *eval_log = tmp_path("eval.json");
+    snprintf(args, sizeof args, "eval --model %s --data %s --json", model_path, text);
+    assert_int_equal(run_cli(args, eval_log), 0);
+    char *out_text;
+    size_t out_len;
+    assert_int_equal(jl_read_file(eval_log, &out_text, &out_len), JL_OK);
+    json_object *o = json_tokener_parse(out_text), *v;
+    assert_non_null(o);
+    assert_true(json_object_object_get_ex(o, "ppl", &v));
+    double eval_loss = log(json_object_get_double(v));
+    print_message("jielong eval: loss %.3f nats/token\n", eval_loss);
+    assert_true(fabs(eval_loss - val[nv - 1]) < 0.15);
+    json_object_put(o);
+    free(out_text);
 }
 
 static void test_resume_is_bit_exact(void **state) {

@@ -15,7 +15,7 @@ typedef struct {
 void jl_tokens_free(jl_tokens *t);
 /* Concatenates token shards (jielong prepare); every id must be < vocab_size. */
 jl_status jl_tokens_from_shards(const char *const *paths, int n_paths, int vocab_size, jl_tokens *out);
-/* Encodes text files with tok, each file preceded by <|bos|>. */
+/* Encodes text files with tok as `prepare` does: blank-line-separated documents, each after <|bos|>. */
 jl_status jl_tokens_from_text(const char *const *paths, int n_paths, const jl_tokenizer *tok, jl_tokens *out);
 /* Moves the last `fraction` of all (at least one window of T+1) into val, the rest stays in train. */
 jl_status jl_tokens_split(jl_tokens *train, double fraction, int T, jl_tokens *val);

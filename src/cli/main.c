@@ -16,6 +16,7 @@ int cmd_pretrain(int, char **);
 int cmd_plot(int, char **);
 int cmd_prepare(int, char **);
 int cmd_data(int, char **);
+int cmd_eval(int, char **);
 
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
@@ -23,6 +24,7 @@ const cli_command cli_commands[] = {
     {"tokenizer", cmd_tokenizer, "train, use, import byte-level BPE tokenizers (train|encode|decode|import)"},
     {"prepare", cmd_prepare, "text or JSONL → token shards (train + held-out val) for pretraining"},
     {"pretrain", cmd_pretrain, "pretrain a Transformer by next-token prediction"},
+    {"eval", cmd_eval, "evaluate a model: held-out perplexity, bits per byte/char"},
     {"plot", cmd_plot, "draw training metrics (JSONL) as an SVG line plot"},
     {"version", cmd_version, "print the version"},
     {NULL, NULL, NULL},

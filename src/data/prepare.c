@@ -59,6 +59,43 @@ oom:
     return jl_fail(JL_ERR_NOMEM, "out of memory (documents)");
 }
 
+jl_status jl_encode_documents(const jl_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n_ids) {
+    *ids = NULL;
+    *n_ids = 0;
+    int32_t bos = jl_tokenizer_special(tok, "<|bos|>");
+    if (bos < 0) return jl_fail(JL_ERR_ARG, "the tokenizer has no <|bos|> special token to separate documents");
+    doc_list docs = {0};
+    jl_status st = split_text(text, len, &docs);
+    size_t cap = 0;
+    for (size_t d = 0; st == JL_OK && d < docs.n; d++) {
+        int32_t *doc_ids = NULL;
+        size_t n = 0;
+        st = jl_tokenizer_encode(tok, text + docs.v[d].off, docs.v[d].len, 0, &doc_ids, &n);
+        if (st == JL_OK && *n_ids + n + 1 > cap) {
+            size_t want = (*n_ids + n + 1) * 2;
+            int32_t *p = realloc(*ids, want * sizeof(int32_t));
+            if (!p) st = jl_fail(JL_ERR_NOMEM, "out of memory (tokens)");
+            else {
+                *ids = p;
+                cap = want;
+            }
+        }
+        if (st == JL_OK) {
+            (*ids)[(*n_ids)++] = bos;
+            memcpy(*ids + *n_ids, doc_ids, n * sizeof(int32_t));
+            *n_ids += n;
+        }
+        free(doc_ids);
+    }
+    free(docs.v);
+    if (st != JL_OK) {
+        free(*ids);
+        *ids = NULL;
+        *n_ids = 0;
+    }
+    return st;
+}
+
 /* One {"text": "..."} object a line; the texts are copied back to back into *arena. */
 static jl_status split_jsonl(const char *path, const char *text, size_t len, doc_list *docs, char **arena) {
     char *out = malloc(len + 1); /* a JSON string's value is never longer than its source */

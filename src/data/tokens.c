@@ -54,7 +54,6 @@ jl_status jl_tokens_from_shards(const char *const *paths, int n_paths, int vocab
 jl_status jl_tokens_from_text(const char *const *paths, int n_paths, const jl_tokenizer *tok, jl_tokens *out) {
     memset(out, 0, sizeof *out);
     size_t cap = 0;
-    int32_t bos = jl_tokenizer_special(tok, "<|bos|>");
     jl_status st = JL_OK;
     for (int i = 0; i < n_paths && st == JL_OK; i++) {
         char *text;
@@ -62,9 +61,8 @@ jl_status jl_tokens_from_text(const char *const *paths, int n_paths, const jl_to
         if ((st = jl_read_file(paths[i], &text, &len)) != JL_OK) break;
         int32_t *ids = NULL;
         size_t n = 0;
-        st = jl_tokenizer_encode(tok, text, len, 0, &ids, &n);
+        st = jl_encode_documents(tok, text, len, &ids, &n);
         if (st != JL_OK) jl_fail_context(st, "%s", paths[i]);
-        if (st == JL_OK && bos >= 0) st = tokens_append(out, &bos, 1, &cap);
         if (st == JL_OK) st = tokens_append(out, ids, n, &cap);
         free(ids);
         free(text);
