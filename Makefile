@@ -23,21 +23,28 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 .PHONY: all test test-rel test-asan bench demo deps clean
 all: $(REL)/jielong
 
+# `make V=1` shows the full commands.
+Q := $(if $(V),,@)
 define flavour
 $(1)/obj/%.o: %.c
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CFLAGS_COMMON) $(2) -c $$< -o $$@
+	@$(if $(V),,echo "  CC    $$@")
+	$$(Q)$$(CC) $$(CFLAGS_COMMON) $(2) -c $$< -o $$@
 $(1)/libjielong.a: $$(patsubst %.c,$(1)/obj/%.o,$$(LIB_SRC))
 	@rm -f $$@
-	ar rcs $$@ $$^
+	@$(if $(V),,echo "  AR    $$@")
+	$$(Q)ar rcs $$@ $$^
 $(1)/jielong: $$(patsubst %.c,$(1)/obj/%.o,$$(CLI_SRC)) $(1)/libjielong.a
-	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_COMMON)
+	@$(if $(V),,echo "  LINK  $$@")
+	$$(Q)$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_COMMON)
 $(1)/tests/%: $(1)/obj/tests/%.o $(1)/libjielong.a
 	@mkdir -p $$(dir $$@)
-	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_COMMON) -lcmocka
+	@$(if $(V),,echo "  LINK  $$@")
+	$$(Q)$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_COMMON) -lcmocka
 $(1)/bench/%: $(1)/obj/bench/%.o $(1)/libjielong.a
 	@mkdir -p $$(dir $$@)
-	$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_COMMON)
+	@$(if $(V),,echo "  LINK  $$@")
+	$$(Q)$$(CC) $(2) $$^ -o $$@ $$(LDLIBS_COMMON)
 endef
 $(eval $(call flavour,$(REL),$(OPT) -g))
 $(eval $(call flavour,$(ASAN),$(SAN_FLAGS)))
@@ -46,28 +53,30 @@ REL_TESTS  := $(patsubst tests/%.c,$(REL)/tests/%,$(TEST_SRC))
 ASAN_TESTS := $(patsubst tests/%.c,$(ASAN)/tests/%,$(TEST_SRC))
 BENCHES    := $(patsubst bench/%.c,$(REL)/bench/%,$(BENCH_SRC))
 
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 deps:
 	@bash scripts/deps.sh
 
 # Release tests, then the same tests under AddressSanitizer + UBSan; one summary line at the end.
 test: deps
-	@$(MAKE) --no-print-directory $(REL)/jielong $(REL_TESTS) $(ASAN)/jielong $(ASAN_TESTS)
+	@$(MAKE) -j$(JOBS) --no-print-directory $(REL)/jielong $(REL_TESTS) $(ASAN)/jielong $(ASAN_TESTS)
 	@bash tests/run.sh $(REL) $(ASAN)
 
 test-rel: deps
-	@$(MAKE) --no-print-directory $(REL)/jielong $(REL_TESTS)
+	@$(MAKE) -j$(JOBS) --no-print-directory $(REL)/jielong $(REL_TESTS)
 	@bash tests/run.sh $(REL)
 
 test-asan: deps
-	@$(MAKE) --no-print-directory $(ASAN)/jielong $(ASAN_TESTS)
+	@$(MAKE) -j$(JOBS) --no-print-directory $(ASAN)/jielong $(ASAN_TESTS)
 	@bash tests/run.sh $(ASAN)
 
 bench: deps
-	@$(MAKE) --no-print-directory $(REL)/jielong $(BENCHES)
+	@$(MAKE) -j$(JOBS) --no-print-directory $(REL)/jielong $(BENCHES)
 	@bash bench/run.sh $(REL)
 
 demo: deps
-	@$(MAKE) --no-print-directory $(REL)/jielong
+	@$(MAKE) -j$(JOBS) --no-print-directory $(REL)/jielong
 	@bash scripts/demo.sh $(REL)/jielong
 
 clean:
