@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 passed=0; failed=0; failed_names=()
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# Small test models run many tiny parallel regions: sleeping (not spinning) threads keep them fast on a busy machine.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 for dir in "$@"; do
   for t in "$dir"/tests/test_*; do
     [ -x "$t" ] || continue
