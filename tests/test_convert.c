@@ -490,6 +490,14 @@ static void test_cli_import_export(void **s) {
     assert_int_equal(run_cli(args, NULL), 0);
     snprintf(args, sizeof args, "export --model %s --format gguf --type q5_k --out %s", ckpt, tmp_path("c.gguf"));
     assert_int_equal(run_cli(args, NULL), 2);
+    snprintf(args, sizeof args, "quantize --model %s --type q4_0 --out %s --quiet", ckpt, tmp_path("q4.gguf"));
+    assert_int_equal(run_cli(args, NULL), 0);
+    jl_gguf *g;
+    assert_int_equal(jl_gguf_open(tmp_path("q4.gguf"), &g), JL_OK);
+    assert_int_equal(jl_gguf_find_tensor(g, "blk.0.ffn_down.weight")->type, JL_GGML_Q4_0);
+    jl_gguf_close(g);
+    snprintf(args, sizeof args, "quantize --model %s --type f16 --out %s", ckpt, tmp_path("q4.gguf"));
+    assert_int_equal(run_cli(args, NULL), 2);
     snprintf(args, sizeof args, "import --from %s/nothing --out %s", hf, back);
     assert_int_equal(run_cli(args, NULL), 2);
     snprintf(args, sizeof args, "%s/config.json", hf);
