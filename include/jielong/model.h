@@ -21,6 +21,7 @@ typedef struct {
     float norm_eps;
     float rope_theta;   /* llama only */
     int tie_embeddings; /* lm head shares the token embedding (always for gpt2) */
+    int qkv_bias;       /* llama only: q,k,v projections have biases (Qwen2); gpt2 always has all biases */
 } jl_config;
 
 /* Fills every field from depth N: width 64·N, one head per 64 channels, kv heads = heads, MLP 4·width (gpt2) or

@@ -17,6 +17,9 @@ int cmd_plot(int, char **);
 int cmd_prepare(int, char **);
 int cmd_data(int, char **);
 int cmd_eval(int, char **);
+int cmd_import(int, char **);
+int cmd_export(int, char **);
+int cmd_quantize(int, char **);
 
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
@@ -25,6 +28,9 @@ const cli_command cli_commands[] = {
     {"prepare", cmd_prepare, "text or JSONL → token shards (train + held-out val) for pretraining"},
     {"pretrain", cmd_pretrain, "pretrain a Transformer by next-token prediction"},
     {"eval", cmd_eval, "evaluate a model: held-out perplexity, bits per byte/char"},
+    {"import", cmd_import, "import open weights: Hugging Face GPT-2 / Llama / Qwen2 folder or llm.c .bin"},
+    {"export", cmd_export, "export a model: GGUF (llama.cpp; f32/f16/q8_0/q4_0), HF safetensors, llm.c"},
+    {"quantize", cmd_quantize, "quantise a model to q8_0 / q4_0 blocks (GGUF)"},
     {"plot", cmd_plot, "draw training metrics (JSONL) as an SVG line plot"},
     {"version", cmd_version, "print the version"},
     {NULL, NULL, NULL},

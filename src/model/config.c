@@ -58,7 +58,9 @@ jl_status jl_config_finish(jl_config *c) {
         CHECK_FIELD(c->n_kv_head == c->n_head, "n_kv_head", "gpt2 has no grouped-query attention (%d != %d)",
                     c->n_kv_head, c->n_head);
         c->tie_embeddings = 1;
+        c->qkv_bias = 0; /* gpt2 has every bias anyway */
     }
+    c->qkv_bias = c->qkv_bias ? 1 : 0;
     c->tie_embeddings = c->tie_embeddings ? 1 : 0;
     c->padded_vocab = round_up(c->vocab_size, 64);
     return JL_OK;
@@ -78,6 +80,7 @@ jl_status jl_config_to_json(const jl_config *c, char **json) {
     json_object_object_add(o, "norm_eps", json_object_new_double(c->norm_eps));
     json_object_object_add(o, "rope_theta", json_object_new_double(c->rope_theta));
     json_object_object_add(o, "tie_embeddings", json_object_new_boolean(c->tie_embeddings));
+    if (c->qkv_bias) json_object_object_add(o, "qkv_bias", json_object_new_boolean(1));
     *json = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
     json_object_put(o);
     return *json ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
@@ -126,6 +129,7 @@ jl_status jl_config_from_json(const char *json, jl_config *c) {
     if (st == JL_OK) st = get_float(o, "rope_theta", &c->rope_theta);
     if (st == JL_OK) {
         c->tie_embeddings = json_object_object_get_ex(o, "tie_embeddings", &v) ? json_object_get_boolean(v) : 1;
+        c->qkv_bias = json_object_object_get_ex(o, "qkv_bias", &v) ? json_object_get_boolean(v) : 0;
     }
     json_object_put(o);
     if (st == JL_OK) st = jl_config_finish(c);
@@ -135,6 +139,6 @@ jl_status jl_config_from_json(const char *json, jl_config *c) {
 int jl_config_equal(const jl_config *a, const jl_config *b) {
     return a->arch == b->arch && a->vocab_size == b->vocab_size && a->max_seq_len == b->max_seq_len &&
            a->n_layer == b->n_layer && a->n_head == b->n_head && a->n_kv_head == b->n_kv_head && a->dim == b->dim &&
-           a->hidden_dim == b->hidden_dim && a->tie_embeddings == b->tie_embeddings &&
+           a->hidden_dim == b->hidden_dim && a->tie_embeddings == b->tie_embeddings && a->qkv_bias == b->qkv_bias &&
            a->norm_eps == b->norm_eps && a->rope_theta == b->rope_theta;
 }

@@ -69,6 +69,11 @@ static int build_layout(const jl_config *c, layout_builder *lb) {
             ok &= add_tensor(lb, ROLE_QKV_W, l, c->n_head * hs, C, 1, 0, "%s.%d.self_attn.q_proj.weight", p, l) >= 0;
             ok &= add_tensor(lb, ROLE_NONE, l, c->n_kv_head * hs, C, 1, 0, "%s.%d.self_attn.k_proj.weight", p, l) >= 0;
             ok &= add_tensor(lb, ROLE_NONE, l, c->n_kv_head * hs, C, 1, 0, "%s.%d.self_attn.v_proj.weight", p, l) >= 0;
+            if (c->qkv_bias) { /* back to back like the weights, so one bias vector covers the packed qkv */
+                ok &= add_tensor(lb, ROLE_QKV_B, l, c->n_head * hs, 0, 0, 0, "%s.%d.self_attn.q_proj.bias", p, l) >= 0;
+                ok &= add_tensor(lb, ROLE_NONE, l, c->n_kv_head * hs, 0, 0, 0, "%s.%d.self_attn.k_proj.bias", p, l) >= 0;
+                ok &= add_tensor(lb, ROLE_NONE, l, c->n_kv_head * hs, 0, 0, 0, "%s.%d.self_attn.v_proj.bias", p, l) >= 0;
+            }
             ok &= add_tensor(lb, ROLE_O_W, l, C, c->n_head * hs, 1, 0, "%s.%d.self_attn.o_proj.weight", p, l) >= 0;
             ok &= add_tensor(lb, ROLE_LN2_W, l, C, 0, 0, 0, "%s.%d.post_attention_layernorm.weight", p, l) >= 0;
             ok &= add_tensor(lb, ROLE_FC_W, l, H, C, 1, 0, "%s.%d.mlp.gate_proj.weight", p, l) >= 0;

@@ -1,0 +1,70 @@
+/* Block-quantised weights and the matrix-vector kernels that use them, in ggml's exact layouts so the same
+ * bytes go into GGUF files:
+ *   q8_0: 32 values per block = fp16 scale d + 32 int8 q;         value = q·d,     d = max|x| / 127
+ *   q4_0: 32 values per block = fp16 scale d + 16 bytes of nibbles; value = (q-8)·d, d = (signed max-|x| value) / -8;
+ *         byte j holds value j in its low nibble and value j+16 in its high nibble.
+ * A quantised matrix (rows, cols) is rows × cols/32 blocks, row after row; cols must be a multiple of 32.
+ * y = W·x quantises x to q8_0 on the fly (as ggml does) and runs integer dot products: AVX-512 (VNNI), AVX2, or a
+ * portable path, picked at run time (jl_quant_set_path forces one, for tests and benchmarks). */
+#ifndef JL_INFER_QUANT_H
+#define JL_INFER_QUANT_H
+#include "jielong/common.h"
+#include <stddef.h>
+#include <stdint.h>
+
+#define JL_QK 32
+
+typedef enum { JL_QTYPE_F32 = 0, JL_QTYPE_Q8_0 = 8, JL_QTYPE_Q4_0 = 2 } jl_qtype; /* values = ggml type ids */
+
+typedef struct {
+    uint16_t d;           /* fp16 scale */
+    int8_t qs[JL_QK];
+} jl_block_q8_0;          /* 34 bytes */
+
+typedef struct {
+    uint16_t d;
+    uint8_t qs[JL_QK / 2];
+} jl_block_q4_0;          /* 18 bytes */
+
+const char *jl_qtype_name(jl_qtype t);               /* "f32", "q8_0", "q4_0" */
+jl_status jl_qtype_parse(const char *name, jl_qtype *out);
+size_t jl_qtype_row_bytes(jl_qtype t, int64_t cols); /* bytes of one quantised row */
+
+/* Rows of n values (n a multiple of 32) → blocks and back. */
+void jl_quantize_row_q8_0(const float *x, jl_block_q8_0 *y, int64_t n);
+void jl_quantize_row_q4_0(const float *x, jl_block_q4_0 *y, int64_t n);
+void jl_dequantize_row_q8_0(const jl_block_q8_0 *x, float *y, int64_t n);
+void jl_dequantize_row_q4_0(const jl_block_q4_0 *x, float *y, int64_t n);
+/* Whole matrices (rows × cols), parallel over rows. `out` holds rows · jl_qtype_row_bytes(t, cols) bytes. */
+void jl_quantize_matrix(jl_qtype t, const float *w, void *out, int64_t rows, int64_t cols);
+void jl_dequantize_matrix(jl_qtype t, const void *q, float *w, int64_t rows, int64_t cols);
+
+/* Dot products of n values (n/32 blocks): weights in q8_0 or q4_0, activations in q8_0. */
+typedef enum { JL_QPATH_AUTO = 0, JL_QPATH_SCALAR, JL_QPATH_AVX2, JL_QPATH_AVX512 } jl_qpath;
+float jl_vec_dot_q8_0_q8_0(int64_t n, const jl_block_q8_0 *w, const jl_block_q8_0 *x);
+float jl_vec_dot_q4_0_q8_0(int64_t n, const jl_block_q4_0 *w, const jl_block_q8_0 *x);
+/* Forces a path (JL_QPATH_AUTO = the best this CPU has); returns JL_ERR_ARG if the CPU lacks it. */
+jl_status jl_quant_set_path(jl_qpath p);
+jl_qpath jl_quant_path(void);               /* the path in use */
+int jl_quant_path_supported(jl_qpath p);
+const char *jl_quant_path_name(jl_qpath p);
+
+/* A quantised weight matrix (out = rows, in = cols), (out, in) like our fp32 linear weights. */
+typedef struct {
+    jl_qtype type;
+    int64_t rows, cols;
+    size_t row_bytes;
+    void *data;     /* rows · row_bytes bytes; owned when `owned` */
+    int owned;
+} jl_qmatrix;
+
+/* Quantises a fp32 (rows, cols) matrix into a new jl_qmatrix (data malloc'd, 64-byte aligned). */
+jl_status jl_qmatrix_from_f32(jl_qmatrix *q, jl_qtype t, const float *w, int64_t rows, int64_t cols);
+void jl_qmatrix_free(jl_qmatrix *q);
+
+/* y (N, rows) = x (N, cols) · Wᵀ (+ bias (rows), may be NULL). `xq` is scratch of N · cols/32 q8_0 blocks
+ * (jl_qmatmul_scratch_bytes); x is quantised to q8_0 into it. N = 1 is the decode matrix-vector product. */
+size_t jl_qmatmul_scratch_bytes(int64_t N, int64_t cols);
+void jl_qmatmul(float *y, const float *x, const jl_qmatrix *w, const float *bias, int64_t N, void *xq);
+
+#endif

@@ -1,0 +1,288 @@
+/* Hugging Face model folders → jielong checkpoints: config.json mapping, shard discovery, dtype conversion,
+ * name mapping (our names are HF's; GPT-2 files may carry a "transformer." prefix), strict checks. */
+#include "core/half.h"
+#include "io/fileio.h"
+#include "io/hf_json.h"
+#include "jielong/convert.h"
+#include "jielong/tokenizer.h"
+#include "model/model.h"
+#include <dirent.h>
+#include <json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_SHARDS 256
+
+/* ---------------------------------------------------------------- config.json */
+
+static jl_status llama_family(const char *path, json_object *o, const char *type, jl_config *c) {
+    jl_status st = JL_OK;
+    c->arch = JL_ARCH_LLAMA;
+    const char *act = hfj_str(o, "hidden_act", "silu");
+    if (!act || strcmp(act, "silu") != 0)
+        return jl_fail(JL_ERR_FORMAT, "%s: field 'hidden_act': '%s' is not supported (only silu)", path,
+                       act ? act : "?");
+    if (!hfj_is_null(o, "rope_scaling"))
+        return jl_fail(JL_ERR_FORMAT, "%s: field 'rope_scaling': RoPE scaling is not supported", path);
+    if (hfj_bool(o, "mlp_bias", 0)) return jl_fail(JL_ERR_FORMAT, "%s: field 'mlp_bias': MLP biases are not supported", path);
+    if (strcmp(type, "qwen2") == 0) {
+        c->qkv_bias = 1; /* Qwen2 always has q/k/v biases and no o_proj bias */
+        if (hfj_bool(o, "use_sliding_window", 0))
+            return jl_fail(JL_ERR_FORMAT, "%s: field 'use_sliding_window': sliding-window attention is not supported",
+                           path);
+    } else if (hfj_bool(o, "attention_bias", 0)) {
+        return jl_fail(JL_ERR_FORMAT, "%s: field 'attention_bias': Llama attention biases (q/k/v/o) are not supported",
+                       path);
+    }
+    if (st == JL_OK) st = hfj_int(path, o, "vocab_size", &c->vocab_size, -1);
+    if (st == JL_OK) st = hfj_int(path, o, "hidden_size", &c->dim, -1);
+    if (st == JL_OK) st = hfj_int(path, o, "intermediate_size", &c->hidden_dim, -1);
+    if (st == JL_OK) st = hfj_int(path, o, "num_hidden_layers", &c->n_layer, -1);
+    if (st == JL_OK) st = hfj_int(path, o, "num_attention_heads", &c->n_head, -1);
+    if (st == JL_OK) st = hfj_int(path, o, "num_key_value_heads", &c->n_kv_head, c->n_head);
+    if (st == JL_OK) st = hfj_int(path, o, "max_position_embeddings", &c->max_seq_len, -1);
+    if (st == JL_OK) st = hfj_float(path, o, "rms_norm_eps", &c->norm_eps, 1e-6f, NULL);
+    if (st == JL_OK) st = hfj_float(path, o, "rope_theta", &c->rope_theta, 10000.0f, NULL);
+    if (st != JL_OK) return st;
+    int head_dim = 0;
+    if (hfj_has(o, "head_dim") && !hfj_is_null(o, "head_dim")) {
+        st = hfj_int(path, o, "head_dim", &head_dim, -1);
+        if (st != JL_OK) return st;
+        if (c->n_head < 1 || head_dim * c->n_head != c->dim)
+            return jl_fail(JL_ERR_FORMAT, "%s: field 'head_dim': %d × %d heads != hidden_size %d is not supported", path,
+                           head_dim, c->n_head, c->dim);
+    }
+    c->tie_embeddings = hfj_bool(o, "tie_word_embeddings", 0);
+    return JL_OK;
+}
+
+static jl_status gpt2_config(const char *path, json_object *o, jl_config *c) {
+    jl_status st = JL_OK;
+    c->arch = JL_ARCH_GPT2;
+    const char *act = hfj_str(o, "activation_function", "gelu_new");
+    if (!act || (strcmp(act, "gelu_new") != 0 && strcmp(act, "gelu_pytorch_tanh") != 0))
+        return jl_fail(JL_ERR_FORMAT, "%s: field 'activation_function': '%s' is not supported (gelu_new)", path,
+                       act ? act : "?");
+    if (st == JL_OK) st = hfj_int(path, o, "vocab_size", &c->vocab_size, -1);
+    if (st == JL_OK) st = hfj_int(path, o, "n_positions", &c->max_seq_len, -1);
+    if (st == JL_OK) st = hfj_int(path, o, "n_embd", &c->dim, -1);
+    if (st == JL_OK) st = hfj_int(path, o, "n_layer", &c->n_layer, -1);
+    if (st == JL_OK) st = hfj_int(path, o, "n_head", &c->n_head, -1);
+    if (st == JL_OK) st = hfj_int(path, o, "n_inner", &c->hidden_dim, hfj_is_null(o, "n_inner") ? 4 * c->dim : -1);
+    if (st == JL_OK) st = hfj_float(path, o, "layer_norm_epsilon", &c->norm_eps, 1e-5f, NULL);
+    c->n_kv_head = c->n_head;
+    c->rope_theta = 10000.0f;
+    c->tie_embeddings = 1;
+    if (st == JL_OK && !hfj_bool(o, "tie_word_embeddings", 1))
+        return jl_fail(JL_ERR_FORMAT, "%s: field 'tie_word_embeddings': untied GPT-2 heads are not supported", path);
+    return st;
+}
+
+/* Parses a Hugging Face config.json text into a jielong config. */
+static jl_status hf_config_parse(const char *path, const char *text, jl_config *c) {
+    memset(c, 0, sizeof *c);
+    json_object *o = NULL;
+    jl_status st = hfj_parse(path, text, &o);
+    if (st != JL_OK) return st;
+    const char *type = hfj_str(o, "model_type", NULL);
+    if (!type) st = jl_fail(JL_ERR_FORMAT, "%s: field 'model_type': missing or not a string", path);
+    else if (strcmp(type, "gpt2") == 0) st = gpt2_config(path, o, c);
+    else if (strcmp(type, "llama") == 0 || strcmp(type, "qwen2") == 0) st = llama_family(path, o, type, c);
+    else st = jl_fail(JL_ERR_FORMAT, "%s: field 'model_type': '%s' is not supported (gpt2, llama, qwen2)", path, type);
+    json_object_put(o);
+    if (st == JL_OK && (st = jl_config_finish(c)) != JL_OK) jl_fail_context(st, "%s", path);
+    return st == JL_OK ? JL_OK : JL_ERR_FORMAT;
+}
+
+/* ---------------------------------------------------------------- tensors */
+
+typedef struct {
+    jl_st_file *files[MAX_SHARDS];
+    char *paths[MAX_SHARDS];
+    int n;
+} shard_set;
+
+static void shards_close(shard_set *s) {
+    for (int i = 0; i < s->n; i++) {
+        jl_st_close(s->files[i]);
+        free(s->paths[i]);
+    }
+    s->n = 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static jl_status shards_open(const char *dir, shard_set *s) {
+    memset(s, 0, sizeof *s);
+    DIR *d = opendir(dir);
+    if (!d) return jl_fail(JL_ERR_IO, "%s: cannot open the model folder", dir);
+    char *names[MAX_SHARDS];
+    int n = 0;
+    jl_status st = JL_OK;
+    for (struct dirent *e; st == JL_OK && (e = readdir(d));) {
+        size_t len = strlen(e->d_name);
+        if (len <= 12 || strcmp(e->d_name + len - 12, ".safetensors") != 0) continue;
+        if (n == MAX_SHARDS) st = jl_fail(JL_ERR_FORMAT, "%s: more than %d safetensors files", dir, MAX_SHARDS);
+        else if (!(names[n++] = strdup(e->d_name))) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
+    closedir(d);
+    if (st == JL_OK && n == 0) st = jl_fail(JL_ERR_FORMAT, "%s: no *.safetensors file in the model folder", dir);
+    qsort(names, (size_t)n, sizeof names[0], cmp_str);
+    for (int i = 0; i < n; i++) {
+        if (st == JL_OK) {
+            size_t len = strlen(dir) + strlen(names[i]) + 2;
+            char *p = malloc(len);
+            if (!p) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+            else {
+                snprintf(p, len, "%s/%s", dir, names[i]);
+                s->paths[s->n] = p;
+                st = jl_st_open(p, &s->files[s->n]);
+                if (st == JL_OK) s->n++;
+                else free(p);
+            }
+        }
+        free(names[i]);
+    }
+    if (st != JL_OK) shards_close(s);
+    return st;
+}
+
+/* Finds `name` (or "transformer."+name for GPT-2 files saved from GPT2LMHeadModel) in any shard. */
+static const jl_st_tensor *shards_find(const shard_set *s, const char *name, int gpt2, int *which) {
+    char prefixed[160];
+    snprintf(prefixed, sizeof prefixed, "transformer.%s", name);
+    for (int i = 0; i < s->n; i++) {
+        const jl_st_tensor *t = jl_st_find(s->files[i], name);
+        if (!t && gpt2) t = jl_st_find(s->files[i], prefixed);
+        if (t) {
+            *which = i;
+            return t;
+        }
+    }
+    return NULL;
+}
+
+/* n values of a F32/F16/BF16 tensor as floats (the data may be unaligned in files from other writers). */
+static jl_status to_f32(const char *path, const jl_st_tensor *s, float *dst, size_t n) {
+    const unsigned char *p = s->data;
+    switch (s->dtype) {
+    case JL_DT_F32: memcpy(dst, p, n * sizeof(float)); break;
+    case JL_DT_F16:
+    case JL_DT_BF16:
+        for (size_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            dst[i] = s->dtype == JL_DT_F16 ? jl_f16_to_f32(h) : jl_bf16_to_f32(h);
+        }
+        break;
+    default:
+        return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' has dtype %s (expected F32, F16 or BF16)", path, s->name,
+                       jl_dtype_name(s->dtype));
+    }
+    return JL_OK;
+}
+
+static jl_status load_one(const shard_set *s, jl_model *m, const jl_tensor_info *t) {
+    int which = 0, gpt2 = m->cfg.arch == JL_ARCH_GPT2;
+    const jl_st_tensor *src = shards_find(s, t->name, gpt2, &which);
+    if (!src) return jl_fail(JL_ERR_FORMAT, "%s: missing tensor '%s'", s->paths[0], t->name);
+    const char *path = s->paths[which];
+    int64_t rows = t->hf_transposed ? t->shape[1] : t->rows_saved;
+    int64_t cols = t->hf_transposed ? t->rows_saved : t->shape[1];
+    int ok = src->ndim == t->ndim && src->shape[0] == rows && (t->ndim == 1 || src->shape[1] == cols);
+    if (!ok)
+        return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' has shape [%lld%s%lld], expected [%lld, %lld] from config.json",
+                       path, src->name, (long long)src->shape[0], src->ndim > 1 ? ", " : "",
+                       (long long)(src->ndim > 1 ? src->shape[1] : 0), (long long)rows, (long long)cols);
+    size_t n = (size_t)rows * (size_t)(t->ndim == 2 ? cols : 1);
+    float *dst = m->params + t->offset;
+    if (!t->hf_transposed) return to_f32(path, src, dst, n);
+    float *tmp = malloc(n * sizeof(float));
+    if (!tmp) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    jl_status st = to_f32(path, src, tmp, n);
+    for (int64_t r = 0; st == JL_OK && r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) dst[c * rows + r] = tmp[r * cols + c];
+    free(tmp);
+    return st;
+}
+
+/* Tensors HF files carry that we rebuild or do not need: GPT-2's causal-mask buffers, rotary caches, and a
+ * tied lm_head saved beside the embedding. */
+static int ignorable(const jl_config *c, const char *name) {
+    size_t len = strlen(name);
+    if (c->arch == JL_ARCH_GPT2 && ((len > 10 && strcmp(name + len - 10, ".attn.bias") == 0) ||
+                                    (len > 17 && strcmp(name + len - 17, ".attn.masked_bias") == 0)))
+        return 1;
+    if (len > 20 && strcmp(name + len - 20, ".rotary_emb.inv_freq") == 0) return 1;
+    return c->tie_embeddings && strcmp(name, "lm_head.weight") == 0;
+}
+
+static jl_status check_no_strays(const shard_set *s, const jl_model *m) {
+    for (int f = 0; f < s->n; f++)
+        for (int i = 0; i < jl_st_count(s->files[f]); i++) {
+            const char *name = jl_st_at(s->files[f], i)->name;
+            const char *bare = strncmp(name, "transformer.", 12) == 0 ? name + 12 : name;
+            int known = ignorable(&m->cfg, bare);
+            for (int k = 0; !known && k < m->n_tensors; k++) known = strcmp(bare, m->tensors[k].name) == 0;
+            if (!known)
+                return jl_fail(JL_ERR_FORMAT, "%s: unexpected tensor '%s' for the %s model described by config.json",
+                               s->paths[f], name, jl_arch_name(m->cfg.arch));
+        }
+    return JL_OK;
+}
+
+/* ---------------------------------------------------------------- tokenizer, chat template */
+
+static int file_exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
+}
+
+static jl_status read_tokenizer(const char *dir, jl_checkpoint *ck) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (!file_exists(path)) return JL_OK;
+    size_t len;
+    jl_status st = jl_read_file(path, &ck->tokenizer_json, &len);
+    jl_tokenizer *tok = NULL;
+    if (st == JL_OK && (st = jl_tokenizer_from_json(ck->tokenizer_json, len, &tok)) != JL_OK)
+        jl_fail_context(st, "%s", path);
+    jl_tokenizer_free(tok);
+    if (st != JL_OK) return st;
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    if (!file_exists(path)) return JL_OK;
+    char *text;
+    if ((st = jl_read_file(path, &text, &len)) != JL_OK) return st;
+    json_object *o = NULL;
+    st = hfj_parse(path, text, &o);
+    free(text);
+    if (st != JL_OK) return st;
+    const char *tmpl = hfj_str(o, "chat_template", NULL);
+    if (tmpl && !(ck->chat_template = strdup(tmpl))) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+    json_object_put(o);
+    return st;
+}
+
+jl_status jl_import_hf(const char *dir, jl_checkpoint *ck) {
+    memset(ck, 0, sizeof *ck);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char *text = NULL;
+    size_t len;
+    jl_config cfg;
+    jl_status st = jl_read_file(path, &text, &len);
+    if (st == JL_OK) st = hf_config_parse(path, text, &cfg);
+    free(text);
+    if (st != JL_OK) return st;
+    shard_set shards;
+    if ((st = shards_open(dir, &shards)) != JL_OK) return st;
+    st = jl_model_new(&cfg, &ck->model);
+    for (int i = 0; st == JL_OK && i < ck->model->n_tensors; i++) st = load_one(&shards, ck->model, &ck->model->tensors[i]);
+    if (st == JL_OK) st = check_no_strays(&shards, ck->model);
+    shards_close(&shards);
+    if (st == JL_OK) st = read_tokenizer(dir, ck);
+    if (st != JL_OK) jl_checkpoint_free(ck);
+    return st;
+}

@@ -1,0 +1,142 @@
+/* q8_0 / q4_0: exact ggml byte layouts, error bounds, every kernel path against the scalar one and against fp32. */
+#include "testutil.h"
+#include "core/half.h"
+#include "core/rng.h"
+#include "infer/quant.h"
+#include <math.h>
+
+static float *randn(size_t n, uint64_t seed, float scale) {
+    float *x = malloc(n * sizeof(float));
+    jl_rng r;
+    jl_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) x[i] = scale * jl_rng_normal(&r);
+    return x;
+}
+
+static void test_block_layouts(void **s) {
+    (void)s;
+    float x[32];
+    for (int j = 0; j < 32; j++) x[j] = (float)(j - 16);
+    jl_block_q8_0 b8;
+    jl_quantize_row_q8_0(x, &b8, 32);
+    assert_int_equal(sizeof b8, 34);
+    assert_int_equal(b8.d, jl_f32_to_f16(16.0f / 127.0f));
+    assert_int_equal(b8.qs[0], -127);
+    assert_int_equal(b8.qs[16], 0);
+    assert_int_equal(b8.qs[24], (int)roundf(8 * 127.0f / 16));
+    jl_block_q4_0 b4;
+    jl_quantize_row_q4_0(x, &b4, 32);
+    assert_int_equal(sizeof b4, 18);
+    assert_true(jl_f16_to_f32(b4.d) == 2.0f); /* largest magnitude -16 → d = -16 / -8 */
+    assert_int_equal(b4.qs[0], 0x80);          /* x0 = -16 → 0 (low nibble), x16 = 0 → 8 (high nibble) */
+    assert_int_equal(b4.qs[15], 0xF8); /* x15 = -1 → -0.5+8.5 = 8; x31 = 15 → 16, clamped to 15 */
+    float y[32];
+    jl_dequantize_row_q4_0(&b4, y, 32);
+    assert_true(y[0] == -16.0f && y[16] == 0.0f && y[31] == 14.0f); /* 15/2+8.5 = 16 clamps to 15 → 7·2 */
+}
+
+static void test_roundtrip_error_bounds(void **s) {
+    (void)s;
+    const int n = 32 * 64;
+    float *x = randn(n, 1, 1.0f), *y = malloc(n * sizeof(float));
+    x[5] = 0; /* zeros and an all-zero block */
+    for (int j = 64; j < 96; j++) x[j] = 0;
+    jl_block_q8_0 *q8 = malloc(n / 32 * sizeof *q8);
+    jl_block_q4_0 *q4 = malloc(n / 32 * sizeof *q4);
+    jl_quantize_row_q8_0(x, q8, n);
+    jl_dequantize_row_q8_0(q8, y, n);
+    /* half a step, plus the fp16 rounding of d over up to 127 steps (2^-11 · 127 ≈ 0.062) */
+    for (int i = 0; i < n; i++) assert_true(fabsf(x[i] - y[i]) <= 0.57f * jl_f16_to_f32(q8[i / 32].d) + 1e-7f);
+    jl_quantize_row_q4_0(x, q4, n);
+    jl_dequantize_row_q4_0(q4, y, n);
+    for (int i = 0; i < n; i++) assert_true(fabsf(x[i] - y[i]) <= fabsf(jl_f16_to_f32(q4[i / 32].d)) * 1.01f + 1e-7f);
+    for (int j = 64; j < 96; j++) assert_true(y[j] == 0.0f);
+    free(x), free(y), free(q8), free(q4);
+}
+
+/* Every path the CPU has gives the scalar sums (integer parts exact; float order may differ slightly). */
+static void test_dot_paths_agree(void **s) {
+    (void)s;
+    const int nbs[] = {1, 2, 3, 7, 24, 65};
+    for (size_t k = 0; k < sizeof nbs / sizeof nbs[0]; k++) {
+        const int n = 32 * nbs[k];
+        float *w = randn(n, 10 + k, 0.05f), *x = randn(n, 20 + k, 1.0f);
+        jl_block_q8_0 *w8 = malloc(n / 32 * sizeof *w8), *x8 = malloc(n / 32 * sizeof *x8);
+        jl_block_q4_0 *w4 = malloc(n / 32 * sizeof *w4);
+        jl_quantize_row_q8_0(w, w8, n);
+        jl_quantize_row_q4_0(w, w4, n);
+        jl_quantize_row_q8_0(x, x8, n);
+        assert_int_equal(jl_quant_set_path(JL_QPATH_SCALAR), JL_OK);
+        float ref8 = jl_vec_dot_q8_0_q8_0(n, w8, x8), ref4 = jl_vec_dot_q4_0_q8_0(n, w4, x8);
+        /* the scalar path is the dequantised dot product */
+        float *dw = malloc(n * sizeof(float)), *dx = malloc(n * sizeof(float));
+        jl_dequantize_row_q8_0(x8, dx, n);
+        jl_dequantize_row_q8_0(w8, dw, n);
+        double d8 = 0, d4 = 0, mag = 0;
+        for (int i = 0; i < n; i++) d8 += (double)dw[i] * dx[i], mag += fabs((double)dw[i] * dx[i]);
+        jl_dequantize_row_q4_0(w4, dw, n);
+        for (int i = 0; i < n; i++) d4 += (double)dw[i] * dx[i];
+        assert_true(fabs(ref8 - d8) <= 1e-5 * mag + 1e-6);
+        assert_true(fabs(ref4 - d4) <= 1e-5 * mag + 1e-6);
+        for (jl_qpath p = JL_QPATH_AVX2; p <= JL_QPATH_AVX512; p++) {
+            if (!jl_quant_path_supported(p)) {
+                assert_int_equal(jl_quant_set_path(p), JL_ERR_ARG);
+                continue;
+            }
+            assert_int_equal(jl_quant_set_path(p), JL_OK);
+            assert_true(fabsf(jl_vec_dot_q8_0_q8_0(n, w8, x8) - ref8) <= 1e-5f * (float)mag + 1e-6f);
+            assert_true(fabsf(jl_vec_dot_q4_0_q8_0(n, w4, x8) - ref4) <= 1e-5f * (float)mag + 1e-6f);
+        }
+        free(w), free(x), free(w8), free(x8), free(w4), free(dw), free(dx);
+    }
+    assert_int_equal(jl_quant_set_path(JL_QPATH_AUTO), JL_OK);
+}
+
+/* y = x·Wᵀ + b on the quantised weights is close to fp32; batched rows equal one-at-a-time rows. */
+static void test_qmatmul_against_fp32(void **s) {
+    (void)s;
+    const int rows = 96, cols = 256, N = 3;
+    float *w = randn((size_t)rows * cols, 3, 0.05f), *x = randn((size_t)N * cols, 4, 1.0f), *b = randn(rows, 5, 0.1f);
+    double ref[3 * 96], norm = 0;
+    for (int i = 0; i < N; i++)
+        for (int r = 0; r < rows; r++) {
+            double acc = b[r];
+            for (int c = 0; c < cols; c++) acc += (double)w[r * cols + c] * x[i * cols + c];
+            ref[i * rows + r] = acc;
+            norm += acc * acc;
+        }
+    const jl_qtype types[] = {JL_QTYPE_Q8_0, JL_QTYPE_Q4_0};
+    const double tol[] = {0.01, 0.12};
+    void *xq = malloc(jl_qmatmul_scratch_bytes(N, cols));
+    float y[3 * 96], y1[96];
+    for (int t = 0; t < 2; t++) {
+        jl_qmatrix q;
+        assert_int_equal(jl_qmatrix_from_f32(&q, types[t], w, rows, cols), JL_OK);
+        for (jl_qpath p = JL_QPATH_SCALAR; p <= JL_QPATH_AVX512; p++) {
+            if (jl_quant_set_path(p) != JL_OK) continue;
+            jl_qmatmul(y, x, &q, b, N, xq);
+            double err = 0;
+            for (int i = 0; i < N * rows; i++) err += (y[i] - ref[i]) * (y[i] - ref[i]);
+            assert_true(sqrt(err / norm) < tol[t]);
+            for (int i = 0; i < N; i++) {
+                jl_qmatmul(y1, x + i * cols, &q, b, 1, xq);
+                assert_memory_equal(y1, y + i * rows, sizeof y1);
+            }
+        }
+        jl_qmatrix_free(&q);
+    }
+    jl_qmatrix q;
+    assert_int_equal(jl_qmatrix_from_f32(&q, JL_QTYPE_Q8_0, w, rows, 48), JL_ERR_ARG); /* not whole blocks */
+    assert_int_equal(jl_quant_set_path(JL_QPATH_AUTO), JL_OK);
+    free(w), free(x), free(b), free(xq);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_block_layouts),
+        cmocka_unit_test(test_roundtrip_error_bounds),
+        cmocka_unit_test(test_dot_paths_agree),
+        cmocka_unit_test(test_qmatmul_against_fp32),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
