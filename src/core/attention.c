@@ -20,7 +20,8 @@ static inline int min_int(int a, int b) { return a < b ? a : b; }
 /* Rows [i0, i1) of the T×T scores hold raw scores in columns [0, i1); row t keeps columns [0, t] and
  * becomes probabilities, columns (t, T) become 0 (the stored att keeps its upper triangle zero).
  * Rows are short (1..T), so instead of a scalar tail the sweeps run to t+1 rounded up to whole vectors
- * and mask the extra columns (scores the sgemm computed anyway) to -inf, whose exp is 0. */
+ * and mask the extra columns (scores the sgemm computed anyway): they take no part in the max and get
+ * probability 0. */
 JL_WIDE_VECTORS static void causal_softmax_rows(float *att, int i0, int i1, int T) {
     enum { VEC = 16 };
     for (int t = i0; t < i1; t++) {
