@@ -6,6 +6,7 @@
  * JL_ATT_BLOCK, and a block of rows [i0, i1) only needs keys [0, i1). At T = 256 that is 10/16 of the
  * full products; blocks of 32..128 measured alike, and all beat one full sgemm + mask. */
 #include "core/kernels.h"
+#include "core/parallel.h"
 #include "core/vexp.h"
 #include <cblas.h>
 #include <math.h>
@@ -66,7 +67,7 @@ void jl_attention_forward(float *out, float *att, const float *qkv, int B, int T
     if (B <= 0 || T <= 0 || nh <= 0 || nkv <= 0 || hs <= 0) return;
     const int S = (nh + 2 * nkv) * hs, ldo = nh * hs, group = nh / nkv;
     const float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (JL_WORTH_THREADS((double)B * nh * T * T))
     for (int b = 0; b < B; b++)
         for (int h = 0; h < nh; h++) {
             const float *base = qkv + (size_t)b * T * S;
@@ -130,7 +131,7 @@ void jl_attention_backward(float *dqkv, float *datt, const float *dout, const fl
     const int S = (nh + 2 * nkv) * hs, ldo = nh * hs, group = nh / nkv;
     const float scale = 1.0f / sqrtf((float)hs);
     /* The query heads of one group all add into the same dk/dv, so a thread owns a whole (b, kv head). */
-#pragma omp parallel for collapse(2) schedule(dynamic, 1)
+#pragma omp parallel for collapse(2) schedule(dynamic, 1) if (JL_WORTH_THREADS((double)B * nh * T * T))
     for (int b = 0; b < B; b++)
         for (int kvh = 0; kvh < nkv; kvh++) {
             size_t tok0 = (size_t)b * T * S;
