@@ -5,6 +5,7 @@
 #include "core/rng.h"
 #include "core/vexp.h"
 #include <math.h>
+#include <omp.h>
 
 /* ---------- helpers ---------- */
 
@@ -823,6 +824,102 @@ static void test_vexpf_accuracy(void **state) {
     assert_true(isfinite(jl_vexpf(1000.0f)) && jl_vexpf(1000.0f) > 1e38f);
 }
 
+/* ---------- threads ---------- */
+
+/* Every kernel's parallel split (rows, channel blocks, (batch, kv head) pairs, static shares) must give
+ * the single-thread result. Sizes are above JL_PARALLEL_MIN_WORK so the kernels do go parallel; 3
+ * threads make the shares uneven. */
+typedef struct {
+    float *dqkv, *datt, *att, *attn_out, *dnorm, *dw, *db, *dwte, *dwpe, *rope, *act, *dact, *dlogits, *p, *m, *v;
+    float losses[64];
+    double ce_total, sumsq;
+} thread_results;
+
+enum { TR_B = 2, TR_T = 96, TR_NH = 4, TR_NKV = 2, TR_HS = 16, TR_N = 64, TR_C = 600, TR_V = 5000 };
+
+static void thread_results_alloc(thread_results *r) {
+    const size_t S = (TR_NH + 2 * TR_NKV) * TR_HS;
+    r->dqkv = alloc_floats((size_t)TR_B * TR_T * S), r->datt = alloc_floats((size_t)TR_B * TR_NH * TR_T * TR_T);
+    r->att = alloc_floats((size_t)TR_B * TR_NH * TR_T * TR_T), r->attn_out = alloc_floats((size_t)TR_B * TR_T * TR_NH * TR_HS);
+    r->dnorm = alloc_floats((size_t)TR_N * TR_C), r->dw = alloc_floats(TR_C), r->db = alloc_floats(TR_C);
+    r->dwte = alloc_floats((size_t)50 * TR_C), r->dwpe = alloc_floats((size_t)TR_N * TR_C);
+    r->rope = alloc_floats((size_t)TR_B * TR_T * S), r->act = alloc_floats((size_t)TR_N * TR_C);
+    r->dact = alloc_floats((size_t)TR_N * 2 * TR_C), r->dlogits = alloc_floats((size_t)TR_N * TR_V);
+    r->p = alloc_floats((size_t)TR_N * TR_C), r->m = alloc_floats((size_t)TR_N * TR_C), r->v = alloc_floats((size_t)TR_N * TR_C);
+}
+
+static void thread_results_free(thread_results *r) {
+    free(r->dqkv), free(r->datt), free(r->att), free(r->attn_out), free(r->dnorm), free(r->dw), free(r->db);
+    free(r->dwte), free(r->dwpe), free(r->rope), free(r->act), free(r->dact), free(r->dlogits);
+    free(r->p), free(r->m), free(r->v);
+}
+
+/* Runs one backward (or forward) of each kind on the shared inputs `in` with `threads` OpenMP threads. */
+static void run_all_kernels(thread_results *r, const float *in, const int32_t *ids, int threads) {
+    omp_set_num_threads(threads);
+    const int S = (TR_NH + 2 * TR_NKV) * TR_HS;
+    const size_t nrow = (size_t)TR_N * TR_C;
+    jl_attention_forward(r->attn_out, r->att, in, TR_B, TR_T, TR_NH, TR_NKV, TR_HS);
+    jl_attention_backward(r->dqkv, r->datt, in + 7, in, r->att, TR_B, TR_T, TR_NH, TR_NKV, TR_HS);
+    float mean[TR_N], rstd[TR_N];
+    jl_layernorm_forward(r->act, mean, rstd, in, in + 1, in + 2, TR_N, TR_C, 1e-5f);
+    jl_layernorm_backward(r->dnorm, r->dw, r->db, in + 3, in, in + 1, mean, rstd, TR_N, TR_C);
+    jl_rmsnorm_forward(r->act, rstd, in, in + 1, TR_N, TR_C, 1e-5f);
+    jl_rmsnorm_backward(r->dnorm, r->dw, in + 3, in, in + 1, rstd, TR_N, TR_C);
+    jl_embedding_backward(r->dwte, in + 5, ids, TR_N, TR_C);
+    jl_posemb_backward(r->dwpe, in + 6, 4, TR_N / 4, TR_C, 3);
+    float table[(TR_T + 3) * TR_HS];
+    jl_rope_table(table, TR_T + 3, TR_HS, 10000.0f);
+    memcpy(r->rope, in, (size_t)TR_B * TR_T * S * sizeof(float));
+    jl_rope_forward(r->rope, table, TR_B, TR_T, TR_NH + TR_NKV, TR_HS, S, 3);
+    jl_rope_backward(r->rope, table, TR_B, TR_T, TR_NH, TR_HS, S, 2);
+    jl_swiglu_forward(r->act, in, TR_N, TR_C);
+    jl_swiglu_backward(r->dact, in + 9, in, TR_N, TR_C);
+    jl_gelu_backward(r->dact, in + 4, in + 8, nrow);
+    int32_t targets[TR_N];
+    for (int n = 0; n < TR_N; n++) targets[n] = n % 5 == 0 ? -1 : ids[n] * 97;
+    r->ce_total = jl_crossentropy_forward_backward(r->losses, r->dlogits, in, targets, TR_N, TR_V - 13, TR_V, 0.5f);
+    memcpy(r->p, in, nrow * sizeof(float));
+    for (int t = 1; t <= 2; t++) jl_adamw_update(r->p, in + 11, r->m, r->v, nrow, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, t);
+    r->sumsq = jl_sumsq(in, (size_t)TR_N * TR_V);
+}
+
+static void test_threads_match_single_thread(void **state) {
+    (void)state;
+    jl_rng rng;
+    jl_rng_seed(&rng, 21);
+    int saved = omp_get_max_threads();
+    const size_t nin = (size_t)TR_N * TR_V + 64; /* the largest input (logits) plus room for the offsets */
+    float *in = random_floats(&rng, nin, 1.0f);
+    int32_t ids[TR_N];
+    for (int n = 0; n < TR_N; n++) ids[n] = (int32_t)jl_rng_below(&rng, 50);
+    thread_results one, many;
+    thread_results_alloc(&one);
+    thread_results_alloc(&many);
+    run_all_kernels(&one, in, ids, 1);
+    run_all_kernels(&many, in, ids, 3);
+    omp_set_num_threads(saved);
+    const size_t S = (TR_NH + 2 * TR_NKV) * TR_HS, nrow = (size_t)TR_N * TR_C;
+    assert_close_f("threads attention out", many.attn_out, one.attn_out, (size_t)TR_B * TR_T * TR_NH * TR_HS, 1e-6, 1e-7);
+    assert_close_f("threads attention dqkv", many.dqkv, one.dqkv, (size_t)TR_B * TR_T * S, 1e-6, 1e-7);
+    assert_memory_equal(many.dnorm, one.dnorm, nrow * sizeof(float));
+    assert_memory_equal(many.dw, one.dw, TR_C * sizeof(float));
+    assert_memory_equal(many.db, one.db, TR_C * sizeof(float));
+    assert_memory_equal(many.dwte, one.dwte, (size_t)50 * TR_C * sizeof(float));
+    assert_memory_equal(many.dwpe, one.dwpe, nrow * sizeof(float));
+    assert_memory_equal(many.rope, one.rope, (size_t)TR_B * TR_T * S * sizeof(float));
+    assert_memory_equal(many.act, one.act, nrow * sizeof(float));
+    assert_memory_equal(many.dact, one.dact, 2 * nrow * sizeof(float));
+    assert_memory_equal(many.dlogits, one.dlogits, (size_t)TR_N * TR_V * sizeof(float));
+    assert_memory_equal(many.losses, one.losses, sizeof one.losses);
+    assert_true(fabs(many.ce_total - one.ce_total) <= 1e-12 * one.ce_total);
+    assert_memory_equal(many.p, one.p, nrow * sizeof(float));
+    assert_true(fabs(many.sumsq - one.sumsq) <= 1e-12 * one.sumsq);
+    thread_results_free(&one);
+    thread_results_free(&many);
+    free(in);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_forward_matches_naive),
@@ -848,6 +945,7 @@ int main(void) {
         cmocka_unit_test(test_adamw_matches_scalar_reference),
         cmocka_unit_test(test_sumsq_and_scale),
         cmocka_unit_test(test_vexpf_accuracy),
+        cmocka_unit_test(test_threads_match_single_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,13 +1,14 @@
 /* Elementwise pieces: SwiGLU (Llama MLP), GELU with the tanh approximation (GPT-2), residual add.
  * They use jl_vexpf so the loops vectorise. */
 #include "core/kernels.h"
+#include "core/parallel.h"
 #include "core/vexp.h"
 #include <math.h>
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + jl_vexpf(-x)); }
 
 void jl_swiglu_forward(float *out, const float *gate_up, int N, int H) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (JL_WORTH_THREADS((size_t)N * H))
     for (int n = 0; n < N; n++) {
         const float *gate = gate_up + (size_t)n * 2 * H, *up = gate + H;
         float *y = out + (size_t)n * H;
@@ -18,7 +19,7 @@ void jl_swiglu_forward(float *out, const float *gate_up, int N, int H) {
 
 /* silu(g) = g·σ(g);  silu'(g) = σ(g)·(1 + g·(1 − σ(g))) */
 void jl_swiglu_backward(float *dgate_up, const float *dout, const float *gate_up, int N, int H) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (JL_WORTH_THREADS((size_t)N * H))
     for (int n = 0; n < N; n++) {
         const float *gate = gate_up + (size_t)n * 2 * H, *up = gate + H, *dy = dout + (size_t)n * H;
         float *dgate = dgate_up + (size_t)n * 2 * H, *dup = dgate + H;
@@ -38,7 +39,7 @@ void jl_swiglu_backward(float *dgate_up, const float *dout, const float *gate_up
 static inline float tanh_via_exp(float u) { return 1.0f - 2.0f / (jl_vexpf(2.0f * u) + 1.0f); }
 
 void jl_gelu_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (JL_WORTH_THREADS(n))
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         out[i] = 0.5f * x * (1.0f + tanh_via_exp(GELU_K * (x + GELU_A * x * x * x)));
@@ -46,7 +47,7 @@ void jl_gelu_forward(float *out, const float *inp, size_t n) {
 }
 
 void jl_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (JL_WORTH_THREADS(n))
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float th = tanh_via_exp(GELU_K * (x + GELU_A * x * x * x));
@@ -56,6 +57,6 @@ void jl_gelu_backward(float *dinp, const float *dout, const float *inp, size_t n
 }
 
 void jl_residual_forward(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (JL_WORTH_THREADS(n))
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }

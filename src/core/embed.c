@@ -1,11 +1,12 @@
 /* Token embedding lookup and learned (GPT-2) positional embedding. */
 #include "core/kernels.h"
+#include "core/parallel.h"
 #include <string.h>
 
 enum { CHANNEL_BLOCK = 64 };
 
 void jl_embedding_forward(float *out, const int32_t *tokens, const float *wte, int N, int C) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (JL_WORTH_THREADS((size_t)N * C))
     for (int n = 0; n < N; n++) memcpy(out + (size_t)n * C, wte + (size_t)tokens[n] * C, (size_t)C * sizeof *out);
 }
 
@@ -13,7 +14,7 @@ void jl_embedding_forward(float *out, const int32_t *tokens, const float *wte, i
  * channels instead and walk the rows in order: race-free, and independent of the thread count. */
 void jl_embedding_backward(float *dwte, const float *dout, const int32_t *tokens, int N, int C) {
     int nblocks = (C + CHANNEL_BLOCK - 1) / CHANNEL_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (JL_WORTH_THREADS((size_t)N * C))
     for (int blk = 0; blk < nblocks; blk++) {
         int c0 = blk * CHANNEL_BLOCK, c1 = c0 + CHANNEL_BLOCK < C ? c0 + CHANNEL_BLOCK : C;
         for (int n = 0; n < N; n++) {
@@ -26,7 +27,7 @@ void jl_embedding_backward(float *dwte, const float *dout, const int32_t *tokens
 }
 
 void jl_posemb_forward(float *x, const float *wpe, int B, int T, int C, int pos0) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (JL_WORTH_THREADS((size_t)B * T * C))
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             float *row = x + ((size_t)b * T + t) * C;
@@ -38,7 +39,7 @@ void jl_posemb_forward(float *x, const float *wpe, int B, int T, int C, int pos0
 
 /* dwpe[pos0 + t] += Σ_b dx[b, t]: each thread owns positions, and sums the batch in order. */
 void jl_posemb_backward(float *dwpe, const float *dx, int B, int T, int C, int pos0) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (JL_WORTH_THREADS((size_t)B * T * C))
     for (int t = 0; t < T; t++) {
         float *drow = dwpe + (size_t)(pos0 + t) * C;
         for (int b = 0; b < B; b++) {

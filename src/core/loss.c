@@ -1,6 +1,7 @@
 /* Softmax and the fused softmax + cross-entropy of the LM head. At GPT-2 sizes the logits are
  * 2048 × 50304 floats, so each row is three vectorised sweeps (max, Σexp, gradient) while it is in cache. */
 #include "core/kernels.h"
+#include "core/parallel.h"
 #include "core/vexp.h"
 #include <math.h>
 #include <omp.h>
@@ -65,7 +66,7 @@ JL_WIDE_VECTORS double jl_crossentropy_forward_backward(float *losses, float *dl
      * thread count (an OpenMP reduction clause leaves the combining order open). */
     double partial[omp_get_max_threads()];
     int nthreads = 1;
-#pragma omp parallel
+#pragma omp parallel if (JL_WORTH_THREADS((size_t)N * V))
     {
         int tid = omp_get_thread_num();
 #pragma omp single

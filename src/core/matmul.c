@@ -1,6 +1,7 @@
 /* Linear layer: out = inp · wᵀ + bias, with the weight stored (OC, C) as in PyTorch / llm.c. The products
  * go to OpenBLAS; only the bias add and its gradient are our own loops. */
 #include "core/kernels.h"
+#include "core/parallel.h"
 #include <cblas.h>
 #include <string.h>
 
@@ -11,7 +12,7 @@ void jl_matmul_forward(float *out, const float *inp, const float *w, const float
     else
         memset(out, 0, (size_t)N * OC * sizeof *out);
     if (!bias) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (JL_WORTH_THREADS((size_t)N * OC))
     for (int n = 0; n < N; n++) {
         float *row = out + (size_t)n * OC;
 #pragma omp simd
@@ -24,7 +25,7 @@ void jl_matmul_forward(float *out, const float *inp, const float *w, const float
 static void bias_backward(float *dbias, const float *dout, int N, int OC) {
     enum { COLS = 64 };
     int nblocks = (OC + COLS - 1) / COLS;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (JL_WORTH_THREADS((size_t)N * OC))
     for (int blk = 0; blk < nblocks; blk++) {
         int o0 = blk * COLS, o1 = o0 + COLS < OC ? o0 + COLS : OC;
         float acc[COLS];

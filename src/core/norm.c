@@ -3,12 +3,13 @@
  * channels instead (each thread sums its channels over all rows in order: no races, and a result that
  * does not depend on the thread count). */
 #include "core/kernels.h"
+#include "core/parallel.h"
 #include <math.h>
 
 enum { CHANNEL_BLOCK = 64 };
 
 void jl_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (JL_WORTH_THREADS((size_t)N * C))
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *y = out + (size_t)n * C;
@@ -26,7 +27,7 @@ void jl_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const f
                          const float *rstd, int N, int C) {
     if (dinp) {
         /* dx = rstd · (dnorm − norm · mean(dnorm · norm)), dnorm = dout ⊙ weight, norm = x · rstd */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (JL_WORTH_THREADS((size_t)N * C))
         for (int n = 0; n < N; n++) {
             const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
             float *dx = dinp + (size_t)n * C;
@@ -40,7 +41,7 @@ void jl_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const f
     }
     if (dweight) {
         int nblocks = (C + CHANNEL_BLOCK - 1) / CHANNEL_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (JL_WORTH_THREADS((size_t)N * C))
         for (int blk = 0; blk < nblocks; blk++) {
             int c0 = blk * CHANNEL_BLOCK, c1 = c0 + CHANNEL_BLOCK < C ? c0 + CHANNEL_BLOCK : C;
             float acc[CHANNEL_BLOCK] = {0};
@@ -57,7 +58,7 @@ void jl_rmsnorm_backward(float *dinp, float *dweight, const float *dout, const f
 
 void jl_layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                           const float *bias, int N, int C, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (JL_WORTH_THREADS((size_t)N * C))
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         float *y = out + (size_t)n * C;
@@ -79,7 +80,7 @@ void jl_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
                            const float *weight, const float *mean, const float *rstd, int N, int C) {
     if (dinp) {
         /* dx = rstd · (dnorm − mean(dnorm) − norm · mean(dnorm · norm)) */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (JL_WORTH_THREADS((size_t)N * C))
         for (int n = 0; n < N; n++) {
             const float *x = inp + (size_t)n * C, *dy = dout + (size_t)n * C;
             float *dx = dinp + (size_t)n * C;
@@ -98,7 +99,7 @@ void jl_layernorm_backward(float *dinp, float *dweight, float *dbias, const floa
     }
     if (!dweight && !dbias) return;
     int nblocks = (C + CHANNEL_BLOCK - 1) / CHANNEL_BLOCK;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (JL_WORTH_THREADS((size_t)N * C))
     for (int blk = 0; blk < nblocks; blk++) {
         int c0 = blk * CHANNEL_BLOCK, c1 = c0 + CHANNEL_BLOCK < C ? c0 + CHANNEL_BLOCK : C;
         float accw[CHANNEL_BLOCK] = {0}, accb[CHANNEL_BLOCK] = {0};

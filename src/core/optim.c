@@ -1,5 +1,6 @@
 /* AdamW and the two reductions the optimizer needs around it (gradient norm, clipping). */
 #include "core/kernels.h"
+#include "core/parallel.h"
 #include <math.h>
 #include <omp.h>
 
@@ -8,7 +9,7 @@ void jl_adamw_update(float *p, const float *g, float *m, float *v, size_t n, flo
     /* 1/(1-β^t) in double: for β2 = 0.999 and small t the float power would lose digits */
     const float m_corr = (float)(1.0 / (1.0 - pow((double)beta1, t)));
     const float v_corr = (float)(1.0 / (1.0 - pow((double)beta2, t)));
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (JL_WORTH_THREADS(n))
     for (size_t i = 0; i < n; i++) {
         float mi = beta1 * m[i] + (1.0f - beta1) * g[i];
         float vi = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
@@ -24,7 +25,7 @@ void jl_adamw_update(float *p, const float *g, float *m, float *v, size_t n, flo
 double jl_sumsq(const float *x, size_t n) {
     double partial[omp_get_max_threads()];
     int nthreads = 1;
-#pragma omp parallel
+#pragma omp parallel if (JL_WORTH_THREADS(n))
     {
         int tid = omp_get_thread_num(), nt = omp_get_num_threads();
         size_t lo = n / nt * tid + (size_t)(tid < (int)(n % nt) ? tid : (int)(n % nt));
@@ -41,6 +42,6 @@ double jl_sumsq(const float *x, size_t n) {
 }
 
 void jl_scale_inplace(float *x, float s, size_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (JL_WORTH_THREADS(n))
     for (size_t i = 0; i < n; i++) x[i] *= s;
 }

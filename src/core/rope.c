@@ -1,6 +1,7 @@
 /* Rotary position embedding, Hugging Face "rotate_half" layout: in each head, element i and element
  * i + hs/2 form one 2-D pair rotated by pos · theta^(-2i/hs). */
 #include "core/kernels.h"
+#include "core/parallel.h"
 #include <math.h>
 
 void jl_rope_table(float *table, int max_T, int hs, float theta) {
@@ -20,7 +21,7 @@ void jl_rope_table(float *table, int max_T, int hs, float theta) {
 static void rope_rotate(float *x, const float *table, int B, int T, int nheads, int hs, int stride, int pos0,
                         float sign) {
     const int half = hs / 2;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (JL_WORTH_THREADS((size_t)B * T * nheads * hs))
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             const float *cosv = table + (size_t)(pos0 + t) * hs, *sinv = cosv + half;
