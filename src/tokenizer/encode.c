@@ -6,6 +6,20 @@
 #include <string.h>
 
 /* ---- pre-tokenisation ---- */
+/* Hands a piece to fn, cutting one longer than TOK_MAX_PIECE into windows that end before a UTF-8 lead byte,
+ * so BPE (and training) memory stays bounded on pathological input such as megabytes of one letter. */
+static jl_status emit_piece(tok_piece_fn fn, void *user, const char *s, size_t n) {
+    while (n > TOK_MAX_PIECE) {
+        size_t cut = TOK_MAX_PIECE;
+        while (cut > TOK_MAX_PIECE - 4 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--;
+        jl_status st = fn(user, s, cut);
+        if (st != JL_OK) return st;
+        s += cut;
+        n -= cut;
+    }
+    return fn(user, s, n);
+}
+
 jl_status tok_pretokenize(const pcre2_code *re, const char *text, size_t len, tok_piece_fn fn, void *user) {
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
     pcre2_match_context *mc = pcre2_match_context_create(NULL);
@@ -23,7 +37,7 @@ jl_status tok_pretokenize(const pcre2_code *re, const char *text, size_t len, to
     while (pos < len && st == JL_OK) {
         int rc = pcre2_match(re, (PCRE2_SPTR)text, len, pos, 0, md, mc);
         if (rc == PCRE2_ERROR_NOMATCH) { /* only bytes the regex cannot match (invalid UTF-8) are left */
-            st = fn(user, text + pos, len - pos);
+            st = emit_piece(fn, user, text + pos, len - pos);
             break;
         }
         if (rc < 0) {
@@ -33,12 +47,12 @@ jl_status tok_pretokenize(const pcre2_code *re, const char *text, size_t len, to
             break;
         }
         size_t start = ov[0], end = ov[1];
-        if (start > pos) st = fn(user, text + pos, start - pos); /* invalid UTF-8 between matches */
+        if (start > pos) st = emit_piece(fn, user, text + pos, start - pos); /* invalid UTF-8 between matches */
         if (st != JL_OK) break;
         if (end == start) { /* an empty match: take one byte so we always advance */
             end = start + 1;
         }
-        st = fn(user, text + start, end - start);
+        st = emit_piece(fn, user, text + start, end - start);
         pos = end;
     }
     pcre2_match_data_free(md);

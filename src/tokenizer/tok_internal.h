@@ -143,8 +143,12 @@ static inline int tok_ivec_push(tok_ivec *a, int32_t x) {
     return 0;
 }
 
+/* Pre-tokens longer than this are cut into windows of at most this many bytes (at UTF-8 character starts): real
+ * text never has such pre-tokens, and it bounds the memory of one BPE run (~60 bytes per byte). */
+#define TOK_MAX_PIECE (256 * 1024)
+
 /* Pre-tokenisation: calls fn(user, piece, len) for every regex match and for every run of bytes between matches
- * (invalid UTF-8), in order. Returns JL_OK or the first non-OK status fn returned / a regex failure. */
+ * (invalid UTF-8), in order, pieces longer than TOK_MAX_PIECE cut into windows. Returns JL_OK or the first non-OK status fn returned / a regex failure. */
 typedef jl_status (*tok_piece_fn)(void *user, const char *piece, size_t len);
 jl_status tok_pretokenize(const pcre2_code *re, const char *text, size_t len, tok_piece_fn fn,
                           void *user);
