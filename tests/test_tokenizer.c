@@ -145,6 +145,36 @@ static void test_json_round_trip(void **state) {
     jl_tokenizer_free(v);
 }
 
+/* Repeated long lines make tokens of thousands of bytes; they must survive tokenizer.json. */
+static void test_long_tokens_survive_json(void **state) {
+    (void)state;
+    size_t line = 1500, n = 60 * (line + 1);
+    char *text = malloc(n);
+    for (size_t i = 0; i < n; i++) text[i] = i % (line + 1) == line ? '\n' : '=';
+    jl_tokenizer *t = train_on(text, n, 300);
+    size_t longest = 0, len;
+    for (int32_t id = 0; id < jl_tokenizer_vocab_size(t); id++)
+        if (jl_tokenizer_token(t, id, &len) && len > longest) longest = len;
+    assert_true(longest >= line);
+    char *json;
+    assert_int_equal(jl_tokenizer_to_json(t, &json), JL_OK);
+    jl_tokenizer *u;
+    assert_int_equal(jl_tokenizer_from_json(json, strlen(json), &u), JL_OK);
+    int32_t *a, *b;
+    size_t na, nb;
+    assert_int_equal(jl_tokenizer_encode(t, text, n, 0, &a, &na), JL_OK);
+    assert_int_equal(jl_tokenizer_encode(u, text, n, 0, &b, &nb), JL_OK);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na * sizeof *a);
+    assert_true(na <= 2 * 60);
+    free(a);
+    free(b);
+    free(json);
+    free(text);
+    jl_tokenizer_free(t);
+    jl_tokenizer_free(u);
+}
+
 static void expect_bad_json(const char *json, const char *fragment) {
     jl_tokenizer *t = (jl_tokenizer *)1;
     assert_int_equal(jl_tokenizer_from_json(json, strlen(json), &t), JL_ERR_FORMAT);
@@ -414,6 +444,7 @@ int main(void) {
         cmocka_unit_test(test_round_trip_any_bytes),
         cmocka_unit_test(test_special_tokens_only_when_allowed),
         cmocka_unit_test(test_json_round_trip),
+        cmocka_unit_test(test_long_tokens_survive_json),
         cmocka_unit_test(test_corrupted_json_is_a_clear_error),
         cmocka_unit_test(test_training_matches_naive_bpe),
         cmocka_unit_test(test_training_is_deterministic_and_bounded),

@@ -157,11 +157,12 @@ static jl_status collect_tokens(json_load *L, json_object *added) {
 }
 
 static int32_t vocab_id(json_load *L, const char *s, size_t n) {
-    char key[1024];
-    if (n >= sizeof key) return -1;
+    char small[256], *key = n < sizeof small ? small : malloc(n + 1); /* json-c wants a NUL-terminated key */
+    if (!key) return -1;
     memcpy(key, s, n);
     key[n] = '\0';
     json_object *v = get(L->vocab, key);
+    if (key != small) free(key);
     return v ? json_object_get_int(v) : -1;
 }
 

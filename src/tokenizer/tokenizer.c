@@ -1,5 +1,6 @@
 /* The tokenizer object: building it from a vocabulary + merges, lookups, special tokens, patterns. */
 #include "tokenizer/tok_internal.h"
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,13 +90,15 @@ static int utf8_next(const unsigned char *s, size_t n, size_t *i, uint32_t *cp) 
     return 0;
 }
 
+static int16_t unicode_to_byte_table[256 + 68];
+static pthread_once_t unicode_table_once = PTHREAD_ONCE_INIT;
+static void fill_unicode_table(void) {
+    for (uint32_t cp = 0; cp < 256 + 68; cp++) unicode_to_byte_table[cp] = (int16_t)tok_unicode_to_byte(cp);
+}
+
 long tok_bytelevel_decode(const char *s, size_t n, char *dst) {
-    static int16_t table[256 + 68];
-    static int ready;
-    if (!ready) { /* idempotent; racing threads write the same values */
-        for (uint32_t cp = 0; cp < 256 + 68; cp++) table[cp] = (int16_t)tok_unicode_to_byte(cp);
-        ready = 1;
-    }
+    pthread_once(&unicode_table_once, fill_unicode_table);
+    const int16_t *table = unicode_to_byte_table;
     size_t i = 0;
     long out = 0;
     while (i < n) {
