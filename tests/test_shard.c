@@ -149,8 +149,8 @@ static void test_prepare_jsonl_and_bad_input(void **state) {
     const char *tok = bytes_tokenizer();
     const char *good = "{\"text\": \"first doc\"}\n\n{\"text\": \"second\\ndoc \\u4f60\"}\n{\"text\": \"third\"}\n";
     write_bytes(tmp_path("d.jsonl"), good, strlen(good));
-    char cmd[4096];
-    const char *log = tmp_path("prep.log");
+    char cmd[4096], log[1024];
+    snprintf(log, sizeof log, "%s", tmp_path("prep.log")); /* tmp_path's buffers are reused */
     snprintf(cmd, sizeof cmd, "prepare --tokenizer %s --input %s --output %s --val-fraction 0.1 --quiet", tok,
              tmp_path("d.jsonl"), tmp_path("j_out"));
     assert_int_equal(run_cli(cmd, log), 0);
@@ -175,6 +175,27 @@ static void test_prepare_jsonl_and_bad_input(void **state) {
     snprintf(cmd, sizeof cmd, "prepare --tokenizer %s --input %s --output %s", tok, tmp_path("broken.jsonl"),
              tmp_path("b_out"));
     assert_int_equal(run_cli(cmd, log), 2);
+    /* a tokenizer without <|bos|> (its added tokens dropped): a clear error, not a guess */
+    jl_tokenizer *t;
+    char *json;
+    assert_int_equal(jl_tokenizer_bytes(&t), JL_OK);
+    assert_int_equal(jl_tokenizer_to_json(t, &json), JL_OK);
+    jl_tokenizer_free(t);
+    char *added = strstr(json, "\"added_tokens\":["), *end = strstr(added, "],\"normalizer\"");
+    char *stripped = malloc(strlen(json) + 1);
+    sprintf(stripped, "%.*s\"added_tokens\":[]%s", (int)(added - json), json, end + 1);
+    write_bytes(tmp_path("nobos.json"), stripped, strlen(stripped));
+    free(stripped);
+    free(json);
+    assert_int_equal(jl_tokenizer_load(tmp_path("nobos.json"), &t), JL_OK);
+    assert_int_equal(jl_tokenizer_special(t, "<|bos|>"), -1);
+    jl_tokenizer_free(t);
+    snprintf(cmd, sizeof cmd, "prepare --tokenizer %s --input %s --output %s", tmp_path("nobos.json"),
+             tmp_path("d.jsonl"), tmp_path("b_out"));
+    assert_int_equal(run_cli(cmd, log), 2);
+    assert_int_equal(jl_read_file(log, &out, &len), JL_OK);
+    assert_non_null(strstr(out, "<|bos|>"));
+    free(out);
     write_bytes(tmp_path("blank.txt"), "\n  \n\n", 5);
     snprintf(cmd, sizeof cmd, "prepare --tokenizer %s --input %s --output %s", tok, tmp_path("blank.txt"),
              tmp_path("b_out"));

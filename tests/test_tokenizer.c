@@ -5,6 +5,7 @@
 #include "jielong/tokenizer.h"
 #include "tokenizer/synth.h"
 #include "tokenizer/tok_internal.h"
+#include <json-c/json.h>
 #include <omp.h>
 
 static void assert_round_trip(const jl_tokenizer *t, const char *text, size_t len, int allow_special) {
@@ -143,6 +144,37 @@ static void test_json_round_trip(void **state) {
     jl_tokenizer_free(t);
     jl_tokenizer_free(u);
     jl_tokenizer_free(v);
+}
+
+/* HF's newer format writes merges as ["a", "b"] pairs; both forms load to the same tokenizer. */
+static void test_merges_as_pairs(void **state) {
+    (void)state;
+    jl_tokenizer *t = small_trained();
+    char *json;
+    assert_int_equal(jl_tokenizer_to_json(t, &json), JL_OK);
+    json_object *root = json_tokener_parse(json), *model, *merges;
+    assert_true(json_object_object_get_ex(root, "model", &model));
+    assert_true(json_object_object_get_ex(model, "merges", &merges));
+    json_object *pairs = json_object_new_array();
+    for (size_t i = 0; i < json_object_array_length(merges); i++) {
+        const char *m = json_object_get_string(json_object_array_get_idx(merges, i)), *sp = strchr(m, ' ');
+        json_object *pair = json_object_new_array();
+        json_object_array_add(pair, json_object_new_string_len(m, (int)(sp - m)));
+        json_object_array_add(pair, json_object_new_string(sp + 1));
+        json_object_array_add(pairs, pair);
+    }
+    json_object_object_add(model, "merges", pairs);
+    const char *converted = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+    jl_tokenizer *u;
+    assert_int_equal(jl_tokenizer_from_json(converted, strlen(converted), &u), JL_OK);
+    char *json2;
+    assert_int_equal(jl_tokenizer_to_json(u, &json2), JL_OK);
+    assert_string_equal(json, json2);
+    json_object_put(root);
+    free(json);
+    free(json2);
+    jl_tokenizer_free(t);
+    jl_tokenizer_free(u);
 }
 
 /* Repeated long lines make tokens of thousands of bytes; they must survive tokenizer.json. */
@@ -410,7 +442,8 @@ static void test_cli_train_encode_decode(void **state) {
 
 static void test_cli_bad_input(void **state) {
     (void)state;
-    const char *log = tmp_path("bad.log");
+    char log[1024];
+    snprintf(log, sizeof log, "%s", tmp_path("bad.log")); /* tmp_path's buffers are reused */
     assert_int_equal(jl_write_file_atomic(tmp_path("empty.txt"), "", 0), JL_OK);
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "tokenizer train --input %s --vocab-size 300 --output %s", tmp_path("empty.txt"),
@@ -445,6 +478,7 @@ int main(void) {
         cmocka_unit_test(test_special_tokens_only_when_allowed),
         cmocka_unit_test(test_json_round_trip),
         cmocka_unit_test(test_long_tokens_survive_json),
+        cmocka_unit_test(test_merges_as_pairs),
         cmocka_unit_test(test_corrupted_json_is_a_clear_error),
         cmocka_unit_test(test_training_matches_naive_bpe),
         cmocka_unit_test(test_training_is_deterministic_and_bounded),

@@ -189,7 +189,8 @@ static void test_tiktoken_o200k(void **state) {
 static void test_cli_import(void **state) {
     (void)state;
     char cmd[4096];
-    const char *log = tmp_path("import.log");
+    char log[1024];
+    snprintf(log, sizeof log, "%s", tmp_path("import.log")); /* tmp_path's buffers are reused */
     snprintf(cmd, sizeof cmd, "tokenizer import --tiktoken %s --output %s", vocab_path("cl100k_base.tiktoken"),
              tmp_path("cli_cl100k.json"));
     assert_int_equal(run_cli(cmd, log), 0); /* pattern inferred from the file name */
