@@ -5,6 +5,7 @@
 #   encoding: the tokenizer we trained, and cl100k (when scripts/fetch_vocab.sh has it), loaded by both;
 #             one call on the whole text (HF: encode; one thread) and on all threads (HF: encodeBatch of ~256 KB
 #             pieces cut at newlines; jielong: one encode call, which splits and uses every OpenMP thread).
+# Then runs scripts/check_hf_tokenizers.sh (same ids from our tokenizer.json files in HF, and the reverse).
 # Usage: bench/bench_tokenizer.sh [BUILD_DIR]
 set -eu
 cd "$(dirname "$0")/.."
@@ -57,3 +58,5 @@ const [textPath, ...jsons] = process.argv.slice(2);
     console.log(`encode ${name} batch: ${(mb / tn).toFixed(1)} MB/s (${nn} tokens, ${tn.toFixed(3)} s)`);
   }
 })();' "$mods" "$work/text.txt" "${jsons[@]}" 2>/dev/null
+echo "-- tokenizer.json compatibility with HF tokenizers"
+bash scripts/check_hf_tokenizers.sh

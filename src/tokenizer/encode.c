@@ -162,7 +162,10 @@ static int32_t pair_rank(const jl_tokenizer *t, int32_t l, int32_t r, int32_t *m
 static int bpe_small(const jl_tokenizer *t, const unsigned char *s, size_t n, tok_ivec *out) {
     int32_t ids[SMALL_WORD], ranks[SMALL_WORD], merged[SMALL_WORD];
     for (size_t i = 0; i < n; i++) ids[i] = t->byte_id[s[i]];
-    for (size_t i = 0; i + 1 < n; i++) ranks[i] = pair_rank(t, ids[i], ids[i + 1], &merged[i]);
+    for (size_t i = 0; i + 1 < n; i++) {
+        ranks[i] = t->byte_pairs[s[i] * 256 + s[i + 1]].rank;
+        merged[i] = t->byte_pairs[s[i] * 256 + s[i + 1]].merged;
+    }
     size_t m = n;
     while (m > 1) {
         size_t best = 0;

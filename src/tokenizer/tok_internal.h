@@ -71,6 +71,8 @@ struct jl_tokenizer {
     int n_merges;          /* merges in rank order, as written to tokenizer.json */
     int32_t *merge_left, *merge_right, *merge_rank;
     tok_pair_map pairs;
+    struct { int32_t rank, merged; } *byte_pairs; /* [b1 * 256 + b2]: the pair of two single-byte tokens, without
+                                                     hashing (half the lookups of BPE are these); rank INT32_MAX = none */
     int ignore_merges;     /* 1: a pre-token that is itself in the vocabulary is one token (tiktoken, HF) */
 
     int n_special;         /* added tokens matched in text when allow_special = 1 */
