@@ -57,6 +57,6 @@ const [textPath, ...jsons] = process.argv.slice(2);
     console.log(`encode ${name} 1 call: ${(mb / t1).toFixed(1)} MB/s (${n1} tokens, ${t1.toFixed(3)} s)`);
     console.log(`encode ${name} batch: ${(mb / tn).toFixed(1)} MB/s (${nn} tokens, ${tn.toFixed(3)} s)`);
   }
-})();' "$mods" "$work/text.txt" "${jsons[@]}" 2>/dev/null
+})();' "$mods" "$work/text.txt" "${jsons[@]}" 2>/dev/null | grep -v '^[[:space:]]*$'  # HF training prints blank lines
 echo "-- tokenizer.json compatibility with HF tokenizers"
 bash scripts/check_hf_tokenizers.sh
