@@ -11,8 +11,7 @@ for b in "$dir"/bench/bench_*; do
 done
 for s in bench/*.sh; do
   [ "$(basename "$s")" = run.sh ] && continue
-  [ -x "$s" ] || continue
   echo "== $(basename "$s")"
-  "$s" "$dir" || status=1
+  bash "$s" "$dir" || status=1
 done
 exit $status

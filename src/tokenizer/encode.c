@@ -6,6 +6,20 @@
 #include <string.h>
 
 /* ---- pre-tokenisation ---- */
+/* Hands a piece to fn, cutting one longer than TOK_MAX_PIECE into windows that end before a UTF-8 lead byte,
+ * so BPE (and training) memory stays bounded on pathological input such as megabytes of one letter. */
+static jl_status emit_piece(tok_piece_fn fn, void *user, const char *s, size_t n) {
+    while (n > TOK_MAX_PIECE) {
+        size_t cut = TOK_MAX_PIECE;
+        while (cut > TOK_MAX_PIECE - 4 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--;
+        jl_status st = fn(user, s, cut);
+        if (st != JL_OK) return st;
+        s += cut;
+        n -= cut;
+    }
+    return fn(user, s, n);
+}
+
 jl_status tok_pretokenize(const pcre2_code *re, const char *text, size_t len, tok_piece_fn fn, void *user) {
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
     pcre2_match_context *mc = pcre2_match_context_create(NULL);
@@ -23,7 +37,7 @@ jl_status tok_pretokenize(const pcre2_code *re, const char *text, size_t len, to
     while (pos < len && st == JL_OK) {
         int rc = pcre2_match(re, (PCRE2_SPTR)text, len, pos, 0, md, mc);
         if (rc == PCRE2_ERROR_NOMATCH) { /* only bytes the regex cannot match (invalid UTF-8) are left */
-            st = fn(user, text + pos, len - pos);
+            st = emit_piece(fn, user, text + pos, len - pos);
             break;
         }
         if (rc < 0) {
@@ -33,12 +47,12 @@ jl_status tok_pretokenize(const pcre2_code *re, const char *text, size_t len, to
             break;
         }
         size_t start = ov[0], end = ov[1];
-        if (start > pos) st = fn(user, text + pos, start - pos); /* invalid UTF-8 between matches */
+        if (start > pos) st = emit_piece(fn, user, text + pos, start - pos); /* invalid UTF-8 between matches */
         if (st != JL_OK) break;
         if (end == start) { /* an empty match: take one byte so we always advance */
             end = start + 1;
         }
-        st = fn(user, text + start, end - start);
+        st = emit_piece(fn, user, text + start, end - start);
         pos = end;
     }
     pcre2_match_data_free(md);
@@ -148,7 +162,10 @@ static int32_t pair_rank(const jl_tokenizer *t, int32_t l, int32_t r, int32_t *m
 static int bpe_small(const jl_tokenizer *t, const unsigned char *s, size_t n, tok_ivec *out) {
     int32_t ids[SMALL_WORD], ranks[SMALL_WORD], merged[SMALL_WORD];
     for (size_t i = 0; i < n; i++) ids[i] = t->byte_id[s[i]];
-    for (size_t i = 0; i + 1 < n; i++) ranks[i] = pair_rank(t, ids[i], ids[i + 1], &merged[i]);
+    for (size_t i = 0; i + 1 < n; i++) {
+        ranks[i] = t->byte_pairs[s[i] * 256 + s[i + 1]].rank;
+        merged[i] = t->byte_pairs[s[i] * 256 + s[i + 1]].merged;
+    }
     size_t m = n;
     while (m > 1) {
         size_t best = 0;

@@ -157,11 +157,12 @@ static jl_status collect_tokens(json_load *L, json_object *added) {
 }
 
 static int32_t vocab_id(json_load *L, const char *s, size_t n) {
-    char key[1024];
-    if (n >= sizeof key) return -1;
+    char small[256], *key = n < sizeof small ? small : malloc(n + 1); /* json-c wants a NUL-terminated key */
+    if (!key) return -1;
     memcpy(key, s, n);
     key[n] = '\0';
     json_object *v = get(L->vocab, key);
+    if (key != small) free(key);
     return v ? json_object_get_int(v) : -1;
 }
 
@@ -199,7 +200,7 @@ static jl_status read_model(json_load *L, json_object *root) {
         return jl_fail(JL_ERR_FORMAT, "%s: not a JSON object", L->origin);
     json_object *model = get(root, "model");
     if (!model || json_object_get_type(model) != json_type_object)
-        return jl_fail(JL_ERR_FORMAT, "%s: model: missing", L->origin);
+        return jl_fail(JL_ERR_FORMAT, "%s: model: missing or not an object", L->origin);
     const char *type = json_object_get_string(get(model, "type"));
     if (type && strcmp(type, "BPE"))
         return jl_fail(JL_ERR_FORMAT, "%s: model.type '%s' is not supported (only BPE)", L->origin, type);
@@ -227,10 +228,11 @@ static jl_status from_json(const char *json, size_t len, const char *origin, jl_
     json_object *root = json_tokener_parse_ex(tk, json, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tk);
     if (!root || jerr != json_tokener_success) {
+        const char *why = jerr == json_tokener_continue || jerr == json_tokener_success
+                              ? "unexpected end of the text (truncated?)"
+                              : json_tokener_error_desc(jerr);
         jl_status st = jl_fail(JL_ERR_FORMAT, "%s: invalid JSON at byte %zu: %s", origin,
-                               json_tokener_get_parse_end(tk), json_tokener_error_desc(jerr == json_tokener_success
-                                                                                           ? json_tokener_continue
-                                                                                           : jerr));
+                               json_tokener_get_parse_end(tk), why);
         json_object_put(root);
         json_tokener_free(tk);
         return st;

@@ -71,6 +71,8 @@ struct jl_tokenizer {
     int n_merges;          /* merges in rank order, as written to tokenizer.json */
     int32_t *merge_left, *merge_right, *merge_rank;
     tok_pair_map pairs;
+    struct { int32_t rank, merged; } *byte_pairs; /* [b1 * 256 + b2]: the pair of two single-byte tokens, without
+                                                     hashing (half the lookups of BPE are these); rank INT32_MAX = none */
     int ignore_merges;     /* 1: a pre-token that is itself in the vocabulary is one token (tiktoken, HF) */
 
     int n_special;         /* added tokens matched in text when allow_special = 1 */
@@ -143,8 +145,12 @@ static inline int tok_ivec_push(tok_ivec *a, int32_t x) {
     return 0;
 }
 
+/* Pre-tokens longer than this are cut into windows of at most this many bytes (at UTF-8 character starts): real
+ * text never has such pre-tokens, and it bounds the memory of one BPE run (~60 bytes per byte). */
+#define TOK_MAX_PIECE (256 * 1024)
+
 /* Pre-tokenisation: calls fn(user, piece, len) for every regex match and for every run of bytes between matches
- * (invalid UTF-8), in order. Returns JL_OK or the first non-OK status fn returned / a regex failure. */
+ * (invalid UTF-8), in order, pieces longer than TOK_MAX_PIECE cut into windows. Returns JL_OK or the first non-OK status fn returned / a regex failure. */
 typedef jl_status (*tok_piece_fn)(void *user, const char *piece, size_t len);
 jl_status tok_pretokenize(const pcre2_code *re, const char *text, size_t len, tok_piece_fn fn,
                           void *user);

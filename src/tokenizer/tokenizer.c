@@ -1,5 +1,6 @@
 /* The tokenizer object: building it from a vocabulary + merges, lookups, special tokens, patterns. */
 #include "tokenizer/tok_internal.h"
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -89,13 +90,15 @@ static int utf8_next(const unsigned char *s, size_t n, size_t *i, uint32_t *cp) 
     return 0;
 }
 
+static int16_t unicode_to_byte_table[256 + 68];
+static pthread_once_t unicode_table_once = PTHREAD_ONCE_INIT;
+static void fill_unicode_table(void) {
+    for (uint32_t cp = 0; cp < 256 + 68; cp++) unicode_to_byte_table[cp] = (int16_t)tok_unicode_to_byte(cp);
+}
+
 long tok_bytelevel_decode(const char *s, size_t n, char *dst) {
-    static int16_t table[256 + 68];
-    static int ready;
-    if (!ready) { /* idempotent; racing threads write the same values */
-        for (uint32_t cp = 0; cp < 256 + 68; cp++) table[cp] = (int16_t)tok_unicode_to_byte(cp);
-        ready = 1;
-    }
+    pthread_once(&unicode_table_once, fill_unicode_table);
+    const int16_t *table = unicode_to_byte_table;
     size_t i = 0;
     long out = 0;
     while (i < n) {
@@ -243,6 +246,18 @@ static jl_status build_pairs(jl_tokenizer *t, const tok_spec *sp) {
     return st;
 }
 
+static jl_status build_byte_pairs(jl_tokenizer *t) {
+    t->byte_pairs = malloc(65536 * sizeof *t->byte_pairs);
+    if (!t->byte_pairs) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    for (int a = 0; a < 256; a++)
+        for (int b = 0; b < 256; b++) {
+            const tok_pair_slot *s = tok_pair_find(&t->pairs, t->byte_id[a], t->byte_id[b]);
+            t->byte_pairs[a * 256 + b].rank = s ? s->rank : INT32_MAX;
+            t->byte_pairs[a * 256 + b].merged = s ? s->merged : -1;
+        }
+    return JL_OK;
+}
+
 static jl_status build_specials(jl_tokenizer *t, const tok_spec *sp) {
     t->special_ids = malloc(sizeof(int32_t) * ((size_t)sp->n_special + 1));
     if (!t->special_ids) return jl_fail(JL_ERR_NOMEM, "out of memory");
@@ -288,6 +303,7 @@ jl_status tok_build(const tok_spec *sp, jl_tokenizer **out) {
             st = jl_fail(JL_ERR_FORMAT, "%s: not a byte-level vocabulary: byte 0x%02X has no token", sp->origin, b);
     }
     if (st == JL_OK) st = build_pairs(t, sp);
+    if (st == JL_OK) st = build_byte_pairs(t);
     if (st == JL_OK) st = tok_compile_pattern(sp->pattern, &t->re);
     if (st != JL_OK) {
         jl_tokenizer_free(t);
@@ -307,6 +323,7 @@ void jl_tokenizer_free(jl_tokenizer *t) {
     free(t->merge_right);
     free(t->merge_rank);
     free(t->pairs.slots);
+    free(t->byte_pairs);
     free(t->special_ids);
     free(t->is_special);
     free(t->pattern);

