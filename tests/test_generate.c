@@ -599,6 +599,135 @@ static void test_chat_keeps_cache(void **state) {
     jl_tokenizer_free(tok);
 }
 
+/* ---------------------------------------------------------------- the CLI end to end */
+
+static const char *bigram_checkpoint(void) {
+    static char path[1024];
+    if (path[0]) return path;
+    jl_tokenizer *tok;
+    assert_int_equal(jl_tokenizer_bytes(&tok), JL_OK);
+    jl_model *m = bigram_model(tok, 64);
+    jl_checkpoint ck = {.model = m};
+    assert_int_equal(jl_tokenizer_to_json(tok, &ck.tokenizer_json), JL_OK);
+    snprintf(path, sizeof path, "%s", tmp_path("bigram.safetensors"));
+    assert_int_equal(jl_checkpoint_save(path, &ck), JL_OK);
+    jl_checkpoint_free(&ck);
+    jl_tokenizer_free(tok);
+    return path;
+}
+
+/* Runs the CLI and returns its combined output (malloc'd) and exit code. */
+static char *cli_output(const char *args, int *rc) {
+    const char *log = tmp_path("cli.log");
+    *rc = run_cli(args, log);
+    char *text;
+    size_t len;
+    assert_int_equal(jl_read_file(log, &text, &len), JL_OK);
+    return text;
+}
+
+static void expect_cli(const char *args, int want_rc, const char *want_output, const char *want_substring) {
+    int rc;
+    char *out = cli_output(args, &rc);
+    if (rc != want_rc) print_message("%s → rc %d:\n%s\n", args, rc, out);
+    assert_int_equal(rc, want_rc);
+    if (want_output) assert_string_equal(out, want_output);
+    if (want_substring && !strstr(out, want_substring)) {
+        print_message("%s: no '%s' in:\n%s\n", args, want_substring, out);
+        fail();
+    }
+    free(out);
+}
+
+static void test_cli_generate(void **state) {
+    (void)state;
+    const char *m = bigram_checkpoint();
+    char args[2048];
+    snprintf(args, sizeof args, "generate --model %s --prompt a --temperature 0", m);
+    expect_cli(args, 0, "bcdefg很hijkl\n", NULL); /* the continuation after "a" */
+    snprintf(args, sizeof args, "generate --model %s --prompt a --temperature 0 --echo --matvec blas", m);
+    expect_cli(args, 0, CHAIN "\n", NULL);
+    snprintf(args, sizeof args, "generate --model %s --prompt a --temperature 0 --stop 很h xyz", m);
+    expect_cli(args, 0, "bcdefg\n", NULL);
+    snprintf(args, sizeof args, "generate --model %s --prompt c --temperature 0 --max-tokens 2", m);
+    expect_cli(args, 0, "de\n", NULL);
+    snprintf(args, sizeof args, "generate --model %s --prompt a --temperature 0 --context 6", m);
+    expect_cli(args, 0, NULL, "context full");
+    /* the same seed gives the same sample */
+    int rc1, rc2;
+    snprintf(args, sizeof args, "generate --model %s --prompt a --temperature 1 --top-p 1 --seed 5", m);
+    char *a = cli_output(args, &rc1), *b = cli_output(args, &rc2);
+    assert_int_equal(rc1, 0);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    /* --show-probs: p ≈ 0.25 at temperature 1; temperature 0.5 makes the top token q ≈ 0.97, so top-p 0.95 keeps
+     * only it (q = 1) */
+    snprintf(args, sizeof args, "generate --model %s --prompt a --temperature 0.5 --show-probs 3 --max-tokens 2", m);
+    int rc;
+    char *out = cli_output(args, &rc);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "step 1 (1 candidates kept)"));
+    assert_non_null(strstr(out, "* 'b'              p=0.25"));
+    assert_non_null(strstr(out, "q=1.0000"));
+    assert_non_null(strstr(out, "text: bc\n"));
+    free(out);
+    snprintf(args, sizeof args, "generate --model %s --prompt a --temperature 1 --top-p 1 --show-probs 2 --max-tokens 1", m);
+    out = cli_output(args, &rc);
+    assert_non_null(strstr(out, "(262 candidates kept)"));
+    assert_non_null(strstr(out, "p=0.25"));
+    free(out);
+    /* special-token names typed in the prompt are text: "<|end|>" is followed by <|eos|>, not by 'Z' */
+    snprintf(args, sizeof args, "generate --model %s --prompt '<|end|>' --temperature 0", m);
+    expect_cli(args, 0, "\n", NULL);
+}
+
+static void test_cli_chat(void **state) {
+    (void)state;
+    const char *m = bigram_checkpoint();
+    char args[2048];
+    snprintf(args, sizeof args, "chat --model %s --temperature 0 --system 'be brief' < %s", m,
+             tmp_path("chat_in.txt"));
+    FILE *f = fopen(tmp_path("chat_in.txt"), "w");
+    fputs("hi\n\n/temp 0\nhello there\n/system other\n/reset\nagain\n", f);
+    fclose(f);
+    expect_cli(args, 0, CHAIN "\n(temperature 0)\n" CHAIN "\n(system prompt set)\n(conversation reset)\n" CHAIN "\n",
+               NULL);
+    /* turns past the context are refused with a message; bad commands are reported; exit code says so */
+    f = fopen(tmp_path("chat_in.txt"), "w");
+    fputs("hi\nhello\n/temp -1\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "chat --model %s --temperature 0 --context 24 < %s", m, tmp_path("chat_in.txt"));
+    expect_cli(args, 2, NULL, "no longer fits");
+    expect_cli(args, 2, NULL, "/temp needs a number");
+}
+
+static void test_cli_bad_input(void **state) {
+    (void)state;
+    const char *m = bigram_checkpoint();
+    char args[2048];
+    snprintf(args, sizeof args, "generate --model %s --prompt a --top-p 0", m);
+    expect_cli(args, 2, NULL, "top-p 0: must be in (0, 1]");
+    snprintf(args, sizeof args, "generate --model %s --prompt a --top-p 1.5", m);
+    expect_cli(args, 2, NULL, "top-p");
+    snprintf(args, sizeof args, "generate --model %s --prompt a --temperature -1", m);
+    expect_cli(args, 2, NULL, "temperature -1: must be");
+    snprintf(args, sizeof args, "generate --model %s --prompt abcdefghijklmnop --context 8", m);
+    expect_cli(args, 2, NULL, "the prompt has 17 tokens but the context holds 8");
+    snprintf(args, sizeof args, "generate --model %s --prompt a --context 65", m);
+    expect_cli(args, 2, NULL, "context 65");
+    snprintf(args, sizeof args, "chat --model %s --min-p 1 < /dev/null", m);
+    expect_cli(args, 2, NULL, "min-p");
+    expect_cli("generate --prompt a", 2, NULL, "--model");
+    FILE *f = fopen(tmp_path("junk.safetensors"), "w");
+    fputs("this is not a checkpoint at all, just text", f);
+    fclose(f);
+    snprintf(args, sizeof args, "generate --model %s --prompt a", tmp_path("junk.safetensors"));
+    expect_cli(args, 2, NULL, "junk.safetensors");
+    snprintf(args, sizeof args, "chat --model %s < /dev/null", tmp_path("missing.safetensors"));
+    expect_cli(args, 2, NULL, "missing.safetensors");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kv_llama_gqa),
@@ -612,6 +741,9 @@ int main(void) {
         cmocka_unit_test(test_textstream),
         cmocka_unit_test(test_generate_loop),
         cmocka_unit_test(test_chat_keeps_cache),
+        cmocka_unit_test(test_cli_generate),
+        cmocka_unit_test(test_cli_chat),
+        cmocka_unit_test(test_cli_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,8 @@ int cmd_pretrain(int, char **);
 int cmd_plot(int, char **);
 int cmd_prepare(int, char **);
 int cmd_data(int, char **);
+int cmd_generate(int, char **);
+int cmd_chat(int, char **);
 
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
@@ -23,6 +25,8 @@ const cli_command cli_commands[] = {
     {"tokenizer", cmd_tokenizer, "train, use, import byte-level BPE tokenizers (train|encode|decode|import)"},
     {"prepare", cmd_prepare, "text or JSONL → token shards (train + held-out val) for pretraining"},
     {"pretrain", cmd_pretrain, "pretrain a Transformer by next-token prediction"},
+    {"generate", cmd_generate, "continue a prompt, streaming tokens (sampling options, --show-probs)"},
+    {"chat", cmd_chat, "multi-turn chat with the chat template (line editing, /reset /temp /system)"},
     {"plot", cmd_plot, "draw training metrics (JSONL) as an SVG line plot"},
     {"version", cmd_version, "print the version"},
     {NULL, NULL, NULL},
