@@ -3,4 +3,5 @@
 #ifndef JIELONG_H
 #define JIELONG_H
 #include "jielong/common.h"
+#include "jielong/generate.h"
 #endif

@@ -1,0 +1,122 @@
+/* Inference benchmark: prefill and decode tok/s for the llama2.c stories15M and stories110M shapes (random
+ * weights, fp32, tied embeddings), with the memory-bandwidth bound measured in the same run:
+ * bound = read bandwidth (all threads summing a 1 GB array) ÷ bytes of weights read per token.
+ * Decode is timed with both matvec kernels (ours and cblas_sgemv). llama2.c's run.c figures are QUOTED from
+ * a run on this machine (2 threads), not measured here. */
+#include "core/rng.h"
+#include "core/timer.h"
+#include "infer/sampler.h"
+#include "jielong/generate.h"
+#include "model/model.h"
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REPEATS 3
+
+/* Best-of-REPEATS read bandwidth in GB/s over a 1 GB array, summed by all threads. */
+static double read_bandwidth(void) {
+    const size_t n = (size_t)1 << 28; /* 1 GiB of floats */
+    float *a = aligned_alloc(64, n * sizeof(float));
+    if (!a) return -1;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) a[i] = (float)(i & 1023); /* first touch by the thread that reads it */
+    double best = 0, sink = 0;
+    for (int r = 0; r < REPEATS + 2; r++) {
+        double t0 = jl_now(), total = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total)
+        for (size_t blk = 0; blk < n / 4096; blk++) {
+            float acc = 0;
+            const float *p = a + blk * 4096;
+#pragma omp simd reduction(+ : acc)
+            for (int i = 0; i < 4096; i++) acc += p[i];
+            total += acc;
+        }
+        double s = jl_now() - t0;
+        sink += total;
+        if (n * sizeof(float) / s / 1e9 > best) best = n * sizeof(float) / s / 1e9;
+    }
+    free(a);
+    return sink == 1.0 ? -1 : best; /* keeps the sums alive */
+}
+
+static double prefill_tok_s(jl_session *s, const int32_t *prompt, int n) {
+    double best = 0;
+    for (int r = 0; r < REPEATS; r++) {
+        jl_session_truncate(s, 0);
+        double t0 = jl_now();
+        jl_session_forward(s, prompt, n, NULL, NULL);
+        double rate = n / (jl_now() - t0);
+        best = rate > best ? rate : best;
+    }
+    return best;
+}
+
+/* Greedy decode of n tokens after a 1-token prompt (the argmax is part of the time, as in llama2.c). */
+static double decode_tok_s(jl_session *s, int vocab, int n, int kernel, double *typical) {
+    jl_set_matvec_kernel(kernel);
+    double best = 0, sum = 0;
+    for (int r = 0; r < REPEATS; r++) {
+        jl_session_truncate(s, 0);
+        int32_t tok = 1;
+        const float *logits;
+        jl_session_forward(s, &tok, 1, NULL, &logits);
+        double t0 = jl_now();
+        for (int i = 0; i < n; i++) {
+            tok = jl_argmax(logits, vocab);
+            jl_session_forward(s, &tok, 1, NULL, &logits);
+        }
+        double rate = n / (jl_now() - t0);
+        best = rate > best ? rate : best;
+        sum += rate;
+    }
+    jl_set_matvec_kernel(0);
+    *typical = sum / REPEATS;
+    return best;
+}
+
+static void bench_shape(const char *name, int dim, int n_layer, int n_head, int hidden, int context,
+                        double quoted_llama2c, double bandwidth) {
+    jl_config c;
+    jl_config_from_depth(&c, JL_ARCH_LLAMA, n_layer, 32000, context);
+    c.dim = dim;
+    c.n_layer = n_layer;
+    c.n_head = c.n_kv_head = n_head;
+    c.hidden_dim = hidden;
+    c.tie_embeddings = 1;
+    jl_model *m;
+    jl_session *s;
+    if (jl_model_new(&c, &m) != JL_OK || jl_session_new(m, 0, &s) != JL_OK) {
+        printf("%s: %s\n", name, jl_last_error());
+        return;
+    }
+    jl_model_init(m, 1);
+    int32_t prompt[256];
+    jl_rng r;
+    jl_rng_seed(&r, 3);
+    for (int i = 0; i < 256; i++) prompt[i] = (int32_t)jl_rng_below(&r, 32000);
+    double bytes = jl_session_bytes_per_token(s), bound = bandwidth * 1e9 / bytes;
+    double prefill = prefill_tok_s(s, prompt, 256);
+    double own_typ, blas_typ;
+    double own = decode_tok_s(s, 32000, 128, 0, &own_typ), blas = decode_tok_s(s, 32000, 128, 1, &blas_typ);
+    double best = own > blas ? own : blas;
+    printf("%s (dim %d, %d layers, %d heads, hidden %d, vocab 32000, %.1fM params, %.0f MB read/token)\n", name, dim,
+           n_layer, n_head, hidden, m->n_params / 1e6, bytes / 1e6);
+    printf("  prefill 256 tokens:        %8.1f tok/s\n", prefill);
+    printf("  decode 128 tokens, own:    %8.1f tok/s best, %8.1f typical\n", own, own_typ);
+    printf("  decode 128 tokens, sgemv:  %8.1f tok/s best, %8.1f typical\n", blas, blas_typ);
+    printf("  bandwidth bound:           %8.1f tok/s  -> decode at %.0f%% of the bound\n", bound, 100 * best / bound);
+    printf("  llama2.c run.c (quoted):   %8.1f tok/s  -> %.2fx\n", quoted_llama2c, best / quoted_llama2c);
+    jl_session_free(s);
+    jl_model_free(m);
+}
+
+int main(void) {
+    double bw = read_bandwidth();
+    printf("threads %d, measured read bandwidth %.1f GB/s (1 GiB array, best of %d)\n", omp_get_max_threads(), bw,
+           REPEATS + 2);
+    bench_shape("stories15M", 288, 6, 6, 768, 256, 114.0, bw);
+    bench_shape("stories110M", 768, 12, 12, 2048, 1024, 57.0, bw);
+    return 0;
+}

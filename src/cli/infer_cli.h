@@ -1,0 +1,38 @@
+/* What `jielong generate` and `jielong chat` share: model + tokenizer loading, the sampling flags, the
+ * per-step probability view and the closing statistics line. */
+#ifndef JL_CLI_INFER_CLI_H
+#define JL_CLI_INFER_CLI_H
+#include "cli/args.h"
+#include "jielong/checkpoint.h"
+#include "jielong/generate.h"
+#include <stdio.h>
+
+typedef struct {
+    const char *model, *tokenizer, *matvec;
+    long max_tokens, context, top_k, seed, penalty_last_n, threads, show_probs;
+    double temperature, top_p, min_p, repetition, presence, frequency;
+    int stats;
+} infer_flags;
+
+/* Defaults, then the shared options written to opts (returns how many; opts needs INFER_NOPTS slots). */
+#define INFER_NOPTS 17
+void infer_flags_defaults(infer_flags *f);
+int infer_opts(infer_flags *f, cli_opt *opts);
+
+/* Everything one run needs, loaded from the flags. */
+typedef struct {
+    jl_checkpoint ck;
+    jl_tokenizer *tok;
+    jl_session *session;
+    jl_sampler *sampler;
+} infer_setup;
+jl_status infer_setup_load(const infer_flags *f, infer_setup *s);
+void infer_setup_free(infer_setup *s);
+void infer_sampler_params(const infer_flags *f, jl_sampler_params *p);
+
+/* One step of --show-probs: the top tokens with model and sampling probabilities, the sampled one marked. */
+void infer_print_report(FILE *out, const jl_tokenizer *tok, const jl_sample_report *r, int step);
+/* "prompt N tok (X tok/s) | generated M tok (Y tok/s) | stop: reason" on stderr. */
+void infer_print_stats(const char *cmd, const jl_gen_result *r);
+
+#endif

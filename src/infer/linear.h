@@ -1,0 +1,23 @@
+/* One linear layer of the inference engine: y = W·x + b with W stored (out, in) as in jl_model.
+ * Every weight the session uses goes through these two functions, so another weight format (quantised
+ * blocks, an unmerged LoRA pair) only adds a case here. */
+#ifndef JL_INFER_LINEAR_H
+#define JL_INFER_LINEAR_H
+
+typedef struct {
+    const float *w; /* (out, in), fp32 */
+    const float *b; /* (out) or NULL */
+    int in, out;
+} jl_linear;
+
+/* Decode: y(out) = W·x(in) + b. Parallel over output rows (OpenMP); the kernel is chosen by
+ * jl_set_matvec_kernel (ours or cblas_sgemv). */
+void jl_linear_vec(const jl_linear *L, const float *x, float *y);
+/* Prefill: y(n, out) = x(n, in)·Wᵀ + b (cblas_sgemm). */
+void jl_linear_mat(const jl_linear *L, const float *x, float *y, int n);
+
+/* The two matvec kernels, callable directly (benchmark and tests). */
+void jl_matvec_own(float *y, const float *w, const float *x, const float *b, int in, int out);
+void jl_matvec_blas(float *y, const float *w, const float *x, const float *b, int in, int out);
+
+#endif

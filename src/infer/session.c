@@ -1,0 +1,270 @@
+/* The inference session: a KV cache over a jl_model and the forward pass of new tokens against it.
+ * It reads the model's parameter block through the same views as jl_model_forward and mirrors its steps
+ * (norm → qkv → rope at absolute positions → causal GQA attention → o → residual → norm → MLP → residual),
+ * so its logits equal the full forward pass at every position. Prefill runs a block of tokens through matrix
+ * products; decode (one token) through matrix-vector products, which is where the time goes. */
+#include "infer/session.h"
+#include "core/kernels.h"
+#include "core/vexp.h"
+#include "infer/linear.h"
+#include "model/model.h"
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    jl_linear qkv, o, fc, down;
+} layer_linears;
+
+struct jl_session {
+    const jl_model *m;
+    int cap, pos;        /* cache positions allocated / filled */
+    int block, max_block;/* prefill block in use / allocated */
+    int kv_dim;          /* n_kv_head · hs: floats per position per layer in k (and v) */
+    float *k_cache, *v_cache; /* (L, cap, kv_dim) */
+    /* activations for up to max_block tokens */
+    float *x, *xb, *qkv, *atty, *fc, *fc_act, *mean, *rstd, *logits;
+    float *att; /* (nh, max_block, cap) attention scores */
+    int32_t *tokens;     /* (cap) the tokens in the cache */
+    layer_linears *layers;
+    jl_linear head;
+};
+
+static float *alloc_floats(size_t n) {
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+static void bind_weights(jl_session *s) {
+    const jl_config *c = &s->m->cfg;
+    const int C = c->dim, H = c->hidden_dim;
+    for (int l = 0; l < c->n_layer; l++) {
+        const jl_layer_params *p = &s->m->w.layers[l];
+        s->layers[l].qkv = (jl_linear){p->qkv_w, p->qkv_b, C, jl_qkv_dim(c)};
+        s->layers[l].o = (jl_linear){p->o_w, p->o_b, c->n_head * jl_head_size(c), C};
+        s->layers[l].fc = (jl_linear){p->fc_w, p->fc_b, C, jl_fc_dim(c)};
+        s->layers[l].down = (jl_linear){p->down_w, p->down_b, H, C};
+    }
+    s->head = (jl_linear){s->m->w.lm_head, NULL, C, c->padded_vocab};
+}
+
+jl_status jl_session_new(const jl_model *m, int capacity, jl_session **out) {
+    *out = NULL;
+    const jl_config *c = &m->cfg;
+    if (capacity == 0) capacity = c->max_seq_len;
+    if (capacity < 1 || capacity > c->max_seq_len)
+        return jl_fail(JL_ERR_ARG, "context %d: must be in 1..%d (the model's context)", capacity, c->max_seq_len);
+    jl_session *s = calloc(1, sizeof *s);
+    if (!s) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    s->m = m;
+    s->cap = capacity;
+    s->kv_dim = c->n_kv_head * jl_head_size(c);
+    /* prefill block: up to 128 tokens, fewer when the score buffer (nh × block × cap) would pass 4M floats */
+    int block = (int)((size_t)(4u << 20) / ((size_t)c->n_head * (size_t)capacity));
+    block = block > 128 ? 128 : block < 8 ? 8 : block;
+    s->max_block = s->block = block < capacity ? block : capacity;
+    const size_t L = (size_t)c->n_layer, B = (size_t)s->max_block, C = (size_t)c->dim;
+    const size_t kv = L * (size_t)capacity * (size_t)s->kv_dim;
+    s->k_cache = alloc_floats(kv);
+    s->v_cache = alloc_floats(kv);
+    s->x = alloc_floats(B * C);
+    s->xb = alloc_floats(B * C);
+    s->qkv = alloc_floats(B * (size_t)jl_qkv_dim(c));
+    s->atty = alloc_floats(B * C);
+    s->fc = alloc_floats(B * (size_t)jl_fc_dim(c));
+    s->fc_act = alloc_floats(B * (size_t)c->hidden_dim);
+    s->mean = alloc_floats(B);
+    s->rstd = alloc_floats(B);
+    s->logits = alloc_floats(B * (size_t)c->padded_vocab);
+    s->att = alloc_floats((size_t)c->n_head * B * (size_t)capacity);
+    s->layers = calloc(L, sizeof *s->layers);
+    s->tokens = calloc((size_t)capacity, sizeof *s->tokens);
+    if (!s->tokens || !s->k_cache || !s->v_cache || !s->x || !s->xb || !s->qkv || !s->atty || !s->fc || !s->fc_act || !s->mean ||
+        !s->rstd || !s->logits || !s->att || !s->layers) {
+        jl_session_free(s);
+        return jl_fail(JL_ERR_NOMEM, "cannot allocate the KV cache (%.1f MB) and activations", 8.0 * kv / 1e6);
+    }
+    bind_weights(s);
+    *out = s;
+    return JL_OK;
+}
+
+void jl_session_free(jl_session *s) {
+    if (!s) return;
+    float *bufs[] = {s->k_cache, s->v_cache, s->x, s->xb, s->qkv, s->atty, s->fc, s->fc_act, s->mean, s->rstd,
+                     s->logits, s->att};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(s->layers);
+    free(s->tokens);
+    free(s);
+}
+
+int jl_session_capacity(const jl_session *s) { return s->cap; }
+int jl_session_pos(const jl_session *s) { return s->pos; }
+const int32_t *jl_session_tokens(const jl_session *s) { return s->tokens; }
+
+void jl_session_truncate(jl_session *s, int pos) {
+    if (pos >= 0 && pos < s->pos) s->pos = pos;
+}
+
+void jl_session_set_prefill_block(jl_session *s, int block) {
+    s->block = block < 1 ? 1 : block > s->max_block ? s->max_block : block;
+}
+
+double jl_session_bytes_per_token(const jl_session *s) {
+    const jl_config *c = &s->m->cfg;
+    double floats = (double)s->m->n_params;
+    size_t table = (size_t)c->padded_vocab * (size_t)c->dim;
+    if (!c->tie_embeddings && c->arch == JL_ARCH_LLAMA) floats -= (double)table - c->dim; /* one embedding row */
+    if (c->arch == JL_ARCH_GPT2) floats -= (double)c->max_seq_len * c->dim - c->dim;      /* one position row */
+    return 4.0 * floats;
+}
+
+/* ---------------------------------------------------------------- one block of tokens */
+
+static void norm(const jl_session *s, float *out, const float *inp, const float *w, const float *b, int n) {
+    const jl_config *c = &s->m->cfg;
+    if (c->arch == JL_ARCH_LLAMA) jl_rmsnorm_forward(out, s->rstd, inp, w, n, c->dim, c->norm_eps);
+    else jl_layernorm_forward(out, s->mean, s->rstd, inp, w, b, n, c->dim, c->norm_eps);
+}
+
+static void linear(const jl_linear *L, const float *x, float *y, int n) {
+    if (n == 1) jl_linear_vec(L, x, y);
+    else jl_linear_mat(L, x, y, n);
+}
+
+static void softmax_prefix(float *row, int n) {
+    float maxv = -INFINITY, sum = 0.0f;
+    for (int j = 0; j < n; j++) maxv = row[j] > maxv ? row[j] : maxv;
+    for (int j = 0; j < n; j++) {
+        row[j] = jl_vexpf(row[j] - maxv);
+        sum += row[j];
+    }
+    float inv = 1.0f / sum;
+    for (int j = 0; j < n; j++) row[j] *= inv;
+}
+
+/* One token at position pos against keys 0..pos: dot products per head, heads in parallel. */
+static void attend_one(jl_session *s, const float *kc, const float *vc, int pos) {
+    const jl_config *c = &s->m->cfg;
+    const int nh = c->n_head, hs = jl_head_size(c), group = nh / c->n_kv_head, kvd = s->kv_dim;
+    const float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(static) if (pos > 64)
+    for (int h = 0; h < nh; h++) {
+        const float *q = s->qkv + (size_t)h * hs;
+        const int kvo = (h / group) * hs;
+        float *att = s->att + (size_t)h * s->cap, *out = s->atty + (size_t)h * hs;
+        for (int t = 0; t <= pos; t++) {
+            const float *k = kc + (size_t)t * kvd + kvo;
+            float d = 0.0f;
+#pragma omp simd reduction(+ : d)
+            for (int i = 0; i < hs; i++) d += q[i] * k[i];
+            att[t] = d * scale;
+        }
+        softmax_prefix(att, pos + 1);
+        memset(out, 0, (size_t)hs * sizeof *out);
+        for (int t = 0; t <= pos; t++) {
+            const float *v = vc + (size_t)t * kvd + kvo;
+            const float a = att[t];
+#pragma omp simd
+            for (int i = 0; i < hs; i++) out[i] += a * v[i];
+        }
+    }
+}
+
+/* n tokens at positions pos0.. against keys 0..pos0+n-1 (causal): two sgemms per head, heads in parallel. */
+static void attend_block(jl_session *s, const float *kc, const float *vc, int pos0, int n) {
+    const jl_config *c = &s->m->cfg;
+    const int nh = c->n_head, hs = jl_head_size(c), group = nh / c->n_kv_head, kvd = s->kv_dim;
+    const int QKV = jl_qkv_dim(c), keys = pos0 + n, ld = s->cap;
+    const float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int h = 0; h < nh; h++) {
+        const int kvo = (h / group) * hs;
+        float *att = s->att + (size_t)h * s->max_block * ld;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, keys, hs, scale, s->qkv + (size_t)h * hs, QKV,
+                    kc + kvo, kvd, 0.0f, att, ld);
+        for (int i = 0; i < n; i++) {
+            float *row = att + (size_t)i * ld;
+            softmax_prefix(row, pos0 + i + 1);
+            memset(row + pos0 + i + 1, 0, (size_t)(n - 1 - i) * sizeof *row);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, hs, keys, 1.0f, att, ld, vc + kvo, kvd, 0.0f,
+                    s->atty + (size_t)h * hs, nh * hs);
+    }
+}
+
+/* Runs tokens[0..n) at positions pos.. through every layer; s->x ends as the final residual. */
+static void forward_block(jl_session *s, const int32_t *tokens, int n) {
+    const jl_model *m = s->m;
+    const jl_config *c = &m->cfg;
+    const int C = c->dim, hs = jl_head_size(c), QKV = jl_qkv_dim(c), H = c->hidden_dim, pos0 = s->pos;
+    const size_t nC = (size_t)n * C;
+    jl_embedding_forward(s->x, tokens, m->w.wte, n, C);
+    if (c->arch == JL_ARCH_GPT2) jl_posemb_forward(s->x, m->w.wpe, 1, n, C, pos0);
+    for (int l = 0; l < c->n_layer; l++) {
+        const jl_layer_params *p = &m->w.layers[l];
+        const layer_linears *lin = &s->layers[l];
+        float *kc = s->k_cache + (size_t)l * s->cap * s->kv_dim, *vc = s->v_cache + (size_t)l * s->cap * s->kv_dim;
+        norm(s, s->xb, s->x, p->ln1_w, p->ln1_b, n);
+        linear(&lin->qkv, s->xb, s->qkv, n);
+        if (c->arch == JL_ARCH_LLAMA) {
+            jl_rope_forward(s->qkv, m->rope_table, 1, n, c->n_head, hs, QKV, pos0);
+            jl_rope_forward(s->qkv + c->n_head * hs, m->rope_table, 1, n, c->n_kv_head, hs, QKV, pos0);
+        }
+        for (int i = 0; i < n; i++) { /* append k and v to the cache */
+            const float *row = s->qkv + (size_t)i * QKV + (size_t)c->n_head * hs;
+            memcpy(kc + (size_t)(pos0 + i) * s->kv_dim, row, (size_t)s->kv_dim * sizeof(float));
+            memcpy(vc + (size_t)(pos0 + i) * s->kv_dim, row + s->kv_dim, (size_t)s->kv_dim * sizeof(float));
+        }
+        if (n == 1) attend_one(s, kc, vc, pos0);
+        else attend_block(s, kc, vc, pos0, n);
+        linear(&lin->o, s->atty, s->xb, n);
+        jl_residual_forward(s->x, s->x, s->xb, nC);
+        norm(s, s->xb, s->x, p->ln2_w, p->ln2_b, n);
+        linear(&lin->fc, s->xb, s->fc, n);
+        if (c->arch == JL_ARCH_LLAMA) jl_swiglu_forward(s->fc_act, s->fc, n, H);
+        else jl_gelu_forward(s->fc_act, s->fc, (size_t)n * H);
+        linear(&lin->down, s->fc_act, s->xb, n);
+        jl_residual_forward(s->x, s->x, s->xb, nC);
+    }
+    s->pos += n;
+}
+
+/* Logits of rows [first, n) of the last block into s->logits (row-major, padded_vocab wide). */
+static void head_rows(jl_session *s, int first, int n) {
+    const jl_model *m = s->m;
+    const int C = m->cfg.dim, rows = n - first;
+    norm(s, s->xb, s->x + (size_t)first * C, m->w.lnf_w, m->w.lnf_b, rows);
+    linear(&s->head, s->xb, s->logits, rows);
+}
+
+jl_status jl_session_forward(jl_session *s, const int32_t *tokens, int n, float *all_logits, const float **last) {
+    const jl_config *c = &s->m->cfg;
+    if (n < 1) return jl_fail(JL_ERR_ARG, "no tokens to run");
+    if (n > s->cap - s->pos)
+        return jl_fail(JL_ERR_ARG, "%d tokens do not fit the context: %d of %d positions are used", n, s->pos,
+                       s->cap);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
+            return jl_fail(JL_ERR_ARG, "token %d: id %d is outside the vocabulary (%d)", i, tokens[i], c->vocab_size);
+    const int V = c->vocab_size, Vp = c->padded_vocab;
+    for (int done = 0; done < n;) {
+        int b = n - done < s->block ? n - done : s->block;
+        memcpy(s->tokens + s->pos, tokens + done, (size_t)b * sizeof *tokens);
+        forward_block(s, tokens + done, b);
+        if (all_logits) {
+            head_rows(s, 0, b);
+            for (int i = 0; i < b; i++)
+                memcpy(all_logits + (size_t)(done + i) * V, s->logits + (size_t)i * Vp, (size_t)V * sizeof(float));
+        } else if (done + b == n) {
+            head_rows(s, b - 1, b);
+        }
+        done += b;
+    }
+    if (last) *last = all_logits ? s->logits + (size_t)((n - 1) % s->block) * Vp : s->logits;
+    return JL_OK;
+}
