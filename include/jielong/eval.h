@@ -19,3 +19,32 @@ jl_status jl_eval_perplexity(jl_model *m, const jl_tokenizer *tok, const char *t
                              jl_ppl_result *out);
 
 #endif
+
+/* ---- instruction following on the held-out poem tasks (data/poems.jsonl → jielong data poems → eval_prompts.jsonl) ----
+ * Four task kinds, each scored by rule: "write" (the answer is a poem of the asked form: jl_poem_check ok),
+ * "continue" (the first line of the answer is the expected next line), "author" (the answer names the expected
+ * author), "form" (the first form name in the answer is the expected form). */
+#include "jielong/dataset.h"
+
+/* Task kinds and their names: jl_poem_task / jl_poem_task_name (dataset.h). */
+
+typedef struct {
+    int shots;       /* < 0: ask through the chat template (a tuned model); 0..8: plain completion "问：…\n答：…" with
+                        that many solved examples of the same task first (in-context learning of a base model) */
+    int limit;       /* prompts per task kind at most (0 = all) */
+    int max_tokens;  /* per answer (default 96) */
+} jl_task_opts;
+
+typedef struct {
+    int n[JL_TASK_COUNT];        /* prompts scored */
+    int correct[JL_TASK_COUNT];
+    double mean_reward;          /* "write": mean jl_poem_reward of the answers */
+    long tokens_generated;
+    double seconds;
+} jl_task_result;
+
+/* Called after each answer (may be NULL): for reports and progress. */
+typedef void (*jl_task_fn)(void *user, jl_poem_task kind, const char *prompt, const char *answer, int correct);
+
+jl_status jl_eval_tasks(const jl_model *m, const jl_tokenizer *tok, const jl_rl_set *prompts, const jl_task_opts *o,
+                        jl_task_fn on_answer, void *user, jl_task_result *out);

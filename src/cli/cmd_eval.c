@@ -3,6 +3,7 @@
 #include "io/fileio.h"
 #include "jielong/checkpoint.h"
 #include "jielong/eval.h"
+#include <json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,22 +29,90 @@ static jl_status eval_text_files(jl_model *m, const jl_tokenizer *tok, const cli
     return JL_OK;
 }
 
+typedef struct {
+    FILE *samples;
+    int done;
+} task_view;
+
+static void on_answer(void *user, jl_poem_task kind, const char *prompt, const char *answer, int correct) {
+    task_view *v = user;
+    v->done++;
+    if (!v->samples) return;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "task", json_object_new_string(jl_poem_task_name(kind)));
+    json_object_object_add(o, "prompt", json_object_new_string(prompt));
+    json_object_object_add(o, "answer", json_object_new_string(answer));
+    json_object_object_add(o, "correct", json_object_new_boolean(correct));
+    fprintf(v->samples, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+}
+
+static jl_status eval_tasks(jl_model *m, const jl_tokenizer *tok, const char *path, const jl_task_opts *o,
+                            const char *samples_path, int json) {
+    jl_jsonl_options jo = {0};
+    jl_jsonl_stats js;
+    jl_rl_set *set;
+    jl_status st = jl_rl_load(path, &jo, &set, &js);
+    if (st != JL_OK) return st;
+    task_view view = {0};
+    jl_atomic_file af = {0};
+    if (samples_path && (st = jl_atomic_open(&af, samples_path)) == JL_OK) view.samples = af.f;
+    jl_task_result r;
+    if (st == JL_OK) st = jl_eval_tasks(m, tok, set, o, on_answer, &view, &r);
+    if (view.samples) {
+        if (st == JL_OK) st = jl_atomic_commit(&af);
+        else jl_atomic_abort(&af);
+    }
+    jl_rl_free(set);
+    if (st != JL_OK) return st;
+    const char *mode = o->shots < 0 ? "chat" : "few-shot";
+    if (json) {
+        printf("{\"file\":\"%s\",\"mode\":\"%s\",\"shots\":%d", path, mode, o->shots < 0 ? 0 : o->shots);
+        for (int k = 0; k < JL_TASK_COUNT; k++)
+            printf(",\"%s\":{\"n\":%d,\"correct\":%d,\"accuracy\":%.4f}", jl_poem_task_name((jl_poem_task)k), r.n[k],
+                   r.correct[k], r.n[k] ? (double)r.correct[k] / r.n[k] : 0.0);
+        printf(",\"write_reward\":%.4f,\"tokens\":%ld,\"seconds\":%.2f}\n", r.mean_reward, r.tokens_generated,
+               r.seconds);
+    } else {
+        printf("%s (%s%s):\n", path, mode, o->shots >= 0 ? (o->shots == 1 ? ", 1 example" : ", examples") : "");
+        if (o->shots > 1 || o->shots == 0) printf("  examples per question: %d\n", o->shots);
+        for (int k = 0; k < JL_TASK_COUNT; k++)
+            printf("  %-9s %4d/%-4d = %5.1f%%%s\n", jl_poem_task_name((jl_poem_task)k), r.correct[k], r.n[k],
+                   r.n[k] ? 100.0 * r.correct[k] / r.n[k] : 0.0,
+                   k == JL_TASK_WRITE ? "  (form compliance)" : "");
+        printf("  mean poem reward of 'write' answers %.3f; %ld tokens in %.1fs\n", r.mean_reward,
+               r.tokens_generated, r.seconds);
+    }
+    return JL_OK;
+}
+
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL;
+    const char *model = NULL, *tasks = NULL, *samples = NULL;
     cli_strs data = {0};
-    long window = 0;
+    long window = 0, shots = -1, limit = 50, max_tokens = 96;
     int json = 0;
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model checkpoint (.safetensors)", NO_RANGE, 1},
-        {"data", OPT_STRS, &data, "held-out text files: perplexity, bits per byte and per character", NO_RANGE, 1},
+        {"data", OPT_STRS, &data, "held-out text files: perplexity, bits per byte and per character", NO_RANGE, 0},
         {"window", OPT_INT, &window, "tokens per scoring window (default: the model's context)", 2, 1 << 20, 0},
+        {"tasks", OPT_STR, &tasks, "held-out task prompts (eval_prompts.jsonl from `jielong data poems`): "
+                                   "instruction following scored by rule", NO_RANGE, 0},
+        {"shots", OPT_INT, &shots, "-1 (default): ask through the chat template; 0..8: plain completion with that "
+                                   "many solved examples (base models)", -1, 8, 0},
+        {"limit", OPT_INT, &limit, "prompts per task kind (default 50; 0 = all)", 0, 1 << 30, 0},
+        {"max-tokens", OPT_INT, &max_tokens, "tokens per answer (default 96)", 1, 4096, 0},
+        {"samples", OPT_STR, &samples, "write every prompt, answer and verdict to this JSONL file", NO_RANGE, 0},
         {"json", OPT_BOOL, &json, "one JSON object per result instead of text", NO_RANGE, 0},
     };
-    int rc = cli_parse("eval", "Evaluate a model: held-out perplexity and bits per byte/char.", opts,
-                       CLI_NOPTS(opts), argc, argv, 1);
+    int rc = cli_parse("eval", "Evaluate a model: held-out perplexity and bits per byte/char (--data), instruction "
+                       "following by rule (--tasks), zero/few-shot (--shots).", opts, CLI_NOPTS(opts), argc, argv, 1);
     if (rc != CLI_PARSED) {
         free(data.v);
         return rc == CLI_HELP_SHOWN ? 0 : rc;
+    }
+    if (!data.n && !tasks) {
+        fprintf(stderr, "jielong eval: give --data (perplexity) and/or --tasks (instruction following)\n");
+        return 2;
     }
     jl_checkpoint ck;
     jl_tokenizer *tok = NULL;
@@ -51,8 +120,10 @@ int cmd_eval(int argc, char **argv) {
     if (st == JL_OK) {
         if (!ck.tokenizer_json) st = jl_fail(JL_ERR_FORMAT, "%s: checkpoint has no tokenizer", model);
         else st = jl_tokenizer_from_json(ck.tokenizer_json, strlen(ck.tokenizer_json), &tok);
-        if (st == JL_OK)
+        if (st == JL_OK && data.n)
             st = eval_text_files(ck.model, tok, &data, window ? (int)window : jl_model_config(ck.model)->max_seq_len, json);
+        jl_task_opts to = {.shots = (int)shots, .limit = (int)limit, .max_tokens = (int)max_tokens};
+        if (st == JL_OK && tasks) st = eval_tasks(ck.model, tok, tasks, &to, samples, json);
         jl_tokenizer_free(tok);
         jl_checkpoint_free(&ck);
     }

@@ -43,7 +43,9 @@ jl_status jl_encode_prompt(const jl_tokenizer *tok, const char *text, int32_t **
 }
 
 static int is_end_token(const jl_tokenizer *tok, int32_t t) {
-    return t == jl_tokenizer_special(tok, "<|eos|>") || t == jl_tokenizer_special(tok, "<|end|>");
+    /* <|bos|> too: a base model that starts a new document has finished this one. */
+    return t == jl_tokenizer_special(tok, "<|eos|>") || t == jl_tokenizer_special(tok, "<|end|>") ||
+           t == jl_tokenizer_special(tok, "<|bos|>");
 }
 
 jl_status jl_generate(jl_session *s, jl_sampler *smp, const jl_tokenizer *tok, const int32_t *prompt, int n_prompt,

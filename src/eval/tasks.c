@@ -1,0 +1,192 @@
+/* Instruction following on held-out poem tasks, scored by rule; with the chat template (tuned models) or as
+ * few-shot completion (base models). */
+#include "jielong/eval.h"
+#include "jielong/generate.h"
+#include "jielong/rules.h"
+#include "core/timer.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int task_of(const char *name) {
+    for (int k = 0; name && k < JL_TASK_COUNT; k++)
+        if (strcmp(name, jl_poem_task_name((jl_poem_task)k)) == 0) return k;
+    return -1;
+}
+
+/* The answer's first line without its closing punctuation and surrounding spaces. */
+static size_t first_line_len(const char *s) {
+    size_t n = strcspn(s, "\n");
+    static const char *const marks[] = {"，", "。", "！", "？", "；", "、"};
+    for (int again = 1; again;) {
+        again = 0;
+        while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\r')) n--;
+        for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
+            size_t m = strlen(marks[i]);
+            if (n >= m && memcmp(s + n - m, marks[i], m) == 0) {
+                n -= m;
+                again = 1;
+            }
+        }
+    }
+    return n;
+}
+
+/* The form whose name appears first in text (full or short name), or JL_FORM_NONE. */
+static jl_poem_form first_form_named(const char *text) {
+    static const char *const short_names[JL_FORM_COUNT] = {"五绝", "七绝", "五律", "七律"};
+    const char *best_at = NULL;
+    jl_poem_form best = JL_FORM_NONE;
+    for (int f = 0; f < JL_FORM_COUNT; f++) {
+        const char *names[2] = {jl_poem_form_name((jl_poem_form)f), short_names[f]};
+        for (int k = 0; k < 2; k++) {
+            const char *at = strstr(text, names[k]);
+            if (at && (!best_at || at < best_at)) {
+                best_at = at;
+                best = (jl_poem_form)f;
+            }
+        }
+    }
+    return best;
+}
+
+static int score(jl_poem_task kind, const char *answer, const jl_rl_set *set, size_t i, float *reward) {
+    const char *expected = jl_rl_field(set, i, "expected");
+    jl_poem_form form = jl_poem_form_parse(jl_rl_field(set, i, "form") ? jl_rl_field(set, i, "form") : "");
+    *reward = 0;
+    switch (kind) {
+    case JL_TASK_WRITE: {
+        jl_poem_report r;
+        if (form == JL_FORM_NONE || jl_poem_check(answer, form, &r) != JL_OK) return 0;
+        *reward = r.reward;
+        return r.ok;
+    }
+    case JL_TASK_CONTINUE: {
+        size_t n = first_line_len(answer);
+        return expected && n == strlen(expected) && memcmp(answer, expected, n) == 0;
+    }
+    case JL_TASK_AUTHOR: return expected && *expected && strstr(answer, expected) != NULL;
+    case JL_TASK_FORM: return form != JL_FORM_NONE && first_form_named(answer) == form;
+    default: return 0;
+    }
+}
+
+typedef struct {
+    char *text;
+    size_t len, cap;
+} text_buf;
+
+static int append_text(void *user, const jl_gen_event *ev) {
+    text_buf *b = user;
+    if (b->len + ev->text_len + 1 > b->cap) {
+        size_t cap = (b->len + ev->text_len + 1) * 2;
+        char *p = realloc(b->text, cap);
+        if (!p) return 1; /* stop generating; the answer is what we have */
+        b->text = p;
+        b->cap = cap;
+    }
+    memcpy(b->text + b->len, ev->text, ev->text_len);
+    b->len += ev->text_len;
+    b->text[b->len] = '\0';
+    return 0;
+}
+
+/* "问：<prompt>\n答：<expected>\n\n" for `shots` other items of the same task, then "问：<prompt>\n答：". */
+static char *few_shot_prompt(const jl_rl_set *set, const size_t *items, size_t n_items, size_t at, int shots) {
+    size_t cap = 256, len = 0;
+    char *s = malloc(cap);
+    if (!s) return NULL;
+    s[0] = '\0';
+    for (int k = 1; k <= shots + 1; k++) {
+        int is_query = k == shots + 1;
+        size_t i = is_query ? items[at] : items[(at + (size_t)k) % n_items];
+        const char *q = jl_rl_prompt(set, i), *a = is_query ? "" : jl_rl_field(set, i, "expected");
+        size_t need = len + strlen(q) + strlen(a ? a : "") + 32;
+        if (need > cap) {
+            cap = need * 2;
+            char *p = realloc(s, cap);
+            if (!p) {
+                free(s);
+                return NULL;
+            }
+            s = p;
+        }
+        len += (size_t)snprintf(s + len, cap - len, "问：%s\n答：%s%s", q, a ? a : "", is_query ? "" : "\n\n");
+    }
+    return s;
+}
+
+jl_status jl_eval_tasks(const jl_model *m, const jl_tokenizer *tok, const jl_rl_set *prompts, const jl_task_opts *o,
+                        jl_task_fn on_answer, void *user, jl_task_result *out) {
+    memset(out, 0, sizeof *out);
+    double t0 = jl_now();
+    size_t n = jl_rl_count(prompts);
+    size_t *items[JL_TASK_COUNT] = {0}, n_items[JL_TASK_COUNT] = {0};
+    jl_status st = JL_OK;
+    for (int k = 0; k < JL_TASK_COUNT && st == JL_OK; k++)
+        if (!(items[k] = malloc(sizeof(size_t) * (n ? n : 1)))) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n && st == JL_OK; i++) {
+        int k = task_of(jl_rl_field(prompts, i, "task"));
+        if (k >= 0) items[k][n_items[k]++] = i;
+    }
+    jl_session *s = NULL;
+    jl_sampler *smp = NULL;
+    jl_chat *chat = NULL;
+    jl_sampler_params sp;
+    jl_sampler_defaults(&sp);
+    sp.temperature = 0; /* greedy: the score is a property of the model, not of a draw */
+    if (st == JL_OK) st = jl_session_new(m, jl_model_config(m)->max_seq_len, &s);
+    if (st == JL_OK) st = jl_sampler_new(&sp, jl_model_config(m)->vocab_size, &smp);
+    if (st == JL_OK && o->shots < 0) st = jl_chat_new(s, smp, tok, &chat);
+    static const char *const stops[] = {"\n\n", "问："};
+    jl_gen_opts go = {.max_tokens = o->max_tokens > 0 ? o->max_tokens : 96};
+    if (o->shots >= 0) {
+        go.stops = stops;
+        go.n_stops = 2;
+    }
+    double reward_sum = 0;
+    for (int k = 0; k < JL_TASK_COUNT && st == JL_OK; k++) {
+        size_t limit = o->limit > 0 && (size_t)o->limit < n_items[k] ? (size_t)o->limit : n_items[k];
+        for (size_t j = 0; j < limit && st == JL_OK; j++) {
+            size_t i = items[k][j];
+            text_buf answer = {0};
+            jl_gen_result res = {0};
+            if (chat) {
+                jl_chat_reset(chat);
+                st = jl_chat_turn(chat, jl_rl_prompt(prompts, i), &go, NULL, NULL, &answer.text, &res);
+            } else {
+                char *text = few_shot_prompt(prompts, items[k], n_items[k], j, o->shots);
+                int32_t *ids = NULL;
+                int n_ids = 0;
+                st = text ? jl_encode_prompt(tok, text, &ids, &n_ids) : jl_fail(JL_ERR_NOMEM, "out of memory");
+                free(text);
+                if (st == JL_OK) {
+                    jl_session_truncate(s, 0);
+                    st = jl_generate(s, smp, tok, ids, n_ids, &go, append_text, &answer, &res);
+                }
+                free(ids);
+            }
+            if (st != JL_OK) {
+                jl_fail_context(st, "%s prompt %zu", jl_poem_task_name((jl_poem_task)k), i + 1);
+                free(answer.text);
+                break;
+            }
+            const char *a = answer.text ? answer.text : "";
+            float reward;
+            int ok = score((jl_poem_task)k, a, prompts, i, &reward);
+            out->n[k]++;
+            out->correct[k] += ok;
+            if (k == JL_TASK_WRITE) reward_sum += reward;
+            out->tokens_generated += res.n_generated;
+            if (on_answer) on_answer(user, (jl_poem_task)k, jl_rl_prompt(prompts, i), a, ok);
+            free(answer.text);
+        }
+    }
+    out->mean_reward = out->n[JL_TASK_WRITE] ? reward_sum / out->n[JL_TASK_WRITE] : 0;
+    out->seconds = jl_now() - t0;
+    jl_chat_free(chat);
+    jl_sampler_free(smp);
+    jl_session_free(s);
+    for (int k = 0; k < JL_TASK_COUNT; k++) free(items[k]);
+    return st;
+}
