@@ -43,6 +43,11 @@ typedef struct {
     double seconds;
 } jl_task_result;
 
+/* The verdict on one answer: `expected` and `form_name` are the prompt's fields ("expected", "form");
+ * *reward gets the poem reward for "write" answers (0 otherwise). */
+int jl_task_correct(jl_poem_task kind, const char *answer, const char *expected, const char *form_name,
+                    float *reward);
+
 /* Called after each answer (may be NULL): for reports and progress. */
 typedef void (*jl_task_fn)(void *user, jl_poem_task kind, const char *prompt, const char *answer, int correct);
 

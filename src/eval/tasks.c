@@ -50,9 +50,9 @@ static jl_poem_form first_form_named(const char *text) {
     return best;
 }
 
-static int score(jl_poem_task kind, const char *answer, const jl_rl_set *set, size_t i, float *reward) {
-    const char *expected = jl_rl_field(set, i, "expected");
-    jl_poem_form form = jl_poem_form_parse(jl_rl_field(set, i, "form") ? jl_rl_field(set, i, "form") : "");
+int jl_task_correct(jl_poem_task kind, const char *answer, const char *expected, const char *form_name,
+                    float *reward) {
+    jl_poem_form form = jl_poem_form_parse(form_name ? form_name : "");
     *reward = 0;
     switch (kind) {
     case JL_TASK_WRITE: {
@@ -173,7 +173,8 @@ jl_status jl_eval_tasks(const jl_model *m, const jl_tokenizer *tok, const jl_rl_
             }
             const char *a = answer.text ? answer.text : "";
             float reward;
-            int ok = score((jl_poem_task)k, a, prompts, i, &reward);
+            int ok = jl_task_correct((jl_poem_task)k, a, jl_rl_field(prompts, i, "expected"),
+                                     jl_rl_field(prompts, i, "form"), &reward);
             out->n[k]++;
             out->correct[k] += ok;
             if (k == JL_TASK_WRITE) reward_sum += reward;

@@ -1,0 +1,105 @@
+/* Evaluation: rule verdicts on answers, held-out perplexity on a model with a known answer, the eval CLI. */
+#include "testutil.h"
+#include "core/rng.h"
+#include "io/fileio.h"
+#include "jielong/checkpoint.h"
+#include "jielong/eval.h"
+#include "model/model.h"
+#include <math.h>
+
+static void test_task_verdicts(void **state) {
+    (void)state;
+    float r;
+    const char *poem = "床前明月光，疑是地上霜。\n举头望明月，低头思故乡。";
+    assert_true(jl_task_correct(JL_TASK_WRITE, poem, NULL, "wujue", &r));
+    assert_true(r > 0.9f);
+    assert_false(jl_task_correct(JL_TASK_WRITE, poem, NULL, "qijue", &r));
+    assert_false(jl_task_correct(JL_TASK_WRITE, "床前明月光，疑是地上霜。", NULL, "wujue", &r)); /* truncated */
+    assert_true(jl_task_correct(JL_TASK_CONTINUE, "疑是地上霜。\n", "疑是地上霜", "wujue", &r));
+    assert_true(jl_task_correct(JL_TASK_CONTINUE, "疑是地上霜", "疑是地上霜", "wujue", &r));
+    assert_false(jl_task_correct(JL_TASK_CONTINUE, "疑是地上雪。", "疑是地上霜", "wujue", &r));
+    assert_false(jl_task_correct(JL_TASK_CONTINUE, "疑是地上霜霜。", "疑是地上霜", "wujue", &r));
+    assert_true(jl_task_correct(JL_TASK_AUTHOR, "这首诗的作者是李白。", "李白", "wujue", &r));
+    assert_false(jl_task_correct(JL_TASK_AUTHOR, "作者是杜甫。", "李白", "wujue", &r));
+    assert_true(jl_task_correct(JL_TASK_FORM, "这是一首五言绝句。", "wujue", "wujue", &r));
+    assert_true(jl_task_correct(JL_TASK_FORM, "五绝，不是七律。", "wujue", "wujue", &r));
+    assert_false(jl_task_correct(JL_TASK_FORM, "七律，不是五绝。", "wujue", "wujue", &r)); /* the first named counts */
+    assert_false(jl_task_correct(JL_TASK_FORM, "不知道", "wujue", "wujue", &r));
+}
+
+/* A model whose every logit is zero predicts uniformly: perplexity = vocabulary size exactly. */
+static void test_perplexity_of_uniform_model(void **state) {
+    (void)state;
+    jl_tokenizer *tok;
+    assert_int_equal(jl_tokenizer_bytes(&tok), JL_OK);
+    jl_config c;
+    jl_config_from_depth(&c, JL_ARCH_LLAMA, 1, jl_tokenizer_vocab_size(tok), 16);
+    jl_model *m;
+    assert_int_equal(jl_model_new(&c, &m), JL_OK); /* all weights zero until init: logits are all 0 */
+    const char *text = "hello world\n\nsecond document, a bit longer than the window of sixteen tokens";
+    jl_ppl_result r;
+    assert_int_equal(jl_eval_perplexity(m, tok, text, strlen(text), 16, &r), JL_OK);
+    assert_true(fabs(r.ppl - jl_tokenizer_vocab_size(tok)) < 1e-2);
+    assert_int_equal(r.tokens, (long)strlen(text) - 2 + 2 - 1); /* bytes - "\n\n" + 2 <|bos|> - the first */
+    assert_int_equal(jl_eval_perplexity(m, tok, text, strlen(text), 1000, &r), JL_ERR_ARG);
+    jl_model_free(m);
+    jl_tokenizer_free(tok);
+}
+
+static void test_eval_cli_tasks_and_bad_input(void **state) {
+    (void)state;
+    jl_tokenizer *tok;
+    assert_int_equal(jl_tokenizer_bytes(&tok), JL_OK);
+    jl_config c;
+    jl_config_from_depth(&c, JL_ARCH_LLAMA, 1, jl_tokenizer_vocab_size(tok), 256);
+    jl_model *m;
+    assert_int_equal(jl_model_new(&c, &m), JL_OK);
+    jl_model_init(m, 1);
+    jl_checkpoint ck = {.model = m};
+    assert_int_equal(jl_tokenizer_to_json(tok, &ck.tokenizer_json), JL_OK);
+    const char *model = tmp_path("m.safetensors"), *prompts = tmp_path("prompts.jsonl");
+    assert_int_equal(jl_checkpoint_save(model, &ck), JL_OK);
+    const char *lines =
+        "{\"prompt\":\"写一首五言绝句。\",\"task\":\"write\",\"form\":\"wujue\"}\n"
+        "{\"prompt\":\"“床前明月光”的下一句是什么？\",\"task\":\"continue\",\"form\":\"wujue\",\"expected\":\"疑是地上霜\"}\n"
+        "{\"prompt\":\"《静夜思》的作者是谁？\",\"task\":\"author\",\"form\":\"wujue\",\"expected\":\"李白\"}\n";
+    assert_int_equal(jl_write_file_atomic(prompts, lines, strlen(lines)), JL_OK);
+    char args[2048];
+    const char *out = tmp_path("eval_out.json"), *samples = tmp_path("samples.jsonl");
+    snprintf(args, sizeof args, "eval --model %s --tasks %s --shots 1 --max-tokens 8 --json --samples %s", model,
+             prompts, samples);
+    assert_int_equal(run_cli(args, out), 0);
+    char *text;
+    size_t len;
+    assert_int_equal(jl_read_file(out, &text, &len), JL_OK);
+    assert_non_null(strstr(text, "\"write\":{\"n\":1"));
+    assert_non_null(strstr(text, "\"continue\":{\"n\":1"));
+    free(text);
+    assert_int_equal(jl_read_file(samples, &text, &len), JL_OK);
+    int n_lines = 0;
+    for (size_t i = 0; i < len; i++) n_lines += text[i] == '\n';
+    assert_int_equal(n_lines, 3);
+    free(text);
+    snprintf(args, sizeof args, "eval --model %s --tasks /nonexistent.jsonl", model);
+    assert_int_equal(run_cli(args, out), 2);
+    assert_int_equal(jl_write_file_atomic(prompts, "{\"prompt\": 3}\n", 14), JL_OK);
+    snprintf(args, sizeof args, "eval --model %s --tasks %s", model, prompts);
+    assert_int_equal(run_cli(args, out), 2);
+    assert_int_equal(jl_read_file(out, &text, &len), JL_OK);
+    assert_non_null(strstr(text, ":1:")); /* names the line */
+    free(text);
+    snprintf(args, sizeof args, "eval --model %s", model);
+    assert_int_equal(run_cli(args, out), 2);
+    free(ck.tokenizer_json);
+    jl_model_free(m);
+    jl_tokenizer_free(tok);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_task_verdicts),
+        cmocka_unit_test(test_perplexity_of_uniform_model),
+        cmocka_unit_test(test_eval_cli_tasks_and_bad_input),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
