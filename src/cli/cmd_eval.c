@@ -8,7 +8,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-static jl_status eval_text_files(jl_model *m, const jl_tokenizer *tok, const cli_strs *files, int window, int json) {
+/* Where results go: text or JSON on stdout, and optionally one JSON line each appended to a summary file
+ * (with a label), which `jielong pipeline` turns into its report. */
+typedef struct {
+    int json;
+    const char *summary;
+    const char *label;
+} result_sink;
+
+static jl_status emit(const result_sink *out, json_object *r) {
+    if (out->label) json_object_object_add(r, "label", json_object_new_string(out->label));
+    const char *line = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    if (out->json) printf("%s\n", line);
+    if (!out->summary) return JL_OK;
+    FILE *f = fopen(out->summary, "a");
+    int bad = !f || fprintf(f, "%s\n", line) < 0;
+    if (f && fclose(f) != 0) bad = 1;
+    return bad ? jl_fail(JL_ERR_IO, "%s: cannot append the summary", out->summary) : JL_OK;
+}
+
+static jl_status eval_text_files(jl_model *m, const jl_tokenizer *tok, const cli_strs *files, int window,
+                                 const result_sink *out) {
     for (int i = 0; i < files->n; i++) {
         char *text;
         size_t len;
@@ -18,11 +38,18 @@ static jl_status eval_text_files(jl_model *m, const jl_tokenizer *tok, const cli
         st = jl_eval_perplexity(m, tok, text, len, window, &r);
         free(text);
         if (st != JL_OK) return jl_fail_context(st, "%s", files->v[i]);
-        if (json)
-            printf("{\"file\":\"%s\",\"tokens\":%ld,\"nll\":%.6f,\"ppl\":%.4f,\"bits_per_byte\":%.4f,"
-                   "\"bits_per_char\":%.4f}\n",
-                   files->v[i], r.tokens, r.nll, r.ppl, r.bits_per_byte, r.bits_per_char);
-        else
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "kind", json_object_new_string("perplexity"));
+        json_object_object_add(o, "file", json_object_new_string(files->v[i]));
+        json_object_object_add(o, "tokens", json_object_new_int64(r.tokens));
+        json_object_object_add(o, "nll", json_object_new_double(r.nll));
+        json_object_object_add(o, "ppl", json_object_new_double(r.ppl));
+        json_object_object_add(o, "bits_per_byte", json_object_new_double(r.bits_per_byte));
+        json_object_object_add(o, "bits_per_char", json_object_new_double(r.bits_per_char));
+        st = emit(out, o);
+        json_object_put(o);
+        if (st != JL_OK) return st;
+        if (!out->json)
             printf("%s: %ld tokens, perplexity %.3f, %.4f bits/byte, %.4f bits/char, loss %.4f nats/token\n",
                    files->v[i], r.tokens, r.ppl, r.bits_per_byte, r.bits_per_char, r.nll / (double)r.tokens);
     }
@@ -48,7 +75,7 @@ static void on_answer(void *user, jl_poem_task kind, const char *prompt, const c
 }
 
 static jl_status eval_tasks(jl_model *m, const jl_tokenizer *tok, const char *path, const jl_task_opts *o,
-                            const char *samples_path, int json) {
+                            const char *samples_path, const result_sink *out) {
     jl_jsonl_options jo = {0};
     jl_jsonl_stats js;
     jl_rl_set *set;
@@ -66,14 +93,25 @@ static jl_status eval_tasks(jl_model *m, const jl_tokenizer *tok, const char *pa
     jl_rl_free(set);
     if (st != JL_OK) return st;
     const char *mode = o->shots < 0 ? "chat" : "few-shot";
-    if (json) {
-        printf("{\"file\":\"%s\",\"mode\":\"%s\",\"shots\":%d", path, mode, o->shots < 0 ? 0 : o->shots);
-        for (int k = 0; k < JL_TASK_COUNT; k++)
-            printf(",\"%s\":{\"n\":%d,\"correct\":%d,\"accuracy\":%.4f}", jl_poem_task_name((jl_poem_task)k), r.n[k],
-                   r.correct[k], r.n[k] ? (double)r.correct[k] / r.n[k] : 0.0);
-        printf(",\"write_reward\":%.4f,\"tokens\":%ld,\"seconds\":%.2f}\n", r.mean_reward, r.tokens_generated,
-               r.seconds);
-    } else {
+    json_object *j = json_object_new_object();
+    json_object_object_add(j, "kind", json_object_new_string("tasks"));
+    json_object_object_add(j, "file", json_object_new_string(path));
+    json_object_object_add(j, "mode", json_object_new_string(mode));
+    json_object_object_add(j, "shots", json_object_new_int(o->shots < 0 ? 0 : o->shots));
+    for (int k = 0; k < JL_TASK_COUNT; k++) {
+        json_object *t = json_object_new_object();
+        json_object_object_add(t, "n", json_object_new_int(r.n[k]));
+        json_object_object_add(t, "correct", json_object_new_int(r.correct[k]));
+        json_object_object_add(t, "accuracy", json_object_new_double(r.n[k] ? (double)r.correct[k] / r.n[k] : 0.0));
+        json_object_object_add(j, jl_poem_task_name((jl_poem_task)k), t);
+    }
+    json_object_object_add(j, "write_reward", json_object_new_double(r.mean_reward));
+    json_object_object_add(j, "tokens", json_object_new_int64(r.tokens_generated));
+    json_object_object_add(j, "seconds", json_object_new_double(r.seconds));
+    st = emit(out, j);
+    json_object_put(j);
+    if (st != JL_OK) return st;
+    if (!out->json) {
         printf("%s (%s%s):\n", path, mode, o->shots >= 0 ? (o->shots == 1 ? ", 1 example" : ", examples") : "");
         if (o->shots > 1 || o->shots == 0) printf("  examples per question: %d\n", o->shots);
         for (int k = 0; k < JL_TASK_COUNT; k++)
@@ -88,9 +126,9 @@ static jl_status eval_tasks(jl_model *m, const jl_tokenizer *tok, const char *pa
 
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *tasks = NULL, *samples = NULL;
+    result_sink sink = {0};
     cli_strs data = {0};
     long window = 0, shots = -1, limit = 50, max_tokens = 96;
-    int json = 0;
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model checkpoint (.safetensors)", NO_RANGE, 1},
         {"data", OPT_STRS, &data, "held-out text files: perplexity, bits per byte and per character", NO_RANGE, 0},
@@ -102,7 +140,9 @@ int cmd_eval(int argc, char **argv) {
         {"limit", OPT_INT, &limit, "prompts per task kind (default 50; 0 = all)", 0, 1 << 30, 0},
         {"max-tokens", OPT_INT, &max_tokens, "tokens per answer (default 96)", 1, 4096, 0},
         {"samples", OPT_STR, &samples, "write every prompt, answer and verdict to this JSONL file", NO_RANGE, 0},
-        {"json", OPT_BOOL, &json, "one JSON object per result instead of text", NO_RANGE, 0},
+        {"json", OPT_BOOL, &sink.json, "one JSON object per result instead of text", NO_RANGE, 0},
+        {"summary", OPT_STR, &sink.summary, "also append each result as a JSON line to this file", NO_RANGE, 0},
+        {"label", OPT_STR, &sink.label, "a name stored with each result (e.g. the stage: base, sft, dpo)", NO_RANGE, 0},
     };
     int rc = cli_parse("eval", "Evaluate a model: held-out perplexity and bits per byte/char (--data), instruction "
                        "following by rule (--tasks), zero/few-shot (--shots).", opts, CLI_NOPTS(opts), argc, argv, 1);
@@ -121,9 +161,9 @@ int cmd_eval(int argc, char **argv) {
         if (!ck.tokenizer_json) st = jl_fail(JL_ERR_FORMAT, "%s: checkpoint has no tokenizer", model);
         else st = jl_tokenizer_from_json(ck.tokenizer_json, strlen(ck.tokenizer_json), &tok);
         if (st == JL_OK && data.n)
-            st = eval_text_files(ck.model, tok, &data, window ? (int)window : jl_model_config(ck.model)->max_seq_len, json);
+            st = eval_text_files(ck.model, tok, &data, window ? (int)window : jl_model_config(ck.model)->max_seq_len, &sink);
         jl_task_opts to = {.shots = (int)shots, .limit = (int)limit, .max_tokens = (int)max_tokens};
-        if (st == JL_OK && tasks) st = eval_tasks(ck.model, tok, tasks, &to, samples, json);
+        if (st == JL_OK && tasks) st = eval_tasks(ck.model, tok, tasks, &to, samples, &sink);
         jl_tokenizer_free(tok);
         jl_checkpoint_free(&ck);
     }
