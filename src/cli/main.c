@@ -16,6 +16,8 @@ int cmd_pretrain(int, char **);
 int cmd_plot(int, char **);
 int cmd_prepare(int, char **);
 int cmd_data(int, char **);
+int cmd_sft(int, char **);
+int cmd_export(int, char **);
 
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
@@ -23,6 +25,8 @@ const cli_command cli_commands[] = {
     {"tokenizer", cmd_tokenizer, "train, use, import byte-level BPE tokenizers (train|encode|decode|import)"},
     {"prepare", cmd_prepare, "text or JSONL → token shards (train + held-out val) for pretraining"},
     {"pretrain", cmd_pretrain, "pretrain a Transformer by next-token prediction"},
+    {"sft", cmd_sft, "supervised fine-tuning on conversations: full, LoRA, freeze or soft prompt"},
+    {"export", cmd_export, "export a model (--merge: fold a LoRA adapter into its base)"},
     {"plot", cmd_plot, "draw training metrics (JSONL) as an SVG line plot"},
     {"version", cmd_version, "print the version"},
     {NULL, NULL, NULL},
