@@ -25,6 +25,7 @@ int cmd_quantize(int, char **);
 int cmd_pipeline(int, char **);
 int cmd_generate(int, char **);
 int cmd_chat(int, char **);
+int cmd_sft(int, char **);
 
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
@@ -32,11 +33,12 @@ const cli_command cli_commands[] = {
     {"tokenizer", cmd_tokenizer, "train, use, import byte-level BPE tokenizers (train|encode|decode|import)"},
     {"prepare", cmd_prepare, "text or JSONL → token shards (train + held-out val) for pretraining"},
     {"pretrain", cmd_pretrain, "pretrain a Transformer by next-token prediction"},
+    {"sft", cmd_sft, "supervised fine-tuning on conversations: full, LoRA, freeze or soft prompt"},
     {"generate", cmd_generate, "continue a prompt, streaming tokens (sampling options, --show-probs)"},
     {"chat", cmd_chat, "multi-turn chat with the chat template (line editing, /reset /temp /system)"},
     {"eval", cmd_eval, "evaluate a model: held-out perplexity, bits per byte/char"},
     {"import", cmd_import, "import open weights: Hugging Face GPT-2 / Llama / Qwen2 folder or llm.c .bin"},
-    {"export", cmd_export, "export a model: GGUF (llama.cpp; f32/f16/q8_0/q4_0), HF safetensors, llm.c"},
+    {"export", cmd_export, "export a model: GGUF (llama.cpp; f32/f16/q8_0/q4_0), HF safetensors, llm.c; --merge LoRA"},
     {"quantize", cmd_quantize, "quantise a model to q8_0 / q4_0 blocks (GGUF)"},
     {"pipeline", cmd_pipeline, "the whole recipe on the bundled poems, stage by stage (--quick: ~2 minutes)"},
     {"plot", cmd_plot, "draw training metrics (JSONL) as an SVG line plot"},

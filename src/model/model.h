@@ -3,6 +3,7 @@
  * block has the same layout, so the same offsets address it (jl_params_at). */
 #ifndef JL_MODEL_MODEL_H
 #define JL_MODEL_MODEL_H
+#include "jielong/adapter.h"
 #include "jielong/model.h"
 #include <stdint.h>
 
@@ -45,6 +46,8 @@ struct jl_model {
     int n_tensors;
     jl_params w;            /* views into params */
     float *rope_table;      /* (max_seq_len, hs), llama only */
+    jl_lora *lora;          /* attached LoRA adapter used unmerged by forward/backward, or NULL (not owned) */
+    jl_prompt *prompt;      /* attached soft prompt, or NULL (not owned) */
 };
 
 /* Views of any block laid out like the parameters (gradients, Adam moments). `layers` must hold n_layer. */

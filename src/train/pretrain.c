@@ -136,6 +136,8 @@ static jl_status resume_state(const jl_checkpoint *ck, jl_trainer *t, stream *s,
     if (!ok) return jl_fail(JL_ERR_FORMAT, "training state: step/data_pos/epoch missing");
     if (pos < 0 || (size_t)pos > s->data->n)
         return jl_fail(JL_ERR_ARG, "checkpoint data position %.0f is beyond this data (%zu tokens)", pos, s->data->n);
+    if (t->n_state != t->model->n_params) /* moments are in the model's layout only when nothing is frozen */
+        return jl_fail(JL_ERR_ARG, "cannot resume pretraining of a model with frozen tensors");
     memcpy(t->mom1, ck->adam_m, t->model->n_params * sizeof(float));
     memcpy(t->mom2, ck->adam_v, t->model->n_params * sizeof(float));
     t->step = (long)step;

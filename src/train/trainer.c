@@ -1,15 +1,25 @@
 #include "train/trainer.h"
 #include "core/kernels.h"
 #include "core/timer.h"
+#include "model/lora.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-void jl_trainer_refresh_frozen(jl_trainer *t) {
-    jl_params_at(t->model, t->grads, &t->gview, t->gview.layers);
-    /* A frozen tensor gets no gradient: point its slot at NULL so backward skips the work. */
-    float **slots[] = {&t->gview.wte, &t->gview.wpe, &t->gview.lnf_w, &t->gview.lnf_b, &t->gview.lm_head};
+static size_t numel(const jl_tensor_info *t) { return (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1); }
+
+/* Gradient view for backward: a frozen tensor's slot is NULL so backward skips its gradient. */
+static void build_grad_view(jl_trainer *t) {
     const jl_model *m = t->model;
+    jl_layer_params *layers = t->gview.layers;
+    if (!t->grads) { /* nothing of the model trains: every slot NULL */
+        memset(layers, 0, sizeof *layers * (size_t)m->cfg.n_layer);
+        memset(&t->gview, 0, sizeof t->gview);
+        t->gview.layers = layers;
+        return;
+    }
+    jl_params_at(m, t->grads, &t->gview, layers);
+    float **slots[] = {&t->gview.wte, &t->gview.wpe, &t->gview.lnf_w, &t->gview.lnf_b, &t->gview.lm_head};
     for (int i = 0; i < m->n_tensors; i++) {
         if (!m->tensors[i].frozen) continue;
         float *p = t->grads + m->tensors[i].offset;
@@ -23,6 +33,35 @@ void jl_trainer_refresh_frozen(jl_trainer *t) {
     }
 }
 
+/* Unfrozen model tensors (adjacent ones merged into one group), then the extra blocks. */
+static jl_status build_groups(jl_trainer *t, const jl_trainer_opts *o) {
+    jl_model *m = t->model;
+    t->groups = calloc((size_t)m->n_tensors + (size_t)o->n_extra + 1, sizeof *t->groups);
+    if (!t->groups) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    int n = 0;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const jl_tensor_info *ti = &m->tensors[i];
+        if (ti->frozen) continue;
+        jl_param_group *prev = n ? &t->groups[n - 1] : NULL;
+        if (prev && prev->decay == ti->decay && prev->param + prev->n == m->params + ti->offset &&
+            prev->grad + prev->n == t->grads + ti->offset) {
+            prev->n += numel(ti);
+            continue;
+        }
+        t->groups[n++] = (jl_param_group){m->params + ti->offset, t->grads + ti->offset, numel(ti), ti->decay};
+    }
+    for (int i = 0; i < o->n_extra; i++) {
+        if (!o->extra[i].param || !o->extra[i].grad)
+            return jl_fail(JL_ERR_ARG, "trainable block %d has no parameters or gradient buffer", i);
+        t->groups[n++] = o->extra[i];
+    }
+    t->n_groups = n;
+    t->n_state = 0;
+    for (int i = 0; i < n; i++) t->n_state += t->groups[i].n;
+    if (t->n_state == 0) return jl_fail(JL_ERR_ARG, "nothing to train: every parameter is frozen");
+    return JL_OK;
+}
+
 jl_status jl_trainer_new(jl_model *m, const jl_trainer_opts *o, jl_trainer **out) {
     *out = NULL;
     if (o->accum < 1) return jl_fail(JL_ERR_ARG, "gradient accumulation steps must be ≥ 1 (got %d)", o->accum);
@@ -30,25 +69,37 @@ jl_status jl_trainer_new(jl_model *m, const jl_trainer_opts *o, jl_trainer **out
     if (!t) return jl_fail(JL_ERR_NOMEM, "out of memory");
     t->model = m;
     t->o = *o;
+    t->o.extra = NULL; /* copied into groups */
+    jl_rng_seed(&t->rng, o->seed);
     jl_status st = jl_acts_new(&m->cfg, o->B, o->T, &t->acts);
     if (st != JL_OK) {
         free(t);
         return st;
     }
-    size_t n = m->n_params;
-    t->state = aligned_alloc(64, (3 * n * sizeof(float) + 63) / 64 * 64);
+    int model_trains = 0;
+    for (int i = 0; i < m->n_tensors; i++) model_trains |= !m->tensors[i].frozen;
+    if (model_trains) t->grads = aligned_alloc(64, (m->n_params * sizeof(float) + 63) / 64 * 64);
     t->gview.layers = calloc((size_t)m->cfg.n_layer, sizeof(jl_layer_params));
     t->tokens = malloc(sizeof(int32_t) * (size_t)o->B * (size_t)o->T);
     t->targets = malloc(sizeof(int32_t) * (size_t)o->B * (size_t)o->T);
-    if (!t->state || !t->gview.layers || !t->tokens || !t->targets) {
+    if ((model_trains && !t->grads) || !t->gview.layers || !t->tokens || !t->targets) {
         jl_trainer_free(t);
-        return jl_fail(JL_ERR_NOMEM, "cannot allocate optimizer state for %zu parameters", n);
+        return jl_fail(JL_ERR_NOMEM, "cannot allocate gradients for %zu parameters", m->n_params);
     }
-    memset(t->state, 0, 3 * n * sizeof(float));
-    t->grads = t->state;
-    t->mom1 = t->state + n;
-    t->mom2 = t->state + 2 * n;
-    jl_trainer_refresh_frozen(t);
+    if ((st = build_groups(t, o)) != JL_OK) {
+        jl_trainer_free(t);
+        return st;
+    }
+    t->state = aligned_alloc(64, (2 * t->n_state * sizeof(float) + 63) / 64 * 64);
+    if (!t->state) {
+        size_t n_state = t->n_state;
+        jl_trainer_free(t);
+        return jl_fail(JL_ERR_NOMEM, "cannot allocate optimizer state for %zu parameters", n_state);
+    }
+    memset(t->state, 0, 2 * t->n_state * sizeof(float));
+    t->mom1 = t->state;
+    t->mom2 = t->state + t->n_state;
+    build_grad_view(t);
     *out = t;
     return JL_OK;
 }
@@ -56,11 +107,23 @@ jl_status jl_trainer_new(jl_model *m, const jl_trainer_opts *o, jl_trainer **out
 void jl_trainer_free(jl_trainer *t) {
     if (!t) return;
     jl_acts_free(&t->acts);
+    free(t->grads);
     free(t->state);
+    free(t->groups);
     free(t->gview.layers);
     free(t->tokens);
     free(t->targets);
     free(t);
+}
+
+size_t jl_trainer_state_bytes(const jl_trainer *t) { return 2 * t->n_state * sizeof(float); }
+
+size_t jl_trainer_grad_bytes(const jl_trainer *t) {
+    size_t n = t->grads ? t->model->n_params : 0;
+    for (int i = 0; i < t->n_groups; i++)
+        if (!t->grads || t->groups[i].grad < t->grads || t->groups[i].grad >= t->grads + t->model->n_params)
+            n += t->groups[i].n;
+    return n * sizeof(float);
 }
 
 static long count_targets(const int32_t *targets, long n) {
@@ -69,12 +132,36 @@ static long count_targets(const int32_t *targets, long n) {
     return c;
 }
 
+static void zero_grads(jl_trainer *t) {
+    if (t->grads) memset(t->grads, 0, t->model->n_params * sizeof(float));
+    for (int i = 0; i < t->n_groups; i++)
+        if (!t->grads || t->groups[i].grad < t->grads || t->groups[i].grad >= t->grads + t->model->n_params)
+            memset(t->groups[i].grad, 0, t->groups[i].n * sizeof(float));
+}
+
+static double grad_norm(const jl_trainer *t) {
+    double sumsq = 0.0;
+    for (int i = 0; i < t->n_groups; i++) sumsq += jl_sumsq(t->groups[i].grad, t->groups[i].n);
+    return sqrt(sumsq);
+}
+
+static void adamw(jl_trainer *t, float lr) {
+    const jl_optim_opts *o = &t->o.opt;
+    size_t off = 0;
+    for (int i = 0; i < t->n_groups; i++) {
+        const jl_param_group *g = &t->groups[i];
+        jl_adamw_update(g->param, g->grad, t->mom1 + off, t->mom2 + off, g->n, lr, o->beta1, o->beta2, o->eps,
+                        g->decay ? o->weight_decay : 0.0f, (int)(t->step + 1));
+        off += g->n;
+    }
+}
+
 jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_stats *st) {
     double t0 = jl_now();
     jl_model *m = t->model;
     const int B = t->o.B, T = t->o.T, accum = t->o.accum;
     memset(st, 0, sizeof *st);
-    memset(t->grads, 0, m->n_params * sizeof(float));
+    zero_grads(t);
     double loss_sum_of_means = 0.0;
     int counted_batches = 0;
     for (int micro = 0; micro < accum; micro++) {
@@ -82,25 +169,29 @@ jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_st
         if (s != JL_OK) return s;
         long counted = count_targets(t->targets, (long)B * T);
         st->tokens += (long)B * T;
+        uint64_t dropout_seed = jl_rng_u64(&t->rng); /* drawn for every micro-batch so resume stays in step */
         if (counted == 0) continue; /* nothing to learn from (e.g. a fully masked SFT batch) */
+        if (m->lora) jl_lora_dropout_begin(m->lora, dropout_seed);
         long n_counted;
         double loss = jl_model_forward(m, &t->acts, t->tokens, t->targets, B, T, 1.0f / ((float)counted * accum),
                                        &n_counted);
         jl_model_backward(m, &t->acts, t->tokens, &t->gview, B, T);
+        if (m->lora) jl_lora_dropout_end(m->lora);
         loss_sum_of_means += loss / (double)counted;
         counted_batches++;
         st->counted += counted;
     }
     st->loss = counted_batches ? loss_sum_of_means / counted_batches : NAN;
-    st->grad_norm = jl_grad_norm(m, t->grads);
+    st->grad_norm = grad_norm(t);
     st->lr = jl_lr_at(&t->o.opt, t->step);
     if (!isfinite(st->loss) || !isfinite(st->grad_norm)) {
         st->skipped = 1; /* reported by the caller; weights and moments stay as they were */
         t->skipped++;
     } else {
         if (t->o.opt.grad_clip > 0 && st->grad_norm > t->o.opt.grad_clip)
-            jl_scale_inplace(t->grads, (float)(t->o.opt.grad_clip / st->grad_norm), m->n_params);
-        jl_adamw_step(m, t->grads, t->mom1, t->mom2, &t->o.opt, st->lr, t->step + 1);
+            for (int i = 0; i < t->n_groups; i++)
+                jl_scale_inplace(t->groups[i].grad, (float)(t->o.opt.grad_clip / st->grad_norm), t->groups[i].n);
+        adamw(t, st->lr);
     }
     t->step++;
     st->seconds = jl_now() - t0;

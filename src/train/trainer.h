@@ -1,16 +1,31 @@
 /* The one training engine every stage is a thin loop over: micro-batches → forward/backward →
  * gradient accumulation → NaN/Inf guard → global-norm clipping → AdamW with a schedule.
+ * What is optimised is a list of parameter groups: the model's tensors that are not frozen, plus any extra
+ * trainable blocks (adapters: LoRA, soft prompt) with their own gradient buffers. Adam moments are allocated
+ * for the groups only, so a frozen model with a small adapter costs adapter-sized optimizer state.
  * All memory (activations, gradients, Adam moments, batch buffers) is allocated once in jl_trainer_new;
- * a step allocates nothing. */
+ * a step allocates nothing. Freeze tensors (jl_tensor_info.frozen) before jl_trainer_new. */
 #ifndef JL_TRAIN_TRAINER_H
 #define JL_TRAIN_TRAINER_H
+#include "core/rng.h"
 #include "model/model.h"
 #include "train/optim.h"
+
+/* A trainable block outside model->params: the optimizer updates param from grad (which the model's backward
+ * fills, e.g. an attached adapter's gradient block). */
+typedef struct {
+    float *param, *grad;
+    size_t n;
+    int decay;  /* AdamW weight decay applies */
+} jl_param_group;
 
 typedef struct {
     int B, T;        /* micro-batch */
     int accum;       /* micro-batches per optimizer step */
     jl_optim_opts opt;
+    const jl_param_group *extra; /* extra trainable blocks (copied); may be NULL */
+    int n_extra;
+    uint64_t seed;   /* the trainer's RNG (adapter dropout); saved by callers for exact resume */
 } jl_trainer_opts;
 
 typedef struct {
@@ -30,9 +45,14 @@ typedef struct {
     jl_model *model;          /* not owned */
     jl_trainer_opts o;
     jl_acts acts;
-    float *state;             /* one block: grads | mom1 | mom2, each n_params */
-    float *grads, *mom1, *mom2;
+    float *grads;             /* n_params, laid out like the parameters; NULL when every model tensor is frozen */
     jl_params gview;          /* gradient view for backward (NULL for frozen tensors) */
+    jl_param_group *groups;   /* what the optimizer updates: unfrozen model tensors, then the extra blocks */
+    int n_groups;
+    float *state;             /* one block: mom1 | mom2, each n_state floats */
+    float *mom1, *mom2;       /* the groups' moments back to back, in group order */
+    size_t n_state;           /* trainable parameters (== n_params for a model with nothing frozen and no extras) */
+    jl_rng rng;
     int32_t *tokens, *targets;
     long step;                /* optimizer steps taken */
     long skipped;             /* of which skipped */
@@ -40,10 +60,11 @@ typedef struct {
 
 jl_status jl_trainer_new(jl_model *m, const jl_trainer_opts *o, jl_trainer **out);
 void jl_trainer_free(jl_trainer *t);
-/* Rebuilds the gradient view after tensors were frozen or unfrozen. */
-void jl_trainer_refresh_frozen(jl_trainer *t);
 jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_stats *st);
 /* Mean loss over n_batches micro-batches, no gradients. */
 jl_status jl_trainer_eval(jl_trainer *t, jl_batch_fn next, void *ctx, int n_batches, double *mean_loss);
+/* Bytes of optimizer state (Adam moments) and of gradient buffers the trainer allocated. */
+size_t jl_trainer_state_bytes(const jl_trainer *t);
+size_t jl_trainer_grad_bytes(const jl_trainer *t);
 
 #endif

@@ -1,0 +1,80 @@
+/* Supervised fine-tuning on conversations (jielong sft): the chat template rendered to token ids with an
+ * assistant-only loss mask, one conversation per row padded to T (padding is exact with causal attention: a
+ * row's tokens never see another conversation; no packing), and four ways to choose what trains:
+ *   full    every parameter;
+ *   freeze  only chosen blocks (train_layers / train_last), optionally the head (final norm + lm head; with tied
+ *           embeddings that is the token embedding too), or everything but freeze_layers;
+ *   lora    a LoRA adapter on the frozen base (include/jielong/adapter.h);
+ *   prompt  a soft prompt of n virtual tokens on the frozen base.
+ * Output folder: metrics.jsonl, checkpoint.safetensors (training state for --resume) and the result:
+ * model.safetensors (full, freeze), adapter.safetensors (lora) or prompt.safetensors (prompt). */
+#ifndef JIELONG_SFT_H
+#define JIELONG_SFT_H
+#include "jielong/adapter.h"
+#include "jielong/dataset.h"
+#include "jielong/pretrain.h"
+#include "jielong/tokenizer.h"
+
+/* Token ids of a rendered conversation and, per token, 1 if the loss covers it (assistant text and its <|end|>).
+ * Special segments become their special id; text is encoded with allow_special = 0. seg is scratch (may be
+ * reused). ids and trainable are malloc'd. */
+jl_status jl_sft_tokenize(const jl_tokenizer *tok, const jl_conversation *conv, jl_segments *seg, int32_t **ids,
+                          uint8_t **trainable, size_t *n);
+/* Training row from a tokenized conversation: tokens[i] = ids[i], targets[i] = ids[i+1] when token i+1 is
+ * trainable, else -1, for i < T; the rest is padding (pad id, target -1). */
+void jl_sft_row(const int32_t *ids, const uint8_t *trainable, size_t n, int32_t pad, int32_t *tokens,
+                int32_t *targets, int T);
+
+typedef enum { JL_SFT_FULL = 0, JL_SFT_LORA, JL_SFT_FREEZE, JL_SFT_PROMPT } jl_sft_method;
+const char *jl_sft_method_name(jl_sft_method m);
+jl_status jl_sft_method_parse(const char *name, jl_sft_method *out);
+
+typedef struct {
+    jl_sft_method method;
+    int B, T, accum;
+    long steps;
+    float lr, min_lr_frac, weight_decay, grad_clip;
+    long warmup;             /* -1: 5% of the steps, at most 100 */
+    int schedule;            /* jl_schedule */
+    uint64_t seed;           /* data order, adapter init, dropout */
+    int eval_every, eval_batches; /* held-out loss every N steps over this many batches (0 = the whole set) */
+    int save_every;
+    long stop_after;         /* stop after this many steps of this invocation (with a checkpoint) */
+    double val_fraction;     /* without a held-out set: the last share of the conversations is held out */
+    int skip_overlong;       /* conversations longer than the row: 0 = truncate (warned, counted), 1 = skip */
+    const char *out_dir;
+    jl_lora_opts lora;
+    int prompt_tokens;       /* soft prompt length */
+    const char *train_layers;  /* freeze: "0-3,7" blocks that train */
+    int train_last;            /* freeze: the last N blocks train */
+    int train_head;            /* freeze: final norm + lm head train */
+    const char *freeze_layers; /* freeze: these blocks are frozen, everything else trains */
+} jl_sft_opts;
+
+void jl_sft_defaults(jl_sft_opts *o);
+
+/* What a run did: the figures that show what each method costs. */
+typedef struct {
+    size_t trainable;         /* parameters the optimizer updates */
+    size_t total;             /* model parameters */
+    size_t optimizer_bytes;   /* Adam moments */
+    size_t grad_bytes;        /* gradient buffers */
+    double ms_per_step;       /* mean over this invocation's steps */
+    double tok_per_s;         /* all row tokens (padding included) per second */
+    double pad_fraction;      /* share of row positions that are padding */
+    double first_val, last_val; /* held-out loss before training (NAN when resumed) and at the end */
+    size_t examples, truncated, skipped, val_examples;
+    long steps_done;
+    char result_path[4096];   /* the model / adapter / prompt file written at the end ("" if stopped early) */
+} jl_sft_report;
+
+/* Fine-tunes m (full, freeze) or an adapter on top of it (lora, prompt: m stays bit-identical). val may be NULL
+ * (then val_fraction of train is held out). With resume,
+ * continues from out_dir/checkpoint.safetensors (same method, batch, steps, lr and seed required). */
+jl_status jl_sft_train(jl_model *m, const jl_tokenizer *tok, const jl_sft_set *train, const jl_sft_set *val,
+                       const jl_sft_opts *o, int resume, jl_event_fn on_event, void *user, jl_sft_report *report);
+
+/* Marks m's tensors frozen for the freeze method (all unfrozen for the others). */
+jl_status jl_sft_apply_freeze(jl_model *m, const jl_sft_opts *o);
+
+#endif

@@ -1,0 +1,26 @@
+/* Internal side of the adapters (include/jielong/adapter.h): the hooks jl_model_forward/backward call. */
+#ifndef JL_MODEL_LORA_H
+#define JL_MODEL_LORA_H
+#include "jielong/adapter.h"
+#include <stdint.h>
+
+/* Where an adapter output goes: the fused outputs of one layer. The input of each is fixed:
+ * QKV ← ln1 output (C), O ← attention output (C), FC ← ln2 output (C), DOWN ← MLP activation (H). */
+typedef enum { JL_LORA_OUT_QKV = 0, JL_LORA_OUT_O, JL_LORA_OUT_FC, JL_LORA_OUT_DOWN, JL_LORA_OUT_COUNT } jl_lora_out;
+
+/* out(N, ld) columns of each targeted projection writing to `kind` += scale·B·A·dropout(in(N, in_dim)). */
+void jl_lora_forward(jl_lora *lr, int layer, jl_lora_out kind, float *out, int ld, const float *in, int N);
+/* From d out(N, ld): accumulates dA, dB into the adapter's gradients and din(N, in_dim) += d in.
+ * Uses what the last forward of this layer and kind saved. */
+void jl_lora_backward(jl_lora *lr, int layer, jl_lora_out kind, float *din, const float *dout, int ld,
+                      const float *in, int N);
+/* Dropout is on between these calls (the trainer wraps each micro-batch), with masks drawn from seed. */
+void jl_lora_dropout_begin(jl_lora *lr, uint64_t seed);
+void jl_lora_dropout_end(jl_lora *lr);
+
+/* res(B,T,C): the first n rows of every sequence become the virtual-token embeddings. */
+void jl_prompt_forward(const jl_prompt *p, float *res, int B, int T);
+/* d prompt += Σ_b dres[b, t < n]; those rows of dres are then zeroed (no token embedding gets them). */
+void jl_prompt_backward(jl_prompt *p, float *dres, int B, int T);
+
+#endif
