@@ -386,3 +386,44 @@ double jl_model_train_flops(const jl_config *c, int B, int T) {
     double per_token_fwd = 2.0 * matmul_params + 4.0 * L * C * T; /* attention scores and weighted sum */
     return 3.0 * per_token_fwd * (double)B * (double)T;
 }
+
+/* Backward from d loss / d(final normalised hidden state), held in a->dln (N, C), instead of from d logits:
+ * the entry point of scalar heads (reward, value) on the last hidden state. Same layer loop as
+ * jl_model_backward; accumulates into `g` (NULL pointers skipped). a->dln is consumed (used as scratch). */
+void jl_model_backward_from_hidden(jl_model *m, jl_acts *a, const int32_t *tokens, const jl_params *g, int B, int T) {
+    const jl_config *c = &m->cfg;
+    const int N = B * T, C = c->dim, hs = jl_head_size(c), QKV = jl_qkv_dim(c), H = c->hidden_dim;
+    const int FC = jl_fc_dim(c);
+    const jl_params *w = &m->w;
+    const size_t NC = (size_t)N * C;
+    float *dres = a->dres;
+    memset(dres, 0, NC * sizeof(float));
+    const float *final_res = a->res + (size_t)c->n_layer * (size_t)a->B * (size_t)a->T * (size_t)C;
+    norm_backward(c, dres, g->lnf_w, g->lnf_b, a->dln, final_res, w->lnf_w, a->lnf_mean, a->lnf_rstd, N);
+    for (int l = c->n_layer - 1; l >= 0; l--) {
+        const jl_layer_params *p = &w->layers[l];
+        const jl_layer_params *gp = &g->layers[l];
+        layer_acts s = layer_slice(c, a, l);
+        memset(a->dfc_act, 0, (size_t)N * H * sizeof(float));
+        jl_matmul_backward(a->dfc_act, gp->down_w, gp->down_b, dres, s.fc_act, p->down_w, N, H, C);
+        memset(a->dfc, 0, (size_t)N * FC * sizeof(float));
+        if (c->arch == JL_ARCH_LLAMA) jl_swiglu_backward(a->dfc, a->dfc_act, s.fc, N, H);
+        else jl_gelu_backward(a->dfc, a->dfc_act, s.fc, (size_t)N * H);
+        memset(a->dln, 0, NC * sizeof(float));
+        jl_matmul_backward(a->dln, gp->fc_w, gp->fc_b, a->dfc, s.ln2, p->fc_w, N, C, FC);
+        norm_backward(c, dres, gp->ln2_w, gp->ln2_b, a->dln, s.mid, p->ln2_w, s.ln2_mean, s.ln2_rstd, N);
+        memset(a->datty, 0, NC * sizeof(float));
+        jl_matmul_backward(a->datty, gp->o_w, gp->o_b, dres, s.atty, p->o_w, N, C, C);
+        memset(a->dqkv, 0, (size_t)N * QKV * sizeof(float));
+        jl_attention_backward(a->dqkv, a->datt, a->datty, s.qkv, s.att, B, T, c->n_head, c->n_kv_head, hs);
+        if (c->arch == JL_ARCH_LLAMA) {
+            jl_rope_backward(a->dqkv, m->rope_table, B, T, c->n_head, hs, QKV, 0);
+            jl_rope_backward(a->dqkv + c->n_head * hs, m->rope_table, B, T, c->n_kv_head, hs, QKV, 0);
+        }
+        memset(a->dln, 0, NC * sizeof(float));
+        jl_matmul_backward(a->dln, gp->qkv_w, gp->qkv_b, a->dqkv, s.ln1, p->qkv_w, N, C, QKV);
+        norm_backward(c, dres, gp->ln1_w, gp->ln1_b, a->dln, s.in, p->ln1_w, s.ln1_mean, s.ln1_rstd, N);
+    }
+    if (c->arch == JL_ARCH_GPT2 && g->wpe) jl_posemb_backward(g->wpe, dres, B, T, C, 0);
+    if (g->wte) jl_embedding_backward(g->wte, dres, tokens, N, C);
+}
