@@ -18,6 +18,7 @@ int cmd_prepare(int, char **);
 int cmd_data(int, char **);
 int cmd_eval(int, char **);
 int cmd_reward(int, char **);
+int cmd_dpo(int, char **);
 
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
@@ -26,6 +27,7 @@ const cli_command cli_commands[] = {
     {"prepare", cmd_prepare, "text or JSONL → token shards (train + held-out val) for pretraining"},
     {"pretrain", cmd_pretrain, "pretrain a Transformer by next-token prediction"},
     {"reward", cmd_reward, "train a reward model on preference pairs (Bradley-Terry)"},
+    {"dpo", cmd_dpo, "direct preference optimisation (sigmoid or IPO loss)"},
     {"eval", cmd_eval, "evaluate a model: held-out perplexity, bits per byte/char"},
     {"plot", cmd_plot, "draw training metrics (JSONL) as an SVG line plot"},
     {"version", cmd_version, "print the version"},

@@ -246,6 +246,13 @@ jl_status jl_reward_train(jl_model *base, const jl_tokenizer *tok, const jl_pref
         st = rl_report_open(&rep, "reward", o->out_dir, o->steps, fn, user);
     const rl_seq *rows[2 * o->batch];
     long skips_in_a_row = 0;
+    if (st == JL_OK) { /* the untrained head, for comparison */
+        rm_stats e;
+        st = rm_eval(t, &h, &p, &b, o->batch, &e);
+        const char *ek[] = {"eval_loss", "eval_accuracy", "eval_margin"};
+        double ev[] = {e.loss, e.accuracy, e.margin};
+        if (st == JL_OK) st = rl_report_metrics(&rep, JL_RL_EVAL, 0, 3, ek, ev);
+    }
     while (st == JL_OK && t->step < o->steps) {
         rl_batch_fill(&b, rows, rl_pairs_next(&p, o->batch, rows));
         memset(t->grads, 0, base->n_params * sizeof(float));
