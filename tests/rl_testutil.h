@@ -169,3 +169,103 @@ static inline void grad_check(jl_model *m, const float *grads, float *head_w, co
 }
 
 #endif
+
+#include "train/rl_losses.h"
+
+/* A batch of 4 toy answers with random old log-probs near the current ones, random advantages, values and
+ * returns, and the reference log-probs of another model: the inputs of the policy loss away from its start. */
+typedef struct {
+    jl_tokenizer *tok;
+    jl_model *m, *ref;
+    rl_seq seqs[4];
+    rl_batch b;
+    jl_acts a;
+    float *old_logp, *ref_logp, *adv, *old_values, *returns, *logp, *buf;
+    policy_inputs in;
+    rl_head head;
+    int use_head;
+} policy_fixture;
+
+static inline void policy_fixture_new(policy_fixture *f, float kl_coef, int use_head) {
+    memset(f, 0, sizeof *f);
+    f->tok = byte_tok();
+    f->m = tiny_model(1);
+    f->ref = tiny_model(2);
+    const char *answers[] = {"abxa", "xx", "axbxb", "b"};
+    const rl_seq *rows[4];
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(rl_encode(f->tok, "p", answers[i], 32, "test", &f->seqs[i]), JL_OK);
+        rows[i] = &f->seqs[i];
+    }
+    assert_int_equal(rl_batch_new(4, 32, &f->b), JL_OK);
+    rl_batch_fill(&f->b, rows, 4);
+    assert_int_equal(jl_acts_new(&f->m->cfg, 4, 32, &f->a), JL_OK);
+    size_t n = 4 * 32;
+    float **arrays[] = {&f->old_logp, &f->ref_logp, &f->adv, &f->old_values, &f->returns, &f->logp, &f->buf};
+    for (int k = 0; k < 7; k++) *arrays[k] = calloc(n, sizeof(float));
+    rl_forward_logprobs(f->ref, &f->a, &f->b, f->ref_logp, NULL);
+    rl_forward_logprobs(f->m, &f->a, &f->b, f->old_logp, NULL);
+    jl_rng r;
+    jl_rng_seed(&r, 77);
+    for (size_t i = 0; i < n; i++) {
+        f->old_logp[i] += 0.15f * jl_rng_normal(&r); /* some ratios beyond the clip range */
+        f->adv[i] = jl_rng_normal(&r);
+        f->old_values[i] = 0.5f * jl_rng_normal(&r);
+        f->returns[i] = jl_rng_normal(&r);
+    }
+    f->use_head = use_head;
+    assert_int_equal(rl_head_new(f->m->cfg.dim, 3, &f->head), JL_OK);
+    for (int c = 0; c < f->head.C; c++) f->head.w[c] *= 20.0f;
+    f->in = (policy_inputs){.old_logp = f->old_logp, .ref_logp = f->ref_logp, .adv = f->adv,
+                            .old_values = f->old_values, .returns = f->returns, .clip_eps = 0.2f,
+                            .kl_coef = kl_coef, .vf_coef = 0.5f, .value_clip = 0.3f};
+}
+
+static inline void policy_fixture_free(policy_fixture *f) {
+    for (int i = 0; i < 4; i++) rl_seq_free(&f->seqs[i]);
+    rl_batch_free(&f->b);
+    jl_acts_free(&f->a);
+    float *arrays[] = {f->old_logp, f->ref_logp, f->adv, f->old_values, f->returns, f->logp, f->buf};
+    for (int k = 0; k < 7; k++) free(arrays[k]);
+    rl_head_free(&f->head);
+    jl_model_free(f->m);
+    jl_model_free(f->ref);
+    jl_tokenizer_free(f->tok);
+}
+
+static inline double policy_loss_only(void *p) {
+    policy_fixture *f = p;
+    policy_stats s;
+    return policy_batch_loss(f->m, &f->a, &f->b, &f->in, f->use_head ? &f->head : NULL, f->logp, f->buf, NULL, &s);
+}
+
+/* The analytic gradient of the policy (+ value) loss against finite differences. */
+static inline void policy_grad_check(float kl_coef, int use_head) {
+    policy_fixture f;
+    policy_fixture_new(&f, kl_coef, use_head);
+    float *grads = calloc(f.m->n_params, sizeof(float));
+    jl_layer_params *lp = calloc((size_t)f.m->cfg.n_layer, sizeof *lp);
+    jl_params gv;
+    jl_params_at(f.m, grads, &gv, lp);
+    policy_stats s;
+    policy_batch_loss(f.m, &f.a, &f.b, &f.in, use_head ? &f.head : NULL, f.logp, f.buf, &gv, &s);
+    assert_true(s.clip_frac > 0 && s.clip_frac < 1); /* both branches of the clipped objective are exercised */
+    grad_check(f.m, grads, use_head ? f.head.w : NULL, use_head ? f.head.g : NULL, f.head.C, policy_loss_only, &f);
+    free(grads);
+    free(lp);
+    policy_fixture_free(&f);
+}
+
+static inline void write_prompts(const char *path, int n) {
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < n; i++) fprintf(fp, "{\"prompt\":\"p\",\"form\":\"wujue\"}\n");
+    fclose(fp);
+}
+
+/* Mean of v[from..to). */
+static inline double mean_of(const double *v, int from, int to) {
+    double s = 0;
+    for (int i = from; i < to; i++) s += v[i];
+    return s / (to - from);
+}

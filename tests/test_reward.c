@@ -100,7 +100,9 @@ static void test_reward_bad_input(void **state) {
     (void)state;
     jl_tokenizer *tok = byte_tok();
     jl_model *m = tiny_model(3);
-    const char *base = tmp_path("base_bad.safetensors"), *log = tmp_path("bad.log");
+    char base[256], log[256]; /* tmp_path's buffers are reused */
+    snprintf(base, sizeof base, "%s", tmp_path("base_bad.safetensors"));
+    snprintf(log, sizeof log, "%s", tmp_path("bad.log"));
     save_model(m, tok, base);
     char args[2048];
     /* identical chosen and rejected */

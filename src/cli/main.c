@@ -19,6 +19,8 @@ int cmd_data(int, char **);
 int cmd_eval(int, char **);
 int cmd_reward(int, char **);
 int cmd_dpo(int, char **);
+int cmd_grpo(int, char **);
+int cmd_ppo(int, char **);
 
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
@@ -28,6 +30,8 @@ const cli_command cli_commands[] = {
     {"pretrain", cmd_pretrain, "pretrain a Transformer by next-token prediction"},
     {"reward", cmd_reward, "train a reward model on preference pairs (Bradley-Terry)"},
     {"dpo", cmd_dpo, "direct preference optimisation (sigmoid or IPO loss)"},
+    {"ppo", cmd_ppo, "RLHF with PPO: rollouts, value head, GAE, clipped surrogate, KL penalty"},
+    {"grpo", cmd_grpo, "group relative policy optimisation with rule-based or model rewards"},
     {"eval", cmd_eval, "evaluate a model: held-out perplexity, bits per byte/char"},
     {"plot", cmd_plot, "draw training metrics (JSONL) as an SVG line plot"},
     {"version", cmd_version, "print the version"},

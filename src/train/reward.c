@@ -94,15 +94,26 @@ jl_status jl_reward_model_load(const char *dir, jl_reward_model **out) {
     return JL_OK;
 }
 
-jl_status jl_reward_model_score(jl_reward_model *rm, const char *prompt, const char *response, float *score) {
+static jl_status score_seq(jl_reward_model *rm, const char *prompt, const char *response, int allow_empty,
+                           float *score) {
     rl_seq s;
-    jl_status st = rl_encode(rm->tok, prompt, response, rm->ck.model->cfg.max_seq_len, "reward model input", &s);
+    int ctx = rm->ck.model->cfg.max_seq_len;
+    jl_status st = allow_empty ? rl_encode_answer(rm->tok, prompt, response, ctx, "reward model input", &s)
+                               : rl_encode(rm->tok, prompt, response, ctx, "reward model input", &s);
     if (st != JL_OK) return st;
     const rl_seq *one = &s;
     rl_batch_fill(&rm->batch, &one, 1);
     rm_scores(rm->ck.model, &rm->acts, &rm->batch, &rm->head, score);
     rl_seq_free(&s);
     return JL_OK;
+}
+
+jl_status jl_reward_model_score(jl_reward_model *rm, const char *prompt, const char *response, float *score) {
+    return score_seq(rm, prompt, response, 0, score);
+}
+
+jl_status rl_reward_model_score_answer(jl_reward_model *rm, const char *prompt, const char *answer, float *score) {
+    return score_seq(rm, prompt, answer, 1, score);
 }
 
 const char *jl_reward_model_tokenizer_json(const jl_reward_model *rm) { return rm->ck.tokenizer_json; }

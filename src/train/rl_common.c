@@ -53,6 +53,12 @@ jl_status rl_encode(const jl_tokenizer *tok, const char *prompt, const char *res
                     rl_seq *out) {
     memset(out, 0, sizeof *out);
     if (response && !*response) return jl_fail(JL_ERR_ARG, "%s: response is empty", what);
+    return rl_encode_answer(tok, prompt, response, max_len, what, out);
+}
+
+jl_status rl_encode_answer(const jl_tokenizer *tok, const char *prompt, const char *response, int max_len,
+                           const char *what, rl_seq *out) {
+    memset(out, 0, sizeof *out);
     jl_turn turns[2] = {{JL_ROLE_USER, prompt}, {JL_ROLE_ASSISTANT, response ? response : ""}};
     jl_conversation conv = {turns, response ? 2 : 1};
     jl_segments segs = {0};
@@ -312,4 +318,5 @@ void jl_rl_defaults(jl_rl_opts *o, jl_rl_stage stage) {
     o->vf_coef = 0.1f;
     o->value_clip = 0.2f;
     if (stage == JL_STAGE_GRPO || stage == JL_STAGE_PPO) o->batch = 4;
+    if (stage == JL_STAGE_PPO) o->group = 1;
 }

@@ -20,7 +20,25 @@ typedef struct {
  * error messages ("prefs.jsonl pair 3"). */
 jl_status rl_encode(const jl_tokenizer *tok, const char *prompt, const char *response, int max_len, const char *what,
                     rl_seq *out);
+/* Like rl_encode, but an empty response is allowed (a sampled answer that is only <|end|>). */
+jl_status rl_encode_answer(const jl_tokenizer *tok, const char *prompt, const char *response, int max_len,
+                           const char *what, rl_seq *out);
 void rl_seq_free(rl_seq *s);
+
+/* Samples an answer after each prompt (rows: prompt i repeated as given), at most max_new tokens, stopping at
+ * <|end|> or <|eos|> (kept as the last response token) or at max_len. out[i] gets prompt + answer with
+ * resp_start at the answer. The ONE place that generates: a full forward per token here; switch it to the
+ * KV-cache engine (include/jielong/generate.h) when that lands. */
+jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const rl_seq *const *prompts, int rows,
+                     int max_new, int max_len, float temperature, uint64_t *rng_state, rl_seq *out);
+/* The answer text of a rolled-out sequence (without the closing <|end|>/<|eos|>), malloc'd. */
+jl_status rl_answer_text(const jl_tokenizer *tok, const rl_seq *s, char **text);
+
+/* Internal to the RL stages: the reward model behind a reward function (NULL for rules). */
+struct jl_reward_model;
+struct jl_reward_model *rl_reward_fn_model(jl_reward_fn *fn);
+/* Scores with a reward model, allowing an empty answer. */
+jl_status rl_reward_model_score_answer(struct jl_reward_model *rm, const char *prompt, const char *answer, float *score);
 
 /* Up to `cap_rows` sequences padded to the longest (T ≤ cap_T). targets[r·T + t] = tokens[t+1] when token t+1
  * is a response token, else -1. */
