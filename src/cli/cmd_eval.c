@@ -3,6 +3,7 @@
 #include "io/fileio.h"
 #include "jielong/checkpoint.h"
 #include "jielong/eval.h"
+#include "jielong/rlhf.h"
 #include <json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,13 +125,36 @@ static jl_status eval_tasks(jl_model *m, const jl_tokenizer *tok, const char *pa
     return JL_OK;
 }
 
+/* --reward RM --prompt P --response R: the reward model's scalar score. */
+static jl_status eval_reward(const char *dir, const char *prompt, const char *response, const result_sink *out) {
+    if (!prompt || !response) return jl_fail(JL_ERR_ARG, "--reward needs --prompt and --response");
+    jl_reward_model *rm;
+    jl_status st = jl_reward_model_load(dir, &rm);
+    if (st != JL_OK) return st;
+    float score;
+    st = jl_reward_model_score(rm, prompt, response, &score);
+    if (st == JL_OK) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "kind", json_object_new_string("reward"));
+        json_object_object_add(o, "reward", json_object_new_double(score));
+        st = emit(out, o);
+        json_object_put(o);
+        if (!out->json) printf("reward %.6f\n", score);
+    }
+    jl_reward_model_free(rm);
+    return st;
+}
+
 int cmd_eval(int argc, char **argv) {
-    const char *model = NULL, *tasks = NULL, *samples = NULL;
+    const char *model = NULL, *tasks = NULL, *samples = NULL, *reward = NULL, *prompt = NULL, *response = NULL;
     result_sink sink = {0};
     cli_strs data = {0};
     long window = 0, shots = -1, limit = 50, max_tokens = 96;
     cli_opt opts[] = {
-        {"model", OPT_STR, &model, "model checkpoint (.safetensors)", NO_RANGE, 1},
+        {"model", OPT_STR, &model, "model checkpoint (.safetensors) for --data and --tasks", NO_RANGE, 0},
+        {"reward", OPT_STR, &reward, "reward model folder (jielong reward): score --prompt/--response", NO_RANGE, 0},
+        {"prompt", OPT_STR, &prompt, "prompt of the response to score (with --reward)", NO_RANGE, 0},
+        {"response", OPT_STR, &response, "response to score (with --reward)", NO_RANGE, 0},
         {"data", OPT_STRS, &data, "held-out text files: perplexity, bits per byte and per character", NO_RANGE, 0},
         {"window", OPT_INT, &window, "tokens per scoring window (default: the model's context)", 2, 1 << 20, 0},
         {"tasks", OPT_STR, &tasks, "held-out task prompts (eval_prompts.jsonl from `jielong data poems`): "
@@ -145,13 +169,21 @@ int cmd_eval(int argc, char **argv) {
         {"label", OPT_STR, &sink.label, "a name stored with each result (e.g. the stage: base, sft, dpo)", NO_RANGE, 0},
     };
     int rc = cli_parse("eval", "Evaluate a model: held-out perplexity and bits per byte/char (--data), instruction "
-                       "following by rule (--tasks), zero/few-shot (--shots).", opts, CLI_NOPTS(opts), argc, argv, 1);
+                       "following by rule (--tasks), zero/few-shot (--shots), or a reward model's score (--reward).", opts, CLI_NOPTS(opts), argc, argv, 1);
     if (rc != CLI_PARSED) {
         free(data.v);
         return rc == CLI_HELP_SHOWN ? 0 : rc;
     }
-    if (!data.n && !tasks) {
-        fprintf(stderr, "jielong eval: give --data (perplexity) and/or --tasks (instruction following)\n");
+    if (reward) {
+        free(data.v);
+        if (model || data.n || tasks)
+            return cli_report("eval", jl_fail(JL_ERR_ARG, "--reward cannot be combined with --model/--data/--tasks"));
+        return cli_report("eval", eval_reward(reward, prompt, response, &sink));
+    }
+    if (!model || (!data.n && !tasks)) {
+        free(data.v);
+        fprintf(stderr, "jielong eval: give --model with --data (perplexity) and/or --tasks (instruction following), "
+                        "or --reward (score)\n");
         return 2;
     }
     jl_checkpoint ck;

@@ -26,6 +26,10 @@ int cmd_pipeline(int, char **);
 int cmd_generate(int, char **);
 int cmd_chat(int, char **);
 int cmd_sft(int, char **);
+int cmd_reward(int, char **);
+int cmd_dpo(int, char **);
+int cmd_grpo(int, char **);
+int cmd_ppo(int, char **);
 
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
@@ -36,7 +40,11 @@ const cli_command cli_commands[] = {
     {"sft", cmd_sft, "supervised fine-tuning on conversations: full, LoRA, freeze or soft prompt"},
     {"generate", cmd_generate, "continue a prompt, streaming tokens (sampling options, --show-probs)"},
     {"chat", cmd_chat, "multi-turn chat with the chat template (line editing, /reset /temp /system)"},
-    {"eval", cmd_eval, "evaluate a model: held-out perplexity, bits per byte/char"},
+    {"reward", cmd_reward, "train a reward model on preference pairs (Bradley-Terry)"},
+    {"dpo", cmd_dpo, "direct preference optimisation (sigmoid or IPO loss)"},
+    {"ppo", cmd_ppo, "RLHF with PPO: rollouts, value head, GAE, clipped surrogate, KL penalty"},
+    {"grpo", cmd_grpo, "group relative policy optimisation with rule-based or model rewards"},
+    {"eval", cmd_eval, "evaluate: perplexity, instruction following, zero/few-shot, reward scores"},
     {"import", cmd_import, "import open weights: Hugging Face GPT-2 / Llama / Qwen2 folder or llm.c .bin"},
     {"export", cmd_export, "export a model: GGUF (llama.cpp; f32/f16/q8_0/q4_0), HF safetensors, llm.c; --merge LoRA"},
     {"quantize", cmd_quantize, "quantise a model to q8_0 / q4_0 blocks (GGUF)"},

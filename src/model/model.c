@@ -347,15 +347,20 @@ double jl_model_forward(jl_model *m, jl_acts *a, const int32_t *tokens, const in
 
 void jl_model_backward(jl_model *m, jl_acts *a, const int32_t *tokens, const jl_params *g, int B, int T) {
     const jl_config *c = &m->cfg;
+    const int N = B * T, C = c->dim;
+    /* lm head: logits = lnf · lm_headᵀ (the logits buffer holds d logits) */
+    memset(a->dln, 0, (size_t)N * C * sizeof(float));
+    jl_matmul_backward(a->dln, g->lm_head, NULL, a->logits, a->lnf, m->w.lm_head, N, C, c->padded_vocab);
+    jl_model_backward_from_hidden(m, a, tokens, g, B, T);
+}
+
+void jl_model_backward_from_hidden(jl_model *m, jl_acts *a, const int32_t *tokens, const jl_params *g, int B, int T) {
+    const jl_config *c = &m->cfg;
     const int N = B * T, C = c->dim, hs = jl_head_size(c), QKV = jl_qkv_dim(c), H = c->hidden_dim;
     const int FC = jl_fc_dim(c);
     const jl_params *w = &m->w;
     const size_t NC = (size_t)N * C;
     float *dres = a->dres; /* gradient of the residual stream, carried down through the layers */
-
-    /* lm head: logits = lnf · lm_headᵀ (the logits buffer holds d logits) */
-    memset(a->dln, 0, NC * sizeof(float));
-    jl_matmul_backward(a->dln, g->lm_head, NULL, a->logits, a->lnf, w->lm_head, N, C, c->padded_vocab);
     memset(dres, 0, NC * sizeof(float));
     const float *final_res = a->res + (size_t)c->n_layer * (size_t)a->B * (size_t)a->T * (size_t)C;
     norm_backward(c, dres, g->lnf_w, g->lnf_b, a->dln, final_res, w->lnf_w, a->lnf_mean, a->lnf_rstd, N);

@@ -92,6 +92,12 @@ double jl_model_forward(jl_model *m, jl_acts *a, const int32_t *tokens, const in
  * grad_scale > 0 over the same tokens. */
 void jl_model_backward(jl_model *m, jl_acts *a, const int32_t *tokens, const jl_params *grads, int B, int T);
 
+/* Like jl_model_backward, but starting from d loss / d(final normalised hidden state) placed in a->dln (N, C)
+ * by the caller (scalar reward/value heads; add dlogits·lm_head there to combine with an LM loss).
+ * a->dln is consumed. */
+void jl_model_backward_from_hidden(jl_model *m, jl_acts *a, const int32_t *tokens, const jl_params *grads, int B,
+                                   int T);
+
 /* FLOPs of one forward+backward over B×T tokens (matmuls and attention, the PaLM MFU convention). */
 double jl_model_train_flops(const jl_config *c, int B, int T);
 

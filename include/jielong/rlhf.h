@@ -1,0 +1,109 @@
+/* Preference learning and RLHF, each a thin loop over the training engine:
+ *   reward  a transformer with a scalar head ("score.weight", (1, C)) on the final normalised hidden state of the
+ *           last token, trained with the Bradley-Terry loss −log σ(r_chosen − r_rejected);
+ *   dpo     Direct Preference Optimisation against a frozen copy of the starting model (sigmoid or IPO loss);
+ *   grpo    G sampled answers per prompt, group-normalised advantages, clipped ratio, optional k3 KL;
+ *   ppo     a value head on the policy, per-token KL penalty in the reward, GAE(γ, λ), clipped surrogate,
+ *           value clipping, several epochs per rollout batch.
+ * Texts are rendered with the chat template as <|bos|><|user|>prompt<|end|><|assistant|>response<|end|>;
+ * the response tokens (response text + its closing <|end|>) are the ones scored and trained.
+ * The library reports through a callback (metrics by name) and never prints. */
+#ifndef JIELONG_RLHF_H
+#define JIELONG_RLHF_H
+#include "jielong/checkpoint.h"
+#include "jielong/dataset.h"
+#include "jielong/tokenizer.h"
+
+/* ---- reward model ---- */
+
+typedef struct jl_reward_model jl_reward_model;
+/* Reads a reward model folder (model.safetensors + score.safetensors, as written by jl_reward_train). */
+jl_status jl_reward_model_load(const char *dir, jl_reward_model **out);
+/* The scalar score of `response` to `prompt`. Errors: empty response, text longer than the context. */
+jl_status jl_reward_model_score(jl_reward_model *rm, const char *prompt, const char *response, float *score);
+/* The tokenizer the reward model reads text with (tokenizer.json text). */
+const char *jl_reward_model_tokenizer_json(const jl_reward_model *rm);
+void jl_reward_model_free(jl_reward_model *rm);
+
+/* ---- options shared by the four stages ---- */
+
+typedef enum { JL_DPO_SIGMOID = 0, JL_DPO_IPO = 1 } jl_dpo_loss;
+
+typedef struct {
+    int batch;            /* pairs (reward, dpo) or prompts (grpo, ppo) per step */
+    long steps;
+    float lr, weight_decay, grad_clip, min_lr_frac;
+    long warmup;
+    uint64_t seed;
+    int max_len;          /* tokens of prompt + response (≤ the model's context; 0 = the context) */
+    double eval_fraction; /* reward, dpo: share of pairs held out for accuracy (at least 1 pair) */
+    int eval_every;       /* reward, dpo: held-out accuracy every N steps (and at the end; 0 = end only) */
+    int save_every;       /* model checkpoint every N steps (and at the end; 0 = end only) */
+    const char *out_dir;  /* model.safetensors (+ score.safetensors for reward), metrics.jsonl */
+    /* dpo */
+    float beta;
+    jl_dpo_loss loss;
+    /* grpo, ppo */
+    int group;            /* grpo: samples per prompt */
+    int max_new;          /* tokens per sampled answer */
+    float temperature;
+    float clip_eps;       /* ratio clip ε */
+    float kl_coef;        /* grpo: weight of the k3 KL term (0 = off); ppo: per-token KL penalty in the reward */
+    int epochs;           /* optimisation passes over each rollout batch */
+    int minibatches;      /* per epoch */
+    float gamma, lam;     /* ppo: GAE */
+    float vf_coef;        /* ppo: value loss weight */
+    float value_clip;     /* ppo: values move at most this far from the rollout's (0 = off) */
+} jl_rl_opts;
+
+typedef enum { JL_STAGE_REWARD, JL_STAGE_DPO, JL_STAGE_GRPO, JL_STAGE_PPO } jl_rl_stage;
+void jl_rl_defaults(jl_rl_opts *o, jl_rl_stage stage);
+
+typedef enum { JL_RL_STEP, JL_RL_EVAL, JL_RL_SKIP, JL_RL_SAVE } jl_rl_event_kind;
+
+typedef struct {
+    jl_rl_event_kind kind;
+    long step, total_steps;
+    int n;                      /* metrics (JL_RL_STEP, JL_RL_EVAL) */
+    const char *const *keys;
+    const double *values;
+    const char *text;           /* JL_RL_SKIP: why; JL_RL_SAVE: the path */
+} jl_rl_event;
+
+typedef void (*jl_rl_event_fn)(void *user, const jl_rl_event *ev);
+
+/* Every stage trains in place and writes out_dir/model.safetensors (with `tok`) at the end. */
+
+/* Reward model from `base` (its weights are the starting trunk; a fresh score head is initialised from seed).
+ * Logs loss, accuracy, margin; held-out accuracy as eval_accuracy. Writes model.safetensors + score.safetensors. */
+jl_status jl_reward_train(jl_model *base, const jl_tokenizer *tok, const jl_pref_set *pairs, const jl_rl_opts *o,
+                          jl_rl_event_fn fn, void *user);
+
+/* DPO of `policy`; the frozen reference is a copy of it taken at the start. Logs loss, rewards_chosen,
+ * rewards_rejected, margin, accuracy (chosen implicit reward > rejected), and their held-out eval_ versions. */
+jl_status jl_dpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_pref_set *pairs, const jl_rl_opts *o,
+                       jl_rl_event_fn fn, void *user);
+
+/* The reward of an RL rollout: a rule by name, or a reward model. */
+typedef struct jl_reward_fn jl_reward_fn;
+/* Built-in names: "poem" (jl_poem_reward against the prompt record's "form" field), "x_count" (share of 'x'
+ * characters in the answer), "length" (characters of the answer), "contains" (1 when the answer contains the
+ * record's "expected" field). Unknown names are an error listing the known ones. */
+jl_status jl_reward_fn_by_name(const char *name, jl_reward_fn **out);
+/* A reward model; its tokenizer must be the policy's (checked by the stages). Takes ownership of rm. */
+jl_status jl_reward_fn_from_model(jl_reward_model *rm, jl_reward_fn **out);
+/* Scores one answer to prompt record i of set. */
+jl_status jl_reward_fn_score(jl_reward_fn *fn, const jl_rl_set *set, size_t i, const char *answer, float *reward);
+void jl_reward_fn_free(jl_reward_fn *fn);
+
+/* GRPO of `policy` on the prompts. Logs reward (mean), reward_std, kl, entropy, clip_frac, loss, ratio_first
+ * (the mean ratio of the first minibatch: 1 up to rounding), answer_len. */
+jl_status jl_grpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_rl_set *prompts, jl_reward_fn *reward,
+                        const jl_rl_opts *o, jl_rl_event_fn fn, void *user);
+
+/* PPO of `policy` with a value head (value.safetensors in out_dir). Logs reward (mean score), kl, entropy,
+ * clip_frac, value_loss, loss, ratio_first, answer_len. */
+jl_status jl_ppo_train(jl_model *policy, const jl_tokenizer *tok, const jl_rl_set *prompts, jl_reward_fn *reward,
+                       const jl_rl_opts *o, jl_rl_event_fn fn, void *user);
+
+#endif

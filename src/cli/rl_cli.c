@@ -1,0 +1,72 @@
+#include "cli/rl_cli.h"
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+
+#define UNSET (-1)
+
+jl_status rl_cli_load_model(const char *path, jl_checkpoint *ck, jl_tokenizer **tok) {
+    *tok = NULL;
+    jl_status st = jl_checkpoint_load(path, ck);
+    if (st != JL_OK) return st;
+    if (!ck->tokenizer_json) st = jl_fail(JL_ERR_FORMAT, "%s: checkpoint has no tokenizer", path);
+    else st = jl_tokenizer_from_json(ck->tokenizer_json, strlen(ck->tokenizer_json), tok);
+    if (st != JL_OK) jl_checkpoint_free(ck);
+    return st;
+}
+
+void rl_cli_common_init(rl_cli_common *c) {
+    c->batch = c->steps = c->warmup = c->seed = c->max_len = c->eval_every = c->save_every = c->threads = UNSET;
+    c->lr = c->weight_decay = c->grad_clip = UNSET;
+}
+
+void rl_cli_common_apply(const rl_cli_common *c, jl_rl_opts *o) {
+    if (c->batch != UNSET) o->batch = (int)c->batch;
+    if (c->steps != UNSET) o->steps = c->steps;
+    if (c->warmup != UNSET) o->warmup = c->warmup;
+    if (c->seed != UNSET) o->seed = (uint64_t)c->seed;
+    if (c->max_len != UNSET) o->max_len = (int)c->max_len;
+    if (c->eval_every != UNSET) o->eval_every = (int)c->eval_every;
+    if (c->save_every != UNSET) o->save_every = (int)c->save_every;
+    if (c->lr != UNSET) o->lr = (float)c->lr;
+    if (c->weight_decay != UNSET) o->weight_decay = (float)c->weight_decay;
+    if (c->grad_clip != UNSET) o->grad_clip = (float)c->grad_clip;
+    if (c->threads != UNSET) omp_set_num_threads((int)c->threads);
+}
+
+static double find(const jl_rl_event *ev, const char *key, int *found) {
+    for (int i = 0; i < ev->n; i++)
+        if (strcmp(ev->keys[i], key) == 0) {
+            *found = 1;
+            return ev->values[i];
+        }
+    *found = 0;
+    return 0;
+}
+
+void rl_cli_on_event(void *user, const jl_rl_event *ev) {
+    rl_cli_view *v = user;
+    if (ev->kind == JL_RL_SKIP) {
+        cli_progress_note(&v->bar, "step %ld skipped: %s", ev->step, ev->text);
+        return;
+    }
+    if (ev->kind == JL_RL_SAVE) {
+        cli_progress_note(&v->bar, "step %ld: saved %s", ev->step, ev->text);
+        return;
+    }
+    char buf[256] = "";
+    size_t n = 0;
+    for (int i = 0; i < ev->n && n < sizeof buf - 32; i++) {
+        int shown = ev->kind == JL_RL_EVAL;
+        for (int k = 0; !shown && v->show && v->show[k]; k++) shown = strcmp(v->show[k], ev->keys[i]) == 0;
+        if (shown) n += (size_t)snprintf(buf + n, sizeof buf - n, "%s%s %.4g", n ? " | " : "", ev->keys[i], ev->values[i]);
+    }
+    if (ev->kind == JL_RL_EVAL) {
+        cli_progress_note(&v->bar, "step %ld held out: %s", ev->step, buf);
+        return;
+    }
+    int found;
+    (void)find(ev, "skipped", &found);
+    snprintf(v->line, sizeof v->line, "%s", buf);
+    cli_progress_update(&v->bar, (double)ev->step, v->line);
+}

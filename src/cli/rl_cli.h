@@ -1,0 +1,42 @@
+/* Shared by jielong reward / dpo / grpo / ppo: loading the starting model with its tokenizer, the common
+ * training flags, and a progress line fed by the stage's events. */
+#ifndef JL_CLI_RL_CLI_H
+#define JL_CLI_RL_CLI_H
+#include "cli/args.h"
+#include "cli/progress.h"
+#include "jielong/rlhf.h"
+
+/* A model checkpoint and the tokenizer stored in it. */
+jl_status rl_cli_load_model(const char *path, jl_checkpoint *ck, jl_tokenizer **tok);
+
+/* Flags every stage has, written into o when given (UNSET = -1 keeps the default). */
+typedef struct {
+    long batch, steps, warmup, seed, max_len, eval_every, save_every, threads;
+    double lr, weight_decay, grad_clip;
+} rl_cli_common;
+void rl_cli_common_init(rl_cli_common *c);
+#define RL_CLI_COMMON_OPTS(c, batch_help)                                                                        \
+    {"batch-size", OPT_INT, &(c).batch, batch_help, 1, 4096, 0},                                                  \
+    {"steps", OPT_INT, &(c).steps, "optimizer steps (default 200)", 1, 1L << 40, 0},                             \
+    {"lr", OPT_FLOAT, &(c).lr, "peak learning rate (cosine decay to 10%)", 1e-9, 10, 0},                        \
+    {"warmup", OPT_INT, &(c).warmup, "warmup steps (default 0)", 0, 1L << 40, 0},                                \
+    {"weight-decay", OPT_FLOAT, &(c).weight_decay, "AdamW weight decay (default 0)", 0, 10, 0},                  \
+    {"grad-clip", OPT_FLOAT, &(c).grad_clip, "clip the global gradient norm (default 1; 0 = off)", 0, 1e6, 0},  \
+    {"seed", OPT_INT, &(c).seed, "seed of data order, head initialisation and sampling (default 1337)", 0,       \
+     1L << 62, 0},                                                                                                \
+    {"max-len", OPT_INT, &(c).max_len, "tokens of prompt + response (default: the model's context)", 2,          \
+     1 << 20, 0},                                                                                                 \
+    {"save-every", OPT_INT, &(c).save_every, "model checkpoint every N steps (default: at the end)", 0,          \
+     1L << 40, 0},                                                                                                \
+    {"threads", OPT_INT, &(c).threads, "OpenMP threads (default: all cores)", 1, 1024, 0}
+void rl_cli_common_apply(const rl_cli_common *c, jl_rl_opts *o);
+
+typedef struct {
+    cli_progress bar;
+    const char *const *show; /* metric keys shown on the progress line, NULL-terminated */
+    char line[256];
+} rl_cli_view;
+/* jl_rl_event_fn: progress line of the `show` metrics, notes for held-out results, skips and saves. */
+void rl_cli_on_event(void *user, const jl_rl_event *ev);
+
+#endif

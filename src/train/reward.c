@@ -1,0 +1,303 @@
+/* jielong reward: a reward model = the transformer trunk + a scalar head on the last token, trained on
+ * preference pairs with the Bradley-Terry loss. */
+#include "train/rl_losses.h"
+#include "model/model.h"
+#include "core/kernels.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SCORE_TENSOR "score.weight"
+
+static double dot(const float *a, const float *b, int n) {
+    double s = 0.0;
+    for (int i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+void rm_scores(jl_model *m, jl_acts *a, const rl_batch *b, const rl_head *h, float *scores) {
+    jl_model_forward(m, a, b->tokens, NULL, b->rows, b->T, 0.0f, NULL);
+    for (int r = 0; r < b->rows; r++) scores[r] = (float)dot(h->w, rl_hidden(a, b, r, b->len[r] - 1, h->C), h->C);
+}
+
+/* −log σ(x), stable for large |x| */
+static double neg_log_sigmoid(double x) { return x > 0 ? log1p(exp(-x)) : -x + log1p(exp(x)); }
+static double sigmoid(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+double rm_pairs_loss(jl_model *m, jl_acts *a, const rl_batch *b, rl_head *h, const jl_params *grads, rm_stats *s) {
+    const int C = h->C, pairs = b->rows / 2;
+    float scores[b->rows];
+    rm_scores(m, a, b, h, scores);
+    double loss = 0.0, correct = 0.0, margin = 0.0;
+    float dscore[b->rows];
+    for (int i = 0; i < pairs; i++) {
+        double delta = (double)scores[2 * i] - scores[2 * i + 1];
+        loss += neg_log_sigmoid(delta);
+        correct += delta > 0;
+        margin += delta;
+        float d = (float)(-sigmoid(-delta) / pairs); /* d loss / d delta */
+        dscore[2 * i] = d;
+        dscore[2 * i + 1] = -d;
+    }
+    s->loss = loss / pairs;
+    s->accuracy = correct / pairs;
+    s->margin = margin / pairs;
+    if (!grads) return s->loss;
+    memset(a->dln, 0, (size_t)b->rows * b->T * C * sizeof(float));
+    for (int r = 0; r < b->rows; r++) {
+        int t = b->len[r] - 1;
+        const float *hid = rl_hidden(a, b, r, t, C);
+        float *dh = a->dln + ((size_t)r * b->T + t) * C;
+        for (int c = 0; c < C; c++) {
+            dh[c] = dscore[r] * h->w[c];
+            h->g[c] += dscore[r] * hid[c];
+        }
+    }
+    jl_model_backward_from_hidden(m, a, b->tokens, grads, b->rows, b->T);
+    return s->loss;
+}
+
+/* ---------------------------------------------------------------- the reward model handle */
+
+struct jl_reward_model {
+    jl_checkpoint ck;
+    jl_tokenizer *tok;
+    rl_head head;
+    jl_acts acts;
+    rl_batch batch;
+};
+
+jl_status jl_reward_model_load(const char *dir, jl_reward_model **out) {
+    *out = NULL;
+    jl_reward_model *rm = calloc(1, sizeof *rm);
+    if (!rm) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    jl_status st = jl_checkpoint_load(path, &rm->ck);
+    if (st == JL_OK && !rm->ck.tokenizer_json) st = jl_fail(JL_ERR_FORMAT, "%s: checkpoint has no tokenizer", path);
+    if (st == JL_OK) st = jl_tokenizer_from_json(rm->ck.tokenizer_json, strlen(rm->ck.tokenizer_json), &rm->tok);
+    if (st == JL_OK) {
+        snprintf(path, sizeof path, "%s/score.safetensors", dir);
+        st = rl_head_load(path, SCORE_TENSOR, rm->ck.model->cfg.dim, &rm->head);
+        if (st == JL_OK && !isfinite(jl_sumsq(rm->head.w, (size_t)rm->head.C)))
+            st = jl_fail(JL_ERR_FORMAT, "%s: score head holds non-finite values", path);
+    }
+    int ctx = st == JL_OK ? rm->ck.model->cfg.max_seq_len : 0;
+    if (st == JL_OK) st = jl_acts_new(&rm->ck.model->cfg, 1, ctx, &rm->acts);
+    if (st == JL_OK) st = rl_batch_new(1, ctx, &rm->batch);
+    if (st != JL_OK) {
+        jl_reward_model_free(rm);
+        return jl_fail_context(st, "reward model %s", dir);
+    }
+    *out = rm;
+    return JL_OK;
+}
+
+static jl_status score_seq(jl_reward_model *rm, const char *prompt, const char *response, int allow_empty,
+                           float *score) {
+    rl_seq s;
+    int ctx = rm->ck.model->cfg.max_seq_len;
+    jl_status st = allow_empty ? rl_encode_answer(rm->tok, prompt, response, ctx, "reward model input", &s)
+                               : rl_encode(rm->tok, prompt, response, ctx, "reward model input", &s);
+    if (st != JL_OK) return st;
+    const rl_seq *one = &s;
+    rl_batch_fill(&rm->batch, &one, 1);
+    rm_scores(rm->ck.model, &rm->acts, &rm->batch, &rm->head, score);
+    rl_seq_free(&s);
+    return JL_OK;
+}
+
+jl_status jl_reward_model_score(jl_reward_model *rm, const char *prompt, const char *response, float *score) {
+    return score_seq(rm, prompt, response, 0, score);
+}
+
+jl_status rl_reward_model_score_answer(jl_reward_model *rm, const char *prompt, const char *answer, float *score) {
+    return score_seq(rm, prompt, answer, 1, score);
+}
+
+const char *jl_reward_model_tokenizer_json(const jl_reward_model *rm) { return rm->ck.tokenizer_json; }
+
+void jl_reward_model_free(jl_reward_model *rm) {
+    if (!rm) return;
+    jl_checkpoint_free(&rm->ck);
+    jl_tokenizer_free(rm->tok);
+    rl_head_free(&rm->head);
+    jl_acts_free(&rm->acts);
+    rl_batch_free(&rm->batch);
+    free(rm);
+}
+
+/* ---------------------------------------------------------------- preference data, shared with DPO */
+
+#include "train/rl_pairs.h"
+
+void rl_pairs_free(rl_pairs *p) {
+    for (size_t i = 0; p->seqs && i < 2 * p->n; i++) rl_seq_free(&p->seqs[i]);
+    free(p->seqs);
+    free(p->order);
+    memset(p, 0, sizeof *p);
+}
+
+jl_status rl_pairs_encode(const jl_tokenizer *tok, const jl_pref_set *set, int max_len, double eval_fraction,
+                          uint64_t seed, rl_pairs *p) {
+    memset(p, 0, sizeof *p);
+    size_t n = jl_prefs_count(set);
+    if (n < 2) return jl_fail(JL_ERR_ARG, "preference data has %zu pairs; at least 2 are needed (train + held-out)", n);
+    p->seqs = calloc(2 * n, sizeof *p->seqs);
+    p->order = malloc(n * sizeof *p->order);
+    if (!p->seqs || !p->order) {
+        rl_pairs_free(p);
+        return jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
+    p->n = n;
+    jl_status st = JL_OK;
+    for (size_t i = 0; i < n && st == JL_OK; i++) {
+        jl_pref_pair pr = jl_prefs_get(set, i);
+        char what[64];
+        snprintf(what, sizeof what, "pair %zu", i + 1);
+        if (strcmp(pr.chosen, pr.rejected) == 0) st = jl_fail(JL_ERR_ARG, "%s: chosen and rejected are identical", what);
+        snprintf(what, sizeof what, "pair %zu: chosen", i + 1);
+        if (st == JL_OK) st = rl_encode(tok, pr.prompt, pr.chosen, max_len, what, &p->seqs[2 * i]);
+        snprintf(what, sizeof what, "pair %zu: rejected", i + 1);
+        if (st == JL_OK) st = rl_encode(tok, pr.prompt, pr.rejected, max_len, what, &p->seqs[2 * i + 1]);
+        p->order[i] = i;
+    }
+    if (st != JL_OK) {
+        rl_pairs_free(p);
+        return st;
+    }
+    p->rng = seed ^ 0x9A1F5EEDull;
+    rl_shuffle(p->order, n, &p->rng);
+    size_t n_eval = (size_t)llround(eval_fraction * (double)n);
+    if (n_eval < 1) n_eval = 1;
+    if (n_eval > n - 1) n_eval = n - 1;
+    p->n_train = n - n_eval;
+    return JL_OK;
+}
+
+int rl_pairs_next(rl_pairs *p, int batch, const rl_seq **rows) {
+    for (int i = 0; i < batch; i++) {
+        if (p->pos >= p->n_train) {
+            p->pos = 0;
+            rl_shuffle(p->order, p->n_train, &p->rng); /* a new epoch in a new order */
+        }
+        size_t k = p->order[p->pos++];
+        rows[2 * i] = &p->seqs[2 * k];
+        rows[2 * i + 1] = &p->seqs[2 * k + 1];
+    }
+    return 2 * batch;
+}
+
+int rl_pairs_eval(const rl_pairs *p, size_t *cursor, int batch, const rl_seq **rows) {
+    int n = 0;
+    while (n < batch && p->n_train + *cursor < p->n) {
+        size_t k = p->order[p->n_train + (*cursor)++];
+        rows[2 * n] = &p->seqs[2 * k];
+        rows[2 * n + 1] = &p->seqs[2 * k + 1];
+        n++;
+    }
+    return 2 * n;
+}
+
+/* ---------------------------------------------------------------- training */
+
+static jl_status rm_eval(jl_trainer *t, rl_head *h, rl_pairs *p, rl_batch *b, int batch, rm_stats *out) {
+    const rl_seq *rows[2 * batch];
+    size_t cursor = 0;
+    double loss = 0, acc = 0, margin = 0;
+    int pairs = 0, n;
+    while ((n = rl_pairs_eval(p, &cursor, batch, rows)) > 0) {
+        rl_batch_fill(b, rows, n);
+        rm_stats s;
+        rm_pairs_loss(t->model, &t->acts, b, h, NULL, &s);
+        loss += s.loss * n / 2;
+        acc += s.accuracy * n / 2;
+        margin += s.margin * n / 2;
+        pairs += n / 2;
+    }
+    out->loss = loss / pairs;
+    out->accuracy = acc / pairs;
+    out->margin = margin / pairs;
+    return JL_OK;
+}
+
+static jl_status rm_save(jl_trainer *t, const rl_head *h, const jl_tokenizer *tok, const char *dir, rl_report *rep) {
+    char path[4096];
+    jl_status st = rl_save_model(t->model, tok, dir, "model.safetensors", path, sizeof path);
+    if (st != JL_OK) return st;
+    snprintf(path, sizeof path, "%s/score.safetensors", dir);
+    st = rl_head_save(h, path, SCORE_TENSOR);
+    if (st == JL_OK) rl_report_text(rep, JL_RL_SAVE, t->step, dir);
+    return st;
+}
+
+static int max_seq_len_of(const rl_pairs *p) {
+    int T = 1;
+    for (size_t i = 0; i < 2 * p->n; i++) T = p->seqs[i].len > T ? p->seqs[i].len : T;
+    return T;
+}
+
+jl_status jl_reward_train(jl_model *base, const jl_tokenizer *tok, const jl_pref_set *set, const jl_rl_opts *o,
+                          jl_rl_event_fn fn, void *user) {
+    int max_len = o->max_len > 0 ? o->max_len : base->cfg.max_seq_len;
+    if (max_len > base->cfg.max_seq_len)
+        return jl_fail(JL_ERR_ARG, "max length %d is larger than the model's context %d", max_len, base->cfg.max_seq_len);
+    if (o->batch < 1 || o->steps < 1) return jl_fail(JL_ERR_ARG, "batch and steps must be ≥ 1");
+    rl_pairs p;
+    jl_status st = rl_pairs_encode(tok, set, max_len, o->eval_fraction, o->seed, &p);
+    if (st != JL_OK) return st;
+    int T = max_seq_len_of(&p);
+    jl_trainer *t = NULL;
+    rl_head h = {0};
+    rl_batch b = {0};
+    rl_report rep = {0};
+    if ((st = rl_trainer_new(base, 2 * o->batch, T, o, &t)) == JL_OK && (st = rl_head_new(base->cfg.dim, o->seed, &h)) == JL_OK &&
+        (st = rl_batch_new(2 * o->batch, T, &b)) == JL_OK)
+        st = rl_report_open(&rep, "reward", o->out_dir, o->steps, fn, user);
+    const rl_seq *rows[2 * o->batch];
+    long skips_in_a_row = 0;
+    if (st == JL_OK) { /* the untrained head, for comparison */
+        rm_stats e;
+        st = rm_eval(t, &h, &p, &b, o->batch, &e);
+        const char *ek[] = {"eval_loss", "eval_accuracy", "eval_margin"};
+        double ev[] = {e.loss, e.accuracy, e.margin};
+        if (st == JL_OK) st = rl_report_metrics(&rep, JL_RL_EVAL, 0, 3, ek, ev);
+    }
+    while (st == JL_OK && t->step < o->steps) {
+        rl_batch_fill(&b, rows, rl_pairs_next(&p, o->batch, rows));
+        memset(t->grads, 0, base->n_params * sizeof(float));
+        memset(h.g, 0, (size_t)h.C * sizeof(float));
+        rm_stats s;
+        rm_pairs_loss(base, &t->acts, &b, &h, &t->gview, &s);
+        double gn;
+        float lr;
+        int applied = rl_update(t, &h, s.loss, &gn, &lr);
+        long step = t->step;
+        const char *keys[] = {"loss", "accuracy", "margin", "lr", "grad_norm", "skipped"};
+        double vals[] = {s.loss, s.accuracy, s.margin, lr, gn, !applied};
+        if ((st = rl_report_metrics(&rep, JL_RL_STEP, step, 6, keys, vals)) != JL_OK) break;
+        skips_in_a_row = applied ? 0 : skips_in_a_row + 1;
+        if (!applied) rl_report_text(&rep, JL_RL_SKIP, step, "loss or gradient not finite; update skipped");
+        if (skips_in_a_row >= RL_MAX_SKIPS_IN_A_ROW) {
+            st = jl_fail(JL_ERR_RUNTIME, "loss or gradient not finite for %d steps in a row (step %ld)",
+                         RL_MAX_SKIPS_IN_A_ROW, step);
+            break;
+        }
+        int last = step == o->steps;
+        if (last || (o->eval_every > 0 && step % o->eval_every == 0)) {
+            rm_stats e;
+            if ((st = rm_eval(t, &h, &p, &b, o->batch, &e)) != JL_OK) break;
+            const char *ek[] = {"eval_loss", "eval_accuracy", "eval_margin"};
+            double ev[] = {e.loss, e.accuracy, e.margin};
+            if ((st = rl_report_metrics(&rep, JL_RL_EVAL, step, 3, ek, ev)) != JL_OK) break;
+        }
+        if (last || (o->save_every > 0 && step % o->save_every == 0)) st = rm_save(t, &h, tok, o->out_dir, &rep);
+    }
+    rl_report_close(&rep);
+    rl_batch_free(&b);
+    rl_head_free(&h);
+    jl_trainer_free(t);
+    rl_pairs_free(&p);
+    return st;
+}

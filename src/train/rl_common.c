@@ -1,0 +1,322 @@
+#include "train/rl_common.h"
+#include "core/kernels.h"
+#include "core/rng.h"
+#include "core/seqloss.h"
+#include "io/fileio.h"
+#include "jielong/safetensors.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- encoding */
+
+static jl_status append_ids(rl_seq *s, size_t *cap, const int32_t *ids, size_t n) {
+    if ((size_t)s->len + n > *cap) {
+        size_t nc = (*cap ? 2 * *cap : 64) + n;
+        int32_t *p = realloc(s->ids, nc * sizeof *p);
+        if (!p) return jl_fail(JL_ERR_NOMEM, "out of memory");
+        s->ids = p;
+        *cap = nc;
+    }
+    memcpy(s->ids + s->len, ids, n * sizeof *ids);
+    s->len += (int)n;
+    return JL_OK;
+}
+
+/* Encodes the rendered segments; the first trainable segment starts the response. */
+static jl_status encode_segments(const jl_tokenizer *tok, const jl_segments *segs, rl_seq *out) {
+    size_t cap = 0;
+    jl_status st = JL_OK;
+    out->resp_start = -1;
+    for (size_t i = 0; i < segs->n && st == JL_OK; i++) {
+        const jl_segment *sg = &segs->items[i];
+        if (sg->trainable && out->resp_start < 0) out->resp_start = out->len;
+        if (sg->special >= 0) {
+            int32_t id = jl_tokenizer_special(tok, sg->text);
+            if (id < 0) return jl_fail(JL_ERR_FORMAT, "tokenizer has no %s token for the chat template", sg->text);
+            st = append_ids(out, &cap, &id, 1);
+        } else {
+            int32_t *ids = NULL;
+            size_t n = 0;
+            st = jl_tokenizer_encode(tok, sg->text, sg->len, 0, &ids, &n);
+            if (st == JL_OK) st = append_ids(out, &cap, ids, n);
+            free(ids);
+        }
+    }
+    if (out->resp_start < 0) out->resp_start = out->len;
+    return st;
+}
+
+jl_status rl_encode(const jl_tokenizer *tok, const char *prompt, const char *response, int max_len, const char *what,
+                    rl_seq *out) {
+    memset(out, 0, sizeof *out);
+    if (response && !*response) return jl_fail(JL_ERR_ARG, "%s: response is empty", what);
+    return rl_encode_answer(tok, prompt, response, max_len, what, out);
+}
+
+jl_status rl_encode_answer(const jl_tokenizer *tok, const char *prompt, const char *response, int max_len,
+                           const char *what, rl_seq *out) {
+    memset(out, 0, sizeof *out);
+    jl_turn turns[2] = {{JL_ROLE_USER, prompt}, {JL_ROLE_ASSISTANT, response ? response : ""}};
+    jl_conversation conv = {turns, response ? 2 : 1};
+    jl_segments segs = {0};
+    jl_status st = response ? jl_chat_render(&conv, &segs) : jl_chat_render_generation(&conv, &segs);
+    if (st == JL_OK) st = encode_segments(tok, &segs, out);
+    jl_segments_free(&segs);
+    if (st == JL_OK && out->len > max_len)
+        st = jl_fail(JL_ERR_ARG, "%s: %s is %d tokens, longer than the context of %d", what,
+                     response ? "prompt + response" : "prompt", out->len, max_len);
+    if (st != JL_OK) rl_seq_free(out);
+    return st;
+}
+
+void rl_seq_free(rl_seq *s) {
+    free(s->ids);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---------------------------------------------------------------- batches */
+
+jl_status rl_batch_new(int cap_rows, int cap_T, rl_batch *b) {
+    memset(b, 0, sizeof *b);
+    size_t n = (size_t)cap_rows * (size_t)cap_T;
+    b->tokens = malloc(n * sizeof *b->tokens);
+    b->targets = malloc(n * sizeof *b->targets);
+    b->len = malloc((size_t)cap_rows * sizeof *b->len);
+    b->resp_start = malloc((size_t)cap_rows * sizeof *b->resp_start);
+    b->cap_rows = cap_rows;
+    b->cap_T = cap_T;
+    if (!b->tokens || !b->targets || !b->len || !b->resp_start) {
+        rl_batch_free(b);
+        return jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
+    return JL_OK;
+}
+
+void rl_batch_free(rl_batch *b) {
+    free(b->tokens);
+    free(b->targets);
+    free(b->len);
+    free(b->resp_start);
+    memset(b, 0, sizeof *b);
+}
+
+void rl_batch_fill(rl_batch *b, const rl_seq *const *seqs, int n) {
+    int T = 1;
+    for (int r = 0; r < n; r++) T = seqs[r]->len > T ? seqs[r]->len : T;
+    b->rows = n;
+    b->T = T;
+    for (int r = 0; r < n; r++) {
+        const rl_seq *s = seqs[r];
+        int32_t *tk = b->tokens + (size_t)r * T, *tg = b->targets + (size_t)r * T;
+        memcpy(tk, s->ids, (size_t)s->len * sizeof *tk);
+        /* padding after the end: causal attention keeps it from touching the real tokens */
+        for (int t = s->len; t < T; t++) tk[t] = 0;
+        for (int t = 0; t < T; t++) tg[t] = (t + 1 >= s->resp_start && t + 1 < s->len) ? s->ids[t + 1] : -1;
+        b->len[r] = s->len;
+        b->resp_start[r] = s->resp_start;
+    }
+}
+
+void rl_forward_logprobs(jl_model *m, jl_acts *a, const rl_batch *b, float *logp, float *entropy) {
+    const jl_config *c = jl_model_config(m);
+    jl_model_forward(m, a, b->tokens, NULL, b->rows, b->T, 0.0f, NULL);
+    jl_token_logprobs(logp, entropy, a->logits, b->targets, b->rows * b->T, c->vocab_size, c->padded_vocab);
+}
+
+double rl_row_sum(const rl_batch *b, const float *per_pos, int r) {
+    double s = 0.0;
+    for (int t = 0; t < b->T; t++)
+        if (b->targets[(size_t)r * b->T + t] >= 0) s += per_pos[(size_t)r * b->T + t];
+    return s;
+}
+
+int rl_row_count(const rl_batch *b, int r) {
+    int n = 0;
+    for (int t = 0; t < b->T; t++) n += b->targets[(size_t)r * b->T + t] >= 0;
+    return n;
+}
+
+/* ---------------------------------------------------------------- heads */
+
+jl_status rl_head_new(int C, uint64_t seed, rl_head *h) {
+    memset(h, 0, sizeof *h);
+    h->block = calloc(4 * (size_t)C, sizeof(float));
+    if (!h->block) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    h->C = C;
+    h->w = h->block;
+    h->g = h->block + C;
+    h->m = h->block + 2 * C;
+    h->v = h->block + 3 * C;
+    jl_rng rng;
+    jl_rng_seed(&rng, seed ^ 0x5C0E5C0E5C0Eull);
+    for (int i = 0; i < C; i++) h->w[i] = 0.02f * jl_rng_normal(&rng);
+    return JL_OK;
+}
+
+void rl_head_free(rl_head *h) {
+    free(h->block);
+    memset(h, 0, sizeof *h);
+}
+
+const float *rl_hidden(const jl_acts *a, const rl_batch *b, int r, int t, int C) {
+    return a->lnf + ((size_t)r * b->T + t) * C;
+}
+
+jl_status rl_head_save(const rl_head *h, const char *path, const char *tensor) {
+    jl_st_writer *w = jl_st_writer_new();
+    if (!w) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    int64_t shape[2] = {1, h->C};
+    jl_status st = jl_st_add_meta(w, "format", "pt");
+    if (st == JL_OK) st = jl_st_add(w, tensor, JL_DT_F32, 2, shape, h->w);
+    if (st == JL_OK) st = jl_st_write(w, path);
+    jl_st_writer_free(w);
+    return st;
+}
+
+jl_status rl_head_load(const char *path, const char *tensor, int C, rl_head *h) {
+    memset(h, 0, sizeof *h);
+    jl_st_file *f;
+    jl_status st = jl_st_open(path, &f);
+    if (st != JL_OK) return st;
+    const jl_st_tensor *t = jl_st_find(f, tensor);
+    if (!t) st = jl_fail(JL_ERR_FORMAT, "%s: missing tensor '%s'", path, tensor);
+    else if (t->dtype != JL_DT_F32 || t->ndim != 2 || t->shape[0] != 1 || t->shape[1] != C)
+        st = jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' is not F32 of shape [1, %d] (the model's width)", path, tensor, C);
+    if (st == JL_OK) st = rl_head_new(C, 0, h);
+    if (st == JL_OK) memcpy(h->w, t->data, (size_t)C * sizeof(float));
+    jl_st_close(f);
+    return st;
+}
+
+/* ---------------------------------------------------------------- optimisation */
+
+jl_status rl_trainer_new(jl_model *m, int rows, int T, const jl_rl_opts *o, jl_trainer **out) {
+    jl_trainer_opts to = {.B = rows, .T = T, .accum = 1};
+    jl_optim_defaults(&to.opt, o->lr, o->steps);
+    to.opt.weight_decay = o->weight_decay;
+    to.opt.grad_clip = o->grad_clip;
+    to.opt.min_lr_frac = o->min_lr_frac;
+    to.opt.warmup_steps = o->warmup;
+    to.opt.schedule = JL_SCHED_COSINE;
+    return jl_trainer_new(m, &to, out);
+}
+
+int rl_update(jl_trainer *t, rl_head *head, double loss, double *grad_norm, float *lr) {
+    double sq = jl_grad_norm(t->model, t->grads);
+    sq *= sq;
+    if (head) sq += jl_sumsq(head->g, (size_t)head->C);
+    double norm = sqrt(sq);
+    *grad_norm = norm;
+    *lr = jl_lr_at(&t->o.opt, t->step);
+    t->step++;
+    if (!isfinite(loss) || !isfinite(norm)) {
+        t->skipped++;
+        return 0;
+    }
+    if (t->o.opt.grad_clip > 0 && norm > t->o.opt.grad_clip) {
+        float s = (float)(t->o.opt.grad_clip / norm);
+        jl_scale_inplace(t->grads, s, t->model->n_params);
+        if (head) jl_scale_inplace(head->g, s, (size_t)head->C);
+    }
+    jl_adamw_step(t->model, t->grads, t->mom1, t->mom2, &t->o.opt, *lr, t->step);
+    if (head)
+        jl_adamw_update(head->w, head->g, head->m, head->v, (size_t)head->C, *lr, t->o.opt.beta1, t->o.opt.beta2,
+                        t->o.opt.eps, 0.0f, (int)t->step);
+    return 1;
+}
+
+/* ---------------------------------------------------------------- reporting and saving */
+
+jl_status rl_report_open(rl_report *r, const char *stage, const char *out_dir, long total_steps, jl_rl_event_fn fn,
+                         void *user) {
+    memset(r, 0, sizeof *r);
+    r->stage = stage;
+    r->fn = fn;
+    r->user = user;
+    r->total_steps = total_steps;
+    jl_status st = jl_mkdir_p(out_dir);
+    if (st != JL_OK) return st;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out_dir);
+    unlink(path); /* a fresh run starts a fresh log */
+    return jl_metrics_open(path, &r->log);
+}
+
+void rl_report_close(rl_report *r) {
+    jl_metrics_close(r->log);
+    r->log = NULL;
+}
+
+jl_status rl_report_metrics(rl_report *r, jl_rl_event_kind kind, long step, int n, const char *const *keys,
+                            const double *values) {
+    jl_status st = jl_metrics_log(r->log, r->stage, step, n, keys, values);
+    jl_rl_event ev = {.kind = kind, .step = step, .total_steps = r->total_steps, .n = n, .keys = keys,
+                      .values = values};
+    if (st == JL_OK && r->fn) r->fn(r->user, &ev);
+    return st;
+}
+
+void rl_report_text(rl_report *r, jl_rl_event_kind kind, long step, const char *text) {
+    jl_rl_event ev = {.kind = kind, .step = step, .total_steps = r->total_steps, .text = text};
+    if (r->fn) r->fn(r->user, &ev);
+}
+
+jl_status rl_save_model(jl_model *m, const jl_tokenizer *tok, const char *out_dir, const char *name, char *path_out,
+                        size_t path_size) {
+    snprintf(path_out, path_size, "%s/%s", out_dir, name);
+    jl_checkpoint ck = {.model = m};
+    jl_status st = jl_tokenizer_to_json(tok, &ck.tokenizer_json);
+    if (st == JL_OK) st = jl_checkpoint_save(path_out, &ck);
+    free(ck.tokenizer_json);
+    return st;
+}
+
+jl_status rl_model_clone(const jl_model *m, jl_model **out) {
+    jl_status st = jl_model_new(jl_model_config(m), out);
+    if (st == JL_OK) memcpy((*out)->params, m->params, m->n_params * sizeof(float));
+    return st;
+}
+
+void rl_shuffle(size_t *idx, size_t n, uint64_t *rng_state) {
+    jl_rng rng = {*rng_state};
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)jl_rng_below(&rng, i);
+        size_t tmp = idx[i - 1];
+        idx[i - 1] = idx[j];
+        idx[j] = tmp;
+    }
+    *rng_state = rng.state;
+}
+
+void jl_rl_defaults(jl_rl_opts *o, jl_rl_stage stage) {
+    memset(o, 0, sizeof *o);
+    o->batch = 8;
+    o->steps = 200;
+    o->lr = stage == JL_STAGE_REWARD ? 1e-4f : 1e-5f;
+    o->weight_decay = 0.0f;
+    o->grad_clip = 1.0f;
+    o->min_lr_frac = 0.1f;
+    o->warmup = 0;
+    o->seed = 1337;
+    o->eval_fraction = 0.05;
+    o->eval_every = 50;
+    o->save_every = 0;
+    o->beta = 0.1f;
+    o->loss = JL_DPO_SIGMOID;
+    o->group = 8;
+    o->max_new = 64;
+    o->temperature = 1.0f;
+    o->clip_eps = 0.2f;
+    o->kl_coef = stage == JL_STAGE_PPO ? 0.05f : 0.0f;
+    o->epochs = stage == JL_STAGE_PPO ? 4 : 1;
+    o->minibatches = 1;
+    o->gamma = 1.0f;
+    o->lam = 0.95f;
+    o->vf_coef = 0.1f;
+    o->value_clip = 0.2f;
+    if (stage == JL_STAGE_GRPO || stage == JL_STAGE_PPO) o->batch = 4;
+    if (stage == JL_STAGE_PPO) o->group = 1;
+}

@@ -1,0 +1,110 @@
+/* Shared pieces of the preference and RL stages: prompt/response → token ids with the chat template, padded
+ * batches with response-only targets, per-token log-probs, scalar heads on the final hidden state, the optimizer
+ * update over model + head, metrics and events. */
+#ifndef JL_TRAIN_RL_COMMON_H
+#define JL_TRAIN_RL_COMMON_H
+#include "jielong/metrics.h"
+#include "jielong/rlhf.h"
+#include "train/trainer.h"
+
+#define RL_MAX_SKIPS_IN_A_ROW 20
+
+/* One rendered sequence: ids[0..len), the response (scored/trained part) is ids[resp_start..len). */
+typedef struct {
+    int32_t *ids;
+    int len, resp_start;
+} rl_seq;
+
+/* <|bos|><|user|>prompt<|end|><|assistant|>response<|end|>; with response NULL, the generation prompt ending in
+ * <|assistant|> (resp_start = len). Errors: empty response, more than max_len tokens. `what` names the record in
+ * error messages ("prefs.jsonl pair 3"). */
+jl_status rl_encode(const jl_tokenizer *tok, const char *prompt, const char *response, int max_len, const char *what,
+                    rl_seq *out);
+/* Like rl_encode, but an empty response is allowed (a sampled answer that is only <|end|>). */
+jl_status rl_encode_answer(const jl_tokenizer *tok, const char *prompt, const char *response, int max_len,
+                           const char *what, rl_seq *out);
+void rl_seq_free(rl_seq *s);
+
+/* Samples an answer after each prompt (rows: prompt i repeated as given), at most max_new tokens, stopping at
+ * <|end|> or <|eos|> (kept as the last response token) or at max_len. out[i] gets prompt + answer with
+ * resp_start at the answer. The ONE place that generates: a full forward per token here; switch it to the
+ * KV-cache engine (include/jielong/generate.h) when that lands. */
+jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const rl_seq *const *prompts, int rows,
+                     int max_new, int max_len, float temperature, uint64_t *rng_state, rl_seq *out);
+/* The answer text of a rolled-out sequence (without the closing <|end|>/<|eos|>), malloc'd. */
+jl_status rl_answer_text(const jl_tokenizer *tok, const rl_seq *s, char **text);
+
+/* Internal to the RL stages: the reward model behind a reward function (NULL for rules). */
+struct jl_reward_model;
+struct jl_reward_model *rl_reward_fn_model(jl_reward_fn *fn);
+/* Scores with a reward model, allowing an empty answer. */
+jl_status rl_reward_model_score_answer(struct jl_reward_model *rm, const char *prompt, const char *answer, float *score);
+
+/* Up to `cap_rows` sequences padded to the longest (T ≤ cap_T). targets[r·T + t] = tokens[t+1] when token t+1
+ * is a response token, else -1. */
+typedef struct {
+    int rows, T, cap_rows, cap_T;
+    int32_t *tokens, *targets;
+    int *len, *resp_start;
+} rl_batch;
+
+jl_status rl_batch_new(int cap_rows, int cap_T, rl_batch *b);
+void rl_batch_free(rl_batch *b);
+void rl_batch_fill(rl_batch *b, const rl_seq *const *seqs, int n);
+
+/* Forward of the batch (no LM gradient); logp(rows·T) and entropy(rows·T, may be NULL) per target position. */
+void rl_forward_logprobs(jl_model *m, jl_acts *a, const rl_batch *b, float *logp, float *entropy);
+/* Σ of per-position values over the response targets of row r. */
+double rl_row_sum(const rl_batch *b, const float *per_pos, int r);
+int rl_row_count(const rl_batch *b, int r);
+
+/* A scalar head: value = w · h on the final normalised hidden state; g, m, v its gradient and AdamW moments. */
+typedef struct {
+    int C;
+    float *block; /* w | g | m | v */
+    float *w, *g, *m, *v;
+} rl_head;
+
+jl_status rl_head_new(int C, uint64_t seed, rl_head *h);
+void rl_head_free(rl_head *h);
+/* Final hidden state of (row r, position t) after the last forward. */
+const float *rl_hidden(const jl_acts *a, const rl_batch *b, int r, int t, int C);
+
+/* The update after the caller accumulated gradients into t->grads (and head->g): global norm over both, skip on
+ * a non-finite loss or norm, clipping, AdamW (the head without weight decay). Returns 1 if applied, 0 if
+ * skipped; increments t->step either way. */
+int rl_update(jl_trainer *t, rl_head *head, double loss, double *grad_norm, float *lr);
+
+/* A trainer for custom losses: micro-batch capacity rows × T, optimizer from o. */
+jl_status rl_trainer_new(jl_model *m, int rows, int T, const jl_rl_opts *o, jl_trainer **out);
+
+/* Metrics file and event callback of a stage. */
+typedef struct {
+    const char *stage;
+    jl_metrics *log;
+    jl_rl_event_fn fn;
+    void *user;
+    long total_steps;
+} rl_report;
+
+jl_status rl_report_open(rl_report *r, const char *stage, const char *out_dir, long total_steps, jl_rl_event_fn fn,
+                         void *user);
+void rl_report_close(rl_report *r);
+jl_status rl_report_metrics(rl_report *r, jl_rl_event_kind kind, long step, int n, const char *const *keys,
+                            const double *values);
+void rl_report_text(rl_report *r, jl_rl_event_kind kind, long step, const char *text);
+
+/* out_dir/name with tok's JSON in the metadata. */
+jl_status rl_save_model(jl_model *m, const jl_tokenizer *tok, const char *out_dir, const char *name, char *path_out,
+                        size_t path_size);
+/* Saves a head as a one-tensor safetensors file (tensor `tensor`, shape (1, C)). */
+jl_status rl_head_save(const rl_head *h, const char *path, const char *tensor);
+jl_status rl_head_load(const char *path, const char *tensor, int C, rl_head *h);
+
+/* A copy of m (same config and weights). */
+jl_status rl_model_clone(const jl_model *m, jl_model **out);
+
+/* Deterministic Fisher-Yates shuffle of idx[0..n). */
+void rl_shuffle(size_t *idx, size_t n, uint64_t *rng_state);
+
+#endif

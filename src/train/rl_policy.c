@@ -1,0 +1,395 @@
+/* jielong grpo and jielong ppo: one loop of rollouts → rewards → advantages → several epochs of clipped policy
+ * updates. GRPO normalises each answer's reward within its group of G answers to the same prompt; PPO uses a
+ * value head on the policy, a per-token KL penalty to the frozen reference in the reward and GAE(γ, λ). */
+#include "train/rl_losses.h"
+#include "core/rng.h"
+#include "model/model.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { ALGO_GRPO, ALGO_PPO } algo;
+
+/* Per-position arrays of a batch (rows·T each) and the rows' scores. */
+typedef struct {
+    float *old_logp, *ref_logp, *adv, *old_values, *returns;
+} pos_arrays;
+
+typedef struct {
+    algo kind;
+    const jl_rl_opts *o;
+    jl_trainer *t;
+    jl_model *ref;      /* frozen copy of the starting policy */
+    rl_head value;      /* PPO */
+    rl_seq *prompts;    /* encoded generation prompts */
+    size_t n_prompts, pos, *order;
+    uint64_t rng;
+    int rows, cap_T;
+    rl_seq *seqs;       /* this iteration's rollouts */
+    float *scores;
+    rl_batch full, mb;
+    pos_arrays fa, ma;
+    float *logp, *buf;
+} run;
+
+static void free_seqs(rl_seq *s, int n) {
+    for (int i = 0; s && i < n; i++) rl_seq_free(&s[i]);
+}
+
+static float *falloc(size_t n) { return calloc(n ? n : 1, sizeof(float)); }
+
+static jl_status alloc_arrays(pos_arrays *p, size_t n) {
+    p->old_logp = falloc(n);
+    p->ref_logp = falloc(n);
+    p->adv = falloc(n);
+    p->old_values = falloc(n);
+    p->returns = falloc(n);
+    return p->old_logp && p->ref_logp && p->adv && p->old_values && p->returns ? JL_OK
+                                                                             : jl_fail(JL_ERR_NOMEM, "out of memory");
+}
+
+static void free_arrays(pos_arrays *p) {
+    free(p->old_logp);
+    free(p->ref_logp);
+    free(p->adv);
+    free(p->old_values);
+    free(p->returns);
+}
+
+static jl_status encode_prompts(run *r, const jl_tokenizer *tok, const jl_rl_set *set, int max_len) {
+    r->n_prompts = jl_rl_count(set);
+    if (!r->n_prompts) return jl_fail(JL_ERR_ARG, "no prompts");
+    r->prompts = calloc(r->n_prompts, sizeof *r->prompts);
+    r->order = malloc(r->n_prompts * sizeof *r->order);
+    if (!r->prompts || !r->order) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < r->n_prompts; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "prompt %zu", i + 1);
+        /* at least one answer token must fit after the prompt */
+        jl_status st = rl_encode(tok, jl_rl_prompt(set, i), NULL, max_len - 1, what, &r->prompts[i]);
+        if (st != JL_OK) return st;
+        r->order[i] = i;
+    }
+    rl_shuffle(r->order, r->n_prompts, &r->rng);
+    return JL_OK;
+}
+
+/* Rolls out group answers for each of the next o->batch prompts; rows = batch·group, prompt of row i in which[i]. */
+static jl_status rollout(run *r, const jl_tokenizer *tok, size_t *which) {
+    const jl_rl_opts *o = r->o;
+    const rl_seq *rows[r->rows];
+    for (int p = 0; p < o->batch; p++) {
+        if (r->pos >= r->n_prompts) {
+            r->pos = 0;
+            rl_shuffle(r->order, r->n_prompts, &r->rng);
+        }
+        size_t k = r->order[r->pos++];
+        for (int g = 0; g < o->group; g++) {
+            rows[p * o->group + g] = &r->prompts[k];
+            which[p * o->group + g] = k;
+        }
+    }
+    free_seqs(r->seqs, r->rows);
+    return rl_rollout(r->t->model, &r->t->acts, tok, rows, r->rows, o->max_new, r->cap_T, o->temperature, &r->rng,
+                      r->seqs);
+}
+
+static jl_status score_rows(run *r, const jl_tokenizer *tok, const jl_rl_set *set, jl_reward_fn *fn,
+                            const size_t *which, double *answer_len) {
+    *answer_len = 0;
+    for (int i = 0; i < r->rows; i++) {
+        char *text;
+        jl_status st = rl_answer_text(tok, &r->seqs[i], &text);
+        if (st != JL_OK) return st;
+        st = jl_reward_fn_score(fn, set, which[i], text, &r->scores[i]);
+        *answer_len += (double)(r->seqs[i].len - r->seqs[i].resp_start) / r->rows;
+        free(text);
+        if (st != JL_OK) return st;
+    }
+    return JL_OK;
+}
+
+/* GRPO: (r − mean) / (std + 1e-4) within each group, the same for every token of an answer. */
+static void grpo_advantages(run *r) {
+    const int G = r->o->group;
+    for (int g0 = 0; g0 < r->rows; g0 += G) {
+        double mean = 0, var = 0;
+        for (int i = 0; i < G; i++) mean += r->scores[g0 + i] / G;
+        for (int i = 0; i < G; i++) var += (r->scores[g0 + i] - mean) * (r->scores[g0 + i] - mean) / G;
+        for (int i = 0; i < G; i++) {
+            float a = (float)((r->scores[g0 + i] - mean) / (sqrt(var) + 1e-4));
+            for (int t = 0; t < r->full.T; t++) r->fa.adv[(size_t)(g0 + i) * r->full.T + t] = a;
+        }
+    }
+}
+
+/* PPO: per-token reward −kl_coef·(log π_old − log π_ref), plus the score on the last token; GAE(γ, λ) over the
+ * answer's tokens with the rollout values; returns = A + V; advantages whitened over the batch. */
+static void ppo_advantages(run *r) {
+    const rl_batch *b = &r->full;
+    const double gamma = r->o->gamma, lam = r->o->lam;
+    double sum = 0, sq = 0;
+    long n = 0;
+    for (int row = 0; row < b->rows; row++) {
+        double next_v = 0, next_adv = 0;
+        int last = 1;
+        for (int t = b->T - 1; t >= 0; t--) {
+            size_t p = (size_t)row * b->T + t;
+            if (b->targets[p] < 0) continue;
+            double rew = -r->o->kl_coef * ((double)r->fa.old_logp[p] - r->fa.ref_logp[p]);
+            if (last) rew += r->scores[row];
+            last = 0;
+            double v = r->fa.old_values[p], delta = rew + gamma * next_v - v;
+            double adv = delta + gamma * lam * next_adv;
+            r->fa.adv[p] = (float)adv;
+            r->fa.returns[p] = (float)(adv + v);
+            next_v = v;
+            next_adv = adv;
+            sum += adv;
+            sq += adv * adv;
+            n++;
+        }
+    }
+    double mean = n ? sum / n : 0, std = n ? sqrt(fmax(sq / n - mean * mean, 0.0)) : 1;
+    for (size_t p = 0; p < (size_t)b->rows * b->T; p++)
+        if (b->targets[p] >= 0) r->fa.adv[p] = (float)((r->fa.adv[p] - mean) / (std + 1e-8));
+}
+
+/* Copies rows idx[0..n) of the full batch and its arrays into the minibatch (same T). */
+static void gather(run *r, const int *idx, int n) {
+    const int T = r->full.T;
+    r->mb.rows = n;
+    r->mb.T = T;
+    float *const src[] = {r->fa.old_logp, r->fa.ref_logp, r->fa.adv, r->fa.old_values, r->fa.returns};
+    float *const dst[] = {r->ma.old_logp, r->ma.ref_logp, r->ma.adv, r->ma.old_values, r->ma.returns};
+    for (int i = 0; i < n; i++) {
+        size_t s = (size_t)idx[i] * T, d = (size_t)i * T;
+        memcpy(r->mb.tokens + d, r->full.tokens + s, (size_t)T * sizeof(int32_t));
+        memcpy(r->mb.targets + d, r->full.targets + s, (size_t)T * sizeof(int32_t));
+        r->mb.len[i] = r->full.len[idx[i]];
+        r->mb.resp_start[i] = r->full.resp_start[idx[i]];
+        for (int k = 0; k < 5; k++) memcpy(dst[k] + d, src[k] + s, (size_t)T * sizeof(float));
+    }
+}
+
+static int all_finite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 0;
+    return 1;
+}
+
+typedef struct {
+    double loss, value_loss, entropy, clip_frac, ratio_first, grad_norm;
+    float lr;
+    int applied, updates;
+} iter_stats;
+
+/* Epochs × minibatches of clipped updates over the rollout batch. */
+static void optimise(run *r, iter_stats *is) {
+    const jl_rl_opts *o = r->o;
+    int idx[r->rows];
+    for (int i = 0; i < r->rows; i++) idx[i] = i;
+    int per = (r->rows + o->minibatches - 1) / o->minibatches;
+    policy_inputs in = {.old_logp = r->ma.old_logp, .ref_logp = r->ref ? r->ma.ref_logp : NULL, .adv = r->ma.adv,
+                        .old_values = r->ma.old_values, .returns = r->ma.returns, .clip_eps = o->clip_eps,
+                        .kl_coef = r->kind == ALGO_GRPO ? o->kl_coef : 0.0f, .vf_coef = o->vf_coef,
+                        .value_clip = o->value_clip};
+    rl_head *vh = r->kind == ALGO_PPO ? &r->value : NULL;
+    for (int e = 0; e < o->epochs; e++) {
+        if (e > 0) { /* a new order of rows each epoch */
+            size_t tmp[r->rows];
+            for (int i = 0; i < r->rows; i++) tmp[i] = (size_t)i;
+            rl_shuffle(tmp, (size_t)r->rows, &r->rng);
+            for (int i = 0; i < r->rows; i++) idx[i] = (int)tmp[i];
+        }
+        for (int s0 = 0; s0 < r->rows; s0 += per) {
+            int n = r->rows - s0 < per ? r->rows - s0 : per;
+            gather(r, idx + s0, n);
+            memset(r->t->grads, 0, r->t->model->n_params * sizeof(float));
+            if (vh) memset(vh->g, 0, (size_t)vh->C * sizeof(float));
+            policy_stats ps;
+            policy_batch_loss(r->t->model, &r->t->acts, &r->mb, &in, vh, r->logp, r->buf, &r->t->gview, &ps);
+            if (is->updates == 0) {
+                is->ratio_first = ps.ratio_mean;
+                is->entropy = ps.entropy;
+            }
+            is->applied += rl_update(r->t, vh, ps.loss, &is->grad_norm, &is->lr);
+            is->updates++;
+            is->loss += ps.loss;
+            is->value_loss += ps.value_loss;
+            is->clip_frac += ps.clip_frac;
+        }
+    }
+    is->loss /= is->updates;
+    is->value_loss /= is->updates;
+    is->clip_frac /= is->updates;
+}
+
+static jl_status check_opts(const jl_model *m, const jl_rl_opts *o, algo kind, int *max_len) {
+    *max_len = o->max_len > 0 ? o->max_len : m->cfg.max_seq_len;
+    if (*max_len > m->cfg.max_seq_len)
+        return jl_fail(JL_ERR_ARG, "max length %d is larger than the model's context %d", *max_len, m->cfg.max_seq_len);
+    if (o->batch < 1 || o->steps < 1 || o->group < 1 || o->max_new < 1 || o->epochs < 1 || o->minibatches < 1)
+        return jl_fail(JL_ERR_ARG, "batch, steps, group, max-new, epochs and minibatches must be ≥ 1");
+    if (o->minibatches > o->batch * o->group)
+        return jl_fail(JL_ERR_ARG, "%d minibatches for %d rollouts", o->minibatches, o->batch * o->group);
+    if (kind == ALGO_GRPO && o->group < 2) return jl_fail(JL_ERR_ARG, "GRPO needs a group of at least 2 answers");
+    if (!(o->clip_eps > 0)) return jl_fail(JL_ERR_ARG, "clip epsilon must be > 0");
+    return JL_OK;
+}
+
+static jl_status check_reward_tokenizer(jl_reward_fn *fn, const jl_tokenizer *tok) {
+    jl_reward_model *rm = rl_reward_fn_model(fn);
+    if (!rm) return JL_OK;
+    char *json;
+    jl_status st = jl_tokenizer_to_json(tok, &json);
+    if (st != JL_OK) return st;
+    int same = strcmp(json, jl_reward_model_tokenizer_json(rm)) == 0;
+    free(json);
+    return same ? JL_OK : jl_fail(JL_ERR_ARG, "the reward model was trained with another tokenizer than the policy");
+}
+
+static void run_free(run *r) {
+    free_seqs(r->seqs, r->rows);
+    free(r->seqs);
+    free(r->scores);
+    free_seqs(r->prompts, (int)r->n_prompts);
+    free(r->prompts);
+    free(r->order);
+    rl_batch_free(&r->full);
+    rl_batch_free(&r->mb);
+    free_arrays(&r->fa);
+    free_arrays(&r->ma);
+    free(r->logp);
+    free(r->buf);
+    rl_head_free(&r->value);
+    jl_model_free(r->ref);
+    jl_trainer_free(r->t);
+}
+
+static jl_status run_new(run *r, jl_model *policy, const jl_tokenizer *tok, const jl_rl_set *set, int max_len) {
+    const jl_rl_opts *o = r->o;
+    r->rows = o->batch * o->group;
+    r->cap_T = max_len;
+    r->rng = o->seed ^ 0x0F1E2D3C4B5A6978ull;
+    jl_rl_opts sched = *o; /* the schedule counts optimizer updates */
+    sched.steps = o->steps * o->epochs * o->minibatches;
+    size_t n = (size_t)r->rows * (size_t)max_len;
+    jl_status st = encode_prompts(r, tok, set, max_len);
+    if (st == JL_OK) st = rl_trainer_new(policy, r->rows, max_len, &sched, &r->t);
+    if (st == JL_OK) st = rl_model_clone(policy, &r->ref); /* KL is always reported */
+    if (st == JL_OK && r->kind == ALGO_PPO) {
+        st = rl_head_new(policy->cfg.dim, o->seed, &r->value);
+        if (st == JL_OK) memset(r->value.w, 0, (size_t)r->value.C * sizeof(float)); /* values start at 0 */
+    }
+    if (st == JL_OK) st = rl_batch_new(r->rows, max_len, &r->full);
+    if (st == JL_OK) st = rl_batch_new(r->rows, max_len, &r->mb);
+    if (st == JL_OK) st = alloc_arrays(&r->fa, n);
+    if (st == JL_OK) st = alloc_arrays(&r->ma, n);
+    if (st == JL_OK) {
+        r->seqs = calloc((size_t)r->rows, sizeof *r->seqs);
+        r->scores = falloc((size_t)r->rows);
+        r->logp = falloc(n);
+        r->buf = falloc(n);
+        if (!r->seqs || !r->scores || !r->logp || !r->buf) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
+    return st;
+}
+
+/* log π_old (and values) under the policy, log π_ref under the reference, for the rollout batch. */
+static void rollout_logprobs(run *r, double *kl) {
+    rl_batch *b = &r->full;
+    const int C = r->t->model->cfg.dim;
+    rl_forward_logprobs(r->t->model, &r->t->acts, b, r->fa.old_logp, NULL);
+    if (r->kind == ALGO_PPO)
+        for (int row = 0; row < b->rows; row++)
+            for (int t = 0; t < b->T; t++) {
+                const float *h = rl_hidden(&r->t->acts, b, row, t, C);
+                double v = 0;
+                for (int k = 0; k < C; k++) v += (double)r->value.w[k] * h[k];
+                r->fa.old_values[(size_t)row * b->T + t] = (float)v;
+            }
+    *kl = 0;
+    if (!r->ref) return;
+    rl_forward_logprobs(r->ref, &r->t->acts, b, r->fa.ref_logp, NULL);
+    for (int row = 0; row < b->rows; row++)
+        *kl += (rl_row_sum(b, r->fa.old_logp, row) - rl_row_sum(b, r->fa.ref_logp, row)) / b->rows;
+}
+
+static jl_status policy_train(algo kind, jl_model *policy, const jl_tokenizer *tok, const jl_rl_set *set,
+                              jl_reward_fn *fn, const jl_rl_opts *o, jl_rl_event_fn efn, void *user) {
+    const char *stage = kind == ALGO_GRPO ? "grpo" : "ppo";
+    int max_len;
+    jl_status st = check_opts(policy, o, kind, &max_len);
+    if (st == JL_OK) st = check_reward_tokenizer(fn, tok);
+    if (st != JL_OK) return st;
+    run r = {.kind = kind, .o = o};
+    rl_report rep = {0};
+    st = run_new(&r, policy, tok, set, max_len);
+    if (st == JL_OK) st = rl_report_open(&rep, stage, o->out_dir, o->steps, efn, user);
+    size_t which[r.rows > 0 ? r.rows : 1];
+    long skips_in_a_row = 0;
+    for (long step = 1; st == JL_OK && step <= o->steps; step++) {
+        double answer_len, kl;
+        if ((st = rollout(&r, tok, which)) != JL_OK) break;
+        const rl_seq *rows[r.rows];
+        for (int i = 0; i < r.rows; i++) rows[i] = &r.seqs[i];
+        rl_batch_fill(&r.full, rows, r.rows);
+        if ((st = score_rows(&r, tok, set, fn, which, &answer_len)) != JL_OK) break;
+        double mean = 0, var = 0;
+        for (int i = 0; i < r.rows; i++) mean += r.scores[i] / r.rows;
+        for (int i = 0; i < r.rows; i++) var += (r.scores[i] - mean) * (r.scores[i] - mean) / r.rows;
+        rollout_logprobs(&r, &kl);
+        if (kind == ALGO_GRPO) grpo_advantages(&r);
+        else ppo_advantages(&r);
+        size_t npos = (size_t)r.full.rows * r.full.T;
+        const char *bad = !all_finite(r.scores, (size_t)r.rows) ? "a reward is not finite"
+                          : !all_finite(r.fa.adv, npos)        ? "an advantage is not finite"
+                                                               : NULL;
+        iter_stats is = {0};
+        if (!bad) {
+            optimise(&r, &is);
+            if (is.applied < is.updates) bad = "loss or gradient not finite";
+        }
+        if (bad) {
+            char why[128];
+            snprintf(why, sizeof why, "%s; update skipped", bad);
+            rl_report_text(&rep, JL_RL_SKIP, step, why);
+            if (++skips_in_a_row >= RL_MAX_SKIPS_IN_A_ROW) {
+                st = jl_fail(JL_ERR_RUNTIME, "%s for %d steps in a row (step %ld)", bad, RL_MAX_SKIPS_IN_A_ROW, step);
+                break;
+            }
+        } else {
+            skips_in_a_row = 0;
+        }
+        const char *keys[] = {"reward", "reward_std", "kl", "entropy", "clip_frac", "loss", "value_loss",
+                              "ratio_first", "answer_len", "lr", "grad_norm", "skipped"};
+        double vals[] = {mean, sqrt(var), kl, is.entropy, is.clip_frac, is.loss, is.value_loss, is.ratio_first,
+                         answer_len, is.lr, is.grad_norm, bad != NULL};
+        if ((st = rl_report_metrics(&rep, JL_RL_STEP, step, 12, keys, vals)) != JL_OK) break;
+        if (step == o->steps || (o->save_every > 0 && step % o->save_every == 0)) {
+            char path[4096];
+            st = rl_save_model(policy, tok, o->out_dir, "model.safetensors", path, sizeof path);
+            if (st == JL_OK && kind == ALGO_PPO) {
+                char vpath[4096];
+                snprintf(vpath, sizeof vpath, "%s/value.safetensors", o->out_dir);
+                st = rl_head_save(&r.value, vpath, "value_head.weight");
+            }
+            if (st == JL_OK) rl_report_text(&rep, JL_RL_SAVE, step, path);
+        }
+    }
+    rl_report_close(&rep);
+    run_free(&r);
+    return st;
+}
+
+jl_status jl_grpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_rl_set *prompts, jl_reward_fn *reward,
+                        const jl_rl_opts *o, jl_rl_event_fn fn, void *user) {
+    return policy_train(ALGO_GRPO, policy, tok, prompts, reward, o, fn, user);
+}
+
+jl_status jl_ppo_train(jl_model *policy, const jl_tokenizer *tok, const jl_rl_set *prompts, jl_reward_fn *reward,
+                       const jl_rl_opts *o, jl_rl_event_fn fn, void *user) {
+    return policy_train(ALGO_PPO, policy, tok, prompts, reward, o, fn, user);
+}
