@@ -822,6 +822,7 @@ static void test_vexpf_accuracy(void **state) {
     assert_true(jl_vexpf(-100.0f) == 0.0f);
     assert_true(jl_vexpf(-INFINITY) == 0.0f);
     assert_true(isfinite(jl_vexpf(1000.0f)) && jl_vexpf(1000.0f) > 1e38f);
+    assert_true(isnan(jl_vexpf(NAN))); /* propagates, with no undefined conversion on the way (UBSan) */
 }
 
 /* ---------- threads ---------- */

@@ -36,7 +36,8 @@ static inline float jl_vexpf(float x) {
     const float log2e = 1.44269504088896341f;
     const float ln2_hi = 0.693145751953125f; /* ln2 with the low 12 bits cleared: n·ln2_hi is exact */
     const float ln2_lo = 1.42860682030941723e-6f;
-    float xc = x < JL_VEXP_MIN ? JL_VEXP_MIN : (x > JL_VEXP_MAX ? JL_VEXP_MAX : x);
+    /* written so that NaN clamps to the minimum too: the integer conversion below then stays defined */
+    float xc = x > JL_VEXP_MIN ? (x < JL_VEXP_MAX ? x : JL_VEXP_MAX) : JL_VEXP_MIN;
     float n = JL_FMA(xc, log2e, round_magic) - round_magic;
     float r = JL_FMA(-n, ln2_lo, JL_FMA(-n, ln2_hi, xc));
     float p = 1.0f / 5040.0f;
@@ -50,7 +51,7 @@ static inline float jl_vexpf(float x) {
     int32_t bits = ((int32_t)n + 127) << 23; /* 2^n; n is in [-126, 128) after the clamp */
     float two_n;
     memcpy(&two_n, &bits, sizeof two_n);
-    return x < JL_VEXP_MIN ? 0.0f : p * two_n;
+    return x < JL_VEXP_MIN ? 0.0f : (x == x ? p * two_n : x); /* NaN in, NaN out */
 }
 
 #endif
