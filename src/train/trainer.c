@@ -83,9 +83,15 @@ jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_st
         long counted = count_targets(t->targets, (long)B * T);
         st->tokens += (long)B * T;
         if (counted == 0) continue; /* nothing to learn from (e.g. a fully masked SFT batch) */
-        long n_counted;
-        double loss = jl_model_forward(m, &t->acts, t->tokens, t->targets, B, T, 1.0f / ((float)counted * accum),
-                                       &n_counted);
+        const float dscale = 1.0f / ((float)counted * accum);
+        double loss;
+        if (t->o.loss_hook) {
+            jl_model_forward(m, &t->acts, t->tokens, NULL, B, T, 0.0f, NULL);
+            loss = t->o.loss_hook(t->o.loss_ctx, t->tokens, t->targets, B, T, t->acts.logits, dscale);
+        } else {
+            long n_counted;
+            loss = jl_model_forward(m, &t->acts, t->tokens, t->targets, B, T, dscale, &n_counted);
+        }
         jl_model_backward(m, &t->acts, t->tokens, &t->gview, B, T);
         loss_sum_of_means += loss / (double)counted;
         counted_batches++;
