@@ -162,7 +162,7 @@ static int run_distill(distill_args *a, jl_model *teacher, const jl_tokenizer *t
 }
 
 int cmd_distill(int argc, char **argv) {
-    distill_args a = {.schedule = "cosine", .temperature = 2.0, .alpha = 0.5, .val_fraction = 0.05,
+    distill_args a = {.schedule = "cosine", .temperature = 1.0, .alpha = 0.5, .val_fraction = 0.05,
                       .max_new_tokens = 128, .sample_temperature = 0.0};
     a.shape = (cli_model_shape){.arch = "llama"};
     long *unset[] = {&a.shape.depth, &a.shape.dim, &a.shape.n_layer, &a.shape.n_head, &a.shape.n_kv_head,
@@ -176,7 +176,7 @@ int cmd_distill(int argc, char **argv) {
         {"student", OPT_STR, &a.student, "student checkpoint to start from (default: a fresh model of --depth ...)", NO_RANGE, 0},
         {"data", OPT_STRS, &a.data, "training text: a `jielong prepare` folder, .bin shards, or text files", NO_RANGE, 0},
         {"out", OPT_STR, &a.out, "output folder (checkpoint.safetensors, model.safetensors, metrics.jsonl)", NO_RANGE, 0},
-        {"temperature", OPT_FLOAT, &a.temperature, "softmax temperature τ of the soft targets (default 2)", 0.01, 100, 0},
+        {"temperature", OPT_FLOAT, &a.temperature, "softmax temperature τ of the soft targets (default 1)", 0.01, 100, 0},
         {"alpha", OPT_FLOAT, &a.alpha, "weight of the soft (KL) term; 1-alpha on hard labels (default 0.5)", 0, 1, 0},
         {"arch", OPT_STR, &a.shape.arch, "fresh student: llama (default) or gpt2", NO_RANGE, 0},
         {"depth", OPT_INT, &a.shape.depth, "fresh student: layers = N, width = 64·N (default 4)", 1, 64, 0},

@@ -33,7 +33,7 @@ void jl_distill_defaults(jl_distill_opts *o) {
     o->grad_clip = 1.0f;
     o->warmup = -1;
     o->schedule = JL_SCHED_COSINE;
-    o->temperature = 2.0f;
+    o->temperature = 1.0f;
     o->alpha = 0.5f;
     o->eval_every = 100;
     o->eval_batches = 8;
