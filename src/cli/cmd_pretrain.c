@@ -1,13 +1,13 @@
 /* jielong pretrain: train a Transformer from scratch (or continue one) by next-token prediction. */
 #include "cli/args.h"
 #include "cli/progress.h"
+#include "cli/train_data.h"
 #include "core/perf.h"
 #include "jielong/checkpoint.h"
 #include "jielong/pretrain.h"
 #include "jielong/tokenizer.h"
 #include "model/model.h"
 #include "train/optim.h"
-#include <dirent.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,75 +26,12 @@ typedef struct {
 
 #define UNSET (-1)
 
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* Files of a `jielong prepare` folder whose names start with prefix and end in .bin, sorted. */
-static int list_shards(const char *dir, const char *prefix, char ***out) {
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    int n = 0, cap = 0;
-    char **v = NULL;
-    for (struct dirent *e; (e = readdir(d));) {
-        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 || !ends_with(e->d_name, ".bin")) continue;
-        if (n == cap) {
-            cap = cap ? 2 * cap : 8;
-            char **nv = realloc(v, sizeof *v * (size_t)cap);
-            if (!nv) break;
-            v = nv;
-        }
-        size_t len = strlen(dir) + strlen(e->d_name) + 2;
-        v[n] = malloc(len);
-        if (!v[n]) break;
-        snprintf(v[n], len, "%s/%s", dir, e->d_name);
-        n++;
-    }
-    closedir(d);
-    qsort(v, (size_t)n, sizeof *v, cmp_str);
-    *out = v;
-    return n;
-}
-
-static void free_list(char **v, int n) {
-    for (int i = 0; i < n; i++) free(v[i]);
-    free(v);
-}
-
-/* Loads train (and val, when the data has one) from --data, encoding text with tok. */
-static jl_status load_data(const pretrain_args *a, const jl_tokenizer *tok, jl_tokens *train, jl_tokens *val) {
-    memset(val, 0, sizeof *val);
-    int vocab = jl_tokenizer_vocab_size(tok);
-    if (a->data.n == 1 && is_dir(a->data.v[0])) {
-        char **tr = NULL, **va = NULL;
-        int ntr = list_shards(a->data.v[0], "train_", &tr), nva = list_shards(a->data.v[0], "val_", &va);
-        jl_status st = ntr ? jl_tokens_from_shards((const char *const *)tr, ntr, vocab, train)
-                           : jl_fail(JL_ERR_IO, "%s: no train_*.bin shards (make them with jielong prepare)",
-                                     a->data.v[0]);
-        if (st == JL_OK && nva) st = jl_tokens_from_shards((const char *const *)va, nva, vocab, val);
-        free_list(tr, ntr);
-        free_list(va, nva);
-        return st;
-    }
-    int all_shards = 1;
-    for (int i = 0; i < a->data.n; i++) all_shards &= ends_with(a->data.v[i], ".bin");
-    return all_shards ? jl_tokens_from_shards((const char *const *)a->data.v, a->data.n, vocab, train)
-                      : jl_tokens_from_text((const char *const *)a->data.v, a->data.n, tok, train);
-}
 
 /* The tokenizer: --tokenizer, else the one beside prepared shards, else the checkpoint's, else bytes. */
 static jl_status load_tokenizer(const pretrain_args *a, const jl_checkpoint *ck, jl_tokenizer **tok) {
     if (a->tokenizer) return jl_tokenizer_load(a->tokenizer, tok);
     if (ck && ck->tokenizer_json) return jl_tokenizer_from_json(ck->tokenizer_json, strlen(ck->tokenizer_json), tok);
-    if (a->data.n == 1 && is_dir(a->data.v[0])) {
+    if (a->data.n == 1 && cli_is_dir(a->data.v[0])) {
         char path[4096];
         snprintf(path, sizeof path, "%s/tokenizer.json", a->data.v[0]);
         struct stat st;
@@ -104,19 +41,10 @@ static jl_status load_tokenizer(const pretrain_args *a, const jl_checkpoint *ck,
 }
 
 static jl_status build_config(const pretrain_args *a, int vocab, jl_config *c) {
-    jl_arch arch;
-    jl_status st = jl_arch_parse(a->arch, &arch);
-    if (st != JL_OK) return st;
-    jl_config_from_depth(c, arch, (int)(a->depth != UNSET ? a->depth : 4), vocab, (int)(a->context != UNSET ? a->context : 256));
-    if (a->dim != UNSET) c->dim = (int)a->dim;
-    if (a->n_layer != UNSET) c->n_layer = (int)a->n_layer;
-    if (a->n_head != UNSET) c->n_head = (int)a->n_head;
-    c->n_kv_head = a->n_kv_head != UNSET ? (int)a->n_kv_head : c->n_head;
-    if (a->hidden_dim != UNSET) c->hidden_dim = (int)a->hidden_dim;
-    else if (a->dim != UNSET)
-        c->hidden_dim = arch == JL_ARCH_GPT2 ? 4 * c->dim : (8 * c->dim / 3 + 63) / 64 * 64;
-    if (a->untied_flag) c->tie_embeddings = 0;
-    return jl_config_finish(c);
+    cli_model_shape s = {.arch = a->arch, .depth = a->depth, .dim = a->dim, .n_layer = a->n_layer, .n_head = a->n_head,
+                         .n_kv_head = a->n_kv_head, .hidden_dim = a->hidden_dim, .context = a->context,
+                         .untied = a->untied_flag};
+    return cli_build_config(&s, vocab, c);
 }
 
 static int model_flags_given(const pretrain_args *a) {
@@ -285,7 +213,7 @@ int cmd_pretrain(int argc, char **argv) {
     if (a.stop_after != UNSET) o.stop_after = a.stop_after;
     o.sample_prompt = a.sample_prompt;
     o.out_dir = a.out;
-    if (st == JL_OK) st = load_data(&a, tok, &train, &val);
+    if (st == JL_OK) st = cli_load_tokens(&a.data, tok, &train, &val);
     if (st == JL_OK && val.n == 0) st = jl_tokens_split(&train, a.val_fraction, o.T, &val);
     if (st == JL_OK && !a.resume && !a.model) jl_model_init(m, o.seed);
     if (st == JL_OK) {

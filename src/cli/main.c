@@ -30,6 +30,8 @@ int cmd_reward(int, char **);
 int cmd_dpo(int, char **);
 int cmd_grpo(int, char **);
 int cmd_ppo(int, char **);
+int cmd_prune(int, char **);
+int cmd_distill(int, char **);
 
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
@@ -48,6 +50,8 @@ const cli_command cli_commands[] = {
     {"import", cmd_import, "import open weights: Hugging Face GPT-2 / Llama / Qwen2 folder or llm.c .bin"},
     {"export", cmd_export, "export a model: GGUF (llama.cpp; f32/f16/q8_0/q4_0), HF safetensors, llm.c; --merge LoRA"},
     {"quantize", cmd_quantize, "quantise a model to q8_0 / q4_0 blocks (GGUF)"},
+    {"distill", cmd_distill, "train a smaller student on a teacher's soft targets; --synthesize SFT data"},
+    {"prune", cmd_prune, "magnitude-prune a model's linear weights (global, per tensor or per row)"},
     {"pipeline", cmd_pipeline, "the whole recipe on the bundled poems, stage by stage (--quick: ~2 minutes)"},
     {"plot", cmd_plot, "draw training metrics (JSONL) as an SVG line plot"},
     {"version", cmd_version, "print the version"},

@@ -172,9 +172,15 @@ jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_st
         uint64_t dropout_seed = jl_rng_u64(&t->rng); /* drawn for every micro-batch so resume stays in step */
         if (counted == 0) continue; /* nothing to learn from (e.g. a fully masked SFT batch) */
         if (m->lora) jl_lora_dropout_begin(m->lora, dropout_seed);
-        long n_counted;
-        double loss = jl_model_forward(m, &t->acts, t->tokens, t->targets, B, T, 1.0f / ((float)counted * accum),
-                                       &n_counted);
+        const float dscale = 1.0f / ((float)counted * accum);
+        double loss;
+        if (t->o.loss_hook) {
+            jl_model_forward(m, &t->acts, t->tokens, NULL, B, T, 0.0f, NULL);
+            loss = t->o.loss_hook(t->o.loss_ctx, t->tokens, t->targets, B, T, t->acts.logits, dscale);
+        } else {
+            long n_counted;
+            loss = jl_model_forward(m, &t->acts, t->tokens, t->targets, B, T, dscale, &n_counted);
+        }
         jl_model_backward(m, &t->acts, t->tokens, &t->gview, B, T);
         if (m->lora) jl_lora_dropout_end(m->lora);
         loss_sum_of_means += loss / (double)counted;

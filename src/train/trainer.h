@@ -19,6 +19,13 @@ typedef struct {
     int decay;  /* AdamW weight decay applies */
 } jl_param_group;
 
+/* A loss other than next-token cross-entropy (distillation, later DPO): called after a gradient-free forward
+ * over tokens (B,T) with the logits (B·T, padded_vocab) kept. It must return the summed loss of the counted
+ * targets (target < 0: not counted) and overwrite `logits` in place with d loss / d logits · dscale (padding
+ * columns 0); backward follows. */
+typedef double (*jl_loss_hook)(void *ctx, const int32_t *tokens, const int32_t *targets, int B, int T, float *logits,
+                               float dscale);
+
 typedef struct {
     int B, T;        /* micro-batch */
     int accum;       /* micro-batches per optimizer step */
@@ -26,6 +33,8 @@ typedef struct {
     const jl_param_group *extra; /* extra trainable blocks (copied); may be NULL */
     int n_extra;
     uint64_t seed;   /* the trainer's RNG (adapter dropout); saved by callers for exact resume */
+    jl_loss_hook loss_hook; /* NULL: the fused cross-entropy of jl_model_forward */
+    void *loss_ctx;
 } jl_trainer_opts;
 
 typedef struct {
@@ -61,7 +70,7 @@ typedef struct {
 jl_status jl_trainer_new(jl_model *m, const jl_trainer_opts *o, jl_trainer **out);
 void jl_trainer_free(jl_trainer *t);
 jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_stats *st);
-/* Mean loss over n_batches micro-batches, no gradients. */
+/* Mean cross-entropy over n_batches micro-batches, no gradients (the loss hook is not used). */
 jl_status jl_trainer_eval(jl_trainer *t, jl_batch_fn next, void *ctx, int n_batches, double *mean_loss);
 /* Bytes of optimizer state (Adam moments) and of gradient buffers the trainer allocated. */
 size_t jl_trainer_state_bytes(const jl_trainer *t);
