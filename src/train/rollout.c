@@ -1,8 +1,8 @@
-/* Sampling answers for GRPO/PPO. Kept behind one function (rl_rollout) so the KV-cache generation engine can
- * replace the full forward per token in one place. */
+/* Sampling answers for GRPO/PPO with the KV-cache generation engine. */
 #include "train/rl_common.h"
 #include "core/rng.h"
 #include "model/model.h"
+#include "jielong/generate.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,52 +23,44 @@ static int32_t sample_row(const float *logits, int V, float temperature, jl_rng 
     return best;
 }
 
+/* Each row is generated with the KV-cache engine: one prefill of the prompt, then one matrix-vector step per
+ * token. The sampling (and so the RNG stream) is the same for every row order and thread count. */
 jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const rl_seq *const *prompts, int rows,
                      int max_new, int max_len, float temperature, uint64_t *rng_state, rl_seq *out) {
-    const int V = m->cfg.vocab_size, Vp = m->cfg.padded_vocab;
+    (void)a; /* the session keeps its own buffers */
+    const int V = m->cfg.vocab_size;
     int32_t end = jl_tokenizer_special(tok, "<|end|>"), eos = jl_tokenizer_special(tok, "<|eos|>");
-    if (rows > a->B) return jl_fail(JL_ERR_ARG, "rollout of %d rows does not fit the %d-row activations", rows, a->B);
-    int done[rows];
-    int T = 0;
-    for (int r = 0; r < rows; r++) {
+    int capacity = max_len < m->cfg.max_seq_len ? max_len : m->cfg.max_seq_len;
+    jl_session *session = NULL;
+    jl_status st = jl_session_new(m, capacity, &session);
+    for (int r = 0; r < rows; r++) out[r].ids = NULL;
+    jl_rng rng = {*rng_state};
+    for (int r = 0; r < rows && st == JL_OK; r++) {
         int cap = prompts[r]->len + max_new;
         out[r].ids = malloc((size_t)cap * sizeof(int32_t));
         if (!out[r].ids) {
-            for (int k = 0; k <= r; k++) rl_seq_free(&out[k]);
-            return jl_fail(JL_ERR_NOMEM, "out of memory");
+            st = jl_fail(JL_ERR_NOMEM, "out of memory");
+            break;
         }
         memcpy(out[r].ids, prompts[r]->ids, (size_t)prompts[r]->len * sizeof(int32_t));
         out[r].len = out[r].resp_start = prompts[r]->len;
-        done[r] = out[r].len >= max_len;
-        T = out[r].len > T ? out[r].len : T;
-    }
-    int32_t *tokens = malloc((size_t)rows * (size_t)(T + max_new) * sizeof(int32_t));
-    if (!tokens) {
-        for (int r = 0; r < rows; r++) rl_seq_free(&out[r]);
-        return jl_fail(JL_ERR_NOMEM, "out of memory");
-    }
-    jl_rng rng = {*rng_state};
-    for (int step = 0; step < max_new; step++) {
-        int active = 0;
-        T = 1;
-        for (int r = 0; r < rows; r++) {
-            active += !done[r];
-            T = out[r].len > T ? out[r].len : T;
-        }
-        if (!active) break;
-        for (int r = 0; r < rows; r++)
-            for (int t = 0; t < T; t++) tokens[(size_t)r * T + t] = t < out[r].len ? out[r].ids[t] : 0;
-        jl_model_forward(m, a, tokens, NULL, rows, T, 0.0f, NULL);
-        for (int r = 0; r < rows; r++) {
-            if (done[r]) continue;
-            const float *row = a->logits + ((size_t)r * T + out[r].len - 1) * Vp;
-            int32_t id = sample_row(row, V, temperature, &rng);
+        if (out[r].len >= capacity) continue; /* nothing fits after the prompt */
+        jl_session_truncate(session, 0);
+        const float *logits;
+        st = jl_session_forward(session, out[r].ids, out[r].len, NULL, &logits);
+        for (int step = 0; st == JL_OK && step < max_new; step++) {
+            int32_t id = sample_row(logits, V, temperature, &rng);
             out[r].ids[out[r].len++] = id;
-            done[r] = id == end || id == eos || out[r].len >= max_len;
+            if (id == end || id == eos || out[r].len >= capacity) break;
+            st = jl_session_forward(session, &id, 1, NULL, &logits);
         }
+    }
+    jl_session_free(session);
+    if (st != JL_OK) {
+        for (int r = 0; r < rows; r++) rl_seq_free(&out[r]);
+        return st;
     }
     *rng_state = rng.state;
-    free(tokens);
     return JL_OK;
 }
 
