@@ -1,6 +1,7 @@
 /* jielong distill: a student trained on a frozen teacher's soft targets (a loss hook on the one trainer),
  * and self-instruct synthesis (the teacher answers prompts). */
 #include "jielong/distill.h"
+#include "jielong/generate.h"
 #include "core/kl.h"
 #include "core/rng.h"
 #include "core/utf8.h"
@@ -293,39 +294,23 @@ static jl_status encode_segments(const jl_tokenizer *tok, const jl_segments *seg
     return JL_OK;
 }
 
-/* Picks the next token from one row of logits: the argmax at temperature 0, else a sample of softmax(l/τ). */
-static int32_t pick_token(const float *logits, int V, float temperature, jl_rng *rng) {
-    int32_t best = 0;
-    for (int v = 1; v < V; v++)
-        if (logits[v] > logits[best]) best = v;
-    if (temperature <= 0) return best;
-    double sum = 0;
-    for (int v = 0; v < V; v++) sum += exp(((double)logits[v] - logits[best]) / temperature);
-    double u = jl_rng_uniform(rng) * sum, acc = 0;
-    for (int v = 0; v < V; v++) {
-        acc += exp(((double)logits[v] - logits[best]) / temperature);
-        if (acc >= u) return v;
-    }
-    return best;
-}
-
-/* THE generation function of synthesis: continues `seq` (len tokens, room for max_new more) until <|end|> or
- * <|eos|>, recomputing the whole window with jl_model_forward for each token (fine for small teachers).
- * When the KV-cache engine (include/jielong/generate.h) is in, this is the one place to switch to it.
- * Returns the number of generated tokens (the stop token not included) in *n_new. */
-static void generate_answer(jl_model *m, jl_acts *acts, const jl_tokenizer *tok, int32_t *seq, size_t len,
-                            int max_new, float temperature, jl_rng *rng, size_t *n_new) {
-    const int T = acts->T, V = m->cfg.vocab_size, Vp = m->cfg.padded_vocab;
+/* The teacher answers one prompt with the KV-cache engine until <|end|>/<|eos|>, max_new tokens or a full
+ * context. The answer (stop token excluded) goes to answer[0..*n_new). */
+static jl_status generate_answer(jl_session *s, jl_sampler *smp, const jl_tokenizer *tok, const int32_t *prompt,
+                                 size_t n_prompt, int max_new, int32_t *answer, size_t *n_new) {
     int32_t end = jl_tokenizer_special(tok, "<|end|>"), eos = jl_tokenizer_special(tok, "<|eos|>");
-    size_t start = len;
-    for (int i = 0; i < max_new; i++) {
-        size_t ctx = len < (size_t)T ? len : (size_t)T;
-        jl_model_forward(m, acts, seq + len - ctx, NULL, 1, (int)ctx, 0.0f, NULL);
-        int32_t next = pick_token(acts->logits + (ctx - 1) * (size_t)Vp, V, temperature, rng);
+    *n_new = 0;
+    jl_session_truncate(s, 0);
+    const float *logits;
+    jl_status st = jl_session_forward(s, prompt, (int)n_prompt, NULL, &logits);
+    for (int i = 0; st == JL_OK && i < max_new; i++) {
+        int32_t next = jl_sampler_sample(smp, logits, jl_session_tokens(s), jl_session_pos(s), NULL, 0);
         if (next == end || next == eos) break;
-        seq[len++] = next;
+        answer[(*n_new)++] = next;
+        if (jl_session_pos(s) >= jl_session_capacity(s)) break;
+        st = jl_session_forward(s, &next, 1, NULL, &logits);
     }
-    *n_new = len - start;
+    return st;
 }
 
 /* The prompts as conversations: RL prompts become one user turn; SFT conversations are used as they are
@@ -410,13 +395,18 @@ jl_status jl_distill_synthesize(jl_model *teacher, const jl_tokenizer *tok, cons
     if (st != JL_OK) return st;
     size_t n = prompt_count(&ps);
     if (o->n > 0 && o->n < n) n = o->n;
-    jl_acts acts;
-    const int ctx = teacher->cfg.max_seq_len;
-    if ((st = jl_acts_new(&teacher->cfg, 1, ctx, &acts)) != JL_OK) goto done_prompts;
+    jl_session *session = NULL;
+    jl_sampler *sampler = NULL;
+    jl_sampler_params sp;
+    jl_sampler_defaults(&sp);
+    sp.temperature = o->temperature; /* plain temperature sampling (0 = greedy): no top-k/top-p truncation */
+    sp.top_p = 1.0f;
+    sp.seed = o->seed;
+    if ((st = jl_session_new(teacher, teacher->cfg.max_seq_len, &session)) != JL_OK ||
+        (st = jl_sampler_new(&sp, teacher->cfg.vocab_size, &sampler)) != JL_OK)
+        goto done_acts;
     jl_atomic_file af;
     if ((st = jl_atomic_open(&af, out_path)) != JL_OK) goto done_acts;
-    jl_rng rng;
-    jl_rng_seed(&rng, o->seed);
     jl_segments segs = {0};
     for (size_t i = 0; i < n && st == JL_OK; i++) {
         jl_turn one;
@@ -428,13 +418,10 @@ jl_status jl_distill_synthesize(jl_model *teacher, const jl_tokenizer *tok, cons
         jl_segments_clear(&segs);
         st = jl_chat_render_generation(&conv, &segs);
         if (st == JL_OK) st = encode_segments(tok, &segs, &ids, &n_ids);
-        if (st == JL_OK && !(seq = malloc(sizeof(int32_t) * (n_ids + (size_t)o->max_new_tokens))))
+        if (st == JL_OK && !(seq = malloc(sizeof(int32_t) * (size_t)o->max_new_tokens)))
             st = jl_fail(JL_ERR_NOMEM, "out of memory");
-        if (st == JL_OK) {
-            memcpy(seq, ids, sizeof(int32_t) * n_ids);
-            generate_answer(teacher, &acts, tok, seq, n_ids, o->max_new_tokens, o->temperature, &rng, &n_new);
-            st = jl_tokenizer_decode(tok, seq + n_ids, n_new, &answer, &answer_len);
-        }
+        if (st == JL_OK) st = generate_answer(session, sampler, tok, ids, n_ids, o->max_new_tokens, seq, &n_new);
+        if (st == JL_OK) st = jl_tokenizer_decode(tok, seq, n_new, &answer, &answer_len);
         if (st == JL_OK) {
             stats->prompts++;
             stats->tokens += n_new;
@@ -458,8 +445,8 @@ jl_status jl_distill_synthesize(jl_model *teacher, const jl_tokenizer *tok, cons
     if (st == JL_OK) st = jl_atomic_commit(&af);
     else jl_atomic_abort(&af);
 done_acts:
-    jl_acts_free(&acts);
-done_prompts:
+    jl_sampler_free(sampler);
+    jl_session_free(session);
     jl_rl_free(ps.rl);
     jl_sft_free(ps.sft);
     return st;
