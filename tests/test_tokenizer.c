@@ -392,6 +392,36 @@ static void test_very_long_pieces(void **state) {
     jl_tokenizer_free(t);
 }
 
+/* The "han" pattern: merges never cross a Chinese character, while the plain cl100k one merges frequent pairs. */
+static void test_han_pattern_one_token_per_character(void **state) {
+    (void)state;
+    const char *poem = "春眠不觉晓，处处闻啼鸟。\n夜来风雨声，花落知多少。\n";
+    char text[8192] = "";
+    for (int i = 0; i < 40; i++) strcat(text, poem);
+    size_t len = strlen(text);
+    jl_train_opts o = {.vocab_size = 400, .pattern = jl_tokenizer_pattern_text(JL_PATTERN_HAN)};
+    jl_tokenizer *han = NULL, *plain = train_on(text, len, 400);
+    const char *texts[] = {text};
+    assert_int_equal(jl_tokenizer_train(texts, &len, 1, &o, &han), JL_OK);
+    assert_int_equal(jl_tokenizer_pattern_by_name("han"), JL_PATTERN_HAN);
+    int32_t *ids;
+    size_t n, n_plain;
+    assert_int_equal(jl_tokenizer_encode(han, "春眠不觉晓，", strlen("春眠不觉晓，"), 0, &ids, &n), JL_OK);
+    assert_int_equal(n, 6); /* five characters and the comma */
+    for (size_t i = 0; i < 5; i++) {
+        size_t tl;
+        jl_tokenizer_token(han, ids[i], &tl);
+        assert_int_equal(tl, 3); /* one UTF-8 Han character each */
+    }
+    free(ids);
+    assert_int_equal(jl_tokenizer_encode(plain, "春眠不觉晓，", strlen("春眠不觉晓，"), 0, &ids, &n_plain), JL_OK);
+    assert_true(n_plain < 6);
+    free(ids);
+    assert_round_trip(han, text, len, 0);
+    jl_tokenizer_free(han);
+    jl_tokenizer_free(plain);
+}
+
 static void test_decode_rejects_bad_ids(void **state) {
     (void)state;
     jl_tokenizer *t;
@@ -484,6 +514,7 @@ int main(void) {
         cmocka_unit_test(test_training_is_deterministic_and_bounded),
         cmocka_unit_test(test_training_bad_input),
         cmocka_unit_test(test_very_long_pieces),
+        cmocka_unit_test(test_han_pattern_one_token_per_character),
         cmocka_unit_test(test_decode_rejects_bad_ids),
         cmocka_unit_test(test_cli_train_encode_decode),
         cmocka_unit_test(test_cli_bad_input),

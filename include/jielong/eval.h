@@ -33,6 +33,7 @@ typedef struct {
                         that many solved examples of the same task first (in-context learning of a base model) */
     int limit;       /* prompts per task kind at most (0 = all) */
     int max_tokens;  /* per answer (default 96) */
+    int only;        /* score one task kind (a jl_poem_task); -1 = all */
 } jl_task_opts;
 
 typedef struct {

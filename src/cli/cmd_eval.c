@@ -4,6 +4,7 @@
 #include "jielong/checkpoint.h"
 #include "jielong/eval.h"
 #include "jielong/rlhf.h"
+#include "jielong/rules.h"
 #include <json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,8 +146,124 @@ static jl_status eval_reward(const char *dir, const char *prompt, const char *re
     return st;
 }
 
+/* Head to head: both models answer the same held-out "write" prompts (greedy); a win is a higher score, a tie
+ * half a win. Judged by the poem rules (jl_poem_reward) and, with --reward, by the reward model. */
+typedef struct {
+    char **prompts, **answers;
+    float *rule;
+    int n, cap;
+} answer_list;
+
+static void collect_answer(void *user, jl_poem_task kind, const char *prompt, const char *answer, int correct) {
+    (void)kind;
+    (void)correct;
+    answer_list *l = user;
+    if (l->n == l->cap) return; /* sized up front: never reached */
+    l->prompts[l->n] = strdup(prompt);
+    l->answers[l->n] = strdup(answer);
+    l->n++;
+}
+
+static void free_answers(answer_list *l) {
+    for (int i = 0; i < l->n; i++) {
+        free(l->prompts[i]);
+        free(l->answers[i]);
+    }
+    free(l->prompts);
+    free(l->answers);
+    free(l->rule);
+}
+
+static jl_status answers_of(const char *model_path, const jl_rl_set *set, const jl_task_opts *o, answer_list *l) {
+    memset(l, 0, sizeof *l);
+    l->cap = (int)jl_rl_count(set);
+    l->prompts = calloc((size_t)l->cap + 1, sizeof(char *));
+    l->answers = calloc((size_t)l->cap + 1, sizeof(char *));
+    l->rule = calloc((size_t)l->cap + 1, sizeof(float));
+    if (!l->prompts || !l->answers || !l->rule) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    jl_checkpoint ck;
+    jl_tokenizer *tok = NULL;
+    jl_status st = jl_checkpoint_load(model_path, &ck);
+    if (st != JL_OK) return st;
+    if (!ck.tokenizer_json) st = jl_fail(JL_ERR_FORMAT, "%s: checkpoint has no tokenizer", model_path);
+    else st = jl_tokenizer_from_json(ck.tokenizer_json, strlen(ck.tokenizer_json), &tok);
+    jl_task_result r;
+    if (st == JL_OK) st = jl_eval_tasks(ck.model, tok, set, o, collect_answer, l, &r);
+    jl_tokenizer_free(tok);
+    jl_checkpoint_free(&ck);
+    return st;
+}
+
+static jl_status eval_compare(const char *model, const char *against, const char *tasks, const char *reward,
+                              const jl_task_opts *base_opts, const result_sink *out) {
+    jl_jsonl_options jo = {0};
+    jl_jsonl_stats js;
+    jl_rl_set *set;
+    jl_status st = jl_rl_load(tasks, &jo, &set, &js);
+    if (st != JL_OK) return st;
+    jl_task_opts o = *base_opts;
+    o.only = JL_TASK_WRITE;
+    answer_list a = {0}, b = {0};
+    jl_reward_model *rm = NULL;
+    st = answers_of(model, set, &o, &a);
+    if (st == JL_OK) st = answers_of(against, set, &o, &b);
+    if (st == JL_OK && reward) st = jl_reward_model_load(reward, &rm);
+    double rule_wins = 0, rm_wins = 0, rule_a = 0, rule_b = 0, rm_a = 0, rm_b = 0;
+    /* the same prompts in the same order for both models; the form is in the prompt record */
+    size_t rec = 0;
+    for (int i = 0; st == JL_OK && i < a.n && i < b.n; i++) {
+        while (rec < jl_rl_count(set) && strcmp(jl_rl_prompt(set, rec), a.prompts[i]) != 0) rec++;
+        jl_poem_form form = jl_poem_form_parse(jl_rl_field(set, rec, "form") ? jl_rl_field(set, rec, "form") : "");
+        float ra = jl_poem_reward(a.answers[i], form), rb = jl_poem_reward(b.answers[i], form);
+        rule_a += ra;
+        rule_b += rb;
+        rule_wins += ra > rb ? 1.0 : ra == rb ? 0.5 : 0.0;
+        if (rm) {
+            float sa, sb;
+            if ((st = jl_reward_model_score(rm, a.prompts[i], a.answers[i], &sa)) != JL_OK) break;
+            if ((st = jl_reward_model_score(rm, b.prompts[i], b.answers[i], &sb)) != JL_OK) break;
+            rm_a += sa;
+            rm_b += sb;
+            rm_wins += sa > sb ? 1.0 : sa == sb ? 0.5 : 0.0;
+        }
+    }
+    int n = a.n < b.n ? a.n : b.n;
+    if (st == JL_OK && n == 0) st = jl_fail(JL_ERR_FORMAT, "%s: no \"write\" prompts to compare on", tasks);
+    if (st == JL_OK) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "kind", json_object_new_string("compare"));
+        json_object_object_add(j, "model", json_object_new_string(model));
+        json_object_object_add(j, "against", json_object_new_string(against));
+        json_object_object_add(j, "n", json_object_new_int(n));
+        json_object_object_add(j, "rule_win_rate", json_object_new_double(rule_wins / n));
+        json_object_object_add(j, "rule_reward", json_object_new_double(rule_a / n));
+        json_object_object_add(j, "rule_reward_against", json_object_new_double(rule_b / n));
+        if (rm) {
+            json_object_object_add(j, "rm_win_rate", json_object_new_double(rm_wins / n));
+            json_object_object_add(j, "rm_score", json_object_new_double(rm_a / n));
+            json_object_object_add(j, "rm_score_against", json_object_new_double(rm_b / n));
+        }
+        st = emit(out, j);
+        json_object_put(j);
+        if (!out->json) {
+            printf("%s against %s on %d held-out 'write' prompts:\n", model, against, n);
+            printf("  rules:        win rate %5.1f%%  (mean poem reward %.3f vs %.3f)\n", 100 * rule_wins / n,
+                   rule_a / n, rule_b / n);
+            if (rm)
+                printf("  reward model: win rate %5.1f%%  (mean score %.3f vs %.3f)\n", 100 * rm_wins / n, rm_a / n,
+                       rm_b / n);
+        }
+    }
+    jl_reward_model_free(rm);
+    free_answers(&a);
+    free_answers(&b);
+    jl_rl_free(set);
+    return st;
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *model = NULL, *tasks = NULL, *samples = NULL, *reward = NULL, *prompt = NULL, *response = NULL;
+    const char *against = NULL;
     result_sink sink = {0};
     cli_strs data = {0};
     long window = 0, shots = -1, limit = 50, max_tokens = 96;
@@ -154,6 +271,8 @@ int cmd_eval(int argc, char **argv) {
         {"model", OPT_STR, &model, "model checkpoint (.safetensors) for --data and --tasks", NO_RANGE, 0},
         {"reward", OPT_STR, &reward, "reward model folder (jielong reward): score --prompt/--response", NO_RANGE, 0},
         {"prompt", OPT_STR, &prompt, "prompt of the response to score (with --reward)", NO_RANGE, 0},
+        {"against", OPT_STR, &against, "with --tasks: win rate of --model over this model on the 'write' prompts, "
+                                       "judged by the poem rules and by --reward RM if given", NO_RANGE, 0},
         {"response", OPT_STR, &response, "response to score (with --reward)", NO_RANGE, 0},
         {"data", OPT_STRS, &data, "held-out text files: perplexity, bits per byte and per character", NO_RANGE, 0},
         {"window", OPT_INT, &window, "tokens per scoring window (default: the model's context)", 2, 1 << 20, 0},
@@ -169,10 +288,17 @@ int cmd_eval(int argc, char **argv) {
         {"label", OPT_STR, &sink.label, "a name stored with each result (e.g. the stage: base, sft, dpo)", NO_RANGE, 0},
     };
     int rc = cli_parse("eval", "Evaluate a model: held-out perplexity and bits per byte/char (--data), instruction "
-                       "following by rule (--tasks), zero/few-shot (--shots), or a reward model's score (--reward).", opts, CLI_NOPTS(opts), argc, argv, 1);
+                       "following by rule (--tasks), zero/few-shot (--shots), win rate --against another model, or a reward "
+                       "model's score (--reward).", opts, CLI_NOPTS(opts), argc, argv, 1);
     if (rc != CLI_PARSED) {
         free(data.v);
         return rc == CLI_HELP_SHOWN ? 0 : rc;
+    }
+    jl_task_opts to = {.shots = (int)shots, .limit = (int)limit, .max_tokens = (int)max_tokens, .only = -1};
+    if (against) {
+        free(data.v);
+        if (!model || !tasks) return cli_report("eval", jl_fail(JL_ERR_ARG, "--against needs --model and --tasks"));
+        return cli_report("eval", eval_compare(model, against, tasks, reward, &to, &sink));
     }
     if (reward) {
         free(data.v);
@@ -194,7 +320,6 @@ int cmd_eval(int argc, char **argv) {
         else st = jl_tokenizer_from_json(ck.tokenizer_json, strlen(ck.tokenizer_json), &tok);
         if (st == JL_OK && data.n)
             st = eval_text_files(ck.model, tok, &data, window ? (int)window : jl_model_config(ck.model)->max_seq_len, &sink);
-        jl_task_opts to = {.shots = (int)shots, .limit = (int)limit, .max_tokens = (int)max_tokens};
         if (st == JL_OK && tasks) st = eval_tasks(ck.model, tok, tasks, &to, samples, &sink);
         jl_tokenizer_free(tok);
         jl_checkpoint_free(&ck);

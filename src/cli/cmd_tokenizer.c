@@ -108,7 +108,7 @@ static int cmd_train(int argc, char **argv) {
         {"input", OPT_STRS, &inputs, "UTF-8 text files to learn from (any bytes are accepted)", NO_RANGE, 1},
         {"vocab-size", OPT_INT, &vocab, "final vocabulary size incl. 256 bytes + 6 special tokens", 262, 1 << 24, 1},
         {"output", OPT_STR, &output, "tokenizer.json to write", NO_RANGE, 1},
-        {"pattern", OPT_STR, &pattern, "pre-tokenizer regex: gpt2 | cl100k (default) | o200k", NO_RANGE, 0},
+        {"pattern", OPT_STR, &pattern, "pre-tokenizer regex: gpt2 | cl100k (default) | o200k | han (one token per Chinese character)", NO_RANGE, 0},
         {"quiet", OPT_BOOL, &quiet, "no progress output", NO_RANGE, 0},
     };
     int rc = cli_parse("tokenizer train", "Learn a byte-level BPE vocabulary from text.", opts, CLI_NOPTS(opts), argc,
@@ -120,7 +120,7 @@ static int cmd_train(int argc, char **argv) {
     int kind = jl_tokenizer_pattern_by_name(pattern);
     if (kind < 0) {
         free(inputs.v);
-        fprintf(stderr, "jielong tokenizer train: --pattern %s: expected gpt2, cl100k or o200k\n", pattern);
+        fprintf(stderr, "jielong tokenizer train: --pattern %s: expected gpt2, cl100k, o200k or han\n", pattern);
         return 2;
     }
     progress_state prog = {.start = jl_now()};

@@ -146,6 +146,7 @@ jl_status jl_eval_tasks(const jl_model *m, const jl_tokenizer *tok, const jl_rl_
     }
     double reward_sum = 0;
     for (int k = 0; k < JL_TASK_COUNT && st == JL_OK; k++) {
+        if (o->only >= 0 && o->only != k) continue;
         size_t limit = o->limit > 0 && (size_t)o->limit < n_items[k] ? (size_t)o->limit : n_items[k];
         for (size_t j = 0; j < limit && st == JL_OK; j++) {
             size_t i = items[k][j];

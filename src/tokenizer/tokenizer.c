@@ -8,7 +8,9 @@ const char *const jl_tokenizer_special_names[JL_TOKENIZER_N_SPECIAL] = {
     "<|bos|>", "<|eos|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>",
 };
 
-/* The pre-tokenizer regexes of GPT-2, GPT-4 and GPT-4o (published with tiktoken). */
+/* The pre-tokenizer regexes of GPT-2, GPT-4 and GPT-4o (published with tiktoken), and ours for Chinese text:
+ * GPT-4's with every Han character a piece of its own, so merges never cross a character boundary and a
+ * Chinese character is exactly one token — small models then see line lengths (5 or 7 characters) directly. */
 static const char *const patterns[] = {
     [JL_PATTERN_GPT2] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
     [JL_PATTERN_CL100K] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"
@@ -19,6 +21,8 @@ static const char *const patterns[] = {
         "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*"
         "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
         "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    [JL_PATTERN_HAN] = "\\p{Han}|(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[^\\P{L}\\p{Han}]+|\\p{N}{1,3}|"
+                       " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
 };
 
 const char *jl_tokenizer_pattern_text(jl_pattern_kind kind) {
@@ -30,6 +34,7 @@ int jl_tokenizer_pattern_by_name(const char *name) {
     if (!strcmp(name, "gpt2") || !strcmp(name, "r50k") || !strcmp(name, "p50k")) return JL_PATTERN_GPT2;
     if (!strcmp(name, "cl100k") || !strcmp(name, "gpt4")) return JL_PATTERN_CL100K;
     if (!strcmp(name, "o200k") || !strcmp(name, "gpt4o")) return JL_PATTERN_O200K;
+    if (!strcmp(name, "han")) return JL_PATTERN_HAN;
     return -1;
 }
 
