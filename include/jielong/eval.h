@@ -40,6 +40,8 @@ typedef struct {
     int n[JL_TASK_COUNT];        /* prompts scored */
     int correct[JL_TASK_COUNT];
     double mean_reward;          /* "write": mean jl_poem_reward of the answers */
+    int skipped;                 /* prompts longer than the context: not scored */
+    long shots_used;             /* few-shot: examples actually shown, summed (fewer when a prompt would not fit) */
     long tokens_generated;
     double seconds;
 } jl_task_result;

@@ -36,6 +36,8 @@ typedef struct {
     long warmup;
     uint64_t seed;
     int max_len;          /* tokens of prompt + response (≤ the model's context; 0 = the context) */
+    int skip_long;        /* 1: drop (and count) pairs/prompts longer than max_len; 0: that is an error */
+    size_t *skipped_long; /* out, may be NULL: how many were dropped */
     double eval_fraction; /* reward, dpo: share of pairs held out for accuracy (at least 1 pair) */
     int eval_every;       /* reward, dpo: held-out accuracy every N steps (and at the end; 0 = end only) */
     int save_every;       /* model checkpoint every N steps (and at the end; 0 = end only) */

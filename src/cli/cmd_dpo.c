@@ -49,5 +49,6 @@ int cmd_dpo(int argc, char **argv) {
     jl_prefs_free(pairs);
     jl_tokenizer_free(tok);
     jl_checkpoint_free(&ck);
+    rl_cli_report_skipped(&c, "dpo");
     return cli_report("dpo", st);
 }

@@ -108,6 +108,10 @@ static jl_status eval_tasks(jl_model *m, const jl_tokenizer *tok, const char *pa
         json_object_object_add(j, jl_poem_task_name((jl_poem_task)k), t);
     }
     json_object_object_add(j, "write_reward", json_object_new_double(r.mean_reward));
+    int scored = 0;
+    for (int k = 0; k < JL_TASK_COUNT; k++) scored += r.n[k];
+    json_object_object_add(j, "skipped", json_object_new_int(r.skipped));
+    json_object_object_add(j, "mean_shots", json_object_new_double(scored && o->shots >= 0 ? (double)r.shots_used / scored : 0));
     json_object_object_add(j, "tokens", json_object_new_int64(r.tokens_generated));
     json_object_object_add(j, "seconds", json_object_new_double(r.seconds));
     st = emit(out, j);
@@ -122,6 +126,7 @@ static jl_status eval_tasks(jl_model *m, const jl_tokenizer *tok, const char *pa
                    k == JL_TASK_WRITE ? "  (form compliance)" : "");
         printf("  mean poem reward of 'write' answers %.3f; %ld tokens in %.1fs\n", r.mean_reward,
                r.tokens_generated, r.seconds);
+        if (r.skipped) printf("  %d prompts longer than the context were not scored\n", r.skipped);
     }
     return JL_OK;
 }

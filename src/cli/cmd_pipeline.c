@@ -1,7 +1,9 @@
-/* jielong pipeline: the whole recipe on the bundled poems (or given data), each stage run as the user-facing
- * command it is — the pipeline prints every command line, so any stage can be rerun or changed by hand. */
+/* jielong pipeline: the whole recipe on the bundled poems, each stage run as the user-facing command it is.
+ * Every command line is printed and saved in OUT/commands.sh, so any stage can be rerun or changed by hand;
+ * OUT/report.md sums up every stage with the evaluation figures, plots and sample answers. */
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/pipeline_report.h"
 #include "core/timer.h"
 #include "io/fileio.h"
 #include <stdarg.h>
@@ -9,87 +11,157 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_ARGS 64
+#define MAX_ARGS 96
+#define MAX_STAGES 32
 
 typedef struct {
-    const char *out;   /* output folder */
-    const char *bin;   /* how to show the command to the user */
+    const char *out;
     int quick;
     double started;
+    FILE *commands;              /* OUT/commands.sh */
+    report_stage stages[MAX_STAGES];
+    char stage_names[MAX_STAGES][64], stage_dirs[MAX_STAGES][64];
+    int n_stages;
 } pipeline;
 
-/* Runs one subcommand in-process with a printf-built argument line (split at spaces; no quoting needed for
- * the paths and values the pipeline builds). Returns its exit code. */
-static int run_step(pipeline *p, const char *title, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run_step(pipeline *p, const char *title, const char *fmt, ...) {
+/* Runs one subcommand in-process from a printf-built line (split at spaces: the pipeline's paths and values
+ * have none) and records it as a stage of the report when `dir` is given. Returns its exit code. */
+static int run(pipeline *p, const char *stage, const char *dir, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int run(pipeline *p, const char *stage, const char *dir, const char *fmt, ...) {
     char line[4096];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n== %s  (%.0fs)\n$ %s %s\n", title, jl_now() - p->started, p->bin, line);
+    fprintf(stderr, "\n== %s  (%.0f s so far)\n$ jielong %s\n", stage, jl_now() - p->started, line);
+    if (p->commands) fprintf(p->commands, "jielong %s\n", line);
     char copy[4096], *argv[MAX_ARGS + 1];
     memcpy(copy, line, sizeof copy);
     int argc = 0;
     for (char *tok = strtok(copy, " "); tok && argc < MAX_ARGS; tok = strtok(NULL, " ")) argv[argc++] = tok;
     argv[argc] = NULL;
-    for (const cli_command *c = cli_commands; c->name; c++)
-        if (strcmp(c->name, argv[0]) == 0) {
-            fflush(stdout);
-            int rc = c->run(argc, argv);
-            fflush(stdout);
-            if (rc != 0) fprintf(stderr, "jielong pipeline: step '%s' failed (exit %d)\n", title, rc);
-            return rc;
-        }
-    fprintf(stderr, "jielong pipeline: no command '%s'\n", argv[0]);
-    return 1;
+    const cli_command *c = cli_commands;
+    while (c->name && strcmp(c->name, argv[0]) != 0) c++;
+    if (!c->name) return 1;
+    double t0 = jl_now();
+    fflush(stdout);
+    int rc = c->run(argc, argv);
+    fflush(stdout);
+    if (rc != 0) fprintf(stderr, "jielong pipeline: stage '%s' failed (exit %d)\n", stage, rc);
+    if (dir && p->n_stages < MAX_STAGES) {
+        int i = p->n_stages++;
+        snprintf(p->stage_names[i], sizeof p->stage_names[i], "%s", stage);
+        snprintf(p->stage_dirs[i], sizeof p->stage_dirs[i], "%s", dir);
+        p->stages[i] = (report_stage){.name = p->stage_names[i], .dir = p->stage_dirs[i], .seconds = jl_now() - t0};
+    } else if (p->n_stages > 0 && !dir) {
+        p->stages[p->n_stages - 1].seconds += jl_now() - t0; /* evaluation time counts with its stage */
+    }
+    return rc;
 }
 
 /* Sizes of the default run (≤ 15 minutes on 2 cores) and of --quick (≤ 2 minutes). */
 typedef struct {
-    int vocab, depth, context, batch, pretrain_steps, eval_every, sample_every;
-} pipeline_sizes;
+    int vocab, depth, context, batch;
+    int pretrain_steps, sft_steps, lora_steps, rm_steps, dpo_steps, grpo_steps, ppo_steps;
+    int eval_limit, rl_batch, group;
+} sizes;
 
-static const pipeline_sizes default_sizes = {4096, 4, 128, 16, 1500, 100, 500};
-static const pipeline_sizes quick_sizes = {1024, 2, 64, 8, 120, 40, 60};
+static const sizes default_sizes = {4096, 4, 256, 8, 1200, 600, 300, 150, 100, 30, 30, 50, 4, 6};
+static const sizes quick_sizes = {1024, 2, 128, 8, 80, 40, 20, 20, 10, 4, 4, 8, 2, 4};
+
+#define RUN(...) do { if ((rc = run(__VA_ARGS__)) != 0) goto done; } while (0)
 
 int cmd_pipeline(int argc, char **argv) {
-    pipeline p = {.out = "out/pipeline", .bin = "jielong"};
+    pipeline p = {.out = "out/pipeline"};
     const char *poems = "data/poems.jsonl";
     cli_opt opts[] = {
         {"out", OPT_STR, &p.out, "output folder for every stage (default out/pipeline)", NO_RANGE, 0},
         {"poems", OPT_STR, &poems, "poem corpus to derive the datasets from (default data/poems.jsonl)", NO_RANGE, 0},
         {"quick", OPT_BOOL, &p.quick, "a ~2 minute run with tiny sizes (used by the tests)", NO_RANGE, 0},
     };
-    int rc = cli_parse("pipeline", "Run the whole recipe on the bundled poems: data → tokenizer → shards → "
-                       "pretraining → evaluation, each stage as its own command.", opts, CLI_NOPTS(opts), argc, argv, 1);
+    int rc = cli_parse("pipeline", "The whole recipe on the bundled poems: datasets → tokenizer → shards → "
+                       "pretraining → SFT (full, LoRA) → reward model → DPO, GRPO, PPO → quantisation and export → "
+                       "evaluation report; each stage as its own command.", opts, CLI_NOPTS(opts), argc, argv, 1);
     if (rc != CLI_PARSED) return rc == CLI_HELP_SHOWN ? 0 : rc;
-    const pipeline_sizes *z = p.quick ? &quick_sizes : &default_sizes;
-    p.started = jl_now();
-    jl_status st = jl_mkdir_p(p.out);
-    if (st != JL_OK) return cli_report("pipeline", st);
+    const sizes *z = p.quick ? &quick_sizes : &default_sizes;
     const char *o = p.out;
-    if ((rc = run_step(&p, "1. datasets from the poem corpus", "data poems --input %s --out %s/data", poems, o)))
-        return rc;
-    if ((rc = run_step(&p, "2. byte-level BPE tokenizer", "tokenizer train --input %s/data/pretrain.txt "
-                       "--vocab-size %d --output %s/tokenizer.json --quiet", o, z->vocab, o)))
-        return rc;
-    if ((rc = run_step(&p, "3. token shards with a held-out split", "prepare --tokenizer %s/tokenizer.json "
-                       "--input %s/data/pretrain.txt --output %s/shards --val-fraction 0.02 --quiet", o, o, o)))
-        return rc;
-    if ((rc = run_step(&p, "4. pretraining (self-supervised next-token prediction)",
-                       "pretrain --data %s/shards --out %s/base --depth %d --context %d --batch-size %d "
-                       "--steps %d --lr 3e-3 --eval-every %d --sample-every %d --sample-tokens 48 "
-                       "--sample-prompt 《春晓》", o, o, z->depth, z->context, z->batch, z->pretrain_steps,
-                       z->eval_every, z->sample_every)))
-        return rc;
-    if ((rc = run_step(&p, "5. held-out perplexity of the base model",
-                       "eval --model %s/base/model.safetensors --data %s/data/eval_pretrain.txt", o, o)))
-        return rc;
-    if ((rc = run_step(&p, "6. loss curves", "plot --metrics %s/base/metrics.jsonl --y loss,val_loss --smooth 10 "
-                       "--title pretraining --out %s/base/loss.svg", o, o)))
-        return rc;
-    fprintf(stderr, "\n== done in %.0fs: base model %s/base/model.safetensors, curves %s/base/loss.svg\n",
-            jl_now() - p.started, o, o);
-    return 0;
+    p.started = jl_now();
+    jl_status st = jl_mkdir_p(o);
+    if (st != JL_OK) return cli_report("pipeline", st);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/summary.jsonl", o);
+    remove(path); /* a fresh report */
+    snprintf(path, sizeof path, "%s/commands.sh", o);
+    p.commands = fopen(path, "w");
+    if (p.commands) fprintf(p.commands, "#!/bin/sh\n# The commands `jielong pipeline%s` ran, in order.\nset -e\n",
+                            p.quick ? " --quick" : "");
+#define EVAL_TASKS(label, model, extra) \
+    RUN(&p, "evaluate " label, NULL, "eval --model %s/%s %s --label %s --samples %s/%s/answers.jsonl " \
+        "--tasks %s/data/eval_prompts.jsonl --limit %d --summary %s/summary.jsonl", o, model, extra, label, o, \
+        label, o, z->eval_limit, o)
+
+    RUN(&p, "datasets from the poem corpus", NULL, "data poems --input %s --out %s/data", poems, o);
+    RUN(&p, "tokenizer", NULL, "tokenizer train --input %s/data/pretrain.txt --vocab-size %d --pattern han "
+        "--output %s/tokenizer.json --quiet", o, z->vocab, o);
+    RUN(&p, "token shards", NULL, "prepare --tokenizer %s/tokenizer.json --input %s/data/pretrain.txt --output "
+        "%s/shards --val-fraction 0.02 --quiet", o, o, o);
+    RUN(&p, "pretraining", "base", "pretrain --data %s/shards --out %s/base --depth %d --context %d --batch-size %d "
+        "--steps %d --lr 3e-3 --eval-every %d --sample-every %d --sample-tokens 40 --sample-prompt 《春晓》", o, o,
+        z->depth, z->context, z->batch, z->pretrain_steps, z->pretrain_steps / 6, z->pretrain_steps / 2);
+    RUN(&p, "evaluate base: perplexity", NULL, "eval --model %s/base/model.safetensors --data "
+        "%s/data/eval_pretrain.txt --label base --summary %s/summary.jsonl", o, o, o);
+    for (int shots = 0; shots <= 3; shots += shots ? 2 : 1) {
+        char label[32], samples[4096];
+        snprintf(label, sizeof label, "base-%dshot", shots);
+        snprintf(samples, sizeof samples, shots == 3 ? "--samples %s/base/answers.jsonl" : "", o);
+        RUN(&p, "evaluate base: in-context learning", NULL, "eval --model %s/base/model.safetensors --shots %d "
+            "--max-tokens 48 --label %s %s --tasks %s/data/eval_prompts.jsonl --limit %d --summary %s/summary.jsonl",
+            o, shots, label, samples, o, z->eval_limit, o);
+    }
+    RUN(&p, "SFT (full fine-tuning)", "sft", "sft --model %s/base/model.safetensors --data %s/data/sft.jsonl "
+        "--out %s/sft --steps %d --batch-size %d --eval-every %d --eval-batches 10", o, o, o, z->sft_steps, z->batch,
+        z->sft_steps / 3);
+    EVAL_TASKS("sft", "sft/model.safetensors", "");
+    RUN(&p, "SFT (LoRA adapter)", "sft-lora", "sft --model %s/base/model.safetensors --data %s/data/sft.jsonl "
+        "--out %s/sft-lora --method lora --lora-targets all --steps %d --batch-size %d --eval-every %d "
+        "--eval-batches 10", o, o, o, z->lora_steps, z->batch, z->lora_steps / 3);
+    RUN(&p, "merge the LoRA adapter", NULL, "export --model %s/base/model.safetensors --merge "
+        "%s/sft-lora/adapter.safetensors --out %s/sft-lora/model.safetensors", o, o, o);
+    EVAL_TASKS("sft-lora", "sft-lora/model.safetensors", "");
+    RUN(&p, "reward model", "rm", "reward --model %s/sft/model.safetensors --data %s/data/prefs.jsonl --out %s/rm "
+        "--steps %d --batch-size %d --eval-fraction 0.02 --eval-every %d --skip-long", o, o, o, z->rm_steps, z->batch / 2,
+        z->rm_steps / 3);
+    RUN(&p, "DPO", "dpo", "dpo --model %s/sft/model.safetensors --data %s/data/prefs.jsonl --out %s/dpo --steps %d "
+        "--batch-size %d --eval-fraction 0.02 --eval-every %d --skip-long", o, o, o, z->dpo_steps, z->batch / 2, z->dpo_steps / 2);
+    EVAL_TASKS("dpo", "dpo/model.safetensors", "");
+    RUN(&p, "GRPO (rule reward: poem form)", "grpo", "grpo --policy %s/sft/model.safetensors --prompts "
+        "%s/data/rl_prompts.jsonl --reward-fn poem --out %s/grpo --steps %d --batch-size %d --group %d --max-new 72 "
+        "--kl 0.05 --lr 2e-4 --skip-long", o, o, o, z->grpo_steps, z->rl_batch, z->group);
+    EVAL_TASKS("grpo", "grpo/model.safetensors", "");
+    RUN(&p, "PPO (reward model)", "ppo", "ppo --policy %s/sft/model.safetensors --reward %s/rm --prompts "
+        "%s/data/rl_prompts.jsonl --out %s/ppo --steps %d --batch-size %d --group 2 --max-new 72 --lr 2e-4 "
+        "--skip-long", o, o, o, o,
+        z->ppo_steps, z->rl_batch);
+    EVAL_TASKS("ppo", "ppo/model.safetensors", "");
+    static const char *const tuned[] = {"dpo", "grpo", "ppo"};
+    for (int i = 0; i < 3; i++)
+        RUN(&p, "win rate against SFT", NULL, "eval --model %s/%s/model.safetensors --against %s/sft/model.safetensors "
+            "--reward %s/rm --tasks %s/data/eval_prompts.jsonl --limit %d --label %s --summary %s/summary.jsonl", o,
+            tuned[i], o, o, o, z->eval_limit, tuned[i], o);
+    RUN(&p, "quantise to q8_0 (GGUF)", NULL, "quantize --model %s/sft/model.safetensors --type q8_0 --out "
+        "%s/sft/model-q8_0.gguf", o, o);
+    RUN(&p, "export to GGUF f16 (llama.cpp)", NULL, "export --model %s/sft/model.safetensors --format gguf --type f16 "
+        "--out %s/sft/model-f16.gguf", o, o);
+    for (int i = 0; i < p.n_stages; i++)
+        RUN(&p, "plot", NULL, "plot --metrics %s/%s/metrics.jsonl --smooth 5 --title %s --out %s/%s/curves.svg", o,
+            p.stages[i].dir, p.stages[i].dir, o, p.stages[i].dir);
+    st = pipeline_report_write(o, p.stages, p.n_stages, p.quick, jl_now() - p.started);
+    if (st != JL_OK) rc = cli_report("pipeline", st);
+    else
+        fprintf(stderr, "\n== done in %.0f s. Report: %s/report.md\nChat with the result:\n  jielong chat --model "
+                        "%s/sft/model.safetensors\n", jl_now() - p.started, o, o);
+done:
+    if (p.commands) fclose(p.commands);
+    return rc;
 }

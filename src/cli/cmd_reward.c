@@ -43,5 +43,6 @@ int cmd_reward(int argc, char **argv) {
     jl_prefs_free(pairs);
     jl_tokenizer_free(tok);
     jl_checkpoint_free(&ck);
+    rl_cli_report_skipped(&c, "reward");
     return cli_report("reward", st);
 }

@@ -20,7 +20,9 @@ void rl_cli_common_init(rl_cli_common *c) {
     c->lr = c->weight_decay = c->grad_clip = UNSET;
 }
 
-void rl_cli_common_apply(const rl_cli_common *c, jl_rl_opts *o) {
+void rl_cli_common_apply(rl_cli_common *c, jl_rl_opts *o) {
+    o->skip_long = c->skip_long;
+    o->skipped_long = &c->skipped_long;
     if (c->batch != UNSET) o->batch = (int)c->batch;
     if (c->steps != UNSET) o->steps = c->steps;
     if (c->warmup != UNSET) o->warmup = c->warmup;
@@ -32,6 +34,11 @@ void rl_cli_common_apply(const rl_cli_common *c, jl_rl_opts *o) {
     if (c->weight_decay != UNSET) o->weight_decay = (float)c->weight_decay;
     if (c->grad_clip != UNSET) o->grad_clip = (float)c->grad_clip;
     if (c->threads != UNSET) omp_set_num_threads((int)c->threads);
+}
+
+void rl_cli_report_skipped(const rl_cli_common *c, const char *stage) {
+    if (c->skipped_long)
+        fprintf(stderr, "%s: %zu examples longer than the context were dropped (--skip-long)\n", stage, c->skipped_long);
 }
 
 static double find(const jl_rl_event *ev, const char *key, int *found) {

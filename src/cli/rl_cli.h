@@ -13,6 +13,8 @@ jl_status rl_cli_load_model(const char *path, jl_checkpoint *ck, jl_tokenizer **
 typedef struct {
     long batch, steps, warmup, seed, max_len, eval_every, save_every, threads;
     double lr, weight_decay, grad_clip;
+    int skip_long;
+    size_t skipped_long; /* filled by the stage with --skip-long */
 } rl_cli_common;
 void rl_cli_common_init(rl_cli_common *c);
 #define RL_CLI_COMMON_OPTS(c, batch_help)                                                                        \
@@ -26,10 +28,15 @@ void rl_cli_common_init(rl_cli_common *c);
      1L << 62, 0},                                                                                                \
     {"max-len", OPT_INT, &(c).max_len, "tokens of prompt + response (default: the model's context)", 2,          \
      1 << 20, 0},                                                                                                 \
+    {"skip-long", OPT_BOOL, &(c).skip_long, "drop (and count) pairs/prompts longer than --max-len instead of "   \
+     "stopping with an error", NO_RANGE, 0},                                                                       \
     {"save-every", OPT_INT, &(c).save_every, "model checkpoint every N steps (default: at the end)", 0,          \
      1L << 40, 0},                                                                                                \
     {"threads", OPT_INT, &(c).threads, "OpenMP threads (default: all cores)", 1, 1024, 0}
-void rl_cli_common_apply(const rl_cli_common *c, jl_rl_opts *o);
+/* Writes the given flags into o; c must outlive the stage (it receives the --skip-long count). */
+void rl_cli_common_apply(rl_cli_common *c, jl_rl_opts *o);
+/* After the stage: says how many examples --skip-long dropped, if any. */
+void rl_cli_report_skipped(const rl_cli_common *c, const char *stage);
 
 typedef struct {
     cli_progress bar;

@@ -88,5 +88,6 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
     jl_reward_fn_free(fn);
     jl_tokenizer_free(tok);
     jl_checkpoint_free(&ck);
+    rl_cli_report_skipped(&c, cmd);
     return cli_report(cmd, st);
 }

@@ -152,21 +152,39 @@ jl_status jl_eval_tasks(const jl_model *m, const jl_tokenizer *tok, const jl_rl_
             size_t i = items[k][j];
             text_buf answer = {0};
             jl_gen_result res = {0};
+            const int room = jl_session_capacity(s) - 8; /* leave a few positions to answer in */
+            int32_t *ids = NULL;
+            int n_ids = 0, shots = o->shots;
             if (chat) {
+                /* the chat template adds a handful of tokens around the prompt */
+                st = jl_encode_prompt(tok, jl_rl_prompt(prompts, i), &ids, &n_ids);
+                if (st == JL_OK && n_ids + 8 > room) shots = -2;
+            } else {
+                /* drop solved examples until the question fits the context */
+                for (; st == JL_OK && shots >= 0; shots--) {
+                    char *text = few_shot_prompt(prompts, items[k], n_items[k], j, shots);
+                    free(ids);
+                    ids = NULL;
+                    st = text ? jl_encode_prompt(tok, text, &ids, &n_ids) : jl_fail(JL_ERR_NOMEM, "out of memory");
+                    free(text);
+                    if (st == JL_OK && n_ids <= room) break;
+                }
+                if (shots < 0) shots = -2;
+            }
+            if (st == JL_OK && shots == -2) { /* does not fit even alone: not scored */
+                out->skipped++;
+                free(ids);
+                continue;
+            }
+            if (st == JL_OK && chat) {
                 jl_chat_reset(chat);
                 st = jl_chat_turn(chat, jl_rl_prompt(prompts, i), &go, NULL, NULL, &answer.text, &res);
-            } else {
-                char *text = few_shot_prompt(prompts, items[k], n_items[k], j, o->shots);
-                int32_t *ids = NULL;
-                int n_ids = 0;
-                st = text ? jl_encode_prompt(tok, text, &ids, &n_ids) : jl_fail(JL_ERR_NOMEM, "out of memory");
-                free(text);
-                if (st == JL_OK) {
-                    jl_session_truncate(s, 0);
-                    st = jl_generate(s, smp, tok, ids, n_ids, &go, append_text, &answer, &res);
-                }
-                free(ids);
+            } else if (st == JL_OK) {
+                out->shots_used += shots;
+                jl_session_truncate(s, 0);
+                st = jl_generate(s, smp, tok, ids, n_ids, &go, append_text, &answer, &res);
             }
+            free(ids);
             if (st != JL_OK) {
                 jl_fail_context(st, "%s prompt %zu", jl_poem_task_name((jl_poem_task)k), i + 1);
                 free(answer.text);

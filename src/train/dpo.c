@@ -110,7 +110,9 @@ jl_status jl_dpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_pref_
     if (o->batch < 1 || o->steps < 1) return jl_fail(JL_ERR_ARG, "batch and steps must be ≥ 1");
     if (!(o->beta > 0)) return jl_fail(JL_ERR_ARG, "beta must be > 0 (got %g)", o->beta);
     rl_pairs p;
-    jl_status st = rl_pairs_encode(tok, set, max_len, o->eval_fraction, o->seed, &p);
+    size_t dropped = 0;
+    jl_status st = rl_pairs_encode(tok, set, max_len, o->eval_fraction, o->seed, &p, o->skip_long ? &dropped : NULL);
+    if (o->skipped_long) *o->skipped_long = dropped;
     if (st != JL_OK) return st;
     int T = longest(&p);
     dpo_run r = {.o = o};

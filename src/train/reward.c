@@ -3,6 +3,7 @@
 #include "train/rl_losses.h"
 #include "model/model.h"
 #include "core/kernels.h"
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,9 +99,17 @@ static jl_status score_seq(jl_reward_model *rm, const char *prompt, const char *
                            float *score) {
     rl_seq s;
     int ctx = rm->ck.model->cfg.max_seq_len;
-    jl_status st = allow_empty ? rl_encode_answer(rm->tok, prompt, response, ctx, "reward model input", &s)
-                               : rl_encode(rm->tok, prompt, response, ctx, "reward model input", &s);
+    /* A response that runs past the context is cut to it (the score reads the last position); a prompt that
+     * does not fit alone is an error. */
+    jl_status st = allow_empty ? rl_encode_answer(rm->tok, prompt, response, INT_MAX, "reward model input", &s)
+                               : rl_encode(rm->tok, prompt, response, INT_MAX, "reward model input", &s);
     if (st != JL_OK) return st;
+    if (s.resp_start >= ctx) {
+        rl_seq_free(&s);
+        return jl_fail(JL_ERR_ARG, "reward model input: the prompt alone is %d tokens, longer than the context of %d",
+                       s.resp_start, ctx);
+    }
+    if (s.len > ctx) s.len = ctx;
     const rl_seq *one = &s;
     rl_batch_fill(&rm->batch, &one, 1);
     rm_scores(rm->ck.model, &rm->acts, &rm->batch, &rm->head, score);
@@ -140,7 +149,7 @@ void rl_pairs_free(rl_pairs *p) {
 }
 
 jl_status rl_pairs_encode(const jl_tokenizer *tok, const jl_pref_set *set, int max_len, double eval_fraction,
-                          uint64_t seed, rl_pairs *p) {
+                          uint64_t seed, rl_pairs *p, size_t *skipped) {
     memset(p, 0, sizeof *p);
     size_t n = jl_prefs_count(set);
     if (n < 2) return jl_fail(JL_ERR_ARG, "preference data has %zu pairs; at least 2 are needed (train + held-out)", n);
@@ -150,19 +159,32 @@ jl_status rl_pairs_encode(const jl_tokenizer *tok, const jl_pref_set *set, int m
         rl_pairs_free(p);
         return jl_fail(JL_ERR_NOMEM, "out of memory");
     }
-    p->n = n;
     jl_status st = JL_OK;
+    size_t kept = 0;
+    const int limit = skipped ? INT_MAX : max_len; /* when skipping, measure first and drop after */
     for (size_t i = 0; i < n && st == JL_OK; i++) {
         jl_pref_pair pr = jl_prefs_get(set, i);
         char what[64];
         snprintf(what, sizeof what, "pair %zu", i + 1);
         if (strcmp(pr.chosen, pr.rejected) == 0) st = jl_fail(JL_ERR_ARG, "%s: chosen and rejected are identical", what);
         snprintf(what, sizeof what, "pair %zu: chosen", i + 1);
-        if (st == JL_OK) st = rl_encode(tok, pr.prompt, pr.chosen, max_len, what, &p->seqs[2 * i]);
+        if (st == JL_OK) st = rl_encode(tok, pr.prompt, pr.chosen, limit, what, &p->seqs[2 * kept]);
         snprintf(what, sizeof what, "pair %zu: rejected", i + 1);
-        if (st == JL_OK) st = rl_encode(tok, pr.prompt, pr.rejected, max_len, what, &p->seqs[2 * i + 1]);
-        p->order[i] = i;
+        if (st == JL_OK) st = rl_encode(tok, pr.prompt, pr.rejected, limit, what, &p->seqs[2 * kept + 1]);
+        p->n = kept + (st == JL_OK); /* what rl_pairs_free must release */
+        if (st != JL_OK) break;
+        if (skipped && (p->seqs[2 * kept].len > max_len || p->seqs[2 * kept + 1].len > max_len)) {
+            rl_seq_free(&p->seqs[2 * kept]);
+            rl_seq_free(&p->seqs[2 * kept + 1]);
+            (*skipped)++;
+            continue;
+        }
+        p->order[kept] = kept;
+        kept++;
     }
+    p->n = n = kept;
+    if (st == JL_OK && n < 2)
+        st = jl_fail(JL_ERR_ARG, "%zu preference pairs fit the context of %d; at least 2 are needed", n, max_len);
     if (st != JL_OK) {
         rl_pairs_free(p);
         return st;
@@ -245,7 +267,9 @@ jl_status jl_reward_train(jl_model *base, const jl_tokenizer *tok, const jl_pref
         return jl_fail(JL_ERR_ARG, "max length %d is larger than the model's context %d", max_len, base->cfg.max_seq_len);
     if (o->batch < 1 || o->steps < 1) return jl_fail(JL_ERR_ARG, "batch and steps must be ≥ 1");
     rl_pairs p;
-    jl_status st = rl_pairs_encode(tok, set, max_len, o->eval_fraction, o->seed, &p);
+    size_t dropped = 0;
+    jl_status st = rl_pairs_encode(tok, set, max_len, o->eval_fraction, o->seed, &p, o->skip_long ? &dropped : NULL);
+    if (o->skipped_long) *o->skipped_long = dropped;
     if (st != JL_OK) return st;
     int T = max_seq_len_of(&p);
     jl_trainer *t = NULL;

@@ -12,9 +12,10 @@ typedef struct {
     uint64_t rng;
 } rl_pairs;
 
-/* Errors name the pair (1-based): identical chosen/rejected, empty responses, too long for max_len. */
+/* Errors name the pair (1-based): identical chosen/rejected, empty responses, too long for max_len (unless
+ * *skipped is not NULL: then such pairs are dropped and counted there). */
 jl_status rl_pairs_encode(const jl_tokenizer *tok, const jl_pref_set *set, int max_len, double eval_fraction,
-                          uint64_t seed, rl_pairs *p);
+                          uint64_t seed, rl_pairs *p, size_t *skipped);
 void rl_pairs_free(rl_pairs *p);
 /* The next `batch` training pairs (reshuffled every epoch) as rows chosen, rejected, ...; returns 2·batch. */
 int rl_pairs_next(rl_pairs *p, int batch, const rl_seq **rows);

@@ -4,6 +4,7 @@
 #include "train/rl_losses.h"
 #include "core/rng.h"
 #include "model/model.h"
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,9 +68,25 @@ static jl_status encode_prompts(run *r, const jl_tokenizer *tok, const jl_rl_set
         char what[64];
         snprintf(what, sizeof what, "prompt %zu", i + 1);
         /* at least one answer token must fit after the prompt */
-        jl_status st = rl_encode(tok, jl_rl_prompt(set, i), NULL, max_len - 1, what, &r->prompts[i]);
+        jl_status st = rl_encode(tok, jl_rl_prompt(set, i), NULL, r->o->skip_long ? INT_MAX : max_len - 1, what,
+                                 &r->prompts[i]);
         if (st != JL_OK) return st;
         r->order[i] = i;
+    }
+    if (r->o->skip_long) { /* keep the prompts that leave room for an answer, in order */
+        size_t kept = 0;
+        for (size_t i = 0; i < r->n_prompts; i++) {
+            if (r->prompts[i].len > max_len - 1) {
+                rl_seq_free(&r->prompts[i]);
+                if (r->o->skipped_long) (*r->o->skipped_long)++;
+                continue;
+            }
+            r->prompts[kept] = r->prompts[i];
+            r->order[kept] = kept;
+            kept++;
+        }
+        r->n_prompts = kept;
+        if (!kept) return jl_fail(JL_ERR_ARG, "no prompt fits the context of %d", max_len);
     }
     rl_shuffle(r->order, r->n_prompts, &r->rng);
     return JL_OK;
