@@ -229,8 +229,8 @@ AVX512_TARGET static float dot_q4_avx512(int64_t n, const jl_block_q4_0 *w, cons
 
 /* Four weight rows against one x per pass: the x blocks are loaded, re-signed and their scales converted once
  * for four rows, and there is no per-row sign fix-up:
- *   q8_0: x is made unsigned (x + 128, one xor) so vpdpbusd takes (x + 128, w) directly; the 128·Σw it adds
- *         comes from one more vpdpbusd with a constant 128.
+ *   q8_0: w is made unsigned (w + 128, one xor) so vpdpbusd takes (w + 128, x) directly; the 128·Σx it adds
+ *         is computed once per x.
  *   q4_0: the nibbles are already unsigned (0..15), so vpdpbusd(nibbles, x) - 8·Σx, with 8·Σx once per x. */
 #define ROWS4 4
 AVX512_TARGET static inline __m512i load_pair_q8(const jl_block_q8_0 *b) {
@@ -251,12 +251,13 @@ AVX512_TARGET static void dot4_q8_avx512(int64_t nb, const char *w, size_t row_b
     const __m512i flip = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
     int64_t b = 0;
     for (; b + 1 < nb; b += 2) {
-        const __m512i xu = _mm512_xor_si512(load_pair_q8(x + b), flip);
+        const __m512i qx = load_pair_q8(x + b);
+        const __m512i x128 = _mm512_dpbusd_epi32(zero, flip, qx); /* 128·Σx per 4-byte group */
         const __m512 dx = pair_scale(_cvtsh_ss(x[b].d), _cvtsh_ss(x[b + 1].d));
         for (int j = 0; j < ROWS4; j++) {
             const jl_block_q8_0 *wb = (const jl_block_q8_0 *)(w + (size_t)j * row_bytes) + b;
-            const __m512i qw = load_pair_q8(wb);
-            const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, xu, qw), _mm512_dpbusd_epi32(zero, flip, qw));
+            const __m512i wu = _mm512_xor_si512(load_pair_q8(wb), flip); /* w + 128, unsigned */
+            const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, wu, qx), x128);
             const __m512 d = _mm512_mul_ps(dx, pair_scale(_cvtsh_ss(wb[0].d), _cvtsh_ss(wb[1].d)));
             acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), d, acc[j]);
         }
