@@ -31,6 +31,19 @@ jl_status jl_session_forward(jl_session *s, const int32_t *tokens, int n, float 
  * lm head, else one row): the numerator of the memory-bandwidth bound. */
 double jl_session_bytes_per_token(const jl_session *s);
 
+/* ---- quantised weights: q8_0 / q4_0 blocks (ggml layouts) for every linear layer and the lm head ---- */
+
+typedef struct jl_qweights jl_qweights;
+/* Quantises m's linear weights (qkv, o, MLP, lm head) to type "q8_0" or "q4_0" (norms and embeddings stay
+ * fp32; a width that is not a multiple of 32 stays fp32). Independent of m afterwards. */
+jl_status jl_qweights_quantize(const jl_model *m, const char *type, jl_qweights **out);
+void jl_qweights_free(jl_qweights *qw);
+size_t jl_qweights_bytes(const jl_qweights *qw);   /* bytes of the quantised matrices */
+const char *jl_qweights_type(const jl_qweights *qw); /* "q8_0", "q4_0" ("f32" when nothing is quantised) */
+/* A session whose linear layers run on qw (built for m's config; both borrowed) through integer dot products,
+ * the activations quantised to q8_0 on the fly; everything else reads m. qw == NULL: jl_session_new. */
+jl_status jl_session_new_quant(const jl_model *m, const jl_qweights *qw, int capacity, jl_session **out);
+
 /* Matrix-vector kernel for decode: 0 = our own AVX-512/AVX2 dot products (default), 1 = cblas_sgemv. */
 void jl_set_matvec_kernel(int kernel);
 int jl_get_matvec_kernel(void);

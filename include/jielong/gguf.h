@@ -23,6 +23,15 @@ const char *jl_ggml_type_name(jl_ggml_type t);
 /* Writes ck (model, tokenizer, chat template) to path as GGUF, atomically. */
 jl_status jl_export_gguf(const jl_checkpoint *ck, const char *path, jl_ggml_type type);
 
+/* Loads a GGUF written by jl_export_gguf (jielong quantize / export) for inference: ck->model, ck->tokenizer_json
+ * and ck->chat_template (from jielong's own metadata keys; the config from "jielong.config"), and in *qw the
+ * linear weights in their block type (q8_0 / q4_0) with Q/K rows restored to jielong's order — NULL when the
+ * file's weights are f32/f16, which then all land in ck->model. Norms, biases and embeddings are fp32 in
+ * ck->model; quantised linears are left zero there unless dequantise = 1 (the fp32 forward pass, e.g. eval).
+ * Free with jl_checkpoint_free and jl_qweights_free. */
+typedef struct jl_qweights jl_qweights;
+jl_status jl_gguf_load_model(const char *path, int dequantise, jl_checkpoint *ck, jl_qweights **qw);
+
 /* ---- reading ---- */
 typedef enum {
     JL_GGUF_U8 = 0, JL_GGUF_I8, JL_GGUF_U16, JL_GGUF_I16, JL_GGUF_U32, JL_GGUF_I32, JL_GGUF_F32, JL_GGUF_BOOL,

@@ -17,7 +17,7 @@ void infer_flags_defaults(infer_flags *f) {
 
 int infer_opts(infer_flags *f, cli_opt *o) {
     const cli_opt shared[INFER_NOPTS] = {
-        {"model", OPT_STR, &f->model, "model checkpoint (.safetensors from jielong pretrain/sft/...)", NO_RANGE, 1},
+        {"model", OPT_STR, &f->model, "model: checkpoint (.safetensors from jielong pretrain/sft/...) or .gguf from jielong quantize", NO_RANGE, 1},
         {"tokenizer", OPT_STR, &f->tokenizer, "tokenizer.json (default: the one stored in the checkpoint)", NO_RANGE, 0},
         {"max-tokens", OPT_INT, &f->max_tokens, "new tokens at most (default 256)", 1, 1 << 24, 0},
         {"temperature", OPT_FLOAT, &f->temperature, "sampling temperature, 0 = greedy (default 0.8)", NO_RANGE, 0},
@@ -34,6 +34,7 @@ int infer_opts(infer_flags *f, cli_opt *o) {
         {"stats", OPT_BOOL, &f->stats, "print prefill/decode speed and the stop reason to stderr", NO_RANGE, 0},
         {"threads", OPT_INT, &f->threads, "OpenMP threads (default: all cores)", 1, 1024, 0},
         {"matvec", OPT_STR, &f->matvec, "decode kernel: own (AVX-512/AVX2 dot products, default) or blas (sgemv)", NO_RANGE, 0},
+        {"quantize", OPT_STR, &f->quantize, "quantise a fp32 checkpoint's linear weights at load: q8_0 | q4_0", NO_RANGE, 0},
     };
     memcpy(o, shared, sizeof shared);
     return INFER_NOPTS;
@@ -61,7 +62,12 @@ jl_status infer_setup_load(const infer_flags *f, infer_setup *s) {
     jl_sampler_params p;
     infer_sampler_params(f, &p);
     jl_status st = jl_sampler_params_check(&p); /* bad flags first, before loading anything */
-    if (st == JL_OK) st = jl_checkpoint_load(f->model, &s->ck);
+    if (st == JL_OK && f->quantize && strcmp(f->quantize, "q8_0") != 0 && strcmp(f->quantize, "q4_0") != 0)
+        st = jl_fail(JL_ERR_ARG, "--quantize %s: must be q8_0 or q4_0", f->quantize);
+    if (st == JL_OK) st = infer_load_model(f->model, 0, &s->ck, &s->qw);
+    if (st == JL_OK && f->quantize && s->qw)
+        st = jl_fail(JL_ERR_ARG, "--quantize: %s is already quantised (%s)", f->model, jl_qweights_type(s->qw));
+    if (st == JL_OK && f->quantize) st = jl_qweights_quantize(s->ck.model, f->quantize, &s->qw);
     if (st == JL_OK && !f->tokenizer && !s->ck.tokenizer_json)
         st = jl_fail(JL_ERR_ARG, "%s has no tokenizer: pass --tokenizer", f->model);
     if (st == JL_OK)
@@ -71,15 +77,30 @@ jl_status infer_setup_load(const infer_flags *f, infer_setup *s) {
     if (st == JL_OK && jl_tokenizer_vocab_size(s->tok) > c->vocab_size)
         st = jl_fail(JL_ERR_ARG, "the tokenizer has %d tokens but the model only %d", jl_tokenizer_vocab_size(s->tok),
                      c->vocab_size);
-    if (st == JL_OK) st = jl_session_new(s->ck.model, (int)f->context, &s->session);
+    if (st == JL_OK) st = jl_session_new_quant(s->ck.model, s->qw, (int)f->context, &s->session);
     if (st == JL_OK) st = jl_sampler_new(&p, c->vocab_size, &s->sampler);
     if (st != JL_OK) infer_setup_free(s);
     return st;
 }
 
+static int is_gguf(const char *path) {
+    FILE *fp = fopen(path, "rb");
+    char magic[4] = {0};
+    int yes = fp && fread(magic, 1, 4, fp) == 4 && memcmp(magic, "GGUF", 4) == 0;
+    if (fp) fclose(fp);
+    return yes;
+}
+
+jl_status infer_load_model(const char *path, int dequantise, jl_checkpoint *ck, jl_qweights **qw) {
+    *qw = NULL;
+    if (is_gguf(path)) return jl_gguf_load_model(path, dequantise, ck, qw);
+    return jl_checkpoint_load(path, ck);
+}
+
 void infer_setup_free(infer_setup *s) {
     jl_sampler_free(s->sampler);
     jl_session_free(s->session);
+    jl_qweights_free(s->qw);
     jl_tokenizer_free(s->tok);
     jl_checkpoint_free(&s->ck);
     memset(s, 0, sizeof *s);

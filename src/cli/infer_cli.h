@@ -5,29 +5,34 @@
 #include "cli/args.h"
 #include "jielong/checkpoint.h"
 #include "jielong/generate.h"
+#include "jielong/gguf.h"
 #include <stdio.h>
 
 typedef struct {
-    const char *model, *tokenizer, *matvec;
+    const char *model, *tokenizer, *matvec, *quantize;
     long max_tokens, context, top_k, seed, penalty_last_n, threads, show_probs;
     double temperature, top_p, min_p, repetition, presence, frequency;
     int stats;
 } infer_flags;
 
 /* Defaults, then the shared options written to opts (returns how many; opts needs INFER_NOPTS slots). */
-#define INFER_NOPTS 17
+#define INFER_NOPTS 18
 void infer_flags_defaults(infer_flags *f);
 int infer_opts(infer_flags *f, cli_opt *opts);
 
 /* Everything one run needs, loaded from the flags. */
 typedef struct {
     jl_checkpoint ck;
+    jl_qweights *qw;  /* quantised linear weights (a q8_0/q4_0 GGUF, or --quantize), or NULL */
     jl_tokenizer *tok;
     jl_session *session;
     jl_sampler *sampler;
 } infer_setup;
 jl_status infer_setup_load(const infer_flags *f, infer_setup *s);
 void infer_setup_free(infer_setup *s);
+/* A model file by its magic: a GGUF (jl_gguf_load_model; *qw its quantised weights) or a safetensors
+ * checkpoint (*qw = NULL). dequantise: also fill the GGUF's quantised linears into ck->model as fp32. */
+jl_status infer_load_model(const char *path, int dequantise, jl_checkpoint *ck, jl_qweights **qw);
 void infer_sampler_params(const infer_flags *f, jl_sampler_params *p);
 
 /* One step of --show-probs: the top tokens with model and sampling probabilities, the sampled one marked. */

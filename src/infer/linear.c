@@ -84,10 +84,12 @@ void jl_matvec_blas(float *y, const float *w, const float *x, const float *b, in
 }
 
 void jl_linear_vec(const jl_linear *L, const float *x, float *y) {
-    if (matvec_kernel == 1) jl_matvec_blas(y, L->w, x, L->b, L->in, L->out);
+    if (L->q) jl_qmatmul(y, x, L->q, L->b, 1, L->xq);
+    else if (matvec_kernel == 1) jl_matvec_blas(y, L->w, x, L->b, L->in, L->out);
     else jl_matvec_own(y, L->w, x, L->b, L->in, L->out);
 }
 
 void jl_linear_mat(const jl_linear *L, const float *x, float *y, int n) {
-    jl_matmul_forward(y, x, L->w, L->b, n, L->in, L->out);
+    if (L->q) jl_qmatmul(y, x, L->q, L->b, n, L->xq);
+    else jl_matmul_forward(y, x, L->w, L->b, n, L->in, L->out);
 }

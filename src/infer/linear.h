@@ -3,14 +3,18 @@
  * blocks, an unmerged LoRA pair) only adds a case here. */
 #ifndef JL_INFER_LINEAR_H
 #define JL_INFER_LINEAR_H
+#include "infer/quant.h"
 
 typedef struct {
-    const float *w; /* (out, in), fp32 */
+    const float *w; /* (out, in), fp32; unused when q is set */
     const float *b; /* (out) or NULL */
     int in, out;
+    const jl_qmatrix *q; /* quantised weight (out, in), or NULL for fp32 */
+    void *xq;            /* with q: scratch for the activations as q8_0 (jl_qmatmul_scratch_bytes(n, in)) */
 } jl_linear;
 
-/* Decode: y(out) = W·x(in) + b. Parallel over output rows (OpenMP); the kernel is chosen by
+/* Quantised weights go through jl_qmatmul (integer dot products against x quantised to q8_0).
+ * Decode: y(out) = W·x(in) + b. Parallel over output rows (OpenMP); the kernel is chosen by
  * jl_set_matvec_kernel (ours or cblas_sgemv). */
 void jl_linear_vec(const jl_linear *L, const float *x, float *y);
 /* Prefill: y(n, out) = x(n, in)·Wᵀ + b (cblas_sgemm). */

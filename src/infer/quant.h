@@ -60,6 +60,8 @@ typedef struct {
 
 /* Quantises a fp32 (rows, cols) matrix into a new jl_qmatrix (data malloc'd, 64-byte aligned). */
 jl_status jl_qmatrix_from_f32(jl_qmatrix *q, jl_qtype t, const float *w, int64_t rows, int64_t cols);
+/* Allocates q: rows × cols of type t, all blocks zero (value 0). */
+jl_status jl_qmatrix_alloc(jl_qmatrix *q, jl_qtype t, int64_t rows, int64_t cols);
 void jl_qmatrix_free(jl_qmatrix *q);
 
 /* y (N, rows) = x (N, cols) · Wᵀ (+ bias (rows), may be NULL). `xq` is scratch of N · cols/32 q8_0 blocks

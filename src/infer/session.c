@@ -7,6 +7,7 @@
 #include "core/kernels.h"
 #include "core/vexp.h"
 #include "infer/linear.h"
+#include "infer/qweights.h"
 #include "model/model.h"
 #include <cblas.h>
 #include <math.h>
@@ -19,6 +20,8 @@ typedef struct {
 
 struct jl_session {
     const jl_model *m;
+    const jl_qweights *qw; /* quantised linear weights, or NULL */
+    void *xq;              /* activations quantised to q8_0 for the quantised linears */
     int cap, pos;        /* cache positions allocated / filled */
     int block, max_block;/* prefill block in use / allocated */
     int kv_dim;          /* n_kv_head · hs: floats per position per layer in k (and v) */
@@ -38,28 +41,62 @@ static float *alloc_floats(size_t n) {
     return p;
 }
 
+/* The quantised matrix for a linear, or NULL when it runs in fp32. */
+static const jl_qmatrix *qmat(const jl_session *s, int layer, int which) {
+    if (!s->qw) return NULL;
+    const jl_qmatrix *q = layer < 0 ? &s->qw->head : &s->qw->layer[(size_t)layer * JL_LIN_PER_LAYER + which];
+    return q->data ? q : NULL;
+}
+
 static void bind_weights(jl_session *s) {
     const jl_config *c = &s->m->cfg;
     const int C = c->dim, H = c->hidden_dim;
     for (int l = 0; l < c->n_layer; l++) {
         const jl_layer_params *p = &s->m->w.layers[l];
-        s->layers[l].qkv = (jl_linear){p->qkv_w, p->qkv_b, C, jl_qkv_dim(c)};
-        s->layers[l].o = (jl_linear){p->o_w, p->o_b, c->n_head * jl_head_size(c), C};
-        s->layers[l].fc = (jl_linear){p->fc_w, p->fc_b, C, jl_fc_dim(c)};
-        s->layers[l].down = (jl_linear){p->down_w, p->down_b, H, C};
+        s->layers[l].qkv = (jl_linear){p->qkv_w, p->qkv_b, C, jl_qkv_dim(c), qmat(s, l, JL_LIN_QKV), s->xq};
+        s->layers[l].o = (jl_linear){p->o_w, p->o_b, c->n_head * jl_head_size(c), C, qmat(s, l, JL_LIN_O), s->xq};
+        s->layers[l].fc = (jl_linear){p->fc_w, p->fc_b, C, jl_fc_dim(c), qmat(s, l, JL_LIN_FC), s->xq};
+        s->layers[l].down = (jl_linear){p->down_w, p->down_b, H, C, qmat(s, l, JL_LIN_DOWN), s->xq};
     }
-    s->head = (jl_linear){s->m->w.lm_head, NULL, C, c->padded_vocab};
+    s->head = (jl_linear){s->m->w.lm_head, NULL, C, c->padded_vocab, qmat(s, -1, 0), s->xq};
+}
+
+/* A set of quantised weights fits m when every matrix has the shape of the linear it replaces. */
+static jl_status check_qweights(const jl_model *m, const jl_qweights *qw) {
+    if (qw->n_layer != m->cfg.n_layer)
+        return jl_fail(JL_ERR_ARG, "quantised weights have %d layers, the model %d", qw->n_layer, m->cfg.n_layer);
+    const int n = jl_qweights_n_slots(m);
+    jl_lin_slot *slots = malloc(sizeof *slots * (size_t)n);
+    if (!slots) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    jl_qweights_slots(m, (jl_qweights *)qw, slots);
+    jl_status st = JL_OK;
+    for (int i = 0; i < n && st == JL_OK; i++)
+        if (slots[i].q->data && (slots[i].q->rows != slots[i].rows || slots[i].q->cols != slots[i].cols))
+            st = jl_fail(JL_ERR_ARG, "quantised matrix %d is (%lld, %lld), the model's (%lld, %lld)", i,
+                         (long long)slots[i].q->rows, (long long)slots[i].q->cols, (long long)slots[i].rows,
+                         (long long)slots[i].cols);
+    free(slots);
+    return st;
 }
 
 jl_status jl_session_new(const jl_model *m, int capacity, jl_session **out) {
+    return jl_session_new_quant(m, NULL, capacity, out);
+}
+
+jl_status jl_session_new_quant(const jl_model *m, const jl_qweights *qw, int capacity, jl_session **out) {
     *out = NULL;
     const jl_config *c = &m->cfg;
+    if (qw) {
+        jl_status st = check_qweights(m, qw);
+        if (st != JL_OK) return st;
+    }
     if (capacity == 0) capacity = c->max_seq_len;
     if (capacity < 1 || capacity > c->max_seq_len)
         return jl_fail(JL_ERR_ARG, "context %d: must be in 1..%d (the model's context)", capacity, c->max_seq_len);
     jl_session *s = calloc(1, sizeof *s);
     if (!s) return jl_fail(JL_ERR_NOMEM, "out of memory");
     s->m = m;
+    s->qw = qw;
     s->cap = capacity;
     s->kv_dim = c->n_kv_head * jl_head_size(c);
     /* prefill block: up to 128 tokens, fewer when the score buffer (nh × block × cap) would pass 4M floats */
@@ -82,7 +119,12 @@ jl_status jl_session_new(const jl_model *m, int capacity, jl_session **out) {
     s->att = alloc_floats((size_t)c->n_head * B * (size_t)capacity);
     s->layers = calloc(L, sizeof *s->layers);
     s->tokens = calloc((size_t)capacity, sizeof *s->tokens);
-    if (!s->tokens || !s->k_cache || !s->v_cache || !s->x || !s->xb || !s->qkv || !s->atty || !s->fc || !s->fc_act || !s->mean ||
+    if (qw) { /* the widest input of a linear: C, the MLP hidden width or the attention output */
+        int widest = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
+        widest = widest > c->n_head * jl_head_size(c) ? widest : c->n_head * jl_head_size(c);
+        s->xq = aligned_alloc(64, (jl_qmatmul_scratch_bytes(s->max_block, widest) + 63) / 64 * 64);
+    }
+    if ((qw && !s->xq) || !s->tokens || !s->k_cache || !s->v_cache || !s->x || !s->xb || !s->qkv || !s->atty || !s->fc || !s->fc_act || !s->mean ||
         !s->rstd || !s->logits || !s->att || !s->layers) {
         jl_session_free(s);
         return jl_fail(JL_ERR_NOMEM, "cannot allocate the KV cache (%.1f MB) and activations", 8.0 * kv / 1e6);
@@ -99,6 +141,7 @@ void jl_session_free(jl_session *s) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(s->layers);
     free(s->tokens);
+    free(s->xq);
     free(s);
 }
 
@@ -120,7 +163,19 @@ double jl_session_bytes_per_token(const jl_session *s) {
     size_t table = (size_t)c->padded_vocab * (size_t)c->dim;
     if (!c->tie_embeddings && c->arch == JL_ARCH_LLAMA) floats -= (double)table - c->dim; /* one embedding row */
     if (c->arch == JL_ARCH_GPT2) floats -= (double)c->max_seq_len * c->dim - c->dim;      /* one position row */
-    return 4.0 * floats;
+    double bytes = 4.0 * floats;
+    if (s->qw) { /* quantised matrices replace their fp32 bytes (a tied table is then also read as one fp32 row) */
+        for (int i = 0; i < c->n_layer * JL_LIN_PER_LAYER; i++) {
+            const jl_qmatrix *q = &s->qw->layer[i];
+            if (q->data) bytes -= (double)q->rows * (4.0 * (double)q->cols - (double)q->row_bytes);
+        }
+        const jl_qmatrix *head = &s->qw->head;
+        if (head->data) {
+            bytes -= 4.0 * (double)table - (double)head->rows * (double)head->row_bytes;
+            if (c->tie_embeddings) bytes += 4.0 * c->dim;
+        }
+    }
+    return bytes;
 }
 
 /* ---------------------------------------------------------------- one block of tokens */

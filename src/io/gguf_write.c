@@ -2,6 +2,7 @@
 #include "core/half.h"
 #include "infer/quant.h"
 #include "io/fileio.h"
+#include "io/gguf_names.h"
 #include "jielong/gguf.h"
 #include "jielong/tokenizer.h"
 #include "model/model.h"
@@ -224,8 +225,7 @@ typedef struct {
     uint64_t offset;
 } out_tensor;
 
-/* HF name → llama.cpp name; 0 if the tensor has no GGUF counterpart. */
-static int gguf_name(const jl_config *c, const char *hf, char *out, size_t size, int *permute_heads) {
+int jl_gguf_tensor_name(const jl_config *c, const char *hf, char *out, size_t size, int *permute_heads) {
     static const char *const llama_map[][2] = {
         {"input_layernorm.weight", "attn_norm.weight"}, {"self_attn.q_proj.weight", "attn_q.weight"},
         {"self_attn.k_proj.weight", "attn_k.weight"}, {"self_attn.v_proj.weight", "attn_v.weight"},
@@ -276,7 +276,7 @@ static jl_status plan_tensors(const jl_model *m, jl_ggml_type type, out_tensor *
         const jl_tensor_info *t = &m->tensors[i];
         out_tensor *o = &ot[n];
         memset(o, 0, sizeof *o);
-        if (!gguf_name(&m->cfg, t->name, o->name, sizeof o->name, &o->permute_heads))
+        if (!jl_gguf_tensor_name(&m->cfg, t->name, o->name, sizeof o->name, &o->permute_heads))
             return jl_fail(JL_ERR_ARG, "gguf: no llama.cpp name for tensor '%s'", t->name);
         o->src = t;
         o->rows = t->ndim == 2 ? t->rows_saved : 1;
@@ -398,6 +398,19 @@ static jl_status write_file(const char *path, const kv_writer *kv, const out_ten
     return jl_atomic_commit(&af);
 }
 
+/* What jielong needs to load the file back exactly: the config, tokenizer.json and the chat template as stored
+ * in the checkpoint (llama.cpp ignores keys it does not know). */
+static jl_status put_jielong_meta(kv_writer *w, const jl_checkpoint *ck) {
+    char *config_json;
+    jl_status st = jl_config_to_json(&ck->model->cfg, &config_json);
+    if (st != JL_OK) return st;
+    kv_str(w, JL_GGUF_KEY_CONFIG, config_json);
+    kv_str(w, JL_GGUF_KEY_TOKENIZER, ck->tokenizer_json);
+    if (ck->chat_template) kv_str(w, JL_GGUF_KEY_CHAT_TEMPLATE, ck->chat_template);
+    free(config_json);
+    return JL_OK;
+}
+
 jl_status jl_export_gguf(const jl_checkpoint *ck, const char *path, jl_ggml_type type) {
     const jl_model *m = ck->model;
     if (!ck->tokenizer_json)
@@ -410,6 +423,7 @@ jl_status jl_export_gguf(const jl_checkpoint *ck, const char *path, jl_ggml_type
         put_arch(&kv, ck, type);
         st = put_tokenizer(&kv, ck);
         kv_str(&kv, "tokenizer.chat_template", ck->chat_template ? ck->chat_template : default_chat_template);
+        st = put_jielong_meta(&kv, ck);
     }
     if (st == JL_OK && kv.b.oom) st = jl_fail(JL_ERR_NOMEM, "out of memory");
     if (st == JL_OK) st = write_file(path, &kv, ot, n, m);

@@ -1,0 +1,152 @@
+/* GGUF → a jielong model for inference. The file's linear weights keep their block type (q8_0 / q4_0) as the
+ * session's quantised matrices; norms, biases and embeddings become fp32. Rows are quantised independently,
+ * so undoing the writer's Q/K row permutation (GGML's interleaved RoPE pairs → rotate_half) is a copy of whole
+ * quantised rows, and the packed qkv / [gate; up] matrices are the file's tensors stacked row-wise. */
+#include "infer/qweights.h"
+#include "io/gguf_names.h"
+#include "jielong/gguf.h"
+#include "model/model.h"
+#include <stdlib.h>
+#include <string.h>
+
+/* Rows of n_rows × row_bytes from the file's order to ours: with heads > 0, row h·hs + 2i + j of the file
+ * (GGML pairs) is row h·hs + j·hs/2 + i of ours (HF halves); else a plain copy. */
+static void copy_rows(void *dst, const void *src, int heads, int64_t n_rows, size_t row_bytes) {
+    if (heads <= 0) {
+        memcpy(dst, src, (size_t)n_rows * row_bytes);
+        return;
+    }
+    const int64_t hs = n_rows / heads, half = hs / 2;
+    for (int h = 0; h < heads; h++)
+        for (int64_t i = 0; i < half; i++)
+            for (int j = 0; j < 2; j++)
+                memcpy((char *)dst + (size_t)(h * hs + j * half + i) * row_bytes,
+                       (const char *)src + (size_t)(h * hs + 2 * i + j) * row_bytes, row_bytes);
+}
+
+static char *dup_meta(const jl_gguf *g, const char *key) {
+    const char *s;
+    size_t len;
+    if (jl_gguf_find(g, key) < 0 || jl_gguf_get_str(g, key, &s, &len) != JL_OK) return NULL;
+    return strndup(s, len);
+}
+
+static jl_status load_config(const jl_gguf *g, const char *path, jl_config *cfg) {
+    const char *arch;
+    size_t len;
+    if (jl_gguf_find(g, "general.architecture") < 0 || jl_gguf_get_str(g, "general.architecture", &arch, &len) != JL_OK)
+        return jl_fail(JL_ERR_FORMAT, "%s: no general.architecture string", path);
+    int llama = len == 5 && memcmp(arch, "llama", 5) == 0, gpt2 = len == 4 && memcmp(arch, "gpt2", 4) == 0;
+    if (!llama && !gpt2)
+        return jl_fail(JL_ERR_FORMAT, "%s: architecture '%.*s' is not supported (llama, gpt2)", path, (int)(len > 64 ? 64 : len), arch);
+    char *json = dup_meta(g, JL_GGUF_KEY_CONFIG);
+    if (!json)
+        return jl_fail(JL_ERR_FORMAT, "%s: no '%s' metadata: only GGUF files written by jielong (quantize, export) "
+                                      "can be loaded", path, JL_GGUF_KEY_CONFIG);
+    jl_status st = jl_config_from_json(json, cfg);
+    free(json);
+    if (st != JL_OK) return jl_fail_context(st, "%s: %s", path, JL_GGUF_KEY_CONFIG);
+    if ((cfg->arch == JL_ARCH_LLAMA) != llama)
+        return jl_fail(JL_ERR_FORMAT, "%s: general.architecture '%.*s' disagrees with %s (%s)", path, (int)len, arch,
+                       JL_GGUF_KEY_CONFIG, jl_arch_name(cfg->arch));
+    return JL_OK;
+}
+
+/* The linear slot whose fp32 weight contains p, or -1. */
+static int find_slot(const jl_lin_slot *slots, int n, const float *p) {
+    for (int i = 0; i < n; i++)
+        if (p >= slots[i].w && p < slots[i].w + (size_t)slots[i].rows * (size_t)slots[i].cols) return i;
+    return -1;
+}
+
+static int is_block_type(jl_ggml_type t) { return t == JL_GGML_Q8_0 || t == JL_GGML_Q4_0; }
+
+/* One tensor of the model from its GGUF counterpart: quantised rows into its slot's matrix, fp32 values into
+ * the model (always for non-linear tensors and the embedding; for quantised linears only with dequantise). */
+static jl_status load_tensor(const jl_gguf *g, const char *path, jl_model *m, const jl_tensor_info *t,
+                             jl_lin_slot *slots, int *slot_kind, int n_slots, int dequantise) {
+    char name[96];
+    int heads = 0;
+    if (!jl_gguf_tensor_name(&m->cfg, t->name, name, sizeof name, &heads))
+        return jl_fail(JL_ERR_FORMAT, "%s: no GGUF name for tensor '%s'", path, t->name);
+    const jl_gguf_tensor *gt = jl_gguf_find_tensor(g, name);
+    if (!gt) return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' missing", path, name);
+    const int64_t rows = t->ndim == 2 ? t->rows_saved : 1, cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
+    if (gt->n_dims != t->ndim || gt->ne[0] != cols || (t->ndim == 2 && gt->ne[1] != rows))
+        return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' is [%lld, %lld], the config needs [%lld, %lld]", path, name,
+                       (long long)gt->ne[0], (long long)(gt->n_dims > 1 ? gt->ne[1] : 1), (long long)cols, (long long)rows);
+    float *dst = m->params + t->offset;
+    const int slot = t->ndim == 2 ? find_slot(slots, n_slots, dst) : -1;
+    const int quantised = is_block_type(gt->type);
+    if (slot >= 0) {
+        const int kind = quantised ? 1 : 2;
+        if (slot_kind[slot] && slot_kind[slot] != kind)
+            return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' is %s but the rest of its matrix is not", path, name,
+                           jl_ggml_type_name(gt->type));
+        slot_kind[slot] = kind;
+    }
+    if (slot >= 0 && quantised) {
+        jl_qmatrix *q = slots[slot].q;
+        const jl_qtype qt = gt->type == JL_GGML_Q8_0 ? JL_QTYPE_Q8_0 : JL_QTYPE_Q4_0;
+        if (!q->data) {
+            jl_status st = jl_qmatrix_alloc(q, qt, slots[slot].rows, slots[slot].cols);
+            if (st != JL_OK) return jl_fail_context(st, "%s: %s", path, name);
+        } else if (q->type != qt) {
+            return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' is %s but the rest of its matrix is %s", path, name,
+                           jl_ggml_type_name(gt->type), jl_qtype_name(q->type));
+        }
+        const int64_t row0 = (dst - slots[slot].w) / cols;
+        copy_rows((char *)q->data + (size_t)row0 * q->row_bytes, gt->data, heads, rows, q->row_bytes);
+        if (!dequantise && dst != m->w.wte) return JL_OK;
+    }
+    float *tmp = malloc(sizeof(float) * (size_t)rows * (size_t)cols);
+    if (!tmp) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    jl_gguf_tensor_f32(gt, tmp);
+    /* a 1-D bias of permuted rows is permuted entry by entry */
+    copy_rows(dst, tmp, heads, t->ndim == 2 ? rows : cols, t->ndim == 2 ? (size_t)cols * sizeof(float) : sizeof(float));
+    free(tmp);
+    return JL_OK;
+}
+
+static jl_status load_tensors(const jl_gguf *g, const char *path, jl_model *m, jl_qweights *qw, int dequantise,
+                              int *any_quantised) {
+    const int n = jl_qweights_n_slots(m);
+    jl_lin_slot *slots = malloc(sizeof *slots * (size_t)n);
+    int *kind = calloc((size_t)n, sizeof *kind);
+    jl_status st = slots && kind ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
+    if (st == JL_OK) jl_qweights_slots(m, qw, slots);
+    for (int i = 0; st == JL_OK && i < m->n_tensors; i++)
+        st = load_tensor(g, path, m, &m->tensors[i], slots, kind, n, dequantise);
+    *any_quantised = 0;
+    for (int i = 0; st == JL_OK && i < n; i++) *any_quantised |= kind[i] == 1;
+    free(slots);
+    free(kind);
+    return st;
+}
+
+jl_status jl_gguf_load_model(const char *path, int dequantise, jl_checkpoint *ck, jl_qweights **qw) {
+    memset(ck, 0, sizeof *ck);
+    *qw = NULL;
+    jl_gguf *g;
+    jl_status st = jl_gguf_open(path, &g);
+    if (st != JL_OK) return st;
+    jl_config cfg;
+    jl_qweights *w = NULL;
+    int any_quantised = 0;
+    st = load_config(g, path, &cfg);
+    if (st == JL_OK) st = jl_model_new(&cfg, &ck->model);
+    if (st == JL_OK) st = jl_qweights_empty(ck->model, &w);
+    if (st == JL_OK) st = load_tensors(g, path, ck->model, w, dequantise, &any_quantised);
+    if (st == JL_OK) {
+        ck->tokenizer_json = dup_meta(g, JL_GGUF_KEY_TOKENIZER);
+        ck->chat_template = dup_meta(g, JL_GGUF_KEY_CHAT_TEMPLATE);
+    }
+    jl_gguf_close(g);
+    if (st != JL_OK || !any_quantised) jl_qweights_free(w);
+    if (st != JL_OK) {
+        jl_checkpoint_free(ck);
+        return st;
+    }
+    *qw = any_quantised ? w : NULL;
+    return JL_OK;
+}

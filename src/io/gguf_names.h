@@ -1,0 +1,16 @@
+/* Shared by the GGUF writer and the GGUF model loader: tensor names and jielong's own metadata keys. */
+#ifndef JL_IO_GGUF_NAMES_H
+#define JL_IO_GGUF_NAMES_H
+#include "jielong/model.h"
+#include <stddef.h>
+
+#define JL_GGUF_KEY_CONFIG "jielong.config"               /* jl_config_to_json text */
+#define JL_GGUF_KEY_TOKENIZER "jielong.tokenizer"         /* the checkpoint's tokenizer.json text */
+#define JL_GGUF_KEY_CHAT_TEMPLATE "jielong.chat_template" /* only when the checkpoint has one */
+
+/* HF tensor name → llama.cpp name in out; 0 if the tensor has no GGUF counterpart. *permute_heads > 0 for
+ * llama's Q and K (weights and biases): their rows are stored permuted from rotate_half to GGML's interleaved
+ * pairs, per head of this many. */
+int jl_gguf_tensor_name(const jl_config *c, const char *hf, char *out, size_t size, int *permute_heads);
+
+#endif
