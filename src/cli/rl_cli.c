@@ -18,6 +18,8 @@ jl_status rl_cli_load_model(const char *path, jl_checkpoint *ck, jl_tokenizer **
 void rl_cli_common_init(rl_cli_common *c) {
     c->batch = c->steps = c->warmup = c->seed = c->max_len = c->eval_every = c->save_every = c->threads = UNSET;
     c->lr = c->weight_decay = c->grad_clip = UNSET;
+    c->skip_long = 0;
+    c->skipped_long = 0;
 }
 
 void rl_cli_common_apply(rl_cli_common *c, jl_rl_opts *o) {
