@@ -1,0 +1,55 @@
+/* jielong pipeline --quick end to end: every stage runs as its command, the report holds every section. */
+#include "testutil.h"
+#include "io/fileio.h"
+#include <sys/stat.h>
+
+static int exists(const char *dir, const char *rel) {
+    char path[2048];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    return stat(path, &st) == 0;
+}
+
+static void test_quick_pipeline(void **state) {
+    (void)state;
+    const char *out = tmp_path("pipeline");
+    char args[2048];
+    snprintf(args, sizeof args, "pipeline --quick --out %s --poems %s", out, root_path("data/poems.jsonl"));
+    assert_int_equal(run_cli(args, tmp_path("pipeline.log")), 0);
+    static const char *const files[] = {
+        "tokenizer.json", "shards/train_000.bin", "base/model.safetensors", "sft/model.safetensors",
+        "sft-lora/adapter.safetensors", "sft-lora/model.safetensors", "rm/score.safetensors",
+        "dpo/model.safetensors", "grpo/model.safetensors", "ppo/model.safetensors", "sft/model-q8_0.gguf",
+        "sft/model-f16.gguf", "base/curves.svg", "ppo/curves.svg", "commands.sh", "summary.jsonl", "report.md",
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        if (!exists(out, files[i])) print_message("missing %s\n", files[i]);
+        assert_true(exists(out, files[i]));
+    }
+    char path[2048], *text;
+    size_t len;
+    snprintf(path, sizeof path, "%s/report.md", out);
+    assert_int_equal(jl_read_file(path, &text, &len), JL_OK);
+    static const char *const sections[] = {"## Stages", "## Held-out perplexity", "## Instruction following",
+                                           "## Preference-tuned models against SFT", "## Sample answers",
+                                           "| base-0shot |", "| base-3shot |", "| sft |", "| sft-lora |",
+                                           "| dpo |", "| grpo |", "| ppo |", "Reward model: held-out pairwise accuracy"};
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
+        if (!strstr(text, sections[i])) print_message("report lacks '%s'\n", sections[i]);
+        assert_non_null(strstr(text, sections[i]));
+    }
+    free(text);
+    /* the saved commands rerun by hand: every line is a jielong command */
+    snprintf(path, sizeof path, "%s/commands.sh", out);
+    assert_int_equal(jl_read_file(path, &text, &len), JL_OK);
+    assert_non_null(strstr(text, "jielong pretrain --data"));
+    assert_non_null(strstr(text, "jielong ppo --policy"));
+    free(text);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_quick_pipeline),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
