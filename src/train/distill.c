@@ -10,6 +10,7 @@
 #include "jielong/checkpoint.h"
 #include "jielong/metrics.h"
 #include "model/model.h"
+#include "train/stream.h"
 #include "train/trainer.h"
 #include <json.h>
 #include <math.h>
@@ -65,27 +66,6 @@ jl_status jl_distill_check_pair(const jl_model *teacher, const jl_tokenizer *tt,
 }
 
 /* ---------------------------------------------------------------- training */
-
-/* Sequential windows over a token stream, wrapping around (as pretraining reads it). */
-typedef struct {
-    const jl_tokens *data;
-    size_t pos;
-    long epoch;
-} stream;
-
-static jl_status stream_batch(void *ctx, int32_t *tokens, int32_t *targets, int B, int T) {
-    stream *s = ctx;
-    for (int b = 0; b < B; b++) {
-        if (s->pos + (size_t)T + 1 > s->data->n) {
-            s->pos = 0;
-            s->epoch++;
-        }
-        memcpy(tokens + (size_t)b * T, s->data->ids + s->pos, sizeof(int32_t) * (size_t)T);
-        memcpy(targets + (size_t)b * T, s->data->ids + s->pos + 1, sizeof(int32_t) * (size_t)T);
-        s->pos += (size_t)T;
-    }
-    return JL_OK;
-}
 
 /* The loss hook: the teacher's forward over the same tokens, then the KL kernel writes the student's dlogits. */
 typedef struct {
@@ -155,8 +135,8 @@ static void emit(jl_event_fn fn, void *user, const jl_train_event *ev) {
 
 /* Held-out cross-entropy of a model over the first eval_batches windows of val. */
 static jl_status heldout(jl_trainer *t, const jl_tokens *val, int batches, double *loss) {
-    stream vs = {.data = val};
-    return jl_trainer_eval(t, stream_batch, &vs, batches, loss);
+    jl_token_stream vs = {.data = val};
+    return jl_trainer_eval(t, jl_stream_batch, &vs, batches, loss);
 }
 
 jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *tok, const jl_tokens *train,
@@ -209,12 +189,12 @@ jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *t
     const double flops_per_step = (jl_model_train_flops(&student->cfg, o.B, o.T) +
                                    (o.alpha > 0 ? jl_model_train_flops(&teacher->cfg, o.B, o.T) / 3 : 0)) * o.accum;
     long skips_in_a_row = 0;
-    stream s = {.data = train};
+    jl_token_stream s = {.data = train};
     while (st == JL_OK && t->step < o.steps) {
         jl_step_stats ss;
         hook.kl_sum = 0;
         hook.counted = 0;
-        if ((st = jl_trainer_step(t, stream_batch, &s, &ss)) != JL_OK) break;
+        if ((st = jl_trainer_step(t, jl_stream_batch, &s, &ss)) != JL_OK) break;
         long step = t->step;
         double tps = ss.tokens / ss.seconds, kl = hook.counted ? hook.kl_sum / (double)hook.counted : 0.0;
         double mfu = o.sgemm_gflops > 0 ? flops_per_step / ss.seconds / (o.sgemm_gflops * 1e9) : 0.0;

@@ -4,6 +4,7 @@
 #include "core/timer.h"
 #include "io/fileio.h"
 #include "model/model.h"
+#include "train/stream.h"
 #include "train/trainer.h"
 #include <json.h>
 #include <math.h>
@@ -36,28 +37,7 @@ void jl_pretrain_defaults(jl_pretrain_opts *o) {
     o->save_every = 500;
 }
 
-/* Sequential windows over a token stream; wraps around at the end (one more epoch). */
-typedef struct {
-    const jl_tokens *data;
-    size_t pos;
-    long epoch;
-} stream;
-
-static jl_status stream_batch(void *ctx, int32_t *tokens, int32_t *targets, int B, int T) {
-    stream *s = ctx;
-    for (int b = 0; b < B; b++) {
-        if (s->pos + (size_t)T + 1 > s->data->n) {
-            s->pos = 0;
-            s->epoch++;
-        }
-        memcpy(tokens + (size_t)b * T, s->data->ids + s->pos, sizeof(int32_t) * (size_t)T);
-        memcpy(targets + (size_t)b * T, s->data->ids + s->pos + 1, sizeof(int32_t) * (size_t)T);
-        s->pos += (size_t)T;
-    }
-    return JL_OK;
-}
-
-static char *state_json(const jl_pretrain_opts *o, long step, const stream *s) {
+static char *state_json(const jl_pretrain_opts *o, long step, const jl_token_stream *s) {
     json_object *j = json_object_new_object();
     json_object_object_add(j, "stage", json_object_new_string("pretrain"));
     json_object_object_add(j, "step", json_object_new_int64(step));
@@ -120,7 +100,7 @@ jl_status jl_pretrain_opts_from_state(const char *text, jl_pretrain_opts *o) {
     return JL_OK;
 }
 
-static jl_status resume_state(const jl_checkpoint *ck, jl_trainer *t, stream *s, const jl_pretrain_opts *o) {
+static jl_status resume_state(const jl_checkpoint *ck, jl_trainer *t, jl_token_stream *s, const jl_pretrain_opts *o) {
     if (!ck->train_state || !ck->adam_m)
         return jl_fail(JL_ERR_FORMAT, "not a training checkpoint (no optimizer state); use it as --model instead");
     jl_pretrain_opts saved = *o;
@@ -184,7 +164,7 @@ static jl_status greedy_sample(jl_trainer *t, const jl_tokenizer *tok, const cha
 }
 
 static jl_status save_checkpoint(const char *path, jl_trainer *t, const jl_tokenizer *tok, const jl_pretrain_opts *o,
-                                 const stream *s, int with_optimizer) {
+                                 const jl_token_stream *s, int with_optimizer) {
     jl_checkpoint ck = {.model = t->model};
     jl_status st = jl_tokenizer_to_json(tok, &ck.tokenizer_json);
     if (st != JL_OK) return st;
@@ -238,7 +218,7 @@ jl_status jl_pretrain(jl_model *m, const jl_tokenizer *tok, const jl_tokens *tra
     to.opt.grad_clip = o.grad_clip;
     jl_trainer *t = NULL;
     if ((st = jl_mkdir_p(o.out_dir)) != JL_OK || (st = jl_trainer_new(m, &to, &t)) != JL_OK) return st;
-    stream s = {.data = train};
+    jl_token_stream s = {.data = train};
     if (resume && (st = resume_state(resume, t, &s, &o)) != JL_OK) {
         jl_trainer_free(t);
         return st;
@@ -259,7 +239,7 @@ jl_status jl_pretrain(jl_model *m, const jl_tokenizer *tok, const jl_tokens *tra
     long skips_in_a_row = 0, steps_this_run = 0;
     while (t->step < o.steps && st == JL_OK) {
         jl_step_stats ss;
-        if ((st = jl_trainer_step(t, stream_batch, &s, &ss)) != JL_OK) break;
+        if ((st = jl_trainer_step(t, jl_stream_batch, &s, &ss)) != JL_OK) break;
         steps_this_run++;
         long step = t->step;
         double tps = ss.tokens / ss.seconds;
@@ -278,9 +258,9 @@ jl_status jl_pretrain(jl_model *m, const jl_tokenizer *tok, const jl_tokens *tra
         }
         int last = step == o.steps || (o.stop_after > 0 && steps_this_run >= o.stop_after);
         if (have_val && o.eval_every > 0 && (step % o.eval_every == 0 || last)) {
-            stream vs = {.data = val};
+            jl_token_stream vs = {.data = val};
             double val_loss;
-            if ((st = jl_trainer_eval(t, stream_batch, &vs, o.eval_batches, &val_loss)) != JL_OK) break;
+            if ((st = jl_trainer_eval(t, jl_stream_batch, &vs, o.eval_batches, &val_loss)) != JL_OK) break;
             const char *vk[] = {"val_loss"};
             if ((st = jl_metrics_log(log, "pretrain", step, 1, vk, &val_loss)) != JL_OK) break;
             jl_train_event e2 = {.kind = JL_EV_EVAL, .step = step, .total_steps = o.steps, .val_loss = val_loss};
