@@ -153,6 +153,41 @@ static void test_prompt_session(void **state) {
     check_prompt_session(JL_ARCH_GPT2);
 }
 
+/* Chat with a soft prompt: every rendered conversation starts with its placeholders, then <|bos|>. */
+static void test_prompt_chat(void **state) {
+    (void)state;
+    jl_tokenizer *tok;
+    assert_int_equal(jl_tokenizer_bytes(&tok), JL_OK);
+    jl_model *m = tiny_model(JL_ARCH_LLAMA, 64, 5);
+    jl_prompt *p;
+    assert_int_equal(jl_prompt_new(m, 3, 8, &p), JL_OK);
+    assert_int_equal(jl_model_attach_prompt(m, p), JL_OK);
+    jl_session *s;
+    assert_int_equal(jl_session_new(m, 0, &s), JL_OK);
+    jl_sampler_params sp;
+    jl_sampler_defaults(&sp);
+    sp.temperature = 0;
+    jl_sampler *smp;
+    assert_int_equal(jl_sampler_new(&sp, m->cfg.vocab_size, &smp), JL_OK);
+    jl_chat *chat;
+    assert_int_equal(jl_chat_new(s, smp, tok, &chat), JL_OK);
+    jl_gen_opts o = {.max_tokens = 4};
+    jl_gen_result res;
+    for (int turn = 0; turn < 2; turn++) {
+        assert_int_equal(jl_chat_turn(chat, "hi", &o, NULL, NULL, NULL, &res), JL_OK);
+        const int32_t *cached = jl_session_tokens(s);
+        for (int i = 0; i < 3; i++) assert_int_equal(cached[i], 0);
+        assert_int_equal(cached[3], jl_tokenizer_special(tok, "<|bos|>"));
+    }
+    jl_chat_free(chat);
+    jl_sampler_free(smp);
+    jl_session_free(s);
+    jl_model_attach_prompt(m, NULL);
+    jl_prompt_free(p);
+    jl_model_free(m);
+    jl_tokenizer_free(tok);
+}
+
 /* ---------------------------------------------------------------- the CLI */
 
 static char *cli_output(const char *args, int *rc) {
@@ -236,6 +271,7 @@ int main(void) {
         cmocka_unit_test(test_lora_session_llama_gqa),
         cmocka_unit_test(test_lora_session_gpt2),
         cmocka_unit_test(test_prompt_session),
+        cmocka_unit_test(test_prompt_chat),
         cmocka_unit_test(test_cli_generate_adapter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
