@@ -13,13 +13,18 @@
 
 typedef struct jl_session jl_session;
 
-/* A session over m (borrowed; must outlive the session). capacity = cache positions, 0 = the model's
- * context; it may not exceed the model's context. */
+/* A session over m (borrowed; must outlive the session). Adapters attached to m (jl_model_attach_lora /
+ * jl_model_attach_prompt, include/jielong/adapter.h) are used unmerged by every forward of the session: the LoRA
+ * term after each projection; the soft prompt's virtual tokens at the first positions of the cache, which the
+ * caller fills with jl_session_virtual_tokens placeholders (any valid id) before the real tokens.
+ * capacity = cache positions, 0 = the model's context; it may not exceed the model's context. */
 jl_status jl_session_new(const jl_model *m, int capacity, jl_session **out);
 void jl_session_free(jl_session *s);
 int jl_session_capacity(const jl_session *s);
 int jl_session_pos(const jl_session *s); /* positions filled */
 const int32_t *jl_session_tokens(const jl_session *s); /* the pos tokens in the cache */
+/* Placeholder positions a soft prompt attached to the model takes at the start of every sequence (0: none). */
+int jl_session_virtual_tokens(const jl_session *s);
 /* Forgets positions from `pos` on (0 = empty cache); pos must be ≤ the current position. */
 void jl_session_truncate(jl_session *s, int pos);
 /* Runs n new tokens at positions pos..pos+n-1 (n == 1: the matrix-vector decode path; n > 1: prefill with

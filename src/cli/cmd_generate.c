@@ -55,7 +55,7 @@ int cmd_generate(int argc, char **argv) {
     jl_status st = infer_setup_load(&f, &s);
     int32_t *ids = NULL;
     int n_ids = 0;
-    if (st == JL_OK) st = jl_encode_prompt(s.tok, prompt, &ids, &n_ids);
+    if (st == JL_OK) st = infer_encode_prompt(&s, prompt, &ids, &n_ids);
     if (st == JL_OK && n_ids > jl_session_capacity(s.session))
         st = jl_fail(JL_ERR_ARG, "the prompt has %d tokens but the context holds %d", n_ids,
                      jl_session_capacity(s.session));

@@ -1,6 +1,7 @@
 /* Shared by cmd_generate.c and cmd_chat.c. */
 #include "cli/infer_cli.h"
 #include "core/utf8.h"
+#include "jielong/safetensors.h"
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@ int infer_opts(infer_flags *f, cli_opt *o) {
         {"threads", OPT_INT, &f->threads, "OpenMP threads (default: all cores)", 1, 1024, 0},
         {"matvec", OPT_STR, &f->matvec, "decode kernel: own (AVX-512/AVX2 dot products, default) or blas (sgemv)", NO_RANGE, 0},
         {"quantize", OPT_STR, &f->quantize, "quantise a fp32 checkpoint's linear weights at load: q8_0 | q4_0", NO_RANGE, 0},
+        {"adapter", OPT_STR, &f->adapter, "LoRA adapter or soft prompt (from jielong sft --method lora|prompt) of this model, used unmerged", NO_RANGE, 0},
     };
     memcpy(o, shared, sizeof shared);
     return INFER_NOPTS;
@@ -51,6 +53,25 @@ void infer_sampler_params(const infer_flags *f, jl_sampler_params *p) {
     p->frequency_penalty = (float)f->frequency;
     p->penalty_last_n = (int)f->penalty_last_n;
     p->seed = (uint64_t)f->seed;
+}
+
+/* Loads --adapter by its kind (metadata jielong.adapter) and attaches it to the model; the loader refuses an
+ * adapter made for another base model. */
+static jl_status attach_adapter(const char *path, infer_setup *s) {
+    jl_st_file *f;
+    jl_status st = jl_st_open(path, &f);
+    if (st != JL_OK) return jl_fail_context(st, "--adapter");
+    const char *kind = jl_st_meta(f, "jielong.adapter");
+    int is_prompt = kind && strcmp(kind, "prompt") == 0;
+    jl_st_close(f);
+    if (is_prompt) {
+        st = jl_prompt_load(path, s->ck.model, &s->prompt, NULL);
+        if (st == JL_OK) st = jl_model_attach_prompt(s->ck.model, s->prompt);
+    } else {
+        st = jl_lora_load(path, s->ck.model, &s->lora, NULL);
+        if (st == JL_OK) st = jl_model_attach_lora(s->ck.model, s->lora, 128); /* grows with longer blocks */
+    }
+    return st;
 }
 
 jl_status infer_setup_load(const infer_flags *f, infer_setup *s) {
@@ -77,6 +98,7 @@ jl_status infer_setup_load(const infer_flags *f, infer_setup *s) {
     if (st == JL_OK && jl_tokenizer_vocab_size(s->tok) > c->vocab_size)
         st = jl_fail(JL_ERR_ARG, "the tokenizer has %d tokens but the model only %d", jl_tokenizer_vocab_size(s->tok),
                      c->vocab_size);
+    if (st == JL_OK && f->adapter) st = attach_adapter(f->adapter, s);
     if (st == JL_OK) st = jl_session_new_quant(s->ck.model, s->qw, (int)f->context, &s->session);
     if (st == JL_OK) st = jl_sampler_new(&p, c->vocab_size, &s->sampler);
     if (st != JL_OK) infer_setup_free(s);
@@ -97,11 +119,39 @@ jl_status infer_load_model(const char *path, int dequantise, jl_checkpoint *ck, 
     return jl_checkpoint_load(path, ck);
 }
 
+jl_status infer_encode_prompt(const infer_setup *s, const char *text, int32_t **ids, int *n) {
+    int32_t *text_ids;
+    int n_text;
+    jl_status st = jl_encode_prompt(s->tok, text, &text_ids, &n_text);
+    const int nv = jl_session_virtual_tokens(s->session);
+    if (st != JL_OK || nv == 0) {
+        *ids = st == JL_OK ? text_ids : NULL;
+        *n = st == JL_OK ? n_text : 0;
+        return st;
+    }
+    int32_t *all = calloc((size_t)nv + (size_t)n_text, sizeof *all); /* placeholders: id 0 */
+    if (!all) {
+        free(text_ids);
+        return jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
+    memcpy(all + nv, text_ids, sizeof *all * (size_t)n_text);
+    free(text_ids);
+    *ids = all;
+    *n = nv + n_text;
+    return JL_OK;
+}
+
 void infer_setup_free(infer_setup *s) {
     jl_sampler_free(s->sampler);
     jl_session_free(s->session);
     jl_qweights_free(s->qw);
     jl_tokenizer_free(s->tok);
+    if (s->ck.model) { /* detach before freeing the adapters */
+        jl_model_attach_lora(s->ck.model, NULL, 0);
+        jl_model_attach_prompt(s->ck.model, NULL);
+    }
+    jl_lora_free(s->lora);
+    jl_prompt_free(s->prompt);
     jl_checkpoint_free(&s->ck);
     memset(s, 0, sizeof *s);
 }

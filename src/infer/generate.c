@@ -177,13 +177,15 @@ int jl_chat_turns(const jl_chat *c) {
     return n;
 }
 
-/* The whole conversation, rendered with the template and tokenized (text segments as plain text). */
+/* The whole conversation, rendered with the template and tokenized (text segments as plain text), after the
+ * soft prompt's placeholders if the model has one. */
 static jl_status render_ids(jl_chat *c, int32_t **ids, int *n) {
     jl_conversation conv = {c->turns, c->n_turns};
     jl_segments_clear(&c->seg);
     jl_status st = jl_chat_render_generation(&conv, &c->seg);
-    size_t total = 0, cap = 256;
-    int32_t *out = st == JL_OK ? malloc(sizeof *out * cap) : NULL;
+    /* a soft prompt's placeholders first (the session puts its virtual tokens there) */
+    size_t total = (size_t)jl_session_virtual_tokens(c->s), cap = 256 + total;
+    int32_t *out = st == JL_OK ? calloc(cap, sizeof *out) : NULL;
     if (st == JL_OK && !out) st = jl_fail(JL_ERR_NOMEM, "out of memory");
     for (size_t i = 0; st == JL_OK && i < c->seg.n; i++) {
         const jl_segment *g = &c->seg.items[i];

@@ -8,6 +8,7 @@
 #include "core/vexp.h"
 #include "infer/linear.h"
 #include "infer/qweights.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include <cblas.h>
 #include <math.h>
@@ -148,6 +149,7 @@ void jl_session_free(jl_session *s) {
 int jl_session_capacity(const jl_session *s) { return s->cap; }
 int jl_session_pos(const jl_session *s) { return s->pos; }
 const int32_t *jl_session_tokens(const jl_session *s) { return s->tokens; }
+int jl_session_virtual_tokens(const jl_session *s) { return s->m->prompt ? jl_prompt_length(s->m->prompt) : 0; }
 
 void jl_session_truncate(jl_session *s, int pos) {
     if (pos >= 0 && pos < s->pos) s->pos = pos;
@@ -252,6 +254,11 @@ static void attend_block(jl_session *s, const float *kc, const float *vc, int po
     }
 }
 
+/* An attached LoRA adds its low-rank term to a projection's output (unmerged: the base stays as it is). */
+static void lora_add(const jl_session *s, int layer, jl_lora_out kind, float *out, int ld, const float *in, int n) {
+    if (s->m->lora) jl_lora_forward(s->m->lora, layer, kind, out, ld, in, n);
+}
+
 /* Runs tokens[0..n) at positions pos.. through every layer; s->x ends as the final residual. */
 static void forward_block(jl_session *s, const int32_t *tokens, int n) {
     const jl_model *m = s->m;
@@ -259,6 +266,7 @@ static void forward_block(jl_session *s, const int32_t *tokens, int n) {
     const int C = c->dim, hs = jl_head_size(c), QKV = jl_qkv_dim(c), H = c->hidden_dim, pos0 = s->pos;
     const size_t nC = (size_t)n * C;
     jl_embedding_forward(s->x, tokens, m->w.wte, n, C);
+    if (m->prompt) jl_prompt_forward_at(m->prompt, s->x, pos0, n);
     if (c->arch == JL_ARCH_GPT2) jl_posemb_forward(s->x, m->w.wpe, 1, n, C, pos0);
     for (int l = 0; l < c->n_layer; l++) {
         const jl_layer_params *p = &m->w.layers[l];
@@ -266,6 +274,7 @@ static void forward_block(jl_session *s, const int32_t *tokens, int n) {
         float *kc = s->k_cache + (size_t)l * s->cap * s->kv_dim, *vc = s->v_cache + (size_t)l * s->cap * s->kv_dim;
         norm(s, s->xb, s->x, p->ln1_w, p->ln1_b, n);
         linear(&lin->qkv, s->xb, s->qkv, n);
+        lora_add(s, l, JL_LORA_OUT_QKV, s->qkv, QKV, s->xb, n);
         if (c->arch == JL_ARCH_LLAMA) {
             jl_rope_forward(s->qkv, m->rope_table, 1, n, c->n_head, hs, QKV, pos0);
             jl_rope_forward(s->qkv + c->n_head * hs, m->rope_table, 1, n, c->n_kv_head, hs, QKV, pos0);
@@ -278,12 +287,15 @@ static void forward_block(jl_session *s, const int32_t *tokens, int n) {
         if (n == 1) attend_one(s, kc, vc, pos0);
         else attend_block(s, kc, vc, pos0, n);
         linear(&lin->o, s->atty, s->xb, n);
+        lora_add(s, l, JL_LORA_OUT_O, s->xb, C, s->atty, n);
         jl_residual_forward(s->x, s->x, s->xb, nC);
         norm(s, s->xb, s->x, p->ln2_w, p->ln2_b, n);
         linear(&lin->fc, s->xb, s->fc, n);
+        lora_add(s, l, JL_LORA_OUT_FC, s->fc, jl_fc_dim(c), s->xb, n);
         if (c->arch == JL_ARCH_LLAMA) jl_swiglu_forward(s->fc_act, s->fc, n, H);
         else jl_gelu_forward(s->fc_act, s->fc, (size_t)n * H);
         linear(&lin->down, s->fc_act, s->xb, n);
+        lora_add(s, l, JL_LORA_OUT_DOWN, s->xb, C, s->fc_act, n);
         jl_residual_forward(s->x, s->x, s->xb, nC);
     }
     s->pos += n;

@@ -20,6 +20,9 @@ void jl_lora_dropout_end(jl_lora *lr);
 
 /* res(B,T,C): the first n rows of every sequence become the virtual-token embeddings. */
 void jl_prompt_forward(const jl_prompt *p, float *res, int B, int T);
+/* Inference with a KV cache: rows res(n, C) hold positions pos0..pos0+n-1 of one sequence; those before the
+ * prompt's length become its virtual-token embeddings. */
+void jl_prompt_forward_at(const jl_prompt *p, float *res, int pos0, int n);
 /* d prompt += Σ_b dres[b, t < n]; those rows of dres are then zeroed (no token embedding gets them). */
 void jl_prompt_backward(jl_prompt *p, float *dres, int B, int T);
 

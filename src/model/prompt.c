@@ -78,6 +78,11 @@ void jl_prompt_forward(const jl_prompt *p, float *res, int B, int T) {
         memcpy(res + (size_t)b * T * p->C, p->params, sizeof(float) * (size_t)n * p->C);
 }
 
+void jl_prompt_forward_at(const jl_prompt *p, float *res, int pos0, int n) {
+    for (int i = 0; i < n && pos0 + i < p->n; i++)
+        memcpy(res + (size_t)i * p->C, p->params + (size_t)(pos0 + i) * p->C, sizeof(float) * (size_t)p->C);
+}
+
 void jl_prompt_backward(jl_prompt *p, float *dres, int B, int T) {
     const int n = p->n < T ? p->n : T;
     for (int b = 0; b < B; b++) {
