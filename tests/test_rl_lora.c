@@ -39,6 +39,21 @@ static void check_base_kept_and_adapter_trained(jl_model *m, const float *before
     assert_int_equal(rl_model_clone(m, &merged), JL_OK);
     assert_int_equal(jl_lora_merge(merged, lr), JL_OK);
     assert_true(memcmp(merged->params, m->params, m->n_params * sizeof(float)) != 0);
+    /* the merged copy (what rollouts sample from) computes what base + attached adapter computes */
+    const int T = 8;
+    int32_t tokens[8] = {256, 1, 2, 3, 97, 98, 120, 97};
+    jl_acts a1, a2;
+    assert_int_equal(jl_acts_new(&m->cfg, 1, T, &a1), JL_OK);
+    assert_int_equal(jl_acts_new(&m->cfg, 1, T, &a2), JL_OK);
+    assert_int_equal(jl_model_attach_lora(m, lr, T), JL_OK);
+    jl_model_forward(m, &a1, tokens, NULL, 1, T, 0.0f, NULL);
+    assert_int_equal(jl_model_attach_lora(m, NULL, 0), JL_OK);
+    jl_model_forward(merged, &a2, tokens, NULL, 1, T, 0.0f, NULL);
+    double worst = 0;
+    for (int i = 0; i < T * m->cfg.padded_vocab; i++) worst = fmax(worst, fabs(a1.logits[i] - a2.logits[i]));
+    assert_true(worst < 1e-3);
+    jl_acts_free(&a1);
+    jl_acts_free(&a2);
     jl_model_free(merged);
     jl_lora_free(lr);
 }
@@ -101,9 +116,115 @@ static void test_dpo_lora(void **state) {
     jl_tokenizer_free(tok);
 }
 
+static void test_reward_lora(void **state) {
+    (void)state;
+    jl_tokenizer *tok = byte_tok();
+    jl_model *m = tiny_model(2);
+    float *before = copy_params(m);
+    char prefs[512], out[512], metrics[1024];
+    snprintf(prefs, sizeof prefs, "%s", tmp_path("lora_rm_prefs.jsonl"));
+    snprintf(out, sizeof out, "%s", tmp_path("rm_lora"));
+    write_toy_prefs(prefs, 240, 9);
+    jl_pref_set *pairs = load_prefs(prefs);
+    jl_rl_opts o;
+    lora_opts(&o, JL_STAGE_REWARD, out);
+    o.steps = 40;
+    o.lr = 1e-2f;
+    o.eval_fraction = 0.2;
+    assert_int_equal(jl_reward_train(m, tok, pairs, &o, NULL, NULL), JL_OK);
+    check_base_kept_and_adapter_trained(m, before, out);
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", out);
+    double acc[4];
+    assert_int_equal(read_metric(metrics, "eval_accuracy", acc, 4), 2);
+    print_message("reward lora: held-out accuracy %.3f -> %.3f\n", acc[0], acc[1]);
+    assert_true(acc[1] >= 0.9);
+    /* the folder stays a reward model (base + adapter merged, score head): it prefers endings in 'a' */
+    jl_reward_model *rm;
+    assert_int_equal(jl_reward_model_load(out, &rm), JL_OK);
+    float ra, rb;
+    assert_int_equal(jl_reward_model_score(rm, "p", "xxba", &ra), JL_OK);
+    assert_int_equal(jl_reward_model_score(rm, "p", "xxbb", &rb), JL_OK);
+    assert_true(ra > rb);
+    jl_reward_model_free(rm);
+    jl_prefs_free(pairs);
+    free(before);
+    jl_model_free(m);
+    jl_tokenizer_free(tok);
+}
+
+/* GRPO and PPO on "as many 'x' as possible" with a LoRA policy: reward rises, the first minibatch's ratio is 1,
+ * the KL to the reference (the same weights without the adapter) starts at exactly 0. */
+static void policy_lora(jl_rl_stage stage) {
+    const int ppo = stage == JL_STAGE_PPO;
+    jl_tokenizer *tok = byte_tok();
+    jl_model *m = toy_policy(tok);
+    float *before = copy_params(m);
+    char prompts[512], out[512], metrics[1024];
+    snprintf(prompts, sizeof prompts, "%s", tmp_path("lora_prompts.jsonl"));
+    snprintf(out, sizeof out, "%s", tmp_path(ppo ? "ppo_lora" : "grpo_lora"));
+    write_prompts(prompts, 4);
+    jl_rl_set *set;
+    jl_jsonl_options jo = {0, 0};
+    jl_jsonl_stats js;
+    assert_int_equal(jl_rl_load(prompts, &jo, &set, &js), JL_OK);
+    jl_reward_fn *fn;
+    assert_int_equal(jl_reward_fn_by_name("x_count", &fn), JL_OK);
+    jl_rl_opts o;
+    lora_opts(&o, stage, out);
+    const int steps = 30;
+    o.steps = steps;
+    o.max_new = 6;
+    o.lr = 5e-3f;
+    if (ppo) {
+        o.batch = 16;
+        o.minibatches = 2;
+        o.kl_coef = 0.02f;
+    } else {
+        o.batch = 4;
+        o.group = 8;
+    }
+    jl_status st = ppo ? jl_ppo_train(m, tok, set, fn, &o, NULL, NULL) : jl_grpo_train(m, tok, set, fn, &o, NULL, NULL);
+    assert_int_equal(st, JL_OK);
+    check_base_kept_and_adapter_trained(m, before, out);
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", out);
+    double reward[64], kl[64], ratio[64];
+    assert_int_equal(read_metric(metrics, "reward", reward, 64), steps);
+    assert_int_equal(read_metric(metrics, "kl", kl, 64), steps);
+    assert_int_equal(read_metric(metrics, "ratio_first", ratio, 64), steps);
+    double first = mean_of(reward, 0, 5), last = mean_of(reward, steps - 5, steps);
+    print_message("%s lora: mean reward %.3f -> %.3f; kl %.4f -> %.4f\n", ppo ? "ppo" : "grpo", first, last, kl[0],
+                  kl[steps - 1]);
+    assert_true(last > first + 0.05); /* slower than full fine-tuning here (+0.3): lm_head is not adapted */
+    assert_true(kl[0] == 0.0 && kl[steps - 1] > 0.0);
+    for (int i = 0; i < steps; i++) assert_true(fabs(ratio[i] - 1.0) < 1e-4);
+    if (ppo) {
+        char vpath[1024];
+        snprintf(vpath, sizeof vpath, "%s/value.safetensors", out);
+        assert_true(file_exists(vpath));
+    }
+    jl_reward_fn_free(fn);
+    jl_rl_free(set);
+    free(before);
+    jl_model_free(m);
+    jl_tokenizer_free(tok);
+}
+
+static void test_grpo_lora(void **state) {
+    (void)state;
+    policy_lora(JL_STAGE_GRPO);
+}
+
+static void test_ppo_lora(void **state) {
+    (void)state;
+    policy_lora(JL_STAGE_PPO);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dpo_lora),
+        cmocka_unit_test(test_reward_lora),
+        cmocka_unit_test(test_grpo_lora),
+        cmocka_unit_test(test_ppo_lora),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
