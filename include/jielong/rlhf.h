@@ -10,6 +10,7 @@
  * The library reports through a callback (metrics by name) and never prints. */
 #ifndef JIELONG_RLHF_H
 #define JIELONG_RLHF_H
+#include "jielong/adapter.h"
 #include "jielong/checkpoint.h"
 #include "jielong/dataset.h"
 #include "jielong/tokenizer.h"
@@ -56,6 +57,13 @@ typedef struct {
     float gamma, lam;     /* ppo: GAE */
     float vf_coef;        /* ppo: value loss weight */
     float value_clip;     /* ppo: values move at most this far from the rollout's (0 = off) */
+    /* LoRA as the trainable part: the model's weights stay frozen (bit for bit), a fresh adapter (seeded from
+     * seed) is trained together with the stage's head (reward score, PPO value); the reference of dpo/grpo/ppo
+     * is the same weights with the adapter detached, so no second model is held. Outputs adapter.safetensors
+     * (PEFT names, for `jielong export --merge`) instead of model.safetensors; reward also writes the merged
+     * model.safetensors so the folder stays a reward model. */
+    int use_lora;
+    jl_lora_opts lora;
 } jl_rl_opts;
 
 typedef enum { JL_STAGE_REWARD, JL_STAGE_DPO, JL_STAGE_GRPO, JL_STAGE_PPO } jl_rl_stage;
@@ -74,14 +82,15 @@ typedef struct {
 
 typedef void (*jl_rl_event_fn)(void *user, const jl_rl_event *ev);
 
-/* Every stage trains in place and writes out_dir/model.safetensors (with `tok`) at the end. */
+/* Every stage trains in place and writes out_dir/model.safetensors (with `tok`) at the end (use_lora: the adapter,
+ * see above; the model passed in is then left unchanged). */
 
 /* Reward model from `base` (its weights are the starting trunk; a fresh score head is initialised from seed).
  * Logs loss, accuracy, margin; held-out accuracy as eval_accuracy. Writes model.safetensors + score.safetensors. */
 jl_status jl_reward_train(jl_model *base, const jl_tokenizer *tok, const jl_pref_set *pairs, const jl_rl_opts *o,
                           jl_rl_event_fn fn, void *user);
 
-/* DPO of `policy`; the frozen reference is a copy of it taken at the start. Logs loss, rewards_chosen,
+/* DPO of `policy`; the frozen reference is a copy of it taken at the start (use_lora: the policy without adapter). Logs loss, rewards_chosen,
  * rewards_rejected, margin, accuracy (chosen implicit reward > rejected), and their held-out eval_ versions. */
 jl_status jl_dpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_pref_set *pairs, const jl_rl_opts *o,
                        jl_rl_event_fn fn, void *user);

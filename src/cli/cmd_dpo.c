@@ -11,7 +11,7 @@ int cmd_dpo(int argc, char **argv) {
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "starting model (the SFT model); also the frozen reference", NO_RANGE, 1},
         {"data", OPT_STR, &data, "preference pairs JSONL {\"prompt\",\"chosen\",\"rejected\"}", NO_RANGE, 1},
-        {"out", OPT_STR, &out, "output folder: model.safetensors, metrics.jsonl", NO_RANGE, 1},
+        {"out", OPT_STR, &out, "output folder: model.safetensors (--method lora: adapter.safetensors), metrics.jsonl", NO_RANGE, 1},
         {"beta", OPT_FLOAT, &beta, "strength of the pull to the reference (default 0.1)", 1e-6, 1e6, 0},
         {"loss", OPT_STR, &loss, "sigmoid (DPO, default) or ipo", NO_RANGE, 0},
         RL_CLI_COMMON_OPTS(c, "preference pairs per step (default 8)"),
@@ -23,7 +23,8 @@ int cmd_dpo(int argc, char **argv) {
     if (rc != CLI_PARSED) return rc == CLI_HELP_SHOWN ? 0 : rc;
     jl_rl_opts o;
     jl_rl_defaults(&o, JL_STAGE_DPO);
-    rl_cli_common_apply(&c, &o);
+    jl_status ast = rl_cli_common_apply(&c, &o);
+    if (ast != JL_OK) return cli_report("dpo", ast);
     if (eval_fraction >= 0) o.eval_fraction = eval_fraction;
     if (beta > 0) o.beta = (float)beta;
     o.out_dir = out;

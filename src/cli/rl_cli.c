@@ -20,9 +20,13 @@ void rl_cli_common_init(rl_cli_common *c) {
     c->lr = c->weight_decay = c->grad_clip = UNSET;
     c->skip_long = 0;
     c->skipped_long = 0;
+    c->method = "full";
+    c->lora_rank = UNSET;
+    c->lora_alpha = c->lora_dropout = UNSET;
+    c->lora_targets = NULL;
 }
 
-void rl_cli_common_apply(rl_cli_common *c, jl_rl_opts *o) {
+jl_status rl_cli_common_apply(rl_cli_common *c, jl_rl_opts *o) {
     o->skip_long = c->skip_long;
     o->skipped_long = &c->skipped_long;
     if (c->batch != UNSET) o->batch = (int)c->batch;
@@ -36,6 +40,19 @@ void rl_cli_common_apply(rl_cli_common *c, jl_rl_opts *o) {
     if (c->weight_decay != UNSET) o->weight_decay = (float)c->weight_decay;
     if (c->grad_clip != UNSET) o->grad_clip = (float)c->grad_clip;
     if (c->threads != UNSET) omp_set_num_threads((int)c->threads);
+    if (strcmp(c->method, "lora") == 0) {
+        o->use_lora = 1;
+        o->lora = (jl_lora_opts){.rank = 8, .alpha = 16, .dropout = 0.05f, .targets = c->lora_targets};
+        if (c->lora_rank != UNSET) o->lora.rank = (int)c->lora_rank;
+        if (c->lora_alpha != UNSET) o->lora.alpha = (float)c->lora_alpha;
+        if (c->lora_dropout != UNSET) o->lora.dropout = (float)c->lora_dropout;
+        if (c->lr == UNSET) o->lr *= 10; /* a small adapter wants larger steps than the whole model */
+    } else if (strcmp(c->method, "full") != 0) {
+        return jl_fail(JL_ERR_ARG, "--method: unknown '%s' (full or lora)", c->method);
+    } else if (c->lora_rank != UNSET || c->lora_alpha != UNSET || c->lora_dropout != UNSET || c->lora_targets) {
+        return jl_fail(JL_ERR_ARG, "--lora-* flags need --method lora");
+    }
+    return JL_OK;
 }
 
 void rl_cli_report_skipped(const rl_cli_common *c, const char *stage) {

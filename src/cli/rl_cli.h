@@ -15,6 +15,10 @@ typedef struct {
     double lr, weight_decay, grad_clip;
     int skip_long;
     size_t skipped_long; /* filled by the stage with --skip-long */
+    const char *method;  /* full | lora, with the LoRA flags of jielong sft */
+    long lora_rank;
+    double lora_alpha, lora_dropout;
+    const char *lora_targets;
 } rl_cli_common;
 void rl_cli_common_init(rl_cli_common *c);
 #define RL_CLI_COMMON_OPTS(c, batch_help)                                                                        \
@@ -32,9 +36,18 @@ void rl_cli_common_init(rl_cli_common *c);
      "stopping with an error", NO_RANGE, 0},                                                                       \
     {"save-every", OPT_INT, &(c).save_every, "model checkpoint every N steps (default: at the end)", 0,          \
      1L << 40, 0},                                                                                                \
-    {"threads", OPT_INT, &(c).threads, "OpenMP threads (default: all cores)", 1, 1024, 0}
-/* Writes the given flags into o; c must outlive the stage (it receives the --skip-long count). */
-void rl_cli_common_apply(rl_cli_common *c, jl_rl_opts *o);
+    {"threads", OPT_INT, &(c).threads, "OpenMP threads (default: all cores)", 1, 1024, 0},                        \
+    {"method", OPT_STR, &(c).method, "full (default) or lora: train a LoRA adapter (and heads) on the frozen "  \
+     "model; the reference is the same weights without the adapter", NO_RANGE, 0},                              \
+    {"lora-rank", OPT_INT, &(c).lora_rank, "lora: rank r (default 8)", 1, 4096, 0},                              \
+    {"lora-alpha", OPT_FLOAT, &(c).lora_alpha, "lora: alpha; scale = alpha / r (default 16)", 1e-6, 1e6, 0},     \
+    {"lora-dropout", OPT_FLOAT, &(c).lora_dropout, "lora: dropout on the adapter input (default 0.05)", 0, 0.99, \
+     0},                                                                                                          \
+    {"lora-targets", OPT_STR, &(c).lora_targets, "lora: q,k,v,o,gate,up,down (gpt2: qkv,o,fc,down) or "          \
+     "attn|mlp|all (default attn)", NO_RANGE, 0}
+/* Writes the given flags into o; c must outlive the stage (it receives the --skip-long count). With --method
+ * lora and no --lr, the learning rate is 10× the stage's full fine-tuning default. Error: unknown --method. */
+jl_status rl_cli_common_apply(rl_cli_common *c, jl_rl_opts *o);
 /* After the stage: says how many examples --skip-long dropped, if any. */
 void rl_cli_report_skipped(const rl_cli_common *c, const char *stage);
 

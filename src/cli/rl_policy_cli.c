@@ -16,8 +16,8 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
     cli_opt opts[] = {
         {"policy", OPT_STR, &policy, "starting policy checkpoint (the SFT model); also the frozen reference", NO_RANGE, 1},
         {"prompts", OPT_STR, &prompts, "RL prompts JSONL {\"prompt\", ...fields such as \"form\"}", NO_RANGE, 1},
-        {"out", OPT_STR, &out, ppo ? "output folder: model.safetensors, value.safetensors, metrics.jsonl"
-                                   : "output folder: model.safetensors, metrics.jsonl", NO_RANGE, 1},
+        {"out", OPT_STR, &out, ppo ? "output folder: model.safetensors (--method lora: adapter.safetensors), value.safetensors, metrics.jsonl"
+                                   : "output folder: model.safetensors (--method lora: adapter.safetensors), metrics.jsonl", NO_RANGE, 1},
         {"reward-fn", OPT_STR, &reward_fn, "rule reward: poem, x_count, length, contains", NO_RANGE, 0},
         {ppo ? "reward" : "reward-model", OPT_STR, &reward_model, "reward model folder (jielong reward)", NO_RANGE, 0},
         {"group", OPT_INT, &group, ppo ? "answers sampled per prompt (default 1)" : "answers per prompt G (default 8)",
@@ -45,7 +45,8 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
                                        ppo ? "reward" : "reward-model"));
     jl_rl_opts o;
     jl_rl_defaults(&o, stage);
-    rl_cli_common_apply(&c, &o);
+    jl_status ast = rl_cli_common_apply(&c, &o);
+    if (ast != JL_OK) return cli_report(cmd, ast);
     if (group != UNSET) o.group = (int)group;
     if (max_new != UNSET) o.max_new = (int)max_new;
     if (epochs != UNSET) o.epochs = (int)epochs;

@@ -58,14 +58,15 @@ double dpo_pairs_loss(jl_model *m, jl_acts *a, const rl_batch *b, const double *
 
 typedef struct {
     jl_trainer *t;
-    jl_model *ref;
+    rl_ref ref;
     rl_batch b;
     float *tok_buf;
     const jl_rl_opts *o;
 } dpo_run;
 
 static void ref_logps(dpo_run *r, double *ref) {
-    dpo_seq_logps(r->ref, &r->t->acts, &r->b, r->tok_buf, ref);
+    dpo_seq_logps(rl_ref_enter(&r->ref), &r->t->acts, &r->b, r->tok_buf, ref);
+    rl_ref_leave(&r->ref);
 }
 
 static jl_status dpo_eval(dpo_run *r, rl_pairs *p, dpo_stats *out) {
@@ -117,7 +118,9 @@ jl_status jl_dpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_pref_
     int T = longest(&p);
     dpo_run r = {.o = o};
     rl_report rep = {0};
-    if ((st = rl_model_clone(policy, &r.ref)) == JL_OK && (st = rl_trainer_new(policy, 2 * o->batch, T, o, &r.t)) == JL_OK &&
+    jl_lora *lora = NULL;
+    if ((st = rl_lora_begin(policy, o, 2 * o->batch * T, &lora)) == JL_OK && (st = rl_ref_new(policy, &r.ref)) == JL_OK &&
+        (st = rl_trainer_new(policy, 2 * o->batch, T, o, &r.t)) == JL_OK &&
         (st = rl_batch_new(2 * o->batch, T, &r.b)) == JL_OK) {
         r.tok_buf = malloc((size_t)2 * o->batch * T * sizeof(float));
         st = r.tok_buf ? rl_report_open(&rep, "dpo", o->out_dir, o->steps, fn, user) : jl_fail(JL_ERR_NOMEM, "out of memory");
@@ -136,9 +139,11 @@ jl_status jl_dpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_pref_
         rl_batch_fill(&r.b, rows, rl_pairs_next(&p, o->batch, rows));
         double ref[2 * o->batch];
         ref_logps(&r, ref);
-        memset(r.t->grads, 0, policy->n_params * sizeof(float));
+        rl_zero_grads(r.t, NULL);
         dpo_stats s;
+        rl_grad_pass_begin(r.t);
         dpo_pairs_loss(policy, &r.t->acts, &r.b, ref, o->beta, o->loss, r.tok_buf, &r.t->gview, &s);
+        rl_grad_pass_end(r.t);
         double gn;
         float lr;
         int applied = rl_update(r.t, NULL, s.loss, &gn, &lr);
@@ -165,7 +170,7 @@ jl_status jl_dpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_pref_
         }
         if (last || (o->save_every > 0 && step % o->save_every == 0)) {
             char path[4096];
-            st = rl_save_model(policy, tok, o->out_dir, "model.safetensors", path, sizeof path);
+            st = rl_save_policy(policy, tok, o->out_dir, path, sizeof path);
             if (st == JL_OK) rl_report_text(&rep, JL_RL_SAVE, step, path);
         }
     }
@@ -173,7 +178,8 @@ jl_status jl_dpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_pref_
     free(r.tok_buf);
     rl_batch_free(&r.b);
     jl_trainer_free(r.t);
-    jl_model_free(r.ref);
+    rl_ref_free(&r.ref);
+    rl_lora_end(policy, lora);
     rl_pairs_free(&p);
     return st;
 }

@@ -246,7 +246,8 @@ static jl_status rm_eval(jl_trainer *t, rl_head *h, rl_pairs *p, rl_batch *b, in
 
 static jl_status rm_save(jl_trainer *t, const rl_head *h, const jl_tokenizer *tok, const char *dir, rl_report *rep) {
     char path[4096];
-    jl_status st = rl_save_model(t->model, tok, dir, "model.safetensors", path, sizeof path);
+    jl_status st = rl_save_merged(t->model, tok, dir, path, sizeof path); /* with LoRA: base + adapter folded in */
+    if (st == JL_OK && t->model->lora) st = rl_save_policy(t->model, tok, dir, path, sizeof path);
     if (st != JL_OK) return st;
     snprintf(path, sizeof path, "%s/score.safetensors", dir);
     st = rl_head_save(h, path, SCORE_TENSOR);
@@ -276,7 +277,9 @@ jl_status jl_reward_train(jl_model *base, const jl_tokenizer *tok, const jl_pref
     rl_head h = {0};
     rl_batch b = {0};
     rl_report rep = {0};
-    if ((st = rl_trainer_new(base, 2 * o->batch, T, o, &t)) == JL_OK && (st = rl_head_new(base->cfg.dim, o->seed, &h)) == JL_OK &&
+    jl_lora *lora = NULL;
+    if ((st = rl_lora_begin(base, o, 2 * o->batch * T, &lora)) == JL_OK &&
+        (st = rl_trainer_new(base, 2 * o->batch, T, o, &t)) == JL_OK && (st = rl_head_new(base->cfg.dim, o->seed, &h)) == JL_OK &&
         (st = rl_batch_new(2 * o->batch, T, &b)) == JL_OK)
         st = rl_report_open(&rep, "reward", o->out_dir, o->steps, fn, user);
     const rl_seq *rows[2 * o->batch];
@@ -290,10 +293,11 @@ jl_status jl_reward_train(jl_model *base, const jl_tokenizer *tok, const jl_pref
     }
     while (st == JL_OK && t->step < o->steps) {
         rl_batch_fill(&b, rows, rl_pairs_next(&p, o->batch, rows));
-        memset(t->grads, 0, base->n_params * sizeof(float));
-        memset(h.g, 0, (size_t)h.C * sizeof(float));
+        rl_zero_grads(t, &h);
         rm_stats s;
+        rl_grad_pass_begin(t);
         rm_pairs_loss(base, &t->acts, &b, &h, &t->gview, &s);
+        rl_grad_pass_end(t);
         double gn;
         float lr;
         int applied = rl_update(t, &h, s.loss, &gn, &lr);
@@ -322,6 +326,7 @@ jl_status jl_reward_train(jl_model *base, const jl_tokenizer *tok, const jl_pref
     rl_batch_free(&b);
     rl_head_free(&h);
     jl_trainer_free(t);
+    rl_lora_end(base, lora);
     rl_pairs_free(&p);
     return st;
 }

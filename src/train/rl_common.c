@@ -2,6 +2,7 @@
 #include "core/kernels.h"
 #include "core/rng.h"
 #include "core/seqloss.h"
+#include "model/lora.h"
 #include "io/fileio.h"
 #include "jielong/safetensors.h"
 #include <math.h>
@@ -194,38 +195,103 @@ jl_status rl_head_load(const char *path, const char *tensor, int C, rl_head *h) 
 /* ---------------------------------------------------------------- optimisation */
 
 jl_status rl_trainer_new(jl_model *m, int rows, int T, const jl_rl_opts *o, jl_trainer **out) {
-    jl_trainer_opts to = {.B = rows, .T = T, .accum = 1};
+    jl_trainer_opts to = {.B = rows, .T = T, .accum = 1, .seed = o->seed ^ 0xD50F0u};
     jl_optim_defaults(&to.opt, o->lr, o->steps);
     to.opt.weight_decay = o->weight_decay;
     to.opt.grad_clip = o->grad_clip;
     to.opt.min_lr_frac = o->min_lr_frac;
     to.opt.warmup_steps = o->warmup;
     to.opt.schedule = JL_SCHED_COSINE;
+    jl_param_group adapter;
+    if (m->lora) { /* the adapter is the trainable block; the (frozen) model gets no gradient buffer */
+        adapter = (jl_param_group){jl_lora_params(m->lora), jl_lora_grads(m->lora), jl_lora_num_params(m->lora), 0};
+        if (!adapter.grad) return jl_fail(JL_ERR_NOMEM, "out of memory");
+        to.extra = &adapter;
+        to.n_extra = 1;
+    }
     return jl_trainer_new(m, &to, out);
 }
 
+void rl_zero_grads(jl_trainer *t, rl_head *head) {
+    jl_trainer_zero_grads(t);
+    if (head) memset(head->g, 0, (size_t)head->C * sizeof(float));
+}
+
+void rl_grad_pass_begin(jl_trainer *t) {
+    uint64_t seed = jl_rng_u64(&t->rng); /* drawn every pass, so runs with and without dropout stay in step */
+    if (t->model->lora) jl_lora_dropout_begin(t->model->lora, seed);
+}
+
+void rl_grad_pass_end(jl_trainer *t) {
+    if (t->model->lora) jl_lora_dropout_end(t->model->lora);
+}
+
 int rl_update(jl_trainer *t, rl_head *head, double loss, double *grad_norm, float *lr) {
-    double sq = jl_grad_norm(t->model, t->grads);
-    sq *= sq;
-    if (head) sq += jl_sumsq(head->g, (size_t)head->C);
-    double norm = sqrt(sq);
+    double norm = jl_trainer_grad_norm(t);
+    if (head) norm = sqrt(norm * norm + jl_sumsq(head->g, (size_t)head->C));
     *grad_norm = norm;
     *lr = jl_lr_at(&t->o.opt, t->step);
-    t->step++;
-    if (!isfinite(loss) || !isfinite(norm)) {
+    int applied = isfinite(loss) && isfinite(norm);
+    if (applied) {
+        if (t->o.opt.grad_clip > 0 && norm > t->o.opt.grad_clip) {
+            float s = (float)(t->o.opt.grad_clip / norm);
+            for (int i = 0; i < t->n_groups; i++) jl_scale_inplace(t->groups[i].grad, s, t->groups[i].n);
+            if (head) jl_scale_inplace(head->g, s, (size_t)head->C);
+        }
+        jl_trainer_adamw(t, *lr);
+        if (head)
+            jl_adamw_update(head->w, head->g, head->m, head->v, (size_t)head->C, *lr, t->o.opt.beta1, t->o.opt.beta2,
+                            t->o.opt.eps, 0.0f, (int)(t->step + 1));
+    } else {
         t->skipped++;
-        return 0;
     }
-    if (t->o.opt.grad_clip > 0 && norm > t->o.opt.grad_clip) {
-        float s = (float)(t->o.opt.grad_clip / norm);
-        jl_scale_inplace(t->grads, s, t->model->n_params);
-        if (head) jl_scale_inplace(head->g, s, (size_t)head->C);
+    t->step++;
+    return applied;
+}
+
+/* ---------------------------------------------------------------- LoRA and the reference */
+
+jl_status rl_lora_begin(jl_model *m, const jl_rl_opts *o, int tokens, jl_lora **out) {
+    *out = NULL;
+    if (!o->use_lora) return JL_OK;
+    jl_status st = jl_lora_new(m, &o->lora, o->seed ^ 0x4C6F5241ull, out);
+    if (st != JL_OK) return st;
+    if ((st = jl_model_attach_lora(m, *out, tokens)) != JL_OK) {
+        jl_lora_free(*out);
+        *out = NULL;
+        return st;
     }
-    jl_adamw_step(t->model, t->grads, t->mom1, t->mom2, &t->o.opt, *lr, t->step);
-    if (head)
-        jl_adamw_update(head->w, head->g, head->m, head->v, (size_t)head->C, *lr, t->o.opt.beta1, t->o.opt.beta2,
-                        t->o.opt.eps, 0.0f, (int)t->step);
-    return 1;
+    for (int i = 0; i < m->n_tensors; i++) m->tensors[i].frozen = 1;
+    return JL_OK;
+}
+
+void rl_lora_end(jl_model *m, jl_lora *lr) {
+    if (!lr) return;
+    m->lora = NULL;
+    for (int i = 0; i < m->n_tensors; i++) m->tensors[i].frozen = 0;
+    jl_lora_free(lr);
+}
+
+jl_status rl_ref_new(jl_model *policy, rl_ref *ref) {
+    memset(ref, 0, sizeof *ref);
+    ref->policy = policy;
+    return policy->lora ? JL_OK : rl_model_clone(policy, &ref->copy);
+}
+
+jl_model *rl_ref_enter(rl_ref *ref) {
+    if (ref->copy) return ref->copy;
+    ref->detached = ref->policy->lora;
+    ref->policy->lora = NULL;
+    return ref->policy;
+}
+
+void rl_ref_leave(rl_ref *ref) {
+    if (!ref->copy) ref->policy->lora = ref->detached;
+}
+
+void rl_ref_free(rl_ref *ref) {
+    jl_model_free(ref->copy);
+    memset(ref, 0, sizeof *ref);
 }
 
 /* ---------------------------------------------------------------- reporting and saving */
@@ -271,6 +337,22 @@ jl_status rl_save_model(jl_model *m, const jl_tokenizer *tok, const char *out_di
     jl_status st = jl_tokenizer_to_json(tok, &ck.tokenizer_json);
     if (st == JL_OK) st = jl_checkpoint_save(path_out, &ck);
     free(ck.tokenizer_json);
+    return st;
+}
+
+jl_status rl_save_policy(jl_model *m, const jl_tokenizer *tok, const char *out_dir, char *path_out, size_t path_size) {
+    if (!m->lora) return rl_save_model(m, tok, out_dir, "model.safetensors", path_out, path_size);
+    snprintf(path_out, path_size, "%s/adapter.safetensors", out_dir);
+    return jl_lora_save(m->lora, path_out, NULL);
+}
+
+jl_status rl_save_merged(jl_model *m, const jl_tokenizer *tok, const char *out_dir, char *path_out, size_t path_size) {
+    if (!m->lora) return rl_save_model(m, tok, out_dir, "model.safetensors", path_out, path_size);
+    jl_model *merged;
+    jl_status st = rl_model_clone(m, &merged);
+    if (st == JL_OK) st = jl_lora_merge(merged, m->lora);
+    if (st == JL_OK) st = rl_save_model(merged, tok, out_dir, "model.safetensors", path_out, path_size);
+    jl_model_free(merged);
     return st;
 }
 

@@ -28,7 +28,8 @@ void rl_seq_free(rl_seq *s);
 /* Samples an answer after each prompt (rows: prompt i repeated as given), at most max_new tokens, stopping at
  * <|end|> or <|eos|> (kept as the last response token) or at max_len. out[i] gets prompt + answer with
  * resp_start at the answer. The ONE place that generates: a full forward per token here; switch it to the
- * KV-cache engine (include/jielong/generate.h) when that lands. */
+ * KV-cache engine (include/jielong/generate.h) when that lands. With an adapter attached, the session runs on
+ * a merged copy of the weights made for this call (the session does not apply adapters yet). */
 jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const rl_seq *const *prompts, int rows,
                      int max_new, int max_len, float temperature, uint64_t *rng_state, rl_seq *out);
 /* The answer text of a rolled-out sequence (without the closing <|end|>/<|eos|>), malloc'd. */
@@ -75,8 +76,31 @@ const float *rl_hidden(const jl_acts *a, const rl_batch *b, int r, int t, int C)
  * skipped; increments t->step either way. */
 int rl_update(jl_trainer *t, rl_head *head, double loss, double *grad_norm, float *lr);
 
-/* A trainer for custom losses: micro-batch capacity rows × T, optimizer from o. */
+/* A trainer for custom losses: micro-batch capacity rows × T, optimizer from o. With an adapter attached to m
+ * (rl_lora_begin), the adapter is what it trains. */
 jl_status rl_trainer_new(jl_model *m, int rows, int T, const jl_rl_opts *o, jl_trainer **out);
+/* Zeroes the trainer's gradients (model or adapter) and the head's. */
+void rl_zero_grads(jl_trainer *t, rl_head *head);
+/* Around a forward/backward that computes gradients: LoRA dropout on (masks from the trainer's RNG). Passes
+ * without gradients (reference, old log-probs, evaluation) run without dropout. */
+void rl_grad_pass_begin(jl_trainer *t);
+void rl_grad_pass_end(jl_trainer *t);
+
+/* o->use_lora: attaches a fresh adapter (from o->lora, seeded from o->seed) sized for `tokens` per forward and
+ * freezes every model tensor; *out stays NULL otherwise. rl_lora_end detaches and frees it, unfreezes. */
+jl_status rl_lora_begin(jl_model *m, const jl_rl_opts *o, int tokens, jl_lora **out);
+void rl_lora_end(jl_model *m, jl_lora *lr);
+
+/* The frozen reference: a copy of the starting policy (full fine-tuning), or, with an adapter attached, the
+ * policy's own weights with the adapter detached for the duration of enter..leave (no second model). */
+typedef struct {
+    jl_model *copy, *policy;
+    jl_lora *detached;
+} rl_ref;
+jl_status rl_ref_new(jl_model *policy, rl_ref *ref);
+jl_model *rl_ref_enter(rl_ref *ref);
+void rl_ref_leave(rl_ref *ref);
+void rl_ref_free(rl_ref *ref);
 
 /* Metrics file and event callback of a stage. */
 typedef struct {
@@ -97,6 +121,10 @@ void rl_report_text(rl_report *r, jl_rl_event_kind kind, long step, const char *
 /* out_dir/name with tok's JSON in the metadata. */
 jl_status rl_save_model(jl_model *m, const jl_tokenizer *tok, const char *out_dir, const char *name, char *path_out,
                         size_t path_size);
+/* The trained policy: out_dir/adapter.safetensors when an adapter is attached, else model.safetensors. */
+jl_status rl_save_policy(jl_model *m, const jl_tokenizer *tok, const char *out_dir, char *path_out, size_t path_size);
+/* out_dir/model.safetensors of the model with its attached adapter folded in (a merged copy; m is unchanged). */
+jl_status rl_save_merged(jl_model *m, const jl_tokenizer *tok, const char *out_dir, char *path_out, size_t path_size);
 /* Saves a head as a one-tensor safetensors file (tensor `tensor`, shape (1, C)). */
 jl_status rl_head_save(const rl_head *h, const char *path, const char *tensor);
 jl_status rl_head_load(const char *path, const char *tensor, int C, rl_head *h);

@@ -21,7 +21,9 @@ typedef struct {
     algo kind;
     const jl_rl_opts *o;
     jl_trainer *t;
-    jl_model *ref;      /* frozen copy of the starting policy */
+    rl_ref ref;         /* the frozen starting policy (a copy, or the base under the adapter) */
+    jl_model *policy;
+    jl_lora *lora;      /* use_lora: the trained adapter on the frozen policy weights */
     rl_head value;      /* PPO */
     rl_seq *prompts;    /* encoded generation prompts */
     size_t n_prompts, pos, *order;
@@ -208,7 +210,7 @@ static void optimise(run *r, iter_stats *is) {
     int idx[r->rows];
     for (int i = 0; i < r->rows; i++) idx[i] = i;
     int per = (r->rows + o->minibatches - 1) / o->minibatches;
-    policy_inputs in = {.old_logp = r->ma.old_logp, .ref_logp = r->ref ? r->ma.ref_logp : NULL, .adv = r->ma.adv,
+    policy_inputs in = {.old_logp = r->ma.old_logp, .ref_logp = r->ma.ref_logp, .adv = r->ma.adv,
                         .old_values = r->ma.old_values, .returns = r->ma.returns, .clip_eps = o->clip_eps,
                         .kl_coef = r->kind == ALGO_GRPO ? o->kl_coef : 0.0f, .vf_coef = o->vf_coef,
                         .value_clip = o->value_clip};
@@ -223,10 +225,11 @@ static void optimise(run *r, iter_stats *is) {
         for (int s0 = 0; s0 < r->rows; s0 += per) {
             int n = r->rows - s0 < per ? r->rows - s0 : per;
             gather(r, idx + s0, n);
-            memset(r->t->grads, 0, r->t->model->n_params * sizeof(float));
-            if (vh) memset(vh->g, 0, (size_t)vh->C * sizeof(float));
+            rl_zero_grads(r->t, vh);
             policy_stats ps;
+            rl_grad_pass_begin(r->t);
             policy_batch_loss(r->t->model, &r->t->acts, &r->mb, &in, vh, r->logp, r->buf, &r->t->gview, &ps);
+            rl_grad_pass_end(r->t);
             if (is->updates == 0) {
                 is->ratio_first = ps.ratio_mean;
                 is->entropy = ps.entropy;
@@ -281,8 +284,9 @@ static void run_free(run *r) {
     free(r->logp);
     free(r->buf);
     rl_head_free(&r->value);
-    jl_model_free(r->ref);
+    rl_ref_free(&r->ref);
     jl_trainer_free(r->t);
+    rl_lora_end(r->policy, r->lora);
 }
 
 static jl_status run_new(run *r, jl_model *policy, const jl_tokenizer *tok, const jl_rl_set *set, int max_len) {
@@ -293,9 +297,11 @@ static jl_status run_new(run *r, jl_model *policy, const jl_tokenizer *tok, cons
     jl_rl_opts sched = *o; /* the schedule counts optimizer updates */
     sched.steps = o->steps * o->epochs * o->minibatches;
     size_t n = (size_t)r->rows * (size_t)max_len;
+    r->policy = policy;
     jl_status st = encode_prompts(r, tok, set, max_len);
+    if (st == JL_OK) st = rl_lora_begin(policy, o, r->rows * max_len, &r->lora);
     if (st == JL_OK) st = rl_trainer_new(policy, r->rows, max_len, &sched, &r->t);
-    if (st == JL_OK) st = rl_model_clone(policy, &r->ref); /* KL is always reported */
+    if (st == JL_OK) st = rl_ref_new(policy, &r->ref); /* KL is always reported */
     if (st == JL_OK && r->kind == ALGO_PPO) {
         st = rl_head_new(policy->cfg.dim, o->seed, &r->value);
         if (st == JL_OK) memset(r->value.w, 0, (size_t)r->value.C * sizeof(float)); /* values start at 0 */
@@ -328,8 +334,8 @@ static void rollout_logprobs(run *r, double *kl) {
                 r->fa.old_values[(size_t)row * b->T + t] = (float)v;
             }
     *kl = 0;
-    if (!r->ref) return;
-    rl_forward_logprobs(r->ref, &r->t->acts, b, r->fa.ref_logp, NULL);
+    rl_forward_logprobs(rl_ref_enter(&r->ref), &r->t->acts, b, r->fa.ref_logp, NULL);
+    rl_ref_leave(&r->ref);
     for (int row = 0; row < b->rows; row++)
         *kl += (rl_row_sum(b, r->fa.old_logp, row) - rl_row_sum(b, r->fa.ref_logp, row)) / b->rows;
 }
@@ -387,7 +393,7 @@ static jl_status policy_train(algo kind, jl_model *policy, const jl_tokenizer *t
         if ((st = rl_report_metrics(&rep, JL_RL_STEP, step, 12, keys, vals)) != JL_OK) break;
         if (step == o->steps || (o->save_every > 0 && step % o->save_every == 0)) {
             char path[4096];
-            st = rl_save_model(policy, tok, o->out_dir, "model.safetensors", path, sizeof path);
+            st = rl_save_policy(policy, tok, o->out_dir, path, sizeof path);
             if (st == JL_OK && kind == ALGO_PPO) {
                 char vpath[4096];
                 snprintf(vpath, sizeof vpath, "%s/value.safetensors", o->out_dir);

@@ -132,20 +132,20 @@ static long count_targets(const int32_t *targets, long n) {
     return c;
 }
 
-static void zero_grads(jl_trainer *t) {
+void jl_trainer_zero_grads(jl_trainer *t) {
     if (t->grads) memset(t->grads, 0, t->model->n_params * sizeof(float));
     for (int i = 0; i < t->n_groups; i++)
         if (!t->grads || t->groups[i].grad < t->grads || t->groups[i].grad >= t->grads + t->model->n_params)
             memset(t->groups[i].grad, 0, t->groups[i].n * sizeof(float));
 }
 
-static double grad_norm(const jl_trainer *t) {
+double jl_trainer_grad_norm(const jl_trainer *t) {
     double sumsq = 0.0;
     for (int i = 0; i < t->n_groups; i++) sumsq += jl_sumsq(t->groups[i].grad, t->groups[i].n);
     return sqrt(sumsq);
 }
 
-static void adamw(jl_trainer *t, float lr) {
+void jl_trainer_adamw(jl_trainer *t, float lr) {
     const jl_optim_opts *o = &t->o.opt;
     size_t off = 0;
     for (int i = 0; i < t->n_groups; i++) {
@@ -161,7 +161,7 @@ jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_st
     jl_model *m = t->model;
     const int B = t->o.B, T = t->o.T, accum = t->o.accum;
     memset(st, 0, sizeof *st);
-    zero_grads(t);
+    jl_trainer_zero_grads(t);
     double loss_sum_of_means = 0.0;
     int counted_batches = 0;
     for (int micro = 0; micro < accum; micro++) {
@@ -188,7 +188,7 @@ jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_st
         st->counted += counted;
     }
     st->loss = counted_batches ? loss_sum_of_means / counted_batches : NAN;
-    st->grad_norm = grad_norm(t);
+    st->grad_norm = jl_trainer_grad_norm(t);
     st->lr = jl_lr_at(&t->o.opt, t->step);
     if (!isfinite(st->loss) || !isfinite(st->grad_norm)) {
         st->skipped = 1; /* reported by the caller; weights and moments stay as they were */
@@ -197,7 +197,7 @@ jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_st
         if (t->o.opt.grad_clip > 0 && st->grad_norm > t->o.opt.grad_clip)
             for (int i = 0; i < t->n_groups; i++)
                 jl_scale_inplace(t->groups[i].grad, (float)(t->o.opt.grad_clip / st->grad_norm), t->groups[i].n);
-        adamw(t, st->lr);
+        jl_trainer_adamw(t, st->lr);
     }
     t->step++;
     st->seconds = jl_now() - t0;

@@ -72,6 +72,11 @@ void jl_trainer_free(jl_trainer *t);
 jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_stats *st);
 /* Mean cross-entropy over n_batches micro-batches, no gradients (the loss hook is not used). */
 jl_status jl_trainer_eval(jl_trainer *t, jl_batch_fn next, void *ctx, int n_batches, double *mean_loss);
+/* The pieces of a step, for stages with their own loss loop (the RL stages): zero every group's gradient; the
+ * global norm over the groups; AdamW over the groups with step number t->step + 1 (t->step is not changed). */
+void jl_trainer_zero_grads(jl_trainer *t);
+double jl_trainer_grad_norm(const jl_trainer *t);
+void jl_trainer_adamw(jl_trainer *t, float lr);
 /* Bytes of optimizer state (Adam moments) and of gradient buffers the trainer allocated. */
 size_t jl_trainer_state_bytes(const jl_trainer *t);
 size_t jl_trainer_grad_bytes(const jl_trainer *t);
