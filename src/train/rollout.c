@@ -23,21 +23,11 @@ static int32_t sample_row(const float *logits, int V, float temperature, jl_rng 
     return best;
 }
 
-/* Each row is generated with the KV-cache engine: one prefill of the prompt, then one matrix-vector step per
- * token. The sampling (and so the RNG stream) is the same for every row order and thread count. */
+/* Each row is generated with the KV-cache engine (which applies an attached LoRA adapter unmerged): one prefill
+ * of the prompt, then one matrix-vector step per token. The sampling (and so the RNG stream) is the same for every row order and thread count. */
 jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const rl_seq *const *prompts, int rows,
                      int max_new, int max_len, float temperature, uint64_t *rng_state, rl_seq *out) {
     (void)a; /* the session keeps its own buffers */
-    jl_model *merged = NULL;
-    if (m->lora) { /* the session does not apply adapters: sample from a merged copy made for this batch */
-        jl_status st = rl_model_clone(m, &merged);
-        if (st == JL_OK) st = jl_lora_merge(merged, m->lora);
-        if (st != JL_OK) {
-            jl_model_free(merged);
-            return st;
-        }
-        m = merged;
-    }
     const int V = m->cfg.vocab_size;
     int32_t end = jl_tokenizer_special(tok, "<|end|>"), eos = jl_tokenizer_special(tok, "<|eos|>");
     int capacity = max_len < m->cfg.max_seq_len ? max_len : m->cfg.max_seq_len;
@@ -66,7 +56,6 @@ jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const rl_
         }
     }
     jl_session_free(session);
-    jl_model_free(merged);
     if (st != JL_OK) {
         for (int r = 0; r < rows; r++) rl_seq_free(&out[r]);
         return st;
