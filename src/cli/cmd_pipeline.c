@@ -86,6 +86,8 @@ int cmd_pipeline(int argc, char **argv) {
     if (rc != CLI_PARSED) return rc == CLI_HELP_SHOWN ? 0 : rc;
     const sizes *z = p.quick ? &quick_sizes : &default_sizes;
     const char *o = p.out;
+    /* SFT rows: one conversation each, padded; 160 tokens hold every poem task (256 would be 3/4 padding) */
+    const int sft_len = z->context < 160 ? z->context : 160;
     p.started = jl_now();
     jl_status st = jl_mkdir_p(o);
     if (st != JL_OK) return cli_report("pipeline", st);
@@ -120,12 +122,12 @@ int cmd_pipeline(int argc, char **argv) {
             o, shots, label, samples, o, z->eval_limit, o);
     }
     RUN(&p, "SFT (full fine-tuning)", "sft", "sft --model %s/base/model.safetensors --data %s/data/sft.jsonl "
-        "--out %s/sft --steps %d --batch-size %d --eval-every %d --eval-batches 10", o, o, o, z->sft_steps, z->batch,
-        z->sft_steps / 3);
+        "--out %s/sft --steps %d --batch-size %d --seq-len %d --eval-every %d --eval-batches 10", o, o, o, z->sft_steps,
+        z->batch, sft_len, z->sft_steps / 3);
     EVAL_TASKS("sft", "sft/model.safetensors", "");
     RUN(&p, "SFT (LoRA adapter)", "sft-lora", "sft --model %s/base/model.safetensors --data %s/data/sft.jsonl "
         "--out %s/sft-lora --method lora --lora-targets all --steps %d --batch-size %d --eval-every %d "
-        "--eval-batches 10", o, o, o, z->lora_steps, z->batch, z->lora_steps / 3);
+        "--seq-len %d --eval-batches 10", o, o, o, z->lora_steps, z->batch, z->lora_steps / 3, sft_len);
     RUN(&p, "merge the LoRA adapter", NULL, "export --model %s/base/model.safetensors --merge "
         "%s/sft-lora/adapter.safetensors --out %s/sft-lora/model.safetensors", o, o, o);
     EVAL_TASKS("sft-lora", "sft-lora/model.safetensors", "");
