@@ -96,12 +96,6 @@ static jl_status dpo_eval(dpo_run *r, rl_pairs *p, dpo_stats *out) {
     return JL_OK;
 }
 
-static int longest(const rl_pairs *p) {
-    int T = 1;
-    for (size_t i = 0; i < 2 * p->n; i++) T = p->seqs[i].len > T ? p->seqs[i].len : T;
-    return T;
-}
-
 jl_status jl_dpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_pref_set *set, const jl_rl_opts *o,
                        jl_rl_event_fn fn, void *user) {
     int max_len = o->max_len > 0 ? o->max_len : policy->cfg.max_seq_len;
@@ -115,7 +109,7 @@ jl_status jl_dpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_pref_
     jl_status st = rl_pairs_encode(tok, set, max_len, o->eval_fraction, o->seed, &p, o->skip_long ? &dropped : NULL);
     if (o->skipped_long) *o->skipped_long = dropped;
     if (st != JL_OK) return st;
-    int T = longest(&p);
+    int T = rl_pairs_longest(&p);
     dpo_run r = {.o = o};
     rl_report rep = {0};
     jl_lora *lora = NULL;

@@ -255,7 +255,7 @@ static jl_status rm_save(jl_trainer *t, const rl_head *h, const jl_tokenizer *to
     return st;
 }
 
-static int max_seq_len_of(const rl_pairs *p) {
+int rl_pairs_longest(const rl_pairs *p) {
     int T = 1;
     for (size_t i = 0; i < 2 * p->n; i++) T = p->seqs[i].len > T ? p->seqs[i].len : T;
     return T;
@@ -272,7 +272,7 @@ jl_status jl_reward_train(jl_model *base, const jl_tokenizer *tok, const jl_pref
     jl_status st = rl_pairs_encode(tok, set, max_len, o->eval_fraction, o->seed, &p, o->skip_long ? &dropped : NULL);
     if (o->skipped_long) *o->skipped_long = dropped;
     if (st != JL_OK) return st;
-    int T = max_seq_len_of(&p);
+    int T = rl_pairs_longest(&p);
     jl_trainer *t = NULL;
     rl_head h = {0};
     rl_batch b = {0};

@@ -17,6 +17,8 @@ typedef struct {
 jl_status rl_pairs_encode(const jl_tokenizer *tok, const jl_pref_set *set, int max_len, double eval_fraction,
                           uint64_t seed, rl_pairs *p, size_t *skipped);
 void rl_pairs_free(rl_pairs *p);
+/* Tokens in the longest chosen or rejected sequence (the row length batches need). */
+int rl_pairs_longest(const rl_pairs *p);
 /* The next `batch` training pairs (reshuffled every epoch) as rows chosen, rejected, ...; returns 2·batch. */
 int rl_pairs_next(rl_pairs *p, int batch, const rl_seq **rows);
 /* Held-out pairs from *cursor on, at most `batch`; returns the rows filled (0 at the end). */
