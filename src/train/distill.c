@@ -10,6 +10,7 @@
 #include "jielong/checkpoint.h"
 #include "jielong/metrics.h"
 #include "model/model.h"
+#include "train/steplog.h"
 #include "train/stream.h"
 #include "train/trainer.h"
 #include <json.h>
@@ -19,7 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_SKIPS_IN_A_ROW 20
 
 void jl_distill_defaults(jl_distill_opts *o) {
     memset(o, 0, sizeof *o);
@@ -186,9 +186,12 @@ jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *t
         }
         jl_trainer_free(teacher_eval);
     }
-    const double flops_per_step = (jl_model_train_flops(&student->cfg, o.B, o.T) +
-                                   (o.alpha > 0 ? jl_model_train_flops(&teacher->cfg, o.B, o.T) / 3 : 0)) * o.accum;
-    long skips_in_a_row = 0;
+    /* the teacher's forward (a third of its training FLOPs) counts too when its soft targets are used */
+    jl_step_log steps = {.log = log, .stage = "distill", .total_steps = o.steps, .on_event = on_event, .user = user,
+                         .flops_per_step = (jl_model_train_flops(&student->cfg, o.B, o.T) +
+                                            (o.alpha > 0 ? jl_model_train_flops(&teacher->cfg, o.B, o.T) / 3 : 0)) *
+                                           o.accum,
+                         .sgemm_gflops = o.sgemm_gflops};
     jl_token_stream s = {.data = train};
     while (st == JL_OK && t->step < o.steps) {
         jl_step_stats ss;
@@ -196,20 +199,9 @@ jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *t
         hook.counted = 0;
         if ((st = jl_trainer_step(t, jl_stream_batch, &s, &ss)) != JL_OK) break;
         long step = t->step;
-        double tps = ss.tokens / ss.seconds, kl = hook.counted ? hook.kl_sum / (double)hook.counted : 0.0;
-        double mfu = o.sgemm_gflops > 0 ? flops_per_step / ss.seconds / (o.sgemm_gflops * 1e9) : 0.0;
-        const char *keys[] = {"loss", "kl", "lr", "grad_norm", "tok_per_s", "mfu", "ms", "skipped"};
-        double vals[] = {ss.loss, kl, ss.lr, ss.grad_norm, tps, mfu, ss.seconds * 1e3, ss.skipped};
-        if ((st = jl_metrics_log(log, "distill", step, 8, keys, vals)) != JL_OK) break;
-        jl_train_event ev = {.kind = ss.skipped ? JL_EV_SKIP : JL_EV_STEP, .step = step, .total_steps = o.steps,
-                             .loss = ss.loss, .grad_norm = ss.grad_norm, .lr = ss.lr, .tok_per_s = tps, .mfu = mfu};
-        emit(on_event, user, &ev);
-        skips_in_a_row = ss.skipped ? skips_in_a_row + 1 : 0;
-        if (skips_in_a_row >= MAX_SKIPS_IN_A_ROW) {
-            st = jl_fail(JL_ERR_RUNTIME, "loss or gradient was not finite for %d steps in a row (step %ld); "
-                         "lower the learning rate", MAX_SKIPS_IN_A_ROW, step);
-            break;
-        }
+        double kl = hook.counted ? hook.kl_sum / (double)hook.counted : 0.0;
+        const char *kl_key[] = {"kl"};
+        if ((st = jl_step_log_write(&steps, step, &ss, 1, kl_key, &kl)) != JL_OK) break;
         int last = step == o.steps;
         if (have_val && o.eval_every > 0 && (step % o.eval_every == 0 || last)) {
             double val_loss;

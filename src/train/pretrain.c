@@ -4,6 +4,7 @@
 #include "core/timer.h"
 #include "io/fileio.h"
 #include "model/model.h"
+#include "train/steplog.h"
 #include "train/stream.h"
 #include "train/trainer.h"
 #include <json.h>
@@ -13,7 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_SKIPS_IN_A_ROW 20
 
 void jl_pretrain_defaults(jl_pretrain_opts *o) {
     memset(o, 0, sizeof *o);
@@ -235,27 +235,16 @@ jl_status jl_pretrain(jl_model *m, const jl_tokenizer *tok, const jl_tokens *tra
         return st;
     }
 
-    const double flops_per_step = jl_model_train_flops(&m->cfg, o.B, o.T) * o.accum;
-    long skips_in_a_row = 0, steps_this_run = 0;
+    jl_step_log steps = {.log = log, .stage = "pretrain", .total_steps = o.steps, .on_event = on_event, .user = user,
+                         .flops_per_step = jl_model_train_flops(&m->cfg, o.B, o.T) * o.accum,
+                         .sgemm_gflops = o.sgemm_gflops};
+    long steps_this_run = 0;
     while (t->step < o.steps && st == JL_OK) {
         jl_step_stats ss;
         if ((st = jl_trainer_step(t, jl_stream_batch, &s, &ss)) != JL_OK) break;
         steps_this_run++;
         long step = t->step;
-        double tps = ss.tokens / ss.seconds;
-        double mfu = o.sgemm_gflops > 0 ? flops_per_step / ss.seconds / (o.sgemm_gflops * 1e9) : 0.0;
-        const char *keys[] = {"loss", "lr", "grad_norm", "tok_per_s", "mfu", "ms", "skipped"};
-        double vals[] = {ss.loss, ss.lr, ss.grad_norm, tps, mfu, ss.seconds * 1e3, ss.skipped};
-        if ((st = jl_metrics_log(log, "pretrain", step, 7, keys, vals)) != JL_OK) break;
-        jl_train_event ev = {.kind = ss.skipped ? JL_EV_SKIP : JL_EV_STEP, .step = step, .total_steps = o.steps,
-                             .loss = ss.loss, .grad_norm = ss.grad_norm, .lr = ss.lr, .tok_per_s = tps, .mfu = mfu};
-        emit(on_event, user, &ev);
-        skips_in_a_row = ss.skipped ? skips_in_a_row + 1 : 0;
-        if (skips_in_a_row >= MAX_SKIPS_IN_A_ROW) {
-            st = jl_fail(JL_ERR_RUNTIME, "loss or gradient was not finite for %d steps in a row (step %ld); "
-                         "lower the learning rate", MAX_SKIPS_IN_A_ROW, step);
-            break;
-        }
+        if ((st = jl_step_log_write(&steps, step, &ss, 0, NULL, NULL)) != JL_OK) break;
         int last = step == o.steps || (o.stop_after > 0 && steps_this_run >= o.stop_after);
         if (have_val && o.eval_every > 0 && (step % o.eval_every == 0 || last)) {
             jl_token_stream vs = {.data = val};
