@@ -146,13 +146,8 @@ jl_status jl_dpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_pref_
                               "skipped"};
         double vals[] = {s.loss, s.chosen, s.rejected, s.margin, s.accuracy, lr, gn, !applied};
         if ((st = rl_report_metrics(&rep, JL_RL_STEP, step, 8, keys, vals)) != JL_OK) break;
-        skips_in_a_row = applied ? 0 : skips_in_a_row + 1;
-        if (!applied) rl_report_text(&rep, JL_RL_SKIP, step, "loss or gradient not finite; update skipped");
-        if (skips_in_a_row >= RL_MAX_SKIPS_IN_A_ROW) {
-            st = jl_fail(JL_ERR_RUNTIME, "loss or gradient not finite for %d steps in a row (step %ld)",
-                         RL_MAX_SKIPS_IN_A_ROW, step);
+        if ((st = rl_count_skip(&rep, step, applied ? NULL : "loss or gradient not finite", &skips_in_a_row)) != JL_OK)
             break;
-        }
         int last = step == o->steps;
         if (last || (o->eval_every > 0 && step % o->eval_every == 0)) {
             dpo_stats e;

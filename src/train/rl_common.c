@@ -330,6 +330,19 @@ void rl_report_text(rl_report *r, jl_rl_event_kind kind, long step, const char *
     if (r->fn) r->fn(r->user, &ev);
 }
 
+jl_status rl_count_skip(rl_report *r, long step, const char *why, long *in_a_row) {
+    if (!why) {
+        *in_a_row = 0;
+        return JL_OK;
+    }
+    char text[160];
+    snprintf(text, sizeof text, "%s; update skipped", why);
+    rl_report_text(r, JL_RL_SKIP, step, text);
+    if (++*in_a_row >= JL_MAX_SKIPS_IN_A_ROW)
+        return jl_fail(JL_ERR_RUNTIME, "%s for %d steps in a row (step %ld)", why, JL_MAX_SKIPS_IN_A_ROW, step);
+    return JL_OK;
+}
+
 jl_status rl_save_model(jl_model *m, const jl_tokenizer *tok, const char *out_dir, const char *name, char *path_out,
                         size_t path_size) {
     snprintf(path_out, path_size, "%s/%s", out_dir, name);

@@ -5,9 +5,9 @@
 #define JL_TRAIN_RL_COMMON_H
 #include "jielong/metrics.h"
 #include "jielong/rlhf.h"
+#include "train/steplog.h"
 #include "train/trainer.h"
 
-#define RL_MAX_SKIPS_IN_A_ROW 20
 
 /* One rendered sequence: ids[0..len), the response (scored/trained part) is ids[resp_start..len). */
 typedef struct {
@@ -117,6 +117,9 @@ void rl_report_close(rl_report *r);
 jl_status rl_report_metrics(rl_report *r, jl_rl_event_kind kind, long step, int n, const char *const *keys,
                             const double *values);
 void rl_report_text(rl_report *r, jl_rl_event_kind kind, long step, const char *text);
+/* Counts a step whose update was skipped (why: the reason, reported as a skip event) or applied (why NULL: the
+ * count restarts). JL_ERR_RUNTIME after JL_MAX_SKIPS_IN_A_ROW skipped steps in a row. */
+jl_status rl_count_skip(rl_report *r, long step, const char *why, long *in_a_row);
 
 /* out_dir/name with tok's JSON in the metadata. */
 jl_status rl_save_model(jl_model *m, const jl_tokenizer *tok, const char *out_dir, const char *name, char *path_out,

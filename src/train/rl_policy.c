@@ -375,17 +375,7 @@ static jl_status policy_train(algo kind, jl_model *policy, const jl_tokenizer *t
             optimise(&r, &is);
             if (is.applied < is.updates) bad = "loss or gradient not finite";
         }
-        if (bad) {
-            char why[128];
-            snprintf(why, sizeof why, "%s; update skipped", bad);
-            rl_report_text(&rep, JL_RL_SKIP, step, why);
-            if (++skips_in_a_row >= RL_MAX_SKIPS_IN_A_ROW) {
-                st = jl_fail(JL_ERR_RUNTIME, "%s for %d steps in a row (step %ld)", bad, RL_MAX_SKIPS_IN_A_ROW, step);
-                break;
-            }
-        } else {
-            skips_in_a_row = 0;
-        }
+        if ((st = rl_count_skip(&rep, step, bad, &skips_in_a_row)) != JL_OK) break;
         const char *keys[] = {"reward", "reward_std", "kl", "entropy", "clip_frac", "loss", "value_loss",
                               "ratio_first", "answer_len", "lr", "grad_norm", "skipped"};
         double vals[] = {mean, sqrt(var), kl, is.entropy, is.clip_frac, is.loss, is.value_loss, is.ratio_first,

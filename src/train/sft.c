@@ -5,6 +5,7 @@
 #include "core/rng.h"
 #include "io/fileio.h"
 #include "model/model.h"
+#include "train/steplog.h"
 #include "train/trainer.h"
 #include <json.h>
 #include <math.h>
@@ -13,7 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define MAX_SKIPS_IN_A_ROW 20
 
 static const char *const method_names[] = {"full", "lora", "freeze", "prompt"};
 
@@ -558,7 +558,8 @@ static jl_status train_loop(run *r, const example_set *val, int have_val, jl_met
                             void *user, jl_sft_report *rep) {
     const jl_sft_opts *o = r->o;
     int prefix = r->prompt ? jl_prompt_length(r->prompt) : 0;
-    long skips_in_a_row = 0, steps_this_run = 0;
+    jl_step_log steps = {.log = log, .stage = "sft", .total_steps = o->steps, .on_event = on_event, .user = user};
+    long steps_this_run = 0;
     double seconds = 0;
     jl_status st = JL_OK;
     while (r->t->step < o->steps) {
@@ -567,19 +568,7 @@ static jl_status train_loop(run *r, const example_set *val, int have_val, jl_met
         steps_this_run++;
         seconds += ss.seconds;
         long step = r->t->step;
-        double tps = ss.tokens / ss.seconds;
-        const char *keys[] = {"loss", "lr", "grad_norm", "tok_per_s", "ms", "skipped"};
-        double vals[] = {ss.loss, ss.lr, ss.grad_norm, tps, ss.seconds * 1e3, ss.skipped};
-        if ((st = jl_metrics_log(log, "sft", step, 6, keys, vals)) != JL_OK) break;
-        jl_train_event ev = {.kind = ss.skipped ? JL_EV_SKIP : JL_EV_STEP, .step = step, .total_steps = o->steps,
-                             .loss = ss.loss, .grad_norm = ss.grad_norm, .lr = ss.lr, .tok_per_s = tps};
-        emit(on_event, user, &ev);
-        skips_in_a_row = ss.skipped ? skips_in_a_row + 1 : 0;
-        if (skips_in_a_row >= MAX_SKIPS_IN_A_ROW) {
-            st = jl_fail(JL_ERR_RUNTIME, "loss or gradient was not finite for %d steps in a row (step %ld); "
-                         "lower the learning rate", MAX_SKIPS_IN_A_ROW, step);
-            break;
-        }
+        if ((st = jl_step_log_write(&steps, step, &ss, 0, NULL, NULL)) != JL_OK) break;
         int last = step == o->steps || (o->stop_after > 0 && steps_this_run >= o->stop_after);
         if (have_val && o->eval_every > 0 && (step % o->eval_every == 0 || last)) {
             double vl;

@@ -4,9 +4,9 @@ jl_status jl_step_log_write(jl_step_log *l, long step, const jl_step_stats *ss, 
                             const char *const *extra_keys, const double *extra_values) {
     double tps = ss->tokens / ss->seconds;
     double mfu = l->sgemm_gflops > 0 ? l->flops_per_step / ss->seconds / (l->sgemm_gflops * 1e9) : 0.0;
-    const char *keys[16] = {"loss", "lr", "grad_norm", "tok_per_s", "mfu", "ms", "skipped"};
-    double vals[16] = {ss->loss, ss->lr, ss->grad_norm, tps, mfu, ss->seconds * 1e3, ss->skipped};
-    int n = 7;
+    const char *keys[16] = {"loss", "lr", "grad_norm", "tok_per_s", "ms", "skipped", "mfu"};
+    double vals[16] = {ss->loss, ss->lr, ss->grad_norm, tps, ss->seconds * 1e3, ss->skipped, mfu};
+    int n = l->sgemm_gflops > 0 ? 7 : 6; /* no yardstick, no MFU */
     for (int i = 0; i < n_extra && n < 16; i++, n++) {
         keys[n] = extra_keys[i];
         vals[n] = extra_values[i];

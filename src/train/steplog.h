@@ -1,5 +1,5 @@
 /* The bookkeeping after every optimizer step that pretraining and distillation share: one metrics line
- * (loss, lr, grad_norm, tok_per_s, mfu, ms, skipped, then the stage's own keys), the step event, and the stop
+ * (loss, lr, grad_norm, tok_per_s, ms, skipped, mfu when there is a yardstick, then the stage's own keys), the step event, and the stop
  * after too many skipped (non-finite) steps in a row. */
 #ifndef JL_TRAIN_STEPLOG_H
 #define JL_TRAIN_STEPLOG_H
