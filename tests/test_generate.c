@@ -376,6 +376,11 @@ static void test_textstream(void **state) {
     const char *cut[] = {"x\xE5\xBE"};
     assert_int_equal(stream_pieces(ts, cut, 1, out, NULL), 0);
     assert_string_equal(out, "x\xEF\xBF\xBD");
+    /* a broken sequence in the middle (a model may sample any bytes) comes out as U+FFFD: valid UTF-8 */
+    jl_textstream_reset(ts);
+    const char *broken[] = {"\xE2\x80", "\xE7\x9A\x84", "\xFF!"};
+    assert_int_equal(stream_pieces(ts, broken, 3, out, NULL), 0);
+    assert_string_equal(out, "\xEF\xBF\xBD\xEF\xBF\xBD\xE7\x9A\x84\xEF\xBF\xBD!");
     jl_textstream_free(ts);
 
     const char *stops[] = {"END", "很好"};

@@ -2,6 +2,7 @@
  * over several tokens. Bytes wait in `pending` until they are known to be whole characters that cannot be
  * the start of a stop string. */
 #include "jielong/generate.h"
+#include "core/utf8.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,20 +101,33 @@ static int reserve(jl_textstream *ts, size_t need) {
     char *p = realloc(ts->pending, cap), *o;
     if (!p) return 0;
     ts->pending = p;
-    o = realloc(ts->out, cap + 4); /* + room for U+FFFD */
+    o = realloc(ts->out, 3 * cap + 4); /* every byte may become a 3-byte U+FFFD */
     if (!o) return 0;
     ts->out = o;
     ts->cap = cap;
     return 1;
 }
 
-/* Moves the first n pending bytes to the output buffer. */
+/* Moves the first n pending bytes to the output buffer as valid UTF-8: a model may emit any byte sequence, and
+ * each malformed byte becomes U+FFFD (as a decoder with errors="replace" does). */
 static void emit(jl_textstream *ts, size_t n, const char **out, size_t *out_len) {
-    memcpy(ts->out, ts->pending, n);
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t used = jl_utf8_decode(ts->pending + i, n - i, &cp);
+        if (cp == JL_UTF8_INVALID) {
+            memcpy(ts->out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+        } else {
+            memcpy(ts->out + o, ts->pending + i, used);
+            o += used;
+        }
+        i += used;
+    }
     memmove(ts->pending, ts->pending + n, ts->n_pending - n);
     ts->n_pending -= n;
     *out = ts->out;
-    *out_len = n;
+    *out_len = o;
 }
 
 int jl_textstream_push(jl_textstream *ts, const char *bytes, size_t len, const char **out, size_t *out_len) {
@@ -140,10 +154,11 @@ void jl_textstream_flush(jl_textstream *ts, const char **out, size_t *out_len) {
     *out = "";
     *out_len = 0;
     if (ts->stopped || ts->n_pending == 0) return;
-    size_t broken = incomplete_tail(ts->pending, ts->n_pending), whole = ts->n_pending - broken;
-    emit(ts, ts->n_pending, out, out_len);
-    if (broken) { /* replace the unfinished character by U+FFFD */
-        memcpy(ts->out + whole, "\xEF\xBF\xBD", 3);
-        *out_len = whole + 3;
+    size_t broken = incomplete_tail(ts->pending, ts->n_pending);
+    emit(ts, ts->n_pending - broken, out, out_len);
+    if (broken) { /* the unfinished character becomes one U+FFFD */
+        memcpy(ts->out + *out_len, "\xEF\xBF\xBD", 3);
+        *out_len += 3;
+        ts->n_pending = 0;
     }
 }
