@@ -17,8 +17,12 @@ static void test_task_verdicts(void **state) {
     assert_false(jl_task_correct(JL_TASK_WRITE, "床前明月光，疑是地上霜。", NULL, "wujue", &r)); /* truncated */
     assert_true(jl_task_correct(JL_TASK_CONTINUE, "疑是地上霜。\n", "疑是地上霜", "wujue", &r));
     assert_true(jl_task_correct(JL_TASK_CONTINUE, "疑是地上霜", "疑是地上霜", "wujue", &r));
-    assert_false(jl_task_correct(JL_TASK_CONTINUE, "疑是地上雪。", "疑是地上霜", "wujue", &r));
+    /* continuation: a line of the right length, not the exact line */
+    assert_true(jl_task_correct(JL_TASK_CONTINUE, "疑是地上雪。", "疑是地上霜", "wujue", &r));
     assert_false(jl_task_correct(JL_TASK_CONTINUE, "疑是地上霜霜。", "疑是地上霜", "wujue", &r));
+    assert_false(jl_task_correct(JL_TASK_CONTINUE, "疑是地上。", "疑是地上霜", "wujue", &r));
+    assert_false(jl_task_correct(JL_TASK_CONTINUE, "疑是a上霜。", "疑是地上霜", "wujue", &r));
+    assert_false(jl_task_correct(JL_TASK_CONTINUE, "", "疑是地上霜", "wujue", &r));
     assert_true(jl_task_correct(JL_TASK_AUTHOR, "这首诗的作者是李白。", "李白", "wujue", &r));
     assert_false(jl_task_correct(JL_TASK_AUTHOR, "作者是杜甫。", "李白", "wujue", &r));
     assert_true(jl_task_correct(JL_TASK_FORM, "这是一首五言绝句。", "wujue", "wujue", &r));

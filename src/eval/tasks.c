@@ -4,6 +4,7 @@
 #include "jielong/generate.h"
 #include "jielong/rules.h"
 #include "core/timer.h"
+#include "core/utf8.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,26 @@ static size_t first_line_len(const char *s) {
         }
     }
     return n;
+}
+
+/* Han characters in s[0..n), or -1 if anything else is there. */
+static long han_count(const char *s, size_t n) {
+    long count = 0;
+    for (size_t at = 0; at < n;) {
+        uint32_t cp;
+        size_t used = jl_utf8_decode(s + at, n - at, &cp);
+        if (used == 0 || !jl_is_han(cp)) return -1;
+        count++;
+        at += used;
+    }
+    return count;
+}
+
+/* A continuation counts when its first line is a line of the poem's length: Han characters only, as many as the
+ * real next line (the issue's "line-length match"; the exact line is rarely guessable for a poem never seen). */
+static int continues_line(const char *answer, const char *expected) {
+    long want = han_count(expected, strlen(expected));
+    return want > 0 && han_count(answer, first_line_len(answer)) == want;
 }
 
 /* The form whose name appears first in text (full or short name), or JL_FORM_NONE. */
@@ -61,10 +82,7 @@ int jl_task_correct(jl_poem_task kind, const char *answer, const char *expected,
         *reward = r.reward;
         return r.ok;
     }
-    case JL_TASK_CONTINUE: {
-        size_t n = first_line_len(answer);
-        return expected && n == strlen(expected) && memcmp(answer, expected, n) == 0;
-    }
+    case JL_TASK_CONTINUE: return expected && continues_line(answer, expected);
     case JL_TASK_AUTHOR: return expected && *expected && strstr(answer, expected) != NULL;
     case JL_TASK_FORM: return form != JL_FORM_NONE && first_form_named(answer) == form;
     default: return 0;
