@@ -323,15 +323,21 @@ static void test_derived_deterministic(void **state) {
         assert_true(same_file(a, b));
         assert_false(same_file(a, c));
     }
-    size_t n_train = 0, n_held = 0;
-    for (size_t i = 0; i < jl_poems_count(corpus); i++) jl_poems_get(corpus, i)->heldout ? n_held++ : n_train++;
+    /* author probes: training poems 0, 20, 40... whose author only the evaluation prompts ask */
+    size_t n_train = 0, n_held = 0, n_probes = 0;
+    for (size_t i = 0; i < jl_poems_count(corpus); i++) {
+        jl_poems_get(corpus, i)->heldout ? n_held++ : n_train++;
+        n_probes += i % 20 == 0 && !jl_poems_get(corpus, i)->heldout;
+    }
+    assert_true(n_probes > 0);
     assert_int_equal(train.poems, n_train);
     assert_int_equal(heldout.poems, n_held);
     assert_int_equal(train.documents, n_train);
     assert_int_equal(train.pairs, n_train);
     assert_int_equal(train.prompts, n_train);
-    assert_int_equal(heldout.prompts, n_held * JL_TASK_COUNT);
-    assert_int_equal(train.conversations, n_train * JL_TASK_COUNT + train.general);
+    assert_int_equal(heldout.prompts, n_held * (JL_TASK_COUNT - 1) + (n_probes < n_held ? n_probes : n_held));
+    /* 3 "write" conversations per poem by default, one of each other kind */
+    assert_int_equal(train.conversations, n_train * (JL_TASK_COUNT + 2) - n_probes + train.general);
     assert_true(train.general > 0 && heldout.general == 0);
     print_message("derived: train %zu poems, %zu conversations (%zu general), %zu pairs; held-out %zu poems\n",
                   train.poems, train.conversations, train.general, train.pairs, heldout.poems);

@@ -9,10 +9,15 @@
 
 static void test_task_verdicts(void **state) {
     (void)state;
-    float r;
+    jl_task_score r;
     const char *poem = "床前明月光，疑是地上霜。\n举头望明月，低头思故乡。";
     assert_true(jl_task_correct(JL_TASK_WRITE, poem, NULL, "wujue", &r));
-    assert_true(r > 0.9f);
+    assert_true(r.reward > 0.9f);
+    assert_true(r.clean);
+    /* the right form with a character used 5 times complies but is not clean */
+    assert_true(jl_task_correct(JL_TASK_WRITE, "不前明月光，不是地上霜。\n不头望明月，不头不故乡。", NULL, "wujue", &r));
+    assert_false(r.clean);
+    assert_true(r.reward < 0.96f);
     assert_false(jl_task_correct(JL_TASK_WRITE, poem, NULL, "qijue", &r));
     assert_false(jl_task_correct(JL_TASK_WRITE, "床前明月光，疑是地上霜。", NULL, "wujue", &r)); /* truncated */
     assert_true(jl_task_correct(JL_TASK_CONTINUE, "疑是地上霜。\n", "疑是地上霜", "wujue", &r));
@@ -23,6 +28,9 @@ static void test_task_verdicts(void **state) {
     assert_false(jl_task_correct(JL_TASK_CONTINUE, "疑是地上。", "疑是地上霜", "wujue", &r));
     assert_false(jl_task_correct(JL_TASK_CONTINUE, "疑是a上霜。", "疑是地上霜", "wujue", &r));
     assert_false(jl_task_correct(JL_TASK_CONTINUE, "", "疑是地上霜", "wujue", &r));
+    assert_true(jl_task_correct(JL_TASK_CONTINUE, "下一句是“疑是地上雪”。", "疑是地上霜", "wujue", &r));
+    assert_true(jl_task_correct(JL_TASK_CONTINUE, "“床前明月光”的下一句是“疑是地上霜”。", "疑是地上霜", "wujue", &r));
+    assert_false(jl_task_correct(JL_TASK_CONTINUE, "下一句是“疑是地上霜霜”。", "疑是地上霜", "wujue", &r));
     assert_true(jl_task_correct(JL_TASK_AUTHOR, "这首诗的作者是李白。", "李白", "wujue", &r));
     assert_false(jl_task_correct(JL_TASK_AUTHOR, "作者是杜甫。", "李白", "wujue", &r));
     assert_true(jl_task_correct(JL_TASK_FORM, "这是一首五言绝句。", "wujue", "wujue", &r));

@@ -51,6 +51,14 @@ static void test_splitting_details(void **state) {
     /* A title in 《》, quotes and spaces are ignored; 静夜思 still complies. */
     check("《静夜思》\n“床前明月光， 疑是地上霜。举头望明月，低头思故乡。”", JL_FORM_WUJUE, &r);
     assert_true(r.ok);
+    /* The heading the assistant writes, and notes in parentheses, are not lines of the poem. */
+    check("《静夜思》（五言绝句）\n床前明月光，疑是地上霜。(一作看月光)\n举头望明月，低头思故乡。", JL_FORM_WUJUE, &r);
+    assert_true(r.ok);
+    assert_int_equal(r.n_lines, 4);
+    /* An unclosed note swallows the rest: nothing is left to comply. */
+    check("（床前明月光，疑是地上霜。\n举头望明月，低头思故乡。", JL_FORM_WUJUE, &r);
+    assert_int_equal(r.n_lines, 0);
+    assert_false(r.ok);
     /* ASCII punctuation splits lines but is the wrong mark. */
     check("床前明月光,疑是地上霜.举头望明月,低头思故乡.", JL_FORM_WUJUE, &r);
     assert_int_equal(r.n_lines, 4);

@@ -167,6 +167,8 @@ typedef struct {
     uint64_t seed;            /* every choice (order, phrasing, corruption) follows from it */
     double general_fraction;  /* share of general chat conversations in the SFT file (default 0.03) */
     double system_fraction;   /* share of SFT conversations that start with a system turn (default 0.1) */
+    int write_copies;         /* SFT "write" conversations per poem, each phrased anew (default 3: half the
+                                 poem tasks; the other kinds have one each) */
 } jl_poem_build_options;
 void jl_poem_build_defaults(jl_poem_build_options *opt);
 
@@ -180,14 +182,16 @@ typedef struct {
 } jl_poem_build_counts;
 
 /* Each writer writes one file atomically from the poems of `split`.
- *   pretrain: "《title》author\npoem" documents separated by a blank line, in a seeded order;
+ *   pretrain: "《title》author form\npoem" documents separated by a blank line, in a seeded order;
  *   sft:      {"messages":[...],"task":...} — one conversation per poem and task kind (+ general chat for the
- *             train split);
+ *             train split), except the author question of "author probes" (one training poem in 20);
  *   prefs:    {"prompt","chosen","rejected","form","corruption"} — one pair per poem;
  *   prompts:  train: RL prompts {"prompt","task":"write","form","title"}, one per poem;
  *             held-out: evaluation prompts of every task kind with the expected answer:
- *             {"prompt","task","form","title","expected"} (expected: the poem for write, the author,
- *             the next line, the form id). */
+ *             {"prompt","task","form","title","author","expected","answer"} (expected: the poem for write,
+ *             the author, the next line, the form id; answer: the assistant's reply as SFT phrases it, which
+ *             few-shot prompts show); the author questions are about author probes (training poems, so
+ *             seen in pretraining, whose author SFT never asks). */
 jl_status jl_poems_write_pretrain(const jl_poems *poems, jl_split split, const char *path,
                                   const jl_poem_build_options *opt, jl_poem_build_counts *counts);
 jl_status jl_poems_write_sft(const jl_poems *poems, jl_split split, const char *path,

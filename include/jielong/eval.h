@@ -38,7 +38,9 @@ typedef struct {
 
 typedef struct {
     int n[JL_TASK_COUNT];        /* prompts scored */
-    int correct[JL_TASK_COUNT];
+    int correct[JL_TASK_COUNT];  /* for "write": form compliance (line count, line lengths, punctuation) */
+    int write_clean;             /* "write" answers that comply and are free of repetition (no repeated line,
+                                    no character overused): the stricter figure */
     double mean_reward;          /* "write": mean jl_poem_reward of the answers */
     int skipped;                 /* prompts longer than the context: not scored */
     long shots_used;             /* few-shot: examples actually shown, summed (fewer when a prompt would not fit) */
@@ -46,10 +48,16 @@ typedef struct {
     double seconds;
 } jl_task_result;
 
-/* The verdict on one answer: `expected` and `form_name` are the prompt's fields ("expected", "form");
- * *reward gets the poem reward for "write" answers (0 otherwise). */
+/* What the rules say of a "write" answer beyond form compliance. */
+typedef struct {
+    float reward; /* the poem reward in [0,1] (jl_poem_reward); 0 for other kinds */
+    int clean;    /* the poem complies and has no repetition */
+} jl_task_score;
+
+/* The verdict on one answer: `expected` and `form_name` are the prompt's fields ("expected", "form"). For
+ * "write", correct = form compliance; `score` (may be NULL) gets the reward and the stricter verdict. */
 int jl_task_correct(jl_poem_task kind, const char *answer, const char *expected, const char *form_name,
-                    float *reward);
+                    jl_task_score *score);
 
 /* Called after each answer (may be NULL): for reports and progress. */
 typedef void (*jl_task_fn)(void *user, jl_poem_task kind, const char *prompt, const char *answer, int correct);

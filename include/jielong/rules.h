@@ -1,7 +1,8 @@
 /* Rule-based checks of a regular-form Chinese poem: the verifiable rewards of GRPO/PPO and the
  * instruction-following metric of evaluation. A model's answer is split into lines (句) at the
  * punctuation ，。！？；、 (full-width or ASCII) and at line breaks; Han characters are counted per line.
- * 《title》 spans and quote marks are ignored, so an answer that repeats the title still scores. */
+ * 《title》 spans, （notes） in parentheses and quote marks are ignored, so an answer that opens with the
+ * heading "《title》（form）" still scores. */
 #ifndef JIELONG_RULES_H
 #define JIELONG_RULES_H
 #include "jielong/common.h"

@@ -18,12 +18,15 @@ static int data_poems(int argc, char **argv) {
     const char *input = "data/poems.jsonl", *out = NULL;
     long seed = 1234;
     double general = 0.03, system = 0.1;
+    long write_copies = 3;
     const cli_opt opts[] = {
         {"input", OPT_STR, &input, "poem corpus (JSONL) [data/poems.jsonl]", NO_RANGE, 0},
         {"out", OPT_STR, &out, "output folder", NO_RANGE, 1},
         {"seed", OPT_INT, &seed, "seed of every choice (order, phrasing, corruption) [1234]", 0, 1e9, 0},
         {"general", OPT_FLOAT, &general, "share of general chat in sft.jsonl [0.03]", 0, 0.5, 0},
         {"system", OPT_FLOAT, &system, "share of conversations with a system turn [0.1]", 0, 1, 0},
+        {"write-copies", OPT_INT, &write_copies, "'write' conversations per poem in sft.jsonl, each phrased anew; "
+                                                 "the other tasks have one [3]", 1, 8, 0},
     };
     int rc = cli_parse("data poems", "derive every stage's datasets from the poem corpus: pretrain.txt, sft.jsonl, "
                        "prefs.jsonl, rl_prompts.jsonl (train poems) and eval_*.jsonl, eval_pretrain.txt (held-out)",
@@ -38,6 +41,7 @@ static int data_poems(int argc, char **argv) {
     opt.seed = (uint64_t)seed;
     opt.general_fraction = general;
     opt.system_fraction = system;
+    opt.write_copies = (int)write_copies;
     jl_poem_build_counts train, heldout;
     st = jl_poems_write_all(poems, out, &opt, &train, &heldout);
     jl_poems_free(poems);

@@ -112,6 +112,8 @@ static jl_status eval_tasks(jl_model *m, const jl_tokenizer *tok, const char *pa
         json_object_object_add(j, jl_poem_task_name((jl_poem_task)k), t);
     }
     json_object_object_add(j, "write_reward", json_object_new_double(r.mean_reward));
+    json_object_object_add(j, "write_clean", json_object_new_double(
+                                                  r.n[JL_TASK_WRITE] ? (double)r.write_clean / r.n[JL_TASK_WRITE] : 0.0));
     int scored = 0;
     for (int k = 0; k < JL_TASK_COUNT; k++) scored += r.n[k];
     json_object_object_add(j, "skipped", json_object_new_int(r.skipped));
@@ -128,6 +130,9 @@ static jl_status eval_tasks(jl_model *m, const jl_tokenizer *tok, const char *pa
             printf("  %-9s %4d/%-4d = %5.1f%%%s\n", jl_poem_task_name((jl_poem_task)k), r.correct[k], r.n[k],
                    r.n[k] ? 100.0 * r.correct[k] / r.n[k] : 0.0,
                    k == JL_TASK_WRITE ? "  (form compliance)" : "");
+        if (r.n[JL_TASK_WRITE])
+            printf("  write     %4d/%-4d = %5.1f%%  (form compliance and no repetition)\n", r.write_clean,
+                   r.n[JL_TASK_WRITE], 100.0 * r.write_clean / r.n[JL_TASK_WRITE]);
         printf("  mean poem reward of 'write' answers %.3f; %ld tokens in %.1fs\n", r.mean_reward,
                r.tokens_generated, r.seconds);
         if (r.skipped) printf("  %d prompts longer than the context were not scored\n", r.skipped);

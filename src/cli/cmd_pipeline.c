@@ -118,7 +118,7 @@ int cmd_pipeline(int argc, char **argv) {
         snprintf(label, sizeof label, "base-%dshot", shots);
         snprintf(samples, sizeof samples, shots == 3 ? "--samples %s/base/answers.jsonl" : "", o);
         RUN(&p, "evaluate base: in-context learning", NULL, "eval --model %s/base/model.safetensors --shots %d "
-            "--max-tokens 48 --label %s %s --tasks %s/data/eval_prompts.jsonl --limit %d --summary %s/summary.jsonl",
+            "--max-tokens 96 --label %s %s --tasks %s/data/eval_prompts.jsonl --limit %d --summary %s/summary.jsonl",
             o, shots, label, samples, o, z->eval_limit, o);
     }
     RUN(&p, "SFT (full fine-tuning)", "sft", "sft --model %s/base/model.safetensors --data %s/data/sft.jsonl "
@@ -138,11 +138,11 @@ int cmd_pipeline(int argc, char **argv) {
         "--batch-size %d --eval-fraction 0.02 --eval-every %d --skip-long", o, o, o, z->dpo_steps, z->batch / 2, z->dpo_steps / 2);
     EVAL_TASKS("dpo", "dpo/model.safetensors", "");
     RUN(&p, "GRPO (rule reward: poem form)", "grpo", "grpo --policy %s/sft/model.safetensors --prompts "
-        "%s/data/rl_prompts.jsonl --reward-fn poem --out %s/grpo --steps %d --batch-size %d --group %d --max-new 72 "
+        "%s/data/rl_prompts.jsonl --reward-fn poem --out %s/grpo --steps %d --batch-size %d --group %d --max-new 96 "
         "--kl 0.05 --lr 2e-4 --skip-long", o, o, o, z->grpo_steps, z->rl_batch, z->group);
     EVAL_TASKS("grpo", "grpo/model.safetensors", "");
     RUN(&p, "PPO (reward model)", "ppo", "ppo --policy %s/sft/model.safetensors --reward %s/rm --prompts "
-        "%s/data/rl_prompts.jsonl --out %s/ppo --steps %d --batch-size %d --group 2 --max-new 72 --lr 2e-4 "
+        "%s/data/rl_prompts.jsonl --out %s/ppo --steps %d --batch-size %d --group 2 --max-new 96 --lr 2e-4 "
         "--skip-long", o, o, o, o,
         z->ppo_steps, z->rl_batch);
     EVAL_TASKS("ppo", "ppo/model.safetensors", "");

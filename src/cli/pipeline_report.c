@@ -107,8 +107,8 @@ static void write_perplexity(FILE *f, json_object **lines, int n) {
 static void write_tasks(FILE *f, json_object **lines, int n) {
     if (!n) return;
     fprintf(f, "## Instruction following on held-out poems (greedy, scored by rule)\n\n"
-               "| model | asked as | write (form compliance) | continue | author | form | poem reward |\n"
-               "|---|---|---|---|---|---|---|\n");
+               "| model | asked as | write: form compliance | write: form, no repetition | continue | author | form | "
+               "poem reward |\n|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < n; i++) {
         char mode[64];
         if (strcmp(str_of(lines[i], "mode"), "chat") == 0) snprintf(mode, sizeof mode, "chat template");
@@ -116,13 +116,17 @@ static void write_tasks(FILE *f, json_object **lines, int n) {
             snprintf(mode, sizeof mode, "%.0f-shot completion (%.1f shown on average: context)",
                      num_of(lines[i], "shots"), num_of(lines[i], "mean_shots"));
         else snprintf(mode, sizeof mode, "%.0f-shot completion", num_of(lines[i], "shots"));
-        fprintf(f, "| %s | %s | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.3f |\n", str_of(lines[i], "label"), mode,
-                100 * accuracy_of(lines[i], "write"), 100 * accuracy_of(lines[i], "continue"),
+        fprintf(f, "| %s | %s | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.3f |\n", str_of(lines[i], "label"), mode,
+                100 * accuracy_of(lines[i], "write"), 100 * num_of(lines[i], "write_clean"),
+                100 * accuracy_of(lines[i], "continue"),
                 100 * accuracy_of(lines[i], "author"), 100 * accuracy_of(lines[i], "form"),
                 num_of(lines[i], "write_reward"));
     }
-    fprintf(f, "\nwrite: the answer is a poem of the asked form (line count, characters per line, punctuation, no "
-               "repetition); continue: the next line exactly; author: the author named; form: the form named.\n\n");
+    fprintf(f, "\nwrite — form compliance: the answer is a poem of the asked form (line count, characters per line, "
+               "punctuation; a 《title》（form） heading is allowed); no repetition: also no repeated line, no character "
+               "more than 4 times, no run of 3. continue: a next line of the right length (Han characters only). "
+               "author: the author named (author probes: poems seen in pretraining whose author SFT never asks). "
+               "form: the form named.\n\n");
 }
 
 static void write_compare(FILE *f, const char *out_dir, json_object **lines, int n) {

@@ -19,6 +19,7 @@ void jl_poem_build_defaults(jl_poem_build_options *opt) {
     opt->seed = 1234;
     opt->general_fraction = 0.03;
     opt->system_fraction = 0.1;
+    opt->write_copies = 3;
 }
 
 static void seed_rng(jl_rng *rng, const jl_poem_build_options *opt, uint64_t salt) {
@@ -103,9 +104,7 @@ jl_status jl_poems_write_pretrain(const jl_poems *poems, jl_split split, const c
         const jl_poem *p = jl_poems_get(poems, w.order[k]);
         clear_texts(&w);
         if (k) jl_text_puts(&w.a, "\n");
-        jl_text_puts(&w.a, "《");
-        jl_text_puts(&w.a, p->title);
-        jl_text_puts(&w.a, "》");
+        jl_render_heading(&w.a, p);
         jl_text_puts(&w.a, p->author);
         jl_text_puts(&w.a, "\n");
         jl_render_lines(&w.a, p->lines, p->n_lines);
@@ -120,6 +119,13 @@ jl_status jl_poems_write_pretrain(const jl_poems *poems, jl_split split, const c
 }
 
 /* ---- SFT conversations ---- */
+
+/* Author probes: training poems whose author is asked only by the evaluation prompts, never by SFT, so a right
+ * answer there comes from pretraining ("author accuracy for poems seen in pretraining"). */
+enum { AUTHOR_PROBE_EVERY = 20 };
+static int author_probe(const jl_poems *poems, size_t index) {
+    return index % AUTHOR_PROBE_EVERY == 0 && !jl_poems_get(poems, index)->heldout;
+}
 
 static void add_message(json_object *messages, const char *role, const char *content) {
     json_object *m = json_object_new_object();
@@ -189,19 +195,26 @@ jl_status jl_poems_write_sft(const jl_poems *poems, jl_split split, const char *
     writer w;
     jl_status st = writer_open(&w, poems, split, path, opt, SALT_SFT);
     if (st != JL_OK) return st;
-    size_t n_tasks = w.n * JL_TASK_COUNT, n_general = 0;
+    /* per poem: write_copies "write" items, then one item of each other kind */
+    const size_t copies = opt->write_copies > 0 ? (size_t)opt->write_copies : 1, per_poem = copies + JL_TASK_COUNT - 1;
+    size_t n_tasks = w.n * per_poem, n_general = 0;
     double share = opt->general_fraction;
     if (split == JL_SPLIT_TRAIN && share > 0 && share < 1) n_general = (size_t)(share * (double)n_tasks / (1 - share) + 0.5);
-    size_t *items = sft_items(&w, n_tasks + n_general);
+    size_t *items = sft_items(&w, n_tasks + n_general), written = 0;
     if (!items) st = jl_fail(JL_ERR_NOMEM, "%s: out of memory", path);
     for (size_t k = 0; st == JL_OK && k < n_tasks + n_general; k++) {
-        if (items[k] >= n_tasks) st = write_general_conversation(&w, poems, opt);
-        else st = write_task_conversation(&w, jl_poems_get(poems, w.order[items[k] / JL_TASK_COUNT]),
-                                          (jl_poem_task)(items[k] % JL_TASK_COUNT), opt);
+        if (items[k] >= n_tasks) {
+            st = write_general_conversation(&w, poems, opt);
+        } else {
+            const size_t poem = w.order[items[k] / per_poem], slot = items[k] % per_poem;
+            const jl_poem_task task = slot < copies ? JL_TASK_WRITE : (jl_poem_task)(slot - copies + 1);
+            if (task == JL_TASK_AUTHOR && author_probe(poems, poem)) continue;
+            st = write_task_conversation(&w, jl_poems_get(poems, poem), task, opt);
+        }
+        written++;
     }
     free(items);
-    count_into(counts, &(jl_poem_build_counts){.poems = w.n, .conversations = n_tasks + n_general,
-                                                .general = n_general});
+    count_into(counts, &(jl_poem_build_counts){.poems = w.n, .conversations = written, .general = n_general});
     return writer_close(&w, st);
 }
 
@@ -217,8 +230,14 @@ jl_status jl_poems_write_prefs(const jl_poems *poems, jl_split split, const char
         jl_corruption kind = (jl_corruption)(k % JL_CORRUPT_COUNT); /* the order is random: kinds stay balanced */
         clear_texts(&w);
         jl_task_write_prompt(p, &w.rng, &w.a);
+        jl_render_heading(&w.b, p); /* both sides open with the heading, as the assistant's poems do */
+        jl_text_puts(&w.b, "\n");
+        jl_text_append(&w.c, w.b.s, w.b.len);
         jl_render_lines(&w.b, p->lines, p->n_lines);
-        char *rejected = jl_poem_corrupt(poems, w.order[k], kind, &w.rng.state);
+        char *corrupted = jl_poem_corrupt(poems, w.order[k], kind, &w.rng.state);
+        if (corrupted) jl_text_puts(&w.c, corrupted);
+        free(corrupted);
+        const char *rejected = corrupted && jl_text_str(&w.c) ? w.c.s : NULL;
         json_object *obj = json_object_new_object();
         json_object_object_add(obj, "prompt", json_object_new_string(jl_text_str(&w.a) ? w.a.s : ""));
         json_object_object_add(obj, "chosen", json_object_new_string(jl_text_str(&w.b) ? w.b.s : ""));
@@ -226,13 +245,22 @@ jl_status jl_poems_write_prefs(const jl_poems *poems, jl_split split, const char
         json_object_object_add(obj, "form", json_object_new_string(jl_poem_form_id(p->form)));
         json_object_object_add(obj, "corruption", json_object_new_string(jl_corruption_name(kind)));
         st = rejected ? write_record(&w, obj) : (json_object_put(obj), jl_fail(JL_ERR_NOMEM, "out of memory"));
-        free(rejected);
     }
     count_into(counts, &(jl_poem_build_counts){.poems = w.n, .pairs = w.n});
     return writer_close(&w, st);
 }
 
-/* ---- RL prompts (train) and evaluation prompts (held-out) ---- */
+/* ---- RL prompts (train) and evaluation prompts (held-out; author questions about author probes) ---- */
+
+/* The author probes' indices in corpus order. Caller frees. */
+static size_t *author_probes(const jl_poems *poems, size_t *n_out) {
+    size_t total = jl_poems_count(poems), n = 0;
+    size_t *idx = malloc(sizeof *idx * (total ? total : 1));
+    for (size_t i = 0; idx && i < total; i++)
+        if (author_probe(poems, i)) idx[n++] = i;
+    *n_out = n;
+    return idx;
+}
 
 static jl_status write_prompt(writer *w, const jl_poem *p, jl_poem_task task, int with_expected) {
     clear_texts(w);
@@ -246,6 +274,7 @@ static jl_status write_prompt(writer *w, const jl_poem *p, jl_poem_task task, in
     if (with_expected) {
         json_object_object_add(obj, "author", json_object_new_string(p->author));
         json_object_object_add(obj, "expected", json_object_new_string(jl_text_str(&w->c) ? w->c.s : ""));
+        json_object_object_add(obj, "answer", json_object_new_string(jl_text_str(&w->b) ? w->b.s : ""));
     }
     return write_record(w, obj);
 }
@@ -256,10 +285,20 @@ jl_status jl_poems_write_prompts(const jl_poems *poems, jl_split split, const ch
     jl_status st = writer_open(&w, poems, split, path, opt, SALT_PROMPTS);
     if (st != JL_OK) return st;
     int eval = split == JL_SPLIT_HELDOUT, tasks = eval ? JL_TASK_COUNT : 1;
+    size_t n_probes = 0, *probes = eval ? author_probes(poems, &n_probes) : NULL, written = 0;
+    if (eval && !probes) st = jl_fail(JL_ERR_NOMEM, "%s: out of memory", path);
     for (size_t k = 0; st == JL_OK && k < w.n; k++)
-        for (int t = 0; st == JL_OK && t < tasks; t++)
-            st = write_prompt(&w, jl_poems_get(poems, w.order[k]), (jl_poem_task)t, eval);
-    count_into(counts, &(jl_poem_build_counts){.poems = w.n, .prompts = w.n * (size_t)tasks});
+        for (int t = 0; st == JL_OK && t < tasks; t++) {
+            const jl_poem *p = jl_poems_get(poems, w.order[k]);
+            if (eval && t == JL_TASK_AUTHOR) { /* held-out: the k-th author probe instead */
+                if (k >= n_probes) continue;
+                p = jl_poems_get(poems, probes[k]);
+            }
+            st = write_prompt(&w, p, (jl_poem_task)t, eval);
+            written++;
+        }
+    free(probes);
+    count_into(counts, &(jl_poem_build_counts){.poems = w.n, .prompts = written});
     return writer_close(&w, st);
 }
 

@@ -154,7 +154,8 @@ void jl_task_render(const jl_poem *p, jl_poem_task task, jl_rng *rng, jl_text *u
     switch (task) {
     case JL_TASK_WRITE:
         jl_text_fill(user, PICK(rng, write_prompts), v.vars);
-        jl_text_fill(assistant, "{X}", v.vars);
+        jl_render_heading(assistant, p);
+        jl_text_fill(assistant, "\n{X}", v.vars);
         jl_text_fill(expected, "{X}", v.vars);
         break;
     case JL_TASK_AUTHOR:

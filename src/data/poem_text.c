@@ -13,6 +13,14 @@ void jl_render_lines(jl_text *t, const char *const *lines, int n) {
     }
 }
 
+void jl_render_heading(jl_text *t, const jl_poem *poem) {
+    jl_text_puts(t, "《");
+    jl_text_puts(t, poem->title);
+    jl_text_puts(t, "》（");
+    jl_text_puts(t, jl_poem_form_name(poem->form));
+    jl_text_puts(t, "）");
+}
+
 char *jl_poem_text(const jl_poem *poem) {
     jl_text t = {0};
     jl_render_lines(&t, poem->lines, poem->n_lines);

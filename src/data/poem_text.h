@@ -8,4 +8,9 @@
  * but the last. An odd n ends on "，". */
 void jl_render_lines(jl_text *t, const char *const *lines, int n);
 
+/* Appends a poem's heading "《title》（form）": it opens every pretraining document (followed by the author) and
+ * every poem the assistant writes (followed by a line break), so the form the poem must have is named right
+ * before it in both. The poem rules skip 《》 and （） spans. */
+void jl_render_heading(jl_text *t, const jl_poem *poem);
+
 #endif

@@ -86,19 +86,31 @@ static int is_ignorable(uint32_t cp) {
            cp == 0x300F;
 }
 
-/* Splits text into lines of Han characters; counts other characters; skips 《...》 and 〈...〉 spans. */
+/* The closing bracket of a span that is not part of the poem — a title 《...》 〈...〉 or a note （...） (...) —
+ * opened by cp, or 0. */
+static uint32_t span_closer(uint32_t cp) {
+    switch (cp) {
+    case 0x300A: return 0x300B; /* 《 》 */
+    case 0x3008: return 0x3009; /* 〈 〉 */
+    case 0xFF08: return 0xFF09; /* （ ） */
+    case '(': return ')';
+    default: return 0;
+    }
+}
+
+/* Splits text into lines of Han characters; counts other characters; skips title and note spans. */
 static int split_lines(const char *text, lines_buf *b, jl_poem_report *r) {
     size_t len = strlen(text);
-    int in_title = 0;
+    uint32_t closer = 0; /* inside a skipped span: the character that ends it */
     for (size_t i = 0; i < len;) {
         uint32_t cp;
         size_t n = jl_utf8_decode(text + i, len - i, &cp);
         const char *at = text + i;
         i += n;
-        if (in_title) {
-            if (cp == 0x300B || cp == 0x3009) in_title = 0;
-        } else if (cp == 0x300A || cp == 0x3008) {
-            in_title = 1;
+        if (closer) {
+            if (cp == closer) closer = 0;
+        } else if (span_closer(cp)) {
+            closer = span_closer(cp);
         } else if (jl_is_han(cp)) {
             if (!push_char(b, cp)) return 0;
         } else if (is_line_mark(cp)) {

@@ -46,11 +46,20 @@ static long han_count(const char *s, size_t n) {
     return count;
 }
 
-/* A continuation counts when its first line is a line of the poem's length: Han characters only, as many as the
- * real next line (the issue's "line-length match"; the exact line is rarely guessable for a poem never seen). */
+/* A continuation counts when the line it gives has the poem's line length: Han characters only, as many as the
+ * real next line (the issue's "line-length match"; the exact line is rarely guessable for a poem never seen).
+ * The line given is the last “quoted” span (下一句是“…”。) or else the answer's first line. */
 static int continues_line(const char *answer, const char *expected) {
     long want = han_count(expected, strlen(expected));
-    return want > 0 && han_count(answer, first_line_len(answer)) == want;
+    const char *open = NULL, *close = NULL;
+    for (const char *at = strstr(answer, "“"); at; at = strstr(at + 3, "“")) {
+        const char *end = strstr(at + 3, "”");
+        if (!end) break;
+        open = at + 3;
+        close = end;
+    }
+    long got = open ? han_count(open, (size_t)(close - open)) : han_count(answer, first_line_len(answer));
+    return want > 0 && got == want;
 }
 
 /* The form whose name appears first in text (full or short name), or JL_FORM_NONE. */
@@ -72,15 +81,18 @@ static jl_poem_form first_form_named(const char *text) {
 }
 
 int jl_task_correct(jl_poem_task kind, const char *answer, const char *expected, const char *form_name,
-                    float *reward) {
+                    jl_task_score *score) {
     jl_poem_form form = jl_poem_form_parse(form_name ? form_name : "");
-    *reward = 0;
+    jl_task_score unused;
+    if (!score) score = &unused;
+    memset(score, 0, sizeof *score);
     switch (kind) {
     case JL_TASK_WRITE: {
         jl_poem_report r;
         if (form == JL_FORM_NONE || jl_poem_check(answer, form, &r) != JL_OK) return 0;
-        *reward = r.reward;
-        return r.ok;
+        score->reward = r.reward;
+        score->clean = r.ok;
+        return r.complies;
     }
     case JL_TASK_CONTINUE: return expected && continues_line(answer, expected);
     case JL_TASK_AUTHOR: return expected && *expected && strstr(answer, expected) != NULL;
@@ -109,7 +121,8 @@ static int append_text(void *user, const jl_gen_event *ev) {
     return 0;
 }
 
-/* "问：<prompt>\n答：<expected>\n\n" for `shots` other items of the same task, then "问：<prompt>\n答：". */
+/* "问：<prompt>\n答：<answer>\n\n" for `shots` other items of the same task, then "问：<prompt>\n答：". The
+ * demonstration is the item's "answer" (what the assistant says in SFT), or its "expected" field. */
 static char *few_shot_prompt(const jl_rl_set *set, const size_t *items, size_t n_items, size_t at, int shots) {
     size_t cap = 256, len = 0;
     char *s = malloc(cap);
@@ -118,7 +131,8 @@ static char *few_shot_prompt(const jl_rl_set *set, const size_t *items, size_t n
     for (int k = 1; k <= shots + 1; k++) {
         int is_query = k == shots + 1;
         size_t i = is_query ? items[at] : items[(at + (size_t)k) % n_items];
-        const char *q = jl_rl_prompt(set, i), *a = is_query ? "" : jl_rl_field(set, i, "expected");
+        const char *q = jl_rl_prompt(set, i), *a = is_query ? "" : jl_rl_field(set, i, "answer");
+        if (!a) a = is_query ? "" : jl_rl_field(set, i, "expected");
         size_t need = len + strlen(q) + strlen(a ? a : "") + 32;
         if (need > cap) {
             cap = need * 2;
@@ -209,12 +223,15 @@ jl_status jl_eval_tasks(const jl_model *m, const jl_tokenizer *tok, const jl_rl_
                 break;
             }
             const char *a = answer.text ? answer.text : "";
-            float reward;
+            jl_task_score score;
             int ok = jl_task_correct((jl_poem_task)k, a, jl_rl_field(prompts, i, "expected"),
-                                     jl_rl_field(prompts, i, "form"), &reward);
+                                     jl_rl_field(prompts, i, "form"), &score);
             out->n[k]++;
             out->correct[k] += ok;
-            if (k == JL_TASK_WRITE) reward_sum += reward;
+            if (k == JL_TASK_WRITE) {
+                reward_sum += score.reward;
+                out->write_clean += score.clean;
+            }
             out->tokens_generated += res.n_generated;
             if (on_answer) on_answer(user, (jl_poem_task)k, jl_rl_prompt(prompts, i), a, ok);
             free(answer.text);
