@@ -31,25 +31,8 @@ int cmd_dpo(int argc, char **argv) {
     if (strcmp(loss, "sigmoid") == 0) o.loss = JL_DPO_SIGMOID;
     else if (strcmp(loss, "ipo") == 0) o.loss = JL_DPO_IPO;
     else return cli_report("dpo", jl_fail(JL_ERR_ARG, "--loss: unknown '%s' (sigmoid or ipo)", loss));
-    jl_checkpoint ck = {0};
-    jl_tokenizer *tok = NULL;
-    jl_pref_set *pairs = NULL;
-    jl_jsonl_options jo = {0, 0};
-    jl_jsonl_stats js;
-    jl_status st = rl_cli_load_model(model, &ck, &tok);
-    if (st == JL_OK) st = jl_prefs_load(data, &jo, &pairs, &js);
-    if (st == JL_OK) {
-        fprintf(stderr, "dpo: %zu pairs from %s; %s loss, beta %g; batch %d; %ld steps; lr %g\n",
-                jl_prefs_count(pairs), data, loss, o.beta, o.batch, o.steps, o.lr);
-        static const char *const show[] = {"loss", "accuracy", "margin", NULL};
-        rl_cli_view view = {.show = show};
-        cli_progress_start(&view.bar, "dpo", (double)o.steps, "steps");
-        st = jl_dpo_train(ck.model, tok, pairs, &o, rl_cli_on_event, &view);
-        cli_progress_finish(&view.bar, st == JL_OK ? "done" : "stopped");
-    }
-    jl_prefs_free(pairs);
-    jl_tokenizer_free(tok);
-    jl_checkpoint_free(&ck);
-    rl_cli_report_skipped(&c, "dpo");
-    return cli_report("dpo", st);
+    char settings[64];
+    snprintf(settings, sizeof settings, "%s loss, beta %g", loss, o.beta);
+    static const char *const show[] = {"loss", "accuracy", "margin", NULL};
+    return rl_cli_run_pairs("dpo", model, data, settings, &o, &c, show, jl_dpo_train);
 }

@@ -25,25 +25,6 @@ int cmd_reward(int argc, char **argv) {
     if (ast != JL_OK) return cli_report("reward", ast);
     if (eval_fraction >= 0) o.eval_fraction = eval_fraction;
     o.out_dir = out;
-    jl_checkpoint ck = {0};
-    jl_tokenizer *tok = NULL;
-    jl_pref_set *pairs = NULL;
-    jl_jsonl_options jo = {0, 0};
-    jl_jsonl_stats js;
-    jl_status st = rl_cli_load_model(model, &ck, &tok);
-    if (st == JL_OK) st = jl_prefs_load(data, &jo, &pairs, &js);
-    if (st == JL_OK) {
-        fprintf(stderr, "reward: %zu pairs from %s; batch %d; %ld steps; lr %g\n", jl_prefs_count(pairs), data,
-                o.batch, o.steps, o.lr);
-        static const char *const show[] = {"loss", "accuracy", NULL};
-        rl_cli_view view = {.show = show};
-        cli_progress_start(&view.bar, "reward", (double)o.steps, "steps");
-        st = jl_reward_train(ck.model, tok, pairs, &o, rl_cli_on_event, &view);
-        cli_progress_finish(&view.bar, st == JL_OK ? "done" : "stopped");
-    }
-    jl_prefs_free(pairs);
-    jl_tokenizer_free(tok);
-    jl_checkpoint_free(&ck);
-    rl_cli_report_skipped(&c, "reward");
-    return cli_report("reward", st);
+    static const char *const show[] = {"loss", "accuracy", NULL};
+    return rl_cli_run_pairs("reward", model, data, NULL, &o, &c, show, jl_reward_train);
 }

@@ -96,3 +96,27 @@ void rl_cli_on_event(void *user, const jl_rl_event *ev) {
     snprintf(v->line, sizeof v->line, "%s", buf);
     cli_progress_update(&v->bar, (double)ev->step, v->line);
 }
+
+int rl_cli_run_pairs(const char *stage, const char *model, const char *data, const char *settings,
+                     const jl_rl_opts *o, rl_cli_common *c, const char *const *show, rl_pairs_train_fn train) {
+    jl_checkpoint ck = {0};
+    jl_tokenizer *tok = NULL;
+    jl_pref_set *pairs = NULL;
+    jl_jsonl_options jo = {0, 0};
+    jl_jsonl_stats js;
+    jl_status st = rl_cli_load_model(model, &ck, &tok);
+    if (st == JL_OK) st = jl_prefs_load(data, &jo, &pairs, &js);
+    if (st == JL_OK) {
+        fprintf(stderr, "%s: %zu pairs from %s; %s%sbatch %d; %ld steps; lr %g\n", stage, jl_prefs_count(pairs), data,
+                settings ? settings : "", settings ? "; " : "", o->batch, o->steps, o->lr);
+        rl_cli_view view = {.show = show};
+        cli_progress_start(&view.bar, stage, (double)o->steps, "steps");
+        st = train(ck.model, tok, pairs, o, rl_cli_on_event, &view);
+        cli_progress_finish(&view.bar, st == JL_OK ? "done" : "stopped");
+    }
+    jl_prefs_free(pairs);
+    jl_tokenizer_free(tok);
+    jl_checkpoint_free(&ck);
+    rl_cli_report_skipped(c, stage);
+    return cli_report(stage, st);
+}

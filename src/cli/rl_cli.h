@@ -59,4 +59,12 @@ typedef struct {
 /* jl_rl_event_fn: progress line of the `show` metrics, notes for held-out results, skips and saves. */
 void rl_cli_on_event(void *user, const jl_rl_event *ev);
 
+/* The stages trained on preference pairs (reward, dpo): loads the starting model with its tokenizer and the
+ * pairs, prints "STAGE: N pairs from DATA; SETTINGS; batch; steps; lr", runs `train` under a progress line of
+ * the `show` metrics, then reports --skip-long drops. Returns the CLI exit code. */
+typedef jl_status (*rl_pairs_train_fn)(jl_model *, const jl_tokenizer *, const jl_pref_set *, const jl_rl_opts *,
+                                       jl_rl_event_fn, void *);
+int rl_cli_run_pairs(const char *stage, const char *model, const char *data, const char *settings,
+                     const jl_rl_opts *o, rl_cli_common *c, const char *const *show, rl_pairs_train_fn train);
+
 #endif
