@@ -9,19 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Rows of n_rows × row_bytes from the file's order to ours: with heads > 0, row h·hs + 2i + j of the file
- * (GGML pairs) is row h·hs + j·hs/2 + i of ours (HF halves); else a plain copy. */
+/* Row i of the file is row our_row(i) of ours: with heads > 0, row h·hs + 2i + j of the file (GGML pairs) is row
+ * h·hs + j·hs/2 + i of ours (HF halves); else the same row. */
+static int64_t our_row(int64_t file_row, int heads, int64_t n_rows) {
+    if (heads <= 0) return file_row;
+    const int64_t hs = n_rows / heads, h = file_row / hs, k = file_row % hs;
+    return h * hs + (k % 2) * (hs / 2) + k / 2;
+}
+
 static void copy_rows(void *dst, const void *src, int heads, int64_t n_rows, size_t row_bytes) {
-    if (heads <= 0) {
-        memcpy(dst, src, (size_t)n_rows * row_bytes);
-        return;
-    }
-    const int64_t hs = n_rows / heads, half = hs / 2;
-    for (int h = 0; h < heads; h++)
-        for (int64_t i = 0; i < half; i++)
-            for (int j = 0; j < 2; j++)
-                memcpy((char *)dst + (size_t)(h * hs + j * half + i) * row_bytes,
-                       (const char *)src + (size_t)(h * hs + 2 * i + j) * row_bytes, row_bytes);
+    for (int64_t i = 0; i < n_rows; i++)
+        memcpy((char *)dst + (size_t)our_row(i, heads, n_rows) * row_bytes, (const char *)src + (size_t)i * row_bytes,
+               row_bytes);
 }
 
 static char *dup_meta(const jl_gguf *g, const char *key) {
@@ -96,7 +95,8 @@ static jl_status load_tensor(const jl_gguf *g, const char *path, jl_model *m, co
                            jl_ggml_type_name(gt->type), jl_qtype_name(q->type));
         }
         const int64_t row0 = (dst - slots[slot].w) / cols;
-        copy_rows((char *)q->data + (size_t)row0 * q->row_bytes, gt->data, heads, rows, q->row_bytes);
+        for (int64_t i = 0; i < rows; i++) /* repacked for the kernels as the rows go in */
+            jl_qmatrix_set_row(q, row0 + our_row(i, heads, rows), (const char *)gt->data + (size_t)i * q->row_bytes);
         if (!dequantise && dst != m->w.wte) return JL_OK;
     }
     float *tmp = malloc(sizeof(float) * (size_t)rows * (size_t)cols);
