@@ -4,7 +4,7 @@
  * (the CLI beside this binary, build/jielong, or $JL_BIN), and held-out perplexity of a small model trained here
  * with the library.
  * The q8_0 / q4_0 models go through the real path: jl_export_gguf → jl_gguf_load_model → jl_session_new_quant.
- * Decode: best and median of several runs (the machine is shared). Targets (issue 7): q8_0 perplexity within 1% of
+ * Decode: best and median of several runs, the three types taking turns run by run (the machine is shared). Targets (issue 7): q8_0 perplexity within 1% of
  * f32, q8_0 decode >= 2x f32 at the 110M shape.
  *   build/bench/bench_quant_decode [runs (default 5)] [train steps (default 300)]   (BQ_ONLY110=1: the 110M
  *   decode table only) */
@@ -59,24 +59,18 @@ static double gguf_roundtrip(const jl_checkpoint *ck, int t, const char *path, j
     return mb;
 }
 
-/* Decode tok/s over DECODE_TOKENS tokens after a one-token prompt: runs results sorted into tps. */
-static void decode_speed(const jl_model *m, const jl_qweights *qw, int runs, double *tps) {
-    jl_session *s;
-    check(jl_session_new_quant(m, qw, DECODE_TOKENS + 2, &s), "session");
-    for (int r = 0; r < runs; r++) {
-        jl_session_truncate(s, 0);
-        int32_t tok = 1;
-        const float *logits;
-        check(jl_session_forward(s, &tok, 1, NULL, &logits), "prefill");
-        double t0 = jl_now();
-        for (int i = 0; i < DECODE_TOKENS; i++) {
-            tok = (int32_t)((tok * 7919 + i) % m->cfg.vocab_size); /* the logits are random: any token will do */
-            check(jl_session_forward(s, &tok, 1, NULL, &logits), "decode");
-        }
-        tps[r] = DECODE_TOKENS / (jl_now() - t0);
+/* One run: decode tok/s over DECODE_TOKENS tokens after a one-token prompt. */
+static double decode_once(jl_session *s, int vocab) {
+    jl_session_truncate(s, 0);
+    int32_t tok = 1;
+    const float *logits;
+    check(jl_session_forward(s, &tok, 1, NULL, &logits), "prefill");
+    double t0 = jl_now();
+    for (int i = 0; i < DECODE_TOKENS; i++) {
+        tok = (int32_t)((tok * 7919 + i) % vocab); /* the logits are random: any token will do */
+        check(jl_session_forward(s, &tok, 1, NULL, &logits), "decode");
     }
-    qsort(tps, (size_t)runs, sizeof *tps, cmp_double);
-    jl_session_free(s);
+    return DECODE_TOKENS / (jl_now() - t0);
 }
 
 /* Peak resident set (MB) of `jielong generate` on a model file: the child's ru_maxrss. -1 if it failed. */
@@ -147,28 +141,33 @@ static void bench_shape(const char *name, int dim, int layers, int heads, int hi
     printf("\n%s shape: dim %d, %d layers, %d heads, MLP %d, vocab 32000, %.1fM params; decode %d tokens, %d runs\n",
            name, dim, layers, heads, hidden, ck.model->n_params / 1e6, DECODE_TOKENS, runs);
     printf("%-5s %9s %12s %12s %14s %10s\n", "type", "file MB", "tok/s best", "tok/s median", "weights MB/tok", "vs f32");
+    /* the three types loaded side by side and timed in turn, run after run, so that they share the machine's
+     * moods (it is shared); best and median per type */
+    jl_checkpoint back[3];
+    jl_qweights *qw[3];
+    jl_session *sess[3];
+    double mb[3], *tps = malloc(sizeof(double) * 3 * (size_t)runs);
+    for (int t = 0; t < 3; t++) {
+        mb[t] = gguf_roundtrip(&ck, t, "/tmp/bench_quant_decode.gguf", &back[t], &qw[t], 0);
+        check(jl_session_new_quant(back[t].model, qw[t], DECODE_TOKENS + 2, &sess[t]), "session");
+    }
+    for (int r = 0; r < runs; r++)
+        for (int t = 0; t < 3; t++) tps[t * runs + r] = decode_once(sess[t], c.vocab_size);
     double f32_best = 0, f32_med = 0;
     for (int t = 0; t < 3; t++) {
-        jl_checkpoint back;
-        jl_qweights *qw;
-        double mb = gguf_roundtrip(&ck, t, "/tmp/bench_quant_decode.gguf", &back, &qw, 0);
-        double *tps = malloc(sizeof(double) * (size_t)runs);
-        decode_speed(back.model, qw, runs, tps);
-        jl_session *s;
-        check(jl_session_new_quant(back.model, qw, 1, &s), "session");
-        double bytes = jl_session_bytes_per_token(s) / 1e6;
-        jl_session_free(s);
-        if (t == 0) f32_best = tps[runs - 1], f32_med = tps[runs / 2];
-        printf("%-5s %9.1f %12.1f %12.1f %14.1f   %.2fx best, %.2fx median\n", types[t], mb, tps[runs - 1],
-               tps[runs / 2], bytes, tps[runs - 1] / f32_best, tps[runs / 2] / f32_med);
-        free(tps);
-        jl_qweights_free(qw);
-        jl_checkpoint_free(&back);
+        double *v = tps + t * runs;
+        qsort(v, (size_t)runs, sizeof *v, cmp_double);
+        if (t == 0) f32_best = v[runs - 1], f32_med = v[runs / 2];
+        printf("%-5s %9.1f %12.1f %12.1f %14.1f   %.2fx best, %.2fx median\n", types[t], mb[t], v[runs - 1],
+               v[runs / 2], jl_session_bytes_per_token(sess[t]) / 1e6, v[runs - 1] / f32_best, v[runs / 2] / f32_med);
+        jl_session_free(sess[t]);
+        jl_qweights_free(qw[t]);
+        jl_checkpoint_free(&back[t]);
     }
+    free(tps);
     struct stat sb;
     const int rss = cli && stat(cli, &sb) == 0;
     char paths[3][64];
-    double mb[3];
     if (rss) write_rss_models(&ck, paths, mb);
     else if (cli) printf("\n(no CLI at %s: peak RSS not measured; build it or set JL_BIN)\n", cli);
     jl_checkpoint_free(&ck);
