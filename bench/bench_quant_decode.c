@@ -1,8 +1,10 @@
 /* Quantised models side by side: file size (GGUF), decode tok/s through the inference session for f32 / q8_0 /
  * q4_0 at the stories110M shape (dim 768, 12 layers, 12 heads, MLP 2048, vocab 32000) and stories15M (dim 288,
- * 6 layers, 6 heads, MLP 768), and held-out perplexity of a small model trained here with the library.
+ * 6 layers, 6 heads, MLP 768), the peak resident memory of `jielong generate --model X.gguf` at the 110M shape
+ * (the CLI beside this binary, build/jielong, or $JL_BIN), and held-out perplexity of a small model trained here
+ * with the library.
  * The q8_0 / q4_0 models go through the real path: jl_export_gguf → jl_gguf_load_model → jl_session_new_quant.
- * Decode: best and median of several runs (the machine is shared). Targets (issue 7): q8_0 perplexity within 1% of
+ * Decode: best and median of several runs, the three types taking turns run by run (the machine is shared). Targets (issue 7): q8_0 perplexity within 1% of
  * f32, q8_0 decode >= 2x f32 at the 110M shape.
  *   build/bench/bench_quant_decode [runs (default 5)] [train steps (default 300)]   (BQ_ONLY110=1: the 110M
  *   decode table only) */
@@ -20,7 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+
+extern char **environ;
 
 #define DECODE_TOKENS 48
 
@@ -51,27 +59,70 @@ static double gguf_roundtrip(const jl_checkpoint *ck, int t, const char *path, j
     return mb;
 }
 
-/* Decode tok/s over DECODE_TOKENS tokens after a one-token prompt: runs results sorted into tps. */
-static void decode_speed(const jl_model *m, const jl_qweights *qw, int runs, double *tps) {
-    jl_session *s;
-    check(jl_session_new_quant(m, qw, DECODE_TOKENS + 2, &s), "session");
-    for (int r = 0; r < runs; r++) {
-        jl_session_truncate(s, 0);
-        int32_t tok = 1;
-        const float *logits;
-        check(jl_session_forward(s, &tok, 1, NULL, &logits), "prefill");
-        double t0 = jl_now();
-        for (int i = 0; i < DECODE_TOKENS; i++) {
-            tok = (int32_t)((tok * 7919 + i) % m->cfg.vocab_size); /* the logits are random: any token will do */
-            check(jl_session_forward(s, &tok, 1, NULL, &logits), "decode");
-        }
-        tps[r] = DECODE_TOKENS / (jl_now() - t0);
+/* One run: decode tok/s over DECODE_TOKENS tokens after a one-token prompt. */
+static double decode_once(jl_session *s, int vocab) {
+    jl_session_truncate(s, 0);
+    int32_t tok = 1;
+    const float *logits;
+    check(jl_session_forward(s, &tok, 1, NULL, &logits), "prefill");
+    double t0 = jl_now();
+    for (int i = 0; i < DECODE_TOKENS; i++) {
+        tok = (int32_t)((tok * 7919 + i) % vocab); /* the logits are random: any token will do */
+        check(jl_session_forward(s, &tok, 1, NULL, &logits), "decode");
     }
-    qsort(tps, (size_t)runs, sizeof *tps, cmp_double);
-    jl_session_free(s);
+    return DECODE_TOKENS / (jl_now() - t0);
 }
 
-static void bench_shape(const char *name, int dim, int layers, int heads, int hidden, int runs) {
+/* Peak resident set (MB) of `jielong generate` on a model file: the child's ru_maxrss. -1 if it failed. */
+static double generate_peak_rss(const char *cli, const char *model, double *seconds) {
+    char *argv[] = {(char *)cli, "generate", "--model", (char *)model, "--prompt", "Once upon a time", "--max-tokens",
+                    "32", "--temperature", "0", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    double t0 = jl_now();
+    int rc = posix_spawn(&pid, cli, &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return -1;
+    int status;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
+    *seconds = jl_now() - t0;
+    return ru.ru_maxrss / 1024.0; /* KiB on Linux */
+}
+
+/* The 110M model as GGUF files of each type, for bench_rss (written while the fp32 model is in memory). */
+static void write_rss_models(const jl_checkpoint *ck, char paths[3][64], double mb[3]) {
+    for (int t = 0; t < 3; t++) {
+        snprintf(paths[t], sizeof paths[t], "/tmp/bench_quant_rss_%s.gguf", types[t]);
+        jl_ggml_type gt;
+        check(jl_ggml_type_parse(types[t], &gt), "type");
+        check(jl_export_gguf(ck, paths[t], gt), "export gguf");
+        struct stat sb;
+        mb[t] = stat(paths[t], &sb) == 0 ? sb.st_size / 1e6 : 0;
+    }
+}
+
+/* The CLI runs each file; its peak RSS against the file size. A spawned child's peak starts at its parent's
+ * (exec inherits the old address space's high-water mark), so this runs after the bench has freed its models
+ * and reset its own high-water mark to its current, small, resident set. */
+static void bench_rss(const char *cli, char paths[3][64], const double mb[3], int ctx, double kv_mb) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    int reset = f && fputs("5", f) >= 0;
+    if (f) reset &= fclose(f) == 0;
+    printf("\npeak RSS of `jielong generate --model X.gguf --max-tokens 32` (110M shape; KV cache %d positions = "
+           "%.1f MB)%s\n", ctx, kv_mb, reset ? "" : " (could not reset this process's peak: upper bounds)");
+    printf("%-5s %9s %14s %16s %10s\n", "type", "file MB", "peak RSS MB", "RSS - file MB", "run s");
+    for (int t = 0; t < 3; t++) {
+        double secs = 0, rss = generate_peak_rss(cli, paths[t], &secs);
+        if (rss < 0) printf("%-5s %9.1f   (%s generate failed)\n", types[t], mb[t], cli);
+        else printf("%-5s %9.1f %14.1f %16.1f %10.1f\n", types[t], mb[t], rss * 1.048576, rss * 1.048576 - mb[t], secs);
+        remove(paths[t]);
+    }
+}
+
+static void bench_shape(const char *name, int dim, int layers, int heads, int hidden, int runs, const char *cli) {
     jl_config c;
     jl_config_from_depth(&c, JL_ARCH_LLAMA, layers, 32000, 256);
     c.dim = dim;
@@ -90,25 +141,37 @@ static void bench_shape(const char *name, int dim, int layers, int heads, int hi
     printf("\n%s shape: dim %d, %d layers, %d heads, MLP %d, vocab 32000, %.1fM params; decode %d tokens, %d runs\n",
            name, dim, layers, heads, hidden, ck.model->n_params / 1e6, DECODE_TOKENS, runs);
     printf("%-5s %9s %12s %12s %14s %10s\n", "type", "file MB", "tok/s best", "tok/s median", "weights MB/tok", "vs f32");
+    /* the three types loaded side by side and timed in turn, run after run, so that they share the machine's
+     * moods (it is shared); best and median per type */
+    jl_checkpoint back[3];
+    jl_qweights *qw[3];
+    jl_session *sess[3];
+    double mb[3], *tps = malloc(sizeof(double) * 3 * (size_t)runs);
+    for (int t = 0; t < 3; t++) {
+        mb[t] = gguf_roundtrip(&ck, t, "/tmp/bench_quant_decode.gguf", &back[t], &qw[t], 0);
+        check(jl_session_new_quant(back[t].model, qw[t], DECODE_TOKENS + 2, &sess[t]), "session");
+    }
+    for (int r = 0; r < runs; r++)
+        for (int t = 0; t < 3; t++) tps[t * runs + r] = decode_once(sess[t], c.vocab_size);
     double f32_best = 0, f32_med = 0;
     for (int t = 0; t < 3; t++) {
-        jl_checkpoint back;
-        jl_qweights *qw;
-        double mb = gguf_roundtrip(&ck, t, "/tmp/bench_quant_decode.gguf", &back, &qw, 0);
-        double *tps = malloc(sizeof(double) * (size_t)runs);
-        decode_speed(back.model, qw, runs, tps);
-        jl_session *s;
-        check(jl_session_new_quant(back.model, qw, 1, &s), "session");
-        double bytes = jl_session_bytes_per_token(s) / 1e6;
-        jl_session_free(s);
-        if (t == 0) f32_best = tps[runs - 1], f32_med = tps[runs / 2];
-        printf("%-5s %9.1f %12.1f %12.1f %14.1f   %.2fx best, %.2fx median\n", types[t], mb, tps[runs - 1],
-               tps[runs / 2], bytes, tps[runs - 1] / f32_best, tps[runs / 2] / f32_med);
-        free(tps);
-        jl_qweights_free(qw);
-        jl_checkpoint_free(&back);
+        double *v = tps + t * runs;
+        qsort(v, (size_t)runs, sizeof *v, cmp_double);
+        if (t == 0) f32_best = v[runs - 1], f32_med = v[runs / 2];
+        printf("%-5s %9.1f %12.1f %12.1f %14.1f   %.2fx best, %.2fx median\n", types[t], mb[t], v[runs - 1],
+               v[runs / 2], jl_session_bytes_per_token(sess[t]) / 1e6, v[runs - 1] / f32_best, v[runs / 2] / f32_med);
+        jl_session_free(sess[t]);
+        jl_qweights_free(qw[t]);
+        jl_checkpoint_free(&back[t]);
     }
+    free(tps);
+    struct stat sb;
+    const int rss = cli && stat(cli, &sb) == 0;
+    char paths[3][64];
+    if (rss) write_rss_models(&ck, paths, mb);
+    else if (cli) printf("\n(no CLI at %s: peak RSS not measured; build it or set JL_BIN)\n", cli);
     jl_checkpoint_free(&ck);
+    if (rss) bench_rss(cli, paths, mb, c.max_seq_len, 2.0 * c.n_layer * c.max_seq_len * c.dim * 4 / 1e6);
 }
 
 /* ---------------------------------------------------------------- perplexity of a small trained model */
@@ -222,9 +285,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: bench_quant_decode [runs >= 1] [train steps >= 1]\n");
         return 2;
     }
-    bench_shape("stories110M", 768, 12, 12, 2048, runs);
+    char cli[4096]; /* build/bench/bench_quant_decode → build/jielong */
+    const char *bin = getenv("JL_BIN"), *slash = strrchr(argv[0], '/');
+    if (bin) snprintf(cli, sizeof cli, "%s", bin);
+    else snprintf(cli, sizeof cli, "%.*s/../jielong", slash ? (int)(slash - argv[0]) : 1, slash ? argv[0] : ".");
+    bench_shape("stories110M", 768, 12, 12, 2048, runs, cli);
     if (getenv("BQ_ONLY110")) return 0;
-    bench_shape("stories15M", 288, 6, 6, 768, runs);
+    bench_shape("stories15M", 288, 6, 6, 768, runs, NULL);
     bench_perplexity(steps);
     return 0;
 }

@@ -67,7 +67,7 @@ static double weight_err(const jl_model *m, jl_qweights *qw) {
     for (int i = 0; i < n; i++) {
         const size_t k = (size_t)sl[i].rows * sl[i].cols;
         float *back = malloc(sizeof(float) * k);
-        jl_dequantize_matrix(sl[i].q->type, sl[i].q->data, back, sl[i].rows, sl[i].cols);
+        jl_qmatrix_to_f32(sl[i].q, back);
         for (size_t j = 0; j < k; j++) {
             d += ((double)back[j] - sl[i].w[j]) * ((double)back[j] - sl[i].w[j]);
             r += (double)sl[i].w[j] * sl[i].w[j];
@@ -233,6 +233,65 @@ static void test_trained_greedy_q8_0(void **s) {
     jl_qweights_free(q4);
 }
 
+/* Loaded for inference (no dequantise), a quantised GGUF holds no fp32 copy of its blocks: the linears and the
+ * token embedding (kept in blocks, the same as quantising our own table) have no storage, a session runs on
+ * the blocks alone, and what needs every fp32 parameter refuses the model with a message. */
+static void check_quantised_only(const jl_model *m, jl_checkpoint *back, jl_qweights *qw, jl_qtype qt, int dequantise) {
+    const jl_model *b = back->model;
+    if (dequantise) {
+        assert_true(b->n_backed == b->n_params);
+        return;
+    }
+    size_t backed = 0;
+    for (int i = 0; i < b->n_tensors; i++) {
+        const jl_tensor_info *t = &b->tensors[i];
+        assert_int_equal(t->unbacked, t->ndim == 2 && strcmp(t->name, "wpe.weight") != 0);
+        backed += t->unbacked ? 0 : (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
+    }
+    assert_true(b->n_backed == backed && b->n_backed < b->n_params / 10);
+    assert_null(b->w.wte);
+    assert_null(b->w.layers[0].qkv_w);
+    const jl_qmatrix *e = jl_qweights_embedding(b, qw);
+    assert_non_null(e);
+    jl_qmatrix want;
+    assert_int_equal(jl_qmatrix_from_f32(&want, qt, m->w.wte, m->cfg.padded_vocab, m->cfg.dim), JL_OK);
+    float *row = malloc(sizeof(float) * (size_t)m->cfg.dim), *want_row = malloc(sizeof(float) * (size_t)m->cfg.dim);
+    for (int tok = 0; tok < m->cfg.vocab_size; tok += 37) {
+        jl_qmatrix_row_f32(e, tok, row);
+        jl_qmatrix_row_f32(&want, tok, want_row);
+        assert_memory_equal(row, want_row, sizeof(float) * (size_t)m->cfg.dim);
+    }
+    free(row), free(want_row);
+    /* the session on blocks only gives the logits of a session on the fp32 model with that embedding, quantised */
+    jl_model *ref_m;
+    assert_int_equal(jl_model_new(&m->cfg, &ref_m), JL_OK);
+    memcpy(ref_m->params, m->params, sizeof(float) * m->n_params);
+    jl_qmatrix_to_f32(&want, ref_m->w.wte);
+    jl_qmatrix_free(&want);
+    jl_qweights *ref_qw;
+    assert_int_equal(jl_qweights_quantize(ref_m, jl_qtype_name(qt), &ref_qw), JL_OK);
+    int32_t tokens[6] = {1, 50, 7, 200, 3, 9};
+    float *got = session_logits(b, qw, tokens, 6), *ref = session_logits(ref_m, ref_qw, tokens, 6);
+    assert_true(rel_err(got, ref, (size_t)6 * m->cfg.vocab_size) < 1e-6);
+    free(got), free(ref);
+    jl_qweights_free(ref_qw);
+    jl_model_free(ref_m);
+    /* refused, with a message, by everything that needs the fp32 parameters */
+    jl_session *s;
+    assert_int_equal(jl_session_new(b, 8, &s), JL_ERR_ARG);
+    assert_non_null(strstr(jl_last_error(), "quantised only"));
+    assert_int_equal(jl_checkpoint_save(tmp_path("partial.safetensors"), back), JL_ERR_ARG);
+    assert_non_null(strstr(jl_last_error(), "partial.safetensors"));
+    assert_int_equal(jl_export_gguf(back, tmp_path("partial.gguf"), JL_GGML_Q8_0), JL_ERR_ARG);
+    jl_qweights *again;
+    assert_int_equal(jl_qweights_quantize(b, "q8_0", &again), JL_ERR_ARG);
+    jl_trainer_opts o = {.B = 1, .T = 8, .accum = 1};
+    jl_optim_defaults(&o.opt, 1e-3f, 10);
+    jl_trainer *t;
+    assert_int_equal(jl_trainer_new((jl_model *)b, &o, &t), JL_ERR_ARG);
+    assert_non_null(strstr(jl_last_error(), "training"));
+}
+
 /* ---------------------------------------------------------------- GGUF load round trip */
 
 static void roundtrip_gguf(const jl_config *c, const char *type) {
@@ -269,17 +328,25 @@ static void roundtrip_gguf(const jl_config *c, const char *type) {
                 assert_int_equal(jl_qmatrix_from_f32(&want, qt, orig[i].w, orig[i].rows, orig[i].cols), JL_OK);
                 assert_int_equal(got[i].q->type, qt);
                 assert_int_equal(got[i].q->rows, orig[i].rows);
-                assert_memory_equal(got[i].q->data, want.data, (size_t)rows * want.row_bytes);
-                float *deq = malloc(sizeof(float) * (size_t)rows * orig[i].cols);
-                jl_dequantize_matrix(qt, want.data, deq, rows, orig[i].cols);
+                char *a = malloc(want.row_bytes), *b = malloc(want.row_bytes);
+                for (int64_t r = 0; r < rows; r++) { /* ggml's bytes back from the repacked rows */
+                    jl_qmatrix_get_row(got[i].q, r, a);
+                    jl_qmatrix_get_row(&want, r, b);
+                    assert_memory_equal(a, b, want.row_bytes);
+                }
+                free(a);
+                free(b);
+                float *deq = malloc(sizeof(float) * (size_t)orig[i].rows * orig[i].cols);
+                jl_qmatrix_to_f32(&want, deq);
                 if (dequantise) assert_memory_equal(got[i].w, deq, sizeof(float) * (size_t)rows * orig[i].cols);
                 free(deq);
                 jl_qmatrix_free(&want);
             }
             for (int i = 0; i < m->n_tensors; i++) /* norms and biases exact */
                 if (m->tensors[i].ndim == 1)
-                    assert_memory_equal(back.model->params + m->tensors[i].offset, m->params + m->tensors[i].offset,
-                                        sizeof(float) * (size_t)m->tensors[i].shape[0]);
+                    assert_memory_equal(back.model->params + back.model->tensors[i].offset,
+                                        m->params + m->tensors[i].offset, sizeof(float) * (size_t)m->tensors[i].shape[0]);
+            check_quantised_only(m, &back, qw, qt, dequantise);
         }
         free(orig);
         free(got);

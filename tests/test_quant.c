@@ -54,10 +54,10 @@ static void test_roundtrip_error_bounds(void **s) {
     free(x), free(y), free(q8), free(q4);
 }
 
-/* Every path the CPU has gives the scalar sums (integer parts exact; float order may differ slightly). */
-static void test_dot_paths_agree(void **s) {
+/* The reference dot products are the dequantised dot products (exact integer sums, scaled per block). */
+static void test_reference_dots(void **s) {
     (void)s;
-    const int nbs[] = {1, 2, 3, 7, 24, 65};
+    const int nbs[] = {1, 3, 24};
     for (size_t k = 0; k < sizeof nbs / sizeof nbs[0]; k++) {
         const int n = 32 * nbs[k];
         float *w = randn(n, 10 + k, 0.05f), *x = randn(n, 20 + k, 1.0f);
@@ -66,9 +66,7 @@ static void test_dot_paths_agree(void **s) {
         jl_quantize_row_q8_0(w, w8, n);
         jl_quantize_row_q4_0(w, w4, n);
         jl_quantize_row_q8_0(x, x8, n);
-        assert_int_equal(jl_quant_set_path(JL_QPATH_SCALAR), JL_OK);
         float ref8 = jl_vec_dot_q8_0_q8_0(n, w8, x8), ref4 = jl_vec_dot_q4_0_q8_0(n, w4, x8);
-        /* the scalar path is the dequantised dot product */
         float *dw = malloc(n * sizeof(float)), *dx = malloc(n * sizeof(float));
         jl_dequantize_row_q8_0(x8, dx, n);
         jl_dequantize_row_q8_0(w8, dw, n);
@@ -78,16 +76,84 @@ static void test_dot_paths_agree(void **s) {
         for (int i = 0; i < n; i++) d4 += (double)dw[i] * dx[i];
         assert_true(fabs(ref8 - d8) <= 1e-5 * mag + 1e-6);
         assert_true(fabs(ref4 - d4) <= 1e-5 * mag + 1e-6);
-        for (jl_qpath p = JL_QPATH_AVX2; p <= JL_QPATH_AVX512; p++) {
-            if (!jl_quant_path_supported(p)) {
-                assert_int_equal(jl_quant_set_path(p), JL_ERR_ARG);
-                continue;
-            }
-            assert_int_equal(jl_quant_set_path(p), JL_OK);
-            assert_true(fabsf(jl_vec_dot_q8_0_q8_0(n, w8, x8) - ref8) <= 1e-5f * (float)mag + 1e-6f);
-            assert_true(fabsf(jl_vec_dot_q4_0_q8_0(n, w4, x8) - ref4) <= 1e-5f * (float)mag + 1e-6f);
-        }
         free(w), free(x), free(w8), free(x8), free(w4), free(dw), free(dx);
+    }
+}
+
+/* Repacking keeps ggml's bytes: set_row then get_row gives them back, and the row dequantises as ggml's. */
+static void test_repack_roundtrip(void **s) {
+    (void)s;
+    const int rows = 19, cols = 96; /* one full group of 16 and a partial one */
+    float *w = randn((size_t)rows * cols, 7, 0.05f), *back = malloc(sizeof(float) * rows * cols), row[96];
+    const jl_qtype types[] = {JL_QTYPE_Q8_0, JL_QTYPE_Q4_0};
+    for (int t = 0; t < 2; t++) {
+        const size_t rb = jl_qtype_row_bytes(types[t], cols);
+        char *ggml = malloc((size_t)rows * rb), *got = malloc(rb);
+        jl_quantize_matrix(types[t], w, ggml, rows, cols);
+        jl_qmatrix q, z;
+        assert_int_equal(jl_qmatrix_from_f32(&q, types[t], w, rows, cols), JL_OK);
+        assert_int_equal(jl_qmatrix_alloc(&z, types[t], rows, cols), JL_OK);
+        jl_qmatrix_to_f32(&q, back);
+        for (int r = 0; r < rows; r++) {
+            jl_qmatrix_get_row(&q, r, got);
+            assert_memory_equal(got, ggml + r * rb, rb);
+            jl_qmatrix_set_row(&z, rows - 1 - r, ggml + r * rb); /* rows in any order */
+            if (types[t] == JL_QTYPE_Q8_0) jl_dequantize_row_q8_0((const jl_block_q8_0 *)(ggml + r * rb), row, cols);
+            else jl_dequantize_row_q4_0((const jl_block_q4_0 *)(ggml + r * rb), row, cols);
+            assert_memory_equal(back + r * cols, row, sizeof row);
+            jl_qmatrix_row_f32(&q, r, row);
+            assert_memory_equal(back + r * cols, row, sizeof row);
+        }
+        for (int r = 0; r < rows; r++) {
+            jl_qmatrix_get_row(&z, rows - 1 - r, got);
+            assert_memory_equal(got, ggml + r * rb, rb);
+        }
+        jl_qmatrix_free(&q);
+        jl_qmatrix_free(&z);
+        free(ggml), free(got);
+    }
+    free(w), free(back);
+}
+
+/* Every path's jl_qmatmul against the reference dot product of the ggml rows, row by row: row counts that are not
+ * a multiple of 16 and 1..5 blocks of columns. The integer sums are exact; only float rounding may differ. */
+static void test_qmatmul_paths_vs_reference(void **s) {
+    (void)s;
+    const int shapes[][2] = {{1, 32}, {7, 64}, {17, 96}, {33, 128}, {50, 160}};
+    const jl_qtype types[] = {JL_QTYPE_Q8_0, JL_QTYPE_Q4_0};
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        const int rows = shapes[k][0], cols = shapes[k][1];
+        float *w = randn((size_t)rows * cols, 30 + k, 0.05f), *x = randn(cols, 40 + k, 1.0f), y[51];
+        jl_block_q8_0 *x8 = malloc(cols / 32 * sizeof *x8);
+        jl_quantize_row_q8_0(x, x8, cols);
+        void *xq = malloc(jl_qmatmul_scratch_bytes(1, cols));
+        for (int t = 0; t < 2; t++) {
+            const size_t rb = jl_qtype_row_bytes(types[t], cols);
+            char *ggml = malloc((size_t)rows * rb);
+            jl_quantize_matrix(types[t], w, ggml, rows, cols);
+            jl_qmatrix q;
+            assert_int_equal(jl_qmatrix_from_f32(&q, types[t], w, rows, cols), JL_OK);
+            for (jl_qpath p = JL_QPATH_SCALAR; p <= JL_QPATH_AVX512; p++) {
+                if (!jl_quant_path_supported(p)) {
+                    assert_int_equal(jl_quant_set_path(p), JL_ERR_ARG);
+                    continue;
+                }
+                assert_int_equal(jl_quant_set_path(p), JL_OK);
+                assert_int_equal(jl_quant_path(), p);
+                y[rows] = 12345.0f; /* nothing written past the rows (the padding rows of the last group) */
+                jl_qmatmul(y, x, &q, NULL, 1, xq);
+                assert_true(y[rows] == 12345.0f);
+                for (int r = 0; r < rows; r++) {
+                    const char *row = ggml + r * rb;
+                    float ref = types[t] == JL_QTYPE_Q8_0 ? jl_vec_dot_q8_0_q8_0(cols, (const jl_block_q8_0 *)row, x8)
+                                                          : jl_vec_dot_q4_0_q8_0(cols, (const jl_block_q4_0 *)row, x8);
+                    assert_true(fabsf(y[r] - ref) <= 1e-5f * (fabsf(ref) + 0.1f));
+                }
+            }
+            jl_qmatrix_free(&q);
+            free(ggml);
+        }
+        free(w), free(x), free(x8), free(xq);
     }
     assert_int_equal(jl_quant_set_path(JL_QPATH_AUTO), JL_OK);
 }
@@ -95,7 +161,7 @@ static void test_dot_paths_agree(void **s) {
 /* y = x·Wᵀ + b on the quantised weights is close to fp32; batched rows equal one-at-a-time rows. */
 static void test_qmatmul_against_fp32(void **s) {
     (void)s;
-    /* rows not a multiple of 4 and an odd number of blocks: the tails of the four-row AVX-512 kernel */
+    /* rows not a multiple of 16 and an odd number of blocks */
     const int rows = 98, cols = 224, N = 3;
     float *w = randn((size_t)rows * cols, 3, 0.05f), *x = randn((size_t)N * cols, 4, 1.0f), *b = randn(rows, 5, 0.1f);
     double ref[3 * 98], norm = 0;
@@ -139,7 +205,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_block_layouts),
         cmocka_unit_test(test_roundtrip_error_bounds),
-        cmocka_unit_test(test_dot_paths_agree),
+        cmocka_unit_test(test_reference_dots),
+        cmocka_unit_test(test_repack_roundtrip),
+        cmocka_unit_test(test_qmatmul_paths_vs_reference),
         cmocka_unit_test(test_qmatmul_against_fp32),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

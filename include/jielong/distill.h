@@ -18,6 +18,7 @@ typedef struct {
     float alpha;            /* weight of the soft (teacher) term in [0, 1]; 0 = hard labels only */
     int eval_every, eval_batches; /* held-out cross-entropy of the student every N steps (0 = off) */
     int save_every;         /* training checkpoint every N steps (and at the end) */
+    long stop_after;        /* stop (with a checkpoint) after this many steps in this invocation; 0 = run to the end */
     const char *out_dir;    /* checkpoint.safetensors, model.safetensors, metrics.jsonl */
     double sgemm_gflops;    /* the MFU yardstick (≤ 0: no MFU) */
 } jl_distill_opts;
@@ -31,9 +32,17 @@ jl_status jl_distill_check_pair(const jl_model *teacher, const jl_tokenizer *tea
 
 /* Trains `student` in place on `train` with the teacher frozen; reports through on_event (JL_EV_STEP,
  * JL_EV_EVAL with the student's held-out cross-entropy, JL_EV_SAVE, JL_EV_SKIP). Metrics (stage "distill"):
- * loss, kl (mean per token), lr, grad_norm, tok_per_s, mfu, ms, skipped; val_loss; teacher_val_loss at step 0. */
+ * loss, kl (mean per token), lr, grad_norm, tok_per_s, mfu, ms, skipped; val_loss; teacher_val_loss at step 0.
+ * With `resume` (out_dir's checkpoint.safetensors, loaded as the student) continues from its state: step, data
+ * position and AdamW moments, so the run equals one that never stopped; B, T, accum, temperature and alpha must
+ * match (jl_distill_opts_from_state gives them). */
 jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *tok, const jl_tokens *train,
-                     const jl_tokens *val, const jl_distill_opts *o, jl_event_fn on_event, void *user);
+                     const jl_tokens *val, const jl_distill_opts *o, const jl_checkpoint *resume, jl_event_fn on_event,
+                     void *user);
+
+/* Reads the trajectory-shaping options saved in a distillation checkpoint's state (batch, steps, schedule,
+ * AdamW, temperature, alpha) into o; other fields untouched. */
+jl_status jl_distill_opts_from_state(const char *state, jl_distill_opts *o);
 
 typedef struct {
     size_t n;               /* prompts to answer (the first n; 0 = all) */

@@ -26,8 +26,11 @@ jl_status jl_export_gguf(const jl_checkpoint *ck, const char *path, jl_ggml_type
 /* Loads a GGUF written by jl_export_gguf (jielong quantize / export) for inference: ck->model, ck->tokenizer_json
  * and ck->chat_template (from jielong's own metadata keys; the config from "jielong.config"), and in *qw the
  * linear weights in their block type (q8_0 / q4_0) with Q/K rows restored to jielong's order — NULL when the
- * file's weights are f32/f16, which then all land in ck->model. Norms, biases and embeddings are fp32 in
- * ck->model; quantised linears are left zero there unless dequantise = 1 (the fp32 forward pass, e.g. eval).
+ * file's weights are f32/f16, which then all land in ck->model. Norms, biases and f32/f16 tensors are fp32 in
+ * ck->model. With dequantise = 0 (generate, chat, serve) the quantised tensors (linears, the token embedding)
+ * live only in *qw: the model has no fp32 storage for them, so it runs only in a session with *qw and anything
+ * that needs every fp32 parameter (save, export, train, the fp32 forward) refuses it. With dequantise = 1 (the
+ * fp32 forward pass, e.g. eval) they are also dequantised into ck->model.
  * Free with jl_checkpoint_free and jl_qweights_free. */
 typedef struct jl_qweights jl_qweights;
 jl_status jl_gguf_load_model(const char *path, int dequantise, jl_checkpoint *ck, jl_qweights **qw);
@@ -69,6 +72,9 @@ int32_t jl_gguf_arr_i32(const jl_gguf *g, const char *key, uint64_t i);         
 int jl_gguf_tensor_count(const jl_gguf *g);
 const jl_gguf_tensor *jl_gguf_tensor_at(const jl_gguf *g, int i);
 const jl_gguf_tensor *jl_gguf_find_tensor(const jl_gguf *g, const char *name);
+/* Done with tensor t's bytes: its pages leave this process's resident set (they stay in the page cache and
+ * fault back in if read again), so a model loaded tensor by tensor does not also hold the whole file. */
+void jl_gguf_tensor_release(const jl_gguf *g, const jl_gguf_tensor *t);
 /* All elements as floats (dequantised); dst holds ne[0]·ne[1]·ne[2]·ne[3] floats. */
 void jl_gguf_tensor_f32(const jl_gguf_tensor *t, float *dst);
 

@@ -17,9 +17,9 @@
 
 typedef struct {
     cli_strs data;
-    const char *teacher, *student, *out, *schedule, *prompts, *out_data;
+    const char *teacher, *student, *resume, *out, *schedule, *prompts, *out_data;
     cli_model_shape shape;
-    long batch, seq_len, accum, steps, warmup, seed, eval_every, eval_batches, save_every, threads;
+    long batch, seq_len, accum, steps, warmup, seed, eval_every, eval_batches, save_every, stop_after, threads;
     long synthesize, max_new_tokens;
     double lr, min_lr_frac, weight_decay, grad_clip, val_fraction, temperature, alpha, sample_temperature;
 } distill_args;
@@ -78,21 +78,25 @@ static void on_event(void *user, const jl_train_event *ev) {
     cli_progress_update(&v->bar, (double)ev->step, extra);
 }
 
-/* The student: a checkpoint (its tokenizer must match the teacher's), else a fresh model of the given shape
- * with the teacher's vocabulary. */
+/* The student: a checkpoint (its tokenizer must match the teacher's; with --resume, a training checkpoint of
+ * this distillation), else a fresh model of the given shape with the teacher's vocabulary. */
 static jl_status load_student(const distill_args *a, const jl_model *teacher, const jl_tokenizer *ttok,
                               jl_checkpoint *sck, jl_model **student, int *owned) {
     *owned = 0;
-    if (a->student) {
+    const char *path = a->resume ? a->resume : a->student;
+    if (a->resume && a->student) return jl_fail(JL_ERR_ARG, "--resume and --student cannot be combined");
+    if (path) {
         jl_tokenizer *stok = NULL;
-        jl_status st = jl_checkpoint_load(a->student, sck);
+        jl_status st = jl_checkpoint_load(path, sck);
         if (st == JL_OK && !sck->tokenizer_json)
-            st = jl_fail(JL_ERR_FORMAT, "%s: student checkpoint has no tokenizer", a->student);
+            st = jl_fail(JL_ERR_FORMAT, "student checkpoint has no tokenizer");
+        if (st == JL_OK && a->resume && !sck->train_state)
+            st = jl_fail(JL_ERR_FORMAT, "not a training checkpoint (no optimizer state)");
         if (st == JL_OK) st = jl_tokenizer_from_json(sck->tokenizer_json, strlen(sck->tokenizer_json), &stok);
         if (st == JL_OK) st = jl_distill_check_pair(teacher, ttok, sck->model, stok);
         jl_tokenizer_free(stok);
         *student = sck->model;
-        return st == JL_OK ? JL_OK : jl_fail_context(st, "%s", a->student);
+        return st == JL_OK ? JL_OK : jl_fail_context(st, "%s", path);
     }
     cli_model_shape shape = a->shape;
     if (shape.context == UNSET) shape.context = teacher->cfg.max_seq_len;
@@ -104,6 +108,45 @@ static jl_status load_student(const distill_args *a, const jl_model *teacher, co
         jl_model_init(*student, (uint64_t)a->seed);
     }
     return st;
+}
+
+/* Flags over the defaults; on resume the trajectory comes from the checkpoint and flags that shape it must
+ * agree with it (steps, evaluation and saving may change). */
+static jl_status distill_options(const distill_args *a, const jl_checkpoint *sck, const jl_model *student,
+                                 const jl_model *teacher, jl_distill_opts *o) {
+    if (a->resume) {
+        jl_status st = jl_distill_opts_from_state(sck->train_state, o);
+        if (st != JL_OK) return jl_fail_context(st, "%s", a->resume);
+        if ((a->batch != UNSET && a->batch != o->B) || (a->seq_len != UNSET && a->seq_len != o->T) ||
+            (a->accum != UNSET && a->accum != o->accum) || (a->temperature != UNSET && (float)a->temperature != o->temperature) ||
+            (a->alpha != UNSET && (float)a->alpha != o->alpha))
+            return jl_fail(JL_ERR_ARG, "%s was distilled with batch %d×%d×%d, temperature %g, alpha %g; resume with "
+                                       "the same", a->resume, o->B, o->T, o->accum, (double)o->temperature,
+                           (double)o->alpha);
+    } else {
+        int ctx = student->cfg.max_seq_len < teacher->cfg.max_seq_len ? student->cfg.max_seq_len : teacher->cfg.max_seq_len;
+        o->T = a->seq_len != UNSET ? (int)a->seq_len : ctx;
+        if (a->batch != UNSET) o->B = (int)a->batch;
+        if (a->accum != UNSET) o->accum = (int)a->accum;
+        if (a->lr != UNSET) o->lr = (float)a->lr;
+        if (a->min_lr_frac != UNSET) o->min_lr_frac = (float)a->min_lr_frac;
+        if (a->warmup != UNSET) o->warmup = a->warmup;
+        if (a->weight_decay != UNSET) o->weight_decay = (float)a->weight_decay;
+        if (a->grad_clip != UNSET) o->grad_clip = (float)a->grad_clip;
+        if (a->temperature != UNSET) o->temperature = (float)a->temperature;
+        if (a->alpha != UNSET) o->alpha = (float)a->alpha;
+        jl_schedule sched;
+        jl_status st = jl_schedule_parse(a->schedule, &sched);
+        if (st != JL_OK) return st;
+        o->schedule = sched;
+    }
+    if (a->steps != UNSET) o->steps = a->steps;
+    if (a->eval_every != UNSET) o->eval_every = (int)a->eval_every;
+    if (a->eval_batches != UNSET) o->eval_batches = (int)a->eval_batches;
+    if (a->save_every != UNSET) o->save_every = (int)a->save_every;
+    if (a->stop_after != UNSET) o->stop_after = a->stop_after;
+    o->out_dir = a->out;
+    return JL_OK;
 }
 
 static int run_distill(distill_args *a, jl_model *teacher, const jl_tokenizer *tok) {
@@ -118,28 +161,7 @@ static int run_distill(distill_args *a, jl_model *teacher, const jl_tokenizer *t
     jl_distill_opts o;
     jl_distill_defaults(&o);
     jl_status st = load_student(a, teacher, tok, &sck, &student, &owned);
-    if (st == JL_OK) {
-        int ctx = student->cfg.max_seq_len < teacher->cfg.max_seq_len ? student->cfg.max_seq_len
-                                                                        : teacher->cfg.max_seq_len;
-        o.T = a->seq_len != UNSET ? (int)a->seq_len : ctx;
-        if (a->batch != UNSET) o.B = (int)a->batch;
-        if (a->accum != UNSET) o.accum = (int)a->accum;
-        if (a->steps != UNSET) o.steps = a->steps;
-        if (a->lr != UNSET) o.lr = (float)a->lr;
-        if (a->min_lr_frac != UNSET) o.min_lr_frac = (float)a->min_lr_frac;
-        if (a->warmup != UNSET) o.warmup = a->warmup;
-        if (a->weight_decay != UNSET) o.weight_decay = (float)a->weight_decay;
-        if (a->grad_clip != UNSET) o.grad_clip = (float)a->grad_clip;
-        if (a->eval_every != UNSET) o.eval_every = (int)a->eval_every;
-        if (a->eval_batches != UNSET) o.eval_batches = (int)a->eval_batches;
-        if (a->save_every != UNSET) o.save_every = (int)a->save_every;
-        o.temperature = (float)a->temperature;
-        o.alpha = (float)a->alpha;
-        o.out_dir = a->out;
-        jl_schedule sched;
-        st = jl_schedule_parse(a->schedule, &sched);
-        o.schedule = sched;
-    }
+    if (st == JL_OK) st = distill_options(a, &sck, student, teacher, &o);
     if (st == JL_OK) st = cli_load_tokens(&a->data, tok, &train, &val);
     if (st == JL_OK && val.n == 0) st = jl_tokens_split(&train, a->val_fraction, o.T, &val);
     if (st == JL_OK) {
@@ -151,7 +173,7 @@ static int run_distill(distill_args *a, jl_model *teacher, const jl_tokenizer *t
                 train.n, val.n, o.B, o.T, o.accum, o.steps);
         run_view view = {0};
         cli_progress_start(&view.bar, "distill", (double)o.steps, "steps");
-        st = jl_distill(student, teacher, tok, &train, &val, &o, on_event, &view);
+        st = jl_distill(student, teacher, tok, &train, &val, &o, a->resume ? &sck : NULL, on_event, &view);
         cli_progress_finish(&view.bar, st == JL_OK ? "done" : "stopped");
     }
     jl_tokens_free(&train);
@@ -162,18 +184,19 @@ static int run_distill(distill_args *a, jl_model *teacher, const jl_tokenizer *t
 }
 
 int cmd_distill(int argc, char **argv) {
-    distill_args a = {.schedule = "cosine", .temperature = 1.0, .alpha = 0.5, .val_fraction = 0.05,
+    distill_args a = {.schedule = "cosine", .temperature = UNSET, .alpha = UNSET, .val_fraction = 0.05,
                       .max_new_tokens = 128, .sample_temperature = 0.0};
     a.shape = (cli_model_shape){.arch = "llama"};
     long *unset[] = {&a.shape.depth, &a.shape.dim, &a.shape.n_layer, &a.shape.n_head, &a.shape.n_kv_head,
                      &a.shape.hidden_dim, &a.shape.context, &a.batch, &a.seq_len, &a.accum, &a.steps, &a.warmup,
-                     &a.eval_every, &a.eval_batches, &a.save_every, &a.threads};
+                     &a.eval_every, &a.eval_batches, &a.save_every, &a.stop_after, &a.threads};
     for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++) *unset[i] = UNSET;
     a.lr = a.min_lr_frac = a.weight_decay = a.grad_clip = UNSET;
     a.seed = 1337;
     cli_opt opts[] = {
         {"teacher", OPT_STR, &a.teacher, "teacher checkpoint (frozen; any size)", NO_RANGE, 1},
         {"student", OPT_STR, &a.student, "student checkpoint to start from (default: a fresh model of --depth ...)", NO_RANGE, 0},
+        {"resume", OPT_STR, &a.resume, "continue a distillation from its checkpoint.safetensors exactly where it stopped", NO_RANGE, 0},
         {"data", OPT_STRS, &a.data, "training text: a `jielong prepare` folder, .bin shards, or text files", NO_RANGE, 0},
         {"out", OPT_STR, &a.out, "output folder (checkpoint.safetensors, model.safetensors, metrics.jsonl)", NO_RANGE, 0},
         {"temperature", OPT_FLOAT, &a.temperature, "softmax temperature τ of the soft targets (default 1)", 0.01, 100, 0},
@@ -202,6 +225,7 @@ int cmd_distill(int argc, char **argv) {
         {"eval-every", OPT_INT, &a.eval_every, "student held-out loss every N steps (default 100; 0 = off)", 0, 1L << 40, 0},
         {"eval-batches", OPT_INT, &a.eval_batches, "batches per held-out evaluation (default 8)", 1, 100000, 0},
         {"save-every", OPT_INT, &a.save_every, "training checkpoint every N steps (default 500)", 0, 1L << 40, 0},
+        {"stop-after", OPT_INT, &a.stop_after, "stop after N steps of this run, with a checkpoint to --resume", 1, 1L << 40, 0},
         {"synthesize", OPT_INT, &a.synthesize, "instead of training: the teacher answers the first N prompts (0 = all)", 0, 1L << 40, 0},
         {"prompts", OPT_STR, &a.prompts, "--synthesize: prompts (RL-prompt or SFT JSONL)", NO_RANGE, 0},
         {"out-data", OPT_STR, &a.out_data, "--synthesize: SFT messages JSONL to write", NO_RANGE, 0},

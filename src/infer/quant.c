@@ -1,8 +1,10 @@
-/* q8_0 / q4_0 block quantisation and integer dot-product kernels (see quant.h for the layouts).
- * Three paths compute the same sums: scalar (portable), AVX2 (maddubs on |w|, sign(x, w)), AVX-512 VNNI
- * (vpdpbusd over two blocks per 512-bit register, four weight rows per pass in jl_qmatmul: measured 1.3-2x
- * faster than AVX2 at the 110M shape on a 2-core Xeon, bench_quant, so it is the automatic choice). Sums of int8 products are exact in every path; only the
- * order of the float accumulation over blocks differs. */
+/* q8_0 / q4_0 block quantisation, the repacked inference layout and the integer matrix-vector kernels (see
+ * quant.h for the layouts). Three paths compute the same sums over 16 rows at a time: scalar (portable), AVX2
+ * (maddubs) and AVX-512 VNNI (vpdpbusd), the automatic choice where the CPU has it. Sums of int8 products are
+ * exact in every path; only the rounding of the float scaling and accumulation over blocks differs.
+ * Why repack: on ggml's 34-byte blocks the four-row AVX-512 kernel spent its time on split loads, 256-bit
+ * inserts and one scalar fp16 conversion + broadcast per block and row (perf annotate, bench_quant_decode),
+ * reaching half the memory bandwidth on q8_0; on the repacked lines each 64-byte load is one vpdpbusd. */
 #include "infer/quant.h"
 #include "core/half.h"
 #include <math.h>
@@ -103,9 +105,9 @@ void jl_dequantize_matrix(jl_qtype t, const void *q, float *w, int64_t rows, int
     }
 }
 
-/* ---------------------------------------------------------------- scalar dot products */
+/* ---------------------------------------------------------------- reference dot products (ggml layouts) */
 
-static float dot_q8_scalar(int64_t n, const jl_block_q8_0 *w, const jl_block_q8_0 *x) {
+float jl_vec_dot_q8_0_q8_0(int64_t n, const jl_block_q8_0 *w, const jl_block_q8_0 *x) {
     float sum = 0.0f;
     for (int64_t b = 0; b < n / JL_QK; b++) {
         int32_t s = 0;
@@ -115,7 +117,7 @@ static float dot_q8_scalar(int64_t n, const jl_block_q8_0 *w, const jl_block_q8_
     return sum;
 }
 
-static float dot_q4_scalar(int64_t n, const jl_block_q4_0 *w, const jl_block_q8_0 *x) {
+float jl_vec_dot_q4_0_q8_0(int64_t n, const jl_block_q4_0 *w, const jl_block_q8_0 *x) {
     float sum = 0.0f;
     for (int64_t b = 0; b < n / JL_QK; b++) {
         int32_t s = 0;
@@ -126,168 +128,303 @@ static float dot_q4_scalar(int64_t n, const jl_block_q4_0 *w, const jl_block_q8_
     return sum;
 }
 
+/* ---------------------------------------------------------------- the repacked layout */
+
+#define LINE 64 /* bytes: 16 rows × 4 */
+
+static int64_t n_blocks(const jl_qmatrix *q) { return q->cols / JL_QK; }
+static int64_t n_groups(int64_t rows) { return (rows + JL_QROWS - 1) / JL_QROWS; }
+/* Bytes of one group's quants for one block: 8 lines (q8_0) or 4 (q4_0). */
+static size_t group_block_bytes(jl_qtype t) { return t == JL_QTYPE_Q8_0 ? 8 * LINE : 4 * LINE; }
+
+/* The quants of group g, block b, and their 16 scales. */
+static uint8_t *group_qs(const jl_qmatrix *q, int64_t g, int64_t b) {
+    return q->data + ((size_t)g * (size_t)n_blocks(q) + (size_t)b) * group_block_bytes(q->type);
+}
+static uint16_t *group_d(const jl_qmatrix *q, int64_t g, int64_t b) {
+    return q->d + ((size_t)g * (size_t)n_blocks(q) + (size_t)b) * JL_QROWS;
+}
+
+/* Nibble e (0..31, element order) of a ggml q4_0 block: elements 0..15 low nibbles, 16..31 high. */
+static int q4_nibble(const jl_block_q4_0 *b, int e) { return e < 16 ? b->qs[e] & 0x0F : b->qs[e - 16] >> 4; }
+
+/* Puts one ggml block (row r, block b) into the repacked layout. */
+static void put_block(jl_qmatrix *q, int64_t r, int64_t b, const void *block) {
+    const int64_t g = r / JL_QROWS, i = r % JL_QROWS;
+    uint8_t *qs = group_qs(q, g, b) + 4 * i;
+    if (q->type == JL_QTYPE_Q8_0) {
+        const jl_block_q8_0 *src = block;
+        group_d(q, g, b)[i] = src->d;
+        for (int c = 0; c < 8; c++)
+            for (int j = 0; j < 4; j++) qs[c * LINE + j] = (uint8_t)(src->qs[4 * c + j] ^ 0x80); /* q + 128 */
+    } else {
+        const jl_block_q4_0 *src = block;
+        group_d(q, g, b)[i] = src->d;
+        for (int c = 0; c < 4; c++)
+            for (int j = 0; j < 4; j++)
+                qs[c * LINE + j] = (uint8_t)(q4_nibble(src, 8 * c + j) | q4_nibble(src, 8 * c + 4 + j) << 4);
+    }
+}
+
+/* The ggml block (row r, block b) back from the repacked layout. */
+static void get_block(const jl_qmatrix *q, int64_t r, int64_t b, void *block) {
+    const int64_t g = r / JL_QROWS, i = r % JL_QROWS;
+    const uint8_t *qs = group_qs(q, g, b) + 4 * i;
+    if (q->type == JL_QTYPE_Q8_0) {
+        jl_block_q8_0 *dst = block;
+        dst->d = group_d(q, g, b)[i];
+        for (int c = 0; c < 8; c++)
+            for (int j = 0; j < 4; j++) dst->qs[4 * c + j] = (int8_t)(qs[c * LINE + j] ^ 0x80);
+    } else {
+        jl_block_q4_0 *dst = block;
+        dst->d = group_d(q, g, b)[i];
+        uint8_t nib[JL_QK];
+        for (int c = 0; c < 4; c++)
+            for (int j = 0; j < 4; j++) {
+                nib[8 * c + j] = qs[c * LINE + j] & 0x0F;
+                nib[8 * c + 4 + j] = qs[c * LINE + j] >> 4;
+            }
+        for (int j = 0; j < JL_QK / 2; j++) dst->qs[j] = (uint8_t)(nib[j] | nib[j + JL_QK / 2] << 4);
+    }
+}
+
+void jl_qmatrix_set_row(jl_qmatrix *q, int64_t r, const void *ggml_row) {
+    const size_t bb = q->type == JL_QTYPE_Q8_0 ? sizeof(jl_block_q8_0) : sizeof(jl_block_q4_0);
+    for (int64_t b = 0; b < n_blocks(q); b++) put_block(q, r, b, (const char *)ggml_row + (size_t)b * bb);
+}
+
+void jl_qmatrix_get_row(const jl_qmatrix *q, int64_t r, void *ggml_row) {
+    const size_t bb = q->type == JL_QTYPE_Q8_0 ? sizeof(jl_block_q8_0) : sizeof(jl_block_q4_0);
+    for (int64_t b = 0; b < n_blocks(q); b++) get_block(q, r, b, (char *)ggml_row + (size_t)b * bb);
+}
+
+void jl_qmatrix_row_f32(const jl_qmatrix *q, int64_t r, float *out) {
+    for (int64_t b = 0; b < n_blocks(q); b++) {
+        if (q->type == JL_QTYPE_Q8_0) {
+            jl_block_q8_0 blk;
+            get_block(q, r, b, &blk);
+            jl_dequantize_row_q8_0(&blk, out + b * JL_QK, JL_QK);
+        } else {
+            jl_block_q4_0 blk;
+            get_block(q, r, b, &blk);
+            jl_dequantize_row_q4_0(&blk, out + b * JL_QK, JL_QK);
+        }
+    }
+}
+
+void jl_qmatrix_to_f32(const jl_qmatrix *q, float *out) {
+    #pragma omp parallel for schedule(static)
+    for (int64_t r = 0; r < q->rows; r++) jl_qmatrix_row_f32(q, r, out + r * q->cols);
+}
+
+jl_status jl_qmatrix_alloc(jl_qmatrix *q, jl_qtype t, int64_t rows, int64_t cols) {
+    memset(q, 0, sizeof *q);
+    if (t != JL_QTYPE_Q8_0 && t != JL_QTYPE_Q4_0) return jl_fail(JL_ERR_ARG, "qmatrix: type must be q8_0 or q4_0");
+    if (rows < 1 || cols < JL_QK || cols % JL_QK != 0)
+        return jl_fail(JL_ERR_ARG, "qmatrix: %lld columns is not a positive multiple of %d", (long long)cols, JL_QK);
+    const size_t units = (size_t)n_groups(rows) * (size_t)(cols / JL_QK); /* (group, block) pairs */
+    const size_t qs_bytes = units * group_block_bytes(t), d_bytes = units * JL_QROWS * sizeof(uint16_t);
+    const size_t bytes = (qs_bytes + d_bytes + 63) / 64 * 64;
+    q->data = aligned_alloc(64, bytes);
+    if (!q->data) return jl_fail(JL_ERR_NOMEM, "qmatrix: cannot allocate %zu bytes", bytes);
+    /* zero values: q8_0 quants 0 are stored as 128, q4_0 nibbles 8 (what quantising zeros gives) */
+    memset(q->data, t == JL_QTYPE_Q8_0 ? 0x80 : 0x88, qs_bytes);
+    memset(q->data + qs_bytes, 0, bytes - qs_bytes);
+    q->d = (uint16_t *)(q->data + qs_bytes);
+    q->type = t;
+    q->rows = rows;
+    q->cols = cols;
+    q->row_bytes = jl_qtype_row_bytes(t, cols);
+    return JL_OK;
+}
+
+jl_status jl_qmatrix_from_f32(jl_qmatrix *q, jl_qtype t, const float *w, int64_t rows, int64_t cols) {
+    jl_status st = jl_qmatrix_alloc(q, t, rows, cols);
+    if (st != JL_OK) return st;
+    /* one block at a time through ggml's rounding: no row buffer; rows of a group of 16 share cache lines,
+     * so a thread takes whole groups */
+    #pragma omp parallel for schedule(static)
+    for (int64_t g = 0; g < n_groups(rows); g++)
+        for (int64_t r = g * JL_QROWS; r < rows && r < (g + 1) * JL_QROWS; r++)
+            for (int64_t b = 0; b < cols / JL_QK; b++) {
+                const float *src = w + r * cols + b * JL_QK;
+                if (t == JL_QTYPE_Q8_0) {
+                    jl_block_q8_0 blk;
+                    jl_quantize_row_q8_0(src, &blk, JL_QK);
+                    put_block(q, r, b, &blk);
+                } else {
+                    jl_block_q4_0 blk;
+                    jl_quantize_row_q4_0(src, &blk, JL_QK);
+                    put_block(q, r, b, &blk);
+                }
+            }
+    return JL_OK;
+}
+
+void jl_qmatrix_free(jl_qmatrix *q) {
+    free(q->data);
+    memset(q, 0, sizeof *q);
+}
+
+/* ---------------------------------------------------------------- activations */
+
+/* x quantised to q8_0 for the kernels: the int8 values contiguous (aligned, read 4 at a time), each block's
+ * fp16-rounded scale as a float and the sum of its 32 values (the kernels' weights are unsigned: the offset
+ * they add, 128 or 8 times Σx, is taken off once per block and group). */
+typedef struct {
+    const int8_t *qs; /* cols */
+    const float *d;   /* cols / 32 */
+    const int32_t *sum;
+} xq_view;
+
+static size_t xq_stride(int64_t cols) { return ((size_t)cols + (size_t)(cols / JL_QK) * 8 + 63) / 64 * 64; }
+
+size_t jl_qmatmul_scratch_bytes(int64_t N, int64_t cols) { return (size_t)N * xq_stride(cols) + 64; }
+
+/* The view of input i in scratch (aligned base): values, then scales, then sums. */
+static xq_view xq_at(uint8_t *base, int64_t i, int64_t cols) {
+    uint8_t *p = base + (size_t)i * xq_stride(cols);
+    const float *d = (const float *)(p + cols);
+    return (xq_view){(const int8_t *)p, d, (const int32_t *)(d + cols / JL_QK)};
+}
+
+static void quantize_x(const float *x, int64_t cols, uint8_t *dst) {
+    const int64_t nb = cols / JL_QK;
+    float *d = (float *)(dst + cols);
+    int32_t *sum = (int32_t *)(d + nb);
+    for (int64_t b = 0; b < nb; b++) {
+        jl_block_q8_0 blk;
+        jl_quantize_row_q8_0(x + b * JL_QK, &blk, JL_QK);
+        memcpy(dst + b * JL_QK, blk.qs, JL_QK);
+        d[b] = jl_f16_to_f32(blk.d);
+        int32_t s = 0;
+        for (int j = 0; j < JL_QK; j++) s += blk.qs[j];
+        sum[b] = s;
+    }
+}
+
+static int32_t load_i32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* ---------------------------------------------------------------- kernels: 16 rows (one group) · x */
+
+/* Weights are stored unsigned (q8_0: q + 128, q4_0: q + 8), so each block's integer sum comes out
+ * offset by 128·Σx or 8·Σx: one subtraction per block for all 16 rows. */
+static int32_t weight_offset(jl_qtype t) { return t == JL_QTYPE_Q8_0 ? 128 : 8; }
+
+static void group_scalar(const jl_qmatrix *w, int64_t g, const xq_view *x, float out[JL_QROWS]) {
+    float acc[JL_QROWS] = {0};
+    const int q8 = w->type == JL_QTYPE_Q8_0;
+    for (int64_t b = 0; b < n_blocks(w); b++) {
+        const uint8_t *qs = group_qs(w, g, b);
+        const uint16_t *d = group_d(w, g, b);
+        const int8_t *xb = x->qs + b * JL_QK;
+        const int32_t offset = weight_offset(w->type) * x->sum[b];
+        for (int i = 0; i < JL_QROWS; i++) {
+            int32_t s = 0;
+            for (int c = 0; c < (q8 ? 8 : 4); c++)
+                for (int j = 0; j < 4; j++) {
+                    const uint8_t v = qs[c * LINE + 4 * i + j];
+                    if (q8) s += v * xb[4 * c + j];
+                    else s += (v & 0x0F) * xb[8 * c + j] + (v >> 4) * xb[8 * c + 4 + j];
+                }
+            acc[i] += (float)(s - offset) * (jl_f16_to_f32(d[i]) * x->d[b]);
+        }
+    }
+    memcpy(out, acc, sizeof acc);
+}
+
 #if JL_X86
 /* ---------------------------------------------------------------- AVX2 */
 #define AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
 
-AVX2_TARGET static inline float f16_avx2(uint16_t h) { return _cvtsh_ss(h); }
-
-/* Σ w·x over 32 int8 pairs as 8 float lanes: maddubs needs an unsigned left operand, so use |w| and sign(x, w). */
-AVX2_TARGET static inline __m256 mul_sum_i8_avx2(__m256i w, __m256i x) {
-    const __m256i aw = _mm256_sign_epi8(w, w), sx = _mm256_sign_epi8(x, w);
-    const __m256i pairs = _mm256_maddubs_epi16(aw, sx); /* |q| <= 127 keeps the pair sums below 2^15 */
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+/* Σ over each 4-byte group of w (signed) · x (signed) as 8 int32 lanes: maddubs needs an unsigned left operand,
+ * so |w| and sign(x, w) (|q| <= 127 keeps the pair sums below 2^15). */
+AVX2_TARGET static inline __m256i dot4_signed_avx2(__m256i w, __m256i x) {
+    const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
 }
 
-AVX2_TARGET static inline float hsum_avx2(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+/* The same for unsigned nibbles (0..15) · x: the pair sums stay below 2^12, maddubs takes them directly. */
+AVX2_TARGET static inline __m256i dot4_nibbles_avx2(__m256i w, __m256i x) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
 }
 
-/* The 32 nibbles of a q4_0 block as int8 values -8..7, in element order (low nibbles are 0..15). */
-AVX2_TARGET static inline __m256i unpack_q4_avx2(const uint8_t *qs) {
-    const __m128i raw = _mm_loadu_si128((const __m128i *)qs);
-    __m256i bytes = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-    bytes = _mm256_and_si256(bytes, _mm256_set1_epi8(0x0F));
-    return _mm256_sub_epi8(bytes, _mm256_set1_epi8(8));
-}
-
-AVX2_TARGET static float dot_q8_avx2(int64_t n, const jl_block_q8_0 *w, const jl_block_q8_0 *x) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / JL_QK; b++) {
-        const __m256 d = _mm256_set1_ps(f16_avx2(w[b].d) * f16_avx2(x[b].d));
-        const __m256i qw = _mm256_loadu_si256((const __m256i *)w[b].qs), qx = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        acc = _mm256_fmadd_ps(d, mul_sum_i8_avx2(qw, qx), acc);
+AVX2_TARGET static void group_avx2(const jl_qmatrix *w, int64_t g, const xq_view *x, float out[JL_QROWS]) {
+    __m256 acc_lo = _mm256_setzero_ps(), acc_hi = _mm256_setzero_ps(); /* rows 0..7, 8..15 */
+    const __m256i flip = _mm256_set1_epi8((char)0x80), low4 = _mm256_set1_epi8(0x0F);
+    const int q8 = w->type == JL_QTYPE_Q8_0;
+    for (int64_t b = 0; b < n_blocks(w); b++) {
+        const uint8_t *qs = group_qs(w, g, b);
+        const int8_t *xb = x->qs + b * JL_QK;
+        __m256i s_lo = _mm256_setzero_si256(), s_hi = _mm256_setzero_si256();
+        if (q8) {
+            for (int c = 0; c < 8; c++) { /* undo the +128: signed weights, no offset to take off */
+                const __m256i xv = _mm256_set1_epi32(load_i32(xb + 4 * c));
+                const __m256i w0 = _mm256_xor_si256(_mm256_load_si256((const __m256i *)(qs + c * LINE)), flip);
+                const __m256i w1 = _mm256_xor_si256(_mm256_load_si256((const __m256i *)(qs + c * LINE + 32)), flip);
+                s_lo = _mm256_add_epi32(s_lo, dot4_signed_avx2(w0, xv));
+                s_hi = _mm256_add_epi32(s_hi, dot4_signed_avx2(w1, xv));
+            }
+        } else {
+            for (int c = 0; c < 4; c++) {
+                const __m256i xl = _mm256_set1_epi32(load_i32(xb + 8 * c)), xh = _mm256_set1_epi32(load_i32(xb + 8 * c + 4));
+                const __m256i v0 = _mm256_load_si256((const __m256i *)(qs + c * LINE));
+                const __m256i v1 = _mm256_load_si256((const __m256i *)(qs + c * LINE + 32));
+                s_lo = _mm256_add_epi32(s_lo, dot4_nibbles_avx2(_mm256_and_si256(v0, low4), xl));
+                s_lo = _mm256_add_epi32(s_lo, dot4_nibbles_avx2(_mm256_and_si256(_mm256_srli_epi16(v0, 4), low4), xh));
+                s_hi = _mm256_add_epi32(s_hi, dot4_nibbles_avx2(_mm256_and_si256(v1, low4), xl));
+                s_hi = _mm256_add_epi32(s_hi, dot4_nibbles_avx2(_mm256_and_si256(_mm256_srli_epi16(v1, 4), low4), xh));
+            }
+            const __m256i offset = _mm256_set1_epi32(8 * x->sum[b]);
+            s_lo = _mm256_sub_epi32(s_lo, offset);
+            s_hi = _mm256_sub_epi32(s_hi, offset);
+        }
+        const __m128i *d = (const __m128i *)group_d(w, g, b);
+        const __m256 dx = _mm256_set1_ps(x->d[b]);
+        acc_lo = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s_lo), _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(d)), dx), acc_lo);
+        acc_hi = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s_hi), _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128(d + 1)), dx), acc_hi);
     }
-    return hsum_avx2(acc);
-}
-
-AVX2_TARGET static float dot_q4_avx2(int64_t n, const jl_block_q4_0 *w, const jl_block_q8_0 *x) {
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < n / JL_QK; b++) {
-        const __m256 d = _mm256_set1_ps(f16_avx2(w[b].d) * f16_avx2(x[b].d));
-        const __m256i qx = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        acc = _mm256_fmadd_ps(d, mul_sum_i8_avx2(unpack_q4_avx2(w[b].qs), qx), acc);
-    }
-    return hsum_avx2(acc);
+    _mm256_storeu_ps(out, acc_lo);
+    _mm256_storeu_ps(out + 8, acc_hi);
 }
 
 /* ---------------------------------------------------------------- AVX-512 VNNI */
 #define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
-/* Σ w·x per 4-byte group (16 int32 lanes): vpdpbusd takes unsigned × signed, so |w| × sign(x, w). */
-AVX512_TARGET static inline __m512i dot_i8_avx512(__m512i w, __m512i x) {
-    const __m512i zero = _mm512_setzero_si512();
-    const __mmask64 neg = _mm512_movepi8_mask(w);
-    const __m512i sx = _mm512_mask_sub_epi8(x, neg, zero, x);
-    return _mm512_dpbusd_epi32(zero, _mm512_abs_epi8(w), sx);
-}
-
-AVX512_TARGET static inline __m512i join_256(__m256i lo, __m256i hi) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
-/* Per-lane scales: lanes 0..7 belong to the first block of the pair, 8..15 to the second. */
-AVX512_TARGET static inline __m512 pair_scale(float d0, float d1) {
-    return _mm512_insertf32x8(_mm512_set1_ps(d0), _mm256_set1_ps(d1), 1);
-}
-
-AVX512_TARGET static float dot_q8_avx512(int64_t n, const jl_block_q8_0 *w, const jl_block_q8_0 *x) {
-    const int64_t nb = n / JL_QK;
+/* One line (16 rows × 4 unsigned bytes) against 4 broadcast x bytes: 16 int32 dot products. Two accumulators
+ * per block keep two vpdpbusd chains in flight. */
+AVX512_TARGET static void group_avx512(const jl_qmatrix *w, int64_t g, const xq_view *x, float out[JL_QROWS]) {
     __m512 acc = _mm512_setzero_ps();
-    int64_t b = 0;
-    for (; b + 1 < nb; b += 2) {
-        const __m512i qw = join_256(_mm256_loadu_si256((const __m256i *)w[b].qs),
-                                    _mm256_loadu_si256((const __m256i *)w[b + 1].qs));
-        const __m512i qx = join_256(_mm256_loadu_si256((const __m256i *)x[b].qs),
-                                    _mm256_loadu_si256((const __m256i *)x[b + 1].qs));
-        const __m512 d = pair_scale(_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d), _cvtsh_ss(w[b + 1].d) * _cvtsh_ss(x[b + 1].d));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_i8_avx512(qw, qx)), d, acc);
-    }
-    float sum = _mm512_reduce_add_ps(acc);
-    if (b < nb) sum += dot_q8_avx2(JL_QK, w + b, x + b);
-    return sum;
-}
-
-AVX512_TARGET static float dot_q4_avx512(int64_t n, const jl_block_q4_0 *w, const jl_block_q8_0 *x) {
-    const int64_t nb = n / JL_QK;
-    __m512 acc = _mm512_setzero_ps();
-    int64_t b = 0;
-    for (; b + 1 < nb; b += 2) {
-        const __m512i qw = join_256(unpack_q4_avx2(w[b].qs), unpack_q4_avx2(w[b + 1].qs));
-        const __m512i qx = join_256(_mm256_loadu_si256((const __m256i *)x[b].qs),
-                                    _mm256_loadu_si256((const __m256i *)x[b + 1].qs));
-        const __m512 d = pair_scale(_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d), _cvtsh_ss(w[b + 1].d) * _cvtsh_ss(x[b + 1].d));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot_i8_avx512(qw, qx)), d, acc);
-    }
-    float sum = _mm512_reduce_add_ps(acc);
-    if (b < nb) sum += dot_q4_avx2(JL_QK, w + b, x + b);
-    return sum;
-}
-
-/* Four weight rows against one x per pass: the x blocks are loaded, re-signed and their scales converted once
- * for four rows, and there is no per-row sign fix-up:
- *   q8_0: w is made unsigned (w + 128, one xor) so vpdpbusd takes (w + 128, x) directly; the 128·Σx it adds
- *         is computed once per x.
- *   q4_0: the nibbles are already unsigned (0..15), so vpdpbusd(nibbles, x) - 8·Σx, with 8·Σx once per x. */
-#define ROWS4 4
-AVX512_TARGET static inline __m512i load_pair_q8(const jl_block_q8_0 *b) {
-    return join_256(_mm256_loadu_si256((const __m256i *)b[0].qs), _mm256_loadu_si256((const __m256i *)b[1].qs));
-}
-
-AVX512_TARGET static inline __m512i load_pair_nibbles(const jl_block_q4_0 *b) {
-    const __m256i raw = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)b[1].qs), _mm_loadu_si128((const __m128i *)b[0].qs));
-    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1);
-    /* lanes: [b0 lo | b1 lo | b0 hi | b1 hi] → [b0 lo, b0 hi | b1 lo, b1 hi] so each 256-bit half is one block */
-    const __m512i order = _mm512_set_epi64(7, 6, 3, 2, 5, 4, 1, 0);
-    return _mm512_and_si512(_mm512_permutexvar_epi64(order, both), _mm512_set1_epi8(0x0F));
-}
-
-AVX512_TARGET static void dot4_q8_avx512(int64_t nb, const char *w, size_t row_bytes, const jl_block_q8_0 *x, float out[ROWS4]) {
-    __m512 acc[ROWS4];
-    for (int j = 0; j < ROWS4; j++) acc[j] = _mm512_setzero_ps();
-    const __m512i flip = _mm512_set1_epi8((char)0x80), zero = _mm512_setzero_si512();
-    int64_t b = 0;
-    for (; b + 1 < nb; b += 2) {
-        const __m512i qx = load_pair_q8(x + b);
-        const __m512i x128 = _mm512_dpbusd_epi32(zero, flip, qx); /* 128·Σx per 4-byte group */
-        const __m512 dx = pair_scale(_cvtsh_ss(x[b].d), _cvtsh_ss(x[b + 1].d));
-        for (int j = 0; j < ROWS4; j++) {
-            const jl_block_q8_0 *wb = (const jl_block_q8_0 *)(w + (size_t)j * row_bytes) + b;
-            const __m512i wu = _mm512_xor_si512(load_pair_q8(wb), flip); /* w + 128, unsigned */
-            const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, wu, qx), x128);
-            const __m512 d = _mm512_mul_ps(dx, pair_scale(_cvtsh_ss(wb[0].d), _cvtsh_ss(wb[1].d)));
-            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), d, acc[j]);
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    const int q8 = w->type == JL_QTYPE_Q8_0;
+    const int32_t wo = weight_offset(w->type);
+    const uint8_t *qs = group_qs(w, g, 0);
+    const uint16_t *d = group_d(w, g, 0);
+    for (int64_t b = 0; b < n_blocks(w); b++, d += JL_QROWS) {
+        const int8_t *xb = x->qs + b * JL_QK;
+        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+        if (q8) {
+            for (int c = 0; c < 8; c += 2, qs += 2 * LINE) {
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_load_si512(qs), _mm512_set1_epi32(load_i32(xb + 4 * c)));
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_load_si512(qs + LINE), _mm512_set1_epi32(load_i32(xb + 4 * c + 4)));
+            }
+        } else {
+            for (int c = 0; c < 4; c++, qs += LINE) {
+                const __m512i v = _mm512_load_si512(qs);
+                s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v, low4), _mm512_set1_epi32(load_i32(xb + 8 * c)));
+                s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4),
+                                         _mm512_set1_epi32(load_i32(xb + 8 * c + 4)));
+            }
         }
+        const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(wo * x->sum[b]));
+        const __m512 scale = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)d)), _mm512_set1_ps(x->d[b]));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
     }
-    for (int j = 0; j < ROWS4; j++) {
-        out[j] = _mm512_reduce_add_ps(acc[j]);
-        if (b < nb) out[j] += dot_q8_avx2(JL_QK, (const jl_block_q8_0 *)(w + (size_t)j * row_bytes) + b, x + b);
-    }
-}
-
-AVX512_TARGET static void dot4_q4_avx512(int64_t nb, const char *w, size_t row_bytes, const jl_block_q8_0 *x, float out[ROWS4]) {
-    __m512 acc[ROWS4];
-    for (int j = 0; j < ROWS4; j++) acc[j] = _mm512_setzero_ps();
-    const __m512i zero = _mm512_setzero_si512(), eight = _mm512_set1_epi8(8);
-    int64_t b = 0;
-    for (; b + 1 < nb; b += 2) {
-        const __m512i qx = load_pair_q8(x + b);
-        const __m512i x8 = _mm512_dpbusd_epi32(zero, eight, qx); /* 8·Σx per 4-byte group */
-        const __m512 dx = pair_scale(_cvtsh_ss(x[b].d), _cvtsh_ss(x[b + 1].d));
-        for (int j = 0; j < ROWS4; j++) {
-            const jl_block_q4_0 *wb = (const jl_block_q4_0 *)(w + (size_t)j * row_bytes) + b;
-            const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, load_pair_nibbles(wb), qx), x8);
-            const __m512 d = _mm512_mul_ps(dx, pair_scale(_cvtsh_ss(wb[0].d), _cvtsh_ss(wb[1].d)));
-            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), d, acc[j]);
-        }
-    }
-    for (int j = 0; j < ROWS4; j++) {
-        out[j] = _mm512_reduce_add_ps(acc[j]);
-        if (b < nb) out[j] += dot_q4_avx2(JL_QK, (const jl_block_q4_0 *)(w + (size_t)j * row_bytes) + b, x + b);
-    }
+    _mm512_storeu_ps(out, acc);
 }
 #endif
 
@@ -331,89 +468,34 @@ const char *jl_quant_path_name(jl_qpath p) {
     return p >= JL_QPATH_AUTO && p <= JL_QPATH_AVX512 ? names[p] : "?";
 }
 
-float jl_vec_dot_q8_0_q8_0(int64_t n, const jl_block_q8_0 *w, const jl_block_q8_0 *x) {
+/* ---------------------------------------------------------------- y = x·Wᵀ + b */
+
+typedef void (*group_kernel)(const jl_qmatrix *, int64_t, const xq_view *, float *);
+
+static group_kernel kernel_for(jl_qpath p) {
 #if JL_X86
-    jl_qpath p = jl_quant_path();
-    if (p == JL_QPATH_AVX512) return dot_q8_avx512(n, w, x);
-    if (p == JL_QPATH_AVX2) return dot_q8_avx2(n, w, x);
+    if (p == JL_QPATH_AVX512) return group_avx512;
+    if (p == JL_QPATH_AVX2) return group_avx2;
 #endif
-    return dot_q8_scalar(n, w, x);
-}
-
-float jl_vec_dot_q4_0_q8_0(int64_t n, const jl_block_q4_0 *w, const jl_block_q8_0 *x) {
-#if JL_X86
-    jl_qpath p = jl_quant_path();
-    if (p == JL_QPATH_AVX512) return dot_q4_avx512(n, w, x);
-    if (p == JL_QPATH_AVX2) return dot_q4_avx2(n, w, x);
-#endif
-    return dot_q4_scalar(n, w, x);
-}
-
-/* ---------------------------------------------------------------- matrices */
-
-jl_status jl_qmatrix_alloc(jl_qmatrix *q, jl_qtype t, int64_t rows, int64_t cols) {
-    memset(q, 0, sizeof *q);
-    if (t != JL_QTYPE_Q8_0 && t != JL_QTYPE_Q4_0) return jl_fail(JL_ERR_ARG, "qmatrix: type must be q8_0 or q4_0");
-    if (rows < 1 || cols < JL_QK || cols % JL_QK != 0)
-        return jl_fail(JL_ERR_ARG, "qmatrix: %lld columns is not a positive multiple of %d", (long long)cols, JL_QK);
-    q->type = t;
-    q->rows = rows;
-    q->cols = cols;
-    q->row_bytes = jl_qtype_row_bytes(t, cols);
-    size_t bytes = ((size_t)rows * q->row_bytes + 63) / 64 * 64;
-    q->data = aligned_alloc(64, bytes);
-    if (!q->data) return jl_fail(JL_ERR_NOMEM, "qmatrix: cannot allocate %zu bytes", bytes);
-    memset(q->data, 0, bytes);
-    q->owned = 1;
-    return JL_OK;
-}
-
-jl_status jl_qmatrix_from_f32(jl_qmatrix *q, jl_qtype t, const float *w, int64_t rows, int64_t cols) {
-    jl_status st = jl_qmatrix_alloc(q, t, rows, cols);
-    if (st == JL_OK) jl_quantize_matrix(t, w, q->data, rows, cols);
-    return st;
-}
-
-void jl_qmatrix_free(jl_qmatrix *q) {
-    if (q->owned) free(q->data);
-    memset(q, 0, sizeof *q);
-}
-
-size_t jl_qmatmul_scratch_bytes(int64_t N, int64_t cols) {
-    return (size_t)N * (size_t)(cols / JL_QK) * sizeof(jl_block_q8_0);
-}
-
-/* Rows r..r+3 against input i, through the four-row AVX-512 kernel when that path is in use. */
-static int dot_rows4(const jl_qmatrix *w, int64_t r, const jl_block_q8_0 *x, float out[4]) {
-#if JL_X86
-    if (g_path == JL_QPATH_AVX512 && r + 4 <= w->rows) {
-        const char *rows = (const char *)w->data + (size_t)r * w->row_bytes;
-        if (w->type == JL_QTYPE_Q8_0) dot4_q8_avx512(w->cols / JL_QK, rows, w->row_bytes, x, out);
-        else dot4_q4_avx512(w->cols / JL_QK, rows, w->row_bytes, x, out);
-        return 4;
-    }
-#endif
-    const void *row = (const char *)w->data + (size_t)r * w->row_bytes;
-    out[0] = w->type == JL_QTYPE_Q8_0 ? jl_vec_dot_q8_0_q8_0(w->cols, row, x) : jl_vec_dot_q4_0_q8_0(w->cols, row, x);
-    return 1;
+    (void)p;
+    return group_scalar;
 }
 
 void jl_qmatmul(float *y, const float *x, const jl_qmatrix *w, const float *bias, int64_t N, void *xq) {
-    const int64_t K = w->cols, nb = K / JL_QK, groups = (w->rows + 3) / 4;
-    jl_block_q8_0 *xb = xq;
-    jl_quant_path(); /* resolve the path before the threads read it */
+    const int64_t K = w->cols, groups = n_groups(w->rows);
+    uint8_t *base = (uint8_t *)(((uintptr_t)xq + 63) / 64 * 64);
+    const group_kernel kernel = kernel_for(jl_quant_path());
     #pragma omp parallel for schedule(static) if (N > 1)
-    for (int64_t i = 0; i < N; i++) jl_quantize_row_q8_0(x + i * K, xb + i * nb, K);
-    /* Groups of 4 rows of W outer: each weight row is read once from memory and used for all N inputs. */
+    for (int64_t i = 0; i < N; i++) quantize_x(x + i * K, K, base + (size_t)i * xq_stride(K));
+    /* groups of 16 rows outer: each group's weights are read once from memory and used for all N inputs */
     #pragma omp parallel for schedule(static)
     for (int64_t g = 0; g < groups; g++) {
-        const int64_t r_end = 4 * g + 4 < w->rows ? 4 * g + 4 : w->rows;
-        for (int64_t i = 0; i < N; i++)
-            for (int64_t r = 4 * g; r < r_end;) {
-                float s[4];
-                const int done = dot_rows4(w, r, xb + i * nb, s);
-                for (int j = 0; j < done; j++) y[i * w->rows + r + j] = s[j] + (bias ? bias[r + j] : 0.0f);
-                r += done;
-            }
+        const int64_t r0 = g * JL_QROWS, n = w->rows - r0 < JL_QROWS ? w->rows - r0 : JL_QROWS;
+        for (int64_t i = 0; i < N; i++) {
+            float s[JL_QROWS];
+            const xq_view xv = xq_at(base, i, K);
+            kernel(w, g, &xv, s);
+            for (int64_t j = 0; j < n; j++) y[i * w->rows + r0 + j] = s[j] + (bias ? bias[r0 + j] : 0.0f);
+        }
     }
 }

@@ -22,6 +22,18 @@ int jl_qweights_slots(const jl_model *m, jl_qweights *qw, jl_lin_slot *slots) {
     return n;
 }
 
+int jl_qweights_slot_of(const jl_model *m, int i, int64_t *row0) {
+    int layer, kind;
+    if (!jl_tensor_linear(m, i, &layer, &kind, row0)) return -1;
+    return layer < 0 ? m->cfg.n_layer * JL_LIN_PER_LAYER : layer * JL_LIN_PER_LAYER + kind;
+}
+
+const jl_qmatrix *jl_qweights_embedding(const jl_model *m, const jl_qweights *qw) {
+    if (!qw) return NULL;
+    const jl_qmatrix *q = m->cfg.tie_embeddings ? &qw->head : &qw->embed; /* gpt2 is always tied */
+    return q->data ? q : NULL;
+}
+
 jl_status jl_qweights_empty(const jl_model *m, jl_qweights **out) {
     *out = NULL;
     jl_qweights *qw = calloc(1, sizeof *qw);
@@ -38,7 +50,8 @@ jl_status jl_qweights_empty(const jl_model *m, jl_qweights **out) {
 jl_status jl_qweights_quantize(const jl_model *m, const char *type, jl_qweights **out) {
     *out = NULL;
     jl_qtype t;
-    jl_status st = jl_qtype_parse(type, &t);
+    jl_status st = jl_model_require_params(m, "quantise");
+    if (st == JL_OK) st = jl_qtype_parse(type, &t);
     if (st == JL_OK && t == JL_QTYPE_F32) st = jl_fail(JL_ERR_ARG, "quantise: type must be q8_0 or q4_0, not f32");
     jl_qweights *qw = NULL;
     if (st == JL_OK) st = jl_qweights_empty(m, &qw);
@@ -62,12 +75,13 @@ void jl_qweights_free(jl_qweights *qw) {
     if (!qw) return;
     for (int i = 0; i < qw->n_layer * JL_LIN_PER_LAYER; i++) jl_qmatrix_free(&qw->layer[i]);
     jl_qmatrix_free(&qw->head);
+    jl_qmatrix_free(&qw->embed);
     free(qw->layer);
     free(qw);
 }
 
 size_t jl_qweights_bytes(const jl_qweights *qw) {
-    size_t bytes = qw->head.rows * qw->head.row_bytes;
+    size_t bytes = qw->head.rows * qw->head.row_bytes + qw->embed.rows * qw->embed.row_bytes;
     for (int i = 0; i < qw->n_layer * JL_LIN_PER_LAYER; i++) bytes += (size_t)qw->layer[i].rows * qw->layer[i].row_bytes;
     return bytes;
 }

@@ -62,8 +62,10 @@ static void bind_weights(jl_session *s) {
     s->head = (jl_linear){s->m->w.lm_head, NULL, C, c->padded_vocab, qmat(s, -1, 0), s->xq};
 }
 
-/* A set of quantised weights fits m when every matrix has the shape of the linear it replaces. */
+/* A set of quantised weights fits m when every matrix has the shape of the linear it replaces, and every
+ * weight the model holds no fp32 copy of (a GGUF loaded for inference) is among them. */
 static jl_status check_qweights(const jl_model *m, const jl_qweights *qw) {
+    if (!qw) return jl_model_require_params(m, "fp32 inference");
     if (qw->n_layer != m->cfg.n_layer)
         return jl_fail(JL_ERR_ARG, "quantised weights have %d layers, the model %d", qw->n_layer, m->cfg.n_layer);
     const int n = jl_qweights_n_slots(m);
@@ -76,7 +78,14 @@ static jl_status check_qweights(const jl_model *m, const jl_qweights *qw) {
             st = jl_fail(JL_ERR_ARG, "quantised matrix %d is (%lld, %lld), the model's (%lld, %lld)", i,
                          (long long)slots[i].q->rows, (long long)slots[i].q->cols, (long long)slots[i].rows,
                          (long long)slots[i].cols);
+        else if (!slots[i].q->data && !slots[i].w)
+            st = jl_fail(JL_ERR_ARG, "linear weight %d has neither fp32 values nor a quantised matrix", i);
     free(slots);
+    const jl_qmatrix *e = jl_qweights_embedding(m, qw);
+    if (st == JL_OK && !m->w.wte && !e) st = jl_fail(JL_ERR_ARG, "the token embedding has neither fp32 values nor blocks");
+    if (st == JL_OK && e && (e->rows != m->cfg.padded_vocab || e->cols != m->cfg.dim))
+        st = jl_fail(JL_ERR_ARG, "quantised embedding is (%lld, %lld), the model's (%d, %d)", (long long)e->rows,
+                     (long long)e->cols, m->cfg.padded_vocab, m->cfg.dim);
     return st;
 }
 
@@ -87,10 +96,8 @@ jl_status jl_session_new(const jl_model *m, int capacity, jl_session **out) {
 jl_status jl_session_new_quant(const jl_model *m, const jl_qweights *qw, int capacity, jl_session **out) {
     *out = NULL;
     const jl_config *c = &m->cfg;
-    if (qw) {
-        jl_status st = check_qweights(m, qw);
-        if (st != JL_OK) return st;
-    }
+    jl_status st = check_qweights(m, qw);
+    if (st != JL_OK) return st;
     if (capacity == 0) capacity = c->max_seq_len;
     if (capacity < 1 || capacity > c->max_seq_len)
         return jl_fail(JL_ERR_ARG, "context %d: must be in 1..%d (the model's context)", capacity, c->max_seq_len);
@@ -166,7 +173,8 @@ double jl_session_bytes_per_token(const jl_session *s) {
     if (!c->tie_embeddings && c->arch == JL_ARCH_LLAMA) floats -= (double)table - c->dim; /* one embedding row */
     if (c->arch == JL_ARCH_GPT2) floats -= (double)c->max_seq_len * c->dim - c->dim;      /* one position row */
     double bytes = 4.0 * floats;
-    if (s->qw) { /* quantised matrices replace their fp32 bytes (a tied table is then also read as one fp32 row) */
+    if (s->qw) { /* quantised matrices replace their fp32 bytes; the one embedding row is read from whichever
+                  * table the session looks it up in */
         for (int i = 0; i < c->n_layer * JL_LIN_PER_LAYER; i++) {
             const jl_qmatrix *q = &s->qw->layer[i];
             if (q->data) bytes -= (double)q->rows * (4.0 * (double)q->cols - (double)q->row_bytes);
@@ -174,8 +182,9 @@ double jl_session_bytes_per_token(const jl_session *s) {
         const jl_qmatrix *head = &s->qw->head;
         if (head->data) {
             bytes -= 4.0 * (double)table - (double)head->rows * (double)head->row_bytes;
-            if (c->tie_embeddings) bytes += 4.0 * c->dim;
+            if (c->tie_embeddings) bytes += s->m->w.wte ? 4.0 * c->dim : (double)head->row_bytes;
         }
+        if (s->qw->embed.data) bytes -= 4.0 * c->dim - (double)s->qw->embed.row_bytes;
     }
     return bytes;
 }
@@ -259,13 +268,24 @@ static void lora_add(const jl_session *s, int layer, jl_lora_out kind, float *ou
     if (s->m->lora) jl_lora_forward(s->m->lora, layer, kind, out, ld, in, n);
 }
 
+/* Token embeddings into s->x: fp32 rows, or rows of the quantised table dequantised (a GGUF keeps no fp32 copy). */
+static void embed(jl_session *s, const int32_t *tokens, int n) {
+    const int C = s->m->cfg.dim;
+    if (s->m->w.wte) {
+        jl_embedding_forward(s->x, tokens, s->m->w.wte, n, C);
+        return;
+    }
+    const jl_qmatrix *q = jl_qweights_embedding(s->m, s->qw);
+    for (int i = 0; i < n; i++) jl_qmatrix_row_f32(q, tokens[i], s->x + (size_t)i * C);
+}
+
 /* Runs tokens[0..n) at positions pos.. through every layer; s->x ends as the final residual. */
 static void forward_block(jl_session *s, const int32_t *tokens, int n) {
     const jl_model *m = s->m;
     const jl_config *c = &m->cfg;
     const int C = c->dim, hs = jl_head_size(c), QKV = jl_qkv_dim(c), H = c->hidden_dim, pos0 = s->pos;
     const size_t nC = (size_t)n * C;
-    jl_embedding_forward(s->x, tokens, m->w.wte, n, C);
+    embed(s, tokens, n);
     if (m->prompt) jl_prompt_forward_at(m->prompt, s->x, pos0, n);
     if (c->arch == JL_ARCH_GPT2) jl_posemb_forward(s->x, m->w.wpe, 1, n, C, pos0);
     for (int l = 0; l < c->n_layer; l++) {

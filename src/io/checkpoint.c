@@ -27,6 +27,7 @@ static void transpose_into(float *dst, const float *src, int64_t rows, int64_t c
 
 jl_status jl_checkpoint_save(const char *path, const jl_checkpoint *ck) {
     const jl_model *m = ck->model;
+    if (jl_model_require_params(m, "save checkpoint") != JL_OK) return jl_fail_context(JL_ERR_ARG, "%s", path);
     jl_st_writer *w = jl_st_writer_new();
     float **copies = calloc((size_t)m->n_tensors, sizeof(float *));
     char *config_json = NULL;

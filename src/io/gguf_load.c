@@ -1,5 +1,6 @@
 /* GGUF → a jielong model for inference. The file's linear weights keep their block type (q8_0 / q4_0) as the
- * session's quantised matrices; norms, biases and embeddings become fp32. Rows are quantised independently,
+ * session's quantised matrices (and so does a quantised token embedding), with no fp32 copy unless asked to
+ * dequantise; norms, biases and f32/f16 tensors become fp32. Rows are quantised independently,
  * so undoing the writer's Q/K row permutation (GGML's interleaved RoPE pairs → rotate_half) is a copy of whole
  * quantised rows, and the packed qkv / [gate; up] matrices are the file's tensors stacked row-wise. */
 #include "infer/qweights.h"
@@ -9,19 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Rows of n_rows × row_bytes from the file's order to ours: with heads > 0, row h·hs + 2i + j of the file
- * (GGML pairs) is row h·hs + j·hs/2 + i of ours (HF halves); else a plain copy. */
+/* Row i of the file is row our_row(i) of ours: with heads > 0, row h·hs + 2i + j of the file (GGML pairs) is row
+ * h·hs + j·hs/2 + i of ours (HF halves); else the same row. */
+static int64_t our_row(int64_t file_row, int heads, int64_t n_rows) {
+    if (heads <= 0) return file_row;
+    const int64_t hs = n_rows / heads, h = file_row / hs, k = file_row % hs;
+    return h * hs + (k % 2) * (hs / 2) + k / 2;
+}
+
 static void copy_rows(void *dst, const void *src, int heads, int64_t n_rows, size_t row_bytes) {
-    if (heads <= 0) {
-        memcpy(dst, src, (size_t)n_rows * row_bytes);
-        return;
-    }
-    const int64_t hs = n_rows / heads, half = hs / 2;
-    for (int h = 0; h < heads; h++)
-        for (int64_t i = 0; i < half; i++)
-            for (int j = 0; j < 2; j++)
-                memcpy((char *)dst + (size_t)(h * hs + j * half + i) * row_bytes,
-                       (const char *)src + (size_t)(h * hs + 2 * i + j) * row_bytes, row_bytes);
+    for (int64_t i = 0; i < n_rows; i++)
+        memcpy((char *)dst + (size_t)our_row(i, heads, n_rows) * row_bytes, (const char *)src + (size_t)i * row_bytes,
+               row_bytes);
 }
 
 static char *dup_meta(const jl_gguf *g, const char *key) {
@@ -52,32 +52,47 @@ static jl_status load_config(const jl_gguf *g, const char *path, jl_config *cfg)
     return JL_OK;
 }
 
-/* The linear slot whose fp32 weight contains p, or -1. */
-static int find_slot(const jl_lin_slot *slots, int n, const float *p) {
-    for (int i = 0; i < n; i++)
-        if (p >= slots[i].w && p < slots[i].w + (size_t)slots[i].rows * (size_t)slots[i].cols) return i;
-    return -1;
-}
-
 static int is_block_type(jl_ggml_type t) { return t == JL_GGML_Q8_0 || t == JL_GGML_Q4_0; }
 
-/* One tensor of the model from its GGUF counterpart: quantised rows into its slot's matrix, fp32 values into
- * the model (always for non-linear tensors and the embedding; for quantised linears only with dequantise). */
-static jl_status load_tensor(const jl_gguf *g, const char *path, jl_model *m, const jl_tensor_info *t,
-                             jl_lin_slot *slots, int *slot_kind, int n_slots, int dequantise) {
+typedef struct {
+    const jl_gguf *g;
+    const jl_config *cfg;
+} backing_ctx;
+
+/* For inference a tensor the file holds in blocks lives only quantised (no fp32 copy): every 2-D tensor but the
+ * positions (which the writer keeps f32) is a linear weight or the token embedding, both run from blocks. */
+static int quantised_only(const jl_tensor_info *t, void *ctx) {
+    const backing_ctx *b = ctx;
     char name[96];
-    int heads = 0;
-    if (!jl_gguf_tensor_name(&m->cfg, t->name, name, sizeof name, &heads))
-        return jl_fail(JL_ERR_FORMAT, "%s: no GGUF name for tensor '%s'", path, t->name);
-    const jl_gguf_tensor *gt = jl_gguf_find_tensor(g, name);
-    if (!gt) return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' missing", path, name);
-    const int64_t rows = t->ndim == 2 ? t->rows_saved : 1, cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
-    if (gt->n_dims != t->ndim || gt->ne[0] != cols || (t->ndim == 2 && gt->ne[1] != rows))
-        return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' is [%lld, %lld], the config needs [%lld, %lld]", path, name,
-                       (long long)gt->ne[0], (long long)(gt->n_dims > 1 ? gt->ne[1] : 1), (long long)cols, (long long)rows);
-    float *dst = m->params + t->offset;
-    const int slot = t->ndim == 2 ? find_slot(slots, n_slots, dst) : -1;
-    const int quantised = is_block_type(gt->type);
+    int heads;
+    if (t->ndim != 2 || !jl_gguf_tensor_name(b->cfg, t->name, name, sizeof name, &heads)) return 0;
+    const jl_gguf_tensor *gt = jl_gguf_find_tensor(b->g, name);
+    return gt && is_block_type(gt->type);
+}
+
+/* Quantised rows of a GGUF tensor into q from row row0 (Q/K rows back in our order), repacked as they go in. */
+static jl_status load_blocks(const char *path, const char *name, const jl_gguf_tensor *gt, jl_qmatrix *q, int64_t q_rows,
+                             int64_t row0, int64_t rows, int64_t cols, int heads) {
+    const jl_qtype qt = gt->type == JL_GGML_Q8_0 ? JL_QTYPE_Q8_0 : JL_QTYPE_Q4_0;
+    if (!q->data) {
+        jl_status st = jl_qmatrix_alloc(q, qt, q_rows, cols);
+        if (st != JL_OK) return jl_fail_context(st, "%s: %s", path, name);
+    } else if (q->type != qt) {
+        return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' is %s but the rest of its matrix is %s", path, name,
+                       jl_ggml_type_name(gt->type), jl_qtype_name(q->type));
+    }
+    for (int64_t i = 0; i < rows; i++)
+        jl_qmatrix_set_row(q, row0 + our_row(i, heads, rows), (const char *)gt->data + (size_t)i * q->row_bytes);
+    return JL_OK;
+}
+
+/* GGUF tensor gt (checked against the config) into tensor i of the model: quantised rows into its slot's matrix
+ * (or the quantised embedding), fp32 values into the model for every tensor that has fp32 storage. */
+static jl_status copy_tensor(const char *path, const char *name, jl_model *m, int i, jl_qweights *qw, jl_lin_slot *slots,
+                             int *slot_kind, const jl_gguf_tensor *gt, int heads, int64_t rows, int64_t cols) {
+    const jl_tensor_info *t = &m->tensors[i];
+    int64_t row0 = 0;
+    const int slot = jl_qweights_slot_of(m, i, &row0), quantised = is_block_type(gt->type);
     if (slot >= 0) {
         const int kind = quantised ? 1 : 2;
         if (slot_kind[slot] && slot_kind[slot] != kind)
@@ -85,19 +100,18 @@ static jl_status load_tensor(const jl_gguf *g, const char *path, jl_model *m, co
                            jl_ggml_type_name(gt->type));
         slot_kind[slot] = kind;
     }
-    if (slot >= 0 && quantised) {
-        jl_qmatrix *q = slots[slot].q;
-        const jl_qtype qt = gt->type == JL_GGML_Q8_0 ? JL_QTYPE_Q8_0 : JL_QTYPE_Q4_0;
-        if (!q->data) {
-            jl_status st = jl_qmatrix_alloc(q, qt, slots[slot].rows, slots[slot].cols);
-            if (st != JL_OK) return jl_fail_context(st, "%s: %s", path, name);
-        } else if (q->type != qt) {
-            return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' is %s but the rest of its matrix is %s", path, name,
-                           jl_ggml_type_name(gt->type), jl_qtype_name(q->type));
-        }
-        const int64_t row0 = (dst - slots[slot].w) / cols;
-        copy_rows((char *)q->data + (size_t)row0 * q->row_bytes, gt->data, heads, rows, q->row_bytes);
-        if (!dequantise && dst != m->w.wte) return JL_OK;
+    /* the untied embedding is the only 2-D tensor without a slot that can live quantised */
+    jl_qmatrix *q = slot >= 0 ? slots[slot].q : t->unbacked ? &qw->embed : NULL;
+    if (quantised && q) {
+        const int64_t q_rows = slot >= 0 ? slots[slot].rows : t->shape[0];
+        jl_status st = load_blocks(path, name, gt, q, q_rows, row0, rows, cols, heads);
+        if (st != JL_OK) return st;
+    }
+    if (t->unbacked) return JL_OK;
+    float *dst = m->params + t->offset;
+    if (heads <= 0) { /* in the file's order: straight into the model */
+        jl_gguf_tensor_f32(gt, dst);
+        return JL_OK;
     }
     float *tmp = malloc(sizeof(float) * (size_t)rows * (size_t)cols);
     if (!tmp) return jl_fail(JL_ERR_NOMEM, "out of memory");
@@ -108,16 +122,33 @@ static jl_status load_tensor(const jl_gguf *g, const char *path, jl_model *m, co
     return JL_OK;
 }
 
-static jl_status load_tensors(const jl_gguf *g, const char *path, jl_model *m, jl_qweights *qw, int dequantise,
-                              int *any_quantised) {
+/* Tensor i of the model from its GGUF counterpart, found by name and checked against the config. */
+static jl_status load_tensor(const jl_gguf *g, const char *path, jl_model *m, int i, jl_qweights *qw,
+                             jl_lin_slot *slots, int *slot_kind) {
+    const jl_tensor_info *t = &m->tensors[i];
+    char name[96];
+    int heads = 0;
+    if (!jl_gguf_tensor_name(&m->cfg, t->name, name, sizeof name, &heads))
+        return jl_fail(JL_ERR_FORMAT, "%s: no GGUF name for tensor '%s'", path, t->name);
+    const jl_gguf_tensor *gt = jl_gguf_find_tensor(g, name);
+    if (!gt) return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' missing", path, name);
+    const int64_t rows = t->ndim == 2 ? t->rows_saved : 1, cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
+    if (gt->n_dims != t->ndim || gt->ne[0] != cols || (t->ndim == 2 && gt->ne[1] != rows))
+        return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' is [%lld, %lld], the config needs [%lld, %lld]", path, name,
+                       (long long)gt->ne[0], (long long)(gt->n_dims > 1 ? gt->ne[1] : 1), (long long)cols, (long long)rows);
+    jl_status st = copy_tensor(path, name, m, i, qw, slots, slot_kind, gt, heads, rows, cols);
+    jl_gguf_tensor_release(g, gt); /* the model holds its own copy now: the file's pages need not stay resident */
+    return st;
+}
+
+static jl_status load_tensors(const jl_gguf *g, const char *path, jl_model *m, jl_qweights *qw, int *any_quantised) {
     const int n = jl_qweights_n_slots(m);
     jl_lin_slot *slots = malloc(sizeof *slots * (size_t)n);
     int *kind = calloc((size_t)n, sizeof *kind);
     jl_status st = slots && kind ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
     if (st == JL_OK) jl_qweights_slots(m, qw, slots);
-    for (int i = 0; st == JL_OK && i < m->n_tensors; i++)
-        st = load_tensor(g, path, m, &m->tensors[i], slots, kind, n, dequantise);
-    *any_quantised = 0;
+    for (int i = 0; st == JL_OK && i < m->n_tensors; i++) st = load_tensor(g, path, m, i, qw, slots, kind);
+    *any_quantised = qw->embed.data != NULL;
     for (int i = 0; st == JL_OK && i < n; i++) *any_quantised |= kind[i] == 1;
     free(slots);
     free(kind);
@@ -134,9 +165,10 @@ jl_status jl_gguf_load_model(const char *path, int dequantise, jl_checkpoint *ck
     jl_qweights *w = NULL;
     int any_quantised = 0;
     st = load_config(g, path, &cfg);
-    if (st == JL_OK) st = jl_model_new(&cfg, &ck->model);
+    backing_ctx bc = {g, &cfg};
+    if (st == JL_OK) st = jl_model_new_partial(&cfg, dequantise ? NULL : quantised_only, &bc, &ck->model);
     if (st == JL_OK) st = jl_qweights_empty(ck->model, &w);
-    if (st == JL_OK) st = load_tensors(g, path, ck->model, w, dequantise, &any_quantised);
+    if (st == JL_OK) st = load_tensors(g, path, ck->model, w, &any_quantised);
     if (st == JL_OK) {
         ck->tokenizer_json = dup_meta(g, JL_GGUF_KEY_TOKENIZER);
         ck->chat_template = dup_meta(g, JL_GGUF_KEY_CHAT_TEMPLATE);

@@ -230,6 +230,14 @@ jl_status jl_gguf_open(const char *path, jl_gguf **out) {
     return JL_OK;
 }
 
+void jl_gguf_tensor_release(const jl_gguf *g, const jl_gguf_tensor *t) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), base = (uintptr_t)g->map;
+    uintptr_t start = (uintptr_t)t->data / page * page, end = ((uintptr_t)t->data + t->nbytes + page - 1) / page * page;
+    start = start < base ? base : start; /* the mapping starts on a page; its last page may be partial */
+    end = end > base + (g->size + page - 1) / page * page ? base + (g->size + page - 1) / page * page : end;
+    if (end > start) madvise((void *)start, end - start, MADV_DONTNEED); /* advice: nothing to do if refused */
+}
+
 void jl_gguf_close(jl_gguf *g) {
     if (!g) return;
     for (int i = 0; i < g->n_kv; i++) {

@@ -413,6 +413,7 @@ static jl_status put_jielong_meta(kv_writer *w, const jl_checkpoint *ck) {
 
 jl_status jl_export_gguf(const jl_checkpoint *ck, const char *path, jl_ggml_type type) {
     const jl_model *m = ck->model;
+    if (jl_model_require_params(m, "gguf export") != JL_OK) return JL_ERR_ARG;
     if (!ck->tokenizer_json)
         return jl_fail(JL_ERR_ARG, "gguf: the checkpoint has no tokenizer (llama.cpp needs one in the file)");
     out_tensor *ot = calloc((size_t)m->n_tensors, sizeof *ot);

@@ -121,7 +121,8 @@ static jl_status write_tokenizer_config(const jl_checkpoint *ck, const char *dir
 jl_status jl_export_hf(const jl_checkpoint *ck, const char *dir, jl_dtype dt) {
     if (dt != JL_DT_F32 && dt != JL_DT_F16 && dt != JL_DT_BF16)
         return jl_fail(JL_ERR_ARG, "safetensors export: dtype %s not supported (F32, F16, BF16)", jl_dtype_name(dt));
-    jl_status st = jl_mkdir_p(dir);
+    jl_status st = jl_model_require_params(ck->model, "safetensors export");
+    if (st == JL_OK) st = jl_mkdir_p(dir);
     char *config = NULL, path[4096];
     if (st == JL_OK) st = jl_hf_config_json(&ck->model->cfg, &config);
     if (st == JL_OK) st = write_text(dir, "config.json", config);

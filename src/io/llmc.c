@@ -98,6 +98,7 @@ jl_status jl_import_llmc(const char *path, jl_checkpoint *ck) {
 
 jl_status jl_export_llmc(const jl_model *m, const char *path) {
     const jl_config *c = &m->cfg;
+    if (jl_model_require_params(m, "llm.c export") != JL_OK) return JL_ERR_ARG;
     if (c->arch != JL_ARCH_GPT2) return jl_fail(JL_ERR_ARG, "llm.c format holds gpt2 models only (arch is %s)", jl_arch_name(c->arch));
     if (c->hidden_dim != 4 * c->dim)
         return jl_fail(JL_ERR_ARG, "llm.c format needs hidden_dim = 4·dim (%d != %d)", c->hidden_dim, 4 * c->dim);

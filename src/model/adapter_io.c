@@ -16,7 +16,7 @@ uint64_t jl_model_weights_hash(const jl_model *m) {
     /* FNV-1a over 32-bit words: bit-exact weights give the same hash, any change almost surely another */
     const uint32_t *w = (const uint32_t *)m->params;
     uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < m->n_params; i++) {
+    for (size_t i = 0; i < m->n_backed; i++) {
         h ^= w[i];
         h *= 0x100000001b3ull;
     }

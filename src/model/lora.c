@@ -309,6 +309,7 @@ static float *fused_weight(jl_model *m, int layer, jl_lora_out kind) {
 }
 
 jl_status jl_lora_merge(jl_model *m, const jl_lora *lr) {
+    if (jl_model_require_params(m, "LoRA merge") != JL_OK) return JL_ERR_ARG;
     if (lr->n_layer != m->cfg.n_layer || !jl_base_id_matches(&lr->base, m))
         return jl_fail(JL_ERR_ARG, "LoRA adapter was made for another base model; cannot merge");
     const int r = lr->o.rank;

@@ -117,7 +117,7 @@ void jl_params_at(const jl_model *m, float *base, jl_params *v, jl_layer_params 
     memset(layers, 0, sizeof *layers * (size_t)m->cfg.n_layer);
     v->layers = layers;
     for (int i = 0; i < m->n_tensors; i++) {
-        float *p = base + m->tensors[i].offset;
+        float *p = m->tensors[i].unbacked ? NULL : base + m->tensors[i].offset;
         jl_layer_params *lp = m->tensors[i].layer >= 0 ? &layers[m->tensors[i].layer] : NULL;
         switch (m->tensors[i].role) {
         case ROLE_WTE: v->wte = p; break;
@@ -150,7 +150,20 @@ static float *alloc_floats(size_t n) {
     return p;
 }
 
-jl_status jl_model_new(const jl_config *cfg, jl_model **out) {
+/* Marks the unbacked tensors and packs the others' offsets; returns the floats they need. */
+static size_t pack_backed(jl_tensor_info *t, int n, int (*unbacked)(const jl_tensor_info *, void *), void *ctx) {
+    size_t offset = 0;
+    for (int i = 0; i < n; i++) {
+        t[i].unbacked = unbacked && unbacked(&t[i], ctx);
+        if (t[i].unbacked) continue;
+        t[i].offset = offset;
+        offset += (size_t)t[i].shape[0] * (size_t)(t[i].ndim == 2 ? t[i].shape[1] : 1);
+    }
+    return offset;
+}
+
+jl_status jl_model_new_partial(const jl_config *cfg, int (*unbacked)(const jl_tensor_info *t, void *ctx), void *ctx,
+                               jl_model **out) {
     *out = NULL;
     jl_config c = *cfg;
     jl_status st = jl_config_finish(&c);
@@ -167,17 +180,41 @@ jl_status jl_model_new(const jl_config *cfg, jl_model **out) {
     m->tensors = lb.t;
     m->n_tensors = lb.n;
     m->n_params = lb.offset;
-    m->params = alloc_floats(m->n_params);
+    m->n_backed = pack_backed(m->tensors, m->n_tensors, unbacked, ctx);
+    m->params = alloc_floats(m->n_backed);
     m->w.layers = calloc((size_t)c.n_layer, sizeof(jl_layer_params));
     if (c.arch == JL_ARCH_LLAMA) m->rope_table = alloc_floats((size_t)c.max_seq_len * (size_t)jl_head_size(&c));
     if (!m->params || !m->w.layers || (c.arch == JL_ARCH_LLAMA && !m->rope_table)) {
+        const size_t n = m->n_backed;
         jl_model_free(m);
-        return jl_fail(JL_ERR_NOMEM, "cannot allocate %zu parameters", lb.offset);
+        return jl_fail(JL_ERR_NOMEM, "cannot allocate %zu parameters", n);
     }
     jl_params_at(m, m->params, &m->w, m->w.layers);
     if (m->rope_table) jl_rope_table(m->rope_table, c.max_seq_len, jl_head_size(&c), c.rope_theta);
     *out = m;
     return JL_OK;
+}
+
+jl_status jl_model_new(const jl_config *cfg, jl_model **out) { return jl_model_new_partial(cfg, NULL, NULL, out); }
+
+jl_status jl_model_require_params(const jl_model *m, const char *what) {
+    if (m->n_backed == m->n_params) return JL_OK;
+    return jl_fail(JL_ERR_ARG, "%s: this model holds its weights quantised only (a q8_0/q4_0 GGUF loaded for "
+                               "inference), without the fp32 parameters this needs; use the fp32 checkpoint", what);
+}
+
+int jl_tensor_linear(const jl_model *m, int i, int *layer, int *kind, int64_t *row0) {
+    const jl_tensor_info *t = m->tensors;
+    int has_head = 0;
+    for (int j = 0; j < m->n_tensors; j++) has_head |= t[j].role == ROLE_LM_HEAD;
+    if (t[i].ndim != 2 || t[i].role == ROLE_WPE || (t[i].role == ROLE_WTE && has_head)) return 0;
+    int j = i; /* k, v (after q) and up (after gate) have no role of their own: their matrix starts earlier */
+    *row0 = 0;
+    while (t[j].role == ROLE_NONE && j > 0) *row0 += t[--j].shape[0];
+    const int role = t[j].role;
+    *layer = role == ROLE_WTE || role == ROLE_LM_HEAD ? -1 : t[j].layer;
+    *kind = role == ROLE_O_W ? 1 : role == ROLE_FC_W ? 2 : role == ROLE_DOWN_W ? 3 : 0;
+    return role == ROLE_QKV_W || role == ROLE_O_W || role == ROLE_FC_W || role == ROLE_DOWN_W || *layer == -1;
 }
 
 void jl_model_free(jl_model *m) {
@@ -197,6 +234,7 @@ void jl_model_init(jl_model *m, uint64_t seed) {
     #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < m->n_tensors; i++) {
         const jl_tensor_info *t = &m->tensors[i];
+        if (t->unbacked) continue;
         float *p = m->params + t->offset;
         size_t n = (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
         int is_norm = t->role == ROLE_LN1_W || t->role == ROLE_LN2_W || t->role == ROLE_LNF_W;

@@ -18,6 +18,7 @@ typedef struct {
     int layer;          /* block index, or -1 */
     int role;           /* which view pointer it backs (model.c) */
     int frozen;         /* excluded from optimizer updates (Freeze fine-tuning, adapters) */
+    int unbacked;       /* no fp32 storage (jl_model_new_partial): the view is NULL, offset unused */
 } jl_tensor_info;
 
 /* Pointers to one layer's tensors (NULL where the arch has none). Linear weights are (out, in). */
@@ -40,8 +41,9 @@ typedef struct {
 
 struct jl_model {
     jl_config cfg;
-    float *params;          /* one block of n_params floats */
-    size_t n_params;
+    float *params;          /* one block of n_backed floats */
+    size_t n_params;        /* parameters of the architecture */
+    size_t n_backed;        /* floats in params: n_params, less those of unbacked tensors */
     jl_tensor_info *tensors;
     int n_tensors;
     jl_params w;            /* views into params */
@@ -49,6 +51,21 @@ struct jl_model {
     jl_lora *lora;          /* attached LoRA adapter used unmerged by forward/backward, or NULL (not owned) */
     jl_prompt *prompt;      /* attached soft prompt, or NULL (not owned) */
 };
+
+/* An inference-only model whose tensors for which unbacked(t, ctx) is non-zero get no fp32 storage (they live
+ * quantised elsewhere, e.g. jl_qweights): their views are NULL and params holds only the other tensors, packed.
+ * Anything that needs every fp32 parameter (save, export, training, pruning, merging, the fp32 forward) must
+ * refuse such a model: jl_model_require_params. */
+jl_status jl_model_new_partial(const jl_config *cfg, int (*unbacked)(const jl_tensor_info *t, void *ctx), void *ctx,
+                               jl_model **out);
+/* JL_OK for a model with every parameter in fp32; else JL_ERR_ARG naming `what` and the cause. */
+jl_status jl_model_require_params(const jl_model *m, const char *what);
+
+/* Which linear weight of the forward pass 2-D tensor i is part of: *layer (-1: the lm head, which a tied
+ * embedding is), *kind (0 qkv, 1 o, 2 fc, 3 down: the order of JL_LIN_* in infer/qweights.h; 0 for the head)
+ * and its first row there (k and v follow q in the packed qkv, up follows gate). Returns 0 for tensors that are
+ * no linear weight (norms, biases, positions, an untied embedding). */
+int jl_tensor_linear(const jl_model *m, int i, int *layer, int *kind, int64_t *row0);
 
 /* Views of any block laid out like the parameters (gradients, Adam moments). `layers` must hold n_layer. */
 void jl_params_at(const jl_model *m, float *base, jl_params *view, jl_layer_params *layers);

@@ -36,7 +36,9 @@ static jl_status prompt_alloc(const jl_model *m, int n_virtual, jl_prompt **out)
 }
 
 jl_status jl_prompt_new(const jl_model *m, int n_virtual, uint64_t seed, jl_prompt **out) {
-    jl_status st = prompt_alloc(m, n_virtual, out);
+    *out = NULL;
+    jl_status st = jl_model_require_params(m, "soft prompt"); /* starts from rows of the fp32 embedding */
+    if (st == JL_OK) st = prompt_alloc(m, n_virtual, out);
     if (st != JL_OK) return st;
     jl_prompt *p = *out;
     jl_rng rng; /* start from the embeddings of random real tokens, a common P-tuning initialisation */

@@ -131,6 +131,7 @@ static int is_selected(jl_prune_kind kind, const jl_prune_opts *o) {
 
 jl_status jl_prune(jl_model *m, const jl_prune_opts *o, jl_prune_report *r) {
     memset(r, 0, sizeof *r);
+    if (jl_model_require_params(m, "prune") != JL_OK) return JL_ERR_ARG;
     if (!(o->sparsity >= 0.0 && o->sparsity < 1.0))
         return jl_fail(JL_ERR_ARG, "sparsity must be in [0, 1) (got %g)", o->sparsity);
     if (o->mode < JL_PRUNE_GLOBAL || o->mode > JL_PRUNE_PER_ROW)

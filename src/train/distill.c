@@ -12,6 +12,7 @@
 #include "model/model.h"
 #include "train/steplog.h"
 #include "train/stream.h"
+#include "train/train_state.h"
 #include "train/trainer.h"
 #include <json.h>
 #include <math.h>
@@ -94,19 +95,79 @@ static double distill_loss(void *ctx, const int32_t *tokens, const int32_t *targ
     return loss;
 }
 
-static jl_status save_model(const char *path, jl_trainer *t, const jl_tokenizer *tok, long step, int with_optimizer) {
+/* The options in the training-state form pretraining uses (train_state.h), and the two of distillation. */
+static jl_pretrain_opts state_opts(const jl_distill_opts *o) {
+    jl_pretrain_opts p;
+    jl_pretrain_defaults(&p);
+    p.B = o->B;
+    p.T = o->T;
+    p.accum = o->accum;
+    p.steps = o->steps;
+    p.lr = o->lr;
+    p.min_lr_frac = o->min_lr_frac;
+    p.warmup = o->warmup;
+    p.schedule = o->schedule;
+    p.weight_decay = o->weight_decay;
+    p.beta1 = o->beta1;
+    p.beta2 = o->beta2;
+    p.grad_clip = o->grad_clip;
+    p.seed = 0; /* the student's initialisation is the caller's */
+    return p;
+}
+
+jl_status jl_distill_opts_from_state(const char *state, jl_distill_opts *o) {
+    jl_pretrain_opts p = state_opts(o);
+    double tau, alpha;
+    jl_status st = jl_train_state_check_stage(state, "distill");
+    if (st == JL_OK) st = jl_pretrain_opts_from_state(state, &p);
+    if (st == JL_OK) st = jl_train_state_number(state, "temperature", &tau);
+    if (st == JL_OK) st = jl_train_state_number(state, "alpha", &alpha);
+    if (st != JL_OK) return st;
+    o->B = p.B;
+    o->T = p.T;
+    o->accum = p.accum;
+    o->steps = p.steps;
+    o->lr = p.lr;
+    o->min_lr_frac = p.min_lr_frac;
+    o->warmup = p.warmup;
+    o->schedule = p.schedule;
+    o->weight_decay = p.weight_decay;
+    o->beta1 = p.beta1;
+    o->beta2 = p.beta2;
+    o->grad_clip = p.grad_clip;
+    o->temperature = (float)tau;
+    o->alpha = (float)alpha;
+    return JL_OK;
+}
+
+/* Step, data position and moments from a distillation checkpoint, whose soft targets must be these. */
+static jl_status resume_state(const jl_checkpoint *ck, jl_trainer *t, jl_token_stream *s, const jl_distill_opts *o) {
+    const jl_pretrain_opts p = state_opts(o);
+    jl_status st = jl_train_state_resume(ck, "distill", t, s, &p);
+    jl_distill_opts saved = *o;
+    if (st == JL_OK) st = jl_distill_opts_from_state(ck->train_state, &saved);
+    if (st == JL_OK && (saved.temperature != o->temperature || saved.alpha != o->alpha))
+        st = jl_fail(JL_ERR_ARG, "checkpoint was distilled with temperature %g, alpha %g, not %g, %g",
+                     (double)saved.temperature, (double)saved.alpha, (double)o->temperature, (double)o->alpha);
+    return st;
+}
+
+static jl_status save_model(const char *path, jl_trainer *t, const jl_tokenizer *tok, const jl_distill_opts *o,
+                            const jl_token_stream *s, int with_optimizer) {
     jl_checkpoint ck = {.model = t->model};
     jl_status st = jl_tokenizer_to_json(tok, &ck.tokenizer_json);
     if (st != JL_OK) return st;
-    char state[128];
     if (with_optimizer) {
+        const jl_pretrain_opts p = state_opts(o);
+        const jl_state_extra extra[] = {{"temperature", o->temperature}, {"alpha", o->alpha}};
         ck.adam_m = t->mom1;
         ck.adam_v = t->mom2;
-        snprintf(state, sizeof state, "{\"stage\":\"distill\",\"step\":%ld}", step);
-        ck.train_state = state;
+        ck.train_state = jl_train_state_json("distill", &p, t->step, s, extra, 2);
+        if (!ck.train_state) st = jl_fail(JL_ERR_NOMEM, "out of memory");
     }
-    st = jl_checkpoint_save(path, &ck);
+    if (st == JL_OK) st = jl_checkpoint_save(path, &ck);
     free(ck.tokenizer_json);
+    free(ck.train_state);
     return st;
 }
 
@@ -140,7 +201,8 @@ static jl_status heldout(jl_trainer *t, const jl_tokens *val, int batches, doubl
 }
 
 jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *tok, const jl_tokens *train,
-                     const jl_tokens *val, const jl_distill_opts *opts, jl_event_fn on_event, void *user) {
+                     const jl_tokens *val, const jl_distill_opts *opts, const jl_checkpoint *resume, jl_event_fn on_event,
+                     void *user) {
     jl_distill_opts o = *opts;
     jl_status st = check_opts(student, teacher, train, &o);
     if (st == JL_OK && (teacher->cfg.vocab_size != student->cfg.vocab_size))
@@ -164,7 +226,9 @@ jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *t
     jl_trainer *t = NULL, *teacher_eval = NULL;
     if ((st = jl_mkdir_p(o.out_dir)) != JL_OK) return st;
     if ((st = jl_acts_new(&teacher->cfg, o.B, o.T, &hook.tacts)) != JL_OK) return st;
-    if ((st = jl_trainer_new(student, &to, &t)) != JL_OK) {
+    jl_token_stream s = {.data = train};
+    if ((st = jl_trainer_new(student, &to, &t)) != JL_OK || (resume && (st = resume_state(resume, t, &s, &o)) != JL_OK)) {
+        jl_trainer_free(t);
         jl_acts_free(&hook.tacts);
         return st;
     }
@@ -172,11 +236,11 @@ jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *t
     snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", o.out_dir);
     snprintf(ckpt_path, sizeof ckpt_path, "%s/checkpoint.safetensors", o.out_dir);
     snprintf(model_path, sizeof model_path, "%s/model.safetensors", o.out_dir);
-    unlink(metrics_path);
+    if (!resume) unlink(metrics_path); /* a fresh run starts a fresh log */
     jl_metrics *log = NULL;
     st = jl_metrics_open(metrics_path, &log);
-    /* the teacher's held-out loss: the floor the student is pulled towards */
-    if (st == JL_OK && have_val && o.eval_every > 0) {
+    /* the teacher's held-out loss: the floor the student is pulled towards (logged once, by the first run) */
+    if (st == JL_OK && !resume && have_val && o.eval_every > 0) {
         jl_trainer_opts eo = {.B = o.B, .T = o.T, .accum = 1};
         double tv;
         if ((st = jl_trainer_new(teacher, &eo, &teacher_eval)) == JL_OK &&
@@ -192,17 +256,18 @@ jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *t
                                             (o.alpha > 0 ? jl_model_train_flops(&teacher->cfg, o.B, o.T) / 3 : 0)) *
                                            o.accum,
                          .sgemm_gflops = o.sgemm_gflops};
-    jl_token_stream s = {.data = train};
+    long steps_this_run = 0;
     while (st == JL_OK && t->step < o.steps) {
         jl_step_stats ss;
         hook.kl_sum = 0;
         hook.counted = 0;
         if ((st = jl_trainer_step(t, jl_stream_batch, &s, &ss)) != JL_OK) break;
+        steps_this_run++;
         long step = t->step;
         double kl = hook.counted ? hook.kl_sum / (double)hook.counted : 0.0;
         const char *kl_key[] = {"kl"};
         if ((st = jl_step_log_write(&steps, step, &ss, 1, kl_key, &kl)) != JL_OK) break;
-        int last = step == o.steps;
+        int last = step == o.steps || (o.stop_after > 0 && steps_this_run >= o.stop_after);
         if (have_val && o.eval_every > 0 && (step % o.eval_every == 0 || last)) {
             double val_loss;
             if ((st = heldout(t, val, o.eval_batches, &val_loss)) != JL_OK) break;
@@ -212,12 +277,13 @@ jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *t
             emit(on_event, user, &e2);
         }
         if ((o.save_every > 0 && step % o.save_every == 0) || last) {
-            if ((st = save_model(ckpt_path, t, tok, step, 1)) != JL_OK) break;
+            if ((st = save_model(ckpt_path, t, tok, &o, &s, 1)) != JL_OK) break;
             jl_train_event e3 = {.kind = JL_EV_SAVE, .step = step, .total_steps = o.steps, .path = ckpt_path};
             emit(on_event, user, &e3);
         }
+        if (last) break;
     }
-    if (st == JL_OK && (st = save_model(model_path, t, tok, t->step, 0)) == JL_OK) {
+    if (st == JL_OK && t->step == o.steps && (st = save_model(model_path, t, tok, &o, &s, 0)) == JL_OK) {
         jl_train_event e4 = {.kind = JL_EV_SAVE, .step = t->step, .total_steps = o.steps, .path = model_path};
         emit(on_event, user, &e4);
     }

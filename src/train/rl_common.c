@@ -370,7 +370,9 @@ jl_status rl_save_merged(jl_model *m, const jl_tokenizer *tok, const char *out_d
 }
 
 jl_status rl_model_clone(const jl_model *m, jl_model **out) {
-    jl_status st = jl_model_new(jl_model_config(m), out);
+    *out = NULL;
+    jl_status st = jl_model_require_params(m, "copy model");
+    if (st == JL_OK) st = jl_model_new(jl_model_config(m), out);
     if (st == JL_OK) memcpy((*out)->params, m->params, m->n_params * sizeof(float));
     return st;
 }

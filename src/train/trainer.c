@@ -64,6 +64,7 @@ static jl_status build_groups(jl_trainer *t, const jl_trainer_opts *o) {
 
 jl_status jl_trainer_new(jl_model *m, const jl_trainer_opts *o, jl_trainer **out) {
     *out = NULL;
+    if (jl_model_require_params(m, "training") != JL_OK) return JL_ERR_ARG;
     if (o->accum < 1) return jl_fail(JL_ERR_ARG, "gradient accumulation steps must be ≥ 1 (got %d)", o->accum);
     jl_trainer *t = calloc(1, sizeof *t);
     if (!t) return jl_fail(JL_ERR_NOMEM, "out of memory");
