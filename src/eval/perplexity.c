@@ -14,6 +14,8 @@ static long count_utf8_chars(const char *s, size_t len) {
 jl_status jl_eval_perplexity(jl_model *m, const jl_tokenizer *tok, const char *text, size_t len, int window,
                              jl_ppl_result *out) {
     memset(out, 0, sizeof *out);
+    jl_status need = jl_model_require_params(m, "perplexity"); /* the full forward pass reads every fp32 weight */
+    if (need != JL_OK) return need;
     if (window < 2 || window > m->cfg.max_seq_len)
         return jl_fail(JL_ERR_ARG, "window %d out of range [2..%d]", window, m->cfg.max_seq_len);
     int32_t *seq = NULL;
