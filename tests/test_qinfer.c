@@ -5,6 +5,7 @@
 #include "infer/session.h"
 #include "io/fileio.h"
 #include "jielong/checkpoint.h"
+#include "jielong/eval.h"
 #include "jielong/generate.h"
 #include "jielong/gguf.h"
 #include "model/model.h"
@@ -290,6 +291,12 @@ static void check_quantised_only(const jl_model *m, jl_checkpoint *back, jl_qwei
     jl_trainer *t;
     assert_int_equal(jl_trainer_new((jl_model *)b, &o, &t), JL_ERR_ARG);
     assert_non_null(strstr(jl_last_error(), "training"));
+    jl_tokenizer *bytes_tok;
+    assert_int_equal(jl_tokenizer_bytes(&bytes_tok), JL_OK);
+    jl_ppl_result ppl;
+    assert_int_equal(jl_eval_perplexity((jl_model *)b, bytes_tok, "abc", 3, 8, &ppl), JL_ERR_ARG);
+    assert_non_null(strstr(jl_last_error(), "perplexity"));
+    jl_tokenizer_free(bytes_tok);
 }
 
 /* ---------------------------------------------------------------- GGUF load round trip */
