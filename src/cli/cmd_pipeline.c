@@ -67,7 +67,7 @@ typedef struct {
     int eval_limit, rl_batch, group;
 } sizes;
 
-static const sizes default_sizes = {4096, 4, 256, 8, 1200, 600, 300, 150, 100, 30, 30, 50, 4, 6};
+static const sizes default_sizes = {4096, 4, 256, 8, 1200, 900, 300, 150, 100, 30, 30, 50, 4, 6};
 static const sizes quick_sizes = {1024, 2, 128, 8, 80, 40, 20, 20, 10, 4, 4, 8, 2, 4};
 
 #define RUN(...) do { if ((rc = run(__VA_ARGS__)) != 0) goto done; } while (0)
@@ -122,11 +122,11 @@ int cmd_pipeline(int argc, char **argv) {
             o, shots, label, samples, o, z->eval_limit, o);
     }
     RUN(&p, "SFT (full fine-tuning)", "sft", "sft --model %s/base/model.safetensors --data %s/data/sft.jsonl "
-        "--out %s/sft --steps %d --batch-size %d --seq-len %d --eval-every %d --eval-batches 10", o, o, o, z->sft_steps,
-        z->batch, sft_len, z->sft_steps / 3);
+        "--out %s/sft --steps %d --lr 2e-3 --batch-size %d --seq-len %d --eval-every %d --eval-batches 10", o, o, o,
+        z->sft_steps, z->batch, sft_len, z->sft_steps / 3);
     EVAL_TASKS("sft", "sft/model.safetensors", "");
     RUN(&p, "SFT (LoRA adapter)", "sft-lora", "sft --model %s/base/model.safetensors --data %s/data/sft.jsonl "
-        "--out %s/sft-lora --method lora --lora-targets all --steps %d --batch-size %d --eval-every %d "
+        "--out %s/sft-lora --method lora --lora-targets all --lr 5e-3 --steps %d --batch-size %d --eval-every %d "
         "--seq-len %d --eval-batches 10", o, o, o, z->lora_steps, z->batch, z->lora_steps / 3, sft_len);
     RUN(&p, "merge the LoRA adapter", NULL, "export --model %s/base/model.safetensors --merge "
         "%s/sft-lora/adapter.safetensors --out %s/sft-lora/model.safetensors", o, o, o);
