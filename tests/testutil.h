@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "jielong/checkpoint.h"
+#include "model/model.h"
 
 /* A path inside the per-test-binary scratch folder ($JL_TMP, else /tmp). Returns a static buffer slot. */
 static inline const char *tmp_path(const char *name) {
@@ -37,6 +39,20 @@ static inline const char *root_path(const char *rel) {
     char *b = bufs[slot++ % 4];
     snprintf(b, sizeof bufs[0], "%s/%s", root && *root ? root : ".", rel);
     return b;
+}
+
+/* Two training runs ended with bit-identical weights: DIR/model.safetensors of each. */
+static inline void assert_same_final_weights(const char *dir_a, const char *dir_b) {
+    char ma[1100], mb[1100];
+    snprintf(ma, sizeof ma, "%s/model.safetensors", dir_a);
+    snprintf(mb, sizeof mb, "%s/model.safetensors", dir_b);
+    jl_checkpoint ca, cb;
+    assert_int_equal(jl_checkpoint_load(ma, &ca), JL_OK);
+    assert_int_equal(jl_checkpoint_load(mb, &cb), JL_OK);
+    assert_int_equal(ca.model->n_params, cb.model->n_params);
+    assert_memory_equal(ca.model->params, cb.model->params, ca.model->n_params * sizeof(float));
+    jl_checkpoint_free(&ca);
+    jl_checkpoint_free(&cb);
 }
 
 /* 1 when built with AddressSanitizer (tests may then shrink long end-to-end runs). */
