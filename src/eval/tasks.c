@@ -131,8 +131,8 @@ static char *few_shot_prompt(const jl_rl_set *set, const size_t *items, size_t n
     for (int k = 1; k <= shots + 1; k++) {
         int is_query = k == shots + 1;
         size_t i = is_query ? items[at] : items[(at + (size_t)k) % n_items];
-        const char *q = jl_rl_prompt(set, i), *a = is_query ? "" : jl_rl_field(set, i, "answer");
-        if (!a) a = is_query ? "" : jl_rl_field(set, i, "expected");
+        const char *q = jl_rl_prompt(set, i), *a = "";
+        if (!is_query && !(a = jl_rl_field(set, i, "answer"))) a = jl_rl_field(set, i, "expected");
         size_t need = len + strlen(q) + strlen(a ? a : "") + 32;
         if (need > cap) {
             cap = need * 2;
