@@ -154,21 +154,9 @@ static jl_status resume_state(const jl_checkpoint *ck, jl_trainer *t, jl_token_s
 
 static jl_status save_model(const char *path, jl_trainer *t, const jl_tokenizer *tok, const jl_distill_opts *o,
                             const jl_token_stream *s, int with_optimizer) {
-    jl_checkpoint ck = {.model = t->model};
-    jl_status st = jl_tokenizer_to_json(tok, &ck.tokenizer_json);
-    if (st != JL_OK) return st;
-    if (with_optimizer) {
-        const jl_pretrain_opts p = state_opts(o);
-        const jl_state_extra extra[] = {{"temperature", o->temperature}, {"alpha", o->alpha}};
-        ck.adam_m = t->mom1;
-        ck.adam_v = t->mom2;
-        ck.train_state = jl_train_state_json("distill", &p, t->step, s, extra, 2);
-        if (!ck.train_state) st = jl_fail(JL_ERR_NOMEM, "out of memory");
-    }
-    if (st == JL_OK) st = jl_checkpoint_save(path, &ck);
-    free(ck.tokenizer_json);
-    free(ck.train_state);
-    return st;
+    const jl_pretrain_opts p = state_opts(o);
+    const jl_state_extra extra[] = {{"temperature", o->temperature}, {"alpha", o->alpha}};
+    return jl_train_state_save(path, "distill", t, tok, &p, s, extra, 2, with_optimizer);
 }
 
 static jl_status check_opts(const jl_model *student, const jl_model *teacher, const jl_tokens *train,

@@ -76,19 +76,7 @@ static jl_status greedy_sample(jl_trainer *t, const jl_tokenizer *tok, const cha
 
 static jl_status save_checkpoint(const char *path, jl_trainer *t, const jl_tokenizer *tok, const jl_pretrain_opts *o,
                                  const jl_token_stream *s, int with_optimizer) {
-    jl_checkpoint ck = {.model = t->model};
-    jl_status st = jl_tokenizer_to_json(tok, &ck.tokenizer_json);
-    if (st != JL_OK) return st;
-    if (with_optimizer) {
-        ck.adam_m = t->mom1;
-        ck.adam_v = t->mom2;
-        ck.train_state = jl_train_state_json("pretrain", o, t->step, s, NULL, 0);
-        if (!ck.train_state) st = jl_fail(JL_ERR_NOMEM, "out of memory");
-    }
-    if (st == JL_OK) st = jl_checkpoint_save(path, &ck);
-    free(ck.tokenizer_json);
-    free(ck.train_state);
-    return st;
+    return jl_train_state_save(path, "pretrain", t, tok, o, s, NULL, 0, with_optimizer);
 }
 
 static void emit(jl_event_fn fn, void *user, jl_train_event *ev) {

@@ -113,3 +113,21 @@ jl_status jl_train_state_resume(const jl_checkpoint *ck, const char *stage, jl_t
     s->epoch = (long)epoch;
     return JL_OK;
 }
+
+jl_status jl_train_state_save(const char *path, const char *stage, const jl_trainer *t, const jl_tokenizer *tok,
+                              const jl_pretrain_opts *o, const jl_token_stream *s, const jl_state_extra *extra,
+                              int n_extra, int with_optimizer) {
+    jl_checkpoint ck = {.model = t->model};
+    jl_status st = jl_tokenizer_to_json(tok, &ck.tokenizer_json);
+    if (st != JL_OK) return st;
+    if (with_optimizer) {
+        ck.adam_m = t->mom1;
+        ck.adam_v = t->mom2;
+        ck.train_state = jl_train_state_json(stage, o, t->step, s, extra, n_extra);
+        if (!ck.train_state) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
+    if (st == JL_OK) st = jl_checkpoint_save(path, &ck);
+    free(ck.tokenizer_json);
+    free(ck.train_state);
+    return st;
+}

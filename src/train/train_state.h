@@ -17,6 +17,12 @@ typedef struct {
 char *jl_train_state_json(const char *stage, const jl_pretrain_opts *o, long step, const jl_token_stream *s,
                           const jl_state_extra *extra, int n_extra);
 
+/* Saves t's model with tok to path; with_optimizer: also the AdamW moments and the state JSON of `stage` (a
+ * training checkpoint to resume from), else the model alone. */
+jl_status jl_train_state_save(const char *path, const char *stage, const jl_trainer *t, const jl_tokenizer *tok,
+                              const jl_pretrain_opts *o, const jl_token_stream *s, const jl_state_extra *extra,
+                              int n_extra, int with_optimizer);
+
 /* A number of a state (JL_ERR_FORMAT naming the key when it is missing or not a number). */
 jl_status jl_train_state_number(const char *state, const char *key, double *out);
 
