@@ -103,20 +103,6 @@ static inline void write_text(const char *path, const char *text) {
     fclose(f);
 }
 
-/* Values of `key` in the metrics lines that have it, in order. */
-static inline int read_metric(const char *path, const char *key, double *out, int max) {
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    char line[4096];
-    int n = 0;
-    while (fgets(line, sizeof line, f) && n < max) {
-        json_object *o = json_tokener_parse(line), *v;
-        if (o && json_object_object_get_ex(o, key, &v)) out[n++] = json_object_get_double(v);
-        json_object_put(o);
-    }
-    fclose(f);
-    return n;
-}
 
 static inline int file_contains(const char *path, const char *needle) {
     FILE *f = fopen(path, "r");

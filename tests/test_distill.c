@@ -12,19 +12,6 @@
 #include <json.h>
 #include <math.h>
 
-static void write_corpus(const char *path, int n_sentences) {
-    static const char *const subj[] = {"the cat", "a dog", "the old man", "my friend", "the bird", "a child"};
-    static const char *const verb[] = {"sees", "likes", "follows", "finds", "watches"};
-    static const char *const obj[] = {"the river", "a red ball", "the moon", "an apple", "the small house"};
-    jl_rng r;
-    jl_rng_seed(&r, 11);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    for (int i = 0; i < n_sentences; i++)
-        fprintf(f, "%s %s %s.\n", subj[jl_rng_below(&r, 6)], verb[jl_rng_below(&r, 5)], obj[jl_rng_below(&r, 5)]);
-    fclose(f);
-}
-
 /* The last value of key in a metrics file (NAN if none). */
 static double last_metric(const char *dir, const char *key) {
     char path[1024], line[4096];
@@ -82,21 +69,6 @@ static void test_distillation_beats_hard_labels(void **state) {
     jl_checkpoint_free(&ck);
 }
 
-/* Values of key in a metrics file, in order; returns how many. */
-static int read_metric(const char *dir, const char *key, double *out, int max) {
-    char path[1024], line[4096];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    FILE *f = fopen(path, "r");
-    int n = 0;
-    while (f && fgets(line, sizeof line, f)) {
-        json_object *o = json_tokener_parse(line), *x;
-        if (o && json_object_object_get_ex(o, key, &x) && n < max) out[n++] = json_object_get_double(x);
-        json_object_put(o);
-    }
-    if (f) fclose(f);
-    return n;
-}
-
 /* 10 steps straight against 4 steps, then --resume for the other 6: the same losses (soft and hard terms, AdamW
  * moments, schedule and data position all restored) and the same final weights, bit for bit. */
 static void test_resume_is_bit_exact(void **state) {
@@ -127,10 +99,13 @@ static void test_resume_is_bit_exact(void **state) {
              corpus, pieces, ckpt);
     assert_int_equal(run_cli(args, tmp_path("d_piece2.log")), 0);
     double a[16], b[16], ka[16], kb[16];
-    assert_int_equal(read_metric(straight, "loss", a, 16), 10);
-    assert_int_equal(read_metric(pieces, "loss", b, 16), 10);
-    assert_int_equal(read_metric(straight, "kl", ka, 16), 10);
-    assert_int_equal(read_metric(pieces, "kl", kb, 16), 10);
+    char ma[600], mb[600];
+    snprintf(ma, sizeof ma, "%s/metrics.jsonl", straight);
+    snprintf(mb, sizeof mb, "%s/metrics.jsonl", pieces);
+    assert_int_equal(read_metric(ma, "loss", a, 16), 10);
+    assert_int_equal(read_metric(mb, "loss", b, 16), 10);
+    assert_int_equal(read_metric(ma, "kl", ka, 16), 10);
+    assert_int_equal(read_metric(mb, "kl", kb, 16), 10);
     for (int i = 0; i < 10; i++) {
         assert_true(memcmp(&a[i], &b[i], sizeof(double)) == 0);
         assert_true(memcmp(&ka[i], &kb[i], sizeof(double)) == 0);

@@ -9,20 +9,6 @@
 #include <math.h>
 #include <sys/stat.h>
 
-/* A text with structure to learn: sentences from a small grammar, fixed seed. */
-static void write_corpus(const char *path, int n_sentences) {
-    static const char *const subj[] = {"the cat", "a dog", "the old man", "my friend", "the bird", "a child"};
-    static const char *const verb[] = {"sees", "likes", "follows", "finds", "watches"};
-    static const char *const obj[] = {"the river", "a red ball", "the moon", "an apple", "the small house"};
-    jl_rng r;
-    jl_rng_seed(&r, 11);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    for (int i = 0; i < n_sentences; i++)
-        fprintf(f, "%s %s %s.\n", subj[jl_rng_below(&r, 6)], verb[jl_rng_below(&r, 5)], obj[jl_rng_below(&r, 5)]);
-    fclose(f);
-}
-
 /* Unigram entropy (nats per byte) of a file: the loss of a model that learned nothing but frequencies. */
 static double unigram_entropy(const char *path) {
     char *data;
@@ -34,21 +20,6 @@ static double unigram_entropy(const char *path) {
         if (counts[i] > 0) h -= counts[i] / (double)len * log(counts[i] / (double)len);
     free(data);
     return h;
-}
-
-/* Values of `key` in the metrics lines that have it, in order. Returns how many. */
-static int read_metric(const char *path, const char *key, double *out, int max) {
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    char line[4096];
-    int n = 0;
-    while (fgets(line, sizeof line, f) && n < max) {
-        json_object *o = json_tokener_parse(line), *v;
-        if (o && json_object_object_get_ex(o, key, &v)) out[n++] = json_object_get_double(v);
-        json_object_put(o);
-    }
-    fclose(f);
-    return n;
 }
 
 #define TINY "--depth 2 --dim 64 --n-head 2 --context 64 --batch-size 8 --seq-len 64 --threads 2"

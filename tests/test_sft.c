@@ -90,20 +90,6 @@ static void make_base(const char *path) {
     jl_model_free(m);
 }
 
-static int read_metric(const char *path, const char *key, double *out, int max) {
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    char line[4096];
-    int n = 0;
-    while (fgets(line, sizeof line, f) && n < max) {
-        json_object *o = json_tokener_parse(line), *v;
-        if (o && json_object_object_get_ex(o, key, &v)) out[n++] = json_object_get_double(v);
-        json_object_put(o);
-    }
-    fclose(f);
-    return n;
-}
-
 /* Share of held-out prompts answered exactly "n=<len><|end|>" by greedy decoding (prefix: soft prompt slots). */
 static double exact_match(jl_model *m, int prefix, uint64_t seed) {
     jl_tokenizer *tok;

@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/rng.h"
 #include "jielong/checkpoint.h"
 #include "model/model.h"
+#include <json.h>
 
 /* A path inside the per-test-binary scratch folder ($JL_TMP, else /tmp). Returns a static buffer slot. */
 static inline const char *tmp_path(const char *name) {
@@ -39,6 +41,35 @@ static inline const char *root_path(const char *rel) {
     char *b = bufs[slot++ % 4];
     snprintf(b, sizeof bufs[0], "%s/%s", root && *root ? root : ".", rel);
     return b;
+}
+
+/* Values of `key` in the metrics lines (JSONL) of path that have it, in order, at most max. Returns how many. */
+static inline int read_metric(const char *path, const char *key, double *out, int max) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f) && n < max) {
+        json_object *o = json_tokener_parse(line), *v;
+        if (o && json_object_object_get_ex(o, key, &v)) out[n++] = json_object_get_double(v);
+        json_object_put(o);
+    }
+    fclose(f);
+    return n;
+}
+
+/* A text with structure to learn: n sentences from a small grammar, fixed seed. */
+static inline void write_corpus(const char *path, int n_sentences) {
+    static const char *const subj[] = {"the cat", "a dog", "the old man", "my friend", "the bird", "a child"};
+    static const char *const verb[] = {"sees", "likes", "follows", "finds", "watches"};
+    static const char *const obj[] = {"the river", "a red ball", "the moon", "an apple", "the small house"};
+    jl_rng r;
+    jl_rng_seed(&r, 11);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < n_sentences; i++)
+        fprintf(f, "%s %s %s.\n", subj[jl_rng_below(&r, 6)], verb[jl_rng_below(&r, 5)], obj[jl_rng_below(&r, 5)]);
+    fclose(f);
 }
 
 /* Two training runs ended with bit-identical weights: DIR/model.safetensors of each. */
