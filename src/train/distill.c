@@ -203,14 +203,8 @@ jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *t
 
     distill_hook hook = {.teacher = teacher, .temperature = o.temperature, .alpha = o.alpha};
     jl_trainer_opts to = {.B = o.B, .T = o.T, .accum = o.accum, .loss_hook = distill_loss, .loss_ctx = &hook};
-    jl_optim_defaults(&to.opt, o.lr, o.steps);
-    to.opt.min_lr_frac = o.min_lr_frac;
-    to.opt.warmup_steps = o.warmup;
-    to.opt.schedule = (jl_schedule)o.schedule;
-    to.opt.weight_decay = o.weight_decay;
-    to.opt.beta1 = o.beta1;
-    to.opt.beta2 = o.beta2;
-    to.opt.grad_clip = o.grad_clip;
+    const jl_pretrain_opts p = state_opts(&o);
+    jl_train_state_optim(&p, &to.opt);
     jl_trainer *t = NULL, *teacher_eval = NULL;
     if ((st = jl_mkdir_p(o.out_dir)) != JL_OK) return st;
     if ((st = jl_acts_new(&teacher->cfg, o.B, o.T, &hook.tacts)) != JL_OK) return st;

@@ -107,14 +107,7 @@ jl_status jl_pretrain(jl_model *m, const jl_tokenizer *tok, const jl_tokens *tra
     int have_val = val && val->n >= (size_t)o.T + 1;
 
     jl_trainer_opts to = {.B = o.B, .T = o.T, .accum = o.accum};
-    jl_optim_defaults(&to.opt, o.lr, o.steps);
-    to.opt.min_lr_frac = o.min_lr_frac;
-    to.opt.warmup_steps = o.warmup;
-    to.opt.schedule = (jl_schedule)o.schedule;
-    to.opt.weight_decay = o.weight_decay;
-    to.opt.beta1 = o.beta1;
-    to.opt.beta2 = o.beta2;
-    to.opt.grad_clip = o.grad_clip;
+    jl_train_state_optim(&o, &to.opt);
     jl_trainer *t = NULL;
     if ((st = jl_mkdir_p(o.out_dir)) != JL_OK || (st = jl_trainer_new(m, &to, &t)) != JL_OK) return st;
     jl_token_stream s = {.data = train};

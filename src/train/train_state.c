@@ -131,3 +131,14 @@ jl_status jl_train_state_save(const char *path, const char *stage, const jl_trai
     free(ck.train_state);
     return st;
 }
+
+void jl_train_state_optim(const jl_pretrain_opts *o, jl_optim_opts *opt) {
+    jl_optim_defaults(opt, o->lr, o->steps);
+    opt->min_lr_frac = o->min_lr_frac;
+    opt->warmup_steps = o->warmup;
+    opt->schedule = (jl_schedule)o->schedule;
+    opt->weight_decay = o->weight_decay;
+    opt->beta1 = o->beta1;
+    opt->beta2 = o->beta2;
+    opt->grad_clip = o->grad_clip;
+}

@@ -17,6 +17,9 @@ typedef struct {
 char *jl_train_state_json(const char *stage, const jl_pretrain_opts *o, long step, const jl_token_stream *s,
                           const jl_state_extra *extra, int n_extra);
 
+/* The optimizer settings of o (lr, schedule, warmup, AdamW, clipping) for jl_trainer_opts. */
+void jl_train_state_optim(const jl_pretrain_opts *o, jl_optim_opts *opt);
+
 /* Saves t's model with tok to path; with_optimizer: also the AdamW moments and the state JSON of `stage` (a
  * training checkpoint to resume from), else the model alone. */
 jl_status jl_train_state_save(const char *path, const char *stage, const jl_trainer *t, const jl_tokenizer *tok,
