@@ -17,6 +17,9 @@ typedef struct {
  * predicting all of its tokens from the ones before it inside the window. */
 jl_status jl_eval_perplexity(jl_model *m, const jl_tokenizer *tok, const char *text, size_t len, int window,
                              jl_ppl_result *out);
+/* The same for the text of a file; errors name the file. */
+jl_status jl_eval_perplexity_file(jl_model *m, const jl_tokenizer *tok, const char *path, int window,
+                                  jl_ppl_result *out);
 
 #endif
 

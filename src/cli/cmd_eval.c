@@ -36,14 +36,9 @@ static jl_status emit(const result_sink *out, json_object *r) {
 static jl_status eval_text_files(jl_model *m, const jl_tokenizer *tok, const cli_strs *files, int window,
                                  const result_sink *out) {
     for (int i = 0; i < files->n; i++) {
-        char *text;
-        size_t len;
-        jl_status st = jl_read_file(files->v[i], &text, &len);
-        if (st != JL_OK) return st;
         jl_ppl_result r;
-        st = jl_eval_perplexity(m, tok, text, len, window, &r);
-        free(text);
-        if (st != JL_OK) return jl_fail_context(st, "%s", files->v[i]);
+        jl_status st = jl_eval_perplexity_file(m, tok, files->v[i], window, &r);
+        if (st != JL_OK) return st;
         json_object *o = json_object_new_object();
         json_object_object_add(o, "kind", json_object_new_string("perplexity"));
         json_object_object_add(o, "file", json_object_new_string(files->v[i]));

@@ -1,6 +1,5 @@
 /* jielong prune: magnitude pruning of a checkpoint's linear weights, with held-out loss before and after. */
 #include "cli/args.h"
-#include "io/fileio.h"
 #include "jielong/checkpoint.h"
 #include "jielong/eval.h"
 #include "jielong/prune.h"
@@ -13,14 +12,9 @@ static jl_status heldout_loss(jl_model *m, const jl_tokenizer *tok, const cli_st
     double nll = 0;
     long tokens = 0;
     for (int i = 0; i < files->n; i++) {
-        char *text;
-        size_t len;
-        jl_status st = jl_read_file(files->v[i], &text, &len);
-        if (st != JL_OK) return st;
         jl_ppl_result r;
-        st = jl_eval_perplexity(m, tok, text, len, window, &r);
-        free(text);
-        if (st != JL_OK) return jl_fail_context(st, "%s", files->v[i]);
+        jl_status st = jl_eval_perplexity_file(m, tok, files->v[i], window, &r);
+        if (st != JL_OK) return st;
         nll += r.nll;
         tokens += r.tokens;
     }

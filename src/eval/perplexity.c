@@ -1,5 +1,6 @@
 #include "jielong/eval.h"
 #include "jielong/data.h"
+#include "io/fileio.h"
 #include "model/model.h"
 #include <math.h>
 #include <stdlib.h>
@@ -59,4 +60,15 @@ jl_status jl_eval_perplexity(jl_model *m, const jl_tokenizer *tok, const char *t
     out->bits_per_byte = out->nll / log(2.0) / (double)(out->bytes ? out->bytes : 1);
     out->bits_per_char = out->nll / log(2.0) / (double)(out->chars ? out->chars : 1);
     return JL_OK;
+}
+
+jl_status jl_eval_perplexity_file(jl_model *m, const jl_tokenizer *tok, const char *path, int window,
+                                  jl_ppl_result *out) {
+    char *text;
+    size_t len;
+    jl_status st = jl_read_file(path, &text, &len);
+    if (st != JL_OK) return st;
+    st = jl_eval_perplexity(m, tok, text, len, window, out);
+    free(text);
+    return st == JL_OK ? JL_OK : jl_fail_context(st, "%s", path);
 }
