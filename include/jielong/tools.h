@@ -78,4 +78,40 @@ typedef struct {
 /* Called for each call with its result (is_error: the result is an "error: ..."). */
 typedef void (*jl_agent_call_fn)(void *user, const jl_tool_call *call, const char *result, int is_error);
 
+/* One user turn through the loop: generate; while the answer holds tool calls and fewer than max_steps rounds
+ * ran, run each call (a malformed one gets its parse error as the result, an unknown tool or a failure an
+ * error result), add the results as tool turns and generate again. cb streams every round's text; on_call
+ * (may be NULL) sees each call. *answer (malloc'd, may be NULL) gets the last round's text. */
+jl_status jl_agent_turn(jl_chat *chat, jl_toolbox *tb, const char *user_text, int max_steps, const jl_gen_opts *o,
+                        jl_gen_callback cb, jl_agent_call_fn on_call, void *user, char **answer, jl_agent_result *res);
+
+/* ---- data to teach tool use (jielong data tools) ---- */
+
+typedef struct jl_poems jl_poems;
+typedef struct {
+    uint64_t seed;
+    int calc;        /* calculator conversations (default 4000) */
+    int search;      /* search conversations over train poems: author, second line, which poem (default 4000) */
+    int eval;        /* held-out questions per task (default 200) */
+    int k;           /* passages per search (default 3) */
+    const char *index; /* the index search runs on; NULL: one built in memory from poems_path (fields
+                          title,author,lines), as `jielong index build --fields title,author,lines` builds it */
+} jl_tool_data_options;
+void jl_tool_data_defaults(jl_tool_data_options *o);
+
+typedef struct {
+    size_t calc, author, line2, which;     /* SFT conversations written per task */
+    size_t not_found;                      /* poem questions dropped: the search did not return the poem */
+    size_t eval_calc, eval_author, eval_line2, eval_which;
+} jl_tool_data_counts;
+
+/* Writes DIR/tools_sft.jsonl (OpenAI-style conversations with "tools", assistant "tool_calls" and "tool" turns
+ * whose results come from running the tools) and DIR/eval_tools.jsonl ({"prompt","task","expected",...}:
+ * arithmetic, and questions about held-out poems with unique titles). Poems whose title is shared are left out. */
+jl_status jl_tool_data_write(const jl_poems *poems, const char *poems_path, const char *dir,
+                             const jl_tool_data_options *o, jl_tool_data_counts *counts);
+/* 1 when answer holds expected as the task's evaluation requires: calc: the last number in the answer equals
+ * expected; the poem tasks: expected appears in the answer. */
+int jl_tool_answer_correct(const char *task, const char *answer, const char *expected);
+
 #endif

@@ -59,8 +59,8 @@ static jl_status tool_calls_text(json_object *calls, const char *where, const ch
     if (!text) return jl_fail(JL_ERR_NOMEM, "out of memory");
     memcpy(text, content, len + 1);
     for (size_t i = 0; i < json_object_array_length(calls); i++) {
-        json_object *c = json_object_array_get_idx(calls, i), *fn = c, *name = NULL, *args = NULL;
-        if (c) json_object_object_get_ex(c, "function", &fn);
+        json_object *c = json_object_array_get_idx(calls, i), *fn = c, *inner, *name = NULL, *args = NULL;
+        if (c && json_object_object_get_ex(c, "function", &inner)) fn = inner;
         if (!fn || !json_object_object_get_ex(fn, "name", &name) || !json_object_is_type(name, json_type_string)) {
             free(text);
             return jl_fail(JL_ERR_FORMAT, "%stool_calls[%zu].function.name: missing or not a string", where, i);
@@ -127,8 +127,8 @@ static jl_status tools_block(json_object *tools, char **block) {
     size_t len = 0, n = json_object_array_length(tools);
     char *specs = calloc(1, 1);
     for (size_t i = 0; specs && i < n; i++) {
-        json_object *t = json_object_array_get_idx(tools, i), *fn = t, *name;
-        if (t) json_object_object_get_ex(t, "function", &fn);
+        json_object *t = json_object_array_get_idx(tools, i), *fn = t, *inner, *name;
+        if (t && json_object_object_get_ex(t, "function", &inner)) fn = inner;
         if (!fn || !json_object_object_get_ex(fn, "name", &name) || !json_object_is_type(name, json_type_string)) {
             free(specs);
             return jl_fail(JL_ERR_FORMAT, "tools[%zu]: needs a function object with a \"name\"", i);

@@ -15,18 +15,12 @@ typedef struct {
     const char *name, *spec;
 } builtin;
 
+/* Short declarations: every conversation of `data tools` carries them, and a small model's context is short.
+ * The arguments are {"expression": "..."} and {"query": "..."}; date takes none. */
 static const builtin builtins[] = {
-    {TOOL_CALCULATOR, "calculator",
-     "{\"name\":\"calculator\",\"description\":\"exact arithmetic: + - * / and parentheses\","
-     "\"parameters\":{\"type\":\"object\",\"properties\":{\"expression\":{\"type\":\"string\"}},"
-     "\"required\":[\"expression\"]}}"},
-    {TOOL_SEARCH, "search",
-     "{\"name\":\"search\",\"description\":\"search the documents\","
-     "\"parameters\":{\"type\":\"object\",\"properties\":{\"query\":{\"type\":\"string\"}},"
-     "\"required\":[\"query\"]}}"},
-    {TOOL_DATE, "date",
-     "{\"name\":\"date\",\"description\":\"today's date and time (UTC)\","
-     "\"parameters\":{\"type\":\"object\",\"properties\":{}}}"},
+    {TOOL_CALCULATOR, "calculator", "{\"name\":\"calculator\",\"description\":\"exact arithmetic\"}"},
+    {TOOL_SEARCH, "search", "{\"name\":\"search\",\"description\":\"search the documents\"}"},
+    {TOOL_DATE, "date", "{\"name\":\"date\",\"description\":\"today's date\"}"},
 };
 #define N_BUILTINS ((int)(sizeof builtins / sizeof builtins[0]))
 
