@@ -6,6 +6,7 @@
 #include "jielong/dataset.h"
 #include "jielong/tools.h"
 #include "jielong/tokenizer.h"
+#include <sys/wait.h>
 
 static void test_calculator_table(void **s) {
     (void)s;
@@ -291,8 +292,7 @@ static void test_data_tools(void **s) {
 
 static void make_base(const char *path) {
     jl_config c;
-    jl_config_from_depth(&c, JL_ARCH_LLAMA, 2, 262, AGENT_CTX);
-    c.n_head = 2;
+    jl_config_from_depth(&c, JL_ARCH_LLAMA, 1, 262, AGENT_CTX); /* one layer of width 64: the call's fixed text */
     assert_int_equal(jl_config_finish(&c), JL_OK);
     jl_model *m;
     assert_int_equal(jl_model_new(&c, &m), JL_OK);
@@ -350,8 +350,8 @@ static agent_score run_agent(const char *model, int n, const char *extra) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "%s chat --model %s --tools calculator --temperature 0 --max-tokens 90 %s < %s > %s 2> %s",
              bin ? bin : "build/jielong", model, extra, qpath, out, err);
-    int rc = system(cmd);
-    assert_int_equal(rc, 0);
+    int rc = system(cmd); /* exit 2 when a rambling answer fills the context: counted below, not an error here */
+    assert_true(rc != -1 && WIFEXITED(rc) && (WEXITSTATUS(rc) == 0 || WEXITSTATUS(rc) == 2));
     agent_score sc = {0};
     FILE *f = fopen(err, "r");
     assert_non_null(f);
@@ -391,7 +391,7 @@ static void test_agent_learns_to_call_the_calculator(void **s) {
     char args[2048];
     snprintf(args, sizeof args, "sft --model %s --data %s --out %s --steps %d --batch-size 8 --seq-len %d --lr 3e-3 "
                                 "--warmup 10 --val-fraction 0.02 --eval-every 1000 --threads 2 --seed 5",
-             base, data, tmp_path("agent_sft"), JL_SANITIZED ? 80 : 100, AGENT_CTX);
+             base, data, tmp_path("agent_sft"), 100, AGENT_CTX);
     assert_int_equal(run_cli(args, tmp_path("agent_sft.log")), 0);
     char model[1100];
     snprintf(model, sizeof model, "%s/model.safetensors", tmp_path("agent_sft"));

@@ -1,6 +1,6 @@
 /* The "jlhan" FTS5 tokenizer (one token per Han character, lower-cased words) and MATCH expressions built
- * from a question: jlhan ORs the question's Han bigrams (as two-token phrases), its Han characters and its
- * words; trigram ORs every three-character window of each run of letters. */
+ * from a question: jlhan ORs the question's Han bigrams (as two-token phrases; a Han character in no pair
+ * alone) and its words; trigram ORs every three-character window of each run of letters. */
 #include "rag/rag_internal.h"
 #include <stdlib.h>
 #include <string.h>

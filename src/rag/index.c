@@ -100,6 +100,7 @@ jl_status jl_index_open(const char *path, int create, jl_index **out) {
     if (sqlite3_open_v2(path, &ix->db, flags, NULL) != SQLITE_OK) st = jl_rag_sql_fail(ix, "open");
     if (st == JL_OK && jl_rag_register_tokenizer(ix->db) != SQLITE_OK)
         st = jl_fail(JL_ERR_RUNTIME, "%s: SQLite has no FTS5", path);
+    ix->query_terms = JL_TERMS_BIGRAM; /* measured best on the poem questions (bench/bench_rag.c) */
     if (st == JL_OK) sqlite3_busy_timeout(ix->db, 5000);
     if (st == JL_OK) st = load_meta(ix);
     if (st != JL_OK) {

@@ -13,7 +13,9 @@ struct jl_index {
     int query_terms;   /* jlhan queries: JL_TERMS_* */
 };
 
-/* Which terms a jlhan query ORs together (the bench compares them; the default is JL_TERMS_BOTH). */
+/* Which terms a jlhan query ORs together: BIGRAM (the default: each pair of adjacent Han characters as a
+ * two-token phrase, a Han character in no pair alone, and words) was best on the poem questions of
+ * bench/bench_rag.c; BOTH adds every character; UNIGRAM has characters only. */
 enum { JL_TERMS_BOTH = 0, JL_TERMS_UNIGRAM = 1, JL_TERMS_BIGRAM = 2 };
 void jl_index_set_query_terms(jl_index *ix, int terms);
 
