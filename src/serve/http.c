@@ -394,8 +394,8 @@ static int stream_collect(stream_ctx *st) {
         const serve_choice *c = &j->choices[i];
         for (; st->sent[i] < c->n_toks; st->sent[i]++) {
             const serve_tok *t = &c->toks[st->sent[i]];
-            if (t->text_len || (t->id >= 0 && j->p.logprobs))
-                emit_chunk(st, i, t->text, t->text_len, t->id >= 0 ? t : NULL, NULL, 0);
+            /* one chunk per token, also when its text is held back (part of a character, or of a stop string) */
+            emit_chunk(st, i, t->text, t->text_len, t->id >= 0 ? t : NULL, NULL, 0);
         }
         if (c->finish && !st->closed[i]) {
             emit_chunk(st, i, NULL, 0, NULL, c->finish, 0);
