@@ -17,8 +17,13 @@ void jl_tokens_free(jl_tokens *t);
 jl_status jl_tokens_from_shards(const char *const *paths, int n_paths, int vocab_size, jl_tokens *out);
 /* Encodes text files with tok as `prepare` does: blank-line-separated documents, each after <|bos|>. */
 jl_status jl_tokens_from_text(const char *const *paths, int n_paths, const jl_tokenizer *tok, jl_tokens *out);
-/* Moves the last `fraction` of all (at least one window of T+1) into val, the rest stays in train. */
+/* Moves `fraction` of all (at least one window of T+1) into val, as up to 16 pieces spread evenly over the
+ * stream (so every part of a mixed corpus is held out); the rest stays in train, in order. */
 jl_status jl_tokens_split(jl_tokens *train, double fraction, int T, jl_tokens *val);
+
+/* How a training stage walks its token stream (src/train/stream.h): shuffled windows covering the corpus each
+ * epoch (the default), or the windows in file order. */
+typedef enum { JL_DATA_SHUFFLED = 0, JL_DATA_SEQUENTIAL = 1 } jl_data_order;
 
 typedef struct {
     int B, T, accum;        /* micro-batch B×T tokens; accum micro-batches per step */
@@ -26,7 +31,8 @@ typedef struct {
     float lr, min_lr_frac, weight_decay, beta1, beta2, grad_clip;
     long warmup;
     int schedule;           /* jl_schedule */
-    uint64_t seed;          /* initialisation (ignored on resume) */
+    uint64_t seed;          /* initialisation (ignored on resume) and the shuffled data order */
+    int data_order;         /* jl_data_order */
     int eval_every, eval_batches;   /* held-out loss every N steps over this many batches (0 = off) */
     int sample_every, sample_tokens; /* greedy continuation of sample_prompt every N steps (0 = off) */
     const char *sample_prompt;

@@ -87,3 +87,18 @@ jl_status cli_build_config(const cli_model_shape *a, int vocab, jl_config *c) {
     if (a->untied) c->tie_embeddings = 0;
     return jl_config_finish(c);
 }
+
+jl_status cli_parse_data_order(const char *name, int *order) {
+    if (!name || strcmp(name, "shuffled") == 0) *order = JL_DATA_SHUFFLED;
+    else if (strcmp(name, "sequential") == 0) *order = JL_DATA_SEQUENTIAL;
+    else return jl_fail(JL_ERR_ARG, "--data-order %s: not shuffled or sequential", name);
+    return JL_OK;
+}
+
+void cli_print_coverage(const char *stage, long steps, int B, int T, int accum, int order, size_t train_tokens) {
+    double seen = (double)steps * B * T * accum, epochs = train_tokens ? seen / (double)train_tokens : 0;
+    fprintf(stderr, "%s: %ld steps × %d×%d×%d = %.2f M tokens = %.2f epochs of %.2f M training tokens (%s)\n", stage,
+            steps, B, T, accum, seen / 1e6, epochs, (double)train_tokens / 1e6,
+            order == JL_DATA_SEQUENTIAL ? "sequential windows: a run shorter than an epoch sees only the start"
+                                        : "shuffled windows over the whole corpus");
+}

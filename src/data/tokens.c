@@ -72,17 +72,31 @@ jl_status jl_tokens_from_text(const char *const *paths, int n_paths, const jl_to
     return st;
 }
 
+/* The held-out share is taken as up to 16 equal pieces spread evenly over the stream (each at least one window),
+ * so a corpus made of several files or kinds of text is held out from all of them, not only from its last file. */
 jl_status jl_tokens_split(jl_tokens *train, double fraction, int T, jl_tokens *val) {
     memset(val, 0, sizeof *val);
     if (fraction <= 0) return JL_OK;
-    size_t n_val = (size_t)((double)train->n * fraction);
+    size_t n = train->n, n_val = (size_t)((double)n * fraction);
     if (n_val < (size_t)T + 1) n_val = (size_t)T + 1;
-    if (train->n < n_val + (size_t)T + 1)
-        return jl_fail(JL_ERR_ARG, "%zu tokens are too few for a held-out split and sequences of %d", train->n, T);
+    if (n < n_val + (size_t)T + 1)
+        return jl_fail(JL_ERR_ARG, "%zu tokens are too few for a held-out split and sequences of %d", n, T);
+    size_t pieces = n_val / ((size_t)T + 1);
+    if (pieces > 16) pieces = 16;
+    if (pieces < 1) pieces = 1;
+    size_t piece = n_val / pieces, seg = n / pieces;
+    n_val = piece * pieces;
     val->ids = malloc(n_val * sizeof(int32_t));
     if (!val->ids) return jl_fail(JL_ERR_NOMEM, "out of memory");
-    memcpy(val->ids, train->ids + train->n - n_val, n_val * sizeof(int32_t));
+    /* piece k is the last `piece` tokens of segment k; train keeps the rest of each segment, in order */
+    size_t w = 0;
+    for (size_t k = 0; k < pieces; k++) {
+        size_t seg_start = k * seg, seg_end = k + 1 == pieces ? n : (k + 1) * seg, cut = seg_end - piece;
+        memcpy(val->ids + k * piece, train->ids + cut, piece * sizeof(int32_t));
+        memmove(train->ids + w, train->ids + seg_start, (cut - seg_start) * sizeof(int32_t));
+        w += cut - seg_start;
+    }
     val->n = n_val;
-    train->n -= n_val;
+    train->n = w;
     return JL_OK;
 }
