@@ -167,9 +167,18 @@ static void test_merges_as_pairs(void **state) {
     const char *converted = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
     jl_tokenizer *u;
     assert_int_equal(jl_tokenizer_from_json(converted, strlen(converted), &u), JL_OK);
-    char *json2;
+    char *json2; /* a loaded file is written back as it was */
     assert_int_equal(jl_tokenizer_to_json(u, &json2), JL_OK);
-    assert_string_equal(json, json2);
+    assert_string_equal(converted, json2);
+    const char *text = "hello world, 你好 123456 <|end|>";
+    int32_t *a, *b;
+    size_t na, nb;
+    assert_int_equal(jl_tokenizer_encode(t, text, strlen(text), 1, &a, &na), JL_OK);
+    assert_int_equal(jl_tokenizer_encode(u, text, strlen(text), 1, &b, &nb), JL_OK);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na * sizeof *a);
+    free(a);
+    free(b);
     json_object_put(root);
     free(json);
     free(json2);
@@ -235,10 +244,18 @@ static void test_corrupted_json_is_a_clear_error(void **state) {
                     "fewer than the 256 bytes");
     expect_bad_json("{\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":\"x\"}}}",
                     "model.vocab['a']");
-    expect_bad_json("{\"pre_tokenizer\":{\"type\":\"Whitespace\"},\"model\":{\"type\":\"BPE\",\"vocab\":{}}}",
-                    "Whitespace");
-    expect_bad_json("{\"model\":{\"type\":\"BPE\",\"vocab\":{}}}", "pre_tokenizer");
-    expect_bad_json("{\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"model\":{\"vocab\":{\"a\":300}}}", "missing");
+    expect_bad_json("{\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"ByteLevel\"},"
+                    "{\"type\":\"BertPreTokenizer\"}]},\"model\":{\"type\":\"BPE\",\"vocab\":{}}}",
+                    "pre_tokenizer.pretokenizers[1]: pre-tokenizer type 'BertPreTokenizer' is not supported");
+    expect_bad_json("{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFC\"},{\"type\":"
+                    "\"StripAccents\"}]},\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}}}",
+                    "normalizer.normalizers[1]: normalizer type 'StripAccents'");
+    expect_bad_json("{\"decoder\":{\"type\":\"WordPiece\"},\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}}}",
+                    "decoder: decoder type 'WordPiece'");
+    expect_bad_json("{\"post_processor\":{\"type\":\"BertProcessing\"},\"model\":{\"type\":\"BPE\",\"vocab\":"
+                    "{\"a\":0}}}", "post_processor: post-processor type 'BertProcessing'");
+    expect_bad_json("{\"model\":{\"type\":\"BPE\",\"vocab\":{}}}", "empty");
+    expect_bad_json("{\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"model\":{\"vocab\":{\"a\":300}}}", "byte 0x00");
     /* a byte-level vocabulary must have all 256 bytes; a merge must name vocabulary tokens */
     assert_int_equal(jl_tokenizer_bytes(&t), JL_OK);
     assert_int_equal(jl_tokenizer_to_json(t, &json), JL_OK);
