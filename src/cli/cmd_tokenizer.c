@@ -336,9 +336,10 @@ static int cmd_synth(int argc, char **argv) {
     const cli_opt opts[] = {
         {"bytes", OPT_INT, &bytes, "about this many bytes", 1, 1L << 32, 0},
         {"seed", OPT_INT, &seed, "generator seed", 0, 1L << 40, 0},
-        {"world", OPT_BOOL, &world, "also Japanese, Korean, ZWJ emoji, combining accents, space runs, added-token "
-                                    "look-alikes", NO_RANGE, 0},
-        {"invalid-utf8", OPT_BOOL, &invalid, "with --world: also invalid UTF-8 byte sequences", NO_RANGE, 0},
+        {"world", OPT_BOOL, &world, "also Japanese, Korean, ZWJ emoji, combining accents, space runs",
+         NO_RANGE, 0},
+        {"invalid-utf8", OPT_BOOL, &invalid, "with --world: also invalid UTF-8 and added-token look-alikes (<s>, "
+                                             "<|endoftext|>, ...)", NO_RANGE, 0},
         {"output", OPT_STR, &output, "file to write", NO_RANGE, 1},
     };
     int rc = cli_parse("tokenizer synth", "Deterministic mixed English/Chinese/code text for tests and benchmarks.",
@@ -346,7 +347,7 @@ static int cmd_synth(int argc, char **argv) {
     if (rc != CLI_PARSED) return rc == CLI_HELP_SHOWN ? 0 : 2;
     char *text;
     size_t len;
-    jl_status st = world ? jl_synth_mixed((uint64_t)seed, (size_t)bytes, invalid, &text, &len)
+    jl_status st = world ? jl_synth_mixed((uint64_t)seed, (size_t)bytes, invalid ? JL_SYNTH_INVALID | JL_SYNTH_ADDED : 0, &text, &len)
                          : jl_synth_text((uint64_t)seed, (size_t)bytes, &text, &len);
     if (st == JL_OK) {
         st = jl_write_file_atomic(output, text, len);

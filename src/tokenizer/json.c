@@ -20,6 +20,10 @@ typedef struct {
     tok_ivec merge_left, merge_right, merge_rank, special_ids;
     uint8_t *added_flags;  /* per special_ids entry */
     uint8_t *in_vocab;     /* per id: an added token that model.vocab also has */
+    uint32_t *str_slots;   /* model.vocab string → id + 1 */
+    size_t str_mask;
+    const char **vocab_str; /* per id: its model.vocab string (NULL if none) */
+    size_t *vocab_len;
     int ignore_merges, byte_level, parallel_safe;
     const char *first_regex;
     tok_pipeline pipe;     /* the pipeline as read; moved into the tokenizer once it is built */
@@ -398,6 +402,22 @@ static jl_status read_added(json_load *L, json_object *added) {
     return JL_OK;
 }
 
+/* model.vocab's strings as written → id, in our own hash (json-c's lookups were most of the loading time). */
+static jl_status build_string_index(json_load *L) {
+    size_t cap = 16;
+    while (cap < (size_t)L->n_vocab * 2) cap *= 2;
+    L->str_slots = calloc(cap, sizeof *L->str_slots);
+    if (!L->str_slots) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    L->str_mask = cap - 1;
+    json_object_object_foreach(L->vocab, key, val) {
+        size_t n = strlen(key), i = tok_hash_bytes(key, n) & L->str_mask;
+        while (L->str_slots[i]) i = (i + 1) & L->str_mask;
+        L->str_slots[i] = (uint32_t)json_object_get_int(val) + 1;
+        (void)key;
+    }
+    return JL_OK;
+}
+
 /* Lays out per-id strings from the vocab and added tokens, then converts them to the stored bytes in id order
  * (byte-level strings to raw bytes; a character-level vocabulary keeps its text). */
 static jl_status collect_tokens(json_load *L, json_object *added) {
@@ -410,12 +430,17 @@ static jl_status collect_tokens(json_load *L, json_object *added) {
     L->in_vocab = calloc(n, 1);
     if (!L->tok_str || !L->tok_len || !L->tok_raw || !L->added_flags || !L->in_vocab)
         return jl_fail(JL_ERR_NOMEM, "out of memory");
+    L->vocab_str = calloc(n + 1, sizeof *L->vocab_str);
+    L->vocab_len = calloc(n + 1, sizeof *L->vocab_len);
+    if (!L->vocab_str || !L->vocab_len) return jl_fail(JL_ERR_NOMEM, "out of memory");
     json_object_object_foreach(L->vocab, key, val) {
         int id = json_object_get_int(val);
         if (L->tok_str[id]) return jl_fail(JL_ERR_FORMAT, "%s: model.vocab: id %d is used twice", L->origin, id);
-        L->tok_str[id] = key;
-        L->tok_len[id] = strlen(key);
+        L->tok_str[id] = L->vocab_str[id] = key;
+        L->tok_len[id] = L->vocab_len[id] = strlen(key);
     }
+    jl_status ist = build_string_index(L);
+    if (ist != JL_OK) return ist;
     for (size_t k = 0; k < n_added; k++) {
         json_object *a = json_object_array_get_idx(added, k);
         int id = json_object_get_int(get(a, "id"));
@@ -473,13 +498,13 @@ static jl_status collect_tokens(json_load *L, json_object *added) {
 }
 
 static int32_t vocab_id(json_load *L, const char *s, size_t n) {
-    char small[256], *key = n < sizeof small ? small : malloc(n + 1); /* json-c wants a NUL-terminated key */
-    if (!key) return -1;
-    memcpy(key, s, n);
-    key[n] = '\0';
-    json_object *v = get(L->vocab, key);
-    if (key != small) free(key);
-    return v ? json_object_get_int(v) : -1;
+    if (!L->str_slots) return -1;
+    for (size_t i = tok_hash_bytes(s, n) & L->str_mask; L->str_slots[i]; i = (i + 1) & L->str_mask) {
+        int32_t id = (int32_t)L->str_slots[i] - 1;
+        const char *v = L->vocab_str[id];
+        if (v && L->vocab_len[id] == n && !memcmp(v, s, n)) return id;
+    }
+    return -1;
 }
 
 static jl_status read_merges(json_load *L, json_object *merges) {
@@ -724,6 +749,9 @@ static jl_status from_json(const char *json, size_t len, const char *origin, jl_
     free(L.tok_raw);
     free(L.added_flags);
     free(L.in_vocab);
+    free(L.str_slots);
+    free(L.vocab_str);
+    free(L.vocab_len);
     tok_table_free(&L.table);
     free(L.merge_left.v);
     free(L.merge_right.v);

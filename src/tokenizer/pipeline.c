@@ -462,13 +462,13 @@ jl_status tok_decoder_build(jl_tokenizer *t, int n_replace, const char *const *f
     for (int32_t id = 0; id < t->n_vocab && st == JL_OK; id++) {
         size_t n;
         const char *s = tok_str(t, id, &n);
-        int b = byte_fallback && !t->is_special[id] ? byte_token(s, n) : -1;
+        int b = byte_fallback ? byte_token(s, n) : -1; /* HF decodes added tokens through the decoders too */
         if (b >= 0) {
             char c = (char)b;
             st = tok_table_add(&tb, &c, 1);
             continue;
         }
-        if (t->is_special[id] || n_replace == 0) { /* added tokens are their own text */
+        if (n_replace == 0) {
             st = tok_table_add(&tb, s, n);
             continue;
         }

@@ -201,7 +201,7 @@ static const char *const invalid[] = {"\xFF", "\xFE\xFE", "\x80", "\xBF\x80", "\
                                       "\xF0\x9F\x98", "\xED\xA0\x80", "\xF5\x80\x80\x80", "\xE0\x80\xAF", "\xC2",
                                       "\xF4\x90\x80\x80"};
 
-static void world_paragraph(sbuf *b, jl_rng *r, int with_invalid) {
+static void world_paragraph(sbuf *b, jl_rng *r, int flags) {
     int items = 4 + (int)jl_rng_below(r, 20);
     for (int i = 0; i < items; i++) {
         uint64_t k = jl_rng_below(r, 100);
@@ -209,16 +209,16 @@ static void world_paragraph(sbuf *b, jl_rng *r, int with_invalid) {
         else if (k < 38) puts_(b, PICK(r, korean));
         else if (k < 48) puts_(b, PICK(r, emoji));
         else if (k < 58) puts_(b, PICK(r, accents));
-        else if (k < 66) puts_(b, PICK(r, added_like));
+        else if (k < 66 && (flags & JL_SYNTH_ADDED)) puts_(b, PICK(r, added_like));
         else if (k < 74) printf_(b, "%llu", (unsigned long long)jl_rng_u64(r) >> jl_rng_below(r, 60));
         else if (k < 80) puts_(b, PICK(r, english));
-        else if (k < 84 && with_invalid) puts_(b, PICK(r, invalid));
+        else if (k < 84 && (flags & JL_SYNTH_INVALID)) puts_(b, PICK(r, invalid));
         else puts_(b, PICK(r, spaces));
         if (jl_rng_below(r, 3) == 0) puts_(b, PICK(r, spaces));
     }
 }
 
-jl_status jl_synth_mixed(uint64_t seed, size_t bytes, int with_invalid, char **text, size_t *len) {
+jl_status jl_synth_mixed(uint64_t seed, size_t bytes, int flags, char **text, size_t *len) {
     *text = NULL;
     *len = 0;
     sbuf b = {0};
@@ -231,7 +231,7 @@ jl_status jl_synth_mixed(uint64_t seed, size_t bytes, int with_invalid, char **t
         else if (kind < 45) chinese_paragraph(&b, &r);
         else if (kind < 60) code_paragraph(&b, &r);
         else if (kind < 68) misc_paragraph(&b, &r);
-        else world_paragraph(&b, &r, with_invalid);
+        else world_paragraph(&b, &r, flags);
         static const char *const breaks[] = {"\n\n", "\n", "\r\n", "\n\n\n", " \n\n", "\n  \n", "\t\n"};
         puts_(&b, PICK(&r, breaks));
     }
