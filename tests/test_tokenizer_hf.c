@@ -77,9 +77,9 @@ static void check_family(const char *family, uint64_t seed) {
     snprintf(spec, sizeof spec, "%s.special", ids_m);
     int32_t *hf_sp = read_ids(spec, &n_sp);
     int32_t *ours_sp = malloc(sizeof(int32_t) * (n_ours + n_pre + n_post + 1));
-    memcpy(ours_sp, pre, n_pre * sizeof *pre);
+    if (n_pre) memcpy(ours_sp, pre, n_pre * sizeof *pre);
     memcpy(ours_sp + n_pre, ours, n_ours * sizeof *ours);
-    memcpy(ours_sp + n_pre + n_ours, post, n_post * sizeof *post);
+    if (n_post) memcpy(ours_sp + n_pre + n_ours, post, n_post * sizeof *post);
     snprintf(what, sizeof what, "%s with special tokens", family);
     same_ids(what, hf_sp, n_sp, ours_sp, n_pre + n_ours + n_post);
     free(ours_sp);

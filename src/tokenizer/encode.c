@@ -220,7 +220,7 @@ static int bpe_small_run(const jl_tokenizer *t, int32_t *ids, int32_t *ranks, in
         if (best + 1 < m) ranks[best] = pair_rank(t, ids[best], ids[best + 1], &merged[best]);
     }
     if (tok_ivec_reserve(out, m)) return -1;
-    memcpy(out->v + out->n, ids, m * sizeof *ids);
+    if (m) memcpy(out->v + out->n, ids, m * sizeof *ids);
     out->n += m;
     return 0;
 }
@@ -237,7 +237,7 @@ static int bpe_small(const jl_tokenizer *t, const unsigned char *s, size_t n, to
 
 static int bpe_small_ids(const jl_tokenizer *t, const int32_t *sym, size_t m, tok_ivec *out) {
     int32_t ids[SMALL_WORD], ranks[SMALL_WORD], merged[SMALL_WORD];
-    memcpy(ids, sym, m * sizeof *ids);
+    if (m) memcpy(ids, sym, m * sizeof *ids);
     for (size_t i = 0; i + 1 < m; i++) ranks[i] = pair_rank(t, ids[i], ids[i + 1], &merged[i]);
     return bpe_small_run(t, ids, ranks, merged, m, out);
 }
@@ -412,7 +412,7 @@ static void cache_insert(encoder *e, const char *s, size_t n, uint64_t h, size_t
         grow((void **)&e->keys, &e->keys_cap, e->keys_len + n, 1) || tok_ivec_reserve(&e->ids, n_ids))
         return;
     memcpy(e->keys + e->keys_len, s, n);
-    memcpy(e->ids.v + e->ids.n, e->out->v + from, n_ids * sizeof(int32_t));
+    if (n_ids) memcpy(e->ids.v + e->ids.n, e->out->v + from, n_ids * sizeof(int32_t));
     e->entries[e->n_entries] = (cache_entry){h, (uint32_t)e->keys_len, (uint32_t)n, (uint32_t)e->ids.n,
                                              (uint32_t)n_ids};
     size_t i = h & e->mask;
@@ -495,7 +495,7 @@ static jl_status encode_word(encoder *e, const char *s, size_t n) {
         const cache_entry *c = cache_find(e, s, n, h);
         if (c) {
             if (tok_ivec_reserve(out, c->n_ids)) goto oom;
-            memcpy(out->v + out->n, e->ids.v + c->ids_off, c->n_ids * sizeof(int32_t));
+            if (c->n_ids) memcpy(out->v + out->n, e->ids.v + c->ids_off, c->n_ids * sizeof(int32_t));
             out->n += c->n_ids;
             return JL_OK;
         }
@@ -727,7 +727,7 @@ static jl_status encode_parallel(const jl_tokenizer *t, int allow_special, const
     else if (st != JL_OK) jl_fail(st, "%s", first_error);
     for (size_t k = 0; k < n_units; k++) {
         if (st == JL_OK) {
-            memcpy(out->v + out->n, parts[k].v, parts[k].n * sizeof(int32_t));
+            if (parts[k].n) memcpy(out->v + out->n, parts[k].v, parts[k].n * sizeof(int32_t));
             out->n += parts[k].n;
         }
         free(parts[k].v);

@@ -152,7 +152,7 @@ jl_status tok_table_add(tok_table *tb, const char *s, size_t n) {
     }
     if (tb->len + n > UINT32_MAX) return jl_fail(JL_ERR_ARG, "vocabulary too large");
     if (tb->n == 0) tb->off[0] = 0;
-    memcpy(tb->bytes + tb->len, s, n);
+    if (n) memcpy(tb->bytes + tb->len, s, n);
     tb->len += n;
     tb->off[++tb->n] = (uint32_t)tb->len;
     return JL_OK;
