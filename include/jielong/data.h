@@ -14,6 +14,20 @@
 #define JL_SHARD_VERSION 1
 #define JL_SHARD_HEADER_INTS 256
 
+/* A token stream in memory. */
+typedef struct {
+    int32_t *ids;
+    size_t n;
+} jl_tokens;
+
+void jl_tokens_free(jl_tokens *t);
+/* Concatenates token shards (jielong prepare); every id must be < vocab_size. */
+jl_status jl_tokens_from_shards(const char *const *paths, int n_paths, int vocab_size, jl_tokens *out);
+/* Encodes text files with tok as `prepare` does: blank-line-separated documents, each after <|bos|>. */
+jl_status jl_tokens_from_text(const char *const *paths, int n_paths, const jl_tokenizer *tok, jl_tokens *out);
+/* Moves the last `fraction` of all (at least one window of T+1) into val, the rest stays in train. */
+jl_status jl_tokens_split(jl_tokens *train, double fraction, int T, jl_tokens *val);
+
 typedef struct jl_shard jl_shard;
 
 /* Writes tokens (each in [0, vocab_size)) atomically; the width is 2 bytes when vocab_size <= 65536, else 4. */

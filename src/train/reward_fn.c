@@ -81,3 +81,7 @@ void jl_reward_fn_free(jl_reward_fn *fn) {
     jl_reward_model_free(fn->rm);
     free(fn);
 }
+
+uint64_t rl_reward_fn_identity(jl_reward_fn *fn) {
+    return fn->rm ? rl_reward_model_fingerprint(fn->rm) : (uint64_t)fn->kind + 1;
+}

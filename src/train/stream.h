@@ -2,7 +2,8 @@
  * distillation read their data. The position is part of a training checkpoint, so resume is exact. */
 #ifndef JL_TRAIN_STREAM_H
 #define JL_TRAIN_STREAM_H
-#include "jielong/pretrain.h"
+#include "jielong/data.h"
+#include <json.h>
 #include <string.h>
 
 typedef struct {
@@ -25,5 +26,9 @@ static inline jl_status jl_stream_batch(void *ctx, int32_t *tokens, int32_t *tar
     }
     return JL_OK;
 }
+
+/* The stream's position in a training state (with the row length, which must be the run's). */
+jl_status jl_stream_state_save(const jl_token_stream *s, int T, json_object *j);
+jl_status jl_stream_state_restore(jl_token_stream *s, int T, json_object *j);
 
 #endif
