@@ -36,6 +36,9 @@ void cli_train_take_saved(jl_stage_opts *t, const jl_stage_opts *saved, const cl
     TAKE(run.batch);
     TAKE(run.steps);
     TAKE(run.seed);
+    TAKE(run.eval_every);
+    TAKE(run.save_every);
+    TAKE(run.sample_every);
     TAKE(optim.accum);
     TAKE(optim.lr);
     TAKE(optim.min_lr_frac);

@@ -40,8 +40,9 @@
 
 /* After parsing: --threads, --resume "" → OUT/checkpoint.safetensors, the SIGINT/SIGTERM handlers. */
 void cli_train_prepare(jl_stage_opts *t, int threads, char *resume_buf, size_t size);
-/* On resume: the saved trajectory-shaping options (batch, accum, steps, lr, schedule, AdamW, seed) replace the
- * defaults of the flags not given; given ones stay (the run refuses them when they differ). */
+/* On resume: the saved trajectory-shaping options (batch, accum, steps, lr, schedule, AdamW, seed) and the
+ * cadence (eval, save, sample every) replace the defaults of the flags not given; given ones stay (the run refuses
+ * trajectory-shaping ones that differ; the cadence may change). */
 void cli_train_take_saved(jl_stage_opts *t, const jl_stage_opts *saved, const cli_opt *opts, int nopts,
                           const unsigned char *given);
 /* Reads the saved options of t->run.resume (a no-op without resume). */

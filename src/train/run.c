@@ -185,6 +185,9 @@ static void state_put_opts(json_object *j, const jl_stage_opts *o) {
     json_object_object_add(j, "eps", json_object_new_double(c->eps));
     json_object_object_add(j, "grad_clip", json_object_new_double(c->grad_clip));
     jl_state_set_u64(j, "seed", o->run.seed);
+    json_object_object_add(j, "eval_every", json_object_new_int(o->run.eval_every));
+    json_object_object_add(j, "save_every", json_object_new_int(o->run.save_every));
+    json_object_object_add(j, "sample_every", json_object_new_int(o->run.sample_every));
 }
 
 jl_status jl_state_read_opts(json_object *j, jl_stage_opts *o) {
@@ -204,7 +207,13 @@ jl_status jl_state_read_opts(json_object *j, jl_stage_opts *o) {
     if (st == JL_OK) st = jl_state_num(j, "eps", 1e-30, 1, &eps);
     if (st == JL_OK) st = jl_state_num(j, "grad_clip", 0, 1e6, &clip);
     if (st == JL_OK) st = jl_state_u64(j, "seed", &seed);
+    long every[3] = {0};
+    const char *every_keys[3] = {"eval_every", "save_every", "sample_every"};
+    for (int i = 0; i < 3 && st == JL_OK; i++) st = jl_state_long(j, every_keys[i], 0, 1L << 30, &every[i]);
     if (st != JL_OK) return st;
+    o->run.eval_every = (int)every[0];
+    o->run.save_every = (int)every[1];
+    o->run.sample_every = (int)every[2];
     o->run.batch = (int)B;
     o->optim.accum = (int)accum;
     o->run.steps = steps;
