@@ -1,4 +1,4 @@
-/* Rewards of RL rollouts: rule-based functions by name (the poem-form checks of DESIGN.md and toy rules for
+/* Rewards of RL rollouts: rule-based functions by name (the poem-form checks of docs/DESIGN.md and toy rules for
  * tests) or a trained reward model. */
 #include "train/rl_common.h"
 #include <stdlib.h>
