@@ -14,6 +14,8 @@ typedef struct {
     int T;
     float temperature;      /* τ > 0 */
     float alpha;            /* weight of the soft (teacher) term in [0, 1]; 0 = hard labels only */
+    int data_order;         /* jl_data_order (include/jielong/data.h) */
+    uint64_t data_seed;     /* names the shuffled order */
     int eval_batches;       /* held-out cross-entropy of the student every run.eval_every steps (0 = off) */
 } jl_distill_opts;
 

@@ -13,6 +13,7 @@ typedef struct {
     jl_stage_opts train;    /* run.batch rows of T tokens, optim.accum micro-batches per step; run.seed initialises
                              * (the caller's jl_model_init) */
     int T;
+    int data_order;         /* jl_data_order (include/jielong/data.h); run.seed names the shuffled order */
     int eval_batches;       /* held-out loss every run.eval_every steps over this many batches (0 = off) */
     int sample_tokens;      /* greedy continuation of sample_prompt every run.sample_every steps */
     const char *sample_prompt;

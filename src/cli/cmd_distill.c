@@ -17,7 +17,7 @@
 
 typedef struct {
     cli_strs data;
-    const char *teacher, *student, *prompts, *out_data;
+    const char *teacher, *student, *prompts, *out_data, *data_order;
     cli_model_shape shape;
     long synthesize, max_new_tokens;
     double val_fraction, sample_temperature;
@@ -96,7 +96,8 @@ static jl_status distill_options(distill_args *a, const jl_checkpoint *sck, cons
     }
     int ctx = student->cfg.max_seq_len < teacher->cfg.max_seq_len ? student->cfg.max_seq_len : teacher->cfg.max_seq_len;
     if (o->T == 0) o->T = ctx;
-    return JL_OK;
+    o->data_seed = o->train.run.seed;
+    return cli_parse_data_order(a->data_order, &o->data_order);
 }
 
 static int run_distill(distill_args *a, jl_model *teacher, const jl_tokenizer *tok, const cli_opt *opts, int nopts,
@@ -122,6 +123,8 @@ static int run_distill(distill_args *a, jl_model *teacher, const jl_tokenizer *t
                 jl_model_num_params(teacher) / 1e6, teacher->cfg.n_layer, teacher->cfg.dim,
                 jl_model_num_params(student) / 1e6, student->cfg.n_layer, student->cfg.dim, o.temperature, o.alpha,
                 train.n, val.n, o.train.run.batch, o.T, o.train.optim.accum, o.train.run.steps);
+        cli_print_coverage("distill", o.train.run.steps, o.train.run.batch, o.T, o.train.optim.accum, o.data_order,
+                           train.n);
         cli_train_view view;
         cli_train_view_start(&view, "distill", o.train.run.steps, (const char *const[]){"kl", NULL});
         st = jl_distill(student, teacher, tok, &train, &val, &o, cli_train_on_event, &view);
@@ -145,6 +148,7 @@ int cmd_distill(int argc, char **argv) {
         {"teacher", OPT_STR, &a.teacher, "teacher checkpoint (frozen; any size)", NO_RANGE, 1},
         {"student", OPT_STR, &a.student, "student checkpoint to start from (default: a fresh model of --depth ...)", NO_RANGE, 0},
         {"data", OPT_STRS, &a.data, "training text: a `jielong prepare` folder, .bin shards, or text files", NO_RANGE, 0},
+        {"data-order", OPT_STR, &a.data_order, "shuffled (default: every epoch visits all windows in a seeded random order) or sequential (file order)", NO_RANGE, 0},
         {"temperature", OPT_F32, &a.o.temperature, "softmax temperature τ of the soft targets", 0.01, 100, 0},
         {"alpha", OPT_F32, &a.o.alpha, "weight of the soft (KL) term; 1-alpha on hard labels", 0, 1, 0},
         {"arch", OPT_STR, &a.shape.arch, "fresh student: llama (default) or gpt2", NO_RANGE, 0},

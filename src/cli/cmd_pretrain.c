@@ -72,7 +72,7 @@ int cmd_pretrain(int argc, char **argv) {
     jl_pretrain_opts o;
     jl_pretrain_defaults(&o);
     o.T = 0; /* 0: the model's context */
-    const char *arch_flag = NULL;
+    const char *arch_flag = NULL, *data_order = NULL;
     cli_opt opts[] = {
         {"data", OPT_STRS, &a.data, "training data: a `jielong prepare` folder, .bin shards, or text files", NO_RANGE, 1},
         {"tokenizer", OPT_STR, &a.tokenizer, "tokenizer.json for text data (default: the prepared folder's, else bytes)", NO_RANGE, 0},
@@ -90,6 +90,7 @@ int cmd_pretrain(int argc, char **argv) {
         CLI_ACCUM_FLAG(o.train),
         CLI_OPTIM_FLAGS(o.train),
         {"seq-len", OPT_I32, &o.T, "tokens per sequence (0: the context length)", 0, 1 << 20, 0},
+        {"data-order", OPT_STR, &data_order, "shuffled (default: every epoch visits all windows in a seeded random order) or sequential (file order)", NO_RANGE, 0},
         {"val-fraction", OPT_FLOAT, &a.val_fraction, "held-out share of text data (default 0.05)", 0, 0.5, 0},
         {"eval-batches", OPT_I32, &o.eval_batches, "batches per held-out evaluation", 1, 100000, 0},
         {"sample-every", OPT_I32, &o.train.run.sample_every, "greedy sample every N steps (0 = off)", 0, 1 << 30, 0},
@@ -126,6 +127,7 @@ int cmd_pretrain(int argc, char **argv) {
     if (st == JL_OK) st = load_tokenizer(&a, &ck, &tok);
     if (st == JL_OK) st = load_model(&a, arch_flag != NULL, &ck, tok, &m, &owns_model);
     if (st == JL_OK && o.T == 0) o.T = m->cfg.max_seq_len;
+    if (st == JL_OK) st = cli_parse_data_order(data_order, &o.data_order);
     if (st == JL_OK) st = cli_load_tokens(&a.data, tok, &train, &val);
     if (st == JL_OK && val.n == 0) st = jl_tokens_split(&train, a.val_fraction, o.T, &val);
     if (st == JL_OK && !resume && !a.model) jl_model_init(m, o.train.run.seed);
@@ -139,6 +141,8 @@ int cmd_pretrain(int argc, char **argv) {
                         "sgemm %.0f GFLOP/s (%s, %d threads)\n",
                 train.n, val.n, o.train.run.batch, o.T, o.train.optim.accum, o.train.run.steps,
                 o.train.run.sgemm_gflops, jl_blas_core(), omp_get_max_threads());
+        cli_print_coverage("pretrain", o.train.run.steps, o.train.run.batch, o.T, o.train.optim.accum, o.data_order,
+                           train.n);
         cli_train_view view;
         cli_train_view_start(&view, "pretrain", o.train.run.steps, NULL);
         st = jl_pretrain(m, tok, &train, &val, &o, cli_train_on_event, &view);

@@ -18,7 +18,7 @@ static void print_bytes(const char *label, double bytes) {
 }
 
 int cmd_sft(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *val = NULL, *method = "full", *overlong = "truncate";
+    const char *model = NULL, *data = NULL, *val = NULL, *method = "full", *overlong = "truncate", *packing = "on";
     int skip_bad = 0, threads = 0;
     jl_sft_opts o;
     jl_sft_defaults(&o);
@@ -31,10 +31,13 @@ int cmd_sft(int argc, char **argv) {
         {"val-fraction", OPT_FLOAT, &o.val_fraction, "held-out share of --data without --val (default 0.05)", 0, 0.5, 0},
         {"skip-bad", OPT_BOOL, &skip_bad, "skip malformed JSONL lines (reported) instead of stopping at the first", NO_RANGE, 0},
         {"overlong", OPT_STR, &overlong, "conversations longer than --seq-len: truncate (default, counted) or skip", NO_RANGE, 0},
-        CLI_RUN_FLAGS(o.train, threads, "conversations per micro-batch"),
+        CLI_RUN_FLAGS(o.train, threads, "rows per micro-batch"),
         CLI_ACCUM_FLAG(o.train),
         CLI_OPTIM_FLAGS(o.train),
-        {"seq-len", OPT_I32, &o.T, "tokens per row; one conversation per row, padded (0: the context)", 0, 1 << 20, 0},
+        {"seq-len", OPT_I32, &o.T, "tokens per row (0: the context)", 0, 1 << 20, 0},
+        {"packing", OPT_STR, &packing, "on (default): conversations packed into rows by best fit, each attending only "
+                                       "to itself with its own positions (exact: the same loss as one per row, "
+                                       "every method); off: one conversation per row, padded", NO_RANGE, 0},
         {"eval-batches", OPT_I32, &o.eval_batches, "batches per held-out evaluation (0 = all)", 0, 1000000, 0},
         {"lora-rank", OPT_I32, &o.lora.rank, "lora: rank r", 1, 4096, 0},
         {"lora-alpha", OPT_F32, &o.lora.alpha, "lora: alpha; scale = alpha / r", 1e-6, 1e6, 0},
@@ -56,6 +59,9 @@ int cmd_sft(int argc, char **argv) {
     if (st == JL_OK && strcmp(overlong, "truncate") && strcmp(overlong, "skip"))
         st = jl_fail(JL_ERR_ARG, "--overlong must be truncate or skip (got '%s')", overlong);
     o.skip_overlong = !strcmp(overlong, "skip");
+    if (st == JL_OK && strcmp(packing, "on") && strcmp(packing, "off"))
+        st = jl_fail(JL_ERR_ARG, "--packing must be on or off (got '%s')", packing);
+    o.packing = !strcmp(packing, "on");
     if (st == JL_OK) st = cli_train_resume_opts(&o.train, opts, CLI_NOPTS(opts), given);
 
     jl_checkpoint ck = {0};
@@ -87,10 +93,12 @@ int cmd_sft(int argc, char **argv) {
                     rep.trainable, rep.total, 100.0 * (double)rep.trainable / (double)(rep.total ? rep.total : 1));
             print_bytes("optimizer state ", (double)rep.optimizer_bytes);
             print_bytes(", gradients ", (double)rep.grad_bytes);
-            fprintf(stderr, ", %.1f ms/step, %.0f tok/s\n", rep.ms_per_step, rep.tok_per_s);
+            fprintf(stderr, ", %.1f ms/step, %.0f tok/s (%.0f of conversations)\n", rep.ms_per_step, rep.tok_per_s,
+                    rep.text_tok_per_s);
             fprintf(stderr, "sft: %zu training conversations, %zu held out; %zu truncated, %zu skipped (too long or "
-                            "nothing to learn); padding %.1f%% of row tokens\n",
-                    rep.examples, rep.val_examples, rep.truncated, rep.skipped, 100.0 * rep.pad_fraction);
+                            "nothing to learn); padding %.1f%% of row tokens (packing %s)\n",
+                    rep.examples, rep.val_examples, rep.truncated, rep.skipped, 100.0 * rep.pad_fraction,
+                    o.packing ? "on" : "off");
             if (!isnan(rep.last_val))
                 fprintf(stderr, "sft: held-out assistant loss %.4f -> %.4f\n", rep.first_val, rep.last_val);
             if (rep.result_path[0]) fprintf(stderr, "sft: wrote %s\n", rep.result_path);

@@ -27,6 +27,7 @@ void jl_distill_defaults(jl_distill_opts *o) {
     o->T = 256;
     o->temperature = 1.0f;
     o->alpha = 0.5f;
+    o->data_seed = 1337;
     o->eval_batches = 8;
 }
 
@@ -151,7 +152,7 @@ static jl_status ds_step(void *self, jl_stage_step *out) {
 
 /* Held-out cross-entropy of a model over the first eval_batches windows of val. */
 static jl_status heldout(jl_trainer *t, const jl_tokens *val, int batches, double *loss) {
-    jl_token_stream vs = {.data = val};
+    jl_token_stream vs = jl_stream_spread(val, t->o.B, t->o.T, batches);
     return jl_trainer_eval(t, jl_stream_batch, &vs, batches, loss);
 }
 
@@ -206,7 +207,8 @@ static const jl_stage_i distill_i = {.name = "distill", .step = ds_step, .evalua
 
 jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *tok, const jl_tokens *train,
                      const jl_tokens *val, const jl_distill_opts *opts, jl_event_fn on_event, void *user) {
-    distill_stage d = {.o = *opts, .tok = tok, .s = {.data = train}, .val = val};
+    distill_stage d = {.o = *opts, .tok = tok, .val = val,
+                       .s = {.data = train, .shuffle = opts->data_order == JL_DATA_SHUFFLED, .seed = opts->data_seed}};
     jl_stage_opts *o = &d.o.train;
     jl_status st = check_opts(student, teacher, train, &d.o);
     if (st != JL_OK) return st;

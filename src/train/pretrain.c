@@ -104,7 +104,7 @@ static jl_status ps_eval(void *self, long step, jl_metric_set *out) {
     pretrain_stage *p = self;
     (void)step;
     if (!p->val || p->val->n < (size_t)p->o.T + 1 || p->o.eval_batches < 1) return JL_OK;
-    jl_token_stream vs = {.data = p->val};
+    jl_token_stream vs = jl_stream_spread(p->val, p->o.train.run.batch, p->o.T, p->o.eval_batches);
     double v;
     jl_status st = jl_trainer_eval(p->t, jl_stream_batch, &vs, p->o.eval_batches, &v);
     if (st == JL_OK) jl_metric_add(out, "val_loss", v);
@@ -120,6 +120,8 @@ jl_status jl_stream_state_save(const jl_token_stream *s, int T, json_object *j) 
     json_object_object_add(j, "data_pos", json_object_new_int64((int64_t)s->pos));
     json_object_object_add(j, "epoch", json_object_new_int64(s->epoch));
     json_object_object_add(j, "T", json_object_new_int(T));
+    json_object_object_add(j, "data_order", json_object_new_string(s->shuffle ? "shuffled" : "sequential"));
+    jl_state_set_u64(j, "data_seed", s->seed);
     return JL_OK;
 }
 
@@ -128,6 +130,15 @@ jl_status jl_stream_state_restore(jl_token_stream *s, int T, json_object *j) {
     jl_status st = jl_state_long(j, "T", 1, 1L << 20, &saved_T);
     if (st == JL_OK && saved_T != T)
         st = jl_fail(JL_ERR_ARG, "the checkpoint was trained with sequence length %ld, not %d", saved_T, T);
+    json_object *v;
+    const char *order = json_object_object_get_ex(j, "data_order", &v) ? json_object_get_string(v) : "";
+    int shuffled = strcmp(order, "shuffled") == 0;
+    if (st == JL_OK && !shuffled && strcmp(order, "sequential") != 0)
+        st = jl_fail(JL_ERR_FORMAT, "training state: field 'data_order' is '%.20s', not shuffled or sequential", order);
+    if (st == JL_OK && shuffled != s->shuffle)
+        st = jl_fail(JL_ERR_ARG, "checkpoint read its data in %s order; resume with --data-order %s",
+                     shuffled ? "shuffled" : "sequential", shuffled ? "shuffled" : "sequential");
+    if (st == JL_OK) st = jl_state_u64(j, "data_seed", &s->seed);
     if (st == JL_OK) st = jl_state_long(j, "data_pos", 0, (long)s->data->n, &pos);
     if (st == JL_OK) st = jl_state_long(j, "epoch", 0, 1L << 50, &epoch);
     if (st != JL_OK) return st;
@@ -166,7 +177,8 @@ static const jl_stage_i pretrain_i = {
 
 jl_status jl_pretrain(jl_model *m, const jl_tokenizer *tok, const jl_tokens *train, const jl_tokens *val,
                       const jl_pretrain_opts *opts, jl_event_fn on_event, void *user) {
-    pretrain_stage p = {.o = *opts, .tok = tok, .s = {.data = train}, .val = val};
+    pretrain_stage p = {.o = *opts, .tok = tok, .val = val,
+                        .s = {.data = train, .shuffle = opts->data_order == JL_DATA_SHUFFLED, .seed = opts->train.run.seed}};
     jl_stage_opts *o = &p.o.train;
     jl_status st = check_opts(m, train, &p.o);
     if (st != JL_OK) return st;

@@ -3,6 +3,7 @@
 #include "jielong/checkpoint.h"
 #include "jielong/metrics.h"
 #include "core/rng.h"
+#include "data/pack.h"
 #include "io/fileio.h"
 #include "model/model.h"
 #include "train/run.h"
@@ -38,6 +39,7 @@ void jl_sft_defaults(jl_sft_opts *o) {
     o->val_fraction = 0.05;
     o->lora = (jl_lora_opts){.rank = 8, .alpha = 16, .dropout = 0.05f, .targets = NULL};
     o->prompt_tokens = 16;
+    o->packing = 1;
 }
 
 /* ---------------------------------------------------------------- rendering */
@@ -176,7 +178,10 @@ static jl_status split_off(example_set *train, double fraction, example_set *val
 
 /* ---------------------------------------------------------------- batches */
 
-/* Rows in a shuffled order per epoch (the order follows from seed and epoch, so resume needs only (epoch, pos)). */
+/* Rows in a shuffled order per epoch (the order follows from seed and epoch, so resume needs only (epoch, pos)).
+ * Unpacked: one conversation per row, pos counts conversations. Packed: each epoch's shuffled conversations
+ * are packed into rows by best fit (data/pack.h), each a segment of its own (seg_start, for the model), and
+ * pos counts rows. A conversation of n tokens takes prefix + n − 1 positions (its last token is a target only). */
 typedef struct {
     const example_set *set;
     size_t *order;
@@ -184,43 +189,103 @@ typedef struct {
     long epoch;
     uint64_t seed;
     int shuffle;
-    int prefix;        /* soft prompt placeholder positions at the start of each row */
+    int prefix;        /* soft prompt placeholder positions at the start of each row (packed: of each segment) */
     int32_t pad;
     long pad_tokens, row_tokens;
+    int packed;
+    jl_packer packer;  /* packed: this epoch's rows */
+    int *len;          /* packed: positions each conversation takes */
+    int32_t *seg;      /* packed: segment starts of the last batch (B, T), for jl_acts.seg_start */
 } cursor;
 
+/* The epoch's order (and, packed, its rows). Packing cannot fail here: every length was checked to fit. */
 static void shuffle_epoch(cursor *c) {
     for (size_t i = 0; i < c->set->n; i++) c->order[i] = i;
-    if (!c->shuffle) return;
-    jl_rng r;
-    jl_rng_seed(&r, c->seed ^ (0xA0761D6478BD642Full * (uint64_t)(c->epoch + 1)));
-    for (size_t i = c->set->n; i > 1; i--) {
-        size_t j = (size_t)jl_rng_below(&r, i), t = c->order[i - 1];
-        c->order[i - 1] = c->order[j];
-        c->order[j] = t;
+    if (c->shuffle) {
+        jl_rng r;
+        jl_rng_seed(&r, c->seed ^ (0xA0761D6478BD642Full * (uint64_t)(c->epoch + 1)));
+        for (size_t i = c->set->n; i > 1; i--) {
+            size_t j = (size_t)jl_rng_below(&r, i), t = c->order[i - 1];
+            c->order[i - 1] = c->order[j];
+            c->order[j] = t;
+        }
     }
+    if (c->packed) jl_pack_best_fit(&c->packer, c->order, c->set->n, c->len);
 }
 
-static jl_status cursor_init(cursor *c, const example_set *set, uint64_t seed, int shuffle, int prefix, int32_t pad) {
+static void cursor_free(cursor *c) {
+    free(c->order);
+    free(c->len);
+    free(c->seg);
+    jl_packer_free(&c->packer);
+    memset(c, 0, sizeof *c);
+}
+
+/* Rows of B×T; packed when `packed`. */
+static jl_status cursor_init(cursor *c, const example_set *set, uint64_t seed, int shuffle, int prefix, int32_t pad,
+                             int packed, int B, int T) {
     memset(c, 0, sizeof *c);
     c->set = set;
     c->seed = seed;
     c->shuffle = shuffle;
     c->prefix = prefix;
     c->pad = pad;
-    c->order = malloc(sizeof(size_t) * (set->n ? set->n : 1));
+    c->packed = packed;
+    const size_t n = set->n ? set->n : 1;
+    c->order = malloc(sizeof(size_t) * n);
     if (!c->order) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    if (packed) {
+        c->len = malloc(sizeof *c->len * n);
+        c->seg = malloc(sizeof *c->seg * (size_t)B * (size_t)T);
+        jl_status st = c->len && c->seg ? jl_packer_init(&c->packer, set->n, T) : jl_fail(JL_ERR_NOMEM, "out of memory");
+        if (st != JL_OK) {
+            cursor_free(c);
+            return st;
+        }
+        for (size_t i = 0; i < set->n; i++) c->len[i] = prefix + (int)set->ex[i].n - 1; /* ≤ T: see build_examples */
+    }
     shuffle_epoch(c);
     return JL_OK;
+}
+
+/* Rows a pass over the set takes: conversations, or packed rows. */
+static size_t cursor_rows(const cursor *c) { return c->packed ? c->packer.rows : c->set->n; }
+
+/* Row `row` of a packed epoch into tk, tg (T) and its segment starts into seg; returns the positions used. */
+static int packed_row(cursor *c, size_t row, int32_t *tk, int32_t *tg, int32_t *seg, int T) {
+    int used = 0;
+    for (size_t k = c->packer.row_start[row]; k < c->packer.row_start[row + 1]; k++) {
+        const example *e = &c->set->ex[c->packer.items[k]];
+        const int n = c->len[c->packer.items[k]];
+        for (int i = 0; i < c->prefix; i++) {
+            tk[used + i] = c->pad; /* placeholders: the soft prompt replaces their embeddings */
+            tg[used + i] = -1;
+        }
+        jl_sft_row(e->ids, e->train, e->n, c->pad, tk + used + c->prefix, tg + used + c->prefix, n - c->prefix);
+        for (int i = 0; i < n; i++) seg[used + i] = used;
+        used += n;
+    }
+    for (int i = used; i < T; i++) { /* padding: one more segment */
+        tk[i] = c->pad;
+        tg[i] = -1;
+        seg[i] = used;
+    }
+    return used;
 }
 
 static jl_status next_batch(void *ctx, int32_t *tokens, int32_t *targets, int B, int T) {
     cursor *c = ctx;
     for (int b = 0; b < B; b++) {
-        if (c->pos >= c->set->n) {
+        if (c->pos >= cursor_rows(c)) {
             c->pos = 0;
             c->epoch++;
             shuffle_epoch(c);
+        }
+        if (c->packed) {
+            int used = packed_row(c, c->pos++, tokens + (size_t)b * T, targets + (size_t)b * T, c->seg + (size_t)b * T, T);
+            c->pad_tokens += T - used;
+            c->row_tokens += T;
+            continue;
         }
         const example *e = &c->set->ex[c->order[c->pos++]];
         int32_t *tk = tokens + (size_t)b * T, *tg = targets + (size_t)b * T;
@@ -237,12 +302,14 @@ static jl_status next_batch(void *ctx, int32_t *tokens, int32_t *targets, int B,
 }
 
 /* Mean held-out loss over the whole set (or max_batches batches), without gradients. */
-static jl_status eval_loss(jl_trainer *t, const example_set *val, int prefix, int32_t pad, int max_batches,
-                           double *out) {
+static jl_status eval_loss(jl_trainer *t, const example_set *val, int prefix, int32_t pad, int packed,
+                           int max_batches, double *out) {
     cursor c;
-    jl_status st = cursor_init(&c, val, 0, 0, prefix, pad);
+    jl_status st = cursor_init(&c, val, 0, 0, prefix, pad, packed, t->o.B, t->o.T);
     if (st != JL_OK) return st;
-    int batches = (int)((val->n + (size_t)t->o.B - 1) / (size_t)t->o.B);
+    const int32_t *train_seg = t->acts.seg_start;
+    t->acts.seg_start = c.seg;
+    int batches = (int)((cursor_rows(&c) + (size_t)t->o.B - 1) / (size_t)t->o.B);
     if (max_batches > 0 && max_batches < batches) batches = max_batches;
     double sum = 0;
     long counted = 0;
@@ -255,7 +322,8 @@ static jl_status eval_loss(jl_trainer *t, const example_set *val, int prefix, in
         sum += jl_model_forward(t->model, &t->acts, t->tokens, t->targets, t->o.B, t->o.T, 0.0f, &n);
         counted += n;
     }
-    free(c.order);
+    t->acts.seg_start = train_seg;
+    cursor_free(&c);
     *out = counted ? sum / (double)counted : NAN;
     return JL_OK;
 }
@@ -348,7 +416,7 @@ static jl_status ss_eval(void *self, long step, jl_metric_set *out) {
     sft_stage *r = self;
     if (r->va.n == 0) return JL_OK;
     double vl;
-    jl_status st = eval_loss(r->t, &r->va, r->prefix, r->cur.pad, r->o.eval_batches, &vl);
+    jl_status st = eval_loss(r->t, &r->va, r->prefix, r->cur.pad, r->o.packing, r->o.eval_batches, &vl);
     if (st != JL_OK) return st;
     if (step == 0) r->rep->first_val = vl;
     r->rep->last_val = vl;
@@ -362,6 +430,7 @@ static jl_status ss_save_state(void *self, json_object *j) {
     json_object_object_add(j, "T", json_object_new_int(r->o.T));
     json_object_object_add(j, "data_pos", json_object_new_int64((int64_t)r->cur.pos));
     json_object_object_add(j, "epoch", json_object_new_int64(r->cur.epoch));
+    json_object_object_add(j, "packing", json_object_new_int(r->cur.packed));
     return JL_OK;
 }
 
@@ -372,15 +441,18 @@ static jl_status ss_restore_state(void *self, json_object *j) {
     if (strcmp(method, jl_sft_method_name(r->o.method)) != 0)
         return jl_fail(JL_ERR_ARG, "the checkpoint was trained with method %s, not %s", method,
                        jl_sft_method_name(r->o.method));
-    long T, pos, epoch;
+    long T, pos, epoch, packed;
     jl_status st = jl_state_long(j, "T", 2, 1L << 20, &T);
     if (st == JL_OK && T != r->o.T)
         st = jl_fail(JL_ERR_ARG, "the checkpoint was trained with sequence length %ld, not %d", T, r->o.T);
-    if (st == JL_OK) st = jl_state_long(j, "data_pos", 0, (long)r->tr.n, &pos);
+    if (st == JL_OK) st = jl_state_long(j, "packing", 0, 1, &packed);
+    if (st == JL_OK && packed != r->cur.packed)
+        st = jl_fail(JL_ERR_ARG, "the checkpoint was trained with --packing %s", packed ? "on" : "off");
     if (st == JL_OK) st = jl_state_long(j, "epoch", 0, 1L << 50, &epoch);
     if (st != JL_OK) return st;
     r->cur.epoch = epoch;
     shuffle_epoch(&r->cur);
+    if ((st = jl_state_long(j, "data_pos", 0, (long)cursor_rows(&r->cur), &pos)) != JL_OK) return st;
     r->cur.pos = (size_t)pos;
     return JL_OK;
 }
@@ -479,7 +551,8 @@ jl_status jl_sft_train(jl_model *m, const jl_tokenizer *tok, const jl_sft_set *t
     if (pad < 0) pad = 0;
     if ((st = sft_examples(&r, train, val_set)) == JL_OK && (st = setup_method(&r)) == JL_OK &&
         (st = new_trainer(&r)) == JL_OK)
-        st = cursor_init(&r.cur, &r.tr, o->run.seed, 1, r.prefix, pad);
+        st = cursor_init(&r.cur, &r.tr, o->run.seed, 1, r.prefix, pad, r.o.packing, o->run.batch, r.o.T);
+    if (st == JL_OK) r.t->acts.seg_start = r.cur.seg; /* NULL unpacked */
     if (st == JL_OK) {
         rep->total = m->n_params;
         rep->trainable = r.t->n_state;
@@ -492,9 +565,10 @@ jl_status jl_sft_train(jl_model *m, const jl_tokenizer *tok, const jl_sft_set *t
         rep->ms_per_step = s.steps_done ? 1e3 * s.seconds / (double)s.steps_done : 0;
         rep->tok_per_s = s.seconds > 0 ? (double)s.steps_done * o->run.batch * r.o.T * o->optim.accum / s.seconds : 0;
         rep->pad_fraction = r.cur.row_tokens ? (double)r.cur.pad_tokens / (double)r.cur.row_tokens : 0;
+        rep->text_tok_per_s = rep->tok_per_s * (1.0 - rep->pad_fraction);
     }
     jl_trainer_free(r.t);
-    free(r.cur.order);
+    cursor_free(&r.cur);
     m->lora = NULL;
     m->prompt = NULL;
     for (int i = 0; i < m->n_tensors; i++) m->tensors[i].frozen = 0;
