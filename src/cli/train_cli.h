@@ -55,7 +55,7 @@ typedef struct {
     const char *const *show; /* stage metric keys on the line, NULL-terminated (may be NULL) */
     const char *eval_label;  /* "held-out loss" ... */
     double loss, tps, mfu, val;
-    char extra[200];
+    char extra[256];
 } cli_train_view;
 void cli_train_view_start(cli_train_view *v, const char *stage, long steps, const char *const *show);
 void cli_train_on_event(void *user, const jl_train_event *ev);
