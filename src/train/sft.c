@@ -37,7 +37,9 @@ void jl_sft_defaults(jl_sft_opts *o) {
     o->T = 256;
     o->eval_batches = 0;
     o->val_fraction = 0.05;
-    o->lora = (jl_lora_opts){.rank = 8, .alpha = 16, .dropout = 0.05f, .targets = NULL};
+    /* every linear layer: attention-only adapters at 1e-3 reached a held-out loss of 5.47 where full SFT reached 1.31
+     * on a user's 69 conversations; all layers at 5e-3 is what the pipeline measured (form compliance 2% → 46%) */
+    o->lora = (jl_lora_opts){.rank = 8, .alpha = 16, .dropout = 0.05f, .targets = "all"};
     o->prompt_tokens = 16;
     o->packing = 1;
 }
@@ -544,7 +546,9 @@ jl_status jl_sft_train(jl_model *m, const jl_tokenizer *tok, const jl_sft_set *t
     jl_status st = check_opts(m, &r.o, tok);
     if (st != JL_OK) return st;
     if (o->optim.lr <= 0)
-        o->optim.lr = (r.o.method == JL_SFT_LORA || r.o.method == JL_SFT_PROMPT) ? 1e-3f : jl_config_default_lr(&m->cfg) / 3;
+        o->optim.lr = r.o.method == JL_SFT_LORA     ? 5e-3f
+                      : r.o.method == JL_SFT_PROMPT ? 1e-3f
+                                                    : jl_config_default_lr(&m->cfg) / 3;
     o->optim.warmup = jl_default_warmup(o->optim.warmup, o->run.steps);
     r.prefix = r.o.method == JL_SFT_PROMPT ? r.o.prompt_tokens : 0;
     int32_t pad = jl_tokenizer_special(tok, "<|eos|>");
