@@ -25,6 +25,7 @@ int cmd_quantize(int, char **);
 int cmd_pipeline(int, char **);
 int cmd_generate(int, char **);
 int cmd_chat(int, char **);
+int cmd_serve(int, char **);
 int cmd_sft(int, char **);
 int cmd_reward(int, char **);
 int cmd_dpo(int, char **);
@@ -42,6 +43,7 @@ const cli_command cli_commands[] = {
     {"sft", cmd_sft, "supervised fine-tuning on conversations: full, LoRA, freeze or soft prompt"},
     {"generate", cmd_generate, "continue a prompt, streaming tokens (sampling options, --show-probs)"},
     {"chat", cmd_chat, "multi-turn chat with the chat template (line editing, /reset /temp /system)"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server with batched decoding and a chat page"},
     {"reward", cmd_reward, "train a reward model on preference pairs (Bradley-Terry)"},
     {"dpo", cmd_dpo, "direct preference optimisation (sigmoid or IPO loss)"},
     {"ppo", cmd_ppo, "RLHF with PPO: rollouts, value head, GAE, clipped surrogate, KL penalty"},
