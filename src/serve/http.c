@@ -367,10 +367,58 @@ static void emit_chunk(stream_ctx *st, int i, const char *text, size_t len, cons
     emit(st, o);
 }
 
-/* Formats whatever the job has that was not sent yet (lock held). Returns 1 if anything was added. */
-static int stream_collect(stream_ctx *st) {
-    serve_job *j = st->job;
-    const size_t before = st->len;
+/* What a stream has to send, copied under the lock (published tokens never change; their text stays valid while
+ * the stream holds its reference), then formatted without it so the engine never waits for JSON formatting. */
+typedef struct {
+    serve_tok *toks; /* per choice: the new tokens, concatenated */
+    int *first, *count;
+    const char **finish;
+    int done, failed;
+    char error[200];
+} stream_snapshot;
+
+static int has_news(const stream_ctx *st) { /* lock held */
+    const serve_job *j = st->job;
+    if (!st->started || j->failed || j->done) return 1;
+    for (int i = 0; i < j->n_choices; i++)
+        if (j->choices[i].n_toks > st->sent[i] || (j->choices[i].finish && !st->closed[i])) return 1;
+    return 0;
+}
+
+static int take_snapshot(const stream_ctx *st, stream_snapshot *sn) { /* lock held */
+    const serve_job *j = st->job;
+    int total = 0;
+    for (int i = 0; i < j->n_choices; i++) total += j->choices[i].n_toks - st->sent[i];
+    sn->toks = malloc(sizeof *sn->toks * (size_t)(total ? total : 1));
+    sn->first = calloc((size_t)j->n_choices, sizeof *sn->first);
+    sn->count = calloc((size_t)j->n_choices, sizeof *sn->count);
+    sn->finish = calloc((size_t)j->n_choices, sizeof *sn->finish);
+    if (!sn->toks || !sn->first || !sn->count || !sn->finish) return 0;
+    int at = 0;
+    for (int i = 0; i < j->n_choices; i++) {
+        const serve_choice *c = &j->choices[i];
+        sn->first[i] = at;
+        sn->count[i] = c->n_toks - st->sent[i];
+        memcpy(sn->toks + at, c->toks + st->sent[i], sizeof *sn->toks * (size_t)sn->count[i]);
+        at += sn->count[i];
+        sn->finish[i] = c->finish;
+    }
+    sn->done = j->done;
+    sn->failed = j->failed;
+    snprintf(sn->error, sizeof sn->error, "%s", j->error);
+    return 1;
+}
+
+static void free_snapshot(stream_snapshot *sn) {
+    free(sn->toks);
+    free(sn->first);
+    free(sn->count);
+    free(sn->finish);
+}
+
+/* Formats a snapshot into SSE events (no lock). */
+static void stream_format(stream_ctx *st, const stream_snapshot *sn) {
+    const serve_job *j = st->job; /* only its immutable parts: parameters, choice count, prompts */
     if (!st->started) {
         st->started = 1;
         for (int i = 0; i < j->n_choices; i++) {
@@ -381,51 +429,61 @@ static int stream_collect(stream_ctx *st) {
             }
         }
     }
-    if (j->failed) {
+    if (sn->failed) {
         serve_error e;
-        serve_error_set(&e, 503, "server_error", "", "%s", j->error);
+        serve_error_set(&e, 503, "server_error", "", "%s", sn->error);
         emit(st, error_object(&e));
         buf_add(st, "data: [DONE]\n\n", 14);
         st->ended = 1;
-        return 1;
+        return;
     }
     int all_closed = 1;
     for (int i = 0; i < j->n_choices; i++) {
-        const serve_choice *c = &j->choices[i];
-        for (; st->sent[i] < c->n_toks; st->sent[i]++) {
-            const serve_tok *t = &c->toks[st->sent[i]];
+        for (int k = 0; k < sn->count[i]; k++) {
             /* one chunk per token, also when its text is held back (part of a character, or of a stop string) */
+            const serve_tok *t = &sn->toks[sn->first[i] + k];
             emit_chunk(st, i, t->text, t->text_len, t->id >= 0 ? t : NULL, NULL, 0);
         }
-        if (c->finish && !st->closed[i]) {
-            emit_chunk(st, i, NULL, 0, NULL, c->finish, 0);
+        st->sent[i] += sn->count[i];
+        if (sn->finish[i] && !st->closed[i]) {
+            emit_chunk(st, i, NULL, 0, NULL, sn->finish[i], 0);
             st->closed[i] = 1;
         }
         all_closed &= st->closed[i];
     }
-    if (all_closed && j->done) {
-        if (j->p.include_usage) {
+    if (all_closed && sn->done) {
+        st->ended = 1;
+        if (j->p.include_usage) { /* the usage counts are final once the job is done */
             json_object *o = envelope(st->s, j, st->id, j->p.kind == SERVE_CHAT ? "chat.completion.chunk" : "text_completion");
             json_object_object_add(o, "choices", json_object_new_array());
+            pthread_mutex_t *mu = serve_engine_lock(st->s->engine);
+            pthread_mutex_lock(mu);
             json_object_object_add(o, "usage", usage_object(j));
+            pthread_mutex_unlock(mu);
             emit(st, o);
         }
         buf_add(st, "data: [DONE]\n\n", 14);
-        st->ended = 1;
     }
-    return st->len > before;
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
     (void)pos;
     stream_ctx *st = cls;
-    if (st->off == st->len) {
+    while (st->off == st->len) {
         st->off = st->len = 0;
         if (st->ended) return MHD_CONTENT_READER_END_OF_STREAM;
         pthread_mutex_t *mu = serve_engine_lock(st->s->engine);
+        stream_snapshot sn = {0};
         pthread_mutex_lock(mu);
-        while (!stream_collect(st)) serve_job_wait(st->s->engine, st->job, 1.0);
+        while (!has_news(st)) serve_job_wait(st->s->engine, st->job, 1.0);
+        int ok = take_snapshot(st, &sn);
         pthread_mutex_unlock(mu);
+        if (!ok) {
+            free_snapshot(&sn);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        stream_format(st, &sn);
+        free_snapshot(&sn);
     }
     size_t n = st->len - st->off < max ? st->len - st->off : max;
     memcpy(out, st->buf + st->off, n);
