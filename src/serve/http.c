@@ -23,6 +23,7 @@ struct serve_server {
     struct MHD_Daemon *d;
     int port;
     atomic_int stopping;
+    atomic_int ready;        /* the model is loaded and the engine runs (before: /health says 503 loading) */
     atomic_ullong requests[N_CODES];
     atomic_ullong next_id;
 };
@@ -711,6 +712,12 @@ static enum MHD_Result dispatch(serve_server *s, struct MHD_Connection *c, const
     if (strcmp(method, want) != 0 && !head)
         return fail(s, c, 405, "invalid_request_error", "method_not_allowed", want, "%.100s takes %s, not %.16s", url, want, method);
     if (r == R_PAGE) return send_text(s, c, 200, "text/html; charset=utf-8", serve_page_html, serve_page_html_len, NULL, NULL);
+    if (r == R_HEALTH && !atomic_load(&s->ready)) {
+        static const char loading[] = "{\"status\":\"loading model\"}";
+        return send_text(s, c, 503, "application/json", loading, sizeof loading - 1, "1", NULL);
+    }
+    if (!atomic_load(&s->ready))
+        return fail(s, c, 503, "server_error", "loading", NULL, "the model is still loading: retry in a moment");
     if (r == R_HEALTH) {
         if (atomic_load(&s->stopping)) return fail(s, c, 503, "server_error", "shutting_down", NULL, "shutting down");
         static const char ok[] = "{\"status\":\"ok\"}";
@@ -799,9 +806,10 @@ static jl_status bind_address(const char *host, int port, struct sockaddr_storag
     return jl_fail(JL_ERR_ARG, "--host %s: not a numeric IPv4 or IPv6 address (e.g. 127.0.0.1, 0.0.0.0, ::1)", host);
 }
 
-jl_status serve_start(const serve_opts *o, serve_server **out) {
+jl_status serve_listen(const serve_opts *o, serve_server **out) {
     *out = NULL;
     if (o->port < 0 || o->port > 65535) return jl_fail(JL_ERR_ARG, "--port %d: must be in 0..65535", o->port);
+    if (o->parallel < 1 || o->parallel > 1024) return jl_fail(JL_ERR_ARG, "--parallel %d: must be in 1..1024", o->parallel);
     struct sockaddr_storage ss;
     int v6 = 0;
     jl_status st = bind_address(o->host, o->port, &ss, &v6);
@@ -809,12 +817,6 @@ jl_status serve_start(const serve_opts *o, serve_server **out) {
     serve_server *s = calloc(1, sizeof *s);
     if (!s) return jl_fail(JL_ERR_NOMEM, "out of memory");
     s->o = *o;
-    serve_engine_opts eo = {o->model, o->qw, o->tok, o->parallel, o->context, o->threads, o->max_queue, o->chunk};
-    st = serve_engine_start(&eo, &s->engine);
-    if (st != JL_OK) {
-        free(s);
-        return st;
-    }
     const unsigned limit = (unsigned)(o->parallel + o->max_queue + 64);
     s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
                                 (v6 ? MHD_USE_IPv6 : 0),
@@ -823,7 +825,6 @@ jl_status serve_start(const serve_opts *o, serve_server **out) {
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(o->timeout_s > 0 ? o->timeout_s : 0),
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (!s->d) {
-        serve_engine_free(s->engine);
         free(s);
         return jl_fail(JL_ERR_IO, "cannot listen on %s:%d (in use, or not allowed)", o->host, o->port);
     }
@@ -833,13 +834,36 @@ jl_status serve_start(const serve_opts *o, serve_server **out) {
     return JL_OK;
 }
 
+jl_status serve_ready(serve_server *s, const jl_model *model, const jl_qweights *qw, const jl_tokenizer *tok,
+                      const char *model_name) {
+    s->o.model = model;
+    s->o.qw = qw;
+    s->o.tok = tok;
+    if (model_name) s->o.model_name = model_name;
+    serve_engine_opts eo = {model, qw, tok, s->o.parallel, s->o.context, s->o.threads, s->o.max_queue, s->o.chunk};
+    jl_status st = serve_engine_start(&eo, &s->engine);
+    if (st == JL_OK) atomic_store(&s->ready, 1);
+    return st;
+}
+
+jl_status serve_start(const serve_opts *o, serve_server **out) {
+    jl_status st = serve_listen(o, out);
+    if (st != JL_OK) return st;
+    st = serve_ready(*out, o->model, o->qw, o->tok, o->model_name);
+    if (st != JL_OK) {
+        serve_stop(*out, 0.0);
+        *out = NULL;
+    }
+    return st;
+}
+
 int serve_port(const serve_server *s) { return s->port; }
 
 void serve_stop(serve_server *s, double grace_s) {
     if (!s) return;
     atomic_store(&s->stopping, 1);
     MHD_socket fd = MHD_quiesce_daemon(s->d);
-    serve_engine_stop(s->engine, grace_s); /* running jobs finish (or are cut); queued ones fail */
+    if (s->engine) serve_engine_stop(s->engine, grace_s); /* running jobs finish (or are cut); queued ones fail */
     MHD_stop_daemon(s->d);
     if (fd != MHD_INVALID_SOCKET) close(fd);
     serve_engine_free(s->engine);
