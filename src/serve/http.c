@@ -400,7 +400,7 @@ static int take_snapshot(const stream_ctx *st, stream_snapshot *sn) { /* lock he
         const serve_choice *c = &j->choices[i];
         sn->first[i] = at;
         sn->count[i] = c->n_toks - st->sent[i];
-        memcpy(sn->toks + at, c->toks + st->sent[i], sizeof *sn->toks * (size_t)sn->count[i]);
+        if (sn->count[i]) memcpy(sn->toks + at, c->toks + st->sent[i], sizeof *sn->toks * (size_t)sn->count[i]);
         at += sn->count[i];
         sn->finish[i] = c->finish;
     }
