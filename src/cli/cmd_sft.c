@@ -143,7 +143,12 @@ int cmd_sft(int argc, char **argv) {
         view v = {0};
         jl_sft_report rep;
         cli_progress_start(&v.bar, "sft", (double)o.steps, "steps");
-        st = jl_sft_train(ck.model, tok, train, held, &o, resume, on_event, &v, &rep);
+        jl_chat_format *fmt = NULL; /* the model's own chat template (an imported model), else the built-in one */
+        st = jl_chat_format_from_checkpoint(&ck, &fmt);
+        o.chat = fmt;
+        if (st == JL_OK) st = jl_sft_train(ck.model, tok, train, held, &o, resume, on_event, &v, &rep);
+        jl_chat_format_free(fmt);
+        o.chat = NULL;
         cli_progress_finish(&v.bar, st == JL_OK ? "done" : "stopped");
         if (st == JL_OK || rep.trainable) {
             fprintf(stderr, "sft: %s: trainable %zu of %zu parameters (%.3f%%), ", jl_sft_method_name(o.method),
