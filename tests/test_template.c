@@ -155,7 +155,7 @@ static void test_errors_and_bounds(void **s) {
 static void test_fuzz_no_crash(void **s) {
     (void)s;
     const char *seeds[] = {
-        jl_chat_builtin_template(),
+        jl_chat_template_jinja(),
         "{%- set ns = namespace(a=0) -%}{% for m in messages[::-1] if m.role != 'x' %}{% set ns.a = ns.a + loop.index %}"
         "{{ m['content'] | trim | tojson(indent=1) }}{{ m.content.split('</think>')[-1].lstrip('\\n') }}{% else %}"
         "{{ raise_exception('none') }}{% endfor %}{% macro f(x, y=2) %}{{ x ~ y }}{% endmacro %}{{ f(1) }}{{ ns.a }}"
@@ -240,7 +240,7 @@ static int load_templates(family_template *out, int cap) {
     assert_int_equal(n, 4);
     assert_int_equal(without, 2);
     snprintf(out[n].name, sizeof out[n].name, "jielong");
-    out[n].text = strdup(jl_chat_builtin_template());
+    out[n].text = strdup(jl_chat_template_jinja());
     out[n].bos = strdup("<|bos|>");
     out[n].eos = strdup("<|eos|>");
     return n + 1;
@@ -337,53 +337,6 @@ static void test_templates_match_huggingface_jinja(void **s) {
     free_templates(t, nt);
 }
 
-/* Our template as Jinja renders what the C renderer gives, with and without the generation prompt. */
-static void test_builtin_template_equals_c_renderer(void **s) {
-    (void)s;
-    jl_chat_format *fmt;
-    assert_int_equal(jl_chat_format_new(jl_chat_builtin_template(), "<|bos|>", "<|eos|>", &fmt), JL_OK);
-    const jl_turn convs[][5] = {
-        {{JL_ROLE_USER, "写一首诗"}},
-        {{JL_ROLE_SYSTEM, "你是接龙。"}, {JL_ROLE_USER, "Hi"}, {JL_ROLE_ASSISTANT, "Hello!\n"}},
-        {{JL_ROLE_USER, "a"}, {JL_ROLE_ASSISTANT, "b"}, {JL_ROLE_USER, " c "}, {JL_ROLE_ASSISTANT, ""}},
-        {{JL_ROLE_SYSTEM, ""}, {JL_ROLE_USER, "<|end|> {{ x }}"}, {JL_ROLE_ASSISTANT, "y"}, {JL_ROLE_USER, "z"}},
-    };
-    const int lens[] = {1, 3, 4, 4};
-    int compared = 0;
-    for (int c = 0; c < 4; c++) {
-        jl_conversation conv = {convs[c], lens[c]};
-        for (int gen = 0; gen < 2; gen++) {
-            if (gen && convs[c][lens[c] - 1].role == JL_ROLE_ASSISTANT) conv.n_turns = lens[c] - 1;
-            jl_segments a = {0}, b = {0};
-            assert_int_equal(gen ? jl_chat_render_generation(&conv, &a) : jl_chat_render(&conv, &a), JL_OK);
-            assert_int_equal(gen ? jl_chat_format_render_generation(fmt, &conv, &b) : jl_chat_format_render(fmt, &conv, &b),
-                             JL_OK);
-            char *ta = jl_segments_text(&a), *tb = jl_segments_text(&b);
-            assert_string_equal(ta, tb);
-            /* the same trainable bytes: assistant text + <|end|> */
-            char train_a[512] = "", train_b[512] = "";
-            for (size_t i = 0; i < a.n; i++)
-                if (a.items[i].trainable) strncat(train_a, a.items[i].text, a.items[i].len);
-            for (size_t i = 0; i < b.n; i++)
-                if (b.items[i].trainable) strncat(train_b, b.items[i].text, b.items[i].len);
-            assert_string_equal(train_a, train_b);
-            free(ta);
-            free(tb);
-            jl_segments_free(&a);
-            jl_segments_free(&b);
-            compared++;
-        }
-    }
-    const char *const *stops;
-    assert_int_equal(jl_chat_format_stops(fmt, &stops), 2);
-    assert_string_equal(stops[0], "<|end|>");
-    assert_string_equal(stops[1], "<|eos|>");
-    print_message("jielong's template as Jinja = the C renderer on %d renders\n", compared);
-    jl_chat_format_free(fmt);
-}
-
-/* ---------------------------------------------------------------- loss mask, token by token */
-
 __attribute__((noinline)) static char *render_with(const family_template *t, const jl_conversation *conv, int n, int agp) {
     json_object *ctx = json_object_new_object(), *msgs = json_object_new_array();
     for (int i = 0; i < n; i++) {
@@ -402,6 +355,75 @@ __attribute__((noinline)) static char *render_with(const family_template *t, con
     json_object_put(ctx);
     return out;
 }
+
+/* The trainable bytes of segments, "|" after each run of trainable segments. */
+static void trained_runs(const jl_segments *s, char *out, size_t cap) {
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < s->n; i++) {
+        if (!s->items[i].trainable) continue;
+        assert_true(o + s->items[i].len + 2 < cap);
+        memcpy(out + o, s->items[i].text, s->items[i].len);
+        o += s->items[i].len;
+        if (i + 1 == s->n || !s->items[i + 1].trainable) out[o++] = '|';
+        out[o] = '\0';
+    }
+}
+
+/* Our template as Jinja renders what the C renderer gives, with and without the generation prompt; as a foreign
+ * template (a comment appended, so it is not recognised as ours) its derived loss mask equals the C renderer's. */
+static void test_builtin_template_equals_c_renderer(void **s) {
+    (void)s;
+    family_template ours = {"jielong", (char *)jl_chat_template_jinja(), "<|bos|>", "<|eos|>"};
+    char variant[1024];
+    snprintf(variant, sizeof variant, "%s{# not ours #}", jl_chat_template_jinja());
+    jl_chat_format *fmt, *builtin;
+    assert_int_equal(jl_chat_format_new(variant, "<|bos|>", "<|eos|>", &fmt), JL_OK);
+    assert_int_equal(jl_chat_format_new(jl_chat_template_jinja(), "<|bos|>", "<|eos|>", &builtin), JL_OK);
+    assert_true(jl_chat_format_is_builtin(builtin) && !jl_chat_format_is_builtin(fmt));
+    const jl_turn convs[][5] = {
+        {{JL_ROLE_USER, "写一首诗"}},
+        {{JL_ROLE_SYSTEM, "你是接龙。"}, {JL_ROLE_USER, "Hi"}, {JL_ROLE_ASSISTANT, "Hello!\n"}},
+        {{JL_ROLE_USER, "a"}, {JL_ROLE_ASSISTANT, "b"}, {JL_ROLE_USER, " c "}, {JL_ROLE_ASSISTANT, "d d"}},
+        {{JL_ROLE_SYSTEM, ""}, {JL_ROLE_USER, "<|end|> {{ x }}"}, {JL_ROLE_ASSISTANT, "y"}, {JL_ROLE_USER, "z"}},
+    };
+    const int lens[] = {1, 3, 4, 4};
+    int compared = 0;
+    for (int c = 0; c < 4; c++) {
+        jl_conversation conv = {convs[c], lens[c]};
+        for (int gen = 0; gen < 2; gen++) {
+            if (gen && convs[c][lens[c] - 1].role == JL_ROLE_ASSISTANT) conv.n_turns = lens[c] - 1;
+            jl_segments a = {0}, b = {0};
+            assert_int_equal(gen ? jl_chat_render_generation(&conv, &a) : jl_chat_render(&conv, &a), JL_OK);
+            char *ta = jl_segments_text(&a), *jinja = render_with(&ours, &conv, conv.n_turns, gen);
+            assert_string_equal(ta, jinja);
+            assert_int_equal(gen ? jl_chat_format_render_generation(fmt, &conv, &b) : jl_chat_format_render(fmt, &conv, &b),
+                             JL_OK);
+            char *tb = jl_segments_text(&b);
+            assert_string_equal(ta, tb);
+            /* the same trainable bytes, run by run: each assistant's text + <|end|> */
+            char train_a[512], train_b[512];
+            trained_runs(&a, train_a, sizeof train_a);
+            trained_runs(&b, train_b, sizeof train_b);
+            assert_string_equal(train_a, train_b);
+            free(ta);
+            free(tb);
+            free(jinja);
+            jl_segments_free(&a);
+            jl_segments_free(&b);
+            compared++;
+        }
+    }
+    const char *const *stops;
+    assert_int_equal(jl_chat_format_stops(fmt, &stops), 2);
+    assert_string_equal(stops[0], "<|end|>");
+    assert_string_equal(stops[1], "<|eos|>");
+    print_message("jielong's template as Jinja = the C renderer on %d renders (text and loss mask)\n", compared);
+    jl_chat_format_free(fmt);
+    jl_chat_format_free(builtin);
+}
+
+/* ---------------------------------------------------------------- loss mask, token by token */
 
 static void test_loss_mask_token_by_token(void **s) {
     (void)s;

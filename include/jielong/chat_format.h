@@ -15,7 +15,8 @@
 
 typedef struct jl_chat_format jl_chat_format;
 
-/* jinja = the model's chat template, or NULL for jielong's built-in format. bos/eos: the token texts the
+/* jinja = the model's chat template, or NULL for jielong's built-in format (also chosen when jinja is exactly
+ * jl_chat_template_jinja(), our format as Jinja, which HF and GGUF export write). bos/eos: the token texts the
  * template reads as bos_token / eos_token (NULL = ""). */
 jl_status jl_chat_format_new(const char *jinja, const char *bos_token, const char *eos_token, jl_chat_format **out);
 /* From a checkpoint's chat_template, bos_token, eos_token. */
@@ -39,9 +40,5 @@ int jl_chat_format_stops(const jl_chat_format *f, const char *const **stops);
  * tokenizer must have it); text segments are encoded, special-token names in them recognised only when
  * encode_special. *ids and *train malloc'd. */
 jl_status jl_segments_encode(const jl_tokenizer *tok, const jl_segments *s, int32_t **ids, uint8_t **train, size_t *n);
-
-/* jielong's format as a Jinja template (what GGUF export writes as tokenizer.chat_template; bos_token
- * "<|bos|>"): renders exactly what jl_chat_render / jl_chat_render_generation give. */
-const char *jl_chat_builtin_template(void);
 
 #endif

@@ -3,7 +3,7 @@
 #include "infer/quant.h"
 #include "io/fileio.h"
 #include "io/gguf_names.h"
-#include "jielong/chat_format.h"
+#include "jielong/dataset.h"
 #include "jielong/gguf.h"
 #include "jielong/tokenizer.h"
 #include "model/model.h"
@@ -422,7 +422,7 @@ jl_status jl_export_gguf(const jl_checkpoint *ck, const char *path, jl_ggml_type
     if (st == JL_OK) {
         put_arch(&kv, ck, type);
         st = put_tokenizer(&kv, ck);
-        kv_str(&kv, "tokenizer.chat_template", ck->chat_template ? ck->chat_template : jl_chat_builtin_template());
+        kv_str(&kv, "tokenizer.chat_template", ck->chat_template ? ck->chat_template : jl_chat_template_jinja());
         st = put_jielong_meta(&kv, ck);
     }
     if (st == JL_OK && kv.b.oom) st = jl_fail(JL_ERR_NOMEM, "out of memory");

@@ -15,13 +15,6 @@ struct jl_chat_format {
     int n_stops;
 };
 
-static const char builtin_template[] =
-    "{{ bos_token }}{% for message in messages %}"
-    "{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
-
-const char *jl_chat_builtin_template(void) { return builtin_template; }
-
 int jl_chat_format_is_builtin(const jl_chat_format *f) { return !f || !f->t; }
 const char *jl_chat_format_template(const jl_chat_format *f) { return f ? f->text : NULL; }
 const char *jl_chat_format_bos(const jl_chat_format *f) { return f && f->bos ? f->bos : ""; }
@@ -234,6 +227,7 @@ jl_status jl_chat_format_new(const char *jinja, const char *bos_token, const cha
     f->eos = dup_or_empty(eos_token);
     f->text = jinja ? strdup(jinja) : NULL;
     jl_status st = f->bos && f->eos && (!jinja || f->text) ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
+    if (jinja && strcmp(jinja, jl_chat_template_jinja()) == 0) jinja = NULL; /* ours: the C renderer, exactly */
     if (st == JL_OK && jinja && (st = jl_template_parse(jinja, strlen(jinja), &f->t)) != JL_OK)
         jl_fail_context(st, "chat template");
     if (st == JL_OK && f->t && (st = find_stops(f)) != JL_OK)
