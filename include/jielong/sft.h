@@ -62,7 +62,8 @@ typedef struct {
     double ms_per_step;       /* mean over this invocation's steps */
     double tok_per_s;         /* all row tokens (padding included) per second */
     double pad_fraction;      /* share of row positions that are padding */
-    double first_val, last_val; /* held-out loss before training (NAN when resumed) and at the end */
+    double first_val, last_val; /* held-out loss before training and at the end (NAN when resumed or
+                                 * with eval_every 0) */
     size_t examples, truncated, skipped, val_examples;
     long steps_done;
     char result_path[4096];   /* the model / adapter / prompt file written at the end ("" if stopped early) */

@@ -638,7 +638,9 @@ jl_status jl_sft_train(jl_model *m, const jl_tokenizer *tok, const jl_sft_set *t
     if (!resume_run) unlink(metrics_path);
     if ((st = jl_metrics_open(metrics_path, &log)) != JL_OK) goto done;
     int have_val = va.n > 0;
-    if (have_val && !resume_run) {
+    /* --eval-every 0 is off: no loss before training either (a "before -> after" of one evaluation claimed the
+     * loss had not moved) */
+    if (have_val && !resume_run && o.eval_every > 0) {
         if ((st = eval_loss(r.t, &va, prefix, pad, o.eval_batches, &rep->first_val)) != JL_OK) goto done;
         rep->last_val = rep->first_val;
         const char *vk[] = {"val_loss"};
