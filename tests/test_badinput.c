@@ -657,6 +657,7 @@ static int setup_fixtures(void **state) {
 }
 
 int main(void) {
+    if (getenv("JL_FIXTURES_ONLY")) return setup_fixtures(NULL); /* fuzz/seeds.sh: the crafted files as seeds */
     struct CMUnitTest tests[N_CASES];
     for (int i = 0; i < N_CASES; i++)
         tests[i] = (struct CMUnitTest){cases[i].name, run_case, NULL, NULL, (void *)&cases[i]};
