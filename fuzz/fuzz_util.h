@@ -1,7 +1,9 @@
 /* Shared by the libFuzzer harnesses: the input as a file (the loaders take paths) without touching the disk. */
 #ifndef JL_FUZZ_UTIL_H
 #define JL_FUZZ_UTIL_H
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -328,10 +328,10 @@ static const bad_case cases[] = {
     {"rl_empty_prompt", GRPO "$D/rlempty.jsonl", 2, "prompt: empty"},
     {"rl_form_not_string", GRPO "$D/rlformnum.jsonl", 2, "form: must be a string"},
     /* ---- token shards */
-    {"shard_bad_magic", "$J pretrain --data $D/badmagic.bin --out $D/o_pt --steps 1", 2, "badmagic.bin"},
+    {"shard_bad_magic", "$J pretrain --data $D/badmagic.bin --out $D/o_pt --steps 1", 2, "not a token shard"},
     {"shard_out_of_vocab", "$J pretrain --data $D/oov.bin --out $D/o_pt --steps 1 " TOK, 2, "outside the vocabulary"},
     {"shard_truncated", "$J pretrain --data $D/cut.bin --out $D/o_pt --steps 1", 2, "cut.bin"},
-    {"pretrain_data_fifo", "timeout 20 $J pretrain --data $D/fifo --out $D/o_pt --steps 1", 2, "FIFO"},
+    {"pretrain_data_fifo", "timeout 20 $J pretrain --data $D/fifo --out $D/o_pt --steps 1", 2, "not a regular file"},
     {"pretrain_data_absent", "$J pretrain --data $D/absent.txt --out $D/o_pt --steps 1", 2, "absent.txt"},
     /* ---- Hugging Face import */
     {"hf_no_config", "$J import --from $D/hf_noconf --out $D/o_imp.st", 2, "config.json"},
@@ -356,7 +356,7 @@ static const bad_case cases[] = {
     {"gen_max_tokens_zero", "$J generate --model $D/m.st --prompt the --max-tokens 0", 2, "out of range"},
     {"gen_stdout_full", G "$D/m.st > /dev/full", 1, "cannot write to standard output"},
     {"eval_stdout_full", "$J eval --model $D/m.st --data $D/corpus.txt > /dev/full", 1, "standard output"},
-    {"eval_data_fifo", "timeout 20 $J eval --model $D/m.st --data $D/fifo", 2, "is a FIFO"},
+    {"eval_data_fifo", "timeout 20 $J eval --model $D/m.st --data $D/fifo", 2, "not a regular file"},
     {"chat_rejected_command", "printf '/bogus\\n' | $J chat --model $D/m.st --max-tokens 2", 2,
      "1 command(s) were rejected"},
     {"chat_bad_temp", "printf '/temp abc\\n' | $J chat --model $D/m.st --max-tokens 2", 2, "/temp needs a number"},
