@@ -108,3 +108,5 @@ fuzz: fuzz-build
 	@bash fuzz/run.sh $(FUZZ) $(FUZZ_SECONDS)
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+# issue 13: the chat page is compiled into the server (src/serve/page.c includes it with .incbin)
+$(REL)/obj/src/serve/page.o $(ASAN)/obj/src/serve/page.o: src/serve/page.html

@@ -26,6 +26,7 @@ int cmd_quantize(int, char **);
 int cmd_pipeline(int, char **);
 int cmd_generate(int, char **);
 int cmd_chat(int, char **);
+int cmd_serve(int, char **);
 int cmd_sft(int, char **);
 int cmd_reward(int, char **);
 int cmd_dpo(int, char **);
@@ -43,6 +44,7 @@ const cli_command cli_commands[] = {
     {"sft", cmd_sft, "supervised fine-tuning on conversations: full, LoRA, freeze or soft prompt"},
     {"generate", cmd_generate, "continue a prompt, streaming tokens (sampling options, --show-probs)"},
     {"chat", cmd_chat, "multi-turn chat with the chat template (line editing, /reset /temp /system)"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server with batched decoding and a chat page"},
     {"reward", cmd_reward, "train a reward model on preference pairs (Bradley-Terry)"},
     {"dpo", cmd_dpo, "direct preference optimisation (sigmoid or IPO loss)"},
     {"ppo", cmd_ppo, "RLHF with PPO: rollouts, value head, GAE, clipped surrogate, KL penalty"},
@@ -61,7 +63,7 @@ const cli_command cli_commands[] = {
 
 static void usage(FILE *out) {
     fprintf(out, "jielong %s — build and use a ChatGPT-style model on a CPU, every stage in one binary.\n\n"
-                 "usage: jielong <command> [options]   (jielong <command> --help for its options)\n\ncommands:\n",
+                 "usage: jielong <command> [options]   (jielong <command> --help for its options; jielong --version)\n\ncommands:\n",
             JL_VERSION);
     for (const cli_command *c = cli_commands; c->name; c++) fprintf(out, "  %-12s %s\n", c->name, c->summary);
 }
@@ -92,6 +94,7 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) return cmd_version(argc - 1, argv + 1);
     for (const cli_command *c = cli_commands; c->name; c++)
         if (strcmp(argv[1], c->name) == 0) return finish_stdout(c->name, c->run(argc - 1, argv + 1));
     fprintf(stderr, "jielong: unknown command '%s' (see jielong --help)\n", argv[1]);
