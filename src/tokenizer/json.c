@@ -220,11 +220,12 @@ static jl_status read_model(json_load *L, json_object *root) {
         return jl_fail(JL_ERR_FORMAT, "%s: model.vocab has %d tokens, fewer than the 256 bytes", L->origin, L->n_vocab);
     /* ids run 0..n-1 without gaps, so the largest id is bounded by the entries the file has: checked before the
      * per-id tables are allocated (an id of 2^30 in a 7 KB file would otherwise cost gigabytes) */
+    if (st != JL_OK) return st;
     const size_t entries = (size_t)json_object_object_length(L->vocab) +
                            (added && json_object_get_type(added) == json_type_array ? json_object_array_length(added) : 0);
-    if (st == JL_OK && (size_t)L->n_vocab > entries)
-        return jl_fail(JL_ERR_FORMAT, "%s: token id %d, but the file lists only %zu tokens (ids must be 0..%zu without "
-                       "gaps)", L->origin, L->n_vocab - 1, entries, entries ? entries - 1 : 0);
+    if ((size_t)L->n_vocab > entries)
+        return jl_fail(JL_ERR_FORMAT, "%s: token ids are missing: the largest is %d but the file lists only %zu tokens "
+                       "(ids must be 0..N-1 without gaps)", L->origin, L->n_vocab - 1, entries);
     if (st == JL_OK) st = collect_tokens(L, added);
     if (st == JL_OK) st = read_merges(L, get(model, "merges"));
     return st;
