@@ -285,6 +285,12 @@ static void run_and_kill(const char *args, int delay_ms, const char *watch) {
  * stays loadable (bit for bit the same), and the next run removes the killed runs' temp files. */
 static void test_kill9_during_writes(void **state) {
     (void)state;
+#ifdef __SANITIZE_ADDRESS__
+    /* timing-driven and about files, not memory: the release flavour runs it (the sanitizers slow every run
+     * several-fold without looking at anything a kill leaves behind) */
+    fprintf(stderr, "kill -9 faults: run by the release build\n");
+    return;
+#endif
     const char *dir = tmp_path("k9");
     char cmd[8192];
     snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s", dir, dir);
