@@ -107,7 +107,7 @@ static int cmd_train(int argc, char **argv) {
     const cli_opt opts[] = {
         {"input", OPT_STRS, &inputs, "UTF-8 text files to learn from (any bytes are accepted)", NO_RANGE, 1},
         {"vocab-size", OPT_INT, &vocab, "final vocabulary size incl. 256 bytes + 6 special tokens", 262, 1 << 24, 1},
-        {"output", OPT_STR, &output, "tokenizer.json to write", NO_RANGE, 1},
+        {"out|output", OPT_STR, &output, "tokenizer.json to write", NO_RANGE, 1},
         {"pattern", OPT_STR, &pattern, "pre-tokenizer regex: gpt2 | cl100k (default) | o200k | han (one token per Chinese character)", NO_RANGE, 0},
         {"quiet", OPT_BOOL, &quiet, "no progress output", NO_RANGE, 0},
     };
@@ -239,7 +239,7 @@ static int cmd_encode(int argc, char **argv) {
     const cli_opt opts[] = {
         {"tokenizer", OPT_STR, &path, "tokenizer.json", NO_RANGE, 1},
         {"input", OPT_STRS, &inputs, "files to encode, concatenated (default: stdin)", NO_RANGE, 0},
-        {"output", OPT_STR, &output, "write the ids here (default: stdout)", NO_RANGE, 0},
+        {"out|output", OPT_STR, &output, "write the ids here (default: stdout)", NO_RANGE, 0},
         {"allow-special", OPT_BOOL, &allow_special, "the text '<|end|>' etc. becomes its special token", NO_RANGE, 0},
         {"show", OPT_BOOL, &show, "print one token a line: id, tab, the token as text", NO_RANGE, 0},
     };
@@ -358,7 +358,7 @@ static int cmd_import(int argc, char **argv) {
         {"tiktoken", OPT_STR, &tiktoken, "tiktoken rank file (base64 token + rank per line)", NO_RANGE, 0},
         {"pattern", OPT_STR, &pattern, "regex for --tiktoken: gpt2 | cl100k | o200k (default: from the file name)",
          NO_RANGE, 0},
-        {"output", OPT_STR, &output, "tokenizer.json to write", NO_RANGE, 1},
+        {"out|output", OPT_STR, &output, "tokenizer.json to write", NO_RANGE, 1},
     };
     int rc = cli_parse("tokenizer import", "Convert a GPT-2 or tiktoken vocabulary to tokenizer.json.", opts,
                        CLI_NOPTS(opts), argc, argv, 2);
@@ -392,7 +392,7 @@ static int cmd_synth(int argc, char **argv) {
     const cli_opt opts[] = {
         {"bytes", OPT_INT, &bytes, "about this many bytes", 1, 1L << 32, 0},
         {"seed", OPT_INT, &seed, "generator seed", 0, 1L << 40, 0},
-        {"output", OPT_STR, &output, "file to write", NO_RANGE, 1},
+        {"out|output", OPT_STR, &output, "file to write", NO_RANGE, 1},
     };
     int rc = cli_parse("tokenizer synth", "Deterministic mixed English/Chinese/code text for tests and benchmarks.",
                        opts, CLI_NOPTS(opts), argc, argv, 2);

@@ -34,6 +34,7 @@ int cmd_grpo(int, char **);
 int cmd_ppo(int, char **);
 int cmd_prune(int, char **);
 int cmd_distill(int, char **);
+int cmd_index(int, char **);
 
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
@@ -55,6 +56,7 @@ const cli_command cli_commands[] = {
     {"quantize", cmd_quantize, "quantise a model to q8_0 / q4_0 blocks (GGUF)"},
     {"distill", cmd_distill, "train a smaller student on a teacher's soft targets; --synthesize SFT data"},
     {"prune", cmd_prune, "magnitude-prune a model's linear weights (global, per tensor or per row)"},
+    {"index", cmd_index, "retrieval index over your documents (SQLite FTS5 BM25, dense, fused): build|query"},
     {"pipeline", cmd_pipeline, "the whole recipe on the bundled poems, stage by stage (--quick: ~2 minutes)"},
     {"plot", cmd_plot, "draw training metrics (JSONL) as an SVG line plot"},
     {"version", cmd_version, "print the version"},
