@@ -60,7 +60,8 @@ typedef struct {
     double ms_per_step;       /* mean over this invocation's steps */
     double tok_per_s;         /* all row tokens (padding included) per second */
     double text_tok_per_s;    /* tokens of conversations (padding excluded) per second */
-    double pad_fraction;      /* share of row positions that are padding */
+    double pad_fraction;      /* share of row positions that are padding (in this run's batches) */
+    double epoch_pad_fraction; /* the same over all rows of an epoch (the first epoch's, when packed) */
     double first_val, last_val; /* held-out loss before training (NAN when resumed) and at the end */
     size_t examples, truncated, skipped, val_examples;
     long steps_done;

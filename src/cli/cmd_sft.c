@@ -96,9 +96,9 @@ int cmd_sft(int argc, char **argv) {
             fprintf(stderr, ", %.1f ms/step, %.0f tok/s (%.0f of conversations)\n", rep.ms_per_step, rep.tok_per_s,
                     rep.text_tok_per_s);
             fprintf(stderr, "sft: %zu training conversations, %zu held out; %zu truncated, %zu skipped (too long or "
-                            "nothing to learn); padding %.1f%% of row tokens (packing %s)\n",
+                            "nothing to learn); padding %.1f%% of row tokens (packing %s; %.1f%% over a whole epoch)\n",
                     rep.examples, rep.val_examples, rep.truncated, rep.skipped, 100.0 * rep.pad_fraction,
-                    o.packing ? "on" : "off");
+                    o.packing ? "on" : "off", 100.0 * rep.epoch_pad_fraction);
             if (!isnan(rep.last_val))
                 fprintf(stderr, "sft: held-out assistant loss %.4f -> %.4f\n", rep.first_val, rep.last_val);
             if (rep.result_path[0]) fprintf(stderr, "sft: wrote %s\n", rep.result_path);

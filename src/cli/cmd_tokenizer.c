@@ -235,12 +235,14 @@ static jl_status encode_stdin(const jl_tokenizer *tok, int allow_special, int sh
 static int cmd_encode(int argc, char **argv) {
     cli_strs inputs = {0};
     char *path = NULL, *output = NULL;
-    int show = 0, allow_special = 0;
+    int show = 0, allow_special = 0, add_special = 0;
     const cli_opt opts[] = {
-        {"tokenizer", OPT_STR, &path, "tokenizer.json", NO_RANGE, 1},
+        {"tokenizer", OPT_STR, &path, "tokenizer.json (jielong's, or any HF one of a BPE model)", NO_RANGE, 1},
         {"input", OPT_STRS, &inputs, "files to encode, concatenated (default: stdin)", NO_RANGE, 0},
         {"out|output", OPT_STR, &output, "write the ids here (default: stdout)", NO_RANGE, 0},
         {"allow-special", OPT_BOOL, &allow_special, "the text '<|end|>' etc. becomes its special token", NO_RANGE, 0},
+        {"add-special", OPT_BOOL, &add_special, "put the tokenizer's special tokens around the ids (its "
+                                                "post-processor template, e.g. Llama 2's <s>)", NO_RANGE, 0},
         {"show", OPT_BOOL, &show, "print one token a line: id, tab, the token as text", NO_RANGE, 0},
     };
     int rc = cli_parse("tokenizer encode", "Text → token ids (space-separated).", opts, CLI_NOPTS(opts), argc, argv, 2);
@@ -257,10 +259,15 @@ static int cmd_encode(int argc, char **argv) {
     if (st == JL_OK && output) st = jl_atomic_open(&af, output);
     FILE *f = output ? af.f : stdout;
     int first = 1;
+    const int32_t *pre = NULL, *post = NULL;
+    size_t n_pre = 0, n_post = 0;
+    if (st == JL_OK && add_special) jl_tokenizer_template(tok, &pre, &n_pre, &post, &n_post);
+    if (st == JL_OK) emit_ids(f, tok, pre, n_pre, show, &first); /* the post-processor template around the text */
     if (st == JL_OK && inputs.n == 0) st = encode_stdin(tok, allow_special, show, f, &first);
     if (st == JL_OK && inputs.n > 0) st = read_inputs(&inputs, &text, &len);
     if (st == JL_OK && inputs.n > 0) st = jl_tokenizer_encode(tok, text, len, allow_special, &ids, &n);
     if (st == JL_OK && inputs.n > 0) emit_ids(f, tok, ids, n, show, &first);
+    if (st == JL_OK) emit_ids(f, tok, post, n_post, show, &first);
     if (st == JL_OK && !show && !first) fputc('\n', f);
     if (st == JL_OK && (fflush(f) != 0 || ferror(f)))
         st = jl_fail(JL_ERR_IO, "%s: write failed: %s", output ? output : "stdout", strerror(errno));
@@ -388,10 +395,15 @@ static int cmd_import(int argc, char **argv) {
 /* ---- synth ---- */
 static int cmd_synth(int argc, char **argv) {
     long bytes = 1 << 20, seed = 1;
+    int world = 0, invalid = 0;
     char *output = NULL;
     const cli_opt opts[] = {
         {"bytes", OPT_INT, &bytes, "about this many bytes", 1, 1L << 32, 0},
         {"seed", OPT_INT, &seed, "generator seed", 0, 1L << 40, 0},
+        {"world", OPT_BOOL, &world, "also Japanese, Korean, ZWJ emoji, combining accents, space runs",
+         NO_RANGE, 0},
+        {"invalid-utf8", OPT_BOOL, &invalid, "with --world: also invalid UTF-8 and added-token look-alikes (<s>, "
+                                             "<|endoftext|>, ...)", NO_RANGE, 0},
         {"out|output", OPT_STR, &output, "file to write", NO_RANGE, 1},
     };
     int rc = cli_parse("tokenizer synth", "Deterministic mixed English/Chinese/code text for tests and benchmarks.",
@@ -399,7 +411,8 @@ static int cmd_synth(int argc, char **argv) {
     if (rc != CLI_PARSED) return rc == CLI_HELP_SHOWN ? 0 : 2;
     char *text;
     size_t len;
-    jl_status st = jl_synth_text((uint64_t)seed, (size_t)bytes, &text, &len);
+    jl_status st = world ? jl_synth_mixed((uint64_t)seed, (size_t)bytes, invalid ? JL_SYNTH_INVALID | JL_SYNTH_ADDED : 0, &text, &len)
+                         : jl_synth_text((uint64_t)seed, (size_t)bytes, &text, &len);
     if (st == JL_OK) {
         st = jl_write_file_atomic(output, text, len);
         free(text);

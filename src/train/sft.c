@@ -253,6 +253,21 @@ static jl_status cursor_init(cursor *c, const example_set *set, uint64_t seed, i
 /* Rows a pass over the set takes: conversations, or packed rows. */
 static size_t cursor_rows(const cursor *c) { return c->packed ? c->packer.rows : c->set->n; }
 
+/* Positions conversation i fills in a row of T: packed, its segment; unpacked, up to the row's end. */
+static size_t positions_used(const cursor *c, size_t i, int T) {
+    if (c->packed) return (size_t)c->len[i];
+    const size_t n = c->set->ex[i].n, room = (size_t)(T - c->prefix);
+    return (size_t)c->prefix + (n < room ? n : room);
+}
+
+/* Padding share of the current epoch's rows of T (all of them, not only those used so far). */
+static double epoch_padding(const cursor *c, int T) {
+    double used = 0;
+    for (size_t i = 0; i < c->set->n; i++) used += (double)positions_used(c, i, T);
+    const double rows = (double)cursor_rows(c);
+    return rows > 0 ? 1.0 - used / (rows * T) : 0;
+}
+
 /* Row `row` of a packed epoch into tk, tg (T) and its segment starts into seg; returns the positions used. */
 static int packed_row(cursor *c, size_t row, int32_t *tk, int32_t *tg, int32_t *seg, int T) {
     int used = 0;
@@ -289,15 +304,15 @@ static jl_status next_batch(void *ctx, int32_t *tokens, int32_t *targets, int B,
             c->row_tokens += T;
             continue;
         }
-        const example *e = &c->set->ex[c->order[c->pos++]];
+        const size_t i = c->order[c->pos++];
+        const example *e = &c->set->ex[i];
         int32_t *tk = tokens + (size_t)b * T, *tg = targets + (size_t)b * T;
         for (int i = 0; i < c->prefix; i++) {
             tk[i] = c->pad; /* placeholders: the soft prompt replaces their embeddings */
             tg[i] = -1;
         }
         jl_sft_row(e->ids, e->train, e->n, c->pad, tk + c->prefix, tg + c->prefix, T - c->prefix);
-        size_t used = (size_t)c->prefix + (e->n < (size_t)(T - c->prefix) ? e->n : (size_t)(T - c->prefix));
-        c->pad_tokens += T - (long)used;
+        c->pad_tokens += T - (long)positions_used(c, i, T);
         c->row_tokens += T;
     }
     return JL_OK;
@@ -556,7 +571,10 @@ jl_status jl_sft_train(jl_model *m, const jl_tokenizer *tok, const jl_sft_set *t
     if ((st = sft_examples(&r, train, val_set)) == JL_OK && (st = setup_method(&r)) == JL_OK &&
         (st = new_trainer(&r)) == JL_OK)
         st = cursor_init(&r.cur, &r.tr, o->run.seed, 1, r.prefix, pad, r.o.packing, o->run.batch, r.o.T);
-    if (st == JL_OK) r.t->acts.seg_start = r.cur.seg; /* NULL unpacked */
+    if (st == JL_OK) {
+        r.t->acts.seg_start = r.cur.seg; /* NULL unpacked */
+        rep->epoch_pad_fraction = epoch_padding(&r.cur, r.o.T);
+    }
     if (st == JL_OK) {
         rep->total = m->n_params;
         rep->trainable = r.t->n_state;
