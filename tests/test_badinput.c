@@ -539,7 +539,7 @@ static void make_tokenizer_cases(void) {
     free(b);
     patch_str(fxp("tok.json"), fxp("tokdup.json"), "{\"id\":257,", "{\"id\":256,");
     patch_str(fxp("tok.json"), fxp("tokhuge.json"), "{\"id\":261,", "{\"id\":100000000,");
-    patch_str(fxp("tok.json"), fxp("toknorm.json"), "\"normalizer\":null", "\"normalizer\":{\"type\":\"NFC\"}");
+    patch_str(fxp("tok.json"), fxp("toknorm.json"), "\"normalizer\":null", "\"normalizer\":{\"type\":\"Bogus\"}");
     patch_str(fxp("tok.json"), fxp("toktype.json"), "\"type\":\"BPE\"", "\"type\":\"WordPiece\"");
     spit_str(fxp("bad.tiktoken"), "IQ== 0\n!!!notbase64 1\n");
 }
