@@ -86,7 +86,8 @@ int cmd_pipeline(int argc, char **argv) {
     if (rc != CLI_PARSED) return rc == CLI_HELP_SHOWN ? 0 : rc;
     const sizes *z = p.quick ? &quick_sizes : &default_sizes;
     const char *o = p.out;
-    /* SFT rows: one conversation each, padded; 160 tokens hold every poem task (256 would be 3/4 padding) */
+    /* SFT rows of 160 tokens hold all but ~1.5% of the conversations whole (the rest are truncated); sft packs
+     * several conversations into each row (padding ~3%) */
     const int sft_len = z->context < 160 ? z->context : 160;
     p.started = jl_now();
     jl_status st = jl_mkdir_p(o);

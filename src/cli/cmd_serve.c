@@ -43,17 +43,8 @@ int cmd_serve(int argc, char **argv) {
                        "Concurrent requests are decoded together in one batch.",
                        opts, CLI_NOPTS(opts), argc, argv, 1);
     if (rc != CLI_PARSED) return rc == CLI_HELP_SHOWN ? 0 : rc;
-    f.context = 1; /* the setup's own session is not used: the engine has its slots */
-    infer_setup s;
-    jl_status st = infer_setup_load(&f, &s);
-    if (st != JL_OK) return cli_report("serve", st);
-    jl_session_free(s.session);
-    s.session = NULL;
     serve_opts o;
     serve_opts_defaults(&o);
-    o.model = s.ck.model;
-    o.qw = s.qw;
-    o.tok = s.tok;
     o.model_name = name ? name : model_id(f.model);
     o.host = host;
     o.port = (int)port;
@@ -73,8 +64,20 @@ int cmd_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     serve_server *srv = NULL;
-    st = serve_start(&o, &srv);
+    jl_status st = serve_listen(&o, &srv); /* listening first: /health says 503 while the model loads */
+    if (st != JL_OK) return cli_report("serve", st);
+    f.context = 1; /* the setup's own session is not used: the engine has its slots */
+    infer_setup s;
+    st = infer_setup_load(&f, &s);
     if (st != JL_OK) {
+        serve_stop(srv, 0.0);
+        return cli_report("serve", st);
+    }
+    jl_session_free(s.session);
+    s.session = NULL;
+    st = serve_ready(srv, s.ck.model, s.qw, s.tok, NULL);
+    if (st != JL_OK) {
+        serve_stop(srv, 0.0);
         infer_setup_free(&s);
         return cli_report("serve", st);
     }

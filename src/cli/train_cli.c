@@ -69,6 +69,8 @@ jl_status cli_train_resume_opts(jl_stage_opts *t, const cli_opt *opts, int nopts
 
 void cli_train_view_start(cli_train_view *v, const char *stage, long steps, const char *const *show) {
     memset(v, 0, sizeof *v);
+    v->stage = stage;
+    v->total = steps;
     v->show = show;
     v->val = NAN;
     cli_progress_start(&v->bar, stage, (double)steps, "steps");
@@ -88,9 +90,45 @@ static void metrics_text(const cli_train_view *v, const jl_train_event *ev, int 
             n += (size_t)snprintf(buf + n, size - n, "%s%s %.4g", n ? " | " : "", ev->keys[i], ev->values[i]);
 }
 
+static cli_summary_key *summary_key(cli_summary_key *keys, int *n, const char *key) {
+    for (int i = 0; i < *n; i++)
+        if (strcmp(keys[i].key, key) == 0) return &keys[i];
+    if (*n == CLI_SUMMARY_KEYS) return NULL;
+    cli_summary_key *k = &keys[(*n)++];
+    memset(k, 0, sizeof *k);
+    snprintf(k->key, sizeof k->key, "%s", key);
+    return k;
+}
+
+static void note_eval(cli_train_view *v, const jl_train_event *ev) {
+    for (int i = 0; i < ev->n; i++) {
+        cli_summary_key *k = summary_key(v->held, &v->n_held, ev->keys[i]);
+        if (!k || !isfinite(ev->values[i])) continue;
+        if (k->evals++ == 0) k->first = ev->values[i];
+        k->last = ev->values[i];
+    }
+}
+
+/* The training loss and the shown metrics, summed over the first and the last tenth of the run's steps. */
+static void note_step(cli_train_view *v, const jl_train_event *ev) {
+    long window = v->total / 10 > 0 ? v->total / 10 : 1;
+    int first = ev->step <= window, last = ev->step > v->total - window;
+    if (!first && !last) return;
+    for (int i = -1; i < ev->n; i++) {
+        if (i >= 0 && !shown(v, ev->keys[i])) continue;
+        double x = i < 0 ? ev->loss : ev->values[i];
+        cli_summary_key *k = summary_key(v->steps, &v->n_steps, i < 0 ? "loss" : ev->keys[i]);
+        if (!k || !isfinite(x)) continue;
+        if (first) k->sum_first += x, k->n_first++;
+        if (last) k->sum_last += x, k->n_last++;
+    }
+}
+
 void cli_train_on_event(void *user, const jl_train_event *ev) {
     cli_train_view *v = user;
     char buf[256] = "";
+    if (ev->kind == JL_EV_EVAL) note_eval(v, ev);
+    if (ev->kind == JL_EV_STEP) note_step(v, ev);
     switch (ev->kind) {
     case JL_EV_SKIP: cli_progress_note(&v->bar, "step %ld skipped: %s", ev->step, ev->text); return;
     case JL_EV_SAVE: cli_progress_note(&v->bar, "step %ld: saved %s", ev->step, ev->path); return;
@@ -115,7 +153,38 @@ void cli_train_on_event(void *user, const jl_train_event *ev) {
     cli_progress_update(&v->bar, (double)ev->step, v->extra);
 }
 
-void cli_train_view_finish(cli_train_view *v, jl_status st) { cli_progress_finish(&v->bar, st == JL_OK ? "done" : "stopped"); }
+void cli_train_view_finish(cli_train_view *v, jl_status st) {
+    cli_progress_finish(&v->bar, st == JL_OK ? "done" : "stopped");
+    if (st != JL_OK) return;
+    char line[1024];
+    size_t n = 0;
+    line[0] = '\0';
+    double pairs = NAN;
+    for (int i = 0; i < v->n_held && n + 80 < sizeof line; i++) {
+        const cli_summary_key *k = &v->held[i];
+        if (!k->evals) continue;
+        if (strcmp(k->key, "eval_pairs") == 0) {
+            pairs = k->last;
+            continue;
+        }
+        if (k->evals == 1) n += (size_t)snprintf(line + n, sizeof line - n, "%s%s %.4g", n ? ", " : "", k->key, k->last);
+        else n += (size_t)snprintf(line + n, sizeof line - n, "%s%s %.4g -> %.4g", n ? ", " : "", k->key, k->first, k->last);
+    }
+    if (n) fprintf(stderr, "%s: held out, first -> last evaluation: %s\n", v->stage, line);
+    n = 0;
+    line[0] = '\0';
+    for (int i = 0; i < v->n_steps && n + 80 < sizeof line; i++) {
+        const cli_summary_key *k = &v->steps[i];
+        if (k->n_first && k->n_last)
+            n += (size_t)snprintf(line + n, sizeof line - n, "%s%s %.4g -> %.4g", n ? ", " : "", k->key,
+                                  k->sum_first / k->n_first, k->sum_last / k->n_last);
+    }
+    if (n) fprintf(stderr, "%s: training, mean of the first -> last tenth of the steps: %s\n", v->stage, line);
+    if (!isnan(pairs) && pairs < 50)
+        fprintf(stderr, "%s: warning: only %.0f pair%s held out — the held-out accuracy moves in steps of %.0f%% and "
+                        "means little; hold out more (--eval-fraction) for a figure to trust\n",
+                v->stage, pairs, pairs == 1 ? " is" : "s are", 100.0 / (pairs > 0 ? pairs : 1));
+}
 
 int cli_train_exit(const char *cmd, jl_status st) {
     int sig = jl_train_stop_signal();

@@ -50,15 +50,30 @@ jl_status cli_train_resume_opts(jl_stage_opts *t, const cli_opt *opts, int nopts
 
 /* One progress view for every stage: loss, the `show` metrics, tok/s, MFU and the last held-out value on the
  * line; held-out results, samples, skips and saves as notes. */
+#define CLI_SUMMARY_KEYS 12
+typedef struct {
+    char key[40];
+    double first, last;  /* held-out: first and last evaluation; step metrics: means of the first/last window */
+    double sum_first, sum_last;
+    int n_first, n_last, evals;
+} cli_summary_key;
+
 typedef struct {
     cli_progress bar;
+    const char *stage;
     const char *const *show; /* stage metric keys on the line, NULL-terminated (may be NULL) */
     const char *eval_label;  /* "held-out loss" ... */
     double loss, tps, mfu, val;
     char extra[256];
+    long total;              /* steps of the run (the summary's windows are its first and last tenth) */
+    cli_summary_key held[CLI_SUMMARY_KEYS], steps[CLI_SUMMARY_KEYS]; /* the before → after summary */
+    int n_held, n_steps;
 } cli_train_view;
 void cli_train_view_start(cli_train_view *v, const char *stage, long steps, const char *const *show);
 void cli_train_on_event(void *user, const jl_train_event *ev);
+/* Ends the bar; after a run that trained, prints the before → after summary: every held-out metric from its first
+ * to its last evaluation, and the training loss and shown metrics as means of the first and last tenth of the
+ * steps; warns when the held-out pairs are too few for the accuracy to mean anything. */
 void cli_train_view_finish(cli_train_view *v, jl_status st);
 
 /* The exit code of a training command: 130 / 143 after SIGINT / SIGTERM (the message says a checkpoint was

@@ -41,6 +41,7 @@ int serve_engine_vocab(const serve_engine *e) { return e->o.model->cfg.vocab_siz
 /* ---------------------------------------------------------------- prompts */
 
 static jl_status append_ids(int32_t **out, size_t *n, size_t *cap, const int32_t *ids, size_t k) {
+    if (k == 0) return JL_OK;
     if (*n + k > *cap) {
         size_t c = *cap ? *cap : 256;
         while (c < *n + k) c *= 2;
