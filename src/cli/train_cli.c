@@ -1,8 +1,6 @@
 /* The shared part of the training commands (train_cli.h). */
 #include "cli/train_cli.h"
 #include "jielong/common.h"
-#include "train/run.h"
-#include <json.h>
 #include <math.h>
 #include <omp.h>
 #include <signal.h>
@@ -29,42 +27,34 @@ void cli_train_prepare(jl_stage_opts *t, int threads, char *resume_buf, size_t s
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* The JL_OPT_* mask of the shared flags given on the command line. */
+static unsigned given_mask(const jl_stage_opts *t, const cli_opt *opts, int nopts, const unsigned char *given) {
+    const struct { const void *dest; unsigned bit; } f[] = {
+        {&t->run.batch, JL_OPT_BATCH}, {&t->run.steps, JL_OPT_STEPS}, {&t->run.seed, JL_OPT_SEED},
+        {&t->run.eval_every, JL_OPT_EVAL_EVERY}, {&t->run.save_every, JL_OPT_SAVE_EVERY},
+        {&t->run.sample_every, JL_OPT_SAMPLE_EVERY}, {&t->optim.accum, JL_OPT_ACCUM}, {&t->optim.lr, JL_OPT_LR},
+        {&t->optim.min_lr_frac, JL_OPT_MIN_LR_FRAC}, {&t->optim.warmup, JL_OPT_WARMUP},
+        {&t->optim.schedule, JL_OPT_SCHEDULE}, {&t->optim.beta1, JL_OPT_BETA1}, {&t->optim.beta2, JL_OPT_BETA2},
+        {&t->optim.eps, JL_OPT_EPS}, {&t->optim.weight_decay, JL_OPT_WEIGHT_DECAY},
+        {&t->optim.grad_clip, JL_OPT_GRAD_CLIP},
+    };
+    unsigned mask = 0;
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (cli_given(opts, nopts, given, f[i].dest)) mask |= f[i].bit;
+    return mask;
+}
+
 void cli_train_take_saved(jl_stage_opts *t, const jl_stage_opts *saved, const cli_opt *opts, int nopts,
                           const unsigned char *given) {
-#define TAKE(field)                                                                                               \
-    if (!cli_given(opts, nopts, given, &t->field)) t->field = saved->field
-    TAKE(run.batch);
-    TAKE(run.steps);
-    TAKE(run.seed);
-    TAKE(run.eval_every);
-    TAKE(run.save_every);
-    TAKE(run.sample_every);
-    TAKE(optim.accum);
-    TAKE(optim.lr);
-    TAKE(optim.min_lr_frac);
-    TAKE(optim.warmup);
-    TAKE(optim.schedule);
-    TAKE(optim.beta1);
-    TAKE(optim.beta2);
-    TAKE(optim.eps);
-    TAKE(optim.weight_decay);
-    TAKE(optim.grad_clip);
-#undef TAKE
+    jl_stage_opts_resume(t, saved, given_mask(t, opts, nopts, given));
 }
 
 jl_status cli_train_resume_opts(jl_stage_opts *t, const cli_opt *opts, int nopts, const unsigned char *given) {
     if (!t->run.resume) return JL_OK;
-    char *text;
-    jl_status st = jl_state_of_checkpoint(t->run.resume, &text);
-    if (st != JL_OK) return st;
-    json_object *j = json_tokener_parse(text);
-    free(text);
     jl_stage_opts saved = *t;
-    st = j ? jl_state_read_opts(j, &saved) : jl_fail(JL_ERR_FORMAT, "training state is not JSON");
-    json_object_put(j);
-    if (st != JL_OK) return jl_fail_context(st, "%s", t->run.resume);
-    cli_train_take_saved(t, &saved, opts, nopts, given);
-    return JL_OK;
+    jl_status st = jl_stage_opts_of_checkpoint(t->run.resume, &saved);
+    if (st == JL_OK) cli_train_take_saved(t, &saved, opts, nopts, given);
+    return st;
 }
 
 void cli_train_view_start(cli_train_view *v, const char *stage, long steps, const char *const *show) {

@@ -10,7 +10,7 @@
 
 /* The optimiser flags. */
 #define CLI_OPTIM_FLAGS(t)                                                                                        \
-    {"lr", OPT_F32, &(t).optim.lr, "peak learning rate (0: the stage's default for the model)", 0, 10, 0},       \
+    {"lr", OPT_F32, &(t).optim.lr, "peak learning rate (0: chosen for the model by the stage)", 0, 10, 0},       \
     {"min-lr-frac", OPT_F32, &(t).optim.min_lr_frac, "final lr as a fraction of the peak", 0, 1, 0},             \
     {"warmup", OPT_INT, &(t).optim.warmup, "warmup steps (-1: 5% of the steps, at most 100)", -1, 1L << 40, 0},   \
     {"schedule", OPT_SCHED, &(t).optim.schedule, "learning-rate schedule: cosine, linear or constant", NO_RANGE, 0}, \
@@ -25,8 +25,8 @@
      NO_RANGE, 1},                                                                                                \
     {"batch-size", OPT_I32, &(t).run.batch, batch_help, 1, 4096, 0},                                             \
     {"steps", OPT_INT, &(t).run.steps, "steps of the whole run", 1, 1L << 40, 0},                                \
-    {"seed", OPT_U64, &(t).run.seed, "seed of data order, initialisation of what is new, dropout and sampling", 0, \
-     4.6e18, 0},                                                                                                  \
+    {"seed", OPT_U64, &(t).run.seed, "seed of data order, initialisation of what is new, dropout and sampling",    \
+     NO_RANGE, 0},                                                                                                \
     {"eval-every", OPT_I32, &(t).run.eval_every, "held-out evaluation every N steps", 0, 1 << 30, 0},           \
     {"save-every", OPT_I32, &(t).run.save_every, "training checkpoint every N steps (and at the end)", 0, 1 << 30, 0}, \
     {"stop-after", OPT_INT, &(t).run.stop_after, "stop after N steps of this run, with a checkpoint for --resume", \
