@@ -4,6 +4,7 @@
 set -eu
 packages=(build-essential pkg-config libopenblas-openmp-dev libpcre2-dev libjson-c-dev
           libmicrohttpd-dev libedit-dev libcmocka-dev opencc)
+packages+=(libdnnl-dev)  # issue 20
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

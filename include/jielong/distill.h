@@ -20,7 +20,7 @@ typedef struct {
     int save_every;         /* training checkpoint every N steps (and at the end) */
     long stop_after;        /* stop (with a checkpoint) after this many steps in this invocation; 0 = run to the end */
     const char *out_dir;    /* checkpoint.safetensors, model.safetensors, metrics.jsonl */
-    double sgemm_gflops;    /* the MFU yardstick (≤ 0: no MFU) */
+    double peak_gflops;     /* the MFU yardstick: peak of the precision in use (≤ 0: no MFU) */
 } jl_distill_opts;
 
 void jl_distill_defaults(jl_distill_opts *o);

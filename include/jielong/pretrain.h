@@ -33,7 +33,7 @@ typedef struct {
     int save_every;         /* training checkpoint every N steps (and at the end) */
     long stop_after;        /* stop (with a checkpoint) after this many steps in this invocation; 0 = run to the end */
     const char *out_dir;    /* checkpoint.safetensors, model.safetensors, metrics.jsonl */
-    double sgemm_gflops;    /* the MFU yardstick, measured by the caller (≤ 0: no MFU) */
+    double peak_gflops;     /* the MFU yardstick: peak of the precision in use, measured by the caller (≤ 0: no MFU) */
 } jl_pretrain_opts;
 
 void jl_pretrain_defaults(jl_pretrain_opts *o);

@@ -1,6 +1,7 @@
 /* jielong distill: train a (smaller) student on a frozen teacher's soft targets over a text corpus, or with
  * --synthesize let the teacher answer prompts to make SFT data (self-instruct). */
 #include "cli/args.h"
+#include "cli/precision.h"
 #include "cli/progress.h"
 #include "cli/train_data.h"
 #include "core/perf.h"
@@ -20,6 +21,7 @@ typedef struct {
     const char *teacher, *student, *resume, *out, *schedule, *prompts, *out_data;
     cli_model_shape shape;
     long batch, seq_len, accum, steps, warmup, seed, eval_every, eval_batches, save_every, stop_after, threads;
+    const char *precision;
     long synthesize, max_new_tokens;
     double lr, min_lr_frac, weight_decay, grad_clip, val_fraction, temperature, alpha, sample_temperature;
 } distill_args;
@@ -165,7 +167,9 @@ static int run_distill(distill_args *a, jl_model *teacher, const jl_tokenizer *t
     if (st == JL_OK) st = cli_load_tokens(&a->data, tok, &train, &val);
     if (st == JL_OK && val.n == 0) st = jl_tokens_split(&train, a->val_fraction, o.T, &val);
     if (st == JL_OK) {
-        o.sgemm_gflops = jl_sgemm_gflops(5);
+        st = cli_precision_apply("distill", a->precision, &o.peak_gflops);
+    }
+    if (st == JL_OK) {
         fprintf(stderr, "distill: teacher %.2fM parameters (depth %d, width %d) → student %.2fM (depth %d, width %d); "
                         "τ %.2f, α %.2f; %zu training tokens, %zu held out; batch %d×%d×%d; %ld steps\n",
                 jl_model_num_params(teacher) / 1e6, teacher->cfg.n_layer, teacher->cfg.dim,
@@ -232,6 +236,7 @@ int cmd_distill(int argc, char **argv) {
         {"max-new-tokens", OPT_INT, &a.max_new_tokens, "--synthesize: tokens per answer (default 128)", 1, 1 << 20, 0},
         {"sample-temperature", OPT_FLOAT, &a.sample_temperature, "--synthesize: 0 = greedy (default)", 0, 100, 0},
         {"threads", OPT_INT, &a.threads, "OpenMP threads (default: all cores)", 1, 1024, 0},
+        CLI_PRECISION_OPT(a.precision),
     };
     a.synthesize = UNSET;
     int rc = cli_parse("distill", "Distil a teacher into a student (soft targets), or synthesize SFT data with it.",

@@ -23,7 +23,7 @@ int cmd_dpo(int argc, char **argv) {
     if (rc != CLI_PARSED) return rc == CLI_HELP_SHOWN ? 0 : rc;
     jl_rl_opts o;
     jl_rl_defaults(&o, JL_STAGE_DPO);
-    jl_status ast = rl_cli_common_apply(&c, &o);
+    jl_status ast = rl_cli_common_apply("dpo", &c, &o);
     if (ast != JL_OK) return cli_report("dpo", ast);
     if (eval_fraction >= 0) o.eval_fraction = eval_fraction;
     if (beta > 0) o.beta = (float)beta;

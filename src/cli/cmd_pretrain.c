@@ -1,5 +1,6 @@
 /* jielong pretrain: train a Transformer from scratch (or continue one) by next-token prediction. */
 #include "cli/args.h"
+#include "cli/precision.h"
 #include "cli/progress.h"
 #include "cli/train_data.h"
 #include "core/perf.h"
@@ -20,6 +21,7 @@ typedef struct {
     long depth, dim, n_layer, n_head, n_kv_head, hidden_dim, context, untied;
     long batch, seq_len, accum, steps, warmup, seed, eval_every, eval_batches, sample_every, sample_tokens;
     long save_every, stop_after, threads;
+    const char *precision;
     double lr, min_lr_frac, weight_decay, beta2, grad_clip, val_fraction;
     int untied_flag, arch_given;
 } pretrain_args;
@@ -80,7 +82,7 @@ static void on_event(void *user, const jl_train_event *ev) {
         cli_progress_note(&v->bar, "step %ld: saved %s", ev->step, ev->path);
         return;
     }
-    snprintf(extra, sizeof extra, "loss %.4f%s | %.0f tok/s | mfu %.0f%%", v->last_loss,
+    snprintf(extra, sizeof extra, "loss %.4f%s | %.0f tok/s | mfu %.0f%% of peak", v->last_loss,
              v->last_val > 0 ? "" : "", v->last_tps, 100.0 * v->last_mfu);
     if (v->last_val > 0) {
         size_t n = strlen(extra);
@@ -135,6 +137,7 @@ int cmd_pretrain(int argc, char **argv) {
         {"save-every", OPT_INT, &a.save_every, "training checkpoint every N steps (default 500)", 0, 1L << 40, 0},
         {"stop-after", OPT_INT, &a.stop_after, "stop after N steps of this run, with a checkpoint to --resume", 1, 1L << 40, 0},
         {"threads", OPT_INT, &a.threads, "OpenMP threads (default: all cores)", 1, 1024, 0},
+        CLI_PRECISION_OPT(a.precision),
     };
     int rc = cli_parse("pretrain", "Pretrain a Transformer by next-token prediction on raw text.", opts,
                        CLI_NOPTS(opts), argc, argv, 1);
@@ -217,14 +220,16 @@ int cmd_pretrain(int argc, char **argv) {
     if (st == JL_OK && val.n == 0) st = jl_tokens_split(&train, a.val_fraction, o.T, &val);
     if (st == JL_OK && !a.resume && !a.model) jl_model_init(m, o.seed);
     if (st == JL_OK) {
-        o.sgemm_gflops = jl_sgemm_gflops(5);
+        st = cli_precision_apply("pretrain", a.precision, &o.peak_gflops);
+    }
+    if (st == JL_OK) {
         const jl_config *c = &m->cfg;
         fprintf(stderr, "pretrain: %s depth %d, width %d, %d heads (%d kv), %.2fM parameters, vocab %d, context %d\n",
                 jl_arch_name(c->arch), c->n_layer, c->dim, c->n_head, c->n_kv_head, jl_model_num_params(m) / 1e6,
                 c->vocab_size, c->max_seq_len);
         fprintf(stderr, "pretrain: %zu training tokens, %zu held out; batch %d×%d×%d; %ld steps; "
-                        "sgemm %.0f GFLOP/s (%s, %d threads)\n",
-                train.n, val.n, o.B, o.T, o.accum, o.steps, o.sgemm_gflops, jl_blas_core(), omp_get_max_threads());
+                        "%d threads\n",
+                train.n, val.n, o.B, o.T, o.accum, o.steps, omp_get_max_threads());
         run_view view = {0};
         cli_progress_start(&view.bar, "pretrain", (double)o.steps, "steps");
         st = jl_pretrain(m, tok, &train, &val, &o, a.resume ? &ck : NULL, on_event, &view);

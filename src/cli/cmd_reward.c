@@ -21,7 +21,7 @@ int cmd_reward(int argc, char **argv) {
     if (rc != CLI_PARSED) return rc == CLI_HELP_SHOWN ? 0 : rc;
     jl_rl_opts o;
     jl_rl_defaults(&o, JL_STAGE_REWARD);
-    jl_status ast = rl_cli_common_apply(&c, &o);
+    jl_status ast = rl_cli_common_apply("reward", &c, &o);
     if (ast != JL_OK) return cli_report("reward", ast);
     if (eval_fraction >= 0) o.eval_fraction = eval_fraction;
     o.out_dir = out;

@@ -1,5 +1,6 @@
 /* jielong sft: supervised fine-tuning of a model on conversations (full, LoRA, freeze, soft prompt). */
 #include "cli/args.h"
+#include "cli/precision.h"
 #include "cli/progress.h"
 #include "jielong/checkpoint.h"
 #include "jielong/sft.h"
@@ -49,6 +50,7 @@ int cmd_sft(int argc, char **argv) {
     long rank = UNSET, prompt_tokens = UNSET, train_last = UNSET;
     double lr = UNSET, weight_decay = UNSET, grad_clip = UNSET, alpha = UNSET, dropout = UNSET, val_fraction = UNSET;
     int resume = 0, skip_bad = 0, train_head = 0;
+    const char *precision = NULL;
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "base model checkpoint (model.safetensors from pretrain)", NO_RANGE, 1},
         {"data", OPT_STR, &data, "conversations, JSONL: {\"messages\":[...]} or Alpaca {instruction,input,output}", NO_RANGE, 1},
@@ -83,6 +85,7 @@ int cmd_sft(int argc, char **argv) {
         {"train-head", OPT_BOOL, &train_head, "freeze: also train the final norm and lm head", NO_RANGE, 0},
         {"freeze-layers", OPT_STR, &freeze_layers, "freeze: freeze these blocks, train everything else", NO_RANGE, 0},
         {"threads", OPT_INT, &threads, "OpenMP threads (default: all cores)", 1, 1024, 0},
+        CLI_PRECISION_OPT(precision),
     };
     int rc = cli_parse("sft", "Supervised fine-tuning on conversations: full, LoRA, freeze or soft prompt.", opts,
                        CLI_NOPTS(opts), argc, argv, 1);
@@ -90,7 +93,9 @@ int cmd_sft(int argc, char **argv) {
     if (threads != UNSET) omp_set_num_threads((int)threads);
     jl_sft_opts o;
     jl_sft_defaults(&o);
-    jl_status st = jl_sft_method_parse(method, &o.method);
+    double peak;
+    jl_status st = cli_precision_apply("sft", precision, &peak);
+    if (st == JL_OK) st = jl_sft_method_parse(method, &o.method);
     jl_schedule sched = JL_SCHED_COSINE;
     if (st == JL_OK) st = jl_schedule_parse(schedule, &sched);
     if (st == JL_OK && strcmp(overlong, "truncate") && strcmp(overlong, "skip"))

@@ -24,9 +24,10 @@ void rl_cli_common_init(rl_cli_common *c) {
     c->lora_rank = UNSET;
     c->lora_alpha = c->lora_dropout = UNSET;
     c->lora_targets = NULL;
+    c->precision = NULL;
 }
 
-jl_status rl_cli_common_apply(rl_cli_common *c, jl_rl_opts *o) {
+jl_status rl_cli_common_apply(const char *stage, rl_cli_common *c, jl_rl_opts *o) {
     o->skip_long = c->skip_long;
     o->skipped_long = &c->skipped_long;
     if (c->batch != UNSET) o->batch = (int)c->batch;
@@ -40,6 +41,9 @@ jl_status rl_cli_common_apply(rl_cli_common *c, jl_rl_opts *o) {
     if (c->weight_decay != UNSET) o->weight_decay = (float)c->weight_decay;
     if (c->grad_clip != UNSET) o->grad_clip = (float)c->grad_clip;
     if (c->threads != UNSET) omp_set_num_threads((int)c->threads);
+    double peak;
+    jl_status pst = cli_precision_apply(stage, c->precision, &peak);
+    if (pst != JL_OK) return pst;
     if (strcmp(c->method, "lora") == 0) {
         o->use_lora = 1;
         o->lora = (jl_lora_opts){.rank = 8, .alpha = 16, .dropout = 0.05f, .targets = c->lora_targets};

@@ -3,6 +3,7 @@
 #ifndef JL_CLI_RL_CLI_H
 #define JL_CLI_RL_CLI_H
 #include "cli/args.h"
+#include "cli/precision.h"
 #include "cli/progress.h"
 #include "jielong/rlhf.h"
 
@@ -19,6 +20,7 @@ typedef struct {
     long lora_rank;
     double lora_alpha, lora_dropout;
     const char *lora_targets;
+    const char *precision;
 } rl_cli_common;
 void rl_cli_common_init(rl_cli_common *c);
 #define RL_CLI_COMMON_OPTS(c, batch_help)                                                                        \
@@ -37,6 +39,7 @@ void rl_cli_common_init(rl_cli_common *c);
     {"save-every", OPT_INT, &(c).save_every, "model checkpoint every N steps (default: at the end)", 0,          \
      1L << 40, 0},                                                                                                \
     {"threads", OPT_INT, &(c).threads, "OpenMP threads (default: all cores)", 1, 1024, 0},                        \
+    CLI_PRECISION_OPT((c).precision),                                                                           \
     {"method", OPT_STR, &(c).method, "full (default) or lora: train a LoRA adapter (and heads) on the frozen "  \
      "model; the reference is the same weights without the adapter", NO_RANGE, 0},                              \
     {"lora-rank", OPT_INT, &(c).lora_rank, "lora: rank r (default 8)", 1, 4096, 0},                              \
@@ -46,8 +49,9 @@ void rl_cli_common_init(rl_cli_common *c);
     {"lora-targets", OPT_STR, &(c).lora_targets, "lora: q,k,v,o,gate,up,down (gpt2: qkv,o,fc,down) or "          \
      "attn|mlp|all (default attn)", NO_RANGE, 0}
 /* Writes the given flags into o; c must outlive the stage (it receives the --skip-long count). With --method
- * lora and no --lr, the learning rate is 10× the stage's full fine-tuning default. Error: unknown --method. */
-jl_status rl_cli_common_apply(rl_cli_common *c, jl_rl_opts *o);
+ * lora and no --lr, the learning rate is 10× the stage's full fine-tuning default. Sets the matmul precision
+ * (--precision), printed as "STAGE: precision ...". Errors: unknown --method or --precision. */
+jl_status rl_cli_common_apply(const char *stage, rl_cli_common *c, jl_rl_opts *o);
 /* After the stage: says how many examples --skip-long dropped, if any. */
 void rl_cli_report_skipped(const rl_cli_common *c, const char *stage);
 

@@ -45,7 +45,7 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
                                        ppo ? "reward" : "reward-model"));
     jl_rl_opts o;
     jl_rl_defaults(&o, stage);
-    jl_status ast = rl_cli_common_apply(&c, &o);
+    jl_status ast = rl_cli_common_apply(cmd, &c, &o);
     if (ast != JL_OK) return cli_report(cmd, ast);
     if (group != UNSET) o.group = (int)group;
     if (max_new != UNSET) o.max_new = (int)max_new;

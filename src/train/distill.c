@@ -237,7 +237,7 @@ jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *t
                          .flops_per_step = (jl_model_train_flops(&student->cfg, o.B, o.T) +
                                             (o.alpha > 0 ? jl_model_train_flops(&teacher->cfg, o.B, o.T) / 3 : 0)) *
                                            o.accum,
-                         .sgemm_gflops = o.sgemm_gflops};
+                         .peak_gflops = o.peak_gflops};
     long steps_this_run = 0;
     while (st == JL_OK && t->step < o.steps) {
         jl_step_stats ss;

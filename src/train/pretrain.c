@@ -129,7 +129,7 @@ jl_status jl_pretrain(jl_model *m, const jl_tokenizer *tok, const jl_tokens *tra
 
     jl_step_log steps = {.log = log, .stage = "pretrain", .total_steps = o.steps, .on_event = on_event, .user = user,
                          .flops_per_step = jl_model_train_flops(&m->cfg, o.B, o.T) * o.accum,
-                         .sgemm_gflops = o.sgemm_gflops};
+                         .peak_gflops = o.peak_gflops};
     long steps_this_run = 0;
     while (t->step < o.steps && st == JL_OK) {
         jl_step_stats ss;

@@ -1,12 +1,13 @@
 #include "train/steplog.h"
+#include "core/perf.h"
 
 jl_status jl_step_log_write(jl_step_log *l, long step, const jl_step_stats *ss, int n_extra,
                             const char *const *extra_keys, const double *extra_values) {
     double tps = ss->tokens / ss->seconds;
-    double mfu = l->sgemm_gflops > 0 ? l->flops_per_step / ss->seconds / (l->sgemm_gflops * 1e9) : 0.0;
-    const char *keys[16] = {"loss", "lr", "grad_norm", "tok_per_s", "ms", "skipped", "mfu"};
-    double vals[16] = {ss->loss, ss->lr, ss->grad_norm, tps, ss->seconds * 1e3, ss->skipped, mfu};
-    int n = l->sgemm_gflops > 0 ? 7 : 6; /* no yardstick, no MFU */
+    double mfu = jl_mfu(l->flops_per_step / ss->seconds, l->peak_gflops);
+    const char *keys[16] = {"loss", "lr", "grad_norm", "tok_per_s", "ms", "skipped", "mfu", "peak_gflops"};
+    double vals[16] = {ss->loss, ss->lr, ss->grad_norm, tps, ss->seconds * 1e3, ss->skipped, mfu, l->peak_gflops};
+    int n = l->peak_gflops > 0 ? 8 : 6; /* no yardstick, no MFU */
     for (int i = 0; i < n_extra && n < 16; i++, n++) {
         keys[n] = extra_keys[i];
         vals[n] = extra_values[i];

@@ -1,5 +1,6 @@
 /* The bookkeeping after every optimizer step that pretraining and distillation share: one metrics line
- * (loss, lr, grad_norm, tok_per_s, ms, skipped, mfu when there is a yardstick, then the stage's own keys), the step event, and the stop
+ * (loss, lr, grad_norm, tok_per_s, ms, skipped, then mfu (clipped to 1) and peak_gflops when there is a yardstick,
+ * then the stage's own keys), the step event, and the stop
  * after too many skipped (non-finite) steps in a row. */
 #ifndef JL_TRAIN_STEPLOG_H
 #define JL_TRAIN_STEPLOG_H
@@ -14,7 +15,7 @@ typedef struct {
     const char *stage;      /* "pretrain", "distill" */
     long total_steps;
     double flops_per_step;  /* for MFU */
-    double sgemm_gflops;    /* the MFU yardstick (≤ 0: no MFU) */
+    double peak_gflops;     /* the MFU yardstick: probe peak of the precision in use (≤ 0: no MFU) */
     jl_event_fn on_event;
     void *user;
     long skips_in_a_row;
