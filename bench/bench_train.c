@@ -1,7 +1,9 @@
 /* Training-step benchmark: GPT-2-124M shape at B=4 T=64 and B=8 T=256, and a small llama model, in each matrix
  * product precision (fp32; bf16 where the CPU has bf16 dot products), the two taking turns step by step.
  * Prints ms/step, tok/s and MFU = achieved FLOP/s ÷ the peak of the precision measured by the probe loop at
- * start (jl_peak_probe), printed with the matrix-product figures of the same run. Optional argument: steps. */
+ * start (jl_peak_probe), printed with the matrix-product figures of the same run.
+ * Arguments (optional): steps (default 5), and which shapes: all (default), gpt2-small (B=4 T=64), gpt2-large
+ * (B=8 T=256) or llama. */
 #include "core/perf.h"
 #include "core/rng.h"
 #include "core/timer.h"
@@ -70,6 +72,8 @@ static void bench(const char *label, const jl_config *cfg, int B, int T, int ste
 int main(int argc, char **argv) {
     int steps = argc > 1 ? atoi(argv[1]) : 5;
     if (steps < 1) steps = 1;
+    const char *which = argc > 2 ? argv[2] : "all";
+    const int all = !strcmp(which, "all");
     jl_peak peak = jl_peak_probe();
     printf("training step benchmark: %d threads; peak probe fp32 %.0f GFLOP/s, bf16 %.0f GFLOP/s (the MFU yardsticks)\n",
            peak.threads, peak.fp32, peak.bf16);
@@ -79,11 +83,11 @@ int main(int argc, char **argv) {
     fflush(stdout);
     jl_config gpt2;
     jl_config_from_depth(&gpt2, JL_ARCH_GPT2, 12, 50257, 1024); /* 12 layers, 768 wide, 12 heads: GPT-2 124M */
-    bench("gpt2-124M", &gpt2, 4, 64, steps, &peak);
-    bench("gpt2-124M", &gpt2, 8, 256, steps, &peak);
+    if (all || !strcmp(which, "gpt2-small")) bench("gpt2-124M", &gpt2, 4, 64, steps, &peak);
+    if (all || !strcmp(which, "gpt2-large")) bench("gpt2-124M", &gpt2, 8, 256, steps, &peak);
     jl_config small;
     jl_config_from_depth(&small, JL_ARCH_LLAMA, 6, 8192, 512);
     small.n_kv_head = 3;
-    bench("llama depth 6 (384 wide, GQA 6/3)", &small, 8, 256, steps * 3, &peak);
+    if (all || !strcmp(which, "llama")) bench("llama depth 6 (384 wide, GQA 6/3)", &small, 8, 256, steps * 3, &peak);
     return 0;
 }
