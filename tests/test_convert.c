@@ -6,6 +6,7 @@
 #include "core/rng.h"
 #include "io/fileio.h"
 #include "jielong/convert.h"
+#include "jielong/dataset.h"
 #include "jielong/gguf.h"
 #include "jielong/tokenizer.h"
 #include "model/model.h"
@@ -75,6 +76,37 @@ static void roundtrip(const jl_config *c, const char *dirname) {
     for (size_t i = 0; i < ck.model->n_params; i++)
         assert_true(back.model->params[i] == jl_bf16_to_f32(jl_f32_to_bf16(ck.model->params[i])));
     jl_checkpoint_free(&back);
+    jl_checkpoint_free(&ck);
+}
+
+/* Our own model exported for HF: the chat template is ours as Jinja and generation stops at <|end|> (the token
+ * that ends an answer) as well as <|eos|>, so HF tools stop where jielong stops. */
+static void test_hf_export_template_and_stops(void **s) {
+    (void)s;
+    jl_config c = tiny_config(JL_ARCH_LLAMA, 2, 0, 0);
+    jl_checkpoint ck = {.model = random_model(&c, 7), .tokenizer_json = small_tokenizer_json()};
+    const char *dir = tmp_path("hf_ours");
+    assert_int_equal(jl_export_hf(&ck, dir, JL_DT_F32), JL_OK);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    json_object *tc = json_object_from_file(path), *v;
+    assert_non_null(tc);
+    assert_true(json_object_object_get_ex(tc, "eos_token", &v));
+    assert_string_equal(json_object_get_string(v), "<|end|>");
+    assert_true(json_object_object_get_ex(tc, "chat_template", &v));
+    assert_string_equal(json_object_get_string(v), jl_chat_template_jinja());
+    json_object_put(tc);
+    snprintf(path, sizeof path, "%s/generation_config.json", dir);
+    json_object *gc = json_object_from_file(path);
+    assert_non_null(gc);
+    assert_true(json_object_object_get_ex(gc, "eos_token_id", &v));
+    assert_int_equal(json_object_array_length(v), 2);
+    jl_tokenizer *t;
+    assert_int_equal(jl_tokenizer_from_json(ck.tokenizer_json, strlen(ck.tokenizer_json), &t), JL_OK);
+    assert_int_equal(json_object_get_int(json_object_array_get_idx(v, 0)), jl_tokenizer_special(t, "<|end|>"));
+    assert_int_equal(json_object_get_int(json_object_array_get_idx(v, 1)), jl_tokenizer_special(t, "<|eos|>"));
+    jl_tokenizer_free(t);
+    json_object_put(gc);
     jl_checkpoint_free(&ck);
 }
 
@@ -516,6 +548,7 @@ static void test_cli_import_export(void **s) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_llama_gqa_untied),
+        cmocka_unit_test(test_hf_export_template_and_stops),
         cmocka_unit_test(test_roundtrip_smollm_tied),
         cmocka_unit_test(test_roundtrip_qwen2_biases),
         cmocka_unit_test(test_roundtrip_gpt2),

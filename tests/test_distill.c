@@ -39,8 +39,11 @@ static int setup_teacher(void **state) {
     return run_cli(args, tmp_path("teacher.log"));
 }
 
+/* Sequential data: at 150 steps of a 1-layer student the comparison is within seed noise under the shuffled
+ * order (measured: seeds 5..8 gave soft−hard of +0.04, −0.05, +0.21, +0.01), so the two students read the same
+ * windows in the same order and differ only in their targets. */
 #define STUDENT "--depth 1 --dim 64 --n-head 1 --batch-size 4 --steps 150 --lr 3e-3 --eval-every 150 " \
-                "--eval-batches 8 --temperature 1 --seed 5 --threads 2"
+                "--eval-batches 8 --temperature 1 --seed 5 --threads 2 --data-order sequential"
 
 static void test_distillation_beats_hard_labels(void **state) {
     (void)state;

@@ -107,11 +107,75 @@ static void test_eval_cli_tasks_and_bad_input(void **state) {
     jl_tokenizer_free(tok);
 }
 
+/* Expects exit code `rc` and `fragment` in the output of "jielong ARGS". */
+static void expect_cli(const char *args, int rc, const char *fragment) {
+    const char *log = tmp_path("expect.log");
+    assert_int_equal(run_cli(args, log), rc);
+    char *text;
+    size_t len;
+    assert_int_equal(jl_read_file(log, &text, &len), JL_OK);
+    if (!strstr(text, fragment)) fail_msg("jielong %s: no '%s' in: %s", args, fragment, text);
+    free(text);
+}
+
+/* eval --data accepts what pretrain accepts (text, token shards, a prepared folder) and refuses what cannot be
+ * scored; --tasks refuses prompts none of which can be scored. Before: a shard was read as text (perplexity 13165,
+ * exit 0), a folder was "not a regular file", prompts without task fields gave 0/0 with exit 0. */
+static void test_eval_data_kinds(void **state) {
+    (void)state;
+    jl_tokenizer *tok;
+    assert_int_equal(jl_tokenizer_bytes(&tok), JL_OK);
+    jl_config c;
+    jl_config_from_depth(&c, JL_ARCH_LLAMA, 1, jl_tokenizer_vocab_size(tok), 64);
+    jl_model *m;
+    assert_int_equal(jl_model_new(&c, &m), JL_OK); /* zero weights: uniform predictions, perplexity = vocabulary */
+    jl_checkpoint ck = {.model = m};
+    assert_int_equal(jl_tokenizer_to_json(tok, &ck.tokenizer_json), JL_OK);
+    char model[512], text[512], dir[512], args[4096];
+    snprintf(model, sizeof model, "%s", tmp_path("kinds.safetensors"));
+    snprintf(text, sizeof text, "%s", tmp_path("kinds.txt"));
+    snprintf(dir, sizeof dir, "%s", tmp_path("kinds_prep"));
+    assert_int_equal(jl_checkpoint_save(model, &ck), JL_OK);
+    FILE *f = fopen(text, "w");
+    for (int i = 0; i < 200; i++) fprintf(f, "line %d of the held-out text\n\n", i);
+    fclose(f);
+    const char *tokpath = tmp_path("kinds_tok.json");
+    assert_int_equal(jl_tokenizer_save(tok, tokpath), JL_OK);
+    snprintf(args, sizeof args, "prepare --tokenizer %s --input %s --output %s --val-fraction 0.2 --quiet", tokpath, text, dir);
+    assert_int_equal(run_cli(args, tmp_path("prep.log")), 0);
+    char vocab[16];
+    snprintf(vocab, sizeof vocab, "%d", jl_tokenizer_vocab_size(tok));
+    /* a folder (its val shards) and one shard: scored as tokens, uniform model → perplexity = vocabulary */
+    snprintf(args, sizeof args, "eval --model %s --data %s", model, dir);
+    expect_cli(args, 0, "perplexity 262.000");
+    snprintf(args, sizeof args, "eval --model %s --data %s/val_000.bin", model, dir);
+    expect_cli(args, 0, "perplexity 262.000");
+    /* model files and binary data are refused, naming the file */
+    snprintf(args, sizeof args, "eval --model %s --data %s", model, model);
+    expect_cli(args, 2, "is a safetensors model file, not text");
+    const char *junk = tmp_path("junk.dat");
+    f = fopen(junk, "wb");
+    for (int i = 0; i < 256; i++) fputc(255 - i, f);
+    fclose(f);
+    snprintf(args, sizeof args, "eval --model %s --data %s", model, junk);
+    expect_cli(args, 2, "byte 0 (0xFF) is not UTF-8 text");
+    /* prompts without the fields a task needs */
+    const char *prompts = tmp_path("fieldless.jsonl");
+    const char *lines = "{\"prompt\":\"hello\"}\n{\"prompt\":\"world\",\"kind\":\"x\"}\n";
+    assert_int_equal(jl_write_file_atomic(prompts, lines, strlen(lines)), JL_OK);
+    snprintf(args, sizeof args, "eval --model %s --tasks %s --max-tokens 4", model, prompts);
+    expect_cli(args, 2, "none of its prompts could be scored");
+    free(ck.tokenizer_json);
+    jl_model_free(m);
+    jl_tokenizer_free(tok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_task_verdicts),
         cmocka_unit_test(test_perplexity_of_uniform_model),
         cmocka_unit_test(test_eval_cli_tasks_and_bad_input),
+        cmocka_unit_test(test_eval_data_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,6 +2,7 @@
  * attention, gpt2), the sampler's steps, streaming text (UTF-8 hold-back, stop strings across tokens), the
  * generation loop and chat on a hand-built model, and the generate/chat CLI end to end with bad inputs. */
 #include "testutil.h"
+#include "jielong.h"
 #include "infer/linear.h"
 #include "infer/sampler.h"
 #include "infer/session.h"
@@ -656,6 +657,14 @@ static void test_cli_generate(void **state) {
     expect_cli(args, 0, "bcdefg\n", NULL);
     snprintf(args, sizeof args, "generate --model %s --prompt c --temperature 0 --max-tokens 2", m);
     expect_cli(args, 0, "de\n", NULL);
+    /* --prompt - reads the prompt from standard input */
+    snprintf(args, sizeof args, "generate --model %s --prompt - --temperature 0 --max-tokens 2 < %s", m,
+             tmp_path("prompt_in.txt"));
+    FILE *pf = fopen(tmp_path("prompt_in.txt"), "w");
+    fputs("c", pf);
+    fclose(pf);
+    expect_cli(args, 0, "de\n", NULL);
+    expect_cli("--version", 0, "jielong " JL_VERSION "\n", NULL);
     snprintf(args, sizeof args, "generate --model %s --prompt a --temperature 0 --context 6", m);
     expect_cli(args, 0, NULL, "context full");
     /* the same seed gives the same sample */

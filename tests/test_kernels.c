@@ -416,6 +416,7 @@ static void test_rope_backward_gradcheck(void **state) {
 typedef struct {
     int B, T, nh, nkv, hs;
     float *qkv, *out, *att, *r;
+    const int32_t *start; /* segment starts (B,T) of packed rows, or NULL */
 } attn_case;
 
 static size_t attn_qkv_size(const attn_case *a) { return (size_t)a->B * a->T * (a->nh + 2 * a->nkv) * a->hs; }
@@ -433,11 +434,12 @@ static void attn_free(attn_case *a) { free(a->qkv), free(a->out), free(a->att), 
 
 static double attention_loss(void *p) {
     attn_case *a = p;
-    jl_attention_forward(a->out, a->att, a->qkv, a->B, a->T, a->nh, a->nkv, a->hs);
+    jl_attention_forward_seg(a->out, a->att, a->qkv, a->B, a->T, a->nh, a->nkv, a->hs, a->start);
     return dot(a->out, a->r, attn_out_size(a));
 }
 
-/* Direct triple loop in double: out(b,t,h) = Σ_{j≤t} softmax_j(q_t·k_j / √hs) v_j. */
+/* Direct triple loop in double: out(b,t,h) = Σ_{s≤j≤t} softmax_j(q_t·k_j / √hs) v_j, s = the start of t's
+ * segment (0 without segments). */
 static void naive_attention(double *out, double *att, const attn_case *a) {
     const int S = (a->nh + 2 * a->nkv) * a->hs, hs = a->hs, T = a->T;
     double *score = malloc((size_t)T * sizeof *score);
@@ -447,21 +449,22 @@ static void naive_attention(double *out, double *att, const attn_case *a) {
             int kvh = h / (a->nh / a->nkv);
             for (int t = 0; t < T; t++) {
                 const float *q = a->qkv + ((size_t)b * T + t) * S + h * hs;
+                const int s0 = a->start ? a->start[(size_t)b * T + t] : 0;
                 double maxv = -INFINITY, sum = 0;
-                for (int j = 0; j <= t; j++) {
+                for (int j = s0; j <= t; j++) {
                     const float *k = a->qkv + ((size_t)b * T + j) * S + (a->nh + kvh) * hs;
                     double s = 0;
                     for (int i = 0; i < hs; i++) s += (double)q[i] * k[i];
                     score[j] = s / sqrt((double)hs);
                     maxv = fmax(maxv, score[j]);
                 }
-                for (int j = 0; j <= t; j++) sum += (score[j] = exp(score[j] - maxv));
+                for (int j = s0; j <= t; j++) sum += (score[j] = exp(score[j] - maxv));
                 double *arow = att + (((size_t)b * a->nh + h) * T + t) * T;
-                for (int j = 0; j < T; j++) arow[j] = j <= t ? score[j] / sum : 0.0;
+                for (int j = 0; j < T; j++) arow[j] = j >= s0 && j <= t ? score[j] / sum : 0.0;
                 double *o = out + ((size_t)b * T + t) * a->nh * hs + h * hs;
                 for (int i = 0; i < hs; i++) {
                     o[i] = 0;
-                    for (int j = 0; j <= t; j++)
+                    for (int j = s0; j <= t; j++)
                         o[i] += arow[j] * a->qkv[((size_t)b * T + j) * S + (a->nh + a->nkv + kvh) * hs + i];
                 }
             }
@@ -469,10 +472,10 @@ static void naive_attention(double *out, double *att, const attn_case *a) {
     free(score);
 }
 
-static void check_attention_forward(int B, int T, int nh, int nkv, int hs) {
+static void check_attention_forward_seg(int B, int T, int nh, int nkv, int hs, const int32_t *start) {
     jl_rng rng;
     jl_rng_seed(&rng, 9 + T);
-    attn_case a = {.B = B, .T = T, .nh = nh, .nkv = nkv, .hs = hs};
+    attn_case a = {.B = B, .T = T, .nh = nh, .nkv = nkv, .hs = hs, .start = start};
     attn_alloc(&a, &rng);
     double *want_out = malloc(attn_out_size(&a) * sizeof(double)), *want_att = malloc(attn_att_size(&a) * sizeof(double));
     assert_non_null(want_out);
@@ -481,10 +484,18 @@ static void check_attention_forward(int B, int T, int nh, int nkv, int hs) {
     attention_loss(&a);
     assert_close("attention out", a.out, want_out, attn_out_size(&a), 1e-4, 1e-5);
     assert_close("attention att", a.att, want_att, attn_att_size(&a), 1e-4, 1e-6);
-    for (size_t row = 0; row < (size_t)B * nh * T; row++) /* upper triangle exactly zero */
-        for (int j = (int)(row % T) + 1; j < T; j++) assert_true(a.att[row * T + j] == 0.0f);
+    for (size_t row = 0; row < (size_t)B * nh * T; row++) { /* zero outside [segment start, t] exactly */
+        size_t b = row / ((size_t)nh * T), t = row % T;
+        int s0 = start ? start[b * T + t] : 0;
+        for (int j = 0; j < T; j++)
+            if (j < s0 || j > (int)t) assert_true(a.att[row * T + j] == 0.0f);
+    }
     free(want_out), free(want_att);
     attn_free(&a);
+}
+
+static void check_attention_forward(int B, int T, int nh, int nkv, int hs) {
+    check_attention_forward_seg(B, T, nh, nkv, hs, NULL);
 }
 
 static void test_attention_forward_matches_naive(void **state) {
@@ -494,21 +505,25 @@ static void test_attention_forward_matches_naive(void **state) {
     check_attention_forward(1, 150, 4, 1, 16); /* MQA, several causal blocks, ragged last block */
 }
 
-static void check_attention_gradient(int B, int T, int nh, int nkv, int hs) {
+static void check_attention_gradient_seg(int B, int T, int nh, int nkv, int hs, const int32_t *start) {
     jl_rng rng;
     jl_rng_seed(&rng, 10 + nkv);
-    attn_case a = {.B = B, .T = T, .nh = nh, .nkv = nkv, .hs = hs};
+    attn_case a = {.B = B, .T = T, .nh = nh, .nkv = nkv, .hs = hs, .start = start};
     attn_alloc(&a, &rng);
     size_t nq = attn_qkv_size(&a);
     float *dqkv = alloc_floats(nq), *datt = alloc_floats(attn_att_size(&a));
     attention_loss(&a);
-    jl_attention_backward(dqkv, datt, a.r, a.qkv, a.att, B, T, nh, nkv, hs);
+    jl_attention_backward_seg(dqkv, datt, a.r, a.qkv, a.att, B, T, nh, nkv, hs, start);
     float *dqkv1 = copy_floats(dqkv, nq);
-    jl_attention_backward(dqkv, datt, a.r, a.qkv, a.att, B, T, nh, nkv, hs);
+    jl_attention_backward_seg(dqkv, datt, a.r, a.qkv, a.att, B, T, nh, nkv, hs, start);
     assert_doubled("attention dqkv", dqkv, dqkv1, nq);
     check_gradient("attention dqkv", attention_loss, &a, a.qkv, dqkv1, nq, 1e-2f);
     free(dqkv), free(datt), free(dqkv1);
     attn_free(&a);
+}
+
+static void check_attention_gradient(int B, int T, int nh, int nkv, int hs) {
+    check_attention_gradient_seg(B, T, nh, nkv, hs, NULL);
 }
 
 static void test_attention_backward_gradcheck_mha(void **state) {
@@ -563,6 +578,145 @@ static void test_attention_deterministic(void **state) {
     assert_memory_equal(dq1, dq2, nq * sizeof(float));
     free(out1), free(dq1), free(dq2), free(datt);
     attn_free(&a);
+}
+
+/* ---------- packed rows: block-diagonal causal attention, positions per segment ---------- */
+
+/* Segment starts of B rows of T, row b cut into segments of the lengths lens[b] (0-terminated); what is left
+ * of a row after its list is one more segment (the padding). */
+static int32_t *segments_of(int B, int T, const int *const *lens) {
+    int32_t *start = calloc((size_t)B * T, sizeof *start);
+    assert_non_null(start);
+    for (int b = 0; b < B; b++) {
+        int t = 0;
+        for (const int *l = lens[b]; *l && t < T; l++)
+            for (int i = 0; i < *l && t < T; i++, t++) start[(size_t)b * T + t] = t - i;
+        for (int t0 = t; t < T; t++) start[(size_t)b * T + t] = t0;
+    }
+    assert_true(jl_segments_valid(start, B, T, NULL));
+    return start;
+}
+
+static void test_segments_valid(void **state) {
+    (void)state;
+    const int32_t one_row[] = {0, 1, 1, 1, 4, 4}, two_rows[] = {0, 0, 2, 0, 1, 1};
+    const int32_t no_resume[] = {0, 0, 2, 1, 4, 4}, carried[] = {0, 1, 1, 1, 1, 1}, first[] = {1, 1, 1};
+    long bad = -1;
+    assert_true(jl_segments_valid(one_row, 1, 6, &bad));
+    assert_true(jl_segments_valid(two_rows, 2, 3, &bad));
+    assert_false(jl_segments_valid(no_resume, 1, 6, &bad)); /* a segment cannot come back after another */
+    assert_int_equal(bad, 3);
+    assert_false(jl_segments_valid(carried, 2, 3, &bad)); /* nor run on into the next row */
+    assert_int_equal(bad, 3);
+    assert_false(jl_segments_valid(first, 1, 3, &bad));
+    assert_int_equal(bad, 0);
+}
+
+/* Segments of length 1, segments across the 64-row blocks, a segment starting on a block boundary, and the
+ * padding tail as its own segment. */
+static const int row_a[] = {30, 70, 1, 20, 0}, row_b[] = {64, 1, 64, 0};
+
+static void test_attention_segments_match_naive(void **state) {
+    (void)state;
+    const int *const lens[] = {row_a, row_b};
+    int32_t *start = segments_of(2, 150, lens);
+    check_attention_forward_seg(2, 150, 4, 2, 8, start);
+    free(start);
+    const int small_a[] = {2, 3, 0}, small_b[] = {1, 1, 1, 1, 0};
+    const int *const small[] = {small_a, small_b};
+    start = segments_of(2, 7, small);
+    check_attention_forward_seg(2, 7, 4, 4, 8, start);
+    free(start);
+}
+
+static void test_attention_segments_gradcheck(void **state) {
+    (void)state;
+    const int small_a[] = {2, 3, 0}, small_b[] = {1, 4, 0};
+    const int *const small[] = {small_a, small_b};
+    int32_t *start = segments_of(2, 6, small);
+    check_attention_gradient_seg(2, 6, 4, 2, 8, start);
+    free(start);
+    const int long_a[] = {5, 40, 25, 0}; /* the 40 crosses the block boundary at 64 */
+    const int *const longer[] = {long_a};
+    start = segments_of(1, 70, longer);
+    check_attention_gradient_seg(1, 70, 4, 2, 4, start);
+    free(start);
+}
+
+/* Sequences packed into one row give what each gives alone in its own row: outputs, and the gradient of
+ * the same projection of them. */
+static void test_attention_packed_row_equals_separate_rows(void **state) {
+    (void)state;
+    enum { NH = 4, NKV = 2, HS = 8, S = (NH + 2 * NKV) * HS, D = NH * HS, T = 150 };
+    const int lens[] = {20, 50, 70, 0}; /* and 10 of padding */
+    const int *const rows[] = {lens};
+    int32_t *start = segments_of(1, T, rows);
+    jl_rng rng;
+    jl_rng_seed(&rng, 21);
+    attn_case packed = {.B = 1, .T = T, .nh = NH, .nkv = NKV, .hs = HS, .start = start};
+    attn_alloc(&packed, &rng);
+    float *dqkv = alloc_floats(attn_qkv_size(&packed)), *datt = alloc_floats(attn_att_size(&packed));
+    attention_loss(&packed);
+    jl_attention_backward_seg(dqkv, datt, packed.r, packed.qkv, packed.att, 1, T, NH, NKV, HS, start);
+    for (int i = 0, t0 = 0; lens[i]; t0 += lens[i++]) {
+        const int n = lens[i];
+        attn_case one = {.B = 1, .T = n, .nh = NH, .nkv = NKV, .hs = HS};
+        attn_alloc(&one, &rng);
+        memcpy(one.qkv, packed.qkv + (size_t)t0 * S, (size_t)n * S * sizeof(float));
+        memcpy(one.r, packed.r + (size_t)t0 * D, (size_t)n * D * sizeof(float));
+        float *dq1 = alloc_floats(attn_qkv_size(&one)), *datt1 = alloc_floats(attn_att_size(&one));
+        attention_loss(&one);
+        jl_attention_backward(dq1, datt1, one.r, one.qkv, one.att, 1, n, NH, NKV, HS);
+        assert_close_f("packed attention out", packed.out + (size_t)t0 * D, one.out, (size_t)n * D, 1e-5, 1e-6);
+        assert_close_f("packed attention dqkv", dqkv + (size_t)t0 * S, dq1, (size_t)n * S, 1e-5, 1e-6);
+        free(dq1), free(datt1);
+        attn_free(&one);
+    }
+    free(dqkv), free(datt), free(start);
+    attn_free(&packed);
+}
+
+/* Positions restart in each segment: rope and learned positions of a packed row equal those of each
+ * segment run from position 0; the learned-position gradient is checked against finite differences. */
+static void test_positions_restart_per_segment(void **state) {
+    (void)state;
+    enum { T = 12, NH = 2, HS = 6, STRIDE = 14, C = 5 };
+    const int lens[] = {5, 4, 0}; /* and 3 of padding */
+    const int *const rows[] = {lens};
+    int32_t *start = segments_of(1, T, rows);
+    jl_rng rng;
+    jl_rng_seed(&rng, 22);
+    float *table = alloc_floats((size_t)T * HS);
+    jl_rope_table(table, T, HS, 100.0f);
+    float *x = random_floats(&rng, (size_t)T * STRIDE, 1.0f), *y = copy_floats(x, (size_t)T * STRIDE);
+    jl_rope_forward_seg(y, table, 1, T, NH, HS, STRIDE, start);
+    const int cuts[] = {0, 5, 9, T};
+    for (int i = 0; i < 3; i++) {
+        const int t0 = cuts[i], n = cuts[i + 1] - t0;
+        float *want = copy_floats(x + (size_t)t0 * STRIDE, (size_t)n * STRIDE);
+        jl_rope_forward(want, table, 1, n, NH, HS, STRIDE, 0);
+        assert_memory_equal(y + (size_t)t0 * STRIDE, want, (size_t)n * STRIDE * sizeof(float));
+        free(want);
+    }
+    jl_rope_backward_seg(y, table, 1, T, NH, HS, STRIDE, start);
+    assert_close_f("rope seg round trip", y, x, (size_t)T * STRIDE, 1e-5, 1e-6);
+
+    embed_case e = {.B = 1, .T = T, .C = C};
+    e.table = random_floats(&rng, (size_t)T * C, 1.0f), e.base = random_floats(&rng, (size_t)T * C, 1.0f);
+    e.out = alloc_floats((size_t)T * C), e.r = random_floats(&rng, (size_t)T * C, 1.0f);
+    memcpy(e.out, e.base, (size_t)T * C * sizeof(float));
+    jl_posemb_forward_seg(e.out, e.table, 1, T, C, start);
+    for (int t = 0; t < T; t++)
+        for (int c = 0; c < C; c++)
+            assert_true(e.out[t * C + c] == e.base[t * C + c] + e.table[(t - start[t]) * C + c]);
+    float *dwpe = alloc_floats((size_t)T * C);
+    jl_posemb_backward_seg(dwpe, e.r, 1, T, C, start);
+    for (int c = 0; c < C; c++) { /* position 0 is used by tokens 0, 5 and 9 */
+        float want = e.r[0 * C + c] + e.r[5 * C + c] + e.r[9 * C + c];
+        assert_true(fabsf(dwpe[c] - want) <= 1e-6f * (1 + fabsf(want)));
+    }
+    assert_all_zero("dwpe past the longest segment", dwpe + 5 * C, (size_t)(T - 5) * C);
+    free(table), free(x), free(y), free(e.table), free(e.base), free(e.out), free(e.r), free(dwpe), free(start);
 }
 
 /* ---------- activations ---------- */
@@ -937,6 +1091,11 @@ int main(void) {
         cmocka_unit_test(test_attention_backward_gradcheck_gqa),
         cmocka_unit_test(test_attention_is_causal),
         cmocka_unit_test(test_attention_deterministic),
+        cmocka_unit_test(test_segments_valid),
+        cmocka_unit_test(test_attention_segments_match_naive),
+        cmocka_unit_test(test_attention_segments_gradcheck),
+        cmocka_unit_test(test_attention_packed_row_equals_separate_rows),
+        cmocka_unit_test(test_positions_restart_per_segment),
         cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_gelu),
         cmocka_unit_test(test_residual_in_place),

@@ -105,6 +105,25 @@ static char *render(const jl_plot_options *opt, int n_series, int64_t n, int wit
     return svg;
 }
 
+/* The last point of a path's d attribute ("... L x y"), copied into out. */
+static void last_point(const char *svg, const char *cls, char *out, size_t size) {
+    char key[64];
+    snprintf(key, sizeof key, "class=\"%s\"", cls);
+    const char *start = strstr(svg, key);
+    assert_non_null(start);
+    const char *end = strstr(start, "\"/>"), *p = end;
+    assert_non_null(end);
+    while (p > start && p[-1] != 'L' && p[-1] != 'M') p--;
+    snprintf(out, size, "%.*s", (int)(end - p), p);
+}
+
+static void assert_same_last_point(const char *svg) {
+    char raw[64], smooth[64];
+    last_point(svg, "series-raw", raw, sizeof raw);
+    last_point(svg, "series", smooth, sizeof smooth);
+    assert_string_equal(raw, smooth);
+}
+
 static void test_svg_has_one_path_per_series(void **state) {
     (void)state;
     jl_plot_options opt = {.title = "Loss & friends", .x_label = "step", .y_label = "loss"};
@@ -122,6 +141,11 @@ static void test_svg_has_one_path_per_series(void **state) {
     svg = render(&opt, 2, 500, 0);
     assert_int_equal(count(svg, "class=\"series\""), 2);
     assert_int_equal(count(svg, "class=\"series-raw\""), 2);
+    free(svg);
+
+    /* the smoothed curve keeps the last point where it is: its path ends at the raw path's end */
+    svg = render(&opt, 1, 500, 0);
+    assert_same_last_point(svg);
     free(svg);
 
     opt.smooth = 0;
@@ -215,11 +239,35 @@ static void test_cli_plot(void **state) {
     assert_non_null(strstr(svg, "data-name=\"sft\""));
     free(svg);
 
-    /* Two files: labels name the file. */
-    snprintf(args, sizeof args, "plot --metrics %s %s --stage sft --out %s", metrics, metrics, out);
+    /* Sparse series are never smoothed: with --smooth 20 the dense loss gets a faint raw curve under its smoothed
+     * one, the 10-point val_loss is drawn raw with a marker per point (before: smoothed, ending above its last value). */
+    snprintf(args, sizeof args, "plot --metrics %s --y loss,val_loss --stage pretrain --smooth 20 --out %s", metrics, out);
     assert_int_equal(run_cli(args, log), 0);
     svg = read_text(out);
-    assert_int_equal(count(svg, "data-name=\"cli_metrics.jsonl: loss\""), 2 * 1);
+    assert_int_equal(count(svg, "class=\"series-raw\""), 1);
+    assert_non_null(strstr(svg, "class=\"points\" data-name=\"val_loss\""));
+    assert_int_equal(count(svg, "<circle"), 10);
+    free(svg);
+
+    /* Two runs: curves are named by run folder (before: both "cli_metrics.jsonl: loss"), or by --label. */
+    char a_dir[1024], b_dir[1024], cmd[8192];
+    snprintf(a_dir, sizeof a_dir, "%s", tmp_path("run_a"));
+    snprintf(b_dir, sizeof b_dir, "%s", tmp_path("run_b"));
+    snprintf(cmd, sizeof cmd, "mkdir -p %s %s && cp %s %s/metrics.jsonl && cp %s %s/metrics.jsonl", a_dir, b_dir,
+             metrics, a_dir, metrics, b_dir);
+    assert_int_equal(system(cmd), 0);
+    snprintf(args, sizeof args, "plot --metrics %s/metrics.jsonl %s/metrics.jsonl --stage sft --out %s", a_dir, b_dir, out);
+    assert_int_equal(run_cli(args, log), 0);
+    svg = read_text(out);
+    assert_int_equal(count(svg, "data-name=\"run_a: loss\""), 2); /* its path and its 50 markers' group */
+    assert_int_equal(count(svg, "data-name=\"run_b: loss\""), 2);
+    free(svg);
+    snprintf(args, sizeof args, "plot --metrics %s/metrics.jsonl %s/metrics.jsonl --stage sft --label full,lora --out %s",
+             a_dir, b_dir, out);
+    assert_int_equal(run_cli(args, log), 0);
+    svg = read_text(out);
+    assert_int_equal(count(svg, "data-name=\"full: loss\""), 2);
+    assert_int_equal(count(svg, "data-name=\"lora: loss\""), 2);
     free(svg);
 
     assert_int_equal(run_cli("plot --help", log), 0);

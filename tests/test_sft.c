@@ -72,9 +72,9 @@ static void write_task(const char *path, int n, uint64_t seed) {
     fclose(f);
 }
 
-static void make_base(const char *path) {
+static void make_base_ctx(const char *path, int context) {
     jl_config c;
-    jl_config_from_depth(&c, JL_ARCH_LLAMA, 2, 262, 32);
+    jl_config_from_depth(&c, JL_ARCH_LLAMA, 2, 262, context);
     c.n_head = 2;
     assert_int_equal(jl_config_finish(&c), JL_OK);
     jl_model *m;
@@ -89,6 +89,8 @@ static void make_base(const char *path) {
     jl_tokenizer_free(tok);
     jl_model_free(m);
 }
+
+static void make_base(const char *path) { make_base_ctx(path, 32); }
 
 /* Share of held-out prompts answered exactly "n=<len><|end|>" by greedy decoding (prefix: soft prompt slots). */
 static double exact_match(jl_model *m, int prefix, uint64_t seed) {
@@ -266,6 +268,62 @@ static void test_resume_is_exact(void **s) {
     }
 }
 
+/* Padding share from the run's log line "padding X% of row tokens". */
+static double logged_padding(const char *log) {
+    char *text;
+    size_t len;
+    assert_int_equal(jl_read_file(log, &text, &len), JL_OK);
+    const char *p = strstr(text, "padding ");
+    assert_non_null(p);
+    double pct = strtod(p + strlen("padding "), NULL);
+    free(text);
+    return pct;
+}
+
+/* One run; returns the held-out losses logged (n of them) and the padding share. */
+static int packing_run(const char *base, const char *data, const char *name, const char *flags, double *val,
+                       double *padding) {
+    char out[1024], args[4096], log[1100], metrics[1100];
+    snprintf(out, sizeof out, "%s", tmp_path(name));
+    snprintf(log, sizeof log, "%s.log", out);
+    snprintf(args, sizeof args, "sft --model %s --data %s --out %s --threads 2 --seed 5 %s", base, data, out, flags);
+    assert_int_equal(run_cli(args, log), 0);
+    *padding = logged_padding(log);
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", out);
+    return read_metric(metrics, "val_loss", val, 64);
+}
+
+/* Packing is exact: the held-out loss of the untrained model (every held-out conversation, packed into rows of
+ * 96 or one per row) is the same, with and without a soft prompt; and a packed run learns the format. */
+static void test_packing_is_exact_and_learns(void **s) {
+    (void)s;
+    char base[1024], data[1024];
+    snprintf(base, sizeof base, "%s", tmp_path("pbase.safetensors"));
+    snprintf(data, sizeof data, "%s", tmp_path("ptask.jsonl"));
+    make_base_ctx(base, 96);
+    write_task(data, 400, 3);
+    const char *methods[] = {"--method full", "--method prompt --prompt-tokens 3", "--method lora --lora-dropout 0"};
+    for (int i = 0; i < 3; i++) {
+        char flags[512];
+        double on[64], off[64], pad_on, pad_off;
+        snprintf(flags, sizeof flags, "%s --steps 1 --batch-size 4 --seq-len 96 --packing on", methods[i]);
+        assert_true(packing_run(base, data, "pk_on", flags, on, &pad_on) >= 1);
+        snprintf(flags, sizeof flags, "%s --steps 1 --batch-size 4 --seq-len 96 --packing off", methods[i]);
+        assert_true(packing_run(base, data, "pk_off", flags, off, &pad_off) >= 1);
+        print_message("%s: held-out loss packed %.8f, one per row %.8f; padding %.1f%% vs %.1f%%\n", methods[i],
+                      on[0], off[0], pad_on, pad_off);
+        assert_true(fabs(on[0] - off[0]) <= 1e-5 * fabs(off[0]));
+        assert_true(pad_on < 20 && pad_off > 70); /* one step: the first 4 rows only */
+    }
+    double v[64], pad;
+    int n = packing_run(base, data, "pk_learn", "--steps 60 --batch-size 4 --seq-len 96 --lr 3e-3 --eval-every 30",
+                        v, &pad);
+    assert_true(n >= 2);
+    print_message("packed full SFT: held-out loss %.3f -> %.3f, padding %.1f%%\n", v[0], v[n - 1], pad);
+    assert_true(v[n - 1] < 0.5 * v[0]);
+    assert_true(pad < 10);
+}
+
 static int log_has(const char *log, const char *needle) {
     char *text;
     size_t len;
@@ -348,6 +406,7 @@ int main(void) {
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_methods_learn_the_format),
         cmocka_unit_test(test_resume_is_exact),
+        cmocka_unit_test(test_packing_is_exact_and_learns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -116,6 +116,9 @@ jl_status jl_chat_render(const jl_conversation *conv, jl_segments *out);
 /* The prompt to complete: like jl_chat_render without a trailing assistant turn (the answer to generate),
  * ending with `<|assistant|>`. Nothing is trainable. The conversation must have a user turn. */
 jl_status jl_chat_render_generation(const jl_conversation *conv, jl_segments *out);
+/* The same chat format as a Jinja template (HF tokenizer_config.json, GGUF tokenizer.chat_template): `{{ bos_token }}`,
+ * then each message as `<|role|>content<|end|>`, then `<|assistant|>` with add_generation_prompt. */
+const char *jl_chat_template_jinja(void);
 void jl_segments_clear(jl_segments *s); /* n = 0, keeps the memory */
 void jl_segments_free(jl_segments *s);
 /* The rendered text (special tokens written as their names), malloc'd; NULL when out of memory. */

@@ -16,6 +16,8 @@ typedef struct {
     int schedule;           /* jl_schedule */
     float temperature;      /* τ > 0 */
     float alpha;            /* weight of the soft (teacher) term in [0, 1]; 0 = hard labels only */
+    int data_order;         /* jl_data_order (include/jielong/pretrain.h) */
+    uint64_t data_seed;     /* names the shuffled order */
     int eval_every, eval_batches; /* held-out cross-entropy of the student every N steps (0 = off) */
     int save_every;         /* training checkpoint every N steps (and at the end) */
     long stop_after;        /* stop (with a checkpoint) after this many steps in this invocation; 0 = run to the end */

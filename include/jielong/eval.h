@@ -17,7 +17,12 @@ typedef struct {
  * predicting all of its tokens from the ones before it inside the window. */
 jl_status jl_eval_perplexity(jl_model *m, const jl_tokenizer *tok, const char *text, size_t len, int window,
                              jl_ppl_result *out);
-/* The same for the text of a file; errors name the file. */
+/* Perplexity of token ids (a shard's), bytes and characters counted on their decoded documents. */
+jl_status jl_eval_perplexity_tokens(jl_model *m, const jl_tokenizer *tok, const int32_t *ids, size_t n, int window,
+                                    jl_ppl_result *out);
+/* The same for what a path holds, recognised by content (jl_data_kind_of): a text file (valid UTF-8), a token
+ * shard, or a `jielong prepare` folder (its held-out val_*.bin shards); anything else (a model file, binary data)
+ * is refused. Errors name the file. */
 jl_status jl_eval_perplexity_file(jl_model *m, const jl_tokenizer *tok, const char *path, int window,
                                   jl_ppl_result *out);
 

@@ -1,5 +1,6 @@
 /* SVG line plots: one or more named (x, y) series with axes, nice-number ticks, grid, legend, title and axis
- * labels; optional log-scale y and moving-average smoothing (the raw curve then stays visible, faint).
+ * labels; optional log-scale y and moving-average smoothing of dense series (the raw curve stays visible, faint,
+ * under the smoothed one; the ends are never moved; sparse series are drawn raw with a marker per point).
  * Used by `jielong plot` and the evaluation report. */
 #ifndef JIELONG_PLOT_H
 #define JIELONG_PLOT_H
@@ -13,7 +14,7 @@ typedef struct {
     const char *y_label;
     int width, height;   /* pixels; 0 → 760 × 440 */
     int log_y;           /* log10 y axis; points with y <= 0 are left out */
-    int smooth;          /* trailing moving-average window in points; 0 or 1: none */
+    int smooth;          /* centred moving-average window in points for series of ≥ 3 windows; 0 or 1: none */
 } jl_plot_options;
 
 typedef struct jl_plot jl_plot;

@@ -1,6 +1,8 @@
 /* Supervised fine-tuning on conversations (jielong sft): the chat template rendered to token ids with an
- * assistant-only loss mask, one conversation per row padded to T (padding is exact with causal attention: a
- * row's tokens never see another conversation; no packing), and four ways to choose what trains:
+ * assistant-only loss mask. Rows: with packing (the default) each epoch's conversations are packed into rows
+ * of T by best fit, each in a segment of its own (attention stays inside it, positions and the soft prompt
+ * restart in it), so every conversation gets exactly the loss and gradient it gets alone in a row; without,
+ * one conversation per row, padded to T. Four ways to choose what trains:
  *   full    every parameter;
  *   freeze  only chosen blocks (train_layers / train_last), optionally the head (final norm + lm head; with tied
  *           embeddings that is the token embedding too), or everything but freeze_layers;
@@ -49,6 +51,7 @@ typedef struct {
     int train_last;            /* freeze: the last N blocks train */
     int train_head;            /* freeze: final norm + lm head train */
     const char *freeze_layers; /* freeze: these blocks are frozen, everything else trains */
+    int packing;               /* 1 (default): several conversations per row (exact, see above); 0: one per row */
 } jl_sft_opts;
 
 void jl_sft_defaults(jl_sft_opts *o);
@@ -61,6 +64,7 @@ typedef struct {
     size_t grad_bytes;        /* gradient buffers */
     double ms_per_step;       /* mean over this invocation's steps */
     double tok_per_s;         /* all row tokens (padding included) per second */
+    double text_tok_per_s;    /* tokens of conversations (padding excluded) per second */
     double pad_fraction;      /* share of row positions that are padding */
     double first_val, last_val; /* held-out loss before training (NAN when resumed) and at the end */
     size_t examples, truncated, skipped, val_examples;

@@ -18,7 +18,7 @@
 
 typedef struct {
     cli_strs data;
-    const char *teacher, *student, *resume, *out, *schedule, *prompts, *out_data;
+    const char *teacher, *student, *resume, *out, *schedule, *prompts, *out_data, *data_order;
     cli_model_shape shape;
     long batch, seq_len, accum, steps, warmup, seed, eval_every, eval_batches, save_every, stop_after, threads;
     const char *precision;
@@ -148,7 +148,8 @@ static jl_status distill_options(const distill_args *a, const jl_checkpoint *sck
     if (a->save_every != UNSET) o->save_every = (int)a->save_every;
     if (a->stop_after != UNSET) o->stop_after = a->stop_after;
     o->out_dir = a->out;
-    return JL_OK;
+    o->data_seed = (uint64_t)a->seed;
+    return cli_parse_data_order(a->data_order, &o->data_order);
 }
 
 static int run_distill(distill_args *a, jl_model *teacher, const jl_tokenizer *tok) {
@@ -175,6 +176,7 @@ static int run_distill(distill_args *a, jl_model *teacher, const jl_tokenizer *t
                 jl_model_num_params(teacher) / 1e6, teacher->cfg.n_layer, teacher->cfg.dim,
                 jl_model_num_params(student) / 1e6, student->cfg.n_layer, student->cfg.dim, o.temperature, o.alpha,
                 train.n, val.n, o.B, o.T, o.accum, o.steps);
+        cli_print_coverage("distill", o.steps, o.B, o.T, o.accum, o.data_order, train.n);
         run_view view = {0};
         cli_progress_start(&view.bar, "distill", (double)o.steps, "steps");
         st = jl_distill(student, teacher, tok, &train, &val, &o, a->resume ? &sck : NULL, on_event, &view);
@@ -202,6 +204,7 @@ int cmd_distill(int argc, char **argv) {
         {"student", OPT_STR, &a.student, "student checkpoint to start from (default: a fresh model of --depth ...)", NO_RANGE, 0},
         {"resume", OPT_STR, &a.resume, "continue a distillation from its checkpoint.safetensors exactly where it stopped", NO_RANGE, 0},
         {"data", OPT_STRS, &a.data, "training text: a `jielong prepare` folder, .bin shards, or text files", NO_RANGE, 0},
+        {"data-order", OPT_STR, &a.data_order, "shuffled (default: every epoch visits all windows in a seeded random order) or sequential (file order)", NO_RANGE, 0},
         {"out", OPT_STR, &a.out, "output folder (checkpoint.safetensors, model.safetensors, metrics.jsonl)", NO_RANGE, 0},
         {"temperature", OPT_FLOAT, &a.temperature, "softmax temperature τ of the soft targets (default 1)", 0.01, 100, 0},
         {"alpha", OPT_FLOAT, &a.alpha, "weight of the soft (KL) term; 1-alpha on hard labels (default 0.5)", 0, 1, 0},

@@ -111,6 +111,12 @@ static jl_status eval_tasks(jl_model *m, const jl_tokenizer *tok, const char *pa
                                                   r.n[JL_TASK_WRITE] ? (double)r.write_clean / r.n[JL_TASK_WRITE] : 0.0));
     int scored = 0;
     for (int k = 0; k < JL_TASK_COUNT; k++) scored += r.n[k];
+    if (scored == 0) {
+        json_object_put(j);
+        return jl_fail(JL_ERR_FORMAT, "%s: none of its prompts could be scored (%d too long for the context): a task prompt needs \"task\" "
+                       "(write, continue, author, form) and its \"expected\" or \"form\" field, as `jielong data poems` "
+                       "writes them in eval_prompts.jsonl", path, r.skipped);
+    }
     json_object_object_add(j, "skipped", json_object_new_int(r.skipped));
     json_object_object_add(j, "mean_shots", json_object_new_double(scored && o->shots >= 0 ? (double)r.shots_used / scored : 0));
     json_object_object_add(j, "tokens", json_object_new_int64(r.tokens_generated));
@@ -283,7 +289,7 @@ int cmd_eval(int argc, char **argv) {
         {"against", OPT_STR, &against, "with --tasks: win rate of --model over this model on the 'write' prompts, "
                                        "judged by the poem rules and by --reward RM if given", NO_RANGE, 0},
         {"response", OPT_STR, &response, "response to score (with --reward)", NO_RANGE, 0},
-        {"data", OPT_STRS, &data, "held-out text files: perplexity, bits per byte and per character", NO_RANGE, 0},
+        {"data", OPT_STRS, &data, "held-out data: text files, token shards (.bin) or a `jielong prepare` folder (its val_*.bin): perplexity, bits per byte and per character", NO_RANGE, 0},
         {"window", OPT_INT, &window, "tokens per scoring window (default: the model's context)", 2, 1 << 20, 0},
         {"tasks", OPT_STR, &tasks, "held-out task prompts (eval_prompts.jsonl from `jielong data poems`): "
                                    "instruction following scored by rule", NO_RANGE, 0},

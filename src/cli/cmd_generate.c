@@ -34,6 +34,41 @@ static int on_token(void *user, const jl_gen_event *ev) {
     return 0;
 }
 
+/* The whole of standard input (for --prompt -), up to a bound so that `< /dev/zero` cannot exhaust memory. */
+static jl_status read_stdin(char **out) {
+    const size_t limit = 64u << 20;
+    size_t len = 0, cap = 4096;
+    char *buf = malloc(cap);
+    if (!buf) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    for (size_t got; (got = fread(buf + len, 1, cap - len - 1, stdin)) > 0;) {
+        len += got;
+        if (len + 1 == cap) {
+            if (cap >= limit) {
+                free(buf);
+                return jl_fail(JL_ERR_ARG, "--prompt -: standard input is longer than %zu MiB", limit >> 20);
+            }
+            char *grown = realloc(buf, cap *= 2);
+            if (!grown) {
+                free(buf);
+                return jl_fail(JL_ERR_NOMEM, "out of memory");
+            }
+            buf = grown;
+        }
+    }
+    if (ferror(stdin)) {
+        free(buf);
+        return jl_fail(JL_ERR_IO, "--prompt -: cannot read standard input");
+    }
+    buf[len] = '\0';
+    size_t nul = strlen(buf);
+    if (nul != len) {
+        free(buf);
+        return jl_fail(JL_ERR_ARG, "--prompt -: standard input holds a NUL byte (at %zu)", nul);
+    }
+    *out = buf;
+    return JL_OK;
+}
+
 int cmd_generate(int argc, char **argv) {
     infer_flags f;
     infer_flags_defaults(&f);
@@ -42,7 +77,7 @@ int cmd_generate(int argc, char **argv) {
     int echo = 0;
     cli_opt opts[INFER_NOPTS + 3];
     int n = infer_opts(&f, opts);
-    opts[n++] = (cli_opt){"prompt", OPT_STR, &prompt, "text to continue (special-token names in it are plain text)", NO_RANGE, 1};
+    opts[n++] = (cli_opt){"prompt", OPT_STR, &prompt, "text to continue (special-token names in it are plain text); - reads it from standard input", NO_RANGE, 1};
     opts[n++] = (cli_opt){"stop", OPT_STRS, &stops, "stop when one of these strings appears (not printed)", NO_RANGE, 0};
     opts[n++] = (cli_opt){"echo", OPT_BOOL, &echo, "print the prompt before the continuation", NO_RANGE, 0};
     int rc = cli_parse("generate", "Continue a prompt with a model, streaming the text token by token.", opts, n,
@@ -50,6 +85,15 @@ int cmd_generate(int argc, char **argv) {
     if (rc != CLI_PARSED) {
         free(stops.v);
         return rc == CLI_HELP_SHOWN ? 0 : rc;
+    }
+    char *stdin_prompt = NULL;
+    if (strcmp(prompt, "-") == 0) {
+        jl_status rs = read_stdin(&stdin_prompt);
+        if (rs != JL_OK) {
+            free(stops.v);
+            return cli_report("generate", rs);
+        }
+        prompt = stdin_prompt;
     }
     infer_setup s;
     jl_status st = infer_setup_load(&f, &s);
@@ -85,5 +129,6 @@ int cmd_generate(int argc, char **argv) {
     free(ids);
     infer_setup_free(&s);
     free(stops.v);
+    free(stdin_prompt);
     return cli_report("generate", st);
 }

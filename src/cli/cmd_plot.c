@@ -8,14 +8,42 @@
 
 typedef struct {
     cli_strs metrics;
-    char *y, *x, *stage, *out, *title;
+    char *y, *x, *stage, *out, *title, *labels;
     long smooth, width, height;
     int log_y;
 } plot_args;
 
-static const char *base_name(const char *path) {
-    const char *slash = strrchr(path, '/');
-    return slash ? slash + 1 : path;
+/* The name of file f's curves: its --label, else its run folder ("runs/a/metrics.jsonl" → "runs/a" when the
+ * folders' last parts collide, else "a"), else the file name for files not in a folder. */
+static void run_name(const plot_args *a, int f, char *out, size_t size) {
+    if (a->labels) {
+        const char *p = a->labels;
+        for (int i = 0; i < f && p; i++) p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL;
+        size_t n = p ? strcspn(p, ",") : 0;
+        if (n > 0) {
+            snprintf(out, size, "%.*s", (int)n, p);
+            return;
+        }
+    }
+    const char *path = a->metrics.v[f], *slash = strrchr(path, '/');
+    if (!slash) {
+        snprintf(out, size, "%s", path);
+        return;
+    }
+    /* the folder's last part, unless another file's folder ends the same way */
+    const char *start = slash;
+    while (start > path && start[-1] != '/') start--;
+    size_t len = (size_t)(slash - start);
+    int clash = 0;
+    for (int g = 0; g < a->metrics.n; g++) {
+        const char *q = a->metrics.v[g], *qs = strrchr(q, '/');
+        if (g == f || !qs) continue;
+        const char *qb = qs;
+        while (qb > q && qb[-1] != '/') qb--;
+        clash |= (size_t)(qs - qb) == len && strncmp(qb, start, len) == 0;
+    }
+    if (clash) snprintf(out, size, "%.*s", (int)(slash - path), path);
+    else snprintf(out, size, "%.*s", (int)len, start);
 }
 
 /* Whether the series matching `key` (and the stage filter) come from more than one stage across the files. */
@@ -51,9 +79,9 @@ static int add_key(jl_plot *plot, jl_metrics_data **data, const plot_args *a, co
         for (int i = 0; i < jl_metrics_series_count(data[f]); i++) {
             const jl_series *s = jl_metrics_series_at(data[f], i);
             if (strcmp(s->key, key) != 0 || (a->stage && strcmp(s->stage, a->stage) != 0)) continue;
-            char label[512];
-            snprintf(label, sizeof label, "%s%s%s%s%s", a->metrics.n > 1 ? base_name(a->metrics.v[f]) : "",
-                     a->metrics.n > 1 ? ": " : "", multi_stage ? s->stage : "", multi_stage ? " " : "",
+            char label[512], run[256] = "";
+            if (a->metrics.n > 1 || a->labels) run_name(a, f, run, sizeof run);
+            snprintf(label, sizeof label, "%s%s%s%s%s", run, run[0] ? ": " : "", multi_stage ? s->stage : "", multi_stage ? " " : "",
                      multi_key || !multi_stage ? key : "");
             size_t len = strlen(label);
             while (len > 0 && label[len - 1] == ' ') label[--len] = '\0';
@@ -105,7 +133,8 @@ int cmd_plot(int argc, char **argv) {
         {"y", OPT_STR, &a.y, "metric(s) to draw, comma-separated (default loss)", NO_RANGE, 0},
         {"x", OPT_STR, &a.x, "field for the x axis (default step)", NO_RANGE, 0},
         {"stage", OPT_STR, &a.stage, "only lines of this stage (pretrain, sft, ...)", NO_RANGE, 0},
-        {"smooth", OPT_INT, &a.smooth, "moving-average window in points (0: none)", 0, 1000000, 0},
+        {"label", OPT_STR, &a.labels, "names of the runs, comma-separated, one per --metrics file (default: each file's run folder)", NO_RANGE, 0},
+        {"smooth", OPT_INT, &a.smooth, "centred moving-average window in points, for series of at least 3 windows (sparse ones such as val_loss are drawn raw, with markers; 0: none)", 0, 1000000, 0},
         {"log-y", OPT_BOOL, &a.log_y, "logarithmic y axis", NO_RANGE, 0},
         {"title", OPT_STR, &a.title, "plot title (default: the metric names)", NO_RANGE, 0},
         {"width", OPT_INT, &a.width, "width in pixels", 200, 10000, 0},

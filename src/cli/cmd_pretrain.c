@@ -17,7 +17,7 @@
 
 typedef struct {
     cli_strs data;
-    const char *tokenizer, *model, *resume, *out, *arch, *schedule, *sample_prompt;
+    const char *tokenizer, *model, *resume, *out, *arch, *schedule, *sample_prompt, *data_order;
     long depth, dim, n_layer, n_head, n_kv_head, hidden_dim, context, untied;
     long batch, seq_len, accum, steps, warmup, seed, eval_every, eval_batches, sample_every, sample_tokens;
     long save_every, stop_after, threads;
@@ -128,6 +128,7 @@ int cmd_pretrain(int argc, char **argv) {
         {"beta2", OPT_FLOAT, &a.beta2, "AdamW beta2 (default 0.95)", 0, 0.99999, 0},
         {"grad-clip", OPT_FLOAT, &a.grad_clip, "clip the global gradient norm (default 1; 0 = off)", 0, 1e6, 0},
         {"seed", OPT_INT, &a.seed, "initialisation seed (default 1337)", 0, 1L << 62, 0},
+        {"data-order", OPT_STR, &a.data_order, "shuffled (default: every epoch visits all windows in a seeded random order) or sequential (file order)", NO_RANGE, 0},
         {"val-fraction", OPT_FLOAT, &a.val_fraction, "held-out share of text data (default 0.05)", 0, 0.5, 0},
         {"eval-every", OPT_INT, &a.eval_every, "held-out loss every N steps (default 100; 0 = off)", 0, 1L << 40, 0},
         {"eval-batches", OPT_INT, &a.eval_batches, "batches per held-out evaluation (default 8)", 1, 100000, 0},
@@ -216,6 +217,7 @@ int cmd_pretrain(int argc, char **argv) {
     if (a.stop_after != UNSET) o.stop_after = a.stop_after;
     o.sample_prompt = a.sample_prompt;
     o.out_dir = a.out;
+    if (st == JL_OK) st = cli_parse_data_order(a.data_order, &o.data_order);
     if (st == JL_OK) st = cli_load_tokens(&a.data, tok, &train, &val);
     if (st == JL_OK && val.n == 0) st = jl_tokens_split(&train, a.val_fraction, o.T, &val);
     if (st == JL_OK && !a.resume && !a.model) jl_model_init(m, o.seed);
@@ -230,6 +232,7 @@ int cmd_pretrain(int argc, char **argv) {
         fprintf(stderr, "pretrain: %zu training tokens, %zu held out; batch %d×%d×%d; %ld steps; "
                         "%d threads\n",
                 train.n, val.n, o.B, o.T, o.accum, o.steps, omp_get_max_threads());
+        cli_print_coverage("pretrain", o.steps, o.B, o.T, o.accum, o.data_order, train.n);
         run_view view = {0};
         cli_progress_start(&view.bar, "pretrain", (double)o.steps, "steps");
         st = jl_pretrain(m, tok, &train, &val, &o, a.resume ? &ck : NULL, on_event, &view);

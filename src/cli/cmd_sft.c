@@ -44,7 +44,7 @@ static void print_bytes(const char *label, double bytes) {
 
 int cmd_sft(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *val = NULL, *out = NULL, *method = "full", *schedule = "cosine";
-    const char *overlong = "truncate", *targets = NULL, *train_layers = NULL, *freeze_layers = NULL;
+    const char *overlong = "truncate", *packing = "on", *targets = NULL, *train_layers = NULL, *freeze_layers = NULL;
     long batch = UNSET, seq_len = UNSET, accum = UNSET, steps = UNSET, warmup = UNSET, seed = UNSET;
     long eval_every = UNSET, eval_batches = UNSET, save_every = UNSET, stop_after = UNSET, threads = UNSET;
     long rank = UNSET, prompt_tokens = UNSET, train_last = UNSET;
@@ -60,8 +60,11 @@ int cmd_sft(int argc, char **argv) {
         {"val-fraction", OPT_FLOAT, &val_fraction, "held-out share of --data without --val (default 0.05)", 0, 0.5, 0},
         {"skip-bad", OPT_BOOL, &skip_bad, "skip malformed JSONL lines (reported) instead of stopping at the first", NO_RANGE, 0},
         {"overlong", OPT_STR, &overlong, "conversations longer than --seq-len: truncate (default, counted) or skip", NO_RANGE, 0},
-        {"batch-size", OPT_INT, &batch, "conversations per micro-batch (default 8)", 1, 4096, 0},
-        {"seq-len", OPT_INT, &seq_len, "tokens per row; one conversation per row, padded (default: context)", 2, 1 << 20, 0},
+        {"batch-size", OPT_INT, &batch, "rows per micro-batch (default 8)", 1, 4096, 0},
+        {"seq-len", OPT_INT, &seq_len, "tokens per row (default: context)", 2, 1 << 20, 0},
+        {"packing", OPT_STR, &packing, "on (default): conversations packed into rows by best fit, each attending only "
+                                       "to itself with its own positions (exact: the same loss as one per row, "
+                                       "every method); off: one conversation per row, padded", NO_RANGE, 0},
         {"accum", OPT_INT, &accum, "micro-batches per optimizer step (default 1)", 1, 65536, 0},
         {"steps", OPT_INT, &steps, "optimizer steps (default 500)", 1, 1L << 40, 0},
         {"lr", OPT_FLOAT, &lr, "peak learning rate (default: lora/prompt 1e-3, full/freeze width default / 3)", 1e-8, 10, 0},
@@ -102,6 +105,9 @@ int cmd_sft(int argc, char **argv) {
         st = jl_fail(JL_ERR_ARG, "--overlong must be truncate or skip (got '%s')", overlong);
     o.schedule = sched;
     o.skip_overlong = !strcmp(overlong, "skip");
+    if (st == JL_OK && strcmp(packing, "on") && strcmp(packing, "off"))
+        st = jl_fail(JL_ERR_ARG, "--packing must be on or off (got '%s')", packing);
+    o.packing = !strcmp(packing, "on");
     o.out_dir = out;
     if (batch != UNSET) o.B = (int)batch;
     if (accum != UNSET) o.accum = (int)accum;
@@ -155,10 +161,12 @@ int cmd_sft(int argc, char **argv) {
                     rep.trainable, rep.total, 100.0 * (double)rep.trainable / (double)(rep.total ? rep.total : 1));
             print_bytes("optimizer state ", (double)rep.optimizer_bytes);
             print_bytes(", gradients ", (double)rep.grad_bytes);
-            fprintf(stderr, ", %.1f ms/step, %.0f tok/s\n", rep.ms_per_step, rep.tok_per_s);
+            fprintf(stderr, ", %.1f ms/step, %.0f tok/s (%.0f of conversations)\n", rep.ms_per_step, rep.tok_per_s,
+                    rep.text_tok_per_s);
             fprintf(stderr, "sft: %zu training conversations, %zu held out; %zu truncated, %zu skipped (too long or "
-                            "nothing to learn); padding %.1f%% of row tokens\n",
-                    rep.examples, rep.val_examples, rep.truncated, rep.skipped, 100.0 * rep.pad_fraction);
+                            "nothing to learn); padding %.1f%% of row tokens (packing %s)\n",
+                    rep.examples, rep.val_examples, rep.truncated, rep.skipped, 100.0 * rep.pad_fraction,
+                    o.packing ? "on" : "off");
             if (!isnan(rep.last_val))
                 fprintf(stderr, "sft: held-out assistant loss %.4f -> %.4f\n", rep.first_val, rep.last_val);
             if (rep.result_path[0]) fprintf(stderr, "sft: wrote %s\n", rep.result_path);

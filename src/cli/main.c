@@ -60,7 +60,7 @@ const cli_command cli_commands[] = {
 
 static void usage(FILE *out) {
     fprintf(out, "jielong %s — build and use a ChatGPT-style model on a CPU, every stage in one binary.\n\n"
-                 "usage: jielong <command> [options]   (jielong <command> --help for its options)\n\ncommands:\n",
+                 "usage: jielong <command> [options]   (jielong <command> --help for its options; jielong --version)\n\ncommands:\n",
             JL_VERSION);
     for (const cli_command *c = cli_commands; c->name; c++) fprintf(out, "  %-12s %s\n", c->name, c->summary);
 }
@@ -81,6 +81,7 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) return cmd_version(argc - 1, argv + 1);
     for (const cli_command *c = cli_commands; c->name; c++)
         if (strcmp(argv[1], c->name) == 0) return c->run(argc - 1, argv + 1);
     fprintf(stderr, "jielong: unknown command '%s' (see jielong --help)\n", argv[1]);

@@ -21,5 +21,9 @@ int cli_is_dir(const char *path);
 jl_status cli_load_tokens(const cli_strs *data, const jl_tokenizer *tok, jl_tokens *train, jl_tokens *val);
 /* The config of a fresh model: jl_config_from_depth (default depth 4, context 256) plus the overrides. */
 jl_status cli_build_config(const cli_model_shape *shape, int vocab, jl_config *c);
+/* --data-order: NULL or "shuffled" → JL_DATA_SHUFFLED, "sequential" → JL_DATA_SEQUENTIAL, else an error. */
+jl_status cli_parse_data_order(const char *name, int *order);
+/* Prints the planned coverage: "300 steps × 8×128 = 0.31 M tokens = 0.24 epochs of 1.29 M (shuffled windows)". */
+void cli_print_coverage(const char *stage, long steps, int B, int T, int accum, int order, size_t train_tokens);
 
 #endif

@@ -49,3 +49,37 @@ void jl_posemb_backward(float *dwpe, const float *dx, int B, int T, int C, int p
         }
     }
 }
+
+void jl_posemb_forward_seg(float *x, const float *wpe, int B, int T, int C, const int32_t *seg_start) {
+    if (!seg_start) {
+        jl_posemb_forward(x, wpe, B, T, C, 0);
+        return;
+    }
+#pragma omp parallel for schedule(static) if (JL_WORTH_THREADS((size_t)B * T * C))
+    for (int n = 0; n < B * T; n++) {
+        float *row = x + (size_t)n * C;
+        const float *p = wpe + (size_t)(n % T - seg_start[n]) * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) row[c] += p[c];
+    }
+}
+
+/* Several tokens share a position, so, as for the token embedding, threads own blocks of channels and walk
+ * the tokens in order. */
+void jl_posemb_backward_seg(float *dwpe, const float *dx, int B, int T, int C, const int32_t *seg_start) {
+    if (!seg_start) {
+        jl_posemb_backward(dwpe, dx, B, T, C, 0);
+        return;
+    }
+    int nblocks = (C + CHANNEL_BLOCK - 1) / CHANNEL_BLOCK;
+#pragma omp parallel for schedule(static) if (JL_WORTH_THREADS((size_t)B * T * C))
+    for (int blk = 0; blk < nblocks; blk++) {
+        int c0 = blk * CHANNEL_BLOCK, c1 = c0 + CHANNEL_BLOCK < C ? c0 + CHANNEL_BLOCK : C;
+        for (int n = 0; n < B * T; n++) {
+            float *drow = dwpe + (size_t)(n % T - seg_start[n]) * C;
+            const float *g = dx + (size_t)n * C;
+#pragma omp simd
+            for (int c = c0; c < c1; c++) drow[c] += g[c];
+        }
+    }
+}

@@ -36,6 +36,9 @@ void jl_embedding_backward(float *dwte, const float *dout, const int32_t *tokens
 /* Learned positions (GPT-2): x(B,T,C) += wpe[pos0 + t]. */
 void jl_posemb_forward(float *x, const float *wpe, int B, int T, int C, int pos0);
 void jl_posemb_backward(float *dwpe, const float *dx, int B, int T, int C, int pos0);
+/* Learned positions of packed rows: x[b, t] += wpe[t − seg_start[b·T + t]] (NULL: wpe[t]). */
+void jl_posemb_forward_seg(float *x, const float *wpe, int B, int T, int C, const int32_t *seg_start);
+void jl_posemb_backward_seg(float *dwpe, const float *dx, int B, int T, int C, const int32_t *seg_start);
 
 /* RMSNorm: out = inp / rms(inp) · weight; rstd(N) saved for backward. */
 void jl_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps);
@@ -56,6 +59,12 @@ void jl_rope_table(float *table, int max_T, int hs, float theta);
 void jl_rope_forward(float *x, const float *table, int B, int T, int nheads, int hs, int stride, int pos0);
 /* The transpose (rotation by -angle), in place on the gradient. */
 void jl_rope_backward(float *dx, const float *table, int B, int T, int nheads, int hs, int stride, int pos0);
+/* The same with the position of token t of row b = t − seg_start[b·T + t] (packed rows: positions restart in
+ * each segment; see jl_attention_forward_seg). seg_start == NULL: positions 0 .. T-1. */
+void jl_rope_forward_seg(float *x, const float *table, int B, int T, int nheads, int hs, int stride,
+                         const int32_t *seg_start);
+void jl_rope_backward_seg(float *dx, const float *table, int B, int T, int nheads, int hs, int stride,
+                          const int32_t *seg_start);
 
 /* Causal self-attention with grouped-query heads, scale 1/sqrt(hs).
  * qkv(B, T, (nh + 2·nkv)·hs): per token, nh query heads, then nkv key heads, then nkv value heads;
@@ -65,6 +74,16 @@ void jl_attention_forward(float *out, float *att, const float *qkv, int B, int T
 /* dqkv(B,T,(nh+2nkv)·hs) += ...;  datt(B,nh,T,T) is scratch (overwritten). */
 void jl_attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
                            int B, int T, int nh, int nkv, int hs);
+/* Packed rows: several sequences per row. seg_start(B,T) gives, per token, the index inside its row of the
+ * first token of its sequence (its segment): seg_start[t] == t opens a segment, else seg_start[t] ==
+ * seg_start[t-1]. Token t attends only to [seg_start[t], t] (block-diagonal causal); att is zero elsewhere.
+ * seg_start == NULL is plain causal attention (one segment per row), exactly the functions above. */
+void jl_attention_forward_seg(float *out, float *att, const float *qkv, int B, int T, int nh, int nkv, int hs,
+                              const int32_t *seg_start);
+void jl_attention_backward_seg(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att,
+                               int B, int T, int nh, int nkv, int hs, const int32_t *seg_start);
+/* 1 if seg_start(B,T) follows the rule above in every row, else 0 (and *bad = the first flat index off). */
+int jl_segments_valid(const int32_t *seg_start, int B, int T, long *bad);
 
 /* SwiGLU: gate_up(N, 2H) holds [gate | up] per row; out(N,H) = silu(gate) · up. */
 void jl_swiglu_forward(float *out, const float *gate_up, int N, int H);

@@ -17,14 +17,16 @@ void jl_rope_table(float *table, int max_T, int hs, float theta) {
     }
 }
 
-/* Rotates every head of every token by +angle (sign = 1) or -angle (sign = -1). */
+/* Rotates every head of every token by +angle (sign = 1) or -angle (sign = -1). Token t of row b is at
+ * position pos0 + t, or t − start[b·T + t] when start is given (packed rows). */
 static void rope_rotate(float *x, const float *table, int B, int T, int nheads, int hs, int stride, int pos0,
-                        float sign) {
+                        const int32_t *start, float sign) {
     const int half = hs / 2;
 #pragma omp parallel for collapse(2) schedule(static) if (JL_WORTH_THREADS((size_t)B * T * nheads * hs))
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
-            const float *cosv = table + (size_t)(pos0 + t) * hs, *sinv = cosv + half;
+            const int pos = start ? t - start[(size_t)b * T + t] : pos0 + t;
+            const float *cosv = table + (size_t)pos * hs, *sinv = cosv + half;
             float *tok = x + ((size_t)b * T + t) * stride;
             for (int h = 0; h < nheads; h++) {
                 float *lo = tok + (size_t)h * hs, *hi = lo + half;
@@ -39,10 +41,20 @@ static void rope_rotate(float *x, const float *table, int B, int T, int nheads, 
 }
 
 void jl_rope_forward(float *x, const float *table, int B, int T, int nheads, int hs, int stride, int pos0) {
-    rope_rotate(x, table, B, T, nheads, hs, stride, pos0, 1.0f);
+    rope_rotate(x, table, B, T, nheads, hs, stride, pos0, NULL, 1.0f);
 }
 
 /* A rotation's transpose is the rotation by the opposite angle. */
 void jl_rope_backward(float *dx, const float *table, int B, int T, int nheads, int hs, int stride, int pos0) {
-    rope_rotate(dx, table, B, T, nheads, hs, stride, pos0, -1.0f);
+    rope_rotate(dx, table, B, T, nheads, hs, stride, pos0, NULL, -1.0f);
+}
+
+void jl_rope_forward_seg(float *x, const float *table, int B, int T, int nheads, int hs, int stride,
+                         const int32_t *seg_start) {
+    rope_rotate(x, table, B, T, nheads, hs, stride, 0, seg_start, 1.0f);
+}
+
+void jl_rope_backward_seg(float *dx, const float *table, int B, int T, int nheads, int hs, int stride,
+                          const int32_t *seg_start) {
+    rope_rotate(dx, table, B, T, nheads, hs, stride, 0, seg_start, -1.0f);
 }

@@ -91,3 +91,9 @@ char *jl_segments_text(const jl_segments *s) {
     *p = '\0';
     return text;
 }
+
+const char *jl_chat_template_jinja(void) {
+    return "{{ bos_token }}{% for message in messages %}"
+           "{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endfor %}"
+           "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
+}

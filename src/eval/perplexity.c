@@ -1,5 +1,6 @@
 #include "jielong/eval.h"
 #include "jielong/data.h"
+#include "jielong/pretrain.h"
 #include "io/fileio.h"
 #include "model/model.h"
 #include <math.h>
@@ -12,35 +13,22 @@ static long count_utf8_chars(const char *s, size_t len) {
     return n;
 }
 
-jl_status jl_eval_perplexity(jl_model *m, const jl_tokenizer *tok, const char *text, size_t len, int window,
-                             jl_ppl_result *out) {
-    memset(out, 0, sizeof *out);
+/* Mean next-token loss of ids (every token after the first predicted once, windows overlapping by one). */
+static jl_status score_ids(jl_model *m, const int32_t *seq, size_t total, int window, jl_ppl_result *out) {
     jl_status need = jl_model_require_params(m, "perplexity"); /* the full forward pass reads every fp32 weight */
     if (need != JL_OK) return need;
     if (window < 2 || window > m->cfg.max_seq_len)
         return jl_fail(JL_ERR_ARG, "window %d out of range [2..%d]", window, m->cfg.max_seq_len);
-    int32_t *seq = NULL;
-    size_t total = 0;
-    jl_status st = jl_encode_documents(tok, text, len, &seq, &total);
-    if (st != JL_OK) return st;
     for (size_t i = 0; i < total; i++)
-        if (seq[i] >= m->cfg.vocab_size) {
-            free(seq);
-            return jl_fail(JL_ERR_ARG, "tokenizer produces id %d, beyond the model's vocabulary %d", seq[i],
+        if (seq[i] < 0 || seq[i] >= m->cfg.vocab_size)
+            return jl_fail(JL_ERR_ARG, "token %d at position %zu is beyond the model's vocabulary %d", seq[i], i,
                            m->cfg.vocab_size);
-        }
-    if (total < 2) {
-        free(seq);
-        return jl_fail(JL_ERR_ARG, "text is too short to score");
-    }
+    if (total < 2) return jl_fail(JL_ERR_ARG, "text is too short to score");
     jl_acts a;
-    if ((st = jl_acts_new(&m->cfg, 1, window, &a)) != JL_OK) {
-        free(seq);
-        return st;
-    }
+    jl_status st = jl_acts_new(&m->cfg, 1, window, &a);
+    if (st != JL_OK) return st;
     int32_t *targets = malloc(sizeof(int32_t) * (size_t)window);
     if (!targets) st = jl_fail(JL_ERR_NOMEM, "out of memory");
-    /* Windows overlap by one token so that every token after the first is predicted exactly once. */
     for (size_t start = 0; st == JL_OK && start + 1 < total; start += (size_t)window - 1) {
         size_t T = total - start < (size_t)window ? total - start : (size_t)window;
         for (size_t t = 0; t + 1 < T; t++) targets[t] = seq[start + t + 1];
@@ -52,23 +40,92 @@ jl_status jl_eval_perplexity(jl_model *m, const jl_tokenizer *tok, const char *t
     }
     free(targets);
     jl_acts_free(&a);
+    if (st == JL_OK && !isfinite(out->nll))
+        st = jl_fail(JL_ERR_FORMAT, "the model's loss is not finite (%g): its weights hold NaN or Inf", out->nll);
+    return st;
+}
+
+static void finish(jl_ppl_result *out) {
+    out->ppl = exp(out->nll / (double)out->tokens);
+    out->bits_per_byte = out->nll / log(2.0) / (double)(out->bytes ? out->bytes : 1);
+    out->bits_per_char = out->nll / log(2.0) / (double)(out->chars ? out->chars : 1);
+}
+
+jl_status jl_eval_perplexity(jl_model *m, const jl_tokenizer *tok, const char *text, size_t len, int window,
+                             jl_ppl_result *out) {
+    memset(out, 0, sizeof *out);
+    int32_t *seq = NULL;
+    size_t total = 0;
+    jl_status st = jl_encode_documents(tok, text, len, &seq, &total);
+    if (st == JL_OK) st = score_ids(m, seq, total, window, out);
     free(seq);
     if (st != JL_OK) return st;
     out->bytes = (long)len;
     out->chars = count_utf8_chars(text, len);
-    out->ppl = exp(out->nll / (double)out->tokens);
-    out->bits_per_byte = out->nll / log(2.0) / (double)(out->bytes ? out->bytes : 1);
-    out->bits_per_char = out->nll / log(2.0) / (double)(out->chars ? out->chars : 1);
+    finish(out);
+    return JL_OK;
+}
+
+jl_status jl_eval_perplexity_tokens(jl_model *m, const jl_tokenizer *tok, const int32_t *ids, size_t n, int window,
+                                    jl_ppl_result *out) {
+    memset(out, 0, sizeof *out);
+    jl_status st = score_ids(m, ids, n, window, out);
+    if (st != JL_OK) return st;
+    /* bytes and characters of the text the tokens stand for: documents decoded one by one, <|bos|> left out */
+    int32_t bos = jl_tokenizer_special(tok, "<|bos|>");
+    for (size_t i = 0; i < n && st == JL_OK;) {
+        size_t j = i;
+        while (j < n && ids[j] != bos) j++;
+        if (j > i) {
+            char *text;
+            size_t len;
+            if ((st = jl_tokenizer_decode(tok, ids + i, j - i, &text, &len)) != JL_OK) break;
+            out->bytes += (long)len;
+            out->chars += count_utf8_chars(text, len);
+            free(text);
+        }
+        i = j + 1;
+    }
+    if (st == JL_OK) finish(out);
+    return st;
+}
+
+/* Text to score must be text: valid UTF-8 (a leading BOM is skipped) without NUL bytes. */
+static jl_status check_text(const char *path, const char *text, size_t len) {
+    size_t i = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+    while (i < len) {
+        unsigned char c = (unsigned char)text[i];
+        size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 && c >= 0xC2 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 && c <= 0xF4 ? 4 : 0;
+        int ok = k > 0 && c != 0 && i + k <= len;
+        for (size_t j = 1; ok && j < k; j++) ok = ((unsigned char)text[i + j] & 0xC0) == 0x80;
+        if (!ok)
+            return jl_fail(JL_ERR_FORMAT, "%s: byte %zu (0x%02X) is not UTF-8 text; --data takes text files, token "
+                           "shards (.bin from jielong prepare) or a prepared folder", path, i, c);
+        i += k;
+    }
     return JL_OK;
 }
 
 jl_status jl_eval_perplexity_file(jl_model *m, const jl_tokenizer *tok, const char *path, int window,
                                   jl_ppl_result *out) {
+    jl_data_kind kind = JL_DATA_TEXT;
+    jl_status st = jl_data_kind_of(path, &kind);
+    if (st != JL_OK) return st;
+    if (kind == JL_DATA_FOLDER || kind == JL_DATA_SHARD) {
+        jl_tokens toks = {0};
+        st = jl_tokens_load_heldout(path, jl_tokenizer_vocab_size(tok), &toks);
+        if (st == JL_OK) st = jl_eval_perplexity_tokens(m, tok, toks.ids, toks.n, window, out);
+        jl_tokens_free(&toks);
+        return st == JL_OK ? JL_OK : jl_fail_context(st, "%s", path);
+    }
+    if (kind != JL_DATA_TEXT)
+        return jl_fail(JL_ERR_FORMAT, "%s: is a %s, not text to score (--data takes text files, token shards or a "
+                       "prepared folder)", path, jl_data_kind_name(kind));
     char *text;
     size_t len;
-    jl_status st = jl_read_file(path, &text, &len);
-    if (st != JL_OK) return st;
-    st = jl_eval_perplexity(m, tok, text, len, window, out);
+    if ((st = jl_read_file(path, &text, &len)) != JL_OK) return st;
+    st = check_text(path, text, len);
+    if (st == JL_OK) st = jl_eval_perplexity(m, tok, text, len, window, out);
     free(text);
     return st == JL_OK ? JL_OK : jl_fail_context(st, "%s", path);
 }

@@ -249,24 +249,55 @@ static double py(const frame *f, double y) {
 static int usable(const jl_plot *p, double y) { return !p->log_y || y > 0; }
 
 /* Trailing moving average over the usable points (window w); returns a new array with the same indexing. */
+/* Centred moving average over the usable points: point k of m averages points k−h..k+h with
+ * h = min(w/2, k, m−1−k), so the window shrinks at both ends and the first and last points stay where they are
+ * (a trailing average would end above a falling curve's last value). Unusable points keep their value. */
 static double *moving_average(const jl_plot *p, const plot_series *s, int w) {
-    double *out = malloc(sizeof(double) * (size_t)(s->n + 1)), sum = 0;
-    if (!out) return NULL;
-    int64_t *idx = malloc(sizeof(int64_t) * (size_t)(s->n + 1)), count = 0;
-    if (!idx) {
+    double *out = malloc(sizeof(double) * (size_t)(s->n + 1));
+    int64_t *idx = malloc(sizeof(int64_t) * (size_t)(s->n + 1)), m = 0;
+    double *prefix = malloc(sizeof(double) * (size_t)(s->n + 2));
+    if (!out || !idx || !prefix) {
         free(out);
+        free(idx);
+        free(prefix);
         return NULL;
     }
+    prefix[0] = 0;
     for (int64_t i = 0; i < s->n; i++) {
         out[i] = s->y[i];
         if (!usable(p, s->y[i])) continue;
-        idx[count++] = i;
-        sum += s->y[i];
-        if (count > w) sum -= s->y[idx[count - 1 - w]];
-        out[i] = sum / (double)(count < w ? count : w);
+        idx[m] = i;
+        prefix[m + 1] = prefix[m] + s->y[i];
+        m++;
+    }
+    for (int64_t k = 0; k < m; k++) {
+        int64_t h = w / 2;
+        if (h > k) h = k;
+        if (h > m - 1 - k) h = m - 1 - k;
+        out[idx[k]] = (prefix[k + h + 1] - prefix[k - h]) / (double)(2 * h + 1);
     }
     free(idx);
+    free(prefix);
     return out;
+}
+
+/* A series is smoothed only when it is dense: at least three windows of usable points. Sparse series (held-out
+ * loss every few hundred steps) are drawn as they are, with a marker on every point. */
+static int dense_enough(const jl_plot *p, const plot_series *s) {
+    int64_t m = 0;
+    for (int64_t i = 0; i < s->n; i++) m += usable(p, s->y[i]);
+    return m >= 3 * (int64_t)p->smooth;
+}
+
+#define MARKER_MAX 80 /* series with at most this many points get a marker on each */
+
+static void draw_markers(strbuf *sb, const jl_plot *p, const frame *f, const plot_series *s, const char *color) {
+    sb_printf(sb, "<g class=\"points\" data-name=\"");
+    sb_escaped(sb, s->name);
+    sb_printf(sb, "\" fill=\"%s\">", color);
+    for (int64_t i = 0; i < s->n; i++)
+        if (usable(p, s->y[i])) sb_printf(sb, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\"/>", px(f, s->x[i]), py(f, s->y[i]));
+    sb_printf(sb, "</g>\n");
 }
 
 /* Path data for one curve. With many more points than pixels, keeps per pixel column the first, lowest,
@@ -419,8 +450,11 @@ jl_status jl_plot_svg(const jl_plot *p, char **svg, size_t *len) {
     for (int i = 0; i < p->n_series && st == JL_OK; i++) {
         const plot_series *s = &p->series[i];
         const char *color = palette[i % N_COLORS];
-        if (p->smooth <= 1) {
+        int64_t points = 0;
+        for (int64_t j = 0; j < s->n; j++) points += usable(p, s->y[j]);
+        if (p->smooth <= 1 || !dense_enough(p, s)) {
             draw_curve(&sb, p, &f, s, s->y, "series", color, 2.0, 1.0);
+            if (points <= MARKER_MAX) draw_markers(&sb, p, &f, s, color);
             continue;
         }
         double *smoothed = moving_average(p, s, p->smooth);

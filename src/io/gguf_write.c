@@ -3,6 +3,7 @@
 #include "infer/quant.h"
 #include "io/fileio.h"
 #include "io/gguf_names.h"
+#include "jielong/dataset.h"
 #include "jielong/gguf.h"
 #include "jielong/tokenizer.h"
 #include "model/model.h"
@@ -209,10 +210,6 @@ static jl_status put_tokenizer(kv_writer *w, const jl_checkpoint *ck) {
     return st;
 }
 
-/* The DESIGN chat format as a Jinja template, for llama.cpp / HF chat front-ends. */
-static const char *default_chat_template =
-    "{% for message in messages %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
 
 /* ---------------------------------------------------------------- tensors */
 
@@ -423,7 +420,7 @@ jl_status jl_export_gguf(const jl_checkpoint *ck, const char *path, jl_ggml_type
     if (st == JL_OK) {
         put_arch(&kv, ck, type);
         st = put_tokenizer(&kv, ck);
-        kv_str(&kv, "tokenizer.chat_template", ck->chat_template ? ck->chat_template : default_chat_template);
+        kv_str(&kv, "tokenizer.chat_template", ck->chat_template ? ck->chat_template : jl_chat_template_jinja());
         st = put_jielong_meta(&kv, ck);
     }
     if (st == JL_OK && kv.b.oom) st = jl_fail(JL_ERR_NOMEM, "out of memory");

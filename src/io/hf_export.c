@@ -2,6 +2,8 @@
 #include "core/half.h"
 #include "io/fileio.h"
 #include "jielong/convert.h"
+#include "jielong/dataset.h"
+#include "jielong/tokenizer.h"
 #include "model/model.h"
 #include <json.h>
 #include <stdio.h>
@@ -105,16 +107,36 @@ static jl_status write_text(const char *dir, const char *name, const char *text)
     return jl_write_file_atomic(path, text, strlen(text));
 }
 
+/* tokenizer_config.json and generation_config.json: the chat template (the model's own, else ours as Jinja) and
+ * the tokens that end an answer. Ours end with <|end|>, so that is the eos HF tools stop at; generation also stops
+ * at <|eos|>. */
 static jl_status write_tokenizer_config(const jl_checkpoint *ck, const char *dir) {
-    json_object *o = json_object_new_object();
-    if (!o) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    jl_tokenizer *tok = NULL;
+    jl_status st = jl_tokenizer_from_json(ck->tokenizer_json, strlen(ck->tokenizer_json), &tok);
+    if (st != JL_OK) return st;
+    int32_t bos = jl_tokenizer_special(tok, "<|bos|>"), eos = jl_tokenizer_special(tok, "<|eos|>"),
+            end = jl_tokenizer_special(tok, "<|end|>");
+    jl_tokenizer_free(tok);
+    json_object *o = json_object_new_object(), *g = json_object_new_object();
+    if (!o || !g) {
+        json_object_put(o);
+        json_object_put(g);
+        return jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
     add_str(o, "tokenizer_class", "PreTrainedTokenizerFast");
-    add_str(o, "bos_token", "<|bos|>");
-    add_str(o, "eos_token", "<|eos|>");
-    if (ck->chat_template) add_str(o, "chat_template", ck->chat_template);
-    jl_status st = write_text(dir, "tokenizer_config.json",
-                              json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+    if (bos >= 0) add_str(o, "bos_token", "<|bos|>");
+    if (end >= 0 || eos >= 0) add_str(o, "eos_token", end >= 0 ? "<|end|>" : "<|eos|>");
+    if (ck->chat_template || end >= 0) add_str(o, "chat_template", ck->chat_template ? ck->chat_template : jl_chat_template_jinja());
+    if (bos >= 0) json_object_object_add(g, "bos_token_id", json_object_new_int(bos));
+    json_object *stops = json_object_new_array();
+    if (end >= 0) json_object_array_add(stops, json_object_new_int(end));
+    if (eos >= 0) json_object_array_add(stops, json_object_new_int(eos));
+    json_object_object_add(g, "eos_token_id", stops);
+    const int flags = JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE;
+    st = write_text(dir, "tokenizer_config.json", json_object_to_json_string_ext(o, flags));
+    if (st == JL_OK) st = write_text(dir, "generation_config.json", json_object_to_json_string_ext(g, flags));
     json_object_put(o);
+    json_object_put(g);
     return st;
 }
 

@@ -25,5 +25,9 @@ void jl_prompt_forward(const jl_prompt *p, float *res, int B, int T);
 void jl_prompt_forward_at(const jl_prompt *p, float *res, int pos0, int n);
 /* d prompt += Σ_b dres[b, t < n]; those rows of dres are then zeroed (no token embedding gets them). */
 void jl_prompt_backward(jl_prompt *p, float *dres, int B, int T);
+/* Packed rows (seg_start(B,T), see jl_attention_forward_seg): every segment begins with the virtual tokens,
+ * i.e. the tokens at position t − seg_start[t] < n of their segment get (forward) or give (backward) them. */
+void jl_prompt_forward_seg(const jl_prompt *p, float *res, int B, int T, const int32_t *seg_start);
+void jl_prompt_backward_seg(jl_prompt *p, float *dres, int B, int T, const int32_t *seg_start);
 
 #endif

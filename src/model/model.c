@@ -340,8 +340,10 @@ double jl_model_forward(jl_model *m, jl_acts *a, const int32_t *tokens, const in
     float *scratch = a->dln; /* backward scratch, free during forward: branch outputs before the residual add */
 
     jl_embedding_forward(a->res, tokens, w->wte, N, C);
-    if (m->prompt) jl_prompt_forward(m->prompt, a->res, B, T);
-    if (c->arch == JL_ARCH_GPT2) jl_posemb_forward(a->res, w->wpe, B, T, C, 0);
+    const int32_t *seg = a->seg_start;
+    if (m->prompt && seg) jl_prompt_forward_seg(m->prompt, a->res, B, T, seg);
+    else if (m->prompt) jl_prompt_forward(m->prompt, a->res, B, T);
+    if (c->arch == JL_ARCH_GPT2) jl_posemb_forward_seg(a->res, w->wpe, B, T, C, seg);
 
     for (int l = 0; l < c->n_layer; l++) {
         const jl_layer_params *p = &w->layers[l];
@@ -351,10 +353,10 @@ double jl_model_forward(jl_model *m, jl_acts *a, const int32_t *tokens, const in
         jl_matmul_forward(s.qkv, s.ln1, p->qkv_w, p->qkv_b, N, C, QKV);
         if (m->lora) jl_lora_forward(m->lora, l, JL_LORA_OUT_QKV, s.qkv, QKV, s.ln1, N);
         if (c->arch == JL_ARCH_LLAMA) {
-            jl_rope_forward(s.qkv, m->rope_table, B, T, c->n_head, hs, QKV, 0);
-            jl_rope_forward(s.qkv + c->n_head * hs, m->rope_table, B, T, c->n_kv_head, hs, QKV, 0);
+            jl_rope_forward_seg(s.qkv, m->rope_table, B, T, c->n_head, hs, QKV, seg);
+            jl_rope_forward_seg(s.qkv + c->n_head * hs, m->rope_table, B, T, c->n_kv_head, hs, QKV, seg);
         }
-        jl_attention_forward(s.atty, s.att, s.qkv, B, T, c->n_head, c->n_kv_head, hs);
+        jl_attention_forward_seg(s.atty, s.att, s.qkv, B, T, c->n_head, c->n_kv_head, hs, seg);
         jl_matmul_forward(scratch, s.atty, p->o_w, p->o_b, N, C, C);
         if (m->lora) jl_lora_forward(m->lora, l, JL_LORA_OUT_O, scratch, C, s.atty, N);
         jl_residual_forward(s.mid, s.in, scratch, (size_t)N * C);
@@ -398,6 +400,7 @@ void jl_model_backward_from_hidden(jl_model *m, jl_acts *a, const int32_t *token
     const int FC = jl_fc_dim(c);
     const jl_params *w = &m->w;
     const size_t NC = (size_t)N * C;
+    const int32_t *seg = a->seg_start;
     float *dres = a->dres; /* gradient of the residual stream, carried down through the layers */
     memset(dres, 0, NC * sizeof(float));
     const float *final_res = a->res + (size_t)c->n_layer * (size_t)a->B * (size_t)a->T * (size_t)C;
@@ -423,18 +426,19 @@ void jl_model_backward_from_hidden(jl_model *m, jl_acts *a, const int32_t *token
         jl_matmul_backward(a->datty, gp->o_w, gp->o_b, dres, s.atty, p->o_w, N, C, C);
         if (m->lora) jl_lora_backward(m->lora, l, JL_LORA_OUT_O, a->datty, dres, C, s.atty, N);
         memset(a->dqkv, 0, (size_t)N * QKV * sizeof(float));
-        jl_attention_backward(a->dqkv, a->datt, a->datty, s.qkv, s.att, B, T, c->n_head, c->n_kv_head, hs);
+        jl_attention_backward_seg(a->dqkv, a->datt, a->datty, s.qkv, s.att, B, T, c->n_head, c->n_kv_head, hs, seg);
         if (c->arch == JL_ARCH_LLAMA) {
-            jl_rope_backward(a->dqkv, m->rope_table, B, T, c->n_head, hs, QKV, 0);
-            jl_rope_backward(a->dqkv + c->n_head * hs, m->rope_table, B, T, c->n_kv_head, hs, QKV, 0);
+            jl_rope_backward_seg(a->dqkv, m->rope_table, B, T, c->n_head, hs, QKV, seg);
+            jl_rope_backward_seg(a->dqkv + c->n_head * hs, m->rope_table, B, T, c->n_kv_head, hs, QKV, seg);
         }
         memset(a->dln, 0, NC * sizeof(float));
         jl_matmul_backward(a->dln, gp->qkv_w, gp->qkv_b, a->dqkv, s.ln1, p->qkv_w, N, C, QKV);
         if (m->lora) jl_lora_backward(m->lora, l, JL_LORA_OUT_QKV, a->dln, a->dqkv, QKV, s.ln1, N);
         norm_backward(c, dres, gp->ln1_w, gp->ln1_b, a->dln, s.in, p->ln1_w, s.ln1_mean, s.ln1_rstd, N);
     }
-    if (c->arch == JL_ARCH_GPT2 && g->wpe) jl_posemb_backward(g->wpe, dres, B, T, C, 0);
-    if (m->prompt) jl_prompt_backward(m->prompt, dres, B, T);
+    if (c->arch == JL_ARCH_GPT2 && g->wpe) jl_posemb_backward_seg(g->wpe, dres, B, T, C, seg);
+    if (m->prompt && seg) jl_prompt_backward_seg(m->prompt, dres, B, T, seg);
+    else if (m->prompt) jl_prompt_backward(m->prompt, dres, B, T);
     if (g->wte) jl_embedding_backward(g->wte, dres, tokens, N, C);
 }
 

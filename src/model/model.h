@@ -94,6 +94,10 @@ typedef struct {
     float *logits;                /* (N, Vp); holds d logits after a forward with gradients */
     float *losses;                /* (N) */
     float *dres, *dln, *dqkv, *datt, *datty, *dfc, *dfc_act;
+    /* Packed rows: segment starts (B,T) for forward and backward (jl_attention_forward_seg: each token attends
+     * within its segment only, positions restart at 0 in each, a soft prompt opens each). NULL (the default):
+     * one sequence per row. Not owned; the caller sets it and fills it before each forward. */
+    const int32_t *seg_start;
 } jl_acts;
 
 jl_status jl_acts_new(const jl_config *c, int B, int T, jl_acts *a);

@@ -95,6 +95,24 @@ void jl_prompt_backward(jl_prompt *p, float *dres, int B, int T) {
     }
 }
 
+void jl_prompt_forward_seg(const jl_prompt *p, float *res, int B, int T, const int32_t *seg_start) {
+    for (int n = 0; n < B * T; n++) {
+        const int pos = n % T - seg_start[n];
+        if (pos < p->n) memcpy(res + (size_t)n * p->C, p->params + (size_t)pos * p->C, sizeof(float) * (size_t)p->C);
+    }
+}
+
+void jl_prompt_backward_seg(jl_prompt *p, float *dres, int B, int T, const int32_t *seg_start) {
+    for (int n = 0; n < B * T; n++) {
+        const int pos = n % T - seg_start[n];
+        if (pos >= p->n) continue;
+        float *row = dres + (size_t)n * p->C, *g = p->grads ? p->grads + (size_t)pos * p->C : NULL;
+        if (g)
+            for (int c = 0; c < p->C; c++) g[c] += row[c];
+        memset(row, 0, sizeof(float) * (size_t)p->C);
+    }
+}
+
 jl_status jl_prompt_save(const jl_prompt *p, const char *path, const jl_adapter_state *state) {
     jl_adapter_writer aw;
     jl_status st = jl_adapter_writer_begin(&aw, "prompt", &p->base);

@@ -38,6 +38,7 @@ void jl_distill_defaults(jl_distill_opts *o) {
     o->schedule = JL_SCHED_COSINE;
     o->temperature = 1.0f;
     o->alpha = 0.5f;
+    o->data_seed = 1337;
     o->eval_every = 100;
     o->eval_batches = 8;
     o->save_every = 500;
@@ -184,7 +185,7 @@ static void emit(jl_event_fn fn, void *user, const jl_train_event *ev) {
 
 /* Held-out cross-entropy of a model over the first eval_batches windows of val. */
 static jl_status heldout(jl_trainer *t, const jl_tokens *val, int batches, double *loss) {
-    jl_token_stream vs = {.data = val};
+    jl_token_stream vs = jl_stream_spread(val, t->o.B, t->o.T, batches);
     return jl_trainer_eval(t, jl_stream_batch, &vs, batches, loss);
 }
 
@@ -208,7 +209,7 @@ jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *t
     jl_trainer *t = NULL, *teacher_eval = NULL;
     if ((st = jl_mkdir_p(o.out_dir)) != JL_OK) return st;
     if ((st = jl_acts_new(&teacher->cfg, o.B, o.T, &hook.tacts)) != JL_OK) return st;
-    jl_token_stream s = {.data = train};
+    jl_token_stream s = {.data = train, .shuffle = o.data_order == JL_DATA_SHUFFLED, .seed = o.data_seed};
     if ((st = jl_trainer_new(student, &to, &t)) != JL_OK || (resume && (st = resume_state(resume, t, &s, &o)) != JL_OK)) {
         jl_trainer_free(t);
         jl_acts_free(&hook.tacts);

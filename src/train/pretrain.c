@@ -110,7 +110,7 @@ jl_status jl_pretrain(jl_model *m, const jl_tokenizer *tok, const jl_tokens *tra
     jl_train_state_optim(&o, &to.opt);
     jl_trainer *t = NULL;
     if ((st = jl_mkdir_p(o.out_dir)) != JL_OK || (st = jl_trainer_new(m, &to, &t)) != JL_OK) return st;
-    jl_token_stream s = {.data = train};
+    jl_token_stream s = {.data = train, .shuffle = o.data_order == JL_DATA_SHUFFLED, .seed = o.seed};
     if (resume && (st = jl_train_state_resume(resume, "pretrain", t, &s, &o)) != JL_OK) {
         jl_trainer_free(t);
         return st;
@@ -139,7 +139,7 @@ jl_status jl_pretrain(jl_model *m, const jl_tokenizer *tok, const jl_tokens *tra
         if ((st = jl_step_log_write(&steps, step, &ss, 0, NULL, NULL)) != JL_OK) break;
         int last = step == o.steps || (o.stop_after > 0 && steps_this_run >= o.stop_after);
         if (have_val && o.eval_every > 0 && (step % o.eval_every == 0 || last)) {
-            jl_token_stream vs = {.data = val};
+            jl_token_stream vs = jl_stream_spread(val, o.B, o.T, o.eval_batches);
             double val_loss;
             if ((st = jl_trainer_eval(t, jl_stream_batch, &vs, o.eval_batches, &val_loss)) != JL_OK) break;
             const char *vk[] = {"val_loss"};

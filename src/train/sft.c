@@ -3,6 +3,7 @@
 #include "jielong/checkpoint.h"
 #include "jielong/metrics.h"
 #include "core/rng.h"
+#include "data/pack.h"
 #include "io/fileio.h"
 #include "model/model.h"
 #include "train/steplog.h"
@@ -47,6 +48,7 @@ void jl_sft_defaults(jl_sft_opts *o) {
     o->save_every = 500;
     o->lora = (jl_lora_opts){.rank = 8, .alpha = 16, .dropout = 0.05f, .targets = NULL};
     o->prompt_tokens = 16;
+    o->packing = 1;
 }
 
 /* ---------------------------------------------------------------- rendering */
@@ -185,7 +187,10 @@ static jl_status split_off(example_set *train, double fraction, example_set *val
 
 /* ---------------------------------------------------------------- batches */
 
-/* Rows in a shuffled order per epoch (the order follows from seed and epoch, so resume needs only (epoch, pos)). */
+/* Rows in a shuffled order per epoch (the order follows from seed and epoch, so resume needs only (epoch, pos)).
+ * Unpacked: one conversation per row, pos counts conversations. Packed: each epoch's shuffled conversations
+ * are packed into rows by best fit (data/pack.h), each a segment of its own (seg_start, for the model), and
+ * pos counts rows. A conversation of n tokens takes prefix + n − 1 positions (its last token is a target only). */
 typedef struct {
     const example_set *set;
     size_t *order;
@@ -193,43 +198,103 @@ typedef struct {
     long epoch;
     uint64_t seed;
     int shuffle;
-    int prefix;        /* soft prompt placeholder positions at the start of each row */
+    int prefix;        /* soft prompt placeholder positions at the start of each row (packed: of each segment) */
     int32_t pad;
     long pad_tokens, row_tokens;
+    int packed;
+    jl_packer packer;  /* packed: this epoch's rows */
+    int *len;          /* packed: positions each conversation takes */
+    int32_t *seg;      /* packed: segment starts of the last batch (B, T), for jl_acts.seg_start */
 } cursor;
 
+/* The epoch's order (and, packed, its rows). Packing cannot fail here: every length was checked to fit. */
 static void shuffle_epoch(cursor *c) {
     for (size_t i = 0; i < c->set->n; i++) c->order[i] = i;
-    if (!c->shuffle) return;
-    jl_rng r;
-    jl_rng_seed(&r, c->seed ^ (0xA0761D6478BD642Full * (uint64_t)(c->epoch + 1)));
-    for (size_t i = c->set->n; i > 1; i--) {
-        size_t j = (size_t)jl_rng_below(&r, i), t = c->order[i - 1];
-        c->order[i - 1] = c->order[j];
-        c->order[j] = t;
+    if (c->shuffle) {
+        jl_rng r;
+        jl_rng_seed(&r, c->seed ^ (0xA0761D6478BD642Full * (uint64_t)(c->epoch + 1)));
+        for (size_t i = c->set->n; i > 1; i--) {
+            size_t j = (size_t)jl_rng_below(&r, i), t = c->order[i - 1];
+            c->order[i - 1] = c->order[j];
+            c->order[j] = t;
+        }
     }
+    if (c->packed) jl_pack_best_fit(&c->packer, c->order, c->set->n, c->len);
 }
 
-static jl_status cursor_init(cursor *c, const example_set *set, uint64_t seed, int shuffle, int prefix, int32_t pad) {
+static void cursor_free(cursor *c) {
+    free(c->order);
+    free(c->len);
+    free(c->seg);
+    jl_packer_free(&c->packer);
+    memset(c, 0, sizeof *c);
+}
+
+/* Rows of B×T; packed when `packed`. */
+static jl_status cursor_init(cursor *c, const example_set *set, uint64_t seed, int shuffle, int prefix, int32_t pad,
+                             int packed, int B, int T) {
     memset(c, 0, sizeof *c);
     c->set = set;
     c->seed = seed;
     c->shuffle = shuffle;
     c->prefix = prefix;
     c->pad = pad;
-    c->order = malloc(sizeof(size_t) * (set->n ? set->n : 1));
+    c->packed = packed;
+    const size_t n = set->n ? set->n : 1;
+    c->order = malloc(sizeof(size_t) * n);
     if (!c->order) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    if (packed) {
+        c->len = malloc(sizeof *c->len * n);
+        c->seg = malloc(sizeof *c->seg * (size_t)B * (size_t)T);
+        jl_status st = c->len && c->seg ? jl_packer_init(&c->packer, set->n, T) : jl_fail(JL_ERR_NOMEM, "out of memory");
+        if (st != JL_OK) {
+            cursor_free(c);
+            return st;
+        }
+        for (size_t i = 0; i < set->n; i++) c->len[i] = prefix + (int)set->ex[i].n - 1; /* ≤ T: see build_examples */
+    }
     shuffle_epoch(c);
     return JL_OK;
+}
+
+/* Rows a pass over the set takes: conversations, or packed rows. */
+static size_t cursor_rows(const cursor *c) { return c->packed ? c->packer.rows : c->set->n; }
+
+/* Row `row` of a packed epoch into tk, tg (T) and its segment starts into seg; returns the positions used. */
+static int packed_row(cursor *c, size_t row, int32_t *tk, int32_t *tg, int32_t *seg, int T) {
+    int used = 0;
+    for (size_t k = c->packer.row_start[row]; k < c->packer.row_start[row + 1]; k++) {
+        const example *e = &c->set->ex[c->packer.items[k]];
+        const int n = c->len[c->packer.items[k]];
+        for (int i = 0; i < c->prefix; i++) {
+            tk[used + i] = c->pad; /* placeholders: the soft prompt replaces their embeddings */
+            tg[used + i] = -1;
+        }
+        jl_sft_row(e->ids, e->train, e->n, c->pad, tk + used + c->prefix, tg + used + c->prefix, n - c->prefix);
+        for (int i = 0; i < n; i++) seg[used + i] = used;
+        used += n;
+    }
+    for (int i = used; i < T; i++) { /* padding: one more segment */
+        tk[i] = c->pad;
+        tg[i] = -1;
+        seg[i] = used;
+    }
+    return used;
 }
 
 static jl_status next_batch(void *ctx, int32_t *tokens, int32_t *targets, int B, int T) {
     cursor *c = ctx;
     for (int b = 0; b < B; b++) {
-        if (c->pos >= c->set->n) {
+        if (c->pos >= cursor_rows(c)) {
             c->pos = 0;
             c->epoch++;
             shuffle_epoch(c);
+        }
+        if (c->packed) {
+            int used = packed_row(c, c->pos++, tokens + (size_t)b * T, targets + (size_t)b * T, c->seg + (size_t)b * T, T);
+            c->pad_tokens += T - used;
+            c->row_tokens += T;
+            continue;
         }
         const example *e = &c->set->ex[c->order[c->pos++]];
         int32_t *tk = tokens + (size_t)b * T, *tg = targets + (size_t)b * T;
@@ -246,12 +311,14 @@ static jl_status next_batch(void *ctx, int32_t *tokens, int32_t *targets, int B,
 }
 
 /* Mean held-out loss over the whole set (or max_batches batches), without gradients. */
-static jl_status eval_loss(jl_trainer *t, const example_set *val, int prefix, int32_t pad, int max_batches,
-                           double *out) {
+static jl_status eval_loss(jl_trainer *t, const example_set *val, int prefix, int32_t pad, int packed,
+                           int max_batches, double *out) {
     cursor c;
-    jl_status st = cursor_init(&c, val, 0, 0, prefix, pad);
+    jl_status st = cursor_init(&c, val, 0, 0, prefix, pad, packed, t->o.B, t->o.T);
     if (st != JL_OK) return st;
-    int batches = (int)((val->n + (size_t)t->o.B - 1) / (size_t)t->o.B);
+    const int32_t *train_seg = t->acts.seg_start;
+    t->acts.seg_start = c.seg;
+    int batches = (int)((cursor_rows(&c) + (size_t)t->o.B - 1) / (size_t)t->o.B);
     if (max_batches > 0 && max_batches < batches) batches = max_batches;
     double sum = 0;
     long counted = 0;
@@ -264,7 +331,8 @@ static jl_status eval_loss(jl_trainer *t, const example_set *val, int prefix, in
         sum += jl_model_forward(t->model, &t->acts, t->tokens, t->targets, t->o.B, t->o.T, 0.0f, &n);
         counted += n;
     }
-    free(c.order);
+    t->acts.seg_start = train_seg;
+    cursor_free(&c);
     *out = counted ? sum / (double)counted : NAN;
     return JL_OK;
 }
@@ -349,6 +417,7 @@ static char *state_json(const run *r) {
     json_object_object_add(j, "step", json_object_new_int64(r->t->step));
     json_object_object_add(j, "data_pos", json_object_new_int64((int64_t)r->cur->pos));
     json_object_object_add(j, "epoch", json_object_new_int64(r->cur->epoch));
+    json_object_object_add(j, "packing", json_object_new_int(r->cur->packed));
     char rng[32];
     snprintf(rng, sizeof rng, "%llu", (unsigned long long)r->t->rng.state); /* exact: a JSON double would round it */
     json_object_object_add(j, "rng", json_object_new_string(rng));
@@ -395,7 +464,11 @@ static jl_status restore_state(run *r, const char *text) {
         shuffle_epoch(r->cur);
         r->cur->pos = (size_t)json_object_get_int64(f[2]);
         r->t->rng.state = strtoull(json_object_get_string(f[4]), NULL, 10);
-        if (r->cur->pos > r->cur->set->n) st = jl_fail(JL_ERR_ARG, "checkpoint data position is beyond this data");
+        json_object *pk;
+        int packed = json_object_object_get_ex(j, "packing", &pk) ? json_object_get_int(pk) : 0;
+        if (packed != r->cur->packed)
+            st = jl_fail(JL_ERR_ARG, "the checkpoint was trained with --packing %s", packed ? "on" : "off");
+        else if (r->cur->pos > cursor_rows(r->cur)) st = jl_fail(JL_ERR_ARG, "checkpoint data position is beyond this data");
     }
     (void)v;
     json_object_put(j);
@@ -572,7 +645,7 @@ static jl_status train_loop(run *r, const example_set *val, int have_val, jl_met
         int last = step == o->steps || (o->stop_after > 0 && steps_this_run >= o->stop_after);
         if (have_val && o->eval_every > 0 && (step % o->eval_every == 0 || last)) {
             double vl;
-            if ((st = eval_loss(r->t, val, prefix, r->cur->pad, o->eval_batches, &vl)) != JL_OK) break;
+            if ((st = eval_loss(r->t, val, prefix, r->cur->pad, o->packing, o->eval_batches, &vl)) != JL_OK) break;
             rep->last_val = vl;
             const char *vk[] = {"val_loss"};
             if ((st = jl_metrics_log(log, "sft", step, 1, vk, &vl)) != JL_OK) break;
@@ -589,6 +662,9 @@ static jl_status train_loop(run *r, const example_set *val, int have_val, jl_met
     rep->steps_done = steps_this_run;
     rep->ms_per_step = steps_this_run ? 1e3 * seconds / (double)steps_this_run : 0;
     rep->tok_per_s = seconds > 0 ? (double)steps_this_run * o->B * o->T * o->accum / seconds : 0;
+    const cursor *c = r->cur;
+    rep->pad_fraction = c->row_tokens ? (double)c->pad_tokens / (double)c->row_tokens : 0;
+    rep->text_tok_per_s = rep->tok_per_s * (1.0 - rep->pad_fraction);
     return st;
 }
 
@@ -623,8 +699,9 @@ jl_status jl_sft_train(jl_model *m, const jl_tokenizer *tok, const jl_sft_set *t
     rep->val_examples = va.n;
     if ((st = setup_method(&r, &o)) != JL_OK) goto done;
     if ((st = jl_mkdir_p(o.out_dir)) != JL_OK || (st = new_trainer(&r, &o)) != JL_OK) goto done;
-    if ((st = cursor_init(&cur, &tr, o.seed, 1, prefix, pad)) != JL_OK) goto done;
+    if ((st = cursor_init(&cur, &tr, o.seed, 1, prefix, pad, o.packing, o.B, o.T)) != JL_OK) goto done;
     r.cur = &cur;
+    r.t->acts.seg_start = cur.seg; /* NULL unpacked */
     snprintf(r.ckpt_path, sizeof r.ckpt_path, "%s/checkpoint.safetensors", o.out_dir);
     snprintf(r.result_path, sizeof r.result_path, "%s/%s", o.out_dir,
              r.lora ? "adapter.safetensors" : r.prompt ? "prompt.safetensors" : "model.safetensors");
@@ -639,7 +716,7 @@ jl_status jl_sft_train(jl_model *m, const jl_tokenizer *tok, const jl_sft_set *t
     if ((st = jl_metrics_open(metrics_path, &log)) != JL_OK) goto done;
     int have_val = va.n > 0;
     if (have_val && !resume_run) {
-        if ((st = eval_loss(r.t, &va, prefix, pad, o.eval_batches, &rep->first_val)) != JL_OK) goto done;
+        if ((st = eval_loss(r.t, &va, prefix, pad, o.packing, o.eval_batches, &rep->first_val)) != JL_OK) goto done;
         rep->last_val = rep->first_val;
         const char *vk[] = {"val_loss"};
         if ((st = jl_metrics_log(log, "sft", 0, 1, vk, &rep->first_val)) != JL_OK) goto done;
@@ -647,7 +724,6 @@ jl_status jl_sft_train(jl_model *m, const jl_tokenizer *tok, const jl_sft_set *t
         emit(on_event, user, &e);
     }
     st = train_loop(&r, &va, have_val, log, on_event, user, rep);
-    rep->pad_fraction = cur.row_tokens ? (double)cur.pad_tokens / (double)cur.row_tokens : 0;
     if (st == JL_OK && r.t->step == o.steps) {
         if ((st = save(&r, r.result_path, 0)) == JL_OK) {
             snprintf(rep->result_path, sizeof rep->result_path, "%s", r.result_path);
@@ -658,7 +734,7 @@ jl_status jl_sft_train(jl_model *m, const jl_tokenizer *tok, const jl_sft_set *t
 done:
     jl_metrics_close(log);
     jl_trainer_free(r.t);
-    free(cur.order);
+    cursor_free(&cur);
     m->lora = NULL;
     m->prompt = NULL;
     for (int i = 0; i < m->n_tensors; i++) m->tensors[i].frozen = 0;

@@ -12,6 +12,8 @@ char *jl_train_state_json(const char *stage, const jl_pretrain_opts *o, long ste
     json_object_object_add(j, "step", json_object_new_int64(step));
     json_object_object_add(j, "data_pos", json_object_new_int64((int64_t)s->pos));
     json_object_object_add(j, "epoch", json_object_new_int64(s->epoch));
+    json_object_object_add(j, "data_order", json_object_new_string(s->shuffle ? "shuffled" : "sequential"));
+    json_object_object_add(j, "data_seed", json_object_new_uint64(s->seed));
     json_object_object_add(j, "B", json_object_new_int(o->B));
     json_object_object_add(j, "T", json_object_new_int(o->T));
     json_object_object_add(j, "accum", json_object_new_int(o->accum));
@@ -86,6 +88,22 @@ jl_status jl_train_state_check_stage(const char *state, const char *stage) {
     return jl_fail(JL_ERR_ARG, "a %s checkpoint cannot resume %s", saved[0] ? saved : "stage-less", stage);
 }
 
+/* The saved run must have walked its data in the order this one will (checkpoints before shuffling: sequential);
+ * the shuffled order's seed is the checkpoint's, as the position is. */
+static jl_status check_data_order(const char *state, jl_token_stream *s) {
+    json_object *j = json_tokener_parse(state), *v;
+    int shuffled = 0;
+    uint64_t seed = s->seed;
+    if (j && json_object_object_get_ex(j, "data_order", &v)) shuffled = strcmp(json_object_get_string(v), "shuffled") == 0;
+    if (j && json_object_object_get_ex(j, "data_seed", &v)) seed = json_object_get_uint64(v);
+    json_object_put(j);
+    if (shuffled != s->shuffle)
+        return jl_fail(JL_ERR_ARG, "checkpoint read its data in %s order; resume with --data-order %s",
+                       shuffled ? "shuffled" : "sequential", shuffled ? "shuffled" : "sequential");
+    s->seed = seed;
+    return JL_OK;
+}
+
 jl_status jl_train_state_resume(const jl_checkpoint *ck, const char *stage, jl_trainer *t, jl_token_stream *s,
                                 const jl_pretrain_opts *o) {
     if (!ck->train_state || !ck->adam_m)
@@ -102,6 +120,7 @@ jl_status jl_train_state_resume(const jl_checkpoint *ck, const char *stage, jl_t
     int ok = state_get(j, "step", &step) && state_get(j, "data_pos", &pos) && state_get(j, "epoch", &epoch);
     json_object_put(j);
     if (!ok) return jl_fail(JL_ERR_FORMAT, "training state: step/data_pos/epoch missing");
+    if ((st = check_data_order(ck->train_state, s)) != JL_OK) return st;
     if (pos < 0 || (size_t)pos > s->data->n)
         return jl_fail(JL_ERR_ARG, "checkpoint data position %.0f is beyond this data (%zu tokens)", pos, s->data->n);
     if (t->n_state != t->model->n_params) /* moments are in the model's layout only when nothing is frozen */
