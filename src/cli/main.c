@@ -25,6 +25,7 @@ int cmd_quantize(int, char **);
 int cmd_pipeline(int, char **);
 int cmd_generate(int, char **);
 int cmd_chat(int, char **);
+int cmd_serve(int, char **);
 int cmd_sft(int, char **);
 int cmd_reward(int, char **);
 int cmd_dpo(int, char **);
@@ -32,6 +33,7 @@ int cmd_grpo(int, char **);
 int cmd_ppo(int, char **);
 int cmd_prune(int, char **);
 int cmd_distill(int, char **);
+int cmd_index(int, char **);
 
 /* Subcommands, in the order of the recipe. */
 const cli_command cli_commands[] = {
@@ -42,6 +44,7 @@ const cli_command cli_commands[] = {
     {"sft", cmd_sft, "supervised fine-tuning on conversations: full, LoRA, freeze or soft prompt"},
     {"generate", cmd_generate, "continue a prompt, streaming tokens (sampling options, --show-probs)"},
     {"chat", cmd_chat, "multi-turn chat with the chat template (line editing, /reset /temp /system)"},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server with batched decoding and a chat page"},
     {"reward", cmd_reward, "train a reward model on preference pairs (Bradley-Terry)"},
     {"dpo", cmd_dpo, "direct preference optimisation (sigmoid or IPO loss)"},
     {"ppo", cmd_ppo, "RLHF with PPO: rollouts, value head, GAE, clipped surrogate, KL penalty"},
@@ -52,6 +55,7 @@ const cli_command cli_commands[] = {
     {"quantize", cmd_quantize, "quantise a model to q8_0 / q4_0 blocks (GGUF)"},
     {"distill", cmd_distill, "train a smaller student on a teacher's soft targets; --synthesize SFT data"},
     {"prune", cmd_prune, "magnitude-prune a model's linear weights (global, per tensor or per row)"},
+    {"index", cmd_index, "retrieval index over your documents (SQLite FTS5 BM25, dense, fused): build|query"},
     {"pipeline", cmd_pipeline, "the whole recipe on the bundled poems, stage by stage (--quick: ~2 minutes)"},
     {"plot", cmd_plot, "draw training metrics (JSONL) as an SVG line plot"},
     {"version", cmd_version, "print the version"},

@@ -74,6 +74,13 @@ static double accuracy_of(json_object *o, const char *task) {
     return json_object_object_get_ex(o, task, &t) ? num_of(t, "accuracy") : NAN;
 }
 
+report_plots pipeline_report_plots(const char *dir) {
+    if (strcmp(dir, "rm") == 0) return (report_plots){"loss,eval_loss", "accuracy,eval_accuracy", "pairwise accuracy"};
+    if (strcmp(dir, "dpo") == 0) return (report_plots){"loss,eval_loss", "margin,eval_margin", "reward margin"};
+    if (strcmp(dir, "grpo") == 0 || strcmp(dir, "ppo") == 0) return (report_plots){"loss", "reward,kl", "reward and KL"};
+    return (report_plots){"loss,val_loss", NULL, NULL};
+}
+
 static void write_stage_table(FILE *f, const char *out_dir, const report_stage *st, int n) {
     fprintf(f, "## Stages\n\n| stage | time | final loss | held-out | tok/s | MFU | plot |\n|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < n; i++) {
@@ -87,12 +94,17 @@ static void write_stage_table(FILE *f, const char *out_dir, const report_stage *
             fmt(val, sizeof val, isnan(last_value(m, "val_loss")) ? "acc %.3f" : "%.3f", v);
             fmt(tps, sizeof tps, "%.0f", mean_value(m, "tok_per_s"));
             fmt(mfu, sizeof mfu, "%.2f", mean_value(m, "mfu"));
-            snprintf(plot, sizeof plot, "[curves](%s/curves.svg)", st[i].dir);
+            report_plots rp = pipeline_report_plots(st[i].dir);
+            snprintf(plot, sizeof plot, "[loss](%s/curves.svg)%s%s%s%s", st[i].dir, rp.metric ? " · [" : "",
+                     rp.metric ? rp.metric_title : "", rp.metric ? "](" : "", rp.metric ? st[i].dir : "");
+            if (rp.metric) snprintf(plot + strlen(plot), sizeof plot - strlen(plot), "/metric.svg)");
         }
         fprintf(f, "| %s | %.0f s | %s | %s | %s | %s | %s |\n", st[i].name, st[i].seconds, loss, val, tps, mfu, plot);
     }
     fprintf(f, "\nHeld-out: loss on held-out data for pretraining/SFT, pairwise accuracy for the reward model and "
-               "DPO. MFU = achieved FLOP/s ÷ the peak of the precision in use (probe loop of FMAs / bf16 dot products at the start of the stage), at most 1.\n\n");
+               "DPO. MFU = achieved FLOP/s ÷ the peak of the precision in use (probe loop of FMAs / bf16 dot "
+               "products at the start of the stage), at most 1. Plots: training loss with held-out loss (raw points), "
+               "and the stage's own metric where it has one.\n\n");
 }
 
 static void write_perplexity(FILE *f, json_object **lines, int n) {
@@ -200,6 +212,10 @@ jl_status pipeline_report_write(const char *out_dir, const report_stage *stages,
     fprintf(f, "# jielong pipeline report\n\nThe whole recipe on the bundled Tang poems (%s run, %.0f s on this "
                "machine). Every stage ran as the command shown in `commands.sh`; the models are in this folder.\n\n",
             quick ? "a --quick" : "the default", total_seconds);
+    if (quick)
+        fprintf(f, "> **This is a `--quick` run: tiny models and a few steps each, to check that every stage runs. Its "
+                   "figures are not meaningful** — run `jielong pipeline` without `--quick` for the measured "
+                   "results.\n\n");
     write_stage_table(f, out_dir, stages, n_stages);
     json_object *lines[64];
     int n = summary_lines(summary, "perplexity", lines, 64);

@@ -26,15 +26,23 @@ static int push_special(jl_segments *out, jl_special s, int trainable) {
 }
 
 static jl_special role_token(jl_role role) {
-    return role == JL_ROLE_SYSTEM ? JL_SPECIAL_SYSTEM : role == JL_ROLE_USER ? JL_SPECIAL_USER : JL_SPECIAL_ASSISTANT;
+    return role == JL_ROLE_SYSTEM                          ? JL_SPECIAL_SYSTEM
+           : role == JL_ROLE_USER || role == JL_ROLE_TOOL ? JL_SPECIAL_USER
+                                                          : JL_SPECIAL_ASSISTANT;
 }
 
-/* <|role|>content<|end|>; only an assistant's content and closing <|end|> are trainable (when `train`). */
+#define TOOL_OPEN "<tool_response>"
+#define TOOL_CLOSE "</tool_response>"
+
+/* <|role|>content<|end|>; only an assistant's content and closing <|end|> are trainable (when `train`).
+ * A tool result is <|user|><tool_response>content</tool_response><|end|>, never trainable. */
 static int push_turn(jl_segments *out, const jl_turn *t, int train) {
-    int trainable = train && t->role == JL_ROLE_ASSISTANT;
+    int trainable = train && t->role == JL_ROLE_ASSISTANT, tool = t->role == JL_ROLE_TOOL;
     size_t len = strlen(t->content);
-    return push_special(out, role_token(t->role), 0) && (len == 0 || push(out, -1, t->content, len, trainable)) &&
-           push_special(out, JL_SPECIAL_END, trainable);
+    return push_special(out, role_token(t->role), 0) &&
+           (!tool || push(out, -1, TOOL_OPEN, strlen(TOOL_OPEN), 0)) &&
+           (len == 0 || push(out, -1, t->content, len, trainable)) &&
+           (!tool || push(out, -1, TOOL_CLOSE, strlen(TOOL_CLOSE), 0)) && push_special(out, JL_SPECIAL_END, trainable);
 }
 
 static jl_status render(const jl_conversation *conv, jl_segments *out, int n_turns, int train) {
@@ -51,7 +59,7 @@ static jl_status check_conversation(const jl_conversation *conv) {
     if (!conv || (conv->n_turns > 0 && !conv->turns) || conv->n_turns < 0)
         return jl_fail(JL_ERR_ARG, "chat template: no conversation");
     for (int i = 0; i < conv->n_turns; i++)
-        if (!conv->turns[i].content || conv->turns[i].role < JL_ROLE_SYSTEM || conv->turns[i].role > JL_ROLE_ASSISTANT)
+        if (!conv->turns[i].content || conv->turns[i].role < JL_ROLE_SYSTEM || conv->turns[i].role > JL_ROLE_TOOL)
             return jl_fail(JL_ERR_ARG, "chat template: turn %d has no content or an unknown role", i);
     return JL_OK;
 }

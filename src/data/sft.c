@@ -1,6 +1,7 @@
 /* SFT conversations from JSONL: OpenAI "messages" lines and Alpaca lines, into one conversation type. */
 #include "data/jsonl.h"
 #include "data/pool.h"
+#include "jielong/tools.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,12 +16,13 @@ const char *jl_role_name(jl_role role) {
     case JL_ROLE_SYSTEM: return "system";
     case JL_ROLE_USER: return "user";
     case JL_ROLE_ASSISTANT: return "assistant";
+    case JL_ROLE_TOOL: return "tool";
     }
     return "?";
 }
 
 static int parse_role(const char *s, jl_role *role) {
-    for (int r = JL_ROLE_SYSTEM; r <= JL_ROLE_ASSISTANT; r++)
+    for (int r = JL_ROLE_SYSTEM; r <= JL_ROLE_TOOL; r++)
         if (!strcmp(s, jl_role_name((jl_role)r))) {
             *role = (jl_role)r;
             return 1;
@@ -48,7 +50,50 @@ static jl_status add_conversation(jl_sft_set *set, const jl_turn *turns, int n_t
     return JL_OK;
 }
 
-static jl_status check_turn(json_object *msg, int i, jl_turn *turn) {
+/* An assistant message's "tool_calls" as <tool_call>…</tool_call> text after its content (malloc'd in *owned). */
+static jl_status tool_calls_text(json_object *calls, const char *where, const char *content, char **owned) {
+    if (!json_object_is_type(calls, json_type_array) || json_object_array_length(calls) == 0)
+        return jl_fail(JL_ERR_FORMAT, "%stool_calls: must be a non-empty array", where);
+    size_t len = strlen(content);
+    char *text = malloc(len + 1);
+    if (!text) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    memcpy(text, content, len + 1);
+    for (size_t i = 0; i < json_object_array_length(calls); i++) {
+        json_object *c = json_object_array_get_idx(calls, i), *fn = c, *inner, *name = NULL, *args = NULL;
+        if (c && json_object_object_get_ex(c, "function", &inner)) fn = inner;
+        if (!fn || !json_object_object_get_ex(fn, "name", &name) || !json_object_is_type(name, json_type_string)) {
+            free(text);
+            return jl_fail(JL_ERR_FORMAT, "%stool_calls[%zu].function.name: missing or not a string", where, i);
+        }
+        json_object_object_get_ex(fn, "arguments", &args);
+        const char *a = !args                                     ? "{}"
+                        : json_object_is_type(args, json_type_string) ? json_object_get_string(args)
+                                                                      : json_object_to_json_string_ext(
+                                                                            args, JSON_C_TO_STRING_PLAIN |
+                                                                                      JSON_C_TO_STRING_NOSLASHESCAPE);
+        char *call = jl_tool_call_text(json_object_get_string(name), a);
+        if (!call) {
+            free(text);
+            return jl_fail(JL_ERR_FORMAT, "%stool_calls[%zu].function.arguments: not a JSON object", where, i);
+        }
+        size_t n = strlen(call);
+        char *grown = realloc(text, len + n + 1);
+        if (!grown) {
+            free(call);
+            free(text);
+            return jl_fail(JL_ERR_NOMEM, "out of memory");
+        }
+        text = grown;
+        memcpy(text + len, call, n + 1);
+        len += n;
+        free(call);
+    }
+    *owned = text;
+    return JL_OK;
+}
+
+/* One message into turn; *owned receives a string made here (tool calls), for the caller to free. */
+static jl_status check_turn(json_object *msg, int i, jl_turn *turn, char **owned) {
     char where[48];
     snprintf(where, sizeof where, "messages[%d].", i);
     if (!json_object_is_type(msg, json_type_object)) return jl_fail(JL_ERR_FORMAT, "messages[%d]: must be an object", i);
@@ -56,29 +101,101 @@ static jl_status check_turn(json_object *msg, int i, jl_turn *turn) {
     jl_status st = jl_json_string_field(msg, where, "role", &role, NULL);
     if (st != JL_OK) return st;
     if (!parse_role(role, &turn->role))
-        return jl_fail(JL_ERR_FORMAT, "%srole: unknown role '%.40s' (system, user or assistant)", where, role);
+        return jl_fail(JL_ERR_FORMAT, "%srole: unknown role '%.40s' (system, user, assistant or tool)", where, role);
     if (turn->role == JL_ROLE_SYSTEM && i > 0)
         return jl_fail(JL_ERR_FORMAT, "%srole: a system turn must come first", where);
+    json_object *calls = NULL, *content = NULL;
+    if (turn->role == JL_ROLE_ASSISTANT && json_object_object_get_ex(msg, "tool_calls", &calls) && calls) {
+        turn->content = "";
+        if (json_object_object_get_ex(msg, "content", &content) && content &&
+            (st = jl_json_string_field(msg, where, "content", &turn->content, NULL)) != JL_OK)
+            return st;
+        st = tool_calls_text(calls, where, turn->content, owned);
+        if (st == JL_OK) turn->content = *owned;
+        return st;
+    }
     st = jl_json_string_field(msg, where, "content", &turn->content, NULL);
-    if (st != JL_OK || turn->role == JL_ROLE_SYSTEM || !jl_blank(turn->content)) return st;
+    if (st != JL_OK || turn->role == JL_ROLE_SYSTEM || turn->role == JL_ROLE_TOOL || !jl_blank(turn->content))
+        return st;
     return jl_fail(JL_ERR_FORMAT, "%scontent: %s", where, turn->role == JL_ROLE_ASSISTANT ? "empty response" : "empty");
 }
 
-static jl_status keep_messages(jl_sft_set *set, json_object *messages) {
+/* The top-level "tools" array as the <tools> block: one compact function object a line. */
+static jl_status tools_block(json_object *tools, char **block) {
+    *block = NULL;
+    if (!json_object_is_type(tools, json_type_array)) return jl_fail(JL_ERR_FORMAT, "tools: must be an array");
+    size_t len = 0, n = json_object_array_length(tools);
+    char *specs = calloc(1, 1);
+    for (size_t i = 0; specs && i < n; i++) {
+        json_object *t = json_object_array_get_idx(tools, i), *fn = t, *inner, *name;
+        if (t && json_object_object_get_ex(t, "function", &inner)) fn = inner;
+        if (!fn || !json_object_object_get_ex(fn, "name", &name) || !json_object_is_type(name, json_type_string)) {
+            free(specs);
+            return jl_fail(JL_ERR_FORMAT, "tools[%zu]: needs a function object with a \"name\"", i);
+        }
+        const char *js = json_object_to_json_string_ext(fn, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        size_t m = strlen(js);
+        char *grown = realloc(specs, len + m + 2);
+        if (!grown) {
+            free(specs);
+            specs = NULL;
+            break;
+        }
+        specs = grown;
+        memcpy(specs + len, js, m);
+        specs[len + m] = '\n';
+        specs[len + m + 1] = '\0';
+        len += m + 1;
+    }
+    if (specs) *block = jl_tools_block(specs);
+    free(specs);
+    return *block ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
+}
+
+/* A system turn with the <tools> block at turns[0] (after the existing system text); *owned frees it. */
+static jl_status add_tools_turn(json_object *tools, jl_turn *turns, size_t *n, char **owned) {
+    char *block;
+    jl_status st = tools_block(tools, &block);
+    if (st != JL_OK) return st;
+    int has_system = *n > 0 && turns[0].role == JL_ROLE_SYSTEM;
+    const char *sys = has_system ? turns[0].content : "";
+    size_t len = strlen(sys) + strlen(block) + 3;
+    *owned = malloc(len);
+    if (!*owned) {
+        free(block);
+        return jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
+    snprintf(*owned, len, "%s%s%s", sys, *sys ? "\n\n" : "", block);
+    free(block);
+    if (!has_system) {
+        memmove(turns + 1, turns, sizeof *turns * *n);
+        (*n)++;
+    }
+    turns[0] = (jl_turn){JL_ROLE_SYSTEM, *owned};
+    return JL_OK;
+}
+
+static jl_status keep_messages(jl_sft_set *set, json_object *messages, json_object *tools) {
     if (!json_object_is_type(messages, json_type_array)) return jl_fail(JL_ERR_FORMAT, "messages: must be an array");
-    size_t n = json_object_array_length(messages);
+    size_t n = json_object_array_length(messages), n_msg = n;
     if (n == 0) return jl_fail(JL_ERR_FORMAT, "messages: empty");
     if (n > 100000) return jl_fail(JL_ERR_FORMAT, "messages: more than 100000 turns");
-    jl_turn *turns = malloc(sizeof *turns * n);
-    if (!turns) return jl_fail(JL_ERR_NOMEM, "out of memory");
-    jl_status st = JL_OK;
+    jl_turn *turns = malloc(sizeof *turns * (n + 1));
+    char **owned = calloc(n + 1, sizeof *owned);
+    jl_status st = turns && owned ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
     int assistant_turns = 0;
     for (size_t i = 0; i < n && st == JL_OK; i++) {
-        st = check_turn(json_object_array_get_idx(messages, i), (int)i, &turns[i]);
+        st = check_turn(json_object_array_get_idx(messages, i), (int)i, &turns[i], &owned[i]);
+        if (st == JL_OK && turns[i].role == JL_ROLE_TOOL &&
+            (i == 0 || (turns[i - 1].role != JL_ROLE_ASSISTANT && turns[i - 1].role != JL_ROLE_TOOL)))
+            st = jl_fail(JL_ERR_FORMAT, "messages[%zu].role: a tool turn must follow an assistant turn", i);
         assistant_turns += st == JL_OK && turns[i].role == JL_ROLE_ASSISTANT;
     }
     if (st == JL_OK && assistant_turns == 0) st = jl_fail(JL_ERR_FORMAT, "messages: no assistant turn");
+    if (st == JL_OK && tools) st = add_tools_turn(tools, turns, &n, &owned[n_msg]);
     if (st == JL_OK) st = add_conversation(set, turns, (int)n);
+    for (size_t i = 0; owned && i <= n_msg; i++) free(owned[i]);
+    free(owned);
     free(turns);
     return st;
 }
@@ -113,7 +230,9 @@ static jl_status keep_alpaca(jl_sft_set *set, json_object *obj) {
 
 static jl_status keep_record(void *ctx, json_object *obj) {
     json_object *messages;
-    if (json_object_object_get_ex(obj, "messages", &messages)) return keep_messages(ctx, messages);
+    json_object *tools = NULL;
+    json_object_object_get_ex(obj, "tools", &tools);
+    if (json_object_object_get_ex(obj, "messages", &messages)) return keep_messages(ctx, messages, tools);
     if (json_object_object_get_ex(obj, "instruction", NULL)) return keep_alpaca(ctx, obj);
     return jl_fail(JL_ERR_FORMAT, "messages: missing (neither a \"messages\" array nor an Alpaca \"instruction\")");
 }

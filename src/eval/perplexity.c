@@ -124,8 +124,8 @@ jl_status jl_eval_perplexity_file(jl_model *m, const jl_tokenizer *tok, const ch
     char *text;
     size_t len;
     if ((st = jl_read_file(path, &text, &len)) != JL_OK) return st;
-    st = check_text(path, text, len);
-    if (st == JL_OK) st = jl_eval_perplexity(m, tok, text, len, window, out);
+    if ((st = check_text(path, text, len)) == JL_OK && (st = jl_eval_perplexity(m, tok, text, len, window, out)) != JL_OK)
+        jl_fail_context(st, "%s", path);
     free(text);
-    return st == JL_OK ? JL_OK : jl_fail_context(st, "%s", path);
+    return st;
 }

@@ -243,21 +243,25 @@ static int collect(void *user, const jl_gen_event *ev) {
     return a->cb ? a->cb(a->user, ev) : 0;
 }
 
-jl_status jl_chat_turn(jl_chat *c, const char *user_text, const jl_gen_opts *o, jl_gen_callback cb, void *user,
-                       char **answer, jl_gen_result *res) {
-    if (answer) *answer = NULL;
-    memset(res, 0, sizeof *res);
-    int before = c->n_turns;
-    jl_status st = push_turn(c, JL_ROLE_USER, user_text, strlen(user_text));
+jl_status jl_chat_add_turn(jl_chat *c, int role, const char *text) {
+    if (role != JL_ROLE_USER && role != JL_ROLE_ASSISTANT && role != JL_ROLE_TOOL)
+        return jl_fail(JL_ERR_ARG, "chat: a turn added must be user, assistant or tool");
+    return push_turn(c, (jl_role)role, text, strlen(text));
+}
+
+/* The conversation so far, rendered and prefilled where the cache lacks it, then the assistant's answer. The
+ * turns from `keep` on are dropped again on failure. */
+static jl_status generate_from(jl_chat *c, int keep, const jl_gen_opts *o, jl_gen_callback cb, void *user,
+                               char **answer, jl_gen_result *res) {
     int32_t *ids = NULL;
     int n = 0;
-    if (st == JL_OK) st = render_ids(c, &ids, &n);
+    jl_status st = render_ids(c, &ids, &n);
     if (st == JL_OK && n > jl_session_capacity(c->s))
         st = jl_fail(JL_ERR_ARG, "the conversation (%d tokens) no longer fits the context of %d tokens; reset it", n,
                      jl_session_capacity(c->s));
     if (st != JL_OK) {
         free(ids);
-        drop_turns(c, before);
+        drop_turns(c, keep);
         return st;
     }
     /* reuse the cache up to the first token that differs; run at least one token for fresh logits */
@@ -271,11 +275,27 @@ jl_status jl_chat_turn(jl_chat *c, const char *user_text, const jl_gen_opts *o, 
     if (st == JL_OK && col.oom) st = jl_fail(JL_ERR_NOMEM, "out of memory");
     if (st == JL_OK) st = push_turn(c, JL_ROLE_ASSISTANT, col.text ? col.text : "", col.len);
     if (st != JL_OK) {
-        drop_turns(c, before);
+        drop_turns(c, keep);
         free(col.text);
         return st;
     }
     if (answer) *answer = col.text;
     else free(col.text);
     return JL_OK;
+}
+
+jl_status jl_chat_generate(jl_chat *c, const jl_gen_opts *o, jl_gen_callback cb, void *user, char **answer,
+                           jl_gen_result *res) {
+    if (answer) *answer = NULL;
+    memset(res, 0, sizeof *res);
+    return generate_from(c, c->n_turns, o, cb, user, answer, res);
+}
+
+jl_status jl_chat_turn(jl_chat *c, const char *user_text, const jl_gen_opts *o, jl_gen_callback cb, void *user,
+                       char **answer, jl_gen_result *res) {
+    if (answer) *answer = NULL;
+    memset(res, 0, sizeof *res);
+    int before = c->n_turns;
+    jl_status st = push_turn(c, JL_ROLE_USER, user_text, strlen(user_text));
+    return st != JL_OK ? st : generate_from(c, before, o, cb, user, answer, res);
 }

@@ -35,7 +35,7 @@ void jl_sft_defaults(jl_sft_opts *o) {
     o->T = 256;
     o->accum = 1;
     o->steps = 500;
-    o->lr = 0; /* 0: by method (full/freeze: the width's default / 3; lora, prompt: 1e-3) */
+    o->lr = 0; /* 0: by method (full/freeze: the width's default / 3; lora 5e-3; prompt 1e-3) */
     o->min_lr_frac = 0.1f;
     o->weight_decay = 0.0f;
     o->grad_clip = 1.0f;
@@ -46,7 +46,9 @@ void jl_sft_defaults(jl_sft_opts *o) {
     o->eval_batches = 0;
     o->val_fraction = 0.05;
     o->save_every = 500;
-    o->lora = (jl_lora_opts){.rank = 8, .alpha = 16, .dropout = 0.05f, .targets = NULL};
+    /* every linear layer: attention-only adapters at 1e-3 reached a held-out loss of 5.47 where full SFT reached 1.31
+     * on a user's 69 conversations; all layers at 5e-3 is what the pipeline measured (form compliance 2% → 46%) */
+    o->lora = (jl_lora_opts){.rank = 8, .alpha = 16, .dropout = 0.05f, .targets = "all"};
     o->prompt_tokens = 16;
     o->packing = 1;
 }
@@ -676,7 +678,7 @@ jl_status jl_sft_train(jl_model *m, const jl_tokenizer *tok, const jl_sft_set *t
     jl_sft_opts o = *opts;
     jl_status st = check_opts(m, &o, tok);
     if (st != JL_OK) return st;
-    if (o.lr <= 0) o.lr = (o.method == JL_SFT_LORA || o.method == JL_SFT_PROMPT) ? 1e-3f : jl_config_default_lr(&m->cfg) / 3;
+    if (o.lr <= 0) o.lr = o.method == JL_SFT_LORA ? 5e-3f : o.method == JL_SFT_PROMPT ? 1e-3f : jl_config_default_lr(&m->cfg) / 3;
     if (o.warmup < 0) o.warmup = o.steps / 20 < 100 ? o.steps / 20 : 100;
     int prefix = o.method == JL_SFT_PROMPT ? o.prompt_tokens : 0;
     size_t room = (size_t)(o.T - prefix) + 1;

@@ -1,0 +1,332 @@
+/* Batched forward over N KV-cache slots (see batch.h). It mirrors the session's steps (norm → qkv → rope at each
+ * row's own position → causal GQA attention against the row's slot → o → residual → norm → MLP → residual) with
+ * the rows of several sequences stacked in one matrix. */
+#include "infer/batch.h"
+#include "core/kernels.h"
+#include "core/vexp.h"
+#include "infer/linear.h"
+#include "infer/qweights.h"
+#include "model/lora.h"
+#include "model/model.h"
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    jl_linear qkv, o, fc, down;
+} batch_linears;
+
+struct jl_batch {
+    const jl_model *m;
+    const jl_qweights *qw;
+    int n_slots, cap, max_rows, kv_dim, n_threads;
+    float *k_cache, *v_cache; /* (slots, L, cap, kv_dim) */
+    int32_t *tokens;          /* (slots, cap) */
+    int *pos;                 /* (slots) */
+    /* activations of up to max_rows rows */
+    float *x, *xb, *qkv, *atty, *fc, *fc_act, *mean, *rstd, *hx, *logits;
+    float *att;               /* (threads, cap) attention scores */
+    void *xq;                 /* q8_0 activations for the quantised linears */
+    int *row_slot, *row_pos;  /* per row: its slot and absolute position */
+    int *out_rows;            /* rows whose logits are returned */
+    batch_linears *layers;
+    jl_linear head;
+};
+
+static float *alloc_floats(size_t n) {
+    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+    float *p = aligned_alloc(64, bytes ? bytes : 64);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+static const jl_qmatrix *qmat(const jl_batch *b, int layer, int which) {
+    if (!b->qw) return NULL;
+    const jl_qmatrix *q = layer < 0 ? &b->qw->head : &b->qw->layer[(size_t)layer * JL_LIN_PER_LAYER + which];
+    return q->data ? q : NULL;
+}
+
+static void bind_weights(jl_batch *b) {
+    const jl_config *c = &b->m->cfg;
+    const int C = c->dim, H = c->hidden_dim;
+    for (int l = 0; l < c->n_layer; l++) {
+        const jl_layer_params *p = &b->m->w.layers[l];
+        b->layers[l].qkv = (jl_linear){p->qkv_w, p->qkv_b, C, jl_qkv_dim(c), qmat(b, l, JL_LIN_QKV), b->xq};
+        b->layers[l].o = (jl_linear){p->o_w, p->o_b, c->n_head * jl_head_size(c), C, qmat(b, l, JL_LIN_O), b->xq};
+        b->layers[l].fc = (jl_linear){p->fc_w, p->fc_b, C, jl_fc_dim(c), qmat(b, l, JL_LIN_FC), b->xq};
+        b->layers[l].down = (jl_linear){p->down_w, p->down_b, H, C, qmat(b, l, JL_LIN_DOWN), b->xq};
+    }
+    b->head = (jl_linear){b->m->w.lm_head, NULL, C, c->padded_vocab, qmat(b, -1, 0), b->xq};
+}
+
+/* The weights are checked by creating (and dropping) a one-position session: the same rules as jl_session_new_quant. */
+static jl_status check_weights(const jl_model *m, const jl_qweights *qw) {
+    jl_session *s;
+    jl_status st = jl_session_new_quant(m, qw, 1, &s);
+    jl_session_free(s);
+    return st;
+}
+
+static int alloc_buffers(jl_batch *b) {
+    const jl_config *c = &b->m->cfg;
+    const size_t R = (size_t)b->max_rows, C = (size_t)c->dim, S = (size_t)b->n_slots;
+    const size_t kv = S * (size_t)c->n_layer * (size_t)b->cap * (size_t)b->kv_dim;
+    b->k_cache = alloc_floats(kv);
+    b->v_cache = alloc_floats(kv);
+    b->tokens = calloc(S * (size_t)b->cap, sizeof *b->tokens);
+    b->pos = calloc(S, sizeof *b->pos);
+    b->x = alloc_floats(R * C);
+    b->xb = alloc_floats(R * C);
+    b->hx = alloc_floats(R * C);
+    b->qkv = alloc_floats(R * (size_t)jl_qkv_dim(c));
+    b->atty = alloc_floats(R * (size_t)c->n_head * (size_t)jl_head_size(c));
+    b->fc = alloc_floats(R * (size_t)jl_fc_dim(c));
+    b->fc_act = alloc_floats(R * (size_t)c->hidden_dim);
+    b->mean = alloc_floats(R);
+    b->rstd = alloc_floats(R);
+    b->logits = alloc_floats(R * (size_t)c->padded_vocab);
+    b->att = alloc_floats((size_t)b->n_threads * (size_t)b->cap);
+    b->row_slot = calloc(R, sizeof *b->row_slot);
+    b->row_pos = calloc(R, sizeof *b->row_pos);
+    b->out_rows = calloc(R, sizeof *b->out_rows);
+    b->layers = calloc((size_t)c->n_layer, sizeof *b->layers);
+    if (b->qw) {
+        int widest = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
+        widest = widest > c->n_head * jl_head_size(c) ? widest : c->n_head * jl_head_size(c);
+        b->xq = aligned_alloc(64, (jl_qmatmul_scratch_bytes(b->max_rows, widest) + 63) / 64 * 64);
+        if (!b->xq) return 0;
+    }
+    return b->k_cache && b->v_cache && b->tokens && b->pos && b->x && b->xb && b->hx && b->qkv && b->atty && b->fc &&
+           b->fc_act && b->mean && b->rstd && b->logits && b->att && b->row_slot && b->row_pos && b->out_rows &&
+           b->layers;
+}
+
+jl_status jl_batch_new(const jl_model *m, const jl_qweights *qw, int n_slots, int capacity, int max_rows,
+                       jl_batch **out) {
+    *out = NULL;
+    const jl_config *c = &m->cfg;
+    jl_status st = check_weights(m, qw);
+    if (st != JL_OK) return st;
+    if (capacity == 0) capacity = c->max_seq_len;
+    if (capacity < 1 || capacity > c->max_seq_len)
+        return jl_fail(JL_ERR_ARG, "context %d: must be in 1..%d (the model's context)", capacity, c->max_seq_len);
+    if (n_slots < 1 || n_slots > 4096) return jl_fail(JL_ERR_ARG, "slots %d: must be in 1..4096", n_slots);
+    if (max_rows < 1 || max_rows > 65536) return jl_fail(JL_ERR_ARG, "rows per step %d: must be in 1..65536", max_rows);
+    jl_batch *b = calloc(1, sizeof *b);
+    if (!b) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    *b = (jl_batch){.m = m, .qw = qw, .n_slots = n_slots, .cap = capacity, .max_rows = max_rows,
+                    .kv_dim = c->n_kv_head * jl_head_size(c), .n_threads = omp_get_max_threads()};
+    if (!alloc_buffers(b)) {
+        double mb = 8.0 * n_slots * c->n_layer * (double)capacity * b->kv_dim / 1e6;
+        jl_batch_free(b);
+        return jl_fail(JL_ERR_NOMEM, "cannot allocate %d KV slots (%.1f MB) and activations", n_slots, mb);
+    }
+    bind_weights(b);
+    *out = b;
+    return JL_OK;
+}
+
+void jl_batch_free(jl_batch *b) {
+    if (!b) return;
+    float *bufs[] = {b->k_cache, b->v_cache, b->x, b->xb, b->hx, b->qkv, b->atty, b->fc, b->fc_act, b->mean,
+                     b->rstd, b->logits, b->att};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+    free(b->tokens);
+    free(b->pos);
+    free(b->row_slot);
+    free(b->row_pos);
+    free(b->out_rows);
+    free(b->layers);
+    free(b->xq);
+    free(b);
+}
+
+int jl_batch_slots(const jl_batch *b) { return b->n_slots; }
+int jl_batch_capacity(const jl_batch *b) { return b->cap; }
+int jl_batch_max_rows(const jl_batch *b) { return b->max_rows; }
+int jl_batch_pos(const jl_batch *b, int slot) { return b->pos[slot]; }
+const int32_t *jl_batch_tokens(const jl_batch *b, int slot) { return b->tokens + (size_t)slot * b->cap; }
+void jl_batch_reset(jl_batch *b, int slot) { b->pos[slot] = 0; }
+
+/* ---------------------------------------------------------------- the pieces of one step */
+
+static float *kv_at(const jl_batch *b, float *cache, int slot, int layer) {
+    return cache + ((size_t)slot * b->m->cfg.n_layer + (size_t)layer) * b->cap * b->kv_dim;
+}
+
+/* Row-independent linear: our fp32 kernel or the quantised product (each row quantised on its own). */
+static void linear(const jl_linear *L, const float *x, float *y, int n) {
+    if (L->q) jl_qmatmul(y, x, L->q, L->b, n, L->xq);
+    else jl_matmat_own(y, L->w, x, L->b, L->in, L->out, n);
+}
+
+static void norm(const jl_batch *b, float *out, const float *inp, const float *w, const float *bias, int n) {
+    const jl_config *c = &b->m->cfg;
+    if (c->arch == JL_ARCH_LLAMA) jl_rmsnorm_forward(out, b->rstd, inp, w, n, c->dim, c->norm_eps);
+    else jl_layernorm_forward(out, b->mean, b->rstd, inp, w, bias, n, c->dim, c->norm_eps);
+}
+
+/* One row's attention for one head: q against keys 0..pos of its slot, softmax, weighted sum of values. */
+static void attend_row_head(const jl_batch *b, int layer, int row, int h, float *att) {
+    const jl_config *c = &b->m->cfg;
+    const int hs = jl_head_size(c), group = c->n_head / c->n_kv_head, kvd = b->kv_dim, QKV = jl_qkv_dim(c);
+    const int slot = b->row_slot[row], pos = b->row_pos[row], kvo = (h / group) * hs;
+    const float *kc = kv_at(b, b->k_cache, slot, layer), *vc = kv_at(b, b->v_cache, slot, layer);
+    const float *q = b->qkv + (size_t)row * QKV + (size_t)h * hs;
+    float *out = b->atty + (size_t)row * c->n_head * hs + (size_t)h * hs;
+    const float scale = 1.0f / sqrtf((float)hs);
+    float maxv = -INFINITY, sum = 0.0f;
+    for (int t = 0; t <= pos; t++) {
+        const float *k = kc + (size_t)t * kvd + kvo;
+        float d = 0.0f;
+#pragma omp simd reduction(+ : d)
+        for (int i = 0; i < hs; i++) d += q[i] * k[i];
+        att[t] = d * scale;
+        maxv = att[t] > maxv ? att[t] : maxv;
+    }
+    for (int t = 0; t <= pos; t++) {
+        att[t] = jl_vexpf(att[t] - maxv);
+        sum += att[t];
+    }
+    const float inv = 1.0f / sum;
+    memset(out, 0, (size_t)hs * sizeof *out);
+    for (int t = 0; t <= pos; t++) {
+        const float *v = vc + (size_t)t * kvd + kvo;
+        const float a = att[t] * inv;
+#pragma omp simd
+        for (int i = 0; i < hs; i++) out[i] += a * v[i];
+    }
+}
+
+/* Appends every row's k and v to its slot, then attends (rows × heads in parallel). */
+static void attention(jl_batch *b, int layer, int R) {
+    const jl_config *c = &b->m->cfg;
+    const int QKV = jl_qkv_dim(c), hs = jl_head_size(c), nh = c->n_head;
+    for (int r = 0; r < R; r++) {
+        const float *row = b->qkv + (size_t)r * QKV + (size_t)nh * hs;
+        const size_t at = (size_t)b->row_pos[r] * b->kv_dim;
+        memcpy(kv_at(b, b->k_cache, b->row_slot[r], layer) + at, row, (size_t)b->kv_dim * sizeof(float));
+        memcpy(kv_at(b, b->v_cache, b->row_slot[r], layer) + at, row + b->kv_dim, (size_t)b->kv_dim * sizeof(float));
+    }
+    const int work = R * nh;
+#pragma omp parallel for schedule(dynamic, 4) num_threads(b->n_threads)
+    for (int i = 0; i < work; i++)
+        attend_row_head(b, layer, i / nh, i % nh, b->att + (size_t)omp_get_thread_num() * b->cap);
+}
+
+/* Embeddings (+ soft prompt, + learned positions) of every item's rows at their own positions. */
+static void embed(jl_batch *b, const jl_batch_item *items, int n_items) {
+    const jl_model *m = b->m;
+    const int C = m->cfg.dim;
+    int r0 = 0;
+    for (int k = 0; k < n_items; k++) {
+        const jl_batch_item *it = &items[k];
+        float *x = b->x + (size_t)r0 * C;
+        if (m->w.wte) jl_embedding_forward(x, it->tokens, m->w.wte, it->n, C);
+        else
+            for (int i = 0; i < it->n; i++)
+                jl_qmatrix_row_f32(jl_qweights_embedding(m, b->qw), it->tokens[i], x + (size_t)i * C);
+        const int pos0 = b->pos[it->slot];
+        if (m->prompt) jl_prompt_forward_at(m->prompt, x, pos0, it->n);
+        if (m->cfg.arch == JL_ARCH_GPT2) jl_posemb_forward(x, m->w.wpe, 1, it->n, C, pos0);
+        for (int i = 0; i < it->n; i++) {
+            b->row_slot[r0 + i] = it->slot;
+            b->row_pos[r0 + i] = pos0 + i;
+        }
+        r0 += it->n;
+    }
+}
+
+/* Rope at each item's positions (the rows of an item are consecutive positions). */
+static void rope(jl_batch *b, const jl_batch_item *items, int n_items) {
+    const jl_config *c = &b->m->cfg;
+    const int hs = jl_head_size(c), QKV = jl_qkv_dim(c);
+    int r0 = 0;
+    for (int k = 0; k < n_items; k++) {
+        float *q = b->qkv + (size_t)r0 * QKV;
+        const int pos0 = b->pos[items[k].slot];
+        jl_rope_forward(q, b->m->rope_table, 1, items[k].n, c->n_head, hs, QKV, pos0);
+        jl_rope_forward(q + c->n_head * hs, b->m->rope_table, 1, items[k].n, c->n_kv_head, hs, QKV, pos0);
+        r0 += items[k].n;
+    }
+}
+
+static void lora_add(const jl_batch *b, int layer, jl_lora_out kind, float *out, int ld, const float *in, int n) {
+    if (b->m->lora) jl_lora_forward(b->m->lora, layer, kind, out, ld, in, n);
+}
+
+static void layer_forward(jl_batch *b, const jl_batch_item *items, int n_items, int l, int R) {
+    const jl_config *c = &b->m->cfg;
+    const jl_layer_params *p = &b->m->w.layers[l];
+    const batch_linears *lin = &b->layers[l];
+    const int C = c->dim, QKV = jl_qkv_dim(c), H = c->hidden_dim;
+    const size_t nC = (size_t)R * C;
+    norm(b, b->xb, b->x, p->ln1_w, p->ln1_b, R);
+    linear(&lin->qkv, b->xb, b->qkv, R);
+    lora_add(b, l, JL_LORA_OUT_QKV, b->qkv, QKV, b->xb, R);
+    if (c->arch == JL_ARCH_LLAMA) rope(b, items, n_items);
+    attention(b, l, R);
+    linear(&lin->o, b->atty, b->xb, R);
+    lora_add(b, l, JL_LORA_OUT_O, b->xb, C, b->atty, R);
+    jl_residual_forward(b->x, b->x, b->xb, nC);
+    norm(b, b->xb, b->x, p->ln2_w, p->ln2_b, R);
+    linear(&lin->fc, b->xb, b->fc, R);
+    lora_add(b, l, JL_LORA_OUT_FC, b->fc, jl_fc_dim(c), b->xb, R);
+    if (c->arch == JL_ARCH_LLAMA) jl_swiglu_forward(b->fc_act, b->fc, R, H);
+    else jl_gelu_forward(b->fc_act, b->fc, (size_t)R * H);
+    linear(&lin->down, b->fc_act, b->xb, R);
+    lora_add(b, l, JL_LORA_OUT_DOWN, b->xb, C, b->fc_act, R);
+    jl_residual_forward(b->x, b->x, b->xb, nC);
+}
+
+static jl_status check_items(const jl_batch *b, const jl_batch_item *items, int n_items, int *rows) {
+    const int V = b->m->cfg.vocab_size;
+    int R = 0;
+    for (int k = 0; k < n_items; k++) {
+        const jl_batch_item *it = &items[k];
+        if (it->slot < 0 || it->slot >= b->n_slots) return jl_fail(JL_ERR_ARG, "item %d: slot %d out of range", k, it->slot);
+        for (int j = 0; j < k; j++)
+            if (items[j].slot == it->slot) return jl_fail(JL_ERR_ARG, "item %d: slot %d appears twice", k, it->slot);
+        if (it->n < 1 || it->n > b->cap - b->pos[it->slot])
+            return jl_fail(JL_ERR_ARG, "item %d: %d tokens do not fit slot %d (%d of %d positions used)", k, it->n,
+                           it->slot, b->pos[it->slot], b->cap);
+        for (int i = 0; i < it->n; i++)
+            if (it->tokens[i] < 0 || it->tokens[i] >= V)
+                return jl_fail(JL_ERR_ARG, "item %d: token id %d is outside the vocabulary (%d)", k, it->tokens[i], V);
+        R += it->n;
+    }
+    if (R < 1 || R > b->max_rows) return jl_fail(JL_ERR_ARG, "%d rows in one step: must be in 1..%d", R, b->max_rows);
+    *rows = R;
+    return JL_OK;
+}
+
+jl_status jl_batch_forward(jl_batch *b, const jl_batch_item *items, int n_items, const float **logits, int *ld) {
+    const jl_model *m = b->m;
+    const jl_config *c = &m->cfg;
+    int R = 0;
+    jl_status st = check_items(b, items, n_items, &R);
+    if (st != JL_OK) return st;
+    embed(b, items, n_items);
+    for (int l = 0; l < c->n_layer; l++) layer_forward(b, items, n_items, l, R);
+    /* the rows whose logits are asked for, gathered, then one head product over them */
+    int n_out = 0, r0 = 0;
+    for (int k = 0; k < n_items; k++) {
+        const jl_batch_item *it = &items[k];
+        memcpy(b->tokens + (size_t)it->slot * b->cap + b->pos[it->slot], it->tokens, sizeof *it->tokens * (size_t)it->n);
+        b->pos[it->slot] += it->n;
+        if (it->logits == JL_BATCH_LOGITS_LAST) b->out_rows[n_out++] = r0 + it->n - 1;
+        else if (it->logits == JL_BATCH_LOGITS_ALL)
+            for (int i = 0; i < it->n; i++) b->out_rows[n_out++] = r0 + i;
+        r0 += it->n;
+    }
+    const int C = c->dim;
+    for (int i = 0; i < n_out; i++) memcpy(b->hx + (size_t)i * C, b->x + (size_t)b->out_rows[i] * C, sizeof(float) * C);
+    if (n_out > 0) {
+        norm(b, b->xb, b->hx, m->w.lnf_w, m->w.lnf_b, n_out);
+        linear(&b->head, b->xb, b->logits, n_out);
+    }
+    *logits = b->logits;
+    *ld = c->padded_vocab;
+    return JL_OK;
+}

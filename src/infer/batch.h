@@ -1,0 +1,47 @@
+/* Batched inference: N KV-cache slots over one model, and ONE forward pass per step over the new tokens of
+ * every sequence that takes part (decode tokens and prefill chunks side by side as the rows of one matrix), so
+ * every weight is read once per step for all of them (matrix-matrix products; for q8_0/q4_0 jl_qmatmul runs
+ * each 16-row weight group against all rows while it is in cache).
+ *
+ * Every row is computed by the same code whatever the other rows are: the fp32 linear is our own kernel whose
+ * per-output sums run in the same order as jl_matvec_own (4×4 register tiles of weight rows × activation rows),
+ * the quantised one quantises each row on its own, attention runs row by row against the slot's cache. So a
+ * sequence's logits, and its sampled text, do not depend on the batch it ran in nor on how its prompt was
+ * chunked (tests/test_batch.c checks it bit for bit). */
+#ifndef JL_INFER_BATCH_H
+#define JL_INFER_BATCH_H
+#include "jielong/generate.h"
+
+typedef struct jl_batch jl_batch;
+
+/* n_slots sequences of `capacity` positions each (0 = the model's context) over m and, when not NULL, its
+ * quantised weights qw (both borrowed); at most max_rows tokens per forward. */
+jl_status jl_batch_new(const jl_model *m, const jl_qweights *qw, int n_slots, int capacity, int max_rows,
+                       jl_batch **out);
+void jl_batch_free(jl_batch *b);
+int jl_batch_slots(const jl_batch *b);
+int jl_batch_capacity(const jl_batch *b);
+int jl_batch_max_rows(const jl_batch *b);
+int jl_batch_pos(const jl_batch *b, int slot);                /* positions filled in slot */
+const int32_t *jl_batch_tokens(const jl_batch *b, int slot);  /* its tokens */
+void jl_batch_reset(jl_batch *b, int slot);                   /* empties the slot */
+
+/* Logits a forward returns for an item. */
+enum { JL_BATCH_LOGITS_NONE = 0, JL_BATCH_LOGITS_LAST, JL_BATCH_LOGITS_ALL };
+
+typedef struct {
+    int slot;
+    const int32_t *tokens; /* n tokens appended at the slot's next positions */
+    int n;
+    int logits;            /* JL_BATCH_LOGITS_* */
+} jl_batch_item;
+
+/* Runs every item's tokens in one pass (Σ n ≤ max_rows, each slot at most once, each fitting its slot).
+ * *logits receives rows of *ld floats (the first vocab_size valid): per item in order, none, its last
+ * token's row or one row per token; valid until the next call. */
+jl_status jl_batch_forward(jl_batch *b, const jl_batch_item *items, int n_items, const float **logits, int *ld);
+
+/* fp32 y(R, out) = x(R, in)·Wᵀ + b, each row bit-identical to jl_matvec_own(y_r, w, x_r, b, in, out). */
+void jl_matmat_own(float *y, const float *w, const float *x, const float *b, int in, int out, int R);
+
+#endif

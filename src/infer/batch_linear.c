@@ -1,0 +1,96 @@
+/* The fp32 linear of batched decoding: several activation rows against each group of four weight rows, the
+ * group read from memory once and kept in registers/L1 for all rows. Each output is summed exactly as
+ * jl_matvec_own's dot4 sums it (16-lane partial sums over the columns, one reduction, then the scalar tail),
+ * so a row's result never depends on the other rows of the batch. */
+#include "infer/batch.h"
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+/* The columns past the vector loop, as dot4 adds them. */
+static float tail_dot(const float *w, const float *x, int from, int in, float s) {
+    for (int i = from; i < in; i++) s += w[i] * x[i];
+    return s;
+}
+
+#if defined(__AVX512F__)
+/* Four weight rows × four activation rows: 16 accumulators. */
+static void tile4x4(const float *w, int in, const float *x, float out[4][4]) {
+    const float *r0 = w, *r1 = w + in, *r2 = w + 2 * (size_t)in, *r3 = w + 3 * (size_t)in;
+    const float *x0 = x, *x1 = x + in, *x2 = x + 2 * (size_t)in, *x3 = x + 3 * (size_t)in;
+    __m512 a[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int j = 0; j < 4; j++) a[r][j] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= in; i += 16) {
+        const __m512 w0 = _mm512_loadu_ps(r0 + i), w1 = _mm512_loadu_ps(r1 + i);
+        const __m512 w2 = _mm512_loadu_ps(r2 + i), w3 = _mm512_loadu_ps(r3 + i);
+        const float *xs[4] = {x0, x1, x2, x3};
+        for (int r = 0; r < 4; r++) {
+            const __m512 xv = _mm512_loadu_ps(xs[r] + i);
+            a[r][0] = _mm512_fmadd_ps(w0, xv, a[r][0]);
+            a[r][1] = _mm512_fmadd_ps(w1, xv, a[r][1]);
+            a[r][2] = _mm512_fmadd_ps(w2, xv, a[r][2]);
+            a[r][3] = _mm512_fmadd_ps(w3, xv, a[r][3]);
+        }
+    }
+    const float *rows[4] = {r0, r1, r2, r3}, *xs[4] = {x0, x1, x2, x3};
+    for (int r = 0; r < 4; r++)
+        for (int j = 0; j < 4; j++) out[r][j] = tail_dot(rows[j], xs[r], i, in, _mm512_reduce_add_ps(a[r][j]));
+}
+
+/* Four weight rows × one activation row (dot4's own loop). */
+static void tile4x1(const float *w, int in, const float *x, float out[4]) {
+    const float *r0 = w, *r1 = w + in, *r2 = w + 2 * (size_t)in, *r3 = w + 3 * (size_t)in;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    int i = 0;
+    for (; i + 16 <= in; i += 16) {
+        __m512 xv = _mm512_loadu_ps(x + i);
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(r0 + i), xv, a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(r1 + i), xv, a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(r2 + i), xv, a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(r3 + i), xv, a3);
+    }
+    out[0] = tail_dot(r0, x, i, in, _mm512_reduce_add_ps(a0));
+    out[1] = tail_dot(r1, x, i, in, _mm512_reduce_add_ps(a1));
+    out[2] = tail_dot(r2, x, i, in, _mm512_reduce_add_ps(a2));
+    out[3] = tail_dot(r3, x, i, in, _mm512_reduce_add_ps(a3));
+}
+#else
+/* Portable: one weight row group at a time, each output summed on its own (row-independent as well). */
+static void tile4x1(const float *w, int in, const float *x, float out[4]) {
+    for (int j = 0; j < 4; j++) out[j] = tail_dot(w + (size_t)j * in, x, 0, in, 0.0f);
+}
+#endif
+
+static float dot1(const float *w, int in, const float *x) {
+    float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+    for (int i = 0; i < in; i++) s += w[i] * x[i];
+    return s;
+}
+
+void jl_matmat_own(float *y, const float *w, const float *x, const float *b, int in, int out, int R) {
+    const int groups = out / 4;
+#pragma omp parallel for schedule(static) if ((size_t)in * out * (size_t)R > 32768)
+    for (int g = 0; g < groups; g++) {
+        const float *wg = w + (size_t)4 * g * in;
+        int r = 0;
+#if defined(__AVX512F__)
+        for (; r + 4 <= R; r += 4) {
+            float s[4][4];
+            tile4x4(wg, in, x + (size_t)r * in, s);
+            for (int k = 0; k < 4; k++)
+                for (int j = 0; j < 4; j++) y[(size_t)(r + k) * out + 4 * g + j] = s[k][j] + (b ? b[4 * g + j] : 0.0f);
+        }
+#endif
+        for (; r < R; r++) {
+            float s[4];
+            tile4x1(wg, in, x + (size_t)r * in, s);
+            for (int j = 0; j < 4; j++) y[(size_t)r * out + 4 * g + j] = s[j] + (b ? b[4 * g + j] : 0.0f);
+        }
+    }
+    for (int o = 4 * groups; o < out; o++)
+        for (int r = 0; r < R; r++)
+            y[(size_t)r * out + o] = dot1(w + (size_t)o * in, in, x + (size_t)r * in) + (b ? b[o] : 0.0f);
+}

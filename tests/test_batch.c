@@ -1,0 +1,152 @@
+/* Batched decoding (src/infer/batch.c): the fp32 batch kernel equals jl_matvec_own row for row; a slot's logits
+ * follow the single-sequence session; and a sequence's logits are bit-identical whether it runs alone or beside
+ * other sequences, with its prompt in one piece or in chunks — fp32 and q8_0/q4_0, llama (GQA) and gpt2. */
+#include "testutil.h"
+#include "infer/batch.h"
+#include "infer/linear.h"
+#include "jielong/generate.h"
+#include "model/model.h"
+#include <math.h>
+
+static jl_model *tiny_model(jl_arch arch, int context, uint64_t seed) {
+    jl_config c;
+    jl_config_from_depth(&c, arch, 2, 300, context);
+    c.dim = 64;
+    c.n_head = 4;
+    c.n_kv_head = arch == JL_ARCH_LLAMA ? 2 : 4;
+    c.hidden_dim = 192;
+    c.tie_embeddings = arch == JL_ARCH_GPT2;
+    assert_int_equal(jl_config_finish(&c), JL_OK);
+    jl_model *m;
+    assert_int_equal(jl_model_new(&c, &m), JL_OK);
+    jl_model_init(m, seed);
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] *= 4.0f;
+    return m;
+}
+
+static void test_matmat_equals_matvec(void **state) {
+    (void)state;
+    const int in = 77, out = 38, R = 7; /* tails everywhere: 77 = 4·16 + 13 columns, 38 = 9·4 + 2 rows */
+    float *w = malloc(sizeof(float) * in * out), *x = malloc(sizeof(float) * in * R), b[38];
+    float *y = malloc(sizeof(float) * out * R), want[38];
+    jl_rng rng;
+    jl_rng_seed(&rng, 3);
+    for (int i = 0; i < in * out; i++) w[i] = jl_rng_uniform(&rng) - 0.5f;
+    for (int i = 0; i < in * R; i++) x[i] = jl_rng_uniform(&rng) - 0.5f;
+    for (int i = 0; i < out; i++) b[i] = jl_rng_uniform(&rng);
+    jl_matmat_own(y, w, x, b, in, out, R);
+    for (int r = 0; r < R; r++) {
+        jl_matvec_own(want, w, x + (size_t)r * in, b, in, out);
+        for (int o = 0; o < out - 2; o++) assert_true(y[(size_t)r * out + o] == want[o]); /* bit for bit */
+        for (int o = out - 2; o < out; o++) assert_true(fabsf(y[(size_t)r * out + o] - want[o]) < 1e-5f);
+    }
+    free(w);
+    free(x);
+    free(y);
+}
+
+#define T 40
+static int32_t toks[3][T];
+
+static void fill_tokens(void) {
+    jl_rng rng;
+    jl_rng_seed(&rng, 5);
+    for (int s = 0; s < 3; s++)
+        for (int i = 0; i < T; i++) toks[s][i] = (int32_t)jl_rng_below(&rng, 300);
+}
+
+/* Logits of every position of sequence 0, run in `chunk`-token pieces, with sequences 1 and 2 beside it
+ * (others = 1) in their own slots and chunking, or alone. */
+static void run_seq0(jl_batch *b, int chunk, int others, float *out /* (T, V) */, int V) {
+    for (int s = 0; s < 3; s++) jl_batch_reset(b, s);
+    int done[3] = {0, 0, 0};
+    const int chunks[3] = {chunk, 3, 1};
+    while (done[0] < T) {
+        jl_batch_item items[3];
+        int n = 0;
+        for (int s = 0; s < (others ? 3 : 1); s++) {
+            if (done[s] >= T) continue;
+            int k = T - done[s] < chunks[s] ? T - done[s] : chunks[s];
+            items[n++] = (jl_batch_item){s, toks[s] + done[s], k, s == 0 ? JL_BATCH_LOGITS_ALL : JL_BATCH_LOGITS_LAST};
+        }
+        const float *lg;
+        int ld;
+        assert_int_equal(jl_batch_forward(b, items, n, &lg, &ld), JL_OK);
+        for (int i = 0; i < items[0].n; i++) memcpy(out + (size_t)(done[0] + i) * V, lg + (size_t)i * ld, sizeof(float) * V);
+        for (int i = 0; i < n; i++) done[items[i].slot] += items[i].n;
+    }
+    assert_int_equal(jl_batch_pos(b, 0), T);
+    assert_memory_equal(jl_batch_tokens(b, 0), toks[0], sizeof toks[0]);
+}
+
+static void check_model(jl_model *m, const char *qtype) {
+    const int V = m->cfg.vocab_size;
+    jl_qweights *qw = NULL;
+    if (qtype) assert_int_equal(jl_qweights_quantize(m, qtype, &qw), JL_OK);
+    jl_batch *b;
+    assert_int_equal(jl_batch_new(m, qw, 3, 64, 48, &b), JL_OK);
+    float *alone = malloc(sizeof(float) * T * V), *beside = malloc(sizeof(float) * T * V);
+    float *chunked = malloc(sizeof(float) * T * V), *ref = malloc(sizeof(float) * T * V);
+    run_seq0(b, T, 0, alone, V);
+    run_seq0(b, 1, 1, beside, V);
+    run_seq0(b, 7, 1, chunked, V);
+    assert_memory_equal(alone, beside, sizeof(float) * T * V);
+    assert_memory_equal(alone, chunked, sizeof(float) * T * V);
+    /* the single-sequence session (its own kernels) agrees to rounding */
+    jl_session *s;
+    assert_int_equal(jl_session_new_quant(m, qw, 64, &s), JL_OK);
+    assert_int_equal(jl_session_forward(s, toks[0], T, ref, NULL), JL_OK);
+    float d = 0.0f, scale = 0.0f;
+    for (int i = 0; i < T * V; i++) {
+        d = fmaxf(d, fabsf(ref[i] - alone[i]));
+        scale = fmaxf(scale, fabsf(ref[i]));
+    }
+    assert_true(d <= 1e-4f * scale + 1e-4f);
+    /* bad items are refused with a message, nothing run */
+    jl_batch_item bad[2] = {{0, toks[0], 1, 1}, {0, toks[1], 1, 1}};
+    const float *lg;
+    int ld;
+    assert_int_equal(jl_batch_forward(b, bad, 2, &lg, &ld), JL_ERR_ARG); /* slot twice */
+    bad[0] = (jl_batch_item){1, toks[0], 60, 1};
+    assert_int_equal(jl_batch_forward(b, bad, 1, &lg, &ld), JL_ERR_ARG); /* more rows than a step holds */
+    jl_session_free(s);
+    free(alone);
+    free(beside);
+    free(chunked);
+    free(ref);
+    jl_batch_free(b);
+    jl_qweights_free(qw);
+}
+
+static void test_batch_llama_f32(void **state) {
+    (void)state;
+    jl_model *m = tiny_model(JL_ARCH_LLAMA, 64, 7);
+    check_model(m, NULL);
+    jl_model_free(m);
+}
+
+static void test_batch_llama_quant(void **state) {
+    (void)state;
+    jl_model *m = tiny_model(JL_ARCH_LLAMA, 64, 8);
+    check_model(m, "q8_0");
+    check_model(m, "q4_0");
+    jl_model_free(m);
+}
+
+static void test_batch_gpt2(void **state) {
+    (void)state;
+    jl_model *m = tiny_model(JL_ARCH_GPT2, 64, 9);
+    check_model(m, NULL);
+    jl_model_free(m);
+}
+
+int main(void) {
+    fill_tokens();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matmat_equals_matvec),
+        cmocka_unit_test(test_batch_llama_f32),
+        cmocka_unit_test(test_batch_llama_quant),
+        cmocka_unit_test(test_batch_gpt2),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

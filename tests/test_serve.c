@@ -1,0 +1,268 @@
+/* jielong serve end to end with real clients, all on 127.0.0.1, each bounded in time: the official OpenAI client
+ * (npm `openai`, answers equal `jielong chat` / `generate`), same seed → same text alone or beside 15 others,
+ * 64 streaming clients with disconnects and a slow reader plus a catalogue of malformed requests, the chat page
+ * in headless chromium (playwright-core), API keys, SIGTERM with a stream running, and bad flags.
+ * The npm packages live in build/npm-serve (scripts/fetch_serve_npm.sh). Under ASan the load is smaller and the
+ * browser test runs in the release build only. */
+#include "testutil.h"
+#include "io/fileio.h"
+#include "jielong/tokenizer.h"
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int is_asan(void) {
+    const char *bin = getenv("JL_BIN");
+    return bin && strstr(bin, "/asan/") != NULL;
+}
+
+/* A random two-layer llama over the byte tokenizer (vocab 262, context 128), saved once. */
+static const char *model_path(void) {
+    static char path[1024];
+    if (path[0]) return path;
+    jl_tokenizer *tok;
+    assert_int_equal(jl_tokenizer_bytes(&tok), JL_OK);
+    jl_config c;
+    jl_config_from_depth(&c, JL_ARCH_LLAMA, 2, jl_tokenizer_vocab_size(tok), 128);
+    c.dim = 64;
+    c.n_head = 4;
+    c.n_kv_head = 2;
+    c.hidden_dim = 128;
+    assert_int_equal(jl_config_finish(&c), JL_OK);
+    jl_model *m;
+    assert_int_equal(jl_model_new(&c, &m), JL_OK);
+    jl_model_init(m, 21);
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] *= 3.0f; /* peaked distributions, varied text */
+    jl_checkpoint ck = {.model = m};
+    assert_int_equal(jl_tokenizer_to_json(tok, &ck.tokenizer_json), JL_OK);
+    snprintf(path, sizeof path, "%s", tmp_path("model.safetensors"));
+    assert_int_equal(jl_checkpoint_save(path, &ck), JL_OK);
+    jl_checkpoint_free(&ck);
+    jl_tokenizer_free(tok);
+    return path;
+}
+
+typedef struct {
+    pid_t pid;
+    int port;
+} server;
+
+/* Starts `jielong serve --model M --port 0 EXTRA` and reads the port from its first line (10 s at most). */
+static server start_server(const char *extra) {
+    const char *bin = getenv("JL_BIN");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "exec %s serve --model %s --port 0 --threads 2 %s 2>>%s", bin ? bin : "build/jielong",
+             model_path(), extra, tmp_path("serve.err"));
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    char line[1024] = {0};
+    alarm(20);
+    const char *got = fgets(line, sizeof line, f);
+    alarm(0);
+    fclose(f);
+    const char *at = got ? strstr(line, "http://127.0.0.1:") : NULL;
+    if (!at) print_message("serve did not start: '%s'\n", line);
+    assert_non_null(at);
+    server s = {pid, atoi(at + strlen("http://127.0.0.1:"))};
+    assert_true(s.port > 0);
+    return s;
+}
+
+/* SIGTERM, then the exit status within `bound` seconds (-1 if it had to be killed). */
+static int stop_server(server s, double bound) {
+    kill(s.pid, SIGTERM);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        int status;
+        pid_t r = waitpid(s.pid, &status, WNOHANG);
+        if (r == s.pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((double)(t.tv_sec - t0.tv_sec) + 1e-9 * (double)(t.tv_nsec - t0.tv_nsec) > bound) {
+            kill(s.pid, SIGKILL);
+            waitpid(s.pid, &status, 0);
+            return -1;
+        }
+        usleep(20000);
+    }
+}
+
+static long rss_kb(pid_t pid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0) kb = atol(line + 6);
+    if (f) fclose(f);
+    return kb;
+}
+
+/* Runs a node script of tests/serve with PORT and JL_NPM set (and `env`), bounded by `seconds`. */
+static int run_node(const char *script, server s, const char *env, int seconds) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cd %s && PORT=%d JL_NPM=%s %s timeout %d node tests/serve/%s > %s 2>&1", root_path(""),
+             s.port, root_path("build/npm-serve"), env ? env : "", seconds, script, tmp_path("node.log"));
+    int rc = system(cmd);
+    rc = rc == -1 ? -1 : (rc >> 8) & 0xff;
+    char *log = NULL;
+    size_t len = 0;
+    if (jl_read_file(tmp_path("node.log"), &log, &len) == JL_OK) {
+        print_message("%s: %s", script, log);
+        free(log);
+    }
+    return rc;
+}
+
+/* stdout of a CLI run (stdin from `input` if not NULL), malloc'd, without the one trailing newline. */
+static char *cli_stdout(const char *args, const char *input) {
+    char cmd[4096];
+    const char *bin = getenv("JL_BIN");
+    if (input) {
+        FILE *f = fopen(tmp_path("stdin.txt"), "w");
+        fputs(input, f);
+        fclose(f);
+    }
+    snprintf(cmd, sizeof cmd, "%s %s < %s > %s 2>/dev/null", bin ? bin : "build/jielong", args,
+             input ? tmp_path("stdin.txt") : "/dev/null", tmp_path("cli.out"));
+    assert_int_equal(system(cmd), 0);
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(jl_read_file(tmp_path("cli.out"), &text, &len), JL_OK);
+    if (len && text[len - 1] == '\n') text[len - 1] = '\0';
+    return text;
+}
+
+static void test_openai_client(void **state) {
+    (void)state;
+    const char *user = "hello there", *prompt = "Once upon a time";
+    char args[2048];
+    snprintf(args, sizeof args, "chat --model %s --temperature 0 --max-tokens 24", model_path());
+    char *chat = cli_stdout(args, "hello there\n");
+    snprintf(args, sizeof args, "generate --model %s --temperature 0 --max-tokens 24 --prompt '%s'", model_path(), prompt);
+    char *gen = cli_stdout(args, NULL);
+    json_object *want = json_object_new_object();
+    json_object_object_add(want, "chat", json_object_new_string(chat));
+    json_object_object_add(want, "generate", json_object_new_string(gen));
+    json_object_object_add(want, "prompt", json_object_new_string(prompt));
+    json_object_object_add(want, "user", json_object_new_string(user));
+    json_object_object_add(want, "max_tokens", json_object_new_int(24));
+    assert_int_equal(json_object_to_file(tmp_path("expect.json"), want), 0);
+    json_object_put(want);
+    free(chat);
+    free(gen);
+    server s = start_server("--parallel 4 --api-key test-key");
+    char env[1200];
+    snprintf(env, sizeof env, "EXPECT=%s", tmp_path("expect.json"));
+    int rc = run_node("openai_client.cjs", s, env, 60);
+    /* the key is required on the API (not on /health), compared in constant time */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "test $(curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/v1/models) = 401 && "
+             "test $(curl -s -o /dev/null -w '%%{http_code}' -H 'Authorization: Bearer test-kez' http://127.0.0.1:%d/v1/models) = 401 && "
+             "test $(curl -s -o /dev/null -w '%%{http_code}' -H 'Authorization: Bearer test-key' http://127.0.0.1:%d/v1/models) = 200 && "
+             "test $(curl -s -o /dev/null -w '%%{http_code}' http://127.0.0.1:%d/health) = 200",
+             s.port, s.port, s.port, s.port);
+    int auth = system(cmd);
+    assert_int_equal(stop_server(s, 15), 0);
+    assert_int_equal(rc, 0);
+    assert_int_equal(auth, 0);
+}
+
+static void test_same_seed_alone_or_beside_others(void **state) {
+    (void)state;
+    server s = start_server("--parallel 16");
+    int rc = run_node("determinism.cjs", s, NULL, is_asan() ? 240 : 60);
+    assert_int_equal(stop_server(s, 15), 0);
+    assert_int_equal(rc, 0);
+}
+
+static void test_load_and_faults(void **state) {
+    (void)state;
+    server s = start_server("--parallel 16 --max-queue 256 --context 128");
+    /* warm up (allocator arenas, thread stacks), then the RSS baseline */
+    assert_int_equal(run_node("load.cjs", s, "CLIENTS=16 ROUNDS=1", 120), 0);
+    long before = rss_kb(s.pid);
+    int rc = run_node("load.cjs", s, is_asan() ? "CLIENTS=24 ROUNDS=1" : "CLIENTS=64 ROUNDS=2", is_asan() ? 300 : 120);
+    long after = rss_kb(s.pid);
+    print_message("server RSS: %ld kB after warm-up, %ld kB after the load\n", before, after);
+    assert_int_equal(stop_server(s, 15), 0);
+    assert_int_equal(rc, 0);
+    assert_true(before > 0 && after > 0);
+    assert_true(after < before + before / 4 + 16384); /* back near the baseline, not growing with requests */
+}
+
+static void test_browser_page(void **state) {
+    (void)state;
+    if (is_asan()) { /* the page is JavaScript; the server side is covered by the other tests under ASan */
+        server s = start_server("--parallel 2");
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "curl -sf http://127.0.0.1:%d/ | grep -q 'id=\"send\"'", s.port);
+        int rc = system(cmd);
+        assert_int_equal(stop_server(s, 15), 0);
+        assert_int_equal(rc, 0);
+        return;
+    }
+    server s = start_server("--parallel 4");
+    char env[1200];
+    snprintf(env, sizeof env, "SHOT=%s", root_path("build/serve_page.png"));
+    int rc = run_node("browser.cjs", s, env, 90);
+    assert_int_equal(stop_server(s, 15), 0);
+    assert_int_equal(rc, 0);
+}
+
+/* SIGTERM while a long stream runs: the server stops accepting, ends the stream, frees everything, exits 0. */
+static void test_sigterm_with_stream(void **state) {
+    (void)state;
+    server s = start_server("--parallel 2 --grace 1");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "curl -sN --max-time 30 http://127.0.0.1:%d/v1/chat/completions -d '{\"messages\":[{\"role\":\"user\","
+             "\"content\":\"hi\"}],\"stream\":true,\"ignore_eos\":true,\"max_tokens\":100000}' > %s 2>&1 &",
+             s.port, tmp_path("stream.out"));
+    assert_int_equal(system(cmd), 0);
+    usleep(700000);
+    assert_int_equal(stop_server(s, 10), 0);
+    usleep(300000);
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(jl_read_file(tmp_path("stream.out"), &out, &len), JL_OK);
+    assert_non_null(strstr(out, "\"delta\"")); /* it was streaming */
+    assert_non_null(strstr(out, "data: [DONE]")); /* and was told the stream ended */
+    free(out);
+}
+
+static void test_bad_flags(void **state) {
+    (void)state;
+    char args[1200];
+    snprintf(args, sizeof args, "serve --model %s --host not-an-address --port 0", model_path());
+    assert_int_equal(run_cli(args, tmp_path("bad.log")), 2);
+    assert_int_equal(run_cli("serve --model /nonexistent.safetensors", tmp_path("bad.log")), 2);
+    snprintf(args, sizeof args, "serve --model %s --parallel 0", model_path());
+    assert_int_equal(run_cli(args, tmp_path("bad.log")), 2);
+    assert_int_equal(run_cli("serve --help", tmp_path("bad.log")), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_flags),
+        cmocka_unit_test(test_openai_client),
+        cmocka_unit_test(test_same_seed_alone_or_beside_others),
+        cmocka_unit_test(test_load_and_faults),
+        cmocka_unit_test(test_browser_page),
+        cmocka_unit_test(test_sigterm_with_stream),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
