@@ -1,5 +1,6 @@
 # jielong — plain make.  `make` builds build/jielong; `make test`, `make bench`, `make demo` as in the README.
 PKGS     := openblas libpcre2-8 json-c libmicrohttpd libedit
+PKGS += icu-uc   # issue 14: Unicode normalisation and lowercasing for tokenizer.json normalizers
 PKGS     += sqlite3   # issue 17: the retrieval index (FTS5 BM25) of jielong index / chat --rag
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)

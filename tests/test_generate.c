@@ -711,9 +711,54 @@ static void test_cli_chat(void **state) {
     f = fopen(tmp_path("chat_in.txt"), "w");
     fputs("hi\nhello\n/temp -1\n", f);
     fclose(f);
-    snprintf(args, sizeof args, "chat --model %s --temperature 0 --context 24 < %s", m, tmp_path("chat_in.txt"));
+    snprintf(args, sizeof args, "chat --model %s --temperature 0 --context 24 --context-policy refuse < %s", m,
+             tmp_path("chat_in.txt"));
     expect_cli(args, 2, NULL, "no longer fits");
     expect_cli(args, 2, NULL, "/temp needs a number");
+    /* the default policy drops the oldest exchange instead, and says so */
+    snprintf(args, sizeof args, "chat --model %s --temperature 0 --context 24 < %s", m,
+             tmp_path("chat_in.txt"));
+    expect_cli(args, 2, NULL, "exchange was dropped to fit the context");
+}
+
+/* chat --jsonl: one JSON object per turn in and out; an answer with newlines stays on one line; bad lines get an
+ * error object naming the line, the others are still answered; the oldest turns are dropped when the context
+ * fills. */
+static void test_cli_chat_jsonl(void **state) {
+    (void)state;
+    const char *m = bigram_checkpoint();
+    char args[2048];
+    FILE *f = fopen(tmp_path("chat_jsonl.txt"), "w");
+    fputs("{\"content\":\"hi\"}\n"
+          "not json\n"
+          "{\"role\":\"robot\",\"content\":\"x\"}\n"
+          "{\"role\":\"system\",\"content\":\"be brief\"}\n"
+          "{\"reset\":true}\n"
+          "{\"role\":\"user\",\"content\":\"again\"}\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "chat --model %s --temperature 0 --jsonl < %s", m, tmp_path("chat_jsonl.txt"));
+    int rc;
+    char *out = cli_output(args, &rc);
+    assert_int_equal(rc, 2);
+    int lines = 0;
+    for (char *p = out; *p; p++) lines += *p == '\n';
+    assert_int_equal(lines, 6); /* one line out per line in */
+    assert_non_null(strstr(out, "{\"role\":\"assistant\",\"content\":\"" CHAIN "\",\"finish_reason\":\"stop\""));
+    assert_non_null(strstr(out, "{\"error\":{\"message\":\"not a JSON object\",\"line\":2}}"));
+    assert_non_null(strstr(out, "role 'robot': expected user or system"));
+    assert_non_null(strstr(out, "{\"system\":true}"));
+    assert_non_null(strstr(out, "{\"reset\":true}"));
+    free(out);
+    /* a small context: the third turn drops the first exchange */
+    f = fopen(tmp_path("chat_jsonl.txt"), "w");
+    fputs("{\"content\":\"hi\"}\n{\"content\":\"hello\"}\n{\"content\":\"hey\"}\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "chat --model %s --temperature 0 --jsonl --context 32 --max-tokens 6 < %s", m,
+             tmp_path("chat_jsonl.txt"));
+    out = cli_output(args, &rc);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "\"dropped_turns\":1"));
+    free(out);
 }
 
 static void test_cli_bad_input(void **state) {
@@ -757,6 +802,7 @@ int main(void) {
         cmocka_unit_test(test_chat_keeps_cache),
         cmocka_unit_test(test_cli_generate),
         cmocka_unit_test(test_cli_chat),
+        cmocka_unit_test(test_cli_chat_jsonl),
         cmocka_unit_test(test_cli_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

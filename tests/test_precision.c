@@ -169,7 +169,7 @@ static void test_cli_precision(void **state) {
     snprintf(args, sizeof args, "pretrain --data %s --out %s --depth 1 --dim 32 --n-head 2 --context 16 "
                                 "--batch-size 2 --steps 2 --precision fp16", text, tmp_path("bad"));
     assert_int_equal(run_cli(args, log), 2);
-    assert_true(log_has(log, "--precision: unknown 'fp16'"));
+    assert_true(log_has(log, "--precision fp16: expected fp32 or bf16"));
     const char *precs[2] = {"fp32", "bf16"};
     for (int i = 0; i < 2; i++) {
         const char *out = tmp_path(precs[i]);

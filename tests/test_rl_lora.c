@@ -19,10 +19,10 @@ static int file_exists(const char *path) {
 
 static void lora_opts(jl_rl_opts *o, jl_rl_stage stage, const char *out) {
     jl_rl_defaults(o, stage);
-    o->out_dir = out;
+    o->train.run.out_dir = out;
     o->use_lora = 1;
     o->lora = (jl_lora_opts){.rank = 4, .alpha = 8, .dropout = 0.0f, .targets = "all"};
-    o->eval_every = 0;
+    o->train.run.eval_every = 0;
 }
 
 /* The model is as it was (weights, no adapter left attached, nothing frozen); the saved adapter loads onto it
@@ -78,8 +78,8 @@ static void test_dpo_lora(void **state) {
     jl_pref_set *pairs = load_prefs(prefs);
     jl_rl_opts o;
     lora_opts(&o, JL_STAGE_DPO, out);
-    o.steps = 30;
-    o.lr = 1e-2f;
+    o.train.run.steps = 30;
+    o.train.optim.lr = 1e-2f;
     o.beta = 0.5f;
     o.eval_fraction = 0.2;
     assert_int_equal(jl_dpo_train(m, tok, pairs, &o, NULL, NULL), JL_OK);
@@ -128,8 +128,8 @@ static void test_reward_lora(void **state) {
     jl_pref_set *pairs = load_prefs(prefs);
     jl_rl_opts o;
     lora_opts(&o, JL_STAGE_REWARD, out);
-    o.steps = 40;
-    o.lr = 1e-2f;
+    o.train.run.steps = 40;
+    o.train.optim.lr = 1e-2f;
     o.eval_fraction = 0.2;
     assert_int_equal(jl_reward_train(m, tok, pairs, &o, NULL, NULL), JL_OK);
     check_base_kept_and_adapter_trained(m, before, out);
@@ -172,15 +172,15 @@ static void policy_lora(jl_rl_stage stage) {
     jl_rl_opts o;
     lora_opts(&o, stage, out);
     const int steps = 30;
-    o.steps = steps;
+    o.train.run.steps = steps;
     o.max_new = 6;
-    o.lr = 5e-3f;
+    o.train.optim.lr = 5e-3f;
     if (ppo) {
-        o.batch = 16;
+        o.train.run.batch = 16;
         o.minibatches = 2;
         o.kl_coef = 0.02f;
     } else {
-        o.batch = 4;
+        o.train.run.batch = 4;
         o.group = 8;
     }
     jl_status st = ppo ? jl_ppo_train(m, tok, set, fn, &o, NULL, NULL) : jl_grpo_train(m, tok, set, fn, &o, NULL, NULL);

@@ -167,9 +167,18 @@ static void test_merges_as_pairs(void **state) {
     const char *converted = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
     jl_tokenizer *u;
     assert_int_equal(jl_tokenizer_from_json(converted, strlen(converted), &u), JL_OK);
-    char *json2;
+    char *json2; /* a loaded file is written back as it was */
     assert_int_equal(jl_tokenizer_to_json(u, &json2), JL_OK);
-    assert_string_equal(json, json2);
+    assert_string_equal(converted, json2);
+    const char *text = "hello world, 你好 123456 <|end|>";
+    int32_t *a, *b;
+    size_t na, nb;
+    assert_int_equal(jl_tokenizer_encode(t, text, strlen(text), 1, &a, &na), JL_OK);
+    assert_int_equal(jl_tokenizer_encode(u, text, strlen(text), 1, &b, &nb), JL_OK);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na * sizeof *a);
+    free(a);
+    free(b);
     json_object_put(root);
     free(json);
     free(json2);
@@ -235,10 +244,18 @@ static void test_corrupted_json_is_a_clear_error(void **state) {
                     "fewer than the 256 bytes");
     expect_bad_json("{\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":\"x\"}}}",
                     "model.vocab['a']");
-    expect_bad_json("{\"pre_tokenizer\":{\"type\":\"Whitespace\"},\"model\":{\"type\":\"BPE\",\"vocab\":{}}}",
-                    "Whitespace");
-    expect_bad_json("{\"model\":{\"type\":\"BPE\",\"vocab\":{}}}", "pre_tokenizer");
-    expect_bad_json("{\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"model\":{\"vocab\":{\"a\":300}}}", "missing");
+    expect_bad_json("{\"pre_tokenizer\":{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"ByteLevel\"},"
+                    "{\"type\":\"BertPreTokenizer\"}]},\"model\":{\"type\":\"BPE\",\"vocab\":{}}}",
+                    "pre_tokenizer.pretokenizers[1]: pre-tokenizer type 'BertPreTokenizer' is not supported");
+    expect_bad_json("{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFC\"},{\"type\":"
+                    "\"StripAccents\"}]},\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}}}",
+                    "normalizer.normalizers[1]: normalizer type 'StripAccents'");
+    expect_bad_json("{\"decoder\":{\"type\":\"WordPiece\"},\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0}}}",
+                    "decoder: decoder type 'WordPiece'");
+    expect_bad_json("{\"post_processor\":{\"type\":\"BertProcessing\"},\"model\":{\"type\":\"BPE\",\"vocab\":"
+                    "{\"a\":0}}}", "post_processor: post-processor type 'BertProcessing'");
+    expect_bad_json("{\"model\":{\"type\":\"BPE\",\"vocab\":{}}}", "empty");
+    expect_bad_json("{\"pre_tokenizer\":{\"type\":\"ByteLevel\"},\"model\":{\"vocab\":{\"a\":300}}}", "byte 0x00");
     /* a byte-level vocabulary must have all 256 bytes; a merge must name vocabulary tokens */
     assert_int_equal(jl_tokenizer_bytes(&t), JL_OK);
     assert_int_equal(jl_tokenizer_to_json(t, &json), JL_OK);
@@ -393,6 +410,100 @@ static void test_very_long_pieces(void **state) {
 }
 
 /* The "han" pattern: merges never cross a Chinese character, while the plain cl100k one merges frequent pairs. */
+/* #16 item 3: a Split regex that matches empty at the end ($, \z) must not read past the text. */
+static void test_empty_match_at_end(void **state) {
+    (void)state;
+    jl_tokenizer *t;
+    char *json;
+    assert_int_equal(jl_tokenizer_bytes(&t), JL_OK);
+    assert_int_equal(jl_tokenizer_to_json(t, &json), JL_OK);
+    jl_tokenizer_free(t);
+    static const char *const regexes[] = {"[a-z]|$", "[a-z]|\\\\z", "$|[a-z]", "x*"};
+    for (size_t r = 0; r < sizeof regexes / sizeof regexes[0]; r++) {
+        const char *at = strstr(json, "\"Regex\":\""), *end = strstr(at, "\"},\"behavior\"");
+        char *bad = malloc(strlen(json) + 64);
+        sprintf(bad, "%.*s\"Regex\":\"%s%s", (int)(at - json), json, regexes[r], end);
+        if (jl_tokenizer_from_json(bad, strlen(bad), &t) != JL_OK) fail_msg("%s", jl_last_error());
+        int32_t *ids;
+        size_t n;
+        assert_int_equal(jl_tokenizer_encode(t, "ab<|end|>cd", 11, 1, &ids, &n), JL_OK);
+        assert_int_equal(n, 5);
+        assert_int_equal(ids[0], 'a');
+        assert_int_equal(ids[1], 'b');
+        assert_int_equal(ids[2], jl_tokenizer_special(t, "<|end|>"));
+        assert_int_equal(ids[3], 'c');
+        assert_int_equal(ids[4], 'd');
+        free(ids);
+        free(bad);
+        jl_tokenizer_free(t);
+    }
+    free(json);
+}
+
+/* A small character-level tokenizer.json: vocab a b - a- -b -- x <x> (merges "a -", "- b", "- -"), with the
+ * given pre_tokenizer / normalizer / added-token flags spliced in. */
+static jl_tokenizer *char_level(const char *pre, const char *norm, const char *added_flags) {
+    char json[2048];
+    snprintf(json, sizeof json,
+             "{\"added_tokens\":[{\"id\":7,\"content\":\"<x>\",\"special\":true,\"normalized\":false%s}],"
+             "\"normalizer\":%s,\"pre_tokenizer\":%s,\"decoder\":null,\"post_processor\":null,"
+             "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"-\":2,\"a-\":3,\"-b\":4,\"--\":5,\"x\":6},"
+             "\"merges\":[\"a -\",\"- b\",\"- -\"]}}",
+             added_flags, norm, pre);
+    jl_tokenizer *t;
+    if (jl_tokenizer_from_json(json, strlen(json), &t) != JL_OK) fail_msg("%s", jl_last_error());
+    return t;
+}
+
+static void expect_ids(jl_tokenizer *t, const char *text, const char *want) {
+    int32_t *ids;
+    size_t n;
+    assert_int_equal(jl_tokenizer_encode(t, text, strlen(text), 1, &ids, &n), JL_OK);
+    char got[256] = "";
+    for (size_t i = 0; i < n; i++) snprintf(got + strlen(got), sizeof got - strlen(got), i ? " %d" : "%d", ids[i]);
+    if (strcmp(got, want)) fail_msg("'%s': ids '%s', expected '%s'", text, got, want);
+    free(ids);
+    jl_tokenizer_free(t);
+}
+
+#define SPLIT(b, inv) "{\"type\":\"Split\",\"pattern\":{\"String\":\"-\"},\"behavior\":\"" b "\",\"invert\":" inv "}"
+
+static void test_split_behaviors(void **state) {
+    (void)state;
+    expect_ids(char_level("null", "null", ""), "a-b", "3 1");                               /* a- b: no split */
+    expect_ids(char_level(SPLIT("Isolated", "false"), "null", ""), "a-b", "0 2 1");
+    expect_ids(char_level(SPLIT("Removed", "false"), "null", ""), "a-b", "0 1");
+    expect_ids(char_level(SPLIT("Removed", "true"), "null", ""), "a-b-", "2 2");           /* only the matches */
+    expect_ids(char_level(SPLIT("MergedWithPrevious", "false"), "null", ""), "a-b", "3 1");
+    expect_ids(char_level(SPLIT("MergedWithNext", "false"), "null", ""), "a-b", "0 4");
+    expect_ids(char_level(SPLIT("Contiguous", "false"), "null", ""), "a--b", "0 5 1");
+    expect_ids(char_level("{\"type\":\"Sequence\",\"pretokenizers\":[" SPLIT("Isolated", "false") ","
+                          "{\"type\":\"Digits\",\"individual_digits\":true}]}", "null", ""), "a-b", "0 2 1");
+}
+
+static void test_normalizers_and_added_flags(void **state) {
+    (void)state;
+    /* NFKC folds fullwidth letters, Lowercase folds case; Replace and Prepend as Llama 2 uses them */
+    expect_ids(char_level("null", "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFKC\"},{\"type\":\"Lowercase\"}]}",
+                          ""), "\xEF\xBC\xA1-B", "3 1");
+    expect_ids(char_level("null", "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"a\"},"
+                          "{\"type\":\"Replace\",\"pattern\":{\"String\":\"=\"},\"content\":\"-\"}]}", ""), "=b",
+               "3 1");
+    expect_ids(char_level("null", "{\"type\":\"Strip\",\"strip_left\":true,\"strip_right\":true}", ""), " \tab \n",
+               "0 1");
+    /* added tokens: plain, lstrip/rstrip eat the whitespace around them, single_word only between non-words */
+    expect_ids(char_level("null", "null", ""), "a<x>b", "0 7 1");
+    expect_ids(char_level("null", "null", ",\"lstrip\":true,\"rstrip\":true"), "a  <x> b", "0 7 1");
+    expect_ids(char_level("null", "null", ",\"single_word\":true"), "-<x>-", "2 7 2");
+    jl_tokenizer *t = char_level("null", "null", ",\"single_word\":true");
+    int32_t *ids;
+    size_t n;
+    assert_int_equal(jl_tokenizer_encode(t, "a<x>b", 5, 1, &ids, &n), JL_OK);
+    for (size_t i = 0; i < n; i++) assert_int_not_equal(ids[i], 7); /* inside a word: not the added token */
+    free(ids);
+    jl_tokenizer_free(t);
+}
+
 static void test_han_pattern_one_token_per_character(void **state) {
     (void)state;
     const char *poem = "春眠不觉晓，处处闻啼鸟。\n夜来风雨声，花落知多少。\n";
@@ -518,6 +629,9 @@ int main(void) {
         cmocka_unit_test(test_decode_rejects_bad_ids),
         cmocka_unit_test(test_cli_train_encode_decode),
         cmocka_unit_test(test_cli_bad_input),
+        cmocka_unit_test(test_empty_match_at_end),
+        cmocka_unit_test(test_split_behaviors),
+        cmocka_unit_test(test_normalizers_and_added_flags),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,40 @@
 #define JL_SHARD_VERSION 1
 #define JL_SHARD_HEADER_INTS 256
 
+/* A token stream in memory. */
+typedef struct {
+    int32_t *ids;
+    size_t n;
+} jl_tokens;
+
+void jl_tokens_free(jl_tokens *t);
+/* Concatenates token shards (jielong prepare); every id must be < vocab_size. */
+jl_status jl_tokens_from_shards(const char *const *paths, int n_paths, int vocab_size, jl_tokens *out);
+/* Encodes text files with tok as `prepare` does: blank-line-separated documents, each after <|bos|>. */
+jl_status jl_tokens_from_text(const char *const *paths, int n_paths, const jl_tokenizer *tok, jl_tokens *out);
+/* What a data path holds, recognised by its first bytes and type (never by its name). */
+typedef enum { JL_DATA_TEXT, JL_DATA_SHARD, JL_DATA_FOLDER, JL_DATA_GGUF, JL_DATA_SAFETENSORS } jl_data_kind;
+jl_status jl_data_kind_of(const char *path, jl_data_kind *kind); /* errors: missing, not a file or folder */
+const char *jl_data_kind_name(jl_data_kind kind);               /* "text file", "token shard", ... */
+/* The shards of one split ("train" or "val") of a `jielong prepare` folder, sorted by name (none: *n = 0).
+ * Free *paths with jl_paths_free. */
+jl_status jl_prepared_shards(const char *dir, const char *split, char ***paths, int *n);
+void jl_paths_free(char **paths, int n);
+/* Training data as every training stage accepts it: one prepared folder (train_*.bin; val_*.bin into val when
+ * present), token shards, or text files encoded with tok (val stays empty: split it with jl_tokens_split). Model
+ * files and folders without shards are refused with a message saying what to pass. */
+jl_status jl_tokens_load(const char *const *paths, int n_paths, const jl_tokenizer *tok, jl_tokens *train,
+                         jl_tokens *val);
+/* Held-out tokens of a prepared folder (its val_*.bin) or of one token shard. */
+jl_status jl_tokens_load_heldout(const char *path, int vocab_size, jl_tokens *out);
+/* Moves `fraction` of all (at least one window of T+1) into val, as up to 16 pieces spread evenly over the
+ * stream (so every part of a mixed corpus is held out); the rest stays in train, in order. */
+jl_status jl_tokens_split(jl_tokens *train, double fraction, int T, jl_tokens *val);
+
+/* How a training stage walks its token stream (src/train/stream.h): shuffled windows covering the corpus each
+ * epoch (the default), or the windows in file order. */
+typedef enum { JL_DATA_SHUFFLED = 0, JL_DATA_SEQUENTIAL = 1 } jl_data_order;
+
 typedef struct jl_shard jl_shard;
 
 /* Writes tokens (each in [0, vocab_size)) atomically; the width is 2 bytes when vocab_size <= 65536, else 4. */

@@ -7,22 +7,16 @@
 #include "jielong/model.h"
 #include "jielong/pretrain.h"
 #include "jielong/tokenizer.h"
+#include "jielong/train.h"
 
 typedef struct {
-    int B, T, accum;        /* micro-batch B×T tokens; accum micro-batches per step */
-    long steps;
-    float lr, min_lr_frac, weight_decay, beta1, beta2, grad_clip;
-    long warmup;            /* -1: 5% of the steps, at most 100 */
-    int schedule;           /* jl_schedule */
+    jl_stage_opts train;    /* run.batch rows of T tokens, optim.accum micro-batches per step */
+    int T;
     float temperature;      /* τ > 0 */
     float alpha;            /* weight of the soft (teacher) term in [0, 1]; 0 = hard labels only */
-    int data_order;         /* jl_data_order (include/jielong/pretrain.h) */
+    int data_order;         /* jl_data_order (include/jielong/data.h) */
     uint64_t data_seed;     /* names the shuffled order */
-    int eval_every, eval_batches; /* held-out cross-entropy of the student every N steps (0 = off) */
-    int save_every;         /* training checkpoint every N steps (and at the end) */
-    long stop_after;        /* stop (with a checkpoint) after this many steps in this invocation; 0 = run to the end */
-    const char *out_dir;    /* checkpoint.safetensors, model.safetensors, metrics.jsonl */
-    double peak_gflops;     /* the MFU yardstick: peak of the precision in use (≤ 0: no MFU) */
+    int eval_batches;       /* held-out cross-entropy of the student every run.eval_every steps (0 = off) */
 } jl_distill_opts;
 
 void jl_distill_defaults(jl_distill_opts *o);
@@ -32,15 +26,14 @@ void jl_distill_defaults(jl_distill_opts *o);
 jl_status jl_distill_check_pair(const jl_model *teacher, const jl_tokenizer *teacher_tok, const jl_model *student,
                                 const jl_tokenizer *student_tok);
 
-/* Trains `student` in place on `train` with the teacher frozen; reports through on_event (JL_EV_STEP,
- * JL_EV_EVAL with the student's held-out cross-entropy, JL_EV_SAVE, JL_EV_SKIP). Metrics (stage "distill"):
- * loss, kl (mean per token), lr, grad_norm, tok_per_s, mfu, ms, skipped; val_loss; teacher_val_loss at step 0.
- * With `resume` (out_dir's checkpoint.safetensors, loaded as the student) continues from its state: step, data
- * position and AdamW moments, so the run equals one that never stopped; B, T, accum, temperature and alpha must
- * match (jl_distill_opts_from_state gives them). */
+/* Trains `student` in place on `train` with the teacher frozen; reports through on_event (steps, the student's
+ * held-out cross-entropy, saves, skips). Metrics (stage "distill"): loss, kl (mean per token), lr, grad_norm,
+ * tok_per_s, mfu, ms, skipped; val_loss; teacher_val_loss at step 0. With o->train.run.resume (out_dir's
+ * checkpoint.safetensors, loaded as the student) continues from its state: step, data position and AdamW
+ * moments, so the run equals one that never stopped; batch, T, accum, temperature and alpha must match
+ * (jl_distill_opts_from_state gives them). */
 jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *tok, const jl_tokens *train,
-                     const jl_tokens *val, const jl_distill_opts *o, const jl_checkpoint *resume, jl_event_fn on_event,
-                     void *user);
+                     const jl_tokens *val, const jl_distill_opts *o, jl_event_fn on_event, void *user);
 
 /* Reads the trajectory-shaping options saved in a distillation checkpoint's state (batch, steps, schedule,
  * AdamW, temperature, alpha) into o; other fields untouched. */

@@ -165,6 +165,12 @@ void jl_chat_free(jl_chat *c);
 jl_status jl_chat_set_system(jl_chat *c, const char *system);
 void jl_chat_reset(jl_chat *c); /* forgets the conversation (keeps the system prompt) */
 int jl_chat_turns(const jl_chat *c); /* user turns so far */
+/* What a turn does when the conversation no longer fits the context: refuse it (JL_ERR_ARG, the default), or
+ * drop the oldest exchanges (user turn, tool turns, answer; the system prompt stays) until it fits with room
+ * for the answer. jl_chat_dropped: exchanges the last turn dropped. */
+typedef enum { JL_CONTEXT_REFUSE = 0, JL_CONTEXT_DROP_OLDEST = 1 } jl_context_policy;
+void jl_chat_set_context_policy(jl_chat *c, jl_context_policy policy);
+int jl_chat_dropped(const jl_chat *c);
 /* Adds a user turn, prefills only what the cache lacks, and generates the answer (streamed through cb).
  * *answer (malloc'd, may be NULL) receives the whole answer text. A turn that does not fit the context
  * is rejected with JL_ERR_ARG and leaves the conversation unchanged. */

@@ -7,13 +7,15 @@
  *           value clipping, several epochs per rollout batch.
  * Texts are rendered with the chat template as <|bos|><|user|>prompt<|end|><|assistant|>response<|end|>;
  * the response tokens (response text + its closing <|end|>) are the ones scored and trained.
- * The library reports through a callback (metrics by name) and never prints. */
+ * Each is a stage of the one training loop (jielong/train.h): events with named metrics, checkpoints that
+ * resume bit for bit, metrics.jsonl. The library never prints. */
 #ifndef JIELONG_RLHF_H
 #define JIELONG_RLHF_H
 #include "jielong/adapter.h"
 #include "jielong/checkpoint.h"
 #include "jielong/dataset.h"
 #include "jielong/tokenizer.h"
+#include "jielong/train.h"
 
 /* ---- reward model ---- */
 
@@ -31,18 +33,13 @@ void jl_reward_model_free(jl_reward_model *rm);
 typedef enum { JL_DPO_SIGMOID = 0, JL_DPO_IPO = 1 } jl_dpo_loss;
 
 typedef struct {
-    int batch;            /* pairs (reward, dpo) or prompts (grpo, ppo) per step */
-    long steps;
-    float lr, weight_decay, grad_clip, min_lr_frac;
-    long warmup;
-    uint64_t seed;
+    jl_stage_opts train;  /* run.batch: pairs (reward, dpo) or prompts (grpo, ppo) per step; run.eval_every:
+                           * reward, dpo held-out accuracy every N steps (and at the end; 0 = end only);
+                           * run.resume: continue from that training checkpoint (every stage resumes bit for bit) */
     int max_len;          /* tokens of prompt + response (≤ the model's context; 0 = the context) */
     int skip_long;        /* 1: drop (and count) pairs/prompts longer than max_len; 0: that is an error */
     size_t *skipped_long; /* out, may be NULL: how many were dropped */
     double eval_fraction; /* reward, dpo: share of pairs held out for accuracy (at least 1 pair) */
-    int eval_every;       /* reward, dpo: held-out accuracy every N steps (and at the end; 0 = end only) */
-    int save_every;       /* model checkpoint every N steps (and at the end; 0 = end only) */
-    const char *out_dir;  /* model.safetensors (+ score.safetensors for reward), metrics.jsonl */
     /* dpo */
     float beta;
     jl_dpo_loss loss;
@@ -69,31 +66,18 @@ typedef struct {
 typedef enum { JL_STAGE_REWARD, JL_STAGE_DPO, JL_STAGE_GRPO, JL_STAGE_PPO } jl_rl_stage;
 void jl_rl_defaults(jl_rl_opts *o, jl_rl_stage stage);
 
-typedef enum { JL_RL_STEP, JL_RL_EVAL, JL_RL_SKIP, JL_RL_SAVE } jl_rl_event_kind;
-
-typedef struct {
-    jl_rl_event_kind kind;
-    long step, total_steps;
-    int n;                      /* metrics (JL_RL_STEP, JL_RL_EVAL) */
-    const char *const *keys;
-    const double *values;
-    const char *text;           /* JL_RL_SKIP: why; JL_RL_SAVE: the path */
-} jl_rl_event;
-
-typedef void (*jl_rl_event_fn)(void *user, const jl_rl_event *ev);
-
 /* Every stage trains in place and writes out_dir/model.safetensors (with `tok`) at the end (use_lora: the adapter,
  * see above; the model passed in is then left unchanged). */
 
 /* Reward model from `base` (its weights are the starting trunk; a fresh score head is initialised from seed).
  * Logs loss, accuracy, margin; held-out accuracy as eval_accuracy. Writes model.safetensors + score.safetensors. */
 jl_status jl_reward_train(jl_model *base, const jl_tokenizer *tok, const jl_pref_set *pairs, const jl_rl_opts *o,
-                          jl_rl_event_fn fn, void *user);
+                          jl_event_fn fn, void *user);
 
 /* DPO of `policy`; the frozen reference is a copy of it taken at the start (use_lora: the policy without adapter). Logs loss, rewards_chosen,
  * rewards_rejected, margin, accuracy (chosen implicit reward > rejected), and their held-out eval_ versions. */
 jl_status jl_dpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_pref_set *pairs, const jl_rl_opts *o,
-                       jl_rl_event_fn fn, void *user);
+                       jl_event_fn fn, void *user);
 
 /* The reward of an RL rollout: a rule by name, or a reward model. */
 typedef struct jl_reward_fn jl_reward_fn;
@@ -110,11 +94,11 @@ void jl_reward_fn_free(jl_reward_fn *fn);
 /* GRPO of `policy` on the prompts. Logs reward (mean), reward_std, kl, entropy, clip_frac, loss, ratio_first
  * (the mean ratio of the first minibatch: 1 up to rounding), answer_len. */
 jl_status jl_grpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_rl_set *prompts, jl_reward_fn *reward,
-                        const jl_rl_opts *o, jl_rl_event_fn fn, void *user);
+                        const jl_rl_opts *o, jl_event_fn fn, void *user);
 
 /* PPO of `policy` with a value head (value.safetensors in out_dir). Logs reward (mean score), kl, entropy,
  * clip_frac, value_loss, loss, ratio_first, answer_len. */
 jl_status jl_ppo_train(jl_model *policy, const jl_tokenizer *tok, const jl_rl_set *prompts, jl_reward_fn *reward,
-                       const jl_rl_opts *o, jl_rl_event_fn fn, void *user);
+                       const jl_rl_opts *o, jl_event_fn fn, void *user);
 
 #endif

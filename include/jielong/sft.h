@@ -14,7 +14,7 @@
 #define JIELONG_SFT_H
 #include "jielong/adapter.h"
 #include "jielong/dataset.h"
-#include "jielong/pretrain.h"
+#include "jielong/train.h"
 #include "jielong/tokenizer.h"
 
 /* Token ids of a rendered conversation and, per token, 1 if the loss covers it (assistant text and its <|end|>).
@@ -32,19 +32,14 @@ const char *jl_sft_method_name(jl_sft_method m);
 jl_status jl_sft_method_parse(const char *name, jl_sft_method *out);
 
 typedef struct {
+    jl_stage_opts train;     /* run.batch conversations per micro-batch; optim.lr 0: by method (full/freeze: the
+                              * width's default / 3; lora, prompt: 1e-3); run.seed: data order, adapter init, dropout;
+                              * run.resume: out_dir/checkpoint.safetensors (same method, batch, steps, lr, seed) */
     jl_sft_method method;
-    int B, T, accum;
-    long steps;
-    float lr, min_lr_frac, weight_decay, grad_clip;
-    long warmup;             /* -1: 5% of the steps, at most 100 */
-    int schedule;            /* jl_schedule */
-    uint64_t seed;           /* data order, adapter init, dropout */
-    int eval_every, eval_batches; /* held-out loss every N steps over this many batches (0 = the whole set) */
-    int save_every;
-    long stop_after;         /* stop after this many steps of this invocation (with a checkpoint) */
+    int T;
+    int eval_batches;        /* batches per held-out evaluation (0 = the whole set) */
     double val_fraction;     /* without a held-out set: the last share of the conversations is held out */
     int skip_overlong;       /* conversations longer than the row: 0 = truncate (warned, counted), 1 = skip */
-    const char *out_dir;
     jl_lora_opts lora;
     int prompt_tokens;       /* soft prompt length */
     const char *train_layers;  /* freeze: "0-3,7" blocks that train */
@@ -65,7 +60,8 @@ typedef struct {
     double ms_per_step;       /* mean over this invocation's steps */
     double tok_per_s;         /* all row tokens (padding included) per second */
     double text_tok_per_s;    /* tokens of conversations (padding excluded) per second */
-    double pad_fraction;      /* share of row positions that are padding */
+    double pad_fraction;      /* share of row positions that are padding (in this run's batches) */
+    double epoch_pad_fraction; /* the same over all rows of an epoch (the first epoch's, when packed) */
     double first_val, last_val; /* held-out loss before training (NAN when resumed) and at the end */
     size_t examples, truncated, skipped, val_examples;
     long steps_done;
@@ -73,10 +69,10 @@ typedef struct {
 } jl_sft_report;
 
 /* Fine-tunes m (full, freeze) or an adapter on top of it (lora, prompt: m stays bit-identical). val may be NULL
- * (then val_fraction of train is held out). With resume,
- * continues from out_dir/checkpoint.safetensors (same method, batch, steps, lr and seed required). */
+ * (then val_fraction of train is held out). With o->train.run.resume, continues from that checkpoint (same
+ * method, batch, steps, lr and seed required). */
 jl_status jl_sft_train(jl_model *m, const jl_tokenizer *tok, const jl_sft_set *train, const jl_sft_set *val,
-                       const jl_sft_opts *o, int resume, jl_event_fn on_event, void *user, jl_sft_report *report);
+                       const jl_sft_opts *o, jl_event_fn on_event, void *user, jl_sft_report *report);
 
 /* Marks m's tensors frozen for the freeze method (all unfrozen for the others). */
 jl_status jl_sft_apply_freeze(jl_model *m, const jl_sft_opts *o);

@@ -30,6 +30,10 @@ jl_status jl_tokenizer_decode(const jl_tokenizer *t, const int32_t *ids, size_t 
 /* Raw bytes of one token (may be a partial UTF-8 sequence); NULL if out of range. */
 const char *jl_tokenizer_token(const jl_tokenizer *t, int32_t id, size_t *len);
 int32_t jl_tokenizer_special(const jl_tokenizer *t, const char *name); /* "<|bos|>" → id, -1 if absent */
+/* The ids the tokenizer's post-processor puts around one encoded text when the caller asks for special tokens
+ * (HF TemplateProcessing "single", e.g. Llama 2's <s> before the text); none for jielong's own tokenizers. */
+void jl_tokenizer_template(const jl_tokenizer *t, const int32_t **prefix, size_t *n_prefix, const int32_t **suffix,
+                           size_t *n_suffix);
 /* The pre-tokenizer regex (PCRE2 syntax) this tokenizer splits text with. */
 const char *jl_tokenizer_pattern(const jl_tokenizer *t);
 void jl_tokenizer_free(jl_tokenizer *t);

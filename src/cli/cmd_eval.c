@@ -141,9 +141,9 @@ static jl_status eval_tasks(jl_model *m, const jl_tokenizer *tok, const char *pa
     return JL_OK;
 }
 
-/* --reward RM --prompt P --response R: the reward model's scalar score. */
+/* --reward-model RM --prompt P --response R: the reward model's scalar score. */
 static jl_status eval_reward(const char *dir, const char *prompt, const char *response, const result_sink *out) {
-    if (!prompt || !response) return jl_fail(JL_ERR_ARG, "--reward needs --prompt and --response");
+    if (!prompt || !response) return jl_fail(JL_ERR_ARG, "--reward-model needs --prompt and --response");
     jl_reward_model *rm;
     jl_status st = jl_reward_model_load(dir, &rm);
     if (st != JL_OK) return st;
@@ -284,10 +284,10 @@ int cmd_eval(int argc, char **argv) {
     long window = 0, shots = -1, limit = 50, max_tokens = 96;
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model checkpoint (.safetensors) or quantised .gguf (scored with its dequantised weights) for --data and --tasks", NO_RANGE, 0},
-        {"reward", OPT_STR, &reward, "reward model folder (jielong reward): score --prompt/--response", NO_RANGE, 0},
+        {"reward-model|reward", OPT_STR, &reward, "reward model folder (jielong reward): score --prompt/--response", NO_RANGE, 0},
         {"prompt", OPT_STR, &prompt, "prompt of the response to score (with --reward)", NO_RANGE, 0},
         {"against", OPT_STR, &against, "with --tasks: win rate of --model over this model on the 'write' prompts, "
-                                       "judged by the poem rules and by --reward RM if given", NO_RANGE, 0},
+                                       "judged by the poem rules and by --reward-model RM if given", NO_RANGE, 0},
         {"response", OPT_STR, &response, "response to score (with --reward)", NO_RANGE, 0},
         {"data", OPT_STRS, &data, "held-out data: text files, token shards (.bin) or a `jielong prepare` folder (its val_*.bin): perplexity, bits per byte and per character", NO_RANGE, 0},
         {"window", OPT_INT, &window, "tokens per scoring window (default: the model's context)", 2, 1 << 20, 0},
@@ -296,7 +296,7 @@ int cmd_eval(int argc, char **argv) {
         {"shots", OPT_INT, &shots, "-1 (default): ask through the chat template; 0..8: plain completion with that "
                                    "many solved examples (base models)", -1, 8, 0},
         {"limit", OPT_INT, &limit, "prompts per task kind (default 50; 0 = all)", 0, 1 << 30, 0},
-        {"max-tokens", OPT_INT, &max_tokens, "tokens per answer (default 96)", 1, 4096, 0},
+        {"max-new-tokens|max-tokens", OPT_INT, &max_tokens, "tokens per answer (default 96)", 1, 4096, 0},
         {"samples", OPT_STR, &samples, "write every prompt, answer and verdict to this JSONL file", NO_RANGE, 0},
         {"json", OPT_BOOL, &sink.json, "one JSON object per result instead of text", NO_RANGE, 0},
         {"summary", OPT_STR, &sink.summary, "also append each result as a JSON line to this file", NO_RANGE, 0},
@@ -318,13 +318,13 @@ int cmd_eval(int argc, char **argv) {
     if (reward) {
         free(data.v);
         if (model || data.n || tasks)
-            return cli_report("eval", jl_fail(JL_ERR_ARG, "--reward cannot be combined with --model/--data/--tasks"));
+            return cli_report("eval", jl_fail(JL_ERR_ARG, "--reward-model cannot be combined with --model/--data/--tasks"));
         return cli_report("eval", eval_reward(reward, prompt, response, &sink));
     }
     if (!model || (!data.n && !tasks)) {
         free(data.v);
         fprintf(stderr, "jielong eval: give --model with --data (perplexity) and/or --tasks (instruction following), "
-                        "or --reward (score)\n");
+                        "or --reward-model (score)\n");
         return 2;
     }
     jl_checkpoint ck;

@@ -25,7 +25,7 @@ int cmd_prepare(int argc, char **argv) {
         {"tokenizer", OPT_STR, &tokenizer, "tokenizer.json (copied into the output folder)", NO_RANGE, 1},
         {"input", OPT_STRS, &inputs, "text files (documents = blank-line-separated paragraphs) or .jsonl files "
                                      "({\"text\": ...} per line)", NO_RANGE, 1},
-        {"output", OPT_STR, &output, "folder for train_000.bin.., val_000.bin, tokenizer.json", NO_RANGE, 1},
+        {"out|output", OPT_STR, &output, "folder for train_000.bin.., val_000.bin, tokenizer.json", NO_RANGE, 1},
         {"val-fraction", OPT_FLOAT, &val_fraction, "share of documents held out for validation", 0, 0.999, 0},
         {"seed", OPT_INT, &seed, "seed of the train/val split", 0, 1L << 40, 0},
         {"format", OPT_STR, &format, "auto (by file name) | text | jsonl", NO_RANGE, 0},

@@ -107,7 +107,7 @@ static int cmd_train(int argc, char **argv) {
     const cli_opt opts[] = {
         {"input", OPT_STRS, &inputs, "UTF-8 text files to learn from (any bytes are accepted)", NO_RANGE, 1},
         {"vocab-size", OPT_INT, &vocab, "final vocabulary size incl. 256 bytes + 6 special tokens", 262, 1 << 24, 1},
-        {"output", OPT_STR, &output, "tokenizer.json to write", NO_RANGE, 1},
+        {"out|output", OPT_STR, &output, "tokenizer.json to write", NO_RANGE, 1},
         {"pattern", OPT_STR, &pattern, "pre-tokenizer regex: gpt2 | cl100k (default) | o200k | han (one token per Chinese character)", NO_RANGE, 0},
         {"quiet", OPT_BOOL, &quiet, "no progress output", NO_RANGE, 0},
     };
@@ -171,15 +171,33 @@ static void show_token(FILE *f, const char *s, size_t n) {
     }
 }
 
+/* The post-processor's template around ids (realloc'd). */
+static jl_status add_template(const jl_tokenizer *tok, int32_t **ids, size_t *n) {
+    const int32_t *pre, *post;
+    size_t np, nq;
+    jl_tokenizer_template(tok, &pre, &np, &post, &nq);
+    int32_t *v = malloc(sizeof *v * (*n + np + nq + 1));
+    if (!v) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    if (np) memcpy(v, pre, np * sizeof *v);
+    if (*n) memcpy(v + np, *ids, *n * sizeof *v);
+    if (nq) memcpy(v + np + *n, post, nq * sizeof *v);
+    free(*ids);
+    *ids = v;
+    *n += np + nq;
+    return JL_OK;
+}
+
 static int cmd_encode(int argc, char **argv) {
     cli_strs inputs = {0};
     char *path = NULL, *output = NULL;
-    int show = 0, allow_special = 0;
+    int show = 0, allow_special = 0, add_special = 0;
     const cli_opt opts[] = {
-        {"tokenizer", OPT_STR, &path, "tokenizer.json", NO_RANGE, 1},
+        {"tokenizer", OPT_STR, &path, "tokenizer.json (jielong's, or any HF one of a BPE model)", NO_RANGE, 1},
         {"input", OPT_STRS, &inputs, "files to encode, concatenated (default: stdin)", NO_RANGE, 0},
-        {"output", OPT_STR, &output, "write the ids here (default: stdout)", NO_RANGE, 0},
+        {"out|output", OPT_STR, &output, "write the ids here (default: stdout)", NO_RANGE, 0},
         {"allow-special", OPT_BOOL, &allow_special, "the text '<|end|>' etc. becomes its special token", NO_RANGE, 0},
+        {"add-special", OPT_BOOL, &add_special, "put the tokenizer's special tokens around the ids (its "
+                                                "post-processor template, e.g. Llama 2's <s>)", NO_RANGE, 0},
         {"show", OPT_BOOL, &show, "print one token a line: id, tab, the token as text", NO_RANGE, 0},
     };
     int rc = cli_parse("tokenizer encode", "Text → token ids (space-separated).", opts, CLI_NOPTS(opts), argc, argv, 2);
@@ -194,6 +212,7 @@ static int cmd_encode(int argc, char **argv) {
     jl_status st = jl_tokenizer_load(path, &tok);
     if (st == JL_OK) st = read_inputs(&inputs, &text, &len);
     if (st == JL_OK) st = jl_tokenizer_encode(tok, text, len, allow_special, &ids, &n);
+    if (st == JL_OK && add_special) st = add_template(tok, &ids, &n);
     if (st == JL_OK) {
         FILE *f = output ? fopen(output, "wb") : stdout;
         if (!f) st = jl_fail(JL_ERR_IO, "%s: cannot create: %s", output, strerror(errno));
@@ -301,7 +320,7 @@ static int cmd_import(int argc, char **argv) {
         {"tiktoken", OPT_STR, &tiktoken, "tiktoken rank file (base64 token + rank per line)", NO_RANGE, 0},
         {"pattern", OPT_STR, &pattern, "regex for --tiktoken: gpt2 | cl100k | o200k (default: from the file name)",
          NO_RANGE, 0},
-        {"output", OPT_STR, &output, "tokenizer.json to write", NO_RANGE, 1},
+        {"out|output", OPT_STR, &output, "tokenizer.json to write", NO_RANGE, 1},
     };
     int rc = cli_parse("tokenizer import", "Convert a GPT-2 or tiktoken vocabulary to tokenizer.json.", opts,
                        CLI_NOPTS(opts), argc, argv, 2);
@@ -331,18 +350,24 @@ static int cmd_import(int argc, char **argv) {
 /* ---- synth ---- */
 static int cmd_synth(int argc, char **argv) {
     long bytes = 1 << 20, seed = 1;
+    int world = 0, invalid = 0;
     char *output = NULL;
     const cli_opt opts[] = {
         {"bytes", OPT_INT, &bytes, "about this many bytes", 1, 1L << 32, 0},
         {"seed", OPT_INT, &seed, "generator seed", 0, 1L << 40, 0},
-        {"output", OPT_STR, &output, "file to write", NO_RANGE, 1},
+        {"world", OPT_BOOL, &world, "also Japanese, Korean, ZWJ emoji, combining accents, space runs",
+         NO_RANGE, 0},
+        {"invalid-utf8", OPT_BOOL, &invalid, "with --world: also invalid UTF-8 and added-token look-alikes (<s>, "
+                                             "<|endoftext|>, ...)", NO_RANGE, 0},
+        {"out|output", OPT_STR, &output, "file to write", NO_RANGE, 1},
     };
     int rc = cli_parse("tokenizer synth", "Deterministic mixed English/Chinese/code text for tests and benchmarks.",
                        opts, CLI_NOPTS(opts), argc, argv, 2);
     if (rc != CLI_PARSED) return rc == CLI_HELP_SHOWN ? 0 : 2;
     char *text;
     size_t len;
-    jl_status st = jl_synth_text((uint64_t)seed, (size_t)bytes, &text, &len);
+    jl_status st = world ? jl_synth_mixed((uint64_t)seed, (size_t)bytes, invalid ? JL_SYNTH_INVALID | JL_SYNTH_ADDED : 0, &text, &len)
+                         : jl_synth_text((uint64_t)seed, (size_t)bytes, &text, &len);
     if (st == JL_OK) {
         st = jl_write_file_atomic(output, text, len);
         free(text);

@@ -20,7 +20,7 @@ int infer_opts(infer_flags *f, cli_opt *o) {
     const cli_opt shared[INFER_NOPTS] = {
         {"model", OPT_STR, &f->model, "model: checkpoint (.safetensors from jielong pretrain/sft/...) or .gguf from jielong quantize", NO_RANGE, 1},
         {"tokenizer", OPT_STR, &f->tokenizer, "tokenizer.json (default: the one stored in the checkpoint)", NO_RANGE, 0},
-        {"max-tokens", OPT_INT, &f->max_tokens, "new tokens at most (default 256)", 1, 1 << 24, 0},
+        {"max-new-tokens|max-tokens", OPT_INT, &f->max_tokens, "new tokens at most (default 256)", 1, 1 << 24, 0},
         {"temperature", OPT_FLOAT, &f->temperature, "sampling temperature, 0 = greedy (default 0.8)", NO_RANGE, 0},
         {"top-k", OPT_INT, &f->top_k, "keep the k most likely tokens (default 0 = off)", 0, 1 << 24, 0},
         {"top-p", OPT_FLOAT, &f->top_p, "nucleus: smallest set with probability >= p, in (0,1] (default 0.95)", NO_RANGE, 0},

@@ -102,6 +102,8 @@ struct jl_chat {
     const jl_tokenizer *tok;
     jl_turn *turns; /* system (optional) then user/assistant; contents owned */
     int n_turns, cap_turns;
+    jl_context_policy policy;
+    int dropped; /* exchanges dropped to make the last turn fit */
     jl_segments seg;
 };
 
@@ -251,14 +253,56 @@ jl_status jl_chat_add_turn(jl_chat *c, int role, const char *text) {
 
 /* The conversation so far, rendered and prefilled where the cache lacks it, then the assistant's answer. The
  * turns from `keep` on are dropped again on failure. */
+void jl_chat_set_context_policy(jl_chat *c, jl_context_policy policy) { c->policy = policy; }
+int jl_chat_dropped(const jl_chat *c) { return c->dropped; }
+
+/* Drops the oldest exchange (its user turn up to the next user turn, tool turns included) when it is older than
+ * turn `keep`; returns the number of turns removed (0: nothing older to drop). */
+static int drop_oldest(jl_chat *c, int keep) {
+    int first = has_system(c), next = first + 1;
+    if (first >= c->n_turns || c->turns[first].role != JL_ROLE_USER) return 0;
+    while (next < c->n_turns && c->turns[next].role != JL_ROLE_USER) next++;
+    if (next > keep || next >= c->n_turns) return 0; /* the oldest exchange is the one being answered */
+    for (int i = first; i < next; i++) free((char *)c->turns[i].content);
+    memmove(c->turns + first, c->turns + next, sizeof *c->turns * (size_t)(c->n_turns - next));
+    c->n_turns -= next - first;
+    return next - first;
+}
+
+/* Renders the conversation; with JL_CONTEXT_DROP_OLDEST, drops the oldest exchanges until it fits with room for
+ * the start of an answer (max_tokens, at most an eighth of the context or 64). *keep follows the turns it indexes. */
+static jl_status render_fitting(jl_chat *c, int *keep, const jl_gen_opts *o, int32_t **ids, int *n) {
+    const int cap = jl_session_capacity(c->s);
+    int room = o->max_tokens > 0 && o->max_tokens < 64 ? o->max_tokens : 64;
+    if (room > cap / 8) room = cap / 8;
+    if (room < 1) room = 1;
+    c->dropped = 0;
+    for (;;) {
+        jl_status st = render_ids(c, ids, n);
+        if (st != JL_OK) return st;
+        int fits = c->policy == JL_CONTEXT_DROP_OLDEST ? *n + room <= cap : *n <= cap;
+        if (fits) return JL_OK;
+        int removed = c->policy == JL_CONTEXT_DROP_OLDEST ? drop_oldest(c, *keep) : 0;
+        if (removed == 0) {
+            if (*n <= cap) return JL_OK; /* nothing left to drop: answer in what room there is */
+            free(*ids);
+            *ids = NULL;
+            return jl_fail(JL_ERR_ARG, "the conversation (%d tokens) no longer fits the context of %d tokens; reset "
+                           "it%s", *n, cap, c->policy == JL_CONTEXT_DROP_OLDEST ? " (this turn alone is too long)"
+                                                                               : " or drop the oldest turns (--context-policy drop-oldest)");
+        }
+        free(*ids);
+        *ids = NULL;
+        *keep -= removed;
+        c->dropped++;
+    }
+}
+
 static jl_status generate_from(jl_chat *c, int keep, const jl_gen_opts *o, jl_gen_callback cb, void *user,
                                char **answer, jl_gen_result *res) {
     int32_t *ids = NULL;
     int n = 0;
-    jl_status st = render_ids(c, &ids, &n);
-    if (st == JL_OK && n > jl_session_capacity(c->s))
-        st = jl_fail(JL_ERR_ARG, "the conversation (%d tokens) no longer fits the context of %d tokens; reset it", n,
-                     jl_session_capacity(c->s));
+    jl_status st = render_fitting(c, &keep, o, &ids, &n);
     if (st != JL_OK) {
         free(ids);
         drop_turns(c, keep);

@@ -4,6 +4,7 @@
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -126,4 +127,36 @@ jl_status jl_mkdir_p(const char *path) {
         buf[i] = saved;
     }
     return JL_OK;
+}
+
+jl_status jl_dir_lock_take(const char *dir, jl_dir_lock *lock) {
+    char path[4096];
+    lock->fd = -1;
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return jl_fail(JL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        close(fd);
+        return jl_fail(JL_ERR_ARG, "%s is in use by another run (pid %s); wait for it or choose another --out", dir,
+                       pid[0] ? pid : "unknown");
+    }
+    char text[32];
+    int len = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len) {
+        close(fd);
+        return jl_fail(JL_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    lock->fd = fd;
+    return JL_OK;
+}
+
+void jl_dir_lock_release(jl_dir_lock *lock) {
+    if (lock->fd < 0) return;
+    if (ftruncate(lock->fd, 0) != 0) { /* the pid stays; the lock itself goes with the descriptor */ }
+    close(lock->fd);
+    lock->fd = -1;
 }

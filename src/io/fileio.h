@@ -25,4 +25,12 @@ jl_status jl_write_file_atomic(const char *path, const void *data, size_t len);
 /* Creates a folder and its parents (like mkdir -p). */
 jl_status jl_mkdir_p(const char *path);
 
+/* An advisory lock (flock) on a folder's ".lock" file holding the owner's pid, so two runs never write into one
+ * output folder: a second taker gets JL_ERR_ARG naming the holder's pid. Released at exit in any case. */
+typedef struct {
+    int fd;
+} jl_dir_lock;
+jl_status jl_dir_lock_take(const char *dir, jl_dir_lock *lock);
+void jl_dir_lock_release(jl_dir_lock *lock);
+
 #endif

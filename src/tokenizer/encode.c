@@ -1,11 +1,87 @@
 /* Encoding: special-token split → regex pre-tokenisation (PCRE2) → per-word cache → BPE merges by rank.
  * Large texts are cut at safe newlines and the pieces encoded on all OpenMP threads, results joined in order. */
-#include "tokenizer/tok_internal.h"
+#include "tokenizer/pipeline.h"
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
-/* ---- pre-tokenisation ---- */
+/* ---- regex matching: one match data and JIT stack per thread, made once ---- */
+typedef struct {
+    pcre2_match_data *md;
+    pcre2_match_context *mc;
+    pcre2_jit_stack *stack;
+} regex_state;
+
+static _Thread_local regex_state tls_regex;
+
+static jl_status regex_state_get(regex_state **out) {
+    regex_state *r = &tls_regex;
+    if (!r->md) {
+        r->md = pcre2_match_data_create(1, NULL);
+        r->mc = pcre2_match_context_create(NULL);
+        r->stack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, NULL);
+        if (!r->md || !r->mc || !r->stack) {
+            pcre2_match_data_free(r->md);
+            pcre2_match_context_free(r->mc);
+            pcre2_jit_stack_free(r->stack);
+            memset(r, 0, sizeof *r);
+            return jl_fail(JL_ERR_NOMEM, "out of memory (regex)");
+        }
+        pcre2_jit_stack_assign(r->mc, NULL, r->stack);
+    }
+    *out = r;
+    return JL_OK;
+}
+
+/* Calls fn for the matches of re in s[0..n) and the gaps between them, in order (is_match 1 / 0). Empty matches
+ * are dropped and the search goes on one character later, as HF's Oniguruma iterator does; a match can never end
+ * past n (the `$`-at-the-end case). */
+typedef jl_status (*span_fn)(void *user, size_t start, size_t end, int is_match);
+
+static jl_status find_regex(const pcre2_code *re, const char *s, size_t n, span_fn fn, void *user) {
+    regex_state *r;
+    jl_status st = regex_state_get(&r);
+    if (st != JL_OK) return st;
+    const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
+    size_t prev = 0, search = 0;
+    while (search < n && st == JL_OK) {
+        int rc = pcre2_match(re, (PCRE2_SPTR)s, n, search, 0, r->md, r->mc);
+        if (rc == PCRE2_ERROR_NOMATCH) break;
+        if (rc < 0) {
+            PCRE2_UCHAR msg[256];
+            pcre2_get_error_message(rc, msg, sizeof msg);
+            return jl_fail(JL_ERR_RUNTIME, "pre-tokenizer failed at byte %zu: %s", search, (const char *)msg);
+        }
+        size_t start = ov[0], end = ov[1];
+        if (end <= start || end > n) { /* empty: try again one character on */
+            uint32_t cp;
+            search = start + (start < n ? tok_utf8_char(s + start, n - start, &cp) : 1);
+            continue;
+        }
+        if (start > prev) st = fn(user, prev, start, 0);
+        if (st == JL_OK) st = fn(user, start, end, 1);
+        prev = search = end;
+    }
+    if (st == JL_OK && prev < n) st = fn(user, prev, n, 0);
+    return st;
+}
+
+static jl_status find_literal(const char *lit, size_t lit_len, const char *s, size_t n, span_fn fn, void *user) {
+    size_t prev = 0;
+    jl_status st = JL_OK;
+    while (st == JL_OK && lit_len && prev < n) {
+        const char *hit = memmem(s + prev, n - prev, lit, lit_len);
+        if (!hit) break;
+        size_t start = (size_t)(hit - s);
+        if (start > prev) st = fn(user, prev, start, 0);
+        if (st == JL_OK) st = fn(user, start, start + lit_len, 1);
+        prev = start + lit_len;
+    }
+    if (st == JL_OK && prev < n) st = fn(user, prev, n, 0);
+    return st;
+}
+
+/* ---- pre-tokenisation for training: regex matches and the runs between them ---- */
 /* Hands a piece to fn, cutting one longer than TOK_MAX_PIECE into windows that end before a UTF-8 lead byte,
  * so BPE (and training) memory stays bounded on pathological input such as megabytes of one letter. */
 static jl_status emit_piece(tok_piece_fn fn, void *user, const char *s, size_t n) {
@@ -20,45 +96,21 @@ static jl_status emit_piece(tok_piece_fn fn, void *user, const char *s, size_t n
     return fn(user, s, n);
 }
 
+typedef struct {
+    tok_piece_fn fn;
+    void *user;
+    const char *text;
+} pretok_ctx;
+
+static jl_status pretok_span(void *user, size_t start, size_t end, int is_match) {
+    (void)is_match;
+    pretok_ctx *c = user;
+    return emit_piece(c->fn, c->user, c->text + start, end - start);
+}
+
 jl_status tok_pretokenize(const pcre2_code *re, const char *text, size_t len, tok_piece_fn fn, void *user) {
-    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
-    pcre2_match_context *mc = pcre2_match_context_create(NULL);
-    pcre2_jit_stack *stack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, NULL);
-    if (!md || !mc || !stack) {
-        pcre2_match_data_free(md);
-        pcre2_match_context_free(mc);
-        pcre2_jit_stack_free(stack);
-        return jl_fail(JL_ERR_NOMEM, "out of memory (regex)");
-    }
-    pcre2_jit_stack_assign(mc, NULL, stack);
-    const PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-    size_t pos = 0;
-    jl_status st = JL_OK;
-    while (pos < len && st == JL_OK) {
-        int rc = pcre2_match(re, (PCRE2_SPTR)text, len, pos, 0, md, mc);
-        if (rc == PCRE2_ERROR_NOMATCH) { /* only bytes the regex cannot match (invalid UTF-8) are left */
-            st = emit_piece(fn, user, text + pos, len - pos);
-            break;
-        }
-        if (rc < 0) {
-            PCRE2_UCHAR msg[256];
-            pcre2_get_error_message(rc, msg, sizeof msg);
-            st = jl_fail(JL_ERR_RUNTIME, "pre-tokenizer failed at byte %zu: %s", pos, (const char *)msg);
-            break;
-        }
-        size_t start = ov[0], end = ov[1];
-        if (start > pos) st = emit_piece(fn, user, text + pos, start - pos); /* invalid UTF-8 between matches */
-        if (st != JL_OK) break;
-        if (end == start) { /* an empty match: take one byte so we always advance */
-            end = start + 1;
-        }
-        st = emit_piece(fn, user, text + start, end - start);
-        pos = end;
-    }
-    pcre2_match_data_free(md);
-    pcre2_match_context_free(mc);
-    pcre2_jit_stack_free(stack);
-    return st;
+    pretok_ctx c = {fn, user, text};
+    return find_regex(re, text, len, pretok_span, &c);
 }
 
 /* ---- splitting into units ---- */
@@ -77,20 +129,6 @@ static size_t next_safe_split(const char *s, size_t from, size_t len) {
         i++;
     }
     return len;
-}
-
-/* Length of the special token starting at s (longest match), with its id; 0 if none. */
-static size_t match_special(const jl_tokenizer *t, const char *s, size_t n, int32_t *id) {
-    size_t best = 0;
-    for (int k = 0; k < t->n_special; k++) {
-        int32_t sid = t->special_ids[k];
-        size_t len = t->tok_off[sid + 1] - t->tok_off[sid];
-        if (len > best && len <= n && memcmp(s, t->tok_bytes + t->tok_off[sid], len) == 0) {
-            best = len;
-            *id = sid;
-        }
-    }
-    return best;
 }
 
 typedef struct {
@@ -122,20 +160,24 @@ static int push_text(unit_vec *u, const char *text, size_t start, size_t end, in
     return 0;
 }
 
-jl_status tok_split_units(const jl_tokenizer *specials, int parallel_safe, const char *text, size_t len,
+jl_status tok_split_units(const jl_tokenizer *t, int allow_special, int parallel_safe, const char *text, size_t len,
                           size_t target, tok_unit **units, size_t *n_units) {
     unit_vec u = {0};
     size_t seg = 0;
     int failed = 0;
-    if (specials && specials->n_special) {
+    const tok_added_set *set = t ? &t->pipe->raw_added : NULL;
+    if (set && set->n) {
         for (size_t i = 0; i < len && !failed; i++) {
-            if (!specials->special_first[(unsigned char)text[i]]) continue;
-            int32_t id;
-            size_t n = match_special(specials, text + i, len - i, &id);
-            if (!n) continue;
-            failed = push_text(&u, text, seg, i, parallel_safe, target) || push_unit(&u, i, n, id);
-            i += n - 1;
-            seg = i + 1;
+            if (!set->first[(unsigned char)text[i]]) continue;
+            int k;
+            size_t n = tok_added_match(t, set, text + i, len - i, allow_special, &k);
+            size_t start = i, end = i + n;
+            if (!n || !tok_added_accept(set, k, text, len, &start, &end)) continue;
+            if (start < seg) start = seg;
+            failed = push_text(&u, text, seg, start, parallel_safe, target) || push_unit(&u, start, end - start,
+                                                                                          set->ids[k]);
+            i = end - 1;
+            seg = end;
         }
     }
     if (!failed) failed = push_text(&u, text, seg, len, parallel_safe, target);
@@ -158,15 +200,10 @@ static int32_t pair_rank(const jl_tokenizer *t, int32_t l, int32_t r, int32_t *m
     return s->rank;
 }
 
-/* Short words: arrays and a linear scan for the lowest rank (leftmost on ties), like tiktoken. */
-static int bpe_small(const jl_tokenizer *t, const unsigned char *s, size_t n, tok_ivec *out) {
-    int32_t ids[SMALL_WORD], ranks[SMALL_WORD], merged[SMALL_WORD];
-    for (size_t i = 0; i < n; i++) ids[i] = t->byte_id[s[i]];
-    for (size_t i = 0; i + 1 < n; i++) {
-        ranks[i] = t->byte_pairs[s[i] * 256 + s[i + 1]].rank;
-        merged[i] = t->byte_pairs[s[i] * 256 + s[i + 1]].merged;
-    }
-    size_t m = n;
+/* Short words: arrays and a linear scan for the lowest rank (leftmost on ties), like tiktoken. ids, ranks and
+ * merged hold the m initial symbols and the pairs' ranks (ranks[i] for symbols i, i + 1). */
+static int bpe_small_run(const jl_tokenizer *t, int32_t *ids, int32_t *ranks, int32_t *merged, size_t m,
+                         tok_ivec *out) {
     while (m > 1) {
         size_t best = 0;
         for (size_t i = 1; i + 1 < m; i++)
@@ -183,9 +220,26 @@ static int bpe_small(const jl_tokenizer *t, const unsigned char *s, size_t n, to
         if (best + 1 < m) ranks[best] = pair_rank(t, ids[best], ids[best + 1], &merged[best]);
     }
     if (tok_ivec_reserve(out, m)) return -1;
-    memcpy(out->v + out->n, ids, m * sizeof *ids);
+    if (m) memcpy(out->v + out->n, ids, m * sizeof *ids);
     out->n += m;
     return 0;
+}
+
+static int bpe_small(const jl_tokenizer *t, const unsigned char *s, size_t n, tok_ivec *out) {
+    int32_t ids[SMALL_WORD], ranks[SMALL_WORD], merged[SMALL_WORD];
+    for (size_t i = 0; i < n; i++) ids[i] = t->byte_id[s[i]];
+    for (size_t i = 0; i + 1 < n; i++) {
+        ranks[i] = t->byte_pairs[s[i] * 256 + s[i + 1]].rank;
+        merged[i] = t->byte_pairs[s[i] * 256 + s[i + 1]].merged;
+    }
+    return bpe_small_run(t, ids, ranks, merged, n, out);
+}
+
+static int bpe_small_ids(const jl_tokenizer *t, const int32_t *sym, size_t m, tok_ivec *out) {
+    int32_t ids[SMALL_WORD], ranks[SMALL_WORD], merged[SMALL_WORD];
+    if (m) memcpy(ids, sym, m * sizeof *ids);
+    for (size_t i = 0; i + 1 < m; i++) ranks[i] = pair_rank(t, ids[i], ids[i + 1], &merged[i]);
+    return bpe_small_run(t, ids, ranks, merged, m, out);
 }
 
 /* Long words: a linked list of parts and a min-heap of candidate pairs keyed by (rank, position), O(n log n).
@@ -230,14 +284,15 @@ static void push_pair(const jl_tokenizer *t, heap_entry *h, size_t *nh, const in
     if (rank != INT32_MAX) heap_push(h, nh, (heap_entry){rank, l, r, ids[l], ids[r], merged});
 }
 
-static int bpe_large(const jl_tokenizer *t, const unsigned char *s, size_t n, tok_ivec *out) {
+/* s: bytes (byte-level) or, with s NULL, the initial symbols sym[0..n). */
+static int bpe_large(const jl_tokenizer *t, const unsigned char *s, const int32_t *sym, size_t n, tok_ivec *out) {
     if (n > INT32_MAX / 2) return -1;
     int32_t *ids = malloc(n * sizeof *ids), *next = malloc(n * sizeof *next), *prev = malloc(n * sizeof *prev);
-    heap_entry *h = malloc(2 * n * sizeof *h); /* each merge adds at most 2 entries, minus the one it pops */
+    heap_entry *h = malloc(2 * n * sizeof *h + sizeof *h); /* each merge adds at most 2 entries, minus the one it pops */
     int rc = -1;
     if (!ids || !next || !prev || !h) goto done;
     for (size_t i = 0; i < n; i++) {
-        ids[i] = t->byte_id[s[i]];
+        ids[i] = s ? t->byte_id[s[i]] : sym[i];
         next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
         prev[i] = (int32_t)i - 1;
     }
@@ -282,6 +337,17 @@ typedef struct {
     size_t keys_len, keys_cap;
     tok_ivec ids;    /* the cached id sequences, back to back */
     tok_ivec *out;   /* where the current unit's ids go */
+    int allow_special;
+    /* scratch of the pipeline: per pre-tokenizer stage a byte buffer and a span list; normalizer buffers;
+     * the initial symbols of a character-level word */
+    struct {
+        char *buf;
+        size_t cap;
+        struct span { size_t start, end; int is_match; } *spans;
+        size_t n_spans, spans_cap;
+    } stage[TOK_MAX_STAGES];
+    tok_norm_scratch norm;
+    tok_ivec sym;
 } encoder;
 
 static void encoder_free(encoder *e) {
@@ -289,6 +355,12 @@ static void encoder_free(encoder *e) {
     free(e->entries);
     free(e->keys);
     free(e->ids.v);
+    for (int k = 0; k < TOK_MAX_STAGES; k++) {
+        free(e->stage[k].buf);
+        free(e->stage[k].spans);
+    }
+    tok_norm_scratch_free(&e->norm);
+    free(e->sym.v);
 }
 
 static void cache_clear(encoder *e) {
@@ -340,7 +412,7 @@ static void cache_insert(encoder *e, const char *s, size_t n, uint64_t h, size_t
         grow((void **)&e->keys, &e->keys_cap, e->keys_len + n, 1) || tok_ivec_reserve(&e->ids, n_ids))
         return;
     memcpy(e->keys + e->keys_len, s, n);
-    memcpy(e->ids.v + e->ids.n, e->out->v + from, n_ids * sizeof(int32_t));
+    if (n_ids) memcpy(e->ids.v + e->ids.n, e->out->v + from, n_ids * sizeof(int32_t));
     e->entries[e->n_entries] = (cache_entry){h, (uint32_t)e->keys_len, (uint32_t)n, (uint32_t)e->ids.n,
                                              (uint32_t)n_ids};
     size_t i = h & e->mask;
@@ -350,11 +422,70 @@ static void cache_insert(encoder *e, const char *s, size_t n, uint64_t h, size_t
     e->ids.n += n_ids;
 }
 
-static jl_status encode_piece(void *user, const char *s, size_t n) {
-    encoder *e = user;
+/* The initial symbols of a character-level (SentencePiece-style) word, as HF's BPE makes them: each character's
+ * token (with the continuing-subword prefix / end-of-word suffix), else its bytes' <0xNN> tokens (byte_fallback),
+ * else unk (consecutive unknown characters fused into one with fuse_unk; dropped without an unk token). */
+static int char_symbols(encoder *e, const char *s, size_t n) {
+    const tok_pipeline *p = e->t->pipe;
+    tok_ivec *sym = &e->sym;
+    sym->n = 0;
+    char small[64];
+    int32_t unk = -1; /* a pending unk */
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t l = tok_utf8_char(s + i, n - i, &cp);
+        const char *c = s + i;
+        size_t cl = l;
+        if ((i > 0 && p->prefix_len) || (i + l == n && p->suffix_len)) {
+            size_t pl = i > 0 ? p->prefix_len : 0, sl = i + l == n ? p->suffix_len : 0;
+            if (pl + l + sl > sizeof small) return -1;
+            memcpy(small, p->subword_prefix, pl);
+            memcpy(small + pl, s + i, l);
+            memcpy(small + pl + l, p->word_suffix, sl);
+            c = small;
+            cl = pl + l + sl;
+        }
+        i += l;
+        int32_t id = tok_lookup(e->t, c, cl);
+        if (id >= 0) {
+            if (unk >= 0 && tok_ivec_push(sym, unk)) return -1;
+            unk = -1;
+            if (tok_ivec_push(sym, id)) return -1;
+            continue;
+        }
+        if (p->byte_fallback) {
+            int all = 1;
+            for (size_t k = 0; k < cl; k++) all &= p->byte_fb[(unsigned char)c[k]] >= 0;
+            if (all) {
+                for (size_t k = 0; k < cl; k++)
+                    if (tok_ivec_push(sym, p->byte_fb[(unsigned char)c[k]])) return -1;
+                continue;
+            }
+        }
+        if (p->unk_id >= 0) {
+            if (unk >= 0 && !p->fuse_unk && tok_ivec_push(sym, unk)) return -1;
+            unk = p->unk_id;
+        }
+    }
+    if (unk >= 0 && tok_ivec_push(sym, unk)) return -1;
+    return 0;
+}
+
+static int bpe_word(encoder *e, const char *s, size_t n, tok_ivec *out) {
+    const jl_tokenizer *t = e->t;
+    if (!t->pipe->char_level) {
+        if (n <= SMALL_WORD) return bpe_small(t, (const unsigned char *)s, n, out);
+        return bpe_large(t, (const unsigned char *)s, NULL, n, out);
+    }
+    if (char_symbols(e, s, n)) return -1;
+    if (e->sym.n <= SMALL_WORD) return bpe_small_ids(t, e->sym.v, e->sym.n, out);
+    return bpe_large(t, NULL, e->sym.v, e->sym.n, out);
+}
+
+static jl_status encode_word(encoder *e, const char *s, size_t n) {
     const jl_tokenizer *t = e->t;
     tok_ivec *out = e->out;
-    if (n == 1) {
+    if (n == 1 && !t->pipe->char_level) {
         if (tok_ivec_push(out, t->byte_id[(unsigned char)s[0]])) goto oom;
         return JL_OK;
     }
@@ -364,7 +495,7 @@ static jl_status encode_piece(void *user, const char *s, size_t n) {
         const cache_entry *c = cache_find(e, s, n, h);
         if (c) {
             if (tok_ivec_reserve(out, c->n_ids)) goto oom;
-            memcpy(out->v + out->n, e->ids.v + c->ids_off, c->n_ids * sizeof(int32_t));
+            if (c->n_ids) memcpy(out->v + out->n, e->ids.v + c->ids_off, c->n_ids * sizeof(int32_t));
             out->n += c->n_ids;
             return JL_OK;
         }
@@ -373,9 +504,7 @@ static jl_status encode_piece(void *user, const char *s, size_t n) {
     int32_t whole = t->ignore_merges ? tok_lookup(t, s, n) : -1;
     if (whole >= 0) {
         if (tok_ivec_push(out, whole)) goto oom;
-    } else if (n <= SMALL_WORD) {
-        if (bpe_small(t, (const unsigned char *)s, n, out)) goto oom;
-    } else if (bpe_large(t, (const unsigned char *)s, n, out)) {
+    } else if (bpe_word(e, s, n, out)) {
         goto oom;
     }
     if (n <= CACHE_MAX_WORD) cache_insert(e, s, n, h, from);
@@ -384,26 +513,201 @@ oom:
     return jl_fail(JL_ERR_NOMEM, "out of memory (encoding a %zu-byte piece)", n);
 }
 
+/* ---- the pre-tokenizer chain: stage k cuts a piece and hands each part to stage k + 1; past the last, BPE ---- */
+static jl_status run_stage(encoder *e, int k, const char *s, size_t n, int first);
+
+typedef struct {
+    encoder *e;
+    int k, first;
+    const char *s;
+    int keep; /* Isolated: -1 (every span); Removed: the is_match value that is kept */
+} stage_ctx;
+
+static jl_status stage_emit(void *user, size_t start, size_t end, int is_match) {
+    stage_ctx *c = user;
+    if (c->keep >= 0 && is_match != c->keep) return JL_OK;
+    return run_stage(c->e, c->k + 1, c->s + start, end - start, c->first && start == 0);
+}
+
+static jl_status stage_collect(void *user, size_t start, size_t end, int is_match) {
+    stage_ctx *c = user;
+    __typeof__(c->e->stage[0]) *sb = &c->e->stage[c->k];
+    if (grow((void **)&sb->spans, &sb->spans_cap, sb->n_spans + 1, sizeof *sb->spans))
+        return jl_fail(JL_ERR_NOMEM, "out of memory (pre-tokenizer)");
+    sb->spans[sb->n_spans++] = (struct span){start, end, is_match};
+    return JL_OK;
+}
+
+/* HF's SplitDelimiterBehavior for MergedWithPrevious / MergedWithNext / Contiguous over the collected spans. */
+static jl_status split_merged(encoder *e, int k, const char *s, int first, tok_behavior b, int invert) {
+    __typeof__(e->stage[0]) *sb = &e->stage[k];
+    struct span *v = sb->spans;
+    size_t n = sb->n_spans, out = 0;
+    for (size_t i = 0; i < n; i++) v[i].is_match ^= invert;
+    if (b == TOK_SPLIT_NEXT) {
+        int prev_match = 0; /* walks right to left: "previous" is the span to the right */
+        size_t w = n;
+        for (size_t i = n; i-- > 0;) {
+            int m = v[i].is_match;
+            if (m && !prev_match && w < n) v[w].start = v[i].start;
+            else v[--w] = (struct span){v[i].start, v[i].end, 0};
+            prev_match = m;
+        }
+        memmove(v, v + w, (n - w) * sizeof *v);
+        out = n - w;
+    } else {
+        int prev_match = 0;
+        for (size_t i = 0; i < n; i++) {
+            int m = v[i].is_match;
+            int join = b == TOK_SPLIT_PREVIOUS ? m && !prev_match : m == prev_match;
+            if (join && out) v[out - 1].end = v[i].end;
+            else v[out++] = (struct span){v[i].start, v[i].end, 0};
+            prev_match = m;
+        }
+    }
+    sb->n_spans = 0;
+    jl_status st = JL_OK;
+    for (size_t i = 0; i < out && st == JL_OK; i++) /* spans is stage k's own: later stages do not touch it */
+        st = run_stage(e, k + 1, s + v[i].start, v[i].end - v[i].start, first && v[i].start == 0);
+    return st;
+}
+
+static jl_status stage_split(encoder *e, int k, const char *s, size_t n, int first) {
+    const tok_pre *pr = &e->t->pipe->pre[k];
+    stage_ctx c = {e, k, first, s, -1};
+    int streaming = pr->behavior == TOK_SPLIT_ISOLATED || pr->behavior == TOK_SPLIT_REMOVED;
+    if (pr->behavior == TOK_SPLIT_REMOVED) c.keep = pr->invert;
+    span_fn fn = streaming ? stage_emit : stage_collect;
+    e->stage[k].n_spans = 0;
+    jl_status st = pr->re ? find_regex(pr->re, s, n, fn, &c) : find_literal(pr->literal, pr->literal_len, s, n, fn, &c);
+    if (st != JL_OK || streaming) return st;
+    return split_merged(e, k, s, first, pr->behavior, pr->invert);
+}
+
+static char *stage_buf(encoder *e, int k, size_t need) {
+    return grow((void **)&e->stage[k].buf, &e->stage[k].cap, need, 1) ? NULL : e->stage[k].buf;
+}
+
+/* Metaspace: spaces become the replacement; it is prepended by the scheme unless the piece starts with it. */
+static jl_status stage_metaspace(encoder *e, int k, const char *s, size_t n, int first) {
+    const tok_pre *pr = &e->t->pipe->pre[k];
+    char *b = stage_buf(e, k, n * pr->rep_len + pr->rep_len + 1);
+    if (!b) return jl_fail(JL_ERR_NOMEM, "out of memory (pre-tokenizer)");
+    size_t o = 0;
+    int starts = n >= pr->rep_len && !memcmp(s, pr->rep, pr->rep_len);
+    if (!starts && s[0] == ' ') starts = 1; /* the space becomes the replacement just below */
+    if (!starts && (pr->prepend == 1 || (pr->prepend == 2 && first))) {
+        memcpy(b, pr->rep, pr->rep_len);
+        o = pr->rep_len;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ' ') {
+            memcpy(b + o, pr->rep, pr->rep_len);
+            o += pr->rep_len;
+        } else b[o++] = s[i];
+    }
+    return run_stage(e, k + 1, b, o, first);
+}
+
+/* Cuts before each "▁" that follows a character c with no "c▁" inside any token: BPE cannot merge across such a
+ * cut, so the words encode the same apart (and can be cached). */
+static jl_status stage_spm_words(encoder *e, int k, const char *s, size_t n, int first) {
+    const tok_pipeline *p = e->t->pipe;
+    size_t prev = 0;
+    for (size_t i = 1; i + 3 <= n; i++) {
+        const char *hit = memmem(s + i, n - i, "\xE2\x96\x81", 3);
+        if (!hit) break;
+        i = (size_t)(hit - s);
+        uint32_t cp;
+        tok_utf8_prev(s, i, &cp);
+        int bad = cp == 0x2581;
+        for (int j = 0; j < p->n_spm_bad && !bad; j++) bad = p->spm_bad[j] == cp;
+        if (!bad) {
+            jl_status st = run_stage(e, k + 1, s + prev, i - prev, first && prev == 0);
+            if (st != JL_OK) return st;
+            prev = i;
+        }
+        i += 2;
+    }
+    return run_stage(e, k + 1, s + prev, n - prev, first && prev == 0);
+}
+
+static jl_status run_stage(encoder *e, int k, const char *s, size_t n, int first) {
+    if (n == 0) return JL_OK; /* HF drops empty pieces */
+    const tok_pipeline *p = e->t->pipe;
+    if (k == p->n_pre) {
+        while (n > TOK_MAX_PIECE) { /* as in training: bounded memory on pathological input */
+            size_t cut = TOK_MAX_PIECE;
+            while (cut > TOK_MAX_PIECE - 4 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--;
+            jl_status st = encode_word(e, s, cut);
+            if (st != JL_OK) return st;
+            s += cut;
+            n -= cut;
+        }
+        return encode_word(e, s, n);
+    }
+    switch (p->pre[k].kind) {
+    case TOK_PRE_SPLIT: return stage_split(e, k, s, n, first);
+    case TOK_PRE_METASPACE: return stage_metaspace(e, k, s, n, first);
+    case TOK_PRE_SPM_WORDS: return stage_spm_words(e, k, s, n, first);
+    case TOK_PRE_PREFIX_SPACE: {
+        if (s[0] == ' ') return run_stage(e, k + 1, s, n, first);
+        char *b = stage_buf(e, k, n + 1);
+        if (!b) return jl_fail(JL_ERR_NOMEM, "out of memory (pre-tokenizer)");
+        b[0] = ' ';
+        memcpy(b + 1, s, n);
+        return run_stage(e, k + 1, b, n + 1, first);
+    }
+    }
+    return jl_fail(JL_ERR_RUNTIME, "pre-tokenizer: unknown stage");
+}
+
+/* A text segment (between raw-matched added tokens): normalise, match the normalised added tokens, then the
+ * pre-tokenizer chain and BPE on what is between them. */
+static jl_status encode_segment(encoder *e, const char *s, size_t n, int first) {
+    const tok_pipeline *p = e->t->pipe;
+    if (p->n_norm) {
+        jl_status st = tok_normalize(p, &e->norm, s, n, &s, &n);
+        if (st != JL_OK) return st;
+    }
+    const tok_added_set *set = &p->norm_added;
+    size_t seg = 0;
+    for (size_t i = 0; set->n && i < n; i++) {
+        if (!set->first[(unsigned char)s[i]]) continue;
+        int k;
+        size_t m = tok_added_match(e->t, set, s + i, n - i, e->allow_special, &k);
+        size_t start = i, end = i + m;
+        if (!m || !tok_added_accept(set, k, s, n, &start, &end)) continue;
+        if (start < seg) start = seg;
+        jl_status st = run_stage(e, 0, s + seg, start - seg, first && seg == 0);
+        if (st != JL_OK) return st;
+        if (tok_ivec_push(e->out, set->ids[k])) return jl_fail(JL_ERR_NOMEM, "out of memory");
+        i = end - 1;
+        seg = end;
+    }
+    return run_stage(e, 0, s + seg, n - seg, first && seg == 0);
+}
+
 static jl_status encode_unit(encoder *e, const char *text, const tok_unit *u, tok_ivec *out) {
     e->out = out;
     if (u->special >= 0) {
         if (tok_ivec_push(out, u->special)) return jl_fail(JL_ERR_NOMEM, "out of memory");
         return JL_OK;
     }
-    return tok_pretokenize(e->t->re, text + u->start, u->len, encode_piece, e);
+    return encode_segment(e, text + u->start, u->len, u->start == 0);
 }
 
 enum { UNIT_TARGET = 256 * 1024 };
 
-static jl_status encode_parallel(const jl_tokenizer *t, const char *text, const tok_unit *units, size_t n_units,
-                                 tok_ivec *out) {
+static jl_status encode_parallel(const jl_tokenizer *t, int allow_special, const char *text, const tok_unit *units,
+                                 size_t n_units, tok_ivec *out) {
     tok_ivec *parts = calloc(n_units, sizeof *parts);
     if (!parts) return jl_fail(JL_ERR_NOMEM, "out of memory");
     jl_status st = JL_OK;
     char first_error[1024] = "";
 #pragma omp parallel
     {
-        encoder e = {.t = t};
+        encoder e = {.t = t, .allow_special = allow_special};
 #pragma omp for schedule(dynamic, 1)
         for (size_t k = 0; k < n_units; k++) {
             jl_status s = encode_unit(&e, text, &units[k], &parts[k]);
@@ -423,7 +727,7 @@ static jl_status encode_parallel(const jl_tokenizer *t, const char *text, const 
     else if (st != JL_OK) jl_fail(st, "%s", first_error);
     for (size_t k = 0; k < n_units; k++) {
         if (st == JL_OK) {
-            memcpy(out->v + out->n, parts[k].v, parts[k].n * sizeof(int32_t));
+            if (parts[k].n) memcpy(out->v + out->n, parts[k].v, parts[k].n * sizeof(int32_t));
             out->n += parts[k].n;
         }
         free(parts[k].v);
@@ -437,20 +741,29 @@ jl_status jl_tokenizer_encode(const jl_tokenizer *t, const char *text, size_t le
     *ids = NULL;
     *n_ids = 0;
     if (!text && len) return jl_fail(JL_ERR_ARG, "encode: NULL text");
+    char *fixed = NULL; /* the text with invalid UTF-8 replaced, for tokenizers that see text as HF does */
+    if (t->pipe->lossy_utf8 && !tok_utf8_valid(text, len)) {
+        jl_status st = tok_utf8_lossy(text, len, &fixed, &len);
+        if (st != JL_OK) return st;
+        text = fixed;
+    }
     tok_unit *units;
     size_t n_units;
-    jl_status st = tok_split_units(allow_special ? t : NULL, t->parallel_safe, text, len, UNIT_TARGET, &units,
-                                   &n_units);
-    if (st != JL_OK) return st;
+    jl_status st = tok_split_units(t, allow_special, t->parallel_safe, text, len, UNIT_TARGET, &units, &n_units);
+    if (st != JL_OK) {
+        free(fixed);
+        return st;
+    }
     tok_ivec out = {0};
     if (len >= 2 * UNIT_TARGET && n_units > 1 && omp_get_max_threads() > 1) {
-        st = encode_parallel(t, text, units, n_units, &out);
+        st = encode_parallel(t, allow_special, text, units, n_units, &out);
     } else {
-        encoder e = {.t = t};
+        encoder e = {.t = t, .allow_special = allow_special};
         for (size_t k = 0; k < n_units && st == JL_OK; k++) st = encode_unit(&e, text, &units[k], &out);
         encoder_free(&e);
     }
     free(units);
+    free(fixed);
     if (st != JL_OK) {
         free(out.v);
         return st;
@@ -462,24 +775,43 @@ jl_status jl_tokenizer_encode(const jl_tokenizer *t, const char *text, size_t le
     return JL_OK;
 }
 
+/* Removes up to `count` characters cp from the start (or the end) of buf[0..*len). */
+static void strip_chars(char *buf, size_t *len, uint32_t cp, int count, int at_end) {
+    char enc[4];
+    size_t el = tok_utf8_put(cp, enc), cut = 0;
+    for (int k = 0; k < count; k++) {
+        if (*len - cut < el) break;
+        const char *at = at_end ? buf + *len - cut - el : buf + cut;
+        if (memcmp(at, enc, el)) break;
+        cut += el;
+    }
+    if (!at_end) memmove(buf, buf + cut, *len - cut);
+    *len -= cut;
+}
+
 jl_status jl_tokenizer_decode(const jl_tokenizer *t, const int32_t *ids, size_t n, char **text, size_t *len) {
     *text = NULL;
     *len = 0;
+    const tok_pipeline *p = t->pipe;
+    const uint32_t *off = p->dec_bytes ? p->dec_off : t->tok_off;
+    const char *bytes = p->dec_bytes ? p->dec_bytes : t->tok_bytes;
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= t->n_vocab)
             return jl_fail(JL_ERR_ARG, "decode: id %d at position %zu is out of range [0, %d)", (int)ids[i], i,
                            t->n_vocab);
-        total += t->tok_off[ids[i] + 1] - t->tok_off[ids[i]];
+        total += off[ids[i] + 1] - off[ids[i]];
     }
     char *buf = malloc(total + 1);
     if (!buf) return jl_fail(JL_ERR_NOMEM, "decode: out of memory (%zu bytes)", total);
     size_t pos = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t tl = t->tok_off[ids[i] + 1] - t->tok_off[ids[i]];
-        memcpy(buf + pos, t->tok_bytes + t->tok_off[ids[i]], tl);
+        size_t tl = off[ids[i] + 1] - off[ids[i]];
+        memcpy(buf + pos, bytes + off[ids[i]], tl);
         pos += tl;
     }
+    if (p->strip_start) strip_chars(buf, &pos, p->strip_char, p->strip_start, 0);
+    if (p->strip_stop) strip_chars(buf, &pos, p->strip_char, p->strip_stop, 1);
     buf[pos] = '\0';
     *text = buf;
     *len = pos;

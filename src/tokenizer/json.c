@@ -1,68 +1,376 @@
-/* HF tokenizer.json (byte-level BPE) read and write, with json-c.
- * Read: model BPE (vocab, merges as "a b" strings or ["a","b"] pairs, ignore_merges), added_tokens, and the
- * pre-tokenizer: ByteLevel(use_regex) = GPT-2's regex, or Sequence[Split(Regex, Isolated), ByteLevel(no regex)]. */
+/* HF tokenizer.json read and write, with json-c.
+ * Read: the BPE model (vocab, merges as "a b" strings or ["a","b"] pairs, ignore_merges, byte_fallback, unk_token,
+ * fuse_unk, continuing_subword_prefix, end_of_word_suffix), added_tokens with their flags, and the pipeline:
+ * normalizer, pre_tokenizer, decoder, post_processor (see pipeline.h). A construct we do not implement is an
+ * error naming its JSON path. Write: jielong's own byte-level BPE; a loaded file is written back as it was. */
 #include "io/fileio.h"
-#include "tokenizer/tok_internal.h"
+#include "tokenizer/pipeline.h"
 #include <json-c/json.h>
 #include <limits.h>
 #include <string.h>
 
 typedef struct {
     const char *origin;
-    json_object *vocab;    /* model.vocab: byte-level string → id */
+    json_object *vocab;    /* model.vocab: string → id */
     int n_vocab;
-    const char **tok_str;  /* per id: the string as written (byte-level for the model vocab, raw for added) */
+    const char **tok_str;  /* per id: the string as written (byte-level for a byte-level vocab, raw for added) */
     size_t *tok_len;
     uint8_t *tok_raw;      /* 1: an added token, the string is the raw bytes */
     tok_table table;
-    tok_ivec merge_left, merge_right, special_ids;
-    const char *pattern;
-    int ignore_merges;
+    tok_ivec merge_left, merge_right, merge_rank, special_ids;
+    uint8_t *added_flags;  /* per special_ids entry */
+    uint8_t *in_vocab;     /* per id: an added token that model.vocab also has */
+    uint32_t *str_slots;   /* model.vocab string → id + 1 */
+    size_t str_mask;
+    const char **vocab_str; /* per id: its model.vocab string (NULL if none) */
+    size_t *vocab_len;
+    int ignore_merges, byte_level, parallel_safe;
+    const char *first_regex;
+    tok_pipeline pipe;     /* the pipeline as read; moved into the tokenizer once it is built */
+    /* decoder */
+    int n_dec_replace, dec_byte_fallback, dec_fused;
+    const char *dec_from[TOK_MAX_STAGES], *dec_to[TOK_MAX_STAGES];
+    /* post-processor: names of the template's special tokens (resolved through its special_tokens) */
+    json_object *tpl;
 } json_load;
 
 static json_object *get(json_object *o, const char *key) {
     json_object *v = NULL;
-    return json_object_object_get_ex(o, key, &v) ? v : NULL;
+    return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
 }
 
-static jl_status read_pretokenizer(json_load *L, json_object *pre) {
-    const char *origin = L->origin;
-    if (!pre || json_object_get_type(pre) != json_type_object)
-        return jl_fail(JL_ERR_FORMAT, "%s: pre_tokenizer: missing (not a byte-level BPE tokenizer)", origin);
-    const char *type = json_object_get_string(get(pre, "type"));
-    if (!type) return jl_fail(JL_ERR_FORMAT, "%s: pre_tokenizer.type: missing", origin);
-    if (!strcmp(type, "ByteLevel")) {
-        json_object *prefix = get(pre, "add_prefix_space"), *use_regex = get(pre, "use_regex");
-        if (prefix && json_object_get_boolean(prefix))
-            return jl_fail(JL_ERR_FORMAT, "%s: pre_tokenizer.add_prefix_space = true is not supported", origin);
-        if (use_regex && !json_object_get_boolean(use_regex))
-            return jl_fail(JL_ERR_FORMAT, "%s: pre_tokenizer: ByteLevel without a regex splits nothing", origin);
-        L->pattern = jl_tokenizer_pattern_text(JL_PATTERN_GPT2);
+static int is_null(json_object *o) { return !o || json_object_get_type(o) == json_type_null; }
+
+static int get_bool(json_object *o, const char *key, int dflt) {
+    json_object *v = get(o, key);
+    return is_null(v) ? dflt : json_object_get_boolean(v);
+}
+
+static const char *get_str(json_object *o, const char *key, size_t *len) {
+    json_object *v = get(o, key);
+    if (!v || json_object_get_type(v) != json_type_string) return NULL;
+    if (len) *len = (size_t)json_object_get_string_len(v);
+    return json_object_get_string(v);
+}
+
+static char *dup_bytes(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+static jl_status unsupported(json_load *L, const char *path, const char *what) {
+    return jl_fail(JL_ERR_FORMAT, "%s: %s: %s is not supported", L->origin, path, what);
+}
+
+/* A {"String": s} or {"Regex": r} pattern: the literal (and its length) or the compiled regex. */
+static jl_status read_pattern(json_load *L, json_object *pat, const char *path, char **literal, size_t *lit_len,
+                              pcre2_code **re, const char **regex_src) {
+    size_t n;
+    const char *str = get_str(pat, "String", &n), *rx = get_str(pat, "Regex", &n);
+    if (str) {
+        *literal = dup_bytes(str, n);
+        *lit_len = n;
+        return *literal ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
+    if (!rx) return jl_fail(JL_ERR_FORMAT, "%s: %s.pattern: needs a String or a Regex", L->origin, path);
+    if (regex_src) *regex_src = rx;
+    jl_status st = tok_compile_regex(rx, n, re);
+    return st == JL_OK ? st : jl_fail_context(st, "%s: %s.pattern", L->origin, path);
+}
+
+/* ---- normalizer ---- */
+static jl_status add_normalizer(json_load *L, json_object *o, const char *path) {
+    if (is_null(o)) return JL_OK;
+    const char *type = get_str(o, "type", NULL);
+    char sub[256];
+    if (!type) return jl_fail(JL_ERR_FORMAT, "%s: %s.type: missing", L->origin, path);
+    if (!strcmp(type, "Sequence")) {
+        json_object *list = get(o, "normalizers");
+        if (!list || json_object_get_type(list) != json_type_array)
+            return jl_fail(JL_ERR_FORMAT, "%s: %s.normalizers: not an array", L->origin, path);
+        for (size_t k = 0; k < json_object_array_length(list); k++) {
+            snprintf(sub, sizeof sub, "%s.normalizers[%zu]", path, k);
+            jl_status st = add_normalizer(L, json_object_array_get_idx(list, k), sub);
+            if (st != JL_OK) return st;
+        }
         return JL_OK;
     }
-    if (strcmp(type, "Sequence") != 0)
-        return jl_fail(JL_ERR_FORMAT, "%s: pre_tokenizer.type '%s' is not supported", origin, type);
-    json_object *list = get(pre, "pretokenizers");
-    if (!list || json_object_get_type(list) != json_type_array || json_object_array_length(list) != 2)
-        return jl_fail(JL_ERR_FORMAT, "%s: pre_tokenizer: expected [Split, ByteLevel]", origin);
-    json_object *split = json_object_array_get_idx(list, 0), *bl = json_object_array_get_idx(list, 1);
-    const char *t0 = json_object_get_string(get(split, "type")), *t1 = json_object_get_string(get(bl, "type"));
-    if (!t0 || !t1 || strcmp(t0, "Split") || strcmp(t1, "ByteLevel"))
-        return jl_fail(JL_ERR_FORMAT, "%s: pre_tokenizer: expected [Split, ByteLevel]", origin);
-    const char *regex = json_object_get_string(get(get(split, "pattern"), "Regex"));
-    const char *behavior = json_object_get_string(get(split, "behavior"));
-    json_object *invert = get(split, "invert"), *bl_regex = get(bl, "use_regex"), *bl_prefix = get(bl, "add_prefix_space");
-    if (!regex) return jl_fail(JL_ERR_FORMAT, "%s: pre_tokenizer Split: pattern.Regex missing", origin);
-    if (!behavior || strcmp(behavior, "Isolated") || (invert && json_object_get_boolean(invert)))
-        return jl_fail(JL_ERR_FORMAT, "%s: pre_tokenizer Split: only behavior Isolated (not inverted) is supported",
-                       origin);
-    if ((bl_regex && json_object_get_boolean(bl_regex)) || (bl_prefix && json_object_get_boolean(bl_prefix)))
-        return jl_fail(JL_ERR_FORMAT, "%s: pre_tokenizer ByteLevel after Split: use_regex/add_prefix_space must be "
-                       "false", origin);
-    L->pattern = regex;
+    tok_pipeline *p = &L->pipe;
+    if (p->n_norm == TOK_MAX_STAGES) return jl_fail(JL_ERR_FORMAT, "%s: %s: too many normalizers", L->origin, path);
+    tok_norm *nm = &p->norm[p->n_norm];
+    memset(nm, 0, sizeof *nm);
+    static const struct { const char *name; tok_norm_kind kind; } simple[] = {
+        {"NFC", TOK_NORM_NFC}, {"NFD", TOK_NORM_NFD}, {"NFKC", TOK_NORM_NFKC}, {"NFKD", TOK_NORM_NFKD},
+        {"Lowercase", TOK_NORM_LOWER}};
+    for (size_t k = 0; k < sizeof simple / sizeof simple[0]; k++)
+        if (!strcmp(type, simple[k].name)) {
+            nm->kind = simple[k].kind;
+            p->n_norm++;
+            return JL_OK;
+        }
+    size_t n;
+    if (!strcmp(type, "Replace")) {
+        nm->kind = TOK_NORM_REPLACE;
+        const char *content = get_str(o, "content", &n);
+        snprintf(sub, sizeof sub, "%s", path);
+        if (!content) return jl_fail(JL_ERR_FORMAT, "%s: %s.content: missing", L->origin, path);
+        nm->to = dup_bytes(content, n);
+        nm->to_len = n;
+        p->n_norm++; /* owned from here on: freed with the pipeline */
+        jl_status st = nm->to ? read_pattern(L, get(o, "pattern"), sub, &nm->from, &nm->from_len, &nm->re, NULL)
+                              : jl_fail(JL_ERR_NOMEM, "out of memory");
+        if (st == JL_OK && nm->from && memchr(nm->from, '\n', nm->from_len)) L->parallel_safe = 0;
+        if (nm->re) L->parallel_safe = 0;
+        return st;
+    }
+    if (!strcmp(type, "Prepend")) {
+        const char *pre = get_str(o, "prepend", &n);
+        if (!pre) return jl_fail(JL_ERR_FORMAT, "%s: %s.prepend: missing", L->origin, path);
+        nm->kind = TOK_NORM_PREPEND;
+        nm->to = dup_bytes(pre, n);
+        nm->to_len = n;
+        p->n_norm++;
+        L->parallel_safe = 0; /* it applies to each segment's start */
+        return nm->to ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
+    if (!strcmp(type, "Strip")) {
+        nm->kind = TOK_NORM_STRIP;
+        nm->left = get_bool(o, "strip_left", 0);
+        nm->right = get_bool(o, "strip_right", 0);
+        p->n_norm++;
+        L->parallel_safe = 0;
+        return JL_OK;
+    }
+    snprintf(sub, sizeof sub, "normalizer type '%s'", type);
+    return unsupported(L, path, sub);
+}
+
+/* ---- pre-tokenizer ---- */
+static jl_status add_split(json_load *L, const char *regex, tok_behavior b, int invert, const char *path) {
+    tok_pipeline *p = &L->pipe;
+    if (p->n_pre == TOK_MAX_STAGES) return jl_fail(JL_ERR_FORMAT, "%s: %s: too many pre-tokenizers", L->origin, path);
+    tok_pre *pr = &p->pre[p->n_pre];
+    *pr = (tok_pre){.kind = TOK_PRE_SPLIT, .behavior = b, .invert = invert, .owns_re = 1};
+    jl_status st = tok_compile_regex(regex, strlen(regex), &pr->re);
+    if (st != JL_OK) return jl_fail_context(st, "%s: %s", L->origin, path);
+    p->n_pre++;
+    if (!L->first_regex) L->first_regex = regex;
+    if (!tok_pattern_parallel_safe(regex)) L->parallel_safe = 0;
     return JL_OK;
 }
 
+static const char *const behaviors[] = {
+    [TOK_SPLIT_REMOVED] = "Removed", [TOK_SPLIT_ISOLATED] = "Isolated", [TOK_SPLIT_PREVIOUS] = "MergedWithPrevious",
+    [TOK_SPLIT_NEXT] = "MergedWithNext", [TOK_SPLIT_CONTIGUOUS] = "Contiguous"};
+
+static jl_status add_split_json(json_load *L, json_object *o, const char *path) {
+    tok_pipeline *p = &L->pipe;
+    if (p->n_pre == TOK_MAX_STAGES) return jl_fail(JL_ERR_FORMAT, "%s: %s: too many pre-tokenizers", L->origin, path);
+    const char *b = get_str(o, "behavior", NULL);
+    int behavior = -1;
+    for (int k = 0; b && k < 5; k++)
+        if (!strcmp(b, behaviors[k])) behavior = k;
+    if (behavior < 0) return jl_fail(JL_ERR_FORMAT, "%s: %s.behavior: '%s' is not one of Removed, Isolated, "
+                                     "MergedWithPrevious, MergedWithNext, Contiguous", L->origin, path, b ? b : "");
+    tok_pre *pr = &p->pre[p->n_pre];
+    *pr = (tok_pre){.kind = TOK_PRE_SPLIT, .behavior = (tok_behavior)behavior, .invert = get_bool(o, "invert", 0),
+                    .owns_re = 1};
+    p->n_pre++;
+    const char *src = NULL;
+    jl_status st = read_pattern(L, get(o, "pattern"), path, &pr->literal, &pr->literal_len, &pr->re, &src);
+    if (st != JL_OK) return st;
+    if (src && !L->first_regex) L->first_regex = src;
+    if (src ? !tok_pattern_parallel_safe(src) : (memchr(pr->literal, '\n', pr->literal_len) != NULL))
+        L->parallel_safe = 0;
+    return JL_OK;
+}
+
+static jl_status add_metaspace(json_load *L, json_object *o, const char *path) {
+    tok_pipeline *p = &L->pipe;
+    if (p->n_pre + 2 > TOK_MAX_STAGES) return jl_fail(JL_ERR_FORMAT, "%s: %s: too many pre-tokenizers", L->origin, path);
+    size_t n = 0;
+    const char *rep = get_str(o, "replacement", &n);
+    if (!rep) rep = "\xE2\x96\x81", n = 3;
+    uint32_t cp;
+    if (n == 0 || n > 4 || tok_utf8_char(rep, n, &cp) != n)
+        return jl_fail(JL_ERR_FORMAT, "%s: %s.replacement: must be one character", L->origin, path);
+    const char *scheme = get_str(o, "prepend_scheme", NULL);
+    int prepend = get_bool(o, "add_prefix_space", 1);
+    if (scheme) {
+        if (!strcmp(scheme, "always")) prepend = 1;
+        else if (!strcmp(scheme, "first")) prepend = 2;
+        else if (!strcmp(scheme, "never")) prepend = 0;
+        else return jl_fail(JL_ERR_FORMAT, "%s: %s.prepend_scheme: '%s' is not always, first or never", L->origin,
+                            path, scheme);
+    }
+    tok_pre *pr = &p->pre[p->n_pre++];
+    *pr = (tok_pre){.kind = TOK_PRE_METASPACE, .prepend = prepend, .rep_len = n};
+    memcpy(pr->rep, rep, n);
+    L->parallel_safe = 0;
+    if (!get_bool(o, "split", 1)) return JL_OK;
+    pr = &p->pre[p->n_pre++];
+    *pr = (tok_pre){.kind = TOK_PRE_SPLIT, .behavior = TOK_SPLIT_NEXT, .literal = dup_bytes(rep, n), .literal_len = n};
+    return pr->literal ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
+}
+
+static jl_status add_pretokenizer(json_load *L, json_object *o, const char *path) {
+    if (is_null(o)) return JL_OK;
+    const char *type = get_str(o, "type", NULL);
+    char sub[256];
+    if (!type) return jl_fail(JL_ERR_FORMAT, "%s: %s.type: missing", L->origin, path);
+    if (!strcmp(type, "Sequence")) {
+        json_object *list = get(o, "pretokenizers");
+        if (!list || json_object_get_type(list) != json_type_array)
+            return jl_fail(JL_ERR_FORMAT, "%s: %s.pretokenizers: not an array", L->origin, path);
+        for (size_t k = 0; k < json_object_array_length(list); k++) {
+            snprintf(sub, sizeof sub, "%s.pretokenizers[%zu]", path, k);
+            jl_status st = add_pretokenizer(L, json_object_array_get_idx(list, k), sub);
+            if (st != JL_OK) return st;
+        }
+        return JL_OK;
+    }
+    if (!strcmp(type, "Split")) return add_split_json(L, o, path);
+    if (!strcmp(type, "ByteLevel")) {
+        L->byte_level = 1;
+        if (get_bool(o, "add_prefix_space", 0)) {
+            tok_pipeline *p = &L->pipe;
+            if (p->n_pre == TOK_MAX_STAGES) return jl_fail(JL_ERR_FORMAT, "%s: %s: too many stages", L->origin, path);
+            p->pre[p->n_pre++] = (tok_pre){.kind = TOK_PRE_PREFIX_SPACE};
+            L->parallel_safe = 0;
+        }
+        if (!get_bool(o, "use_regex", 1)) return JL_OK;
+        return add_split(L, jl_tokenizer_pattern_text(JL_PATTERN_GPT2), TOK_SPLIT_ISOLATED, 0, path);
+    }
+    if (!strcmp(type, "Digits"))
+        return add_split(L, get_bool(o, "individual_digits", 0) ? "\\p{N}" : "\\p{N}+", TOK_SPLIT_ISOLATED, 0, path);
+    if (!strcmp(type, "Whitespace")) return add_split(L, "\\w+|[^\\w\\s]+", TOK_SPLIT_REMOVED, 1, path);
+    if (!strcmp(type, "WhitespaceSplit")) return add_split(L, "\\s+", TOK_SPLIT_REMOVED, 0, path);
+    if (!strcmp(type, "Metaspace")) return add_metaspace(L, o, path);
+    snprintf(sub, sizeof sub, "pre-tokenizer type '%s'", type);
+    return unsupported(L, path, sub);
+}
+
+/* ---- decoder ---- */
+static jl_status add_decoder(json_load *L, json_object *o, const char *path) {
+    if (is_null(o)) return JL_OK;
+    const char *type = get_str(o, "type", NULL);
+    char sub[256];
+    if (!type) return jl_fail(JL_ERR_FORMAT, "%s: %s.type: missing", L->origin, path);
+    if (!strcmp(type, "Sequence")) {
+        json_object *list = get(o, "decoders");
+        if (!list || json_object_get_type(list) != json_type_array)
+            return jl_fail(JL_ERR_FORMAT, "%s: %s.decoders: not an array", L->origin, path);
+        for (size_t k = 0; k < json_object_array_length(list); k++) {
+            snprintf(sub, sizeof sub, "%s.decoders[%zu]", path, k);
+            jl_status st = add_decoder(L, json_object_array_get_idx(list, k), sub);
+            if (st != JL_OK) return st;
+        }
+        return JL_OK;
+    }
+    if (!strcmp(type, "ByteLevel")) return JL_OK; /* byte-level tokens are stored as their bytes already */
+    if (!strcmp(type, "ByteFallback")) {
+        L->dec_byte_fallback = 1;
+        return JL_OK;
+    }
+    if (!strcmp(type, "Fuse")) {
+        L->dec_fused = 1;
+        return JL_OK;
+    }
+    if (!strcmp(type, "Replace") || !strcmp(type, "Metaspace")) {
+        const char *from, *to;
+        if (!strcmp(type, "Replace")) {
+            from = get_str(get(o, "pattern"), "String", NULL);
+            to = get_str(o, "content", NULL);
+            if (!from || !to) return unsupported(L, path, "a decoder Replace without a String pattern and content");
+        } else {
+            from = get_str(o, "replacement", NULL);
+            if (!from) from = "\xE2\x96\x81";
+            to = " ";
+            const char *scheme = get_str(o, "prepend_scheme", NULL);
+            int prepend = scheme ? strcmp(scheme, "never") != 0 : get_bool(o, "add_prefix_space", 1);
+            if (prepend) {
+                L->pipe.strip_char = ' ';
+                L->pipe.strip_start = 1;
+            }
+        }
+        if (L->n_dec_replace == TOK_MAX_STAGES) return unsupported(L, path, "this many decoders");
+        L->dec_from[L->n_dec_replace] = from;
+        L->dec_to[L->n_dec_replace++] = to;
+        return JL_OK;
+    }
+    if (!strcmp(type, "Strip")) {
+        size_t n;
+        const char *c = get_str(o, "content", &n);
+        uint32_t cp = ' ';
+        if (c && (n == 0 || tok_utf8_char(c, n, &cp) != n))
+            return jl_fail(JL_ERR_FORMAT, "%s: %s.content: must be one character", L->origin, path);
+        if (!L->dec_fused) return unsupported(L, path, "a decoder Strip before Fuse (per token)");
+        L->pipe.strip_char = cp;
+        L->pipe.strip_start = json_object_get_int(get(o, "start"));
+        L->pipe.strip_stop = json_object_get_int(get(o, "stop"));
+        return JL_OK;
+    }
+    snprintf(sub, sizeof sub, "decoder type '%s'", type);
+    return unsupported(L, path, sub);
+}
+
+/* ---- post-processor: TemplateProcessing's "single" gives the ids around one encoded text ---- */
+static jl_status read_template(json_load *L, jl_tokenizer *t, json_object *o, const char *path) {
+    if (is_null(o)) return JL_OK;
+    const char *type = get_str(o, "type", NULL);
+    char sub[256];
+    if (!type) return jl_fail(JL_ERR_FORMAT, "%s: %s.type: missing", L->origin, path);
+    if (!strcmp(type, "ByteLevel")) return JL_OK;
+    if (!strcmp(type, "Sequence")) {
+        json_object *list = get(o, "processors");
+        for (size_t k = 0; list && k < json_object_array_length(list); k++) {
+            snprintf(sub, sizeof sub, "%s.processors[%zu]", path, k);
+            jl_status st = read_template(L, t, json_object_array_get_idx(list, k), sub);
+            if (st != JL_OK) return st;
+        }
+        return JL_OK;
+    }
+    if (strcmp(type, "TemplateProcessing")) {
+        snprintf(sub, sizeof sub, "post-processor type '%s'", type);
+        return unsupported(L, path, sub);
+    }
+    json_object *single = get(o, "single"), *specials = get(o, "special_tokens");
+    if (!single || json_object_get_type(single) != json_type_array)
+        return jl_fail(JL_ERR_FORMAT, "%s: %s.single: not an array", L->origin, path);
+    tok_pipeline *p = t->pipe;
+    int after = 0;
+    for (size_t k = 0; k < json_object_array_length(single); k++) {
+        json_object *item = json_object_array_get_idx(single, k);
+        if (get(item, "Sequence")) {
+            after = 1;
+            continue;
+        }
+        const char *name = get_str(get(item, "SpecialToken"), "id", NULL);
+        json_object *ids = get(get(specials, name ? name : ""), "ids");
+        if (!name || !ids || json_object_get_type(ids) != json_type_array)
+            return jl_fail(JL_ERR_FORMAT, "%s: %s.single[%zu]: a SpecialToken without ids in special_tokens",
+                           L->origin, path, k);
+        for (size_t j = 0; j < json_object_array_length(ids); j++) {
+            int64_t id = json_object_get_int64(json_object_array_get_idx(ids, j));
+            if (id < 0 || id >= t->n_vocab)
+                return jl_fail(JL_ERR_FORMAT, "%s: %s.special_tokens['%s'].ids[%zu]: id %lld out of range", L->origin,
+                               path, name, j, (long long)id);
+            int32_t **v = after ? &p->tpl_suffix : &p->tpl_prefix;
+            size_t *n = after ? &p->n_tpl_suffix : &p->n_tpl_prefix;
+            int32_t *g = realloc(*v, sizeof **v * (*n + 1));
+            if (!g) return jl_fail(JL_ERR_NOMEM, "out of memory");
+            *v = g;
+            g[(*n)++] = (int32_t)id;
+        }
+    }
+    return JL_OK;
+}
+
+/* ---- model ---- */
 static jl_status read_vocab(json_load *L, json_object *model) {
     L->vocab = get(model, "vocab");
     if (!L->vocab || json_object_get_type(L->vocab) != json_type_object)
@@ -94,20 +402,45 @@ static jl_status read_added(json_load *L, json_object *added) {
     return JL_OK;
 }
 
-/* Lays out per-id strings from the vocab and added tokens, then converts them to raw bytes in id order. */
+/* model.vocab's strings as written → id, in our own hash (json-c's lookups were most of the loading time). */
+static jl_status build_string_index(json_load *L) {
+    size_t cap = 16;
+    while (cap < (size_t)L->n_vocab * 2) cap *= 2;
+    L->str_slots = calloc(cap, sizeof *L->str_slots);
+    if (!L->str_slots) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    L->str_mask = cap - 1;
+    json_object_object_foreach(L->vocab, key, val) {
+        size_t n = strlen(key), i = tok_hash_bytes(key, n) & L->str_mask;
+        while (L->str_slots[i]) i = (i + 1) & L->str_mask;
+        L->str_slots[i] = (uint32_t)json_object_get_int(val) + 1;
+        (void)key;
+    }
+    return JL_OK;
+}
+
+/* Lays out per-id strings from the vocab and added tokens, then converts them to the stored bytes in id order
+ * (byte-level strings to raw bytes; a character-level vocabulary keeps its text). */
 static jl_status collect_tokens(json_load *L, json_object *added) {
     size_t n = (size_t)L->n_vocab;
     L->tok_str = calloc(n, sizeof *L->tok_str);
     L->tok_len = calloc(n, sizeof *L->tok_len);
     L->tok_raw = calloc(n, 1);
-    if (!L->tok_str || !L->tok_len || !L->tok_raw) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    size_t n_added = added ? json_object_array_length(added) : 0;
+    L->added_flags = malloc(n_added + 1);
+    L->in_vocab = calloc(n, 1);
+    if (!L->tok_str || !L->tok_len || !L->tok_raw || !L->added_flags || !L->in_vocab)
+        return jl_fail(JL_ERR_NOMEM, "out of memory");
+    L->vocab_str = calloc(n + 1, sizeof *L->vocab_str);
+    L->vocab_len = calloc(n + 1, sizeof *L->vocab_len);
+    if (!L->vocab_str || !L->vocab_len) return jl_fail(JL_ERR_NOMEM, "out of memory");
     json_object_object_foreach(L->vocab, key, val) {
         int id = json_object_get_int(val);
         if (L->tok_str[id]) return jl_fail(JL_ERR_FORMAT, "%s: model.vocab: id %d is used twice", L->origin, id);
-        L->tok_str[id] = key;
-        L->tok_len[id] = strlen(key);
+        L->tok_str[id] = L->vocab_str[id] = key;
+        L->tok_len[id] = L->vocab_len[id] = strlen(key);
     }
-    size_t n_added = added ? json_object_array_length(added) : 0;
+    jl_status ist = build_string_index(L);
+    if (ist != JL_OK) return ist;
     for (size_t k = 0; k < n_added; k++) {
         json_object *a = json_object_array_get_idx(added, k);
         int id = json_object_get_int(get(a, "id"));
@@ -119,8 +452,13 @@ static jl_status collect_tokens(json_load *L, json_object *added) {
         /* The vocab may list the same token (GPT-2 does); it must then be the same text. */
         int clash = 0;
         if (L->tok_str[id] && !L->tok_raw[id]) {
-            size_t m = tok_bytelevel_encode(content, len, raw);
-            clash = m != L->tok_len[id] || memcmp(raw, L->tok_str[id], m) != 0;
+            size_t m = len;
+            if (L->byte_level) m = tok_bytelevel_encode(content, len, raw);
+            else memcpy(raw, content, len);
+            int same_raw = len == L->tok_len[id] && !memcmp(content, L->tok_str[id], len);
+            int same = m == L->tok_len[id] && memcmp(raw, L->tok_str[id], m) == 0;
+            clash = !same && !same_raw;
+            L->in_vocab[id] = same; /* BPE can make it too (Gemma's runs of newlines and ▁) */
         }
         free(raw);
         if (clash) return jl_fail(JL_ERR_FORMAT, "%s: added_tokens[%zu] '%s': id %d is another token in model.vocab",
@@ -128,16 +466,19 @@ static jl_status collect_tokens(json_load *L, json_object *added) {
         L->tok_str[id] = content;
         L->tok_len[id] = len;
         L->tok_raw[id] = 1;
+        L->added_flags[L->special_ids.n] = (uint8_t)(
+            (get_bool(a, "special", 0) ? TOK_ADDED_SPECIAL : 0) | (get_bool(a, "normalized", 0) ? TOK_ADDED_NORMALIZED : 0) |
+            (get_bool(a, "lstrip", 0) ? TOK_ADDED_LSTRIP : 0) | (get_bool(a, "rstrip", 0) ? TOK_ADDED_RSTRIP : 0) |
+            (get_bool(a, "single_word", 0) ? TOK_ADDED_SINGLE_WORD : 0));
         if (tok_ivec_push(&L->special_ids, id)) return jl_fail(JL_ERR_NOMEM, "out of memory");
     }
     char *buf = NULL;
     size_t cap = 0;
     jl_status st = JL_OK;
     for (size_t id = 0; id < n && st == JL_OK; id++) {
-        if (!L->tok_str[id]) {
-            st = jl_fail(JL_ERR_FORMAT, "%s: token id %zu is missing (ids must be 0..%zu without gaps)", L->origin,
-                         id, n - 1);
-            break;
+        if (!L->tok_str[id]) { /* a gap in the ids (GPT-4o has some): an empty token nothing encodes to */
+            st = tok_table_add(&L->table, "", 0);
+            continue;
         }
         if (L->tok_len[id] + 1 > cap) {
             cap = 2 * L->tok_len[id] + 16;
@@ -146,7 +487,7 @@ static jl_status collect_tokens(json_load *L, json_object *added) {
             buf = b;
         }
         long m = (long)L->tok_len[id];
-        if (L->tok_raw[id]) memcpy(buf, L->tok_str[id], L->tok_len[id]);
+        if (L->tok_raw[id] || !L->byte_level) memcpy(buf, L->tok_str[id], L->tok_len[id]);
         else m = tok_bytelevel_decode(L->tok_str[id], L->tok_len[id], buf);
         if (m < 0) st = jl_fail(JL_ERR_FORMAT, "%s: model.vocab['%s']: not a byte-level token", L->origin,
                                 L->tok_str[id]);
@@ -157,13 +498,13 @@ static jl_status collect_tokens(json_load *L, json_object *added) {
 }
 
 static int32_t vocab_id(json_load *L, const char *s, size_t n) {
-    char small[256], *key = n < sizeof small ? small : malloc(n + 1); /* json-c wants a NUL-terminated key */
-    if (!key) return -1;
-    memcpy(key, s, n);
-    key[n] = '\0';
-    json_object *v = get(L->vocab, key);
-    if (key != small) free(key);
-    return v ? json_object_get_int(v) : -1;
+    if (!L->str_slots) return -1;
+    for (size_t i = tok_hash_bytes(s, n) & L->str_mask; L->str_slots[i]; i = (i + 1) & L->str_mask) {
+        int32_t id = (int32_t)L->str_slots[i] - 1;
+        const char *v = L->vocab_str[id];
+        if (v && L->vocab_len[id] == n && !memcmp(v, s, n)) return id;
+    }
+    return -1;
 }
 
 static jl_status read_merges(json_load *L, json_object *merges) {
@@ -189,9 +530,45 @@ static jl_status read_merges(json_load *L, json_object *merges) {
         }
         if (l < 0 || r < 0)
             return jl_fail(JL_ERR_FORMAT, "%s: model.merges[%zu]: not two tokens of the vocabulary", L->origin, k);
-        if (tok_ivec_push(&L->merge_left, l) || tok_ivec_push(&L->merge_right, r))
+        /* HF ranks merges by their index */
+        if (tok_ivec_push(&L->merge_left, l) || tok_ivec_push(&L->merge_right, r) ||
+            tok_ivec_push(&L->merge_rank, (int32_t)k))
             return jl_fail(JL_ERR_NOMEM, "out of memory");
     }
+    return JL_OK;
+}
+
+/* Model fields that only make sense on the built tokenizer: byte fallback ids, unk, the prefix / suffix. */
+static jl_status read_model_extras(json_load *L, json_object *model) {
+    tok_pipeline *p = &L->pipe;
+    p->unk_id = -1;
+    for (int b = 0; b < 256; b++) p->byte_fb[b] = -1;
+    json_object *dropout = get(model, "dropout");
+    if (!is_null(dropout) && json_object_get_double(dropout) < 1.0)
+        return unsupported(L, "model.dropout", "BPE dropout");
+    p->byte_fallback = get_bool(model, "byte_fallback", 0);
+    for (int b = 0; b < 256 && p->byte_fallback; b++) {
+        char name[8];
+        snprintf(name, sizeof name, "<0x%02X>", b);
+        p->byte_fb[b] = vocab_id(L, name, 6);
+    }
+    size_t n;
+    const char *unk = get_str(model, "unk_token", &n);
+    if (unk && (p->unk_id = vocab_id(L, unk, n)) < 0)
+        return jl_fail(JL_ERR_FORMAT, "%s: model.unk_token '%s' is not in model.vocab", L->origin, unk);
+    p->fuse_unk = get_bool(model, "fuse_unk", 0);
+    const char *pre = get_str(model, "continuing_subword_prefix", &n);
+    if (pre && n) {
+        if (!(p->subword_prefix = dup_bytes(pre, n))) return jl_fail(JL_ERR_NOMEM, "out of memory");
+        p->prefix_len = n;
+    }
+    const char *suf = get_str(model, "end_of_word_suffix", &n);
+    if (suf && n) {
+        if (!(p->word_suffix = dup_bytes(suf, n))) return jl_fail(JL_ERR_NOMEM, "out of memory");
+        p->suffix_len = n;
+    }
+    if ((p->prefix_len || p->suffix_len) && L->byte_level)
+        return unsupported(L, "model.continuing_subword_prefix", "a subword prefix or word suffix with ByteLevel");
     return JL_OK;
 }
 
@@ -201,22 +578,122 @@ static jl_status read_model(json_load *L, json_object *root) {
     json_object *model = get(root, "model");
     if (!model || json_object_get_type(model) != json_type_object)
         return jl_fail(JL_ERR_FORMAT, "%s: model: missing or not an object", L->origin);
-    const char *type = json_object_get_string(get(model, "type"));
+    const char *type = get_str(model, "type", NULL);
     if (type && strcmp(type, "BPE"))
-        return jl_fail(JL_ERR_FORMAT, "%s: model.type '%s' is not supported (only BPE)", L->origin, type);
-    json_object *norm = get(root, "normalizer");
-    if (norm && json_object_get_type(norm) != json_type_null)
-        return jl_fail(JL_ERR_FORMAT, "%s: normalizer: not supported by a byte-level BPE (must be null)", L->origin);
-    json_object *im = get(model, "ignore_merges");
-    L->ignore_merges = im && json_object_get_boolean(im);
+        return jl_fail(JL_ERR_FORMAT, "%s: model.type: '%s' is not supported (only BPE)", L->origin, type);
+    L->ignore_merges = get_bool(model, "ignore_merges", 0);
+    L->parallel_safe = 1;
     json_object *added = get(root, "added_tokens");
-    jl_status st = read_pretokenizer(L, get(root, "pre_tokenizer"));
+    jl_status st = add_normalizer(L, get(root, "normalizer"), "normalizer");
+    if (st == JL_OK) st = add_pretokenizer(L, get(root, "pre_tokenizer"), "pre_tokenizer");
+    if (st == JL_OK) st = add_decoder(L, get(root, "decoder"), "decoder");
     if (st == JL_OK) st = read_vocab(L, model);
     if (st == JL_OK) st = read_added(L, added);
-    if (st == JL_OK && L->n_vocab < 256)
+    if (st == JL_OK && L->byte_level && L->n_vocab < 256)
         return jl_fail(JL_ERR_FORMAT, "%s: model.vocab has %d tokens, fewer than the 256 bytes", L->origin, L->n_vocab);
     if (st == JL_OK) st = collect_tokens(L, added);
     if (st == JL_OK) st = read_merges(L, get(model, "merges"));
+    if (st == JL_OK) st = read_model_extras(L, model);
+    return st;
+}
+
+/* Code points c such that "c▁" (c not ▁) occurs inside some token: no SPM word cut after them. */
+static jl_status spm_bad_chars(jl_tokenizer *t, tok_pipeline *p) {
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        const char *s = t->tok_bytes + t->tok_off[id];
+        size_t n = t->tok_off[id + 1] - t->tok_off[id];
+        for (size_t i = 1; i + 3 <= n; i++) {
+            const char *hit = memmem(s + i, n - i, "\xE2\x96\x81", 3);
+            if (!hit) break;
+            i = (size_t)(hit - s);
+            uint32_t cp;
+            tok_utf8_prev(s, i, &cp);
+            int have = cp == 0x2581;
+            for (int k = 0; k < p->n_spm_bad && !have; k++) have = p->spm_bad[k] == cp;
+            if (!have) {
+                if (p->n_spm_bad == 64) return JL_ERR_ARG; /* too many: do not cut at all */
+                uint32_t *v = realloc(p->spm_bad, sizeof *v * (size_t)(p->n_spm_bad + 1));
+                if (!v) return jl_fail(JL_ERR_NOMEM, "out of memory");
+                p->spm_bad = v;
+                v[p->n_spm_bad++] = cp;
+            }
+            i += 2;
+        }
+    }
+    return JL_OK;
+}
+
+/* Whether some token holds a newline followed by an ASCII letter or digit (then text cannot be cut there). */
+static int newline_then_alnum(const jl_tokenizer *t) {
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        const char *s = t->tok_bytes + t->tok_off[id], *end = t->tok_bytes + t->tok_off[id + 1];
+        for (const char *p = memchr(s, '\n', (size_t)(end - s)); p && p + 1 < end;
+             p = memchr(p + 1, '\n', (size_t)(end - p - 1))) {
+            unsigned char c = (unsigned char)p[1];
+            if ((unsigned)((c | 32) - 'a') < 26u || (unsigned)(c - '0') < 10u) return 1;
+        }
+    }
+    return 0;
+}
+
+static int has_design_specials(const jl_tokenizer *t) {
+    for (int k = 0; k < JL_TOKENIZER_N_SPECIAL; k++)
+        if (jl_tokenizer_special(t, jl_tokenizer_special_names[k]) < 0) return 0;
+    return 1;
+}
+
+/* Moves the pipeline read from the file into the built tokenizer (replacing its plain one). */
+static jl_status install_pipeline(json_load *L, jl_tokenizer *t, json_object *root) {
+    tok_pipeline *p = t->pipe, *r = &L->pipe;
+    p->n_norm = r->n_norm;
+    memcpy(p->norm, r->norm, sizeof r->norm);
+    p->n_pre = r->n_pre;
+    memcpy(p->pre, r->pre, sizeof r->pre);
+    r->n_norm = r->n_pre = 0;
+    memcpy(p->byte_fb, r->byte_fb, sizeof r->byte_fb);
+    p->byte_fallback = r->byte_fallback;
+    p->unk_id = r->unk_id;
+    p->fuse_unk = r->fuse_unk;
+    p->subword_prefix = r->subword_prefix;
+    p->word_suffix = r->word_suffix;
+    p->prefix_len = r->prefix_len;
+    p->suffix_len = r->suffix_len;
+    r->subword_prefix = r->word_suffix = NULL;
+    p->strip_char = r->strip_char;
+    p->strip_start = r->strip_start;
+    p->strip_stop = r->strip_stop;
+    p->char_level = !L->byte_level;
+    p->lossy_utf8 = !L->byte_level || !has_design_specials(t);
+    /* added tokens: normalized ones are matched after the normalizer (when there is one) */
+    size_t n = L->special_ids.n;
+    int32_t *raw_ids = malloc(sizeof(int32_t) * (n + 1)), *norm_ids = malloc(sizeof(int32_t) * (n + 1));
+    uint8_t *raw_fl = malloc(n + 1), *norm_fl = malloc(n + 1);
+    jl_status st = raw_ids && norm_ids && raw_fl && norm_fl ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
+    int nr = 0, nn = 0;
+    for (size_t k = 0; k < n && st == JL_OK; k++) {
+        int late = (L->added_flags[k] & TOK_ADDED_NORMALIZED) && p->n_norm > 0;
+        if (late) norm_ids[nn] = L->special_ids.v[k], norm_fl[nn++] = L->added_flags[k];
+        else raw_ids[nr] = L->special_ids.v[k], raw_fl[nr++] = L->added_flags[k];
+    }
+    if (nn) t->parallel_safe = 0;
+    if (st == JL_OK) {
+        tok_added_free(&p->raw_added);
+        st = tok_added_build(t, &p->raw_added, raw_ids, raw_fl, nr);
+    }
+    if (st == JL_OK) st = tok_added_build(t, &p->norm_added, norm_ids, norm_fl, nn);
+    free(raw_ids);
+    free(norm_ids);
+    free(raw_fl);
+    free(norm_fl);
+    if (st == JL_OK && p->char_level && !p->prefix_len && !p->suffix_len && tok_lookup(t, "\xE2\x96\x81", 3) >= 0 &&
+        p->n_pre < TOK_MAX_STAGES) {
+        jl_status bad = spm_bad_chars(t, p);
+        if (bad == JL_OK) p->pre[p->n_pre++] = (tok_pre){.kind = TOK_PRE_SPM_WORDS};
+        else if (bad != JL_ERR_ARG) st = bad;
+    }
+    if (st == JL_OK && (L->n_dec_replace || L->dec_byte_fallback))
+        st = tok_decoder_build(t, L->n_dec_replace, L->dec_from, L->dec_to, L->dec_byte_fallback);
+    if (st == JL_OK) st = read_template(L, t, get(root, "post_processor"), "post_processor");
     return st;
 }
 
@@ -240,19 +717,45 @@ static jl_status from_json(const char *json, size_t len, const char *origin, jl_
     json_tokener_free(tk);
     json_load L = {.origin = origin};
     jl_status st = read_model(&L, root);
+    jl_tokenizer *t = NULL;
     if (st == JL_OK) {
         tok_spec sp = {.n_vocab = L.table.n, .tok_off = L.table.off, .tok_bytes = L.table.bytes,
                        .n_merges = (int)L.merge_left.n, .merge_left = L.merge_left.v, .merge_right = L.merge_right.v,
-                       .n_special = (int)L.special_ids.n, .special_ids = L.special_ids.v, .pattern = L.pattern,
-                       .ignore_merges = L.ignore_merges, .origin = origin};
-        st = tok_build(&sp, out);
+                       .merge_rank = L.merge_rank.v, .n_special = (int)L.special_ids.n, .special_ids = L.special_ids.v,
+                       .pattern = L.first_regex, .ignore_merges = L.ignore_merges, .char_level = !L.byte_level,
+                       .subword_prefix = L.pipe.subword_prefix, .in_vocab = L.in_vocab, .origin = origin};
+        st = tok_build(&sp, &t);
+    }
+    if (st == JL_OK) st = install_pipeline(&L, t, root);
+    if (st == JL_OK) {
+        t->parallel_safe = L.parallel_safe && !t->pipe->norm_added.n &&
+                           (L.byte_level ? L.first_regex != NULL : !newline_then_alnum(t));
+        t->source_json = dup_bytes(json, len);
+        t->source_len = len;
+        if (!t->source_json) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
+    if (st == JL_OK) *out = t;
+    else jl_tokenizer_free(t);
+    /* what install_pipeline did not take */
+    tok_pipeline *rest = calloc(1, sizeof *rest);
+    if (rest) {
+        *rest = L.pipe;
+        memset(&rest->raw_added, 0, sizeof rest->raw_added);
+        memset(&rest->norm_added, 0, sizeof rest->norm_added);
+        tok_pipeline_free(rest);
     }
     free(L.tok_str);
     free(L.tok_len);
     free(L.tok_raw);
+    free(L.added_flags);
+    free(L.in_vocab);
+    free(L.str_slots);
+    free(L.vocab_str);
+    free(L.vocab_len);
     tok_table_free(&L.table);
     free(L.merge_left.v);
     free(L.merge_right.v);
+    free(L.merge_rank.v);
     free(L.special_ids.v);
     json_object_put(root);
     return st;
@@ -348,6 +851,10 @@ static json_object *bpe_model(const jl_tokenizer *t, char *buf) {
 
 jl_status jl_tokenizer_to_json(const jl_tokenizer *t, char **json_out) {
     *json_out = NULL;
+    if (t->source_json) { /* a loaded file goes back as it was */
+        *json_out = dup_bytes(t->source_json, t->source_len);
+        return *json_out ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory (tokenizer.json)");
+    }
     size_t longest = 0;
     for (int32_t id = 0; id < t->n_vocab; id++)
         if (t->tok_off[id + 1] - t->tok_off[id] > longest) longest = t->tok_off[id + 1] - t->tok_off[id];

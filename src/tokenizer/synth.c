@@ -167,3 +167,79 @@ jl_status jl_synth_text(uint64_t seed, size_t bytes, char **text, size_t *len) {
     *len = b.n;
     return JL_OK;
 }
+
+/* ---- more scripts and the awkward corners of Unicode, for jl_synth_mixed ---- */
+static const char *const japanese[] = {
+    "今日は", "いい天気", "ですね", "東京", "大阪", "カタカナ", "ひらがな", "漢字", "コンピューター", "トークナイザー",
+    "日本語の文章", "を", "に", "が", "は", "で", "も", "ありがとう", "ございます", "すみません", "ラーメン", "桜", "富士山",
+    "ｶﾀｶﾅ", "ﾃｽﾄ",
+};
+static const char *const korean[] = {
+    "안녕하세요", "한국어", "서울", "감사합니다", "토크나이저", "컴퓨터", "사랑", "학교", "대한민국", "오늘", "날씨",
+    "\xE1\x84\x92\xE1\x85\xA1\xE1\x86\xAB", /* 한 as conjoining jamo (NFC composes it) */
+    "\xE1\x84\x80\xE1\x85\xB3\xE1\x86\xAF",
+};
+static const char *const emoji[] = {
+    "\xF0\x9F\x91\xA8\xE2\x80\x8D\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x91\xA7\xE2\x80\x8D\xF0\x9F\x91\xA6", /* family (ZWJ) */
+    "\xF0\x9F\x8F\xB3\xEF\xB8\x8F\xE2\x80\x8D\xF0\x9F\x8C\x88",                                         /* rainbow flag */
+    "\xF0\x9F\x91\xA9\xF0\x9F\x8F\xBD\xE2\x80\x8D\xF0\x9F\x92\xBB",                                     /* technologist */
+    "\xF0\x9F\x87\xA8\xF0\x9F\x87\xB3", "\xF0\x9F\x87\xAF\xF0\x9F\x87\xB5",                             /* flags */
+    "1\xEF\xB8\x8F\xE2\x83\xA3", "\xE2\x9D\xA4\xEF\xB8\x8F", "\xF0\x9F\x98\x82", "\xF0\x9F\xA4\x96", "\xE2\x9C\x85",
+    "\xF0\x9F\x91\x8D\xF0\x9F\x8F\xBF", "\xF0\x9F\xA7\x91\xE2\x80\x8D\xF0\x9F\x94\xAC",
+};
+static const char *const accents[] = {
+    "e\xCC\x81", "a\xCC\x88\xCC\x84", "o\xCC\x82\xCC\x83", "\xC3\xA9", "\xE1\xBB\x87", "Vi\xE1\xBB\x87t Nam",
+    "Vie\xCC\xA3\xCC\x82t", "\xC3\x85", "A\xCC\x8A", "\xE2\x84\xAB", "\xEF\xAC\x81", "\xE2\x91\xA0", "\xC2\xB2",
+    "\xE1\xB8\x8B\xCC\xA3", "q\xCC\xA3\xCC\x87", "\xCE\x90", "\xE3\x82\xAC", "\xE3\x82\xAB\xE3\x82\x99",
+};
+static const char *const spaces[] = {" ", "  ", "   ", "        ", "\t", "\t\t", "\r\n", "\r\n\r\n", "\r", "\n \n",
+                                     " \t ", "\xC2\xA0", "\xE3\x80\x80", "\xE2\x80\x83", "\n\n\n", "\n\n\n\n\n"};
+static const char *const added_like[] = {"<|endoftext|>", "<s>", "</s>", "<unk>", "<|im_start|>", "<|im_end|>",
+                                         "<start_of_turn>", "<end_of_turn>", "<|begin_of_text|>", "<bos>", "<eos>",
+                                         "<|user|>", "<|end|>", "<pad>", "<mask>", "<|fim_prefix|>"};
+static const char *const invalid[] = {"\xFF", "\xFE\xFE", "\x80", "\xBF\x80", "\xC0\x80", "\xC3", "\xE4\xBD",
+                                      "\xF0\x9F\x98", "\xED\xA0\x80", "\xF5\x80\x80\x80", "\xE0\x80\xAF", "\xC2",
+                                      "\xF4\x90\x80\x80"};
+
+static void world_paragraph(sbuf *b, jl_rng *r, int flags) {
+    int items = 4 + (int)jl_rng_below(r, 20);
+    for (int i = 0; i < items; i++) {
+        uint64_t k = jl_rng_below(r, 100);
+        if (k < 22) puts_(b, PICK(r, japanese));
+        else if (k < 38) puts_(b, PICK(r, korean));
+        else if (k < 48) puts_(b, PICK(r, emoji));
+        else if (k < 58) puts_(b, PICK(r, accents));
+        else if (k < 66 && (flags & JL_SYNTH_ADDED)) puts_(b, PICK(r, added_like));
+        else if (k < 74) printf_(b, "%llu", (unsigned long long)jl_rng_u64(r) >> jl_rng_below(r, 60));
+        else if (k < 80) puts_(b, PICK(r, english));
+        else if (k < 84 && (flags & JL_SYNTH_INVALID)) puts_(b, PICK(r, invalid));
+        else puts_(b, PICK(r, spaces));
+        if (jl_rng_below(r, 3) == 0) puts_(b, PICK(r, spaces));
+    }
+}
+
+jl_status jl_synth_mixed(uint64_t seed, size_t bytes, int flags, char **text, size_t *len) {
+    *text = NULL;
+    *len = 0;
+    sbuf b = {0};
+    jl_rng r;
+    jl_rng_seed(&r, seed);
+    puts_(&b, "");
+    while (b.n < bytes && !b.oom) {
+        uint64_t kind = jl_rng_below(&r, 100);
+        if (kind < 25) english_paragraph(&b, &r);
+        else if (kind < 45) chinese_paragraph(&b, &r);
+        else if (kind < 60) code_paragraph(&b, &r);
+        else if (kind < 68) misc_paragraph(&b, &r);
+        else world_paragraph(&b, &r, flags);
+        static const char *const breaks[] = {"\n\n", "\n", "\r\n", "\n\n\n", " \n\n", "\n  \n", "\t\n"};
+        puts_(&b, PICK(&r, breaks));
+    }
+    if (b.oom) {
+        free(b.s);
+        return jl_fail(JL_ERR_NOMEM, "out of memory (synthetic text of %zu bytes)", bytes);
+    }
+    *text = b.s;
+    *len = b.n;
+    return JL_OK;
+}

@@ -59,6 +59,8 @@ static inline const tok_pair_slot *tok_pair_find(const tok_pair_map *m, int32_t 
     }
 }
 
+typedef struct tok_pipeline tok_pipeline;
+
 struct jl_tokenizer {
     int n_vocab;
     uint32_t *tok_off;     /* n_vocab + 1 offsets into tok_bytes: token i is tok_bytes[tok_off[i]..tok_off[i+1]) */
@@ -80,9 +82,14 @@ struct jl_tokenizer {
     uint8_t special_first[256]; /* 1 if some special token starts with this byte */
     uint8_t *is_special;   /* n_vocab flags */
 
-    char *pattern;         /* pre-tokenizer regex (PCRE2 syntax) */
-    pcre2_code *re;
-    int parallel_safe;     /* the pattern is one we know lets text split after "x\n" before [A-Za-z0-9] */
+    char *pattern;         /* pre-tokenizer regex (PCRE2 syntax); "" when the pipeline has none */
+    pcre2_code *re;        /* NULL when pattern is "" */
+    int parallel_safe;     /* the pipeline is one we know lets text split after "x\n" before [A-Za-z0-9] */
+
+    /* ---- the HF pipeline of a tokenizer.json (all zero / NULL for jielong's own byte-level BPE) ---- */
+    tok_pipeline *pipe;    /* NULL: the plain pipeline (added tokens, one regex, byte-level BPE) */
+    char *source_json;     /* the tokenizer.json text it was loaded from, written back unchanged; NULL if none */
+    size_t source_len;
 };
 
 /* Everything needed to make a tokenizer; tok_build validates it and builds the lookup tables. */
@@ -95,8 +102,11 @@ typedef struct {
     const int32_t *merge_rank;               /* NULL: rank = index, shared by merges that make the same token */
     int n_special;
     const int32_t *special_ids;
-    const char *pattern;
+    const char *pattern;       /* NULL or "": no regex */
     int ignore_merges;
+    int char_level;            /* 1: tokens are text (SentencePiece-style), not bytes; the 256 bytes need not exist */
+    const char *subword_prefix, *word_suffix; /* BPE continuing_subword_prefix / end_of_word_suffix; NULL = none */
+    const uint8_t *in_vocab;   /* per id, NULL = none: a special (added) token BPE can also make */
     const char *origin;        /* file name for error messages */
 } tok_spec;
 
@@ -160,8 +170,9 @@ typedef struct {
     size_t start, len;
     int32_t special; /* >= 0: this unit is that special token */
 } tok_unit;
-/* specials: NULL = none are matched; parallel_safe = 0: text segments are not split (one unit each). */
-jl_status tok_split_units(const jl_tokenizer *specials, int parallel_safe, const char *text, size_t len,
+/* t: its added tokens are matched (NULL = none), special ones only with allow_special; parallel_safe = 0: text
+ * segments are not split (one unit each). */
+jl_status tok_split_units(const jl_tokenizer *t, int allow_special, int parallel_safe, const char *text, size_t len,
                           size_t target, tok_unit **units, size_t *n_units);
 int tok_pattern_parallel_safe(const char *pattern);
 

@@ -1,5 +1,5 @@
 /* The tokenizer object: building it from a vocabulary + merges, lookups, special tokens, patterns. */
-#include "tokenizer/tok_internal.h"
+#include "tokenizer/pipeline.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,25 +41,30 @@ int jl_tokenizer_pattern_by_name(const char *name) {
 /* Splitting after "x\n" (x printable, not a space) before an ASCII letter or digit never changes how these three
  * patterns cut the text: no alternative can continue a newline into a letter or digit, and the newline itself is
  * matched the same way whether or not the text ends after it. For other patterns we do not assume it. */
+/* Other patterns of the same shape in real tokenizer.json files (Llama 3, Qwen 2/3, DeepSeek V3's three Splits),
+ * for which the same argument holds. */
+static const char *const more_safe_patterns[] = {
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+    "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    "\\p{N}{1,3}",
+    "[\xE4\xB8\x80-\xE9\xBE\xA5\xE3\x81\x80-\xE3\x82\x9F\xE3\x82\xA0-\xE3\x83\xBF]+",
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
+    " ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+",
+};
+
 int tok_pattern_parallel_safe(const char *pattern) {
     for (size_t k = 0; k < sizeof patterns / sizeof patterns[0]; k++)
         if (!strcmp(pattern, patterns[k])) return 1;
+    for (size_t k = 0; k < sizeof more_safe_patterns / sizeof more_safe_patterns[0]; k++)
+        if (!strcmp(pattern, more_safe_patterns[k])) return 1;
     return 0;
 }
 
 jl_status tok_compile_pattern(const char *pattern, pcre2_code **out) {
-    int err;
-    PCRE2_SIZE off;
-    uint32_t opts = PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF;
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED, opts, &err, &off, NULL);
-    if (!re) {
-        PCRE2_UCHAR msg[256];
-        pcre2_get_error_message(err, msg, sizeof msg);
-        return jl_fail(JL_ERR_FORMAT, "pre-tokenizer regex, offset %zu: %s", (size_t)off, (const char *)msg);
-    }
-    pcre2_jit_compile(re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter if JIT is unavailable */
-    *out = re;
-    return JL_OK;
+    jl_status st = tok_compile_regex(pattern, strlen(pattern), out);
+    return st == JL_OK ? st : jl_fail_context(st, "pre-tokenizer");
 }
 
 /* ---- GPT-2 byte ↔ unicode mapping: printable Latin-1 bytes map to themselves, the other 68 to U+0100.. ---- */
@@ -147,7 +152,7 @@ jl_status tok_table_add(tok_table *tb, const char *s, size_t n) {
     }
     if (tb->len + n > UINT32_MAX) return jl_fail(JL_ERR_ARG, "vocabulary too large");
     if (tb->n == 0) tb->off[0] = 0;
-    memcpy(tb->bytes + tb->len, s, n);
+    if (n) memcpy(tb->bytes + tb->len, s, n);
     tb->len += n;
     tb->off[++tb->n] = (uint32_t)tb->len;
     return JL_OK;
@@ -177,16 +182,16 @@ int32_t tok_lookup(const jl_tokenizer *t, const char *s, size_t n) {
 }
 
 /* Fills the bytes → id hash; the first id of a duplicated byte string wins (specials never shadow bytes). */
-static jl_status build_vocab_map(jl_tokenizer *t) {
+static jl_status build_vocab_map(jl_tokenizer *t, const uint8_t *in_vocab) {
     size_t cap = pow2_at_least((size_t)t->n_vocab * 2);
     t->vocab_slots = calloc(cap, sizeof *t->vocab_slots);
     if (!t->vocab_slots) return jl_fail(JL_ERR_NOMEM, "out of memory (vocabulary)");
     t->vocab_mask = cap - 1;
     for (int32_t id = 0; id < t->n_vocab; id++) {
-        if (t->is_special[id]) continue;
+        if (t->is_special[id] && !(in_vocab && in_vocab[id])) continue;
         const char *s = t->tok_bytes + t->tok_off[id];
         size_t n = t->tok_off[id + 1] - t->tok_off[id];
-        if (tok_lookup(t, s, n) >= 0) continue;
+        if (n == 0 || tok_lookup(t, s, n) >= 0) continue;
         size_t i = tok_hash_bytes(s, n) & t->vocab_mask;
         while (t->vocab_slots[i]) i = (i + 1) & t->vocab_mask;
         t->vocab_slots[i] = (uint32_t)id + 1;
@@ -225,7 +230,13 @@ static jl_status build_pairs(jl_tokenizer *t, const tok_spec *sp) {
             buf = b;
         }
         memcpy(buf, t->tok_bytes + t->tok_off[l], nl);
-        memcpy(buf + nl, t->tok_bytes + t->tok_off[r], nr);
+        const char *rs = t->tok_bytes + t->tok_off[r];
+        size_t pl = sp->subword_prefix ? strlen(sp->subword_prefix) : 0;
+        if (pl && nr >= pl && !memcmp(rs, sp->subword_prefix, pl)) { /* HF: a + b without b's prefix */
+            rs += pl;
+            nr -= pl;
+        }
+        memcpy(buf + nl, rs, nr);
         int32_t merged = tok_lookup(t, buf, nl + nr);
         if (merged < 0) {
             st = jl_fail(JL_ERR_FORMAT, "%s: merge %d: the merged token is not in the vocabulary", sp->origin, m);
@@ -256,7 +267,8 @@ static jl_status build_byte_pairs(jl_tokenizer *t) {
     if (!t->byte_pairs) return jl_fail(JL_ERR_NOMEM, "out of memory");
     for (int a = 0; a < 256; a++)
         for (int b = 0; b < 256; b++) {
-            const tok_pair_slot *s = tok_pair_find(&t->pairs, t->byte_id[a], t->byte_id[b]);
+            const tok_pair_slot *s = t->byte_id[a] < 0 || t->byte_id[b] < 0
+                                         ? NULL : tok_pair_find(&t->pairs, t->byte_id[a], t->byte_id[b]);
             t->byte_pairs[a * 256 + b].rank = s ? s->rank : INT32_MAX;
             t->byte_pairs[a * 256 + b].merged = s ? s->merged : -1;
         }
@@ -282,8 +294,10 @@ static jl_status build_specials(jl_tokenizer *t, const tok_spec *sp) {
 
 jl_status tok_build(const tok_spec *sp, jl_tokenizer **out) {
     *out = NULL;
-    if (sp->n_vocab < 256) return jl_fail(JL_ERR_FORMAT, "%s: vocabulary of %d tokens is smaller than the 256 bytes",
-                                          sp->origin, sp->n_vocab);
+    if (sp->n_vocab < (sp->char_level ? 1 : 256))
+        return jl_fail(JL_ERR_FORMAT, sp->char_level ? "%s: the vocabulary is empty"
+                                                     : "%s: vocabulary of %d tokens is smaller than the 256 bytes",
+                       sp->origin, sp->n_vocab);
     jl_tokenizer *t = calloc(1, sizeof *t);
     if (!t) return jl_fail(JL_ERR_NOMEM, "out of memory");
     t->n_vocab = sp->n_vocab;
@@ -292,7 +306,7 @@ jl_status tok_build(const tok_spec *sp, jl_tokenizer **out) {
     t->tok_off = malloc(sizeof(uint32_t) * ((size_t)sp->n_vocab + 1));
     t->tok_bytes = malloc(nbytes + 1);
     t->is_special = calloc((size_t)sp->n_vocab, 1);
-    t->pattern = strdup(sp->pattern);
+    t->pattern = strdup(sp->pattern ? sp->pattern : "");
     jl_status st = JL_OK;
     if (!t->tok_off || !t->tok_bytes || !t->is_special || !t->pattern) st = jl_fail(JL_ERR_NOMEM, "out of memory");
     if (st == JL_OK) {
@@ -300,21 +314,23 @@ jl_status tok_build(const tok_spec *sp, jl_tokenizer **out) {
         memcpy(t->tok_bytes, sp->tok_bytes, nbytes);
         st = build_specials(t, sp);
     }
-    if (st == JL_OK) st = build_vocab_map(t);
+    if (st == JL_OK) st = build_vocab_map(t, sp->in_vocab);
     for (int b = 0; b < 256 && st == JL_OK; b++) {
         char c = (char)b;
         t->byte_id[b] = tok_lookup(t, &c, 1);
-        if (t->byte_id[b] < 0)
+        if (t->byte_id[b] < 0 && !sp->char_level)
             st = jl_fail(JL_ERR_FORMAT, "%s: not a byte-level vocabulary: byte 0x%02X has no token", sp->origin, b);
     }
     if (st == JL_OK) st = build_pairs(t, sp);
     if (st == JL_OK) st = build_byte_pairs(t);
-    if (st == JL_OK) st = tok_compile_pattern(sp->pattern, &t->re);
+    if (st == JL_OK && t->pattern[0]) st = tok_compile_pattern(t->pattern, &t->re);
+    if (st == JL_OK) st = tok_pipeline_default(t);
+    if (st == JL_OK) t->pipe->char_level = sp->char_level;
     if (st != JL_OK) {
         jl_tokenizer_free(t);
         return st;
     }
-    t->parallel_safe = tok_pattern_parallel_safe(sp->pattern);
+    t->parallel_safe = tok_pattern_parallel_safe(t->pattern);
     *out = t;
     return JL_OK;
 }
@@ -333,6 +349,8 @@ void jl_tokenizer_free(jl_tokenizer *t) {
     free(t->is_special);
     free(t->pattern);
     if (t->re) pcre2_code_free(t->re);
+    tok_pipeline_free(t->pipe);
+    free(t->source_json);
     free(t);
 }
 
@@ -366,8 +384,18 @@ const char *jl_tokenizer_token(const jl_tokenizer *t, int32_t id, size_t *len) {
         if (len) *len = 0;
         return NULL;
     }
-    if (len) *len = t->tok_off[id + 1] - t->tok_off[id];
-    return t->tok_bytes + t->tok_off[id];
+    const tok_pipeline *p = t->pipe;
+    const uint32_t *off = p->dec_bytes ? p->dec_off : t->tok_off;
+    if (len) *len = off[id + 1] - off[id];
+    return (p->dec_bytes ? p->dec_bytes : t->tok_bytes) + off[id];
+}
+
+void jl_tokenizer_template(const jl_tokenizer *t, const int32_t **prefix, size_t *n_prefix, const int32_t **suffix,
+                           size_t *n_suffix) {
+    *prefix = t->pipe->tpl_prefix;
+    *n_prefix = t->pipe->n_tpl_prefix;
+    *suffix = t->pipe->tpl_suffix;
+    *n_suffix = t->pipe->n_tpl_suffix;
 }
 
 int32_t jl_tokenizer_special(const jl_tokenizer *t, const char *name) {

@@ -132,7 +132,7 @@ void jl_bpe_trainer_free(jl_bpe_trainer *tr) {
 jl_status jl_bpe_trainer_add(jl_bpe_trainer *tr, const char *text, size_t len) {
     tok_unit *units;
     size_t n_units;
-    jl_status st = tok_split_units(NULL, tr->parallel_safe, text, len, 1 << 20, &units, &n_units);
+    jl_status st = tok_split_units(NULL, 0, tr->parallel_safe, text, len, 1 << 20, &units, &n_units);
     if (st != JL_OK) return st;
     int n_threads = omp_get_max_threads();
     word_map *maps = calloc((size_t)n_threads, sizeof *maps);

@@ -10,9 +10,8 @@
 #include "jielong/checkpoint.h"
 #include "jielong/metrics.h"
 #include "model/model.h"
-#include "train/steplog.h"
+#include "train/run.h"
 #include "train/stream.h"
-#include "train/train_state.h"
 #include "train/trainer.h"
 #include <json.h>
 #include <math.h>
@@ -24,24 +23,12 @@
 
 void jl_distill_defaults(jl_distill_opts *o) {
     memset(o, 0, sizeof *o);
-    o->B = 8;
+    jl_stage_opts_defaults(&o->train);
     o->T = 256;
-    o->accum = 1;
-    o->steps = 1000;
-    o->lr = 0; /* 0: the student width's default */
-    o->min_lr_frac = 0.1f;
-    o->weight_decay = 0.1f;
-    o->beta1 = 0.9f;
-    o->beta2 = 0.95f;
-    o->grad_clip = 1.0f;
-    o->warmup = -1;
-    o->schedule = JL_SCHED_COSINE;
     o->temperature = 1.0f;
     o->alpha = 0.5f;
     o->data_seed = 1337;
-    o->eval_every = 100;
     o->eval_batches = 8;
-    o->save_every = 500;
 }
 
 jl_status jl_distill_check_pair(const jl_model *teacher, const jl_tokenizer *tt, const jl_model *student,
@@ -96,80 +83,40 @@ static double distill_loss(void *ctx, const int32_t *tokens, const int32_t *targ
     return loss;
 }
 
-/* The options in the training-state form pretraining uses (train_state.h), and the two of distillation. */
-static jl_pretrain_opts state_opts(const jl_distill_opts *o) {
-    jl_pretrain_opts p;
-    jl_pretrain_defaults(&p);
-    p.B = o->B;
-    p.T = o->T;
-    p.accum = o->accum;
-    p.steps = o->steps;
-    p.lr = o->lr;
-    p.min_lr_frac = o->min_lr_frac;
-    p.warmup = o->warmup;
-    p.schedule = o->schedule;
-    p.weight_decay = o->weight_decay;
-    p.beta1 = o->beta1;
-    p.beta2 = o->beta2;
-    p.grad_clip = o->grad_clip;
-    p.seed = 0; /* the student's initialisation is the caller's */
-    return p;
-}
-
 jl_status jl_distill_opts_from_state(const char *state, jl_distill_opts *o) {
-    jl_pretrain_opts p = state_opts(o);
+    json_object *j = json_tokener_parse(state), *v;
+    jl_status st = j && json_object_is_type(j, json_type_object) ? JL_OK
+                                                                 : jl_fail(JL_ERR_FORMAT, "training state is not a JSON object");
+    const char *stage = st == JL_OK && json_object_object_get_ex(j, "stage", &v) ? json_object_get_string(v) : "";
+    if (st == JL_OK && strcmp(stage, "distill") != 0)
+        st = jl_fail(JL_ERR_ARG, "a %s checkpoint cannot resume distill", stage[0] ? stage : "stage-less");
     double tau, alpha;
-    jl_status st = jl_train_state_check_stage(state, "distill");
-    if (st == JL_OK) st = jl_pretrain_opts_from_state(state, &p);
-    if (st == JL_OK) st = jl_train_state_number(state, "temperature", &tau);
-    if (st == JL_OK) st = jl_train_state_number(state, "alpha", &alpha);
+    long T;
+    if (st == JL_OK) st = jl_state_read_opts(j, &o->train);
+    if (st == JL_OK) st = jl_state_long(j, "T", 1, 1L << 20, &T);
+    if (st == JL_OK) st = jl_state_num(j, "temperature", 1e-6, 1e6, &tau);
+    if (st == JL_OK) st = jl_state_num(j, "alpha", 0, 1, &alpha);
+    json_object_put(j);
     if (st != JL_OK) return st;
-    o->B = p.B;
-    o->T = p.T;
-    o->accum = p.accum;
-    o->steps = p.steps;
-    o->lr = p.lr;
-    o->min_lr_frac = p.min_lr_frac;
-    o->warmup = p.warmup;
-    o->schedule = p.schedule;
-    o->weight_decay = p.weight_decay;
-    o->beta1 = p.beta1;
-    o->beta2 = p.beta2;
-    o->grad_clip = p.grad_clip;
+    o->T = (int)T;
     o->temperature = (float)tau;
     o->alpha = (float)alpha;
     return JL_OK;
 }
 
-/* Step, data position and moments from a distillation checkpoint, whose soft targets must be these. */
-static jl_status resume_state(const jl_checkpoint *ck, jl_trainer *t, jl_token_stream *s, const jl_distill_opts *o) {
-    const jl_pretrain_opts p = state_opts(o);
-    jl_status st = jl_train_state_resume(ck, "distill", t, s, &p);
-    jl_distill_opts saved = *o;
-    if (st == JL_OK) st = jl_distill_opts_from_state(ck->train_state, &saved);
-    if (st == JL_OK && (saved.temperature != o->temperature || saved.alpha != o->alpha))
-        st = jl_fail(JL_ERR_ARG, "checkpoint was distilled with temperature %g, alpha %g, not %g, %g",
-                     (double)saved.temperature, (double)saved.alpha, (double)o->temperature, (double)o->alpha);
-    return st;
-}
-
-static jl_status save_model(const char *path, jl_trainer *t, const jl_tokenizer *tok, const jl_distill_opts *o,
-                            const jl_token_stream *s, int with_optimizer) {
-    const jl_pretrain_opts p = state_opts(o);
-    const jl_state_extra extra[] = {{"temperature", o->temperature}, {"alpha", o->alpha}};
-    return jl_train_state_save(path, "distill", t, tok, &p, s, extra, 2, with_optimizer);
-}
-
 static jl_status check_opts(const jl_model *student, const jl_model *teacher, const jl_tokens *train,
                             const jl_distill_opts *o) {
-    if (o->B < 1 || o->T < 1) return jl_fail(JL_ERR_ARG, "batch size and sequence length must be ≥ 1");
+    if (o->train.run.batch < 1 || o->T < 1) return jl_fail(JL_ERR_ARG, "batch size and sequence length must be ≥ 1");
     if (o->T > student->cfg.max_seq_len || o->T > teacher->cfg.max_seq_len)
         return jl_fail(JL_ERR_ARG, "sequence length %d is larger than the student's context %d or the teacher's %d",
                        o->T, student->cfg.max_seq_len, teacher->cfg.max_seq_len);
     if (!(o->temperature > 0) || !isfinite(o->temperature))
         return jl_fail(JL_ERR_ARG, "temperature must be > 0 (got %g)", (double)o->temperature);
     if (!(o->alpha >= 0 && o->alpha <= 1)) return jl_fail(JL_ERR_ARG, "alpha must be in [0, 1] (got %g)", (double)o->alpha);
-    if (o->steps < 1) return jl_fail(JL_ERR_ARG, "steps must be ≥ 1");
+    if (o->train.run.steps < 1) return jl_fail(JL_ERR_ARG, "steps must be ≥ 1");
+    if (teacher->cfg.vocab_size != student->cfg.vocab_size)
+        return jl_fail(JL_ERR_ARG, "teacher vocabulary %d ≠ student vocabulary %d", teacher->cfg.vocab_size,
+                       student->cfg.vocab_size);
     if (train->n < (size_t)o->T + 1)
         return jl_fail(JL_ERR_ARG, "training data has %zu tokens, fewer than one sequence of %d", train->n, o->T + 1);
     for (size_t i = 0; i < train->n; i++)
@@ -179,8 +126,28 @@ static jl_status check_opts(const jl_model *student, const jl_model *teacher, co
     return JL_OK;
 }
 
-static void emit(jl_event_fn fn, void *user, const jl_train_event *ev) {
-    if (fn) fn(user, ev);
+/* ---------------------------------------------------------------- the stage */
+
+typedef struct {
+    jl_distill_opts o;
+    jl_trainer *t;
+    distill_hook hook;
+    const jl_tokenizer *tok;
+    jl_token_stream s;
+    const jl_tokens *val;
+} distill_stage;
+
+static jl_status ds_step(void *self, jl_stage_step *out) {
+    distill_stage *d = self;
+    jl_step_stats ss;
+    d->hook.kl_sum = 0;
+    d->hook.counted = 0;
+    jl_status st = jl_trainer_step(d->t, jl_stream_batch, &d->s, &ss);
+    if (st != JL_OK) return st;
+    *out = (jl_stage_step){.loss = ss.loss, .grad_norm = ss.grad_norm, .lr = ss.lr, .tokens = ss.tokens,
+                           .seconds = ss.seconds, .skipped = ss.skipped ? "loss or gradient not finite" : NULL};
+    jl_metric_add(&out->m, "kl", d->hook.counted ? d->hook.kl_sum / (double)d->hook.counted : 0.0);
+    return JL_OK;
 }
 
 /* Held-out cross-entropy of a model over the first eval_batches windows of val. */
@@ -189,90 +156,79 @@ static jl_status heldout(jl_trainer *t, const jl_tokens *val, int batches, doubl
     return jl_trainer_eval(t, jl_stream_batch, &vs, batches, loss);
 }
 
-jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *tok, const jl_tokens *train,
-                     const jl_tokens *val, const jl_distill_opts *opts, const jl_checkpoint *resume, jl_event_fn on_event,
-                     void *user) {
-    jl_distill_opts o = *opts;
-    jl_status st = check_opts(student, teacher, train, &o);
-    if (st == JL_OK && (teacher->cfg.vocab_size != student->cfg.vocab_size))
-        st = jl_fail(JL_ERR_ARG, "teacher vocabulary %d ≠ student vocabulary %d", teacher->cfg.vocab_size,
-                     student->cfg.vocab_size);
-    if (st != JL_OK) return st;
-    if (o.lr <= 0) o.lr = jl_config_default_lr(&student->cfg);
-    if (o.warmup < 0) o.warmup = o.steps / 20 < 100 ? o.steps / 20 : 100;
-    int have_val = val && val->n >= (size_t)o.T + 1;
-
-    distill_hook hook = {.teacher = teacher, .temperature = o.temperature, .alpha = o.alpha};
-    jl_trainer_opts to = {.B = o.B, .T = o.T, .accum = o.accum, .loss_hook = distill_loss, .loss_ctx = &hook};
-    const jl_pretrain_opts p = state_opts(&o);
-    jl_train_state_optim(&p, &to.opt);
-    jl_trainer *t = NULL, *teacher_eval = NULL;
-    if ((st = jl_mkdir_p(o.out_dir)) != JL_OK) return st;
-    if ((st = jl_acts_new(&teacher->cfg, o.B, o.T, &hook.tacts)) != JL_OK) return st;
-    jl_token_stream s = {.data = train, .shuffle = o.data_order == JL_DATA_SHUFFLED, .seed = o.data_seed};
-    if ((st = jl_trainer_new(student, &to, &t)) != JL_OK || (resume && (st = resume_state(resume, t, &s, &o)) != JL_OK)) {
-        jl_trainer_free(t);
-        jl_acts_free(&hook.tacts);
+/* Step 0: the teacher's held-out loss, the floor the student is pulled towards; later the student's. */
+static jl_status ds_eval(void *self, long step, jl_metric_set *out) {
+    distill_stage *d = self;
+    if (!d->val || d->val->n < (size_t)d->o.T + 1 || d->o.eval_batches < 1) return JL_OK;
+    double v;
+    jl_status st;
+    if (step == 0) {
+        if (d->o.train.run.eval_every <= 0) return JL_OK;
+        jl_trainer_opts eo = {.B = d->o.train.run.batch, .T = d->o.T, .accum = 1};
+        jl_trainer *te;
+        if ((st = jl_trainer_new(d->hook.teacher, &eo, &te)) != JL_OK) return st;
+        st = heldout(te, d->val, d->o.eval_batches, &v);
+        jl_trainer_free(te);
+        if (st == JL_OK) jl_metric_add(out, "teacher_val_loss", v);
         return st;
     }
-    char metrics_path[4096], ckpt_path[4096], model_path[4096];
-    snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", o.out_dir);
-    snprintf(ckpt_path, sizeof ckpt_path, "%s/checkpoint.safetensors", o.out_dir);
-    snprintf(model_path, sizeof model_path, "%s/model.safetensors", o.out_dir);
-    if (!resume) unlink(metrics_path); /* a fresh run starts a fresh log */
-    jl_metrics *log = NULL;
-    st = jl_metrics_open(metrics_path, &log);
-    /* the teacher's held-out loss: the floor the student is pulled towards (logged once, by the first run) */
-    if (st == JL_OK && !resume && have_val && o.eval_every > 0) {
-        jl_trainer_opts eo = {.B = o.B, .T = o.T, .accum = 1};
-        double tv;
-        if ((st = jl_trainer_new(teacher, &eo, &teacher_eval)) == JL_OK &&
-            (st = heldout(teacher_eval, val, o.eval_batches, &tv)) == JL_OK) {
-            const char *k[] = {"teacher_val_loss"};
-            st = jl_metrics_log(log, "distill", 0, 1, k, &tv);
-        }
-        jl_trainer_free(teacher_eval);
+    st = heldout(d->t, d->val, d->o.eval_batches, &v);
+    if (st == JL_OK) jl_metric_add(out, "val_loss", v);
+    return st;
+}
+
+static jl_status ds_save_state(void *self, json_object *j) {
+    distill_stage *d = self;
+    json_object_object_add(j, "temperature", json_object_new_double(d->o.temperature));
+    json_object_object_add(j, "alpha", json_object_new_double(d->o.alpha));
+    return jl_stream_state_save(&d->s, d->o.T, j);
+}
+
+static jl_status ds_restore_state(void *self, json_object *j) {
+    distill_stage *d = self;
+    double tau, alpha;
+    jl_status st = jl_state_num(j, "temperature", 1e-6, 1e6, &tau);
+    if (st == JL_OK) st = jl_state_num(j, "alpha", 0, 1, &alpha);
+    if (st == JL_OK && ((float)tau != d->o.temperature || (float)alpha != d->o.alpha))
+        st = jl_fail(JL_ERR_ARG, "checkpoint was distilled with temperature %g, alpha %g, not %g, %g", tau, alpha,
+                     (double)d->o.temperature, (double)d->o.alpha);
+    return st == JL_OK ? jl_stream_state_restore(&d->s, d->o.T, j) : st;
+}
+
+static jl_status ds_save_result(void *self, char *path, size_t size) {
+    distill_stage *d = self;
+    snprintf(path, size, "%s/model.safetensors", d->o.train.run.out_dir);
+    return jl_save_model_file(d->t->model, d->tok, path);
+}
+
+static const jl_stage_i distill_i = {.name = "distill", .step = ds_step, .evaluate = ds_eval,
+                                     .save_state = ds_save_state, .restore_state = ds_restore_state,
+                                     .save_result = ds_save_result};
+
+jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *tok, const jl_tokens *train,
+                     const jl_tokens *val, const jl_distill_opts *opts, jl_event_fn on_event, void *user) {
+    distill_stage d = {.o = *opts, .tok = tok, .val = val,
+                       .s = {.data = train, .shuffle = opts->data_order == JL_DATA_SHUFFLED, .seed = opts->data_seed}};
+    jl_stage_opts *o = &d.o.train;
+    jl_status st = check_opts(student, teacher, train, &d.o);
+    if (st != JL_OK) return st;
+    if (o->optim.lr <= 0) o->optim.lr = jl_config_default_lr(&student->cfg);
+    o->optim.warmup = jl_default_warmup(o->optim.warmup, o->run.steps);
+    const int B = o->run.batch, T = d.o.T;
+    d.hook = (distill_hook){.teacher = teacher, .temperature = d.o.temperature, .alpha = d.o.alpha};
+    jl_trainer_opts to = {.B = B, .T = T, .accum = o->optim.accum, .loss_hook = distill_loss, .loss_ctx = &d.hook};
+    jl_optim_from_cfg(&o->optim, o->run.steps, &to.opt);
+    if ((st = jl_acts_new(&teacher->cfg, B, T, &d.hook.tacts)) != JL_OK) return st;
+    if ((st = jl_trainer_new(student, &to, &d.t)) == JL_OK) {
+        /* the teacher's forward (a third of its training FLOPs) counts too when its soft targets are used */
+        double flops = (jl_model_train_flops(&student->cfg, B, T) +
+                        (d.o.alpha > 0 ? jl_model_train_flops(&teacher->cfg, B, T) / 3 : 0)) * o->optim.accum;
+        jl_stage s = {.i = &distill_i, .self = &d, .what = {.t = d.t, .tok = tok}, .o = o, .steps_may_change = 1,
+                      .eval_at_start = 1, .flops_per_step = flops};
+        st = jl_train_run(&s, on_event, user);
     }
-    /* the teacher's forward (a third of its training FLOPs) counts too when its soft targets are used */
-    jl_step_log steps = {.log = log, .stage = "distill", .total_steps = o.steps, .on_event = on_event, .user = user,
-                         .flops_per_step = (jl_model_train_flops(&student->cfg, o.B, o.T) +
-                                            (o.alpha > 0 ? jl_model_train_flops(&teacher->cfg, o.B, o.T) / 3 : 0)) *
-                                           o.accum,
-                         .peak_gflops = o.peak_gflops};
-    long steps_this_run = 0;
-    while (st == JL_OK && t->step < o.steps) {
-        jl_step_stats ss;
-        hook.kl_sum = 0;
-        hook.counted = 0;
-        if ((st = jl_trainer_step(t, jl_stream_batch, &s, &ss)) != JL_OK) break;
-        steps_this_run++;
-        long step = t->step;
-        double kl = hook.counted ? hook.kl_sum / (double)hook.counted : 0.0;
-        const char *kl_key[] = {"kl"};
-        if ((st = jl_step_log_write(&steps, step, &ss, 1, kl_key, &kl)) != JL_OK) break;
-        int last = step == o.steps || (o.stop_after > 0 && steps_this_run >= o.stop_after);
-        if (have_val && o.eval_every > 0 && (step % o.eval_every == 0 || last)) {
-            double val_loss;
-            if ((st = heldout(t, val, o.eval_batches, &val_loss)) != JL_OK) break;
-            const char *vk[] = {"val_loss"};
-            if ((st = jl_metrics_log(log, "distill", step, 1, vk, &val_loss)) != JL_OK) break;
-            jl_train_event e2 = {.kind = JL_EV_EVAL, .step = step, .total_steps = o.steps, .val_loss = val_loss};
-            emit(on_event, user, &e2);
-        }
-        if ((o.save_every > 0 && step % o.save_every == 0) || last) {
-            if ((st = save_model(ckpt_path, t, tok, &o, &s, 1)) != JL_OK) break;
-            jl_train_event e3 = {.kind = JL_EV_SAVE, .step = step, .total_steps = o.steps, .path = ckpt_path};
-            emit(on_event, user, &e3);
-        }
-        if (last) break;
-    }
-    if (st == JL_OK && t->step == o.steps && (st = save_model(model_path, t, tok, &o, &s, 0)) == JL_OK) {
-        jl_train_event e4 = {.kind = JL_EV_SAVE, .step = t->step, .total_steps = o.steps, .path = model_path};
-        emit(on_event, user, &e4);
-    }
-    jl_metrics_close(log);
-    jl_trainer_free(t);
-    jl_acts_free(&hook.tacts);
+    jl_trainer_free(d.t);
+    jl_acts_free(&d.hook.tacts);
     return st;
 }
 

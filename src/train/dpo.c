@@ -54,121 +54,147 @@ double dpo_pairs_loss(jl_model *m, jl_acts *a, const rl_batch *b, const double *
     return s->loss;
 }
 
-/* ---------------------------------------------------------------- training */
+/* ---------------------------------------------------------------- the stage */
 
 typedef struct {
+    const jl_rl_opts *o;
+    const jl_tokenizer *tok;
     jl_trainer *t;
     rl_ref ref;
     rl_batch b;
+    rl_pairs p;
     float *tok_buf;
-    const jl_rl_opts *o;
-} dpo_run;
+} dpo_stage;
 
-static void ref_logps(dpo_run *r, double *ref) {
+static void ref_logps(dpo_stage *r, double *ref) {
     dpo_seq_logps(rl_ref_enter(&r->ref), &r->t->acts, &r->b, r->tok_buf, ref);
     rl_ref_leave(&r->ref);
 }
 
-static jl_status dpo_eval(dpo_run *r, rl_pairs *p, dpo_stats *out) {
-    const int batch = r->o->batch;
+static void add_stats(jl_metric_set *m, const dpo_stats *s, int eval) {
+    jl_metric_add(m, eval ? "eval_loss" : "loss", s->loss);
+    jl_metric_add(m, eval ? "eval_rewards_chosen" : "rewards_chosen", s->chosen);
+    jl_metric_add(m, eval ? "eval_rewards_rejected" : "rewards_rejected", s->rejected);
+    jl_metric_add(m, eval ? "eval_margin" : "margin", s->margin);
+    jl_metric_add(m, eval ? "eval_accuracy" : "accuracy", s->accuracy);
+}
+
+static jl_status dpo_eval(void *self, long step, jl_metric_set *m) {
+    dpo_stage *r = self;
+    (void)step;
+    const int batch = r->o->train.run.batch;
     const rl_seq *rows[2 * batch];
     size_t cursor = 0;
     int pairs = 0, n;
-    memset(out, 0, sizeof *out);
-    while ((n = rl_pairs_eval(p, &cursor, batch, rows)) > 0) {
+    dpo_stats out = {0};
+    while ((n = rl_pairs_eval(&r->p, &cursor, batch, rows)) > 0) {
         rl_batch_fill(&r->b, rows, n);
         double ref[n];
         ref_logps(r, ref);
         dpo_stats s;
         dpo_pairs_loss(r->t->model, &r->t->acts, &r->b, ref, r->o->beta, r->o->loss, r->tok_buf, NULL, &s);
         double w = n / 2;
-        out->loss += s.loss * w;
-        out->chosen += s.chosen * w;
-        out->rejected += s.rejected * w;
-        out->accuracy += s.accuracy * w;
+        out.loss += s.loss * w;
+        out.chosen += s.chosen * w;
+        out.rejected += s.rejected * w;
+        out.accuracy += s.accuracy * w;
         pairs += n / 2;
     }
-    out->loss /= pairs;
-    out->chosen /= pairs;
-    out->rejected /= pairs;
-    out->accuracy /= pairs;
-    out->margin = out->chosen - out->rejected;
+    out.loss /= pairs;
+    out.chosen /= pairs;
+    out.rejected /= pairs;
+    out.accuracy /= pairs;
+    out.margin = out.chosen - out.rejected;
+    add_stats(m, &out, 1);
     return JL_OK;
 }
 
+static jl_status dpo_step(void *self, jl_stage_step *out) {
+    dpo_stage *r = self;
+    const int batch = r->o->train.run.batch;
+    const rl_seq *rows[2 * batch];
+    rl_batch_fill(&r->b, rows, rl_pairs_next(&r->p, batch, rows));
+    double ref[2 * batch];
+    ref_logps(r, ref);
+    rl_zero_grads(r->t, NULL);
+    dpo_stats s;
+    rl_grad_pass_begin(r->t);
+    dpo_pairs_loss(r->t->model, &r->t->acts, &r->b, ref, r->o->beta, r->o->loss, r->tok_buf, &r->t->gview, &s);
+    rl_grad_pass_end(r->t);
+    float lr;
+    int applied = rl_update(r->t, NULL, s.loss, &out->grad_norm, &lr);
+    out->loss = s.loss;
+    out->lr = lr;
+    out->tokens = (long)r->b.rows * r->b.T;
+    out->skipped = applied ? NULL : "loss or gradient not finite";
+    jl_metric_add(&out->m, "rewards_chosen", s.chosen);
+    jl_metric_add(&out->m, "rewards_rejected", s.rejected);
+    jl_metric_add(&out->m, "margin", s.margin);
+    jl_metric_add(&out->m, "accuracy", s.accuracy);
+    return JL_OK;
+}
+
+static jl_status dpo_save_state(void *self, json_object *j) {
+    dpo_stage *r = self;
+    rl_pairs_state_save(&r->p, j);
+    rl_ref_state_save(&r->ref, j);
+    json_object_object_add(j, "beta", json_object_new_double(r->o->beta));
+    json_object_object_add(j, "loss_kind", json_object_new_int(r->o->loss));
+    return JL_OK;
+}
+
+static jl_status dpo_restore_state(void *self, json_object *j) {
+    dpo_stage *r = self;
+    double beta;
+    long kind;
+    jl_status st = jl_state_num(j, "beta", 1e-12, 1e12, &beta);
+    if (st == JL_OK) st = jl_state_long(j, "loss_kind", 0, 1, &kind);
+    if (st == JL_OK && ((float)beta != r->o->beta || kind != (long)r->o->loss))
+        st = jl_fail(JL_ERR_ARG, "the checkpoint was trained with beta %g and loss %s, not %g and %s", beta,
+                     kind ? "ipo" : "sigmoid", (double)r->o->beta, r->o->loss ? "ipo" : "sigmoid");
+    if (st == JL_OK) st = rl_ref_state_restore(&r->ref, j);
+    return st == JL_OK ? rl_pairs_state_restore(&r->p, j) : st;
+}
+
+static jl_status dpo_save_result(void *self, char *path, size_t size) {
+    dpo_stage *r = self;
+    return rl_save_policy(r->t->model, r->tok, r->o->train.run.out_dir, path, size);
+}
+
+static const jl_stage_i dpo_i = {.name = "dpo", .step = dpo_step, .evaluate = dpo_eval, .save_state = dpo_save_state,
+                                 .restore_state = dpo_restore_state, .save_result = dpo_save_result};
+
 jl_status jl_dpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_pref_set *set, const jl_rl_opts *o,
-                       jl_rl_event_fn fn, void *user) {
+                       jl_event_fn fn, void *user) {
+    const int batch = o->train.run.batch;
     int max_len = o->max_len > 0 ? o->max_len : policy->cfg.max_seq_len;
     if (max_len > policy->cfg.max_seq_len)
         return jl_fail(JL_ERR_ARG, "max length %d is larger than the model's context %d", max_len,
                        policy->cfg.max_seq_len);
-    if (o->batch < 1 || o->steps < 1) return jl_fail(JL_ERR_ARG, "batch and steps must be ≥ 1");
+    if (batch < 1 || o->train.run.steps < 1) return jl_fail(JL_ERR_ARG, "batch and steps must be ≥ 1");
     if (!(o->beta > 0)) return jl_fail(JL_ERR_ARG, "beta must be > 0 (got %g)", o->beta);
-    rl_pairs p;
+    dpo_stage r = {.o = o, .tok = tok};
     size_t dropped = 0;
-    jl_status st = rl_pairs_encode(tok, set, max_len, o->eval_fraction, o->seed, &p, o->skip_long ? &dropped : NULL);
+    jl_status st = rl_pairs_encode(tok, set, max_len, o->eval_fraction, o->train.run.seed, &r.p,
+                                   o->skip_long ? &dropped : NULL);
     if (o->skipped_long) *o->skipped_long = dropped;
     if (st != JL_OK) return st;
-    int T = rl_pairs_longest(&p);
-    dpo_run r = {.o = o};
-    rl_report rep = {0};
+    int T = rl_pairs_longest(&r.p);
     jl_lora *lora = NULL;
-    if ((st = rl_lora_begin(policy, o, 2 * o->batch * T, &lora)) == JL_OK && (st = rl_ref_new(policy, &r.ref)) == JL_OK &&
-        (st = rl_trainer_new(policy, 2 * o->batch, T, o, &r.t)) == JL_OK &&
-        (st = rl_batch_new(2 * o->batch, T, &r.b)) == JL_OK) {
-        r.tok_buf = malloc((size_t)2 * o->batch * T * sizeof(float));
-        st = r.tok_buf ? rl_report_open(&rep, "dpo", o->out_dir, o->steps, fn, user) : jl_fail(JL_ERR_NOMEM, "out of memory");
+    if ((st = rl_lora_begin(policy, o, 2 * batch * T, &lora)) == JL_OK && (st = rl_ref_new(policy, &r.ref)) == JL_OK &&
+        (st = rl_trainer_new(policy, 2 * batch, T, o, o->train.run.steps, &r.t)) == JL_OK &&
+        (st = rl_batch_new(2 * batch, T, &r.b)) == JL_OK) {
+        r.tok_buf = malloc((size_t)2 * batch * T * sizeof(float));
+        /* the starting point is evaluated too: policy == reference, every implicit reward 0 */
+        jl_stage s = {.i = &dpo_i, .self = &r, .what = {.t = r.t, .lora = lora, .tok = tok}, .o = &o->train,
+                      .eval_at_start = 1, .eval_at_end = 1};
+        st = r.tok_buf ? jl_train_run(&s, fn, user) : jl_fail(JL_ERR_NOMEM, "out of memory");
     }
-    const rl_seq *rows[2 * o->batch];
-    long skips_in_a_row = 0;
-    if (st == JL_OK) { /* the starting point: policy == reference, every implicit reward 0 */
-        dpo_stats e;
-        st = dpo_eval(&r, &p, &e);
-        const char *ek[] = {"eval_loss", "eval_rewards_chosen", "eval_rewards_rejected", "eval_margin",
-                            "eval_accuracy"};
-        double ev[] = {e.loss, e.chosen, e.rejected, e.margin, e.accuracy};
-        if (st == JL_OK) st = rl_report_metrics(&rep, JL_RL_EVAL, 0, 5, ek, ev);
-    }
-    while (st == JL_OK && r.t->step < o->steps) {
-        rl_batch_fill(&r.b, rows, rl_pairs_next(&p, o->batch, rows));
-        double ref[2 * o->batch];
-        ref_logps(&r, ref);
-        rl_zero_grads(r.t, NULL);
-        dpo_stats s;
-        rl_grad_pass_begin(r.t);
-        dpo_pairs_loss(policy, &r.t->acts, &r.b, ref, o->beta, o->loss, r.tok_buf, &r.t->gview, &s);
-        rl_grad_pass_end(r.t);
-        double gn;
-        float lr;
-        int applied = rl_update(r.t, NULL, s.loss, &gn, &lr);
-        long step = r.t->step;
-        const char *keys[] = {"loss", "rewards_chosen", "rewards_rejected", "margin", "accuracy", "lr", "grad_norm",
-                              "skipped"};
-        double vals[] = {s.loss, s.chosen, s.rejected, s.margin, s.accuracy, lr, gn, !applied};
-        if ((st = rl_report_metrics(&rep, JL_RL_STEP, step, 8, keys, vals)) != JL_OK) break;
-        if ((st = rl_count_skip(&rep, step, applied ? NULL : "loss or gradient not finite", &skips_in_a_row)) != JL_OK)
-            break;
-        int last = step == o->steps;
-        if (last || (o->eval_every > 0 && step % o->eval_every == 0)) {
-            dpo_stats e;
-            if ((st = dpo_eval(&r, &p, &e)) != JL_OK) break;
-            const char *ek[] = {"eval_loss", "eval_rewards_chosen", "eval_rewards_rejected", "eval_margin",
-                                "eval_accuracy"};
-            double ev[] = {e.loss, e.chosen, e.rejected, e.margin, e.accuracy};
-            if ((st = rl_report_metrics(&rep, JL_RL_EVAL, step, 5, ek, ev)) != JL_OK) break;
-        }
-        if (last || (o->save_every > 0 && step % o->save_every == 0)) {
-            char path[4096];
-            st = rl_save_policy(policy, tok, o->out_dir, path, sizeof path);
-            if (st == JL_OK) rl_report_text(&rep, JL_RL_SAVE, step, path);
-        }
-    }
-    rl_report_close(&rep);
     free(r.tok_buf);
     rl_batch_free(&r.b);
     jl_trainer_free(r.t);
     rl_ref_free(&r.ref);
     rl_lora_end(policy, lora);
-    rl_pairs_free(&p);
+    rl_pairs_free(&r.p);
     return st;
 }

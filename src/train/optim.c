@@ -1,5 +1,4 @@
 #include "train/optim.h"
-#include "core/kernels.h"
 #include <math.h>
 #include <string.h>
 
@@ -40,26 +39,3 @@ float jl_lr_at(const jl_optim_opts *o, long step) {
     return (float)(min_lr + (o->lr - min_lr) * decay);
 }
 
-static size_t tensor_numel(const jl_tensor_info *t) {
-    return (size_t)t->shape[0] * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
-}
-
-double jl_grad_norm(const jl_model *m, const float *grads) {
-    double sumsq = 0.0;
-    for (int i = 0; i < m->n_tensors; i++) {
-        const jl_tensor_info *t = &m->tensors[i];
-        if (!t->frozen) sumsq += jl_sumsq(grads + t->offset, tensor_numel(t));
-    }
-    return sqrt(sumsq);
-}
-
-void jl_adamw_step(jl_model *m, const float *grads, float *mom1, float *mom2, const jl_optim_opts *o, float lr,
-                   long t) {
-    for (int i = 0; i < m->n_tensors; i++) {
-        const jl_tensor_info *ti = &m->tensors[i];
-        if (ti->frozen) continue;
-        size_t off = ti->offset;
-        jl_adamw_update(m->params + off, grads + off, mom1 + off, mom2 + off, tensor_numel(ti), lr, o->beta1, o->beta2,
-                        o->eps, ti->decay ? o->weight_decay : 0.0f, (int)t);
-    }
-}

@@ -1,4 +1,4 @@
-/* AdamW over the model's tensors, learning-rate schedules, gradient norm and clipping. */
+/* Learning-rate schedules and the optimizer settings of the trainer (AdamW itself: core/optim.c, trainer.c). */
 #ifndef JL_TRAIN_OPTIM_H
 #define JL_TRAIN_OPTIM_H
 #include "model/model.h"
@@ -21,10 +21,4 @@ jl_status jl_schedule_parse(const char *name, jl_schedule *out);
 const char *jl_schedule_name(jl_schedule s);
 /* Learning rate for 0-based optimizer step `step`. */
 float jl_lr_at(const jl_optim_opts *o, long step);
-/* sqrt(Σ g²) over the non-frozen tensors. */
-double jl_grad_norm(const jl_model *m, const float *grads);
-/* One AdamW update of every non-frozen tensor; t ≥ 1 is the update count (bias correction). */
-void jl_adamw_step(jl_model *m, const float *grads, float *mom1, float *mom2, const jl_optim_opts *o, float lr,
-                   long t);
-
 #endif

@@ -224,36 +224,109 @@ int rl_pairs_eval(const rl_pairs *p, size_t *cursor, int batch, const rl_seq **r
 
 /* ---------------------------------------------------------------- training */
 
-static jl_status rm_eval(jl_trainer *t, rl_head *h, rl_pairs *p, rl_batch *b, int batch, rm_stats *out) {
+void rl_pairs_state_save(const rl_pairs *p, json_object *j) {
+    json_object_object_add(j, "data_pos", json_object_new_int64((int64_t)p->pos));
+    jl_state_set_u64(j, "data_rng", p->rng);
+    jl_state_set_indices(j, "data_order", p->order, p->n);
+}
+
+jl_status rl_pairs_state_restore(rl_pairs *p, json_object *j) {
+    long pos;
+    jl_status st = jl_state_long(j, "data_pos", 0, (long)p->n_train, &pos);
+    if (st == JL_OK) st = jl_state_u64(j, "data_rng", &p->rng);
+    if (st == JL_OK) st = jl_state_indices(j, "data_order", p->order, p->n, p->n);
+    if (st == JL_OK) p->pos = (size_t)pos;
+    return st;
+}
+
+uint64_t rl_reward_model_fingerprint(const jl_reward_model *rm) {
+    return jl_params_fingerprint(rm->ck.model->params, rm->ck.model->n_params) ^
+           jl_params_fingerprint(rm->head.w, (size_t)rm->head.C);
+}
+
+/* ---------------------------------------------------------------- the stage */
+
+typedef struct {
+    const jl_rl_opts *o;
+    jl_trainer *t;
+    const jl_tokenizer *tok;
+    rl_head h;
+    rl_batch b;
+    rl_pairs p;
+} reward_stage;
+
+static jl_status rm_eval(void *self, long step, jl_metric_set *out) {
+    reward_stage *r = self;
+    (void)step;
+    const int batch = r->o->train.run.batch;
     const rl_seq *rows[2 * batch];
     size_t cursor = 0;
     double loss = 0, acc = 0, margin = 0;
     int pairs = 0, n;
-    while ((n = rl_pairs_eval(p, &cursor, batch, rows)) > 0) {
-        rl_batch_fill(b, rows, n);
+    while ((n = rl_pairs_eval(&r->p, &cursor, batch, rows)) > 0) {
+        rl_batch_fill(&r->b, rows, n);
         rm_stats s;
-        rm_pairs_loss(t->model, &t->acts, b, h, NULL, &s);
+        rm_pairs_loss(r->t->model, &r->t->acts, &r->b, &r->h, NULL, &s);
         loss += s.loss * n / 2;
         acc += s.accuracy * n / 2;
         margin += s.margin * n / 2;
         pairs += n / 2;
     }
-    out->loss = loss / pairs;
-    out->accuracy = acc / pairs;
-    out->margin = margin / pairs;
+    jl_metric_add(out, "eval_loss", loss / pairs);
+    jl_metric_add(out, "eval_accuracy", acc / pairs);
+    jl_metric_add(out, "eval_margin", margin / pairs);
     return JL_OK;
 }
 
-static jl_status rm_save(jl_trainer *t, const rl_head *h, const jl_tokenizer *tok, const char *dir, rl_report *rep) {
-    char path[4096];
-    jl_status st = rl_save_merged(t->model, tok, dir, path, sizeof path); /* with LoRA: base + adapter folded in */
-    if (st == JL_OK && t->model->lora) st = rl_save_policy(t->model, tok, dir, path, sizeof path);
-    if (st != JL_OK) return st;
-    snprintf(path, sizeof path, "%s/score.safetensors", dir);
-    st = rl_head_save(h, path, SCORE_TENSOR);
-    if (st == JL_OK) rl_report_text(rep, JL_RL_SAVE, t->step, dir);
+static jl_status rm_step(void *self, jl_stage_step *out) {
+    reward_stage *r = self;
+    const int batch = r->o->train.run.batch;
+    const rl_seq *rows[2 * batch];
+    rl_batch_fill(&r->b, rows, rl_pairs_next(&r->p, batch, rows));
+    rl_zero_grads(r->t, &r->h);
+    rm_stats s;
+    rl_grad_pass_begin(r->t);
+    rm_pairs_loss(r->t->model, &r->t->acts, &r->b, &r->h, &r->t->gview, &s);
+    rl_grad_pass_end(r->t);
+    float lr;
+    int applied = rl_update(r->t, &r->h, s.loss, &out->grad_norm, &lr);
+    out->loss = s.loss;
+    out->lr = lr;
+    out->tokens = (long)r->b.rows * r->b.T;
+    out->skipped = applied ? NULL : "loss or gradient not finite";
+    jl_metric_add(&out->m, "accuracy", s.accuracy);
+    jl_metric_add(&out->m, "margin", s.margin);
+    return JL_OK;
+}
+
+static jl_status rm_save_state(void *self, json_object *j) {
+    reward_stage *r = self;
+    rl_pairs_state_save(&r->p, j);
+    rl_head_state_save(&r->h, "score", j);
+    return JL_OK;
+}
+
+static jl_status rm_restore_state(void *self, json_object *j) {
+    reward_stage *r = self;
+    jl_status st = rl_pairs_state_restore(&r->p, j);
+    return st == JL_OK ? rl_head_state_restore(&r->h, "score", j) : st;
+}
+
+static jl_status rm_save_result(void *self, char *path, size_t size) {
+    reward_stage *r = self;
+    const char *dir = r->o->train.run.out_dir;
+    jl_status st = rl_save_merged(r->t->model, r->tok, dir, path, size); /* with LoRA: base + adapter folded in */
+    if (st == JL_OK && r->t->model->lora) st = rl_save_policy(r->t->model, r->tok, dir, path, size);
+    char score[4096];
+    snprintf(score, sizeof score, "%s/score.safetensors", dir);
+    if (st == JL_OK) st = rl_head_save(&r->h, score, SCORE_TENSOR);
+    snprintf(path, size, "%s", dir);
     return st;
 }
+
+static const jl_stage_i reward_i = {.name = "reward", .step = rm_step, .evaluate = rm_eval,
+                                    .save_state = rm_save_state, .restore_state = rm_restore_state,
+                                    .save_result = rm_save_result};
 
 int rl_pairs_longest(const rl_pairs *p) {
     int T = 1;
@@ -262,66 +335,32 @@ int rl_pairs_longest(const rl_pairs *p) {
 }
 
 jl_status jl_reward_train(jl_model *base, const jl_tokenizer *tok, const jl_pref_set *set, const jl_rl_opts *o,
-                          jl_rl_event_fn fn, void *user) {
+                          jl_event_fn fn, void *user) {
+    const int batch = o->train.run.batch;
     int max_len = o->max_len > 0 ? o->max_len : base->cfg.max_seq_len;
     if (max_len > base->cfg.max_seq_len)
         return jl_fail(JL_ERR_ARG, "max length %d is larger than the model's context %d", max_len, base->cfg.max_seq_len);
-    if (o->batch < 1 || o->steps < 1) return jl_fail(JL_ERR_ARG, "batch and steps must be ≥ 1");
-    rl_pairs p;
+    if (batch < 1 || o->train.run.steps < 1) return jl_fail(JL_ERR_ARG, "batch and steps must be ≥ 1");
+    reward_stage r = {.o = o, .tok = tok};
     size_t dropped = 0;
-    jl_status st = rl_pairs_encode(tok, set, max_len, o->eval_fraction, o->seed, &p, o->skip_long ? &dropped : NULL);
+    jl_status st = rl_pairs_encode(tok, set, max_len, o->eval_fraction, o->train.run.seed, &r.p,
+                                   o->skip_long ? &dropped : NULL);
     if (o->skipped_long) *o->skipped_long = dropped;
     if (st != JL_OK) return st;
-    int T = rl_pairs_longest(&p);
-    jl_trainer *t = NULL;
-    rl_head h = {0};
-    rl_batch b = {0};
-    rl_report rep = {0};
+    int T = rl_pairs_longest(&r.p);
     jl_lora *lora = NULL;
-    if ((st = rl_lora_begin(base, o, 2 * o->batch * T, &lora)) == JL_OK &&
-        (st = rl_trainer_new(base, 2 * o->batch, T, o, &t)) == JL_OK && (st = rl_head_new(base->cfg.dim, o->seed, &h)) == JL_OK &&
-        (st = rl_batch_new(2 * o->batch, T, &b)) == JL_OK)
-        st = rl_report_open(&rep, "reward", o->out_dir, o->steps, fn, user);
-    const rl_seq *rows[2 * o->batch];
-    long skips_in_a_row = 0;
-    if (st == JL_OK) { /* the untrained head, for comparison */
-        rm_stats e;
-        st = rm_eval(t, &h, &p, &b, o->batch, &e);
-        const char *ek[] = {"eval_loss", "eval_accuracy", "eval_margin"};
-        double ev[] = {e.loss, e.accuracy, e.margin};
-        if (st == JL_OK) st = rl_report_metrics(&rep, JL_RL_EVAL, 0, 3, ek, ev);
+    if ((st = rl_lora_begin(base, o, 2 * batch * T, &lora)) == JL_OK &&
+        (st = rl_trainer_new(base, 2 * batch, T, o, o->train.run.steps, &r.t)) == JL_OK &&
+        (st = rl_head_new(base->cfg.dim, o->train.run.seed, &r.h)) == JL_OK &&
+        (st = rl_batch_new(2 * batch, T, &r.b)) == JL_OK) {
+        jl_stage s = {.i = &reward_i, .self = &r, .what = {.t = r.t, .lora = lora, .tok = tok}, .o = &o->train,
+                      .eval_at_start = 1, .eval_at_end = 1};
+        st = jl_train_run(&s, fn, user);
     }
-    while (st == JL_OK && t->step < o->steps) {
-        rl_batch_fill(&b, rows, rl_pairs_next(&p, o->batch, rows));
-        rl_zero_grads(t, &h);
-        rm_stats s;
-        rl_grad_pass_begin(t);
-        rm_pairs_loss(base, &t->acts, &b, &h, &t->gview, &s);
-        rl_grad_pass_end(t);
-        double gn;
-        float lr;
-        int applied = rl_update(t, &h, s.loss, &gn, &lr);
-        long step = t->step;
-        const char *keys[] = {"loss", "accuracy", "margin", "lr", "grad_norm", "skipped"};
-        double vals[] = {s.loss, s.accuracy, s.margin, lr, gn, !applied};
-        if ((st = rl_report_metrics(&rep, JL_RL_STEP, step, 6, keys, vals)) != JL_OK) break;
-        if ((st = rl_count_skip(&rep, step, applied ? NULL : "loss or gradient not finite", &skips_in_a_row)) != JL_OK)
-            break;
-        int last = step == o->steps;
-        if (last || (o->eval_every > 0 && step % o->eval_every == 0)) {
-            rm_stats e;
-            if ((st = rm_eval(t, &h, &p, &b, o->batch, &e)) != JL_OK) break;
-            const char *ek[] = {"eval_loss", "eval_accuracy", "eval_margin"};
-            double ev[] = {e.loss, e.accuracy, e.margin};
-            if ((st = rl_report_metrics(&rep, JL_RL_EVAL, step, 3, ek, ev)) != JL_OK) break;
-        }
-        if (last || (o->save_every > 0 && step % o->save_every == 0)) st = rm_save(t, &h, tok, o->out_dir, &rep);
-    }
-    rl_report_close(&rep);
-    rl_batch_free(&b);
-    rl_head_free(&h);
-    jl_trainer_free(t);
+    rl_batch_free(&r.b);
+    rl_head_free(&r.h);
+    jl_trainer_free(r.t);
     rl_lora_end(base, lora);
-    rl_pairs_free(&p);
+    rl_pairs_free(&r.p);
     return st;
 }

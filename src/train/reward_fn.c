@@ -1,4 +1,4 @@
-/* Rewards of RL rollouts: rule-based functions by name (the poem-form checks of DESIGN.md and toy rules for
+/* Rewards of RL rollouts: rule-based functions by name (the poem-form checks of docs/DESIGN.md and toy rules for
  * tests) or a trained reward model. */
 #include "train/rl_common.h"
 #include <stdlib.h>
@@ -80,4 +80,8 @@ void jl_reward_fn_free(jl_reward_fn *fn) {
     if (!fn) return;
     jl_reward_model_free(fn->rm);
     free(fn);
+}
+
+uint64_t rl_reward_fn_identity(jl_reward_fn *fn) {
+    return fn->rm ? rl_reward_model_fingerprint(fn->rm) : (uint64_t)fn->kind + 1;
 }

@@ -4,6 +4,7 @@
 #include "core/seqloss.h"
 #include "model/lora.h"
 #include "io/fileio.h"
+#include "jielong/checkpoint.h"
 #include "jielong/safetensors.h"
 #include <math.h>
 #include <stdio.h>
@@ -194,14 +195,9 @@ jl_status rl_head_load(const char *path, const char *tensor, int C, rl_head *h) 
 
 /* ---------------------------------------------------------------- optimisation */
 
-jl_status rl_trainer_new(jl_model *m, int rows, int T, const jl_rl_opts *o, jl_trainer **out) {
-    jl_trainer_opts to = {.B = rows, .T = T, .accum = 1, .seed = o->seed ^ 0xD50F0u};
-    jl_optim_defaults(&to.opt, o->lr, o->steps);
-    to.opt.weight_decay = o->weight_decay;
-    to.opt.grad_clip = o->grad_clip;
-    to.opt.min_lr_frac = o->min_lr_frac;
-    to.opt.warmup_steps = o->warmup;
-    to.opt.schedule = JL_SCHED_COSINE;
+jl_status rl_trainer_new(jl_model *m, int rows, int T, const jl_rl_opts *o, long total_updates, jl_trainer **out) {
+    jl_trainer_opts to = {.B = rows, .T = T, .accum = 1, .seed = o->train.run.seed ^ 0xD50F0u};
+    jl_optim_from_cfg(&o->train.optim, total_updates, &to.opt);
     jl_param_group adapter;
     if (m->lora) { /* the adapter is the trainable block; the (frozen) model gets no gradient buffer */
         adapter = (jl_param_group){jl_lora_params(m->lora), jl_lora_grads(m->lora), jl_lora_num_params(m->lora), 0};
@@ -254,7 +250,7 @@ int rl_update(jl_trainer *t, rl_head *head, double loss, double *grad_norm, floa
 jl_status rl_lora_begin(jl_model *m, const jl_rl_opts *o, int tokens, jl_lora **out) {
     *out = NULL;
     if (!o->use_lora) return JL_OK;
-    jl_status st = jl_lora_new(m, &o->lora, o->seed ^ 0x4C6F5241ull, out);
+    jl_status st = jl_lora_new(m, &o->lora, o->train.run.seed ^ 0x4C6F5241ull, out);
     if (st != JL_OK) return st;
     if ((st = jl_model_attach_lora(m, *out, tokens)) != JL_OK) {
         jl_lora_free(*out);
@@ -296,51 +292,43 @@ void rl_ref_free(rl_ref *ref) {
 
 /* ---------------------------------------------------------------- reporting and saving */
 
-jl_status rl_report_open(rl_report *r, const char *stage, const char *out_dir, long total_steps, jl_rl_event_fn fn,
-                         void *user) {
-    memset(r, 0, sizeof *r);
-    r->stage = stage;
-    r->fn = fn;
-    r->user = user;
-    r->total_steps = total_steps;
-    jl_status st = jl_mkdir_p(out_dir);
-    if (st != JL_OK) return st;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/metrics.jsonl", out_dir);
-    unlink(path); /* a fresh run starts a fresh log */
-    return jl_metrics_open(path, &r->log);
+void rl_head_state_save(const rl_head *h, const char *key, json_object *j) {
+    jl_state_set_floats(j, key, h->w, (size_t)h->C);
+    char k[64];
+    snprintf(k, sizeof k, "%s_adam_m", key);
+    jl_state_set_floats(j, k, h->m, (size_t)h->C);
+    snprintf(k, sizeof k, "%s_adam_v", key);
+    jl_state_set_floats(j, k, h->v, (size_t)h->C);
 }
 
-void rl_report_close(rl_report *r) {
-    jl_metrics_close(r->log);
-    r->log = NULL;
-}
-
-jl_status rl_report_metrics(rl_report *r, jl_rl_event_kind kind, long step, int n, const char *const *keys,
-                            const double *values) {
-    jl_status st = jl_metrics_log(r->log, r->stage, step, n, keys, values);
-    jl_rl_event ev = {.kind = kind, .step = step, .total_steps = r->total_steps, .n = n, .keys = keys,
-                      .values = values};
-    if (st == JL_OK && r->fn) r->fn(r->user, &ev);
+jl_status rl_head_state_restore(rl_head *h, const char *key, json_object *j) {
+    char km[64], kv[64];
+    snprintf(km, sizeof km, "%s_adam_m", key);
+    snprintf(kv, sizeof kv, "%s_adam_v", key);
+    jl_status st = jl_state_floats(j, key, h->w, (size_t)h->C);
+    if (st == JL_OK) st = jl_state_floats(j, km, h->m, (size_t)h->C);
+    if (st == JL_OK) st = jl_state_floats(j, kv, h->v, (size_t)h->C);
+    for (int i = 0; st == JL_OK && i < h->C; i++)
+        if (h->v[i] < 0) st = jl_fail(JL_ERR_FORMAT, "training state: field '%s' holds %g at %d (must be ≥ 0)", kv,
+                                      (double)h->v[i], i);
     return st;
 }
 
-void rl_report_text(rl_report *r, jl_rl_event_kind kind, long step, const char *text) {
-    jl_rl_event ev = {.kind = kind, .step = step, .total_steps = r->total_steps, .text = text};
-    if (r->fn) r->fn(r->user, &ev);
+static uint64_t ref_fingerprint(rl_ref *ref) {
+    jl_model *m = rl_ref_enter(ref);
+    uint64_t h = jl_params_fingerprint(m->params, m->n_params);
+    rl_ref_leave(ref);
+    return h;
 }
 
-jl_status rl_count_skip(rl_report *r, long step, const char *why, long *in_a_row) {
-    if (!why) {
-        *in_a_row = 0;
-        return JL_OK;
-    }
-    char text[160];
-    snprintf(text, sizeof text, "%s; update skipped", why);
-    rl_report_text(r, JL_RL_SKIP, step, text);
-    if (++*in_a_row >= JL_MAX_SKIPS_IN_A_ROW)
-        return jl_fail(JL_ERR_RUNTIME, "%s for %d steps in a row (step %ld)", why, JL_MAX_SKIPS_IN_A_ROW, step);
-    return JL_OK;
+void rl_ref_state_save(rl_ref *ref, json_object *j) { jl_state_set_u64(j, "reference", ref_fingerprint(ref)); }
+
+jl_status rl_ref_state_restore(rl_ref *ref, json_object *j) {
+    uint64_t saved;
+    jl_status st = jl_state_u64(j, "reference", &saved);
+    if (st == JL_OK && saved != ref_fingerprint(ref))
+        st = jl_fail(JL_ERR_ARG, "the starting model is not the one this run started from (its reference)");
+    return st;
 }
 
 jl_status rl_save_model(jl_model *m, const jl_tokenizer *tok, const char *out_dir, const char *name, char *path_out,
@@ -390,20 +378,20 @@ void rl_shuffle(size_t *idx, size_t n, uint64_t *rng_state) {
 
 void jl_rl_defaults(jl_rl_opts *o, jl_rl_stage stage) {
     memset(o, 0, sizeof *o);
-    o->batch = 8;
-    o->steps = 200;
-    o->lr = stage == JL_STAGE_REWARD ? 1e-4f : 1e-5f;
-    o->weight_decay = 0.0f;
-    o->grad_clip = 1.0f;
-    o->min_lr_frac = 0.1f;
-    o->warmup = 0;
-    o->seed = 1337;
+    jl_stage_opts_defaults(&o->train);
+    jl_optim_cfg *c = &o->train.optim;
+    jl_run_cfg *r = &o->train.run;
+    r->batch = stage == JL_STAGE_GRPO || stage == JL_STAGE_PPO ? 4 : 8;
+    r->steps = 200;
+    r->eval_every = 50;
+    r->save_every = 0;
+    c->lr = stage == JL_STAGE_REWARD ? 1e-4f : 1e-5f;
+    c->weight_decay = 0.0f;
+    c->warmup = 0;
     o->eval_fraction = 0.05;
-    o->eval_every = 50;
-    o->save_every = 0;
     o->beta = 0.1f;
     o->loss = JL_DPO_SIGMOID;
-    o->group = 8;
+    o->group = stage == JL_STAGE_PPO ? 1 : 8;
     o->max_new = 64;
     o->temperature = 1.0f;
     o->clip_eps = 0.2f;
@@ -414,6 +402,4 @@ void jl_rl_defaults(jl_rl_opts *o, jl_rl_stage stage) {
     o->lam = 0.95f;
     o->vf_coef = 0.1f;
     o->value_clip = 0.2f;
-    if (stage == JL_STAGE_GRPO || stage == JL_STAGE_PPO) o->batch = 4;
-    if (stage == JL_STAGE_PPO) o->group = 1;
 }

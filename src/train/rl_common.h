@@ -3,9 +3,8 @@
  * update over model + head, metrics and events. */
 #ifndef JL_TRAIN_RL_COMMON_H
 #define JL_TRAIN_RL_COMMON_H
-#include "jielong/metrics.h"
 #include "jielong/rlhf.h"
-#include "train/steplog.h"
+#include "train/run.h"
 #include "train/trainer.h"
 
 
@@ -27,9 +26,8 @@ void rl_seq_free(rl_seq *s);
 
 /* Samples an answer after each prompt (rows: prompt i repeated as given), at most max_new tokens, stopping at
  * <|end|> or <|eos|> (kept as the last response token) or at max_len. out[i] gets prompt + answer with
- * resp_start at the answer. The ONE place that generates: a full forward per token here; switch it to the
- * KV-cache engine (include/jielong/generate.h) when that lands. With an adapter attached, the session runs on
- * a merged copy of the weights made for this call (the session does not apply adapters yet). */
+ * resp_start at the answer. The ONE place that generates: the KV-cache engine (include/jielong/generate.h),
+ * which applies an attached LoRA adapter unmerged (rollout.c). */
 jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const rl_seq *const *prompts, int rows,
                      int max_new, int max_len, float temperature, uint64_t *rng_state, rl_seq *out);
 /* The answer text of a rolled-out sequence (without the closing <|end|>/<|eos|>), malloc'd. */
@@ -76,9 +74,9 @@ const float *rl_hidden(const jl_acts *a, const rl_batch *b, int r, int t, int C)
  * skipped; increments t->step either way. */
 int rl_update(jl_trainer *t, rl_head *head, double loss, double *grad_norm, float *lr);
 
-/* A trainer for custom losses: micro-batch capacity rows × T, optimizer from o. With an adapter attached to m
- * (rl_lora_begin), the adapter is what it trains. */
-jl_status rl_trainer_new(jl_model *m, int rows, int T, const jl_rl_opts *o, jl_trainer **out);
+/* A trainer for custom losses: micro-batch capacity rows × T, optimizer from o over total_updates updates. With
+ * an adapter attached to m (rl_lora_begin), the adapter is what it trains. */
+jl_status rl_trainer_new(jl_model *m, int rows, int T, const jl_rl_opts *o, long total_updates, jl_trainer **out);
 /* Zeroes the trainer's gradients (model or adapter) and the head's. */
 void rl_zero_grads(jl_trainer *t, rl_head *head);
 /* Around a forward/backward that computes gradients: LoRA dropout on (masks from the trainer's RNG). Passes
@@ -102,25 +100,6 @@ jl_model *rl_ref_enter(rl_ref *ref);
 void rl_ref_leave(rl_ref *ref);
 void rl_ref_free(rl_ref *ref);
 
-/* Metrics file and event callback of a stage. */
-typedef struct {
-    const char *stage;
-    jl_metrics *log;
-    jl_rl_event_fn fn;
-    void *user;
-    long total_steps;
-} rl_report;
-
-jl_status rl_report_open(rl_report *r, const char *stage, const char *out_dir, long total_steps, jl_rl_event_fn fn,
-                         void *user);
-void rl_report_close(rl_report *r);
-jl_status rl_report_metrics(rl_report *r, jl_rl_event_kind kind, long step, int n, const char *const *keys,
-                            const double *values);
-void rl_report_text(rl_report *r, jl_rl_event_kind kind, long step, const char *text);
-/* Counts a step whose update was skipped (why: the reason, reported as a skip event) or applied (why NULL: the
- * count restarts). JL_ERR_RUNTIME after JL_MAX_SKIPS_IN_A_ROW skipped steps in a row. */
-jl_status rl_count_skip(rl_report *r, long step, const char *why, long *in_a_row);
-
 /* out_dir/name with tok's JSON in the metadata. */
 jl_status rl_save_model(jl_model *m, const jl_tokenizer *tok, const char *out_dir, const char *name, char *path_out,
                         size_t path_size);
@@ -131,6 +110,17 @@ jl_status rl_save_merged(jl_model *m, const jl_tokenizer *tok, const char *out_d
 /* Saves a head as a one-tensor safetensors file (tensor `tensor`, shape (1, C)). */
 jl_status rl_head_save(const rl_head *h, const char *path, const char *tensor);
 jl_status rl_head_load(const char *path, const char *tensor, int C, rl_head *h);
+
+/* A head (weights and moments) in a training state, exactly. */
+void rl_head_state_save(const rl_head *h, const char *key, json_object *j);
+jl_status rl_head_state_restore(rl_head *h, const char *key, json_object *j);
+/* The reference's identity (a fingerprint of its weights) in a training state: a resumed run must start from the
+ * same model. */
+void rl_ref_state_save(rl_ref *ref, json_object *j);
+jl_status rl_ref_state_restore(rl_ref *ref, json_object *j);
+/* An identity of a reward function (the rule, or the reward model's weights). */
+uint64_t rl_reward_fn_identity(jl_reward_fn *fn);
+uint64_t rl_reward_model_fingerprint(const struct jl_reward_model *rm);
 
 /* A copy of m (same config and weights). */
 jl_status rl_model_clone(const jl_model *m, jl_model **out);

@@ -24,4 +24,8 @@ int rl_pairs_next(rl_pairs *p, int batch, const rl_seq **rows);
 /* Held-out pairs from *cursor on, at most `batch`; returns the rows filled (0 at the end). */
 int rl_pairs_eval(const rl_pairs *p, size_t *cursor, int batch, const rl_seq **rows);
 
+/* The data position, order and RNG in a training state. */
+void rl_pairs_state_save(const rl_pairs *p, json_object *j);
+jl_status rl_pairs_state_restore(rl_pairs *p, json_object *j);
+
 #endif

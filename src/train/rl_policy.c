@@ -98,7 +98,7 @@ static jl_status encode_prompts(run *r, const jl_tokenizer *tok, const jl_rl_set
 static jl_status rollout(run *r, const jl_tokenizer *tok, size_t *which) {
     const jl_rl_opts *o = r->o;
     const rl_seq *rows[r->rows];
-    for (int p = 0; p < o->batch; p++) {
+    for (int p = 0; p < o->train.run.batch; p++) {
         if (r->pos >= r->n_prompts) {
             r->pos = 0;
             rl_shuffle(r->order, r->n_prompts, &r->rng);
@@ -250,10 +250,10 @@ static jl_status check_opts(const jl_model *m, const jl_rl_opts *o, algo kind, i
     *max_len = o->max_len > 0 ? o->max_len : m->cfg.max_seq_len;
     if (*max_len > m->cfg.max_seq_len)
         return jl_fail(JL_ERR_ARG, "max length %d is larger than the model's context %d", *max_len, m->cfg.max_seq_len);
-    if (o->batch < 1 || o->steps < 1 || o->group < 1 || o->max_new < 1 || o->epochs < 1 || o->minibatches < 1)
+    if (o->train.run.batch < 1 || o->train.run.steps < 1 || o->group < 1 || o->max_new < 1 || o->epochs < 1 || o->minibatches < 1)
         return jl_fail(JL_ERR_ARG, "batch, steps, group, max-new, epochs and minibatches must be ≥ 1");
-    if (o->minibatches > o->batch * o->group)
-        return jl_fail(JL_ERR_ARG, "%d minibatches for %d rollouts", o->minibatches, o->batch * o->group);
+    if (o->minibatches > o->train.run.batch * o->group)
+        return jl_fail(JL_ERR_ARG, "%d minibatches for %d rollouts", o->minibatches, o->train.run.batch * o->group);
     if (kind == ALGO_GRPO && o->group < 2) return jl_fail(JL_ERR_ARG, "GRPO needs a group of at least 2 answers");
     if (!(o->clip_eps > 0)) return jl_fail(JL_ERR_ARG, "clip epsilon must be > 0");
     return JL_OK;
@@ -291,19 +291,18 @@ static void run_free(run *r) {
 
 static jl_status run_new(run *r, jl_model *policy, const jl_tokenizer *tok, const jl_rl_set *set, int max_len) {
     const jl_rl_opts *o = r->o;
-    r->rows = o->batch * o->group;
+    r->rows = o->train.run.batch * o->group;
     r->cap_T = max_len;
-    r->rng = o->seed ^ 0x0F1E2D3C4B5A6978ull;
-    jl_rl_opts sched = *o; /* the schedule counts optimizer updates */
-    sched.steps = o->steps * o->epochs * o->minibatches;
+    r->rng = o->train.run.seed ^ 0x0F1E2D3C4B5A6978ull;
     size_t n = (size_t)r->rows * (size_t)max_len;
     r->policy = policy;
     jl_status st = encode_prompts(r, tok, set, max_len);
     if (st == JL_OK) st = rl_lora_begin(policy, o, r->rows * max_len, &r->lora);
-    if (st == JL_OK) st = rl_trainer_new(policy, r->rows, max_len, &sched, &r->t);
+    /* the schedule counts optimizer updates */
+    if (st == JL_OK) st = rl_trainer_new(policy, r->rows, max_len, o, o->train.run.steps * o->epochs * o->minibatches, &r->t);
     if (st == JL_OK) st = rl_ref_new(policy, &r->ref); /* KL is always reported */
     if (st == JL_OK && r->kind == ALGO_PPO) {
-        st = rl_head_new(policy->cfg.dim, o->seed, &r->value);
+        st = rl_head_new(policy->cfg.dim, o->train.run.seed, &r->value);
         if (st == JL_OK) memset(r->value.w, 0, (size_t)r->value.C * sizeof(float)); /* values start at 0 */
     }
     if (st == JL_OK) st = rl_batch_new(r->rows, max_len, &r->full);
@@ -340,69 +339,135 @@ static void rollout_logprobs(run *r, double *kl) {
         *kl += (rl_row_sum(b, r->fa.old_logp, row) - rl_row_sum(b, r->fa.ref_logp, row)) / b->rows;
 }
 
+/* ---------------------------------------------------------------- the stage */
+
+typedef struct {
+    run r;
+    const jl_tokenizer *tok;
+    const jl_rl_set *set;
+    jl_reward_fn *fn;
+    size_t *which;
+} policy_stage;
+
+/* One iteration: rollouts, rewards, advantages, epochs × minibatches of clipped updates. */
+static jl_status ps_step(void *self, jl_stage_step *out) {
+    policy_stage *p = self;
+    run *r = &p->r;
+    double answer_len, kl;
+    jl_status st = rollout(r, p->tok, p->which);
+    if (st != JL_OK) return st;
+    const rl_seq *rows[r->rows];
+    for (int i = 0; i < r->rows; i++) rows[i] = &r->seqs[i];
+    rl_batch_fill(&r->full, rows, r->rows);
+    if ((st = score_rows(r, p->tok, p->set, p->fn, p->which, &answer_len)) != JL_OK) return st;
+    double mean = 0, var = 0;
+    for (int i = 0; i < r->rows; i++) mean += r->scores[i] / r->rows;
+    for (int i = 0; i < r->rows; i++) var += (r->scores[i] - mean) * (r->scores[i] - mean) / r->rows;
+    rollout_logprobs(r, &kl);
+    if (r->kind == ALGO_GRPO) grpo_advantages(r);
+    else ppo_advantages(r);
+    size_t npos = (size_t)r->full.rows * r->full.T;
+    const char *bad = !all_finite(r->scores, (size_t)r->rows) ? "a reward is not finite"
+                      : !all_finite(r->fa.adv, npos)         ? "an advantage is not finite"
+                                                             : NULL;
+    iter_stats is = {0};
+    if (!bad) {
+        optimise(r, &is);
+        if (is.applied < is.updates) bad = "loss or gradient not finite";
+    }
+    *out = (jl_stage_step){.loss = is.loss, .grad_norm = is.grad_norm, .lr = is.lr, .skipped = bad,
+                           .tokens = (long)npos};
+    const char *keys[] = {"reward", "reward_std", "kl", "entropy", "clip_frac", "value_loss", "ratio_first",
+                          "answer_len"};
+    double vals[] = {mean, sqrt(var), kl, is.entropy, is.clip_frac, is.value_loss, is.ratio_first, answer_len};
+    for (int i = 0; i < 8; i++) jl_metric_add(&out->m, keys[i], vals[i]);
+    return JL_OK;
+}
+
+static jl_status ps_save_state(void *self, json_object *j) {
+    policy_stage *p = self;
+    run *r = &p->r;
+    const jl_rl_opts *o = r->o;
+    json_object_object_add(j, "data_pos", json_object_new_int64((int64_t)r->pos));
+    jl_state_set_u64(j, "data_rng", r->rng);
+    jl_state_set_indices(j, "data_order", r->order, r->n_prompts);
+    rl_ref_state_save(&r->ref, j);
+    jl_state_set_u64(j, "reward_identity", rl_reward_fn_identity(p->fn));
+    if (r->kind == ALGO_PPO) rl_head_state_save(&r->value, "value", j);
+    const char *keys[] = {"group", "max_new", "temperature", "clip_eps", "kl_coef", "epochs", "minibatches",
+                          "gamma", "lambda", "vf_coef", "value_clip"};
+    double vals[] = {o->group, o->max_new, o->temperature, o->clip_eps, o->kl_coef, o->epochs, o->minibatches,
+                     o->gamma, o->lam, o->vf_coef, o->value_clip};
+    for (int i = 0; i < 11; i++) jl_state_set_fixed(j, keys[i], vals[i]);
+    return JL_OK;
+}
+
+static jl_status ps_restore_state(void *self, json_object *j) {
+    policy_stage *p = self;
+    run *r = &p->r;
+    const jl_rl_opts *o = r->o;
+    const char *keys[] = {"group", "max_new", "temperature", "clip_eps", "kl_coef", "epochs", "minibatches",
+                          "gamma", "lambda", "vf_coef", "value_clip"};
+    double vals[] = {o->group, o->max_new, o->temperature, o->clip_eps, o->kl_coef, o->epochs, o->minibatches,
+                     o->gamma, o->lam, o->vf_coef, o->value_clip};
+    jl_status st = JL_OK;
+    for (int i = 0; i < 11 && st == JL_OK; i++) st = jl_state_check_fixed(j, keys[i], vals[i]);
+    long pos;
+    uint64_t reward_id;
+    if (st == JL_OK) st = jl_state_long(j, "data_pos", 0, (long)r->n_prompts, &pos);
+    if (st == JL_OK) st = jl_state_u64(j, "data_rng", &r->rng);
+    if (st == JL_OK) st = jl_state_indices(j, "data_order", r->order, r->n_prompts, r->n_prompts);
+    if (st == JL_OK) st = rl_ref_state_restore(&r->ref, j);
+    if (st == JL_OK) st = jl_state_u64(j, "reward_identity", &reward_id);
+    if (st == JL_OK && reward_id != rl_reward_fn_identity(p->fn))
+        st = jl_fail(JL_ERR_ARG, "the reward is not the one this run was trained with");
+    if (st == JL_OK && r->kind == ALGO_PPO) st = rl_head_state_restore(&r->value, "value", j);
+    if (st == JL_OK) r->pos = (size_t)pos;
+    return st;
+}
+
+static jl_status ps_save_result(void *self, char *path, size_t size) {
+    policy_stage *p = self;
+    run *r = &p->r;
+    jl_status st = rl_save_policy(r->policy, p->tok, r->o->train.run.out_dir, path, size);
+    if (st == JL_OK && r->kind == ALGO_PPO) {
+        char vpath[4096];
+        snprintf(vpath, sizeof vpath, "%s/value.safetensors", r->o->train.run.out_dir);
+        st = rl_head_save(&r->value, vpath, "value_head.weight");
+    }
+    return st;
+}
+
+static const jl_stage_i grpo_i = {.name = "grpo", .step = ps_step, .save_state = ps_save_state,
+                                  .restore_state = ps_restore_state, .save_result = ps_save_result};
+static const jl_stage_i ppo_i = {.name = "ppo", .step = ps_step, .save_state = ps_save_state,
+                                 .restore_state = ps_restore_state, .save_result = ps_save_result};
+
 static jl_status policy_train(algo kind, jl_model *policy, const jl_tokenizer *tok, const jl_rl_set *set,
-                              jl_reward_fn *fn, const jl_rl_opts *o, jl_rl_event_fn efn, void *user) {
-    const char *stage = kind == ALGO_GRPO ? "grpo" : "ppo";
+                              jl_reward_fn *fn, const jl_rl_opts *o, jl_event_fn efn, void *user) {
     int max_len;
     jl_status st = check_opts(policy, o, kind, &max_len);
     if (st == JL_OK) st = check_reward_tokenizer(fn, tok);
     if (st != JL_OK) return st;
-    run r = {.kind = kind, .o = o};
-    rl_report rep = {0};
-    st = run_new(&r, policy, tok, set, max_len);
-    if (st == JL_OK) st = rl_report_open(&rep, stage, o->out_dir, o->steps, efn, user);
-    size_t which[r.rows > 0 ? r.rows : 1];
-    long skips_in_a_row = 0;
-    for (long step = 1; st == JL_OK && step <= o->steps; step++) {
-        double answer_len, kl;
-        if ((st = rollout(&r, tok, which)) != JL_OK) break;
-        const rl_seq *rows[r.rows];
-        for (int i = 0; i < r.rows; i++) rows[i] = &r.seqs[i];
-        rl_batch_fill(&r.full, rows, r.rows);
-        if ((st = score_rows(&r, tok, set, fn, which, &answer_len)) != JL_OK) break;
-        double mean = 0, var = 0;
-        for (int i = 0; i < r.rows; i++) mean += r.scores[i] / r.rows;
-        for (int i = 0; i < r.rows; i++) var += (r.scores[i] - mean) * (r.scores[i] - mean) / r.rows;
-        rollout_logprobs(&r, &kl);
-        if (kind == ALGO_GRPO) grpo_advantages(&r);
-        else ppo_advantages(&r);
-        size_t npos = (size_t)r.full.rows * r.full.T;
-        const char *bad = !all_finite(r.scores, (size_t)r.rows) ? "a reward is not finite"
-                          : !all_finite(r.fa.adv, npos)        ? "an advantage is not finite"
-                                                               : NULL;
-        iter_stats is = {0};
-        if (!bad) {
-            optimise(&r, &is);
-            if (is.applied < is.updates) bad = "loss or gradient not finite";
-        }
-        if ((st = rl_count_skip(&rep, step, bad, &skips_in_a_row)) != JL_OK) break;
-        const char *keys[] = {"reward", "reward_std", "kl", "entropy", "clip_frac", "loss", "value_loss",
-                              "ratio_first", "answer_len", "lr", "grad_norm", "skipped"};
-        double vals[] = {mean, sqrt(var), kl, is.entropy, is.clip_frac, is.loss, is.value_loss, is.ratio_first,
-                         answer_len, is.lr, is.grad_norm, bad != NULL};
-        if ((st = rl_report_metrics(&rep, JL_RL_STEP, step, 12, keys, vals)) != JL_OK) break;
-        if (step == o->steps || (o->save_every > 0 && step % o->save_every == 0)) {
-            char path[4096];
-            st = rl_save_policy(policy, tok, o->out_dir, path, sizeof path);
-            if (st == JL_OK && kind == ALGO_PPO) {
-                char vpath[4096];
-                snprintf(vpath, sizeof vpath, "%s/value.safetensors", o->out_dir);
-                st = rl_head_save(&r.value, vpath, "value_head.weight");
-            }
-            if (st == JL_OK) rl_report_text(&rep, JL_RL_SAVE, step, path);
-        }
+    policy_stage p = {.r = {.kind = kind, .o = o}, .tok = tok, .set = set, .fn = fn};
+    st = run_new(&p.r, policy, tok, set, max_len);
+    if (st == JL_OK && !(p.which = malloc((size_t)p.r.rows * sizeof *p.which))) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+    if (st == JL_OK) {
+        jl_stage s = {.i = kind == ALGO_GRPO ? &grpo_i : &ppo_i, .self = &p,
+                      .what = {.t = p.r.t, .lora = p.r.lora, .tok = tok}, .o = &o->train};
+        st = jl_train_run(&s, efn, user);
     }
-    rl_report_close(&rep);
-    run_free(&r);
+    free(p.which);
+    run_free(&p.r);
     return st;
 }
 
 jl_status jl_grpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_rl_set *prompts, jl_reward_fn *reward,
-                        const jl_rl_opts *o, jl_rl_event_fn fn, void *user) {
+                        const jl_rl_opts *o, jl_event_fn fn, void *user) {
     return policy_train(ALGO_GRPO, policy, tok, prompts, reward, o, fn, user);
 }
 
 jl_status jl_ppo_train(jl_model *policy, const jl_tokenizer *tok, const jl_rl_set *prompts, jl_reward_fn *reward,
-                       const jl_rl_opts *o, jl_rl_event_fn fn, void *user) {
+                       const jl_rl_opts *o, jl_event_fn fn, void *user) {
     return policy_train(ALGO_PPO, policy, tok, prompts, reward, o, fn, user);
 }

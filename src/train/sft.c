@@ -6,7 +6,7 @@
 #include "data/pack.h"
 #include "io/fileio.h"
 #include "model/model.h"
-#include "train/steplog.h"
+#include "train/run.h"
 #include "train/trainer.h"
 #include <json.h>
 #include <math.h>
@@ -31,21 +31,12 @@ jl_status jl_sft_method_parse(const char *name, jl_sft_method *out) {
 
 void jl_sft_defaults(jl_sft_opts *o) {
     memset(o, 0, sizeof *o);
-    o->B = 8;
+    jl_stage_opts_defaults(&o->train);
+    o->train.run.steps = 500;
+    o->train.optim.weight_decay = 0.0f;
     o->T = 256;
-    o->accum = 1;
-    o->steps = 500;
-    o->lr = 0; /* 0: by method (full/freeze: the width's default / 3; lora 5e-3; prompt 1e-3) */
-    o->min_lr_frac = 0.1f;
-    o->weight_decay = 0.0f;
-    o->grad_clip = 1.0f;
-    o->warmup = -1;
-    o->schedule = 0;
-    o->seed = 1337;
-    o->eval_every = 100;
     o->eval_batches = 0;
     o->val_fraction = 0.05;
-    o->save_every = 500;
     /* every linear layer: attention-only adapters at 1e-3 reached a held-out loss of 5.47 where full SFT reached 1.31
      * on a user's 69 conversations; all layers at 5e-3 is what the pipeline measured (form compliance 2% → 46%) */
     o->lora = (jl_lora_opts){.rank = 8, .alpha = 16, .dropout = 0.05f, .targets = "all"};
@@ -262,6 +253,21 @@ static jl_status cursor_init(cursor *c, const example_set *set, uint64_t seed, i
 /* Rows a pass over the set takes: conversations, or packed rows. */
 static size_t cursor_rows(const cursor *c) { return c->packed ? c->packer.rows : c->set->n; }
 
+/* Positions conversation i fills in a row of T: packed, its segment; unpacked, up to the row's end. */
+static size_t positions_used(const cursor *c, size_t i, int T) {
+    if (c->packed) return (size_t)c->len[i];
+    const size_t n = c->set->ex[i].n, room = (size_t)(T - c->prefix);
+    return (size_t)c->prefix + (n < room ? n : room);
+}
+
+/* Padding share of the current epoch's rows of T (all of them, not only those used so far). */
+static double epoch_padding(const cursor *c, int T) {
+    double used = 0;
+    for (size_t i = 0; i < c->set->n; i++) used += (double)positions_used(c, i, T);
+    const double rows = (double)cursor_rows(c);
+    return rows > 0 ? 1.0 - used / (rows * T) : 0;
+}
+
 /* Row `row` of a packed epoch into tk, tg (T) and its segment starts into seg; returns the positions used. */
 static int packed_row(cursor *c, size_t row, int32_t *tk, int32_t *tg, int32_t *seg, int T) {
     int used = 0;
@@ -298,15 +304,15 @@ static jl_status next_batch(void *ctx, int32_t *tokens, int32_t *targets, int B,
             c->row_tokens += T;
             continue;
         }
-        const example *e = &c->set->ex[c->order[c->pos++]];
+        const size_t i = c->order[c->pos++];
+        const example *e = &c->set->ex[i];
         int32_t *tk = tokens + (size_t)b * T, *tg = targets + (size_t)b * T;
         for (int i = 0; i < c->prefix; i++) {
             tk[i] = c->pad; /* placeholders: the soft prompt replaces their embeddings */
             tg[i] = -1;
         }
         jl_sft_row(e->ids, e->train, e->n, c->pad, tk + c->prefix, tg + c->prefix, T - c->prefix);
-        size_t used = (size_t)c->prefix + (e->n < (size_t)(T - c->prefix) ? e->n : (size_t)(T - c->prefix));
-        c->pad_tokens += T - (long)used;
+        c->pad_tokens += T - (long)positions_used(c, i, T);
         c->row_tokens += T;
     }
     return JL_OK;
@@ -398,215 +404,114 @@ jl_status jl_sft_apply_freeze(jl_model *m, const jl_sft_opts *o) {
     return st;
 }
 
-/* ---------------------------------------------------------------- state and checkpoints */
+/* ---------------------------------------------------------------- the stage */
 
 typedef struct {
+    jl_sft_opts o;
     jl_model *m;
     const jl_tokenizer *tok;
-    const jl_sft_opts *o;
     jl_trainer *t;
-    cursor *cur;
+    cursor cur;
+    example_set tr, va;
     jl_lora *lora;
     jl_prompt *prompt;
-    char ckpt_path[4096], result_path[4096];
-} run;
+    int prefix;
+    jl_sft_report *rep;
+} sft_stage;
 
-static char *state_json(const run *r) {
-    const jl_sft_opts *o = r->o;
-    json_object *j = json_object_new_object();
-    json_object_object_add(j, "stage", json_object_new_string("sft"));
-    json_object_object_add(j, "method", json_object_new_string(jl_sft_method_name(o->method)));
-    json_object_object_add(j, "step", json_object_new_int64(r->t->step));
-    json_object_object_add(j, "data_pos", json_object_new_int64((int64_t)r->cur->pos));
-    json_object_object_add(j, "epoch", json_object_new_int64(r->cur->epoch));
-    json_object_object_add(j, "packing", json_object_new_int(r->cur->packed));
-    char rng[32];
-    snprintf(rng, sizeof rng, "%llu", (unsigned long long)r->t->rng.state); /* exact: a JSON double would round it */
-    json_object_object_add(j, "rng", json_object_new_string(rng));
-    json_object_object_add(j, "B", json_object_new_int(o->B));
-    json_object_object_add(j, "T", json_object_new_int(o->T));
-    json_object_object_add(j, "accum", json_object_new_int(o->accum));
-    json_object_object_add(j, "steps", json_object_new_int64(o->steps));
-    json_object_object_add(j, "lr", json_object_new_double(r->t->o.opt.lr));
-    snprintf(rng, sizeof rng, "%llu", (unsigned long long)o->seed);
-    json_object_object_add(j, "seed", json_object_new_string(rng));
-    char *text = strdup(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN));
-    json_object_put(j);
-    return text;
+static jl_status ss_step(void *self, jl_stage_step *out) {
+    sft_stage *r = self;
+    jl_step_stats ss;
+    jl_status st = jl_trainer_step(r->t, next_batch, &r->cur, &ss);
+    if (st != JL_OK) return st;
+    *out = (jl_stage_step){.loss = ss.loss, .grad_norm = ss.grad_norm, .lr = ss.lr, .tokens = ss.tokens,
+                           .seconds = ss.seconds, .skipped = ss.skipped ? "loss or gradient not finite" : NULL};
+    return JL_OK;
 }
 
-static jl_status restore_state(run *r, const char *text) {
-    json_object *j = json_tokener_parse(text), *v;
-    const jl_sft_opts *o = r->o;
-    jl_status st = JL_OK;
-    if (!j || !json_object_is_type(j, json_type_object)) st = jl_fail(JL_ERR_FORMAT, "training state is not a JSON object");
-    const char *keys[] = {"method", "step", "data_pos", "epoch", "rng", "B", "T", "accum", "steps", "lr", "seed"};
-    json_object *f[11];
-    for (int i = 0; i < 11 && st == JL_OK; i++)
-        if (!json_object_object_get_ex(j, keys[i], &f[i]))
-            st = jl_fail(JL_ERR_FORMAT, "training state: field '%s' missing", keys[i]);
-    if (st == JL_OK) {
-        char seed[32];
-        snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
-        const char *method = json_object_get_string(f[0]);
-        if (strcmp(method, jl_sft_method_name(o->method)) != 0)
-            st = jl_fail(JL_ERR_ARG, "the checkpoint was trained with method %s, not %s", method,
-                         jl_sft_method_name(o->method));
-        else if (json_object_get_int(f[5]) != o->B || json_object_get_int(f[6]) != o->T ||
-                 json_object_get_int(f[7]) != o->accum || json_object_get_int64(f[8]) != o->steps ||
-                 (float)json_object_get_double(f[9]) != r->t->o.opt.lr || strcmp(json_object_get_string(f[10]), seed))
-            st = jl_fail(JL_ERR_ARG, "resume with the flags of the interrupted run (batch %d×%d×%d, %lld steps, lr %g, "
-                         "seed %s)", json_object_get_int(f[5]), json_object_get_int(f[6]), json_object_get_int(f[7]),
-                         (long long)json_object_get_int64(f[8]), json_object_get_double(f[9]),
-                         json_object_get_string(f[10]));
-    }
-    if (st == JL_OK) {
-        r->t->step = json_object_get_int64(f[1]);
-        r->cur->epoch = json_object_get_int64(f[3]);
-        shuffle_epoch(r->cur);
-        r->cur->pos = (size_t)json_object_get_int64(f[2]);
-        r->t->rng.state = strtoull(json_object_get_string(f[4]), NULL, 10);
-        json_object *pk;
-        int packed = json_object_object_get_ex(j, "packing", &pk) ? json_object_get_int(pk) : 0;
-        if (packed != r->cur->packed)
-            st = jl_fail(JL_ERR_ARG, "the checkpoint was trained with --packing %s", packed ? "on" : "off");
-        else if (r->cur->pos > cursor_rows(r->cur)) st = jl_fail(JL_ERR_ARG, "checkpoint data position is beyond this data");
-    }
-    (void)v;
-    json_object_put(j);
+static jl_status ss_eval(void *self, long step, jl_metric_set *out) {
+    sft_stage *r = self;
+    if (r->va.n == 0) return JL_OK;
+    double vl;
+    jl_status st = eval_loss(r->t, &r->va, r->prefix, r->cur.pad, r->o.packing, r->o.eval_batches, &vl);
+    if (st != JL_OK) return st;
+    if (step == 0) r->rep->first_val = vl;
+    r->rep->last_val = vl;
+    jl_metric_add(out, "val_loss", vl);
+    return JL_OK;
+}
+
+static jl_status ss_save_state(void *self, json_object *j) {
+    sft_stage *r = self;
+    json_object_object_add(j, "method", json_object_new_string(jl_sft_method_name(r->o.method)));
+    json_object_object_add(j, "T", json_object_new_int(r->o.T));
+    json_object_object_add(j, "data_pos", json_object_new_int64((int64_t)r->cur.pos));
+    json_object_object_add(j, "epoch", json_object_new_int64(r->cur.epoch));
+    json_object_object_add(j, "packing", json_object_new_int(r->cur.packed));
+    return JL_OK;
+}
+
+static jl_status ss_restore_state(void *self, json_object *j) {
+    sft_stage *r = self;
+    json_object *v;
+    const char *method = json_object_object_get_ex(j, "method", &v) ? json_object_get_string(v) : "";
+    if (strcmp(method, jl_sft_method_name(r->o.method)) != 0)
+        return jl_fail(JL_ERR_ARG, "the checkpoint was trained with method %s, not %s", method,
+                       jl_sft_method_name(r->o.method));
+    long T, pos, epoch, packed;
+    jl_status st = jl_state_long(j, "T", 2, 1L << 20, &T);
+    if (st == JL_OK && T != r->o.T)
+        st = jl_fail(JL_ERR_ARG, "the checkpoint was trained with sequence length %ld, not %d", T, r->o.T);
+    if (st == JL_OK) st = jl_state_long(j, "packing", 0, 1, &packed);
+    if (st == JL_OK && packed != r->cur.packed)
+        st = jl_fail(JL_ERR_ARG, "the checkpoint was trained with --packing %s", packed ? "on" : "off");
+    if (st == JL_OK) st = jl_state_long(j, "epoch", 0, 1L << 50, &epoch);
+    if (st != JL_OK) return st;
+    r->cur.epoch = epoch;
+    shuffle_epoch(&r->cur);
+    if ((st = jl_state_long(j, "data_pos", 0, (long)cursor_rows(&r->cur), &pos)) != JL_OK) return st;
+    r->cur.pos = (size_t)pos;
+    return JL_OK;
+}
+
+static jl_status ss_save_result(void *self, char *path, size_t size) {
+    sft_stage *r = self;
+    snprintf(path, size, "%s/%s", r->o.train.run.out_dir,
+             r->lora ? "adapter.safetensors" : r->prompt ? "prompt.safetensors" : "model.safetensors");
+    jl_status st = r->lora     ? jl_lora_save(r->lora, path, NULL)
+                   : r->prompt ? jl_prompt_save(r->prompt, path, NULL)
+                               : jl_save_model_file(r->m, r->tok, path);
+    if (st == JL_OK) snprintf(r->rep->result_path, sizeof r->rep->result_path, "%s", path);
     return st;
 }
 
-/* Moments in the file use the model's layout for full/freeze (zeros for frozen tensors): scatter/gather. */
-static void moments_model_layout(const jl_trainer *t, float *dst, const float *src, int to_model) {
-    const jl_model *m = t->model;
-    size_t off = 0;
-    for (int i = 0; i < t->n_groups; i++) {
-        const jl_param_group *g = &t->groups[i];
-        float *model_side = dst + (g->param - m->params);
-        if (to_model) memcpy(model_side, src + off, g->n * sizeof(float));
-        else memcpy(dst + off, src + (g->param - m->params), g->n * sizeof(float));
-        off += g->n;
-    }
-}
+static const jl_stage_i sft_i = {.name = "sft", .step = ss_step, .evaluate = ss_eval, .save_state = ss_save_state,
+                                 .restore_state = ss_restore_state, .save_result = ss_save_result};
 
-static jl_status save(run *r, const char *path, int with_state) {
-    jl_adapter_state state = {0};
-    jl_status st = JL_OK;
-    float *model_m = NULL, *model_v = NULL;
-    if (with_state) {
-        state.train_state = state_json(r);
-        if (!state.train_state) return jl_fail(JL_ERR_NOMEM, "out of memory");
-        state.adam_m = r->t->mom1;
-        state.adam_v = r->t->mom2;
-    }
-    if (r->lora) st = jl_lora_save(r->lora, path, with_state ? &state : NULL);
-    else if (r->prompt) st = jl_prompt_save(r->prompt, path, with_state ? &state : NULL);
-    else {
-        jl_checkpoint ck = {.model = r->m};
-        st = jl_tokenizer_to_json(r->tok, &ck.tokenizer_json);
-        if (st == JL_OK && with_state) {
-            model_m = calloc(r->m->n_params, sizeof(float));
-            model_v = calloc(r->m->n_params, sizeof(float));
-            if (!model_m || !model_v) st = jl_fail(JL_ERR_NOMEM, "out of memory");
-            else {
-                moments_model_layout(r->t, model_m, r->t->mom1, 1);
-                moments_model_layout(r->t, model_v, r->t->mom2, 1);
-                ck.adam_m = model_m;
-                ck.adam_v = model_v;
-                ck.train_state = state.train_state;
-            }
-        }
-        if (st == JL_OK) st = jl_checkpoint_save(path, &ck);
-        free(ck.tokenizer_json);
-    }
-    free(model_m);
-    free(model_v);
-    free(state.train_state);
-    return st;
-}
-
-/* Loads out_dir/checkpoint.safetensors into the run (weights or adapter values, moments, state). */
-static jl_status resume(run *r) {
-    jl_adapter_state state = {0};
-    jl_status st;
-    if (r->lora || r->prompt) {
-        if (r->lora) {
-            jl_lora *ck;
-            if ((st = jl_lora_load(r->ckpt_path, r->m, &ck, &state)) != JL_OK) return st;
-            if (jl_lora_num_params(ck) != jl_lora_num_params(r->lora))
-                st = jl_fail(JL_ERR_ARG, "%s: adapter has rank/targets %d/%s, the flags ask for %d/%s", r->ckpt_path,
-                             jl_lora_options(ck)->rank, jl_lora_options(ck)->targets, jl_lora_options(r->lora)->rank,
-                             jl_lora_options(r->lora)->targets);
-            else memcpy(jl_lora_params(r->lora), jl_lora_params(ck), jl_lora_num_params(ck) * sizeof(float));
-            jl_lora_free(ck);
-        } else {
-            jl_prompt *ck;
-            if ((st = jl_prompt_load(r->ckpt_path, r->m, &ck, &state)) != JL_OK) return st;
-            if (jl_prompt_num_params(ck) != jl_prompt_num_params(r->prompt))
-                st = jl_fail(JL_ERR_ARG, "%s: soft prompt has %d tokens, the flags ask for %d", r->ckpt_path,
-                             jl_prompt_length(ck), jl_prompt_length(r->prompt));
-            else memcpy(jl_prompt_params(r->prompt), jl_prompt_params(ck), jl_prompt_num_params(ck) * sizeof(float));
-            jl_prompt_free(ck);
-        }
-        if (st == JL_OK && (!state.adam_m || !state.train_state))
-            st = jl_fail(JL_ERR_FORMAT, "%s: no training state to resume from", r->ckpt_path);
-        if (st == JL_OK) {
-            memcpy(r->t->mom1, state.adam_m, r->t->n_state * sizeof(float));
-            memcpy(r->t->mom2, state.adam_v, r->t->n_state * sizeof(float));
-            st = restore_state(r, state.train_state);
-        }
-        jl_adapter_state_free(&state);
-        return st;
-    }
-    jl_checkpoint ck;
-    if ((st = jl_checkpoint_load(r->ckpt_path, &ck)) != JL_OK) return st;
-    if (!jl_config_equal(&ck.model->cfg, &r->m->cfg))
-        st = jl_fail(JL_ERR_ARG, "%s: checkpoint of another model config than --model", r->ckpt_path);
-    else if (!ck.adam_m || !ck.train_state)
-        st = jl_fail(JL_ERR_FORMAT, "%s: no training state to resume from", r->ckpt_path);
-    if (st == JL_OK) {
-        memcpy(r->m->params, ck.model->params, r->m->n_params * sizeof(float));
-        moments_model_layout(r->t, r->t->mom1, ck.adam_m, 0);
-        moments_model_layout(r->t, r->t->mom2, ck.adam_v, 0);
-        st = restore_state(r, ck.train_state);
-    }
-    jl_checkpoint_free(&ck);
-    return st;
-}
-
-/* ---------------------------------------------------------------- the loop */
-
-static void emit(jl_event_fn fn, void *user, const jl_train_event *ev) {
-    if (fn) fn(user, ev);
-}
-
-static jl_status setup_method(run *r, jl_sft_opts *o) {
+static jl_status setup_method(sft_stage *r) {
+    jl_sft_opts *o = &r->o;
     jl_status st = jl_sft_apply_freeze(r->m, o);
     if (st != JL_OK) return st;
     if (o->method == JL_SFT_LORA) {
-        if ((st = jl_lora_new(r->m, &o->lora, o->seed ^ 0x4C6F5241ull, &r->lora)) != JL_OK) return st;
+        if ((st = jl_lora_new(r->m, &o->lora, o->train.run.seed ^ 0x4C6F5241ull, &r->lora)) != JL_OK) return st;
         if (!jl_lora_grads(r->lora)) return jl_fail(JL_ERR_NOMEM, "out of memory");
-        return jl_model_attach_lora(r->m, r->lora, o->B * o->T);
+        return jl_model_attach_lora(r->m, r->lora, o->train.run.batch * o->T);
     }
     if (o->method == JL_SFT_PROMPT) {
         if (o->prompt_tokens >= o->T)
             return jl_fail(JL_ERR_ARG, "soft prompt of %d tokens leaves no room in rows of %d", o->prompt_tokens, o->T);
-        if ((st = jl_prompt_new(r->m, o->prompt_tokens, o->seed ^ 0x50524Dull, &r->prompt)) != JL_OK) return st;
+        if ((st = jl_prompt_new(r->m, o->prompt_tokens, o->train.run.seed ^ 0x50524Dull, &r->prompt)) != JL_OK)
+            return st;
         if (!jl_prompt_grads(r->prompt)) return jl_fail(JL_ERR_NOMEM, "out of memory");
         return jl_model_attach_prompt(r->m, r->prompt);
     }
     return JL_OK;
 }
 
-static jl_status new_trainer(run *r, const jl_sft_opts *o) {
-    jl_trainer_opts to = {.B = o->B, .T = o->T, .accum = o->accum, .seed = o->seed};
-    jl_optim_defaults(&to.opt, o->lr, o->steps);
-    to.opt.min_lr_frac = o->min_lr_frac;
-    to.opt.warmup_steps = o->warmup;
-    to.opt.schedule = (jl_schedule)o->schedule;
-    to.opt.weight_decay = o->weight_decay;
-    to.opt.grad_clip = o->grad_clip;
+static jl_status new_trainer(sft_stage *r) {
+    const jl_stage_opts *o = &r->o.train;
+    jl_trainer_opts to = {.B = o->run.batch, .T = r->o.T, .accum = o->optim.accum, .seed = o->run.seed};
+    jl_optim_from_cfg(&o->optim, o->run.steps, &to.opt);
     jl_param_group extra;
     if (r->lora) extra = (jl_param_group){jl_lora_params(r->lora), jl_lora_grads(r->lora), jl_lora_num_params(r->lora), 0};
     if (r->prompt)
@@ -619,130 +524,79 @@ static jl_status new_trainer(run *r, const jl_sft_opts *o) {
 }
 
 static jl_status check_opts(const jl_model *m, const jl_sft_opts *o, const jl_tokenizer *tok) {
-    if (o->B < 1 || o->T < 2 || o->accum < 1) return jl_fail(JL_ERR_ARG, "batch size ≥ 1, sequence length ≥ 2 needed");
+    if (o->train.run.batch < 1 || o->T < 2 || o->train.optim.accum < 1)
+        return jl_fail(JL_ERR_ARG, "batch size ≥ 1, sequence length ≥ 2 needed");
     if (o->T > m->cfg.max_seq_len)
         return jl_fail(JL_ERR_ARG, "sequence length %d is larger than the model's context %d", o->T, m->cfg.max_seq_len);
-    if (o->steps < 1) return jl_fail(JL_ERR_ARG, "steps must be ≥ 1");
+    if (o->train.run.steps < 1) return jl_fail(JL_ERR_ARG, "steps must be ≥ 1");
     if (jl_tokenizer_vocab_size(tok) > m->cfg.vocab_size)
         return jl_fail(JL_ERR_ARG, "tokenizer has %d tokens, the model only %d", jl_tokenizer_vocab_size(tok),
                        m->cfg.vocab_size);
     return JL_OK;
 }
 
-static jl_status train_loop(run *r, const example_set *val, int have_val, jl_metrics *log, jl_event_fn on_event,
-                            void *user, jl_sft_report *rep) {
-    const jl_sft_opts *o = r->o;
-    int prefix = r->prompt ? jl_prompt_length(r->prompt) : 0;
-    jl_step_log steps = {.log = log, .stage = "sft", .total_steps = o->steps, .on_event = on_event, .user = user};
-    long steps_this_run = 0;
-    double seconds = 0;
-    jl_status st = JL_OK;
-    while (r->t->step < o->steps) {
-        jl_step_stats ss;
-        if ((st = jl_trainer_step(r->t, next_batch, r->cur, &ss)) != JL_OK) break;
-        steps_this_run++;
-        seconds += ss.seconds;
-        long step = r->t->step;
-        if ((st = jl_step_log_write(&steps, step, &ss, 0, NULL, NULL)) != JL_OK) break;
-        int last = step == o->steps || (o->stop_after > 0 && steps_this_run >= o->stop_after);
-        if (have_val && o->eval_every > 0 && (step % o->eval_every == 0 || last)) {
-            double vl;
-            if ((st = eval_loss(r->t, val, prefix, r->cur->pad, o->packing, o->eval_batches, &vl)) != JL_OK) break;
-            rep->last_val = vl;
-            const char *vk[] = {"val_loss"};
-            if ((st = jl_metrics_log(log, "sft", step, 1, vk, &vl)) != JL_OK) break;
-            jl_train_event e2 = {.kind = JL_EV_EVAL, .step = step, .total_steps = o->steps, .val_loss = vl};
-            emit(on_event, user, &e2);
-        }
-        if ((o->save_every > 0 && step % o->save_every == 0) || last) {
-            if ((st = save(r, r->ckpt_path, 1)) != JL_OK) break;
-            jl_train_event e4 = {.kind = JL_EV_SAVE, .step = step, .total_steps = o->steps, .path = r->ckpt_path};
-            emit(on_event, user, &e4);
-        }
-        if (last) break;
-    }
-    rep->steps_done = steps_this_run;
-    rep->ms_per_step = steps_this_run ? 1e3 * seconds / (double)steps_this_run : 0;
-    rep->tok_per_s = seconds > 0 ? (double)steps_this_run * o->B * o->T * o->accum / seconds : 0;
-    const cursor *c = r->cur;
-    rep->pad_fraction = c->row_tokens ? (double)c->pad_tokens / (double)c->row_tokens : 0;
-    rep->text_tok_per_s = rep->tok_per_s * (1.0 - rep->pad_fraction);
-    return st;
+/* Tokenized training and held-out conversations (the held-out ones from val_set or split off the end). */
+static jl_status sft_examples(sft_stage *r, const jl_sft_set *train, const jl_sft_set *val_set) {
+    size_t room = (size_t)(r->o.T - r->prefix) + 1;
+    jl_status st = build_examples(r->tok, train, room, r->o.skip_overlong, &r->tr);
+    if (st != JL_OK) return st;
+    if (r->tr.n == 0)
+        return jl_fail(JL_ERR_ARG, "no training conversation left (%zu skipped: too long or nothing to learn)",
+                       r->tr.skipped);
+    if (val_set && (st = build_examples(r->tok, val_set, room, r->o.skip_overlong, &r->va)) != JL_OK) return st;
+    if (!val_set && r->o.val_fraction > 0 && (st = split_off(&r->tr, r->o.val_fraction, &r->va)) != JL_OK) return st;
+    r->rep->examples = r->tr.n;
+    r->rep->truncated = r->tr.truncated + r->va.truncated;
+    r->rep->skipped = r->tr.skipped + r->va.skipped;
+    r->rep->val_examples = r->va.n;
+    return JL_OK;
 }
 
 jl_status jl_sft_train(jl_model *m, const jl_tokenizer *tok, const jl_sft_set *train, const jl_sft_set *val_set,
-                       const jl_sft_opts *opts, int resume_run, jl_event_fn on_event, void *user,
-                       jl_sft_report *rep) {
+                       const jl_sft_opts *opts, jl_event_fn on_event, void *user, jl_sft_report *rep) {
     memset(rep, 0, sizeof *rep);
     rep->first_val = rep->last_val = NAN;
-    jl_sft_opts o = *opts;
-    jl_status st = check_opts(m, &o, tok);
+    sft_stage r = {.o = *opts, .m = m, .tok = tok, .rep = rep};
+    jl_stage_opts *o = &r.o.train;
+    jl_status st = check_opts(m, &r.o, tok);
     if (st != JL_OK) return st;
-    if (o.lr <= 0) o.lr = o.method == JL_SFT_LORA ? 5e-3f : o.method == JL_SFT_PROMPT ? 1e-3f : jl_config_default_lr(&m->cfg) / 3;
-    if (o.warmup < 0) o.warmup = o.steps / 20 < 100 ? o.steps / 20 : 100;
-    int prefix = o.method == JL_SFT_PROMPT ? o.prompt_tokens : 0;
-    size_t room = (size_t)(o.T - prefix) + 1;
-    example_set tr = {0}, va = {0};
-    run r = {.m = m, .tok = tok, .o = &o};
-    cursor cur = {0};
-    jl_metrics *log = NULL;
+    if (o->optim.lr <= 0)
+        o->optim.lr = r.o.method == JL_SFT_LORA     ? 5e-3f
+                      : r.o.method == JL_SFT_PROMPT ? 1e-3f
+                                                    : jl_config_default_lr(&m->cfg) / 3;
+    o->optim.warmup = jl_default_warmup(o->optim.warmup, o->run.steps);
+    r.prefix = r.o.method == JL_SFT_PROMPT ? r.o.prompt_tokens : 0;
     int32_t pad = jl_tokenizer_special(tok, "<|eos|>");
     if (pad < 0) pad = 0;
-    if ((st = build_examples(tok, train, room, o.skip_overlong, &tr)) != JL_OK) goto done;
-    if (tr.n == 0) {
-        st = jl_fail(JL_ERR_ARG, "no training conversation left (%zu skipped: too long or nothing to learn)", tr.skipped);
-        goto done;
+    if ((st = sft_examples(&r, train, val_set)) == JL_OK && (st = setup_method(&r)) == JL_OK &&
+        (st = new_trainer(&r)) == JL_OK)
+        st = cursor_init(&r.cur, &r.tr, o->run.seed, 1, r.prefix, pad, r.o.packing, o->run.batch, r.o.T);
+    if (st == JL_OK) {
+        r.t->acts.seg_start = r.cur.seg; /* NULL unpacked */
+        rep->epoch_pad_fraction = epoch_padding(&r.cur, r.o.T);
     }
-    if (val_set && (st = build_examples(tok, val_set, room, o.skip_overlong, &va)) != JL_OK) goto done;
-    if (!val_set && o.val_fraction > 0 && (st = split_off(&tr, o.val_fraction, &va)) != JL_OK) goto done;
-    rep->examples = tr.n;
-    rep->truncated = tr.truncated + va.truncated;
-    rep->skipped = tr.skipped + va.skipped;
-    rep->val_examples = va.n;
-    if ((st = setup_method(&r, &o)) != JL_OK) goto done;
-    if ((st = jl_mkdir_p(o.out_dir)) != JL_OK || (st = new_trainer(&r, &o)) != JL_OK) goto done;
-    if ((st = cursor_init(&cur, &tr, o.seed, 1, prefix, pad, o.packing, o.B, o.T)) != JL_OK) goto done;
-    r.cur = &cur;
-    r.t->acts.seg_start = cur.seg; /* NULL unpacked */
-    snprintf(r.ckpt_path, sizeof r.ckpt_path, "%s/checkpoint.safetensors", o.out_dir);
-    snprintf(r.result_path, sizeof r.result_path, "%s/%s", o.out_dir,
-             r.lora ? "adapter.safetensors" : r.prompt ? "prompt.safetensors" : "model.safetensors");
-    if (resume_run && (st = resume(&r)) != JL_OK) goto done;
-    rep->total = m->n_params;
-    rep->trainable = r.t->n_state;
-    rep->optimizer_bytes = jl_trainer_state_bytes(r.t);
-    rep->grad_bytes = jl_trainer_grad_bytes(r.t);
-    char metrics_path[4096];
-    snprintf(metrics_path, sizeof metrics_path, "%s/metrics.jsonl", o.out_dir);
-    if (!resume_run) unlink(metrics_path);
-    if ((st = jl_metrics_open(metrics_path, &log)) != JL_OK) goto done;
-    int have_val = va.n > 0;
-    if (have_val && !resume_run) {
-        if ((st = eval_loss(r.t, &va, prefix, pad, o.packing, o.eval_batches, &rep->first_val)) != JL_OK) goto done;
-        rep->last_val = rep->first_val;
-        const char *vk[] = {"val_loss"};
-        if ((st = jl_metrics_log(log, "sft", 0, 1, vk, &rep->first_val)) != JL_OK) goto done;
-        jl_train_event e = {.kind = JL_EV_EVAL, .step = 0, .total_steps = o.steps, .val_loss = rep->first_val};
-        emit(on_event, user, &e);
+    if (st == JL_OK) {
+        rep->total = m->n_params;
+        rep->trainable = r.t->n_state;
+        rep->optimizer_bytes = jl_trainer_state_bytes(r.t);
+        rep->grad_bytes = jl_trainer_grad_bytes(r.t);
+        jl_stage s = {.i = &sft_i, .self = &r, .what = {.t = r.t, .lora = r.lora, .prompt = r.prompt, .tok = tok},
+                      .o = o, .eval_at_start = 1, .eval_at_end = 1};
+        st = jl_train_run(&s, on_event, user);
+        rep->steps_done = s.steps_done;
+        rep->ms_per_step = s.steps_done ? 1e3 * s.seconds / (double)s.steps_done : 0;
+        rep->tok_per_s = s.seconds > 0 ? (double)s.steps_done * o->run.batch * r.o.T * o->optim.accum / s.seconds : 0;
+        rep->pad_fraction = r.cur.row_tokens ? (double)r.cur.pad_tokens / (double)r.cur.row_tokens : 0;
+        rep->text_tok_per_s = rep->tok_per_s * (1.0 - rep->pad_fraction);
     }
-    st = train_loop(&r, &va, have_val, log, on_event, user, rep);
-    if (st == JL_OK && r.t->step == o.steps) {
-        if ((st = save(&r, r.result_path, 0)) == JL_OK) {
-            snprintf(rep->result_path, sizeof rep->result_path, "%s", r.result_path);
-            jl_train_event e5 = {.kind = JL_EV_SAVE, .step = r.t->step, .total_steps = o.steps, .path = r.result_path};
-            emit(on_event, user, &e5);
-        }
-    }
-done:
-    jl_metrics_close(log);
     jl_trainer_free(r.t);
-    cursor_free(&cur);
+    cursor_free(&r.cur);
     m->lora = NULL;
     m->prompt = NULL;
     for (int i = 0; i < m->n_tensors; i++) m->tensors[i].frozen = 0;
     jl_lora_free(r.lora);
     jl_prompt_free(r.prompt);
-    examples_free(&tr);
-    examples_free(&va);
+    examples_free(&r.tr);
+    examples_free(&r.va);
     return st;
 }

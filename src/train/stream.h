@@ -9,7 +9,8 @@
 #ifndef JL_TRAIN_STREAM_H
 #define JL_TRAIN_STREAM_H
 #include "data/order.h"
-#include "jielong/pretrain.h"
+#include "jielong/data.h"
+#include <json.h>
 #include <string.h>
 
 typedef struct {
@@ -68,5 +69,10 @@ static inline jl_token_stream jl_stream_spread(const jl_tokens *val, int B, int 
     if (windows > wanted) s.stride = windows / wanted * (size_t)T;
     return s;
 }
+
+/* The stream's position and order in a training state (with the row length, which must be the run's; the
+ * shuffled order's seed is the checkpoint's, as the position is). */
+jl_status jl_stream_state_save(const jl_token_stream *s, int T, json_object *j);
+jl_status jl_stream_state_restore(jl_token_stream *s, int T, json_object *j);
 
 #endif

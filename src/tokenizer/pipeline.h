@@ -1,0 +1,141 @@
+/* The HF tokenizer pipeline around the BPE model, as tokenizer.json describes it: added tokens (matched before or
+ * after normalisation, with lstrip / rstrip / single_word), normalizers, pre-tokenizers (a chain of stages, each
+ * cutting the pieces of the one before), the BPE model on bytes (ByteLevel) or on characters (SentencePiece-style,
+ * with byte fallback and unk), the decoders and the post-processor's template for one sequence.
+ * Every tokenizer has one: jielong's own get the plain pipeline (special tokens, one regex, byte-level BPE). */
+#ifndef JL_TOKENIZER_PIPELINE_H
+#define JL_TOKENIZER_PIPELINE_H
+#include "tokenizer/tok_internal.h"
+
+enum { TOK_MAX_STAGES = 16 };
+
+typedef enum {
+    TOK_NORM_NFC, TOK_NORM_NFD, TOK_NORM_NFKC, TOK_NORM_NFKD, TOK_NORM_LOWER, TOK_NORM_REPLACE, TOK_NORM_PREPEND,
+    TOK_NORM_STRIP
+} tok_norm_kind;
+
+typedef struct {
+    tok_norm_kind kind;
+    char *from, *to;  /* Replace: the literal pattern (when re is NULL) and the content; Prepend: to */
+    size_t from_len, to_len;
+    pcre2_code *re;   /* Replace with a Regex pattern */
+    int left, right;  /* Strip */
+} tok_norm;
+
+typedef enum {
+    TOK_SPLIT_REMOVED, TOK_SPLIT_ISOLATED, TOK_SPLIT_PREVIOUS, TOK_SPLIT_NEXT, TOK_SPLIT_CONTIGUOUS
+} tok_behavior;
+
+typedef enum {
+    TOK_PRE_SPLIT,        /* cut on a regex or a literal, by behavior (HF Split; also Digits, Whitespace, ...) */
+    TOK_PRE_PREFIX_SPACE, /* ByteLevel add_prefix_space: a space before a piece that does not start with one */
+    TOK_PRE_METASPACE,    /* spaces → the replacement character, prepended by the scheme */
+    TOK_PRE_SPM_WORDS     /* cut before "▁" where no vocabulary token spans the cut (exact; added at load) */
+} tok_pre_kind;
+
+typedef struct {
+    tok_pre_kind kind;
+    pcre2_code *re;   /* Split on a regex (owned unless it is the tokenizer's own re) ... */
+    int owns_re;
+    char *literal;    /* ... or on a literal string */
+    size_t literal_len;
+    tok_behavior behavior;
+    int invert;
+    char rep[8];      /* Metaspace: the replacement character (UTF-8) */
+    size_t rep_len;
+    int prepend;      /* Metaspace: 0 never, 1 always, 2 only at the start of the text */
+} tok_pre;
+
+enum {
+    TOK_ADDED_SPECIAL = 1, TOK_ADDED_NORMALIZED = 2, TOK_ADDED_LSTRIP = 4, TOK_ADDED_RSTRIP = 8,
+    TOK_ADDED_SINGLE_WORD = 16
+};
+
+/* Added tokens matched in text, leftmost-longest: a hash of their bytes per distinct length. */
+typedef struct {
+    int n;
+    int32_t *ids;
+    uint8_t *flags;
+    uint32_t *slots;  /* hash → index + 1 */
+    size_t mask;
+    int n_lengths;
+    uint32_t *lengths; /* distinct lengths, longest first */
+    uint8_t first[256];
+} tok_added_set;
+
+struct tok_pipeline {
+    int lossy_utf8;   /* invalid UTF-8 becomes U+FFFD first, as HF (which only ever sees text) does */
+    int n_norm;
+    tok_norm norm[TOK_MAX_STAGES];
+    int n_pre;
+    tok_pre pre[TOK_MAX_STAGES];
+    tok_added_set raw_added, norm_added; /* matched in the raw text / in the normalised text */
+    /* the model */
+    int char_level;
+    int32_t byte_fb[256]; /* byte fallback ids (<0xNN>), -1 = none */
+    int byte_fallback;
+    int32_t unk_id;
+    int fuse_unk;
+    char *subword_prefix, *word_suffix;
+    size_t prefix_len, suffix_len;
+    uint32_t *spm_bad; /* SPM_WORDS: code points c with "c▁" inside some token (sorted), no cut after them */
+    int n_spm_bad;
+    /* the decoder: each token's bytes after the per-token decoders, then whole-text strips */
+    uint32_t *dec_off;
+    char *dec_bytes;  /* NULL: the tokens' own bytes (byte-level) */
+    uint32_t strip_char;
+    int strip_start, strip_stop;
+    /* the post-processor's template for one sequence */
+    int32_t *tpl_prefix, *tpl_suffix;
+    size_t n_tpl_prefix, n_tpl_suffix;
+};
+
+/* The plain pipeline of a jielong tokenizer: its special tokens (raw, special) and Split(t->re, Isolated). */
+jl_status tok_pipeline_default(jl_tokenizer *t);
+void tok_pipeline_free(tok_pipeline *p);
+
+jl_status tok_added_build(const jl_tokenizer *t, tok_added_set *set, const int32_t *ids, const uint8_t *flags, int n);
+void tok_added_free(tok_added_set *set);
+/* Longest added token at s (within n bytes), skipping TOK_ADDED_SPECIAL ones unless allow_special; its length
+ * and *index into set, 0 if none. */
+size_t tok_added_match(const jl_tokenizer *t, const tok_added_set *set, const char *s, size_t n, int allow_special,
+                       int *index);
+/* Whether a match [start, end) of entry k in text[0..len) stands (single_word) and its span widened by
+ * lstrip / rstrip over whitespace; 0 if the match does not count. */
+int tok_added_accept(const tok_added_set *set, int k, const char *text, size_t len, size_t *start, size_t *end);
+
+/* ---- UTF-8 ---- */
+/* Decodes one character at s[0..n); returns its length (1 for an invalid byte, *cp = U+FFFD). */
+size_t tok_utf8_char(const char *s, size_t n, uint32_t *cp);
+size_t tok_utf8_put(uint32_t cp, char *dst); /* up to 4 bytes */
+/* Length of the character ending at s[n - 1]. */
+size_t tok_utf8_prev(const char *s, size_t n, uint32_t *cp);
+/* Whether text is valid UTF-8 (no surrogates, no overlongs). */
+int tok_utf8_valid(const char *s, size_t n);
+/* text with every maximal invalid subsequence replaced by U+FFFD (WHATWG / Rust from_utf8_lossy); malloc'd. */
+jl_status tok_utf8_lossy(const char *s, size_t n, char **out, size_t *out_len);
+int tok_is_whitespace(uint32_t cp);  /* Rust char::is_whitespace */
+int tok_is_alnum(uint32_t cp);       /* Rust char::is_alphanumeric */
+
+/* ---- normalizers ---- */
+typedef struct {
+    char *a, *b;      /* two growing byte buffers */
+    size_t cap_a, cap_b;
+    uint16_t *u, *v;  /* UTF-16 buffers for ICU */
+    size_t cap_u, cap_v;
+} tok_norm_scratch;
+void tok_norm_scratch_free(tok_norm_scratch *s);
+/* Applies the pipeline's normalizers to s[0..n); *out points at s or into the scratch. */
+jl_status tok_normalize(const tok_pipeline *p, tok_norm_scratch *sc, const char *s, size_t n, const char **out,
+                        size_t *out_len);
+
+/* ---- decoder ---- */
+/* Builds p->dec_* for t from its decoder steps (called by the tokenizer.json loader). replace: the per-token
+ * Replace pairs (from → to), byte_fallback: "<0xNN>" tokens become their byte. */
+jl_status tok_decoder_build(jl_tokenizer *t, int n_replace, const char *const *from, const char *const *to,
+                            int byte_fallback);
+
+/* Compiles a regex the way Split and Replace need it (PCRE2, UTF + UCP, JIT). */
+jl_status tok_compile_regex(const char *pattern, size_t len, pcre2_code **out);
+
+#endif

