@@ -4,6 +4,7 @@
 set -eu
 packages=(build-essential pkg-config libopenblas-openmp-dev libpcre2-dev libjson-c-dev
           libmicrohttpd-dev libedit-dev libcmocka-dev opencc)
+packages+=(clang libclang-rt-14-dev)  # issue 16: libFuzzer harnesses (make fuzz)
 packages+=(libicu-dev)  # issue 14: tokenizer.json normalizers (NFC/NFKC/NFD, Lowercase)
 packages+=(libdnnl-dev)  # issue 20: oneDNN matmul
 packages+=(libsqlite3-dev)  # issue 17: jielong index (SQLite FTS5)

@@ -94,6 +94,7 @@ void jl_sampler_free(jl_sampler *s);
 jl_status jl_sampler_set_params(jl_sampler *s, const jl_sampler_params *p);
 const jl_sampler_params *jl_sampler_get_params(const jl_sampler *s);
 /* Draws one token from logits (vocab_size floats, not modified) given the history (for penalties).
+ * Returns a valid id, or -1 with jl_last_error() set (JL_ERR_RUNTIME) when a logit is NaN/+Inf or none is finite.
  * With report != NULL and n_report > 0, fills the top-n_report view (n_report ≤ JL_REPORT_MAX). */
 int32_t jl_sampler_sample(jl_sampler *s, const float *logits, const int32_t *history, int n_history,
                           jl_sample_report *report, int n_report);

@@ -51,8 +51,8 @@ static void print_help(void) {
                     "/system TEXT (set the system prompt; /system alone clears it), /quit\n");
 }
 
-/* A /command line. Returns 0 to go on, 1 to quit; *rc gets 2 for a bad command. */
-static int run_command(const char *line, jl_chat *chat, jl_sampler *smp, int *rc) {
+/* A /command line. Returns 0 to go on, 1 to quit; *rejected counts a command refused (reported at once). */
+static int run_command(const char *line, jl_chat *chat, jl_sampler *smp, int *rejected) {
     if (strcmp(line, "/quit") == 0 || strcmp(line, "/exit") == 0) return 1;
     if (strcmp(line, "/help") == 0) {
         print_help();
@@ -66,7 +66,7 @@ static int run_command(const char *line, jl_chat *chat, jl_sampler *smp, int *rc
         p.temperature = (float)t;
         if (end == line + 5 || *end != '\0' || jl_sampler_set_params(smp, &p) != JL_OK) {
             fprintf(stderr, "jielong chat: /temp needs a number >= 0 (0 = greedy)\n");
-            *rc = 2;
+            ++*rejected;
         } else {
             fprintf(stderr, "(temperature %g)\n", t);
         }
@@ -74,14 +74,14 @@ static int run_command(const char *line, jl_chat *chat, jl_sampler *smp, int *rc
         const char *text = line[7] ? line + 8 : "";
         if (jl_chat_set_system(chat, text) != JL_OK) {
             fprintf(stderr, "jielong chat: %s\n", jl_last_error());
-            *rc = 1;
+            ++*rejected;
         } else {
             fprintf(stderr, *text ? "(system prompt set)\n" : "(system prompt cleared)\n");
         }
     } else {
         fprintf(stderr, "jielong chat: unknown command %s\n", line);
         print_help();
-        *rc = 2;
+        ++*rejected;
     }
     return 0;
 }
@@ -322,11 +322,11 @@ int cmd_chat(int argc, char **argv) {
         fprintf(stderr, "jielong chat: %s, context %d. ", f.model, jl_session_capacity(s.session));
         print_help();
     }
-    int exit_code = 0;
+    int exit_code = 0, rejected = 0;
     for (char *line; (line = read_line(tty));) {
         int quit = 0;
         if (line[0] == '/') {
-            quit = run_command(line, chat, s.sampler, &exit_code);
+            quit = run_command(line, chat, s.sampler, &rejected);
         } else if (line[0]) {
             jl_gen_result res;
             view.step = 0;
@@ -348,6 +348,12 @@ int cmd_chat(int argc, char **argv) {
         }
         free(line);
         if (quit) break;
+    }
+    /* At a terminal a mistyped command is corrected on the spot; a script's rejected command fails the run, and
+     * says so at the end (the exit code alone used to leave the cause to guess). */
+    if (!tty && rejected) {
+        fprintf(stderr, "jielong chat: %d command(s) were rejected (see above): exit 2\n", rejected);
+        if (!exit_code) exit_code = 2;
     }
     extras_free(&x);
     jl_chat_free(chat);

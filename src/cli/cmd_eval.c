@@ -10,6 +10,7 @@
 #include "jielong/rlhf.h"
 #include "jielong/rules.h"
 #include <json.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,9 @@ static jl_status eval_text_files(jl_model *m, const jl_tokenizer *tok, const cli
         jl_ppl_result r;
         jl_status st = jl_eval_perplexity_file(m, tok, files->v[i], window, &r);
         if (st != JL_OK) return st;
+        if (!isfinite(r.nll) || !isfinite(r.ppl)) /* a number that means nothing is not a result */
+            return jl_fail(JL_ERR_RUNTIME, "%s: perplexity is not finite (loss %g over %ld tokens): the model's output "
+                           "overflowed or holds NaN", files->v[i], r.nll, r.tokens);
         json_object *o = json_object_new_object();
         json_object_object_add(o, "kind", json_object_new_string("perplexity"));
         json_object_object_add(o, "file", json_object_new_string(files->v[i]));
@@ -149,6 +153,9 @@ static jl_status eval_reward(const char *dir, const char *prompt, const char *re
     if (st != JL_OK) return st;
     float score;
     st = jl_reward_model_score(rm, prompt, response, &score);
+    if (st == JL_OK && !isfinite(score))
+        st = jl_fail(JL_ERR_RUNTIME, "%s: the reward is not finite (%g): the model's output overflowed or holds NaN", dir,
+                     (double)score);
     if (st == JL_OK) {
         json_object *o = json_object_new_object();
         json_object_object_add(o, "kind", json_object_new_string("reward"));

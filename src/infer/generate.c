@@ -70,6 +70,10 @@ jl_status jl_generate(jl_session *s, jl_sampler *smp, const jl_tokenizer *tok, c
     while (st == JL_OK && reason == JL_STOP_NONE) {
         int32_t t = jl_sampler_sample(smp, logits, jl_session_tokens(s), jl_session_pos(s),
                                       o->n_report > 0 ? &report : NULL, o->n_report);
+        if (t < 0) {
+            st = JL_ERR_RUNTIME;
+            break;
+        }
         if (is_end_token(tok, t)) {
             reason = JL_STOP_EOS;
             break;

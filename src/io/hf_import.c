@@ -50,7 +50,7 @@ static jl_status llama_family(const char *path, json_object *o, const char *type
     if (hfj_has(o, "head_dim") && !hfj_is_null(o, "head_dim")) {
         st = hfj_int(path, o, "head_dim", &head_dim, -1);
         if (st != JL_OK) return st;
-        if (c->n_head < 1 || head_dim * c->n_head != c->dim)
+        if (c->n_head < 1 || (int64_t)head_dim * c->n_head != c->dim)
             return jl_fail(JL_ERR_FORMAT, "%s: field 'head_dim': %d × %d heads != hidden_size %d is not supported", path,
                            head_dim, c->n_head, c->dim);
     }
@@ -70,7 +70,9 @@ static jl_status gpt2_config(const char *path, json_object *o, jl_config *c) {
     if (st == JL_OK) st = hfj_int(path, o, "n_embd", &c->dim, -1);
     if (st == JL_OK) st = hfj_int(path, o, "n_layer", &c->n_layer, -1);
     if (st == JL_OK) st = hfj_int(path, o, "n_head", &c->n_head, -1);
-    if (st == JL_OK) st = hfj_int(path, o, "n_inner", &c->hidden_dim, hfj_is_null(o, "n_inner") ? 4 * c->dim : -1);
+    /* 4·n_embd only for a width the config allows (jl_config_finish refuses the rest): no int overflow */
+    const int four_dim = c->dim >= 1 && c->dim <= 65536 ? 4 * c->dim : 0;
+    if (st == JL_OK) st = hfj_int(path, o, "n_inner", &c->hidden_dim, hfj_is_null(o, "n_inner") ? four_dim : -1);
     if (st == JL_OK) st = hfj_float(path, o, "layer_norm_epsilon", &c->norm_eps, 1e-5f, NULL);
     c->n_kv_head = c->n_head;
     c->rope_theta = 10000.0f;
@@ -149,19 +151,24 @@ static jl_status shards_open(const char *dir, shard_set *s) {
     return st;
 }
 
-/* Finds `name` (or "transformer."+name for GPT-2 files saved from GPT2LMHeadModel) in any shard. */
-static const jl_st_tensor *shards_find(const shard_set *s, const char *name, int gpt2, int *which) {
+/* Finds `name` (or "transformer."+name for GPT-2 files saved from GPT2LMHeadModel) in the shards: *found is
+ * NULL when absent; a tensor in two shards (or under both names) is an error, not "the first wins". */
+static jl_status shards_find(const shard_set *s, const char *name, int gpt2, int *which, const jl_st_tensor **found) {
     char prefixed[160];
     snprintf(prefixed, sizeof prefixed, "transformer.%s", name);
+    *found = NULL;
     for (int i = 0; i < s->n; i++) {
-        const jl_st_tensor *t = jl_st_find(s->files[i], name);
-        if (!t && gpt2) t = jl_st_find(s->files[i], prefixed);
-        if (t) {
+        const jl_st_tensor *both[2] = {jl_st_find(s->files[i], name), gpt2 ? jl_st_find(s->files[i], prefixed) : NULL};
+        for (int k = 0; k < 2; k++) {
+            if (!both[k]) continue;
+            if (*found)
+                return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' is also in %s: which one to load is ambiguous",
+                               s->paths[i], both[k]->name, s->paths[*which]);
+            *found = both[k];
             *which = i;
-            return t;
         }
     }
-    return NULL;
+    return JL_OK;
 }
 
 /* n values of a F32/F16/BF16 tensor as floats (the data may be unaligned in files from other writers). */
@@ -184,18 +191,47 @@ static jl_status to_f32(const char *path, const jl_st_tensor *s, float *dst, siz
     return JL_OK;
 }
 
+/* Layout tensor t in the shards (exactly once) with the shape config.json implies and a float dtype. */
+static jl_status find_one(const shard_set *s, const jl_tensor_info *t, int gpt2, int *which, const jl_st_tensor **src) {
+    jl_status st = shards_find(s, t->name, gpt2, which, src);
+    if (st != JL_OK) return st;
+    if (!*src) return jl_fail(JL_ERR_FORMAT, "%s: missing tensor '%s'", s->paths[0], t->name);
+    const char *path = s->paths[*which];
+    int64_t rows = t->hf_transposed ? t->shape[1] : t->rows_saved;
+    int64_t cols = t->hf_transposed ? t->rows_saved : t->shape[1];
+    const jl_st_tensor *f = *src;
+    int ok = f->ndim == t->ndim && f->shape[0] == rows && (t->ndim == 1 || f->shape[1] == cols);
+    if (!ok)
+        return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' has shape [%lld%s%lld], expected [%lld, %lld] from config.json",
+                       path, f->name, (long long)f->shape[0], f->ndim > 1 ? ", " : "",
+                       (long long)(f->ndim > 1 ? f->shape[1] : 0), (long long)rows, (long long)cols);
+    if (f->dtype != JL_DT_F32 && f->dtype != JL_DT_F16 && f->dtype != JL_DT_BF16)
+        return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' has dtype %s (expected F32, F16 or BF16)", path, f->name,
+                       jl_dtype_name(f->dtype));
+    return JL_OK;
+}
+
+/* Every tensor config.json implies, checked in the shards before the model is allocated. */
+static jl_status check_layout(const shard_set *s, const char *path, const jl_config *cfg) {
+    jl_tensor_info *t;
+    int n, which;
+    size_t n_params;
+    const jl_st_tensor *src;
+    jl_status st = jl_model_layout(cfg, &t, &n, &n_params);
+    if (st != JL_OK) return jl_fail_context(st, "%s", path);
+    for (int i = 0; st == JL_OK && i < n; i++) st = find_one(s, &t[i], cfg->arch == JL_ARCH_GPT2, &which, &src);
+    free(t);
+    return st;
+}
+
 static jl_status load_one(const shard_set *s, jl_model *m, const jl_tensor_info *t) {
     int which = 0, gpt2 = m->cfg.arch == JL_ARCH_GPT2;
-    const jl_st_tensor *src = shards_find(s, t->name, gpt2, &which);
-    if (!src) return jl_fail(JL_ERR_FORMAT, "%s: missing tensor '%s'", s->paths[0], t->name);
+    const jl_st_tensor *src;
+    jl_status st0 = find_one(s, t, gpt2, &which, &src);
+    if (st0 != JL_OK) return st0;
     const char *path = s->paths[which];
     int64_t rows = t->hf_transposed ? t->shape[1] : t->rows_saved;
     int64_t cols = t->hf_transposed ? t->rows_saved : t->shape[1];
-    int ok = src->ndim == t->ndim && src->shape[0] == rows && (t->ndim == 1 || src->shape[1] == cols);
-    if (!ok)
-        return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' has shape [%lld%s%lld], expected [%lld, %lld] from config.json",
-                       path, src->name, (long long)src->shape[0], src->ndim > 1 ? ", " : "",
-                       (long long)(src->ndim > 1 ? src->shape[1] : 0), (long long)rows, (long long)cols);
     size_t n = (size_t)rows * (size_t)(t->ndim == 2 ? cols : 1);
     float *dst = m->params + t->offset;
     if (!t->hf_transposed) return to_f32(path, src, dst, n);
@@ -278,9 +314,11 @@ jl_status jl_import_hf(const char *dir, jl_checkpoint *ck) {
     if (st != JL_OK) return st;
     shard_set shards;
     if ((st = shards_open(dir, &shards)) != JL_OK) return st;
-    st = jl_model_new(&cfg, &ck->model);
+    st = check_layout(&shards, dir, &cfg);
+    if (st == JL_OK) st = jl_model_new(&cfg, &ck->model);
     for (int i = 0; st == JL_OK && i < ck->model->n_tensors; i++) st = load_one(&shards, ck->model, &ck->model->tensors[i]);
     if (st == JL_OK) st = check_no_strays(&shards, ck->model);
+    if (st == JL_OK) st = jl_model_check_finite(ck->model, dir);
     shards_close(&shards);
     if (st == JL_OK) st = read_tokenizer(dir, ck);
     if (st != JL_OK) jl_checkpoint_free(ck);
