@@ -28,3 +28,6 @@ bash "$(dirname "$0")/fetch_vocab.sh" ||
 # The OpenAI client and playwright-core for the server tests (issue 13), pinned, into build/npm-serve.
 bash "$(dirname "$0")/fetch_serve_npm.sh" ||
   echo "deps: could not install the server test clients (npm registry?); test_serve will fail" >&2
+# @huggingface/jinja, the reference of the chat template tests (issue 14), pinned, into build/npm-jinja.
+bash "$(dirname "$0")/fetch_jinja.sh" ||
+  echo "deps: could not install @huggingface/jinja (npm registry?); test_template will fail" >&2
