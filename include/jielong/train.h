@@ -28,7 +28,11 @@ typedef struct {
     long stop_after;     /* stop after this many steps of this invocation, with a checkpoint (0: run to the end) */
     const char *out_dir; /* checkpoint.safetensors, the result, metrics.jsonl */
     const char *resume;  /* continue from this training checkpoint (NULL: a fresh run) */
-    double sgemm_gflops; /* the MFU yardstick measured by the caller (≤ 0: no MFU) */
+    int precision;       /* of the matrix products while the run trains: 0 fp32, 1 bf16 (bf16 inputs, fp32
+                          * accumulation; weights, gradients and AdamW stay fp32); default: bf16 where the CPU has
+                          * bf16 dot products. Not saved in checkpoints: resume with the same one for an exact run. */
+    double peak_gflops;  /* the MFU yardstick: peak GFLOP/s of that precision, measured by the caller with
+                          * jl_peak_probe (≤ 0: no MFU); MFU is clipped to 1 */
 } jl_run_cfg;
 
 typedef struct {
@@ -38,6 +42,22 @@ typedef struct {
 
 /* Defaults shared by the stages (each stage then sets its own: see jl_*_defaults). */
 void jl_stage_opts_defaults(jl_stage_opts *o);
+
+/* The options of jl_stage_opts a caller may have set on purpose (a mask for the resume policy). */
+enum {
+    JL_OPT_BATCH = 1u << 0, JL_OPT_STEPS = 1u << 1, JL_OPT_SEED = 1u << 2, JL_OPT_ACCUM = 1u << 3,
+    JL_OPT_LR = 1u << 4, JL_OPT_MIN_LR_FRAC = 1u << 5, JL_OPT_WARMUP = 1u << 6, JL_OPT_SCHEDULE = 1u << 7,
+    JL_OPT_BETA1 = 1u << 8, JL_OPT_BETA2 = 1u << 9, JL_OPT_EPS = 1u << 10, JL_OPT_WEIGHT_DECAY = 1u << 11,
+    JL_OPT_GRAD_CLIP = 1u << 12, JL_OPT_EVAL_EVERY = 1u << 13, JL_OPT_SAVE_EVERY = 1u << 14,
+    JL_OPT_SAMPLE_EVERY = 1u << 15,
+};
+/* The resume policy: the options saved in `saved` (a checkpoint's, see jl_stage_opts_of_checkpoint) replace the
+ * fields of o not in `given`; the given ones stay, and the run refuses those that change the trajectory (batch,
+ * accum, lr, schedule, AdamW, seed; steps too, except pretrain and distill, which may extend a run) when they
+ * differ. */
+void jl_stage_opts_resume(jl_stage_opts *o, const jl_stage_opts *saved, unsigned given);
+/* The options saved in a training checkpoint (model or adapter file), every field range-checked. */
+jl_status jl_stage_opts_of_checkpoint(const char *path, jl_stage_opts *out);
 
 typedef enum { JL_EV_STEP, JL_EV_EVAL, JL_EV_SAMPLE, JL_EV_SAVE, JL_EV_SKIP } jl_event_kind;
 

@@ -130,6 +130,12 @@ static jl_status lora_alloc(const jl_config *c, const jl_lora_opts *o, jl_lora *
     int n_all = arch_sites(c, all);
     for (int i = 0; i < n_all; i++) {
         if (!(mask & (1u << i))) continue;
+        const int width = all[i].in_dim < all[i].out_dim ? all[i].in_dim : all[i].out_dim;
+        if (o->rank > width) {
+            jl_lora_free(lr);
+            return jl_fail(JL_ERR_ARG, "LoRA rank %d exceeds the width of %s (%d in, %d out): at most %d", o->rank,
+                           all[i].name, all[i].in_dim, all[i].out_dim, width);
+        }
         lr->sites[lr->n_sites++] = all[i];
         if (all[i].in_dim > lr->max_in) lr->max_in = all[i].in_dim;
         size_t len = strlen(lr->targets);
@@ -195,6 +201,8 @@ float *jl_lora_grads(jl_lora *lr) {
     return lr->grads;
 }
 
+static const jl_lora_hooks lora_hooks = {jl_lora_forward, jl_lora_backward};
+
 jl_status jl_model_attach_lora(jl_model *m, jl_lora *lr, int max_tokens) {
     if (lr) {
         if (lr->n_layer != m->cfg.n_layer || !jl_base_id_matches(&lr->base, m))
@@ -203,6 +211,7 @@ jl_status jl_model_attach_lora(jl_model *m, jl_lora *lr, int max_tokens) {
         if (st != JL_OK) return st;
     }
     m->lora = lr;
+    m->lora_hooks = &lora_hooks;
     return JL_OK;
 }
 

@@ -2,6 +2,7 @@
  * chunk objects, Server-Sent Events, metrics. One libmicrohttpd thread per connection: a handler may block while
  * its job runs; a streaming response is a content reader that waits for the engine's next tokens. */
 #include "serve/serve.h"
+#include "serve/serve_tools.h"
 #include "core/utf8.h"
 #include "serve/engine.h"
 #include <arpa/inet.h>
@@ -251,12 +252,18 @@ static json_object *full_response(serve_server *s, const serve_job *j, unsigned 
         json_object *ch = json_object_new_object(), *lp = NULL;
         size_t len = 0;
         char *text = choice_text(c, &len);
+        const char *finish = c->finish ? c->finish : "length";
         json_object_object_add(ch, "index", json_object_new_int(i));
         if (chat) {
-            json_object *msg = json_object_new_object();
-            json_object_object_add(msg, "role", json_object_new_string("assistant"));
-            json_object_object_add(msg, "content", json_object_new_string_len(text ? text : "", (int)len));
-            json_object_object_add(msg, "refusal", NULL);
+            json_object *msg = NULL;
+            if (j->p.tools) {
+                msg = serve_tool_message(&j->p, text ? text : "", id, &finish);
+            } else {
+                msg = json_object_new_object();
+                json_object_object_add(msg, "role", json_object_new_string("assistant"));
+                json_object_object_add(msg, "content", json_object_new_string_len(text ? text : "", (int)len));
+                json_object_object_add(msg, "refusal", NULL);
+            }
             json_object_object_add(ch, "message", msg);
             if (j->p.logprobs) {
                 json_object *content = json_object_new_array();
@@ -287,7 +294,7 @@ static json_object *full_response(serve_server *s, const serve_job *j, unsigned 
         }
         free(text);
         json_object_object_add(ch, "logprobs", lp);
-        json_object_object_add(ch, "finish_reason", json_object_new_string(c->finish ? c->finish : "length"));
+        json_object_object_add(ch, "finish_reason", json_object_new_string(finish));
         json_object_array_add(choices, ch);
     }
     json_object_object_add(o, "choices", choices);
@@ -417,6 +424,36 @@ static void free_snapshot(stream_snapshot *sn) {
     free(sn->finish);
 }
 
+/* A finished answer of a tools request as two chunks: the delta (content, or tool_calls with index, id, type and
+ * the whole function) and the finish reason ("tool_calls" when it has calls). The choice is finished, so its
+ * tokens no longer change. */
+static void emit_tool_answer(stream_ctx *st, int i, const serve_choice *c, const char *finish) {
+    size_t len = 0;
+    char *text = choice_text(c, &len);
+    json_object *msg = serve_tool_message(&st->job->p, text ? text : "", st->id, &finish), *calls = NULL, *content;
+    free(text);
+    json_object *o = envelope(st->s, st->job, st->id, "chat.completion.chunk"), *choices = json_object_new_array(),
+                *ch = json_object_new_object(), *delta = json_object_new_object();
+    if (json_object_object_get_ex(msg, "content", &content) && content)
+        json_object_object_add(delta, "content", json_object_get(content));
+    if (json_object_object_get_ex(msg, "tool_calls", &calls)) {
+        for (size_t k = 0; k < json_object_array_length(calls); k++)
+            json_object_object_add(json_object_array_get_idx(calls, k), "index", json_object_new_int((int)k));
+        json_object_object_add(delta, "tool_calls", json_object_get(calls));
+    }
+    json_object_put(msg);
+    json_object_object_add(ch, "index", json_object_new_int(i));
+    json_object_object_add(ch, "delta", delta);
+    json_object_object_add(ch, "logprobs", NULL);
+    json_object_object_add(ch, "finish_reason", NULL);
+    json_object_array_add(choices, ch);
+    json_object_object_add(o, "choices", choices);
+    if (st->job->p.include_usage) json_object_object_add(o, "usage", NULL);
+    emit(st, o);
+    emit_chunk(st, i, NULL, 0, NULL, finish, 0);
+    st->closed[i] = 1;
+}
+
 /* Formats a snapshot into SSE events (no lock). */
 static void stream_format(stream_ctx *st, const stream_snapshot *sn) {
     const serve_job *j = st->job; /* only its immutable parts: parameters, choice count, prompts */
@@ -440,6 +477,12 @@ static void stream_format(stream_ctx *st, const stream_snapshot *sn) {
     }
     int all_closed = 1;
     for (int i = 0; i < j->n_choices; i++) {
+        if (j->p.kind == SERVE_CHAT && j->p.tools) { /* calls are known once the answer is whole */
+            st->sent[i] += sn->count[i];
+            if (sn->finish[i] && !st->closed[i]) emit_tool_answer(st, i, &j->choices[i], sn->finish[i]);
+            all_closed &= st->closed[i];
+            continue;
+        }
         for (int k = 0; k < sn->count[i]; k++) {
             /* one chunk per token, also when its text is held back (part of a character, or of a stop string) */
             const serve_tok *t = &sn->toks[sn->first[i] + k];
@@ -534,26 +577,68 @@ static enum MHD_Result start_stream(serve_server *s, struct MHD_Connection *c, s
 
 /* ---------------------------------------------------------------- endpoints */
 
+/* Waits for a job (lock held by the caller's loop). */
+static void wait_done(serve_server *s, serve_job *j) {
+    while (!j->done) serve_job_wait(s->engine, j, 1.0);
+}
+
+/* After a finished round: the next round's parameters when the answer asked for the server's own tools. */
+static int server_round(serve_server *s, serve_job *j, int round, serve_params *next) {
+    if (!s->o.tools || !j->p.tools || j->p.n != 1 || round >= s->o.max_tool_steps || j->failed) return 0;
+    size_t len;
+    char *text = choice_text(&j->choices[0], &len);
+    int rc = text ? serve_tools_round(&j->p, text, s->o.tools, next) : -1;
+    free(text);
+    return rc;
+}
+
 static enum MHD_Result completions(serve_server *s, struct MHD_Connection *c, const char *body, size_t len,
                                    serve_kind kind) {
     serve_params p;
     serve_error e;
     serve_job *j = NULL;
     if (!serve_parse_request(body, len, kind, &p, &e)) return send_error(s, c, &e, NULL);
-    if (serve_job_new(s->engine, &p, &j, &e) != JL_OK) {
+    char *server_specs = s->o.tools && kind == SERVE_CHAT ? jl_toolbox_specs(s->o.tools) : NULL;
+    int ok = kind != SERVE_CHAT || serve_params_finish_tools(&p, server_specs);
+    free(server_specs);
+    if (!ok) {
         serve_params_free(&p);
-        return send_error(s, c, &e, NULL);
+        return fail(s, c, 500, "server_error", NULL, NULL, "out of memory");
     }
-    if (!serve_engine_submit(s->engine, j, &e)) {
-        serve_job_release(s->engine, j);
-        return send_error(s, c, &e, NULL);
-    }
+    const int server_tools = kind == SERVE_CHAT && s->o.tools && p.tools;
     const unsigned long long id = atomic_fetch_add(&s->next_id, 1) + 1;
-    if (j->p.stream) return start_stream(s, c, j, id);
     pthread_mutex_t *mu = serve_engine_lock(s->engine);
-    pthread_mutex_lock(mu);
-    while (!j->done) serve_job_wait(s->engine, j, 1.0);
+    serve_job *prev = NULL; /* the last finished round, kept until the next one is made */
+    for (int round = 0;; round++) {
+        if (serve_job_new(s->engine, &p, &j, &e) != JL_OK) {
+            serve_params_free(&p);
+            if (!prev) return send_error(s, c, &e, NULL);
+            j = prev; /* the next round does not fit: answer with this one (its calls go to the client) */
+            break;
+        }
+        if (prev) serve_job_release(s->engine, prev);
+        prev = NULL;
+        if (!serve_engine_submit(s->engine, j, &e)) {
+            serve_job_release(s->engine, j);
+            return send_error(s, c, &e, NULL);
+        }
+        if (j->p.stream && !server_tools) return start_stream(s, c, j, id);
+        pthread_mutex_lock(mu);
+        wait_done(s, j);
+        serve_params next;
+        int more = server_round(s, j, round, &next);
+        pthread_mutex_unlock(mu);
+        if (more < 0) {
+            serve_job_release(s->engine, j);
+            return fail(s, c, 500, "server_error", NULL, NULL, "out of memory");
+        }
+        if (more == 0) break;
+        prev = j;
+        p = next; /* the answer and the tools' results appended: generate again */
+    }
+    if (j->p.stream) return start_stream(s, c, j, id); /* done: the stream sends it at once */
     json_object *o = NULL;
+    pthread_mutex_lock(mu);
     if (j->failed) serve_error_set(&e, 503, "server_error", "", "%s", j->error);
     else o = full_response(s, j, id);
     pthread_mutex_unlock(mu);

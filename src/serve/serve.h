@@ -22,6 +22,8 @@ typedef struct {
     int timeout_s;             /* idle connection timeout */
     size_t max_body;           /* bytes; larger bodies get 413 */
     int chunk;                 /* prompt tokens prefilled per step */
+    struct jl_toolbox *tools;  /* built-in tools run by the server (jielong serve --tools), or NULL; borrowed */
+    int max_tool_steps;        /* rounds of server-side tool calls per request */
 } serve_opts;
 
 void serve_opts_defaults(serve_opts *o);

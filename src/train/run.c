@@ -4,6 +4,8 @@
 #include "jielong/checkpoint.h"
 #include "jielong/metrics.h"
 #include "jielong/safetensors.h"
+#include "core/kernels.h"
+#include "core/perf.h"
 #include "core/timer.h"
 #include "io/fileio.h"
 #include <math.h>
@@ -20,7 +22,8 @@ void jl_stage_opts_defaults(jl_stage_opts *o) {
     o->optim = (jl_optim_cfg){.lr = 0, .min_lr_frac = 0.1f, .warmup = -1, .schedule = JL_SCHED_COSINE,
                               .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .grad_clip = 1.0f,
                               .accum = 1};
-    o->run = (jl_run_cfg){.steps = 1000, .batch = 8, .seed = 1337, .eval_every = 100, .save_every = 500};
+    o->run = (jl_run_cfg){.steps = 1000, .batch = 8, .seed = 1337, .eval_every = 100, .save_every = 500,
+                          .precision = (int)jl_precision_default()};
 }
 
 long jl_default_warmup(long warmup, long steps) {
@@ -228,6 +231,40 @@ jl_status jl_state_read_opts(json_object *j, jl_stage_opts *o) {
     o->optim.grad_clip = (float)clip;
     o->run.seed = seed;
     return JL_OK;
+}
+
+void jl_stage_opts_resume(jl_stage_opts *o, const jl_stage_opts *saved, unsigned given) {
+#define TAKE(bit, field)                                                                                          \
+    if (!(given & (bit))) o->field = saved->field
+    TAKE(JL_OPT_BATCH, run.batch);
+    TAKE(JL_OPT_STEPS, run.steps);
+    TAKE(JL_OPT_SEED, run.seed);
+    TAKE(JL_OPT_EVAL_EVERY, run.eval_every);
+    TAKE(JL_OPT_SAVE_EVERY, run.save_every);
+    TAKE(JL_OPT_SAMPLE_EVERY, run.sample_every);
+    TAKE(JL_OPT_ACCUM, optim.accum);
+    TAKE(JL_OPT_LR, optim.lr);
+    TAKE(JL_OPT_MIN_LR_FRAC, optim.min_lr_frac);
+    TAKE(JL_OPT_WARMUP, optim.warmup);
+    TAKE(JL_OPT_SCHEDULE, optim.schedule);
+    TAKE(JL_OPT_BETA1, optim.beta1);
+    TAKE(JL_OPT_BETA2, optim.beta2);
+    TAKE(JL_OPT_EPS, optim.eps);
+    TAKE(JL_OPT_WEIGHT_DECAY, optim.weight_decay);
+    TAKE(JL_OPT_GRAD_CLIP, optim.grad_clip);
+#undef TAKE
+}
+
+jl_status jl_stage_opts_of_checkpoint(const char *path, jl_stage_opts *out) {
+    char *text;
+    jl_status st = jl_state_of_checkpoint(path, &text);
+    if (st != JL_OK) return st;
+    json_object *j = json_tokener_parse(text);
+    free(text);
+    st = j && json_object_is_type(j, json_type_object) ? jl_state_read_opts(j, out)
+                                                       : jl_fail(JL_ERR_FORMAT, "training state is not a JSON object");
+    json_object_put(j);
+    return st == JL_OK ? JL_OK : jl_fail_context(st, "%s", path);
 }
 
 /* The saved trajectory-shaping options must be the run's: the first that differs is named. */
@@ -475,8 +512,8 @@ static jl_status evaluate(loop *l) {
 static jl_status log_step(loop *l, const jl_stage_step *ss) {
     const jl_stage *s = l->s;
     double tps = ss->tokens > 0 && ss->seconds > 0 ? (double)ss->tokens / ss->seconds : 0;
-    double mfu = s->o->run.sgemm_gflops > 0 && s->flops_per_step > 0 && ss->seconds > 0
-                     ? s->flops_per_step / ss->seconds / (s->o->run.sgemm_gflops * 1e9) : 0;
+    double mfu = s->flops_per_step > 0 && ss->seconds > 0 ? jl_mfu(s->flops_per_step / ss->seconds,
+                                                                   s->o->run.peak_gflops) : 0;
     const char *keys[8 + JL_STAGE_MAX_METRICS] = {"loss", "lr", "grad_norm"};
     double vals[8 + JL_STAGE_MAX_METRICS] = {ss->loss, ss->lr, ss->grad_norm};
     int n = 3;
@@ -485,7 +522,10 @@ static jl_status log_step(loop *l, const jl_stage_step *ss) {
         keys[n] = "ms", vals[n++] = ss->seconds * 1e3;
     }
     keys[n] = "skipped", vals[n++] = ss->skipped != NULL;
-    if (mfu > 0) keys[n] = "mfu", vals[n++] = mfu;
+    if (mfu > 0) {
+        keys[n] = "mfu", vals[n++] = mfu;
+        keys[n] = "peak_gflops", vals[n++] = s->o->run.peak_gflops;
+    }
     for (int i = 0; i < ss->m.n; i++) keys[n] = ss->m.keys[i], vals[n++] = ss->m.values[i];
     jl_status st = jl_metrics_log(l->log, s->i->name, l->step, n, keys, vals);
     if (st != JL_OK) return st;
@@ -589,8 +629,11 @@ jl_status jl_train_run(jl_stage *s, jl_event_fn on_event, void *user) {
     if (st == JL_OK) st = r->resume ? metrics_cut_back(l.metrics_path, l.step) : JL_OK;
     if (st == JL_OK && !r->resume) unlink(l.metrics_path); /* a fresh run starts a fresh log */
     if (st == JL_OK) st = jl_metrics_open(l.metrics_path, &l.log);
+    /* the run's products (steps, evaluations, samples) in its precision; the caller's setting comes back after */
+    jl_precision was = jl_matmul_set_precision(r->precision == JL_PREC_BF16 ? JL_PREC_BF16 : JL_PREC_FP32);
     if (st == JL_OK && !r->resume && s->eval_at_start && s->i->evaluate) st = evaluate(&l);
     if (st == JL_OK) st = steps(&l);
+    jl_matmul_set_precision(was);
     if (st == JL_OK && l.step == r->steps) st = save(&l, NULL, 1);
     jl_metrics_close(l.log);
     jl_dir_lock_release(&lock);
