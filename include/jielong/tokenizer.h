@@ -39,10 +39,10 @@ const char *jl_tokenizer_pattern(const jl_tokenizer *t);
 void jl_tokenizer_free(jl_tokenizer *t);
 
 /* ---- pre-tokenizer patterns ---- */
-typedef enum { JL_PATTERN_GPT2, JL_PATTERN_CL100K, JL_PATTERN_O200K, JL_PATTERN_HAN } jl_pattern_kind;
-/* The regex of GPT-2 (r50k), GPT-4 (cl100k) or GPT-4o (o200k). */
+typedef enum { JL_PATTERN_GPT2, JL_PATTERN_CL100K, JL_PATTERN_O200K, JL_PATTERN_HAN, JL_PATTERN_QWEN2 } jl_pattern_kind;
+/* The regex of GPT-2 (r50k), GPT-4 (cl100k), GPT-4o (o200k), or Qwen 2/3 (cl100k with single digits). */
 const char *jl_tokenizer_pattern_text(jl_pattern_kind kind);
-/* "gpt2" | "r50k" | "p50k" | "cl100k" | "o200k" | "han" (cl100k with one piece per Han character) → kind;
+/* "gpt2" | "r50k" | "p50k" | "cl100k" | "o200k" | "qwen2" | "han" (cl100k with one piece per Han character) → kind;
  * -1 if unknown. */
 int jl_tokenizer_pattern_by_name(const char *name);
 
