@@ -1,4 +1,5 @@
-/* jielong pipeline --quick end to end: every stage runs as its command, the report holds every section. */
+/* jielong pipeline --quick end to end: every stage runs as its command (from an argument vector: the output folder
+ * has a space in its name), the report holds every section. */
 #include "testutil.h"
 #include "io/fileio.h"
 #include <sys/stat.h>
@@ -12,9 +13,9 @@ static int exists(const char *dir, const char *rel) {
 
 static void test_quick_pipeline(void **state) {
     (void)state;
-    const char *out = tmp_path("pipeline");
+    const char *out = tmp_path("my runs/pipeline");
     char args[2048];
-    snprintf(args, sizeof args, "pipeline --quick --out %s --poems %s", out, root_path("data/poems.jsonl"));
+    snprintf(args, sizeof args, "pipeline --quick --out '%s' --poems %s", out, root_path("data/poems.jsonl"));
     assert_int_equal(run_cli(args, tmp_path("pipeline.log")), 0);
     static const char *const files[] = {
         "tokenizer.json", "shards/train_000.bin", "base/model.safetensors", "sft/model.safetensors",
@@ -50,7 +51,8 @@ static void test_quick_pipeline(void **state) {
     snprintf(path, sizeof path, "%s/commands.sh", out);
     assert_int_equal(jl_read_file(path, &text, &len), JL_OK);
     assert_non_null(strstr(text, "jielong pretrain --data"));
-    assert_non_null(strstr(text, "jielong ppo --policy"));
+    assert_non_null(strstr(text, "jielong ppo --model"));
+    assert_non_null(strstr(text, "my runs/pipeline/sft/model.safetensors'")); /* quoted for the shell */
     free(text);
 }
 

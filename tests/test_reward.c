@@ -2,6 +2,7 @@
  * (answers ending in 'a' beat 'b') to high held-out accuracy, the CLI round trip through `jielong eval --reward`,
  * and clear errors for bad pairs. */
 #include "rl_testutil.h"
+#include "io/fileio.h"
 #include "jielong/rlhf.h"
 #include "train/rl_losses.h"
 
@@ -73,6 +74,17 @@ static void test_reward_cli_learns_and_scores(void **state) {
     assert_int_equal(n, 4); /* before training, steps 20, 40, 60 */
     print_message("held-out accuracy: %.3f %.3f %.3f %.3f\n", acc[0], acc[1], acc[2], acc[3]);
     assert_true(acc[n - 1] >= 0.9);
+    /* the command ends with the before → after summary of the held-out accuracy (48 pairs held out: a warning
+     * that the figure moves in steps of 2%) */
+    char *log;
+    size_t len;
+    assert_int_equal(jl_read_file(tmp_path("reward.log"), &log, &len), JL_OK);
+    char want[128];
+    snprintf(want, sizeof want, "eval_accuracy %.4g -> %.4g", acc[0], acc[n - 1]);
+    if (!strstr(log, "reward: held out, first -> last evaluation:") || !strstr(log, want))
+        fail_msg("no before -> after summary ('%s') in:\n%s", want, log);
+    assert_non_null(strstr(log, "warning: only 48 pairs are held out"));
+    free(log);
     /* eval --reward scores unseen answers: ending in 'a' above ending in 'b' */
     const char *log_a = tmp_path("score_a.log"), *log_b = tmp_path("score_b.log");
     snprintf(args, sizeof args, "eval --reward %s --prompt p --response xxba --json", out);

@@ -6,7 +6,9 @@
 #include "jielong/dataset.h"
 #include "jielong/tools.h"
 #include "jielong/tokenizer.h"
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 static void test_calculator_table(void **s) {
     (void)s;
@@ -288,7 +290,7 @@ static void test_data_tools(void **s) {
 
 /* ---- the agent loop on a tiny model trained to call the calculator ---- */
 
-#define AGENT_CTX 224
+#define AGENT_CTX 256
 
 static void make_base(const char *path) {
     jl_config c;
@@ -381,6 +383,8 @@ static agent_score run_agent(const char *model, int n, const char *extra) {
     return sc;
 }
 
+static void serve_tool_flow(const char *model);
+
 static void test_agent_learns_to_call_the_calculator(void **s) {
     (void)s;
     const char *base = tmp_path("agent_base.safetensors"), *data = tmp_path("agent_calc.jsonl");
@@ -412,6 +416,59 @@ static void test_agent_learns_to_call_the_calculator(void **s) {
     assert_int_equal(fscanf(p, "%d", &count), 1);
     pclose(p);
     assert_int_equal(count, 1);
+    serve_tool_flow(model);
+}
+
+/* `jielong serve --model M --port 0 EXTRA` in the background; its port from the first line of stdout. */
+static int start_server(const char *model, const char *extra, pid_t *pid) {
+    const char *bin = getenv("JL_BIN");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "exec %s serve --model %s --port 0 --threads 1 %s 2>>%s", bin ? bin : "build/jielong",
+             model, extra, tmp_path("serve.err"));
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    *pid = fork();
+    assert_true(*pid >= 0);
+    if (*pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    char line[1024] = {0};
+    alarm(60);
+    const char *got = fgets(line, sizeof line, f);
+    alarm(0);
+    fclose(f);
+    const char *at = got ? strstr(line, "http://127.0.0.1:") : NULL;
+    assert_non_null(at);
+    return atoi(at + strlen("http://127.0.0.1:"));
+}
+
+static void stop_server(pid_t pid) {
+    int status;
+    kill(pid, SIGTERM);
+    waitpid(pid, &status, 0);
+}
+
+/* The OpenAI client's tool-calling flow (tests/serve/tools_client.cjs) on the model trained above. */
+static void serve_tool_flow(const char *model) {
+    pid_t a, b;
+    int port = start_server(model, "", &a), port2 = start_server(model, "--tools calculator --max-tool-steps 1", &b);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cd %s && PORT=%d PORT2=%d JL_NPM=%s timeout 120 node tests/serve/tools_client.cjs > %s 2>&1",
+             root_path(""), port, port2, root_path("build/npm-serve"), tmp_path("node_tools.log"));
+    int rc = system(cmd);
+    stop_server(a);
+    stop_server(b);
+    char line[4096];
+    FILE *f = fopen(tmp_path("node_tools.log"), "r");
+    while (f && fgets(line, sizeof line, f)) print_message("tools_client.cjs: %s", line);
+    if (f) fclose(f);
+    assert_int_equal(rc, 0);
 }
 
 int main(void) {

@@ -31,6 +31,8 @@ void jl_config_from_depth(jl_config *c, jl_arch arch, int depth, int vocab_size,
 jl_status jl_config_finish(jl_config *c);
 /* Learning-rate and warmup defaults that go with a width (the other half of the --depth dial). */
 float jl_config_default_lr(const jl_config *c);
+/* The MLP width of an arch at width dim: 4·dim (gpt2), 8·dim/3 rounded up to 64 (llama). */
+int jl_config_default_hidden(jl_arch arch, int dim);
 /* JSON text of the config (malloc'd) and back; used in checkpoint metadata. */
 jl_status jl_config_to_json(const jl_config *c, char **json);
 jl_status jl_config_from_json(const char *json, jl_config *c);

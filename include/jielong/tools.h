@@ -55,6 +55,7 @@ jl_status jl_toolbox_add(jl_toolbox *tb, const char *name, jl_index *index, int 
 /* Adds every name of a comma-separated list. */
 jl_status jl_toolbox_add_list(jl_toolbox *tb, const char *names, jl_index *index, int k);
 int jl_toolbox_count(const jl_toolbox *tb);
+int jl_toolbox_has(const jl_toolbox *tb, const char *name); /* 1 when the tool was added */
 /* Limit for one call in milliseconds (search honours it inside SQLite); 0 = none. Default 5000. */
 void jl_toolbox_set_timeout(jl_toolbox *tb, int ms);
 /* The OpenAI function objects of the tools, one compact JSON object a line (malloc'd). */

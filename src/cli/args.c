@@ -27,6 +27,9 @@ static void default_text(const cli_opt *o, char *buf, size_t size) {
     if (strstr(o->help, "default") || o->required) return;
     switch (o->kind) {
     case OPT_I32: snprintf(buf, size, " (default %d)", *(const int *)o->dest); break;
+    case OPT_INT:
+        if (*(const long *)o->dest >= 0) snprintf(buf, size, " (default %ld)", *(const long *)o->dest);
+        break;
     case OPT_U64: snprintf(buf, size, " (default %llu)", (unsigned long long)*(const uint64_t *)o->dest); break;
     case OPT_F32: snprintf(buf, size, " (default %g)", (double)*(const float *)o->dest); break;
     case OPT_SCHED: snprintf(buf, size, " (default %s)", jl_schedule_name((jl_schedule)*(const int *)o->dest)); break;

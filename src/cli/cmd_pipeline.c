@@ -6,6 +6,7 @@
 #include "cli/pipeline_report.h"
 #include "core/timer.h"
 #include "io/fileio.h"
+#include <omp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,30 +25,93 @@ typedef struct {
     int n_stages;
 } pipeline;
 
-/* Runs one subcommand in-process from a printf-built line (split at spaces: the pipeline's paths and values
- * have none) and records it as a stage of the report when `dir` is given. Returns its exit code. */
+/* Skips the arguments the conversions of one format word take (the pipeline's formats use %s and %d only). */
+static void skip_args(const char *word, va_list *ap) {
+    for (const char *c = word; (c = strchr(c, '%')) != NULL; c++) {
+        if (c[1] == '%') {
+            c++;
+            continue;
+        }
+        while (*c && !strchr("sd", *c)) c++;
+        if (*c == 's') (void)va_arg(*ap, const char *);
+        else if (*c == 'd') (void)va_arg(*ap, int);
+        if (!*c) break;
+    }
+}
+
+/* The argument vector of a command line: the FORMAT is split into words at its spaces, then each word is
+ * formatted on its own, so a value with spaces (--out "my runs/a") stays one argument. Words formatting to ""
+ * are dropped (optional flags). */
+static int build_argv(char *buf, size_t size, char **argv, const char *fmt, va_list *ap) {
+    int argc = 0;
+    size_t used = 0;
+    char word[1024];
+    for (const char *w = fmt; *w && argc < MAX_ARGS;) {
+        while (*w == ' ') w++;
+        size_t len = strcspn(w, " ");
+        if (!len) break;
+        snprintf(word, sizeof word, "%.*s", (int)len, w);
+        va_list one;
+        va_copy(one, *ap);
+        int n = vsnprintf(buf + used, size - used, word, one);
+        va_end(one);
+        skip_args(word, ap);
+        if (n < 0 || used + (size_t)n + 1 >= size) break;
+        if (n > 0) {
+            argv[argc++] = buf + used;
+            used += (size_t)n + 1;
+        }
+        w += len;
+    }
+    argv[argc] = NULL;
+    return argc;
+}
+
+/* One argument for a shell: as it is when it has only safe characters, else in single quotes. */
+static void print_shell_arg(FILE *f, const char *arg) {
+    if (arg[0] && strspn(arg, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_./=:,+%@") == strlen(arg)) {
+        fputs(arg, f);
+        return;
+    }
+    fputc('\'', f);
+    for (const char *c = arg; *c; c++)
+        if (*c == '\'') fputs("'\\''", f);
+        else fputc(*c, f);
+    fputc('\'', f);
+}
+
+static void print_command(FILE *f, char **argv, int argc) {
+    fputs("jielong", f);
+    for (int i = 0; i < argc; i++) {
+        fputc(' ', f);
+        print_shell_arg(f, argv[i]);
+    }
+    fputc('\n', f);
+}
+
+/* Runs one subcommand in-process from an argument vector (see build_argv) and records it as a stage of the report
+ * when `dir` is given; the process-wide settings a command may change (OpenMP threads) are put back after it.
+ * Returns its exit code. */
 static int run(pipeline *p, const char *stage, const char *dir, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int run(pipeline *p, const char *stage, const char *dir, const char *fmt, ...) {
-    char line[4096];
+    char buf[8192], *argv[MAX_ARGS + 1];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    int argc = build_argv(buf, sizeof buf, argv, fmt, &ap);
     va_end(ap);
-    fprintf(stderr, "\n== %s  (%.0f s so far)\n$ jielong %s\n", stage, jl_now() - p->started, line);
-    if (p->commands) fprintf(p->commands, "jielong %s\n", line);
-    char copy[4096], *argv[MAX_ARGS + 1];
-    memcpy(copy, line, sizeof copy);
-    int argc = 0;
-    for (char *tok = strtok(copy, " "); tok && argc < MAX_ARGS; tok = strtok(NULL, " ")) argv[argc++] = tok;
-    argv[argc] = NULL;
+    fprintf(stderr, "\n== %s  (%.0f s so far)\n$ ", stage, jl_now() - p->started);
+    print_command(stderr, argv, argc);
+    if (p->commands) print_command(p->commands, argv, argc);
     const cli_command *c = cli_commands;
-    while (c->name && strcmp(c->name, argv[0]) != 0) c++;
-    if (!c->name) return 1;
+    while (argc && c->name && strcmp(c->name, argv[0]) != 0) c++;
+    if (!argc || !c->name) return 1;
     double t0 = jl_now();
+    int threads = omp_get_max_threads();
     fflush(stdout);
     int rc = c->run(argc, argv);
     fflush(stdout);
+    omp_set_num_threads(threads);
     if (rc != 0) fprintf(stderr, "jielong pipeline: stage '%s' failed (exit %d)\n", stage, rc);
     if (dir && p->n_stages < MAX_STAGES) {
         int i = p->n_stages++;
@@ -86,7 +150,8 @@ int cmd_pipeline(int argc, char **argv) {
     if (rc != CLI_PARSED) return rc == CLI_HELP_SHOWN ? 0 : rc;
     const sizes *z = p.quick ? &quick_sizes : &default_sizes;
     const char *o = p.out;
-    /* SFT rows: one conversation each, padded; 160 tokens hold every poem task (256 would be 3/4 padding) */
+    /* SFT rows of 160 tokens hold all but ~1.5% of the conversations whole (the rest are truncated); sft packs
+     * several conversations into each row (padding ~3%) */
     const int sft_len = z->context < 160 ? z->context : 160;
     p.started = jl_now();
     jl_status st = jl_mkdir_p(o);
@@ -105,21 +170,22 @@ int cmd_pipeline(int argc, char **argv) {
 
     RUN(&p, "datasets from the poem corpus", NULL, "data poems --input %s --out %s/data", poems, o);
     RUN(&p, "tokenizer", NULL, "tokenizer train --input %s/data/pretrain.txt --vocab-size %d --pattern han "
-        "--output %s/tokenizer.json --quiet", o, z->vocab, o);
-    RUN(&p, "token shards", NULL, "prepare --tokenizer %s/tokenizer.json --input %s/data/pretrain.txt --output "
+        "--out %s/tokenizer.json --quiet", o, z->vocab, o);
+    RUN(&p, "token shards", NULL, "prepare --tokenizer %s/tokenizer.json --input %s/data/pretrain.txt --out "
         "%s/shards --val-fraction 0.02 --quiet", o, o, o);
     RUN(&p, "pretraining", "base", "pretrain --data %s/shards --out %s/base --depth %d --context %d --batch-size %d "
-        "--steps %d --lr 3e-3 --eval-every %d --sample-every %d --sample-tokens 40 --sample-prompt 《春晓》", o, o,
+        "--steps %d --lr 3e-3 --eval-every %d --sample-every %d --max-new-tokens 40 --sample-prompt 《春晓》", o, o,
         z->depth, z->context, z->batch, z->pretrain_steps, z->pretrain_steps / 6, z->pretrain_steps / 2);
     RUN(&p, "evaluate base: perplexity", NULL, "eval --model %s/base/model.safetensors --data "
         "%s/data/eval_pretrain.txt --label base --summary %s/summary.jsonl", o, o, o);
     for (int shots = 0; shots <= 3; shots += shots ? 2 : 1) {
         char label[32], samples[4096];
         snprintf(label, sizeof label, "base-%dshot", shots);
-        snprintf(samples, sizeof samples, shots == 3 ? "--samples %s/base/answers.jsonl" : "", o);
+        snprintf(samples, sizeof samples, "%s/base/answers.jsonl", o);
         RUN(&p, "evaluate base: in-context learning", NULL, "eval --model %s/base/model.safetensors --shots %d "
-            "--max-tokens 96 --label %s %s --tasks %s/data/eval_prompts.jsonl --limit %d --summary %s/summary.jsonl",
-            o, shots, label, samples, o, z->eval_limit, o);
+            "--max-new-tokens 96 --label %s %s %s --tasks %s/data/eval_prompts.jsonl --limit %d --summary "
+            "%s/summary.jsonl", o, shots, label, shots == 3 ? "--samples" : "", shots == 3 ? samples : "", o,
+            z->eval_limit, o);
     }
     RUN(&p, "SFT (full fine-tuning)", "sft", "sft --model %s/base/model.safetensors --data %s/data/sft.jsonl "
         "--out %s/sft --steps %d --lr 2e-3 --batch-size %d --seq-len %d --eval-every %d --eval-batches 10", o, o, o,
@@ -137,19 +203,19 @@ int cmd_pipeline(int argc, char **argv) {
     RUN(&p, "DPO", "dpo", "dpo --model %s/sft/model.safetensors --data %s/data/prefs.jsonl --out %s/dpo --steps %d "
         "--batch-size %d --eval-fraction 0.02 --eval-every %d --skip-long", o, o, o, z->dpo_steps, z->batch / 2, z->dpo_steps / 2);
     EVAL_TASKS("dpo", "dpo/model.safetensors", "");
-    RUN(&p, "GRPO (rule reward: poem form)", "grpo", "grpo --policy %s/sft/model.safetensors --prompts "
-        "%s/data/rl_prompts.jsonl --reward-fn poem --out %s/grpo --steps %d --batch-size %d --group %d --max-new 96 "
+    RUN(&p, "GRPO (rule reward: poem form)", "grpo", "grpo --model %s/sft/model.safetensors --prompts "
+        "%s/data/rl_prompts.jsonl --reward-fn poem --out %s/grpo --steps %d --batch-size %d --group %d --max-new-tokens 96 "
         "--kl 0.05 --lr 2e-4 --skip-long", o, o, o, z->grpo_steps, z->rl_batch, z->group);
     EVAL_TASKS("grpo", "grpo/model.safetensors", "");
-    RUN(&p, "PPO (reward model)", "ppo", "ppo --policy %s/sft/model.safetensors --reward %s/rm --prompts "
-        "%s/data/rl_prompts.jsonl --out %s/ppo --steps %d --batch-size %d --group 2 --max-new 96 --lr 2e-4 "
+    RUN(&p, "PPO (reward model)", "ppo", "ppo --model %s/sft/model.safetensors --reward-model %s/rm --prompts "
+        "%s/data/rl_prompts.jsonl --out %s/ppo --steps %d --batch-size %d --group 2 --max-new-tokens 96 --lr 2e-4 "
         "--skip-long", o, o, o, o,
         z->ppo_steps, z->rl_batch);
     EVAL_TASKS("ppo", "ppo/model.safetensors", "");
     static const char *const tuned[] = {"dpo", "grpo", "ppo"};
     for (int i = 0; i < 3; i++)
         RUN(&p, "win rate against SFT", NULL, "eval --model %s/%s/model.safetensors --against %s/sft/model.safetensors "
-            "--reward %s/rm --tasks %s/data/eval_prompts.jsonl --limit %d --label %s --summary %s/summary.jsonl", o,
+            "--reward-model %s/rm --tasks %s/data/eval_prompts.jsonl --limit %d --label %s --summary %s/summary.jsonl", o,
             tuned[i], o, o, o, z->eval_limit, tuned[i], o);
     RUN(&p, "quantise to q8_0 (GGUF)", NULL, "quantize --model %s/sft/model.safetensors --type q8_0 --out "
         "%s/sft/model-q8_0.gguf", o, o);

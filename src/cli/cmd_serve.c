@@ -2,6 +2,8 @@
  * chat page until SIGINT/SIGTERM (src/serve). */
 #include "cli/infer_cli.h"
 #include "serve/serve.h"
+#include "jielong/rag.h"
+#include "jielong/tools.h"
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,7 +18,8 @@ static const char *model_id(const char *path) {
 int cmd_serve(int argc, char **argv) {
     infer_flags f;
     infer_flags_defaults(&f);
-    const char *host = "127.0.0.1", *api_key = NULL, *name = NULL;
+    const char *host = "127.0.0.1", *api_key = NULL, *name = NULL, *tools = NULL, *rag = NULL;
+    long tool_steps = 4, rag_k = 3;
     long port = 8080, parallel = 8, context = 0, max_queue = 64, timeout = 600, chunk = 64, max_body_mb = 4;
     double grace = 10.0;
     cli_opt opts[] = {
@@ -36,6 +39,12 @@ int cmd_serve(int argc, char **argv) {
         {"max-body-mb", OPT_INT, &max_body_mb, "largest request body in MiB, else 413 (default 4)", 1, 1024, 0},
         {"grace", OPT_FLOAT, &grace, "seconds running requests may finish after SIGINT/SIGTERM (default 10)", 0, 3600, 0},
         {"name", OPT_STR, &name, "model id shown by /v1/models and in responses (default: the file name)", NO_RANGE, 0},
+        {"tools", OPT_STR, &tools, "built-in tools the server runs itself: calculator,search,date (declared to the "
+                                   "model in every chat; calls to the client's own tools go back to the client)",
+         NO_RANGE, 0},
+        {"rag", OPT_STR, &rag, "the index the search tool runs on (jielong index build)", NO_RANGE, 0},
+        {"k", OPT_INT, &rag_k, "passages per search (default 3)", 1, 50, 0},
+        {"max-tool-steps", OPT_INT, &tool_steps, "rounds of server-side tool calls per request (default 4)", 0, 100, 0},
     };
     int rc = cli_parse("serve",
                        "Serve a model over HTTP: OpenAI-compatible /v1/chat/completions and /v1/completions (SSE "
@@ -43,17 +52,18 @@ int cmd_serve(int argc, char **argv) {
                        "Concurrent requests are decoded together in one batch.",
                        opts, CLI_NOPTS(opts), argc, argv, 1);
     if (rc != CLI_PARSED) return rc == CLI_HELP_SHOWN ? 0 : rc;
-    f.context = 1; /* the setup's own session is not used: the engine has its slots */
-    infer_setup s;
-    jl_status st = infer_setup_load(&f, &s);
-    if (st != JL_OK) return cli_report("serve", st);
-    jl_session_free(s.session);
-    s.session = NULL;
+    jl_index *ix = NULL;
+    jl_toolbox *tb = NULL;
+    jl_status tst = rag ? jl_index_open(rag, 0, &ix) : JL_OK;
+    if (tst == JL_OK && tools) tst = jl_toolbox_new(&tb);
+    if (tst == JL_OK && tools) tst = jl_toolbox_add_list(tb, tools, ix, (int)rag_k);
+    if (tst != JL_OK) {
+        jl_toolbox_free(tb);
+        jl_index_close(ix);
+        return cli_report("serve", tst);
+    }
     serve_opts o;
     serve_opts_defaults(&o);
-    o.model = s.ck.model;
-    o.qw = s.qw;
-    o.tok = s.tok;
     o.model_name = name ? name : model_id(f.model);
     o.host = host;
     o.port = (int)port;
@@ -65,6 +75,8 @@ int cmd_serve(int argc, char **argv) {
     o.timeout_s = (int)timeout;
     o.chunk = (int)chunk;
     o.max_body = (size_t)max_body_mb << 20;
+    o.tools = tb;
+    o.max_tool_steps = (int)tool_steps;
     /* SIGINT/SIGTERM are taken by sigwait below: blocked before any thread starts, so every thread inherits it */
     sigset_t set;
     sigemptyset(&set);
@@ -73,9 +85,29 @@ int cmd_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     serve_server *srv = NULL;
-    st = serve_start(&o, &srv);
+    jl_status st = serve_listen(&o, &srv); /* listening first: /health says 503 while the model loads */
     if (st != JL_OK) {
+        jl_toolbox_free(tb);
+        jl_index_close(ix);
+        return cli_report("serve", st);
+    }
+    f.context = 1; /* the setup's own session is not used: the engine has its slots */
+    infer_setup s;
+    st = infer_setup_load(&f, &s);
+    if (st != JL_OK) {
+        serve_stop(srv, 0.0);
+        jl_toolbox_free(tb);
+        jl_index_close(ix);
+        return cli_report("serve", st);
+    }
+    jl_session_free(s.session);
+    s.session = NULL;
+    st = serve_ready(srv, s.ck.model, s.qw, s.tok, NULL);
+    if (st != JL_OK) {
+        serve_stop(srv, 0.0);
         infer_setup_free(&s);
+        jl_toolbox_free(tb);
+        jl_index_close(ix);
         return cli_report("serve", st);
     }
     const jl_config *c = jl_model_config(s.ck.model);
@@ -91,5 +123,7 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "jielong serve: %s: stopping (running requests get %.0f s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM", grace);
     serve_stop(srv, grace);
     infer_setup_free(&s);
+    jl_toolbox_free(tb);
+    jl_index_close(ix);
     return 0;
 }

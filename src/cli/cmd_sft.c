@@ -99,8 +99,6 @@ int cmd_sft(int argc, char **argv) {
                             "nothing to learn); padding %.1f%% of row tokens (packing %s; %.1f%% over a whole epoch)\n",
                     rep.examples, rep.val_examples, rep.truncated, rep.skipped, 100.0 * rep.pad_fraction,
                     o.packing ? "on" : "off", 100.0 * rep.epoch_pad_fraction);
-            if (!isnan(rep.last_val))
-                fprintf(stderr, "sft: held-out assistant loss %.4f -> %.4f\n", rep.first_val, rep.last_val);
             if (rep.result_path[0]) fprintf(stderr, "sft: wrote %s\n", rep.result_path);
         }
     }

@@ -1,8 +1,6 @@
 /* The shared part of the training commands (train_cli.h). */
 #include "cli/train_cli.h"
 #include "jielong/common.h"
-#include "train/run.h"
-#include <json.h>
 #include <math.h>
 #include <omp.h>
 #include <signal.h>
@@ -29,46 +27,40 @@ void cli_train_prepare(jl_stage_opts *t, int threads, char *resume_buf, size_t s
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* The JL_OPT_* mask of the shared flags given on the command line. */
+static unsigned given_mask(const jl_stage_opts *t, const cli_opt *opts, int nopts, const unsigned char *given) {
+    const struct { const void *dest; unsigned bit; } f[] = {
+        {&t->run.batch, JL_OPT_BATCH}, {&t->run.steps, JL_OPT_STEPS}, {&t->run.seed, JL_OPT_SEED},
+        {&t->run.eval_every, JL_OPT_EVAL_EVERY}, {&t->run.save_every, JL_OPT_SAVE_EVERY},
+        {&t->run.sample_every, JL_OPT_SAMPLE_EVERY}, {&t->optim.accum, JL_OPT_ACCUM}, {&t->optim.lr, JL_OPT_LR},
+        {&t->optim.min_lr_frac, JL_OPT_MIN_LR_FRAC}, {&t->optim.warmup, JL_OPT_WARMUP},
+        {&t->optim.schedule, JL_OPT_SCHEDULE}, {&t->optim.beta1, JL_OPT_BETA1}, {&t->optim.beta2, JL_OPT_BETA2},
+        {&t->optim.eps, JL_OPT_EPS}, {&t->optim.weight_decay, JL_OPT_WEIGHT_DECAY},
+        {&t->optim.grad_clip, JL_OPT_GRAD_CLIP},
+    };
+    unsigned mask = 0;
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (cli_given(opts, nopts, given, f[i].dest)) mask |= f[i].bit;
+    return mask;
+}
+
 void cli_train_take_saved(jl_stage_opts *t, const jl_stage_opts *saved, const cli_opt *opts, int nopts,
                           const unsigned char *given) {
-#define TAKE(field)                                                                                               \
-    if (!cli_given(opts, nopts, given, &t->field)) t->field = saved->field
-    TAKE(run.batch);
-    TAKE(run.steps);
-    TAKE(run.seed);
-    TAKE(run.eval_every);
-    TAKE(run.save_every);
-    TAKE(run.sample_every);
-    TAKE(optim.accum);
-    TAKE(optim.lr);
-    TAKE(optim.min_lr_frac);
-    TAKE(optim.warmup);
-    TAKE(optim.schedule);
-    TAKE(optim.beta1);
-    TAKE(optim.beta2);
-    TAKE(optim.eps);
-    TAKE(optim.weight_decay);
-    TAKE(optim.grad_clip);
-#undef TAKE
+    jl_stage_opts_resume(t, saved, given_mask(t, opts, nopts, given));
 }
 
 jl_status cli_train_resume_opts(jl_stage_opts *t, const cli_opt *opts, int nopts, const unsigned char *given) {
     if (!t->run.resume) return JL_OK;
-    char *text;
-    jl_status st = jl_state_of_checkpoint(t->run.resume, &text);
-    if (st != JL_OK) return st;
-    json_object *j = json_tokener_parse(text);
-    free(text);
     jl_stage_opts saved = *t;
-    st = j ? jl_state_read_opts(j, &saved) : jl_fail(JL_ERR_FORMAT, "training state is not JSON");
-    json_object_put(j);
-    if (st != JL_OK) return jl_fail_context(st, "%s", t->run.resume);
-    cli_train_take_saved(t, &saved, opts, nopts, given);
-    return JL_OK;
+    jl_status st = jl_stage_opts_of_checkpoint(t->run.resume, &saved);
+    if (st == JL_OK) cli_train_take_saved(t, &saved, opts, nopts, given);
+    return st;
 }
 
 void cli_train_view_start(cli_train_view *v, const char *stage, long steps, const char *const *show) {
     memset(v, 0, sizeof *v);
+    v->stage = stage;
+    v->total = steps;
     v->show = show;
     v->val = NAN;
     cli_progress_start(&v->bar, stage, (double)steps, "steps");
@@ -88,9 +80,45 @@ static void metrics_text(const cli_train_view *v, const jl_train_event *ev, int 
             n += (size_t)snprintf(buf + n, size - n, "%s%s %.4g", n ? " | " : "", ev->keys[i], ev->values[i]);
 }
 
+static cli_summary_key *summary_key(cli_summary_key *keys, int *n, const char *key) {
+    for (int i = 0; i < *n; i++)
+        if (strcmp(keys[i].key, key) == 0) return &keys[i];
+    if (*n == CLI_SUMMARY_KEYS) return NULL;
+    cli_summary_key *k = &keys[(*n)++];
+    memset(k, 0, sizeof *k);
+    snprintf(k->key, sizeof k->key, "%s", key);
+    return k;
+}
+
+static void note_eval(cli_train_view *v, const jl_train_event *ev) {
+    for (int i = 0; i < ev->n; i++) {
+        cli_summary_key *k = summary_key(v->held, &v->n_held, ev->keys[i]);
+        if (!k || !isfinite(ev->values[i])) continue;
+        if (k->evals++ == 0) k->first = ev->values[i];
+        k->last = ev->values[i];
+    }
+}
+
+/* The training loss and the shown metrics, summed over the first and the last tenth of the run's steps. */
+static void note_step(cli_train_view *v, const jl_train_event *ev) {
+    long window = v->total / 10 > 0 ? v->total / 10 : 1;
+    int first = ev->step <= window, last = ev->step > v->total - window;
+    if (!first && !last) return;
+    for (int i = -1; i < ev->n; i++) {
+        if (i >= 0 && !shown(v, ev->keys[i])) continue;
+        double x = i < 0 ? ev->loss : ev->values[i];
+        cli_summary_key *k = summary_key(v->steps, &v->n_steps, i < 0 ? "loss" : ev->keys[i]);
+        if (!k || !isfinite(x)) continue;
+        if (first) k->sum_first += x, k->n_first++;
+        if (last) k->sum_last += x, k->n_last++;
+    }
+}
+
 void cli_train_on_event(void *user, const jl_train_event *ev) {
     cli_train_view *v = user;
     char buf[256] = "";
+    if (ev->kind == JL_EV_EVAL) note_eval(v, ev);
+    if (ev->kind == JL_EV_STEP) note_step(v, ev);
     switch (ev->kind) {
     case JL_EV_SKIP: cli_progress_note(&v->bar, "step %ld skipped: %s", ev->step, ev->text); return;
     case JL_EV_SAVE: cli_progress_note(&v->bar, "step %ld: saved %s", ev->step, ev->path); return;
@@ -115,7 +143,38 @@ void cli_train_on_event(void *user, const jl_train_event *ev) {
     cli_progress_update(&v->bar, (double)ev->step, v->extra);
 }
 
-void cli_train_view_finish(cli_train_view *v, jl_status st) { cli_progress_finish(&v->bar, st == JL_OK ? "done" : "stopped"); }
+void cli_train_view_finish(cli_train_view *v, jl_status st) {
+    cli_progress_finish(&v->bar, st == JL_OK ? "done" : "stopped");
+    if (st != JL_OK) return;
+    char line[1024];
+    size_t n = 0;
+    line[0] = '\0';
+    double pairs = NAN;
+    for (int i = 0; i < v->n_held && n + 80 < sizeof line; i++) {
+        const cli_summary_key *k = &v->held[i];
+        if (!k->evals) continue;
+        if (strcmp(k->key, "eval_pairs") == 0) {
+            pairs = k->last;
+            continue;
+        }
+        if (k->evals == 1) n += (size_t)snprintf(line + n, sizeof line - n, "%s%s %.4g", n ? ", " : "", k->key, k->last);
+        else n += (size_t)snprintf(line + n, sizeof line - n, "%s%s %.4g -> %.4g", n ? ", " : "", k->key, k->first, k->last);
+    }
+    if (n) fprintf(stderr, "%s: held out, first -> last evaluation: %s\n", v->stage, line);
+    n = 0;
+    line[0] = '\0';
+    for (int i = 0; i < v->n_steps && n + 80 < sizeof line; i++) {
+        const cli_summary_key *k = &v->steps[i];
+        if (k->n_first && k->n_last)
+            n += (size_t)snprintf(line + n, sizeof line - n, "%s%s %.4g -> %.4g", n ? ", " : "", k->key,
+                                  k->sum_first / k->n_first, k->sum_last / k->n_last);
+    }
+    if (n) fprintf(stderr, "%s: training, mean of the first -> last tenth of the steps: %s\n", v->stage, line);
+    if (!isnan(pairs) && pairs < 50)
+        fprintf(stderr, "%s: warning: only %.0f pair%s held out — the held-out accuracy moves in steps of %.0f%% and "
+                        "means little; hold out more (--eval-fraction) for a figure to trust\n",
+                v->stage, pairs, pairs == 1 ? " is" : "s are", 100.0 / (pairs > 0 ? pairs : 1));
+}
 
 int cli_train_exit(const char *cmd, jl_status st) {
     int sig = jl_train_stop_signal();

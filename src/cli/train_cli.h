@@ -10,7 +10,7 @@
 
 /* The optimiser flags. */
 #define CLI_OPTIM_FLAGS(t)                                                                                        \
-    {"lr", OPT_F32, &(t).optim.lr, "peak learning rate (0: the stage's default for the model)", 0, 10, 0},       \
+    {"lr", OPT_F32, &(t).optim.lr, "peak learning rate (0: chosen for the model by the stage)", 0, 10, 0},       \
     {"min-lr-frac", OPT_F32, &(t).optim.min_lr_frac, "final lr as a fraction of the peak", 0, 1, 0},             \
     {"warmup", OPT_INT, &(t).optim.warmup, "warmup steps (-1: 5% of the steps, at most 100)", -1, 1L << 40, 0},   \
     {"schedule", OPT_SCHED, &(t).optim.schedule, "learning-rate schedule: cosine, linear or constant", NO_RANGE, 0}, \
@@ -25,8 +25,8 @@
      NO_RANGE, 1},                                                                                                \
     {"batch-size", OPT_I32, &(t).run.batch, batch_help, 1, 4096, 0},                                             \
     {"steps", OPT_INT, &(t).run.steps, "steps of the whole run", 1, 1L << 40, 0},                                \
-    {"seed", OPT_U64, &(t).run.seed, "seed of data order, initialisation of what is new, dropout and sampling", 0, \
-     4.6e18, 0},                                                                                                  \
+    {"seed", OPT_U64, &(t).run.seed, "seed of data order, initialisation of what is new, dropout and sampling",    \
+     NO_RANGE, 0},                                                                                                \
     {"eval-every", OPT_I32, &(t).run.eval_every, "held-out evaluation every N steps", 0, 1 << 30, 0},           \
     {"save-every", OPT_I32, &(t).run.save_every, "training checkpoint every N steps (and at the end)", 0, 1 << 30, 0}, \
     {"stop-after", OPT_INT, &(t).run.stop_after, "stop after N steps of this run, with a checkpoint for --resume", \
@@ -50,15 +50,30 @@ jl_status cli_train_resume_opts(jl_stage_opts *t, const cli_opt *opts, int nopts
 
 /* One progress view for every stage: loss, the `show` metrics, tok/s, MFU and the last held-out value on the
  * line; held-out results, samples, skips and saves as notes. */
+#define CLI_SUMMARY_KEYS 12
+typedef struct {
+    char key[40];
+    double first, last;  /* held-out: first and last evaluation; step metrics: means of the first/last window */
+    double sum_first, sum_last;
+    int n_first, n_last, evals;
+} cli_summary_key;
+
 typedef struct {
     cli_progress bar;
+    const char *stage;
     const char *const *show; /* stage metric keys on the line, NULL-terminated (may be NULL) */
     const char *eval_label;  /* "held-out loss" ... */
     double loss, tps, mfu, val;
     char extra[256];
+    long total;              /* steps of the run (the summary's windows are its first and last tenth) */
+    cli_summary_key held[CLI_SUMMARY_KEYS], steps[CLI_SUMMARY_KEYS]; /* the before → after summary */
+    int n_held, n_steps;
 } cli_train_view;
 void cli_train_view_start(cli_train_view *v, const char *stage, long steps, const char *const *show);
 void cli_train_on_event(void *user, const jl_train_event *ev);
+/* Ends the bar; after a run that trained, prints the before → after summary: every held-out metric from its first
+ * to its last evaluation, and the training loss and shown metrics as means of the first and last tenth of the
+ * steps; warns when the held-out pairs are too few for the accuracy to mean anything. */
 void cli_train_view_finish(cli_train_view *v, jl_status st);
 
 /* The exit code of a training command: 130 / 143 after SIGINT / SIGTERM (the message says a checkpoint was

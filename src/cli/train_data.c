@@ -28,7 +28,7 @@ jl_status cli_build_config(const cli_model_shape *a, int vocab, jl_config *c) {
     c->n_kv_head = a->n_kv_head != UNSET ? (int)a->n_kv_head : c->n_head;
     if (a->hidden_dim != UNSET) c->hidden_dim = (int)a->hidden_dim;
     else if (a->dim != UNSET)
-        c->hidden_dim = arch == JL_ARCH_GPT2 ? 4 * c->dim : (8 * c->dim / 3 + 63) / 64 * 64;
+        c->hidden_dim = jl_config_default_hidden(arch, c->dim);
     if (a->untied) c->tie_embeddings = 0;
     return jl_config_finish(c);
 }

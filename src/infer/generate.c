@@ -251,8 +251,6 @@ jl_status jl_chat_add_turn(jl_chat *c, int role, const char *text) {
     return push_turn(c, (jl_role)role, text, strlen(text));
 }
 
-/* The conversation so far, rendered and prefilled where the cache lacks it, then the assistant's answer. The
- * turns from `keep` on are dropped again on failure. */
 void jl_chat_set_context_policy(jl_chat *c, jl_context_policy policy) { c->policy = policy; }
 int jl_chat_dropped(const jl_chat *c) { return c->dropped; }
 
@@ -298,6 +296,8 @@ static jl_status render_fitting(jl_chat *c, int *keep, const jl_gen_opts *o, int
     }
 }
 
+/* The conversation so far, rendered and prefilled where the cache lacks it, then the assistant's answer. The
+ * turns from `keep` on are dropped again on failure. */
 static jl_status generate_from(jl_chat *c, int keep, const jl_gen_opts *o, jl_gen_callback cb, void *user,
                                char **answer, jl_gen_result *res) {
     int32_t *ids = NULL;

@@ -426,6 +426,43 @@ AVX512_TARGET static void group_avx512(const jl_qmatrix *w, int64_t g, const xq_
     }
     _mm512_storeu_ps(out, acc);
 }
+
+/* The same sums for four inputs at once (batched decoding): each block's weight lines are loaded once and feed
+ * four vpdpbusd chains. Per input the arithmetic is group_avx512's, so each row's result is bit-identical to it. */
+AVX512_TARGET static void group4_avx512(const jl_qmatrix *w, int64_t g, const xq_view *x, float out[4][JL_QROWS]) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    const int q8 = w->type == JL_QTYPE_Q8_0;
+    const int32_t wo = weight_offset(w->type);
+    const uint8_t *qs = group_qs(w, g, 0);
+    const uint16_t *d = group_d(w, g, 0);
+    for (int64_t b = 0; b < n_blocks(w); b++, d += JL_QROWS) {
+        __m512i l[8];
+        if (q8) {
+            for (int c = 0; c < 8; c++) l[c] = _mm512_load_si512(qs + c * LINE);
+            qs += 8 * LINE;
+        } else { /* low nibbles (columns 8c..8c+3) in l[2c], high (8c+4..8c+7) in l[2c+1] */
+            for (int c = 0; c < 4; c++) {
+                const __m512i v = _mm512_load_si512(qs + c * LINE);
+                l[2 * c] = _mm512_and_si512(v, low4);
+                l[2 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+            }
+            qs += 4 * LINE;
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)d));
+        for (int r = 0; r < 4; r++) {
+            const int8_t *xb = x[r].qs + b * JL_QK;
+            __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+            for (int k = 0; k < 8; k += 2) { /* line k holds the x bytes 4k..4k+3 in both layouts */
+                s0 = _mm512_dpbusd_epi32(s0, l[k], _mm512_set1_epi32(load_i32(xb + 4 * k)));
+                s1 = _mm512_dpbusd_epi32(s1, l[k + 1], _mm512_set1_epi32(load_i32(xb + 4 * k + 4)));
+            }
+            const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(wo * x[r].sum[b]));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, _mm512_set1_ps(x[r].d[b])), acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) _mm512_storeu_ps(out[r], acc[r]);
+}
 #endif
 
 /* ---------------------------------------------------------------- dispatch */
@@ -491,7 +528,18 @@ void jl_qmatmul(float *y, const float *x, const jl_qmatrix *w, const float *bias
     #pragma omp parallel for schedule(static)
     for (int64_t g = 0; g < groups; g++) {
         const int64_t r0 = g * JL_QROWS, n = w->rows - r0 < JL_QROWS ? w->rows - r0 : JL_QROWS;
-        for (int64_t i = 0; i < N; i++) {
+        int64_t i = 0;
+#if JL_X86
+        if (kernel == group_avx512) /* several inputs: four at a time against each block of weights */
+            for (; i + 4 <= N; i += 4) {
+                float s4[4][JL_QROWS];
+                const xq_view xv[4] = {xq_at(base, i, K), xq_at(base, i + 1, K), xq_at(base, i + 2, K), xq_at(base, i + 3, K)};
+                group4_avx512(w, g, xv, s4);
+                for (int r = 0; r < 4; r++)
+                    for (int64_t j = 0; j < n; j++) y[(i + r) * w->rows + r0 + j] = s4[r][j] + (bias ? bias[r0 + j] : 0.0f);
+            }
+#endif
+        for (; i < N; i++) {
             float s[JL_QROWS];
             const xq_view xv = xq_at(base, i, K);
             kernel(w, g, &xv, s);

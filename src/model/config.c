@@ -16,6 +16,8 @@ jl_status jl_arch_parse(const char *name, jl_arch *out) {
 
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
+int jl_config_default_hidden(jl_arch arch, int dim) { return arch == JL_ARCH_GPT2 ? 4 * dim : round_up(8 * dim / 3, 64); }
+
 void jl_config_from_depth(jl_config *c, jl_arch arch, int depth, int vocab_size, int max_seq_len) {
     memset(c, 0, sizeof *c);
     c->arch = arch;
@@ -25,7 +27,7 @@ void jl_config_from_depth(jl_config *c, jl_arch arch, int depth, int vocab_size,
     c->dim = 64 * depth;
     c->n_head = depth;     /* head size 64 */
     c->n_kv_head = depth;
-    c->hidden_dim = arch == JL_ARCH_GPT2 ? 4 * c->dim : round_up(8 * c->dim / 3, 64);
+    c->hidden_dim = jl_config_default_hidden(arch, c->dim);
     c->norm_eps = arch == JL_ARCH_GPT2 ? 1e-5f : 1e-6f;
     c->rope_theta = 10000.0f;
     c->tie_embeddings = 1;

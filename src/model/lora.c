@@ -195,6 +195,8 @@ float *jl_lora_grads(jl_lora *lr) {
     return lr->grads;
 }
 
+static const jl_lora_hooks lora_hooks = {jl_lora_forward, jl_lora_backward};
+
 jl_status jl_model_attach_lora(jl_model *m, jl_lora *lr, int max_tokens) {
     if (lr) {
         if (lr->n_layer != m->cfg.n_layer || !jl_base_id_matches(&lr->base, m))
@@ -203,6 +205,7 @@ jl_status jl_model_attach_lora(jl_model *m, jl_lora *lr, int max_tokens) {
         if (st != JL_OK) return st;
     }
     m->lora = lr;
+    m->lora_hooks = &lora_hooks;
     return JL_OK;
 }
 

@@ -1,12 +1,10 @@
-/* Internal side of the adapters (include/jielong/adapter.h): the hooks jl_model_forward/backward call. */
+/* Internal side of the adapters (include/jielong/adapter.h): what jl_model_forward/backward call through the
+ * hooks of model/model.h (set when an adapter is attached), and the KV-cache session calls directly. */
 #ifndef JL_MODEL_LORA_H
 #define JL_MODEL_LORA_H
 #include "jielong/adapter.h"
+#include "model/model.h"
 #include <stdint.h>
-
-/* Where an adapter output goes: the fused outputs of one layer. The input of each is fixed:
- * QKV ← ln1 output (C), O ← attention output (C), FC ← ln2 output (C), DOWN ← MLP activation (H). */
-typedef enum { JL_LORA_OUT_QKV = 0, JL_LORA_OUT_O, JL_LORA_OUT_FC, JL_LORA_OUT_DOWN, JL_LORA_OUT_COUNT } jl_lora_out;
 
 /* out(N, ld) columns of each targeted projection writing to `kind` += scale·B·A·dropout(in(N, in_dim)). */
 void jl_lora_forward(jl_lora *lr, int layer, jl_lora_out kind, float *out, int ld, const float *in, int N);

@@ -2,7 +2,6 @@
  * One code path for arch=llama and arch=gpt2; the arch only picks the norm, the activation,
  * rotary vs learned positions, and biases. */
 #include "model/model.h"
-#include "model/lora.h"
 #include "core/kernels.h"
 #include "core/rng.h"
 #include <math.h>
@@ -341,8 +340,7 @@ double jl_model_forward(jl_model *m, jl_acts *a, const int32_t *tokens, const in
 
     jl_embedding_forward(a->res, tokens, w->wte, N, C);
     const int32_t *seg = a->seg_start;
-    if (m->prompt && seg) jl_prompt_forward_seg(m->prompt, a->res, B, T, seg);
-    else if (m->prompt) jl_prompt_forward(m->prompt, a->res, B, T);
+    if (m->prompt) m->prompt_hooks->forward(m->prompt, a->res, B, T, seg);
     if (c->arch == JL_ARCH_GPT2) jl_posemb_forward_seg(a->res, w->wpe, B, T, C, seg);
 
     for (int l = 0; l < c->n_layer; l++) {
@@ -351,23 +349,23 @@ double jl_model_forward(jl_model *m, jl_acts *a, const int32_t *tokens, const in
         /* attention branch: mid = in + o(attention(rope(qkv(norm(in))))) */
         norm_forward(c, s.ln1, s.ln1_mean, s.ln1_rstd, s.in, p->ln1_w, p->ln1_b, N);
         jl_matmul_forward(s.qkv, s.ln1, p->qkv_w, p->qkv_b, N, C, QKV);
-        if (m->lora) jl_lora_forward(m->lora, l, JL_LORA_OUT_QKV, s.qkv, QKV, s.ln1, N);
+        if (m->lora) m->lora_hooks->forward(m->lora, l, JL_LORA_OUT_QKV, s.qkv, QKV, s.ln1, N);
         if (c->arch == JL_ARCH_LLAMA) {
             jl_rope_forward_seg(s.qkv, m->rope_table, B, T, c->n_head, hs, QKV, seg);
             jl_rope_forward_seg(s.qkv + c->n_head * hs, m->rope_table, B, T, c->n_kv_head, hs, QKV, seg);
         }
         jl_attention_forward_seg(s.atty, s.att, s.qkv, B, T, c->n_head, c->n_kv_head, hs, seg);
         jl_matmul_forward(scratch, s.atty, p->o_w, p->o_b, N, C, C);
-        if (m->lora) jl_lora_forward(m->lora, l, JL_LORA_OUT_O, scratch, C, s.atty, N);
+        if (m->lora) m->lora_hooks->forward(m->lora, l, JL_LORA_OUT_O, scratch, C, s.atty, N);
         jl_residual_forward(s.mid, s.in, scratch, (size_t)N * C);
         /* MLP branch: out = mid + down(act(fc(norm(mid)))) */
         norm_forward(c, s.ln2, s.ln2_mean, s.ln2_rstd, s.mid, p->ln2_w, p->ln2_b, N);
         jl_matmul_forward(s.fc, s.ln2, p->fc_w, p->fc_b, N, C, jl_fc_dim(c));
-        if (m->lora) jl_lora_forward(m->lora, l, JL_LORA_OUT_FC, s.fc, jl_fc_dim(c), s.ln2, N);
+        if (m->lora) m->lora_hooks->forward(m->lora, l, JL_LORA_OUT_FC, s.fc, jl_fc_dim(c), s.ln2, N);
         if (c->arch == JL_ARCH_LLAMA) jl_swiglu_forward(s.fc_act, s.fc, N, H);
         else jl_gelu_forward(s.fc_act, s.fc, (size_t)N * H);
         jl_matmul_forward(scratch, s.fc_act, p->down_w, p->down_b, N, H, C);
-        if (m->lora) jl_lora_forward(m->lora, l, JL_LORA_OUT_DOWN, scratch, C, s.fc_act, N);
+        if (m->lora) m->lora_hooks->forward(m->lora, l, JL_LORA_OUT_DOWN, scratch, C, s.fc_act, N);
         jl_residual_forward(s.out, s.mid, scratch, (size_t)N * C);
     }
     const float *final_res = a->res + (size_t)c->n_layer * (size_t)a->B * (size_t)a->T * (size_t)C;
@@ -413,18 +411,18 @@ void jl_model_backward_from_hidden(jl_model *m, jl_acts *a, const int32_t *token
         /* MLP branch; dres flows unchanged to mid and also enters the branch */
         memset(a->dfc_act, 0, (size_t)N * H * sizeof(float));
         jl_matmul_backward(a->dfc_act, gp->down_w, gp->down_b, dres, s.fc_act, p->down_w, N, H, C);
-        if (m->lora) jl_lora_backward(m->lora, l, JL_LORA_OUT_DOWN, a->dfc_act, dres, C, s.fc_act, N);
+        if (m->lora) m->lora_hooks->backward(m->lora, l, JL_LORA_OUT_DOWN, a->dfc_act, dres, C, s.fc_act, N);
         memset(a->dfc, 0, (size_t)N * FC * sizeof(float));
         if (c->arch == JL_ARCH_LLAMA) jl_swiglu_backward(a->dfc, a->dfc_act, s.fc, N, H);
         else jl_gelu_backward(a->dfc, a->dfc_act, s.fc, (size_t)N * H);
         memset(a->dln, 0, NC * sizeof(float));
         jl_matmul_backward(a->dln, gp->fc_w, gp->fc_b, a->dfc, s.ln2, p->fc_w, N, C, FC);
-        if (m->lora) jl_lora_backward(m->lora, l, JL_LORA_OUT_FC, a->dln, a->dfc, FC, s.ln2, N);
+        if (m->lora) m->lora_hooks->backward(m->lora, l, JL_LORA_OUT_FC, a->dln, a->dfc, FC, s.ln2, N);
         norm_backward(c, dres, gp->ln2_w, gp->ln2_b, a->dln, s.mid, p->ln2_w, s.ln2_mean, s.ln2_rstd, N);
         /* attention branch */
         memset(a->datty, 0, NC * sizeof(float));
         jl_matmul_backward(a->datty, gp->o_w, gp->o_b, dres, s.atty, p->o_w, N, C, C);
-        if (m->lora) jl_lora_backward(m->lora, l, JL_LORA_OUT_O, a->datty, dres, C, s.atty, N);
+        if (m->lora) m->lora_hooks->backward(m->lora, l, JL_LORA_OUT_O, a->datty, dres, C, s.atty, N);
         memset(a->dqkv, 0, (size_t)N * QKV * sizeof(float));
         jl_attention_backward_seg(a->dqkv, a->datt, a->datty, s.qkv, s.att, B, T, c->n_head, c->n_kv_head, hs, seg);
         if (c->arch == JL_ARCH_LLAMA) {
@@ -433,12 +431,11 @@ void jl_model_backward_from_hidden(jl_model *m, jl_acts *a, const int32_t *token
         }
         memset(a->dln, 0, NC * sizeof(float));
         jl_matmul_backward(a->dln, gp->qkv_w, gp->qkv_b, a->dqkv, s.ln1, p->qkv_w, N, C, QKV);
-        if (m->lora) jl_lora_backward(m->lora, l, JL_LORA_OUT_QKV, a->dln, a->dqkv, QKV, s.ln1, N);
+        if (m->lora) m->lora_hooks->backward(m->lora, l, JL_LORA_OUT_QKV, a->dln, a->dqkv, QKV, s.ln1, N);
         norm_backward(c, dres, gp->ln1_w, gp->ln1_b, a->dln, s.in, p->ln1_w, s.ln1_mean, s.ln1_rstd, N);
     }
     if (c->arch == JL_ARCH_GPT2 && g->wpe) jl_posemb_backward_seg(g->wpe, dres, B, T, C, seg);
-    if (m->prompt && seg) jl_prompt_backward_seg(m->prompt, dres, B, T, seg);
-    else if (m->prompt) jl_prompt_backward(m->prompt, dres, B, T);
+    if (m->prompt) m->prompt_hooks->backward(m->prompt, dres, B, T, seg);
     if (g->wte) jl_embedding_backward(g->wte, dres, tokens, N, C);
 }
 

@@ -39,6 +39,23 @@ typedef struct {
     jl_layer_params *layers; /* n_layer */
 } jl_params;
 
+/* Where an adapter output goes: the fused outputs of one layer. The input of each is fixed:
+ * QKV ← ln1 output (C), O ← attention output (C), FC ← ln2 output (C), DOWN ← MLP activation (H). */
+typedef enum { JL_LORA_OUT_QKV = 0, JL_LORA_OUT_O, JL_LORA_OUT_FC, JL_LORA_OUT_DOWN, JL_LORA_OUT_COUNT } jl_lora_out;
+
+/* What forward/backward ask of an attached adapter: the small interface the model calls, so the model does not
+ * depend on the adapters' code (model/lora.h implements it; jl_model_attach_lora/prompt set it). seg_start may be
+ * NULL (rows not packed). */
+typedef struct {
+    void (*forward)(jl_lora *lr, int layer, jl_lora_out kind, float *out, int ld, const float *in, int N);
+    void (*backward)(jl_lora *lr, int layer, jl_lora_out kind, float *din, const float *dout, int ld,
+                     const float *in, int N);
+} jl_lora_hooks;
+typedef struct {
+    void (*forward)(const jl_prompt *p, float *res, int B, int T, const int32_t *seg_start);
+    void (*backward)(jl_prompt *p, float *dres, int B, int T, const int32_t *seg_start);
+} jl_prompt_hooks;
+
 struct jl_model {
     jl_config cfg;
     float *params;          /* one block of n_backed floats */
@@ -50,6 +67,8 @@ struct jl_model {
     float *rope_table;      /* (max_seq_len, hs), llama only */
     jl_lora *lora;          /* attached LoRA adapter used unmerged by forward/backward, or NULL (not owned) */
     jl_prompt *prompt;      /* attached soft prompt, or NULL (not owned) */
+    const jl_lora_hooks *lora_hooks;     /* set by jl_model_attach_lora */
+    const jl_prompt_hooks *prompt_hooks; /* set by jl_model_attach_prompt */
 };
 
 /* An inference-only model whose tensors for which unbacked(t, ctx) is non-zero get no fp32 storage (they live

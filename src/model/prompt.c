@@ -67,10 +67,23 @@ float *jl_prompt_grads(jl_prompt *p) {
     return p->grads;
 }
 
+static void prompt_forward(const jl_prompt *p, float *res, int B, int T, const int32_t *seg) {
+    if (seg) jl_prompt_forward_seg(p, res, B, T, seg);
+    else jl_prompt_forward(p, res, B, T);
+}
+
+static void prompt_backward(jl_prompt *p, float *dres, int B, int T, const int32_t *seg) {
+    if (seg) jl_prompt_backward_seg(p, dres, B, T, seg);
+    else jl_prompt_backward(p, dres, B, T);
+}
+
+static const jl_prompt_hooks prompt_hooks = {prompt_forward, prompt_backward};
+
 jl_status jl_model_attach_prompt(jl_model *m, jl_prompt *p) {
     if (p && (p->C != m->cfg.dim || !jl_base_id_matches(&p->base, m)))
         return jl_fail(JL_ERR_ARG, "soft prompt was made for another base model");
     m->prompt = p;
+    m->prompt_hooks = &prompt_hooks;
     return JL_OK;
 }
 

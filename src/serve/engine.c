@@ -41,6 +41,7 @@ int serve_engine_vocab(const serve_engine *e) { return e->o.model->cfg.vocab_siz
 /* ---------------------------------------------------------------- prompts */
 
 static jl_status append_ids(int32_t **out, size_t *n, size_t *cap, const int32_t *ids, size_t k) {
+    if (k == 0) return JL_OK;
     if (*n + k > *cap) {
         size_t c = *cap ? *cap : 256;
         while (c < *n + k) c *= 2;
@@ -117,9 +118,23 @@ static void job_free(serve_job *j) {
     free(j);
 }
 
+/* tool_choice required / a named function: the answer starts with p->forced, which goes in as prompt */
+static jl_status append_forced(const serve_engine *e, const serve_params *p, int32_t **ids, int *n) {
+    if (!p->forced) return JL_OK;
+    int32_t *piece = NULL;
+    size_t k = 0;
+    jl_status st = jl_tokenizer_encode(e->o.tok, p->forced, strlen(p->forced), 0, &piece, &k);
+    size_t len = (size_t)*n, cap = len;
+    if (st == JL_OK) st = append_ids(ids, &len, &cap, piece, k);
+    free(piece);
+    *n = (int)len;
+    return st;
+}
+
 static jl_status prompt_ids(const serve_engine *e, const serve_params *p, int k, int32_t **ids, int *n) {
     jl_status st = p->kind == SERVE_CHAT ? serve_render_chat(e->o.tok, p->turns, p->n_turns, ids, n)
                                          : jl_encode_prompt(e->o.tok, p->prompts[k], ids, n);
+    if (st == JL_OK && p->kind == SERVE_CHAT) st = append_forced(e, p, ids, n);
     return st == JL_OK ? with_placeholders(e, ids, n) : st;
 }
 

@@ -2,6 +2,7 @@
  * chunk objects, Server-Sent Events, metrics. One libmicrohttpd thread per connection: a handler may block while
  * its job runs; a streaming response is a content reader that waits for the engine's next tokens. */
 #include "serve/serve.h"
+#include "serve/serve_tools.h"
 #include "core/utf8.h"
 #include "serve/engine.h"
 #include <arpa/inet.h>
@@ -23,6 +24,7 @@ struct serve_server {
     struct MHD_Daemon *d;
     int port;
     atomic_int stopping;
+    atomic_int ready;        /* the model is loaded and the engine runs (before: /health says 503 loading) */
     atomic_ullong requests[N_CODES];
     atomic_ullong next_id;
 };
@@ -250,12 +252,18 @@ static json_object *full_response(serve_server *s, const serve_job *j, unsigned 
         json_object *ch = json_object_new_object(), *lp = NULL;
         size_t len = 0;
         char *text = choice_text(c, &len);
+        const char *finish = c->finish ? c->finish : "length";
         json_object_object_add(ch, "index", json_object_new_int(i));
         if (chat) {
-            json_object *msg = json_object_new_object();
-            json_object_object_add(msg, "role", json_object_new_string("assistant"));
-            json_object_object_add(msg, "content", json_object_new_string_len(text ? text : "", (int)len));
-            json_object_object_add(msg, "refusal", NULL);
+            json_object *msg = NULL;
+            if (j->p.tools) {
+                msg = serve_tool_message(&j->p, text ? text : "", id, &finish);
+            } else {
+                msg = json_object_new_object();
+                json_object_object_add(msg, "role", json_object_new_string("assistant"));
+                json_object_object_add(msg, "content", json_object_new_string_len(text ? text : "", (int)len));
+                json_object_object_add(msg, "refusal", NULL);
+            }
             json_object_object_add(ch, "message", msg);
             if (j->p.logprobs) {
                 json_object *content = json_object_new_array();
@@ -286,7 +294,7 @@ static json_object *full_response(serve_server *s, const serve_job *j, unsigned 
         }
         free(text);
         json_object_object_add(ch, "logprobs", lp);
-        json_object_object_add(ch, "finish_reason", json_object_new_string(c->finish ? c->finish : "length"));
+        json_object_object_add(ch, "finish_reason", json_object_new_string(finish));
         json_object_array_add(choices, ch);
     }
     json_object_object_add(o, "choices", choices);
@@ -367,10 +375,88 @@ static void emit_chunk(stream_ctx *st, int i, const char *text, size_t len, cons
     emit(st, o);
 }
 
-/* Formats whatever the job has that was not sent yet (lock held). Returns 1 if anything was added. */
-static int stream_collect(stream_ctx *st) {
-    serve_job *j = st->job;
-    const size_t before = st->len;
+/* What a stream has to send, copied under the lock (published tokens never change; their text stays valid while
+ * the stream holds its reference), then formatted without it so the engine never waits for JSON formatting. */
+typedef struct {
+    serve_tok *toks; /* per choice: the new tokens, concatenated */
+    int *first, *count;
+    const char **finish;
+    int done, failed;
+    char error[200];
+} stream_snapshot;
+
+static int has_news(const stream_ctx *st) { /* lock held */
+    const serve_job *j = st->job;
+    if (!st->started || j->failed || j->done) return 1;
+    for (int i = 0; i < j->n_choices; i++)
+        if (j->choices[i].n_toks > st->sent[i] || (j->choices[i].finish && !st->closed[i])) return 1;
+    return 0;
+}
+
+static int take_snapshot(const stream_ctx *st, stream_snapshot *sn) { /* lock held */
+    const serve_job *j = st->job;
+    int total = 0;
+    for (int i = 0; i < j->n_choices; i++) total += j->choices[i].n_toks - st->sent[i];
+    sn->toks = malloc(sizeof *sn->toks * (size_t)(total ? total : 1));
+    sn->first = calloc((size_t)j->n_choices, sizeof *sn->first);
+    sn->count = calloc((size_t)j->n_choices, sizeof *sn->count);
+    sn->finish = calloc((size_t)j->n_choices, sizeof *sn->finish);
+    if (!sn->toks || !sn->first || !sn->count || !sn->finish) return 0;
+    int at = 0;
+    for (int i = 0; i < j->n_choices; i++) {
+        const serve_choice *c = &j->choices[i];
+        sn->first[i] = at;
+        sn->count[i] = c->n_toks - st->sent[i];
+        if (sn->count[i]) memcpy(sn->toks + at, c->toks + st->sent[i], sizeof *sn->toks * (size_t)sn->count[i]);
+        at += sn->count[i];
+        sn->finish[i] = c->finish;
+    }
+    sn->done = j->done;
+    sn->failed = j->failed;
+    snprintf(sn->error, sizeof sn->error, "%s", j->error);
+    return 1;
+}
+
+static void free_snapshot(stream_snapshot *sn) {
+    free(sn->toks);
+    free(sn->first);
+    free(sn->count);
+    free(sn->finish);
+}
+
+/* A finished answer of a tools request as two chunks: the delta (content, or tool_calls with index, id, type and
+ * the whole function) and the finish reason ("tool_calls" when it has calls). The choice is finished, so its
+ * tokens no longer change. */
+static void emit_tool_answer(stream_ctx *st, int i, const serve_choice *c, const char *finish) {
+    size_t len = 0;
+    char *text = choice_text(c, &len);
+    json_object *msg = serve_tool_message(&st->job->p, text ? text : "", st->id, &finish), *calls = NULL, *content;
+    free(text);
+    json_object *o = envelope(st->s, st->job, st->id, "chat.completion.chunk"), *choices = json_object_new_array(),
+                *ch = json_object_new_object(), *delta = json_object_new_object();
+    if (json_object_object_get_ex(msg, "content", &content) && content)
+        json_object_object_add(delta, "content", json_object_get(content));
+    if (json_object_object_get_ex(msg, "tool_calls", &calls)) {
+        for (size_t k = 0; k < json_object_array_length(calls); k++)
+            json_object_object_add(json_object_array_get_idx(calls, k), "index", json_object_new_int((int)k));
+        json_object_object_add(delta, "tool_calls", json_object_get(calls));
+    }
+    json_object_put(msg);
+    json_object_object_add(ch, "index", json_object_new_int(i));
+    json_object_object_add(ch, "delta", delta);
+    json_object_object_add(ch, "logprobs", NULL);
+    json_object_object_add(ch, "finish_reason", NULL);
+    json_object_array_add(choices, ch);
+    json_object_object_add(o, "choices", choices);
+    if (st->job->p.include_usage) json_object_object_add(o, "usage", NULL);
+    emit(st, o);
+    emit_chunk(st, i, NULL, 0, NULL, finish, 0);
+    st->closed[i] = 1;
+}
+
+/* Formats a snapshot into SSE events (no lock). */
+static void stream_format(stream_ctx *st, const stream_snapshot *sn) {
+    const serve_job *j = st->job; /* only its immutable parts: parameters, choice count, prompts */
     if (!st->started) {
         st->started = 1;
         for (int i = 0; i < j->n_choices; i++) {
@@ -381,51 +467,67 @@ static int stream_collect(stream_ctx *st) {
             }
         }
     }
-    if (j->failed) {
+    if (sn->failed) {
         serve_error e;
-        serve_error_set(&e, 503, "server_error", "", "%s", j->error);
+        serve_error_set(&e, 503, "server_error", "", "%s", sn->error);
         emit(st, error_object(&e));
         buf_add(st, "data: [DONE]\n\n", 14);
         st->ended = 1;
-        return 1;
+        return;
     }
     int all_closed = 1;
     for (int i = 0; i < j->n_choices; i++) {
-        const serve_choice *c = &j->choices[i];
-        for (; st->sent[i] < c->n_toks; st->sent[i]++) {
-            const serve_tok *t = &c->toks[st->sent[i]];
+        if (j->p.kind == SERVE_CHAT && j->p.tools) { /* calls are known once the answer is whole */
+            st->sent[i] += sn->count[i];
+            if (sn->finish[i] && !st->closed[i]) emit_tool_answer(st, i, &j->choices[i], sn->finish[i]);
+            all_closed &= st->closed[i];
+            continue;
+        }
+        for (int k = 0; k < sn->count[i]; k++) {
             /* one chunk per token, also when its text is held back (part of a character, or of a stop string) */
+            const serve_tok *t = &sn->toks[sn->first[i] + k];
             emit_chunk(st, i, t->text, t->text_len, t->id >= 0 ? t : NULL, NULL, 0);
         }
-        if (c->finish && !st->closed[i]) {
-            emit_chunk(st, i, NULL, 0, NULL, c->finish, 0);
+        st->sent[i] += sn->count[i];
+        if (sn->finish[i] && !st->closed[i]) {
+            emit_chunk(st, i, NULL, 0, NULL, sn->finish[i], 0);
             st->closed[i] = 1;
         }
         all_closed &= st->closed[i];
     }
-    if (all_closed && j->done) {
-        if (j->p.include_usage) {
+    if (all_closed && sn->done) {
+        st->ended = 1;
+        if (j->p.include_usage) { /* the usage counts are final once the job is done */
             json_object *o = envelope(st->s, j, st->id, j->p.kind == SERVE_CHAT ? "chat.completion.chunk" : "text_completion");
             json_object_object_add(o, "choices", json_object_new_array());
+            pthread_mutex_t *mu = serve_engine_lock(st->s->engine);
+            pthread_mutex_lock(mu);
             json_object_object_add(o, "usage", usage_object(j));
+            pthread_mutex_unlock(mu);
             emit(st, o);
         }
         buf_add(st, "data: [DONE]\n\n", 14);
-        st->ended = 1;
     }
-    return st->len > before;
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
     (void)pos;
     stream_ctx *st = cls;
-    if (st->off == st->len) {
+    while (st->off == st->len) {
         st->off = st->len = 0;
         if (st->ended) return MHD_CONTENT_READER_END_OF_STREAM;
         pthread_mutex_t *mu = serve_engine_lock(st->s->engine);
+        stream_snapshot sn = {0};
         pthread_mutex_lock(mu);
-        while (!stream_collect(st)) serve_job_wait(st->s->engine, st->job, 1.0);
+        while (!has_news(st)) serve_job_wait(st->s->engine, st->job, 1.0);
+        int ok = take_snapshot(st, &sn);
         pthread_mutex_unlock(mu);
+        if (!ok) {
+            free_snapshot(&sn);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        stream_format(st, &sn);
+        free_snapshot(&sn);
     }
     size_t n = st->len - st->off < max ? st->len - st->off : max;
     memcpy(out, st->buf + st->off, n);
@@ -475,26 +577,68 @@ static enum MHD_Result start_stream(serve_server *s, struct MHD_Connection *c, s
 
 /* ---------------------------------------------------------------- endpoints */
 
+/* Waits for a job (lock held by the caller's loop). */
+static void wait_done(serve_server *s, serve_job *j) {
+    while (!j->done) serve_job_wait(s->engine, j, 1.0);
+}
+
+/* After a finished round: the next round's parameters when the answer asked for the server's own tools. */
+static int server_round(serve_server *s, serve_job *j, int round, serve_params *next) {
+    if (!s->o.tools || !j->p.tools || j->p.n != 1 || round >= s->o.max_tool_steps || j->failed) return 0;
+    size_t len;
+    char *text = choice_text(&j->choices[0], &len);
+    int rc = text ? serve_tools_round(&j->p, text, s->o.tools, next) : -1;
+    free(text);
+    return rc;
+}
+
 static enum MHD_Result completions(serve_server *s, struct MHD_Connection *c, const char *body, size_t len,
                                    serve_kind kind) {
     serve_params p;
     serve_error e;
     serve_job *j = NULL;
     if (!serve_parse_request(body, len, kind, &p, &e)) return send_error(s, c, &e, NULL);
-    if (serve_job_new(s->engine, &p, &j, &e) != JL_OK) {
+    char *server_specs = s->o.tools && kind == SERVE_CHAT ? jl_toolbox_specs(s->o.tools) : NULL;
+    int ok = kind != SERVE_CHAT || serve_params_finish_tools(&p, server_specs);
+    free(server_specs);
+    if (!ok) {
         serve_params_free(&p);
-        return send_error(s, c, &e, NULL);
+        return fail(s, c, 500, "server_error", NULL, NULL, "out of memory");
     }
-    if (!serve_engine_submit(s->engine, j, &e)) {
-        serve_job_release(s->engine, j);
-        return send_error(s, c, &e, NULL);
-    }
+    const int server_tools = kind == SERVE_CHAT && s->o.tools && p.tools;
     const unsigned long long id = atomic_fetch_add(&s->next_id, 1) + 1;
-    if (j->p.stream) return start_stream(s, c, j, id);
     pthread_mutex_t *mu = serve_engine_lock(s->engine);
-    pthread_mutex_lock(mu);
-    while (!j->done) serve_job_wait(s->engine, j, 1.0);
+    serve_job *prev = NULL; /* the last finished round, kept until the next one is made */
+    for (int round = 0;; round++) {
+        if (serve_job_new(s->engine, &p, &j, &e) != JL_OK) {
+            serve_params_free(&p);
+            if (!prev) return send_error(s, c, &e, NULL);
+            j = prev; /* the next round does not fit: answer with this one (its calls go to the client) */
+            break;
+        }
+        if (prev) serve_job_release(s->engine, prev);
+        prev = NULL;
+        if (!serve_engine_submit(s->engine, j, &e)) {
+            serve_job_release(s->engine, j);
+            return send_error(s, c, &e, NULL);
+        }
+        if (j->p.stream && !server_tools) return start_stream(s, c, j, id);
+        pthread_mutex_lock(mu);
+        wait_done(s, j);
+        serve_params next;
+        int more = server_round(s, j, round, &next);
+        pthread_mutex_unlock(mu);
+        if (more < 0) {
+            serve_job_release(s->engine, j);
+            return fail(s, c, 500, "server_error", NULL, NULL, "out of memory");
+        }
+        if (more == 0) break;
+        prev = j;
+        p = next; /* the answer and the tools' results appended: generate again */
+    }
+    if (j->p.stream) return start_stream(s, c, j, id); /* done: the stream sends it at once */
     json_object *o = NULL;
+    pthread_mutex_lock(mu);
     if (j->failed) serve_error_set(&e, 503, "server_error", "", "%s", j->error);
     else o = full_response(s, j, id);
     pthread_mutex_unlock(mu);
@@ -653,6 +797,12 @@ static enum MHD_Result dispatch(serve_server *s, struct MHD_Connection *c, const
     if (strcmp(method, want) != 0 && !head)
         return fail(s, c, 405, "invalid_request_error", "method_not_allowed", want, "%.100s takes %s, not %.16s", url, want, method);
     if (r == R_PAGE) return send_text(s, c, 200, "text/html; charset=utf-8", serve_page_html, serve_page_html_len, NULL, NULL);
+    if (r == R_HEALTH && !atomic_load(&s->ready)) {
+        static const char loading[] = "{\"status\":\"loading model\"}";
+        return send_text(s, c, 503, "application/json", loading, sizeof loading - 1, "1", NULL);
+    }
+    if (!atomic_load(&s->ready))
+        return fail(s, c, 503, "server_error", "loading", NULL, "the model is still loading: retry in a moment");
     if (r == R_HEALTH) {
         if (atomic_load(&s->stopping)) return fail(s, c, 503, "server_error", "shutting_down", NULL, "shutting down");
         static const char ok[] = "{\"status\":\"ok\"}";
@@ -741,9 +891,10 @@ static jl_status bind_address(const char *host, int port, struct sockaddr_storag
     return jl_fail(JL_ERR_ARG, "--host %s: not a numeric IPv4 or IPv6 address (e.g. 127.0.0.1, 0.0.0.0, ::1)", host);
 }
 
-jl_status serve_start(const serve_opts *o, serve_server **out) {
+jl_status serve_listen(const serve_opts *o, serve_server **out) {
     *out = NULL;
     if (o->port < 0 || o->port > 65535) return jl_fail(JL_ERR_ARG, "--port %d: must be in 0..65535", o->port);
+    if (o->parallel < 1 || o->parallel > 1024) return jl_fail(JL_ERR_ARG, "--parallel %d: must be in 1..1024", o->parallel);
     struct sockaddr_storage ss;
     int v6 = 0;
     jl_status st = bind_address(o->host, o->port, &ss, &v6);
@@ -751,12 +902,6 @@ jl_status serve_start(const serve_opts *o, serve_server **out) {
     serve_server *s = calloc(1, sizeof *s);
     if (!s) return jl_fail(JL_ERR_NOMEM, "out of memory");
     s->o = *o;
-    serve_engine_opts eo = {o->model, o->qw, o->tok, o->parallel, o->context, o->threads, o->max_queue, o->chunk};
-    st = serve_engine_start(&eo, &s->engine);
-    if (st != JL_OK) {
-        free(s);
-        return st;
-    }
     const unsigned limit = (unsigned)(o->parallel + o->max_queue + 64);
     s->d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
                                 (v6 ? MHD_USE_IPv6 : 0),
@@ -765,7 +910,6 @@ jl_status serve_start(const serve_opts *o, serve_server **out) {
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(o->timeout_s > 0 ? o->timeout_s : 0),
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (!s->d) {
-        serve_engine_free(s->engine);
         free(s);
         return jl_fail(JL_ERR_IO, "cannot listen on %s:%d (in use, or not allowed)", o->host, o->port);
     }
@@ -775,13 +919,36 @@ jl_status serve_start(const serve_opts *o, serve_server **out) {
     return JL_OK;
 }
 
+jl_status serve_ready(serve_server *s, const jl_model *model, const jl_qweights *qw, const jl_tokenizer *tok,
+                      const char *model_name) {
+    s->o.model = model;
+    s->o.qw = qw;
+    s->o.tok = tok;
+    if (model_name) s->o.model_name = model_name;
+    serve_engine_opts eo = {model, qw, tok, s->o.parallel, s->o.context, s->o.threads, s->o.max_queue, s->o.chunk};
+    jl_status st = serve_engine_start(&eo, &s->engine);
+    if (st == JL_OK) atomic_store(&s->ready, 1);
+    return st;
+}
+
+jl_status serve_start(const serve_opts *o, serve_server **out) {
+    jl_status st = serve_listen(o, out);
+    if (st != JL_OK) return st;
+    st = serve_ready(*out, o->model, o->qw, o->tok, o->model_name);
+    if (st != JL_OK) {
+        serve_stop(*out, 0.0);
+        *out = NULL;
+    }
+    return st;
+}
+
 int serve_port(const serve_server *s) { return s->port; }
 
 void serve_stop(serve_server *s, double grace_s) {
     if (!s) return;
     atomic_store(&s->stopping, 1);
     MHD_socket fd = MHD_quiesce_daemon(s->d);
-    serve_engine_stop(s->engine, grace_s); /* running jobs finish (or are cut); queued ones fail */
+    if (s->engine) serve_engine_stop(s->engine, grace_s); /* running jobs finish (or are cut); queued ones fail */
     MHD_stop_daemon(s->d);
     if (fd != MHD_INVALID_SOCKET) close(fd);
     serve_engine_free(s->engine);

@@ -1,5 +1,6 @@
 /* Parsing and checking of /v1/chat/completions and /v1/completions bodies (see request.h). */
 #include "serve/request.h"
+#include "serve/serve_tools.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -162,6 +163,7 @@ static int parse_role(const char *s, jl_role *r) {
     if (strcmp(s, "system") == 0 || strcmp(s, "developer") == 0) *r = JL_ROLE_SYSTEM;
     else if (strcmp(s, "user") == 0) *r = JL_ROLE_USER;
     else if (strcmp(s, "assistant") == 0) *r = JL_ROLE_ASSISTANT;
+    else if (strcmp(s, "tool") == 0) *r = JL_ROLE_TOOL;
     else return 0;
     return 1;
 }
@@ -200,7 +202,7 @@ static int parse_chat(json_object *o, serve_params *p, serve_error *e) {
     size_t n = json_object_array_length(msgs);
     if (n == 0) return BAD("messages", "'messages' is empty");
     if (n > 4096) return BAD("messages", "'messages' has %zu entries: at most 4096", n);
-    p->turns = calloc(n, sizeof *p->turns);
+    p->turns = calloc(n + 1, sizeof *p->turns); /* + a system turn for the tools */
     if (!p->turns) return serve_error_set(e, 500, "server_error", "", "out of memory"), 0;
     int has_user = 0;
     for (size_t i = 0; i < n; i++) {
@@ -213,13 +215,18 @@ static int parse_chat(json_object *o, serve_params *p, serve_error *e) {
             return BAD(param, "'%s' is required and must be a string", param);
         jl_role r;
         if (!parse_role(json_object_get_string(role), &r))
-            return BAD(param, "'%s' is '%.40s': must be system, user or assistant", param, json_object_get_string(role));
-        char *content = message_content(field(m, "content"), i, e);
+            return BAD(param, "'%s' is '%.40s': must be system, user, assistant or tool", param,
+                       json_object_get_string(role));
+        json_object *calls = r == JL_ROLE_ASSISTANT ? field(m, "tool_calls") : NULL, *cj = field(m, "content");
+        char *content = calls && (!cj || json_object_is_type(cj, json_type_null)) ? strdup("")
+                                                                                  : message_content(cj, i, e);
         if (!content) return 0;
+        if (calls && !(content = serve_calls_text(calls, i, content, e))) return 0;
         p->turns[p->n_turns++] = (jl_turn){r, content};
         has_user |= r == JL_ROLE_USER;
     }
     if (!has_user) return BAD("messages", "'messages' has no user message to answer");
+    if (!serve_parse_tools(o, p, e)) return 0;
     int lp = 0;
     long long top = 0;
     if (!get_bool(o, "logprobs", &lp, e) || !get_int(o, "top_logprobs", 0, SERVE_MAX_TOP_LOGPROBS, &top, e)) return 0;
@@ -273,5 +280,33 @@ void serve_params_free(serve_params *p) {
     free(p->turns);
     for (int i = 0; i < p->n_prompts; i++) free(p->prompts[i]);
     free(p->prompts);
+    free(p->tool_specs);
+    free(p->forced);
     memset(p, 0, sizeof *p);
+}
+
+static char *dup_or_null(const char *s, int *oom) {
+    char *d = s ? strdup(s) : NULL;
+    if (s && !d) *oom = 1;
+    return d;
+}
+
+int serve_params_copy(const serve_params *src, serve_params *dst) {
+    int oom = 0;
+    *dst = *src;
+    dst->model = dup_or_null(src->model, &oom);
+    for (int i = 0; i < src->n_stops; i++) dst->stops[i] = dup_or_null(src->stops[i], &oom);
+    dst->turns = calloc((size_t)src->n_turns + 1, sizeof *dst->turns);
+    if (!dst->turns) {
+        oom = 1;
+        dst->n_turns = 0;
+    }
+    for (int i = 0; dst->turns && i < src->n_turns; i++)
+        dst->turns[i] = (jl_turn){src->turns[i].role, dup_or_null(src->turns[i].content, &oom)};
+    dst->prompts = NULL;
+    dst->n_prompts = 0;
+    dst->tool_specs = dup_or_null(src->tool_specs, &oom);
+    dst->forced = dup_or_null(src->forced, &oom);
+    if (oom) serve_params_free(dst);
+    return !oom;
 }

@@ -42,11 +42,22 @@ typedef struct {
     int n_turns;
     char **prompts;       /* completions: one or more prompts (owned) */
     int n_prompts;
+    /* tool use (serve/tools.c): the client's function objects, one compact JSON a line (owned, or NULL);
+     * tool_choice "none" / "auto" / "required" / a function's name; `tools` = calls are read from the answer;
+     * `forced` = text the answer is made to start with (required: "<tool_call>", a named function:
+     * "<tool_call>{"name":"X","arguments":"), owned or NULL */
+    char *tool_specs;
+    char tool_choice[80];
+    int tools;
+    char *forced;
 } serve_params;
 
 /* Parses a body (len bytes, must be one JSON object, valid UTF-8) for `kind`. On failure fills e (400). */
 int serve_parse_request(const char *body, size_t len, serve_kind kind, serve_params *p, serve_error *e);
 void serve_params_free(serve_params *p);
+
+/* A deep copy of a chat request's parameters (for the next round of server-side tools). 0 when out of memory. */
+int serve_params_copy(const serve_params *src, serve_params *dst);
 
 /* The body as a JSON object (strict UTF-8, nothing after it), or NULL with e filled. */
 json_object *serve_parse_json(const char *body, size_t len, serve_error *e);

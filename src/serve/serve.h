@@ -22,12 +22,21 @@ typedef struct {
     int timeout_s;             /* idle connection timeout */
     size_t max_body;           /* bytes; larger bodies get 413 */
     int chunk;                 /* prompt tokens prefilled per step */
+    struct jl_toolbox *tools;  /* built-in tools run by the server (jielong serve --tools), or NULL; borrowed */
+    int max_tool_steps;        /* rounds of server-side tool calls per request */
 } serve_opts;
 
 void serve_opts_defaults(serve_opts *o);
 
 typedef struct serve_server serve_server;
+/* serve_listen + serve_ready with o's model. */
 jl_status serve_start(const serve_opts *o, serve_server **out);
+/* Listens (the model fields of o may be NULL): until serve_ready, /health answers 503 "loading model" and the API
+ * 503 with Retry-After. */
+jl_status serve_listen(const serve_opts *o, serve_server **out);
+/* The model is loaded: starts the engine (the server keeps the borrowed pointers). */
+jl_status serve_ready(serve_server *s, const jl_model *model, const jl_qweights *qw, const jl_tokenizer *tok,
+                      const char *model_name);
 int serve_port(const serve_server *s);
 /* Stops accepting, lets running requests finish for up to grace_s seconds (then cuts them), frees everything. */
 void serve_stop(serve_server *s, double grace_s);

@@ -49,6 +49,8 @@ static const builtin *find(const jl_toolbox *tb, const char *name) {
     return NULL;
 }
 
+int jl_toolbox_has(const jl_toolbox *tb, const char *name) { return name && find(tb, name) != NULL; }
+
 jl_status jl_toolbox_add(jl_toolbox *tb, const char *name, jl_index *index, int k) {
     for (int i = 0; i < N_BUILTINS; i++) {
         if (strcmp(builtins[i].name, name)) continue;

@@ -106,6 +106,7 @@ static jl_status dpo_eval(void *self, long step, jl_metric_set *m) {
     out.accuracy /= pairs;
     out.margin = out.chosen - out.rejected;
     add_stats(m, &out, 1);
+    jl_metric_add(m, "eval_pairs", pairs); /* how much the accuracy can mean: it moves in steps of 1/pairs */
     return JL_OK;
 }
 

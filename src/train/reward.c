@@ -275,6 +275,7 @@ static jl_status rm_eval(void *self, long step, jl_metric_set *out) {
     jl_metric_add(out, "eval_loss", loss / pairs);
     jl_metric_add(out, "eval_accuracy", acc / pairs);
     jl_metric_add(out, "eval_margin", margin / pairs);
+    jl_metric_add(out, "eval_pairs", pairs); /* how much the accuracy can mean: it moves in steps of 1/pairs */
     return JL_OK;
 }
 

@@ -230,6 +230,40 @@ jl_status jl_state_read_opts(json_object *j, jl_stage_opts *o) {
     return JL_OK;
 }
 
+void jl_stage_opts_resume(jl_stage_opts *o, const jl_stage_opts *saved, unsigned given) {
+#define TAKE(bit, field)                                                                                          \
+    if (!(given & (bit))) o->field = saved->field
+    TAKE(JL_OPT_BATCH, run.batch);
+    TAKE(JL_OPT_STEPS, run.steps);
+    TAKE(JL_OPT_SEED, run.seed);
+    TAKE(JL_OPT_EVAL_EVERY, run.eval_every);
+    TAKE(JL_OPT_SAVE_EVERY, run.save_every);
+    TAKE(JL_OPT_SAMPLE_EVERY, run.sample_every);
+    TAKE(JL_OPT_ACCUM, optim.accum);
+    TAKE(JL_OPT_LR, optim.lr);
+    TAKE(JL_OPT_MIN_LR_FRAC, optim.min_lr_frac);
+    TAKE(JL_OPT_WARMUP, optim.warmup);
+    TAKE(JL_OPT_SCHEDULE, optim.schedule);
+    TAKE(JL_OPT_BETA1, optim.beta1);
+    TAKE(JL_OPT_BETA2, optim.beta2);
+    TAKE(JL_OPT_EPS, optim.eps);
+    TAKE(JL_OPT_WEIGHT_DECAY, optim.weight_decay);
+    TAKE(JL_OPT_GRAD_CLIP, optim.grad_clip);
+#undef TAKE
+}
+
+jl_status jl_stage_opts_of_checkpoint(const char *path, jl_stage_opts *out) {
+    char *text;
+    jl_status st = jl_state_of_checkpoint(path, &text);
+    if (st != JL_OK) return st;
+    json_object *j = json_tokener_parse(text);
+    free(text);
+    st = j && json_object_is_type(j, json_type_object) ? jl_state_read_opts(j, out)
+                                                       : jl_fail(JL_ERR_FORMAT, "training state is not a JSON object");
+    json_object_put(j);
+    return st == JL_OK ? JL_OK : jl_fail_context(st, "%s", path);
+}
+
 /* The saved trajectory-shaping options must be the run's: the first that differs is named. */
 static jl_status check_same_opts(const jl_stage *s, const jl_stage_opts *saved) {
     const jl_stage_opts *o = s->o;

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# check_layers.sh: the folders of src/ form layers; a file may include headers of its own folder, of a folder
+# below it, and the public headers (include/jielong/*.h), never of a folder above it. Fails (exit 1) naming every
+# include that goes upwards; prints the order it checked against. Run by `make test` (tests/test_layers.sh).
+#
+# The order, lowest first (written once, here). src/io is still one folder: file containers (fileio, safetensors,
+# GGUF reader, JSON) and model formats (checkpoint, GGUF load/write, HF import/export, llm.c) together, so it sits
+# above model and infer; splitting it is planned (docs/DESIGN.md, Layering).
+set -u
+cd "$(dirname "$0")/.."
+ORDER=(core model infer io tokenizer template data train eval rag tools serve cli)
+
+rank_of() {
+  local i
+  for i in "${!ORDER[@]}"; do [ "${ORDER[$i]}" = "$1" ] && { echo "$i"; return; }; done
+  echo -1
+}
+
+bad=0
+for dir in src/*/; do
+  from=$(basename "$dir")
+  rf=$(rank_of "$from")
+  if [ "$rf" -lt 0 ]; then
+    echo "check_layers: src/$from is not in the declared order (${ORDER[*]}): add it in scripts/check_layers.sh"
+    bad=1
+    continue
+  fi
+  while IFS=: read -r file line inc; do
+    to=${inc%%/*}
+    rt=$(rank_of "$to")
+    [ "$rt" -lt 0 ] && continue # a public header (jielong/...) or a system one
+    if [ "$rt" -gt "$rf" ]; then
+      echo "check_layers: $file:$line includes \"$inc\": $from may not depend on $to (above it)"
+      bad=1
+    fi
+  done < <(grep -Hn '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$dir"*.[ch] 2>/dev/null |
+           sed -E 's/^([^:]*):([0-9]+):.*#[[:space:]]*include[[:space:]]*"([^"]*)".*/\1:\2:\3/')
+done
+if [ "$bad" -ne 0 ]; then
+  echo "check_layers: FAILED (order, lowest first: ${ORDER[*]})"
+  exit 1
+fi
+echo "check_layers: ok (order, lowest first: ${ORDER[*]})"
