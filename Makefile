@@ -10,6 +10,7 @@ OPT      ?= -O3 -march=native
 WARN     := -Wall -Wextra -Werror
 CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -Iinclude -Isrc $(PKG_CFLAGS) -MMD -MP
 LDLIBS_COMMON = $(PKG_LIBS) -fopenmp -lm -lpthread
+LDLIBS_COMMON += -ldnnl   # issue 20: oneDNN matmul (fp32 and bf16, JIT-dispatched on CPU features)
 
 LIB_SRC   := $(filter-out src/cli/%,$(wildcard src/*/*.c))
 CLI_SRC   := $(wildcard src/cli/*.c)
@@ -83,6 +84,32 @@ demo: deps
 
 clean:
 	rm -rf build
+
+# issue 16: libFuzzer harnesses fuzz/fuzz_*.c (clang: fuzzer + ASan + UBSan), the library built again for them in
+# build/fuzz. `make fuzz` builds them, makes the seed corpora (fuzz/seeds.sh) and runs each for FUZZ_SECONDS.
+FUZZ         := build/fuzz
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_FLAGS   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+# (clang 14 lacks some of gcc's __builtin_cpu_supports names: the fuzz build takes the portable kernels)
+FUZZ_CFLAGS   = $(subst -fopenmp,-fopenmp=libgomp,$(CFLAGS_COMMON)) $(FUZZ_FLAGS) '-D__builtin_cpu_supports(x)=0' 
+FUZZ_BINS    := $(patsubst fuzz/%.c,$(FUZZ)/%,$(wildcard fuzz/fuzz_*.c))
+.PHONY: fuzz fuzz-build
+$(FUZZ)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  CC    $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FUZZ)/libjielong.a: $(patsubst %.c,$(FUZZ)/obj/%.o,$(LIB_SRC))
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+$(FUZZ)/fuzz_%: $(FUZZ)/obj/fuzz/fuzz_%.o $(FUZZ)/libjielong.a
+	@$(if $(V),,echo "  LINK  $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -fsanitize=fuzzer $^ -o $@ $(subst -fopenmp,-fopenmp=libgomp,$(LDLIBS_COMMON))
+fuzz-build: deps
+	@$(MAKE) -j$(JOBS) --no-print-directory $(FUZZ_BINS) $(REL)/jielong $(REL)/tests/test_badinput
+fuzz: fuzz-build
+	@bash fuzz/seeds.sh $(REL) $(FUZZ)
+	@bash fuzz/run.sh $(FUZZ) $(FUZZ_SECONDS)
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 # issue 13: the chat page is compiled into the server (src/serve/page.c includes it with .incbin)

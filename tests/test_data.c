@@ -103,7 +103,7 @@ static void test_sft_reader_errors(void **state) {
     expect_sft_error("[1,2]", "not a JSON object");
     expect_sft_error("{\"instruction\":\"x\",\"output\":\"y\"} extra", "not valid JSON at column 34");
     expect_sft_error("{\"instruction\":\"x\\u0000y\",\"output\":\"z\"}", "instruction: contains a NUL character");
-    expect_sft_error("{\"instruction\":\"\xff\xfe\",\"output\":\"z\"}", "not valid JSON");
+    expect_sft_error("{\"instruction\":\"\xff\xfe\",\"output\":\"z\"}", "invalid UTF-8 at column 17");
 }
 
 static void test_reader_file_level_errors(void **state) {

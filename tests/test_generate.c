@@ -770,7 +770,7 @@ static void test_cli_bad_input(void **state) {
     snprintf(args, sizeof args, "generate --model %s --prompt a --top-p 1.5", m);
     expect_cli(args, 2, NULL, "top-p");
     snprintf(args, sizeof args, "generate --model %s --prompt a --temperature -1", m);
-    expect_cli(args, 2, NULL, "temperature -1: must be");
+    expect_cli(args, 2, NULL, "--temperature -1: out of range");
     snprintf(args, sizeof args, "generate --model %s --prompt abcdefghijklmnop --context 8", m);
     expect_cli(args, 2, NULL, "the prompt has 17 tokens but the context holds 8");
     snprintf(args, sizeof args, "generate --model %s --prompt a --context 65", m);

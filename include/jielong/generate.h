@@ -94,6 +94,7 @@ void jl_sampler_free(jl_sampler *s);
 jl_status jl_sampler_set_params(jl_sampler *s, const jl_sampler_params *p);
 const jl_sampler_params *jl_sampler_get_params(const jl_sampler *s);
 /* Draws one token from logits (vocab_size floats, not modified) given the history (for penalties).
+ * Returns a valid id, or -1 with jl_last_error() set (JL_ERR_RUNTIME) when a logit is NaN/+Inf or none is finite.
  * With report != NULL and n_report > 0, fills the top-n_report view (n_report ≤ JL_REPORT_MAX). */
 int32_t jl_sampler_sample(jl_sampler *s, const float *logits, const int32_t *history, int n_history,
                           jl_sample_report *report, int n_report);
@@ -156,10 +157,15 @@ jl_status jl_generate(jl_session *s, jl_sampler *smp, const jl_tokenizer *tok, c
  * the text encoded as plain text. *ids malloc'd. */
 jl_status jl_encode_prompt(const jl_tokenizer *tok, const char *text, int32_t **ids, int *n);
 
-/* ---- chat: the DESIGN template, the cache kept across turns ---- */
+/* ---- chat: the model's chat format (built-in or its own template), the cache kept across turns ---- */
 
 typedef struct jl_chat jl_chat;
+typedef struct jl_chat_format jl_chat_format; /* jielong/chat_format.h */
 jl_status jl_chat_new(jl_session *s, jl_sampler *smp, const jl_tokenizer *tok, jl_chat **out); /* borrowed */
+/* The same with the model's chat format (borrowed; NULL = the built-in one): turns are rendered with its
+ * template and an answer also ends at the format's stop strings (its end-of-turn marker, eos). */
+jl_status jl_chat_new_format(jl_session *s, jl_sampler *smp, const jl_tokenizer *tok, const jl_chat_format *fmt,
+                             jl_chat **out);
 void jl_chat_free(jl_chat *c);
 /* Sets (or with NULL / "" clears) the system prompt; the next turn re-prefills from the start. */
 jl_status jl_chat_set_system(jl_chat *c, const char *system);

@@ -1,8 +1,10 @@
-/* jielong chat: a multi-turn conversation with the chat template. On a terminal it reads lines with libedit
+/* jielong chat: a multi-turn conversation in the model's chat format (its own Jinja template when the checkpoint
+ * has one, e.g. imported from Hugging Face; else the DESIGN template). On a terminal it reads lines with libedit
  * (editing + history); otherwise it reads stdin line by line, one user turn per line, so scripts and tests can
  * pipe a conversation in. With --jsonl it reads and writes one JSON object per line (a machine mode: answers
  * with newlines stay one line). The KV cache is kept across turns: only the new turn is prefilled. */
 #include "cli/infer_cli.h"
+#include "jielong/chat_format.h"
 #include "cli/rag_cli.h"
 #include "jielong/tools.h"
 #include <editline/readline.h>
@@ -51,8 +53,8 @@ static void print_help(void) {
                     "/system TEXT (set the system prompt; /system alone clears it), /quit\n");
 }
 
-/* A /command line. Returns 0 to go on, 1 to quit; *rc gets 2 for a bad command. */
-static int run_command(const char *line, jl_chat *chat, jl_sampler *smp, int *rc) {
+/* A /command line. Returns 0 to go on, 1 to quit; *rejected counts a command refused (reported at once). */
+static int run_command(const char *line, jl_chat *chat, jl_sampler *smp, int *rejected) {
     if (strcmp(line, "/quit") == 0 || strcmp(line, "/exit") == 0) return 1;
     if (strcmp(line, "/help") == 0) {
         print_help();
@@ -66,7 +68,7 @@ static int run_command(const char *line, jl_chat *chat, jl_sampler *smp, int *rc
         p.temperature = (float)t;
         if (end == line + 5 || *end != '\0' || jl_sampler_set_params(smp, &p) != JL_OK) {
             fprintf(stderr, "jielong chat: /temp needs a number >= 0 (0 = greedy)\n");
-            *rc = 2;
+            ++*rejected;
         } else {
             fprintf(stderr, "(temperature %g)\n", t);
         }
@@ -74,14 +76,14 @@ static int run_command(const char *line, jl_chat *chat, jl_sampler *smp, int *rc
         const char *text = line[7] ? line + 8 : "";
         if (jl_chat_set_system(chat, text) != JL_OK) {
             fprintf(stderr, "jielong chat: %s\n", jl_last_error());
-            *rc = 1;
+            ++*rejected;
         } else {
             fprintf(stderr, *text ? "(system prompt set)\n" : "(system prompt cleared)\n");
         }
     } else {
         fprintf(stderr, "jielong chat: unknown command %s\n", line);
         print_help();
-        *rc = 2;
+        ++*rejected;
     }
     return 0;
 }
@@ -295,8 +297,10 @@ int cmd_chat(int argc, char **argv) {
     if (rc != CLI_PARSED) return rc == CLI_HELP_SHOWN ? 0 : rc;
     infer_setup s;
     jl_chat *chat = NULL;
+    jl_chat_format *fmt = NULL;
     jl_status st = infer_setup_load(&f, &s);
-    if (st == JL_OK) st = jl_chat_new(s.session, s.sampler, s.tok, &chat);
+    if (st == JL_OK) st = jl_chat_format_from_checkpoint(&s.ck, &fmt); /* the model's own template, if it has one */
+    if (st == JL_OK) st = jl_chat_new_format(s.session, s.sampler, s.tok, fmt, &chat);
     if (st == JL_OK) st = extras_setup(&x, &s, chat, system);
     if (st == JL_OK && strcmp(policy, "drop-oldest") != 0 && strcmp(policy, "refuse") != 0)
         st = jl_fail(JL_ERR_ARG, "--context-policy %s: expected drop-oldest or refuse", policy);
@@ -305,6 +309,7 @@ int cmd_chat(int argc, char **argv) {
     if (st != JL_OK) {
         extras_free(&x);
         jl_chat_free(chat);
+        jl_chat_format_free(fmt);
         infer_setup_free(&s);
         return cli_report("chat", st);
     }
@@ -322,11 +327,11 @@ int cmd_chat(int argc, char **argv) {
         fprintf(stderr, "jielong chat: %s, context %d. ", f.model, jl_session_capacity(s.session));
         print_help();
     }
-    int exit_code = 0;
+    int exit_code = 0, rejected = 0;
     for (char *line; (line = read_line(tty));) {
         int quit = 0;
         if (line[0] == '/') {
-            quit = run_command(line, chat, s.sampler, &exit_code);
+            quit = run_command(line, chat, s.sampler, &rejected);
         } else if (line[0]) {
             jl_gen_result res;
             view.step = 0;
@@ -349,8 +354,15 @@ int cmd_chat(int argc, char **argv) {
         free(line);
         if (quit) break;
     }
+    /* At a terminal a mistyped command is corrected on the spot; a script's rejected command fails the run, and
+     * says so at the end (the exit code alone used to leave the cause to guess). */
+    if (!tty && rejected) {
+        fprintf(stderr, "jielong chat: %d command(s) were rejected (see above): exit 2\n", rejected);
+        if (!exit_code) exit_code = 2;
+    }
     extras_free(&x);
     jl_chat_free(chat);
+    jl_chat_format_free(fmt);
     infer_setup_free(&s);
     return exit_code;
 }

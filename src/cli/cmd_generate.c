@@ -16,8 +16,7 @@ static int on_token(void *user, const jl_gen_event *ev) {
     gen_view *v = user;
     if (!v->show_probs) {
         fwrite(ev->text, 1, ev->text_len, stdout);
-        fflush(stdout);
-        return 0;
+        return fflush(stdout) != 0 || ferror(stdout); /* output lost (full disk, closed pipe): stop generating */
     }
     if (ev->report) infer_print_report(stdout, v->tok, ev->report, ++v->step);
     if (v->len + ev->text_len + 1 > v->cap) {

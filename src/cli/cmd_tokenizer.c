@@ -171,20 +171,63 @@ static void show_token(FILE *f, const char *s, size_t n) {
     }
 }
 
-/* The post-processor's template around ids (realloc'd). */
-static jl_status add_template(const jl_tokenizer *tok, int32_t **ids, size_t *n) {
-    const int32_t *pre, *post;
-    size_t np, nq;
-    jl_tokenizer_template(tok, &pre, &np, &post, &nq);
-    int32_t *v = malloc(sizeof *v * (*n + np + nq + 1));
-    if (!v) return jl_fail(JL_ERR_NOMEM, "out of memory");
-    if (np) memcpy(v, pre, np * sizeof *v);
-    if (*n) memcpy(v + np, *ids, *n * sizeof *v);
-    if (nq) memcpy(v + np + *n, post, nq * sizeof *v);
-    free(*ids);
-    *ids = v;
-    *n += np + nq;
-    return JL_OK;
+/* Writes ids as text: "id id id" (a space before all but the very first, *first tracks it across calls), or with
+ * show one "id<TAB>token" line each. */
+static void emit_ids(FILE *f, const jl_tokenizer *tok, const int32_t *ids, size_t n, int show, int *first) {
+    for (size_t i = 0; i < n; i++) {
+        if (show) {
+            size_t tl;
+            const char *s = jl_tokenizer_token(tok, ids[i], &tl);
+            fprintf(f, "%d\t", (int)ids[i]);
+            show_token(f, s, tl);
+            fputc('\n', f);
+        } else {
+            fprintf(f, *first ? "%d" : " %d", (int)ids[i]);
+        }
+        *first = 0;
+    }
+}
+
+enum { STREAM_PIECE = 1 << 20 };
+
+/* How much of buf[0..n) stdin encoding may take now: up to a cut the tokenizer says leaves the ids as those of
+ * the whole text (jl_tokenizer_safe_cut), else, with a full buffer (a line over 1 MiB, e.g. /dev/zero), up to the
+ * last UTF-8 character start; 0 = read more first. */
+static size_t stream_cut(const jl_tokenizer *tok, const char *b, size_t n, int full) {
+    size_t cut = jl_tokenizer_safe_cut(tok, b, n);
+    if (cut || !full) return cut;
+    size_t i = n;
+    while (i > 1 && ((unsigned char)b[i - 1] & 0xC0) == 0x80) i--;
+    return i > 1 ? i - 1 : n;
+}
+
+/* Encodes stdin piece by piece (memory bounded by 2 MiB of text, output as it goes: `< /dev/zero` streams). */
+static jl_status encode_stdin(const jl_tokenizer *tok, int allow_special, int show, FILE *f, int *first) {
+    const size_t cap = 2 * STREAM_PIECE;
+    char *buf = malloc(cap);
+    if (!buf) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    size_t n = 0;
+    jl_status st = JL_OK;
+    for (int eof = 0; st == JL_OK && !eof;) {
+        ssize_t got = read(STDIN_FILENO, buf + n, cap - n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) st = jl_fail(JL_ERR_IO, "stdin: read failed: %s", strerror(errno));
+        eof = got <= 0;
+        n += got > 0 ? (size_t)got : 0;
+        size_t cut = eof ? n : stream_cut(tok, buf, n, n == cap);
+        if (st != JL_OK || cut == 0) continue;
+        int32_t *ids = NULL;
+        size_t n_ids = 0;
+        st = jl_tokenizer_encode(tok, buf, cut, allow_special, &ids, &n_ids);
+        if (st == JL_OK) emit_ids(f, tok, ids, n_ids, show, first);
+        free(ids);
+        memmove(buf, buf + cut, n - cut);
+        n -= cut;
+        if (st == JL_OK && (fflush(f) != 0 || ferror(f)))
+            st = jl_fail(JL_ERR_IO, "output: write failed: %s", strerror(errno));
+    }
+    free(buf);
+    return st;
 }
 
 static int cmd_encode(int argc, char **argv) {
@@ -210,25 +253,27 @@ static int cmd_encode(int argc, char **argv) {
     size_t len = 0, n = 0;
     int32_t *ids = NULL;
     jl_status st = jl_tokenizer_load(path, &tok);
-    if (st == JL_OK) st = read_inputs(&inputs, &text, &len);
-    if (st == JL_OK) st = jl_tokenizer_encode(tok, text, len, allow_special, &ids, &n);
-    if (st == JL_OK && add_special) st = add_template(tok, &ids, &n);
-    if (st == JL_OK) {
-        FILE *f = output ? fopen(output, "wb") : stdout;
-        if (!f) st = jl_fail(JL_ERR_IO, "%s: cannot create: %s", output, strerror(errno));
-        for (size_t i = 0; f && i < n; i++) {
-            if (show) {
-                size_t tl;
-                const char *s = jl_tokenizer_token(tok, ids[i], &tl);
-                fprintf(f, "%d\t", (int)ids[i]);
-                show_token(f, s, tl);
-                fputc('\n', f);
-            } else {
-                fprintf(f, i + 1 < n ? "%d " : "%d\n", (int)ids[i]);
-            }
-        }
-        if (f && (fflush(f) != 0 || ferror(f))) st = jl_fail(JL_ERR_IO, "%s: write failed", output ? output : "stdout");
-        if (f && f != stdout) fclose(f);
+    jl_atomic_file af = {0};
+    if (st == JL_OK && output) st = jl_atomic_open(&af, output);
+    FILE *f = output ? af.f : stdout;
+    int first = 1;
+    const int32_t *pre = NULL, *post = NULL;
+    size_t n_pre = 0, n_post = 0;
+    if (st == JL_OK && add_special) jl_tokenizer_template(tok, &pre, &n_pre, &post, &n_post);
+    if (st == JL_OK) emit_ids(f, tok, pre, n_pre, show, &first); /* the post-processor template around the text */
+    /* stdin in pieces when the tokenizer allows cuts; otherwise (Llama 2's Prepend, ...) all of it at once */
+    const int whole = inputs.n > 0 || !jl_tokenizer_splittable(tok);
+    if (st == JL_OK && !whole) st = encode_stdin(tok, allow_special, show, f, &first);
+    if (st == JL_OK && whole) st = read_inputs(&inputs, &text, &len);
+    if (st == JL_OK && whole) st = jl_tokenizer_encode(tok, text, len, allow_special, &ids, &n);
+    if (st == JL_OK && whole) emit_ids(f, tok, ids, n, show, &first);
+    if (st == JL_OK) emit_ids(f, tok, post, n_post, show, &first);
+    if (st == JL_OK && !show && !first) fputc('\n', f);
+    if (st == JL_OK && (fflush(f) != 0 || ferror(f)))
+        st = jl_fail(JL_ERR_IO, "%s: write failed: %s", output ? output : "stdout", strerror(errno));
+    if (output && af.f) {
+        if (st == JL_OK) st = jl_atomic_commit(&af);
+        else jl_atomic_abort(&af);
     }
     free(ids);
     free(text);

@@ -1,5 +1,6 @@
 /* Shared by cmd_generate.c and cmd_chat.c. */
 #include "cli/infer_cli.h"
+#include "io/fileio.h"
 #include "core/utf8.h"
 #include "jielong/safetensors.h"
 #include <omp.h>
@@ -21,10 +22,10 @@ int infer_opts(infer_flags *f, cli_opt *o) {
         {"model", OPT_STR, &f->model, "model: checkpoint (.safetensors from jielong pretrain/sft/...) or .gguf (jielong quantize/export, or llama.cpp's: llama, qwen2, gpt2)", NO_RANGE, 1},
         {"tokenizer", OPT_STR, &f->tokenizer, "tokenizer.json (default: the one stored in the checkpoint)", NO_RANGE, 0},
         {"max-new-tokens|max-tokens", OPT_INT, &f->max_tokens, "new tokens at most (default 256)", 1, 1 << 24, 0},
-        {"temperature", OPT_FLOAT, &f->temperature, "sampling temperature, 0 = greedy (default 0.8)", NO_RANGE, 0},
+        {"temperature", OPT_FLOAT, &f->temperature, "sampling temperature, 0 = greedy (default 0.8)", 0, 1000, 0},
         {"top-k", OPT_INT, &f->top_k, "keep the k most likely tokens (default 0 = off)", 0, 1 << 24, 0},
-        {"top-p", OPT_FLOAT, &f->top_p, "nucleus: smallest set with probability >= p, in (0,1] (default 0.95)", NO_RANGE, 0},
-        {"min-p", OPT_FLOAT, &f->min_p, "drop tokens below min-p x the top probability, [0,1) (default 0)", NO_RANGE, 0},
+        {"top-p", OPT_FLOAT, &f->top_p, "nucleus: smallest set with probability >= p, in (0,1] (default 0.95)", 0, 1, 0},
+        {"min-p", OPT_FLOAT, &f->min_p, "drop tokens below min-p x the top probability, [0,1) (default 0)", 0, 1, 0},
         {"repeat-penalty", OPT_FLOAT, &f->repetition, "repetition penalty on seen tokens, 1 = off (default 1)", NO_RANGE, 0},
         {"presence-penalty", OPT_FLOAT, &f->presence, "subtracted once from seen tokens' logits (default 0)", NO_RANGE, 0},
         {"frequency-penalty", OPT_FLOAT, &f->frequency, "subtracted per occurrence (default 0)", NO_RANGE, 0},
@@ -106,16 +107,14 @@ jl_status infer_setup_load(const infer_flags *f, infer_setup *s) {
 }
 
 static int is_gguf(const char *path) {
-    FILE *fp = fopen(path, "rb");
     char magic[4] = {0};
-    int yes = fp && fread(magic, 1, 4, fp) == 4 && memcmp(magic, "GGUF", 4) == 0;
-    if (fp) fclose(fp);
-    return yes;
+    return jl_read_head(path, magic, 4) == 4 && memcmp(magic, "GGUF", 4) == 0;
 }
 
 jl_status infer_load_model(const char *path, int dequantise, jl_checkpoint *ck, jl_qweights **qw) {
     *qw = NULL;
-    if (is_gguf(path)) return jl_gguf_load_model(path, dequantise, ck, qw);
+    size_t n = strlen(path);
+    if (is_gguf(path) || (n > 5 && strcmp(path + n - 5, ".gguf") == 0)) return jl_gguf_load_model(path, dequantise, ck, qw);
     return jl_checkpoint_load(path, ck);
 }
 

@@ -1,6 +1,7 @@
 /* jielong CLI entry point: dispatches to one function per subcommand (src/cli/cmd_*.c). */
 #include "cli/commands.h"
 #include "jielong.h"
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,16 @@ static void prefer_sleeping_threads(char **argv) {
     execv("/proc/self/exe", argv); /* returns only on failure: then run as we are */
 }
 
+/* Output that could not be written (a full disk, a closed pipe, /dev/full) is a failure, not exit 0: the
+ * stream's error flag is sticky, so one check of the flush and the close at the end sees every lost write. */
+static int finish_stdout(const char *command, int rc) {
+    int bad = fflush(stdout) != 0 || ferror(stdout);
+    bad |= fclose(stdout) != 0;
+    if (!bad) return rc;
+    fprintf(stderr, "jielong %s: cannot write to standard output: %s\n", command, strerror(errno ? errno : EIO));
+    return rc ? rc : 1;
+}
+
 int main(int argc, char **argv) {
     prefer_sleeping_threads(argv);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
@@ -87,7 +98,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) return cmd_version(argc - 1, argv + 1);
     for (const cli_command *c = cli_commands; c->name; c++)
-        if (strcmp(argv[1], c->name) == 0) return c->run(argc - 1, argv + 1);
+        if (strcmp(argv[1], c->name) == 0) return finish_stdout(c->name, c->run(argc - 1, argv + 1));
     fprintf(stderr, "jielong: unknown command '%s' (see jielong --help)\n", argv[1]);
     return 2;
 }

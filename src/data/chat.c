@@ -17,7 +17,7 @@ static int push(jl_segments *out, int special, const char *text, size_t len, int
         out->items = p;
         out->cap = cap;
     }
-    out->items[out->n++] = (jl_segment){special, text, len, trainable};
+    out->items[out->n++] = (jl_segment){special, text, len, trainable, 0};
     return 1;
 }
 
@@ -80,9 +80,15 @@ jl_status jl_chat_render_generation(const jl_conversation *conv, jl_segments *ou
     return render(conv, out, n, 0);
 }
 
-void jl_segments_clear(jl_segments *s) { s->n = 0; }
+void jl_segments_clear(jl_segments *s) {
+    for (size_t i = 0; i < s->n_owned; i++) free(s->owned[i]);
+    s->n_owned = 0;
+    s->n = 0;
+}
 
 void jl_segments_free(jl_segments *s) {
+    jl_segments_clear(s);
+    free(s->owned);
     free(s->items);
     memset(s, 0, sizeof *s);
 }

@@ -1,5 +1,6 @@
 /* JSONL line loop (json-c) with FILE:LINE error messages, skip-or-stop, and small field helpers. */
 #include "data/jsonl.h"
+#include "core/utf8.h"
 #include "io/fileio.h"
 #include <ctype.h>
 #include <stdlib.h>
@@ -11,8 +12,35 @@ static int only_space(const char *s, size_t len) {
     return 1;
 }
 
+/* Byte offset of the first invalid UTF-8 sequence (malformed, overlong, a UTF-8-encoded surrogate, cut short),
+ * or len: json-c's own check lets encoded surrogates through. */
+static size_t bad_utf8_at(const char *s, size_t len) {
+    for (size_t i = 0; i < len;) {
+        if ((unsigned char)s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        size_t n = jl_utf8_decode(s + i, len - i, &cp);
+        if (cp == JL_UTF8_INVALID) return i;
+        i += n;
+    }
+    return len;
+}
+
 /* Parses one line into a JSON object; on failure records "problem" (no location) and returns NULL. */
 static json_object *parse_line(json_tokener *tok, const char *line, size_t len, jl_status *st) {
+    const char *nul = memchr(line, '\0', len);
+    *st = JL_ERR_FORMAT;
+    if (nul) {
+        jl_fail(JL_ERR_FORMAT, "raw NUL byte at column %zu (not allowed in JSON text)", (size_t)(nul - line) + 1);
+        return NULL;
+    }
+    size_t bad = bad_utf8_at(line, len);
+    if (bad < len) {
+        jl_fail(JL_ERR_FORMAT, "invalid UTF-8 at column %zu (byte 0x%02X)", bad + 1, (unsigned char)line[bad]);
+        return NULL;
+    }
     json_tokener_reset(tok);
     json_object *obj = json_tokener_parse_ex(tok, line, (int)len);
     enum json_tokener_error err = json_tokener_get_error(tok);
@@ -56,7 +84,8 @@ static jl_status read_lines(const char *path, char *data, size_t size, const jl_
     if (!tok) return jl_fail(JL_ERR_NOMEM, "%s: out of memory", path);
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     jl_status st = JL_OK;
-    for (size_t pos = 0; pos < size && st == JL_OK; ) {
+    size_t pos0 = size >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0; /* a UTF-8 byte order mark */
+    for (size_t pos = pos0; pos < size && st == JL_OK; ) {
         if (opt->max_records && stats->records >= opt->max_records) break;
         char *nl = memchr(data + pos, '\n', size - pos);
         size_t len = (nl ? (size_t)(nl - data) : size) - pos;
@@ -112,6 +141,9 @@ jl_status jl_json_string_field(json_object *obj, const char *where, const char *
     const char *s = json_object_get_string(v);
     size_t n = (size_t)json_object_get_string_len(v);
     if (strlen(s) != n) return jl_fail(JL_ERR_FORMAT, "%s%s: contains a NUL character", where, key);
+    size_t bad = bad_utf8_at(s, n);
+    if (bad < n) /* e.g. an escaped lone surrogate "\ud800" */
+        return jl_fail(JL_ERR_FORMAT, "%s%s: invalid UTF-8 at byte %zu (a lone surrogate?)", where, key, bad);
     *out = s;
     if (len) *len = n;
     return JL_OK;

@@ -100,7 +100,7 @@ jl_status jl_encode_documents(const jl_tokenizer *tok, const char *text, size_t 
 static jl_status split_jsonl(const char *path, const char *text, size_t len, doc_list *docs, char **arena) {
     char *out = malloc(len + 1); /* a JSON string's value is never longer than its source */
     if (!out) return jl_fail(JL_ERR_NOMEM, "out of memory");
-    size_t out_len = 0, pos = 0;
+    size_t out_len = 0, pos = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0; /* byte order mark */
     int line_no = 0;
     json_tokener *tk = json_tokener_new();
     jl_status st = tk ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
@@ -188,7 +188,7 @@ static jl_status flush(prep *p, id_buf *b, const char *split, int *shard_no, int
         snprintf(path, sizeof path, "%s/%s_%03d.bin", p->o->out_dir, split, *shard_no);
         jl_status st = jl_shard_write(path, b->v, n, jl_tokenizer_vocab_size(p->tok));
         if (st != JL_OK) return st;
-        memmove(b->v, b->v + n, (b->n - n) * sizeof *b->v);
+        if (b->n > n) memmove(b->v, b->v + n, (b->n - n) * sizeof *b->v);
         b->n -= n;
         (*shard_no)++;
         if (final && b->n == 0) break;
@@ -266,8 +266,9 @@ static jl_status prepare_file(prep *p, const char *path, int last_file, double *
     if (st != JL_OK) return st;
     doc_list docs = {0};
     int jsonl = is_jsonl(path, p->o->format);
-    st = jsonl ? split_jsonl(path, text, len, &docs, &arena) : split_text(text, len, &docs);
-    const char *base = jsonl ? arena : text;
+    const size_t bom = !jsonl && len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0; /* byte order mark */
+    st = jsonl ? split_jsonl(path, text, len, &docs, &arena) : split_text(text + bom, len - bom, &docs);
+    const char *base = jsonl ? arena : text + bom;
     for (size_t first = 0; first < docs.n && st == JL_OK;) {
         size_t end = first, bytes = 0;
         while (end < docs.n && (end == first || bytes < BATCH_BYTES)) bytes += docs.v[end++].len;
@@ -324,6 +325,12 @@ jl_status jl_prepare(const jl_prepare_opts *o, jl_prepare_stats *stats) {
         st = prepare_file(&p, o->inputs[k], k + 1 == o->n_inputs, &done, total);
     if (st == JL_OK && stats->docs_train + stats->docs_val == 0)
         st = jl_fail(JL_ERR_ARG, "empty corpus: no documents in the input files");
+    else if (st == JL_OK && stats->docs_train == 0)
+        st = jl_fail(JL_ERR_ARG, "the train split is empty: all %llu documents went to validation (--val-fraction %g)",
+                     (unsigned long long)stats->docs_val, o->val_fraction);
+    else if (st == JL_OK && o->val_fraction > 0 && stats->docs_val == 0)
+        st = jl_fail(JL_ERR_ARG, "the validation split is empty: %llu document(s) is too few to hold one out "
+                     "(--val-fraction 0 for none)", (unsigned long long)stats->docs_train);
     if (st == JL_OK) st = flush(&p, &p.train, "train", &p.train_shards, 1);
     if (st == JL_OK) st = flush(&p, &p.val, "val", &p.val_shards, 1);
     if (st == JL_OK) st = copy_tokenizer(o);

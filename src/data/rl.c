@@ -1,5 +1,6 @@
 /* RL prompts {"prompt", ...task fields} from JSONL; every field of a record stays readable. */
 #include "data/jsonl.h"
+#include "jielong/rules.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,11 @@ static jl_status keep_prompt(void *ctx, json_object *obj) {
     const char *prompt;
     jl_status st = jl_json_string_field(obj, "", "prompt", &prompt, NULL);
     if (st == JL_OK && jl_blank(prompt)) st = jl_fail(JL_ERR_FORMAT, "prompt: empty");
+    /* a "form" that names no poem form would be scored as no form at all: refused where it is read */
+    const char *form;
+    if (st == JL_OK && json_object_object_get_ex(obj, "form", NULL) &&
+        (st = jl_json_string_field(obj, "", "form", &form, NULL)) == JL_OK && jl_poem_form_parse(form) == JL_FORM_NONE)
+        st = jl_fail(JL_ERR_FORMAT, "form: '%.64s' is not a poem form (wujue, qijue, wulv, qilv or 五言绝句 ...)", form);
     if (st != JL_OK) return st;
     if (set->n == set->cap) {
         size_t cap = set->cap ? 2 * set->cap : 256;

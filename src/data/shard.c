@@ -102,19 +102,16 @@ static jl_status validate(jl_shard *s, const char *path, size_t file_size) {
 
 jl_status jl_shard_open(const char *path, jl_shard **out) {
     *out = NULL;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return jl_fail(JL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return jl_fail(JL_ERR_IO, "%s: not a regular file", path);
-    }
+    int fd;
+    size_t size;
+    jl_status rs = jl_open_regular(path, &fd, &size);
+    if (rs != JL_OK) return rs;
     jl_shard *s = calloc(1, sizeof *s);
     if (!s) {
         close(fd);
         return jl_fail(JL_ERR_NOMEM, "out of memory");
     }
-    s->map_len = (size_t)st.st_size;
+    s->map_len = size;
     if (s->map_len) {
         s->map = mmap(NULL, s->map_len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (s->map == MAP_FAILED) {

@@ -136,6 +136,9 @@ jl_status jl_data_kind_of(const char *path, jl_data_kind *kind) {
     if (got >= 4 && magic == JL_SHARD_MAGIC) *kind = JL_DATA_SHARD;
     else if (got >= 4 && memcmp(h, "GGUF", 4) == 0) *kind = JL_DATA_GGUF;
     else if (got >= 9 && hlen > 1 && hlen < (uint64_t)st.st_size && h[8] == '{') *kind = JL_DATA_SAFETENSORS;
+    else if (ends_with(path, ".bin")) /* a damaged shard (or an llm.c model) must not be trained on as text */
+        return jl_fail(JL_ERR_FORMAT, "%s: a .bin file but not a token shard (magic 0x%08X, a shard has 0x%08X)", path,
+                       (unsigned)magic, (unsigned)JL_SHARD_MAGIC);
     else *kind = JL_DATA_TEXT;
     return JL_OK;
 }

@@ -228,10 +228,28 @@ static void fill_report(jl_sampler *s, int32_t chosen, int n_kept, jl_sample_rep
     r->n_kept = n_kept;
 }
 
+/* -1 and an error naming the first bad logit when one is NaN or +Inf, or when none is finite (every token
+ * excluded): a broken model must not yield a token id (all-NaN logits used to leave min-p with no candidate). */
+static int32_t check_logits(const float *logits, int V) {
+    int finite = 0;
+    for (int i = 0; i < V; i++) {
+        if (isnan(logits[i]) || logits[i] == INFINITY) {
+            jl_fail(JL_ERR_RUNTIME, "sampler: logit of token %d is %g: the model's output is not finite "
+                                    "(NaN/Inf in its weights?)", i, (double)logits[i]);
+            return -1;
+        }
+        finite += logits[i] != -INFINITY;
+    }
+    if (finite) return 0;
+    jl_fail(JL_ERR_RUNTIME, "sampler: every logit is -inf: no token can be drawn");
+    return -1;
+}
+
 int32_t jl_sampler_sample(jl_sampler *s, const float *logits, const int32_t *history, int n_history,
                           jl_sample_report *report, int n_report) {
     const jl_sampler_params *p = &s->p;
     const int V = s->V;
+    if (check_logits(logits, V) < 0) return -1;
     memcpy(s->logits, logits, sizeof(float) * (size_t)V);
     if (p->penalty_last_n > 0 && n_history > p->penalty_last_n) {
         history += n_history - p->penalty_last_n;
@@ -259,7 +277,11 @@ int32_t jl_sampler_sample(jl_sampler *s, const float *logits, const int32_t *his
         n = jl_cand_top_p(s->cand, n, p->top_p);
         n = jl_cand_min_p(s->cand, n, p->min_p);
         jl_cand_normalize(s->cand, n);
-        int i = jl_cand_draw(s->cand, n, jl_rng_uniform(&s->rng));
+        int i = n > 0 ? jl_cand_draw(s->cand, n, jl_rng_uniform(&s->rng)) : -1;
+        if (i < 0) {
+            jl_fail(JL_ERR_RUNTIME, "sampler: no candidate left after truncation");
+            return -1;
+        }
         chosen = s->cand[i].id;
         if (report) {
             memset(s->p_sample, 0, sizeof(float) * (size_t)V);

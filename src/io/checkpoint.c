@@ -7,6 +7,8 @@
 #define META_CONFIG "jielong.config"
 #define META_TOKENIZER "jielong.tokenizer"
 #define META_CHAT_TEMPLATE "jielong.chat_template"
+#define META_BOS_TOKEN "jielong.bos_token"
+#define META_EOS_TOKEN "jielong.eos_token"
 #define META_TRAIN_STATE "jielong.train_state"
 #define TENSOR_ADAM_M "jielong.adam_m"
 #define TENSOR_ADAM_V "jielong.adam_v"
@@ -37,6 +39,8 @@ jl_status jl_checkpoint_save(const char *path, const jl_checkpoint *ck) {
     if (st == JL_OK) st = jl_st_add_meta(w, META_CONFIG, config_json);
     if (st == JL_OK && ck->tokenizer_json) st = jl_st_add_meta(w, META_TOKENIZER, ck->tokenizer_json);
     if (st == JL_OK && ck->chat_template) st = jl_st_add_meta(w, META_CHAT_TEMPLATE, ck->chat_template);
+    if (st == JL_OK && ck->chat_template && ck->bos_token) st = jl_st_add_meta(w, META_BOS_TOKEN, ck->bos_token);
+    if (st == JL_OK && ck->chat_template && ck->eos_token) st = jl_st_add_meta(w, META_EOS_TOKEN, ck->eos_token);
     if (st == JL_OK && ck->train_state) st = jl_st_add_meta(w, META_TRAIN_STATE, ck->train_state);
     for (int i = 0; i < m->n_tensors && st == JL_OK; i++) {
         const jl_tensor_info *t = &m->tensors[i];
@@ -67,7 +71,8 @@ static char *dup_meta(const jl_st_file *f, const char *key) {
     return v ? strdup(v) : NULL;
 }
 
-static jl_status load_tensor(const char *path, const jl_st_file *f, jl_model *m, const jl_tensor_info *t) {
+/* Tensor t of the layout is in the file with its shape (as saved) and dtype F32. */
+static jl_status check_tensor(const char *path, const jl_st_file *f, const jl_tensor_info *t) {
     const jl_st_tensor *s = jl_st_find(f, t->name);
     if (!s) return jl_fail(JL_ERR_FORMAT, "%s: missing tensor '%s'", path, t->name);
     int64_t rows = t->hf_transposed ? t->shape[1] : t->rows_saved;
@@ -79,10 +84,35 @@ static jl_status load_tensor(const char *path, const jl_st_file *f, jl_model *m,
                        (long long)rows, (long long)cols);
     if (s->dtype != JL_DT_F32)
         return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' is %s, expected F32", path, t->name, jl_dtype_name(s->dtype));
-    float *dst = m->params + t->offset;
-    if (t->hf_transposed) transpose_into(dst, s->data, rows, cols);
-    else memcpy(dst, s->data, s->nbytes);
     return JL_OK;
+}
+
+/* Every tensor the config lays out is in the file (shape, dtype) and the file has no other: checked before the
+ * model is allocated, so a small file whose config claims a huge model is refused at once (the safetensors
+ * reader has checked every tensor's byte range against the file). */
+static jl_status check_layout(const char *path, const jl_st_file *f, const jl_config *cfg) {
+    jl_tensor_info *t;
+    int n;
+    size_t n_params;
+    jl_status st = jl_model_layout(cfg, &t, &n, &n_params);
+    if (st != JL_OK) return jl_fail_context(st, "%s", path);
+    for (int i = 0; st == JL_OK && i < n; i++) st = check_tensor(path, f, &t[i]);
+    /* Every tensor in the file must be one the config expects: a stray one means another config. */
+    for (int i = 0; st == JL_OK && i < jl_st_count(f); i++) {
+        const char *name = jl_st_at(f, i)->name;
+        int known = strcmp(name, TENSOR_ADAM_M) == 0 || strcmp(name, TENSOR_ADAM_V) == 0;
+        for (int k = 0; !known && k < n; k++) known = strcmp(name, t[k].name) == 0;
+        if (!known) st = jl_fail(JL_ERR_FORMAT, "%s: unexpected tensor '%s' for the config in its metadata", path, name);
+    }
+    free(t);
+    return st;
+}
+
+static void load_tensor(const jl_st_file *f, jl_model *m, const jl_tensor_info *t) {
+    const jl_st_tensor *s = jl_st_find(f, t->name);
+    float *dst = m->params + t->offset;
+    if (t->hf_transposed) transpose_into(dst, s->data, t->shape[1], t->rows_saved);
+    else memcpy(dst, s->data, s->nbytes);
 }
 
 static jl_status load_moment(const char *path, const jl_st_file *f, const char *name, size_t n, float **out) {
@@ -105,16 +135,10 @@ jl_status jl_checkpoint_load(const char *path, jl_checkpoint *ck) {
     jl_config cfg;
     if (!config_json) st = jl_fail(JL_ERR_FORMAT, "%s: not a jielong checkpoint (no '%s' metadata)", path, META_CONFIG);
     else if ((st = jl_config_from_json(config_json, &cfg)) != JL_OK) jl_fail_context(st, "%s", path);
+    if (st == JL_OK) st = check_layout(path, f, &cfg);
     if (st == JL_OK) st = jl_model_new(&cfg, &ck->model);
-    for (int i = 0; st == JL_OK && i < ck->model->n_tensors; i++)
-        st = load_tensor(path, f, ck->model, &ck->model->tensors[i]);
-    /* Every tensor in the file must be one the config expects: a stray one means another config. */
-    for (int i = 0; st == JL_OK && i < jl_st_count(f); i++) {
-        const char *name = jl_st_at(f, i)->name;
-        int known = strcmp(name, TENSOR_ADAM_M) == 0 || strcmp(name, TENSOR_ADAM_V) == 0;
-        for (int k = 0; !known && k < ck->model->n_tensors; k++) known = strcmp(name, ck->model->tensors[k].name) == 0;
-        if (!known) st = jl_fail(JL_ERR_FORMAT, "%s: unexpected tensor '%s' for the config in its metadata", path, name);
-    }
+    for (int i = 0; st == JL_OK && i < ck->model->n_tensors; i++) load_tensor(f, ck->model, &ck->model->tensors[i]);
+    if (st == JL_OK) st = jl_model_check_finite(ck->model, path);
     if (st == JL_OK) st = load_moment(path, f, TENSOR_ADAM_M, ck->model->n_params, &ck->adam_m);
     if (st == JL_OK) st = load_moment(path, f, TENSOR_ADAM_V, ck->model->n_params, &ck->adam_v);
     if (st == JL_OK && (!ck->adam_m) != (!ck->adam_v))
@@ -122,6 +146,8 @@ jl_status jl_checkpoint_load(const char *path, jl_checkpoint *ck) {
     if (st == JL_OK) {
         ck->tokenizer_json = dup_meta(f, META_TOKENIZER);
         ck->chat_template = dup_meta(f, META_CHAT_TEMPLATE);
+        ck->bos_token = dup_meta(f, META_BOS_TOKEN);
+        ck->eos_token = dup_meta(f, META_EOS_TOKEN);
         ck->train_state = dup_meta(f, META_TRAIN_STATE);
     }
     jl_st_close(f);
@@ -133,6 +159,8 @@ void jl_checkpoint_free(jl_checkpoint *ck) {
     jl_model_free(ck->model);
     free(ck->tokenizer_json);
     free(ck->chat_template);
+    free(ck->bos_token);
+    free(ck->eos_token);
     free(ck->adam_m);
     free(ck->adam_v);
     free(ck->train_state);

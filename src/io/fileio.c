@@ -1,24 +1,59 @@
 #include "io/fileio.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+static const char *kind_of(mode_t m) {
+    return S_ISDIR(m) ? "a folder" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device" :
+           S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : "not a regular file";
+}
+
+jl_status jl_open_regular(const char *path, int *fd_out, size_t *size) {
+    *fd_out = -1;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC); /* O_NONBLOCK: open() of a FIFO must not wait */
+    if (fd < 0) return jl_fail(JL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st = {0};
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        jl_status r = jl_fail(JL_ERR_IO, "%s: is %s, expected a regular file", path, kind_of(st.st_mode));
+        close(fd);
+        return r;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    *fd_out = fd;
+    *size = (size_t)st.st_size;
+    return JL_OK;
+}
+
+long jl_read_head(const char *path, void *buf, size_t n) {
+    int fd;
+    size_t size;
+    if (jl_open_regular(path, &fd, &size) != JL_OK) return -1;
+    ssize_t got = read(fd, buf, n);
+    close(fd);
+    return got < 0 ? -1 : (long)got;
+}
+
 jl_status jl_read_file(const char *path, char **data, size_t *len) {
     *data = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return jl_fail(JL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return jl_fail(JL_ERR_IO, "%s: not a regular file", path);
+    int fd;
+    size_t size;
+    jl_status rs = jl_open_regular(path, &fd, &size);
+    if (rs != JL_OK) return rs;
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return jl_fail(JL_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     }
-    size_t size = (size_t)st.st_size;
     char *buf = malloc(size + 1);
     if (!buf) {
         fclose(f);
@@ -44,8 +79,43 @@ static char *dup_printf_tmp(const char *path) {
     return s;
 }
 
+/* "<base>.tmp.<digits>" → the pid, else 0. */
+static long tmp_pid(const char *name, const char *base) {
+    size_t n = strlen(base);
+    if (strncmp(name, base, n) != 0 || strncmp(name + n, ".tmp.", 5) != 0) return 0;
+    const char *d = name + n + 5;
+    long pid = 0;
+    if (!*d) return 0;
+    for (; *d; d++) {
+        if (*d < '0' || *d > '9' || pid > 1L << 40) return 0;
+        pid = pid * 10 + (*d - '0');
+    }
+    return pid;
+}
+
+void jl_remove_stale_tmp(const char *path) {
+    char *a = strdup(path), *b = strdup(path);
+    DIR *d = a && b ? opendir(dirname(a)) : NULL;
+    const char *base = b ? basename(b) : "";
+    for (struct dirent *e; d && (e = readdir(d));) {
+        long pid = tmp_pid(e->d_name, base);
+        if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        size_t n = strlen(a) + strlen(e->d_name) + 2;
+        char *full = malloc(n);
+        if (full) {
+            snprintf(full, n, "%s/%s", a, e->d_name);
+            unlink(full); /* best effort: a file we cannot remove does no harm */
+            free(full);
+        }
+    }
+    if (d) closedir(d);
+    free(a);
+    free(b);
+}
+
 jl_status jl_atomic_open(jl_atomic_file *af, const char *path) {
     memset(af, 0, sizeof *af);
+    jl_remove_stale_tmp(path);
     af->path = strdup(path);
     af->tmp_path = dup_printf_tmp(path);
     if (!af->path || !af->tmp_path) {

@@ -5,6 +5,12 @@
 #include "jielong/common.h"
 #include <stdio.h>
 
+/* Opens a regular file for reading without ever blocking (a FIFO or device given as a file is refused with a
+ * message naming what it is); *fd (blocking from then on) and its *size. */
+jl_status jl_open_regular(const char *path, int *fd, size_t *size);
+/* Reads up to n bytes from the start of a regular file (magic sniffing); bytes read, or -1. */
+long jl_read_head(const char *path, void *buf, size_t n);
+
 /* Reads a whole file into a malloc'd buffer (NUL-terminated one past `len`). */
 jl_status jl_read_file(const char *path, char **data, size_t *len);
 
@@ -14,6 +20,9 @@ typedef struct {
     char *tmp_path;   /* "<path>.tmp.<pid>" until commit */
 } jl_atomic_file;
 
+/* Removes the temp files "<path>.tmp.<pid>" of processes that no longer run (killed mid-write). */
+void jl_remove_stale_tmp(const char *path);
+/* Creates "<path>.tmp.<pid>" for writing (after removing stale temp files of dead processes beside it). */
 jl_status jl_atomic_open(jl_atomic_file *af, const char *path);
 /* Flushes, fsyncs and renames over `path`; on any failure the temp file is removed. */
 jl_status jl_atomic_commit(jl_atomic_file *af);

@@ -398,3 +398,13 @@ jl_status jl_gguf_foreign_tokenizer(const jl_gguf *g, const char *path, char **j
     json_object_put(root);
     return st;
 }
+
+char *jl_gguf_foreign_token(const jl_gguf *g, const char *id_key) {
+    uint32_t id;
+    size_t len;
+    const char *s;
+    if (jl_gguf_find(g, id_key) < 0 || jl_gguf_get_u32(g, id_key, &id) != JL_OK ||
+        !(s = jl_gguf_arr_str(g, "tokenizer.ggml.tokens", id, &len)))
+        return NULL;
+    return strndup(s, len);
+}

@@ -12,4 +12,7 @@ jl_status jl_gguf_foreign_config(const jl_gguf *g, const char *path, jl_config *
  * tokens, scores, token types) → the equivalent HF tokenizer.json text (malloc'd). */
 jl_status jl_gguf_foreign_tokenizer(const jl_gguf *g, const char *path, char **json);
 
+/* The text of the token whose id is under id_key (e.g. "tokenizer.ggml.bos_token_id"), malloc'd; NULL if none. */
+char *jl_gguf_foreign_token(const jl_gguf *g, const char *id_key);
+
 #endif

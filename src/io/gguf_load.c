@@ -78,10 +78,26 @@ static int quantised_only(const jl_tensor_info *t, void *ctx) {
     return gt && is_block_type(gt->type);
 }
 
+/* The first block whose fp16 scale is NaN or ±Inf (exponent bits all set), or -1. */
+static int64_t bad_scale(const jl_gguf_tensor *gt) {
+    const size_t bsize = gt->type == JL_GGML_Q8_0 ? sizeof(jl_block_q8_0) : sizeof(jl_block_q4_0);
+    const unsigned char *p = gt->data;
+    for (size_t b = 0; b < gt->nbytes / bsize; b++) {
+        uint16_t d;
+        memcpy(&d, p + b * bsize, 2);
+        if ((d & 0x7c00) == 0x7c00) return (int64_t)b;
+    }
+    return -1;
+}
+
 /* Quantised rows of a GGUF tensor into q from row row0 (Q/K rows back in our order), repacked as they go in. */
 static jl_status load_blocks(const char *path, const char *name, const jl_gguf_tensor *gt, jl_qmatrix *q, int64_t q_rows,
                              int64_t row0, int64_t rows, int64_t cols, int heads) {
     const jl_qtype qt = gt->type == JL_GGML_Q8_0 ? JL_QTYPE_Q8_0 : JL_QTYPE_Q4_0;
+    const int64_t bad = bad_scale(gt);
+    if (bad >= 0)
+        return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s': block %lld has a non-finite scale: refusing a broken model",
+                       path, name, (long long)bad);
     if (!q->data) {
         jl_status st = jl_qmatrix_alloc(q, qt, q_rows, cols);
         if (st != JL_OK) return jl_fail_context(st, "%s: %s", path, name);
@@ -130,22 +146,49 @@ static jl_status copy_tensor(const char *path, const char *name, jl_model *m, in
     return JL_OK;
 }
 
-/* Tensor i of the model from its GGUF counterpart, found by name and checked against the config. */
-static jl_status load_tensor(const jl_gguf *g, const char *path, jl_model *m, int i, jl_qweights *qw,
-                             jl_lin_slot *slots, int *slot_kind, int unpermute) {
-    const jl_tensor_info *t = &m->tensors[i];
-    char name[96];
-    int heads = 0;
-    if (!jl_gguf_tensor_name(&m->cfg, t->name, name, sizeof name, &heads))
+/* The GGUF counterpart of layout tensor t, found by name and checked against its shape; *heads for the Q/K rows. */
+static jl_status find_tensor(const jl_gguf *g, const char *path, const jl_config *cfg, const jl_tensor_info *t,
+                             char *name, int *heads, const jl_gguf_tensor **out) {
+    *heads = 0;
+    if (!jl_gguf_tensor_name(cfg, t->name, name, 96, heads))
         return jl_fail(JL_ERR_FORMAT, "%s: no GGUF name for tensor '%s'", path, t->name);
-    if (!unpermute) heads = 0; /* qwen2 files keep HF's rotate_half order */
     const jl_gguf_tensor *gt = jl_gguf_find_tensor(g, name);
     if (!gt) return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' missing", path, name);
     const int64_t rows = t->ndim == 2 ? t->rows_saved : 1, cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
     if (gt->n_dims != t->ndim || gt->ne[0] != cols || (t->ndim == 2 && gt->ne[1] != rows))
         return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' is [%lld, %lld], the config needs [%lld, %lld]", path, name,
                        (long long)gt->ne[0], (long long)(gt->n_dims > 1 ? gt->ne[1] : 1), (long long)cols, (long long)rows);
-    jl_status st = copy_tensor(path, name, m, i, qw, slots, slot_kind, gt, heads, rows, cols);
+    *out = gt;
+    return JL_OK;
+}
+
+/* Every tensor the config lays out is in the file with its shape: checked before the model is allocated, so a
+ * small file whose config claims a huge model is refused at once (the reader checked each byte range). */
+static jl_status check_layout(const jl_gguf *g, const char *path, const jl_config *cfg) {
+    jl_tensor_info *t;
+    int n, heads;
+    size_t n_params;
+    char name[96];
+    const jl_gguf_tensor *gt = NULL;
+    jl_status st = jl_model_layout(cfg, &t, &n, &n_params);
+    if (st != JL_OK) return jl_fail_context(st, "%s", path);
+    for (int i = 0; st == JL_OK && i < n; i++) st = find_tensor(g, path, cfg, &t[i], name, &heads, &gt);
+    free(t);
+    return st;
+}
+
+/* Tensor i of the model from its GGUF counterpart, found by name and checked against the config. */
+static jl_status load_tensor(const jl_gguf *g, const char *path, jl_model *m, int i, jl_qweights *qw,
+                             jl_lin_slot *slots, int *slot_kind, int unpermute) {
+    const jl_tensor_info *t = &m->tensors[i];
+    char name[96];
+    int heads = 0;
+    const jl_gguf_tensor *gt = NULL;
+    jl_status st = find_tensor(g, path, &m->cfg, t, name, &heads, &gt);
+    if (st != JL_OK) return st;
+    if (!unpermute) heads = 0; /* qwen2 files keep HF's rotate_half order */
+    const int64_t rows = t->ndim == 2 ? t->rows_saved : 1, cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
+    st = copy_tensor(path, name, m, i, qw, slots, slot_kind, gt, heads, rows, cols);
     jl_gguf_tensor_release(g, gt); /* the model holds its own copy now: the file's pages need not stay resident */
     return st;
 }
@@ -176,14 +219,20 @@ jl_status jl_gguf_load_model(const char *path, int dequantise, jl_checkpoint *ck
     int any_quantised = 0, foreign = 0, unpermute = 1;
     st = load_config(g, path, &cfg, &foreign, &unpermute);
     backing_ctx bc = {g, &cfg};
+    if (st == JL_OK) st = check_layout(g, path, &cfg);
     if (st == JL_OK) st = jl_model_new_partial(&cfg, dequantise ? NULL : quantised_only, &bc, &ck->model);
     if (st == JL_OK) st = jl_qweights_empty(ck->model, &w);
     if (st == JL_OK) st = load_tensors(g, path, ck->model, w, &any_quantised, unpermute);
+    if (st == JL_OK) st = jl_model_check_finite(ck->model, path);
     if (st == JL_OK) {
         ck->tokenizer_json = dup_meta(g, JL_GGUF_KEY_TOKENIZER);
         ck->chat_template = dup_meta(g, JL_GGUF_KEY_CHAT_TEMPLATE);
+        ck->bos_token = dup_meta(g, JL_GGUF_KEY_BOS_TOKEN);
+        ck->eos_token = dup_meta(g, JL_GGUF_KEY_EOS_TOKEN);
         if (foreign && !ck->chat_template) ck->chat_template = dup_meta(g, "tokenizer.chat_template"); /* its own */
         if (foreign && !ck->tokenizer_json) st = jl_gguf_foreign_tokenizer(g, path, &ck->tokenizer_json);
+        if (foreign && !ck->bos_token) ck->bos_token = jl_gguf_foreign_token(g, "tokenizer.ggml.bos_token_id");
+        if (foreign && !ck->eos_token) ck->eos_token = jl_gguf_foreign_token(g, "tokenizer.ggml.eos_token_id");
     }
     jl_gguf_close(g);
     if (st != JL_OK || !any_quantised) jl_qweights_free(w);

@@ -1,6 +1,7 @@
 /* GGUF reader: maps the file and validates every field against its size before handing anything out. */
 #include "core/half.h"
 #include "infer/quant.h"
+#include "io/fileio.h"
 #include "jielong/gguf.h"
 #include <fcntl.h>
 #include <stdlib.h>
@@ -164,6 +165,36 @@ static jl_status read_tensor_info(cursor *c, jl_gguf_tensor *t, uint64_t *offset
     return JL_OK;
 }
 
+static int cmp_by_data(const void *a, const void *b) {
+    const jl_gguf_tensor *x = *(jl_gguf_tensor *const *)a, *y = *(jl_gguf_tensor *const *)b;
+    return x->data < y->data ? -1 : x->data > y->data;
+}
+
+static int cmp_by_name(const void *a, const void *b) {
+    return strcmp((*(jl_gguf_tensor *const *)a)->name, (*(jl_gguf_tensor *const *)b)->name);
+}
+
+/* No two tensors share a name or overlap in the data section (a second tensor over the first's bytes, or a
+ * repeated name of which only the first would be read, is a malformed file, not one to half-load). */
+static jl_status check_distinct(jl_gguf *g, const char *path) {
+    const int n = g->n_tensors;
+    jl_gguf_tensor **v = malloc(sizeof *v * (size_t)(n ? n : 1));
+    if (!v) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++) v[i] = &g->tensors[i];
+    jl_status st = JL_OK;
+    qsort(v, (size_t)n, sizeof *v, cmp_by_name);
+    for (int i = 1; i < n && st == JL_OK; i++)
+        if (strcmp(v[i - 1]->name, v[i]->name) == 0)
+            st = jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' appears twice", path, v[i]->name);
+    qsort(v, (size_t)n, sizeof *v, cmp_by_data);
+    for (int i = 1; i < n && st == JL_OK; i++)
+        if ((const unsigned char *)v[i - 1]->data + v[i - 1]->nbytes > (const unsigned char *)v[i]->data)
+            st = jl_fail(JL_ERR_FORMAT, "%s: tensors '%s' and '%s' share bytes of the data section", path,
+                         v[i - 1]->name, v[i]->name);
+    free(v);
+    return st;
+}
+
 static jl_status parse(jl_gguf *g, const char *path) {
     cursor c = {.p = g->map, .size = g->size, .path = path};
     char magic[4];
@@ -205,16 +236,19 @@ static jl_status parse(jl_gguf *g, const char *path) {
                          path, t->name, (unsigned long long)offsets[i], t->nbytes);
         else t->data = g->map + data_start + offsets[i];
     }
+    if (st == JL_OK) st = check_distinct(g, path);
     free(offsets);
     return st;
 }
 
 jl_status jl_gguf_open(const char *path, jl_gguf **out) {
     *out = NULL;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return jl_fail(JL_ERR_IO, "%s: cannot open", path);
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || sb.st_size < 24) {
+    int fd;
+    size_t fsize;
+    jl_status rs = jl_open_regular(path, &fd, &fsize);
+    if (rs != JL_OK) return rs;
+    struct stat sb = {.st_size = (off_t)fsize};
+    if (fsize < 24) {
         close(fd);
         return jl_fail(JL_ERR_FORMAT, "%s: too small for a GGUF header", path);
     }

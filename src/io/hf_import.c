@@ -3,6 +3,7 @@
 #include "core/half.h"
 #include "io/fileio.h"
 #include "io/hf_json.h"
+#include "jielong/chat_format.h"
 #include "jielong/convert.h"
 #include "jielong/tokenizer.h"
 #include "model/model.h"
@@ -50,7 +51,7 @@ static jl_status llama_family(const char *path, json_object *o, const char *type
     if (hfj_has(o, "head_dim") && !hfj_is_null(o, "head_dim")) {
         st = hfj_int(path, o, "head_dim", &head_dim, -1);
         if (st != JL_OK) return st;
-        if (c->n_head < 1 || head_dim * c->n_head != c->dim)
+        if (c->n_head < 1 || (int64_t)head_dim * c->n_head != c->dim)
             return jl_fail(JL_ERR_FORMAT, "%s: field 'head_dim': %d × %d heads != hidden_size %d is not supported", path,
                            head_dim, c->n_head, c->dim);
     }
@@ -70,7 +71,9 @@ static jl_status gpt2_config(const char *path, json_object *o, jl_config *c) {
     if (st == JL_OK) st = hfj_int(path, o, "n_embd", &c->dim, -1);
     if (st == JL_OK) st = hfj_int(path, o, "n_layer", &c->n_layer, -1);
     if (st == JL_OK) st = hfj_int(path, o, "n_head", &c->n_head, -1);
-    if (st == JL_OK) st = hfj_int(path, o, "n_inner", &c->hidden_dim, hfj_is_null(o, "n_inner") ? 4 * c->dim : -1);
+    /* 4·n_embd only for a width the config allows (jl_config_finish refuses the rest): no int overflow */
+    const int four_dim = c->dim >= 1 && c->dim <= 65536 ? 4 * c->dim : 0;
+    if (st == JL_OK) st = hfj_int(path, o, "n_inner", &c->hidden_dim, hfj_is_null(o, "n_inner") ? four_dim : -1);
     if (st == JL_OK) st = hfj_float(path, o, "layer_norm_epsilon", &c->norm_eps, 1e-5f, NULL);
     c->n_kv_head = c->n_head;
     c->rope_theta = 10000.0f;
@@ -149,19 +152,24 @@ static jl_status shards_open(const char *dir, shard_set *s) {
     return st;
 }
 
-/* Finds `name` (or "transformer."+name for GPT-2 files saved from GPT2LMHeadModel) in any shard. */
-static const jl_st_tensor *shards_find(const shard_set *s, const char *name, int gpt2, int *which) {
+/* Finds `name` (or "transformer."+name for GPT-2 files saved from GPT2LMHeadModel) in the shards: *found is
+ * NULL when absent; a tensor in two shards (or under both names) is an error, not "the first wins". */
+static jl_status shards_find(const shard_set *s, const char *name, int gpt2, int *which, const jl_st_tensor **found) {
     char prefixed[160];
     snprintf(prefixed, sizeof prefixed, "transformer.%s", name);
+    *found = NULL;
     for (int i = 0; i < s->n; i++) {
-        const jl_st_tensor *t = jl_st_find(s->files[i], name);
-        if (!t && gpt2) t = jl_st_find(s->files[i], prefixed);
-        if (t) {
+        const jl_st_tensor *both[2] = {jl_st_find(s->files[i], name), gpt2 ? jl_st_find(s->files[i], prefixed) : NULL};
+        for (int k = 0; k < 2; k++) {
+            if (!both[k]) continue;
+            if (*found)
+                return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' is also in %s: which one to load is ambiguous",
+                               s->paths[i], both[k]->name, s->paths[*which]);
+            *found = both[k];
             *which = i;
-            return t;
         }
     }
-    return NULL;
+    return JL_OK;
 }
 
 /* n values of a F32/F16/BF16 tensor as floats (the data may be unaligned in files from other writers). */
@@ -184,18 +192,47 @@ static jl_status to_f32(const char *path, const jl_st_tensor *s, float *dst, siz
     return JL_OK;
 }
 
+/* Layout tensor t in the shards (exactly once) with the shape config.json implies and a float dtype. */
+static jl_status find_one(const shard_set *s, const jl_tensor_info *t, int gpt2, int *which, const jl_st_tensor **src) {
+    jl_status st = shards_find(s, t->name, gpt2, which, src);
+    if (st != JL_OK) return st;
+    if (!*src) return jl_fail(JL_ERR_FORMAT, "%s: missing tensor '%s'", s->paths[0], t->name);
+    const char *path = s->paths[*which];
+    int64_t rows = t->hf_transposed ? t->shape[1] : t->rows_saved;
+    int64_t cols = t->hf_transposed ? t->rows_saved : t->shape[1];
+    const jl_st_tensor *f = *src;
+    int ok = f->ndim == t->ndim && f->shape[0] == rows && (t->ndim == 1 || f->shape[1] == cols);
+    if (!ok)
+        return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' has shape [%lld%s%lld], expected [%lld, %lld] from config.json",
+                       path, f->name, (long long)f->shape[0], f->ndim > 1 ? ", " : "",
+                       (long long)(f->ndim > 1 ? f->shape[1] : 0), (long long)rows, (long long)cols);
+    if (f->dtype != JL_DT_F32 && f->dtype != JL_DT_F16 && f->dtype != JL_DT_BF16)
+        return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' has dtype %s (expected F32, F16 or BF16)", path, f->name,
+                       jl_dtype_name(f->dtype));
+    return JL_OK;
+}
+
+/* Every tensor config.json implies, checked in the shards before the model is allocated. */
+static jl_status check_layout(const shard_set *s, const char *path, const jl_config *cfg) {
+    jl_tensor_info *t;
+    int n, which;
+    size_t n_params;
+    const jl_st_tensor *src;
+    jl_status st = jl_model_layout(cfg, &t, &n, &n_params);
+    if (st != JL_OK) return jl_fail_context(st, "%s", path);
+    for (int i = 0; st == JL_OK && i < n; i++) st = find_one(s, &t[i], cfg->arch == JL_ARCH_GPT2, &which, &src);
+    free(t);
+    return st;
+}
+
 static jl_status load_one(const shard_set *s, jl_model *m, const jl_tensor_info *t) {
     int which = 0, gpt2 = m->cfg.arch == JL_ARCH_GPT2;
-    const jl_st_tensor *src = shards_find(s, t->name, gpt2, &which);
-    if (!src) return jl_fail(JL_ERR_FORMAT, "%s: missing tensor '%s'", s->paths[0], t->name);
+    const jl_st_tensor *src;
+    jl_status st0 = find_one(s, t, gpt2, &which, &src);
+    if (st0 != JL_OK) return st0;
     const char *path = s->paths[which];
     int64_t rows = t->hf_transposed ? t->shape[1] : t->rows_saved;
     int64_t cols = t->hf_transposed ? t->rows_saved : t->shape[1];
-    int ok = src->ndim == t->ndim && src->shape[0] == rows && (t->ndim == 1 || src->shape[1] == cols);
-    if (!ok)
-        return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' has shape [%lld%s%lld], expected [%lld, %lld] from config.json",
-                       path, src->name, (long long)src->shape[0], src->ndim > 1 ? ", " : "",
-                       (long long)(src->ndim > 1 ? src->shape[1] : 0), (long long)rows, (long long)cols);
     size_t n = (size_t)rows * (size_t)(t->ndim == 2 ? cols : 1);
     float *dst = m->params + t->offset;
     if (!t->hf_transposed) return to_f32(path, src, dst, n);
@@ -240,6 +277,51 @@ static int file_exists(const char *path) {
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
+/* A special token of tokenizer_config.json: a string or an AddedToken object {"content": ...}; NULL when absent. */
+static jl_status config_token(const char *path, json_object *o, const char *key, char **out) {
+    json_object *v;
+    *out = NULL;
+    if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null)) return JL_OK;
+    json_object *content = v;
+    if (json_object_is_type(v, json_type_object) && !json_object_object_get_ex(v, "content", &content))
+        return jl_fail(JL_ERR_FORMAT, "%s: %s: an object without \"content\"", path, key);
+    if (!json_object_is_type(content, json_type_string))
+        return jl_fail(JL_ERR_FORMAT, "%s: %s: not a string", path, key);
+    return (*out = strdup(json_object_get_string(content))) ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
+}
+
+/* chat_template: a string, or a list of {"name", "template"} (the one named "default" is kept, else the first);
+ * with it, bos_token and eos_token. */
+static jl_status read_chat_config(const char *path, json_object *o, jl_checkpoint *ck) {
+    json_object *v;
+    jl_status st = config_token(path, o, "bos_token", &ck->bos_token);
+    if (st == JL_OK) st = config_token(path, o, "eos_token", &ck->eos_token);
+    if (st != JL_OK) return st;
+    if (!json_object_object_get_ex(o, "chat_template", &v) || json_object_is_type(v, json_type_null)) return JL_OK;
+    const char *text = NULL;
+    if (json_object_is_type(v, json_type_string)) {
+        text = json_object_get_string(v);
+    } else if (json_object_is_type(v, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(v); i++) {
+            json_object *item = json_object_array_get_idx(v, i), *name, *t;
+            if (!json_object_is_type(item, json_type_object) || !json_object_object_get_ex(item, "template", &t) ||
+                !json_object_is_type(t, json_type_string))
+                return jl_fail(JL_ERR_FORMAT, "%s: chat_template[%zu]: not an object with a \"template\" string", path, i);
+            int is_default = json_object_object_get_ex(item, "name", &name) && json_object_is_type(name, json_type_string) &&
+                             strcmp(json_object_get_string(name), "default") == 0;
+            if (!text || is_default) text = json_object_get_string(t);
+        }
+        if (!text) return jl_fail(JL_ERR_FORMAT, "%s: chat_template: an empty list", path);
+    } else {
+        return jl_fail(JL_ERR_FORMAT, "%s: chat_template: not a string or a list of named templates", path);
+    }
+    jl_chat_format *fmt; /* refuse a template we cannot render now, not at the first chat */
+    st = jl_chat_format_new(text, ck->bos_token, ck->eos_token, &fmt);
+    jl_chat_format_free(fmt);
+    if (st != JL_OK) return jl_fail_context(st, "%s: chat_template", path);
+    return (ck->chat_template = strdup(text)) ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
+}
+
 static jl_status read_tokenizer(const char *dir, jl_checkpoint *ck) {
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
@@ -259,8 +341,7 @@ static jl_status read_tokenizer(const char *dir, jl_checkpoint *ck) {
     st = hfj_parse(path, text, &o);
     free(text);
     if (st != JL_OK) return st;
-    const char *tmpl = hfj_str(o, "chat_template", NULL);
-    if (tmpl && !(ck->chat_template = strdup(tmpl))) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+    st = read_chat_config(path, o, ck);
     json_object_put(o);
     return st;
 }
@@ -278,9 +359,11 @@ jl_status jl_import_hf(const char *dir, jl_checkpoint *ck) {
     if (st != JL_OK) return st;
     shard_set shards;
     if ((st = shards_open(dir, &shards)) != JL_OK) return st;
-    st = jl_model_new(&cfg, &ck->model);
+    st = check_layout(&shards, dir, &cfg);
+    if (st == JL_OK) st = jl_model_new(&cfg, &ck->model);
     for (int i = 0; st == JL_OK && i < ck->model->n_tensors; i++) st = load_one(&shards, ck->model, &ck->model->tensors[i]);
     if (st == JL_OK) st = check_no_strays(&shards, ck->model);
+    if (st == JL_OK) st = jl_model_check_finite(ck->model, dir);
     shards_close(&shards);
     if (st == JL_OK) st = read_tokenizer(dir, ck);
     if (st != JL_OK) jl_checkpoint_free(ck);

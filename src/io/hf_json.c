@@ -9,11 +9,14 @@ jl_status hfj_parse(const char *path, const char *text, json_object **out) {
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     json_object *o = json_tokener_parse_ex(tok, text, (int)strnlen(text, INT_MAX));
     enum json_tokener_error err = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
     json_tokener_free(tok);
     if (!o || err != json_tokener_success) {
         json_object_put(o);
-        return jl_fail(JL_ERR_FORMAT, "%s: invalid JSON (%s)", path,
-                       err == json_tokener_success ? "incomplete" : json_tokener_error_desc(err));
+        return jl_fail(JL_ERR_FORMAT, "%s: invalid JSON at byte %zu (%s)", path, end,
+                       err == json_tokener_success || err == json_tokener_continue
+                           ? "the text ends before the object is closed: cut short, or a raw NUL byte"
+                           : json_tokener_error_desc(err));
     }
     if (!json_object_is_type(o, json_type_object)) {
         json_object_put(o);

@@ -33,12 +33,8 @@ static int layer_spans(const jl_model *m, float **ptr, size_t *len, int max) {
 }
 
 int jl_is_llmc_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
     int32_t magic = 0;
-    int ok = fread(&magic, 4, 1, f) == 1 && magic == LLMC_MAGIC;
-    fclose(f);
-    return ok;
+    return jl_read_head(path, &magic, 4) == 4 && magic == LLMC_MAGIC;
 }
 
 /* Reads n values at *pos as floats (fp32 or bf16) and advances. */
@@ -51,6 +47,21 @@ static void take(const unsigned char *data, size_t *pos, float *dst, size_t n, i
             dst[i] = jl_bf16_to_f32(h);
         }
     *pos += n * (bf16 ? 2 : 4);
+}
+
+/* The file holds exactly the header's shapes (checked before the model is allocated): the header's config
+ * lays out n_params floats with the vocabulary padded to a multiple of 64; the file pads it to padded_vocab. */
+static jl_status check_size(const char *path, const jl_config *c, int32_t padded_vocab, int bf16, size_t size) {
+    jl_tensor_info *t;
+    int n;
+    size_t n_params;
+    jl_status st = jl_model_layout(c, &t, &n, &n_params);
+    if (st != JL_OK) return jl_fail_context(JL_ERR_FORMAT, "%s: header", path);
+    free(t);
+    const size_t C = (size_t)c->dim, ours = (size_t)(c->vocab_size + 63) / 64 * 64;
+    const size_t need = (n_params - ours * C + (size_t)padded_vocab * C) * (bf16 ? 2 : 4) + LLMC_HEADER_BYTES;
+    if (size != need) return jl_fail(JL_ERR_FORMAT, "%s: %zu bytes, expected %zu for the header's shapes", path, size, need);
+    return JL_OK;
 }
 
 jl_status jl_import_llmc(const char *path, jl_checkpoint *ck) {
@@ -68,9 +79,11 @@ jl_status jl_import_llmc(const char *path, jl_checkpoint *ck) {
     if (h[0] != LLMC_MAGIC) st = jl_fail(JL_ERR_FORMAT, "%s: header[0]: bad magic %d (not an llm.c model)", path, h[0]);
     else if (h[1] != 3 && h[1] != 5) st = jl_fail(JL_ERR_FORMAT, "%s: header[1]: version %d not supported (3, 5)", path, h[1]);
     else if (h[7] < h[3]) st = jl_fail(JL_ERR_FORMAT, "%s: header[7]: padded vocab %d < vocab %d", path, h[7], h[3]);
+    /* 4·dim only for a width the config allows (jl_config_finish refuses the rest): no int overflow */
     jl_config c = {.arch = JL_ARCH_GPT2, .max_seq_len = h[2], .vocab_size = h[3], .n_layer = h[4], .n_head = h[5],
-                   .n_kv_head = h[5], .dim = h[6], .hidden_dim = 4 * h[6], .norm_eps = 1e-5f, .rope_theta = 10000.0f,
-                   .tie_embeddings = 1};
+                   .n_kv_head = h[5], .dim = h[6], .hidden_dim = h[6] >= 1 && h[6] <= 65536 ? 4 * h[6] : 0,
+                   .norm_eps = 1e-5f, .rope_theta = 10000.0f, .tie_embeddings = 1};
+    if (st == JL_OK) st = check_size(path, &c, h[7], h[1] == 5, size);
     if (st == JL_OK && (st = jl_model_new(&c, &ck->model)) != JL_OK) jl_fail_context(JL_ERR_FORMAT, "%s: header", path);
     if (st == JL_OK) {
         jl_model *m = ck->model;
@@ -83,7 +96,7 @@ jl_status jl_import_llmc(const char *path, jl_checkpoint *ck) {
         for (int i = 0; i < n; i++) need += len[i];
         need = need * (bf16 ? 2 : 4) + LLMC_HEADER_BYTES;
         if (size != need) st = jl_fail(JL_ERR_FORMAT, "%s: %zu bytes, expected %zu for the header's shapes", path, size, need);
-        else {
+        else { /* (check_size made sure before allocating) */
             size_t pos = LLMC_HEADER_BYTES;
             take((unsigned char *)data, &pos, m->w.wte, (size_t)c.vocab_size * C, bf16);
             pos += (Vp_file - (size_t)c.vocab_size) * C * (bf16 ? 2 : 4); /* padding rows are not used */
@@ -92,6 +105,7 @@ jl_status jl_import_llmc(const char *path, jl_checkpoint *ck) {
         }
     }
     free(data);
+    if (st == JL_OK) st = jl_model_check_finite(ck->model, path);
     if (st != JL_OK) jl_checkpoint_free(ck);
     return st;
 }

@@ -326,6 +326,57 @@ void jl_st_close(jl_st_file *f) {
     free(f);
 }
 
+typedef struct {
+    const char *s;
+    size_t n;
+} raw_key;
+
+static int cmp_raw_key(const void *a, const void *b) {
+    const raw_key *x = a, *y = b;
+    size_t n = x->n < y->n ? x->n : y->n;
+    int c = memcmp(x->s, y->s, n);
+    return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+/* json-c keeps the last of two equal keys: a header naming one tensor twice would load silently. Scans the
+ * (already valid) JSON text for the top-level keys and refuses a repeated one, naming it. */
+static jl_status check_unique_keys(const char *path, const char *b, size_t len) {
+    size_t cap = 64, n = 0;
+    raw_key *keys = malloc(cap * sizeof *keys);
+    if (!keys) return jl_fail(JL_ERR_NOMEM, "%s: out of memory", path);
+    int depth = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = b[i];
+        if (ch == '{' || ch == '[') depth++;
+        else if (ch == '}' || ch == ']') depth--;
+        else if (ch == '"') {
+            size_t start = ++i;
+            while (i < len && b[i] != '"') i += b[i] == '\\' ? 2 : 1;
+            size_t j = i + 1;
+            while (j < len && (b[j] == ' ' || b[j] == '\n' || b[j] == '\t' || b[j] == '\r')) j++;
+            if (depth != 1 || j >= len || b[j] != ':') continue;
+            if (n == cap) {
+                raw_key *k = realloc(keys, 2 * cap * sizeof *keys);
+                if (!k) {
+                    free(keys);
+                    return jl_fail(JL_ERR_NOMEM, "%s: out of memory", path);
+                }
+                keys = k;
+                cap *= 2;
+            }
+            keys[n++] = (raw_key){b + start, (i < len ? i : len) - start};
+        }
+    }
+    qsort(keys, n, sizeof *keys, cmp_raw_key);
+    jl_status st = JL_OK;
+    for (size_t i = 1; i < n && st == JL_OK; i++)
+        if (cmp_raw_key(&keys[i - 1], &keys[i]) == 0)
+            st = jl_fail(JL_ERR_FORMAT, "%s: header names '%.*s' twice", path, (int)(keys[i].n > 200 ? 200 : keys[i].n),
+                         keys[i].s);
+    free(keys);
+    return st;
+}
+
 /* Parses the header bytes (after the length) into a JSON object. */
 static jl_status parse_header(jl_st_file *f, const char *bytes, size_t len) {
     size_t bad = utf8_valid_prefix((const unsigned char *)bytes, len);
@@ -343,10 +394,11 @@ static jl_status parse_header(jl_st_file *f, const char *bytes, size_t len) {
     json_tokener_free(tok);
     if (!f->header || err != json_tokener_success || end != len)
         return jl_fail(JL_ERR_FORMAT, "%s: header is not valid JSON: %s", f->path,
+                       err == json_tokener_continue ? "it ends before the object is closed (cut short?)" :
                        err != json_tokener_success ? json_tokener_error_desc(err) : "trailing characters");
     if (!json_object_is_type(f->header, json_type_object))
         return jl_fail(JL_ERR_FORMAT, "%s: header is not a JSON object", f->path);
-    return JL_OK;
+    return check_unique_keys(f->path, bytes, len);
 }
 
 static jl_status read_metadata(jl_st_file *f, json_object *meta) {
@@ -479,16 +531,14 @@ static jl_status read_entries(jl_st_file *f, const unsigned char *buf, uint64_t 
 }
 
 static jl_status map_file(jl_st_file *f) {
-    int fd = open(f->path, O_RDONLY);
-    if (fd < 0) return jl_fail(JL_ERR_IO, "%s: cannot open: %s", f->path, strerror(errno));
-    struct stat s;
-    jl_status st = JL_OK;
-    if (fstat(fd, &s) != 0 || !S_ISREG(s.st_mode)) st = jl_fail(JL_ERR_IO, "%s: not a regular file", f->path);
-    else if (s.st_size < 8)
-        st = jl_fail(JL_ERR_FORMAT, "%s: file is %lld bytes, too short for a safetensors header", f->path,
-                     (long long)s.st_size);
+    int fd;
+    size_t size;
+    jl_status st = jl_open_regular(f->path, &fd, &size);
+    if (st != JL_OK) return st;
+    if (size < 8)
+        st = jl_fail(JL_ERR_FORMAT, "%s: file is %zu bytes, too short for a safetensors header", f->path, size);
     if (st == JL_OK) {
-        f->map_size = (size_t)s.st_size;
+        f->map_size = size;
         f->map = mmap(NULL, f->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (f->map == MAP_FAILED) {
             f->map = NULL;
@@ -499,6 +549,25 @@ static jl_status map_file(jl_st_file *f) {
     return st;
 }
 
+/* A file of another known kind (by its magic) is named as such, with what reads it, instead of being
+ * reported as a bad safetensors header. */
+static jl_status sniff_other_format(const char *path, const unsigned char *b, size_t n) {
+    const int32_t llmc_magic = 20240326;
+    int32_t m32 = 0;
+    if (n >= 4) memcpy(&m32, b, 4);
+    if (n >= 4 && memcmp(b, "GGUF", 4) == 0)
+        return jl_fail(JL_ERR_FORMAT, "%s: is a GGUF file, not a safetensors checkpoint: GGUF models load in generate, "
+                                      "chat and eval; quantize, export and training need the .safetensors checkpoint",
+                       path);
+    if (n >= 4 && m32 == llmc_magic)
+        return jl_fail(JL_ERR_FORMAT, "%s: is an llm.c model file, not a safetensors checkpoint: convert it with "
+                                      "'jielong import --from FILE --out MODEL.safetensors'", path);
+    if (n >= 2 && b[0] == '{')
+        return jl_fail(JL_ERR_FORMAT, "%s: is a JSON text, not a safetensors checkpoint (which starts with an 8-byte "
+                                      "header length)", path);
+    return JL_OK;
+}
+
 jl_status jl_st_open(const char *path, jl_st_file **out) {
     *out = NULL;
     jl_st_file *f = calloc(1, sizeof *f);
@@ -507,6 +576,7 @@ jl_status jl_st_open(const char *path, jl_st_file **out) {
         return jl_fail(JL_ERR_NOMEM, "%s: out of memory", path);
     }
     jl_status st = map_file(f);
+    if (st == JL_OK) st = sniff_other_format(path, f->map, f->map_size);
     if (st == JL_OK) {
         const unsigned char *bytes = f->map;
         uint64_t header_len = 0;

@@ -55,7 +55,8 @@ jl_status jl_config_finish(jl_config *c) {
     CHECK_FIELD(c->norm_eps > 0 && c->norm_eps < 1, "norm_eps", "%g out of range (0..1)", (double)c->norm_eps);
     if (c->arch == JL_ARCH_LLAMA) {
         CHECK_FIELD((c->dim / c->n_head) % 2 == 0, "n_head", "head size %d must be even for RoPE", c->dim / c->n_head);
-        CHECK_FIELD(c->rope_theta > 0, "rope_theta", "%g must be positive", (double)c->rope_theta);
+        CHECK_FIELD(c->rope_theta > 0 && isfinite(c->rope_theta), "rope_theta", "%g must be positive and finite",
+                    (double)c->rope_theta);
     } else {
         CHECK_FIELD(c->n_kv_head == c->n_head, "n_kv_head", "gpt2 has no grouped-query attention (%d != %d)",
                     c->n_kv_head, c->n_head);

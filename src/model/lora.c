@@ -130,6 +130,12 @@ static jl_status lora_alloc(const jl_config *c, const jl_lora_opts *o, jl_lora *
     int n_all = arch_sites(c, all);
     for (int i = 0; i < n_all; i++) {
         if (!(mask & (1u << i))) continue;
+        const int width = all[i].in_dim < all[i].out_dim ? all[i].in_dim : all[i].out_dim;
+        if (o->rank > width) {
+            jl_lora_free(lr);
+            return jl_fail(JL_ERR_ARG, "LoRA rank %d exceeds the width of %s (%d in, %d out): at most %d", o->rank,
+                           all[i].name, all[i].in_dim, all[i].out_dim, width);
+        }
         lr->sites[lr->n_sites++] = all[i];
         if (all[i].in_dim > lr->max_in) lr->max_in = all[i].in_dim;
         size_t len = strlen(lr->targets);

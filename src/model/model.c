@@ -161,6 +161,24 @@ static size_t pack_backed(jl_tensor_info *t, int n, int (*unbacked)(const jl_ten
     return offset;
 }
 
+jl_status jl_model_layout(const jl_config *cfg, jl_tensor_info **tensors, int *n, size_t *n_params) {
+    *tensors = NULL;
+    *n = 0;
+    *n_params = 0;
+    jl_config c = *cfg;
+    jl_status st = jl_config_finish(&c);
+    if (st != JL_OK) return st;
+    layout_builder lb = {0};
+    if (!build_layout(&c, &lb)) {
+        free(lb.t);
+        return jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
+    *tensors = lb.t;
+    *n = lb.n;
+    *n_params = lb.offset;
+    return JL_OK;
+}
+
 jl_status jl_model_new_partial(const jl_config *cfg, int (*unbacked)(const jl_tensor_info *t, void *ctx), void *ctx,
                                jl_model **out) {
     *out = NULL;
@@ -191,6 +209,29 @@ jl_status jl_model_new_partial(const jl_config *cfg, int (*unbacked)(const jl_te
     jl_params_at(m, m->params, &m->w, m->w.layers);
     if (m->rope_table) jl_rope_table(m->rope_table, c.max_seq_len, jl_head_size(&c), c.rope_theta);
     *out = m;
+    return JL_OK;
+}
+
+/* NaN when any of x[0..n) is NaN or ±Inf (x - x), else 0: one vectorised pass, no branch per value. */
+static float nonfinite_probe(const float *x, size_t n) {
+    float acc = 0.0f;
+#pragma omp simd reduction(+ : acc)
+    for (size_t i = 0; i < n; i++) acc += x[i] - x[i];
+    return acc;
+}
+
+jl_status jl_model_check_finite(const jl_model *m, const char *path) {
+    for (int i = 0; i < m->n_tensors; i++) {
+        const jl_tensor_info *t = &m->tensors[i];
+        if (t->unbacked) continue;
+        const float *x = m->params + t->offset;
+        const size_t n = (size_t)t->rows_saved * (size_t)(t->ndim == 2 ? t->shape[1] : 1);
+        if (nonfinite_probe(x, n) == 0.0f) continue;
+        size_t k = 0;
+        while (k < n && isfinite(x[k])) k++;
+        return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s' holds a non-finite value (%g at index %zu): refusing a broken model",
+                       path, t->name, (double)x[k < n ? k : 0], k);
+    }
     return JL_OK;
 }
 

@@ -71,6 +71,15 @@ struct jl_model {
     const jl_prompt_hooks *prompt_hooks; /* set by jl_model_attach_prompt */
 };
 
+/* The tensors (names, shapes, as jl_model_new would lay them out) of cfg after jl_config_finish, without
+ * allocating any parameter: loaders check every tensor against the file with it before allocating the model.
+ * *tensors is malloc'd (n entries); *n_params the floats the model would need. */
+jl_status jl_model_layout(const jl_config *cfg, jl_tensor_info **tensors, int *n, size_t *n_params);
+
+/* JL_ERR_FORMAT naming path, the tensor and the index when any fp32 parameter is NaN or ±Inf (one vectorised
+ * pass over the weights; loaders call it so that a broken file is refused, not run). */
+jl_status jl_model_check_finite(const jl_model *m, const char *path);
+
 /* An inference-only model whose tensors for which unbacked(t, ctx) is non-zero get no fp32 storage (they live
  * quantised elsewhere, e.g. jl_qweights): their views are NULL and params holds only the other tensors, packed.
  * Anything that needs every fp32 parameter (save, export, training, pruning, merging, the fp32 forward) must

@@ -461,6 +461,9 @@ static jl_status collect_tokens(json_load *L, json_object *added) {
             L->in_vocab[id] = same; /* BPE can make it too (Gemma's runs of newlines and ▁) */
         }
         free(raw);
+        if (L->tok_raw[id])
+            return jl_fail(JL_ERR_FORMAT, "%s: added_tokens[%zu] '%s': id %d is already the added token '%s'",
+                           L->origin, k, content, id, L->tok_str[id]);
         if (clash) return jl_fail(JL_ERR_FORMAT, "%s: added_tokens[%zu] '%s': id %d is another token in model.vocab",
                                   L->origin, k, content, id);
         L->tok_str[id] = content;
@@ -591,6 +594,14 @@ static jl_status read_model(json_load *L, json_object *root) {
     if (st == JL_OK) st = read_added(L, added);
     if (st == JL_OK && L->byte_level && L->n_vocab < 256)
         return jl_fail(JL_ERR_FORMAT, "%s: model.vocab has %d tokens, fewer than the 256 bytes", L->origin, L->n_vocab);
+    /* ids run 0..n-1 without gaps, so the largest id is bounded by the entries the file has: checked before the
+     * per-id tables are allocated (an id of 2^30 in a 7 KB file would otherwise cost gigabytes) */
+    if (st != JL_OK) return st;
+    const size_t entries = (size_t)json_object_object_length(L->vocab) +
+                           (added && json_object_get_type(added) == json_type_array ? json_object_array_length(added) : 0);
+    if ((size_t)L->n_vocab > entries + (1u << 20)) /* (smaller gaps: the per-id check below names the first) */
+        return jl_fail(JL_ERR_FORMAT, "%s: token ids are missing: the largest is %d but the file lists only %zu tokens "
+                       "(ids must be 0..N-1 without gaps)", L->origin, L->n_vocab - 1, entries);
     if (st == JL_OK) st = collect_tokens(L, added);
     if (st == JL_OK) st = read_merges(L, get(model, "merges"));
     if (st == JL_OK) st = read_model_extras(L, model);

@@ -282,6 +282,7 @@ static jl_status generate_answer(jl_session *s, jl_sampler *smp, const jl_tokeni
     jl_status st = jl_session_forward(s, prompt, (int)n_prompt, NULL, &logits);
     for (int i = 0; st == JL_OK && i < max_new; i++) {
         int32_t next = jl_sampler_sample(smp, logits, jl_session_tokens(s), jl_session_pos(s), NULL, 0);
+        if (next < 0) return JL_ERR_RUNTIME;
         if (next == end || next == eos) break;
         answer[(*n_new)++] = next;
         if (jl_session_pos(s) >= jl_session_capacity(s)) break;

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Seed corpora for the fuzz harnesses: valid files made by jielong itself (a tiny model in every format, its
+# tokenizer, shards, datasets) and the bad-input catalogue's crafted files (tests/test_badinput.c makes them
+# with JL_FIXTURES_ONLY=1), copied into FUZZ/corpus/NAME. Harnesses whose first input byte is a selector get
+# each seed once per selector value. usage: fuzz/seeds.sh REL_BUILD FUZZ_BUILD
+set -eu
+cd "$(dirname "$0")/.."
+rel=${1:-build}; out=${2:-build/fuzz}
+work="$out/seedwork"; rm -rf "$work"; mkdir -p "$work"
+JL_FIXTURES_ONLY=1 JL_BIN="$PWD/$rel/jielong" JL_TMP="$PWD/$work" JL_ROOT="$PWD" "$rel/tests/test_badinput" \
+  > "$work/log" 2>&1 || { tail -20 "$work/log"; exit 1; }
+fx="$work/fx"
+seed() { # NAME FILE [PREFIX_BYTES...]: the file as a seed, once per prefix byte (octal) if given
+  local name=$1 file=$2; shift 2
+  [ -f "$file" ] || return 0
+  mkdir -p "$out/corpus/$name"
+  local base; base=$(echo "$file" | sed "s|$fx/||; s|/|_|g")
+  if [ $# -eq 0 ]; then cp "$file" "$out/corpus/$name/seed_$base"; return; fi
+  for p in "$@"; do { printf "\\$p"; cat "$file"; } > "$out/corpus/$name/seed_${p}_$base"; done
+}
+for f in "$fx"/*.st "$fx"/hf/model.safetensors "$fx"/hf_*/model*.safetensors; do seed fuzz_safetensors "$f"; done
+for f in "$fx"/*.gguf; do seed fuzz_gguf "$f" 000 001; done
+for f in "$fx"/tok*.json; do seed fuzz_tokenizer_json "$f"; done
+for f in "$fx"/hf/config.json "$fx"/hf_*/config.json; do seed fuzz_hf_config "$f"; done
+for f in "$fx"/g2.bin "$fx"/llmc_*.bin; do seed fuzz_llmc "$f"; done
+for f in "$fx"/shards/*.bin "$fx"/badmagic.bin "$fx"/oov.bin "$fx"/cut.bin; do seed fuzz_shard "$f"; done
+for f in "$fx"/sft*.jsonl "$fx"/nul.jsonl "$fx"/surrogate.jsonl "$fx"/overlong.jsonl "$fx"/role.jsonl; do
+  seed fuzz_jsonl "$f" 000 004; done
+for f in "$fx"/norej.jsonl "$fx"/prefnul.jsonl; do seed fuzz_jsonl "$f" 001 005; done
+for f in "$fx"/rl*.jsonl; do seed fuzz_jsonl "$f" 002 006; done
+head -c 60000 data/poems.jsonl > "$work/poems.jsonl"; seed fuzz_jsonl "$work/poems.jsonl" 003 007
+# text for the encoder: the corpus, poems, and the catalogue's odd bytes, under every pattern (and specials)
+head -c 4000 data/poems.jsonl > "$work/poems.txt"
+printf 'a<|end|>b<|bos|>\n\n  \t x\r\n\xef\xbb\xbf\xed\xa0\x80\xc0\xaf\x00\xff' > "$work/odd.txt"
+for f in "$fx"/corpus.txt "$work/poems.txt" "$work/odd.txt"; do
+  seed fuzz_encode "$f" 000 001 002 003 004 005 006 007; done
+# vocabulary imports: a tiktoken rank file of the 256 bytes; a small encoder.json + vocab.bpe (NUL between)
+for i in $(seq 0 255); do printf "$(printf '\\%03o' "$i")" | base64 | tr -d '\n'; echo " $i"; done > "$work/bytes.tiktoken"
+seed fuzz_vocab_import "$work/bytes.tiktoken" 001
+printf '{"a":0,"b":1,"ab":2,"\\u0120":3}\000#version: 0.2\na b\n' > "$work/gpt2.pair"
+seed fuzz_vocab_import "$work/gpt2.pair" 000
+seed fuzz_vocab_import "$fx/bad.tiktoken" 001
+n=$(find "$out/corpus" -type f | wc -l)
+echo "fuzz seeds: $n files in $out/corpus"
