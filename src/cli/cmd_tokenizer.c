@@ -262,7 +262,7 @@ static int cmd_encode(int argc, char **argv) {
     if (st == JL_OK && add_special) jl_tokenizer_template(tok, &pre, &n_pre, &post, &n_post);
     if (st == JL_OK) emit_ids(f, tok, pre, n_pre, show, &first); /* the post-processor template around the text */
     /* stdin in pieces when the tokenizer allows cuts; otherwise (Llama 2's Prepend, ...) all of it at once */
-    const int whole = inputs.n > 0 || !jl_tokenizer_splittable(tok);
+    const int whole = inputs.n > 0 || (tok && !jl_tokenizer_splittable(tok));
     if (st == JL_OK && !whole) st = encode_stdin(tok, allow_special, show, f, &first);
     if (st == JL_OK && whole) st = read_inputs(&inputs, &text, &len);
     if (st == JL_OK && whole) st = jl_tokenizer_encode(tok, text, len, allow_special, &ids, &n);
