@@ -6,6 +6,7 @@ packages=(build-essential pkg-config libopenblas-openmp-dev libpcre2-dev libjson
           libmicrohttpd-dev libedit-dev libcmocka-dev opencc)
 packages+=(clang libclang-rt-14-dev)  # issue 16: libFuzzer harnesses (make fuzz)
 packages+=(libicu-dev)  # issue 14: tokenizer.json normalizers (NFC/NFKC/NFD, Lowercase)
+packages+=(libdnnl-dev)  # issue 20: oneDNN matmul
 packages+=(libsqlite3-dev)  # issue 17: jielong index (SQLite FTS5)
 packages+=(chromium fonts-wqy-zenhei curl)  # issue 13: the server browser test (playwright-core drives chromium; a CJK font) and curl examples
 missing=()

@@ -83,6 +83,7 @@ int cmd_sft(int argc, char **argv) {
         fprintf(stderr, "sft: method %s on %s (%.2fM parameters); %zu conversations%s; batch %d×%d×%d; %ld steps\n",
                 jl_sft_method_name(o.method), model, jl_model_num_params(ck.model) / 1e6, jl_sft_count(train),
                 held ? " + held-out file" : "", o.train.run.batch, o.T, o.train.optim.accum, o.train.run.steps);
+        cli_precision_report("sft", &o.train.run);
         cli_train_view v;
         jl_sft_report rep;
         cli_train_view_start(&v, "sft", o.train.run.steps, NULL);
