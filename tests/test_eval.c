@@ -159,6 +159,17 @@ static void test_eval_data_kinds(void **state) {
     fclose(f);
     snprintf(args, sizeof args, "eval --model %s --data %s", model, junk);
     expect_cli(args, 2, "byte 0 (0xFF) is not UTF-8 text");
+    /* a folder given as --model says which file to pass; a checkpoint given to import says it needs none */
+    snprintf(args, sizeof args, "eval --model %s --data %s", dir, text);
+    expect_cli(args, 2, "is a prepared data folder (jielong prepare): it goes to --data, not --model");
+    char run_dir[600];
+    snprintf(run_dir, sizeof run_dir, "%s", tmp_path("kinds_run"));
+    snprintf(args, sizeof args, "mkdir -p %s && cp %s %s/model.safetensors", run_dir, model, run_dir);
+    assert_int_equal(system(args), 0);
+    snprintf(args, sizeof args, "generate --model %s --prompt a", run_dir);
+    expect_cli(args, 2, "is a run folder: pass");
+    snprintf(args, sizeof args, "import --from %s --out %s/x.safetensors", model, run_dir);
+    expect_cli(args, 2, "a jielong checkpoint needs no import");
     /* prompts without the fields a task needs */
     const char *prompts = tmp_path("fieldless.jsonl");
     const char *lines = "{\"prompt\":\"hello\"}\n{\"prompt\":\"world\",\"kind\":\"x\"}\n";

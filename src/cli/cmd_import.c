@@ -55,7 +55,17 @@ int cmd_import(int argc, char **argv) {
     char magic[4] = {0};
     FILE *fp = file ? fopen(from, "rb") : NULL;
     const int gguf = fp && fread(magic, 1, 4, fp) == 4 && memcmp(magic, "GGUF", 4) == 0;
+    uint64_t header_len = 0;
+    memcpy(&header_len, magic, 4);
+    int brace = 0;
+    if (fp && !gguf && header_len > 0 && fseek(fp, 8, SEEK_SET) == 0) brace = fgetc(fp) == '{';
     if (fp) fclose(fp);
+    if (file && !gguf && brace) {
+        fprintf(stderr, "jielong import: %s: is a safetensors file; import takes a Hugging Face model folder (the folder "
+                        "holding config.json, *.safetensors and tokenizer.json: --from FOLDER), an llm.c .bin or a GGUF; "
+                        "a jielong checkpoint needs no import (pass it as --model)\n", from);
+        return 2;
+    }
     jl_status st;
     if (gguf) { /* dequantised into fp32 weights */
         jl_qweights *qw = NULL;

@@ -1,5 +1,6 @@
 /* jielong tokenizer train|encode|decode|import|synth */
 #include "cli/args.h"
+#include "jielong/dataset.h"
 #include "core/timer.h"
 #include "io/fileio.h"
 #include "jielong/tokenizer.h"
@@ -357,6 +358,10 @@ static int pattern_for(const char *flag, const char *file) {
     return -1;
 }
 
+static const char *pattern_label(int kind) {
+    return kind == JL_PATTERN_GPT2 ? "gpt2" : kind == JL_PATTERN_CL100K ? "cl100k" : kind == JL_PATTERN_O200K ? "o200k" : "custom";
+}
+
 static int cmd_import(int argc, char **argv) {
     char *encoder = NULL, *merges = NULL, *tiktoken = NULL, *pattern = NULL, *output = NULL;
     const cli_opt opts[] = {
@@ -376,8 +381,9 @@ static int cmd_import(int argc, char **argv) {
     }
     jl_tokenizer *tok = NULL;
     jl_status st;
+    int kind = JL_PATTERN_GPT2;
     if (tiktoken) {
-        int kind = pattern_for(pattern, tiktoken);
+        kind = pattern_for(pattern, tiktoken);
         if (kind < 0) {
             fprintf(stderr, "jielong tokenizer import: --pattern: give gpt2, cl100k or o200k (cannot tell from the "
                             "file name)\n");
@@ -388,6 +394,13 @@ static int cmd_import(int argc, char **argv) {
         st = jl_tokenizer_import_gpt2(encoder, merges, &tok);
     }
     if (st == JL_OK) st = jl_tokenizer_save(tok, output);
+    if (st == JL_OK) {
+        int specials = 0;
+        for (int k = JL_SPECIAL_BOS; k < JL_SPECIAL_COUNT; k++) specials += jl_tokenizer_special(tok, jl_special_name((jl_special)k)) >= 0;
+        fprintf(stderr, "tokenizer import: %s: %d tokens (%d chat special tokens appended), pre-tokenizer %s → %s\n",
+                tiktoken ? tiktoken : encoder, jl_tokenizer_vocab_size(tok), specials,
+                pattern_label(kind), output);
+    }
     jl_tokenizer_free(tok);
     return cli_report("tokenizer import", st);
 }

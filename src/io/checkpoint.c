@@ -1,8 +1,10 @@
 #include "jielong/checkpoint.h"
 #include "jielong/safetensors.h"
 #include "model/model.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define META_CONFIG "jielong.config"
 #define META_TOKENIZER "jielong.tokenizer"
@@ -126,8 +128,29 @@ static jl_status load_moment(const char *path, const jl_st_file *f, const char *
     return JL_OK;
 }
 
+/* A folder given where a checkpoint file is expected: say which file of it to pass. */
+static jl_status folder_hint(const char *path) {
+    static const char *const kinds[][2] = {
+        {"model.safetensors", "a run folder: pass %s/model.safetensors (its result), or %s/checkpoint.safetensors to --resume"},
+        {"config.json", "a Hugging Face folder: import it first (jielong import --from %s --out model.safetensors)"},
+        {"train_000.bin", "a prepared data folder (jielong prepare): it goes to --data, not --model"},
+    };
+    char probe[4096];
+    struct stat sb;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        snprintf(probe, sizeof probe, "%s/%s", path, kinds[i][0]);
+        if (stat(probe, &sb) != 0) continue;
+        char hint[4096];
+        snprintf(hint, sizeof hint, kinds[i][1], path, path);
+        return jl_fail(JL_ERR_ARG, "%s: is %s", path, hint);
+    }
+    return jl_fail(JL_ERR_ARG, "%s: is a folder, not a checkpoint file (.safetensors)", path);
+}
+
 jl_status jl_checkpoint_load(const char *path, jl_checkpoint *ck) {
     memset(ck, 0, sizeof *ck);
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return folder_hint(path);
     jl_st_file *f;
     jl_status st = jl_st_open(path, &f);
     if (st != JL_OK) return st;
