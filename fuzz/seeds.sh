@@ -40,5 +40,11 @@ seed fuzz_vocab_import "$work/bytes.tiktoken" 001
 printf '{"a":0,"b":1,"ab":2,"\\u0120":3}\000#version: 0.2\na b\n' > "$work/gpt2.pair"
 seed fuzz_vocab_import "$work/gpt2.pair" 000
 seed fuzz_vocab_import "$fx/bad.tiktoken" 001
+# server request bodies (first byte: 0 chat, 1 completions)
+printf '{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}],"max_tokens":5,"stream":true,"stream_options":{"include_usage":true},"temperature":0.7,"stop":["\\n"],"n":2}' > "$work/chat.json"
+printf '{"model":"m","prompt":["the cat","a dog"],"max_tokens":3,"logprobs":2,"echo":true,"seed":3}' > "$work/completion.json"
+printf '{"model":"m","messages":[{"role":"user","content":"weather?"}],"tools":[{"type":"function","function":{"name":"get","parameters":{"type":"object"}}}],"tool_choice":"required"}' > "$work/tools.json"
+seed fuzz_serve_request "$work/chat.json" 000; seed fuzz_serve_request "$work/tools.json" 000
+seed fuzz_serve_request "$work/completion.json" 001
 n=$(find "$out/corpus" -type f | wc -l)
 echo "fuzz seeds: $n files in $out/corpus"
