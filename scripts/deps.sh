@@ -6,6 +6,7 @@ packages=(build-essential pkg-config libopenblas-openmp-dev libpcre2-dev libjson
           libmicrohttpd-dev libedit-dev libcmocka-dev opencc)
 packages+=(clang libclang-rt-14-dev)  # issue 16: libFuzzer harnesses (make fuzz)
 packages+=(libicu-dev)  # issue 14: tokenizer.json normalizers (NFC/NFKC/NFD, Lowercase)
+packages+=(libdnnl-dev)  # issue 20: oneDNN matmul
 packages+=(libsqlite3-dev)  # issue 17: jielong index (SQLite FTS5)
 packages+=(chromium fonts-wqy-zenhei curl)  # issue 13: the server browser test (playwright-core drives chromium; a CJK font) and curl examples
 missing=()
@@ -27,3 +28,6 @@ bash "$(dirname "$0")/fetch_vocab.sh" ||
 # The OpenAI client and playwright-core for the server tests (issue 13), pinned, into build/npm-serve.
 bash "$(dirname "$0")/fetch_serve_npm.sh" ||
   echo "deps: could not install the server test clients (npm registry?); test_serve will fail" >&2
+# @huggingface/jinja, the reference of the chat template tests (issue 14), pinned, into build/npm-jinja.
+bash "$(dirname "$0")/fetch_jinja.sh" ||
+  echo "deps: could not install @huggingface/jinja (npm registry?); test_template will fail" >&2

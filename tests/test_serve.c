@@ -193,7 +193,7 @@ static void test_load_and_faults(void **state) {
     (void)state;
     server s = start_server("--parallel 16 --max-queue 256 --context 128");
     /* warm up (allocator arenas, thread stacks), then the RSS baseline */
-    assert_int_equal(run_node("load.cjs", s, "CLIENTS=16 ROUNDS=1", 120), 0);
+    assert_int_equal(run_node("load.cjs", s, "CLIENTS=16 ROUNDS=1 CATALOGUE=0", 120), 0);
     long before = rss_kb(s.pid);
     int rc = run_node("load.cjs", s, is_asan() ? "CLIENTS=24 ROUNDS=1" : "CLIENTS=64 ROUNDS=2", is_asan() ? 300 : 120);
     long after = rss_kb(s.pid);

@@ -9,7 +9,9 @@
 typedef struct {
     jl_model *model;
     char *tokenizer_json;  /* may be NULL */
-    char *chat_template;   /* may be NULL */
+    char *chat_template;   /* the model's own Jinja chat template; NULL: jielong's built-in format */
+    char *bos_token;       /* token texts that template reads as bos_token / eos_token; may be NULL */
+    char *eos_token;
     float *adam_m;         /* n_params each; NULL in a model-only checkpoint */
     float *adam_v;
     char *train_state;     /* JSON object text; NULL in a model-only checkpoint */

@@ -108,11 +108,14 @@ typedef struct {
     const char *text;     /* the text (borrowed from the conversation) or the special token's name */
     size_t len;           /* bytes of text */
     int trainable;        /* 1: the loss covers it (assistant text and the <|end|> closing it) */
+    int encode_special;   /* text rendered by a model's own template: special-token names in it are special tokens */
 } jl_segment;
 
 typedef struct {
     jl_segment *items;
     size_t n, cap;
+    char **owned;         /* texts rendered by a Jinja template (jl_chat_format), freed by clear/free */
+    size_t n_owned, cap_owned;
 } jl_segments;
 
 /* Renders `<|bos|>` then each turn as `<|role|>content<|end|>` (system, user, assistant; the template is

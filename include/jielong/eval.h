@@ -42,6 +42,7 @@ typedef struct {
     int limit;       /* prompts per task kind at most (0 = all) */
     int max_tokens;  /* per answer (default 96) */
     int only;        /* score one task kind (a jl_poem_task); -1 = all */
+    const struct jl_chat_format *chat; /* the model's chat format for shots < 0 (NULL = built-in) */
 } jl_task_opts;
 
 typedef struct {

@@ -157,10 +157,15 @@ jl_status jl_generate(jl_session *s, jl_sampler *smp, const jl_tokenizer *tok, c
  * the text encoded as plain text. *ids malloc'd. */
 jl_status jl_encode_prompt(const jl_tokenizer *tok, const char *text, int32_t **ids, int *n);
 
-/* ---- chat: the DESIGN template, the cache kept across turns ---- */
+/* ---- chat: the model's chat format (built-in or its own template), the cache kept across turns ---- */
 
 typedef struct jl_chat jl_chat;
+typedef struct jl_chat_format jl_chat_format; /* jielong/chat_format.h */
 jl_status jl_chat_new(jl_session *s, jl_sampler *smp, const jl_tokenizer *tok, jl_chat **out); /* borrowed */
+/* The same with the model's chat format (borrowed; NULL = the built-in one): turns are rendered with its
+ * template and an answer also ends at the format's stop strings (its end-of-turn marker, eos). */
+jl_status jl_chat_new_format(jl_session *s, jl_sampler *smp, const jl_tokenizer *tok, const jl_chat_format *fmt,
+                             jl_chat **out);
 void jl_chat_free(jl_chat *c);
 /* Sets (or with NULL / "" clears) the system prompt; the next turn re-prefills from the start. */
 jl_status jl_chat_set_system(jl_chat *c, const char *system);

@@ -13,6 +13,7 @@
 #ifndef JIELONG_SFT_H
 #define JIELONG_SFT_H
 #include "jielong/adapter.h"
+#include "jielong/chat_format.h"
 #include "jielong/dataset.h"
 #include "jielong/train.h"
 #include "jielong/tokenizer.h"
@@ -22,6 +23,10 @@
  * reused). ids and trainable are malloc'd. */
 jl_status jl_sft_tokenize(const jl_tokenizer *tok, const jl_conversation *conv, jl_segments *seg, int32_t **ids,
                           uint8_t **trainable, size_t *n);
+/* The same with a model's chat format (NULL = built-in; see jielong/chat_format.h for the mask of a foreign
+ * template). */
+jl_status jl_sft_tokenize_format(const jl_tokenizer *tok, const jl_chat_format *fmt, const jl_conversation *conv,
+                                 jl_segments *seg, int32_t **ids, uint8_t **trainable, size_t *n);
 /* Training row from a tokenized conversation: tokens[i] = ids[i], targets[i] = ids[i+1] when token i+1 is
  * trainable, else -1, for i < T; the rest is padding (pad id, target -1). */
 void jl_sft_row(const int32_t *ids, const uint8_t *trainable, size_t n, int32_t pad, int32_t *tokens,
@@ -47,6 +52,8 @@ typedef struct {
     int train_head;            /* freeze: final norm + lm head train */
     const char *freeze_layers; /* freeze: these blocks are frozen, everything else trains */
     int packing;               /* 1 (default): several conversations per row (exact, see above); 0: one per row */
+    const jl_chat_format *chat; /* the model's chat format (NULL = built-in): renders the conversations and is
+                                   saved with a full model */
 } jl_sft_opts;
 
 void jl_sft_defaults(jl_sft_opts *o);

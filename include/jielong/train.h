@@ -28,7 +28,11 @@ typedef struct {
     long stop_after;     /* stop after this many steps of this invocation, with a checkpoint (0: run to the end) */
     const char *out_dir; /* checkpoint.safetensors, the result, metrics.jsonl */
     const char *resume;  /* continue from this training checkpoint (NULL: a fresh run) */
-    double sgemm_gflops; /* the MFU yardstick measured by the caller (≤ 0: no MFU) */
+    int precision;       /* of the matrix products while the run trains: 0 fp32, 1 bf16 (bf16 inputs, fp32
+                          * accumulation; weights, gradients and AdamW stay fp32); default: bf16 where the CPU has
+                          * bf16 dot products. Not saved in checkpoints: resume with the same one for an exact run. */
+    double peak_gflops;  /* the MFU yardstick: peak GFLOP/s of that precision, measured by the caller with
+                          * jl_peak_probe (≤ 0: no MFU); MFU is clipped to 1 */
 } jl_run_cfg;
 
 typedef struct {

@@ -1,5 +1,6 @@
 #include "cli/args.h"
 #include "jielong/common.h"
+#include "core/kernels.h"
 #include "train/optim.h"
 #include <errno.h>
 #include <math.h>
@@ -16,6 +17,7 @@ static const char *kind_meta(opt_kind k) {
     case OPT_I32: case OPT_U64: return " N";
     case OPT_F32: return " X";
     case OPT_SCHED: return " S";
+    case OPT_PREC: return " P";
     case OPT_STR_OPT: return " [S]";
     default: return "";
     }
@@ -33,6 +35,7 @@ static void default_text(const cli_opt *o, char *buf, size_t size) {
     case OPT_U64: snprintf(buf, size, " (default %llu)", (unsigned long long)*(const uint64_t *)o->dest); break;
     case OPT_F32: snprintf(buf, size, " (default %g)", (double)*(const float *)o->dest); break;
     case OPT_SCHED: snprintf(buf, size, " (default %s)", jl_schedule_name((jl_schedule)*(const int *)o->dest)); break;
+    case OPT_PREC: snprintf(buf, size, " (default %s)", jl_precision_name((jl_precision)*(const int *)o->dest)); break;
     default: break;
     }
 }
@@ -93,6 +96,12 @@ static int set_value(const char *cmd, const cli_opt *opt, const char *val) {
     const cli_opt *o = &named;
     if (o->kind == OPT_STR || o->kind == OPT_STR_OPT) {
         *(const char **)o->dest = val;
+        return CLI_PARSED;
+    }
+    if (o->kind == OPT_PREC) {
+        jl_precision p;
+        if (jl_precision_parse(val, &p)) return bad(cmd, "expected fp32 or bf16", o->name, val);
+        *(int *)o->dest = (int)p;
         return CLI_PARSED;
     }
     if (o->kind == OPT_SCHED) {

@@ -4,8 +4,8 @@
 
 /* OPT_INT writes a long, OPT_FLOAT a double; the typed kinds write straight into an options struct:
  * OPT_I32 int, OPT_F32 float, OPT_U64 uint64_t, OPT_SCHED an int (jl_schedule: cosine, linear, constant);
- * OPT_STR_OPT a string whose value may be left out (then dest gets ""). */
-typedef enum { OPT_STR, OPT_INT, OPT_FLOAT, OPT_BOOL, OPT_STRS, OPT_I32, OPT_F32, OPT_U64, OPT_SCHED, OPT_STR_OPT } opt_kind;
+ * OPT_STR_OPT a string whose value may be left out (then dest gets ""); OPT_PREC an int (jl_precision: fp32, bf16). */
+typedef enum { OPT_STR, OPT_INT, OPT_FLOAT, OPT_BOOL, OPT_STRS, OPT_I32, OPT_F32, OPT_U64, OPT_SCHED, OPT_STR_OPT, OPT_PREC } opt_kind;
 
 typedef struct {
     char **v; /* points into argv; free(v) only */

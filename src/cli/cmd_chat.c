@@ -1,8 +1,10 @@
-/* jielong chat: a multi-turn conversation with the chat template. On a terminal it reads lines with libedit
+/* jielong chat: a multi-turn conversation in the model's chat format (its own Jinja template when the checkpoint
+ * has one, e.g. imported from Hugging Face; else the DESIGN template). On a terminal it reads lines with libedit
  * (editing + history); otherwise it reads stdin line by line, one user turn per line, so scripts and tests can
  * pipe a conversation in. With --jsonl it reads and writes one JSON object per line (a machine mode: answers
  * with newlines stay one line). The KV cache is kept across turns: only the new turn is prefilled. */
 #include "cli/infer_cli.h"
+#include "jielong/chat_format.h"
 #include "cli/rag_cli.h"
 #include "jielong/tools.h"
 #include <editline/readline.h>
@@ -295,8 +297,10 @@ int cmd_chat(int argc, char **argv) {
     if (rc != CLI_PARSED) return rc == CLI_HELP_SHOWN ? 0 : rc;
     infer_setup s;
     jl_chat *chat = NULL;
+    jl_chat_format *fmt = NULL;
     jl_status st = infer_setup_load(&f, &s);
-    if (st == JL_OK) st = jl_chat_new(s.session, s.sampler, s.tok, &chat);
+    if (st == JL_OK) st = jl_chat_format_from_checkpoint(&s.ck, &fmt); /* the model's own template, if it has one */
+    if (st == JL_OK) st = jl_chat_new_format(s.session, s.sampler, s.tok, fmt, &chat);
     if (st == JL_OK) st = extras_setup(&x, &s, chat, system);
     if (st == JL_OK && strcmp(policy, "drop-oldest") != 0 && strcmp(policy, "refuse") != 0)
         st = jl_fail(JL_ERR_ARG, "--context-policy %s: expected drop-oldest or refuse", policy);
@@ -305,6 +309,7 @@ int cmd_chat(int argc, char **argv) {
     if (st != JL_OK) {
         extras_free(&x);
         jl_chat_free(chat);
+        jl_chat_format_free(fmt);
         infer_setup_free(&s);
         return cli_report("chat", st);
     }
@@ -357,6 +362,7 @@ int cmd_chat(int argc, char **argv) {
     }
     extras_free(&x);
     jl_chat_free(chat);
+    jl_chat_format_free(fmt);
     infer_setup_free(&s);
     return exit_code;
 }

@@ -2,6 +2,8 @@
  * (the verifiable reward) and a look at JSONL datasets through the readers and the chat template. */
 #include "cli/args.h"
 #include "jielong.h"
+#include "io/fileio.h"
+#include "jielong/chat_format.h"
 #include "jielong/dataset.h"
 #include "jielong/rules.h"
 #include <stdio.h>
@@ -173,33 +175,65 @@ static void print_segments(const jl_segments *segs) {
     }
 }
 
+/* The chat format data render uses: --chat-template FILE (with --bos/--eos), or --model's own, or built-in. */
+static jl_status render_format(const char *model, const char *tmpl_path, const char *bos, const char *eos,
+                               jl_chat_format **fmt) {
+    *fmt = NULL;
+    if (tmpl_path) {
+        char *text;
+        size_t len;
+        jl_status st = jl_read_file(tmpl_path, &text, &len);
+        if (st == JL_OK && strlen(text) != len) st = jl_fail(JL_ERR_FORMAT, "%s: a NUL byte in the template", tmpl_path);
+        if (st == JL_OK && (st = jl_chat_format_new(text, bos, eos, fmt)) != JL_OK) jl_fail_context(st, "%s", tmpl_path);
+        free(text);
+        return st;
+    }
+    if (!model) return JL_OK;
+    jl_checkpoint ck;
+    jl_status st = jl_checkpoint_load(model, &ck);
+    if (st == JL_OK) st = jl_chat_format_from_checkpoint(&ck, fmt);
+    jl_checkpoint_free(&ck);
+    return st;
+}
+
 static int data_render(int argc, char **argv) {
-    const char *input = NULL;
+    const char *input = NULL, *model = NULL, *tmpl = NULL, *bos = NULL, *eos = NULL;
     long index = 0;
     int generation = 0;
     const cli_opt opts[] = {
         {"input", OPT_STR, &input, "SFT JSONL (messages or Alpaca)", NO_RANGE, 1},
         {"index", OPT_INT, &index, "which conversation (0-based) [0]", 0, 1e12, 0},
-        {"generation", OPT_BOOL, &generation, "render the prompt to complete (ends with <|assistant|>)", NO_RANGE, 0},
+        {"generation", OPT_BOOL, &generation, "render the prompt to complete (ends with the assistant's header)", NO_RANGE, 0},
+        {"model", OPT_STR, &model, "render in this checkpoint's chat format (its own template, if it has one)", NO_RANGE, 0},
+        {"chat-template", OPT_STR, &tmpl, "render with this Jinja chat template file (Hugging Face style)", NO_RANGE, 0},
+        {"bos", OPT_STR, &bos, "with --chat-template: the text of bos_token", NO_RANGE, 0},
+        {"eos", OPT_STR, &eos, "with --chat-template: the text of eos_token", NO_RANGE, 0},
     };
     int rc = cli_parse("data render", "show a conversation rendered with the chat template: one segment a line, "
                        "T = trainable (in the loss)", opts, CLI_NOPTS(opts), argc, argv, 2);
     if (rc != CLI_PARSED) return rc == CLI_HELP_SHOWN ? 0 : 2;
     jl_sft_set *set;
     jl_jsonl_options opt = {0, (size_t)index + 1};
-    jl_status st = jl_sft_load(input, &opt, &set, NULL);
+    jl_chat_format *fmt = NULL;
+    jl_status st = render_format(model, tmpl, bos, eos, &fmt);
     if (st != JL_OK) return cli_report("data render", st);
+    if ((st = jl_sft_load(input, &opt, &set, NULL)) != JL_OK) {
+        jl_chat_format_free(fmt);
+        return cli_report("data render", st);
+    }
     if ((size_t)index >= jl_sft_count(set)) {
         fprintf(stderr, "jielong data render: --index %ld: %s has %zu conversations\n", index, input, jl_sft_count(set));
         jl_sft_free(set);
+        jl_chat_format_free(fmt);
         return 2;
     }
     jl_conversation conv = jl_sft_get(set, (size_t)index);
     jl_segments segs = {0};
-    st = generation ? jl_chat_render_generation(&conv, &segs) : jl_chat_render(&conv, &segs);
+    st = generation ? jl_chat_format_render_generation(fmt, &conv, &segs) : jl_chat_format_render(fmt, &conv, &segs);
     if (st == JL_OK) print_segments(&segs);
     jl_segments_free(&segs);
     jl_sft_free(set);
+    jl_chat_format_free(fmt);
     return cli_report("data render", st);
 }
 

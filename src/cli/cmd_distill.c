@@ -117,7 +117,7 @@ static int run_distill(distill_args *a, jl_model *teacher, const jl_tokenizer *t
     if (st == JL_OK && val.n == 0) st = jl_tokens_split(&train, a->val_fraction, po->T, &val);
     if (st == JL_OK) {
         jl_distill_opts o = *po;
-        o.train.run.sgemm_gflops = jl_sgemm_gflops(5);
+        cli_precision_report("distill", &o.train.run);
         fprintf(stderr, "distill: teacher %.2fM parameters (depth %d, width %d) → student %.2fM (depth %d, width %d); "
                         "τ %.2f, α %.2f; %zu training tokens, %zu held out; batch %d×%d×%d; %ld steps\n",
                 jl_model_num_params(teacher) / 1e6, teacher->cfg.n_layer, teacher->cfg.dim,

@@ -4,6 +4,7 @@
  * additionally rounds activations to q8_0 before its integer dot products, as ggml does). */
 #include "cli/args.h"
 #include "cli/infer_cli.h"
+#include "jielong/chat_format.h"
 #include "io/fileio.h"
 #include "jielong/checkpoint.h"
 #include "jielong/eval.h"
@@ -210,7 +211,12 @@ static jl_status answers_of(const char *model_path, const jl_rl_set *set, const 
     if (!ck.tokenizer_json) st = jl_fail(JL_ERR_FORMAT, "%s: checkpoint has no tokenizer", model_path);
     else st = jl_tokenizer_from_json(ck.tokenizer_json, strlen(ck.tokenizer_json), &tok);
     jl_task_result r;
-    if (st == JL_OK) st = jl_eval_tasks(ck.model, tok, set, o, collect_answer, l, &r);
+    jl_chat_format *fmt = NULL;
+    jl_task_opts mine = *o;
+    if (st == JL_OK) st = jl_chat_format_from_checkpoint(&ck, &fmt);
+    mine.chat = fmt;
+    if (st == JL_OK) st = jl_eval_tasks(ck.model, tok, set, &mine, collect_answer, l, &r);
+    jl_chat_format_free(fmt);
     jl_tokenizer_free(tok);
     jl_checkpoint_free(&ck);
     return st;
@@ -344,7 +350,11 @@ int cmd_eval(int argc, char **argv) {
         else st = jl_tokenizer_from_json(ck.tokenizer_json, strlen(ck.tokenizer_json), &tok);
         if (st == JL_OK && data.n)
             st = eval_text_files(ck.model, tok, &data, window ? (int)window : jl_model_config(ck.model)->max_seq_len, &sink);
+        jl_chat_format *fmt = NULL; /* tuned models answer in their own chat format */
+        if (st == JL_OK && tasks) st = jl_chat_format_from_checkpoint(&ck, &fmt);
+        to.chat = fmt;
         if (st == JL_OK && tasks) st = eval_tasks(ck.model, tok, tasks, &to, samples, &sink);
+        jl_chat_format_free(fmt);
         jl_tokenizer_free(tok);
         jl_checkpoint_free(&ck);
     }

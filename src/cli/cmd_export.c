@@ -47,7 +47,8 @@ int cmd_export(int argc, char **argv) {
     if (format) {
         rc = export_format(&ck, format, type, out, quiet);
     } else {
-        jl_checkpoint merged = {.model = ck.model, .tokenizer_json = ck.tokenizer_json, .chat_template = ck.chat_template};
+        jl_checkpoint merged = {.model = ck.model, .tokenizer_json = ck.tokenizer_json, .chat_template = ck.chat_template,
+                                .bos_token = ck.bos_token, .eos_token = ck.eos_token};
         rc = cli_report("export", jl_checkpoint_save(out, &merged));
         if (rc == 0 && !quiet) fprintf(stderr, "export: wrote %s\n", out);
     }

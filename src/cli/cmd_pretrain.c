@@ -132,15 +132,15 @@ int cmd_pretrain(int argc, char **argv) {
     if (st == JL_OK && val.n == 0) st = jl_tokens_split(&train, a.val_fraction, o.T, &val);
     if (st == JL_OK && !resume && !a.model) jl_model_init(m, o.train.run.seed);
     if (st == JL_OK) {
-        o.train.run.sgemm_gflops = jl_sgemm_gflops(5);
         const jl_config *c = &m->cfg;
         fprintf(stderr, "pretrain: %s depth %d, width %d, %d heads (%d kv), %.2fM parameters, vocab %d, context %d\n",
                 jl_arch_name(c->arch), c->n_layer, c->dim, c->n_head, c->n_kv_head, jl_model_num_params(m) / 1e6,
                 c->vocab_size, c->max_seq_len);
         fprintf(stderr, "pretrain: %zu training tokens, %zu held out; batch %d×%d×%d; %ld steps; "
-                        "sgemm %.0f GFLOP/s (%s, %d threads)\n",
+                        "%d threads\n",
                 train.n, val.n, o.train.run.batch, o.T, o.train.optim.accum, o.train.run.steps,
-                o.train.run.sgemm_gflops, jl_blas_core(), omp_get_max_threads());
+                omp_get_max_threads());
+        cli_precision_report("pretrain", &o.train.run);
         cli_print_coverage("pretrain", o.train.run.steps, o.train.run.batch, o.T, o.train.optim.accum, o.data_order,
                            train.n);
         cli_train_view view;

@@ -79,7 +79,7 @@ int cmd_prune(int argc, char **argv) {
     if (st == JL_OK && tok) st = heldout_loss(ck.model, tok, &data, win, &after);
     if (st == JL_OK) {
         jl_checkpoint pruned = {.model = ck.model, .tokenizer_json = ck.tokenizer_json,
-                                .chat_template = ck.chat_template};
+                                .chat_template = ck.chat_template, .bos_token = ck.bos_token, .eos_token = ck.eos_token};
         st = jl_checkpoint_save(out, &pruned);
     }
     if (st == JL_OK) {

@@ -83,10 +83,16 @@ int cmd_sft(int argc, char **argv) {
         fprintf(stderr, "sft: method %s on %s (%.2fM parameters); %zu conversations%s; batch %d×%d×%d; %ld steps\n",
                 jl_sft_method_name(o.method), model, jl_model_num_params(ck.model) / 1e6, jl_sft_count(train),
                 held ? " + held-out file" : "", o.train.run.batch, o.T, o.train.optim.accum, o.train.run.steps);
+        cli_precision_report("sft", &o.train.run);
         cli_train_view v;
         jl_sft_report rep;
         cli_train_view_start(&v, "sft", o.train.run.steps, NULL);
-        st = jl_sft_train(ck.model, tok, train, held, &o, cli_train_on_event, &v, &rep);
+        jl_chat_format *fmt = NULL; /* the model's own chat template (an imported model), else the built-in one */
+        st = jl_chat_format_from_checkpoint(&ck, &fmt);
+        o.chat = fmt;
+        if (st == JL_OK) st = jl_sft_train(ck.model, tok, train, held, &o, cli_train_on_event, &v, &rep);
+        jl_chat_format_free(fmt);
+        o.chat = NULL;
         cli_train_view_finish(&v, st);
         if (st == JL_OK || rep.trainable) {
             fprintf(stderr, "sft: %s: trainable %zu of %zu parameters (%.3f%%), ", jl_sft_method_name(o.method),

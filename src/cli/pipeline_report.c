@@ -102,8 +102,9 @@ static void write_stage_table(FILE *f, const char *out_dir, const report_stage *
         fprintf(f, "| %s | %.0f s | %s | %s | %s | %s | %s |\n", st[i].name, st[i].seconds, loss, val, tps, mfu, plot);
     }
     fprintf(f, "\nHeld-out: loss on held-out data for pretraining/SFT, pairwise accuracy for the reward model and "
-               "DPO. MFU = achieved FLOP/s ÷ cblas_sgemm FLOP/s measured at the start of the stage. Plots: training "
-               "loss with held-out loss (raw points), and the stage's own metric where it has one.\n\n");
+               "DPO. MFU = achieved FLOP/s ÷ the peak of the precision in use (probe loop of FMAs / bf16 dot "
+               "products at the start of the stage), at most 1. Plots: training loss with held-out loss (raw points), "
+               "and the stage's own metric where it has one.\n\n");
 }
 
 static void write_perplexity(FILE *f, json_object **lines, int n) {

@@ -55,6 +55,7 @@ int rl_cli_run_pairs(const char *stage, const char *model, const char *data, con
         fprintf(stderr, "%s: %zu pairs from %s; %s%sbatch %d; %ld steps; lr %g\n", stage, jl_prefs_count(pairs), data,
                 settings ? settings : "", settings ? "; " : "", o->train.run.batch, o->train.run.steps,
                 (double)o->train.optim.lr);
+        cli_precision_report(stage, &o->train.run);
         cli_train_view view;
         cli_train_view_start(&view, stage, o->train.run.steps, show);
         st = train(ck.model, tok, pairs, o, cli_train_on_event, &view);

@@ -63,6 +63,7 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
                 cmd, jl_rl_count(set), prompts, reward_fn ? reward_fn : reward_model, o.train.run.batch, o.group,
                 o.train.run.steps, (double)o.train.optim.lr);
         static const char *const show[] = {"reward", "kl", "entropy", "clip_frac", NULL};
+        cli_precision_report(cmd, &o.train.run);
         cli_train_view view;
         cli_train_view_start(&view, cmd, o.train.run.steps, show);
         st = ppo ? jl_ppo_train(ck.model, tok, set, fn, &o, cli_train_on_event, &view)

@@ -5,6 +5,7 @@
 #ifndef JL_CLI_TRAIN_CLI_H
 #define JL_CLI_TRAIN_CLI_H
 #include "cli/args.h"
+#include "cli/precision.h"
 #include "cli/progress.h"
 #include "jielong/train.h"
 
@@ -33,7 +34,8 @@
      1, 1L << 40, 0},                                                                                             \
     {"resume", OPT_STR_OPT, &(t).run.resume, "continue a run exactly where it stopped, from this training "       \
      "checkpoint (default: --out's checkpoint.safetensors)", NO_RANGE, 0},                                       \
-    {"threads", OPT_I32, &(threads), "OpenMP threads (0: all cores)", 0, 1024, 0}
+    {"threads", OPT_I32, &(threads), "OpenMP threads (0: all cores)", 0, 1024, 0},                             \
+    {"precision", OPT_PREC, &(t).run.precision, CLI_PRECISION_HELP, NO_RANGE, 0}
 
 /* Micro-batches per step (the stages on token rows). */
 #define CLI_ACCUM_FLAG(t) {"accum", OPT_I32, &(t).optim.accum, "micro-batches per optimizer step", 1, 65536, 0}

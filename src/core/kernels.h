@@ -9,7 +9,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* out(N,OC) = inp(N,C) · w(OC,C)ᵀ + bias(OC); bias may be NULL. (cblas_sgemm) */
+/* The precision of the matrix products (jl_matmul_*): fp32, or bf16 inputs (rounded to nearest even) with
+ * fp32 accumulation and fp32 outputs; weights and gradients stay fp32 (the master copy). Process-wide; the
+ * default is fp32. Set returns the previous setting. bf16 is fast only where the CPU has bf16 dot products
+ * (jl_cpu_has_bf16: AVX512-BF16; AMX-BF16 CPUs have it too); jl_precision_default picks bf16 there. */
+typedef enum { JL_PREC_FP32 = 0, JL_PREC_BF16 = 1 } jl_precision;
+jl_precision jl_matmul_set_precision(jl_precision p);
+jl_precision jl_matmul_precision(void);
+int jl_cpu_has_bf16(void);
+jl_precision jl_precision_default(void);
+const char *jl_precision_name(jl_precision p);
+/* "fp32" or "bf16" into *out; non-zero for anything else. */
+int jl_precision_parse(const char *s, jl_precision *out);
+/* The kernel that runs a large product in that precision (oneDNN's implementation name), for reports. */
+const char *jl_matmul_impl(jl_precision p);
+
+/* out(N,OC) = inp(N,C) · w(OC,C)ᵀ + bias(OC); bias may be NULL. (oneDNN matmul; cblas_sgemm as fallback) */
 void jl_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC);
 /* dinp(N,C) += dout(N,OC)·w;  dw(OC,C) += doutᵀ·inp;  dbias(OC) += Σₙ dout. Each may be NULL. */
 void jl_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,

@@ -1,23 +1,64 @@
-/* Linear layer: out = inp · wᵀ + bias, with the weight stored (OC, C) as in PyTorch / llm.c. The products
- * go to OpenBLAS; only the bias add and its gradient are our own loops. */
+/* Linear layer: out = inp · wᵀ + bias, with the weight stored (OC, C) as in PyTorch / llm.c. The products go
+ * to oneDNN's matmul (fp32, or bf16 inputs with fp32 accumulation: the precision set by
+ * jl_matmul_set_precision), and to OpenBLAS when oneDNN cannot run one; the bias gradient is our own loop. */
 #include "core/kernels.h"
+#include "core/dnnl_mm.h"
 #include "core/parallel.h"
 #include <cblas.h>
+#include <stdatomic.h>
 #include <string.h>
+
+static _Atomic int current_precision = JL_PREC_FP32;
+
+jl_precision jl_matmul_set_precision(jl_precision p) { return (jl_precision)atomic_exchange(&current_precision, (int)p); }
+jl_precision jl_matmul_precision(void) { return (jl_precision)atomic_load(&current_precision); }
+
+int jl_cpu_has_bf16(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") > 0;
+#else
+    return 0;
+#endif
+}
+
+jl_precision jl_precision_default(void) { return jl_cpu_has_bf16() ? JL_PREC_BF16 : JL_PREC_FP32; }
+const char *jl_precision_name(jl_precision p) { return p == JL_PREC_BF16 ? "bf16" : "fp32"; }
+
+int jl_precision_parse(const char *s, jl_precision *out) {
+    if (!s) return 1;
+    if (!strcmp(s, "fp32")) *out = JL_PREC_FP32;
+    else if (!strcmp(s, "bf16")) *out = JL_PREC_BF16;
+    else return 1;
+    return 0;
+}
+
+const char *jl_matmul_impl(jl_precision p) { return jl_dnnl_impl(p); }
+
+/* C(M,N) (+)= A·B through oneDNN in the current precision, else cblas_sgemm (transposes as given). */
+static void product(const jl_mm_op *op, CBLAS_TRANSPOSE ta, int lda, CBLAS_TRANSPOSE tb, int ldb) {
+    if (jl_dnnl_matmul(op, jl_matmul_precision()) == 0) return;
+    cblas_sgemm(CblasRowMajor, ta, tb, op->M, op->N, op->K, 1.0f, op->a, lda, op->b, ldb,
+                op->accumulate ? 1.0f : 0.0f, op->c, op->ldc);
+    if (!op->bias) return;
+    for (int m = 0; m < op->M; m++) {
+        float *row = op->c + (size_t)m * op->ldc;
+#pragma omp simd
+        for (int n = 0; n < op->N; n++) row[n] += op->bias[n];
+    }
+}
 
 void jl_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC) {
     if (N <= 0 || OC <= 0) return;
-    if (C > 0) /* BLAS would reject (and print about) a leading dimension of 0 */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
-    else
-        memset(out, 0, (size_t)N * OC * sizeof *out);
-    if (!bias) return;
-#pragma omp parallel for schedule(static) if (JL_WORTH_THREADS((size_t)N * OC))
-    for (int n = 0; n < N; n++) {
-        float *row = out + (size_t)n * OC;
-#pragma omp simd
-        for (int o = 0; o < OC; o++) row[o] += bias[o];
+    if (C <= 0) { /* BLAS would reject (and print about) a leading dimension of 0 */
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] = bias ? bias[o] : 0.0f;
+        return;
     }
+    /* A = inp (N,C), B = wᵀ (C,OC) */
+    jl_mm_op op = {.M = N, .N = OC, .K = C, .a = inp, .a_rs = C, .a_cs = 1, .b = w, .b_rs = 1, .b_cs = C,
+                   .c = out, .ldc = OC, .bias = bias};
+    product(&op, CblasNoTrans, C, CblasTrans, C);
 }
 
 /* dbias(OC) += Σₙ dout(n, ·). Threads own disjoint column blocks and sum rows in order, so the result
@@ -42,9 +83,15 @@ static void bias_backward(float *dbias, const float *dout, int N, int OC) {
 void jl_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                         const float *w, int N, int C, int OC) {
     if (N <= 0 || OC <= 0 || C <= 0) return;
-    if (dinp) /* dinp(N,C) += dout(N,OC) · w(OC,C) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
-    if (dw) /* dw(OC,C) += doutᵀ(OC,N) · inp(N,C) */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+    if (dinp) { /* dinp(N,C) += dout(N,OC) · w(OC,C) */
+        jl_mm_op op = {.M = N, .N = C, .K = OC, .a = dout, .a_rs = OC, .a_cs = 1, .b = w, .b_rs = C, .b_cs = 1,
+                       .c = dinp, .ldc = C, .accumulate = 1};
+        product(&op, CblasNoTrans, OC, CblasNoTrans, C);
+    }
+    if (dw) { /* dw(OC,C) += doutᵀ(OC,N) · inp(N,C) */
+        jl_mm_op op = {.M = OC, .N = C, .K = N, .a = dout, .a_rs = 1, .a_cs = OC, .b = inp, .b_rs = C, .b_cs = 1,
+                       .c = dw, .ldc = C, .accumulate = 1};
+        product(&op, CblasTrans, OC, CblasNoTrans, C);
+    }
     if (dbias) bias_backward(dbias, dout, N, OC);
 }

@@ -169,7 +169,7 @@ jl_status jl_eval_tasks(const jl_model *m, const jl_tokenizer *tok, const jl_rl_
     sp.temperature = 0; /* greedy: the score is a property of the model, not of a draw */
     if (st == JL_OK) st = jl_session_new(m, jl_model_config(m)->max_seq_len, &s);
     if (st == JL_OK) st = jl_sampler_new(&sp, jl_model_config(m)->vocab_size, &smp);
-    if (st == JL_OK && o->shots < 0) st = jl_chat_new(s, smp, tok, &chat);
+    if (st == JL_OK && o->shots < 0) st = jl_chat_new_format(s, smp, tok, o->chat, &chat);
     static const char *const stops[] = {"\n\n", "问："};
     jl_gen_opts go = {.max_tokens = o->max_tokens > 0 ? o->max_tokens : 96};
     if (o->shots >= 0) {

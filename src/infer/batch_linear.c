@@ -23,11 +23,15 @@ static void tile4x4(const float *w, int in, const float *x, float out[4][4]) {
         for (int j = 0; j < 4; j++) a[r][j] = _mm512_setzero_ps();
     int i = 0;
     for (; i + 16 <= in; i += 16) {
-        const __m512 w0 = _mm512_loadu_ps(r0 + i), w1 = _mm512_loadu_ps(r1 + i);
-        const __m512 w2 = _mm512_loadu_ps(r2 + i), w3 = _mm512_loadu_ps(r3 + i);
+        __m512 w0 = _mm512_loadu_ps(r0 + i), w1 = _mm512_loadu_ps(r1 + i);
+        __m512 w2 = _mm512_loadu_ps(r2 + i), w3 = _mm512_loadu_ps(r3 + i);
+        /* keep the four weight vectors in registers (else the compiler folds them into the FMAs as memory operands:
+         * 20 loads per 16 FMAs instead of 8) */
+        __asm__("" : "+v"(w0), "+v"(w1), "+v"(w2), "+v"(w3));
         const float *xs[4] = {x0, x1, x2, x3};
         for (int r = 0; r < 4; r++) {
-            const __m512 xv = _mm512_loadu_ps(xs[r] + i);
+            __m512 xv = _mm512_loadu_ps(xs[r] + i);
+            __asm__("" : "+v"(xv));
             a[r][0] = _mm512_fmadd_ps(w0, xv, a[r][0]);
             a[r][1] = _mm512_fmadd_ps(w1, xv, a[r][1]);
             a[r][2] = _mm512_fmadd_ps(w2, xv, a[r][2]);

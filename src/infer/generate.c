@@ -1,5 +1,6 @@
 /* The generation loop (prefill, then sample → stream → decode until a stop) and the chat session built on it. */
 #include "core/timer.h"
+#include "jielong/chat_format.h"
 #include "jielong/dataset.h"
 #include "jielong/generate.h"
 #include <stdlib.h>
@@ -109,21 +110,28 @@ struct jl_chat {
     jl_context_policy policy;
     int dropped; /* exchanges dropped to make the last turn fit */
     jl_segments seg;
+    const jl_chat_format *fmt; /* NULL: built-in */
 };
 
-jl_status jl_chat_new(jl_session *s, jl_sampler *smp, const jl_tokenizer *tok, jl_chat **out) {
+jl_status jl_chat_new_format(jl_session *s, jl_sampler *smp, const jl_tokenizer *tok, const jl_chat_format *fmt,
+                             jl_chat **out) {
     *out = NULL;
-    for (int k = JL_SPECIAL_BOS; k < JL_SPECIAL_COUNT; k++)
+    for (int k = JL_SPECIAL_BOS; jl_chat_format_is_builtin(fmt) && k < JL_SPECIAL_COUNT; k++)
         if (jl_tokenizer_special(tok, jl_special_name((jl_special)k)) < 0)
-            return jl_fail(JL_ERR_FORMAT, "the tokenizer has no %s token: not a chat model",
-                           jl_special_name((jl_special)k));
+            return jl_fail(JL_ERR_FORMAT, "the tokenizer has no %s token and the model no chat template of its own: "
+                           "not a chat model", jl_special_name((jl_special)k));
     jl_chat *c = calloc(1, sizeof *c);
     if (!c) return jl_fail(JL_ERR_NOMEM, "out of memory");
     c->s = s;
     c->smp = smp;
     c->tok = tok;
+    c->fmt = fmt;
     *out = c;
     return JL_OK;
+}
+
+jl_status jl_chat_new(jl_session *s, jl_sampler *smp, const jl_tokenizer *tok, jl_chat **out) {
+    return jl_chat_new_format(s, smp, tok, NULL, out);
 }
 
 static void drop_turns(jl_chat *c, int keep) {
@@ -183,42 +191,27 @@ int jl_chat_turns(const jl_chat *c) {
     return n;
 }
 
-/* The whole conversation, rendered with the template and tokenized (text segments as plain text), after the
- * soft prompt's placeholders if the model has one. */
+/* The whole conversation, rendered with the chat format and tokenized, after the soft prompt's placeholders if
+ * the model has one. */
 static jl_status render_ids(jl_chat *c, int32_t **ids, int *n) {
     jl_conversation conv = {c->turns, c->n_turns};
     jl_segments_clear(&c->seg);
-    jl_status st = jl_chat_render_generation(&conv, &c->seg);
+    int32_t *body = NULL;
+    size_t n_body = 0;
+    jl_status st = jl_chat_format_render_generation(c->fmt, &conv, &c->seg);
+    if (st == JL_OK) st = jl_segments_encode(c->tok, &c->seg, &body, NULL, &n_body);
     /* a soft prompt's placeholders first (the session puts its virtual tokens there) */
-    size_t total = (size_t)jl_session_virtual_tokens(c->s), cap = 256 + total;
-    int32_t *out = st == JL_OK ? calloc(cap, sizeof *out) : NULL;
+    size_t nv = (size_t)jl_session_virtual_tokens(c->s);
+    int32_t *out = st == JL_OK ? calloc(nv + n_body + 1, sizeof *out) : NULL;
     if (st == JL_OK && !out) st = jl_fail(JL_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; st == JL_OK && i < c->seg.n; i++) {
-        const jl_segment *g = &c->seg.items[i];
-        int32_t *piece = NULL, one;
-        size_t n_piece = 1;
-        if (g->special >= 0) {
-            one = jl_tokenizer_special(c->tok, g->text);
-            piece = &one;
-        } else if ((st = jl_tokenizer_encode(c->tok, g->text, g->len, 0, &piece, &n_piece)) != JL_OK) {
-            break;
-        }
-        if (total + n_piece > cap) {
-            while (total + n_piece > cap) cap *= 2;
-            int32_t *grown = realloc(out, sizeof *out * cap);
-            if (!grown) st = jl_fail(JL_ERR_NOMEM, "out of memory");
-            else out = grown;
-        }
-        if (st == JL_OK) memcpy(out + total, piece, n_piece * sizeof *piece);
-        total += n_piece;
-        if (piece != &one) free(piece);
-    }
+    if (st == JL_OK) memcpy(out + nv, body, n_body * sizeof *body);
+    free(body);
     if (st != JL_OK) {
         free(out);
         return st;
     }
     *ids = out;
-    *n = (int)total;
+    *n = (int)(nv + n_body);
     return JL_OK;
 }
 
@@ -318,7 +311,17 @@ static jl_status generate_from(jl_chat *c, int keep, const jl_gen_opts *o, jl_ge
     while (common < pos && common < n - 1 && cached[common] == ids[common]) common++;
     jl_session_truncate(c->s, common);
     answer_collector col = {.cb = cb, .user = user};
-    st = jl_generate(c->s, c->smp, c->tok, ids + common, n - common, o, collect, &col, res);
+    jl_gen_opts go = *o; /* the format's stop strings after the caller's */
+    const char *const *fmt_stops;
+    int n_fmt = jl_chat_format_stops(c->fmt, &fmt_stops);
+    const char *stops[16];
+    if (n_fmt > 0 && o->n_stops + n_fmt <= 16) {
+        for (int i = 0; i < o->n_stops; i++) stops[i] = o->stops[i];
+        for (int i = 0; i < n_fmt; i++) stops[o->n_stops + i] = fmt_stops[i];
+        go.stops = stops;
+        go.n_stops = o->n_stops + n_fmt;
+    }
+    st = jl_generate(c->s, c->smp, c->tok, ids + common, n - common, &go, collect, &col, res);
     free(ids);
     if (st == JL_OK && col.oom) st = jl_fail(JL_ERR_NOMEM, "out of memory");
     if (st == JL_OK) st = push_turn(c, JL_ROLE_ASSISTANT, col.text ? col.text : "", col.len);

@@ -77,6 +77,20 @@ void jl_matvec_own(float *y, const float *w, const float *x, const float *b, int
     for (int o = 4 * groups; o < out; o++) y[o] = dot1(w + (size_t)o * in, in, x) + (b ? b[o] : 0.0f);
 }
 
+void jl_matvec_rows(float *y, const float *w, const float *x, const float *b, int in, int out, int r0, int r1,
+                    int accumulate) {
+    const int groups_end = out / 4 * 4;
+    int r = r0;
+    for (; r + 4 <= r1 && r + 4 <= groups_end; r += 4) {
+        if (r + 8 <= r1) /* the next group's rows, one line each, on their way while this group streams */
+            for (int j = 0; j < 4; j++) __builtin_prefetch(w + (size_t)(r + 4 + j) * in);
+        float s[4];
+        dot4(w + (size_t)r * in, in, x, s);
+        for (int j = 0; j < 4; j++) y[r + j] = (accumulate ? y[r + j] : 0.0f) + s[j] + (b ? b[r + j] : 0.0f);
+    }
+    for (; r < r1; r++) y[r] = (accumulate ? y[r] : 0.0f) + dot1(w + (size_t)r * in, in, x) + (b ? b[r] : 0.0f);
+}
+
 void jl_matvec_blas(float *y, const float *w, const float *x, const float *b, int in, int out) {
     if (b)
         for (int o = 0; o < out; o++) y[o] = b[o];
@@ -87,6 +101,12 @@ void jl_linear_vec(const jl_linear *L, const float *x, float *y) {
     if (L->q) jl_qmatmul(y, x, L->q, L->b, 1, L->xq);
     else if (matvec_kernel == 1) jl_matvec_blas(y, L->w, x, L->b, L->in, L->out);
     else jl_matvec_own(y, L->w, x, L->b, L->in, L->out);
+}
+
+void jl_linear_vec_rows(const jl_linear *L, const float *x, float *y, void *xq, int r0, int r1, int accumulate) {
+    if (r0 >= r1) return;
+    if (L->q) jl_qmatvec_rows(y, x, L->q, L->b, xq, r0, r1, accumulate);
+    else jl_matvec_rows(y, L->w, x, L->b, L->in, L->out, r0, r1, accumulate);
 }
 
 void jl_linear_mat(const jl_linear *L, const float *x, float *y, int n) {

@@ -17,11 +17,19 @@ typedef struct {
  * Decode: y(out) = W·x(in) + b. Parallel over output rows (OpenMP); the kernel is chosen by
  * jl_set_matvec_kernel (ours or cblas_sgemv). */
 void jl_linear_vec(const jl_linear *L, const float *x, float *y);
+/* Rows [r0, r1) of y = W·x + b (+ y when accumulate), on the calling thread with no OpenMP of its own: one
+ * thread's share of a decode step run inside one parallel region. Row values equal jl_linear_vec's when r0 is a
+ * multiple of 4 (fp32; rows go four at a time) or of 16 (quantised). xq: this thread's own scratch
+ * (jl_qmatmul_scratch_bytes(1, in)) for quantised weights, else unused. */
+void jl_linear_vec_rows(const jl_linear *L, const float *x, float *y, void *xq, int r0, int r1, int accumulate);
 /* Prefill: y(n, out) = x(n, in)·Wᵀ + b (cblas_sgemm). */
 void jl_linear_mat(const jl_linear *L, const float *x, float *y, int n);
 
 /* The two matvec kernels, callable directly (benchmark and tests). */
 void jl_matvec_own(float *y, const float *w, const float *x, const float *b, int in, int out);
 void jl_matvec_blas(float *y, const float *w, const float *x, const float *b, int in, int out);
+/* Rows [r0, r1) of jl_matvec_own (+ y when accumulate), serial. */
+void jl_matvec_rows(float *y, const float *w, const float *x, const float *b, int in, int out, int r0, int r1,
+                    int accumulate);
 
 #endif

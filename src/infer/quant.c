@@ -547,3 +547,18 @@ void jl_qmatmul(float *y, const float *x, const jl_qmatrix *w, const float *bias
         }
     }
 }
+
+void jl_qmatvec_rows(float *y, const float *x, const jl_qmatrix *w, const float *bias, void *xq, int64_t r0,
+                     int64_t r1, int accumulate) {
+    const int64_t K = w->cols;
+    uint8_t *base = (uint8_t *)(((uintptr_t)xq + 63) / 64 * 64);
+    const group_kernel kernel = kernel_for(jl_quant_path());
+    quantize_x(x, K, base);
+    const xq_view xv = xq_at(base, 0, K);
+    for (int64_t g = r0 / JL_QROWS; g * JL_QROWS < r1; g++) {
+        float s[JL_QROWS];
+        kernel(w, g, &xv, s);
+        const int64_t a = g * JL_QROWS > r0 ? g * JL_QROWS : r0, b = (g + 1) * JL_QROWS < r1 ? (g + 1) * JL_QROWS : r1;
+        for (int64_t r = a; r < b; r++) y[r] = (accumulate ? y[r] : 0.0f) + s[r - g * JL_QROWS] + (bias ? bias[r] : 0.0f);
+    }
+}

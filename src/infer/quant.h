@@ -90,5 +90,10 @@ void jl_qmatrix_to_f32(const jl_qmatrix *q, float *out);
  * bytes (any alignment) where x is quantised to q8_0 (ggml's rounding). N = 1 is the decode matrix-vector product. */
 size_t jl_qmatmul_scratch_bytes(int64_t N, int64_t cols);
 void jl_qmatmul(float *y, const float *x, const jl_qmatrix *w, const float *bias, int64_t N, void *xq);
+/* Rows [r0, r1) of y = W·x (+ bias) (+ y when accumulate) for one vector, on the calling thread (no OpenMP): a
+ * decode thread's share. x is quantised into xq (jl_qmatmul_scratch_bytes(1, cols), this thread's own); the
+ * groups of 16 rows that straddle r0 or r1 are computed whole and only rows inside are written. */
+void jl_qmatvec_rows(float *y, const float *x, const jl_qmatrix *w, const float *bias, void *xq, int64_t r0,
+                     int64_t r1, int accumulate);
 
 #endif

@@ -2,7 +2,9 @@
  * It reads the model's parameter block through the same views as jl_model_forward and mirrors its steps
  * (norm → qkv → rope at absolute positions → causal GQA attention → o → residual → norm → MLP → residual),
  * so its logits equal the full forward pass at every position. Prefill runs a block of tokens through matrix
- * products; decode (one token) through matrix-vector products, which is where the time goes. */
+ * products; decode (one token) through matrix-vector products, which is where the time goes: it runs as one
+ * OpenMP parallel region per token (decode_one), each thread owning a share of every product's rows, with four
+ * barriers per layer, instead of a parallel region per product. */
 #include "infer/session.h"
 #include "core/kernels.h"
 #include "core/vexp.h"
@@ -12,6 +14,7 @@
 #include "model/model.h"
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +34,11 @@ struct jl_session {
     float *x, *xb, *qkv, *atty, *fc, *fc_act, *mean, *rstd, *logits;
     float *att; /* (nh, max_block, cap) attention scores */
     int32_t *tokens;     /* (cap) the tokens in the cache */
+    /* decode team: per-thread norm output (team × dim) and quantised-input scratch (team × xq_bytes) */
+    int team;
+    float *xb_team;
+    uint8_t *xq_team;
+    size_t xq_bytes;
     layer_linears *layers;
     jl_linear head;
 };
@@ -132,7 +140,15 @@ jl_status jl_session_new_quant(const jl_model *m, const jl_qweights *qw, int cap
         widest = widest > c->n_head * jl_head_size(c) ? widest : c->n_head * jl_head_size(c);
         s->xq = aligned_alloc(64, (jl_qmatmul_scratch_bytes(s->max_block, widest) + 63) / 64 * 64);
     }
-    if ((qw && !s->xq) || !s->tokens || !s->k_cache || !s->v_cache || !s->x || !s->xb || !s->qkv || !s->atty || !s->fc || !s->fc_act || !s->mean ||
+    s->team = omp_get_max_threads();
+    s->xb_team = alloc_floats((size_t)s->team * (size_t)(c->dim + 16));
+    if (qw) {
+        int widest = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
+        widest = widest > c->n_head * jl_head_size(c) ? widest : c->n_head * jl_head_size(c);
+        s->xq_bytes = (jl_qmatmul_scratch_bytes(1, widest) + 63) / 64 * 64;
+        s->xq_team = aligned_alloc(64, (size_t)s->team * s->xq_bytes);
+    }
+    if ((qw && (!s->xq || !s->xq_team)) || !s->xb_team || !s->tokens || !s->k_cache || !s->v_cache || !s->x || !s->xb || !s->qkv || !s->atty || !s->fc || !s->fc_act || !s->mean ||
         !s->rstd || !s->logits || !s->att || !s->layers) {
         jl_session_free(s);
         return jl_fail(JL_ERR_NOMEM, "cannot allocate the KV cache (%.1f MB) and activations", 8.0 * kv / 1e6);
@@ -150,6 +166,8 @@ void jl_session_free(jl_session *s) {
     free(s->layers);
     free(s->tokens);
     free(s->xq);
+    free(s->xb_team);
+    free(s->xq_team);
     free(s);
 }
 
@@ -321,6 +339,149 @@ static void forward_block(jl_session *s, const int32_t *tokens, int n) {
     s->pos += n;
 }
 
+/* ---------------------------------------------------------------- decode: one parallel region per token */
+
+/* [lo, hi) of n units for member t of a team of nt: contiguous, sizes differing by at most one unit. */
+static void share(int n, int t, int nt, int *lo, int *hi) {
+    *lo = (int)((long)n * t / nt);
+    *hi = (int)((long)n * (t + 1) / nt);
+}
+
+/* Rows of a linear split among the team in units of 16 rows (whole groups of the quantised layout, whole
+ * fours of the fp32 kernel), so each row is computed exactly as jl_linear_vec computes it. */
+static void rows_share(const jl_linear *L, const float *x, float *y, void *xq, int t, int nt, int accumulate) {
+    int lo, hi;
+    share((L->out + 15) / 16, t, nt, &lo, &hi);
+    jl_linear_vec_rows(L, x, y, xq, lo * 16, hi * 16 < L->out ? hi * 16 : L->out, accumulate);
+}
+
+/* Norm of the residual into this thread's own buffer (every thread computes the same row: no barrier). */
+static void norm_private(const jl_session *s, float *out, const float *w, const float *b) {
+    const jl_config *c = &s->m->cfg;
+    float mean, rstd;
+    if (c->arch == JL_ARCH_LLAMA) jl_rmsnorm_forward(out, &rstd, s->x, w, 1, c->dim, c->norm_eps);
+    else jl_layernorm_forward(out, &mean, &rstd, s->x, w, b, 1, c->dim, c->norm_eps);
+}
+
+/* Attention of query head h for the token at pos against the cache (keys 0..pos). */
+static void attend_head(jl_session *s, const float *kc, const float *vc, int h, int pos) {
+    const jl_config *c = &s->m->cfg;
+    const int hs = jl_head_size(c), kvo = (h / (c->n_head / c->n_kv_head)) * hs, kvd = s->kv_dim;
+    const float scale = 1.0f / sqrtf((float)hs), *q = s->qkv + (size_t)h * hs;
+    float *att = s->att + (size_t)h * s->cap, *out = s->atty + (size_t)h * hs;
+    for (int t = 0; t <= pos; t++) {
+        const float *k = kc + (size_t)t * kvd + kvo;
+        float d = 0.0f;
+#pragma omp simd reduction(+ : d)
+        for (int i = 0; i < hs; i++) d += q[i] * k[i];
+        att[t] = d * scale;
+    }
+    softmax_prefix(att, pos + 1);
+    memset(out, 0, (size_t)hs * sizeof *out);
+    for (int t = 0; t <= pos; t++) {
+        const float *v = vc + (size_t)t * kvd + kvo;
+        const float a = att[t];
+#pragma omp simd
+        for (int i = 0; i < hs; i++) out[i] += a * v[i];
+    }
+}
+
+/* qkv, rope, cache append and attention of kv heads [g0, g1) and their query heads: all rows this thread needs
+ * it computes itself, so no barrier comes between the projection and the attention. */
+static void attention_share(jl_session *s, const layer_linears *lin, const float *xb, void *xq, float *kc, float *vc,
+                            int g0, int g1) {
+    const jl_config *c = &s->m->cfg;
+    const int hs = jl_head_size(c), group = c->n_head / c->n_kv_head, QKV = jl_qkv_dim(c), pos = s->pos;
+    const int kq = c->n_head * hs, vq = kq + s->kv_dim;
+    if (g0 >= g1) return;
+    jl_linear_vec_rows(&lin->qkv, xb, s->qkv, xq, g0 * group * hs, g1 * group * hs, 0);
+    jl_linear_vec_rows(&lin->qkv, xb, s->qkv, xq, kq + g0 * hs, kq + g1 * hs, 0);
+    jl_linear_vec_rows(&lin->qkv, xb, s->qkv, xq, vq + g0 * hs, vq + g1 * hs, 0);
+    if (c->arch == JL_ARCH_LLAMA) {
+        jl_rope_forward(s->qkv + (size_t)g0 * group * hs, s->m->rope_table, 1, 1, (g1 - g0) * group, hs, QKV, pos);
+        jl_rope_forward(s->qkv + kq + (size_t)g0 * hs, s->m->rope_table, 1, 1, g1 - g0, hs, QKV, pos);
+    }
+    memcpy(kc + (size_t)pos * s->kv_dim + g0 * hs, s->qkv + kq + g0 * hs, (size_t)(g1 - g0) * hs * sizeof(float));
+    memcpy(vc + (size_t)pos * s->kv_dim + g0 * hs, s->qkv + vq + g0 * hs, (size_t)(g1 - g0) * hs * sizeof(float));
+    for (int h = g0 * group; h < g1 * group; h++) attend_head(s, kc, vc, h, pos);
+}
+
+/* MLP hidden rows [lo, hi) (units of 16): the fused gate|up (or fc) rows of those units, then the activation. */
+static void mlp_share(jl_session *s, const layer_linears *lin, const float *xb, void *xq, int t, int nt) {
+    const jl_config *c = &s->m->cfg;
+    const int H = c->hidden_dim;
+    int lo, hi;
+    share((H + 15) / 16, t, nt, &lo, &hi);
+    lo *= 16;
+    hi = hi * 16 < H ? hi * 16 : H;
+    if (lo >= hi) return;
+    jl_linear_vec_rows(&lin->fc, xb, s->fc, xq, lo, hi, 0);
+    if (c->arch == JL_ARCH_LLAMA) {
+        jl_linear_vec_rows(&lin->fc, xb, s->fc, xq, H + lo, H + hi, 0);
+        const float *gate = s->fc, *up = s->fc + H;
+#pragma omp simd
+        for (int i = lo; i < hi; i++) s->fc_act[i] = gate[i] / (1.0f + jl_vexpf(-gate[i])) * up[i];
+    } else {
+        jl_gelu_forward(s->fc_act + lo, s->fc + lo, (size_t)(hi - lo));
+    }
+}
+
+/* Whether decode_one can run this token: every weight through jl_linear_vec_rows (no unmerged LoRA, our own
+ * matvec kernel), the MLP gate|up halves starting on a 16-row boundary, and enough kv heads for the team. */
+static int team_decode_ok(const jl_session *s, int nt) {
+    const jl_config *c = &s->m->cfg;
+    return !s->m->lora && jl_get_matvec_kernel() == 0 && nt <= s->team && c->n_kv_head >= nt &&
+           (c->arch != JL_ARCH_LLAMA || c->hidden_dim % 16 == 0);
+}
+
+/* One token through every layer and the head in one parallel region; s->logits gets its logits. The
+ * residual stream s->x is shared: o and down add into the rows each thread owns. Barriers: after attention,
+ * after o, after the MLP activation, after down (four per layer). */
+static void decode_one(jl_session *s, int nt) {
+    const jl_model *m = s->m;
+    const jl_config *c = &m->cfg;
+    const size_t C = (size_t)c->dim;
+#pragma omp parallel num_threads(nt)
+    {
+        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        float *xb = s->xb_team + (size_t)t * (C + 16);
+        void *xq = s->xq_team ? s->xq_team + (size_t)t * s->xq_bytes : NULL;
+        int g0, g1;
+        share(c->n_kv_head, t, n, &g0, &g1);
+        for (int l = 0; l < c->n_layer; l++) {
+            const jl_layer_params *p = &m->w.layers[l];
+            const layer_linears *lin = &s->layers[l];
+            float *kc = s->k_cache + (size_t)l * s->cap * s->kv_dim, *vc = s->v_cache + (size_t)l * s->cap * s->kv_dim;
+            norm_private(s, xb, p->ln1_w, p->ln1_b);
+            attention_share(s, lin, xb, xq, kc, vc, g0, g1);
+#pragma omp barrier
+            rows_share(&lin->o, s->atty, s->x, xq, t, n, 1);
+#pragma omp barrier
+            norm_private(s, xb, p->ln2_w, p->ln2_b);
+            mlp_share(s, lin, xb, xq, t, n);
+#pragma omp barrier
+            rows_share(&lin->down, s->fc_act, s->x, xq, t, n, 1);
+#pragma omp barrier
+        }
+        norm_private(s, xb, m->w.lnf_w, m->w.lnf_b);
+        rows_share(&s->head, xb, s->logits, xq, t, n, 0);
+    }
+    s->pos += 1;
+}
+
+/* Decode of one token through decode_one when the session allows it (logits in s->logits); 0 otherwise. */
+static int try_decode_one(jl_session *s, const int32_t *token) {
+    const jl_model *m = s->m;
+    const int nt = omp_get_max_threads();
+    if (!team_decode_ok(s, nt)) return 0;
+    s->tokens[s->pos] = *token;
+    embed(s, token, 1);
+    if (m->prompt) jl_prompt_forward_at(m->prompt, s->x, s->pos, 1);
+    if (m->cfg.arch == JL_ARCH_GPT2) jl_posemb_forward(s->x, m->w.wpe, 1, 1, m->cfg.dim, s->pos);
+    decode_one(s, nt);
+    return 1;
+}
+
 /* Logits of rows [first, n) of the last block into s->logits (row-major, padded_vocab wide). */
 static void head_rows(jl_session *s, int first, int n) {
     const jl_model *m = s->m;
@@ -339,6 +500,11 @@ jl_status jl_session_forward(jl_session *s, const int32_t *tokens, int n, float 
         if (tokens[i] < 0 || tokens[i] >= c->vocab_size)
             return jl_fail(JL_ERR_ARG, "token %d: id %d is outside the vocabulary (%d)", i, tokens[i], c->vocab_size);
     const int V = c->vocab_size, Vp = c->padded_vocab;
+    if (n == 1 && try_decode_one(s, tokens)) {
+        if (all_logits) memcpy(all_logits, s->logits, (size_t)V * sizeof(float));
+        if (last) *last = s->logits;
+        return JL_OK;
+    }
     for (int done = 0; done < n;) {
         int b = n - done < s->block ? n - done : s->block;
         memcpy(s->tokens + s->pos, tokens + done, (size_t)b * sizeof *tokens);

@@ -7,6 +7,8 @@
 #define META_CONFIG "jielong.config"
 #define META_TOKENIZER "jielong.tokenizer"
 #define META_CHAT_TEMPLATE "jielong.chat_template"
+#define META_BOS_TOKEN "jielong.bos_token"
+#define META_EOS_TOKEN "jielong.eos_token"
 #define META_TRAIN_STATE "jielong.train_state"
 #define TENSOR_ADAM_M "jielong.adam_m"
 #define TENSOR_ADAM_V "jielong.adam_v"
@@ -37,6 +39,8 @@ jl_status jl_checkpoint_save(const char *path, const jl_checkpoint *ck) {
     if (st == JL_OK) st = jl_st_add_meta(w, META_CONFIG, config_json);
     if (st == JL_OK && ck->tokenizer_json) st = jl_st_add_meta(w, META_TOKENIZER, ck->tokenizer_json);
     if (st == JL_OK && ck->chat_template) st = jl_st_add_meta(w, META_CHAT_TEMPLATE, ck->chat_template);
+    if (st == JL_OK && ck->chat_template && ck->bos_token) st = jl_st_add_meta(w, META_BOS_TOKEN, ck->bos_token);
+    if (st == JL_OK && ck->chat_template && ck->eos_token) st = jl_st_add_meta(w, META_EOS_TOKEN, ck->eos_token);
     if (st == JL_OK && ck->train_state) st = jl_st_add_meta(w, META_TRAIN_STATE, ck->train_state);
     for (int i = 0; i < m->n_tensors && st == JL_OK; i++) {
         const jl_tensor_info *t = &m->tensors[i];
@@ -142,6 +146,8 @@ jl_status jl_checkpoint_load(const char *path, jl_checkpoint *ck) {
     if (st == JL_OK) {
         ck->tokenizer_json = dup_meta(f, META_TOKENIZER);
         ck->chat_template = dup_meta(f, META_CHAT_TEMPLATE);
+        ck->bos_token = dup_meta(f, META_BOS_TOKEN);
+        ck->eos_token = dup_meta(f, META_EOS_TOKEN);
         ck->train_state = dup_meta(f, META_TRAIN_STATE);
     }
     jl_st_close(f);
@@ -153,6 +159,8 @@ void jl_checkpoint_free(jl_checkpoint *ck) {
     jl_model_free(ck->model);
     free(ck->tokenizer_json);
     free(ck->chat_template);
+    free(ck->bos_token);
+    free(ck->eos_token);
     free(ck->adam_m);
     free(ck->adam_v);
     free(ck->train_state);

@@ -217,6 +217,8 @@ jl_status jl_gguf_load_model(const char *path, int dequantise, jl_checkpoint *ck
     if (st == JL_OK) {
         ck->tokenizer_json = dup_meta(g, JL_GGUF_KEY_TOKENIZER);
         ck->chat_template = dup_meta(g, JL_GGUF_KEY_CHAT_TEMPLATE);
+        ck->bos_token = dup_meta(g, JL_GGUF_KEY_BOS_TOKEN);
+        ck->eos_token = dup_meta(g, JL_GGUF_KEY_EOS_TOKEN);
     }
     jl_gguf_close(g);
     if (st != JL_OK || !any_quantised) jl_qweights_free(w);

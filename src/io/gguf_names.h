@@ -7,6 +7,8 @@
 #define JL_GGUF_KEY_CONFIG "jielong.config"               /* jl_config_to_json text */
 #define JL_GGUF_KEY_TOKENIZER "jielong.tokenizer"         /* the checkpoint's tokenizer.json text */
 #define JL_GGUF_KEY_CHAT_TEMPLATE "jielong.chat_template" /* only when the checkpoint has one */
+#define JL_GGUF_KEY_BOS_TOKEN "jielong.bos_token"         /* with a chat template: its bos_token / eos_token */
+#define JL_GGUF_KEY_EOS_TOKEN "jielong.eos_token"
 
 /* HF tensor name → llama.cpp name in out; 0 if the tensor has no GGUF counterpart. *permute_heads > 0 for
  * llama's Q and K (weights and biases): their rows are stored permuted from rotate_half to GGML's interleaved

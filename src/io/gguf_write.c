@@ -404,6 +404,8 @@ static jl_status put_jielong_meta(kv_writer *w, const jl_checkpoint *ck) {
     kv_str(w, JL_GGUF_KEY_CONFIG, config_json);
     kv_str(w, JL_GGUF_KEY_TOKENIZER, ck->tokenizer_json);
     if (ck->chat_template) kv_str(w, JL_GGUF_KEY_CHAT_TEMPLATE, ck->chat_template);
+    if (ck->chat_template && ck->bos_token) kv_str(w, JL_GGUF_KEY_BOS_TOKEN, ck->bos_token);
+    if (ck->chat_template && ck->eos_token) kv_str(w, JL_GGUF_KEY_EOS_TOKEN, ck->eos_token);
     free(config_json);
     return JL_OK;
 }

@@ -3,6 +3,7 @@
 #include "core/half.h"
 #include "io/fileio.h"
 #include "io/hf_json.h"
+#include "jielong/chat_format.h"
 #include "jielong/convert.h"
 #include "jielong/tokenizer.h"
 #include "model/model.h"
@@ -276,6 +277,51 @@ static int file_exists(const char *path) {
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
+/* A special token of tokenizer_config.json: a string or an AddedToken object {"content": ...}; NULL when absent. */
+static jl_status config_token(const char *path, json_object *o, const char *key, char **out) {
+    json_object *v;
+    *out = NULL;
+    if (!json_object_object_get_ex(o, key, &v) || json_object_is_type(v, json_type_null)) return JL_OK;
+    json_object *content = v;
+    if (json_object_is_type(v, json_type_object) && !json_object_object_get_ex(v, "content", &content))
+        return jl_fail(JL_ERR_FORMAT, "%s: %s: an object without \"content\"", path, key);
+    if (!json_object_is_type(content, json_type_string))
+        return jl_fail(JL_ERR_FORMAT, "%s: %s: not a string", path, key);
+    return (*out = strdup(json_object_get_string(content))) ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
+}
+
+/* chat_template: a string, or a list of {"name", "template"} (the one named "default" is kept, else the first);
+ * with it, bos_token and eos_token. */
+static jl_status read_chat_config(const char *path, json_object *o, jl_checkpoint *ck) {
+    json_object *v;
+    jl_status st = config_token(path, o, "bos_token", &ck->bos_token);
+    if (st == JL_OK) st = config_token(path, o, "eos_token", &ck->eos_token);
+    if (st != JL_OK) return st;
+    if (!json_object_object_get_ex(o, "chat_template", &v) || json_object_is_type(v, json_type_null)) return JL_OK;
+    const char *text = NULL;
+    if (json_object_is_type(v, json_type_string)) {
+        text = json_object_get_string(v);
+    } else if (json_object_is_type(v, json_type_array)) {
+        for (size_t i = 0; i < json_object_array_length(v); i++) {
+            json_object *item = json_object_array_get_idx(v, i), *name, *t;
+            if (!json_object_is_type(item, json_type_object) || !json_object_object_get_ex(item, "template", &t) ||
+                !json_object_is_type(t, json_type_string))
+                return jl_fail(JL_ERR_FORMAT, "%s: chat_template[%zu]: not an object with a \"template\" string", path, i);
+            int is_default = json_object_object_get_ex(item, "name", &name) && json_object_is_type(name, json_type_string) &&
+                             strcmp(json_object_get_string(name), "default") == 0;
+            if (!text || is_default) text = json_object_get_string(t);
+        }
+        if (!text) return jl_fail(JL_ERR_FORMAT, "%s: chat_template: an empty list", path);
+    } else {
+        return jl_fail(JL_ERR_FORMAT, "%s: chat_template: not a string or a list of named templates", path);
+    }
+    jl_chat_format *fmt; /* refuse a template we cannot render now, not at the first chat */
+    st = jl_chat_format_new(text, ck->bos_token, ck->eos_token, &fmt);
+    jl_chat_format_free(fmt);
+    if (st != JL_OK) return jl_fail_context(st, "%s: chat_template", path);
+    return (ck->chat_template = strdup(text)) ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
+}
+
 static jl_status read_tokenizer(const char *dir, jl_checkpoint *ck) {
     char path[4096];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
@@ -295,8 +341,7 @@ static jl_status read_tokenizer(const char *dir, jl_checkpoint *ck) {
     st = hfj_parse(path, text, &o);
     free(text);
     if (st != JL_OK) return st;
-    const char *tmpl = hfj_str(o, "chat_template", NULL);
-    if (tmpl && !(ck->chat_template = strdup(tmpl))) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+    st = read_chat_config(path, o, ck);
     json_object_put(o);
     return st;
 }

@@ -4,6 +4,8 @@
 #include "jielong/checkpoint.h"
 #include "jielong/metrics.h"
 #include "jielong/safetensors.h"
+#include "core/kernels.h"
+#include "core/perf.h"
 #include "core/timer.h"
 #include "io/fileio.h"
 #include <math.h>
@@ -20,7 +22,8 @@ void jl_stage_opts_defaults(jl_stage_opts *o) {
     o->optim = (jl_optim_cfg){.lr = 0, .min_lr_frac = 0.1f, .warmup = -1, .schedule = JL_SCHED_COSINE,
                               .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .grad_clip = 1.0f,
                               .accum = 1};
-    o->run = (jl_run_cfg){.steps = 1000, .batch = 8, .seed = 1337, .eval_every = 100, .save_every = 500};
+    o->run = (jl_run_cfg){.steps = 1000, .batch = 8, .seed = 1337, .eval_every = 100, .save_every = 500,
+                          .precision = (int)jl_precision_default()};
 }
 
 long jl_default_warmup(long warmup, long steps) {
@@ -509,8 +512,8 @@ static jl_status evaluate(loop *l) {
 static jl_status log_step(loop *l, const jl_stage_step *ss) {
     const jl_stage *s = l->s;
     double tps = ss->tokens > 0 && ss->seconds > 0 ? (double)ss->tokens / ss->seconds : 0;
-    double mfu = s->o->run.sgemm_gflops > 0 && s->flops_per_step > 0 && ss->seconds > 0
-                     ? s->flops_per_step / ss->seconds / (s->o->run.sgemm_gflops * 1e9) : 0;
+    double mfu = s->flops_per_step > 0 && ss->seconds > 0 ? jl_mfu(s->flops_per_step / ss->seconds,
+                                                                   s->o->run.peak_gflops) : 0;
     const char *keys[8 + JL_STAGE_MAX_METRICS] = {"loss", "lr", "grad_norm"};
     double vals[8 + JL_STAGE_MAX_METRICS] = {ss->loss, ss->lr, ss->grad_norm};
     int n = 3;
@@ -519,7 +522,10 @@ static jl_status log_step(loop *l, const jl_stage_step *ss) {
         keys[n] = "ms", vals[n++] = ss->seconds * 1e3;
     }
     keys[n] = "skipped", vals[n++] = ss->skipped != NULL;
-    if (mfu > 0) keys[n] = "mfu", vals[n++] = mfu;
+    if (mfu > 0) {
+        keys[n] = "mfu", vals[n++] = mfu;
+        keys[n] = "peak_gflops", vals[n++] = s->o->run.peak_gflops;
+    }
     for (int i = 0; i < ss->m.n; i++) keys[n] = ss->m.keys[i], vals[n++] = ss->m.values[i];
     jl_status st = jl_metrics_log(l->log, s->i->name, l->step, n, keys, vals);
     if (st != JL_OK) return st;
@@ -623,8 +629,11 @@ jl_status jl_train_run(jl_stage *s, jl_event_fn on_event, void *user) {
     if (st == JL_OK) st = r->resume ? metrics_cut_back(l.metrics_path, l.step) : JL_OK;
     if (st == JL_OK && !r->resume) unlink(l.metrics_path); /* a fresh run starts a fresh log */
     if (st == JL_OK) st = jl_metrics_open(l.metrics_path, &l.log);
+    /* the run's products (steps, evaluations, samples) in its precision; the caller's setting comes back after */
+    jl_precision was = jl_matmul_set_precision(r->precision == JL_PREC_BF16 ? JL_PREC_BF16 : JL_PREC_FP32);
     if (st == JL_OK && !r->resume && s->eval_at_start && s->i->evaluate) st = evaluate(&l);
     if (st == JL_OK) st = steps(&l);
+    jl_matmul_set_precision(was);
     if (st == JL_OK && l.step == r->steps) st = save(&l, NULL, 1);
     jl_metrics_close(l.log);
     jl_dir_lock_release(&lock);

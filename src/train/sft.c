@@ -46,52 +46,19 @@ void jl_sft_defaults(jl_sft_opts *o) {
 
 /* ---------------------------------------------------------------- rendering */
 
-jl_status jl_sft_tokenize(const jl_tokenizer *tok, const jl_conversation *conv, jl_segments *seg, int32_t **ids_out,
-                          uint8_t **train_out, size_t *n_out) {
+jl_status jl_sft_tokenize_format(const jl_tokenizer *tok, const jl_chat_format *fmt, const jl_conversation *conv,
+                                 jl_segments *seg, int32_t **ids_out, uint8_t **train_out, size_t *n_out) {
     *ids_out = NULL;
     *train_out = NULL;
     *n_out = 0;
     jl_segments_clear(seg);
-    jl_status st = jl_chat_render(conv, seg);
-    if (st != JL_OK) return st;
-    size_t n = 0, cap = 64;
-    int32_t *ids = malloc(sizeof *ids * cap);
-    uint8_t *train = malloc(cap);
-    if (!ids || !train) st = jl_fail(JL_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < seg->n && st == JL_OK; i++) {
-        const jl_segment *s = &seg->items[i];
-        int32_t one, *piece = &one;
-        size_t np = 1;
-        if (s->special >= 0) {
-            one = jl_tokenizer_special(tok, jl_special_name((jl_special)s->special));
-            if (one < 0) st = jl_fail(JL_ERR_ARG, "tokenizer has no %s token", jl_special_name((jl_special)s->special));
-        } else {
-            st = jl_tokenizer_encode(tok, s->text, s->len, 0, &piece, &np);
-        }
-        if (st == JL_OK && n + np > cap) {
-            while (n + np > cap) cap *= 2;
-            int32_t *ni = realloc(ids, sizeof *ids * cap);
-            if (ni) ids = ni;
-            uint8_t *nt = ni ? realloc(train, cap) : NULL;
-            if (nt) train = nt;
-            if (!ni || !nt) st = jl_fail(JL_ERR_NOMEM, "out of memory");
-        }
-        if (st == JL_OK) {
-            memcpy(ids + n, piece, sizeof *ids * np);
-            memset(train + n, s->trainable ? 1 : 0, np);
-            n += np;
-        }
-        if (piece != &one) free(piece);
-    }
-    if (st != JL_OK) {
-        free(ids);
-        free(train);
-        return st;
-    }
-    *ids_out = ids;
-    *train_out = train;
-    *n_out = n;
-    return JL_OK;
+    jl_status st = jl_chat_format_render(fmt, conv, seg);
+    return st != JL_OK ? st : jl_segments_encode(tok, seg, ids_out, train_out, n_out);
+}
+
+jl_status jl_sft_tokenize(const jl_tokenizer *tok, const jl_conversation *conv, jl_segments *seg, int32_t **ids_out,
+                          uint8_t **train_out, size_t *n_out) {
+    return jl_sft_tokenize_format(tok, NULL, conv, seg, ids_out, train_out, n_out);
 }
 
 void jl_sft_row(const int32_t *ids, const uint8_t *trainable, size_t n, int32_t pad, int32_t *tokens,
@@ -132,7 +99,8 @@ static int has_trainable_target(const uint8_t *train, size_t n) {
 }
 
 /* Tokenizes every conversation; `room` = tokens a row can hold + 1 (the last only as a target). */
-static jl_status build_examples(const jl_tokenizer *tok, const jl_sft_set *set, size_t room, int skip_overlong,
+static jl_status build_examples(const jl_tokenizer *tok, const jl_chat_format *fmt, const jl_sft_set *set, size_t room,
+                                int skip_overlong,
                                 example_set *out) {
     memset(out, 0, sizeof *out);
     size_t n = jl_sft_count(set);
@@ -143,7 +111,7 @@ static jl_status build_examples(const jl_tokenizer *tok, const jl_sft_set *set, 
     for (size_t i = 0; i < n && st == JL_OK; i++) {
         jl_conversation conv = jl_sft_get(set, i);
         example e;
-        if ((st = jl_sft_tokenize(tok, &conv, &seg, &e.ids, &e.train, &e.n)) != JL_OK) {
+        if ((st = jl_sft_tokenize_format(tok, fmt, &conv, &seg, &e.ids, &e.train, &e.n)) != JL_OK) {
             jl_fail_context(st, "conversation %zu", i + 1);
             break;
         }
@@ -474,13 +442,24 @@ static jl_status ss_restore_state(void *self, json_object *j) {
     return JL_OK;
 }
 
+/* The fine-tuned model; with a chat template of its own, the template (and its bos/eos) is kept in the file. */
+static jl_status save_model(const sft_stage *r, const char *path) {
+    if (jl_chat_format_is_builtin(r->o.chat)) return jl_save_model_file(r->m, r->tok, path);
+    jl_checkpoint ck = {.model = r->m, .chat_template = (char *)jl_chat_format_template(r->o.chat),
+                        .bos_token = (char *)jl_chat_format_bos(r->o.chat), .eos_token = (char *)jl_chat_format_eos(r->o.chat)};
+    jl_status st = jl_tokenizer_to_json(r->tok, &ck.tokenizer_json);
+    if (st == JL_OK) st = jl_checkpoint_save(path, &ck);
+    free(ck.tokenizer_json);
+    return st;
+}
+
 static jl_status ss_save_result(void *self, char *path, size_t size) {
     sft_stage *r = self;
     snprintf(path, size, "%s/%s", r->o.train.run.out_dir,
              r->lora ? "adapter.safetensors" : r->prompt ? "prompt.safetensors" : "model.safetensors");
     jl_status st = r->lora     ? jl_lora_save(r->lora, path, NULL)
                    : r->prompt ? jl_prompt_save(r->prompt, path, NULL)
-                               : jl_save_model_file(r->m, r->tok, path);
+                               : save_model(r, path);
     if (st == JL_OK) snprintf(r->rep->result_path, sizeof r->rep->result_path, "%s", path);
     return st;
 }
@@ -538,12 +517,12 @@ static jl_status check_opts(const jl_model *m, const jl_sft_opts *o, const jl_to
 /* Tokenized training and held-out conversations (the held-out ones from val_set or split off the end). */
 static jl_status sft_examples(sft_stage *r, const jl_sft_set *train, const jl_sft_set *val_set) {
     size_t room = (size_t)(r->o.T - r->prefix) + 1;
-    jl_status st = build_examples(r->tok, train, room, r->o.skip_overlong, &r->tr);
+    jl_status st = build_examples(r->tok, r->o.chat, train, room, r->o.skip_overlong, &r->tr);
     if (st != JL_OK) return st;
     if (r->tr.n == 0)
         return jl_fail(JL_ERR_ARG, "no training conversation left (%zu skipped: too long or nothing to learn)",
                        r->tr.skipped);
-    if (val_set && (st = build_examples(r->tok, val_set, room, r->o.skip_overlong, &r->va)) != JL_OK) return st;
+    if (val_set && (st = build_examples(r->tok, r->o.chat, val_set, room, r->o.skip_overlong, &r->va)) != JL_OK) return st;
     if (!val_set && r->o.val_fraction > 0 && (st = split_off(&r->tr, r->o.val_fraction, &r->va)) != JL_OK) return st;
     r->rep->examples = r->tr.n;
     r->rep->truncated = r->tr.truncated + r->va.truncated;

@@ -50,6 +50,14 @@ async function main() {
   assert.strictEqual(none.choices[0].message.tool_calls, undefined);
   assert.strictEqual(typeof none.choices[0].message.content, "string");
 
+  // bad tool fields: 400 naming the field
+  const bad = [[{ tools: [{ type: "function", function: {} }] }, "tools[0]"], [{ tools, tool_choice: "always" }, "tool_choice"],
+    [{ tools, tool_choice: { type: "function", function: { name: "nope" } } }, "tool_choice"],
+    [{ messages: [{ role: "user", content: "q" }, { role: "assistant", tool_calls: [] }] }, "messages[1].tool_calls"]];
+  for (const [extra, param] of bad)
+    await assert.rejects(client.chat.completions.create({ model, messages, max_tokens: 4, ...extra }),
+      e => e.status === 400 && e.param === param, JSON.stringify(extra));
+
   // the server's own tools: it runs the calculator and generates again (a longer prompt than the first round's)
   const server = new OpenAI({ baseURL: `http://127.0.0.1:${process.env.PORT2}/v1`, apiKey: "none", maxRetries: 0, timeout: 60000 });
   const own = await server.chat.completions.create({ model, messages: [{ role: "user", content: "3+4" }], temperature: 0, max_tokens: 20 });

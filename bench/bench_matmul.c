@@ -1,0 +1,107 @@
+/* The arithmetic yardsticks and the matrix-product kernels, measured in one run:
+ * - the peak probe (independent 512-bit FMAs for fp32, vdpbf16ps for bf16) for 1..max threads;
+ * - one product at the three orientations of a training step (forward out = x·wᵀ, backward dx = dy·w and
+ *   dw = dyᵀ·x; GPT-2's qkv projection over 1024 tokens: 1024×768×2304) through each kernel:
+ *   cblas_sgemm (OpenBLAS, core type printed), oneDNN fp32, oneDNN bf16 (the kernels jl_matmul_* use), and
+ *   OpenBLAS cblas_sbgemm where the installed OpenBLAS was built with it.
+ * GFLOP/s best of 10 after a warm-up, with the fraction of the probe's peak for the product's precision. */
+#include "core/kernels.h"
+#include "core/perf.h"
+#include "core/half.h"
+#include "core/timer.h"
+#include <cblas.h>
+#include <dlfcn.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+enum { M = 1024, K = 768, N = 2304, REPS = 10 };
+
+typedef void (*sbgemm_fn)(int, int, int, int, int, int, float, const uint16_t *, int, const uint16_t *, int, float,
+                          float *, int);
+
+typedef struct {
+    float *x, *w, *y, *dx, *dw, *dy;
+    uint16_t *xb, *wb;
+    sbgemm_fn sbgemm;
+} bufs;
+
+/* kind 0: forward, 1: dx, 2: dw. kernel 0: cblas_sgemm, 1: jl_matmul (current precision), 2: cblas_sbgemm. */
+static void once(bufs *b, int kind, int kernel) {
+    if (kernel == 1) {
+        if (kind == 0) jl_matmul_forward(b->y, b->x, b->w, NULL, M, K, N);
+        else if (kind == 1) jl_matmul_backward(b->dx, NULL, NULL, b->dy, b->x, b->w, M, K, N);
+        else jl_matmul_backward(NULL, b->dw, NULL, b->dy, b->x, b->w, M, K, N);
+    } else if (kernel == 0) {
+        if (kind == 0) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, b->x, K, b->w, K, 0, b->y, N);
+        else if (kind == 1)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, K, N, 1, b->dy, N, b->w, K, 1, b->dx, K);
+        else cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, N, K, M, 1, b->dy, N, b->x, K, 1, b->dw, K);
+    } else { /* forward only, inputs already bf16 (the conversion is not timed) */
+        b->sbgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1, b->xb, K, b->wb, K, 0, b->y, N);
+    }
+}
+
+static double gflops(bufs *b, int kind, int kernel) {
+    once(b, kind, kernel);
+    double best = 1e30;
+    for (int r = 0; r < REPS; r++) {
+        double t = jl_now();
+        once(b, kind, kernel);
+        t = jl_now() - t;
+        best = t < best ? t : best;
+    }
+    return 2.0 * M * N * K / best / 1e9;
+}
+
+static float *filled(size_t n, float step) {
+    float *p = malloc(n * sizeof *p);
+    if (!p) {
+        fprintf(stderr, "bench_matmul: out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) p[i] = (float)((int)(i % 13) - 6) * step;
+    return p;
+}
+
+int main(void) {
+    const int threads = omp_get_max_threads();
+    jl_peak peak = {0};
+    for (int t = 1; t <= threads; t++) {
+        omp_set_num_threads(t);
+        peak = jl_peak_probe();
+        printf("peak probe, %d thread%s: fp32 %.1f GFLOP/s (FMA), bf16 %.1f GFLOP/s (vdpbf16ps)%s\n", t,
+               t > 1 ? "s" : " ", peak.fp32, peak.bf16, jl_cpu_has_bf16() ? "" : " (no bf16 dot products)");
+    }
+    bufs b = {filled((size_t)M * K, 0.01f), filled((size_t)N * K, 0.02f), filled((size_t)M * N, 0),
+              filled((size_t)M * K, 0), filled((size_t)N * K, 0), filled((size_t)M * N, 0.03f), NULL, NULL, NULL};
+    b.sbgemm = (sbgemm_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "cblas_sbgemm");
+    printf("products %dx%dx%d, %d threads; OpenBLAS core %s; oneDNN fp32 %s, bf16 %s\n", M, K, N, threads,
+           jl_blas_core(), jl_matmul_impl(JL_PREC_FP32), jl_matmul_impl(JL_PREC_BF16));
+    const char *kinds[3] = {"forward y=x·wᵀ", "backward dx=dy·w", "backward dw=dyᵀ·x"};
+    for (int kind = 0; kind < 3; kind++) {
+        double s = gflops(&b, kind, 0);
+        jl_matmul_set_precision(JL_PREC_FP32);
+        double f = gflops(&b, kind, 1);
+        jl_matmul_set_precision(JL_PREC_BF16);
+        double h = gflops(&b, kind, 1);
+        jl_matmul_set_precision(JL_PREC_FP32);
+        printf("  %-18s cblas_sgemm %6.1f (%.2f of fp32 peak) | oneDNN fp32 %6.1f (%.2f) | oneDNN bf16 %6.1f "
+               "(%.2f of bf16 peak, conversion included) GFLOP/s\n", kinds[kind], s, s / peak.fp32, f,
+               f / peak.fp32, h, peak.bf16 > 0 ? h / peak.bf16 : 0);
+    }
+    if (b.sbgemm) {
+        b.xb = malloc((size_t)M * K * 2);
+        b.wb = malloc((size_t)N * K * 2);
+        if (!b.xb || !b.wb) return 1;
+        jl_f32_to_bf16_array(b.x, b.xb, (size_t)M * K);
+        jl_f32_to_bf16_array(b.w, b.wb, (size_t)N * K);
+        double g = gflops(&b, 0, 2);
+        printf("  forward, cblas_sbgemm (bf16 inputs given): %.1f GFLOP/s (%.2f of bf16 peak)\n", g,
+               peak.bf16 > 0 ? g / peak.bf16 : 0);
+    } else {
+        printf("  cblas_sbgemm: not in this OpenBLAS build (Debian's is built without BUILD_BFLOAT16)\n");
+    }
+    free(b.x); free(b.w); free(b.y); free(b.dx); free(b.dw); free(b.dy); free(b.xb); free(b.wb);
+    return 0;
+}
