@@ -46,5 +46,10 @@ printf '{"model":"m","prompt":["the cat","a dog"],"max_tokens":3,"logprobs":2,"e
 printf '{"model":"m","messages":[{"role":"user","content":"weather?"}],"tools":[{"type":"function","function":{"name":"get","parameters":{"type":"object"}}}],"tool_choice":"required"}' > "$work/tools.json"
 seed fuzz_serve_request "$work/chat.json" 000; seed fuzz_serve_request "$work/tools.json" 000
 seed fuzz_serve_request "$work/completion.json" 001
+# chat templates: ours (as HF exports it) and a few constructs
+printf '%s' "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}<|system|>{{ m['content'] }}<|end|>{% elif m['role'] == 'user' %}<|user|>{{ m['content'] | trim }}<|end|>{% else %}<|assistant|>{{ m.content }}<|end|>{% endif %}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}" > "$work/ours.jinja"
+printf '%s' "{%- set ns = namespace(n=0) -%}{%- for m in messages if m.role != 'system' -%}{%- set ns.n = ns.n + 1 -%}{{ loop.index }}:{{ m.content[:3] ~ '|' }}{%- endfor -%}{{ ns.n }}{{ tools | tojson }}{% macro f(x, y=2) %}{{ x * y }}{% endmacro %}{{ f(3) }}{{ range(3) | join(',') }}" > "$work/ns.jinja"
+printf '%s' "{% if messages|length > 9 %}{{ raise_exception('too many') }}{% endif %}{{ messages[-1]['content'].split(' ') | reverse | list }}" > "$work/raise.jinja"
+for f in "$work"/*.jinja; do seed fuzz_template "$f"; done
 n=$(find "$out/corpus" -type f | wc -l)
 echo "fuzz seeds: $n files in $out/corpus"
