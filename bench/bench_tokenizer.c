@@ -2,7 +2,7 @@
  *   bench_tokenizer [--text FILE] [--mb N] [--vocab N] [--pattern gpt2|cl100k|o200k] [--save tok.json]
  *                   [--encode tok.json]...
  * Without --text it generates N MB (default 16) of synthetic mixed English/Chinese/code text. It trains a
- * tokenizer of --vocab tokens (default 30000), then times encoding the whole text with it and with every
+ * tokenizer of --vocab tokens (default 30000; 0 = no training), then times encoding the whole text with it and with every
  * --encode tokenizer (best of 3). One result per line: "name: value unit". bench/bench_tokenizer.sh runs it beside
  * HF tokenizers. */
 #include "core/timer.h"
@@ -75,11 +75,13 @@ int main(int argc, char **argv) {
     jl_tokenizer *t;
     const char *texts[] = {text};
     double t0 = jl_now();
-    if (jl_tokenizer_train(texts, &len, 1, &o, &t) != JL_OK) return die("train");
-    printf("train %s vocab %ld: %.2f s\n", pattern, vocab, jl_now() - t0);
-    if (save && jl_tokenizer_save(t, save) != JL_OK) return die("save");
-    report_encode("trained", t, text, len, threads);
-    jl_tokenizer_free(t);
+    if (vocab > 0) { /* --vocab 0: only the --encode tokenizers */
+        if (jl_tokenizer_train(texts, &len, 1, &o, &t) != JL_OK) return die("train");
+        printf("train %s vocab %ld: %.2f s\n", pattern, vocab, jl_now() - t0);
+        if (save && jl_tokenizer_save(t, save) != JL_OK) return die("save");
+        report_encode("trained", t, text, len, threads);
+        jl_tokenizer_free(t);
+    }
     for (int k = 0; k < n_encode; k++) {
         if (jl_tokenizer_load(encode_paths[k], &t) != JL_OK) return die(encode_paths[k]);
         const char *base = strrchr(encode_paths[k], '/');

@@ -58,5 +58,47 @@ const [textPath, ...jsons] = process.argv.slice(2);
     console.log(`encode ${name} batch: ${(mb / tn).toFixed(1)} MB/s (${nn} tokens, ${tn.toFixed(3)} s)`);
   }
 })();' "$mods" "$work/text.txt" "${jsons[@]}" 2>/dev/null | grep -v '^[[:space:]]*$'  # HF training prints blank lines
+# The six model families' real tokenizer.json files (scripts/fetch_vocab.sh), JL_BENCH_FAMILY_MB MB (default 4) of
+# --world text (Chinese, Japanese, Korean, English, code, emoji, accents). HF is called as its users call it on
+# much text: encodeBatch of ~256 KB pieces cut at newlines (all threads); jielong: one encode call (all threads).
+if bash scripts/fetch_vocab.sh 2>/dev/null; then
+  fmb=${JL_BENCH_FAMILY_MB:-4}
+  "$build/jielong" tokenizer synth --world --seed 2 --bytes $((fmb << 20)) --output "$work/world.txt"
+  fams=()
+  for f in llama3 qwen3 deepseek_v3 gpt4o gemma3 llama2; do
+    ln -sf "$PWD/build/vocab/hf/$f/tokenizer.json" "$work/$f.json"; fams+=("$work/$f.json")
+  done
+  echo "-- six model families, $fmb MB of mixed text: jielong (bench_tokenizer --encode, all threads)"
+  "$build/bench/bench_tokenizer" --text "$work/world.txt" --vocab 0 $(printf -- '--encode %s ' "${fams[@]}") |
+    tee "$work/fam_ours.txt"
+  echo "-- the same with HF tokenizers (encodeBatch of ~256 KB pieces; encode of the whole text)"
+  node -e '
+  const fs = require("fs"), path = require("path");
+  const { Tokenizer } = require(process.argv[1] + "/tokenizers");
+  const [textPath, ...jsons] = process.argv.slice(2);
+  (async () => {
+    const text = fs.readFileSync(textPath, "utf8"), mb = Buffer.byteLength(text) / 1e6;
+    const pieces = [];
+    for (let s = 0; s < text.length;) {
+      let e = text.indexOf("\n", s + 262144);
+      e = e < 0 ? text.length : e + 1;
+      pieces.push(text.slice(s, e)); s = e;
+    }
+    for (const j of jsons) {
+      const tok = Tokenizer.fromFile(j), name = path.basename(j);
+      let best = 1e9, n = 0;
+      for (let r = 0; r < 2; r++) {
+        const t = process.hrtime.bigint();
+        n = (await tok.encodeBatch(pieces, { addSpecialTokens: false })).reduce((s, e) => s + e.getLength(), 0);
+        best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e9);
+      }
+      console.log(`encode ${name} batch: ${(mb / best).toFixed(1)} MB/s (${n} tokens, ${best.toFixed(3)} s)`);
+    }
+  })();' "$mods" "$work/world.txt" "${fams[@]}" | tee "$work/fam_hf.txt"
+  echo "-- jielong / HF (same run, same text; ours on all threads vs HF encodeBatch)"
+  awk '/threads: / { split($0, a, " "); ours[a[2]] = a[5] } /batch: / { split($0, a, " "); hf[a[2]] = a[4] }
+       END { for (k in hf) if (k in ours) printf "%s: %.1fx (%s vs %s MB/s)\n", k, ours[k] / hf[k], ours[k], hf[k] }' \
+    "$work/fam_ours.txt" "$work/fam_hf.txt" | sort
+fi
 echo "-- tokenizer.json compatibility with HF tokenizers"
 bash scripts/check_hf_tokenizers.sh

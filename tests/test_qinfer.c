@@ -491,7 +491,7 @@ static void test_cli_bad_gguf(void **s) {
     memcpy(name + strlen("blk.0.attn_q.weight") + 4 + 16, &q4_1, 4);
     write_bytes(bad, copy, n);
     snprintf(args, sizeof args, "generate --model %s --prompt x", bad);
-    expect_cli(args, 2, "type 3 unsupported");
+    expect_cli(args, 2, "type q4_1 (3) is not supported");
     free(copy);
     free(bytes);
     /* flags */

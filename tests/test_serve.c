@@ -48,12 +48,12 @@ typedef struct {
     int port;
 } server;
 
-/* Starts `jielong serve --model M --port 0 EXTRA` and reads the port from its first line (10 s at most). */
-static server start_server(const char *extra) {
+/* Starts `jielong serve --model MODEL --port 0 EXTRA` and reads the port from its first line (20 s at most). */
+static server start_server_on(const char *model, const char *extra) {
     const char *bin = getenv("JL_BIN");
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "exec %s serve --model %s --port 0 --threads 2 %s 2>>%s", bin ? bin : "build/jielong",
-             model_path(), extra, tmp_path("serve.err"));
+             model, extra, tmp_path("serve.err"));
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
@@ -79,6 +79,8 @@ static server start_server(const char *extra) {
     assert_true(s.port > 0);
     return s;
 }
+
+static server start_server(const char *extra) { return start_server_on(model_path(), extra); }
 
 /* SIGTERM, then the exit status within `bound` seconds (-1 if it had to be killed). */
 static int stop_server(server s, double bound) {
@@ -244,6 +246,34 @@ static void test_sigterm_with_stream(void **state) {
     free(out);
 }
 
+/* A model that carries its own (ChatML-like) Jinja chat template: the server renders messages with it. With the
+ * byte tokenizer every byte of the rendered prompt is one token, so usage.prompt_tokens is its length. */
+static void test_model_chat_template(void **state) {
+    (void)state;
+    static const char tmpl[] = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+                               "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+    static const char rendered[] = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n";
+    jl_checkpoint ck;
+    assert_int_equal(jl_checkpoint_load(model_path(), &ck), JL_OK);
+    ck.chat_template = strdup(tmpl);
+    const char *path = tmp_path("templated.safetensors");
+    assert_int_equal(jl_checkpoint_save(path, &ck), JL_OK);
+    jl_checkpoint_free(&ck);
+    char cmd[1024];
+    server s = start_server_on(path, "--parallel 1");
+    snprintf(cmd, sizeof cmd,
+             "curl -s http://127.0.0.1:%d/v1/chat/completions -d '{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+             "\"max_tokens\":1}' > %s", s.port, tmp_path("tmpl.json"));
+    int rc = system(cmd);
+    assert_int_equal(stop_server(s, 15), 0);
+    assert_int_equal(rc, 0);
+    json_object *o = json_object_from_file(tmp_path("tmpl.json")), *usage, *pt;
+    assert_non_null(o);
+    assert_true(json_object_object_get_ex(o, "usage", &usage) && json_object_object_get_ex(usage, "prompt_tokens", &pt));
+    assert_int_equal(json_object_get_int(pt), (int)strlen(rendered));
+    json_object_put(o);
+}
+
 static void test_bad_flags(void **state) {
     (void)state;
     char args[1200];
@@ -263,6 +293,7 @@ int main(void) {
         cmocka_unit_test(test_load_and_faults),
         cmocka_unit_test(test_browser_page),
         cmocka_unit_test(test_sigterm_with_stream),
+        cmocka_unit_test(test_model_chat_template),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

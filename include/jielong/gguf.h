@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum { JL_GGML_F32 = 0, JL_GGML_F16 = 1, JL_GGML_Q4_0 = 2, JL_GGML_Q8_0 = 8 } jl_ggml_type;
+typedef enum { JL_GGML_F32 = 0, JL_GGML_F16 = 1, JL_GGML_Q4_0 = 2, JL_GGML_Q8_0 = 8, JL_GGML_BF16 = 30 } jl_ggml_type;
 
 jl_status jl_ggml_type_parse(const char *name, jl_ggml_type *out); /* "f32" | "f16" | "q8_0" | "q4_0" */
 const char *jl_ggml_type_name(jl_ggml_type t);
@@ -68,6 +68,9 @@ jl_status jl_gguf_get_str(const jl_gguf *g, const char *key, const char **s, siz
 jl_status jl_gguf_get_arr(const jl_gguf *g, const char *key, jl_gguf_vtype *elem, uint64_t *n);
 const char *jl_gguf_arr_str(const jl_gguf *g, const char *key, uint64_t i, size_t *len); /* NULL if not one */
 int32_t jl_gguf_arr_i32(const jl_gguf *g, const char *key, uint64_t i);                  /* 0 if not one */
+float jl_gguf_arr_f32(const jl_gguf *g, const char *key, uint64_t i);                    /* 0 if not one */
+/* ggml's name of a tensor type number ("q4_K", "iq2_xs", ...), or NULL if unknown. */
+const char *jl_ggml_type_name_any(uint32_t type);
 
 int jl_gguf_tensor_count(const jl_gguf *g);
 const jl_gguf_tensor *jl_gguf_tensor_at(const jl_gguf *g, int i);

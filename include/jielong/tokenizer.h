@@ -34,15 +34,22 @@ int32_t jl_tokenizer_special(const jl_tokenizer *t, const char *name); /* "<|bos
  * (HF TemplateProcessing "single", e.g. Llama 2's <s> before the text); none for jielong's own tokenizers. */
 void jl_tokenizer_template(const jl_tokenizer *t, const int32_t **prefix, size_t *n_prefix, const int32_t **suffix,
                            size_t *n_suffix);
+/* Whether text may be encoded in pieces at all (see jl_tokenizer_safe_cut); 0 for pipelines that act on a whole
+ * segment (Llama 2's Prepend, Strip, Metaspace, unknown regexes). */
+int jl_tokenizer_splittable(const jl_tokenizer *t);
+/* The largest p in (0, len) where encoding text[0..p) and the rest separately gives the ids of the whole text,
+ * whatever follows: just after "x\n" (x printable ASCII) before an ASCII letter or digit; 0 if there is none or
+ * the tokenizer is not splittable. */
+size_t jl_tokenizer_safe_cut(const jl_tokenizer *t, const char *text, size_t len);
 /* The pre-tokenizer regex (PCRE2 syntax) this tokenizer splits text with. */
 const char *jl_tokenizer_pattern(const jl_tokenizer *t);
 void jl_tokenizer_free(jl_tokenizer *t);
 
 /* ---- pre-tokenizer patterns ---- */
-typedef enum { JL_PATTERN_GPT2, JL_PATTERN_CL100K, JL_PATTERN_O200K, JL_PATTERN_HAN } jl_pattern_kind;
-/* The regex of GPT-2 (r50k), GPT-4 (cl100k) or GPT-4o (o200k). */
+typedef enum { JL_PATTERN_GPT2, JL_PATTERN_CL100K, JL_PATTERN_O200K, JL_PATTERN_HAN, JL_PATTERN_QWEN2 } jl_pattern_kind;
+/* The regex of GPT-2 (r50k), GPT-4 (cl100k), GPT-4o (o200k), or Qwen 2/3 (cl100k with single digits). */
 const char *jl_tokenizer_pattern_text(jl_pattern_kind kind);
-/* "gpt2" | "r50k" | "p50k" | "cl100k" | "o200k" | "han" (cl100k with one piece per Han character) → kind;
+/* "gpt2" | "r50k" | "p50k" | "cl100k" | "o200k" | "qwen2" | "han" (cl100k with one piece per Han character) → kind;
  * -1 if unknown. */
 int jl_tokenizer_pattern_by_name(const char *name);
 

@@ -1,6 +1,7 @@
 /* jielong serve: loads a model (safetensors or GGUF, optional adapter) and serves the OpenAI-compatible API and the
  * chat page until SIGINT/SIGTERM (src/serve). */
 #include "cli/infer_cli.h"
+#include "jielong/chat_format.h"
 #include "serve/serve.h"
 #include "jielong/rag.h"
 #include "jielong/tools.h"
@@ -102,9 +103,12 @@ int cmd_serve(int argc, char **argv) {
     }
     jl_session_free(s.session);
     s.session = NULL;
-    st = serve_ready(srv, s.ck.model, s.qw, s.tok, NULL);
+    jl_chat_format *fmt = NULL;
+    st = jl_chat_format_from_checkpoint(&s.ck, &fmt); /* the model's own chat template, if it has one */
+    if (st == JL_OK) st = serve_ready(srv, s.ck.model, s.qw, s.tok, fmt, NULL);
     if (st != JL_OK) {
         serve_stop(srv, 0.0);
+        jl_chat_format_free(fmt);
         infer_setup_free(&s);
         jl_toolbox_free(tb);
         jl_index_close(ix);
@@ -122,6 +126,7 @@ int cmd_serve(int argc, char **argv) {
     sigwait(&set, &sig);
     fprintf(stderr, "jielong serve: %s: stopping (running requests get %.0f s)\n", sig == SIGINT ? "SIGINT" : "SIGTERM", grace);
     serve_stop(srv, grace);
+    jl_chat_format_free(fmt);
     infer_setup_free(&s);
     jl_toolbox_free(tb);
     jl_index_close(ix);

@@ -190,14 +190,12 @@ static void emit_ids(FILE *f, const jl_tokenizer *tok, const int32_t *ids, size_
 
 enum { STREAM_PIECE = 1 << 20 };
 
-/* How much of buf[0..n) stdin encoding may take now: up to just after the last '\n' that a non-space byte
- * follows (no shipped pre-tokenizer pattern joins a newline run and the next word, and no special token holds
- * a newline, so the ids equal those of the whole text), else, with a full buffer (a line over 1 MiB, e.g.
- * /dev/zero), up to the last UTF-8 character start; 0 = read more first. */
-static size_t stream_cut(const char *b, size_t n, int full) {
-    for (size_t i = n; i >= 2; i--)
-        if (b[i - 2] == '\n' && !isspace((unsigned char)b[i - 1])) return i - 1;
-    if (!full) return 0;
+/* How much of buf[0..n) stdin encoding may take now: up to a cut the tokenizer says leaves the ids as those of
+ * the whole text (jl_tokenizer_safe_cut), else, with a full buffer (a line over 1 MiB, e.g. /dev/zero), up to the
+ * last UTF-8 character start; 0 = read more first. */
+static size_t stream_cut(const jl_tokenizer *tok, const char *b, size_t n, int full) {
+    size_t cut = jl_tokenizer_safe_cut(tok, b, n);
+    if (cut || !full) return cut;
     size_t i = n;
     while (i > 1 && ((unsigned char)b[i - 1] & 0xC0) == 0x80) i--;
     return i > 1 ? i - 1 : n;
@@ -216,7 +214,7 @@ static jl_status encode_stdin(const jl_tokenizer *tok, int allow_special, int sh
         if (got < 0) st = jl_fail(JL_ERR_IO, "stdin: read failed: %s", strerror(errno));
         eof = got <= 0;
         n += got > 0 ? (size_t)got : 0;
-        size_t cut = eof ? n : stream_cut(buf, n, n == cap);
+        size_t cut = eof ? n : stream_cut(tok, buf, n, n == cap);
         if (st != JL_OK || cut == 0) continue;
         int32_t *ids = NULL;
         size_t n_ids = 0;
@@ -263,10 +261,12 @@ static int cmd_encode(int argc, char **argv) {
     size_t n_pre = 0, n_post = 0;
     if (st == JL_OK && add_special) jl_tokenizer_template(tok, &pre, &n_pre, &post, &n_post);
     if (st == JL_OK) emit_ids(f, tok, pre, n_pre, show, &first); /* the post-processor template around the text */
-    if (st == JL_OK && inputs.n == 0) st = encode_stdin(tok, allow_special, show, f, &first);
-    if (st == JL_OK && inputs.n > 0) st = read_inputs(&inputs, &text, &len);
-    if (st == JL_OK && inputs.n > 0) st = jl_tokenizer_encode(tok, text, len, allow_special, &ids, &n);
-    if (st == JL_OK && inputs.n > 0) emit_ids(f, tok, ids, n, show, &first);
+    /* stdin in pieces when the tokenizer allows cuts; otherwise (Llama 2's Prepend, ...) all of it at once */
+    const int whole = inputs.n > 0 || (tok && !jl_tokenizer_splittable(tok));
+    if (st == JL_OK && !whole) st = encode_stdin(tok, allow_special, show, f, &first);
+    if (st == JL_OK && whole) st = read_inputs(&inputs, &text, &len);
+    if (st == JL_OK && whole) st = jl_tokenizer_encode(tok, text, len, allow_special, &ids, &n);
+    if (st == JL_OK && whole) emit_ids(f, tok, ids, n, show, &first);
     if (st == JL_OK) emit_ids(f, tok, post, n_post, show, &first);
     if (st == JL_OK && !show && !first) fputc('\n', f);
     if (st == JL_OK && (fflush(f) != 0 || ferror(f)))

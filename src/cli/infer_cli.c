@@ -19,7 +19,7 @@ void infer_flags_defaults(infer_flags *f) {
 
 int infer_opts(infer_flags *f, cli_opt *o) {
     const cli_opt shared[INFER_NOPTS] = {
-        {"model", OPT_STR, &f->model, "model: checkpoint (.safetensors from jielong pretrain/sft/...) or .gguf from jielong quantize", NO_RANGE, 1},
+        {"model", OPT_STR, &f->model, "model: checkpoint (.safetensors from jielong pretrain/sft/...) or .gguf (jielong quantize/export, or llama.cpp's: llama, qwen2, gpt2)", NO_RANGE, 1},
         {"tokenizer", OPT_STR, &f->tokenizer, "tokenizer.json (default: the one stored in the checkpoint)", NO_RANGE, 0},
         {"max-new-tokens|max-tokens", OPT_INT, &f->max_tokens, "new tokens at most (default 256)", 1, 1 << 24, 0},
         {"temperature", OPT_FLOAT, &f->temperature, "sampling temperature, 0 = greedy (default 0.8)", 0, 1000, 0},

@@ -106,32 +106,8 @@ char *jl_segments_text(const jl_segments *s) {
     return text;
 }
 
-/* The same template as Jinja (HF tokenizer_config.json, GGUF tokenizer.chat_template), tools included: the
- * <tools> block ends the system turn (one is opened when there is none), an assistant's tool_calls follow its
- * content as <tool_call>{"name":…,"arguments":…}</tool_call>, a tool message is a user turn in <tool_response>. */
 const char *jl_chat_template_jinja(void) {
-    return "{{ bos_token }}"
-           "{%- set tool_block = namespace(text='') -%}"
-           "{%- if tools -%}{%- for t in tools -%}"
-           "{%- set f = t.function if t.function is defined else t -%}"
-           "{%- set tool_block.text = tool_block.text + (f | tojson(separators=(',', ':'))) + '\n' -%}"
-           "{%- endfor -%}{%- set tool_block.text = '<tools>\n' + tool_block.text + '</tools>' -%}{%- endif -%}"
-           "{%- if tool_block.text and (not messages or messages[0]['role'] != 'system') -%}"
-           "{{ '<|system|>' + tool_block.text + '<|end|>' }}{%- endif -%}"
-           "{%- for message in messages -%}"
-           "{%- if message['role'] == 'system' -%}"
-           "{{ '<|system|>' + message['content'] + ('\n\n' + tool_block.text if tool_block.text and message['content'] "
-           "else tool_block.text) + '<|end|>' }}"
-           "{%- elif message['role'] == 'tool' -%}"
-           "{{ '<|user|><tool_response>' + message['content'] + '</tool_response><|end|>' }}"
-           "{%- elif message['role'] == 'assistant' -%}"
-           "{{ '<|assistant|>' + (message['content'] or '') }}"
-           "{%- for c in (message.tool_calls if message.tool_calls is defined and message.tool_calls else []) -%}"
-           "{%- set a = c.function.arguments -%}"
-           "{{ '<tool_call>{\"name\":' + (c.function.name | tojson) + ',\"arguments\":' + "
-           "(a if a is string else (a | tojson(separators=(',', ':')))) + '}</tool_call>' }}"
-           "{%- endfor -%}{{ '<|end|>' }}"
-           "{%- else -%}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{%- endif -%}"
-           "{%- endfor -%}"
-           "{%- if add_generation_prompt -%}{{ '<|assistant|>' }}{%- endif -%}";
+    return "{{ bos_token }}{% for message in messages %}"
+           "{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endfor %}"
+           "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
 }

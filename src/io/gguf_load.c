@@ -4,6 +4,7 @@
  * so undoing the writer's Q/K row permutation (GGML's interleaved RoPE pairs → rotate_half) is a copy of whole
  * quantised rows, and the packed qkv / [gate; up] matrices are the file's tensors stacked row-wise. */
 #include "infer/qweights.h"
+#include "io/gguf_foreign.h"
 #include "io/gguf_names.h"
 #include "jielong/gguf.h"
 #include "model/model.h"
@@ -31,9 +32,16 @@ static char *dup_meta(const jl_gguf *g, const char *key) {
     return strndup(s, len);
 }
 
-static jl_status load_config(const jl_gguf *g, const char *path, jl_config *cfg) {
+/* *foreign = 1: a file without jielong.config (written by llama.cpp's tools), read from its architecture keys. */
+static jl_status load_config(const jl_gguf *g, const char *path, jl_config *cfg, int *foreign, int *unpermute) {
     const char *arch;
     size_t len;
+    *foreign = 0;
+    *unpermute = 1;
+    if (jl_gguf_find(g, JL_GGUF_KEY_CONFIG) < 0) {
+        *foreign = 1;
+        return jl_gguf_foreign_config(g, path, cfg, unpermute);
+    }
     if (jl_gguf_find(g, "general.architecture") < 0 || jl_gguf_get_str(g, "general.architecture", &arch, &len) != JL_OK)
         return jl_fail(JL_ERR_FORMAT, "%s: no general.architecture string", path);
     int llama = len == 5 && memcmp(arch, "llama", 5) == 0, gpt2 = len == 4 && memcmp(arch, "gpt2", 4) == 0;
@@ -171,26 +179,28 @@ static jl_status check_layout(const jl_gguf *g, const char *path, const jl_confi
 
 /* Tensor i of the model from its GGUF counterpart, found by name and checked against the config. */
 static jl_status load_tensor(const jl_gguf *g, const char *path, jl_model *m, int i, jl_qweights *qw,
-                             jl_lin_slot *slots, int *slot_kind) {
+                             jl_lin_slot *slots, int *slot_kind, int unpermute) {
     const jl_tensor_info *t = &m->tensors[i];
     char name[96];
     int heads = 0;
     const jl_gguf_tensor *gt = NULL;
     jl_status st = find_tensor(g, path, &m->cfg, t, name, &heads, &gt);
     if (st != JL_OK) return st;
+    if (!unpermute) heads = 0; /* qwen2 files keep HF's rotate_half order */
     const int64_t rows = t->ndim == 2 ? t->rows_saved : 1, cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
     st = copy_tensor(path, name, m, i, qw, slots, slot_kind, gt, heads, rows, cols);
     jl_gguf_tensor_release(g, gt); /* the model holds its own copy now: the file's pages need not stay resident */
     return st;
 }
 
-static jl_status load_tensors(const jl_gguf *g, const char *path, jl_model *m, jl_qweights *qw, int *any_quantised) {
+static jl_status load_tensors(const jl_gguf *g, const char *path, jl_model *m, jl_qweights *qw, int *any_quantised,
+                              int unpermute) {
     const int n = jl_qweights_n_slots(m);
     jl_lin_slot *slots = malloc(sizeof *slots * (size_t)n);
     int *kind = calloc((size_t)n, sizeof *kind);
     jl_status st = slots && kind ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
     if (st == JL_OK) jl_qweights_slots(m, qw, slots);
-    for (int i = 0; st == JL_OK && i < m->n_tensors; i++) st = load_tensor(g, path, m, i, qw, slots, kind);
+    for (int i = 0; st == JL_OK && i < m->n_tensors; i++) st = load_tensor(g, path, m, i, qw, slots, kind, unpermute);
     *any_quantised = qw->embed.data != NULL;
     for (int i = 0; st == JL_OK && i < n; i++) *any_quantised |= kind[i] == 1;
     free(slots);
@@ -206,19 +216,23 @@ jl_status jl_gguf_load_model(const char *path, int dequantise, jl_checkpoint *ck
     if (st != JL_OK) return st;
     jl_config cfg;
     jl_qweights *w = NULL;
-    int any_quantised = 0;
-    st = load_config(g, path, &cfg);
+    int any_quantised = 0, foreign = 0, unpermute = 1;
+    st = load_config(g, path, &cfg, &foreign, &unpermute);
     backing_ctx bc = {g, &cfg};
     if (st == JL_OK) st = check_layout(g, path, &cfg);
     if (st == JL_OK) st = jl_model_new_partial(&cfg, dequantise ? NULL : quantised_only, &bc, &ck->model);
     if (st == JL_OK) st = jl_qweights_empty(ck->model, &w);
-    if (st == JL_OK) st = load_tensors(g, path, ck->model, w, &any_quantised);
+    if (st == JL_OK) st = load_tensors(g, path, ck->model, w, &any_quantised, unpermute);
     if (st == JL_OK) st = jl_model_check_finite(ck->model, path);
     if (st == JL_OK) {
         ck->tokenizer_json = dup_meta(g, JL_GGUF_KEY_TOKENIZER);
         ck->chat_template = dup_meta(g, JL_GGUF_KEY_CHAT_TEMPLATE);
         ck->bos_token = dup_meta(g, JL_GGUF_KEY_BOS_TOKEN);
         ck->eos_token = dup_meta(g, JL_GGUF_KEY_EOS_TOKEN);
+        if (foreign && !ck->chat_template) ck->chat_template = dup_meta(g, "tokenizer.chat_template"); /* its own */
+        if (foreign && !ck->tokenizer_json) st = jl_gguf_foreign_tokenizer(g, path, &ck->tokenizer_json);
+        if (foreign && !ck->bos_token) ck->bos_token = jl_gguf_foreign_token(g, "tokenizer.ggml.bos_token_id");
+        if (foreign && !ck->eos_token) ck->eos_token = jl_gguf_foreign_token(g, "tokenizer.ggml.eos_token_id");
     }
     jl_gguf_close(g);
     if (st != JL_OK || !any_quantised) jl_qweights_free(w);

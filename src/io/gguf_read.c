@@ -122,6 +122,7 @@ static size_t type_row_bytes(jl_ggml_type t, int64_t ne0, int *ok) {
     case JL_GGML_F16: return (size_t)ne0 * 2;
     case JL_GGML_Q8_0: *ok = ne0 % JL_QK == 0; return (size_t)(ne0 / JL_QK) * sizeof(jl_block_q8_0);
     case JL_GGML_Q4_0: *ok = ne0 % JL_QK == 0; return (size_t)(ne0 / JL_QK) * sizeof(jl_block_q4_0);
+    case JL_GGML_BF16: return (size_t)ne0 * 2;
     }
     *ok = 0;
     return 0;
@@ -151,9 +152,14 @@ static jl_status read_tensor_info(cursor *c, jl_gguf_tensor *t, uint64_t *offset
     if ((st = rd(c, &type, 4, "type")) != JL_OK || (st = rd(c, offset, 8, "offset")) != JL_OK) return st;
     int ok;
     size_t rb = type_row_bytes((jl_ggml_type)type, t->ne[0], &ok);
-    if (!ok)
-        return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s': type %u unsupported or ne[0] %lld not a whole number of blocks",
-                       c->path, t->name, type, (long long)t->ne[0]);
+    if (!ok) {
+        const char *tn = jl_ggml_type_name_any(type);
+        if ((type == JL_GGML_Q8_0 || type == JL_GGML_Q4_0))
+            return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s': ne[0] %lld is not a whole number of blocks", c->path,
+                           t->name, (long long)t->ne[0]);
+        return jl_fail(JL_ERR_FORMAT, "%s: tensor '%s': type %s (%u) is not supported (f32, f16, bf16, q8_0, q4_0; "
+                       "requantize it with llama.cpp's llama-quantize)", c->path, t->name, tn ? tn : "unknown", type);
+    }
     t->type = (jl_ggml_type)type;
     t->nbytes = rb * (size_t)(count / (uint64_t)t->ne[0]);
     return JL_OK;
@@ -368,6 +374,22 @@ int32_t jl_gguf_arr_i32(const jl_gguf *g, const char *key, uint64_t i) {
     return v;
 }
 
+float jl_gguf_arr_f32(const jl_gguf *g, const char *key, uint64_t i) {
+    int k = jl_gguf_find(g, key);
+    if (k < 0 || g->kv[k].type != JL_GGUF_ARRAY || g->kv[k].elem != JL_GGUF_F32 || i >= g->kv[k].n) return 0;
+    float v;
+    memcpy(&v, g->map + g->kv[k].value + 4 * i, 4);
+    return v;
+}
+
+const char *jl_ggml_type_name_any(uint32_t type) {
+    static const char *const names[] = {
+        "f32", "f16", "q4_0", "q4_1", NULL, NULL, "q5_0", "q5_1", "q8_0", "q8_1", "q2_K", "q3_K", "q4_K", "q5_K",
+        "q6_K", "q8_K", "iq2_xxs", "iq2_xs", "iq3_xxs", "iq1_s", "iq4_nl", "iq3_s", "iq2_s", "iq4_xs", "i8", "i16",
+        "i32", "i64", "f64", "iq1_m", "bf16", NULL, NULL, NULL, "tq1_0", "tq2_0"};
+    return type < sizeof names / sizeof names[0] ? names[type] : NULL;
+}
+
 int jl_gguf_tensor_count(const jl_gguf *g) { return g->n_tensors; }
 const jl_gguf_tensor *jl_gguf_tensor_at(const jl_gguf *g, int i) { return i >= 0 && i < g->n_tensors ? &g->tensors[i] : NULL; }
 
@@ -390,5 +412,13 @@ void jl_gguf_tensor_f32(const jl_gguf_tensor *t, float *dst) {
         break;
     case JL_GGML_Q8_0: jl_dequantize_matrix(JL_QTYPE_Q8_0, t->data, dst, rows, cols); break;
     case JL_GGML_Q4_0: jl_dequantize_matrix(JL_QTYPE_Q4_0, t->data, dst, rows, cols); break;
+    case JL_GGML_BF16:
+        for (int64_t i = 0; i < rows * cols; i++) {
+            uint16_t h;
+            memcpy(&h, (const char *)t->data + 2 * i, 2);
+            uint32_t u = (uint32_t)h << 16;
+            memcpy(&dst[i], &u, 4);
+        }
+        break;
     }
 }

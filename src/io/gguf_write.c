@@ -29,6 +29,7 @@ const char *jl_ggml_type_name(jl_ggml_type t) {
     case JL_GGML_F16: return "f16";
     case JL_GGML_Q8_0: return "q8_0";
     case JL_GGML_Q4_0: return "q4_0";
+    case JL_GGML_BF16: return "bf16";
     }
     return "?";
 }

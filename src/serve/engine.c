@@ -1,5 +1,6 @@
 /* The serving engine (see engine.h). */
 #include "serve/engine.h"
+#include "jielong/chat_format.h"
 #include "core/timer.h"
 #include "model/lora.h"
 #include "model/model.h"
@@ -55,34 +56,22 @@ static jl_status append_ids(int32_t **out, size_t *n, size_t *cap, const int32_t
     return JL_OK;
 }
 
-jl_status serve_render_chat(const jl_tokenizer *tok, const jl_turn *turns, int n_turns, int32_t **ids, int *n) {
+jl_status serve_render_chat(const jl_chat_format *fmt, const jl_tokenizer *tok, const jl_turn *turns,
+                            int n_turns, int32_t **ids, int *n) {
     *ids = NULL;
     *n = 0;
     jl_conversation conv = {turns, n_turns};
     jl_segments seg = {0};
-    jl_status st = jl_chat_render_generation(&conv, &seg);
-    int32_t *out = NULL;
-    size_t len = 0, cap = 0;
-    for (size_t i = 0; st == JL_OK && i < seg.n; i++) {
-        const jl_segment *g = &seg.items[i];
-        if (g->special >= 0) {
-            int32_t one = jl_tokenizer_special(tok, g->text);
-            st = one < 0 ? jl_fail(JL_ERR_ARG, "the tokenizer has no %s token: not a chat model", g->text)
-                         : append_ids(&out, &len, &cap, &one, 1);
-        } else {
-            int32_t *piece = NULL;
-            size_t k = 0;
-            st = jl_tokenizer_encode(tok, g->text, g->len, 0, &piece, &k);
-            if (st == JL_OK) st = append_ids(&out, &len, &cap, piece, k);
-            free(piece);
-        }
-    }
+    jl_status st = jl_chat_format_render_generation(fmt, &conv, &seg);
+    size_t len = 0;
+    if (st == JL_OK) st = jl_segments_encode(tok, &seg, ids, NULL, &len);
     jl_segments_free(&seg);
+    if (st == JL_OK && len > (size_t)1 << 30) st = jl_fail(JL_ERR_ARG, "the rendered conversation is too long");
     if (st != JL_OK) {
-        free(out);
+        free(*ids);
+        *ids = NULL;
         return st;
     }
-    *ids = out;
     *n = (int)len;
     return JL_OK;
 }
@@ -132,7 +121,7 @@ static jl_status append_forced(const serve_engine *e, const serve_params *p, int
 }
 
 static jl_status prompt_ids(const serve_engine *e, const serve_params *p, int k, int32_t **ids, int *n) {
-    jl_status st = p->kind == SERVE_CHAT ? serve_render_chat(e->o.tok, p->turns, p->n_turns, ids, n)
+    jl_status st = p->kind == SERVE_CHAT ? serve_render_chat(e->o.fmt, e->o.tok, p->turns, p->n_turns, ids, n)
                                          : jl_encode_prompt(e->o.tok, p->prompts[k], ids, n);
     if (st == JL_OK && p->kind == SERVE_CHAT) st = append_forced(e, p, ids, n);
     return st == JL_OK ? with_placeholders(e, ids, n) : st;
@@ -142,7 +131,13 @@ static jl_status choice_init(const serve_engine *e, const serve_params *p, serve
     jl_sampler_params sp = p->sampling;
     sp.seed += (uint64_t)index;
     jl_status st = jl_sampler_new(&sp, e->o.model->cfg.vocab_size, &c->smp);
-    if (st == JL_OK) st = jl_textstream_new((const char *const *)p->stops, p->n_stops, &c->ts);
+    /* a chat answer also ends at the model's end-of-turn marker when its template writes one (e.g. <|im_end|>) */
+    const char *stops[SERVE_MAX_STOPS + 8];
+    const char *const *fmt_stops = NULL;
+    int n_stops = 0, n_fmt = p->kind == SERVE_CHAT ? jl_chat_format_stops(e->o.fmt, &fmt_stops) : 0;
+    for (int i = 0; i < p->n_stops; i++) stops[n_stops++] = p->stops[i];
+    for (int i = 0; i < n_fmt && i < 8; i++) stops[n_stops++] = fmt_stops[i];
+    if (st == JL_OK) st = jl_textstream_new(stops, n_stops, &c->ts);
     c->slot = -1;
     return st;
 }

@@ -61,6 +61,7 @@ typedef struct {
     const jl_qweights *qw;
     const jl_tokenizer *tok;
     int parallel, context, threads, max_queue, chunk;
+    const struct jl_chat_format *fmt; /* the model's chat template, or NULL for jielong's own */
 } serve_engine_opts;
 
 typedef struct {
@@ -91,8 +92,8 @@ const jl_tokenizer *serve_engine_tokenizer(const serve_engine *e);
 int serve_engine_context(const serve_engine *e);
 int serve_engine_vocab(const serve_engine *e);
 
-/* The chat template's rendering of messages into token ids (malloc'd). The one place to switch to the model's
- * own template later. */
-jl_status serve_render_chat(const jl_tokenizer *tok, const jl_turn *turns, int n_turns, int32_t **ids, int *n);
+/* Messages rendered into token ids (malloc'd) with the model's chat format (fmt NULL: jielong's own template). */
+jl_status serve_render_chat(const struct jl_chat_format *fmt, const jl_tokenizer *tok, const jl_turn *turns,
+                            int n_turns, int32_t **ids, int *n);
 
 #endif

@@ -920,12 +920,13 @@ jl_status serve_listen(const serve_opts *o, serve_server **out) {
 }
 
 jl_status serve_ready(serve_server *s, const jl_model *model, const jl_qweights *qw, const jl_tokenizer *tok,
-                      const char *model_name) {
+                      const struct jl_chat_format *fmt, const char *model_name) {
     s->o.model = model;
     s->o.qw = qw;
     s->o.tok = tok;
     if (model_name) s->o.model_name = model_name;
-    serve_engine_opts eo = {model, qw, tok, s->o.parallel, s->o.context, s->o.threads, s->o.max_queue, s->o.chunk};
+    s->o.chat_format = fmt;
+    serve_engine_opts eo = {model, qw, tok, s->o.parallel, s->o.context, s->o.threads, s->o.max_queue, s->o.chunk, fmt};
     jl_status st = serve_engine_start(&eo, &s->engine);
     if (st == JL_OK) atomic_store(&s->ready, 1);
     return st;
@@ -934,7 +935,7 @@ jl_status serve_ready(serve_server *s, const jl_model *model, const jl_qweights 
 jl_status serve_start(const serve_opts *o, serve_server **out) {
     jl_status st = serve_listen(o, out);
     if (st != JL_OK) return st;
-    st = serve_ready(*out, o->model, o->qw, o->tok, o->model_name);
+    st = serve_ready(*out, o->model, o->qw, o->tok, o->chat_format, o->model_name);
     if (st != JL_OK) {
         serve_stop(*out, 0.0);
         *out = NULL;

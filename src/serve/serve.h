@@ -11,6 +11,7 @@ typedef struct {
     const jl_model *model;     /* borrowed, with its adapter attached if any */
     const jl_qweights *qw;     /* or NULL */
     const jl_tokenizer *tok;
+    const struct jl_chat_format *chat_format; /* the model's chat template (jl_chat_format_from_checkpoint), NULL = ours */
     const char *model_name;    /* the id /v1/models lists */
     const char *host;          /* "127.0.0.1" by default */
     int port;                  /* 0: any free port (serve_port tells which) */
@@ -36,7 +37,7 @@ jl_status serve_start(const serve_opts *o, serve_server **out);
 jl_status serve_listen(const serve_opts *o, serve_server **out);
 /* The model is loaded: starts the engine (the server keeps the borrowed pointers). */
 jl_status serve_ready(serve_server *s, const jl_model *model, const jl_qweights *qw, const jl_tokenizer *tok,
-                      const char *model_name);
+                      const struct jl_chat_format *fmt, const char *model_name);
 int serve_port(const serve_server *s);
 /* Stops accepting, lets running requests finish for up to grace_s seconds (then cuts them), frees everything. */
 void serve_stop(serve_server *s, double grace_s);

@@ -131,6 +131,17 @@ static size_t next_safe_split(const char *s, size_t from, size_t len) {
     return len;
 }
 
+int jl_tokenizer_splittable(const jl_tokenizer *t) { return t->parallel_safe; }
+
+size_t jl_tokenizer_safe_cut(const jl_tokenizer *t, const char *s, size_t len) {
+    if (!t->parallel_safe) return 0;
+    for (size_t i = len; i-- > 2;)
+        if (s[i - 1] == '\n' && is_ascii_alnum((unsigned char)s[i]) && (unsigned char)s[i - 2] > ' ' &&
+            (unsigned char)s[i - 2] < 0x7F)
+            return i;
+    return 0;
+}
+
 typedef struct {
     tok_unit *v;
     size_t n, cap;

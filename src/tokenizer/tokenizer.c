@@ -21,6 +21,8 @@ static const char *const patterns[] = {
         "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*"
         "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
         "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+    [JL_PATTERN_QWEN2] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+                         "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
     [JL_PATTERN_HAN] = "\\p{Han}|(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[^\\P{L}\\p{Han}]+|\\p{N}{1,3}|"
                        " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
 };
@@ -35,6 +37,7 @@ int jl_tokenizer_pattern_by_name(const char *name) {
     if (!strcmp(name, "cl100k") || !strcmp(name, "gpt4")) return JL_PATTERN_CL100K;
     if (!strcmp(name, "o200k") || !strcmp(name, "gpt4o")) return JL_PATTERN_O200K;
     if (!strcmp(name, "han")) return JL_PATTERN_HAN;
+    if (!strcmp(name, "qwen2") || !strcmp(name, "qwen3")) return JL_PATTERN_QWEN2;
     return -1;
 }
 

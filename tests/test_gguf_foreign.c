@@ -1,0 +1,359 @@
+/* GGUF files as llama.cpp's tools write them — no jielong.* keys — load: the config from the architecture's keys
+ * (llama with GGML's Q/K row order, qwen2 with HF's order and q/k/v biases), the tokenizer from tokenizer.ggml.*
+ * (gpt2 = byte-level BPE, llama = SentencePiece from tokens + scores + types), f32 and bf16 tensors; another tensor
+ * type is an error naming it. The files are written here by a small GGUF writer of the test's own, from the
+ * tensors and keys of a GGUF that jl_export_gguf wrote (llama.cpp's names and layout), minus jielong's keys. */
+#include "testutil.h"
+#include "core/rng.h"
+#include "io/fileio.h"
+#include "io/gguf_foreign.h"
+#include "jielong/gguf.h"
+#include "jielong/tokenizer.h"
+#include "model/model.h"
+#include "tokenizer/synth.h"
+#include <json-c/json.h>
+#include <math.h>
+
+/* ---- a minimal GGUF v3 writer ---- */
+typedef struct {
+    FILE *f;
+} gw;
+
+static void w_u32(gw *w, uint32_t v) { fwrite(&v, 4, 1, w->f); }
+static void w_u64(gw *w, uint64_t v) { fwrite(&v, 8, 1, w->f); }
+static void w_str(gw *w, const char *s, size_t n) {
+    w_u64(w, n);
+    fwrite(s, 1, n, w->f);
+}
+
+typedef struct {
+    const char *arch_from, *arch_to; /* rename "<from>.*" keys and general.architecture */
+    int bf16;                         /* 2-D f32 tensors become bf16 */
+    int bad_type;                     /* > 0: the first 2-D tensor gets this type number */
+    int to_hf_order;                  /* undo the Q/K permutation (qwen2 files keep HF's order) */
+    int n_head, n_kv_head;
+} rewrite_opts;
+
+static void copy_kv(gw *w, const jl_gguf *g, int i, const rewrite_opts *o) {
+    const char *key = jl_gguf_kv_key(g, i);
+    char name[256];
+    size_t fl = o->arch_from ? strlen(o->arch_from) : 0;
+    if (fl && !strncmp(key, o->arch_from, fl) && key[fl] == '.') snprintf(name, sizeof name, "%s%s", o->arch_to, key + fl);
+    else snprintf(name, sizeof name, "%s", key);
+    jl_gguf_vtype t = jl_gguf_kv_type(g, i);
+    w_str(w, name, strlen(name));
+    w_u32(w, (uint32_t)t);
+    uint32_t u;
+    float f;
+    int b;
+    const char *s;
+    size_t len;
+    jl_gguf_vtype elem;
+    uint64_t n;
+    switch (t) {
+    case JL_GGUF_U32: jl_gguf_get_u32(g, key, &u); w_u32(w, u); break;
+    case JL_GGUF_F32: jl_gguf_get_f32(g, key, &f); fwrite(&f, 4, 1, w->f); break;
+    case JL_GGUF_BOOL: jl_gguf_get_bool(g, key, &b); fputc(b, w->f); break;
+    case JL_GGUF_STRING:
+        jl_gguf_get_str(g, key, &s, &len);
+        if (!strcmp(key, "general.architecture") && o->arch_to) w_str(w, o->arch_to, strlen(o->arch_to));
+        else w_str(w, s, len);
+        break;
+    case JL_GGUF_ARRAY:
+        jl_gguf_get_arr(g, key, &elem, &n);
+        w_u32(w, (uint32_t)elem);
+        w_u64(w, n);
+        for (uint64_t k = 0; k < n; k++) {
+            if (elem == JL_GGUF_STRING) {
+                s = jl_gguf_arr_str(g, key, k, &len);
+                w_str(w, s, len);
+            } else if (elem == JL_GGUF_I32) {
+                int32_t v = jl_gguf_arr_i32(g, key, k);
+                fwrite(&v, 4, 1, w->f);
+            } else fail_msg("array %s of type %d", key, elem);
+        }
+        break;
+    default: fail_msg("key %s of type %d", key, t);
+    }
+}
+
+static int is_jielong_key(const char *k) { return !strncmp(k, "jielong.", 8); }
+
+/* Rows of GGML's interleaved pairs back to HF's halves, per head of hs rows. */
+static void to_hf_rows(float *dst, const float *src, int heads, int64_t rows, int64_t cols) {
+    const int64_t hs = rows / heads;
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t h = r / hs, k = r % hs, ours = h * hs + (k % 2) * (hs / 2) + k / 2;
+        memcpy(dst + ours * cols, src + r * cols, (size_t)cols * sizeof *dst);
+    }
+}
+
+static void rewrite(const char *src_path, const char *dst_path, const rewrite_opts *o) {
+    jl_gguf *g;
+    assert_int_equal(jl_gguf_open(src_path, &g), JL_OK);
+    gw w = {fopen(dst_path, "wb")};
+    assert_non_null(w.f);
+    int n_kv = 0, nt = jl_gguf_tensor_count(g);
+    for (int i = 0; i < jl_gguf_kv_count(g); i++) n_kv += !is_jielong_key(jl_gguf_kv_key(g, i));
+    fwrite("GGUF", 1, 4, w.f);
+    w_u32(&w, 3);
+    w_u64(&w, (uint64_t)nt);
+    w_u64(&w, (uint64_t)n_kv);
+    for (int i = 0; i < jl_gguf_kv_count(g); i++)
+        if (!is_jielong_key(jl_gguf_kv_key(g, i))) copy_kv(&w, g, i, o);
+    /* tensor data: f32 (converted from whatever the source holds), or bf16 */
+    float **data = calloc((size_t)nt, sizeof *data);
+    size_t *bytes = calloc((size_t)nt, sizeof *bytes);
+    uint32_t *types = calloc((size_t)nt, sizeof *types);
+    uint64_t off = 0;
+    int bad_done = 0;
+    for (int i = 0; i < nt; i++) {
+        const jl_gguf_tensor *t = jl_gguf_tensor_at(g, i);
+        size_t n = (size_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
+        data[i] = malloc(n * sizeof(float));
+        jl_gguf_tensor_f32(t, data[i]);
+        int q = strstr(t->name, "attn_q.") != NULL, k = strstr(t->name, "attn_k.") != NULL;
+        if (o->to_hf_order && (q || k)) {
+            float *tmp = malloc(n * sizeof(float));
+            int rows = t->n_dims == 2 ? (int)t->ne[1] : (int)t->ne[0];
+            to_hf_rows(tmp, data[i], q ? o->n_head : o->n_kv_head, rows, t->n_dims == 2 ? t->ne[0] : 1);
+            free(data[i]);
+            data[i] = tmp;
+        }
+        types[i] = JL_GGML_F32;
+        bytes[i] = n * 4;
+        if (o->bf16 && t->n_dims == 2) {
+            types[i] = JL_GGML_BF16;
+            bytes[i] = n * 2;
+        }
+        if (o->bad_type && t->n_dims == 2 && !bad_done) {
+            types[i] = (uint32_t)o->bad_type;
+            bad_done = 1;
+        }
+        w_str(&w, t->name, strlen(t->name));
+        w_u32(&w, (uint32_t)t->n_dims);
+        for (int d = 0; d < t->n_dims; d++) w_u64(&w, (uint64_t)t->ne[d]);
+        w_u32(&w, types[i]);
+        w_u64(&w, off);
+        off += (bytes[i] + 31) / 32 * 32;
+    }
+    while (ftell(w.f) % 32) fputc(0, w.f);
+    for (int i = 0; i < nt; i++) {
+        size_t n = bytes[i] / (types[i] == JL_GGML_BF16 ? 2 : 4);
+        if (types[i] == JL_GGML_BF16)
+            for (size_t j = 0; j < n; j++) {
+                uint32_t u;
+                memcpy(&u, &data[i][j], 4);
+                uint16_t h = (uint16_t)(u >> 16);
+                fwrite(&h, 2, 1, w.f);
+            }
+        else fwrite(data[i], 4, n, w.f);
+        for (size_t p = bytes[i]; p % 32; p++) fputc(0, w.f);
+        free(data[i]);
+    }
+    free(data);
+    free(bytes);
+    free(types);
+    fclose(w.f);
+    jl_gguf_close(g);
+}
+
+/* ---- models ---- */
+static jl_model *random_model(jl_arch arch, int qkv_bias, uint64_t seed) {
+    jl_config c;
+    jl_config_from_depth(&c, arch, 2, 300, 32);
+    c.dim = 64;
+    c.n_head = 4;
+    c.n_kv_head = arch == JL_ARCH_GPT2 ? 4 : 2;
+    c.hidden_dim = 96;
+    c.tie_embeddings = arch == JL_ARCH_GPT2;
+    c.qkv_bias = qkv_bias;
+    assert_int_equal(jl_config_finish(&c), JL_OK);
+    jl_model *m;
+    assert_int_equal(jl_model_new(&c, &m), JL_OK);
+    jl_rng rng;
+    jl_rng_seed(&rng, seed);
+    for (int i = 0; i < m->n_tensors; i++) { /* the saved rows: padding rows of the vocabulary stay zero */
+        const jl_tensor_info *t = &m->tensors[i];
+        size_t cols = t->ndim == 2 ? (size_t)t->shape[1] : 1;
+        for (size_t j = 0; j < (size_t)t->rows_saved * cols; j++) m->params[t->offset + j] = 0.1f * jl_rng_normal(&rng);
+    }
+    return m;
+}
+
+static char *trained_tokenizer(void) {
+    static const char *text = "the cat sat on the mat; the dog sat on the log. 床前明月光，疑是地上霜。";
+    jl_train_opts o = {.vocab_size = 280};
+    const char *texts[] = {text};
+    size_t lens[] = {strlen(text)};
+    jl_tokenizer *t;
+    assert_int_equal(jl_tokenizer_train(texts, lens, 1, &o, &t), JL_OK);
+    char *json;
+    assert_int_equal(jl_tokenizer_to_json(t, &json), JL_OK);
+    jl_tokenizer_free(t);
+    return json;
+}
+
+static void same_encoding(const char *json_a, const char *json_b, const char *text) {
+    jl_tokenizer *a, *b;
+    assert_int_equal(jl_tokenizer_from_json(json_a, strlen(json_a), &a), JL_OK);
+    if (jl_tokenizer_from_json(json_b, strlen(json_b), &b) != JL_OK) fail_msg("%s", jl_last_error());
+    int32_t *ia, *ib;
+    size_t na, nb;
+    assert_int_equal(jl_tokenizer_encode(a, text, strlen(text), 1, &ia, &na), JL_OK);
+    assert_int_equal(jl_tokenizer_encode(b, text, strlen(text), 1, &ib, &nb), JL_OK);
+    assert_int_equal(na, nb);
+    assert_memory_equal(ia, ib, na * sizeof *ia);
+    free(ia);
+    free(ib);
+    jl_tokenizer_free(a);
+    jl_tokenizer_free(b);
+}
+
+/* Exports a model, rewrites the file as llama.cpp would have it, loads it back. */
+static void round_trip(jl_arch arch, int qkv_bias, const rewrite_opts *o, float tol) {
+    jl_checkpoint ck = {.model = random_model(arch, qkv_bias, 5), .tokenizer_json = trained_tokenizer()};
+    const char *ours = tmp_path("ours.gguf");
+    char foreign[512];
+    snprintf(foreign, sizeof foreign, "%s", tmp_path("foreign.gguf"));
+    assert_int_equal(jl_export_gguf(&ck, ours, JL_GGML_F32), JL_OK);
+    rewrite(ours, foreign, o);
+    jl_checkpoint back;
+    jl_qweights *qw;
+    if (jl_gguf_load_model(foreign, 1, &back, &qw) != JL_OK) fail_msg("%s", jl_last_error());
+    assert_null(qw);
+    if (!jl_config_equal(&ck.model->cfg, &back.model->cfg)) {
+        char *a, *b;
+        jl_config_to_json(&ck.model->cfg, &a);
+        jl_config_to_json(&back.model->cfg, &b);
+        fail_msg("config %s, file gives %s", a, b);
+    }
+    for (size_t j = 0; j < ck.model->n_params; j++)
+        if (fabsf(ck.model->params[j] - back.model->params[j]) > tol * (fabsf(ck.model->params[j]) + 1e-3f))
+            fail_msg("parameter %zu: %g, file gives %g", j, ck.model->params[j], back.model->params[j]);
+    assert_non_null(back.tokenizer_json);
+    same_encoding(ck.tokenizer_json, back.tokenizer_json, "the cat sat on the log.\n 床前明月光 12345 <|end|>");
+    assert_non_null(back.chat_template); /* tokenizer.chat_template, the model's own */
+    jl_checkpoint_free(&back);
+    jl_checkpoint_free(&ck);
+}
+
+static void test_llama_file(void **s) {
+    (void)s;
+    rewrite_opts o = {0};
+    round_trip(JL_ARCH_LLAMA, 0, &o, 0);
+}
+
+static void test_qwen2_file(void **s) {
+    (void)s;
+    rewrite_opts o = {.arch_from = "llama", .arch_to = "qwen2", .to_hf_order = 1, .n_head = 4, .n_kv_head = 2};
+    round_trip(JL_ARCH_LLAMA, 1, &o, 0);
+}
+
+static void test_gpt2_bf16_file(void **s) {
+    (void)s;
+    rewrite_opts o = {.bf16 = 1};
+    round_trip(JL_ARCH_GPT2, 0, &o, 1.0f / 128);
+}
+
+static void test_other_types_are_named(void **s) {
+    (void)s;
+    jl_checkpoint ck = {.model = random_model(JL_ARCH_LLAMA, 0, 5), .tokenizer_json = trained_tokenizer()};
+    char foreign[512];
+    assert_int_equal(jl_export_gguf(&ck, tmp_path("ours.gguf"), JL_GGML_F32), JL_OK);
+    snprintf(foreign, sizeof foreign, "%s", tmp_path("q4k.gguf"));
+    rewrite_opts o = {.bad_type = 12};
+    rewrite(tmp_path("ours.gguf"), foreign, &o);
+    jl_checkpoint back;
+    jl_qweights *qw;
+    assert_int_equal(jl_gguf_load_model(foreign, 0, &back, &qw), JL_ERR_FORMAT);
+    if (!strstr(jl_last_error(), "q4_K")) fail_msg("'%s' does not name q4_K", jl_last_error());
+    jl_checkpoint_free(&ck);
+}
+
+/* A SentencePiece (tokenizer.ggml.model "llama") tokenizer as llama.cpp's converter lays it out for Llama 2 —
+ * tokens, scores (here: the rank of the merge that makes each token, negated), token types — encodes like Llama
+ * 2's own tokenizer.json. */
+static void test_sentencepiece_tokenizer(void **s) {
+    (void)s;
+    char tj[1024];
+    snprintf(tj, sizeof tj, "%s", root_path("build/vocab/hf/llama2/tokenizer.json"));
+    json_object *root = json_object_from_file(tj), *model, *vocab, *merges, *added;
+    if (!root) fail_msg("%s is missing: run scripts/fetch_vocab.sh — not skipping", tj);
+    assert_true(json_object_object_get_ex(root, "model", &model));
+    assert_true(json_object_object_get_ex(model, "vocab", &vocab));
+    assert_true(json_object_object_get_ex(model, "merges", &merges));
+    assert_true(json_object_object_get_ex(root, "added_tokens", &added));
+    int n = json_object_object_length(vocab);
+    const char **tok = calloc((size_t)n, sizeof *tok);
+    float *score = calloc((size_t)n, sizeof *score);
+    int32_t *type = calloc((size_t)n, sizeof *type);
+    json_object_object_foreach(vocab, key, val) {
+        int id = json_object_get_int(val);
+        tok[id] = key;
+        type[id] = strlen(key) == 6 && !strncmp(key, "<0x", 3) ? 6 : 1;
+        score[id] = -1e9f;
+    }
+    for (size_t m = 0; m < json_object_array_length(merges); m++) { /* "a b" → the token ab gets -rank */
+        const char *ms = json_object_get_string(json_object_array_get_idx(merges, m)), *sp = strchr(ms, ' ');
+        char buf[256];
+        snprintf(buf, sizeof buf, "%.*s%s", (int)(sp - ms), ms, sp + 1);
+        json_object *id;
+        if (json_object_object_get_ex(vocab, buf, &id) && score[json_object_get_int(id)] < -1e8f)
+            score[json_object_get_int(id)] = -(float)m;
+    }
+    for (size_t k = 0; k < json_object_array_length(added); k++) {
+        json_object *a = json_object_array_get_idx(added, k), *id;
+        json_object_object_get_ex(a, "id", &id);
+        type[json_object_get_int(id)] = json_object_get_int(id) == 0 ? 2 : 3;
+    }
+    gw w = {fopen(tmp_path("spm.gguf"), "wb")};
+    fwrite("GGUF", 1, 4, w.f);
+    w_u32(&w, 3);
+    w_u64(&w, 0);
+    w_u64(&w, 6);
+    w_str(&w, "general.architecture", 20); w_u32(&w, JL_GGUF_STRING); w_str(&w, "llama", 5);
+    w_str(&w, "tokenizer.ggml.model", 20); w_u32(&w, JL_GGUF_STRING); w_str(&w, "llama", 5);
+    w_str(&w, "tokenizer.ggml.tokens", 21); w_u32(&w, JL_GGUF_ARRAY); w_u32(&w, JL_GGUF_STRING); w_u64(&w, (uint64_t)n);
+    for (int i = 0; i < n; i++) w_str(&w, tok[i], strlen(tok[i]));
+    w_str(&w, "tokenizer.ggml.scores", 21); w_u32(&w, JL_GGUF_ARRAY); w_u32(&w, JL_GGUF_F32); w_u64(&w, (uint64_t)n);
+    fwrite(score, 4, (size_t)n, w.f);
+    w_str(&w, "tokenizer.ggml.token_type", 25); w_u32(&w, JL_GGUF_ARRAY); w_u32(&w, JL_GGUF_I32); w_u64(&w, (uint64_t)n);
+    fwrite(type, 4, (size_t)n, w.f);
+    w_str(&w, "tokenizer.ggml.bos_token_id", 27); w_u32(&w, JL_GGUF_U32); w_u32(&w, 1);
+    while (ftell(w.f) % 32) fputc(0, w.f);
+    fclose(w.f);
+    jl_gguf *g;
+    assert_int_equal(jl_gguf_open(tmp_path("spm.gguf"), &g), JL_OK);
+    char *json;
+    if (jl_gguf_foreign_tokenizer(g, "spm.gguf", &json) != JL_OK) fail_msg("%s", jl_last_error());
+    jl_gguf_close(g);
+    char *text, *orig;
+    size_t len, olen;
+    assert_int_equal(jl_read_file(tj, &orig, &olen), JL_OK);
+    assert_int_equal(jl_synth_mixed(9, 60000, 0, &text, &len), JL_OK);
+    same_encoding(orig, json, text);
+    jl_tokenizer *t;
+    assert_int_equal(jl_tokenizer_from_json(json, strlen(json), &t), JL_OK);
+    const int32_t *pre, *post;
+    size_t np, nq;
+    jl_tokenizer_template(t, &pre, &np, &post, &nq);
+    assert_int_equal(np, 1);
+    assert_int_equal(pre[0], 1); /* <s> before the text, as llama.cpp adds it */
+    jl_tokenizer_free(t);
+    free(text);
+    free(orig);
+    free(json);
+    free(tok);
+    free(score);
+    free(type);
+    json_object_put(root);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_llama_file), cmocka_unit_test(test_qwen2_file), cmocka_unit_test(test_gpt2_bf16_file),
+        cmocka_unit_test(test_other_types_are_named), cmocka_unit_test(test_sentencepiece_tokenizer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
