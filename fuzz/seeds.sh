@@ -40,5 +40,16 @@ seed fuzz_vocab_import "$work/bytes.tiktoken" 001
 printf '{"a":0,"b":1,"ab":2,"\\u0120":3}\000#version: 0.2\na b\n' > "$work/gpt2.pair"
 seed fuzz_vocab_import "$work/gpt2.pair" 000
 seed fuzz_vocab_import "$fx/bad.tiktoken" 001
+# server request bodies (first byte: 0 chat, 1 completions)
+printf '{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}],"max_tokens":5,"stream":true,"stream_options":{"include_usage":true},"temperature":0.7,"stop":["\\n"],"n":2}' > "$work/chat.json"
+printf '{"model":"m","prompt":["the cat","a dog"],"max_tokens":3,"logprobs":2,"echo":true,"seed":3}' > "$work/completion.json"
+printf '{"model":"m","messages":[{"role":"user","content":"weather?"}],"tools":[{"type":"function","function":{"name":"get","parameters":{"type":"object"}}}],"tool_choice":"required"}' > "$work/tools.json"
+seed fuzz_serve_request "$work/chat.json" 000; seed fuzz_serve_request "$work/tools.json" 000
+seed fuzz_serve_request "$work/completion.json" 001
+# chat templates: ours (as HF exports it) and a few constructs
+printf '%s' "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}<|system|>{{ m['content'] }}<|end|>{% elif m['role'] == 'user' %}<|user|>{{ m['content'] | trim }}<|end|>{% else %}<|assistant|>{{ m.content }}<|end|>{% endif %}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}" > "$work/ours.jinja"
+printf '%s' "{%- set ns = namespace(n=0) -%}{%- for m in messages if m.role != 'system' -%}{%- set ns.n = ns.n + 1 -%}{{ loop.index }}:{{ m.content[:3] ~ '|' }}{%- endfor -%}{{ ns.n }}{{ tools | tojson }}{% macro f(x, y=2) %}{{ x * y }}{% endmacro %}{{ f(3) }}{{ range(3) | join(',') }}" > "$work/ns.jinja"
+printf '%s' "{% if messages|length > 9 %}{{ raise_exception('too many') }}{% endif %}{{ messages[-1]['content'].split(' ') | reverse | list }}" > "$work/raise.jinja"
+for f in "$work"/*.jinja; do seed fuzz_template "$f"; done
 n=$(find "$out/corpus" -type f | wc -l)
 echo "fuzz seeds: $n files in $out/corpus"

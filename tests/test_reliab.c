@@ -404,6 +404,44 @@ static void test_full_disk_during_writes(void **state) {
     }
 }
 
+/* ---------------------------------------------------------------- sft --eval-every 0 (defect 15) */
+
+/* With periodic evaluation off, the report still compares the held-out loss before and after training (it used
+ * to print the first value twice: "2.7063 -> 2.7063" while the loss fell to 1.83). */
+static void test_sft_eval_every_0_reports_the_final_loss(void **state) {
+    (void)state;
+    const char *corpus = tmp_path("e0_corpus.txt"), *tok = tmp_path("e0_tok.json"), *data = tmp_path("e0.jsonl");
+    write_corpus(corpus, 400);
+    char args[4096];
+    snprintf(args, sizeof args, "tokenizer train --input %s --vocab-size 300 --output %s --quiet", corpus, tok);
+    assert_int_equal(run_cli(args, NULL), 0);
+    snprintf(args, sizeof args, "pretrain --data %s --tokenizer %s --out %s --depth 1 --dim 32 --context 32 --steps 1 "
+             "--batch-size 1 --eval-every 0 --save-every 0 --threads 1", corpus, tok, tmp_path("e0_base"));
+    assert_int_equal(run_cli(args, NULL), 0);
+    FILE *f = fopen(data, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 40; i++)
+        fputs("{\"messages\":[{\"role\":\"user\",\"content\":\"the cat\"},{\"role\":\"assistant\",\"content\":"
+              "\"sees the moon\"}]}\n", f);
+    fclose(f);
+    const char *log = tmp_path("e0.log");
+    snprintf(args, sizeof args, "sft --model %s/model.safetensors --data %s --steps 30 --batch-size 4 --threads 1 "
+             "--out %s --eval-every 0 --val-fraction 0.2 --lr 3e-3", tmp_path("e0_base"), data, tmp_path("e0_out"));
+    assert_int_equal(run_cli(args, log), 0);
+    f = fopen(log, "r");
+    assert_non_null(f);
+    char line[1024];
+    double first = 0, last = 0;
+    int found = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "val_loss ");
+        if (p && strstr(line, "->") && sscanf(p, "val_loss %lf -> %lf", &first, &last) == 2) found = 1;
+    }
+    fclose(f);
+    assert_true(found);
+    assert_true(last < first - 0.5); /* the model learnt the one answer: the report shows it */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sampler_nan_logits_give_an_error),
@@ -413,6 +451,7 @@ int main(void) {
         cmocka_unit_test(test_encode_stdin_equals_whole_file),
         cmocka_unit_test(test_kill9_during_writes),
         cmocka_unit_test(test_full_disk_during_writes),
+        cmocka_unit_test(test_sft_eval_every_0_reports_the_final_loss),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,7 +42,7 @@ typedef struct {
                               * run.resume: out_dir/checkpoint.safetensors (same method, batch, steps, lr, seed) */
     jl_sft_method method;
     int T;
-    int eval_batches;        /* batches per held-out evaluation (0 = the whole set) */
+    int eval_batches;        /* batches per held-out evaluation (default 100; 0 = the whole set) */
     double val_fraction;     /* without a held-out set: the last share of the conversations is held out */
     int skip_overlong;       /* conversations longer than the row: 0 = truncate (warned, counted), 1 = skip */
     jl_lora_opts lora;
@@ -52,6 +52,8 @@ typedef struct {
     int train_head;            /* freeze: final norm + lm head train */
     const char *freeze_layers; /* freeze: these blocks are frozen, everything else trains */
     int packing;               /* 1 (default): several conversations per row (exact, see above); 0: one per row */
+    jl_progress_fn progress;   /* may be NULL: "encode" done/total conversations while the set-up tokenizes them */
+    void *progress_user;
     const jl_chat_format *chat; /* the model's chat format (NULL = built-in): renders the conversations and is
                                    saved with a full model */
 } jl_sft_opts;

@@ -17,6 +17,14 @@ static void print_bytes(const char *label, double bytes) {
     fprintf(stderr, "%s%sB", label, buf);
 }
 
+/* The set-up's progress: conversations tokenized; the bar ends when the first one is drawn complete. */
+static void on_encode(void *user, const char *phase, double done, double total) {
+    cli_progress *p = user;
+    (void)phase;
+    cli_progress_update(p, done, NULL);
+    if (done >= total) cli_progress_finish(p, "encoded");
+}
+
 int cmd_sft(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *val = NULL, *method = "full", *overlong = "truncate", *packing = "on";
     int skip_bad = 0, threads = 0;
@@ -38,7 +46,7 @@ int cmd_sft(int argc, char **argv) {
         {"packing", OPT_STR, &packing, "on (default): conversations packed into rows by best fit, each attending only "
                                        "to itself with its own positions (exact: the same loss as one per row, "
                                        "every method); off: one conversation per row, padded", NO_RANGE, 0},
-        {"eval-batches", OPT_I32, &o.eval_batches, "batches per held-out evaluation (0 = all)", 0, 1000000, 0},
+        {"eval-batches", OPT_I32, &o.eval_batches, "batches per held-out evaluation (0 = the whole held-out set)", 0, 1000000, 0},
         {"lora-rank", OPT_I32, &o.lora.rank, "lora: rank r (default 8; raise it, e.g. 32, when the adapter underfits: held-out loss well above full SFT's)", 1, 4096, 0},
         {"lora-alpha", OPT_F32, &o.lora.alpha, "lora: alpha; scale = alpha / r", 1e-6, 1e6, 0},
         {"lora-dropout", OPT_F32, &o.lora.dropout, "lora: dropout on the adapter input", 0, 0.99, 0},
@@ -86,6 +94,10 @@ int cmd_sft(int argc, char **argv) {
         cli_precision_report("sft", &o.train.run);
         cli_train_view v;
         jl_sft_report rep;
+        cli_progress enc;
+        cli_progress_start(&enc, "sft: encoding", (double)jl_sft_count(train), "conversations");
+        o.progress = on_encode;
+        o.progress_user = &enc;
         cli_train_view_start(&v, "sft", o.train.run.steps, NULL);
         jl_chat_format *fmt = NULL; /* the model's own chat template (an imported model), else the built-in one */
         st = jl_chat_format_from_checkpoint(&ck, &fmt);

@@ -12,6 +12,7 @@ typedef struct {
     double total;        /* <= 0: unknown (no bar, percentage or ETA) */
     double done;
     double start, last_draw;
+    double base;         /* done at `start`: the rate and ETA count only what was done since (cli_progress_restart) */
     double min_interval; /* seconds between two draws: 0.1 on a terminal, 5 otherwise */
     int tty;
     int drawn;           /* something was drawn (a redraw needs \r first) */
@@ -19,6 +20,9 @@ typedef struct {
 
 void cli_progress_start(cli_progress *p, const char *label, double total, const char *unit);
 void cli_progress_update(cli_progress *p, double done, const char *extra);
+/* Starts the clock again from `done` (e.g. when set-up ends and the first step arrives, or a resumed run's first
+ * step): rate and ETA then measure the work itself, not what came before it. */
+void cli_progress_restart(cli_progress *p, double done);
 /* Prints one message line (printf-style) above the bar, which is redrawn under it on the next update. */
 void cli_progress_note(cli_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Draws the final state and ends the line. */

@@ -119,6 +119,10 @@ void cli_train_on_event(void *user, const jl_train_event *ev) {
     char buf[256] = "";
     if (ev->kind == JL_EV_EVAL) note_eval(v, ev);
     if (ev->kind == JL_EV_STEP) note_step(v, ev);
+    if (!v->clocked) { /* set-up (encoding, packing, the step-0 evaluation) ended: time the steps alone */
+        v->clocked = 1;
+        cli_progress_restart(&v->bar, (double)(ev->kind == JL_EV_STEP ? ev->step - 1 : ev->step));
+    }
     switch (ev->kind) {
     case JL_EV_SKIP: cli_progress_note(&v->bar, "step %ld skipped: %s", ev->step, ev->text); return;
     case JL_EV_SAVE: cli_progress_note(&v->bar, "step %ld: saved %s", ev->step, ev->path); return;

@@ -70,6 +70,7 @@ typedef struct {
     long total;              /* steps of the run (the summary's windows are its first and last tenth) */
     cli_summary_key held[CLI_SUMMARY_KEYS], steps[CLI_SUMMARY_KEYS]; /* the before → after summary */
     int n_held, n_steps;
+    int clocked;             /* the bar's clock was restarted at the first step (set-up is not in the ETA) */
 } cli_train_view;
 void cli_train_view_start(cli_train_view *v, const char *stage, long steps, const char *const *show);
 void cli_train_on_event(void *user, const jl_train_event *ev);

@@ -157,7 +157,7 @@ static jl_status check_conversation(const jl_conversation *conv) {
     if (!conv || conv->n_turns < 0 || (conv->n_turns > 0 && !conv->turns))
         return jl_fail(JL_ERR_ARG, "chat template: no conversation");
     for (int i = 0; i < conv->n_turns; i++)
-        if (!conv->turns[i].content || conv->turns[i].role < JL_ROLE_SYSTEM || conv->turns[i].role > JL_ROLE_ASSISTANT)
+        if (!conv->turns[i].content || conv->turns[i].role < JL_ROLE_SYSTEM || conv->turns[i].role > JL_ROLE_TOOL)
             return jl_fail(JL_ERR_ARG, "chat template: turn %d has no content or an unknown role", i);
     return JL_OK;
 }

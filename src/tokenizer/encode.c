@@ -2,6 +2,7 @@
  * Large texts are cut at safe newlines and the pieces encoded on all OpenMP threads, results joined in order. */
 #include "tokenizer/pipeline.h"
 #include <omp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -14,9 +15,25 @@ typedef struct {
 
 static _Thread_local regex_state tls_regex;
 
+/* A thread that encoded frees its state when it exits (a server encodes on one thread per connection). */
+static pthread_key_t regex_key;
+static pthread_once_t regex_key_once = PTHREAD_ONCE_INIT;
+
+static void regex_state_free(void *p) {
+    regex_state *r = p;
+    pcre2_match_data_free(r->md);
+    pcre2_match_context_free(r->mc);
+    pcre2_jit_stack_free(r->stack);
+    memset(r, 0, sizeof *r);
+}
+
+static void regex_key_make(void) { pthread_key_create(&regex_key, regex_state_free); }
+
 static jl_status regex_state_get(regex_state **out) {
     regex_state *r = &tls_regex;
     if (!r->md) {
+        pthread_once(&regex_key_once, regex_key_make);
+        pthread_setspecific(regex_key, r);
         r->md = pcre2_match_data_create(1, NULL);
         r->mc = pcre2_match_context_create(NULL);
         r->stack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, NULL);
