@@ -68,6 +68,8 @@ jl_status jl_gguf_foreign_config(const jl_gguf *g, const char *path, jl_config *
     size_t sl = 0;
     if (jl_gguf_find(g, key) >= 0 && jl_gguf_get_str(g, key, &scaling, &sl) == JL_OK && sl && strncmp(scaling, "none", sl))
         return jl_fail(JL_ERR_FORMAT, "%s: %s '%.*s' is not supported", path, key, (int)sl, scaling);
+    if (jl_gguf_find_tensor(g, "rope_freqs.weight")) /* Llama 3.1's frequency factors: not implemented */
+        return jl_fail(JL_ERR_FORMAT, "%s: tensor 'rope_freqs.weight' (RoPE frequency scaling) is not supported", path);
     const jl_gguf_tensor *embd = jl_gguf_find_tensor(g, "token_embd.weight");
     if (!embd || embd->n_dims != 2) return jl_fail(JL_ERR_FORMAT, "%s: tensor 'token_embd.weight' missing", path);
     jl_gguf_vtype elem;
