@@ -258,7 +258,7 @@ static const bad_case cases[] = {
     {"st_quantize_gguf", "$J quantize --model $D/q.gguf --type q8_0 --out $D/o_q.gguf", 2, "is a GGUF file"},
     {"st_export_gguf", "$J export --model $D/f.gguf --format gguf --out $D/o_e.gguf", 2, "is a GGUF file"},
     {"model_fifo", "timeout 20 " G "$D/fifo", 2, "is a FIFO"},
-    {"model_folder", G "$D/hf", 2, "is a folder"},
+    {"model_folder", G "$D/hf", 2, "is a Hugging Face folder: import it first"},
     {"model_char_device", G "/dev/zero", 2, "character device"},
     {"model_absent", G "$D/absent.st", 2, "cannot open"},
     /* ---- GGUF */

@@ -127,7 +127,7 @@ static void test_synthesize(void **state) {
     (void)state;
     const char *prompts = tmp_path("prompts.jsonl"), *out = tmp_path("synth.jsonl");
     FILE *f = fopen(prompts, "w");
-    fprintf(f, "{\"prompt\":\"the cat\",\"form\":\"x\"}\n{\"prompt\":\"a dog sees\"}\n{\"prompt\":\"my friend\"}\n");
+    fprintf(f, "{\"prompt\":\"the cat\",\"form\":\"wujue\"}\n{\"prompt\":\"a dog sees\"}\n{\"prompt\":\"my friend\"}\n");
     fclose(f);
     char args[2048];
     snprintf(args, sizeof args, "distill --teacher %s --synthesize 2 --prompts %s --out-data %s --max-new-tokens 12",

@@ -131,8 +131,8 @@ static jl_status load_moment(const char *path, const jl_st_file *f, const char *
 /* A folder given where a checkpoint file is expected: say which file of it to pass. */
 static jl_status folder_hint(const char *path) {
     static const char *const kinds[][2] = {
-        {"model.safetensors", "a run folder: pass %s/model.safetensors (its result), or %s/checkpoint.safetensors to --resume"},
         {"config.json", "a Hugging Face folder: import it first (jielong import --from %s --out model.safetensors)"},
+        {"model.safetensors", "a run folder: pass %s/model.safetensors (its result), or %s/checkpoint.safetensors to --resume"},
         {"train_000.bin", "a prepared data folder (jielong prepare): it goes to --data, not --model"},
     };
     char probe[4096];
