@@ -293,6 +293,9 @@ static const bad_case cases[] = {
      "is a FIFO"},
     {"tok_import_bad_tiktoken", "$J tokenizer import --tiktoken $D/bad.tiktoken --pattern cl100k --output $D/o_i.json",
      2, "bad.tiktoken"},
+    {"tok_import_gpt2_huge_id", /* found by fuzz_vocab_import: a 4 GB table for a 25-byte file */
+     "$J tokenizer import --encoder $D/hugeid_encoder.json --merges $D/empty.st --output $D/o_i.json", 2,
+     "token ids are missing: the largest is 535358879"},
     {"tok_import_encoder_not_object",
      "$J tokenizer import --encoder $D/corpus.txt --merges $D/corpus.txt --output $D/o_i.json", 2, "corpus.txt"},
     /* ---- prepare */
@@ -542,6 +545,7 @@ static void make_tokenizer_cases(void) {
     patch_str(fxp("tok.json"), fxp("toknorm.json"), "\"normalizer\":null", "\"normalizer\":{\"type\":\"Bogus\"}");
     patch_str(fxp("tok.json"), fxp("toktype.json"), "\"type\":\"BPE\"", "\"type\":\"WordPiece\"");
     spit_str(fxp("bad.tiktoken"), "IQ== 0\n!!!notbase64 1\n");
+    spit_str(fxp("hugeid_encoder.json"), "{\"a\":0,\"b\":535358879}");
 }
 
 static void make_data_cases(void) {

@@ -28,6 +28,11 @@ static jl_status gpt2_vocab(json_object *enc, const char *path, tok_table *tb, t
             return jl_fail(JL_ERR_FORMAT, "%s: '%s': id is not a valid integer", path, key0);
         if (id >= n) n = (int)id + 1;
     }
+    /* ids run 0..n-1 without gaps: an id beyond the entry count is refused before the table is allocated
+     * (fuzzing: {"a":0,"b":535358879} asked for 4 GB) */
+    if (n > json_object_object_length(enc))
+        return jl_fail(JL_ERR_FORMAT, "%s: token ids are missing: the largest is %d but the file lists %d tokens (ids must "
+                       "be 0..N-1 without gaps)", path, n - 1, json_object_object_length(enc));
     const char **by_id = calloc((size_t)n + 1, sizeof *by_id);
     if (!by_id) return jl_fail(JL_ERR_NOMEM, "out of memory");
     jl_status st = JL_OK;
