@@ -238,7 +238,8 @@ static int jsonl_loop(chat_extras *x, jl_chat *chat, const jl_gen_opts *o, chat_
         jl_status st = JL_OK;
         char *answer = NULL;
         jl_gen_result res = {0};
-        if (strcmp(role, "system") == 0) st = jl_chat_set_system(chat, content);
+        const int is_system = strcmp(role, "system") == 0; /* role and content live in `in` */
+        if (is_system) st = jl_chat_set_system(chat, content);
         else st = user_turn(x, chat, content, o, view, &answer, &res);
         json_object_put(in);
         if (st != JL_OK) {
@@ -249,7 +250,7 @@ static int jsonl_loop(chat_extras *x, jl_chat *chat, const jl_gen_opts *o, chat_
             continue;
         }
         json_object *r = json_object_new_object();
-        if (strcmp(role, "system") == 0) {
+        if (is_system) {
             json_object_object_add(r, "system", json_object_new_boolean(1));
         } else {
             json_object_object_add(r, "role", json_object_new_string("assistant"));
@@ -319,6 +320,7 @@ int cmd_chat(int argc, char **argv) {
         int code = jsonl_loop(&x, chat, &o, &view);
         extras_free(&x);
         jl_chat_free(chat);
+        jl_chat_format_free(fmt);
         infer_setup_free(&s);
         return code;
     }
