@@ -109,15 +109,6 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* Up to n bytes from the start of a regular file (checked by the caller, so opening never blocks); -1 on error. */
-static long read_head(const char *path, unsigned char *buf, size_t n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    size_t got = fread(buf, 1, n, f);
-    fclose(f);
-    return (long)got;
-}
-
 jl_status jl_data_kind_of(const char *path, jl_data_kind *kind) {
     struct stat st;
     if (stat(path, &st) != 0) return jl_fail(JL_ERR_IO, "%s: %s", path, strerror(errno));
@@ -127,7 +118,7 @@ jl_status jl_data_kind_of(const char *path, jl_data_kind *kind) {
     }
     if (!S_ISREG(st.st_mode)) return jl_fail(JL_ERR_IO, "%s: not a regular file or folder", path);
     unsigned char h[16] = {0};
-    long got = read_head(path, h, sizeof h);
+    long got = jl_read_head(path, h, sizeof h);
     if (got < 0) return jl_fail(JL_ERR_IO, "%s: cannot read", path);
     int32_t magic;
     memcpy(&magic, h, 4);
