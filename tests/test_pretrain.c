@@ -115,6 +115,48 @@ static void test_checkpoint_round_trip_gpt2(void **state) {
     jl_model_free(m);
 }
 
+/* The model-shape flags (one flag table, a given mask): each one given reaches the config, the others come from
+ * --depth; a checkpoint whose config differs from the flags given is refused, one that matches is continued. */
+static void test_shape_flags(void **state) {
+    (void)state;
+    const char *text = tmp_path("shape.txt"), *out = tmp_path("run_shape"), *out2 = tmp_path("run_shape2");
+    write_corpus(text, 200);
+    char args[2048], model[600];
+    const char *run = "--steps 1 --batch-size 2 --seq-len 16 --eval-every 0 --save-every 0 --threads 1";
+    snprintf(args, sizeof args, "pretrain --data %s --out %s --depth 2 --dim 48 --n-head 4 --n-kv-head 2 "
+             "--hidden-dim 80 --context 40 --untied %s", text, out, run);
+    assert_int_equal(run_cli(args, tmp_path("shape.log")), 0);
+    snprintf(model, sizeof model, "%s/model.safetensors", out);
+    jl_checkpoint ck;
+    assert_int_equal(jl_checkpoint_load(model, &ck), JL_OK);
+    const jl_config *c = &ck.model->cfg;
+    assert_int_equal(c->n_layer, 2); /* from --depth */
+    assert_int_equal(c->dim, 48);
+    assert_int_equal(c->n_head, 4);
+    assert_int_equal(c->n_kv_head, 2);
+    assert_int_equal(c->hidden_dim, 80);
+    assert_int_equal(c->max_seq_len, 40);
+    assert_int_equal(c->tie_embeddings, 0);
+    jl_checkpoint_free(&ck);
+    /* --dim alone: layers and heads from depth 3, the MLP width from the new width, kv heads = heads */
+    snprintf(args, sizeof args, "pretrain --data %s --out %s --depth 3 --dim 96 %s", text, out2, run);
+    assert_int_equal(run_cli(args, tmp_path("shape2.log")), 0);
+    snprintf(model, sizeof model, "%s/model.safetensors", out2);
+    assert_int_equal(jl_checkpoint_load(model, &ck), JL_OK);
+    jl_config want;
+    jl_config_from_depth(&want, JL_ARCH_LLAMA, 3, ck.model->cfg.vocab_size, 256);
+    assert_int_equal(ck.model->cfg.n_layer, want.n_layer);
+    assert_int_equal(ck.model->cfg.n_head, want.n_head);
+    assert_int_equal(ck.model->cfg.n_kv_head, want.n_head);
+    assert_int_equal(ck.model->cfg.dim, 96);
+    assert_int_equal(ck.model->cfg.hidden_dim, jl_config_default_hidden(JL_ARCH_LLAMA, 96));
+    jl_checkpoint_free(&ck);
+    snprintf(args, sizeof args, "pretrain --data %s --out %s --model %s --dim 64 %s", text, out, model, run);
+    assert_int_equal(run_cli(args, tmp_path("shape3.log")), 2); /* another width than the checkpoint's */
+    snprintf(args, sizeof args, "pretrain --data %s --out %s --model %s --depth 3 --dim 96 %s", text, out, model, run);
+    assert_int_equal(run_cli(args, tmp_path("shape4.log")), 0); /* the checkpoint's own shape */
+}
+
 static void copy_prefix(const char *from, const char *to, double fraction) {
     char *data;
     size_t len;
@@ -166,6 +208,7 @@ int main(void) {
         cmocka_unit_test(test_pretraining_learns),
         cmocka_unit_test(test_resume_is_bit_exact),
         cmocka_unit_test(test_checkpoint_round_trip_gpt2),
+        cmocka_unit_test(test_shape_flags),
         cmocka_unit_test(test_bad_input_exits_2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
