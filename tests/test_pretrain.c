@@ -77,7 +77,10 @@ static void test_resume_is_bit_exact(void **state) {
     write_corpus(text, 800);
     const char *straight = tmp_path("run_straight"), *pieces = tmp_path("run_pieces");
     char args[2048];
-    const char *common = TINY " --steps 12 --eval-every 0 --lr 2e-3 --warmup 3 --accum 2";
+    /* held-out evaluations every 3 steps over 3 batches in fp32 (not the defaults): the resumed process, given only
+     * --resume, takes all three from the checkpoint, so its first held-out loss (step 6) is bit for bit the
+     * straight run's; before, it evaluated 8 batches in bf16 */
+    const char *common = TINY " --steps 12 --eval-every 3 --eval-batches 3 --precision fp32 --lr 2e-3 --warmup 3 --accum 2";
     snprintf(args, sizeof args, "pretrain --data %s --out %s %s", text, straight, common);
     assert_int_equal(run_cli(args, tmp_path("straight.log")), 0);
     snprintf(args, sizeof args, "pretrain --data %s --out %s %s --stop-after 5", text, pieces, common);
@@ -92,8 +95,21 @@ static void test_resume_is_bit_exact(void **state) {
     assert_int_equal(read_metric(pa, "loss", a, 16), 12);
     assert_int_equal(read_metric(pb, "loss", b, 16), 12);
     for (int i = 0; i < 12; i++) assert_true(memcmp(&a[i], &b[i], sizeof(double)) == 0);
+    int na = read_metric(pa, "val_loss", a, 16), nb = read_metric(pb, "val_loss", b, 16);
+    assert_true(na >= 4); /* steps 3, 6, 9, 12 */
+    assert_int_equal(na, nb);
+    for (int i = 0; i < na; i++) assert_true(memcmp(&a[i], &b[i], sizeof(double)) == 0);
     /* and the final weights are identical */
     assert_same_final_weights(straight, pieces);
+    /* another precision than the checkpoint's is refused, naming both */
+    snprintf(args, sizeof args, "pretrain --data %s --out %s --resume %s/checkpoint.safetensors --threads 2 "
+             "--precision bf16 --steps 14", text, pieces, pieces);
+    assert_int_equal(run_cli(args, tmp_path("piece3.log")), 2);
+    char *log;
+    size_t len;
+    assert_int_equal(jl_read_file(tmp_path("piece3.log"), &log, &len), JL_OK);
+    assert_non_null(strstr(log, "precision fp32, not bf16"));
+    free(log);
 }
 
 static void test_checkpoint_round_trip_gpt2(void **state) {

@@ -90,6 +90,7 @@ static jl_status distill_options(distill_args *a, const jl_checkpoint *sck, cons
         if (st != JL_OK) return jl_fail_context(st, "%s", o->train.run.resume);
         cli_train_take_saved(&o->train, &saved.train, opts, nopts, given);
         if (!cli_given(opts, nopts, given, &o->T)) o->T = saved.T;
+        if (!cli_given(opts, nopts, given, &o->eval_batches)) o->eval_batches = saved.eval_batches;
         if (!cli_given(opts, nopts, given, &o->temperature)) o->temperature = saved.temperature;
         if (!cli_given(opts, nopts, given, &o->alpha)) o->alpha = saved.alpha;
     }

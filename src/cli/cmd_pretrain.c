@@ -106,6 +106,7 @@ int cmd_pretrain(int argc, char **argv) {
         if (st != JL_OK) jl_fail_context(st, "%s", resume);
         if (st == JL_OK) cli_train_take_saved(&o.train, &saved.train, opts, CLI_NOPTS(opts), given);
         if (st == JL_OK && !cli_given(opts, CLI_NOPTS(opts), given, &o.T)) o.T = saved.T;
+        if (st == JL_OK && !cli_given(opts, CLI_NOPTS(opts), given, &o.eval_batches)) o.eval_batches = saved.eval_batches;
     }
     if (st == JL_OK) st = load_tokenizer(&a, &ck, &tok);
     if (st == JL_OK) st = load_model(&a, &ck, tok, &m, &owns_model);
