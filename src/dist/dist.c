@@ -127,7 +127,6 @@ static jl_status ring_step(const void *out, size_t out_bytes, void *in, size_t i
         D.broken = 1;
         return jl_fail(JL_ERR_RUNTIME, "cannot post a message to rank %d", next);
     }
-    D.bytes += (double)out_bytes;
     return wait_all(r, 2, prev);
 }
 
@@ -164,6 +163,7 @@ static jl_status sum_bucket(float *x, size_t n) {
     for (int s = 0; s < N - 1; s++) {
         int send = (r - s + N) % N, recv = (r - s - 1 + N) % N;
         size_t so = chunk_lo(n, send), ro = chunk_lo(n, recv), rn = chunk_lo(n, recv + 1) - ro;
+        D.bytes += (double)((chunk_lo(n, send + 1) - so) * sizeof(float));
         jl_status st = ring_step(x + so, (chunk_lo(n, send + 1) - so) * sizeof(float), D.scratch,
                                  rn * sizeof(float), TAG_REDUCE);
         if (st != JL_OK) return st;
@@ -172,6 +172,7 @@ static jl_status sum_bucket(float *x, size_t n) {
     for (int s = 0; s < N - 1; s++) {
         int send = (r + 1 - s + N) % N, recv = (r - s + N) % N;
         size_t so = chunk_lo(n, send), ro = chunk_lo(n, recv);
+        D.bytes += (double)((chunk_lo(n, send + 1) - so) * sizeof(float));
         jl_status st = ring_step(x + so, (chunk_lo(n, send + 1) - so) * sizeof(float), x + ro,
                                  (chunk_lo(n, recv + 1) - ro) * sizeof(float), TAG_SPREAD);
         if (st != JL_OK) return st;

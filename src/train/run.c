@@ -576,8 +576,15 @@ static jl_status steps(loop *l) {
         if (alone && jl_train_stop_signal()) break; /* before any step of this invocation: nothing new to save */
         jl_stage_step ss = {0};
         double t0 = jl_now();
+        double comm0, sent0, comm1, sent1;
+        jl_dist_stats(&comm0, &sent0);
         if ((st = s->i->step(s->self, &ss)) == JL_OK) {
             if (ss.seconds <= 0) ss.seconds = jl_now() - t0;
+            jl_dist_stats(&comm1, &sent1);
+            if (comm1 > comm0) { /* under mpirun: the gradient all-reduce of this step, bus bandwidth per rank */
+                jl_metric_add(&ss.m, "allreduce_ms", (comm1 - comm0) * 1e3);
+                jl_metric_add(&ss.m, "allreduce_gbps", (sent1 - sent0) / (comm1 - comm0) / 1e9);
+            }
             l->step++;
             s->steps_done++;
             s->seconds += ss.seconds;
