@@ -6,6 +6,7 @@
 #include "testutil.h"
 #include "infer/sampler.h"
 #include "io/fileio.h"
+#include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
@@ -342,7 +343,7 @@ static void test_kill9_during_writes(void **state) {
 }
 
 /* A full disk during each kind of write (a file-size limit: EFBIG at the limit, as ENOSPC would be): a one-line
- * error naming the file, a non-zero exit, nothing already saved damaged, no temp file left. */
+ * error naming the file and the reason (strerror), a non-zero exit, nothing already saved damaged, no temp file left. */
 static void test_full_disk_during_writes(void **state) {
     (void)state;
     const char *dir = tmp_path("full");
@@ -396,6 +397,8 @@ static void test_full_disk_during_writes(void **state) {
             fprintf(stderr, "full disk, %s: rc %d, first line: %s\n", a, rc, text);
         assert_int_not_equal(rc, 0);
         assert_non_null(strstr(text, "write"));
+        if (!strstr(text, strerror(EFBIG))) fprintf(stderr, "full disk, %s: no errno text in: %s\n", a, text);
+        assert_non_null(strstr(text, strerror(EFBIG))); /* the reason, not only "write failed" */
         assert_false(more); /* one line */
         free(text);
         snprintf(cmd, sizeof cmd, "cmp -s %s %s", out, ref);

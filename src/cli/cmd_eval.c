@@ -10,6 +10,7 @@
 #include "jielong/eval.h"
 #include "jielong/rlhf.h"
 #include "jielong/rules.h"
+#include <errno.h>
 #include <json.h>
 #include <math.h>
 #include <stdio.h>
@@ -30,9 +31,10 @@ static jl_status emit(const result_sink *out, json_object *r) {
     if (out->json) printf("%s\n", line);
     if (!out->summary) return JL_OK;
     FILE *f = fopen(out->summary, "a");
-    int bad = !f || fprintf(f, "%s\n", line) < 0;
-    if (f && fclose(f) != 0) bad = 1;
-    return bad ? jl_fail(JL_ERR_IO, "%s: cannot append the summary", out->summary) : JL_OK;
+    int bad = !f || fprintf(f, "%s\n", line) < 0, err = bad ? errno : 0;
+    if (f && fclose(f) != 0 && !bad) bad = 1, err = errno;
+    return bad ? jl_fail(JL_ERR_IO, "%s: cannot append the summary: %s", out->summary, err ? strerror(err) : "I/O error")
+               : JL_OK;
 }
 
 static jl_status eval_text_files(jl_model *m, const jl_tokenizer *tok, const cli_strs *files, int window,

@@ -337,7 +337,7 @@ static int cmd_decode(int argc, char **argv) {
     if (st == JL_OK) st = parse_ids(text, len, inputs.n ? inputs.v[0] : "stdin", &ids, &n);
     if (st == JL_OK) st = jl_tokenizer_decode(tok, ids, n, &out, &out_len);
     if (st == JL_OK && (write_all(stdout, out, out_len) || fflush(stdout)))
-        st = jl_fail(JL_ERR_IO, "stdout: write failed");
+        st = jl_fail(JL_ERR_IO, "stdout: write failed: %s", errno ? strerror(errno) : "I/O error");
     free(out);
     free(ids);
     free(text);

@@ -1,6 +1,7 @@
 #include "cli/pipeline_report.h"
 #include "io/fileio.h"
 #include "jielong/metrics.h"
+#include <errno.h>
 #include <json.h>
 #include <math.h>
 #include <stdio.h>
@@ -229,9 +230,6 @@ jl_status pipeline_report_write(const char *out_dir, const report_stage *stages,
     for (int i = 0; i < n; i++) json_object_put(lines[i]);
     write_samples(f, out_dir, stages, n_stages);
     fprintf(f, "## Chat with the result\n\n```sh\njielong chat --model %s/sft/model.safetensors\n```\n", out_dir);
-    if (ferror(f)) {
-        jl_atomic_abort(&af);
-        return jl_fail(JL_ERR_IO, "%s: write failed", path);
-    }
+    if (ferror(f)) return jl_atomic_fail(&af, errno);
     return jl_atomic_commit(&af);
 }

@@ -2,6 +2,7 @@
 #include "data/jsonl.h"
 #include "core/utf8.h"
 #include "io/fileio.h"
+#include <errno.h>
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,7 @@ jl_status jl_json_write_line(FILE *f, json_object *obj, const char *path) {
     const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
                                                        &n);
     if (!s) return jl_fail(JL_ERR_NOMEM, "%s: cannot serialise a record", path);
-    if (fwrite(s, 1, n, f) != n || fputc('\n', f) == EOF) return jl_fail(JL_ERR_IO, "%s: write failed", path);
+    if (fwrite(s, 1, n, f) != n || fputc('\n', f) == EOF)
+        return jl_fail(JL_ERR_IO, "%s: write failed: %s", path, errno ? strerror(errno) : "I/O error");
     return JL_OK;
 }

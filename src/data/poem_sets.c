@@ -5,6 +5,7 @@
 #include "data/poem_tasks.h"
 #include "data/poem_text.h"
 #include "io/fileio.h"
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,7 +111,7 @@ jl_status jl_poems_write_pretrain(const jl_poems *poems, jl_split split, const c
         jl_render_lines(&w.a, p->lines, p->n_lines);
         jl_text_puts(&w.a, "\n");
         if (!w.a.failed && fwrite(w.a.s, 1, w.a.len, w.file.f) != w.a.len) {
-            st = jl_fail(JL_ERR_IO, "%s: write failed", path);
+            st = jl_fail(JL_ERR_IO, "%s: write failed: %s", path, errno ? strerror(errno) : "I/O error");
             break;
         }
     }

@@ -55,11 +55,9 @@ jl_status jl_shard_write(const char *path, const int32_t *tokens, size_t n, int 
         }
         bad = fwrite(buf, (size_t)width, m, af.f) != m;
     }
+    int err = bad ? errno : 0; /* of the failed write */
     free(buf);
-    if (bad) {
-        jl_atomic_abort(&af);
-        return jl_fail(JL_ERR_IO, "%s: write failed", path);
-    }
+    if (bad) return jl_atomic_fail(&af, err);
     return jl_atomic_commit(&af);
 }
 

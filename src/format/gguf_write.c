@@ -7,6 +7,7 @@
 #include "jielong/gguf.h"
 #include "jielong/tokenizer.h"
 #include "model/model.h"
+#include <errno.h>
 #include <json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -374,6 +375,7 @@ static jl_status write_file(const char *path, const kv_writer *kv, const out_ten
         return st;
     }
     int ok = fwrite(head.p, 1, head.n, af.f) == head.n;
+    int err = ok ? 0 : errno; /* of the failed write */
     free(head.p);
     uint64_t written = 0;
     for (int i = 0; ok && i < n; i++) {
@@ -386,13 +388,11 @@ static jl_status write_file(const char *path, const kv_writer *kv, const out_ten
         ok = written == ot[i].offset && fwrite(data, 1, nbytes, af.f) == nbytes;
         size_t pad = (GGUF_ALIGN - nbytes % GGUF_ALIGN) % GGUF_ALIGN;
         ok = ok && fwrite(zeros, 1, pad, af.f) == pad;
+        if (!ok && !err) err = errno ? errno : EIO;
         written += nbytes + pad;
         free(data);
     }
-    if (!ok) {
-        jl_atomic_abort(&af);
-        return jl_fail(JL_ERR_IO, "%s: write failed", path);
-    }
+    if (!ok) return jl_atomic_fail(&af, err);
     return jl_atomic_commit(&af);
 }
 

@@ -4,6 +4,7 @@
 #include "io/fileio.h"
 #include "jielong/convert.h"
 #include "model/model.h"
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,9 +129,6 @@ jl_status jl_export_llmc(const jl_model *m, const char *path) {
     ok = ok && fwrite(m->w.wte, 4, (size_t)c->padded_vocab * C, af.f) == (size_t)c->padded_vocab * C;
     ok = ok && fwrite(m->w.wpe, 4, (size_t)c->max_seq_len * C, af.f) == (size_t)c->max_seq_len * C;
     for (int i = 0; ok && i < n; i++) ok = fwrite(ptr[i], 4, len[i], af.f) == len[i];
-    if (!ok) {
-        jl_atomic_abort(&af);
-        return jl_fail(JL_ERR_IO, "%s: write failed", path);
-    }
+    if (!ok) return jl_atomic_fail(&af, errno);
     return jl_atomic_commit(&af);
 }

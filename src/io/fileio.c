@@ -142,16 +142,23 @@ static void fsync_parent(const char *path) {
     free(copy);
 }
 
+jl_status jl_atomic_fail(jl_atomic_file *af, int err) {
+    jl_status st = jl_fail(JL_ERR_IO, "%s: write failed: %s", af->path ? af->path : "?", err ? strerror(err) : "I/O error");
+    jl_atomic_abort(af);
+    return st;
+}
+
 jl_status jl_atomic_commit(jl_atomic_file *af) {
     if (!af->f) return jl_fail(JL_ERR_IO, "%s: not open", af->path ? af->path : "?");
-    int bad = fflush(af->f) != 0 || ferror(af->f) || fsync(fileno(af->f)) != 0;
-    int close_bad = fclose(af->f) != 0;
+    /* the errno of the first call that fails (a write that failed earlier left ferror set and, usually, errno) */
+    int err = 0, bad = 1;
+    if (fflush(af->f) != 0) err = errno;
+    else if (ferror(af->f)) err = errno;
+    else if (fsync(fileno(af->f)) != 0) err = errno;
+    else bad = 0;
+    if (fclose(af->f) != 0 && !bad) err = errno, bad = 1;
     af->f = NULL;
-    if (bad || close_bad) {
-        jl_status st = jl_fail(JL_ERR_IO, "%s: write failed: %s", af->path, strerror(errno));
-        jl_atomic_abort(af);
-        return st;
-    }
+    if (bad) return jl_atomic_fail(af, err);
     if (rename(af->tmp_path, af->path) != 0) {
         jl_status st = jl_fail(JL_ERR_IO, "%s: rename failed: %s", af->path, strerror(errno));
         jl_atomic_abort(af);
@@ -176,10 +183,7 @@ jl_status jl_write_file_atomic(const char *path, const void *data, size_t len) {
     jl_atomic_file af;
     jl_status st = jl_atomic_open(&af, path);
     if (st != JL_OK) return st;
-    if (len && fwrite(data, 1, len, af.f) != len) {
-        jl_atomic_abort(&af);
-        return jl_fail(JL_ERR_IO, "%s: write failed", path);
-    }
+    if (len && fwrite(data, 1, len, af.f) != len) return jl_atomic_fail(&af, errno);
     return jl_atomic_commit(&af);
 }
 

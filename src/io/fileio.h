@@ -28,6 +28,9 @@ jl_status jl_atomic_open(jl_atomic_file *af, const char *path);
 jl_status jl_atomic_commit(jl_atomic_file *af);
 /* Discards the temp file; `path` is untouched. Safe to call after a failed commit. */
 void jl_atomic_abort(jl_atomic_file *af);
+/* After a failed write through af->f: discards the temp file and returns JL_ERR_IO "<path>: write failed: <why>",
+ * why = strerror(err) (pass errno right after the failing call; 0 = "I/O error"). */
+jl_status jl_atomic_fail(jl_atomic_file *af, int err);
 
 jl_status jl_write_file_atomic(const char *path, const void *data, size_t len);
 
