@@ -151,12 +151,27 @@ typedef struct {
 
 static entry *snap;
 static int n_snap, cap_snap;
+static entry *prev; /* the entries the last assert_unchanged verified: their sums need no second read */
+static int n_prev, cap_prev;
 
+/* A 64-bit hash of the file's bytes, read in blocks (the catalogue hashes its fixture folder around every case:
+ * byte-wise fgetc made that a quarter of the test's time). */
 static uint64_t file_sum(const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
+    static unsigned char buf[1 << 16];
     uint64_t h = 1469598103934665603ull;
-    for (int c; (c = fgetc(f)) != EOF;) h = (h ^ (uint64_t)c) * 1099511628211ull;
+    for (size_t n; (n = fread(buf, 1, sizeof buf, f)) > 0;) {
+        size_t i = 0;
+        for (; i + 8 <= n; i += 8) {
+            uint64_t w;
+            memcpy(&w, buf + i, 8);
+            h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+            h ^= h >> 29;
+        }
+        for (; i < n; i++) h = (h ^ buf[i]) * 1099511628211ull;
+        h ^= (uint64_t)n;
+    }
     fclose(f);
     return h;
 }
@@ -186,6 +201,12 @@ static void add_entry(const char *path, const struct stat *sb) {
     snprintf(e->path, sizeof e->path, "%s", path);
     e->size = sb->st_size;
     e->mtime = sb->st_mtim;
+    for (int i = 0; i < n_prev; i++) /* verified just now, after the previous case: the same bytes */
+        if (prev[i].size == e->size && prev[i].mtime.tv_sec == e->mtime.tv_sec &&
+            prev[i].mtime.tv_nsec == e->mtime.tv_nsec && !strcmp(prev[i].path, path)) {
+            e->sum = prev[i].sum;
+            return;
+        }
     e->sum = file_sum(path);
 }
 
@@ -202,6 +223,7 @@ static void count_tmp(const char *path, const struct stat *sb) {
 static void take_snapshot(void) {
     n_snap = 0;
     walk(fx, add_entry);
+    n_prev = 0;
 }
 
 static void assert_unchanged(void) {
@@ -216,6 +238,11 @@ static void assert_unchanged(void) {
     tmp_files = 0;
     walk(fx, count_tmp);
     assert_int_equal(tmp_files, 0);
+    /* all verified: the next snapshot reuses their sums (the two arrays swap roles) */
+    entry *t = prev;
+    int cap = cap_prev;
+    prev = snap, n_prev = n_snap, cap_prev = cap_snap;
+    snap = t, cap_snap = cap, n_snap = 0;
 }
 
 /* ---------------------------------------------------------------- the catalogue */
