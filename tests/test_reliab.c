@@ -241,18 +241,25 @@ static int temp_files_in(const char *dir) {
     return n;
 }
 
-/* 1 when a file whose name holds ".tmp." is in dir or a folder below it (one level). */
-static int temp_file_now(const char *dir) {
+/* Whether name is the temp file of process pid ("<name>.tmp.<pid>"). */
+static int temp_of(const char *name, pid_t pid) {
+    const char *t = strstr(name, ".tmp.");
+    return t && atol(t + 5) == (long)pid;
+}
+
+/* 1 when process pid's temp file is in dir or a folder below it (one level): the temp files that killed runs
+ * before it left behind do not count (they made every "kill it mid-write" kill at once, before it wrote). */
+static int temp_file_now(const char *dir, pid_t pid) {
     DIR *d = opendir(dir);
     int found = 0;
     for (struct dirent *e; d && !found && (e = readdir(d));) {
         if (e->d_name[0] == '.') continue;
-        found = strstr(e->d_name, ".tmp.") != NULL;
+        found = temp_of(e->d_name, pid);
         if (!found && e->d_type == DT_DIR) {
             char sub[1200];
             snprintf(sub, sizeof sub, "%s/%s", dir, e->d_name);
             DIR *s2 = opendir(sub);
-            for (struct dirent *f; s2 && !found && (f = readdir(s2));) found = strstr(f->d_name, ".tmp.") != NULL;
+            for (struct dirent *f; s2 && !found && (f = readdir(s2));) found = temp_of(f->d_name, pid);
             if (s2) closedir(s2);
         }
     }
@@ -276,7 +283,7 @@ static void run_and_kill(const char *args, int delay_ms, const char *watch) {
         nanosleep(&ts, NULL);
     } else {
         struct timespec tick = {0, 200000L};
-        for (long waited = 0; waited < -delay_ms * 5L && !temp_file_now(watch); waited++) nanosleep(&tick, NULL);
+        for (long waited = 0; waited < -delay_ms * 5L && !temp_file_now(watch, pid); waited++) nanosleep(&tick, NULL);
     }
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
