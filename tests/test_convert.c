@@ -2,6 +2,7 @@
  * round trip bit for bit; hand-written HF folders (prefixes, buffers, BF16) import; every bad input is a clear
  * error; GGUF export is checked by the separate reader (metadata, tokenizer, RoPE permutation, quantised data). */
 #include "testutil.h"
+#include "fixtures.h"
 #include "core/half.h"
 #include "core/rng.h"
 #include "io/fileio.h"
@@ -13,46 +14,6 @@
 #include <math.h>
 #include <sys/stat.h>
 
-static jl_config tiny_config(jl_arch arch, int n_kv, int tied, int qkv_bias) {
-    jl_config c;
-    jl_config_from_depth(&c, arch, 2, 300, 32);
-    c.dim = 64;
-    c.n_head = 4;
-    c.n_kv_head = n_kv;
-    c.hidden_dim = 96;
-    c.tie_embeddings = tied;
-    c.qkv_bias = qkv_bias;
-    assert_int_equal(jl_config_finish(&c), JL_OK);
-    return c;
-}
-
-/* A model with every parameter (biases and norms too) random, so a swapped or skipped tensor shows. */
-static jl_model *random_model(const jl_config *c, uint64_t seed) {
-    jl_model *m;
-    assert_int_equal(jl_model_new(c, &m), JL_OK);
-    jl_rng rng;
-    jl_rng_seed(&rng, seed);
-    for (int i = 0; i < m->n_tensors; i++) {
-        const jl_tensor_info *t = &m->tensors[i];
-        size_t cols = t->ndim == 2 ? (size_t)t->shape[1] : 1;
-        for (size_t j = 0; j < (size_t)t->rows_saved * cols; j++) m->params[t->offset + j] = 0.1f * jl_rng_normal(&rng);
-    }
-    return m;
-}
-
-static char *small_tokenizer_json(void) {
-    static const char *text = "the cat sat on the mat; the dog sat on the log. 床前明月光，疑是地上霜。";
-    jl_train_opts o = {.vocab_size = 280};
-    const char *texts[] = {text};
-    size_t lens[] = {strlen(text)};
-    jl_tokenizer *t;
-    assert_int_equal(jl_tokenizer_train(texts, lens, 1, &o, &t), JL_OK);
-    char *json;
-    assert_int_equal(jl_tokenizer_to_json(t, &json), JL_OK);
-    jl_tokenizer_free(t);
-    return json;
-}
-
 static void assert_same_model(const jl_model *a, const jl_model *b) {
     assert_true(jl_config_equal(&a->cfg, &b->cfg));
     assert_int_equal(a->n_params, b->n_params);
@@ -60,7 +21,7 @@ static void assert_same_model(const jl_model *a, const jl_model *b) {
 }
 
 static void roundtrip(const jl_config *c, const char *dirname) {
-    jl_checkpoint ck = {.model = random_model(c, 7), .tokenizer_json = small_tokenizer_json(),
+    jl_checkpoint ck = {.model = fixture_random_model(c, 7), .tokenizer_json = fixture_tokenizer_json(),
                         .chat_template = strdup("{{ messages }}")};
     const char *dir = tmp_path(dirname);
     assert_int_equal(jl_export_hf(&ck, dir, JL_DT_F32), JL_OK);
@@ -83,8 +44,8 @@ static void roundtrip(const jl_config *c, const char *dirname) {
  * that ends an answer) as well as <|eos|>, so HF tools stop where jielong stops. */
 static void test_hf_export_template_and_stops(void **s) {
     (void)s;
-    jl_config c = tiny_config(JL_ARCH_LLAMA, 2, 0, 0);
-    jl_checkpoint ck = {.model = random_model(&c, 7), .tokenizer_json = small_tokenizer_json()};
+    jl_config c = fixture_tiny_config(JL_ARCH_LLAMA, 2, 0, 0);
+    jl_checkpoint ck = {.model = fixture_random_model(&c, 7), .tokenizer_json = fixture_tokenizer_json()};
     const char *dir = tmp_path("hf_ours");
     assert_int_equal(jl_export_hf(&ck, dir, JL_DT_F32), JL_OK);
     char path[1024];
@@ -112,19 +73,19 @@ static void test_hf_export_template_and_stops(void **s) {
 
 static void test_roundtrip_llama_gqa_untied(void **s) {
     (void)s;
-    jl_config c = tiny_config(JL_ARCH_LLAMA, 2, 0, 0);
+    jl_config c = fixture_tiny_config(JL_ARCH_LLAMA, 2, 0, 0);
     roundtrip(&c, "hf_llama");
 }
 
 static void test_roundtrip_smollm_tied(void **s) {
     (void)s;
-    jl_config c = tiny_config(JL_ARCH_LLAMA, 1, 1, 0);
+    jl_config c = fixture_tiny_config(JL_ARCH_LLAMA, 1, 1, 0);
     roundtrip(&c, "hf_smollm");
 }
 
 static void test_roundtrip_qwen2_biases(void **s) {
     (void)s;
-    jl_config c = tiny_config(JL_ARCH_LLAMA, 2, 0, 1);
+    jl_config c = fixture_tiny_config(JL_ARCH_LLAMA, 2, 0, 1);
     roundtrip(&c, "hf_qwen2");
     char *text;
     size_t len;
@@ -135,15 +96,15 @@ static void test_roundtrip_qwen2_biases(void **s) {
 
 static void test_roundtrip_gpt2(void **s) {
     (void)s;
-    jl_config c = tiny_config(JL_ARCH_GPT2, 4, 1, 0);
+    jl_config c = fixture_tiny_config(JL_ARCH_GPT2, 4, 1, 0);
     roundtrip(&c, "hf_gpt2");
 }
 
 /* The Qwen2 biases reach the computation: the forward changes when they do. */
 static void test_qkv_bias_used_in_forward(void **s) {
     (void)s;
-    jl_config c = tiny_config(JL_ARCH_LLAMA, 2, 0, 1);
-    jl_model *m = random_model(&c, 3);
+    jl_config c = fixture_tiny_config(JL_ARCH_LLAMA, 2, 0, 1);
+    jl_model *m = fixture_random_model(&c, 3);
     jl_acts a;
     assert_int_equal(jl_acts_new(&m->cfg, 1, 4, &a), JL_OK);
     int32_t tok[4] = {1, 2, 3, 4};
@@ -172,10 +133,10 @@ static jl_model *write_gpt2_folder(const char *dir, const char *skip, const char
     char path[1024];
     snprintf(path, sizeof path, "%s/config.json", dir);
     write_text(path, gpt2_config_json);
-    jl_config c = tiny_config(JL_ARCH_GPT2, 4, 1, 0);
+    jl_config c = fixture_tiny_config(JL_ARCH_GPT2, 4, 1, 0);
     c.n_layer = 1;
     c.hidden_dim = 256;
-    jl_model *m = random_model(&c, 11);
+    jl_model *m = fixture_random_model(&c, 11);
     jl_st_writer *w = jl_st_writer_new();
     uint16_t *bufs[64];
     int nb = 0;
@@ -216,7 +177,7 @@ static void test_import_handwritten_gpt2_folder(void **s) {
     (void)s;
     const char *dir = tmp_path("hw_gpt2");
     jl_model *expect = write_gpt2_folder(dir, NULL, NULL, NULL);
-    char *tok = small_tokenizer_json();
+    char *tok = fixture_tokenizer_json();
     char path[1024];
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     write_text(path, tok);
@@ -303,9 +264,9 @@ static void test_import_bad_safetensors(void **s) {
 
 static void test_llmc_roundtrip_and_truncation(void **s) {
     (void)s;
-    jl_config c = tiny_config(JL_ARCH_GPT2, 4, 1, 0);
+    jl_config c = fixture_tiny_config(JL_ARCH_GPT2, 4, 1, 0);
     c.hidden_dim = 4 * c.dim;
-    jl_model *m = random_model(&c, 5);
+    jl_model *m = fixture_random_model(&c, 5);
     const char *path = tmp_path("gpt2.bin");
     assert_int_equal(jl_export_llmc(m, path), JL_OK);
     assert_true(jl_is_llmc_file(path));
@@ -326,8 +287,8 @@ static void test_llmc_roundtrip_and_truncation(void **s) {
     assert_int_equal(jl_import_llmc(path, &ck), JL_ERR_FORMAT);
     assert_non_null(strstr(jl_last_error(), "version 4"));
     free(data);
-    jl_config l = tiny_config(JL_ARCH_LLAMA, 2, 1, 0);
-    jl_model *lm = random_model(&l, 1);
+    jl_config l = fixture_tiny_config(JL_ARCH_LLAMA, 2, 1, 0);
+    jl_model *lm = fixture_random_model(&l, 1);
     assert_int_equal(jl_export_llmc(lm, path), JL_ERR_ARG);
     jl_model_free(lm);
     jl_model_free(m);
@@ -336,8 +297,8 @@ static void test_llmc_roundtrip_and_truncation(void **s) {
 /* ---------------------------------------------------------------- GGUF */
 
 static jl_checkpoint gguf_checkpoint(int qkv_bias) {
-    jl_config c = tiny_config(JL_ARCH_LLAMA, 2, 0, qkv_bias);
-    jl_checkpoint ck = {.model = random_model(&c, 9), .tokenizer_json = small_tokenizer_json()};
+    jl_config c = fixture_tiny_config(JL_ARCH_LLAMA, 2, 0, qkv_bias);
+    jl_checkpoint ck = {.model = fixture_random_model(&c, 9), .tokenizer_json = fixture_tokenizer_json()};
     return ck;
 }
 

@@ -4,6 +4,7 @@
  * type is an error naming it. The files are written here by a small GGUF writer of the test's own, from the
  * tensors and keys of a GGUF that jl_export_gguf wrote (llama.cpp's names and layout), minus jielong's keys. */
 #include "testutil.h"
+#include "fixtures.h"
 #include "core/rng.h"
 #include "io/fileio.h"
 #include "format/gguf_foreign.h"
@@ -160,38 +161,9 @@ static void rewrite(const char *src_path, const char *dst_path, const rewrite_op
 
 /* ---- models ---- */
 static jl_model *random_model(jl_arch arch, int qkv_bias, uint64_t seed) {
-    jl_config c;
-    jl_config_from_depth(&c, arch, 2, 300, 32);
-    c.dim = 64;
-    c.n_head = 4;
-    c.n_kv_head = arch == JL_ARCH_GPT2 ? 4 : 2;
-    c.hidden_dim = 96;
-    c.tie_embeddings = arch == JL_ARCH_GPT2;
-    c.qkv_bias = qkv_bias;
-    assert_int_equal(jl_config_finish(&c), JL_OK);
-    jl_model *m;
-    assert_int_equal(jl_model_new(&c, &m), JL_OK);
-    jl_rng rng;
-    jl_rng_seed(&rng, seed);
-    for (int i = 0; i < m->n_tensors; i++) { /* the saved rows: padding rows of the vocabulary stay zero */
-        const jl_tensor_info *t = &m->tensors[i];
-        size_t cols = t->ndim == 2 ? (size_t)t->shape[1] : 1;
-        for (size_t j = 0; j < (size_t)t->rows_saved * cols; j++) m->params[t->offset + j] = 0.1f * jl_rng_normal(&rng);
-    }
-    return m;
-}
-
-static char *trained_tokenizer(void) {
-    static const char *text = "the cat sat on the mat; the dog sat on the log. 床前明月光，疑是地上霜。";
-    jl_train_opts o = {.vocab_size = 280};
-    const char *texts[] = {text};
-    size_t lens[] = {strlen(text)};
-    jl_tokenizer *t;
-    assert_int_equal(jl_tokenizer_train(texts, lens, 1, &o, &t), JL_OK);
-    char *json;
-    assert_int_equal(jl_tokenizer_to_json(t, &json), JL_OK);
-    jl_tokenizer_free(t);
-    return json;
+    const int gpt2 = arch == JL_ARCH_GPT2;
+    jl_config c = fixture_tiny_config(arch, gpt2 ? 4 : 2, gpt2, qkv_bias);
+    return fixture_random_model(&c, seed);
 }
 
 static void same_encoding(const char *json_a, const char *json_b, const char *text) {
@@ -212,7 +184,7 @@ static void same_encoding(const char *json_a, const char *json_b, const char *te
 
 /* Exports a model, rewrites the file as llama.cpp would have it, loads it back. */
 static void round_trip(jl_arch arch, int qkv_bias, const rewrite_opts *o, float tol) {
-    jl_checkpoint ck = {.model = random_model(arch, qkv_bias, 5), .tokenizer_json = trained_tokenizer()};
+    jl_checkpoint ck = {.model = random_model(arch, qkv_bias, 5), .tokenizer_json = fixture_tokenizer_json()};
     const char *ours = tmp_path("ours.gguf");
     char foreign[512];
     snprintf(foreign, sizeof foreign, "%s", tmp_path("foreign.gguf"));
@@ -258,7 +230,7 @@ static void test_gpt2_bf16_file(void **s) {
 
 static void test_other_types_are_named(void **s) {
     (void)s;
-    jl_checkpoint ck = {.model = random_model(JL_ARCH_LLAMA, 0, 5), .tokenizer_json = trained_tokenizer()};
+    jl_checkpoint ck = {.model = random_model(JL_ARCH_LLAMA, 0, 5), .tokenizer_json = fixture_tokenizer_json()};
     char foreign[512];
     assert_int_equal(jl_export_gguf(&ck, tmp_path("ours.gguf"), JL_GGML_F32), JL_OK);
     snprintf(foreign, sizeof foreign, "%s", tmp_path("q4k.gguf"));
