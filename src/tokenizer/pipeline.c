@@ -441,6 +441,21 @@ jl_status tok_normalize(const tok_pipeline *p, tok_norm_scratch *sc, const char 
     return JL_OK;
 }
 
+/* ---------------------------------------------------------------- lossless pipelines */
+static int added_keep_text(const tok_added_set *set) {
+    for (int k = 0; k < set->n; k++)
+        if (set->flags[k] & (TOK_ADDED_LSTRIP | TOK_ADDED_RSTRIP)) return 0;
+    return 1;
+}
+
+int tok_lossless(const jl_tokenizer *t) {
+    const tok_pipeline *p = t->pipe;
+    if (p->char_level || p->n_norm || p->dec_bytes || p->strip_start || p->strip_stop) return 0;
+    for (int k = 0; k < p->n_pre; k++)
+        if (p->pre[k].kind != TOK_PRE_SPLIT || p->pre[k].behavior == TOK_SPLIT_REMOVED) return 0;
+    return added_keep_text(&p->raw_added) && added_keep_text(&p->norm_added);
+}
+
 /* ---------------------------------------------------------------- decoder */
 static int hexval(char c) {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
@@ -453,7 +468,7 @@ static int byte_token(const char *s, size_t n) {
 }
 
 jl_status tok_decoder_build(jl_tokenizer *t, int n_replace, const char *const *from, const char *const *to,
-                            int byte_fallback) {
+                            int byte_fallback, int byte_level) {
     tok_pipeline *p = t->pipe;
     tok_table tb = {0};
     char *cur = NULL, *next = NULL;
@@ -468,7 +483,7 @@ jl_status tok_decoder_build(jl_tokenizer *t, int n_replace, const char *const *f
             st = tok_table_add(&tb, &c, 1);
             continue;
         }
-        if (n_replace == 0) {
+        if (n_replace == 0 && !byte_level) {
             st = tok_table_add(&tb, s, n);
             continue;
         }
@@ -498,7 +513,10 @@ jl_status tok_decoder_build(jl_tokenizer *t, int n_replace, const char *const *f
             next = sw;
             len = o;
         }
-        st = tok_table_add(&tb, cur, len);
+        /* ByteLevel on a model that sees characters (no ByteLevel pre-tokenizer): a token all of whose characters
+         * are GPT-2 byte characters becomes those bytes; any other token stays as it is (HF's rule) */
+        long m = byte_level ? tok_bytelevel_decode(cur, len, next) : -1;
+        st = m >= 0 ? tok_table_add(&tb, next, (size_t)m) : tok_table_add(&tb, cur, len);
     }
     free(cur);
     free(next);

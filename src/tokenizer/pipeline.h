@@ -93,6 +93,11 @@ struct tok_pipeline {
 /* The plain pipeline of a jielong tokenizer: its special tokens (raw, special) and Split(t->re, Isolated). */
 jl_status tok_pipeline_default(jl_tokenizer *t);
 void tok_pipeline_free(tok_pipeline *p);
+/* Whether decode(encode(x)) gives x back for every x — the raw bytes, or their U+FFFD-replaced form when
+ * p->lossy_utf8 — : a byte-level model with no normalizer, no pre-tokenizer stage that drops or adds text, no
+ * added token that eats whitespace and a decoder that keeps each token's bytes. Char-level models are not: like
+ * HF, they drop a character the vocabulary lacks when there is neither byte fallback nor an unk token. */
+int tok_lossless(const jl_tokenizer *t);
 
 jl_status tok_added_build(const jl_tokenizer *t, tok_added_set *set, const int32_t *ids, const uint8_t *flags, int n);
 void tok_added_free(tok_added_set *set);
@@ -131,9 +136,10 @@ jl_status tok_normalize(const tok_pipeline *p, tok_norm_scratch *sc, const char 
 
 /* ---- decoder ---- */
 /* Builds p->dec_* for t from its decoder steps (called by the tokenizer.json loader). replace: the per-token
- * Replace pairs (from → to), byte_fallback: "<0xNN>" tokens become their byte. */
+ * Replace pairs (from → to), byte_fallback: "<0xNN>" tokens become their byte, byte_level: tokens made only of
+ * GPT-2 byte characters become those bytes (a ByteLevel decoder on a model without the ByteLevel pre-tokenizer). */
 jl_status tok_decoder_build(jl_tokenizer *t, int n_replace, const char *const *from, const char *const *to,
-                            int byte_fallback);
+                            int byte_fallback, int byte_level);
 
 /* Compiles a regex the way Split and Replace need it (PCRE2, UTF + UCP, JIT). */
 jl_status tok_compile_regex(const char *pattern, size_t len, pcre2_code **out);
