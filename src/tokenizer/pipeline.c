@@ -153,7 +153,9 @@ jl_status tok_added_build(const jl_tokenizer *t, tok_added_set *set, const int32
     set->flags = malloc((size_t)n + 1);
     set->slots = calloc(cap, sizeof *set->slots);
     set->lengths = malloc(sizeof(uint32_t) * ((size_t)n + 1));
-    if (!set->ids || !set->flags || !set->slots || !set->lengths) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    set->pre2 = calloc(TOK_PRE2_SLOTS, sizeof *set->pre2);
+    if (!set->ids || !set->flags || !set->slots || !set->lengths || !set->pre2)
+        return jl_fail(JL_ERR_NOMEM, "out of memory");
     set->mask = cap - 1;
     for (int k = 0; k < n; k++) {
         size_t len;
@@ -170,7 +172,9 @@ jl_status tok_added_build(const jl_tokenizer *t, tok_added_set *set, const int32
         set->ids[set->n] = ids[k];
         set->flags[set->n] = flags[k];
         set->slots[i] = (uint32_t)++set->n;
-        set->first[(unsigned char)s[0]] = 1;
+        set->first[(unsigned char)s[0]] |= len == 1 ? 3 : 1;
+        if (len > 1)
+            set->pre2[tok_added_pre2((unsigned char)s[0], (unsigned char)s[1])] |= 1ull << (len < 65 ? len - 2 : 63);
         int have = 0;
         for (int j = 0; j < set->n_lengths; j++) have |= set->lengths[j] == len;
         if (!have) {
@@ -190,15 +194,18 @@ void tok_added_free(tok_added_set *set) {
     free(set->flags);
     free(set->slots);
     free(set->lengths);
+    free(set->pre2);
     memset(set, 0, sizeof *set);
 }
 
 size_t tok_added_match(const jl_tokenizer *t, const tok_added_set *set, const char *s, size_t n, int allow_special,
                        int *index) {
     if (!set->n || !set->first[(unsigned char)s[0]]) return 0;
+    uint64_t maybe = n > 1 ? set->pre2[tok_added_pre2((unsigned char)s[0], (unsigned char)s[1])] : 0;
     for (int j = 0; j < set->n_lengths; j++) {
         size_t len = set->lengths[j];
         if (len > n) continue;
+        if (len == 1 ? !(set->first[(unsigned char)s[0]] & 2) : !(maybe >> (len < 65 ? len - 2 : 63) & 1)) continue;
         for (size_t i = tok_hash_bytes(s, len) & set->mask; set->slots[i]; i = (i + 1) & set->mask) {
             int k = (int)set->slots[i] - 1;
             size_t l2;

@@ -60,7 +60,9 @@ typedef struct {
     size_t mask;
     int n_lengths;
     uint32_t *lengths; /* distinct lengths, longest first */
-    uint8_t first[256];
+    uint8_t first[256]; /* bit 1: some token starts with this byte; bit 2: it is a one-byte token */
+    uint64_t *pre2;    /* [tok_added_pre2(b0, b1)]: bit L - 2 (L < 65) / bit 63 (L >= 65) if some token of L bytes
+                          may start with b0 b1 (a hash of the two: a filter, never a miss) */
 } tok_added_set;
 
 struct tok_pipeline {
@@ -101,6 +103,8 @@ int tok_lossless(const jl_tokenizer *t);
 
 jl_status tok_added_build(const jl_tokenizer *t, tok_added_set *set, const int32_t *ids, const uint8_t *flags, int n);
 void tok_added_free(tok_added_set *set);
+enum { TOK_PRE2_SLOTS = 4096 };
+static inline size_t tok_added_pre2(unsigned char b0, unsigned char b1) { return ((size_t)b0 << 4 ^ b1) & 4095; }
 /* Longest added token at s (within n bytes), skipping TOK_ADDED_SPECIAL ones unless allow_special; its length
  * and *index into set, 0 if none. */
 size_t tok_added_match(const jl_tokenizer *t, const tok_added_set *set, const char *s, size_t n, int allow_special,

@@ -265,6 +265,20 @@ static jl_status build_pairs(jl_tokenizer *t, const tok_spec *sp) {
     return st;
 }
 
+/* The pair map's filter: a bit per (hash >> 32) of each pair, 16 bits per pair (about 1 in 16 absent pairs passes). */
+static jl_status build_pair_filter(tok_pair_map *m) {
+    size_t bits = pow2_at_least(m->count * 16 + 64);
+    m->filter = calloc(bits / 64, sizeof *m->filter);
+    if (!m->filter) return jl_fail(JL_ERR_NOMEM, "out of memory (merges)");
+    m->filter_mask = bits - 1;
+    for (size_t i = 0; i <= m->mask; i++) {
+        if (m->slots[i].key == UINT64_MAX) continue;
+        uint64_t b = (tok_hash_u64(m->slots[i].key) >> 32) & m->filter_mask;
+        m->filter[b >> 6] |= 1ull << (b & 63);
+    }
+    return JL_OK;
+}
+
 static jl_status build_byte_pairs(jl_tokenizer *t) {
     t->byte_pairs = malloc(65536 * sizeof *t->byte_pairs);
     if (!t->byte_pairs) return jl_fail(JL_ERR_NOMEM, "out of memory");
@@ -325,6 +339,7 @@ jl_status tok_build(const tok_spec *sp, jl_tokenizer **out) {
             st = jl_fail(JL_ERR_FORMAT, "%s: not a byte-level vocabulary: byte 0x%02X has no token", sp->origin, b);
     }
     if (st == JL_OK) st = build_pairs(t, sp);
+    if (st == JL_OK) st = build_pair_filter(&t->pairs);
     if (st == JL_OK) st = build_byte_pairs(t);
     if (st == JL_OK && t->pattern[0]) st = tok_compile_pattern(t->pattern, &t->re);
     if (st == JL_OK) st = tok_pipeline_default(t);
@@ -347,6 +362,7 @@ void jl_tokenizer_free(jl_tokenizer *t) {
     free(t->merge_right);
     free(t->merge_rank);
     free(t->pairs.slots);
+    free(t->pairs.filter);
     free(t->byte_pairs);
     free(t->special_ids);
     free(t->is_special);
