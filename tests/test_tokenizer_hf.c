@@ -8,6 +8,7 @@
  * are missing. Under the sanitizers only the three smaller files (loading Gemma's 33 MB there takes a minute). */
 #include "testutil.h"
 #include "io/fileio.h"
+#include "jielong/data.h"
 #include "jielong/tokenizer.h"
 #include "tokenizer/pipeline.h"
 #include "tokenizer/synth.h"
@@ -43,6 +44,36 @@ static void same_ids(const char *what, const int32_t *hf, size_t n_hf, const int
              i < n_hf ? hf[i] : -1, i < n_ours ? ours[i] : -1);
 }
 
+/* The family's own beginning-of-document and end-of-text tokens (tokenizer_config.json's bos_token / the base
+ * model's end of text; Qwen and GPT-4o have no BOS: <|endoftext|> separates their documents), and prepare's
+ * documents start with it. */
+static void check_bos_eos(const char *family, const jl_tokenizer *t) {
+    static const char *const want[][3] = {
+        {"llama3", "<|begin_of_text|>", "<|end_of_text|>"}, {"qwen3", "<|endoftext|>", "<|endoftext|>"},
+        {"deepseek_v3", "<\xEF\xBD\x9C" "begin\xE2\x96\x81" "of\xE2\x96\x81" "sentence\xEF\xBD\x9C>",
+         "<\xEF\xBD\x9C" "end\xE2\x96\x81" "of\xE2\x96\x81" "sentence\xEF\xBD\x9C>"},
+        {"gpt4o", "<|endoftext|>", "<|endoftext|>"}, {"gemma3", "<bos>", "<eos>"}, {"llama2", "<s>", "</s>"}};
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+        if (strcmp(want[k][0], family)) continue;
+        int32_t bos = jl_tokenizer_special(t, want[k][1]), eos = jl_tokenizer_special(t, want[k][2]);
+        assert_true(bos >= 0 && eos >= 0);
+        if (jl_tokenizer_bos(t) != bos || jl_tokenizer_eos(t) != eos)
+            fail_msg("%s: bos %d eos %d, expected %d (%s) and %d (%s)", family, jl_tokenizer_bos(t),
+                     jl_tokenizer_eos(t), bos, want[k][1], eos, want[k][2]);
+        int32_t *ids;
+        size_t n;
+        const char *docs = "first document\n\nsecond one\n";
+        assert_int_equal(jl_encode_documents(t, docs, strlen(docs), &ids, &n), JL_OK);
+        size_t seps = 0;
+        for (size_t i = 0; i < n; i++) seps += ids[i] == bos;
+        assert_int_equal(ids[0], bos);
+        assert_int_equal(seps, 2);
+        free(ids);
+        return;
+    }
+    fail_msg("%s: no expected bos/eos", family);
+}
+
 static void check_family(const char *family, uint64_t seed) {
     char tj[1024], cmd[8192], mixed[512], valid[512], ids_m[512], ids_v[512], dec_m[512], dec_v[512], spec[600];
     snprintf(tj, sizeof tj, "%s", vocab_file(family, "tokenizer.json"));
@@ -63,6 +94,7 @@ static void check_family(const char *family, uint64_t seed) {
     if (system(cmd) != 0) fail_msg("%s: HF tokenizers failed (node, build/hf from scripts/hf_tokenizers.sh?)", family);
     jl_tokenizer *t;
     if (jl_tokenizer_load(tj, &t) != JL_OK) fail_msg("%s: %s", family, jl_last_error());
+    check_bos_eos(family, t);
     char what[128];
     /* ids, on text with invalid UTF-8 and added-token look-alikes (HF always matches added tokens) */
     int32_t *ours;
