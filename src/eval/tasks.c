@@ -182,7 +182,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 
 /* How many distinct lines; frees the set. */
 static int distinct_lines(line_set *ls) {
-    qsort(ls->v, (size_t)ls->n, sizeof *ls->v, cmp_str);
+    if (ls->n > 1) qsort(ls->v, (size_t)ls->n, sizeof *ls->v, cmp_str);
     int distinct = 0;
     for (int i = 0; i < ls->n; i++) distinct += i == 0 || strcmp(ls->v[i], ls->v[i - 1]) != 0;
     for (int i = 0; i < ls->n; i++) free(ls->v[i]);
