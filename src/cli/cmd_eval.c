@@ -11,7 +11,6 @@
 #include "jielong/eval.h"
 #include "jielong/rlhf.h"
 #include "jielong/rules.h"
-#include <errno.h>
 #include <json.h>
 #include <math.h>
 #include <stdio.h>
