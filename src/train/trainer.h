@@ -63,6 +63,7 @@ typedef struct {
     size_t n_state;           /* trainable parameters (== n_params for a model with nothing frozen and no extras) */
     jl_rng rng;
     int32_t *tokens, *targets;
+    uint16_t *w16;            /* bf16 copy of the model's parameters, made at the start of each bf16 step (or NULL) */
     long step;                /* optimizer steps taken */
     long skipped;             /* of which skipped */
 } jl_trainer;
