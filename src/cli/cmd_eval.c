@@ -296,7 +296,7 @@ int cmd_eval(int argc, char **argv) {
     result_sink sink = {0};
     cli_strs data = {0};
     long window = 0, shots = -1, limit = 50, max_tokens = 96;
-    const char *qa = NULL;
+    const char *qa = NULL, *only = NULL;
     eval_qa_opts qo = {.tool_specs = 1, .k = 3, .max_steps = 3};
     long qa_k = 3, qa_steps = 3;
     cli_opt opts[] = {
@@ -315,6 +315,7 @@ int cmd_eval(int argc, char **argv) {
         {"limit", OPT_INT, &limit, "prompts per task kind (default 50; 0 = all)", 0, 1 << 30, 0},
         {"max-new-tokens|max-tokens", OPT_INT, &max_tokens, "tokens per answer (default 96)", 1, 4096, 0},
         {"samples", OPT_STR, &samples, "write every prompt, answer and verdict to this JSONL file", NO_RANGE, 0},
+        {"only", OPT_STR, &only, "with --tasks: only this kind of prompt (write, author, continue, form)", NO_RANGE, 0},
         {"qa", OPT_STR, &qa, "questions with a checkable answer ({\"prompt\",\"task\",\"expected\"}: eval_tools.jsonl, "
                              "eval_cot.jsonl): accuracy of greedy chat answers, with --tools through the agent loop", NO_RANGE, 0},
         {"tools", OPT_STR, &qo.tools, "with --qa: tools the model may call (calculator,search,date)", NO_RANGE, 0},
@@ -336,6 +337,12 @@ int cmd_eval(int argc, char **argv) {
         return rc == CLI_HELP_SHOWN ? 0 : rc;
     }
     jl_task_opts to = {.shots = (int)shots, .limit = (int)limit, .max_tokens = (int)max_tokens, .only = -1};
+    for (int k = 0; only && k < JL_TASK_COUNT; k++)
+        if (!strcmp(only, jl_poem_task_name((jl_poem_task)k))) to.only = k;
+    if (only && to.only < 0) {
+        free(data.v);
+        return cli_report("eval", jl_fail(JL_ERR_ARG, "--only %s: not a task (write, author, continue, form)", only));
+    }
     if (qa) {
         free(data.v);
         if (!model || tasks || against || reward) return cli_report("eval", jl_fail(JL_ERR_ARG, "--qa needs --model and "

@@ -1,4 +1,5 @@
 #include "cli/pipeline_report.h"
+#include "cli/pipeline_lessons_b.h"
 #include "io/fileio.h"
 #include "jielong/metrics.h"
 #include <json.h>
@@ -77,7 +78,7 @@ static double accuracy_of(json_object *o, const char *task) {
 report_plots pipeline_report_plots(const char *dir) {
     if (strcmp(dir, "rm") == 0) return (report_plots){"loss,eval_loss", "accuracy,eval_accuracy", "pairwise accuracy"};
     if (strcmp(dir, "dpo") == 0) return (report_plots){"loss,eval_loss", "margin,eval_margin", "reward margin"};
-    if (strcmp(dir, "grpo") == 0 || strcmp(dir, "ppo") == 0) return (report_plots){"loss", "reward,kl", "reward and KL"};
+    if (strstr(dir, "grpo") || strstr(dir, "ppo")) return (report_plots){"loss", "reward,kl", "reward and KL"};
     return (report_plots){"loss,val_loss", NULL, NULL};
 }
 
@@ -216,6 +217,11 @@ jl_status pipeline_report_write(const char *out_dir, const report_stage *stages,
         fprintf(f, "> **This is a `--quick` run: tiny models and a few steps each, to check that every stage runs. Its "
                    "figures are not meaningful** — run `jielong pipeline` without `--quick` for the measured "
                    "results.\n\n");
+    lesson_row rows[5];
+    int n_rows = pipeline_lessons_b_rows(out_dir, rows);
+    fprintf(f, "## Lessons\n\n| lesson | measured | what it means |\n|---|---|---|\n");
+    for (int i = 0; i < n_rows; i++) fprintf(f, "| %s | %s | %s |\n", rows[i].lesson, rows[i].figure, rows[i].reading);
+    fprintf(f, "\n");
     write_stage_table(f, out_dir, stages, n_stages);
     json_object *lines[64];
     int n = summary_lines(summary, "perplexity", lines, 64);
@@ -227,6 +233,7 @@ jl_status pipeline_report_write(const char *out_dir, const report_stage *stages,
     n = summary_lines(summary, "compare", lines, 64);
     write_compare(f, out_dir, lines, n);
     for (int i = 0; i < n; i++) json_object_put(lines[i]);
+    pipeline_lessons_b_sections(f, out_dir);
     write_samples(f, out_dir, stages, n_stages);
     fprintf(f, "## Chat with the result\n\n```sh\njielong chat --model %s/sft/model.safetensors\n```\n", out_dir);
     if (ferror(f)) {

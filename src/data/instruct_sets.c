@@ -10,6 +10,7 @@
 #include "jielong/model.h"
 #include "jielong/rules.h"
 #include "jielong/synth.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,7 +167,12 @@ jl_status jl_instruct_write(jl_model *m, const jl_tokenizer *tok, const jl_poems
     sp.top_p = 1.0f;
     sp.seed = o->seed;
     jl_atomic_file af;
-    jl_status st = jl_session_new(m, jl_model_config(m)->max_seq_len, &s);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", out_path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) *slash = '\0';
+    jl_status st = slash && slash != dir ? jl_mkdir_p(dir) : JL_OK; /* the file's folder, as other outputs get */
+    if (st == JL_OK) st = jl_session_new(m, jl_model_config(m)->max_seq_len, &s);
     if (st == JL_OK) st = jl_sampler_new(&sp, jl_model_config(m)->vocab_size, &smp);
     if (st == JL_OK && (st = jl_atomic_open(&af, out_path)) == JL_OK) {
         st = sample_all(s, smp, tok, known, o, &af, out_path, counts);
