@@ -3,12 +3,13 @@
 # below it, and the public headers (include/jielong/*.h), never of a folder above it. Fails (exit 1) naming every
 # include that goes upwards; prints the order it checked against. Run by `make test` (tests/test_layers.sh).
 #
-# The order, lowest first (written once, here). src/io is still one folder: file containers (fileio, safetensors,
-# GGUF reader, JSON) and model formats (checkpoint, GGUF load/write, HF import/export, llm.c) together, so it sits
-# above model and infer; splitting it is planned (docs/DESIGN.md, Layering).
+# The order, lowest first (written once, here). src/io holds the byte containers (fileio, safetensors, JSON helpers)
+# and sits below model; src/format holds the model formats (checkpoint, GGUF read/load/write, foreign GGUF, HF
+# import/export, llm.c), which build or read a jl_model, so it sits above model, infer, tokenizer, template and data
+# (docs/DESIGN.md, Layering).
 set -u
 cd "$(dirname "$0")/.."
-ORDER=(core model infer io tokenizer template data train eval rag tools serve cli)
+ORDER=(core io model infer tokenizer template data format train eval rag tools serve cli)
 
 rank_of() {
   local i

@@ -6,7 +6,7 @@
 #include "testutil.h"
 #include "core/rng.h"
 #include "io/fileio.h"
-#include "io/gguf_foreign.h"
+#include "format/gguf_foreign.h"
 #include "jielong/gguf.h"
 #include "jielong/tokenizer.h"
 #include "model/model.h"

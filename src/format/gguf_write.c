@@ -2,7 +2,7 @@
 #include "core/half.h"
 #include "infer/quant.h"
 #include "io/fileio.h"
-#include "io/gguf_names.h"
+#include "format/gguf_names.h"
 #include "jielong/dataset.h"
 #include "jielong/gguf.h"
 #include "jielong/tokenizer.h"

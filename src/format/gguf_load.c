@@ -4,8 +4,8 @@
  * so undoing the writer's Q/K row permutation (GGML's interleaved RoPE pairs → rotate_half) is a copy of whole
  * quantised rows, and the packed qkv / [gate; up] matrices are the file's tensors stacked row-wise. */
 #include "infer/qweights.h"
-#include "io/gguf_foreign.h"
-#include "io/gguf_names.h"
+#include "format/gguf_foreign.h"
+#include "format/gguf_names.h"
 #include "jielong/gguf.h"
 #include "model/model.h"
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* GGUF files written by llama.cpp's tools: config from the architecture keys, tokenizer.json from tokenizer.ggml.*
  * (see gguf_foreign.h). */
-#include "io/gguf_foreign.h"
+#include "format/gguf_foreign.h"
 #include "jielong/tokenizer.h"
 #include <json-c/json.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* GGUF files written by llama.cpp's tools (no jielong.* keys): the model config from the architecture's keys and a
  * tokenizer.json built from tokenizer.ggml.*. */
-#ifndef JL_IO_GGUF_FOREIGN_H
-#define JL_IO_GGUF_FOREIGN_H
+#ifndef JL_FORMAT_GGUF_FOREIGN_H
+#define JL_FORMAT_GGUF_FOREIGN_H
 #include "jielong/gguf.h"
 #include "jielong/model.h"
 

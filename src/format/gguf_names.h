@@ -1,6 +1,6 @@
 /* Shared by the GGUF writer and the GGUF model loader: tensor names and jielong's own metadata keys. */
-#ifndef JL_IO_GGUF_NAMES_H
-#define JL_IO_GGUF_NAMES_H
+#ifndef JL_FORMAT_GGUF_NAMES_H
+#define JL_FORMAT_GGUF_NAMES_H
 #include "jielong/model.h"
 #include <stddef.h>
 
