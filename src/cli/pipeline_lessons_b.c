@@ -93,7 +93,7 @@ static double ci95(double p, double n) {
 
 /* ---- lesson 4: chain of thought ---- */
 
-static void row_cot(const char *o, lesson_row *r) {
+static void row_cot(const char *o, lesson_b_row *r) {
     json_object *d = record(o, "qa", "cot-direct"), *s = record(o, "qa", "cot-steps"), *g = record(o, "qa", "cot-grpo");
     double ad = num(d, "accuracy"), as = num(s, "accuracy"), ag = num(g, "accuracy"), n = num(s, "n");
     char a[16], b[16], c[16];
@@ -117,7 +117,7 @@ static void row_cot(const char *o, lesson_row *r) {
 
 /* ---- lesson 5: tools and retrieval ---- */
 
-static void row_tools(const char *o, lesson_row *r) {
+static void row_tools(const char *o, lesson_b_row *r) {
     json_object *m = record(o, "qa", "memory"), *t = record(o, "qa", "tools");
     char a[16], b[16], c[16], d[16], e[16], f[16];
     snprintf(r->lesson, sizeof r->lesson, "5. Tools and retrieval");
@@ -142,7 +142,7 @@ static int disagrees(json_object *c) {
     return !isnan(rm) && !isnan(rule) && ((rm > 0.5 && rule <= 0.5) || (rm < 0.5 && rule > 0.5));
 }
 
-static void row_judges(const char *o, lesson_row *r) {
+static void row_judges(const char *o, lesson_b_row *r) {
     char a[16], b[16], part[160];
     snprintf(r->lesson, sizeof r->lesson, "6. Reward model, RLHF, DPO and reward hacking");
     size_t n = (size_t)snprintf(r->figure, sizeof r->figure, "reward model held-out accuracy %s; win rate over SFT "
@@ -180,7 +180,7 @@ static void row_judges(const char *o, lesson_row *r) {
 
 /* ---- lesson 7: self-instruct ---- */
 
-static void row_self_instruct(const char *o, lesson_row *r) {
+static void row_self_instruct(const char *o, lesson_b_row *r) {
     json_object *s = record(o, "tasks", "student-synthetic"), *h = record(o, "tasks", "student-human");
     char a[16], b[16];
     long asked = count_lines(o, "self-instruct/prompts.jsonl"), kept = count_lines(o, "self-instruct/sft.jsonl");
@@ -219,7 +219,7 @@ static variant_figures figures_of(const char *o, const char *label) {
     return v;
 }
 
-static void row_deploy(const char *o, lesson_row *r) {
+static void row_deploy(const char *o, lesson_b_row *r) {
     variant_figures f = figures_of(o, "f32"), q = figures_of(o, "q4_0"), p = figures_of(o, "pruned50"),
                     pf = figures_of(o, "pruned50+ft"), s = figures_of(o, "student");
     char a[16], b[16], c[16], d[16], e[16];
@@ -233,7 +233,7 @@ static void row_deploy(const char *o, lesson_row *r) {
              "wins some back; a smaller distilled model is smaller and faster but clearly worse.");
 }
 
-int pipeline_lessons_b_rows(const char *out_dir, lesson_row rows[5]) {
+int pipeline_lessons_b_rows(const char *out_dir, lesson_b_row rows[5]) {
     memset(rows, 0, 5 * sizeof *rows);
     row_cot(out_dir, &rows[0]);
     row_tools(out_dir, &rows[1]);
@@ -241,6 +241,14 @@ int pipeline_lessons_b_rows(const char *out_dir, lesson_row rows[5]) {
     row_self_instruct(out_dir, &rows[3]);
     row_deploy(out_dir, &rows[4]);
     return 5;
+}
+
+void pipeline_lessons_b_table(FILE *f, const char *out_dir) {
+    lesson_b_row rows[5];
+    int n = pipeline_lessons_b_rows(out_dir, rows);
+    fprintf(f, "## Lessons 4–8\n\n| lesson | measured | what it means |\n|---|---|---|\n");
+    for (int i = 0; i < n; i++) fprintf(f, "| %s | %s | %s |\n", rows[i].lesson, rows[i].figure, rows[i].reading);
+    fprintf(f, "\n");
 }
 
 /* ---- detail sections ---- */

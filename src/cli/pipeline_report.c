@@ -217,11 +217,7 @@ jl_status pipeline_report_write(const char *out_dir, const report_stage *stages,
         fprintf(f, "> **This is a `--quick` run: tiny models and a few steps each, to check that every stage runs. Its "
                    "figures are not meaningful** — run `jielong pipeline` without `--quick` for the measured "
                    "results.\n\n");
-    lesson_row rows[5];
-    int n_rows = pipeline_lessons_b_rows(out_dir, rows);
-    fprintf(f, "## Lessons\n\n| lesson | measured | what it means |\n|---|---|---|\n");
-    for (int i = 0; i < n_rows; i++) fprintf(f, "| %s | %s | %s |\n", rows[i].lesson, rows[i].figure, rows[i].reading);
-    fprintf(f, "\n");
+    pipeline_lessons_b_table(f, out_dir);
     write_stage_table(f, out_dir, stages, n_stages);
     json_object *lines[64];
     int n = summary_lines(summary, "perplexity", lines, 64);
