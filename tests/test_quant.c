@@ -201,6 +201,46 @@ static void test_qmatmul_against_fp32(void **s) {
     free(w), free(x), free(b), free(xq);
 }
 
+/* The batched step's halves: jl_qmatmul_quantize writes the same bytes on every path (the AVX-512 rounding is
+ * ggml's round-half-away, ties included), and rows [r0, r1) of jl_qmatmul_rows, accumulated or not, equal
+ * jl_qmatvec_rows row for row, bit for bit, for 1..6 inputs (the four-input kernel and the tail). */
+static void test_qmatmul_rows_equal_matvec(void **s) {
+    (void)s;
+    const int rows = 70, cols = 96, N = 6;
+    float *w = randn((size_t)rows * cols, 7, 0.05f), *x = randn((size_t)N * cols, 8, 1.0f), *b = randn(rows, 9, 0.1f);
+    x[0] = 127.0f; /* first block: scale exactly 1, so every other value is a tie k + 0.5 (rounded away from 0) */
+    for (int i = 1; i < 32; i++) x[i] = (float)(i - 16) + 0.5f;
+    const size_t bytes = jl_qmatmul_scratch_bytes(N, cols);
+    unsigned char *xa = malloc(bytes), *xs = malloc(bytes), *x1 = malloc(bytes);
+    float y[6 * 70], want[70];
+    for (int t = 0; t < 2; t++) {
+        jl_qmatrix q;
+        assert_int_equal(jl_qmatrix_from_f32(&q, t ? JL_QTYPE_Q4_0 : JL_QTYPE_Q8_0, w, rows, cols), JL_OK);
+        for (jl_qpath p = JL_QPATH_SCALAR; p <= JL_QPATH_AVX512; p++) {
+            if (jl_quant_set_path(p) != JL_OK) continue;
+            jl_qmatmul_quantize(x, N, cols, p == JL_QPATH_SCALAR ? xs : xa);
+            if (p != JL_QPATH_SCALAR) { /* the quantised inputs: the same quants, scales and sums (aligned views) */
+                const unsigned char *a = xa + (64 - (uintptr_t)xa % 64) % 64, *c = xs + (64 - (uintptr_t)xs % 64) % 64;
+                const size_t stride = (bytes - 64) / N;
+                for (int i = 0; i < N; i++) assert_memory_equal(a + i * stride, c + i * stride, cols + cols / 32 * 8);
+            }
+            for (int n = 1; n <= N; n++)
+                for (int acc = 0; acc < 2; acc++) {
+                    for (int i = 0; i < n * rows; i++) y[i] = acc ? 0.25f * (float)i : -1.0f;
+                    jl_qmatmul_rows(y, p == JL_QPATH_SCALAR ? xs : xa, &q, b, n, 19, 61, acc);
+                    for (int i = 0; i < n; i++) {
+                        for (int r = 0; r < rows; r++) want[r] = acc ? 0.25f * (float)(i * rows + r) : -1.0f;
+                        jl_qmatvec_rows(want, x + i * cols, &q, b, x1, 19, 61, acc);
+                        assert_memory_equal(want, y + i * rows, sizeof want);
+                    }
+                }
+        }
+        jl_qmatrix_free(&q);
+    }
+    assert_int_equal(jl_quant_set_path(JL_QPATH_AUTO), JL_OK);
+    free(w), free(x), free(b), free(xa), free(xs), free(x1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_block_layouts),
@@ -209,6 +249,7 @@ int main(void) {
         cmocka_unit_test(test_repack_roundtrip),
         cmocka_unit_test(test_qmatmul_paths_vs_reference),
         cmocka_unit_test(test_qmatmul_against_fp32),
+        cmocka_unit_test(test_qmatmul_rows_equal_matvec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -28,6 +28,11 @@ struct jl_batch {
     float *x, *xb, *qkv, *atty, *fc, *fc_act, *mean, *rstd, *hx, *logits;
     float *att;               /* (threads, cap) attention scores */
     void *xq;                 /* q8_0 activations for the quantised linears */
+    /* the team of a step (one parallel region): per thread a norm output (max_rows × dim), norm statistics
+     * (2 × max_rows) and quantised-input scratch (xq_bytes) */
+    float *xb_team, *stat_team;
+    uint8_t *xq_team;
+    size_t xq_bytes;
     int *row_slot, *row_pos;  /* per row: its slot and absolute position */
     int *out_rows;            /* rows whose logits are returned */
     batch_linears *layers;
@@ -91,13 +96,18 @@ static int alloc_buffers(jl_batch *b) {
     b->row_pos = calloc(R, sizeof *b->row_pos);
     b->out_rows = calloc(R, sizeof *b->out_rows);
     b->layers = calloc((size_t)c->n_layer, sizeof *b->layers);
+    const size_t T = (size_t)b->n_threads;
+    b->xb_team = alloc_floats(T * R * C);
+    b->stat_team = alloc_floats(T * 2 * R);
     if (b->qw) {
         int widest = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
         widest = widest > c->n_head * jl_head_size(c) ? widest : c->n_head * jl_head_size(c);
-        b->xq = aligned_alloc(64, (jl_qmatmul_scratch_bytes(b->max_rows, widest) + 63) / 64 * 64);
-        if (!b->xq) return 0;
+        b->xq_bytes = (jl_qmatmul_scratch_bytes(b->max_rows, widest) + 63) / 64 * 64;
+        b->xq = aligned_alloc(64, b->xq_bytes);
+        b->xq_team = aligned_alloc(64, T * b->xq_bytes);
+        if (!b->xq || !b->xq_team) return 0;
     }
-    return b->k_cache && b->v_cache && b->tokens && b->pos && b->x && b->xb && b->hx && b->qkv && b->atty && b->fc &&
+    return b->xb_team && b->stat_team && b->k_cache && b->v_cache && b->tokens && b->pos && b->x && b->xb && b->hx && b->qkv && b->atty && b->fc &&
            b->fc_act && b->mean && b->rstd && b->logits && b->att && b->row_slot && b->row_pos && b->out_rows &&
            b->layers;
 }
@@ -130,7 +140,7 @@ jl_status jl_batch_new(const jl_model *m, const jl_qweights *qw, int n_slots, in
 void jl_batch_free(jl_batch *b) {
     if (!b) return;
     float *bufs[] = {b->k_cache, b->v_cache, b->x, b->xb, b->hx, b->qkv, b->atty, b->fc, b->fc_act, b->mean,
-                     b->rstd, b->logits, b->att};
+                     b->rstd, b->logits, b->att, b->xb_team, b->stat_team};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(b->tokens);
     free(b->pos);
@@ -139,6 +149,7 @@ void jl_batch_free(jl_batch *b) {
     free(b->out_rows);
     free(b->layers);
     free(b->xq);
+    free(b->xq_team);
     free(b);
 }
 
@@ -280,6 +291,145 @@ static void layer_forward(jl_batch *b, const jl_batch_item *items, int n_items, 
     jl_residual_forward(b->x, b->x, b->xb, nC);
 }
 
+/* ---------------------------------------------------------------- the step as one parallel region */
+
+/* [lo, hi) of n units for member t of a team of nt: contiguous, sizes differing by at most one unit. */
+static void share(int n, int t, int nt, int *lo, int *hi) {
+    *lo = (int)((long)n * t / nt);
+    *hi = (int)((long)n * (t + 1) / nt);
+}
+
+/* Outputs [lo, hi) of a linear for all R rows: y (R, L->out) gets W·x + b, added to y when accumulate (the
+ * residual). A quantised linear reads x from xq, where quantize_input put it. */
+static void linear_rows(const jl_linear *L, const float *x, const void *xq, float *y, int R, int lo, int hi,
+                        int accumulate) {
+    if (L->q) jl_qmatmul_rows(y, xq, L->q, L->b, R, lo, hi, accumulate);
+    else jl_matmat_rows(y, L->w, x, L->b, L->in, L->out, R, lo, hi, accumulate);
+}
+
+/* R rows of x as q8_0 into this thread's scratch when the linear is quantised (each thread its own copy). */
+static void quantize_input(const jl_linear *L, const float *x, int R, void *xq) {
+    if (L->q) jl_qmatmul_quantize(x, R, L->in, xq);
+}
+
+/* This thread's outputs of a linear (units of 16: whole groups of the quantised layout, whole fours of the fp32
+ * kernel) for all R rows. */
+static void linear_share(const jl_linear *L, const float *x, float *y, int R, void *xq, int t, int nt, int accumulate) {
+    int lo, hi;
+    share((L->out + 15) / 16, t, nt, &lo, &hi);
+    lo *= 16;
+    hi = hi * 16 < L->out ? hi * 16 : L->out;
+    if (lo >= hi) return;
+    quantize_input(L, x, R, xq);
+    linear_rows(L, x, xq, y, R, lo, hi, accumulate);
+}
+
+/* Norm of R rows of inp into this thread's own out (every thread computes the same rows: no barrier). */
+static void norm_private(const jl_batch *b, float *out, float *stat, const float *inp, const float *w,
+                         const float *bias, int R) {
+    const jl_config *c = &b->m->cfg;
+    if (c->arch == JL_ARCH_LLAMA) jl_rmsnorm_forward(out, stat, inp, w, R, c->dim, c->norm_eps);
+    else jl_layernorm_forward(out, stat + R, stat, inp, w, bias, R, c->dim, c->norm_eps);
+}
+
+/* Units (row, kv head) [u0, u1): rope of the unit's query heads and key head at the row's position, its k and v
+ * into the slot's cache. */
+static void rope_append(jl_batch *b, int layer, int u0, int u1) {
+    const jl_config *c = &b->m->cfg;
+    const int hs = jl_head_size(c), group = c->n_head / c->n_kv_head, QKV = jl_qkv_dim(c), nkv = c->n_kv_head;
+    const int kq = c->n_head * hs;
+    for (int u = u0; u < u1; u++) {
+        const int r = u / nkv, g = u % nkv, pos = b->row_pos[r];
+        float *row = b->qkv + (size_t)r * QKV;
+        if (c->arch == JL_ARCH_LLAMA) {
+            jl_rope_forward(row + (size_t)g * group * hs, b->m->rope_table, 1, 1, group, hs, QKV, pos);
+            jl_rope_forward(row + kq + (size_t)g * hs, b->m->rope_table, 1, 1, 1, hs, QKV, pos);
+        }
+        const size_t at = (size_t)pos * b->kv_dim + (size_t)g * hs;
+        memcpy(kv_at(b, b->k_cache, b->row_slot[r], layer) + at, row + kq + (size_t)g * hs, (size_t)hs * sizeof(float));
+        memcpy(kv_at(b, b->v_cache, b->row_slot[r], layer) + at, row + kq + b->kv_dim + (size_t)g * hs,
+               (size_t)hs * sizeof(float));
+    }
+}
+
+/* The MLP's hidden units [lo, hi) (units of 16) of all R rows: the fused gate|up (or fc) rows, then the activation. */
+static void mlp_share(jl_batch *b, const batch_linears *lin, const float *xb, void *xq, int R, int t, int nt) {
+    const jl_config *c = &b->m->cfg;
+    const int H = c->hidden_dim, F = jl_fc_dim(c);
+    int lo, hi;
+    share((H + 15) / 16, t, nt, &lo, &hi);
+    lo *= 16;
+    hi = hi * 16 < H ? hi * 16 : H;
+    if (lo >= hi) return;
+    quantize_input(&lin->fc, xb, R, xq);
+    linear_rows(&lin->fc, xb, xq, b->fc, R, lo, hi, 0);
+    if (c->arch == JL_ARCH_LLAMA) linear_rows(&lin->fc, xb, xq, b->fc, R, H + lo, H + hi, 0);
+    for (int r = 0; r < R; r++) {
+        const float *f = b->fc + (size_t)r * F;
+        float *act = b->fc_act + (size_t)r * H;
+        if (c->arch == JL_ARCH_LLAMA) {
+#pragma omp simd
+            for (int i = lo; i < hi; i++) act[i] = f[i] / (1.0f + jl_vexpf(-f[i])) * f[H + i];
+        } else {
+            jl_gelu_forward(act + lo, f + lo, (size_t)(hi - lo));
+        }
+    }
+}
+
+/* Whether the step can run as one parallel region: no unmerged LoRA (its products have their own threads),
+ * the MLP gate|up halves starting on a 16-row boundary. */
+static int team_ok(const jl_batch *b) {
+    const jl_config *c = &b->m->cfg;
+    return !b->m->lora && (c->arch != JL_ARCH_LLAMA || c->hidden_dim % 16 == 0);
+}
+
+/* Every layer and the head over R rows (n_out of them gathered for the head) in one parallel region. The residual
+ * b->x is shared: o and down add into the outputs each thread owns. Barriers per layer: after qkv, after the cache
+ * append (only when a slot takes several rows), after attention, after o, after the MLP, after down. */
+static void forward_team(jl_batch *b, int R, int multi, int n_out) {
+    const jl_model *m = b->m;
+    const jl_config *c = &m->cfg;
+    const size_t C = (size_t)c->dim;
+    const int units = R * c->n_kv_head, nh = c->n_head, group = nh / c->n_kv_head;
+#pragma omp parallel num_threads(b->n_threads)
+    {
+        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        float *xb = b->xb_team + (size_t)t * b->max_rows * C, *stat = b->stat_team + (size_t)t * 2 * b->max_rows;
+        void *xq = b->xq_team ? b->xq_team + (size_t)t * b->xq_bytes : NULL;
+        float *att = b->att + (size_t)t * b->cap;
+        int u0, u1;
+        share(units, t, n, &u0, &u1);
+        for (int l = 0; l < c->n_layer; l++) {
+            const jl_layer_params *p = &m->w.layers[l];
+            const batch_linears *lin = &b->layers[l];
+            norm_private(b, xb, stat, b->x, p->ln1_w, p->ln1_b, R);
+            linear_share(&lin->qkv, xb, b->qkv, R, xq, t, n, 0);
+#pragma omp barrier
+            rope_append(b, l, u0, u1);
+            if (multi) {
+#pragma omp barrier
+            }
+            for (int u = u0; u < u1; u++)
+                for (int h = (u % c->n_kv_head) * group; h < (u % c->n_kv_head + 1) * group; h++)
+                    attend_row_head(b, l, u / c->n_kv_head, h, att);
+#pragma omp barrier
+            linear_share(&lin->o, b->atty, b->x, R, xq, t, n, 1);
+#pragma omp barrier
+            norm_private(b, xb, stat, b->x, p->ln2_w, p->ln2_b, R);
+            mlp_share(b, lin, xb, xq, R, t, n);
+#pragma omp barrier
+            linear_share(&lin->down, b->fc_act, b->x, R, xq, t, n, 1);
+#pragma omp barrier
+        }
+        if (n_out > 0) {
+            for (int i = 0; i < n_out; i++) /* each thread gathers the rows into its own buffer */
+                memcpy(xb + (size_t)i * C, b->x + (size_t)b->out_rows[i] * C, sizeof(float) * C);
+            norm_private(b, xb, stat, xb, m->w.lnf_w, m->w.lnf_b, n_out);
+            linear_share(&b->head, xb, b->logits, n_out, xq, t, n, 0);
+        }
+    }
+}
+
 static jl_status check_items(const jl_batch *b, const jl_batch_item *items, int n_items, int *rows) {
     const int V = b->m->cfg.vocab_size;
     int R = 0;
@@ -308,21 +458,28 @@ jl_status jl_batch_forward(jl_batch *b, const jl_batch_item *items, int n_items,
     jl_status st = check_items(b, items, n_items, &R);
     if (st != JL_OK) return st;
     embed(b, items, n_items);
-    for (int l = 0; l < c->n_layer; l++) layer_forward(b, items, n_items, l, R);
-    /* the rows whose logits are asked for, gathered, then one head product over them */
-    int n_out = 0, r0 = 0;
+    const int team = team_ok(b);
+    if (!team)
+        for (int l = 0; l < c->n_layer; l++) layer_forward(b, items, n_items, l, R);
+    /* the rows whose logits are asked for, then one head product over them */
+    int n_out = 0, r0 = 0, multi = 0;
     for (int k = 0; k < n_items; k++) {
         const jl_batch_item *it = &items[k];
-        memcpy(b->tokens + (size_t)it->slot * b->cap + b->pos[it->slot], it->tokens, sizeof *it->tokens * (size_t)it->n);
-        b->pos[it->slot] += it->n;
+        multi |= it->n > 1;
         if (it->logits == JL_BATCH_LOGITS_LAST) b->out_rows[n_out++] = r0 + it->n - 1;
         else if (it->logits == JL_BATCH_LOGITS_ALL)
             for (int i = 0; i < it->n; i++) b->out_rows[n_out++] = r0 + i;
         r0 += it->n;
     }
+    if (team) forward_team(b, R, multi, n_out);
+    for (int k = 0; k < n_items; k++) {
+        const jl_batch_item *it = &items[k];
+        memcpy(b->tokens + (size_t)it->slot * b->cap + b->pos[it->slot], it->tokens, sizeof *it->tokens * (size_t)it->n);
+        b->pos[it->slot] += it->n;
+    }
     const int C = c->dim;
-    for (int i = 0; i < n_out; i++) memcpy(b->hx + (size_t)i * C, b->x + (size_t)b->out_rows[i] * C, sizeof(float) * C);
-    if (n_out > 0) {
+    if (!team && n_out > 0) {
+        for (int i = 0; i < n_out; i++) memcpy(b->hx + (size_t)i * C, b->x + (size_t)b->out_rows[i] * C, sizeof(float) * C);
         norm(b, b->xb, b->hx, m->w.lnf_w, m->w.lnf_b, n_out);
         linear(&b->head, b->xb, b->logits, n_out);
     }

@@ -43,5 +43,9 @@ jl_status jl_batch_forward(jl_batch *b, const jl_batch_item *items, int n_items,
 
 /* fp32 y(R, out) = x(R, in)·Wᵀ + b, each row bit-identical to jl_matvec_own(y_r, w, x_r, b, in, out). */
 void jl_matmat_own(float *y, const float *w, const float *x, const float *b, int in, int out, int R);
+/* Outputs [o0, o1) of it for all R rows on the calling thread (no OpenMP; o0 a multiple of 4), added to y when
+ * accumulate: y = (y + x·w) + b, jl_matvec_rows's order, so one row equals jl_matvec_rows's result. */
+void jl_matmat_rows(float *y, const float *w, const float *x, const float *b, int in, int out, int R, int o0, int o1,
+                    int accumulate);
 
 #endif

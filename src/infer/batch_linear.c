@@ -3,6 +3,8 @@
  * jl_matvec_own's dot4 sums it (16-lane partial sums over the columns, one reduction, then the scalar tail),
  * so a row's result never depends on the other rows of the batch. */
 #include "infer/batch.h"
+#include "infer/linear.h"
+#include <omp.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -15,7 +17,9 @@ static float tail_dot(const float *w, const float *x, int from, int in, float s)
 
 #if defined(__AVX512F__)
 /* Four weight rows × four activation rows: 16 accumulators. */
-static void tile4x4(const float *w, int in, const float *x, float out[4][4]) {
+/* pf: when not NULL, the next group's four weight rows, one line per row prefetched per 16 columns, so they stream
+ * in from memory while this group computes (the batched products are otherwise stalled on memory). */
+static void tile4x4(const float *w, int in, const float *x, float out[4][4], const float *pf) {
     const float *r0 = w, *r1 = w + in, *r2 = w + 2 * (size_t)in, *r3 = w + 3 * (size_t)in;
     const float *x0 = x, *x1 = x + in, *x2 = x + 2 * (size_t)in, *x3 = x + 3 * (size_t)in;
     __m512 a[4][4];
@@ -23,6 +27,8 @@ static void tile4x4(const float *w, int in, const float *x, float out[4][4]) {
         for (int j = 0; j < 4; j++) a[r][j] = _mm512_setzero_ps();
     int i = 0;
     for (; i + 16 <= in; i += 16) {
+        if (pf)
+            for (int j = 0; j < 4; j++) __builtin_prefetch(pf + (size_t)j * in + i);
         __m512 w0 = _mm512_loadu_ps(r0 + i), w1 = _mm512_loadu_ps(r1 + i);
         __m512 w2 = _mm512_loadu_ps(r2 + i), w3 = _mm512_loadu_ps(r3 + i);
         /* keep the four weight vectors in registers (else the compiler folds them into the FMAs as memory operands:
@@ -74,27 +80,46 @@ static float dot1(const float *w, int in, const float *x) {
     return s;
 }
 
-void jl_matmat_own(float *y, const float *w, const float *x, const float *b, int in, int out, int R) {
-    const int groups = out / 4;
-#pragma omp parallel for schedule(static) if ((size_t)in * out * (size_t)R > 32768)
-    for (int g = 0; g < groups; g++) {
+/* y[r·out + o] for one output o: the accumulate and bias order of jl_matvec_rows, (y + sum) + b. */
+static void put(float *y, float s, const float *b, int o, int accumulate) {
+    *y = (accumulate ? *y : 0.0f) + s + (b ? b[o] : 0.0f);
+}
+
+void jl_matmat_rows(float *y, const float *w, const float *x, const float *b, int in, int out, int R, int o0, int o1,
+                    int accumulate) {
+    if (R < 4) { /* decode of a few rows: the matrix-vector kernel (it prefetches the next rows itself) */
+        for (int r = 0; r < R; r++)
+            jl_matvec_rows(y + (size_t)r * out, w, x + (size_t)r * in, b, in, out, o0, o1, accumulate);
+        return;
+    }
+    const int g_end = out / 4 < (o1 + 3) / 4 ? out / 4 : (o1 + 3) / 4;
+    for (int g = o0 / 4; g < g_end; g++) {
         const float *wg = w + (size_t)4 * g * in;
         int r = 0;
 #if defined(__AVX512F__)
         for (; r + 4 <= R; r += 4) {
             float s[4][4];
-            tile4x4(wg, in, x + (size_t)r * in, s);
+            tile4x4(wg, in, x + (size_t)r * in, s, r == 0 && g + 2 < g_end ? wg + (size_t)8 * in : NULL);
             for (int k = 0; k < 4; k++)
-                for (int j = 0; j < 4; j++) y[(size_t)(r + k) * out + 4 * g + j] = s[k][j] + (b ? b[4 * g + j] : 0.0f);
+                for (int j = 0; j < 4; j++) put(y + (size_t)(r + k) * out + 4 * g + j, s[k][j], b, 4 * g + j, accumulate);
         }
 #endif
         for (; r < R; r++) {
             float s[4];
             tile4x1(wg, in, x + (size_t)r * in, s);
-            for (int j = 0; j < 4; j++) y[(size_t)r * out + 4 * g + j] = s[j] + (b ? b[4 * g + j] : 0.0f);
+            for (int j = 0; j < 4; j++) put(y + (size_t)r * out + 4 * g + j, s[j], b, 4 * g + j, accumulate);
         }
     }
-    for (int o = 4 * groups; o < out; o++)
-        for (int r = 0; r < R; r++)
-            y[(size_t)r * out + o] = dot1(w + (size_t)o * in, in, x + (size_t)r * in) + (b ? b[o] : 0.0f);
+    for (int o = 4 * (out / 4) > o0 ? 4 * (out / 4) : o0; o < o1; o++)
+        for (int r = 0; r < R; r++) put(y + (size_t)r * out + o, dot1(w + (size_t)o * in, in, x + (size_t)r * in), b, o, accumulate);
+}
+
+void jl_matmat_own(float *y, const float *w, const float *x, const float *b, int in, int out, int R) {
+    const int units = (out + 15) / 16;
+#pragma omp parallel if ((size_t)in * out * (size_t)R > 32768)
+    {
+        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        const int lo = (int)((long)units * t / n) * 16, hi = (int)((long)units * (t + 1) / n) * 16;
+        jl_matmat_rows(y, w, x, b, in, out, R, lo, hi < out ? hi : out, 0);
+    }
 }

@@ -562,3 +562,74 @@ void jl_qmatvec_rows(float *y, const float *x, const jl_qmatrix *w, const float 
         for (int64_t r = a; r < b; r++) y[r] = (accumulate ? y[r] : 0.0f) + s[r - g * JL_QROWS] + (bias ? bias[r] : 0.0f);
     }
 }
+
+#if JL_X86
+/* quantize_x with AVX-512: the same numbers (max |x|, d = amax / 127, q = round-half-away(x / d) built from a
+ * truncation and the exact fraction, the fp16 scale read back), two vectors per block. */
+AVX512_TARGET static void quantize_x_avx512(const float *x, int64_t cols, uint8_t *dst) {
+    const int64_t nb = cols / JL_QK;
+    float *d = (float *)(dst + cols);
+    int32_t *sum = (int32_t *)(d + nb);
+    const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+    for (int64_t b = 0; b < nb; b++) {
+        const __m512 v0 = _mm512_loadu_ps(x + b * JL_QK), v1 = _mm512_loadu_ps(x + b * JL_QK + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        const float dd = amax / 127.0f, id = dd != 0.0f ? 1.0f / dd : 0.0f;
+        const uint16_t h = jl_f32_to_f16(dd);
+        d[b] = jl_f16_to_f32(h);
+        __m512i qi[2];
+        const __m512 vs[2] = {v0, v1};
+        for (int k = 0; k < 2; k++) {
+            const __m512 t = _mm512_mul_ps(vs[k], _mm512_set1_ps(id));
+            const __m512 tr = _mm512_roundscale_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            const __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(t, tr)), half, _CMP_GE_OQ);
+            const __m512 adj = _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(one),
+                _mm512_and_si512(_mm512_castps_si512(t), _mm512_set1_epi32((int)0x80000000u))));
+            qi[k] = _mm512_cvttps_epi32(_mm512_mask_add_ps(tr, up, tr, adj));
+            _mm_storeu_si128((__m128i *)(dst + b * JL_QK + 16 * k), _mm512_cvtepi32_epi8(qi[k]));
+        }
+        sum[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(qi[0], qi[1]));
+    }
+}
+#endif
+
+void jl_qmatmul_quantize(const float *x, int64_t N, int64_t cols, void *xq) {
+    uint8_t *base = (uint8_t *)(((uintptr_t)xq + 63) / 64 * 64);
+#if JL_X86
+    if (jl_quant_path() == JL_QPATH_AVX512) {
+        for (int64_t i = 0; i < N; i++) quantize_x_avx512(x + i * cols, cols, base + (size_t)i * xq_stride(cols));
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < N; i++) quantize_x(x + i * cols, cols, base + (size_t)i * xq_stride(cols));
+}
+
+void jl_qmatmul_rows(float *y, const void *xq, const jl_qmatrix *w, const float *bias, int64_t N, int64_t r0,
+                     int64_t r1, int accumulate) {
+    const int64_t K = w->cols, rows = w->rows;
+    uint8_t *base = (uint8_t *)(((uintptr_t)xq + 63) / 64 * 64);
+    const group_kernel kernel = kernel_for(jl_quant_path());
+    for (int64_t g = r0 / JL_QROWS; g * JL_QROWS < r1; g++) {
+        const int64_t a = g * JL_QROWS > r0 ? g * JL_QROWS : r0, b = (g + 1) * JL_QROWS < r1 ? (g + 1) * JL_QROWS : r1;
+        int64_t i = 0;
+#if JL_X86
+        if (kernel == group_avx512)
+            for (; i + 4 <= N; i += 4) {
+                float s4[4][JL_QROWS];
+                const xq_view xv[4] = {xq_at(base, i, K), xq_at(base, i + 1, K), xq_at(base, i + 2, K), xq_at(base, i + 3, K)};
+                group4_avx512(w, g, xv, s4);
+                for (int k = 0; k < 4; k++) {
+                    float *yr = y + (i + k) * rows;
+                    for (int64_t r = a; r < b; r++)
+                        yr[r] = (accumulate ? yr[r] : 0.0f) + s4[k][r - g * JL_QROWS] + (bias ? bias[r] : 0.0f);
+                }
+            }
+#endif
+        for (; i < N; i++) {
+            float s[JL_QROWS], *yr = y + i * rows;
+            const xq_view xv = xq_at(base, i, K);
+            kernel(w, g, &xv, s);
+            for (int64_t r = a; r < b; r++) yr[r] = (accumulate ? yr[r] : 0.0f) + s[r - g * JL_QROWS] + (bias ? bias[r] : 0.0f);
+        }
+    }
+}

@@ -95,5 +95,12 @@ void jl_qmatmul(float *y, const float *x, const jl_qmatrix *w, const float *bias
  * groups of 16 rows that straddle r0 or r1 are computed whole and only rows inside are written. */
 void jl_qmatvec_rows(float *y, const float *x, const jl_qmatrix *w, const float *bias, void *xq, int64_t r0,
                      int64_t r1, int accumulate);
+/* The batched step's two halves, on the calling thread (no OpenMP): a thread's share of a step run inside one
+ * parallel region. jl_qmatmul_quantize puts N inputs as q8_0 into xq (jl_qmatmul_scratch_bytes(N, cols)), with
+ * ggml's rounding (AVX-512 where the path is, the same bytes); jl_qmatmul_rows then computes rows [r0, r1) of
+ * y (N, rows) = x · Wᵀ (+ bias) (+ y when accumulate), every row equal to jl_qmatvec_rows's for that input. */
+void jl_qmatmul_quantize(const float *x, int64_t N, int64_t cols, void *xq);
+void jl_qmatmul_rows(float *y, const void *xq, const jl_qmatrix *w, const float *bias, int64_t N, int64_t r0,
+                     int64_t r1, int accumulate);
 
 #endif

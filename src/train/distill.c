@@ -225,7 +225,7 @@ jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *t
         double flops = (jl_model_train_flops(&student->cfg, B, T) +
                         (d.o.alpha > 0 ? jl_model_train_flops(&teacher->cfg, B, T) / 3 : 0)) * o->optim.accum;
         jl_stage s = {.i = &distill_i, .self = &d, .what = {.t = d.t, .tok = tok}, .o = o, .steps_may_change = 1,
-                      .eval_at_start = 1, .flops_per_step = flops};
+                      .data_parallel = 1, .eval_at_start = 1, .flops_per_step = flops};
         st = jl_train_run(&s, on_event, user);
     }
     jl_trainer_free(d.t);

@@ -189,7 +189,7 @@ jl_status jl_pretrain(jl_model *m, const jl_tokenizer *tok, const jl_tokens *tra
     jl_optim_from_cfg(&o->optim, o->run.steps, &to.opt);
     if ((st = jl_trainer_new(m, &to, &p.t)) != JL_OK) return st;
     jl_stage s = {.i = &pretrain_i, .self = &p, .what = {.t = p.t, .tok = tok}, .o = o, .steps_may_change = 1,
-                  .flops_per_step = jl_model_train_flops(&m->cfg, o->run.batch, p.o.T) * o->optim.accum};
+                  .data_parallel = 1, .flops_per_step = jl_model_train_flops(&m->cfg, o->run.batch, p.o.T) * o->optim.accum};
     if (!p.o.sample_tokens) o->run.sample_every = 0;
     st = jl_train_run(&s, on_event, user);
     jl_trainer_free(p.t);

@@ -69,6 +69,7 @@ typedef struct {
     int eval_at_end;          /* evaluate after the last step even when eval_every is 0 */
     int steps_may_change;     /* resume: --steps may differ from the checkpoint's (pretrain, distill) */
     double flops_per_step;    /* for MFU */
+    int data_parallel;        /* its steps split a global batch across mpirun's ranks (jl_trainer_step does) */
     long steps_done;          /* out: steps of this invocation */
     double seconds;           /* out: their wall time */
 } jl_stage;
