@@ -1,5 +1,6 @@
 /* Lessons 4-8 of the pipeline report: see pipeline_lessons_b.h. */
 #include "cli/pipeline_lessons_b.h"
+#include "cli/pipeline_lessons.h"
 #include "io/fileio.h"
 #include "jielong/metrics.h"
 #include <json.h>
@@ -93,23 +94,28 @@ static double ci95(double p, double n) {
 
 /* ---- lesson 4: chain of thought ---- */
 
-static void row_cot(const char *o, lesson_b_row *r) {
+void lesson_b_cot(const lesson_records *rec, lesson_row *r) {
+    const char *o = rec->out_dir;
     json_object *d = record(o, "qa", "cot-direct"), *s = record(o, "qa", "cot-steps"), *g = record(o, "qa", "cot-grpo");
-    double ad = num(d, "accuracy"), as = num(s, "accuracy"), ag = num(g, "accuracy"), n = num(s, "n");
-    char a[16], b[16], c[16];
-    snprintf(r->lesson, sizeof r->lesson, "4. Chain of thought (and RL on a verifiable answer)");
-    snprintf(r->figure, sizeof r->figure, "3-digit sums, %.0f held out: direct answers %s, step by step %s (±%.0f "
-             "points); after GRPO with the answer as reward %s", n, pct(a, sizeof a, ad), pct(b, sizeof b, as),
-             ci95(as, n), pct(c, sizeof c, ag));
-    if (as > ad + 0.05)
-        snprintf(r->reading, sizeof r->reading, "The same model, trained on the same sums, adds far better when it "
-                 "writes each column and its carry before the answer: the steps are small facts it can learn, the "
-                 "whole sum at once is not. %s", ag > as + 0.02 ? "Rewarding only a right final answer (GRPO) then "
-                 "raised it further." : ag < as - 0.02 ? "GRPO on the final answer lowered it here (few steps, noisy "
-                 "reward)." : "GRPO on the final answer left it about where it was in these few steps.");
-    else
-        snprintf(r->reading, sizeof r->reading, "Here the step-by-step answers did not beat the direct ones (%s vs %s): "
-                 "the effect did not appear at this size and number of steps.", b, a);
+    if (d && s) {
+        double ad = num(d, "accuracy"), as = num(s, "accuracy"), ag = num(g, "accuracy"), n = num(s, "n");
+        char a[16], b[16], c[16];
+        snprintf(r->figures, sizeof r->figures, "3-digit sums held out: direct answers %s, step by step %s; after "
+                 "GRPO with the right answer as reward %s", pct(a, sizeof a, ad), pct(b, sizeof b, as),
+                 pct(c, sizeof c, ag));
+        snprintf(r->sample, sizeof r->sample, "%.0f sums each; ±%.0f / ±%.0f / ±%.0f points", n, ci95(ad, n),
+                 ci95(as, n), ci95(ag, n));
+        if (as > ad + 0.05)
+            snprintf(r->reading, sizeof r->reading, "The same model, trained on the same sums, adds far better when "
+                     "it writes each column and its carry before the answer: the steps are small facts it can learn, "
+                     "the whole sum at once is not. %s", ag > as + 0.02 ? "Rewarding only a right final answer (GRPO) "
+                     "then raised it further." : ag < as - 0.02 ? "GRPO on the final answer lowered it here (few "
+                     "steps, a noisy reward)." : "GRPO on the final answer left it about where it was in these few "
+                     "steps.");
+        else
+            snprintf(r->reading, sizeof r->reading, "Here the step-by-step answers did not beat the direct ones (%s "
+                     "vs %s): the effect did not appear at this size and number of steps.", b, a);
+    }
     json_object_put(d);
     json_object_put(s);
     json_object_put(g);
@@ -117,18 +123,28 @@ static void row_cot(const char *o, lesson_b_row *r) {
 
 /* ---- lesson 5: tools and retrieval ---- */
 
-static void row_tools(const char *o, lesson_b_row *r) {
+void lesson_b_tools(const lesson_records *rec, lesson_row *r) {
+    const char *o = rec->out_dir;
     json_object *m = record(o, "qa", "memory"), *t = record(o, "qa", "tools");
-    char a[16], b[16], c[16], d[16], e[16], f[16];
-    snprintf(r->lesson, sizeof r->lesson, "5. Tools and retrieval");
-    snprintf(r->figure, sizeof r->figure, "who wrote 《X》 (held-out poems): from memory %s → through `search` %s; "
-             "arithmetic: from memory %s → with the calculator %s; second line of 《X》: %s → %s (%.0f questions each)",
-             pct(a, sizeof a, task_acc(m, "author")), pct(b, sizeof b, task_acc(t, "author")),
-             pct(c, sizeof c, task_acc(m, "calc")), pct(d, sizeof d, task_acc(t, "calc")),
-             pct(e, sizeof e, task_acc(m, "line2")), pct(f, sizeof f, task_acc(t, "line2")), task_n(t, "author"));
-    snprintf(r->reading, sizeof r->reading, "A small model cannot hold 17k authors or do exact arithmetic in its "
-             "weights; fine-tuned to call a search over the poems and a calculator, it looks the answer up or "
-             "computes it, and copies the result into its reply.");
+    if (m && t) {
+        char a[16], b[16], c[16], d[16], e[16], f[16];
+        double ma = task_acc(m, "author"), ta = task_acc(t, "author"), mc = task_acc(m, "calc"), tc = task_acc(t, "calc");
+        snprintf(r->figures, sizeof r->figures, "who wrote 《X》 (held-out poems): from memory %s → through `search` %s; "
+                 "arithmetic: from memory %s → with the calculator %s; second line of 《X》: %s → %s",
+                 pct(a, sizeof a, ma), pct(b, sizeof b, ta), pct(c, sizeof c, mc), pct(d, sizeof d, tc),
+                 pct(e, sizeof e, task_acc(m, "line2")), pct(f, sizeof f, task_acc(t, "line2")));
+        double n = task_n(t, "author");
+        snprintf(r->sample, sizeof r->sample, "%.0f questions per task; with tools ±%.0f (author), ±%.0f (arithmetic) "
+                 "points", n, ci95(ta, n), ci95(tc, task_n(t, "calc")));
+        if (ta > ma + 0.1 || tc > mc + 0.1)
+            snprintf(r->reading, sizeof r->reading, "A small model cannot hold 17k authors or do exact arithmetic in "
+                     "its weights; fine-tuned to call a search over the poems and a calculator, it looks the answer "
+                     "up or computes it and copies the result into its reply.");
+        else
+            snprintf(r->reading, sizeof r->reading, "The tools did not raise accuracy here (%s → %s author, %s → %s "
+                     "arithmetic): the model did not learn to call them and copy the results in these steps.", a, b,
+                     c, d);
+    }
     json_object_put(m);
     json_object_put(t);
 }
@@ -142,59 +158,63 @@ static int disagrees(json_object *c) {
     return !isnan(rm) && !isnan(rule) && ((rm > 0.5 && rule <= 0.5) || (rm < 0.5 && rule > 0.5));
 }
 
-static void row_judges(const char *o, lesson_b_row *r) {
-    char a[16], b[16], part[160];
-    snprintf(r->lesson, sizeof r->lesson, "6. Reward model, RLHF, DPO and reward hacking");
-    size_t n = (size_t)snprintf(r->figure, sizeof r->figure, "reward model held-out accuracy %s; win rate over SFT "
-                                "by the reward model / by the rules (KL):", pct(a, sizeof a, metric(o, "rm", "eval_accuracy", 0)));
-    for (int i = 0; i < 4 && n < sizeof r->figure; i++) {
+void lesson_b_judges(const lesson_records *rec, lesson_row *r) {
+    const char *o = rec->out_dir;
+    char a[16], b[16];
+    json_object *ppo = record(o, "compare", "ppo"), *fixed = record(o, "compare", "ppo-fixed");
+    if (!ppo) return;
+    lesson_cat(r->figures, sizeof r->figures, "reward model held-out accuracy %s; win rate over SFT by the reward "
+               "model / by the rules (KL):", pct(a, sizeof a, metric(o, "rm", "eval_accuracy", 0)));
+    for (int i = 0; i < 4; i++) {
         json_object *c = record(o, "compare", judged[i]);
         if (!c) continue;
         double kl = metric(o, judged[i], "kl", 0);
-        snprintf(part, sizeof part, "%s %s %s / %s%s", i ? "," : "", judged[i], pct(a, sizeof a, num(c, "rm_win_rate")),
-                 pct(b, sizeof b, num(c, "rule_win_rate")), "");
-        n += (size_t)snprintf(r->figure + n, sizeof r->figure - n, "%s", part);
-        if (!isnan(kl) && n < sizeof r->figure) n += (size_t)snprintf(r->figure + n, sizeof r->figure - n, " (KL %.2f)", kl);
+        lesson_cat(r->figures, sizeof r->figures, "%s %s %s / %s", i ? "," : "", judged[i],
+                   pct(a, sizeof a, num(c, "rm_win_rate")), pct(b, sizeof b, num(c, "rule_win_rate")));
+        if (!isnan(kl)) lesson_cat(r->figures, sizeof r->figures, " (KL %.2f)", kl);
+        if (i == 0) snprintf(r->sample, sizeof r->sample, "%.0f held-out 'write' prompts per comparison; ±%.0f "
+                             "points at 50%%", num(c, "n"), ci95(0.5, num(c, "n")));
         json_object_put(c);
     }
-    json_object *ppo = record(o, "compare", "ppo"), *fixed = record(o, "compare", "ppo-fixed");
     double frm = num(fixed, "rm_win_rate"), frule = num(fixed, "rule_win_rate");
     int agree = frm >= 0.6 && frule > 0.5;
+    const char *fix = agree ? "With whitened rewards, adaptive KL control and more rollouts per step, both judges "
+                              "agree that the fixed PPO beats SFT."
+                            : "The fixed PPO (whitened rewards, adaptive KL, more rollouts) did not reach ≥ 60% by "
+                              "the reward model and > 50% by the rules in this run.";
     if (disagrees(ppo))
         snprintf(r->reading, sizeof r->reading, "The two judges disagree on PPO (reward model %s, rules %s): its "
                  "reward went up by the learnt judge but not by the rules — reward over-optimisation, the policy "
-                 "found what the reward model scores well rather than what was asked (curve: ppo/hacking.svg). "
-                 "%s", pct(a, sizeof a, num(ppo, "rm_win_rate")), pct(b, sizeof b, num(ppo, "rule_win_rate")),
-                 agree ? "With whitened rewards, adaptive KL control and more rollouts per step, both judges agree "
-                         "the fixed PPO beats SFT." : "The fixed PPO (whitened rewards, adaptive KL, more rollouts) "
-                         "did not yet reach ≥ 60% by the reward model and > 50% by the rules.");
+                 "found what the reward model scores well rather than what was asked (curve: ppo/hacking.svg). %s",
+                 pct(a, sizeof a, num(ppo, "rm_win_rate")), pct(b, sizeof b, num(ppo, "rule_win_rate")), fix);
     else
-        snprintf(r->reading, sizeof r->reading, "The judges %s on PPO here (reward model %s, rules %s; the curve of "
-                 "both scores over the steps: ppo/hacking.svg). Fixed PPO (whitened rewards, adaptive KL, more "
-                 "rollouts): %s.", ppo ? "agree" : "were not run", pct(a, sizeof a, num(ppo, "rm_win_rate")),
-                 pct(b, sizeof b, num(ppo, "rule_win_rate")), agree ? "both judges agree it beats SFT"
-                                                                    : "not yet ≥ 60% (reward model) and > 50% (rules)");
+        snprintf(r->reading, sizeof r->reading, "The judges agree on PPO here (reward model %s, rules %s; both "
+                 "scores over the steps: ppo/hacking.svg). %s", pct(a, sizeof a, num(ppo, "rm_win_rate")),
+                 pct(b, sizeof b, num(ppo, "rule_win_rate")), fix);
     json_object_put(ppo);
     json_object_put(fixed);
 }
 
 /* ---- lesson 7: self-instruct ---- */
 
-static void row_self_instruct(const char *o, lesson_b_row *r) {
+void lesson_b_self_instruct(const lesson_records *rec, lesson_row *r) {
+    const char *o = rec->out_dir;
     json_object *s = record(o, "tasks", "student-synthetic"), *h = record(o, "tasks", "student-human");
-    char a[16], b[16];
-    long asked = count_lines(o, "self-instruct/prompts.jsonl"), kept = count_lines(o, "self-instruct/sft.jsonl");
-    double as = task_acc(s, "write"), ah = task_acc(h, "write");
-    snprintf(r->lesson, sizeof r->lesson, "7. Self-instruct data (逆向工程)");
-    snprintf(r->figure, sizeof r->figure, "the SFT model wrote %ld instructions and answered them, the rules kept %ld; "
-             "'write' compliance of a student SFT'd from the base on them alone %s, on the human-style data %s "
-             "(%.0f held-out prompts, same steps)", asked, kept, pct(a, sizeof a, as), pct(b, sizeof b, ah),
-             task_n(h, "write"));
-    snprintf(r->reading, sizeof r->reading, "%s", isnan(as) || isnan(ah) ? "" :
-             as >= ah - 0.05 ? "Filtered by the rules, the teacher's own answers to instructions it made up teach a "
-                               "student the task about as well as the human-style data: data can be bootstrapped."
-                             : "The synthetic data taught less than the human-style data here: the teacher's answers, "
-                               "even filtered, are fewer and less varied than real poems.");
+    if (s && h) {
+        char a[16], b[16];
+        long asked = count_lines(o, "self-instruct/prompts.jsonl"), kept = count_lines(o, "self-instruct/sft.jsonl");
+        double as = task_acc(s, "write"), ah = task_acc(h, "write"), n = task_n(h, "write");
+        snprintf(r->figures, sizeof r->figures, "the SFT model wrote %ld instructions and answered them, the rules "
+                 "kept %ld; 'write' compliance of a student SFT'd from the base on them alone %s, on the human-style "
+                 "data %s (same steps)", asked, kept, pct(a, sizeof a, as), pct(b, sizeof b, ah));
+        snprintf(r->sample, sizeof r->sample, "%.0f held-out prompts; ±%.0f / ±%.0f points", n, ci95(as, n),
+                 ci95(ah, n));
+        snprintf(r->reading, sizeof r->reading, "%s", as >= ah - 0.05
+                 ? "Filtered by the rules, the teacher's own answers to instructions it made up teach a student the "
+                   "task about as well as the human-style data: the data can be bootstrapped."
+                 : "The synthetic data taught less than the human-style data here: the teacher's answers, even "
+                   "filtered, are fewer and less varied than real poems.");
+    }
     json_object_put(s);
     json_object_put(h);
 }
@@ -206,49 +226,40 @@ static const char *const variants[] = {"f32", "f16", "q8_0", "q4_0", "pruned30",
 #define N_VARIANTS (int)(sizeof variants / sizeof variants[0])
 
 typedef struct {
-    double mb, rss_mb, tps, ppl, write;
+    double mb, rss_mb, tps, ppl, write, n;
 } variant_figures;
 
 static variant_figures figures_of(const char *o, const char *label) {
     json_object *d = record(o, "decode", label), *p = record(o, "perplexity", label), *t = record(o, "tasks", label);
     variant_figures v = {num(d, "file_bytes") / 1e6, num(d, "peak_rss_bytes") / 1e6, num(d, "tok_per_s"),
-                         num(p, "ppl"), task_acc(t, "write")};
+                         num(p, "ppl"), task_acc(t, "write"), task_n(t, "write")};
     json_object_put(d);
     json_object_put(p);
     json_object_put(t);
     return v;
 }
 
-static void row_deploy(const char *o, lesson_b_row *r) {
+void lesson_b_deploy(const lesson_records *rec, lesson_row *r) {
+    const char *o = rec->out_dir;
     variant_figures f = figures_of(o, "f32"), q = figures_of(o, "q4_0"), p = figures_of(o, "pruned50"),
                     pf = figures_of(o, "pruned50+ft"), s = figures_of(o, "student");
+    if (isnan(f.mb)) return;
     char a[16], b[16], c[16], d[16], e[16];
-    snprintf(r->lesson, sizeof r->lesson, "8. Deployment trade-offs");
-    snprintf(r->figure, sizeof r->figure, "f32 %.1f MB, perplexity %.1f, compliance %s; q4_0 %.1f MB, %.1f, %s; "
-             "pruned 50%% %.1f, %s (after a short fine-tune %.1f, %s); distilled student %.1f MB, %.1f, %s",
-             f.mb, f.ppl, pct(a, sizeof a, f.write), q.mb, q.ppl, pct(b, sizeof b, q.write), p.ppl,
-             pct(c, sizeof c, p.write), pf.ppl, pct(d, sizeof d, pf.write), s.mb, s.ppl, pct(e, sizeof e, s.write));
-    snprintf(r->reading, sizeof r->reading, "Quantising shrinks the file (and memory) several times at little cost in "
-             "quality; pruning zeros weights without shrinking a dense file, costs quality, and a short fine-tune "
-             "wins some back; a smaller distilled model is smaller and faster but clearly worse.");
-}
-
-int pipeline_lessons_b_rows(const char *out_dir, lesson_b_row rows[5]) {
-    memset(rows, 0, 5 * sizeof *rows);
-    row_cot(out_dir, &rows[0]);
-    row_tools(out_dir, &rows[1]);
-    row_judges(out_dir, &rows[2]);
-    row_self_instruct(out_dir, &rows[3]);
-    row_deploy(out_dir, &rows[4]);
-    return 5;
-}
-
-void pipeline_lessons_b_table(FILE *f, const char *out_dir) {
-    lesson_b_row rows[5];
-    int n = pipeline_lessons_b_rows(out_dir, rows);
-    fprintf(f, "## Lessons 4–8\n\n| lesson | measured | what it means |\n|---|---|---|\n");
-    for (int i = 0; i < n; i++) fprintf(f, "| %s | %s | %s |\n", rows[i].lesson, rows[i].figure, rows[i].reading);
-    fprintf(f, "\n");
+    snprintf(r->figures, sizeof r->figures, "f32 %.1f MB, perplexity %.1f, compliance %s, %.0f tok/s; q4_0 %.1f MB, "
+             "%.1f, %s, %.0f tok/s; pruned 50%% %.1f, %s (after a short fine-tune %.1f, %s); distilled half-size "
+             "student %.1f MB, %.1f, %s (table: lesson 8)", f.mb, f.ppl, pct(a, sizeof a, f.write), f.tps, q.mb,
+             q.ppl, pct(b, sizeof b, q.write), q.tps, p.ppl, pct(c, sizeof c, p.write), pf.ppl,
+             pct(d, sizeof d, pf.write), s.mb, s.ppl, pct(e, sizeof e, s.write));
+    snprintf(r->sample, sizeof r->sample, "%.0f held-out 'write' prompts per variant (±%.0f points at f32)", f.n,
+             ci95(f.write, f.n));
+    lesson_cat(r->reading, sizeof r->reading, "%s", q.mb < f.mb / 3 && q.ppl < f.ppl * 1.1
+               ? "Quantising to 4 bits shrinks the file several times at little cost in perplexity. "
+               : "Quantising shrank the file but cost quality here. ");
+    lesson_cat(r->reading, sizeof r->reading, "%s", pf.ppl < p.ppl ? "Pruning half the weights costs quality (a dense "
+               "file is no smaller); a short fine-tune wins some back. " : "Pruning half the weights costs quality (a "
+               "dense file is no smaller); the short fine-tune did not win it back here. ");
+    lesson_cat(r->reading, sizeof r->reading, "%s", s.ppl > f.ppl ? "The distilled student is smaller but clearly "
+               "worse." : "The distilled student is smaller and as good here.");
 }
 
 /* ---- detail sections ---- */
