@@ -26,7 +26,6 @@ jl_status jl_eval_perplexity_tokens(jl_model *m, const jl_tokenizer *tok, const 
 jl_status jl_eval_perplexity_file(jl_model *m, const jl_tokenizer *tok, const char *path, int window,
                                   jl_ppl_result *out);
 
-#endif
 
 /* ---- instruction following on the held-out poem tasks (data/poems.jsonl → jielong data poems → eval_prompts.jsonl) ----
  * Four task kinds, each scored by rule: "write" (the answer is a poem of the asked form: jl_poem_check ok),
@@ -73,3 +72,31 @@ typedef void (*jl_task_fn)(void *user, jl_poem_task kind, const char *prompt, co
 
 jl_status jl_eval_tasks(const jl_model *m, const jl_tokenizer *tok, const jl_rl_set *prompts, const jl_task_opts *o,
                         jl_task_fn on_answer, void *user, jl_task_result *out);
+
+/* ---- head to head: the win rate of one model over another on the held-out "write" prompts ----
+ * Both answer the same prompts (greedy, one model loaded at a time). A win is a higher score, a tie half a win.
+ * Judged by the poem rules (jl_poem_reward of the prompt's form) and, when a reward model is given, by it too.
+ * The one implementation behind `jielong eval --against` and the pipeline's comparison rows. */
+struct jl_reward_model;
+typedef struct {
+    int n;                                   /* prompts judged */
+    double rule_win_rate;                    /* in [0,1] */
+    double rule_reward, rule_reward_against; /* mean poem rewards */
+    int judged_by_rm;                        /* 1 when a reward model judged */
+    double rm_win_rate, rm_score, rm_score_against;
+} jl_compare_result;
+
+/* One prompt's pair of answers; form_name is the prompt's "form" field (NULL or unknown: both rule scores 0). */
+typedef struct {
+    const char *prompt, *form_name, *answer, *answer_against;
+} jl_compare_item;
+
+/* Judges n ≥ 1 answer pairs (rm may be NULL). JL_ERR_ARG when n < 1; a reward model's error is passed on. */
+jl_status jl_compare_answers(const jl_compare_item *items, int n, struct jl_reward_model *rm, jl_compare_result *out);
+/* Loads the checkpoints `model` and `against` in turn, lets each answer the "write" prompts of `prompts` (o: its
+ * limit, max_tokens, shots; only is forced to "write"; each model answers in its own chat format) and judges them.
+ * Errors name the file; no "write" prompt → JL_ERR_FORMAT naming `prompts_name`. */
+jl_status jl_eval_compare(const char *model, const char *against, const jl_rl_set *prompts, const char *prompts_name,
+                          const jl_task_opts *o, struct jl_reward_model *rm, jl_compare_result *out);
+
+#endif

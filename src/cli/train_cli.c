@@ -49,7 +49,7 @@ static unsigned given_mask(const jl_stage_opts *t, const cli_opt *opts, int nopt
         {&t->optim.min_lr_frac, JL_OPT_MIN_LR_FRAC}, {&t->optim.warmup, JL_OPT_WARMUP},
         {&t->optim.schedule, JL_OPT_SCHEDULE}, {&t->optim.beta1, JL_OPT_BETA1}, {&t->optim.beta2, JL_OPT_BETA2},
         {&t->optim.eps, JL_OPT_EPS}, {&t->optim.weight_decay, JL_OPT_WEIGHT_DECAY},
-        {&t->optim.grad_clip, JL_OPT_GRAD_CLIP},
+        {&t->optim.grad_clip, JL_OPT_GRAD_CLIP}, {&t->run.precision, JL_OPT_PRECISION},
     };
     unsigned mask = 0;
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)

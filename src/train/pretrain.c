@@ -24,8 +24,10 @@ jl_status jl_pretrain_opts_from_state(const char *text, jl_pretrain_opts *o) {
     jl_status st = j && json_object_is_type(j, json_type_object)
                        ? jl_state_read_opts(j, &o->train)
                        : jl_fail(JL_ERR_FORMAT, "training state is not a JSON object");
-    long T;
+    long T, eval_batches = o->eval_batches;
     if (st == JL_OK && (st = jl_state_long(j, "T", 1, 1L << 20, &T)) == JL_OK) o->T = (int)T;
+    if (st == JL_OK && (st = jl_state_long_opt(j, "eval_batches", 0, 1L << 20, &eval_batches)) == JL_OK)
+        o->eval_batches = (int)eval_batches;
     json_object_put(j);
     return st;
 }
@@ -149,6 +151,7 @@ jl_status jl_stream_state_restore(jl_token_stream *s, int T, json_object *j) {
 
 static jl_status ps_save_state(void *self, json_object *j) {
     pretrain_stage *p = self;
+    json_object_object_add(j, "eval_batches", json_object_new_int(p->o.eval_batches)); /* the held-out set's size */
     return jl_stream_state_save(&p->s, p->o.T, j);
 }
 

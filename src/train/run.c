@@ -78,6 +78,11 @@ jl_status jl_state_num(json_object *j, const char *key, double min, double max, 
     return JL_OK;
 }
 
+jl_status jl_state_long_opt(json_object *j, const char *key, long min, long max, long *out) {
+    json_object *v;
+    return json_object_object_get_ex(j, key, &v) ? jl_state_long(j, key, min, max, out) : JL_OK;
+}
+
 jl_status jl_state_long(json_object *j, const char *key, long min, long max, long *out) {
     double x = 0;
     jl_status st = jl_state_num(j, key, (double)min, (double)max, &x);
@@ -193,6 +198,18 @@ static void state_put_opts(json_object *j, const jl_stage_opts *o) {
     json_object_object_add(j, "eval_every", json_object_new_int(o->run.eval_every));
     json_object_object_add(j, "save_every", json_object_new_int(o->run.save_every));
     json_object_object_add(j, "sample_every", json_object_new_int(o->run.sample_every));
+    json_object_object_add(j, "precision", json_object_new_string(jl_precision_name((jl_precision)o->run.precision)));
+}
+
+/* "precision" ("fp32" / "bf16"); a checkpoint written before it was saved keeps o's. */
+static jl_status state_precision(json_object *j, int *precision) {
+    json_object *v;
+    if (!json_object_object_get_ex(j, "precision", &v)) return JL_OK;
+    jl_precision p;
+    if (!json_object_is_type(v, json_type_string) || jl_precision_parse(json_object_get_string(v), &p))
+        return jl_fail(JL_ERR_FORMAT, "training state: field 'precision' is not fp32 or bf16");
+    *precision = (int)p;
+    return JL_OK;
 }
 
 jl_status jl_state_read_opts(json_object *j, jl_stage_opts *o) {
@@ -215,7 +232,10 @@ jl_status jl_state_read_opts(json_object *j, jl_stage_opts *o) {
     long every[3] = {0};
     const char *every_keys[3] = {"eval_every", "save_every", "sample_every"};
     for (int i = 0; i < 3 && st == JL_OK; i++) st = jl_state_long(j, every_keys[i], 0, 1L << 30, &every[i]);
+    int precision = o->run.precision;
+    if (st == JL_OK) st = state_precision(j, &precision);
     if (st != JL_OK) return st;
+    o->run.precision = precision;
     o->run.eval_every = (int)every[0];
     o->run.save_every = (int)every[1];
     o->run.sample_every = (int)every[2];
@@ -254,6 +274,7 @@ void jl_stage_opts_resume(jl_stage_opts *o, const jl_stage_opts *saved, unsigned
     TAKE(JL_OPT_EPS, optim.eps);
     TAKE(JL_OPT_WEIGHT_DECAY, optim.weight_decay);
     TAKE(JL_OPT_GRAD_CLIP, optim.grad_clip);
+    TAKE(JL_OPT_PRECISION, run.precision);
 #undef TAKE
 }
 
@@ -289,6 +310,10 @@ static jl_status check_same_opts(const jl_stage *s, const jl_stage_opts *saved, 
         if (f[i].was != f[i].now)
             return jl_fail(JL_ERR_ARG, "the checkpoint was trained with %s %g, not %g: resume with the flags of the "
                            "interrupted run", f[i].name, f[i].was, f[i].now);
+    if ((saved->run.precision == JL_PREC_BF16) != (o->run.precision == JL_PREC_BF16))
+        return jl_fail(JL_ERR_ARG, "the checkpoint was trained with precision %s, not %s: resume with the flags of the "
+                       "interrupted run", jl_precision_name((jl_precision)saved->run.precision),
+                       jl_precision_name((jl_precision)o->run.precision));
     return JL_OK;
 }
 
