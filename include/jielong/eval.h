@@ -30,7 +30,8 @@ jl_status jl_eval_perplexity_file(jl_model *m, const jl_tokenizer *tok, const ch
 /* ---- instruction following on the held-out poem tasks (data/poems.jsonl → jielong data poems → eval_prompts.jsonl) ----
  * Four task kinds, each scored by rule: "write" (the answer is a poem of the asked form: jl_poem_check ok),
  * "continue" (the first line of the answer is the expected next line), "author" (the answer names the expected
- * author), "form" (the first form name in the answer is the expected form). */
+ * author), "form" (the first form name in the answer is the expected form). Prompts with "task":"chat" (greeting,
+ * identity) are scored in chat mode only: the answer holds one of the phrases of "expected" ("接龙|jielong"). */
 #include "jielong/dataset.h"
 
 /* Task kinds and their names: jl_poem_task / jl_poem_task_name (dataset.h). */
@@ -52,6 +53,12 @@ typedef struct {
     double mean_reward;          /* "write": mean jl_poem_reward of the answers */
     int skipped;                 /* prompts longer than the context: not scored */
     long shots_used;             /* few-shot: examples actually shown, summed (fewer when a prompt would not fit) */
+    int title_n, title_copied;   /* "write" prompts with a title, and answers whose first line carries it (the
+                                    request followed, not just the form) */
+    int lines, distinct_lines;   /* lines of all "write" answers (split at ，。！？； and newlines, the heading
+                                    left out) and how many of them are distinct: low = one line recurs */
+    int chat_n, chat_correct;    /* "chat" prompts (greeting, identity; chat mode only) and answers holding one
+                                    of the "|"-separated phrases of their "expected" field */
     long tokens_generated;
     double seconds;
 } jl_task_result;

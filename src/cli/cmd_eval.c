@@ -4,6 +4,7 @@
  * additionally rounds activations to q8_0 before its integer dot products, as ggml does). */
 #include "cli/args.h"
 #include "cli/infer_cli.h"
+#include "cli/summary_cli.h"
 #include "jielong/chat_format.h"
 #include "io/fileio.h"
 #include "jielong/checkpoint.h"
@@ -17,22 +18,17 @@
 #include <string.h>
 
 /* Where results go: text or JSON on stdout, and optionally one JSON line each appended to a summary file
- * (with a label), which `jielong pipeline` turns into its report. */
+ * (with a label and a lesson), which `jielong pipeline` turns into its report. */
 typedef struct {
     int json;
-    const char *summary;
-    const char *label;
+    cli_summary sink;
 } result_sink;
 
 static jl_status emit(const result_sink *out, json_object *r) {
-    if (out->label) json_object_object_add(r, "label", json_object_new_string(out->label));
-    const char *line = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-    if (out->json) printf("%s\n", line);
-    if (!out->summary) return JL_OK;
-    FILE *f = fopen(out->summary, "a");
-    int bad = !f || fprintf(f, "%s\n", line) < 0;
-    if (f && fclose(f) != 0) bad = 1;
-    return bad ? jl_fail(JL_ERR_IO, "%s: cannot append the summary", out->summary) : JL_OK;
+    jl_status st = cli_summary_append(&out->sink, r);
+    if (out->json)
+        printf("%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    return st;
 }
 
 static jl_status eval_text_files(jl_model *m, const jl_tokenizer *tok, const cli_strs *files, int window,
@@ -110,7 +106,25 @@ static jl_status eval_tasks(jl_model *m, const jl_tokenizer *tok, const char *pa
         json_object_object_add(t, "correct", json_object_new_int(r.correct[k]));
         json_object_object_add(t, "accuracy", json_object_new_double(r.n[k] ? (double)r.correct[k] / r.n[k] : 0.0));
         json_object_object_add(j, jl_poem_task_name((jl_poem_task)k), t);
+        char flat[64]; /* the same share as a top-level number, for `jielong plot --x shots` */
+        snprintf(flat, sizeof flat, "%s_accuracy", jl_poem_task_name((jl_poem_task)k));
+        json_object_object_add(j, flat, json_object_new_double(r.n[k] ? (double)r.correct[k] / r.n[k] : 0.0));
     }
+    if (r.chat_n) {
+        json_object *t = json_object_new_object();
+        json_object_object_add(t, "n", json_object_new_int(r.chat_n));
+        json_object_object_add(t, "correct", json_object_new_int(r.chat_correct));
+        json_object_object_add(t, "accuracy", json_object_new_double((double)r.chat_correct / r.chat_n));
+        json_object_object_add(j, "chat", t);
+    }
+    json_object *title = json_object_new_object();
+    json_object_object_add(title, "n", json_object_new_int(r.title_n));
+    json_object_object_add(title, "correct", json_object_new_int(r.title_copied));
+    json_object_object_add(title, "accuracy", json_object_new_double(r.title_n ? (double)r.title_copied / r.title_n : 0));
+    json_object_object_add(j, "title", title);
+    json_object_object_add(j, "title_accuracy", json_object_new_double(r.title_n ? (double)r.title_copied / r.title_n : 0));
+    json_object_object_add(j, "lines", json_object_new_int(r.lines));
+    json_object_object_add(j, "distinct_lines", json_object_new_int(r.distinct_lines));
     json_object_object_add(j, "write_reward", json_object_new_double(r.mean_reward));
     json_object_object_add(j, "write_clean", json_object_new_double(
                                                   r.n[JL_TASK_WRITE] ? (double)r.write_clean / r.n[JL_TASK_WRITE] : 0.0));
@@ -139,6 +153,15 @@ static jl_status eval_tasks(jl_model *m, const jl_tokenizer *tok, const char *pa
         if (r.n[JL_TASK_WRITE])
             printf("  write     %4d/%-4d = %5.1f%%  (form compliance and no repetition)\n", r.write_clean,
                    r.n[JL_TASK_WRITE], 100.0 * r.write_clean / r.n[JL_TASK_WRITE]);
+        if (r.title_n)
+            printf("  title     %4d/%-4d = %5.1f%%  (the answer's heading carries the asked title)\n", r.title_copied,
+                   r.title_n, 100.0 * r.title_copied / r.title_n);
+        if (r.lines)
+            printf("  lines     %4d/%-4d = %5.1f%%  distinct across the 'write' answers\n", r.distinct_lines, r.lines,
+                   100.0 * r.distinct_lines / r.lines);
+        if (r.chat_n)
+            printf("  chat      %4d/%-4d = %5.1f%%  (greeting, identity)\n", r.chat_correct, r.chat_n,
+                   100.0 * r.chat_correct / r.chat_n);
         printf("  mean poem reward of 'write' answers %.3f; %ld tokens in %.1fs\n", r.mean_reward,
                r.tokens_generated, r.seconds);
         if (r.skipped) printf("  %d prompts longer than the context were not scored\n", r.skipped);
@@ -234,8 +257,10 @@ int cmd_eval(int argc, char **argv) {
         {"max-new-tokens|max-tokens", OPT_INT, &max_tokens, "tokens per answer (default 96)", 1, 4096, 0},
         {"samples", OPT_STR, &samples, "write every prompt, answer and verdict to this JSONL file", NO_RANGE, 0},
         {"json", OPT_BOOL, &sink.json, "one JSON object per result instead of text", NO_RANGE, 0},
-        {"summary", OPT_STR, &sink.summary, "also append each result as a JSON line to this file", NO_RANGE, 0},
-        {"label", OPT_STR, &sink.label, "a name stored with each result (e.g. the stage: base, sft, dpo)", NO_RANGE, 0},
+        {"summary", OPT_STR, &sink.sink.summary, "also append each result as a JSON line to this file", NO_RANGE, 0},
+        {"label", OPT_STR, &sink.sink.label, "a name stored with each result (e.g. the stage: base, sft, dpo)", NO_RANGE, 0},
+        {"lesson", OPT_STR, &sink.sink.lesson, "a series name stored with each result (e.g. icl: the few-shot curve "
+                                               "the pipeline report's lessons table reads)", NO_RANGE, 0},
     };
     int rc = cli_parse("eval", "Evaluate a model: held-out perplexity and bits per byte/char (--data), instruction "
                        "following by rule (--tasks), zero/few-shot (--shots), win rate --against another model, or a reward "
