@@ -15,12 +15,11 @@ static int exists(const char *dir, const char *rel) {
 /* Every "k/n = p% [lo, hi]" of the lessons table is k/n with its 95% Wilson interval; returns how many. */
 static int check_intervals(const char *from, const char *to) {
     int checked = 0;
-    for (const char *at = from; (at = strstr(at, "% [")) != NULL && at < to; at++) {
-        const char *start = at;
-        while (start > from && start[-1] != ' ') start--;
+    for (const char *start = from; start < to; start++) {
         int k, n;
         double p, lo, hi;
-        if (sscanf(start, "%d/%d = %lf%% [%lf, %lf]", &k, &n, &p, &lo, &hi) != 5) continue;
+        if ((start > from && start[-1] != ' ') || sscanf(start, "%d/%d = %lf%% [%lf, %lf]", &k, &n, &p, &lo, &hi) != 5)
+            continue;
         const double z = 1.959964, q = (double)k / n, z2 = z * z / n;
         double centre = (q + z2 / 2) / (1 + z2), half = z * sqrt(q * (1 - q) / n + z2 / (4 * n)) / (1 + z2);
         assert_true(fabs(p - 100 * q) < 0.06);
