@@ -46,7 +46,7 @@ static jl_status greedy_sample(jl_trainer *t, const jl_tokenizer *tok, const cha
         return jl_fail(JL_ERR_NOMEM, "out of memory");
     }
     size_t len = 0;
-    int32_t bos = jl_tokenizer_special(tok, "<|bos|>"), eos = jl_tokenizer_special(tok, "<|eos|>");
+    int32_t bos = jl_tokenizer_bos(tok), eos = jl_tokenizer_eos(tok); /* jielong's or a foreign tokenizer's own */
     if (bos >= 0) seq[len++] = bos;
     memcpy(seq + len, ids, n * sizeof(int32_t));
     len += n;
