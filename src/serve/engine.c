@@ -316,6 +316,8 @@ static void admit(serve_engine *e) { /* lock held */
     }
 }
 
+static void close_choice(serve_engine *e, serve_choice *c, const char *reason);
+
 /* Cancelled jobs and jobs whose choices all finished leave; during shutdown queued jobs fail, running ones are
  * cut at the deadline. */
 static void sweep(serve_engine *e) { /* lock held */
@@ -325,6 +327,12 @@ static void sweep(serve_engine *e) { /* lock held */
         for (int i = 0; i < j->n_choices; i++) all &= j->choices[i].finish != NULL;
         if (all || j->cancelled) job_end(e, k, NULL);
         else if (e->stopping && jl_now() > e->cut_at) job_end(e, k, "the server shut down before the answer was complete");
+        else if (e->o.max_request_s > 0 && jl_now() - j->t_submit > e->o.max_request_s) { /* the answer so far */
+            for (int i = 0; i < j->n_choices; i++)
+                if (!j->choices[i].finish) close_choice(e, &j->choices[i], "length");
+            e->stats.jobs_timed_out++;
+            job_end(e, k, NULL);
+        }
     }
     while (e->stopping && e->queue_head) {
         serve_job *j = e->queue_head;

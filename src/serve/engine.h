@@ -62,10 +62,11 @@ typedef struct {
     const jl_tokenizer *tok;
     int parallel, context, threads, max_queue, chunk;
     const struct jl_chat_format *fmt; /* the model's chat template, or NULL for jielong's own */
+    double max_request_s;      /* a job running longer (from submission) ends with finish_reason "length"; 0 = none */
 } serve_engine_opts;
 
 typedef struct {
-    unsigned long long prompt_tokens, generated_tokens, steps, jobs_done;
+    unsigned long long prompt_tokens, generated_tokens, steps, jobs_done, jobs_timed_out;
     int active, queued, slots_used, slots;
     double tok_per_s; /* generated tokens per second over the last few steps */
 } serve_stats;
