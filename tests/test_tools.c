@@ -226,7 +226,7 @@ static void test_tool_turns_rendered_and_masked(void **s) {
          "messages[1].tool_calls: must be a non-empty array"},
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"tool_calls\":[{\"function\":"
          "{\"arguments\":\"{}\"}}]}]}",
-         "messages[1].tool_calls[0].function.name: missing or not a string"},
+         "messages[1].tool_calls[0].function.name: missing, empty or not a string"},
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"tool_calls\":[{\"function\":"
          "{\"name\":\"c\",\"arguments\":\"{bad\"}}]}]}",
          "messages[1].tool_calls[0].function.arguments: not a JSON object"},
