@@ -35,11 +35,8 @@ static const char *model_path(void) {
     assert_int_equal(jl_model_new(&c, &m), JL_OK);
     jl_model_init(m, 21);
     for (size_t i = 0; i < m->n_params; i++) m->params[i] *= 3.0f; /* peaked distributions, varied text */
-    jl_checkpoint ck = {.model = m};
-    assert_int_equal(jl_tokenizer_to_json(tok, &ck.tokenizer_json), JL_OK);
     snprintf(path, sizeof path, "%s", tmp_path("model.safetensors"));
-    assert_int_equal(jl_checkpoint_save(path, &ck), JL_OK);
-    jl_checkpoint_free(&ck);
+    save_with_byte_tokenizer(m, path);
     jl_tokenizer_free(tok);
     return path;
 }
@@ -49,35 +46,12 @@ typedef struct {
     int port;
 } server;
 
-/* Starts `jielong serve --model MODEL --port 0 EXTRA` and reads the port from its first line (20 s at most). */
+/* Starts `jielong serve --model MODEL --port 0 --threads 2 EXTRA` (20 s at most to print its address). */
 static server start_server_on(const char *model, const char *extra) {
-    const char *bin = getenv("JL_BIN");
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "exec %s serve --model %s --port 0 --threads 2 %s 2>>%s", bin ? bin : "build/jielong",
-             model, extra, tmp_path("serve.err"));
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
-    char line[1024] = {0};
-    alarm(20);
-    const char *got = fgets(line, sizeof line, f);
-    alarm(0);
-    fclose(f);
-    const char *at = got ? strstr(line, "http://127.0.0.1:") : NULL;
-    if (!at) print_message("serve did not start: '%s'\n", line);
-    assert_non_null(at);
-    server s = {pid, atoi(at + strlen("http://127.0.0.1:"))};
-    assert_true(s.port > 0);
+    char args[2048];
+    snprintf(args, sizeof args, "--threads 2 %s", extra);
+    server s;
+    s.port = start_serve_cli(model, args, 20, &s.pid);
     return s;
 }
 

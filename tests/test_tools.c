@@ -299,14 +299,7 @@ static void make_base(const char *path) {
     jl_model *m;
     assert_int_equal(jl_model_new(&c, &m), JL_OK);
     jl_model_init(m, 42);
-    jl_tokenizer *tok;
-    assert_int_equal(jl_tokenizer_bytes(&tok), JL_OK);
-    jl_checkpoint ck = {.model = m};
-    assert_int_equal(jl_tokenizer_to_json(tok, &ck.tokenizer_json), JL_OK);
-    assert_int_equal(jl_checkpoint_save(path, &ck), JL_OK);
-    free(ck.tokenizer_json);
-    jl_tokenizer_free(tok);
-    jl_model_free(m);
+    save_with_byte_tokenizer(m, path);
 }
 
 static void arith_question(jl_rng *r, char *expr, size_t cap) {
@@ -419,33 +412,11 @@ static void test_agent_learns_to_call_the_calculator(void **s) {
     serve_tool_flow(model);
 }
 
-/* `jielong serve --model M --port 0 EXTRA` in the background; its port from the first line of stdout. */
+/* `jielong serve --model M --port 0 --threads 1 EXTRA` in the background; its port. */
 static int start_server(const char *model, const char *extra, pid_t *pid) {
-    const char *bin = getenv("JL_BIN");
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "exec %s serve --model %s --port 0 --threads 1 %s 2>>%s", bin ? bin : "build/jielong",
-             model, extra, tmp_path("serve.err"));
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    *pid = fork();
-    assert_true(*pid >= 0);
-    if (*pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
-    char line[1024] = {0};
-    alarm(60);
-    const char *got = fgets(line, sizeof line, f);
-    alarm(0);
-    fclose(f);
-    const char *at = got ? strstr(line, "http://127.0.0.1:") : NULL;
-    assert_non_null(at);
-    return atoi(at + strlen("http://127.0.0.1:"));
+    char args[2048];
+    snprintf(args, sizeof args, "--threads 1 %s", extra);
+    return start_serve_cli(model, args, 60, pid);
 }
 
 static void stop_server(pid_t pid) {

@@ -4,7 +4,9 @@
  * Each step: cancelled or finished choices leave (their slot is free at once), queued jobs join while slots are
  * free (all choices of a job together), then ONE jl_batch_forward over one decode token per running choice plus
  * prompt chunks of the joining ones (up to `chunk` prompt tokens per step, so running streams keep flowing), then
- * every choice whose prompt is in samples its next token with its own sampler (seed + choice index). */
+ * every choice whose prompt is in samples its next token with its own sampler (seed + choice index). The n choices
+ * of one prompt share its prefill: the first runs it, the others copy its cache but for the last prompt position
+ * (jl_batch_copy_prefix) at the end of that step and run that one token themselves, for their own logits. */
 #ifndef JL_SERVE_ENGINE_H
 #define JL_SERVE_ENGINE_H
 #include "infer/batch.h"
@@ -28,6 +30,7 @@ typedef struct {
     jl_textstream *ts;
     int32_t *prompt;
     int n_prompt, slot, fed;   /* fed: prompt tokens already in the cache */
+    int leader;                /* n > 1: the choice (index in the job) whose prefill this one copies, or -1 */
     int32_t next;              /* the sampled token to feed at the next step */
     int n_generated, running;
     serve_tok staged;          /* the token of this step, before it is published */
