@@ -10,6 +10,7 @@ OPT      ?= -O3 -march=native
 WARN     := -Wall -Wextra -Werror
 CFLAGS_COMMON = -std=c11 -D_GNU_SOURCE $(WARN) -fopenmp -Iinclude -Isrc $(PKG_CFLAGS) -MMD -MP
 LDLIBS_COMMON = $(PKG_LIBS) -fopenmp -lm -lpthread
+CFLAGS_COMMON += $(shell pkg-config --cflags ompi-c 2>/dev/null)   # issue 18: mpi.h only; libmpi is dlopen'd under mpirun
 LDLIBS_COMMON += -ldnnl   # issue 20: oneDNN matmul (fp32 and bf16, JIT-dispatched on CPU features)
 
 LIB_SRC   := $(filter-out src/cli/%,$(wildcard src/*/*.c))

@@ -6,10 +6,10 @@
 # The order, lowest first (written once, here). src/io holds the byte containers (fileio, safetensors, JSON helpers)
 # and sits below model; src/format holds the model formats (checkpoint, GGUF read/load/write, foreign GGUF, HF
 # import/export, llm.c), which build or read a jl_model, so it sits above model, infer, tokenizer, template and data
-# (docs/DESIGN.md, Layering).
+# (docs/DESIGN.md, Layering). src/dist (MPI data parallelism) needs only core and sits right below train, its user.
 set -u
 cd "$(dirname "$0")/.."
-ORDER=(core io model infer tokenizer template data format train eval rag tools serve cli)
+ORDER=(core io model infer tokenizer template data format dist train eval rag tools serve cli)
 
 rank_of() {
   local i

@@ -8,6 +8,7 @@ packages+=(clang libclang-rt-14-dev)  # issue 16: libFuzzer harnesses (make fuzz
 packages+=(libicu-dev)  # issue 14: tokenizer.json normalizers (NFC/NFKC/NFD, Lowercase)
 packages+=(libdnnl-dev)  # issue 20: oneDNN matmul
 packages+=(libsqlite3-dev)  # issue 17: jielong index (SQLite FTS5)
+packages+=(libopenmpi-dev openmpi-bin)  # issue 18: data parallelism (mpirun; mpi.h at build time, libmpi dlopen'd)
 packages+=(chromium fonts-wqy-zenhei curl)  # issue 13: the server browser test (playwright-core drives chromium; a CJK font) and curl examples
 missing=()
 for p in "${packages[@]}"; do

@@ -2,6 +2,7 @@
  * derived datasets (determinism, no held-out poem in training files), and the data CLI. */
 #include "testutil.h"
 #include "jielong/dataset.h"
+#include "data/poem_tasks.h"
 #include "io/fileio.h"
 #include <sys/stat.h>
 
@@ -337,7 +338,8 @@ static void test_derived_deterministic(void **state) {
     assert_int_equal(train.documents, n_train);
     assert_int_equal(train.pairs, n_train);
     assert_int_equal(train.prompts, n_train);
-    assert_int_equal(heldout.prompts, n_held * (JL_TASK_COUNT - 1) + (n_probes < n_held ? n_probes : n_held));
+    assert_int_equal(heldout.prompts, n_held * (JL_TASK_COUNT - 1) + (n_probes < n_held ? n_probes : n_held) +
+                                          (size_t)jl_chat_probe_count()); /* + the held-out greeting/identity prompts */
     /* 3 "write" conversations per poem by default, one of each other kind */
     assert_int_equal(train.conversations, n_train * (JL_TASK_COUNT + 2) - n_probes + train.general);
     assert_true(train.general > 0 && heldout.general == 0);

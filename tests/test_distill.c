@@ -82,7 +82,7 @@ static void test_resume_is_bit_exact(void **state) {
     snprintf(corpus, sizeof corpus, "%s", tmp_path("corpus.txt"));
     snprintf(bad_log, sizeof bad_log, "%s", tmp_path("d_bad.log"));
     const char *common = "--depth 1 --dim 64 --n-head 1 --context 32 --batch-size 2 --accum 2 --steps 10 --lr 3e-3 "
-                         "--warmup 3 --alpha 0.7 --temperature 2 --eval-every 0 --save-every 3 --seed 5 --threads 2";
+                         "--warmup 3 --alpha 0.7 --temperature 2 --eval-every 3 --eval-batches 2 --save-every 3 --seed 5 --threads 2";
     snprintf(args, sizeof args, "distill --teacher %s --data %s --out %s %s", teacher_path(), corpus, straight, common);
     assert_int_equal(run_cli(args, tmp_path("d_straight.log")), 0);
     snprintf(args, sizeof args, "distill --teacher %s --data %s --out %s %s --stop-after 4", teacher_path(), corpus,
@@ -113,6 +113,12 @@ static void test_resume_is_bit_exact(void **state) {
         assert_true(memcmp(&a[i], &b[i], sizeof(double)) == 0);
         assert_true(memcmp(&ka[i], &kb[i], sizeof(double)) == 0);
     }
+    /* held-out losses (steps 3, 6, 9) bit for bit, the first after the resume included; --eval-batches 2 comes
+     * back from the checkpoint */
+    int na = read_metric(ma, "val_loss", a, 16), nb = read_metric(mb, "val_loss", b, 16);
+    assert_true(na >= 3);
+    assert_int_equal(na, nb);
+    for (int i = 0; i < na; i++) assert_true(memcmp(&a[i], &b[i], sizeof(double)) == 0);
     assert_same_final_weights(straight, pieces);
     /* a pretraining checkpoint is no distillation state */
     snprintf(args, sizeof args, "distill --teacher %s --data %s --out %s --resume %s", teacher_path(), corpus,

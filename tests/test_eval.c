@@ -4,6 +4,7 @@
 #include "io/fileio.h"
 #include "jielong/checkpoint.h"
 #include "jielong/eval.h"
+#include "jielong/rules.h"
 #include "model/model.h"
 #include <math.h>
 
@@ -181,12 +182,73 @@ static void test_eval_data_kinds(void **state) {
     jl_tokenizer_free(tok);
 }
 
+/* The win rate (jl_compare_answers): a win counts 1, a tie half, a loss 0, by the poem reward of the prompt's
+ * form; no answers is an error. Then jl_eval_compare of a model against itself: every prompt a tie (0.5), the same
+ * mean rewards, and `eval --against` reports the library's figures. */
+static void test_compare_win_rate(void **state) {
+    (void)state;
+    const char *poem = "床前明月光，\n疑是地上霜。\n举头望明月，\n低头思故乡。", *junk = "abc abc abc";
+    float good = jl_poem_reward(poem, JL_FORM_WUJUE), bad = jl_poem_reward(junk, JL_FORM_WUJUE);
+    assert_true(good > bad);
+    jl_compare_item items[] = {
+        {"p1", "wujue", poem, junk},  /* win */
+        {"p2", "wujue", junk, poem},  /* loss */
+        {"p3", "wujue", poem, poem},  /* tie */
+        {"p4", "wujue", poem, junk},  /* win */
+        {"p5", NULL, poem, junk},     /* no form: both 0, a tie */
+    };
+    jl_compare_result r;
+    assert_int_equal(jl_compare_answers(items, 5, NULL, &r), JL_OK);
+    assert_int_equal(r.n, 5);
+    assert_true(fabs(r.rule_win_rate - 3.0 / 5) < 1e-12); /* 1 + 0 + 0.5 + 1 + 0.5 */
+    assert_true(fabs(r.rule_reward - (3.0 * good + bad) / 5) < 1e-6);
+    assert_true(fabs(r.rule_reward_against - (2.0 * good + 2.0 * bad) / 5) < 1e-6);
+    assert_int_equal(r.judged_by_rm, 0);
+    assert_int_equal(jl_compare_answers(items, 0, NULL, &r), JL_ERR_ARG);
+
+    jl_tokenizer *tok;
+    assert_int_equal(jl_tokenizer_bytes(&tok), JL_OK);
+    jl_config c;
+    jl_config_from_depth(&c, JL_ARCH_LLAMA, 1, jl_tokenizer_vocab_size(tok), 256);
+    jl_model *m;
+    assert_int_equal(jl_model_new(&c, &m), JL_OK);
+    jl_model_init(m, 3);
+    jl_checkpoint ck = {.model = m};
+    assert_int_equal(jl_tokenizer_to_json(tok, &ck.tokenizer_json), JL_OK);
+    char model[512], prompts[512], args[2048];
+    snprintf(model, sizeof model, "%s", tmp_path("cmp.safetensors"));
+    snprintf(prompts, sizeof prompts, "%s", tmp_path("cmp_prompts.jsonl"));
+    assert_int_equal(jl_checkpoint_save(model, &ck), JL_OK);
+    const char *lines = "{\"prompt\":\"写一首五言绝句。\",\"task\":\"write\",\"form\":\"wujue\"}\n"
+                        "{\"prompt\":\"《静夜思》的作者是谁？\",\"task\":\"author\",\"form\":\"wujue\",\"expected\":\"李白\"}\n"
+                        "{\"prompt\":\"写一首七言绝句。\",\"task\":\"write\",\"form\":\"qijue\"}\n";
+    assert_int_equal(jl_write_file_atomic(prompts, lines, strlen(lines)), JL_OK);
+    jl_jsonl_options jo = {0};
+    jl_jsonl_stats js;
+    jl_rl_set *set;
+    assert_int_equal(jl_rl_load(prompts, &jo, &set, &js), JL_OK);
+    jl_task_opts o = {.shots = -1, .max_tokens = 6, .only = -1};
+    assert_int_equal(jl_eval_compare(model, model, set, prompts, &o, NULL, &r), JL_OK);
+    assert_int_equal(r.n, 2); /* the two "write" prompts */
+    assert_true(r.rule_win_rate == 0.5);
+    assert_true(r.rule_reward == r.rule_reward_against);
+    assert_int_equal(jl_eval_compare(model, "/nonexistent.safetensors", set, prompts, &o, NULL, &r) != JL_OK, 1);
+    assert_non_null(strstr(jl_last_error(), "/nonexistent.safetensors"));
+    jl_rl_free(set);
+    snprintf(args, sizeof args, "eval --model %s --against %s --tasks %s --max-tokens 6 --json", model, model, prompts);
+    expect_cli(args, 0, "\"n\":2,\"rule_win_rate\":0.5,");
+    free(ck.tokenizer_json);
+    jl_model_free(m);
+    jl_tokenizer_free(tok);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_task_verdicts),
         cmocka_unit_test(test_perplexity_of_uniform_model),
         cmocka_unit_test(test_eval_cli_tasks_and_bad_input),
         cmocka_unit_test(test_eval_data_kinds),
+        cmocka_unit_test(test_compare_win_rate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

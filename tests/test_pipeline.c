@@ -21,7 +21,7 @@ static void test_quick_pipeline(void **state) {
         "tokenizer.json", "shards/train_000.bin", "base/model.safetensors", "sft/model.safetensors",
         "sft-lora/adapter.safetensors", "sft-lora/model.safetensors", "rm/score.safetensors",
         "dpo/model.safetensors", "grpo/model.safetensors", "ppo/model.safetensors", "sft/model-q8_0.gguf",
-        "sft/model-f16.gguf", "base/curves.svg", "ppo/curves.svg", "ppo/metric.svg", "grpo/metric.svg",
+        "sft/model-f16.gguf", "sft-scratch/model.safetensors", "icl.svg", "base/curves.svg", "ppo/curves.svg", "ppo/metric.svg", "grpo/metric.svg",
         "rm/metric.svg", "dpo/metric.svg", "commands.sh", "summary.jsonl", "report.md",
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -35,12 +35,42 @@ static void test_quick_pipeline(void **state) {
     static const char *const sections[] = {"## Stages", "## Held-out perplexity", "## Instruction following",
                                            "## Preference-tuned models against SFT", "## Sample answers",
                                            "| base-0shot |", "| base-3shot |", "| sft |", "| sft-lora |",
-                                           "| dpo |", "| grpo |", "| ppo |", "Reward model: held-out pairwise accuracy",
+                                           "| dpo |", "| grpo |", "| ppo |", "| base-5shot |", "| sft-scratch |", "Reward model: held-out pairwise accuracy",
                                            "figures are not meaningful", "(rm/metric.svg)"};
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
         if (!strstr(text, sections[i])) print_message("report lacks '%s'\n", sections[i]);
         assert_non_null(strstr(text, sections[i]));
     }
+    /* the lessons table comes first; each row carries a measured number, not "not measured" */
+    const char *lessons = strstr(text, "## Lessons"), *stages = strstr(text, "## Stages");
+    assert_non_null(lessons);
+    assert_true(stages && lessons < stages);
+    static const char *const rows[] = {"| 1. Why pretrain", "| 2. Adapters keep", "| 3. In-context learning",
+                                       "| 9. Following the request"};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *row = strstr(lessons, rows[i]);
+        if (!row) print_message("lessons table lacks '%s'\n", rows[i]);
+        assert_non_null(row);
+        const char *end = strchr(row, '\n'), *title_end = strchr(row + 2, '|');
+        assert_non_null(end);
+        assert_null(memmem(row, (size_t)(end - row), "not measured", 12));
+        assert_true(strpbrk(title_end, "0123456789") != NULL && strpbrk(title_end, "0123456789") < end);
+        assert_non_null(memmem(row, (size_t)(end - row), "%", 1)); /* a share with its interval */
+    }
+    assert_non_null(strstr(text, "## Time per stage"));
+    assert_non_null(strstr(text, "| SFT from random init (no pretraining) | 1 |"));
+    free(text);
+    /* the in-context learning curve: one series per task over the shots */
+    snprintf(path, sizeof path, "%s/icl.svg", out);
+    assert_int_equal(jl_read_file(path, &text, &len), JL_OK);
+    assert_non_null(strstr(text, "data-name=\"form_accuracy\""));
+    free(text);
+    /* every measurement and every command's time in summary.jsonl */
+    snprintf(path, sizeof path, "%s/summary.jsonl", out);
+    assert_int_equal(jl_read_file(path, &text, &len), JL_OK);
+    assert_non_null(strstr(text, "\"lesson\":\"icl\""));
+    assert_non_null(strstr(text, "\"kind\":\"train\",\"stage\":\"sft\""));
+    assert_non_null(strstr(text, "\"kind\":\"stage\""));
     free(text);
     /* held-out loss is drawn beside the training loss */
     snprintf(path, sizeof path, "%s/sft/curves.svg", out);

@@ -77,7 +77,10 @@ static void test_resume_is_bit_exact(void **state) {
     write_corpus(text, 800);
     const char *straight = tmp_path("run_straight"), *pieces = tmp_path("run_pieces");
     char args[2048];
-    const char *common = TINY " --steps 12 --eval-every 0 --lr 2e-3 --warmup 3 --accum 2";
+    /* held-out evaluations every 3 steps over 3 batches in fp32 (not the defaults): the resumed process, given only
+     * --resume, takes all three from the checkpoint, so its first held-out loss (step 6) is bit for bit the
+     * straight run's; before, it evaluated 8 batches in bf16 */
+    const char *common = TINY " --steps 12 --eval-every 3 --eval-batches 3 --precision fp32 --lr 2e-3 --warmup 3 --accum 2";
     snprintf(args, sizeof args, "pretrain --data %s --out %s %s", text, straight, common);
     assert_int_equal(run_cli(args, tmp_path("straight.log")), 0);
     snprintf(args, sizeof args, "pretrain --data %s --out %s %s --stop-after 5", text, pieces, common);
@@ -92,8 +95,21 @@ static void test_resume_is_bit_exact(void **state) {
     assert_int_equal(read_metric(pa, "loss", a, 16), 12);
     assert_int_equal(read_metric(pb, "loss", b, 16), 12);
     for (int i = 0; i < 12; i++) assert_true(memcmp(&a[i], &b[i], sizeof(double)) == 0);
+    int na = read_metric(pa, "val_loss", a, 16), nb = read_metric(pb, "val_loss", b, 16);
+    assert_true(na >= 4); /* steps 3, 6, 9, 12 */
+    assert_int_equal(na, nb);
+    for (int i = 0; i < na; i++) assert_true(memcmp(&a[i], &b[i], sizeof(double)) == 0);
     /* and the final weights are identical */
     assert_same_final_weights(straight, pieces);
+    /* another precision than the checkpoint's is refused, naming both */
+    snprintf(args, sizeof args, "pretrain --data %s --out %s --resume %s/checkpoint.safetensors --threads 2 "
+             "--precision bf16 --steps 14", text, pieces, pieces);
+    assert_int_equal(run_cli(args, tmp_path("piece3.log")), 2);
+    char *log;
+    size_t len;
+    assert_int_equal(jl_read_file(tmp_path("piece3.log"), &log, &len), JL_OK);
+    assert_non_null(strstr(log, "precision fp32, not bf16"));
+    free(log);
 }
 
 static void test_checkpoint_round_trip_gpt2(void **state) {
@@ -113,6 +129,48 @@ static void test_checkpoint_round_trip_gpt2(void **state) {
     assert_string_equal(back.chat_template, "tmpl");
     jl_checkpoint_free(&back);
     jl_model_free(m);
+}
+
+/* The model-shape flags (one flag table, a given mask): each one given reaches the config, the others come from
+ * --depth; a checkpoint whose config differs from the flags given is refused, one that matches is continued. */
+static void test_shape_flags(void **state) {
+    (void)state;
+    const char *text = tmp_path("shape.txt"), *out = tmp_path("run_shape"), *out2 = tmp_path("run_shape2");
+    write_corpus(text, 200);
+    char args[2048], model[600];
+    const char *run = "--steps 1 --batch-size 2 --seq-len 16 --eval-every 0 --save-every 0 --threads 1";
+    snprintf(args, sizeof args, "pretrain --data %s --out %s --depth 2 --dim 48 --n-head 4 --n-kv-head 2 "
+             "--hidden-dim 80 --context 40 --untied %s", text, out, run);
+    assert_int_equal(run_cli(args, tmp_path("shape.log")), 0);
+    snprintf(model, sizeof model, "%s/model.safetensors", out);
+    jl_checkpoint ck;
+    assert_int_equal(jl_checkpoint_load(model, &ck), JL_OK);
+    const jl_config *c = &ck.model->cfg;
+    assert_int_equal(c->n_layer, 2); /* from --depth */
+    assert_int_equal(c->dim, 48);
+    assert_int_equal(c->n_head, 4);
+    assert_int_equal(c->n_kv_head, 2);
+    assert_int_equal(c->hidden_dim, 80);
+    assert_int_equal(c->max_seq_len, 40);
+    assert_int_equal(c->tie_embeddings, 0);
+    jl_checkpoint_free(&ck);
+    /* --dim alone: layers and heads from depth 3, the MLP width from the new width, kv heads = heads */
+    snprintf(args, sizeof args, "pretrain --data %s --out %s --depth 3 --dim 96 %s", text, out2, run);
+    assert_int_equal(run_cli(args, tmp_path("shape2.log")), 0);
+    snprintf(model, sizeof model, "%s/model.safetensors", out2);
+    assert_int_equal(jl_checkpoint_load(model, &ck), JL_OK);
+    jl_config want;
+    jl_config_from_depth(&want, JL_ARCH_LLAMA, 3, ck.model->cfg.vocab_size, 256);
+    assert_int_equal(ck.model->cfg.n_layer, want.n_layer);
+    assert_int_equal(ck.model->cfg.n_head, want.n_head);
+    assert_int_equal(ck.model->cfg.n_kv_head, want.n_head);
+    assert_int_equal(ck.model->cfg.dim, 96);
+    assert_int_equal(ck.model->cfg.hidden_dim, jl_config_default_hidden(JL_ARCH_LLAMA, 96));
+    jl_checkpoint_free(&ck);
+    snprintf(args, sizeof args, "pretrain --data %s --out %s --model %s --dim 64 %s", text, out, model, run);
+    assert_int_equal(run_cli(args, tmp_path("shape3.log")), 2); /* another width than the checkpoint's */
+    snprintf(args, sizeof args, "pretrain --data %s --out %s --model %s --depth 3 --dim 96 %s", text, out, model, run);
+    assert_int_equal(run_cli(args, tmp_path("shape4.log")), 0); /* the checkpoint's own shape */
 }
 
 static void copy_prefix(const char *from, const char *to, double fraction) {
@@ -166,6 +224,7 @@ int main(void) {
         cmocka_unit_test(test_pretraining_learns),
         cmocka_unit_test(test_resume_is_bit_exact),
         cmocka_unit_test(test_checkpoint_round_trip_gpt2),
+        cmocka_unit_test(test_shape_flags),
         cmocka_unit_test(test_bad_input_exits_2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

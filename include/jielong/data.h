@@ -92,7 +92,7 @@ typedef struct {
 
 jl_status jl_prepare(const jl_prepare_opts *opts, jl_prepare_stats *stats);
 
-/* Encodes text the way jl_prepare does: blank-line-separated paragraphs, each as <|bos|> + its tokens,
+/* Encodes text the way jl_prepare does: blank-line-separated paragraphs, each as jl_tokenizer_bos + its tokens,
  * concatenated. Pretraining on text files and held-out perplexity use this so they see what shards hold. */
 jl_status jl_encode_documents(const jl_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n_ids);
 

@@ -158,7 +158,9 @@ char *jl_poem_text(const jl_poem *poem);
 typedef enum { JL_SPLIT_TRAIN = 0, JL_SPLIT_HELDOUT = 1 } jl_split;
 
 /* The task kinds of SFT conversations and evaluation prompts. */
-typedef enum { JL_TASK_WRITE = 0, JL_TASK_AUTHOR, JL_TASK_CONTINUE, JL_TASK_FORM, JL_TASK_COUNT } jl_poem_task;
+/* JL_TASK_CHAT: greeting and identity prompts of the evaluation set, scored apart from the four poem tasks. */
+typedef enum { JL_TASK_WRITE = 0, JL_TASK_AUTHOR, JL_TASK_CONTINUE, JL_TASK_FORM, JL_TASK_COUNT,
+               JL_TASK_CHAT = JL_TASK_COUNT } jl_poem_task;
 const char *jl_poem_task_name(jl_poem_task task); /* "write", "author", "continue", "form" */
 
 /* The ways a preference pair's rejected poem is corrupted. */
@@ -181,12 +183,17 @@ typedef struct {
     double system_fraction;   /* share of SFT conversations that start with a system turn (default 0.1) */
     int write_copies;         /* SFT "write" conversations per poem, each phrased anew (default 3: half the
                                  poem tasks; the other kinds have one each) */
+    int anthologies;          /* 1 (default): the train split's pretraining text also holds author anthologies
+                                 (a contents line of titles, then up to 4 poems of one author, each headed again):
+                                 text in which copying a title or an author from context pays, so in-context
+                                 learning can form; 0: single poems only */
 } jl_poem_build_options;
 void jl_poem_build_defaults(jl_poem_build_options *opt);
 
 typedef struct {
     size_t poems;             /* poems of the split */
-    size_t documents;         /* pretraining documents */
+    size_t documents;         /* pretraining documents (single poems) */
+    size_t anthologies;       /* pretraining documents that are author anthologies (train split) */
     size_t conversations;     /* SFT conversations (general chat included) */
     size_t general;           /* of which general chat */
     size_t pairs;             /* preference pairs */

@@ -26,12 +26,12 @@ jl_status jl_eval_perplexity_tokens(jl_model *m, const jl_tokenizer *tok, const 
 jl_status jl_eval_perplexity_file(jl_model *m, const jl_tokenizer *tok, const char *path, int window,
                                   jl_ppl_result *out);
 
-#endif
 
 /* ---- instruction following on the held-out poem tasks (data/poems.jsonl → jielong data poems → eval_prompts.jsonl) ----
  * Four task kinds, each scored by rule: "write" (the answer is a poem of the asked form: jl_poem_check ok),
  * "continue" (the first line of the answer is the expected next line), "author" (the answer names the expected
- * author), "form" (the first form name in the answer is the expected form). */
+ * author), "form" (the first form name in the answer is the expected form). Prompts with "task":"chat" (greeting,
+ * identity) are scored in chat mode only: the answer holds one of the phrases of "expected" ("接龙|jielong"). */
 #include "jielong/dataset.h"
 
 /* Task kinds and their names: jl_poem_task / jl_poem_task_name (dataset.h). */
@@ -53,6 +53,12 @@ typedef struct {
     double mean_reward;          /* "write": mean jl_poem_reward of the answers */
     int skipped;                 /* prompts longer than the context: not scored */
     long shots_used;             /* few-shot: examples actually shown, summed (fewer when a prompt would not fit) */
+    int title_n, title_copied;   /* "write" prompts with a title, and answers whose first line carries it (the
+                                    request followed, not just the form) */
+    int lines, distinct_lines;   /* lines of all "write" answers (split at ，。！？； and newlines, the heading
+                                    left out) and how many of them are distinct: low = one line recurs */
+    int chat_n, chat_correct;    /* "chat" prompts (greeting, identity; chat mode only) and answers holding one
+                                    of the "|"-separated phrases of their "expected" field */
     long tokens_generated;
     double seconds;
 } jl_task_result;
@@ -73,3 +79,31 @@ typedef void (*jl_task_fn)(void *user, jl_poem_task kind, const char *prompt, co
 
 jl_status jl_eval_tasks(const jl_model *m, const jl_tokenizer *tok, const jl_rl_set *prompts, const jl_task_opts *o,
                         jl_task_fn on_answer, void *user, jl_task_result *out);
+
+/* ---- head to head: the win rate of one model over another on the held-out "write" prompts ----
+ * Both answer the same prompts (greedy, one model loaded at a time). A win is a higher score, a tie half a win.
+ * Judged by the poem rules (jl_poem_reward of the prompt's form) and, when a reward model is given, by it too.
+ * The one implementation behind `jielong eval --against` and the pipeline's comparison rows. */
+struct jl_reward_model;
+typedef struct {
+    int n;                                   /* prompts judged */
+    double rule_win_rate;                    /* in [0,1] */
+    double rule_reward, rule_reward_against; /* mean poem rewards */
+    int judged_by_rm;                        /* 1 when a reward model judged */
+    double rm_win_rate, rm_score, rm_score_against;
+} jl_compare_result;
+
+/* One prompt's pair of answers; form_name is the prompt's "form" field (NULL or unknown: both rule scores 0). */
+typedef struct {
+    const char *prompt, *form_name, *answer, *answer_against;
+} jl_compare_item;
+
+/* Judges n ≥ 1 answer pairs (rm may be NULL). JL_ERR_ARG when n < 1; a reward model's error is passed on. */
+jl_status jl_compare_answers(const jl_compare_item *items, int n, struct jl_reward_model *rm, jl_compare_result *out);
+/* Loads the checkpoints `model` and `against` in turn, lets each answer the "write" prompts of `prompts` (o: its
+ * limit, max_tokens, shots; only is forced to "write"; each model answers in its own chat format) and judges them.
+ * Errors name the file; no "write" prompt → JL_ERR_FORMAT naming `prompts_name`. */
+jl_status jl_eval_compare(const char *model, const char *against, const jl_rl_set *prompts, const char *prompts_name,
+                          const jl_task_opts *o, struct jl_reward_model *rm, jl_compare_result *out);
+
+#endif

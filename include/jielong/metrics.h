@@ -32,6 +32,9 @@ typedef struct jl_metrics_data jl_metrics_data;
  * and null values add no point; strings and booleans are ignored. Blank lines are skipped. A line that is not a
  * JSON object, or whose "stage" is not a string, is JL_ERR_FORMAT with "path:line: ..." in the message. */
 jl_status jl_metrics_read(const char *path, const char *x_key, jl_metrics_data **out);
+/* The same, keeping only the lines whose string field KEY equals VALUE (`where` = "KEY=VALUE"; NULL: all), e.g.
+ * "lesson=icl" of a pipeline's summary.jsonl. */
+jl_status jl_metrics_read_where(const char *path, const char *x_key, const char *where, jl_metrics_data **out);
 int jl_metrics_series_count(const jl_metrics_data *d);
 const jl_series *jl_metrics_series_at(const jl_metrics_data *d, int i); /* in order of first appearance */
 /* The series of `key` in `stage`; with stage NULL the first series of that key in any stage. NULL if absent. */

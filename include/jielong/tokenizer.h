@@ -30,6 +30,13 @@ jl_status jl_tokenizer_decode(const jl_tokenizer *t, const int32_t *ids, size_t 
 /* Raw bytes of one token (may be a partial UTF-8 sequence); NULL if out of range. */
 const char *jl_tokenizer_token(const jl_tokenizer *t, int32_t id, size_t *len);
 int32_t jl_tokenizer_special(const jl_tokenizer *t, const char *name); /* "<|bos|>" → id, -1 if absent */
+/* The token that starts a document (pretraining data, prepare's separator): <|bos|> (jielong's), else the one
+ * special token the post-processor puts before a text (Llama's <|begin_of_text|> / <s>, Gemma's <bos>, DeepSeek's
+ * <｜begin▁of▁sentence｜>), else the document separator of tokenizers without a BOS (<|endoftext|>: Qwen, GPT-4o);
+ * -1 if none. jl_tokenizer_eos: the token that ends a generation: <|eos|>, else the family's end-of-text token
+ * (<|end_of_text|>, <|endoftext|>, </s>, <eos>, <｜end▁of▁sentence｜>); -1 if none. */
+int32_t jl_tokenizer_bos(const jl_tokenizer *t);
+int32_t jl_tokenizer_eos(const jl_tokenizer *t);
 /* The ids the tokenizer's post-processor puts around one encoded text when the caller asks for special tokens
  * (HF TemplateProcessing "single", e.g. Llama 2's <s> before the text); none for jielong's own tokenizers. */
 void jl_tokenizer_template(const jl_tokenizer *t, const int32_t **prefix, size_t *n_prefix, const int32_t **suffix,

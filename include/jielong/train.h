@@ -49,12 +49,12 @@ enum {
     JL_OPT_LR = 1u << 4, JL_OPT_MIN_LR_FRAC = 1u << 5, JL_OPT_WARMUP = 1u << 6, JL_OPT_SCHEDULE = 1u << 7,
     JL_OPT_BETA1 = 1u << 8, JL_OPT_BETA2 = 1u << 9, JL_OPT_EPS = 1u << 10, JL_OPT_WEIGHT_DECAY = 1u << 11,
     JL_OPT_GRAD_CLIP = 1u << 12, JL_OPT_EVAL_EVERY = 1u << 13, JL_OPT_SAVE_EVERY = 1u << 14,
-    JL_OPT_SAMPLE_EVERY = 1u << 15,
+    JL_OPT_SAMPLE_EVERY = 1u << 15, JL_OPT_PRECISION = 1u << 16,
 };
 /* The resume policy: the options saved in `saved` (a checkpoint's, see jl_stage_opts_of_checkpoint) replace the
  * fields of o not in `given`; the given ones stay, and the run refuses those that change the trajectory (batch,
- * accum, lr, schedule, AdamW, seed; steps too, except pretrain and distill, which may extend a run) when they
- * differ. */
+ * accum, lr, schedule, AdamW, seed, precision; steps too, except pretrain and distill, which may extend a run)
+ * when they differ. */
 void jl_stage_opts_resume(jl_stage_opts *o, const jl_stage_opts *saved, unsigned given);
 /* The options saved in a training checkpoint (model or adapter file), every field range-checked. */
 jl_status jl_stage_opts_of_checkpoint(const char *path, jl_stage_opts *out);

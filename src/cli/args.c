@@ -1,4 +1,5 @@
 #include "cli/args.h"
+#include "cli/dist_cli.h"
 #include "jielong/common.h"
 #include "core/kernels.h"
 #include "train/optim.h"
@@ -221,6 +222,6 @@ int cli_parse_given(const char *cmd, const char *summary, const cli_opt *opts, i
 
 int cli_report(const char *cmd, int status) {
     if (status == JL_OK) return 0;
-    fprintf(stderr, "jielong %s: %s\n", cmd, jl_last_error());
+    if (!cli_dist_defer(cmd, status)) fprintf(stderr, "jielong %s: %s\n", cmd, jl_last_error());
     return jl_exit_code((jl_status)status);
 }

@@ -11,16 +11,16 @@
 #include <string.h>
 
 static void print_counts(const char *split, const jl_poem_build_counts *c) {
-    printf("%-8s poems %6zu | pretrain documents %6zu | sft conversations %6zu (general chat %zu) | "
+    printf("%-8s poems %6zu | pretrain documents %6zu (+%zu anthologies) | sft conversations %6zu (general chat %zu) | "
            "preference pairs %6zu | prompts %6zu\n",
-           split, c->poems, c->documents, c->conversations, c->general, c->pairs, c->prompts);
+           split, c->poems, c->documents, c->anthologies, c->conversations, c->general, c->pairs, c->prompts);
 }
 
 static int data_poems(int argc, char **argv) {
     const char *input = "data/poems.jsonl", *out = NULL;
     long seed = 1234;
     double general = 0.03, system = 0.1;
-    long write_copies = 3;
+    long write_copies = 3, anthologies = 1;
     const cli_opt opts[] = {
         {"input", OPT_STR, &input, "poem corpus (JSONL) [data/poems.jsonl]", NO_RANGE, 0},
         {"out", OPT_STR, &out, "output folder", NO_RANGE, 1},
@@ -29,6 +29,9 @@ static int data_poems(int argc, char **argv) {
         {"system", OPT_FLOAT, &system, "share of conversations with a system turn [0.1]", 0, 1, 0},
         {"write-copies", OPT_INT, &write_copies, "'write' conversations per poem in sft.jsonl, each phrased anew; "
                                                  "the other tasks have one [3]", 1, 8, 0},
+        {"anthologies", OPT_INT, &anthologies, "1: pretrain.txt also holds author anthologies (a contents line of "
+                                               "titles, then up to 4 poems of one author: copying from context "
+                                               "pays); 0: single poems only [1]", 0, 1, 0},
     };
     int rc = cli_parse("data poems", "derive every stage's datasets from the poem corpus: pretrain.txt, sft.jsonl, "
                        "prefs.jsonl, rl_prompts.jsonl (train poems) and eval_*.jsonl, eval_pretrain.txt (held-out)",
@@ -44,6 +47,7 @@ static int data_poems(int argc, char **argv) {
     opt.general_fraction = general;
     opt.system_fraction = system;
     opt.write_copies = (int)write_copies;
+    opt.anthologies = (int)anthologies;
     jl_poem_build_counts train, heldout;
     st = jl_poems_write_all(poems, out, &opt, &train, &heldout);
     jl_poems_free(poems);

@@ -13,13 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define UNSET CLI_UNSET
-
 typedef struct {
     cli_strs data;
     const char *teacher, *student, *prompts, *out_data, *data_order;
     cli_model_shape shape;
-    long synthesize, max_new_tokens;
+    long synthesize, max_new_tokens; /* synthesize: used when --synthesize is given */
+    int synthesizing;
     double val_fraction, sample_temperature;
     int threads;
     jl_distill_opts o;
@@ -69,7 +68,7 @@ static jl_status load_student(const distill_args *a, const jl_model *teacher, co
         return st == JL_OK ? JL_OK : jl_fail_context(st, "%s", path);
     }
     cli_model_shape shape = a->shape;
-    if (shape.context == UNSET) shape.context = teacher->cfg.max_seq_len;
+    if (!(shape.given & CLI_SHAPE_CONTEXT)) shape.context = teacher->cfg.max_seq_len;
     jl_config c;
     jl_status st = cli_build_config(&shape, teacher->cfg.vocab_size, &c);
     if (st == JL_OK) st = jl_model_new(&c, student);
@@ -91,6 +90,7 @@ static jl_status distill_options(distill_args *a, const jl_checkpoint *sck, cons
         if (st != JL_OK) return jl_fail_context(st, "%s", o->train.run.resume);
         cli_train_take_saved(&o->train, &saved.train, opts, nopts, given);
         if (!cli_given(opts, nopts, given, &o->T)) o->T = saved.T;
+        if (!cli_given(opts, nopts, given, &o->eval_batches)) o->eval_batches = saved.eval_batches;
         if (!cli_given(opts, nopts, given, &o->temperature)) o->temperature = saved.temperature;
         if (!cli_given(opts, nopts, given, &o->alpha)) o->alpha = saved.alpha;
     }
@@ -138,9 +138,8 @@ static int run_distill(distill_args *a, jl_model *teacher, const jl_tokenizer *t
 }
 
 int cmd_distill(int argc, char **argv) {
-    distill_args a = {.val_fraction = 0.05, .max_new_tokens = 128, .sample_temperature = 0.0, .synthesize = UNSET};
-    a.shape = (cli_model_shape){.arch = "llama", .depth = UNSET, .dim = UNSET, .n_layer = UNSET, .n_head = UNSET,
-                                .n_kv_head = UNSET, .hidden_dim = UNSET, .context = UNSET};
+    distill_args a = {.val_fraction = 0.05, .max_new_tokens = 128, .sample_temperature = 0.0};
+    a.shape = (cli_model_shape)CLI_MODEL_SHAPE_DEFAULT;
     jl_distill_defaults(&a.o);
     a.o.T = 0; /* 0: the smaller context */
     jl_stage_opts *t = &a.o.train;
@@ -151,15 +150,7 @@ int cmd_distill(int argc, char **argv) {
         {"data-order", OPT_STR, &a.data_order, "shuffled (default: every epoch visits all windows in a seeded random order) or sequential (file order)", NO_RANGE, 0},
         {"temperature", OPT_F32, &a.o.temperature, "softmax temperature τ of the soft targets", 0.01, 100, 0},
         {"alpha", OPT_F32, &a.o.alpha, "weight of the soft (KL) term; 1-alpha on hard labels", 0, 1, 0},
-        {"arch", OPT_STR, &a.shape.arch, "fresh student: llama (default) or gpt2", NO_RANGE, 0},
-        {"depth", OPT_INT, &a.shape.depth, "fresh student: layers = N, width = 64·N (default 4)", 1, 64, 0},
-        {"dim", OPT_INT, &a.shape.dim, "fresh student: width", 8, 16384, 0},
-        {"n-layer", OPT_INT, &a.shape.n_layer, "fresh student: layers", 1, 1024, 0},
-        {"n-head", OPT_INT, &a.shape.n_head, "fresh student: attention heads", 1, 1024, 0},
-        {"n-kv-head", OPT_INT, &a.shape.n_kv_head, "fresh student: key/value heads", 1, 1024, 0},
-        {"hidden-dim", OPT_INT, &a.shape.hidden_dim, "fresh student: MLP width", 1, 1 << 20, 0},
-        {"context", OPT_INT, &a.shape.context, "fresh student: context length (default: the teacher's)", 1, 1 << 20, 0},
-        {"untied", OPT_BOOL, &a.shape.untied, "fresh student: separate lm head (llama)", NO_RANGE, 0},
+        CLI_SHAPE_FLAGS(a.shape, "fresh student: ", "(default: the teacher's)"),
         CLI_RUN_FLAGS(*t, a.threads, "sequences per micro-batch"),
         CLI_ACCUM_FLAG(*t),
         CLI_OPTIM_FLAGS(*t),
@@ -181,13 +172,15 @@ int cmd_distill(int argc, char **argv) {
         free(a.data.v);
         return rc == CLI_HELP_SHOWN ? 0 : rc;
     }
+    cli_shape_given(&a.shape, opts, CLI_NOPTS(opts), given);
+    a.synthesizing = cli_given(opts, CLI_NOPTS(opts), given, &a.synthesize);
     char resume_path[4096];
     cli_train_prepare(t, a.threads, resume_path, sizeof resume_path);
     jl_checkpoint tck = {0};
     jl_tokenizer *tok = NULL;
     jl_status st = load_teacher(a.teacher, &tck, &tok);
     if (st == JL_OK)
-        rc = a.synthesize != UNSET ? run_synthesize(&a, tck.model, tok)
+        rc = a.synthesizing ? run_synthesize(&a, tck.model, tok)
                                    : run_distill(&a, tck.model, tok, opts, CLI_NOPTS(opts), given);
     else rc = cli_report("distill", st);
     jl_tokenizer_free(tok);

@@ -4,6 +4,7 @@
  * additionally rounds activations to q8_0 before its integer dot products, as ggml does). */
 #include "cli/args.h"
 #include "cli/infer_cli.h"
+#include "cli/summary_cli.h"
 #include "jielong/chat_format.h"
 #include "io/fileio.h"
 #include "jielong/checkpoint.h"
@@ -17,22 +18,17 @@
 #include <string.h>
 
 /* Where results go: text or JSON on stdout, and optionally one JSON line each appended to a summary file
- * (with a label), which `jielong pipeline` turns into its report. */
+ * (with a label and a lesson), which `jielong pipeline` turns into its report. */
 typedef struct {
     int json;
-    const char *summary;
-    const char *label;
+    cli_summary sink;
 } result_sink;
 
 static jl_status emit(const result_sink *out, json_object *r) {
-    if (out->label) json_object_object_add(r, "label", json_object_new_string(out->label));
-    const char *line = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-    if (out->json) printf("%s\n", line);
-    if (!out->summary) return JL_OK;
-    FILE *f = fopen(out->summary, "a");
-    int bad = !f || fprintf(f, "%s\n", line) < 0;
-    if (f && fclose(f) != 0) bad = 1;
-    return bad ? jl_fail(JL_ERR_IO, "%s: cannot append the summary", out->summary) : JL_OK;
+    jl_status st = cli_summary_append(&out->sink, r);
+    if (out->json)
+        printf("%s\n", json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    return st;
 }
 
 static jl_status eval_text_files(jl_model *m, const jl_tokenizer *tok, const cli_strs *files, int window,
@@ -110,7 +106,25 @@ static jl_status eval_tasks(jl_model *m, const jl_tokenizer *tok, const char *pa
         json_object_object_add(t, "correct", json_object_new_int(r.correct[k]));
         json_object_object_add(t, "accuracy", json_object_new_double(r.n[k] ? (double)r.correct[k] / r.n[k] : 0.0));
         json_object_object_add(j, jl_poem_task_name((jl_poem_task)k), t);
+        char flat[64]; /* the same share as a top-level number, for `jielong plot --x shots` */
+        snprintf(flat, sizeof flat, "%s_accuracy", jl_poem_task_name((jl_poem_task)k));
+        json_object_object_add(j, flat, json_object_new_double(r.n[k] ? (double)r.correct[k] / r.n[k] : 0.0));
     }
+    if (r.chat_n) {
+        json_object *t = json_object_new_object();
+        json_object_object_add(t, "n", json_object_new_int(r.chat_n));
+        json_object_object_add(t, "correct", json_object_new_int(r.chat_correct));
+        json_object_object_add(t, "accuracy", json_object_new_double((double)r.chat_correct / r.chat_n));
+        json_object_object_add(j, "chat", t);
+    }
+    json_object *title = json_object_new_object();
+    json_object_object_add(title, "n", json_object_new_int(r.title_n));
+    json_object_object_add(title, "correct", json_object_new_int(r.title_copied));
+    json_object_object_add(title, "accuracy", json_object_new_double(r.title_n ? (double)r.title_copied / r.title_n : 0));
+    json_object_object_add(j, "title", title);
+    json_object_object_add(j, "title_accuracy", json_object_new_double(r.title_n ? (double)r.title_copied / r.title_n : 0));
+    json_object_object_add(j, "lines", json_object_new_int(r.lines));
+    json_object_object_add(j, "distinct_lines", json_object_new_int(r.distinct_lines));
     json_object_object_add(j, "write_reward", json_object_new_double(r.mean_reward));
     json_object_object_add(j, "write_clean", json_object_new_double(
                                                   r.n[JL_TASK_WRITE] ? (double)r.write_clean / r.n[JL_TASK_WRITE] : 0.0));
@@ -139,6 +153,15 @@ static jl_status eval_tasks(jl_model *m, const jl_tokenizer *tok, const char *pa
         if (r.n[JL_TASK_WRITE])
             printf("  write     %4d/%-4d = %5.1f%%  (form compliance and no repetition)\n", r.write_clean,
                    r.n[JL_TASK_WRITE], 100.0 * r.write_clean / r.n[JL_TASK_WRITE]);
+        if (r.title_n)
+            printf("  title     %4d/%-4d = %5.1f%%  (the answer's heading carries the asked title)\n", r.title_copied,
+                   r.title_n, 100.0 * r.title_copied / r.title_n);
+        if (r.lines)
+            printf("  lines     %4d/%-4d = %5.1f%%  distinct across the 'write' answers\n", r.distinct_lines, r.lines,
+                   100.0 * r.distinct_lines / r.lines);
+        if (r.chat_n)
+            printf("  chat      %4d/%-4d = %5.1f%%  (greeting, identity)\n", r.chat_correct, r.chat_n,
+                   100.0 * r.chat_correct / r.chat_n);
         printf("  mean poem reward of 'write' answers %.3f; %ld tokens in %.1fs\n", r.mean_reward,
                r.tokens_generated, r.seconds);
         if (r.skipped) printf("  %d prompts longer than the context were not scored\n", r.skipped);
@@ -169,59 +192,7 @@ static jl_status eval_reward(const char *dir, const char *prompt, const char *re
     return st;
 }
 
-/* Head to head: both models answer the same held-out "write" prompts (greedy); a win is a higher score, a tie
- * half a win. Judged by the poem rules (jl_poem_reward) and, with --reward, by the reward model. */
-typedef struct {
-    char **prompts, **answers;
-    float *rule;
-    int n, cap;
-} answer_list;
-
-static void collect_answer(void *user, jl_poem_task kind, const char *prompt, const char *answer, int correct) {
-    (void)kind;
-    (void)correct;
-    answer_list *l = user;
-    if (l->n == l->cap) return; /* sized up front: never reached */
-    l->prompts[l->n] = strdup(prompt);
-    l->answers[l->n] = strdup(answer);
-    l->n++;
-}
-
-static void free_answers(answer_list *l) {
-    for (int i = 0; i < l->n; i++) {
-        free(l->prompts[i]);
-        free(l->answers[i]);
-    }
-    free(l->prompts);
-    free(l->answers);
-    free(l->rule);
-}
-
-static jl_status answers_of(const char *model_path, const jl_rl_set *set, const jl_task_opts *o, answer_list *l) {
-    memset(l, 0, sizeof *l);
-    l->cap = (int)jl_rl_count(set);
-    l->prompts = calloc((size_t)l->cap + 1, sizeof(char *));
-    l->answers = calloc((size_t)l->cap + 1, sizeof(char *));
-    l->rule = calloc((size_t)l->cap + 1, sizeof(float));
-    if (!l->prompts || !l->answers || !l->rule) return jl_fail(JL_ERR_NOMEM, "out of memory");
-    jl_checkpoint ck;
-    jl_tokenizer *tok = NULL;
-    jl_status st = jl_checkpoint_load(model_path, &ck);
-    if (st != JL_OK) return st;
-    if (!ck.tokenizer_json) st = jl_fail(JL_ERR_FORMAT, "%s: checkpoint has no tokenizer", model_path);
-    else st = jl_tokenizer_from_json(ck.tokenizer_json, strlen(ck.tokenizer_json), &tok);
-    jl_task_result r;
-    jl_chat_format *fmt = NULL;
-    jl_task_opts mine = *o;
-    if (st == JL_OK) st = jl_chat_format_from_checkpoint(&ck, &fmt);
-    mine.chat = fmt;
-    if (st == JL_OK) st = jl_eval_tasks(ck.model, tok, set, &mine, collect_answer, l, &r);
-    jl_chat_format_free(fmt);
-    jl_tokenizer_free(tok);
-    jl_checkpoint_free(&ck);
-    return st;
-}
-
+/* Head to head (jl_eval_compare): the win rate of --model over --against on the held-out "write" prompts. */
 static jl_status eval_compare(const char *model, const char *against, const char *tasks, const char *reward,
                               const jl_task_opts *base_opts, const result_sink *out) {
     jl_jsonl_options jo = {0};
@@ -229,62 +200,36 @@ static jl_status eval_compare(const char *model, const char *against, const char
     jl_rl_set *set;
     jl_status st = jl_rl_load(tasks, &jo, &set, &js);
     if (st != JL_OK) return st;
-    jl_task_opts o = *base_opts;
-    o.only = JL_TASK_WRITE;
-    answer_list a = {0}, b = {0};
     jl_reward_model *rm = NULL;
-    st = answers_of(model, set, &o, &a);
-    if (st == JL_OK) st = answers_of(against, set, &o, &b);
-    if (st == JL_OK && reward) st = jl_reward_model_load(reward, &rm);
-    double rule_wins = 0, rm_wins = 0, rule_a = 0, rule_b = 0, rm_a = 0, rm_b = 0;
-    /* the same prompts in the same order for both models; the form is in the prompt record */
-    size_t rec = 0;
-    for (int i = 0; st == JL_OK && i < a.n && i < b.n; i++) {
-        while (rec < jl_rl_count(set) && strcmp(jl_rl_prompt(set, rec), a.prompts[i]) != 0) rec++;
-        jl_poem_form form = jl_poem_form_parse(jl_rl_field(set, rec, "form") ? jl_rl_field(set, rec, "form") : "");
-        float ra = jl_poem_reward(a.answers[i], form), rb = jl_poem_reward(b.answers[i], form);
-        rule_a += ra;
-        rule_b += rb;
-        rule_wins += ra > rb ? 1.0 : ra == rb ? 0.5 : 0.0;
-        if (rm) {
-            float sa, sb;
-            if ((st = jl_reward_model_score(rm, a.prompts[i], a.answers[i], &sa)) != JL_OK) break;
-            if ((st = jl_reward_model_score(rm, b.prompts[i], b.answers[i], &sb)) != JL_OK) break;
-            rm_a += sa;
-            rm_b += sb;
-            rm_wins += sa > sb ? 1.0 : sa == sb ? 0.5 : 0.0;
-        }
-    }
-    int n = a.n < b.n ? a.n : b.n;
-    if (st == JL_OK && n == 0) st = jl_fail(JL_ERR_FORMAT, "%s: no \"write\" prompts to compare on", tasks);
+    jl_compare_result r;
+    if (reward) st = jl_reward_model_load(reward, &rm);
+    if (st == JL_OK) st = jl_eval_compare(model, against, set, tasks, base_opts, rm, &r);
     if (st == JL_OK) {
         json_object *j = json_object_new_object();
         json_object_object_add(j, "kind", json_object_new_string("compare"));
         json_object_object_add(j, "model", json_object_new_string(model));
         json_object_object_add(j, "against", json_object_new_string(against));
-        json_object_object_add(j, "n", json_object_new_int(n));
-        json_object_object_add(j, "rule_win_rate", json_object_new_double(rule_wins / n));
-        json_object_object_add(j, "rule_reward", json_object_new_double(rule_a / n));
-        json_object_object_add(j, "rule_reward_against", json_object_new_double(rule_b / n));
-        if (rm) {
-            json_object_object_add(j, "rm_win_rate", json_object_new_double(rm_wins / n));
-            json_object_object_add(j, "rm_score", json_object_new_double(rm_a / n));
-            json_object_object_add(j, "rm_score_against", json_object_new_double(rm_b / n));
+        json_object_object_add(j, "n", json_object_new_int(r.n));
+        json_object_object_add(j, "rule_win_rate", json_object_new_double(r.rule_win_rate));
+        json_object_object_add(j, "rule_reward", json_object_new_double(r.rule_reward));
+        json_object_object_add(j, "rule_reward_against", json_object_new_double(r.rule_reward_against));
+        if (r.judged_by_rm) {
+            json_object_object_add(j, "rm_win_rate", json_object_new_double(r.rm_win_rate));
+            json_object_object_add(j, "rm_score", json_object_new_double(r.rm_score));
+            json_object_object_add(j, "rm_score_against", json_object_new_double(r.rm_score_against));
         }
         st = emit(out, j);
         json_object_put(j);
         if (!out->json) {
-            printf("%s against %s on %d held-out 'write' prompts:\n", model, against, n);
-            printf("  rules:        win rate %5.1f%%  (mean poem reward %.3f vs %.3f)\n", 100 * rule_wins / n,
-                   rule_a / n, rule_b / n);
-            if (rm)
-                printf("  reward model: win rate %5.1f%%  (mean score %.3f vs %.3f)\n", 100 * rm_wins / n, rm_a / n,
-                       rm_b / n);
+            printf("%s against %s on %d held-out 'write' prompts:\n", model, against, r.n);
+            printf("  rules:        win rate %5.1f%%  (mean poem reward %.3f vs %.3f)\n", 100 * r.rule_win_rate,
+                   r.rule_reward, r.rule_reward_against);
+            if (r.judged_by_rm)
+                printf("  reward model: win rate %5.1f%%  (mean score %.3f vs %.3f)\n", 100 * r.rm_win_rate,
+                       r.rm_score, r.rm_score_against);
         }
     }
     jl_reward_model_free(rm);
-    free_answers(&a);
-    free_answers(&b);
     jl_rl_free(set);
     return st;
 }
@@ -312,8 +257,10 @@ int cmd_eval(int argc, char **argv) {
         {"max-new-tokens|max-tokens", OPT_INT, &max_tokens, "tokens per answer (default 96)", 1, 4096, 0},
         {"samples", OPT_STR, &samples, "write every prompt, answer and verdict to this JSONL file", NO_RANGE, 0},
         {"json", OPT_BOOL, &sink.json, "one JSON object per result instead of text", NO_RANGE, 0},
-        {"summary", OPT_STR, &sink.summary, "also append each result as a JSON line to this file", NO_RANGE, 0},
-        {"label", OPT_STR, &sink.label, "a name stored with each result (e.g. the stage: base, sft, dpo)", NO_RANGE, 0},
+        {"summary", OPT_STR, &sink.sink.summary, "also append each result as a JSON line to this file", NO_RANGE, 0},
+        {"label", OPT_STR, &sink.sink.label, "a name stored with each result (e.g. the stage: base, sft, dpo)", NO_RANGE, 0},
+        {"lesson", OPT_STR, &sink.sink.lesson, "a series name stored with each result (e.g. icl: the few-shot curve "
+                                               "the pipeline report's lessons table reads)", NO_RANGE, 0},
     };
     int rc = cli_parse("eval", "Evaluate a model: held-out perplexity and bits per byte/char (--data), instruction "
                        "following by rule (--tasks), zero/few-shot (--shots), win rate --against another model, or a reward "

@@ -4,6 +4,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/pipeline_report.h"
+#include "cli/summary_cli.h"
 #include "core/timer.h"
 #include "io/fileio.h"
 #include <omp.h>
@@ -20,6 +21,7 @@ typedef struct {
     int quick;
     double started;
     FILE *commands;              /* OUT/commands.sh */
+    char summary[4096];          /* OUT/summary.jsonl: every measurement, and each command's time */
     report_stage stages[MAX_STAGES];
     char stage_names[MAX_STAGES][64], stage_dirs[MAX_STAGES][64];
     int n_stages;
@@ -89,6 +91,18 @@ static void print_command(FILE *f, char **argv, int argc) {
     fputc('\n', f);
 }
 
+/* {"kind":"stage","name":...,"command":...,"seconds":...} in OUT/summary.jsonl: the time of every command. */
+static void record_time(const pipeline *p, const char *stage, const char *command, double seconds) {
+    json_object *j = json_object_new_object();
+    json_object_object_add(j, "kind", json_object_new_string("stage"));
+    json_object_object_add(j, "name", json_object_new_string(stage));
+    json_object_object_add(j, "command", json_object_new_string(command));
+    json_object_object_add(j, "seconds", json_object_new_double(seconds));
+    jl_status st = cli_summary_append(&(cli_summary){.summary = p->summary}, j);
+    json_object_put(j);
+    if (st != JL_OK) fprintf(stderr, "jielong pipeline: %s\n", jl_last_error());
+}
+
 /* Runs one subcommand in-process from an argument vector (see build_argv) and records it as a stage of the report
  * when `dir` is given; the process-wide settings a command may change (OpenMP threads) are put back after it.
  * Returns its exit code. */
@@ -113,6 +127,7 @@ static int run(pipeline *p, const char *stage, const char *dir, const char *fmt,
     fflush(stdout);
     omp_set_num_threads(threads);
     if (rc != 0) fprintf(stderr, "jielong pipeline: stage '%s' failed (exit %d)\n", stage, rc);
+    record_time(p, stage, argv[0], jl_now() - t0);
     if (dir && p->n_stages < MAX_STAGES) {
         int i = p->n_stages++;
         snprintf(p->stage_names[i], sizeof p->stage_names[i], "%s", stage);
@@ -124,15 +139,17 @@ static int run(pipeline *p, const char *stage, const char *dir, const char *fmt,
     return rc;
 }
 
-/* Sizes of the default run (≤ 15 minutes on 2 cores) and of --quick (≤ 2 minutes). */
+/* Sizes of the default run (≤ 20 minutes on 2 cores with every lesson; see "Time per stage" of its report) and of
+ * --quick (≤ 2 minutes). The default pretrains on rows of 512 tokens (batch 4: the same tokens per step as
+ * 8 × 256) so that an author anthology and a 5-shot question fit in one context (lesson 3). */
 typedef struct {
-    int vocab, depth, context, batch;
+    int vocab, depth, context, pretrain_batch, batch;
     int pretrain_steps, sft_steps, lora_steps, rm_steps, dpo_steps, grpo_steps, ppo_steps;
     int eval_limit, rl_batch, group;
 } sizes;
 
-static const sizes default_sizes = {4096, 4, 256, 8, 1200, 900, 300, 150, 100, 30, 30, 50, 4, 6};
-static const sizes quick_sizes = {1024, 2, 128, 8, 80, 40, 20, 20, 10, 4, 4, 8, 2, 4};
+static const sizes default_sizes = {4096, 4, 512, 4, 8, 1000, 800, 300, 150, 100, 30, 30, 50, 4, 6};
+static const sizes quick_sizes = {1024, 2, 128, 8, 8, 80, 40, 20, 20, 10, 4, 4, 8, 2, 4};
 
 #define RUN(...) do { if ((rc = run(__VA_ARGS__)) != 0) goto done; } while (0)
 
@@ -157,8 +174,8 @@ int cmd_pipeline(int argc, char **argv) {
     jl_status st = jl_mkdir_p(o);
     if (st != JL_OK) return cli_report("pipeline", st);
     char path[4096];
-    snprintf(path, sizeof path, "%s/summary.jsonl", o);
-    remove(path); /* a fresh report */
+    snprintf(p.summary, sizeof p.summary, "%s/summary.jsonl", o);
+    remove(p.summary); /* a fresh report */
     snprintf(path, sizeof path, "%s/commands.sh", o);
     p.commands = fopen(path, "w");
     if (p.commands) fprintf(p.commands, "#!/bin/sh\n# The commands `jielong pipeline%s` ran, in order.\nset -e\n",
@@ -175,28 +192,43 @@ int cmd_pipeline(int argc, char **argv) {
         "%s/shards --val-fraction 0.02 --quiet", o, o, o);
     RUN(&p, "pretraining", "base", "pretrain --data %s/shards --out %s/base --depth %d --context %d --batch-size %d "
         "--steps %d --lr 3e-3 --eval-every %d --sample-every %d --max-new-tokens 40 --sample-prompt 《春晓》", o, o,
-        z->depth, z->context, z->batch, z->pretrain_steps, z->pretrain_steps / 6, z->pretrain_steps / 2);
+        z->depth, z->context, z->pretrain_batch, z->pretrain_steps, z->pretrain_steps / 6, z->pretrain_steps / 2);
+    /* lesson 2 (forgetting) compares this held-out pretraining perplexity with the tuned models' */
     RUN(&p, "evaluate base: perplexity", NULL, "eval --model %s/base/model.safetensors --data "
         "%s/data/eval_pretrain.txt --label base --summary %s/summary.jsonl", o, o, o);
-    for (int shots = 0; shots <= 3; shots += shots ? 2 : 1) {
+    /* lesson 3: in-context learning of the base model, the same questions with 0, 1, 3, 5 solved examples */
+    for (int shots = 0; shots <= 5; shots += shots ? 2 : 1) {
         char label[32], samples[4096];
         snprintf(label, sizeof label, "base-%dshot", shots);
         snprintf(samples, sizeof samples, "%s/base/answers.jsonl", o);
         RUN(&p, "evaluate base: in-context learning", NULL, "eval --model %s/base/model.safetensors --shots %d "
-            "--max-new-tokens 96 --label %s %s %s --tasks %s/data/eval_prompts.jsonl --limit %d --summary "
-            "%s/summary.jsonl", o, shots, label, shots == 3 ? "--samples" : "", shots == 3 ? samples : "", o,
-            z->eval_limit, o);
+            "--max-new-tokens 96 --label %s --lesson icl %s %s --tasks %s/data/eval_prompts.jsonl --limit %d "
+            "--summary %s/summary.jsonl", o, shots, label, shots == 3 ? "--samples" : "", shots == 3 ? samples : "",
+            o, z->eval_limit, o);
     }
-    RUN(&p, "SFT (full fine-tuning)", "sft", "sft --model %s/base/model.safetensors --data %s/data/sft.jsonl "
-        "--out %s/sft --steps %d --lr 2e-3 --batch-size %d --seq-len %d --eval-every %d --eval-batches 10", o, o, o,
-        z->sft_steps, z->batch, sft_len, z->sft_steps / 3);
+    RUN(&p, "plot", NULL, "plot --metrics %s/summary.jsonl --where lesson=icl --x shots --y "
+        "write_accuracy,continue_accuracy,form_accuracy,title_accuracy --title %s --out %s/icl.svg", o,
+        "in-context learning of the base model (share right vs examples shown)", o);
+    /* SFT, held out on conversations about poems never trained on; --summary records what it cost and reached */
+#define SFT(stage, dir, extra, steps, lr, ...) \
+    RUN(&p, stage, dir, "sft --model %s/base/model.safetensors --data %s/data/sft.jsonl --val " \
+        "%s/data/eval_sft.jsonl --out %s/" dir " --steps %d --lr " lr " --batch-size %d --seq-len %d --eval-every %d " \
+        "--eval-batches 10 --summary %s/summary.jsonl --label " dir " " extra, o, o, o, o, steps, z->batch, sft_len, \
+        (steps) / 3, o, ##__VA_ARGS__)
+#define EVAL_PPL(label) \
+    RUN(&p, "evaluate " label ": pretraining perplexity", NULL, "eval --model %s/" label "/model.safetensors " \
+        "--data %s/data/eval_pretrain.txt --label " label " --summary %s/summary.jsonl", o, o, o)
+    SFT("SFT (full fine-tuning)", "sft", "", z->sft_steps, "2e-3");
     EVAL_TASKS("sft", "sft/model.safetensors", "");
-    RUN(&p, "SFT (LoRA adapter)", "sft-lora", "sft --model %s/base/model.safetensors --data %s/data/sft.jsonl "
-        "--out %s/sft-lora --method lora --lora-targets all --lr 5e-3 --steps %d --batch-size %d --eval-every %d "
-        "--seq-len %d --eval-batches 10", o, o, o, z->lora_steps, z->batch, z->lora_steps / 3, sft_len);
+    EVAL_PPL("sft");
+    /* lesson 1: the same SFT from random weights (the base model's architecture and tokenizer) */
+    SFT("SFT from random init (no pretraining)", "sft-scratch", "--init random", z->sft_steps, "2e-3");
+    EVAL_TASKS("sft-scratch", "sft-scratch/model.safetensors", "");
+    SFT("SFT (LoRA adapter)", "sft-lora", "--method lora --lora-targets all", z->lora_steps, "5e-3");
     RUN(&p, "merge the LoRA adapter", NULL, "export --model %s/base/model.safetensors --merge "
         "%s/sft-lora/adapter.safetensors --out %s/sft-lora/model.safetensors", o, o, o);
     EVAL_TASKS("sft-lora", "sft-lora/model.safetensors", "");
+    EVAL_PPL("sft-lora");
     RUN(&p, "reward model", "rm", "reward --model %s/sft/model.safetensors --data %s/data/prefs.jsonl --out %s/rm "
         "--steps %d --batch-size %d --eval-fraction 0.02 --eval-every %d --skip-long", o, o, o, z->rm_steps, z->batch / 2,
         z->rm_steps / 3);

@@ -8,7 +8,7 @@
 
 typedef struct {
     cli_strs metrics;
-    char *y, *x, *stage, *out, *title, *labels;
+    char *y, *x, *stage, *out, *title, *labels, *where;
     long smooth, width, height;
     int log_y;
 } plot_args;
@@ -133,6 +133,8 @@ int cmd_plot(int argc, char **argv) {
         {"y", OPT_STR, &a.y, "metric(s) to draw, comma-separated (default loss)", NO_RANGE, 0},
         {"x", OPT_STR, &a.x, "field for the x axis (default step)", NO_RANGE, 0},
         {"stage", OPT_STR, &a.stage, "only lines of this stage (pretrain, sft, ...)", NO_RANGE, 0},
+        {"where", OPT_STR, &a.where, "only lines whose string field KEY equals VALUE, as KEY=VALUE (e.g. lesson=icl "
+                                     "in a pipeline's summary.jsonl, with --x shots)", NO_RANGE, 0},
         {"label", OPT_STR, &a.labels, "names of the runs, comma-separated, one per --metrics file (default: each file's run folder)", NO_RANGE, 0},
         {"smooth", OPT_INT, &a.smooth, "centred moving-average window in points, for series of at least 3 windows (sparse ones such as val_loss are drawn raw, with markers; 0: none)", 0, 1000000, 0},
         {"log-y", OPT_BOOL, &a.log_y, "logarithmic y axis", NO_RANGE, 0},
@@ -153,7 +155,7 @@ int cmd_plot(int argc, char **argv) {
     }
     jl_metrics_data **data = calloc((size_t)a.metrics.n, sizeof *data);
     rc = data ? 0 : 1;
-    for (int f = 0; f < a.metrics.n && rc == 0; f++) rc = cli_report("plot", jl_metrics_read(a.metrics.v[f], a.x, &data[f]));
+    for (int f = 0; f < a.metrics.n && rc == 0; f++) rc = cli_report("plot", jl_metrics_read_where(a.metrics.v[f], a.x, a.where, &data[f]));
     if (rc == 0) rc = draw(&a, data);
     if (rc == 0) printf("wrote %s\n", a.out);
     for (int f = 0; data && f < a.metrics.n; f++) jl_metrics_data_free(data[f]);

@@ -22,8 +22,6 @@ typedef struct {
     int threads;
 } pretrain_args;
 
-#define UNSET CLI_UNSET
-
 /* The tokenizer: --tokenizer, else the one beside prepared shards, else the checkpoint's, else bytes. */
 static jl_status load_tokenizer(const pretrain_args *a, const jl_checkpoint *ck, jl_tokenizer **tok) {
     if (a->tokenizer) return jl_tokenizer_load(a->tokenizer, tok);
@@ -37,27 +35,21 @@ static jl_status load_tokenizer(const pretrain_args *a, const jl_checkpoint *ck,
     return jl_tokenizer_bytes(tok);
 }
 
-static int model_flags_given(const pretrain_args *a, int arch_given) {
-    const cli_model_shape *s = &a->shape;
-    return s->dim != UNSET || s->n_layer != UNSET || s->n_head != UNSET || s->n_kv_head != UNSET ||
-           s->hidden_dim != UNSET || s->context != UNSET || s->untied || s->depth != UNSET || arch_given;
-}
-
 /* The model: the checkpoint's (--model, --resume), whose config must be what shape flags ask for, or a fresh one. */
-static jl_status load_model(const pretrain_args *a, int arch_given, jl_checkpoint *ck, const jl_tokenizer *tok,
+static jl_status load_model(const pretrain_args *a, jl_checkpoint *ck, const jl_tokenizer *tok,
                             jl_model **m, int *owned) {
     const char *path = ck->model ? (a->model ? a->model : "the checkpoint") : NULL;
     jl_config want;
     jl_status st = JL_OK;
     *owned = 0;
-    if (!ck->model || model_flags_given(a, arch_given)) st = cli_build_config(&a->shape, jl_tokenizer_vocab_size(tok), &want);
+    if (!ck->model || a->shape.given) st = cli_build_config(&a->shape, jl_tokenizer_vocab_size(tok), &want);
     if (st != JL_OK) return st;
     if (!ck->model) {
         if ((st = jl_model_new(&want, m)) == JL_OK) *owned = 1;
         return st;
     }
     *m = ck->model;
-    if (model_flags_given(a, arch_given) && !jl_config_equal(&want, &(*m)->cfg))
+    if (a->shape.given && !jl_config_equal(&want, &(*m)->cfg))
         return jl_fail(JL_ERR_ARG, "%s: checkpoint has another model config than the flags ask for", path);
     if ((*m)->cfg.vocab_size < jl_tokenizer_vocab_size(tok))
         return jl_fail(JL_ERR_ARG, "tokenizer has %d tokens, the model only %d", jl_tokenizer_vocab_size(tok),
@@ -67,25 +59,16 @@ static jl_status load_model(const pretrain_args *a, int arch_given, jl_checkpoin
 
 int cmd_pretrain(int argc, char **argv) {
     pretrain_args a = {.val_fraction = 0.05};
-    a.shape = (cli_model_shape){.arch = "llama", .depth = UNSET, .dim = UNSET, .n_layer = UNSET, .n_head = UNSET,
-                                .n_kv_head = UNSET, .hidden_dim = UNSET, .context = UNSET};
+    a.shape = (cli_model_shape)CLI_MODEL_SHAPE_DEFAULT;
     jl_pretrain_opts o;
     jl_pretrain_defaults(&o);
     o.T = 0; /* 0: the model's context */
-    const char *arch_flag = NULL, *data_order = NULL;
+    const char *data_order = NULL;
     cli_opt opts[] = {
         {"data", OPT_STRS, &a.data, "training data: a `jielong prepare` folder, .bin shards, or text files", NO_RANGE, 1},
         {"tokenizer", OPT_STR, &a.tokenizer, "tokenizer.json for text data (default: the prepared folder's, else bytes)", NO_RANGE, 0},
         {"model", OPT_STR, &a.model, "start from this model checkpoint instead of a fresh initialisation", NO_RANGE, 0},
-        {"arch", OPT_STR, &arch_flag, "llama (default) or gpt2", NO_RANGE, 0},
-        {"depth", OPT_INT, &a.shape.depth, "the size dial: layers = N, width = 64·N, heads = N (default 4)", 1, 64, 0},
-        {"dim", OPT_INT, &a.shape.dim, "override the width", 8, 16384, 0},
-        {"n-layer", OPT_INT, &a.shape.n_layer, "override the number of layers", 1, 1024, 0},
-        {"n-head", OPT_INT, &a.shape.n_head, "override the number of attention heads", 1, 1024, 0},
-        {"n-kv-head", OPT_INT, &a.shape.n_kv_head, "key/value heads (grouped-query attention)", 1, 1024, 0},
-        {"hidden-dim", OPT_INT, &a.shape.hidden_dim, "override the MLP width", 1, 1 << 20, 0},
-        {"context", OPT_INT, &a.shape.context, "context length of the model (default 256)", 1, 1 << 20, 0},
-        {"untied", OPT_BOOL, &a.shape.untied, "separate lm head instead of tied embeddings (llama)", NO_RANGE, 0},
+        CLI_SHAPE_FLAGS(a.shape, "", "(default 256)"),
         CLI_RUN_FLAGS(o.train, a.threads, "sequences per micro-batch"),
         CLI_ACCUM_FLAG(o.train),
         CLI_OPTIM_FLAGS(o.train),
@@ -104,7 +87,7 @@ int cmd_pretrain(int argc, char **argv) {
         free(a.data.v);
         return rc == CLI_HELP_SHOWN ? 0 : rc;
     }
-    if (arch_flag) a.shape.arch = arch_flag;
+    cli_shape_given(&a.shape, opts, CLI_NOPTS(opts), given);
     char resume_path[4096];
     cli_train_prepare(&o.train, a.threads, resume_path, sizeof resume_path);
     jl_status st = JL_OK;
@@ -123,9 +106,10 @@ int cmd_pretrain(int argc, char **argv) {
         if (st != JL_OK) jl_fail_context(st, "%s", resume);
         if (st == JL_OK) cli_train_take_saved(&o.train, &saved.train, opts, CLI_NOPTS(opts), given);
         if (st == JL_OK && !cli_given(opts, CLI_NOPTS(opts), given, &o.T)) o.T = saved.T;
+        if (st == JL_OK && !cli_given(opts, CLI_NOPTS(opts), given, &o.eval_batches)) o.eval_batches = saved.eval_batches;
     }
     if (st == JL_OK) st = load_tokenizer(&a, &ck, &tok);
-    if (st == JL_OK) st = load_model(&a, arch_flag != NULL, &ck, tok, &m, &owns_model);
+    if (st == JL_OK) st = load_model(&a, &ck, tok, &m, &owns_model);
     if (st == JL_OK && o.T == 0) o.T = m->cfg.max_seq_len;
     if (st == JL_OK) st = cli_parse_data_order(data_order, &o.data_order);
     if (st == JL_OK) st = cli_load_tokens(&a.data, tok, &train, &val);

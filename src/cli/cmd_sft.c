@@ -1,5 +1,6 @@
 /* jielong sft: supervised fine-tuning of a model on conversations (full, LoRA, freeze, soft prompt). */
 #include "cli/args.h"
+#include "cli/summary_cli.h"
 #include "cli/train_cli.h"
 #include "jielong/checkpoint.h"
 #include "jielong/sft.h"
@@ -25,8 +26,31 @@ static void on_encode(void *user, const char *phase, double done, double total) 
     if (done >= total) cli_progress_finish(p, "encoded");
 }
 
+/* The --summary line: {"kind":"train","stage":"sft",...} with what the method cost and reached. */
+static jl_status append_summary(const cli_summary *sum, const jl_sft_opts *o, const char *init,
+                                const jl_sft_report *rep) {
+    if (!sum->summary) return JL_OK;
+    json_object *j = json_object_new_object();
+    json_object_object_add(j, "kind", json_object_new_string("train"));
+    json_object_object_add(j, "stage", json_object_new_string("sft"));
+    json_object_object_add(j, "method", json_object_new_string(jl_sft_method_name(o->method)));
+    json_object_object_add(j, "init", json_object_new_string(init));
+    json_object_object_add(j, "steps", json_object_new_int64(rep->steps_done));
+    json_object_object_add(j, "trainable", json_object_new_int64((int64_t)rep->trainable));
+    json_object_object_add(j, "params", json_object_new_int64((int64_t)rep->total));
+    json_object_object_add(j, "optimizer_bytes", json_object_new_int64((int64_t)rep->optimizer_bytes));
+    json_object_object_add(j, "grad_bytes", json_object_new_int64((int64_t)rep->grad_bytes));
+    if (isfinite(rep->first_val)) json_object_object_add(j, "first_val_loss", json_object_new_double(rep->first_val));
+    if (isfinite(rep->last_val)) json_object_object_add(j, "val_loss", json_object_new_double(rep->last_val));
+    jl_status st = cli_summary_append(sum, j);
+    json_object_put(j);
+    return st;
+}
+
 int cmd_sft(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *val = NULL, *method = "full", *overlong = "truncate", *packing = "on";
+    const char *init = "model";
+    cli_summary sum = {0};
     int skip_bad = 0, threads = 0;
     jl_sft_opts o;
     jl_sft_defaults(&o);
@@ -56,6 +80,11 @@ int cmd_sft(int argc, char **argv) {
         {"train-layers", OPT_STR, &o.train_layers, "freeze: train these blocks, e.g. 0-3,7", NO_RANGE, 0},
         {"train-head", OPT_BOOL, &o.train_head, "freeze: also train the final norm and lm head", NO_RANGE, 0},
         {"freeze-layers", OPT_STR, &o.freeze_layers, "freeze: freeze these blocks, train everything else", NO_RANGE, 0},
+        {"init", OPT_STR, &init, "model (default): start from --model's weights; random: its architecture and "
+                                 "tokenizer with freshly initialised weights (SFT without pretraining)", NO_RANGE, 0},
+        {"summary", OPT_STR, &sum.summary, "append a JSON line of what the run cost and reached (trainable "
+                                           "parameters, optimizer bytes, held-out loss) to this file", NO_RANGE, 0},
+        {"label", OPT_STR, &sum.label, "a name stored with the --summary line (e.g. sft-lora)", NO_RANGE, 0},
     };
     unsigned char given[CLI_NOPTS(opts)];
     int rc = cli_parse_given("sft", "Supervised fine-tuning on conversations: full, LoRA, freeze or soft prompt.", opts,
@@ -71,6 +100,8 @@ int cmd_sft(int argc, char **argv) {
         st = jl_fail(JL_ERR_ARG, "--packing must be on or off (got '%s')", packing);
     o.packing = !strcmp(packing, "on");
     if (st == JL_OK) st = cli_train_resume_opts(&o.train, opts, CLI_NOPTS(opts), given);
+    if (st == JL_OK && strcmp(init, "model") && strcmp(init, "random"))
+        st = jl_fail(JL_ERR_ARG, "--init must be model or random (got '%s')", init);
 
     jl_checkpoint ck = {0};
     jl_tokenizer *tok = NULL;
@@ -78,6 +109,7 @@ int cmd_sft(int argc, char **argv) {
     jl_jsonl_options jo = {.skip_bad = skip_bad};
     jl_jsonl_stats js = {0}, vs = {0};
     if (st == JL_OK) st = jl_checkpoint_load(model, &ck);
+    if (st == JL_OK && !strcmp(init, "random")) jl_model_init(ck.model, o.train.run.seed);
     if (st == JL_OK) st = ck.tokenizer_json ? jl_tokenizer_from_json(ck.tokenizer_json, strlen(ck.tokenizer_json), &tok)
                                             : jl_tokenizer_bytes(&tok);
     if (st == JL_OK) st = jl_sft_load(data, &jo, &train, &js);
@@ -119,6 +151,7 @@ int cmd_sft(int argc, char **argv) {
                     o.packing ? "on" : "off", 100.0 * rep.epoch_pad_fraction);
             if (rep.result_path[0]) fprintf(stderr, "sft: wrote %s\n", rep.result_path);
         }
+        if (st == JL_OK) st = append_summary(&sum, &o, init, &rep);
     }
     jl_sft_free(train);
     jl_sft_free(held);

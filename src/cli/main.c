@@ -1,5 +1,6 @@
 /* jielong CLI entry point: dispatches to one function per subcommand (src/cli/cmd_*.c). */
 #include "cli/commands.h"
+#include "cli/dist_cli.h"
 #include "jielong.h"
 #include <errno.h>
 #include <stdio.h>
@@ -98,7 +99,10 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) return cmd_version(argc - 1, argv + 1);
     for (const cli_command *c = cli_commands; c->name; c++)
-        if (strcmp(argv[1], c->name) == 0) return finish_stdout(c->name, c->run(argc - 1, argv + 1));
+        if (strcmp(argv[1], c->name) == 0) {
+            int rc = cli_dist_start(); /* under mpirun: joins the job (issue 18) */
+            return rc ? rc : cli_dist_end(finish_stdout(c->name, c->run(argc - 1, argv + 1)));
+        }
     fprintf(stderr, "jielong: unknown command '%s' (see jielong --help)\n", argv[1]);
     return 2;
 }

@@ -1,4 +1,5 @@
 #include "cli/pipeline_report.h"
+#include "cli/pipeline_lessons.h"
 #include "io/fileio.h"
 #include "jielong/metrics.h"
 #include <json.h>
@@ -200,6 +201,25 @@ static void write_samples(FILE *f, const char *out_dir, const report_stage *st, 
     if (!shown) fprintf(f, "(none)\n\n");
 }
 
+/* Every command's time (the {"kind":"stage"} lines the pipeline appends), summed by stage name. */
+static void write_times(FILE *f, json_object **lines, int n) {
+    if (!n) return;
+    fprintf(f, "## Time per stage\n\n| stage | commands | time |\n|---|---|---|\n");
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = str_of(lines[i], "name");
+        int first = 1, count = 0;
+        double sum = 0;
+        for (int j = 0; j < n && first; j++) first = j >= i || strcmp(str_of(lines[j], "name"), name) != 0;
+        if (!first) continue;
+        for (int j = i; j < n; j++)
+            if (strcmp(str_of(lines[j], "name"), name) == 0) sum += num_of(lines[j], "seconds"), count++;
+        fprintf(f, "| %s | %d | %.1f s |\n", name, count, sum);
+        total += sum;
+    }
+    fprintf(f, "| all | %d | %.1f s |\n\n", n, total);
+}
+
 jl_status pipeline_report_write(const char *out_dir, const report_stage *stages, int n_stages, int quick,
                                 double total_seconds) {
     char path[4096], summary[4096];
@@ -216,18 +236,22 @@ jl_status pipeline_report_write(const char *out_dir, const report_stage *stages,
         fprintf(f, "> **This is a `--quick` run: tiny models and a few steps each, to check that every stage runs. Its "
                    "figures are not meaningful** — run `jielong pipeline` without `--quick` for the measured "
                    "results.\n\n");
+    pipeline_write_lessons(f, summary);
     write_stage_table(f, out_dir, stages, n_stages);
-    json_object *lines[64];
-    int n = summary_lines(summary, "perplexity", lines, 64);
+    json_object *lines[256];
+    int n = summary_lines(summary, "perplexity", lines, 256);
     write_perplexity(f, lines, n);
     for (int i = 0; i < n; i++) json_object_put(lines[i]);
-    n = summary_lines(summary, "tasks", lines, 64);
+    n = summary_lines(summary, "tasks", lines, 256);
     write_tasks(f, lines, n);
     for (int i = 0; i < n; i++) json_object_put(lines[i]);
-    n = summary_lines(summary, "compare", lines, 64);
+    n = summary_lines(summary, "compare", lines, 256);
     write_compare(f, out_dir, lines, n);
     for (int i = 0; i < n; i++) json_object_put(lines[i]);
     write_samples(f, out_dir, stages, n_stages);
+    n = summary_lines(summary, "stage", lines, 256);
+    write_times(f, lines, n);
+    for (int i = 0; i < n; i++) json_object_put(lines[i]);
     fprintf(f, "## Chat with the result\n\n```sh\njielong chat --model %s/sft/model.safetensors\n```\n", out_dir);
     if (ferror(f)) {
         jl_atomic_abort(&af);

@@ -1,6 +1,7 @@
 /* The shared part of the training commands (train_cli.h). */
 #include "cli/train_cli.h"
 #include "jielong/common.h"
+#include "jielong/dist.h"
 #include <math.h>
 #include <omp.h>
 #include <signal.h>
@@ -13,8 +14,20 @@ static void on_signal(int signo) {
     signal(signo, SIG_DFL); /* a second Ctrl-C ends the process at once */
 }
 
+/* Under mpirun: --threads 0 shares the cores among the ranks of this host; rank 0 says how the batch grows. */
+static void dist_prepare(const jl_stage_opts *t, int threads) {
+    if (jl_dist_size() == 1) return;
+    const char *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    int here = local && atoi(local) > 0 ? atoi(local) : 1, cores = omp_get_num_procs() / here;
+    if (threads == 0) omp_set_num_threads(cores > 0 ? cores : 1);
+    fprintf(stderr, "data parallel: %d ranks (%d on this host, %d threads each); a step is %d micro-batches of %d "
+            "(accum %d × %d ranks); rank 0 reports and writes\n", jl_dist_size(), here, omp_get_max_threads(),
+            t->optim.accum * jl_dist_size(), t->run.batch, t->optim.accum, jl_dist_size());
+}
+
 void cli_train_prepare(jl_stage_opts *t, int threads, char *resume_buf, size_t size) {
     if (threads > 0) omp_set_num_threads(threads);
+    dist_prepare(t, threads);
     if (t->run.resume && !t->run.resume[0]) {
         snprintf(resume_buf, size, "%s/checkpoint.safetensors", t->run.out_dir);
         t->run.resume = resume_buf;
@@ -36,7 +49,7 @@ static unsigned given_mask(const jl_stage_opts *t, const cli_opt *opts, int nopt
         {&t->optim.min_lr_frac, JL_OPT_MIN_LR_FRAC}, {&t->optim.warmup, JL_OPT_WARMUP},
         {&t->optim.schedule, JL_OPT_SCHEDULE}, {&t->optim.beta1, JL_OPT_BETA1}, {&t->optim.beta2, JL_OPT_BETA2},
         {&t->optim.eps, JL_OPT_EPS}, {&t->optim.weight_decay, JL_OPT_WEIGHT_DECAY},
-        {&t->optim.grad_clip, JL_OPT_GRAD_CLIP},
+        {&t->optim.grad_clip, JL_OPT_GRAD_CLIP}, {&t->run.precision, JL_OPT_PRECISION},
     };
     unsigned mask = 0;
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)

@@ -5,8 +5,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define UNSET CLI_UNSET
-
 int cli_is_dir(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
@@ -17,18 +15,29 @@ jl_status cli_load_tokens(const cli_strs *data, const jl_tokenizer *tok, jl_toke
     return jl_tokens_load((const char *const *)data->v, data->n, tok, train, val);
 }
 
+void cli_shape_given(cli_model_shape *s, const cli_opt *opts, int nopts, const unsigned char *given) {
+    const struct { const void *dest; unsigned bit; } f[] = {
+        {&s->arch, CLI_SHAPE_ARCH},         {&s->depth, CLI_SHAPE_DEPTH},           {&s->dim, CLI_SHAPE_DIM},
+        {&s->n_layer, CLI_SHAPE_N_LAYER},   {&s->n_head, CLI_SHAPE_N_HEAD},         {&s->n_kv_head, CLI_SHAPE_N_KV_HEAD},
+        {&s->hidden_dim, CLI_SHAPE_HIDDEN_DIM}, {&s->context, CLI_SHAPE_CONTEXT}, {&s->untied, CLI_SHAPE_UNTIED},
+    };
+    s->given = 0;
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (cli_given(opts, nopts, given, f[i].dest)) s->given |= f[i].bit;
+}
+
 jl_status cli_build_config(const cli_model_shape *a, int vocab, jl_config *c) {
     jl_arch arch;
     jl_status st = jl_arch_parse(a->arch, &arch);
     if (st != JL_OK) return st;
-    jl_config_from_depth(c, arch, (int)(a->depth != UNSET ? a->depth : 4), vocab, (int)(a->context != UNSET ? a->context : 256));
-    if (a->dim != UNSET) c->dim = (int)a->dim;
-    if (a->n_layer != UNSET) c->n_layer = (int)a->n_layer;
-    if (a->n_head != UNSET) c->n_head = (int)a->n_head;
-    c->n_kv_head = a->n_kv_head != UNSET ? (int)a->n_kv_head : c->n_head;
-    if (a->hidden_dim != UNSET) c->hidden_dim = (int)a->hidden_dim;
-    else if (a->dim != UNSET)
-        c->hidden_dim = jl_config_default_hidden(arch, c->dim);
+    unsigned g = a->given;
+    jl_config_from_depth(c, arch, a->depth, vocab, a->context);
+    if (g & CLI_SHAPE_DIM) c->dim = a->dim;
+    if (g & CLI_SHAPE_N_LAYER) c->n_layer = a->n_layer;
+    if (g & CLI_SHAPE_N_HEAD) c->n_head = a->n_head;
+    c->n_kv_head = g & CLI_SHAPE_N_KV_HEAD ? a->n_kv_head : c->n_head;
+    if (g & CLI_SHAPE_HIDDEN_DIM) c->hidden_dim = a->hidden_dim;
+    else if (g & CLI_SHAPE_DIM) c->hidden_dim = jl_config_default_hidden(arch, c->dim);
     if (a->untied) c->tie_embeddings = 0;
     return jl_config_finish(c);
 }

@@ -12,7 +12,9 @@
 enum { SALT_PRETRAIN = 1, SALT_SFT, SALT_PREFS, SALT_PROMPTS };
 
 static const char *const task_names[JL_TASK_COUNT] = {"write", "author", "continue", "form"};
-const char *jl_poem_task_name(jl_poem_task t) { return (t >= 0 && t < JL_TASK_COUNT) ? task_names[t] : "?"; }
+const char *jl_poem_task_name(jl_poem_task t) {
+    return t == JL_TASK_CHAT ? "chat" : (t >= 0 && t < JL_TASK_COUNT) ? task_names[t] : "?";
+}
 
 void jl_poem_build_defaults(jl_poem_build_options *opt) {
     memset(opt, 0, sizeof *opt);
@@ -20,6 +22,7 @@ void jl_poem_build_defaults(jl_poem_build_options *opt) {
     opt->general_fraction = 0.03;
     opt->system_fraction = 0.1;
     opt->write_copies = 3;
+    opt->anthologies = 1;
 }
 
 static void seed_rng(jl_rng *rng, const jl_poem_build_options *opt, uint64_t salt) {
@@ -87,6 +90,7 @@ static void count_into(jl_poem_build_counts *counts, const jl_poem_build_counts 
     if (!counts) return;
     counts->poems = add->poems ? add->poems : counts->poems;
     counts->documents += add->documents;
+    counts->anthologies += add->anthologies;
     counts->conversations += add->conversations;
     counts->general += add->general;
     counts->pairs += add->pairs;
@@ -95,26 +99,94 @@ static void count_into(jl_poem_build_counts *counts, const jl_poem_build_counts 
 
 /* ---- pretraining text ---- */
 
+/* Author anthologies: the poems of one author (in the split's seeded order) in groups of 2..ANTHOLOGY_MAX. */
+enum { ANTHOLOGY_MAX = 4 };
+typedef struct {
+    size_t *poem; /* poem indices, grouped: group g is poem[start[g] .. start[g + 1]) */
+    size_t *start, n;
+} anthologies;
+
+static int by_author(const void *a, const void *b, void *poems) {
+    const size_t *x = a, *y = b; /* {poem, position in the seeded order} */
+    int c = strcmp(jl_poems_get(poems, x[0])->author, jl_poems_get(poems, y[0])->author);
+    return c ? c : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+static jl_status anthologies_build(const jl_poems *poems, const writer *w, anthologies *an) {
+    memset(an, 0, sizeof *an);
+    size_t *pairs = malloc(sizeof *pairs * 2 * w->n);
+    an->poem = malloc(sizeof *an->poem * w->n);
+    an->start = malloc(sizeof *an->start * (w->n + 1));
+    if (!pairs || !an->poem || !an->start) {
+        free(pairs);
+        return jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
+    for (size_t k = 0; k < w->n; k++) pairs[2 * k] = w->order[k], pairs[2 * k + 1] = k;
+    qsort_r(pairs, w->n, 2 * sizeof *pairs, by_author, (void *)poems);
+    size_t used = 0;
+    for (size_t k = 0; k < w->n;) {
+        size_t end = k;
+        const char *author = jl_poems_get(poems, pairs[2 * k])->author;
+        while (end < w->n && strcmp(jl_poems_get(poems, pairs[2 * end])->author, author) == 0) end++;
+        for (size_t g = k; g + 2 <= end; g += ANTHOLOGY_MAX) { /* groups of up to 4; a last single poem is left out */
+            an->start[an->n++] = used;
+            for (size_t i = g; i < end && i < g + ANTHOLOGY_MAX; i++) an->poem[used++] = pairs[2 * i];
+        }
+        k = end;
+    }
+    an->start[an->n] = used;
+    free(pairs);
+    return JL_OK;
+}
+
+static void anthologies_free(anthologies *an) {
+    free(an->poem);
+    free(an->start);
+}
+
+/* One poem as pretraining text: "《title》（form）author\npoem\n". */
+static void render_document(jl_text *t, const jl_poem *p) {
+    jl_render_heading(t, p);
+    jl_text_puts(t, p->author);
+    jl_text_puts(t, "\n");
+    jl_render_lines(t, p->lines, p->n_lines);
+    jl_text_puts(t, "\n");
+}
+
+/* "《author》诗选：《t1》《t2》…\n" then each poem as its own document would be. */
+static void render_anthology(jl_text *t, const jl_poems *poems, const anthologies *an, size_t g) {
+    jl_text_puts(t, "《");
+    jl_text_puts(t, jl_poems_get(poems, an->poem[an->start[g]])->author);
+    jl_text_puts(t, "》诗选：");
+    for (size_t i = an->start[g]; i < an->start[g + 1]; i++) {
+        jl_text_puts(t, "《");
+        jl_text_puts(t, jl_poems_get(poems, an->poem[i])->title);
+        jl_text_puts(t, "》");
+    }
+    jl_text_puts(t, "\n");
+    for (size_t i = an->start[g]; i < an->start[g + 1]; i++) render_document(t, jl_poems_get(poems, an->poem[i]));
+}
+
 jl_status jl_poems_write_pretrain(const jl_poems *poems, jl_split split, const char *path,
                                   const jl_poem_build_options *opt, jl_poem_build_counts *counts) {
     writer w;
     jl_status st = writer_open(&w, poems, split, path, opt, SALT_PRETRAIN);
     if (st != JL_OK) return st;
-    for (size_t k = 0; k < w.n; k++) {
-        const jl_poem *p = jl_poems_get(poems, w.order[k]);
+    anthologies an = {0};
+    if (split == JL_SPLIT_TRAIN && opt->anthologies) st = anthologies_build(poems, &w, &an);
+    size_t shown = 0; /* anthologies written so far: spread evenly among the single poems */
+    for (size_t k = 0; st == JL_OK && k < w.n; k++) {
         clear_texts(&w);
         if (k) jl_text_puts(&w.a, "\n");
-        jl_render_heading(&w.a, p);
-        jl_text_puts(&w.a, p->author);
-        jl_text_puts(&w.a, "\n");
-        jl_render_lines(&w.a, p->lines, p->n_lines);
-        jl_text_puts(&w.a, "\n");
-        if (!w.a.failed && fwrite(w.a.s, 1, w.a.len, w.file.f) != w.a.len) {
-            st = jl_fail(JL_ERR_IO, "%s: write failed", path);
-            break;
+        render_document(&w.a, jl_poems_get(poems, w.order[k]));
+        for (; shown < an.n && shown * w.n < (k + 1) * an.n; shown++) {
+            jl_text_puts(&w.a, "\n");
+            render_anthology(&w.a, poems, &an, shown);
         }
+        if (!w.a.failed && fwrite(w.a.s, 1, w.a.len, w.file.f) != w.a.len) st = jl_fail(JL_ERR_IO, "%s: write failed", path);
     }
-    count_into(counts, &(jl_poem_build_counts){.poems = w.n, .documents = w.n});
+    anthologies_free(&an);
+    count_into(counts, &(jl_poem_build_counts){.poems = w.n, .documents = w.n, .anthologies = an.n});
     return writer_close(&w, st);
 }
 
@@ -298,6 +370,16 @@ jl_status jl_poems_write_prompts(const jl_poems *poems, jl_split split, const ch
             written++;
         }
     free(probes);
+    for (int k = 0; eval && st == JL_OK && k < jl_chat_probe_count(); k++, written++) {
+        const char *prompt, *expected, *answer;
+        jl_chat_probe(k, &prompt, &expected, &answer);
+        json_object *obj = json_object_new_object();
+        json_object_object_add(obj, "prompt", json_object_new_string(prompt));
+        json_object_object_add(obj, "task", json_object_new_string("chat"));
+        json_object_object_add(obj, "expected", json_object_new_string(expected));
+        json_object_object_add(obj, "answer", json_object_new_string(answer));
+        st = write_record(&w, obj);
+    }
     count_into(counts, &(jl_poem_build_counts){.poems = w.n, .prompts = written});
     return writer_close(&w, st);
 }

@@ -18,6 +18,11 @@ void jl_task_render(const jl_poem *p, jl_poem_task task, jl_rng *rng, jl_text *u
 int jl_chat_topic_count(void);
 void jl_chat_topic_render(int k, jl_rng *rng, jl_text *user, jl_text *assistant);
 
+/* Held-out greeting/identity prompts (phrasings SFT never sees): how many, and the k-th with the "|"-separated
+ * phrases a right answer holds and a reference answer. */
+int jl_chat_probe_count(void);
+void jl_chat_probe(int k, const char **prompt, const char **expected, const char **answer);
+
 /* A randomly chosen system prompt. */
 const char *jl_system_prompt(jl_rng *rng);
 

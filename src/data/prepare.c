@@ -62,8 +62,9 @@ oom:
 jl_status jl_encode_documents(const jl_tokenizer *tok, const char *text, size_t len, int32_t **ids, size_t *n_ids) {
     *ids = NULL;
     *n_ids = 0;
-    int32_t bos = jl_tokenizer_special(tok, "<|bos|>");
-    if (bos < 0) return jl_fail(JL_ERR_ARG, "the tokenizer has no <|bos|> special token to separate documents");
+    int32_t bos = jl_tokenizer_bos(tok); /* <|bos|>, or a foreign tokenizer's own */
+    if (bos < 0) return jl_fail(JL_ERR_ARG, "the tokenizer has no beginning-of-document token (<|bos|>, its BOS or "
+                                            "<|endoftext|>) to separate documents");
     doc_list docs = {0};
     jl_status st = split_text(text, len, &docs);
     size_t cap = 0;
@@ -315,10 +316,11 @@ jl_status jl_prepare(const jl_prepare_opts *o, jl_prepare_stats *stats) {
     jl_tokenizer *tok;
     jl_status st = jl_tokenizer_load(o->tokenizer_path, &tok);
     if (st != JL_OK) return st;
-    prep p = {.o = o, .tok = tok, .bos = jl_tokenizer_special(tok, "<|bos|>"), .stats = stats,
+    prep p = {.o = o, .tok = tok, .bos = jl_tokenizer_bos(tok), .stats = stats,
               .shard_tokens = o->shard_tokens ? o->shard_tokens : 100000000};
-    if (p.bos < 0) st = jl_fail(JL_ERR_ARG, "%s: the tokenizer has no <|bos|> special token to separate documents",
-                                o->tokenizer_path);
+    if (p.bos < 0)
+        st = jl_fail(JL_ERR_ARG, "%s: the tokenizer has no beginning-of-document token (<|bos|>, its BOS or "
+                     "<|endoftext|>) to separate documents", o->tokenizer_path);
     if (st == JL_OK) st = jl_mkdir_p(o->out_dir);
     double done = 0, total = total_input_bytes(o);
     for (int k = 0; k < o->n_inputs && st == JL_OK; k++)

@@ -72,7 +72,7 @@ jl_status jl_eval_perplexity_tokens(jl_model *m, const jl_tokenizer *tok, const 
     jl_status st = score_ids(m, ids, n, window, out);
     if (st != JL_OK) return st;
     /* bytes and characters of the text the tokens stand for: documents decoded one by one, <|bos|> left out */
-    int32_t bos = jl_tokenizer_special(tok, "<|bos|>");
+    int32_t bos = jl_tokenizer_bos(tok); /* the separator prepare put between documents */
     for (size_t i = 0; i < n && st == JL_OK;) {
         size_t j = i;
         while (j < n && ids[j] != bos) j++;

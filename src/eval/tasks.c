@@ -10,6 +10,7 @@
 #include <string.h>
 
 static int task_of(const char *name) {
+    if (name && strcmp(name, "chat") == 0) return JL_TASK_CHAT;
     for (int k = 0; name && k < JL_TASK_COUNT; k++)
         if (strcmp(name, jl_poem_task_name((jl_poem_task)k)) == 0) return k;
     return -1;
@@ -80,6 +81,22 @@ static jl_poem_form first_form_named(const char *text) {
     return best;
 }
 
+/* The answer holds one of the "|"-separated phrases of `expected`. */
+static int holds_phrase(const char *answer, const char *expected) {
+    for (const char *at = expected; at && *at;) {
+        size_t len = strcspn(at, "|");
+        char phrase[256];
+        if (len && len < sizeof phrase) {
+            memcpy(phrase, at, len);
+            phrase[len] = '\0';
+            if (strstr(answer, phrase)) return 1;
+        }
+        at += len;
+        if (*at == '|') at++;
+    }
+    return 0;
+}
+
 int jl_task_correct(jl_poem_task kind, const char *answer, const char *expected, const char *form_name,
                     jl_task_score *score) {
     jl_poem_form form = jl_poem_form_parse(form_name ? form_name : "");
@@ -97,6 +114,7 @@ int jl_task_correct(jl_poem_task kind, const char *answer, const char *expected,
     case JL_TASK_CONTINUE: return expected && continues_line(answer, expected);
     case JL_TASK_AUTHOR: return expected && *expected && strstr(answer, expected) != NULL;
     case JL_TASK_FORM: return form != JL_FORM_NONE && first_form_named(answer) == form;
+    case JL_TASK_CHAT: return expected && holds_phrase(answer, expected);
     default: return 0;
     }
 }
@@ -119,6 +137,63 @@ static int append_text(void *user, const jl_gen_event *ev) {
     b->len += ev->text_len;
     b->text[b->len] = '\0';
     return 0;
+}
+
+/* The lines of every "write" answer, to count how many are distinct. */
+typedef struct {
+    char **v;
+    int n, cap;
+} line_set;
+
+static int line_add(line_set *ls, const char *s, size_t len) {
+    if (ls->n == ls->cap) {
+        int cap = ls->cap ? 2 * ls->cap : 256;
+        char **v = realloc(ls->v, sizeof *v * (size_t)cap);
+        if (!v) return 0;
+        ls->v = v;
+        ls->cap = cap;
+    }
+    if (!(ls->v[ls->n] = strndup(s, len))) return 0;
+    ls->n++;
+    return 1;
+}
+
+/* Splits a poem answer at ，。！？； and newlines; the heading (a part holding 《) is left out. 0: out of memory. */
+static int collect_lines(line_set *ls, const char *answer) {
+    static const char *const marks[] = {"，", "。", "！", "？", "；", "\n"};
+    for (const char *at = answer; *at;) {
+        const char *end = at + strlen(at);
+        size_t skip = 0;
+        for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
+            const char *m = strstr(at, marks[i]);
+            if (m && m < end) {
+                end = m;
+                skip = strlen(marks[i]);
+            }
+        }
+        if (end > at && !memmem(at, (size_t)(end - at), "《", strlen("《")) && !line_add(ls, at, (size_t)(end - at)))
+            return 0;
+        at = end + skip;
+    }
+    return 1;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* How many distinct lines; frees the set. */
+static int distinct_lines(line_set *ls) {
+    if (ls->n > 1) qsort(ls->v, (size_t)ls->n, sizeof *ls->v, cmp_str);
+    int distinct = 0;
+    for (int i = 0; i < ls->n; i++) distinct += i == 0 || strcmp(ls->v[i], ls->v[i - 1]) != 0;
+    for (int i = 0; i < ls->n; i++) free(ls->v[i]);
+    free(ls->v);
+    return distinct;
+}
+
+/* The answer's first line carries the asked title. */
+static int heading_has_title(const char *answer, const char *title) {
+    size_t n = strcspn(answer, "\n");
+    return title && *title && memmem(answer, n, title, strlen(title)) != NULL;
 }
 
 /* "问：<prompt>\n答：<answer>\n\n" for `shots` other items of the same task, then "问：<prompt>\n答：". The
@@ -153,9 +228,10 @@ jl_status jl_eval_tasks(const jl_model *m, const jl_tokenizer *tok, const jl_rl_
     memset(out, 0, sizeof *out);
     double t0 = jl_now();
     size_t n = jl_rl_count(prompts);
-    size_t *items[JL_TASK_COUNT] = {0}, n_items[JL_TASK_COUNT] = {0};
+    size_t *items[JL_TASK_COUNT + 1] = {0}, n_items[JL_TASK_COUNT + 1] = {0}; /* + the chat prompts */
+    line_set lines = {0};
     jl_status st = JL_OK;
-    for (int k = 0; k < JL_TASK_COUNT && st == JL_OK; k++)
+    for (int k = 0; k <= JL_TASK_COUNT && st == JL_OK; k++)
         if (!(items[k] = malloc(sizeof(size_t) * (n ? n : 1)))) st = jl_fail(JL_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n && st == JL_OK; i++) {
         int k = task_of(jl_rl_field(prompts, i, "task"));
@@ -177,8 +253,8 @@ jl_status jl_eval_tasks(const jl_model *m, const jl_tokenizer *tok, const jl_rl_
         go.n_stops = 2;
     }
     double reward_sum = 0;
-    for (int k = 0; k < JL_TASK_COUNT && st == JL_OK; k++) {
-        if (o->only >= 0 && o->only != k) continue;
+    for (int k = 0; k <= JL_TASK_COUNT && st == JL_OK; k++) {
+        if ((o->only >= 0 && o->only != k) || (k == JL_TASK_CHAT && !chat)) continue;
         size_t limit = o->limit > 0 && (size_t)o->limit < n_items[k] ? (size_t)o->limit : n_items[k];
         for (size_t j = 0; j < limit && st == JL_OK; j++) {
             size_t i = items[k][j];
@@ -226,11 +302,20 @@ jl_status jl_eval_tasks(const jl_model *m, const jl_tokenizer *tok, const jl_rl_
             jl_task_score score;
             int ok = jl_task_correct((jl_poem_task)k, a, jl_rl_field(prompts, i, "expected"),
                                      jl_rl_field(prompts, i, "form"), &score);
-            out->n[k]++;
-            out->correct[k] += ok;
+            if (k == JL_TASK_CHAT) {
+                out->chat_n++;
+                out->chat_correct += ok;
+            } else {
+                out->n[k]++;
+                out->correct[k] += ok;
+            }
             if (k == JL_TASK_WRITE) {
+                const char *title = jl_rl_field(prompts, i, "title");
                 reward_sum += score.reward;
                 out->write_clean += score.clean;
+                out->title_n += title && *title;
+                out->title_copied += heading_has_title(a, title);
+                if (!collect_lines(&lines, a)) st = jl_fail(JL_ERR_NOMEM, "out of memory");
             }
             out->tokens_generated += res.n_generated;
             if (on_answer) on_answer(user, (jl_poem_task)k, jl_rl_prompt(prompts, i), a, ok);
@@ -238,10 +323,12 @@ jl_status jl_eval_tasks(const jl_model *m, const jl_tokenizer *tok, const jl_rl_
         }
     }
     out->mean_reward = out->n[JL_TASK_WRITE] ? reward_sum / out->n[JL_TASK_WRITE] : 0;
+    out->lines = lines.n;
+    out->distinct_lines = distinct_lines(&lines);
     out->seconds = jl_now() - t0;
     jl_chat_free(chat);
     jl_sampler_free(smp);
     jl_session_free(s);
-    for (int k = 0; k < JL_TASK_COUNT; k++) free(items[k]);
+    for (int k = 0; k <= JL_TASK_COUNT; k++) free(items[k]);
     return st;
 }

@@ -2,6 +2,9 @@
  * Large texts are cut at safe newlines and the pieces encoded on all OpenMP threads, results joined in order. */
 #include "tokenizer/pipeline.h"
 #include <omp.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -219,7 +222,7 @@ jl_status tok_split_units(const jl_tokenizer *t, int allow_special, int parallel
 }
 
 /* ---- BPE on one pre-token ---- */
-enum { SMALL_WORD = 48 };
+enum { SMALL_WORD = 128 };
 
 static int32_t pair_rank(const jl_tokenizer *t, int32_t l, int32_t r, int32_t *merged) {
     const tok_pair_slot *s = tok_pair_find(&t->pairs, l, r);
@@ -228,28 +231,54 @@ static int32_t pair_rank(const jl_tokenizer *t, int32_t l, int32_t r, int32_t *m
     return s->rank;
 }
 
-/* Short words: arrays and a linear scan for the lowest rank (leftmost on ties), like tiktoken. ids, ranks and
- * merged hold the m initial symbols and the pairs' ranks (ranks[i] for symbols i, i + 1). */
+/* Position of the lowest of ranks[0..m) (m rounded up to 16, padded with INT32_MAX), the leftmost on ties. */
+static size_t lowest_rank(const int32_t *ranks, size_t m) {
+#if defined(__AVX512F__)
+    size_t nv = (m + 15) / 16;
+    __m512i lo = _mm512_loadu_si512(ranks);
+    for (size_t k = 1; k < nv; k++) lo = _mm512_min_epi32(lo, _mm512_loadu_si512(ranks + 16 * k));
+    __m512i want = _mm512_set1_epi32(_mm512_reduce_min_epi32(lo));
+    for (size_t k = 0;; k++) {
+        __mmask16 hit = _mm512_cmpeq_epi32_mask(_mm512_loadu_si512(ranks + 16 * k), want);
+        if (hit) return 16 * k + (size_t)__builtin_ctz(hit);
+    }
+#else
+    size_t best = 0;
+    for (size_t i = 1; i < m; i++)
+        if (ranks[i] < ranks[best]) best = i;
+    return best;
+#endif
+}
+
+/* Words of at most SMALL_WORD symbols, like tiktoken: the pair of lowest rank (leftmost on ties) merges until none
+ * is left. Symbols keep their slot; a merged-away slot is unlinked (nxt / prv) and its rank set to INT32_MAX, so
+ * nothing shifts and the search for the lowest rank is a few vector compares. ids, ranks and merged hold the m
+ * initial symbols and the pairs' ranks (ranks[i] for symbol i and the next one), with room for SMALL_WORD. */
 static int bpe_small_run(const jl_tokenizer *t, int32_t *ids, int32_t *ranks, int32_t *merged, size_t m,
                          tok_ivec *out) {
-    while (m > 1) {
-        size_t best = 0;
-        for (size_t i = 1; i + 1 < m; i++)
-            if (ranks[i] < ranks[best]) best = i;
-        if (ranks[best] == INT32_MAX) break;
-        ids[best] = merged[best];
-        for (size_t i = best + 1; i + 1 < m; i++) {
-            ids[i] = ids[i + 1];
-            ranks[i] = ranks[i + 1];
-            merged[i] = merged[i + 1];
-        }
-        m--;
-        if (best > 0) ranks[best - 1] = pair_rank(t, ids[best - 1], ids[best], &merged[best - 1]);
-        if (best + 1 < m) ranks[best] = pair_rank(t, ids[best], ids[best + 1], &merged[best]);
+    uint8_t nxt[SMALL_WORD], prv[SMALL_WORD];
+    for (size_t i = 0; i < m; i++) {
+        nxt[i] = (uint8_t)(i + 1);
+        prv[i] = (uint8_t)(i - 1); /* 255 for the first: SMALL_WORD < 255 */
     }
-    if (tok_ivec_reserve(out, m)) return -1;
-    if (m) memcpy(out->v + out->n, ids, m * sizeof *ids);
-    out->n += m;
+    size_t padded = (m + 15) & ~(size_t)15;
+    for (size_t i = m ? m - 1 : 0; i < padded; i++) ranks[i] = INT32_MAX;
+    size_t left = m;
+    while (left > 1) {
+        size_t best = lowest_rank(ranks, m);
+        if (ranks[best] == INT32_MAX) break;
+        size_t gone = nxt[best], after = nxt[gone];
+        ids[best] = merged[best];
+        ranks[gone] = INT32_MAX;
+        nxt[best] = (uint8_t)after;
+        if (after < m) prv[after] = (uint8_t)best;
+        left--;
+        size_t before = prv[best];
+        if (before < m) ranks[before] = pair_rank(t, ids[before], ids[best], &merged[before]);
+        ranks[best] = after < m ? pair_rank(t, ids[best], ids[after], &merged[best]) : INT32_MAX;
+    }
+    if (tok_ivec_reserve(out, left)) return -1;
+    for (size_t i = 0; i < m; i = nxt[i]) out->v[out->n++] = ids[i];
     return 0;
 }
 
@@ -347,23 +376,25 @@ done:
     return rc;
 }
 
-/* ---- per-thread word cache: pre-token bytes → ids ---- */
-enum { CACHE_MAX_WORD = 128, CACHE_MAX_ENTRIES = 1 << 20 };
+/* ---- per-thread word cache: pre-token bytes → ids ----
+ * Direct-mapped and of fixed size (at most CACHE_SLOTS_MAX entries of one cache line, chosen by the text's
+ * length): short pre-tokens repeat (a few tens of thousands of distinct ones in megabytes of text), long ones rarely
+ * do, so only words of at most CACHE_KEY bytes and CACHE_IDS ids are kept, and a newcomer replaces the slot's old
+ * word. The cache stays in L2 and costs no allocation after the first. */
+enum { CACHE_KEY = 22, CACHE_IDS = 8, CACHE_SLOTS_MIN = 256, CACHE_SLOTS_MAX = 1 << 14 };
 
 typedef struct {
-    uint64_t hash;
-    uint32_t key_off, key_len, ids_off, n_ids;
+    uint64_t hash;    /* 0 = empty (hashes are stored with the low bit set) */
+    uint8_t key_len, n_ids;
+    char key[CACHE_KEY];
+    int32_t ids[CACHE_IDS];
 } cache_entry;
 
 typedef struct {
     const jl_tokenizer *t;
-    uint32_t *slots; /* entry index + 1; 0 = empty */
-    size_t mask;
-    cache_entry *entries;
-    size_t n_entries, entries_cap;
-    char *keys;
-    size_t keys_len, keys_cap;
-    tok_ivec ids;    /* the cached id sequences, back to back */
+    cache_entry *cache; /* NULL until the first word is cached */
+    size_t cache_mask;
+    size_t text_len;    /* sizes the cache */
     tok_ivec *out;   /* where the current unit's ids go */
     int allow_special;
     /* scratch of the pipeline: per pre-tokenizer stage a byte buffer and a span list; normalizer buffers;
@@ -379,10 +410,7 @@ typedef struct {
 } encoder;
 
 static void encoder_free(encoder *e) {
-    free(e->slots);
-    free(e->entries);
-    free(e->keys);
-    free(e->ids.v);
+    free(e->cache);
     for (int k = 0; k < TOK_MAX_STAGES; k++) {
         free(e->stage[k].buf);
         free(e->stage[k].spans);
@@ -391,21 +419,10 @@ static void encoder_free(encoder *e) {
     free(e->sym.v);
 }
 
-static void cache_clear(encoder *e) {
-    memset(e->slots, 0, (e->mask + 1) * sizeof *e->slots);
-    e->n_entries = 0;
-    e->keys_len = 0;
-    e->ids.n = 0;
-}
-
 static const cache_entry *cache_find(const encoder *e, const char *s, size_t n, uint64_t h) {
-    if (!e->slots) return NULL;
-    for (size_t i = h & e->mask;; i = (i + 1) & e->mask) {
-        uint32_t v = e->slots[i];
-        if (!v) return NULL;
-        const cache_entry *c = &e->entries[v - 1];
-        if (c->hash == h && c->key_len == n && memcmp(e->keys + c->key_off, s, n) == 0) return c;
-    }
+    if (!e->cache) return NULL;
+    const cache_entry *c = &e->cache[h & e->cache_mask];
+    return c->hash == h && c->key_len == n && memcmp(c->key, s, n) == 0 ? c : NULL;
 }
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -419,35 +436,23 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem) {
     return 0;
 }
 
-/* Remembers ids[from..out->n) as the encoding of s; a full cache starts over (memory stays bounded). */
+/* Remembers ids[from..out->n) as the encoding of s (n <= CACHE_KEY), if there are at most CACHE_IDS of them. */
 static void cache_insert(encoder *e, const char *s, size_t n, uint64_t h, size_t from) {
-    if (e->n_entries >= CACHE_MAX_ENTRIES) cache_clear(e);
-    if (!e->slots || (e->n_entries + 1) * 2 > e->mask + 1) {
-        size_t cap = e->slots ? (e->mask + 1) * 2 : 4096;
-        uint32_t *slots = calloc(cap, sizeof *slots);
-        if (!slots) return; /* the cache is an optimisation: skip it when memory is short */
-        free(e->slots);
-        e->slots = slots;
-        e->mask = cap - 1;
-        for (size_t k = 0; k < e->n_entries; k++) {
-            size_t i = e->entries[k].hash & e->mask;
-            while (e->slots[i]) i = (i + 1) & e->mask;
-            e->slots[i] = (uint32_t)k + 1;
-        }
-    }
     size_t n_ids = e->out->n - from;
-    if (grow((void **)&e->entries, &e->entries_cap, e->n_entries + 1, sizeof *e->entries) ||
-        grow((void **)&e->keys, &e->keys_cap, e->keys_len + n, 1) || tok_ivec_reserve(&e->ids, n_ids))
-        return;
-    memcpy(e->keys + e->keys_len, s, n);
-    if (n_ids) memcpy(e->ids.v + e->ids.n, e->out->v + from, n_ids * sizeof(int32_t));
-    e->entries[e->n_entries] = (cache_entry){h, (uint32_t)e->keys_len, (uint32_t)n, (uint32_t)e->ids.n,
-                                             (uint32_t)n_ids};
-    size_t i = h & e->mask;
-    while (e->slots[i]) i = (i + 1) & e->mask;
-    e->slots[i] = (uint32_t)++e->n_entries;
-    e->keys_len += n;
-    e->ids.n += n_ids;
+    if (n_ids > CACHE_IDS) return;
+    if (!e->cache) {
+        size_t slots = CACHE_SLOTS_MIN;
+        while (slots < CACHE_SLOTS_MAX && slots * 64 < e->text_len) slots *= 2;
+        e->cache = calloc(slots, sizeof *e->cache);
+        if (!e->cache) return; /* the cache is an optimisation: skip it when memory is short */
+        e->cache_mask = slots - 1;
+    }
+    cache_entry *c = &e->cache[h & e->cache_mask];
+    c->hash = h;
+    c->key_len = (uint8_t)n;
+    c->n_ids = (uint8_t)n_ids;
+    memcpy(c->key, s, n);
+    memcpy(c->ids, e->out->v + from, n_ids * sizeof(int32_t));
 }
 
 /* The initial symbols of a character-level (SentencePiece-style) word, as HF's BPE makes them: each character's
@@ -518,12 +523,12 @@ static jl_status encode_word(encoder *e, const char *s, size_t n) {
         return JL_OK;
     }
     uint64_t h = 0;
-    if (n <= CACHE_MAX_WORD) {
-        h = tok_hash_bytes(s, n);
+    if (n <= CACHE_KEY) {
+        h = tok_hash_bytes(s, n) | 1;
         const cache_entry *c = cache_find(e, s, n, h);
         if (c) {
-            if (tok_ivec_reserve(out, c->n_ids)) goto oom;
-            if (c->n_ids) memcpy(out->v + out->n, e->ids.v + c->ids_off, c->n_ids * sizeof(int32_t));
+            if (tok_ivec_reserve(out, CACHE_IDS)) goto oom;
+            memcpy(out->v + out->n, c->ids, CACHE_IDS * sizeof(int32_t)); /* all 8: a fixed-size copy */
             out->n += c->n_ids;
             return JL_OK;
         }
@@ -535,7 +540,7 @@ static jl_status encode_word(encoder *e, const char *s, size_t n) {
     } else if (bpe_word(e, s, n, out)) {
         goto oom;
     }
-    if (n <= CACHE_MAX_WORD) cache_insert(e, s, n, h, from);
+    if (n <= CACHE_KEY) cache_insert(e, s, n, h, from);
     return JL_OK;
 oom:
     return jl_fail(JL_ERR_NOMEM, "out of memory (encoding a %zu-byte piece)", n);
@@ -735,7 +740,7 @@ static jl_status encode_parallel(const jl_tokenizer *t, int allow_special, const
     char first_error[1024] = "";
 #pragma omp parallel
     {
-        encoder e = {.t = t, .allow_special = allow_special};
+        encoder e = {.t = t, .allow_special = allow_special, .text_len = 1u << 30};
 #pragma omp for schedule(dynamic, 1)
         for (size_t k = 0; k < n_units; k++) {
             jl_status s = encode_unit(&e, text, &units[k], &parts[k]);
@@ -783,10 +788,12 @@ jl_status jl_tokenizer_encode(const jl_tokenizer *t, const char *text, size_t le
         return st;
     }
     tok_ivec out = {0};
-    if (len >= 2 * UNIT_TARGET && n_units > 1 && omp_get_max_threads() > 1) {
+    if (tok_ivec_reserve(&out, len / 3 + 16)) /* about one id per 3-4 bytes: one allocation, rarely a regrowth */
+        st = jl_fail(JL_ERR_NOMEM, "out of memory (%zu bytes of text)", len);
+    else if (len >= 2 * UNIT_TARGET && n_units > 1 && omp_get_max_threads() > 1) {
         st = encode_parallel(t, allow_special, text, units, n_units, &out);
     } else {
-        encoder e = {.t = t, .allow_special = allow_special};
+        encoder e = {.t = t, .allow_special = allow_special, .text_len = len};
         for (size_t k = 0; k < n_units && st == JL_OK; k++) st = encode_unit(&e, text, &units[k], &out);
         encoder_free(&e);
     }

@@ -28,7 +28,7 @@ typedef struct {
     const char *first_regex;
     tok_pipeline pipe;     /* the pipeline as read; moved into the tokenizer once it is built */
     /* decoder */
-    int n_dec_replace, dec_byte_fallback, dec_fused;
+    int n_dec_replace, dec_byte_fallback, dec_fused, dec_byte_level;
     const char *dec_from[TOK_MAX_STAGES], *dec_to[TOK_MAX_STAGES];
     /* post-processor: names of the template's special tokens (resolved through its special_tokens) */
     json_object *tpl;
@@ -271,7 +271,10 @@ static jl_status add_decoder(json_load *L, json_object *o, const char *path) {
         }
         return JL_OK;
     }
-    if (!strcmp(type, "ByteLevel")) return JL_OK; /* byte-level tokens are stored as their bytes already */
+    if (!strcmp(type, "ByteLevel")) { /* byte-level tokens are stored as their bytes already; others: see install */
+        L->dec_byte_level = 1;
+        return JL_OK;
+    }
     if (!strcmp(type, "ByteFallback")) {
         L->dec_byte_fallback = 1;
         return JL_OK;
@@ -702,8 +705,9 @@ static jl_status install_pipeline(json_load *L, jl_tokenizer *t, json_object *ro
         if (bad == JL_OK) p->pre[p->n_pre++] = (tok_pre){.kind = TOK_PRE_SPM_WORDS};
         else if (bad != JL_ERR_ARG) st = bad;
     }
-    if (st == JL_OK && (L->n_dec_replace || L->dec_byte_fallback))
-        st = tok_decoder_build(t, L->n_dec_replace, L->dec_from, L->dec_to, L->dec_byte_fallback);
+    int dec_bytes = L->dec_byte_level && !L->byte_level; /* the model sees characters, the decoder wants bytes */
+    if (st == JL_OK && (L->n_dec_replace || L->dec_byte_fallback || dec_bytes))
+        st = tok_decoder_build(t, L->n_dec_replace, L->dec_from, L->dec_to, L->dec_byte_fallback, dec_bytes);
     if (st == JL_OK) st = read_template(L, t, get(root, "post_processor"), "post_processor");
     return st;
 }

@@ -153,7 +153,9 @@ jl_status tok_added_build(const jl_tokenizer *t, tok_added_set *set, const int32
     set->flags = malloc((size_t)n + 1);
     set->slots = calloc(cap, sizeof *set->slots);
     set->lengths = malloc(sizeof(uint32_t) * ((size_t)n + 1));
-    if (!set->ids || !set->flags || !set->slots || !set->lengths) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    set->pre2 = calloc(TOK_PRE2_SLOTS, sizeof *set->pre2);
+    if (!set->ids || !set->flags || !set->slots || !set->lengths || !set->pre2)
+        return jl_fail(JL_ERR_NOMEM, "out of memory");
     set->mask = cap - 1;
     for (int k = 0; k < n; k++) {
         size_t len;
@@ -170,7 +172,9 @@ jl_status tok_added_build(const jl_tokenizer *t, tok_added_set *set, const int32
         set->ids[set->n] = ids[k];
         set->flags[set->n] = flags[k];
         set->slots[i] = (uint32_t)++set->n;
-        set->first[(unsigned char)s[0]] = 1;
+        set->first[(unsigned char)s[0]] |= len == 1 ? 3 : 1;
+        if (len > 1)
+            set->pre2[tok_added_pre2((unsigned char)s[0], (unsigned char)s[1])] |= 1ull << (len < 65 ? len - 2 : 63);
         int have = 0;
         for (int j = 0; j < set->n_lengths; j++) have |= set->lengths[j] == len;
         if (!have) {
@@ -190,15 +194,18 @@ void tok_added_free(tok_added_set *set) {
     free(set->flags);
     free(set->slots);
     free(set->lengths);
+    free(set->pre2);
     memset(set, 0, sizeof *set);
 }
 
 size_t tok_added_match(const jl_tokenizer *t, const tok_added_set *set, const char *s, size_t n, int allow_special,
                        int *index) {
     if (!set->n || !set->first[(unsigned char)s[0]]) return 0;
+    uint64_t maybe = n > 1 ? set->pre2[tok_added_pre2((unsigned char)s[0], (unsigned char)s[1])] : 0;
     for (int j = 0; j < set->n_lengths; j++) {
         size_t len = set->lengths[j];
         if (len > n) continue;
+        if (len == 1 ? !(set->first[(unsigned char)s[0]] & 2) : !(maybe >> (len < 65 ? len - 2 : 63) & 1)) continue;
         for (size_t i = tok_hash_bytes(s, len) & set->mask; set->slots[i]; i = (i + 1) & set->mask) {
             int k = (int)set->slots[i] - 1;
             size_t l2;
@@ -441,6 +448,21 @@ jl_status tok_normalize(const tok_pipeline *p, tok_norm_scratch *sc, const char 
     return JL_OK;
 }
 
+/* ---------------------------------------------------------------- lossless pipelines */
+static int added_keep_text(const tok_added_set *set) {
+    for (int k = 0; k < set->n; k++)
+        if (set->flags[k] & (TOK_ADDED_LSTRIP | TOK_ADDED_RSTRIP)) return 0;
+    return 1;
+}
+
+int tok_lossless(const jl_tokenizer *t) {
+    const tok_pipeline *p = t->pipe;
+    if (p->char_level || p->n_norm || p->dec_bytes || p->strip_start || p->strip_stop) return 0;
+    for (int k = 0; k < p->n_pre; k++)
+        if (p->pre[k].kind != TOK_PRE_SPLIT || p->pre[k].behavior == TOK_SPLIT_REMOVED) return 0;
+    return added_keep_text(&p->raw_added) && added_keep_text(&p->norm_added);
+}
+
 /* ---------------------------------------------------------------- decoder */
 static int hexval(char c) {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
@@ -453,7 +475,7 @@ static int byte_token(const char *s, size_t n) {
 }
 
 jl_status tok_decoder_build(jl_tokenizer *t, int n_replace, const char *const *from, const char *const *to,
-                            int byte_fallback) {
+                            int byte_fallback, int byte_level) {
     tok_pipeline *p = t->pipe;
     tok_table tb = {0};
     char *cur = NULL, *next = NULL;
@@ -468,7 +490,7 @@ jl_status tok_decoder_build(jl_tokenizer *t, int n_replace, const char *const *f
             st = tok_table_add(&tb, &c, 1);
             continue;
         }
-        if (n_replace == 0) {
+        if (n_replace == 0 && !byte_level) {
             st = tok_table_add(&tb, s, n);
             continue;
         }
@@ -498,7 +520,10 @@ jl_status tok_decoder_build(jl_tokenizer *t, int n_replace, const char *const *f
             next = sw;
             len = o;
         }
-        st = tok_table_add(&tb, cur, len);
+        /* ByteLevel on a model that sees characters (no ByteLevel pre-tokenizer): a token all of whose characters
+         * are GPT-2 byte characters becomes those bytes; any other token stays as it is (HF's rule) */
+        long m = byte_level ? tok_bytelevel_decode(cur, len, next) : -1;
+        st = m >= 0 ? tok_table_add(&tb, next, (size_t)m) : tok_table_add(&tb, cur, len);
     }
     free(cur);
     free(next);

@@ -60,7 +60,9 @@ typedef struct {
     size_t mask;
     int n_lengths;
     uint32_t *lengths; /* distinct lengths, longest first */
-    uint8_t first[256];
+    uint8_t first[256]; /* bit 1: some token starts with this byte; bit 2: it is a one-byte token */
+    uint64_t *pre2;    /* [tok_added_pre2(b0, b1)]: bit L - 2 (L < 65) / bit 63 (L >= 65) if some token of L bytes
+                          may start with b0 b1 (a hash of the two: a filter, never a miss) */
 } tok_added_set;
 
 struct tok_pipeline {
@@ -93,9 +95,16 @@ struct tok_pipeline {
 /* The plain pipeline of a jielong tokenizer: its special tokens (raw, special) and Split(t->re, Isolated). */
 jl_status tok_pipeline_default(jl_tokenizer *t);
 void tok_pipeline_free(tok_pipeline *p);
+/* Whether decode(encode(x)) gives x back for every x — the raw bytes, or their U+FFFD-replaced form when
+ * p->lossy_utf8 — : a byte-level model with no normalizer, no pre-tokenizer stage that drops or adds text, no
+ * added token that eats whitespace and a decoder that keeps each token's bytes. Char-level models are not: like
+ * HF, they drop a character the vocabulary lacks when there is neither byte fallback nor an unk token. */
+int tok_lossless(const jl_tokenizer *t);
 
 jl_status tok_added_build(const jl_tokenizer *t, tok_added_set *set, const int32_t *ids, const uint8_t *flags, int n);
 void tok_added_free(tok_added_set *set);
+enum { TOK_PRE2_SLOTS = 4096 };
+static inline size_t tok_added_pre2(unsigned char b0, unsigned char b1) { return ((size_t)b0 << 4 ^ b1) & 4095; }
 /* Longest added token at s (within n bytes), skipping TOK_ADDED_SPECIAL ones unless allow_special; its length
  * and *index into set, 0 if none. */
 size_t tok_added_match(const jl_tokenizer *t, const tok_added_set *set, const char *s, size_t n, int allow_special,
@@ -131,9 +140,10 @@ jl_status tok_normalize(const tok_pipeline *p, tok_norm_scratch *sc, const char 
 
 /* ---- decoder ---- */
 /* Builds p->dec_* for t from its decoder steps (called by the tokenizer.json loader). replace: the per-token
- * Replace pairs (from → to), byte_fallback: "<0xNN>" tokens become their byte. */
+ * Replace pairs (from → to), byte_fallback: "<0xNN>" tokens become their byte, byte_level: tokens made only of
+ * GPT-2 byte characters become those bytes (a ByteLevel decoder on a model without the ByteLevel pre-tokenizer). */
 jl_status tok_decoder_build(jl_tokenizer *t, int n_replace, const char *const *from, const char *const *to,
-                            int byte_fallback);
+                            int byte_fallback, int byte_level);
 
 /* Compiles a regex the way Split and Replace need it (PCRE2, UTF + UCP, JIT). */
 jl_status tok_compile_regex(const char *pattern, size_t len, pcre2_code **out);

@@ -44,6 +44,9 @@ typedef struct {
     tok_pair_slot *slots;
     size_t mask;     /* capacity - 1 (capacity is a power of two) */
     size_t count;
+    uint64_t *filter; /* NULL or a bit per hash (16 bits per pair): clear = the pair is surely absent. BPE asks
+                         mostly about pairs that do not merge; this answers them from a table 1/8 of the map's size */
+    size_t filter_mask;
 } tok_pair_map;
 
 static inline uint64_t tok_pair_key(int32_t left, int32_t right) {
@@ -51,8 +54,12 @@ static inline uint64_t tok_pair_key(int32_t left, int32_t right) {
 }
 
 static inline const tok_pair_slot *tok_pair_find(const tok_pair_map *m, int32_t left, int32_t right) {
-    uint64_t key = tok_pair_key(left, right);
-    for (size_t i = tok_hash_u64(key) & m->mask;; i = (i + 1) & m->mask) {
+    uint64_t key = tok_pair_key(left, right), h = tok_hash_u64(key);
+    if (m->filter) {
+        uint64_t b = (h >> 32) & m->filter_mask;
+        if (!(m->filter[b >> 6] >> (b & 63) & 1)) return NULL;
+    }
+    for (size_t i = h & m->mask;; i = (i + 1) & m->mask) {
         const tok_pair_slot *s = &m->slots[i];
         if (s->key == key) return s;
         if (s->key == UINT64_MAX) return NULL;

@@ -265,6 +265,20 @@ static jl_status build_pairs(jl_tokenizer *t, const tok_spec *sp) {
     return st;
 }
 
+/* The pair map's filter: a bit per (hash >> 32) of each pair, 16 bits per pair (about 1 in 16 absent pairs passes). */
+static jl_status build_pair_filter(tok_pair_map *m) {
+    size_t bits = pow2_at_least(m->count * 16 + 64);
+    m->filter = calloc(bits / 64, sizeof *m->filter);
+    if (!m->filter) return jl_fail(JL_ERR_NOMEM, "out of memory (merges)");
+    m->filter_mask = bits - 1;
+    for (size_t i = 0; i <= m->mask; i++) {
+        if (m->slots[i].key == UINT64_MAX) continue;
+        uint64_t b = (tok_hash_u64(m->slots[i].key) >> 32) & m->filter_mask;
+        m->filter[b >> 6] |= 1ull << (b & 63);
+    }
+    return JL_OK;
+}
+
 static jl_status build_byte_pairs(jl_tokenizer *t) {
     t->byte_pairs = malloc(65536 * sizeof *t->byte_pairs);
     if (!t->byte_pairs) return jl_fail(JL_ERR_NOMEM, "out of memory");
@@ -325,6 +339,7 @@ jl_status tok_build(const tok_spec *sp, jl_tokenizer **out) {
             st = jl_fail(JL_ERR_FORMAT, "%s: not a byte-level vocabulary: byte 0x%02X has no token", sp->origin, b);
     }
     if (st == JL_OK) st = build_pairs(t, sp);
+    if (st == JL_OK) st = build_pair_filter(&t->pairs);
     if (st == JL_OK) st = build_byte_pairs(t);
     if (st == JL_OK && t->pattern[0]) st = tok_compile_pattern(t->pattern, &t->re);
     if (st == JL_OK) st = tok_pipeline_default(t);
@@ -347,6 +362,7 @@ void jl_tokenizer_free(jl_tokenizer *t) {
     free(t->merge_right);
     free(t->merge_rank);
     free(t->pairs.slots);
+    free(t->pairs.filter);
     free(t->byte_pairs);
     free(t->special_ids);
     free(t->is_special);
@@ -409,4 +425,28 @@ int32_t jl_tokenizer_special(const jl_tokenizer *t, const char *name) {
             return id;
     }
     return -1;
+}
+
+static int32_t first_special(const jl_tokenizer *t, const char *const *names) {
+    for (; *names; names++) {
+        int32_t id = jl_tokenizer_special(t, *names);
+        if (id >= 0) return id;
+    }
+    return -1;
+}
+
+int32_t jl_tokenizer_bos(const jl_tokenizer *t) {
+    int32_t id = jl_tokenizer_special(t, "<|bos|>");
+    if (id >= 0) return id;
+    if (t->pipe->n_tpl_prefix == 1) return t->pipe->tpl_prefix[0];
+    static const char *const names[] = {"<|begin_of_text|>", "<s>", "<bos>",
+                                        "<\xEF\xBD\x9C" "begin\xE2\x96\x81" "of\xE2\x96\x81" "sentence\xEF\xBD\x9C>",
+                                        "<|endoftext|>", NULL};
+    return first_special(t, names);
+}
+
+int32_t jl_tokenizer_eos(const jl_tokenizer *t) {
+    static const char *const names[] = {"<|eos|>", "<|end_of_text|>", "<|endoftext|>", "</s>", "<eos>",
+                                        "<\xEF\xBD\x9C" "end\xE2\x96\x81" "of\xE2\x96\x81" "sentence\xEF\xBD\x9C>", NULL};
+    return first_special(t, names);
 }

@@ -91,14 +91,16 @@ jl_status jl_distill_opts_from_state(const char *state, jl_distill_opts *o) {
     if (st == JL_OK && strcmp(stage, "distill") != 0)
         st = jl_fail(JL_ERR_ARG, "a %s checkpoint cannot resume distill", stage[0] ? stage : "stage-less");
     double tau, alpha;
-    long T;
+    long T, eval_batches = o->eval_batches;
     if (st == JL_OK) st = jl_state_read_opts(j, &o->train);
     if (st == JL_OK) st = jl_state_long(j, "T", 1, 1L << 20, &T);
+    if (st == JL_OK) st = jl_state_long_opt(j, "eval_batches", 0, 1L << 20, &eval_batches);
     if (st == JL_OK) st = jl_state_num(j, "temperature", 1e-6, 1e6, &tau);
     if (st == JL_OK) st = jl_state_num(j, "alpha", 0, 1, &alpha);
     json_object_put(j);
     if (st != JL_OK) return st;
     o->T = (int)T;
+    o->eval_batches = (int)eval_batches;
     o->temperature = (float)tau;
     o->alpha = (float)alpha;
     return JL_OK;
@@ -181,6 +183,7 @@ static jl_status ds_save_state(void *self, json_object *j) {
     distill_stage *d = self;
     json_object_object_add(j, "temperature", json_object_new_double(d->o.temperature));
     json_object_object_add(j, "alpha", json_object_new_double(d->o.alpha));
+    json_object_object_add(j, "eval_batches", json_object_new_int(d->o.eval_batches)); /* the held-out set's size */
     return jl_stream_state_save(&d->s, d->o.T, j);
 }
 
@@ -224,7 +227,7 @@ jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *t
         double flops = (jl_model_train_flops(&student->cfg, B, T) +
                         (d.o.alpha > 0 ? jl_model_train_flops(&teacher->cfg, B, T) / 3 : 0)) * o->optim.accum;
         jl_stage s = {.i = &distill_i, .self = &d, .what = {.t = d.t, .tok = tok}, .o = o, .steps_may_change = 1,
-                      .eval_at_start = 1, .flops_per_step = flops};
+                      .data_parallel = 1, .eval_at_start = 1, .flops_per_step = flops};
         st = jl_train_run(&s, on_event, user);
     }
     jl_trainer_free(d.t);

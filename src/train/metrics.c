@@ -177,10 +177,25 @@ static int series_push(series_buf *s, double x, double y) {
 
 static int is_number(json_object *v) { return json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double); }
 
+/* The line passes `where` ("key=value": its string field key equals value; NULL: every line). */
+static int line_matches(json_object *obj, const char *where) {
+    if (!where) return 1;
+    const char *eq = strchr(where, '=');
+    char key[128];
+    size_t len = eq ? (size_t)(eq - where) : 0;
+    if (!eq || len >= sizeof key) return 0;
+    memcpy(key, where, len);
+    key[len] = '\0';
+    json_object *v;
+    return json_object_object_get_ex(obj, key, &v) && json_object_is_type(v, json_type_string) &&
+           strcmp(json_object_get_string(v), eq + 1) == 0;
+}
+
 /* Adds the points of one parsed line. */
-static jl_status add_line(jl_metrics_data *d, json_object *obj, const char *x_key, const char *path, long line_no,
-                          int *hint) {
+static jl_status add_line(jl_metrics_data *d, json_object *obj, const char *x_key, const char *where, const char *path,
+                          long line_no, int *hint) {
     json_object *stage_obj, *x_obj;
+    if (!line_matches(obj, where)) return JL_OK;
     const char *stage = "";
     if (json_object_object_get_ex(obj, "stage", &stage_obj)) {
         if (!json_object_is_type(stage_obj, json_type_string))
@@ -198,7 +213,8 @@ static jl_status add_line(jl_metrics_data *d, json_object *obj, const char *x_ke
     return JL_OK;
 }
 
-static jl_status parse_lines(jl_metrics_data *d, char *text, size_t len, const char *x_key, const char *path) {
+static jl_status parse_lines(jl_metrics_data *d, char *text, size_t len, const char *x_key, const char *where,
+                             const char *path) {
     json_tokener *tok = json_tokener_new();
     if (!tok) return jl_fail(JL_ERR_NOMEM, "%s: out of memory", path);
     jl_status st = JL_OK;
@@ -221,7 +237,7 @@ static jl_status parse_lines(jl_metrics_data *d, char *text, size_t len, const c
                              err != json_tokener_success ? ": " : "",
                              err != json_tokener_success ? json_tokener_error_desc(err) : "");
             else
-                st = add_line(d, obj, x_key, path, line_no, &hint);
+                st = add_line(d, obj, x_key, where, path, line_no, &hint);
             json_object_put(obj);
         }
         line = end + 1;
@@ -231,7 +247,13 @@ static jl_status parse_lines(jl_metrics_data *d, char *text, size_t len, const c
 }
 
 jl_status jl_metrics_read(const char *path, const char *x_key, jl_metrics_data **out) {
+    return jl_metrics_read_where(path, x_key, NULL, out);
+}
+
+jl_status jl_metrics_read_where(const char *path, const char *x_key, const char *where, jl_metrics_data **out) {
     *out = NULL;
+    if (where && !strchr(where, '='))
+        return jl_fail(JL_ERR_ARG, "where '%s': give KEY=VALUE (e.g. lesson=icl)", where);
     char *text;
     size_t len;
     jl_status st = jl_read_file(path, &text, &len);
@@ -241,7 +263,7 @@ jl_status jl_metrics_read(const char *path, const char *x_key, jl_metrics_data *
         return jl_fail(JL_ERR_FORMAT, "%s: too large for a metrics file", path);
     }
     jl_metrics_data *d = calloc(1, sizeof *d);
-    st = d ? parse_lines(d, text, len, x_key ? x_key : "step", path) : jl_fail(JL_ERR_NOMEM, "%s: out of memory", path);
+    st = d ? parse_lines(d, text, len, x_key ? x_key : "step", where, path) : jl_fail(JL_ERR_NOMEM, "%s: out of memory", path);
     free(text);
     if (st == JL_OK && !(d->views = calloc((size_t)d->n + 1, sizeof *d->views)))
         st = jl_fail(JL_ERR_NOMEM, "%s: out of memory", path);

@@ -24,8 +24,10 @@ jl_status jl_pretrain_opts_from_state(const char *text, jl_pretrain_opts *o) {
     jl_status st = j && json_object_is_type(j, json_type_object)
                        ? jl_state_read_opts(j, &o->train)
                        : jl_fail(JL_ERR_FORMAT, "training state is not a JSON object");
-    long T;
+    long T, eval_batches = o->eval_batches;
     if (st == JL_OK && (st = jl_state_long(j, "T", 1, 1L << 20, &T)) == JL_OK) o->T = (int)T;
+    if (st == JL_OK && (st = jl_state_long_opt(j, "eval_batches", 0, 1L << 20, &eval_batches)) == JL_OK)
+        o->eval_batches = (int)eval_batches;
     json_object_put(j);
     return st;
 }
@@ -44,7 +46,7 @@ static jl_status greedy_sample(jl_trainer *t, const jl_tokenizer *tok, const cha
         return jl_fail(JL_ERR_NOMEM, "out of memory");
     }
     size_t len = 0;
-    int32_t bos = jl_tokenizer_special(tok, "<|bos|>"), eos = jl_tokenizer_special(tok, "<|eos|>");
+    int32_t bos = jl_tokenizer_bos(tok), eos = jl_tokenizer_eos(tok); /* jielong's or a foreign tokenizer's own */
     if (bos >= 0) seq[len++] = bos;
     memcpy(seq + len, ids, n * sizeof(int32_t));
     len += n;
@@ -149,6 +151,7 @@ jl_status jl_stream_state_restore(jl_token_stream *s, int T, json_object *j) {
 
 static jl_status ps_save_state(void *self, json_object *j) {
     pretrain_stage *p = self;
+    json_object_object_add(j, "eval_batches", json_object_new_int(p->o.eval_batches)); /* the held-out set's size */
     return jl_stream_state_save(&p->s, p->o.T, j);
 }
 
@@ -189,7 +192,7 @@ jl_status jl_pretrain(jl_model *m, const jl_tokenizer *tok, const jl_tokens *tra
     jl_optim_from_cfg(&o->optim, o->run.steps, &to.opt);
     if ((st = jl_trainer_new(m, &to, &p.t)) != JL_OK) return st;
     jl_stage s = {.i = &pretrain_i, .self = &p, .what = {.t = p.t, .tok = tok}, .o = o, .steps_may_change = 1,
-                  .flops_per_step = jl_model_train_flops(&m->cfg, o->run.batch, p.o.T) * o->optim.accum};
+                  .data_parallel = 1, .flops_per_step = jl_model_train_flops(&m->cfg, o->run.batch, p.o.T) * o->optim.accum};
     if (!p.o.sample_tokens) o->run.sample_every = 0;
     st = jl_train_run(&s, on_event, user);
     jl_trainer_free(p.t);

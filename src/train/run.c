@@ -2,6 +2,7 @@
  * policy, stop-after and stop requests. */
 #include "train/run.h"
 #include "jielong/checkpoint.h"
+#include "jielong/dist.h"
 #include "jielong/metrics.h"
 #include "jielong/safetensors.h"
 #include "core/kernels.h"
@@ -75,6 +76,11 @@ jl_status jl_state_num(json_object *j, const char *key, double min, double max, 
         return jl_fail(JL_ERR_FORMAT, "training state: field '%s' is %g, outside [%g, %g]", key, x, min, max);
     *out = x;
     return JL_OK;
+}
+
+jl_status jl_state_long_opt(json_object *j, const char *key, long min, long max, long *out) {
+    json_object *v;
+    return json_object_object_get_ex(j, key, &v) ? jl_state_long(j, key, min, max, out) : JL_OK;
 }
 
 jl_status jl_state_long(json_object *j, const char *key, long min, long max, long *out) {
@@ -177,6 +183,7 @@ static void state_put_opts(json_object *j, const jl_stage_opts *o) {
     const jl_optim_cfg *c = &o->optim;
     json_object_object_add(j, "B", json_object_new_int(o->run.batch));
     json_object_object_add(j, "accum", json_object_new_int(c->accum));
+    json_object_object_add(j, "ranks", json_object_new_int(jl_dist_size()));
     json_object_object_add(j, "steps", json_object_new_int64(o->run.steps));
     json_object_object_add(j, "lr", json_object_new_double(c->lr));
     json_object_object_add(j, "min_lr_frac", json_object_new_double(c->min_lr_frac));
@@ -191,6 +198,18 @@ static void state_put_opts(json_object *j, const jl_stage_opts *o) {
     json_object_object_add(j, "eval_every", json_object_new_int(o->run.eval_every));
     json_object_object_add(j, "save_every", json_object_new_int(o->run.save_every));
     json_object_object_add(j, "sample_every", json_object_new_int(o->run.sample_every));
+    json_object_object_add(j, "precision", json_object_new_string(jl_precision_name((jl_precision)o->run.precision)));
+}
+
+/* "precision" ("fp32" / "bf16"); a checkpoint written before it was saved keeps o's. */
+static jl_status state_precision(json_object *j, int *precision) {
+    json_object *v;
+    if (!json_object_object_get_ex(j, "precision", &v)) return JL_OK;
+    jl_precision p;
+    if (!json_object_is_type(v, json_type_string) || jl_precision_parse(json_object_get_string(v), &p))
+        return jl_fail(JL_ERR_FORMAT, "training state: field 'precision' is not fp32 or bf16");
+    *precision = (int)p;
+    return JL_OK;
 }
 
 jl_status jl_state_read_opts(json_object *j, jl_stage_opts *o) {
@@ -213,7 +232,10 @@ jl_status jl_state_read_opts(json_object *j, jl_stage_opts *o) {
     long every[3] = {0};
     const char *every_keys[3] = {"eval_every", "save_every", "sample_every"};
     for (int i = 0; i < 3 && st == JL_OK; i++) st = jl_state_long(j, every_keys[i], 0, 1L << 30, &every[i]);
+    int precision = o->run.precision;
+    if (st == JL_OK) st = state_precision(j, &precision);
     if (st != JL_OK) return st;
+    o->run.precision = precision;
     o->run.eval_every = (int)every[0];
     o->run.save_every = (int)every[1];
     o->run.sample_every = (int)every[2];
@@ -252,6 +274,7 @@ void jl_stage_opts_resume(jl_stage_opts *o, const jl_stage_opts *saved, unsigned
     TAKE(JL_OPT_EPS, optim.eps);
     TAKE(JL_OPT_WEIGHT_DECAY, optim.weight_decay);
     TAKE(JL_OPT_GRAD_CLIP, optim.grad_clip);
+    TAKE(JL_OPT_PRECISION, run.precision);
 #undef TAKE
 }
 
@@ -267,12 +290,15 @@ jl_status jl_stage_opts_of_checkpoint(const char *path, jl_stage_opts *out) {
     return st == JL_OK ? JL_OK : jl_fail_context(st, "%s", path);
 }
 
-/* The saved trajectory-shaping options must be the run's: the first that differs is named. */
-static jl_status check_same_opts(const jl_stage *s, const jl_stage_opts *saved) {
+/* The saved trajectory-shaping options must be the run's: the first that differs is named. The global batch is
+ * batch × accum × ranks: a run may resume on another number of ranks with accum × ranks kept. */
+static jl_status check_same_opts(const jl_stage *s, const jl_stage_opts *saved, long saved_ranks) {
     const jl_stage_opts *o = s->o;
     const jl_optim_cfg *a = &saved->optim, *b = &o->optim;
     struct { const char *name; double was, now; } f[] = {
-        {"batch", saved->run.batch, o->run.batch}, {"accum", a->accum, b->accum},
+        {"batch", saved->run.batch, o->run.batch},
+        {saved_ranks == 1 && jl_dist_size() == 1 ? "accum" : "accum × ranks", (double)a->accum * (double)saved_ranks,
+         (double)b->accum * jl_dist_size()},
         {"steps", s->steps_may_change ? o->run.steps : saved->run.steps, o->run.steps},
         {"lr", a->lr, b->lr}, {"min_lr_frac", a->min_lr_frac, b->min_lr_frac},
         {"warmup", a->warmup, jl_default_warmup(b->warmup, o->run.steps)}, {"schedule", a->schedule, b->schedule},
@@ -284,6 +310,10 @@ static jl_status check_same_opts(const jl_stage *s, const jl_stage_opts *saved) 
         if (f[i].was != f[i].now)
             return jl_fail(JL_ERR_ARG, "the checkpoint was trained with %s %g, not %g: resume with the flags of the "
                            "interrupted run", f[i].name, f[i].was, f[i].now);
+    if ((saved->run.precision == JL_PREC_BF16) != (o->run.precision == JL_PREC_BF16))
+        return jl_fail(JL_ERR_ARG, "the checkpoint was trained with precision %s, not %s: resume with the flags of the "
+                       "interrupted run", jl_precision_name((jl_precision)saved->run.precision),
+                       jl_precision_name((jl_precision)o->run.precision));
     return JL_OK;
 }
 
@@ -453,10 +483,11 @@ static jl_status restore(loop *l, const char *path) {
     if (strcmp(stage, s->i->name) != 0)
         st = jl_fail(JL_ERR_ARG, "a %s checkpoint cannot resume %s", stage[0] ? stage : "stage-less", s->i->name);
     jl_stage_opts saved = *s->o;
-    long step = 0, updates = 0, skipped = 0;
+    long step = 0, updates = 0, skipped = 0, ranks = 1;
     uint64_t rng = 0;
     if (st == JL_OK) st = jl_state_read_opts(j, &saved);
-    if (st == JL_OK) st = check_same_opts(s, &saved);
+    if (st == JL_OK && json_object_object_get_ex(j, "ranks", &v)) st = jl_state_long(j, "ranks", 1, 1L << 20, &ranks);
+    if (st == JL_OK) st = check_same_opts(s, &saved, ranks);
     if (st == JL_OK) st = jl_state_long(j, "step", 0, s->o->run.steps, &step);
     if (st == JL_OK) st = jl_state_long(j, "updates", 0, 1L << 50, &updates);
     if (st == JL_OK) st = jl_state_long(j, "skipped", 0, updates, &skipped);
@@ -472,15 +503,20 @@ static jl_status restore(loop *l, const char *path) {
     return JL_OK;
 }
 
+/* Under mpirun, rank 0 alone reports, logs and writes; the other ranks compute. */
+static int writer(void) { return jl_dist_rank() == 0; }
+
 static void emit(loop *l, jl_train_event *ev) {
     ev->stage = l->s->i->name;
     ev->total_steps = l->s->o->run.steps;
-    if (l->fn) l->fn(l->user, ev);
+    if (l->fn && writer()) l->fn(l->user, ev);
 }
 
+/* Rank 0 writes; every rank learns whether it could (jl_dist_agree). */
 static jl_status save(loop *l, const char *path, int result) {
-    jl_status st;
+    jl_status st = JL_OK;
     char written[4096];
+    if (!writer()) return jl_dist_agree(JL_OK, NULL);
     if (result) {
         st = l->s->i->save_result(l->s->self, written, sizeof written);
         path = written;
@@ -489,7 +525,7 @@ static jl_status save(loop *l, const char *path, int result) {
         st = state ? save_checkpoint(&l->s->what, path, state) : JL_ERR_NOMEM;
         free(state);
     }
-    if (st != JL_OK) return st;
+    if ((st = jl_dist_agree(st, NULL)) != JL_OK) return st;
     jl_train_event ev = {.kind = JL_EV_SAVE, .step = l->step, .path = path};
     emit(l, &ev);
     return JL_OK;
@@ -497,9 +533,9 @@ static jl_status save(loop *l, const char *path, int result) {
 
 static jl_status evaluate(loop *l) {
     jl_metric_set m = {0};
-    jl_status st = l->s->i->evaluate(l->s->self, l->step, &m);
+    jl_status st = jl_dist_agree(l->s->i->evaluate(l->s->self, l->step, &m), NULL);
     if (st != JL_OK || m.n == 0) return st;
-    if ((st = jl_metrics_log(l->log, l->s->i->name, l->step, m.n, m.keys, m.values)) != JL_OK) return st;
+    if (l->log && (st = jl_metrics_log(l->log, l->s->i->name, l->step, m.n, m.keys, m.values)) != JL_OK) return st;
     jl_train_event ev = {.kind = JL_EV_EVAL, .step = l->step, .val_loss = NAN, .n = m.n, .keys = m.keys,
                          .values = m.values};
     for (int i = 0; i < m.n; i++)
@@ -527,8 +563,8 @@ static jl_status log_step(loop *l, const jl_stage_step *ss) {
         keys[n] = "peak_gflops", vals[n++] = s->o->run.peak_gflops;
     }
     for (int i = 0; i < ss->m.n; i++) keys[n] = ss->m.keys[i], vals[n++] = ss->m.values[i];
-    jl_status st = jl_metrics_log(l->log, s->i->name, l->step, n, keys, vals);
-    if (st != JL_OK) return st;
+    jl_status st = l->log ? jl_metrics_log(l->log, s->i->name, l->step, n, keys, vals) : JL_OK;
+    if (st != JL_OK) return st; /* rank 0's failure: the others learn it at the agreement after the step */
     jl_train_event ev = {.kind = ss->skipped ? JL_EV_SKIP : JL_EV_STEP, .step = l->step, .loss = ss->loss,
                          .grad_norm = ss->grad_norm, .lr = ss->lr, .tok_per_s = tps, .mfu = mfu, .val_loss = NAN,
                          .n = ss->m.n, .keys = ss->m.keys, .values = ss->m.values, .text = ss->skipped};
@@ -542,8 +578,8 @@ static jl_status log_step(loop *l, const jl_stage_step *ss) {
 
 static jl_status sample(loop *l) {
     char *text = NULL;
-    jl_status st = l->s->i->sample(l->s->self, &text);
-    if (st != JL_OK) return st;
+    jl_status st = writer() ? l->s->i->sample(l->s->self, &text) : JL_OK;
+    if ((st = jl_dist_agree(st, NULL)) != JL_OK || !text) return st;
     jl_train_event ev = {.kind = JL_EV_SAMPLE, .step = l->step, .val_loss = NAN, .text = text};
     emit(l, &ev);
     free(text);
@@ -553,22 +589,36 @@ static jl_status sample(loop *l) {
 static int every(long step, int n) { return n > 0 && step % n == 0; }
 
 /* Steps until the end, stop-after or a stop request; evaluation, samples and checkpoints on their cadence. */
+/* Under mpirun, every rank runs the same steps: a step's failure or a stop request anywhere is agreed on after the
+ * step (jl_dist_agree), so all ranks stop at the same step and rank 0 writes its checkpoint. */
 static jl_status steps(loop *l) {
     jl_stage *s = l->s;
     const jl_run_cfg *r = &s->o->run;
+    const int alone = jl_dist_size() == 1;
     jl_status st = JL_OK;
+    int interrupted = 0;
     while (st == JL_OK && l->step < r->steps) {
-        if (jl_train_stop_signal()) break; /* before any step of this invocation: nothing new to save */
+        if (alone && jl_train_stop_signal()) break; /* before any step of this invocation: nothing new to save */
         jl_stage_step ss = {0};
         double t0 = jl_now();
-        if ((st = s->i->step(s->self, &ss)) != JL_OK) break;
-        if (ss.seconds <= 0) ss.seconds = jl_now() - t0;
-        l->step++;
-        s->steps_done++;
-        s->seconds += ss.seconds;
-        if ((st = log_step(l, &ss)) != JL_OK) break;
+        double comm0, sent0, comm1, sent1;
+        jl_dist_stats(&comm0, &sent0);
+        if ((st = s->i->step(s->self, &ss)) == JL_OK) {
+            if (ss.seconds <= 0) ss.seconds = jl_now() - t0;
+            jl_dist_stats(&comm1, &sent1);
+            if (comm1 > comm0) { /* under mpirun: the gradient all-reduce of this step, bus bandwidth per rank */
+                jl_metric_add(&ss.m, "allreduce_ms", (comm1 - comm0) * 1e3);
+                jl_metric_add(&ss.m, "allreduce_gbps", (sent1 - sent0) / (comm1 - comm0) / 1e9);
+            }
+            l->step++;
+            s->steps_done++;
+            s->seconds += ss.seconds;
+            st = log_step(l, &ss);
+        }
+        interrupted = jl_train_stop_signal() != 0;
+        if ((st = jl_dist_agree(st, &interrupted)) != JL_OK) break; /* one agreement per step: step, log, stop */
         int end = l->step == r->steps, stop = r->stop_after > 0 && s->steps_done >= r->stop_after;
-        int interrupted = jl_train_stop_signal() != 0;
+        if (alone) interrupted = jl_train_stop_signal() != 0;
         if (s->i->evaluate && (every(l->step, r->eval_every) || (end && (s->eval_at_end || r->eval_every > 0))) &&
             (st = evaluate(l)) != JL_OK)
             break;
@@ -579,7 +629,7 @@ static jl_status steps(loop *l) {
             break;
         if (stop || interrupted) break;
     }
-    if (st == JL_OK && jl_train_stop_signal() && l->step < r->steps)
+    if (st == JL_OK && (jl_train_stop_signal() || interrupted) && l->step < r->steps)
         st = jl_fail(JL_ERR_RUNTIME, "interrupted by signal %d at step %ld; %s", jl_train_stop_signal(), l->step,
                      s->steps_done ? "checkpoint written: continue with --resume" : "no step finished in this run");
     return st;
@@ -621,14 +671,23 @@ jl_status jl_train_run(jl_stage *s, jl_event_fn on_event, void *user) {
     if (r->steps < 1) return jl_fail(JL_ERR_ARG, "steps must be ≥ 1");
     snprintf(l.ckpt_path, sizeof l.ckpt_path, "%s/checkpoint.safetensors", r->out_dir);
     snprintf(l.metrics_path, sizeof l.metrics_path, "%s/metrics.jsonl", r->out_dir);
-    jl_dir_lock lock;
-    jl_status st = jl_mkdir_p(r->out_dir);
-    if (st == JL_OK) st = jl_dir_lock_take(r->out_dir, &lock);
-    if (st != JL_OK) return st;
-    if (r->resume) st = restore(&l, r->resume);
-    if (st == JL_OK) st = r->resume ? metrics_cut_back(l.metrics_path, l.step) : JL_OK;
-    if (st == JL_OK && !r->resume) unlink(l.metrics_path); /* a fresh run starts a fresh log */
-    if (st == JL_OK) st = jl_metrics_open(l.metrics_path, &l.log);
+    jl_dir_lock lock = {.fd = -1};
+    jl_status st = JL_OK;
+    if (jl_dist_size() > 1 && !s->data_parallel)
+        return jl_fail(JL_ERR_ARG, "%s does not split its work across ranks yet: run it without mpirun (or with -np 1)",
+                       s->i->name);
+    if (writer() && (st = jl_mkdir_p(r->out_dir)) == JL_OK) st = jl_dir_lock_take(r->out_dir, &lock);
+    if ((st = jl_dist_agree(st, NULL)) != JL_OK) {
+        jl_dir_lock_release(&lock);
+        return st;
+    }
+    if (r->resume) st = restore(&l, r->resume); /* every rank reads the checkpoint (the same path on every host) */
+    if (st == JL_OK && writer()) {
+        st = r->resume ? metrics_cut_back(l.metrics_path, l.step) : JL_OK;
+        if (st == JL_OK && !r->resume) unlink(l.metrics_path); /* a fresh run starts a fresh log */
+        if (st == JL_OK) st = jl_metrics_open(l.metrics_path, &l.log);
+    }
+    st = jl_dist_agree(st, NULL);
     /* the run's products (steps, evaluations, samples) in its precision; the caller's setting comes back after */
     jl_precision was = jl_matmul_set_precision(r->precision == JL_PREC_BF16 ? JL_PREC_BF16 : JL_PREC_FP32);
     if (st == JL_OK && !r->resume && s->eval_at_start && s->i->evaluate) st = evaluate(&l);
@@ -636,6 +695,6 @@ jl_status jl_train_run(jl_stage *s, jl_event_fn on_event, void *user) {
     jl_matmul_set_precision(was);
     if (st == JL_OK && l.step == r->steps) st = save(&l, NULL, 1);
     jl_metrics_close(l.log);
-    jl_dir_lock_release(&lock);
+    if (writer()) jl_dir_lock_release(&lock);
     return st;
 }

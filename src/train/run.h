@@ -69,6 +69,7 @@ typedef struct {
     int eval_at_end;          /* evaluate after the last step even when eval_every is 0 */
     int steps_may_change;     /* resume: --steps may differ from the checkpoint's (pretrain, distill) */
     double flops_per_step;    /* for MFU */
+    int data_parallel;        /* its steps split a global batch across mpirun's ranks (jl_trainer_step does) */
     long steps_done;          /* out: steps of this invocation */
     double seconds;           /* out: their wall time */
 } jl_stage;
@@ -82,6 +83,8 @@ jl_status jl_train_run(jl_stage *s, jl_event_fn on_event, void *user);
  * when missing, not a number, not finite or outside [min, max]. */
 jl_status jl_state_num(json_object *j, const char *key, double min, double max, double *out);
 jl_status jl_state_long(json_object *j, const char *key, long min, long max, long *out);
+/* The same for a field older checkpoints lack: absent leaves *out as it is. */
+jl_status jl_state_long_opt(json_object *j, const char *key, long min, long max, long *out);
 /* A stage option that shapes the trajectory: saved as a number; on restore it must be the run's (JL_ERR_ARG
  * "the checkpoint was trained with KEY X, not Y"). */
 void jl_state_set_fixed(json_object *j, const char *key, double value);

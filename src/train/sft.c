@@ -595,7 +595,7 @@ jl_status jl_sft_train(jl_model *m, const jl_tokenizer *tok, const jl_sft_set *t
         rep->optimizer_bytes = jl_trainer_state_bytes(r.t);
         rep->grad_bytes = jl_trainer_grad_bytes(r.t);
         jl_stage s = {.i = &sft_i, .self = &r, .what = {.t = r.t, .lora = r.lora, .prompt = r.prompt, .tok = tok},
-                      .o = o, .eval_at_start = 1, .eval_at_end = 1};
+                      .o = o, .eval_at_start = 1, .eval_at_end = 1, .data_parallel = 1};
         st = jl_train_run(&s, on_event, user);
         rep->steps_done = s.steps_done;
         rep->ms_per_step = s.steps_done ? 1e3 * s.seconds / (double)s.steps_done : 0;

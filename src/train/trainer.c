@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 #include "core/kernels.h"
+#include "jielong/dist.h"
 #include "core/timer.h"
 #include "model/lora.h"
 #include <math.h>
@@ -83,7 +84,15 @@ jl_status jl_trainer_new(jl_model *m, const jl_trainer_opts *o, jl_trainer **out
     t->gview.layers = calloc((size_t)m->cfg.n_layer, sizeof(jl_layer_params));
     t->tokens = malloc(sizeof(int32_t) * (size_t)o->B * (size_t)o->T);
     t->targets = malloc(sizeof(int32_t) * (size_t)o->B * (size_t)o->T);
-    if ((model_trains && !t->grads) || !t->gview.layers || !t->tokens || !t->targets) {
+    const size_t ranks = (size_t)jl_dist_size();
+    t->micro = malloc(sizeof(double) * 2 * (size_t)o->accum * (ranks + 1)); /* every rank's, then a copy of own */
+    int dist_ok = 1;
+    if (ranks > 1) {
+        t->skip_tokens = malloc(sizeof(int32_t) * (size_t)o->B * (size_t)o->T);
+        t->skip_targets = malloc(sizeof(int32_t) * (size_t)o->B * (size_t)o->T);
+        dist_ok = t->skip_tokens && t->skip_targets;
+    }
+    if ((model_trains && !t->grads) || !t->gview.layers || !t->tokens || !t->targets || !t->micro || !dist_ok) {
         jl_trainer_free(t);
         return jl_fail(JL_ERR_NOMEM, "cannot allocate gradients for %zu parameters", m->n_params);
     }
@@ -101,6 +110,12 @@ jl_status jl_trainer_new(jl_model *m, const jl_trainer_opts *o, jl_trainer **out
     t->mom1 = t->state;
     t->mom2 = t->state + t->n_state;
     build_grad_view(t);
+    size_t largest = 0;
+    for (int i = 0; i < t->n_groups; i++) largest = t->groups[i].n > largest ? t->groups[i].n : largest;
+    if ((st = jl_dist_reserve(largest)) != JL_OK) {
+        jl_trainer_free(t);
+        return st;
+    }
     *out = t;
     return JL_OK;
 }
@@ -114,6 +129,9 @@ void jl_trainer_free(jl_trainer *t) {
     free(t->gview.layers);
     free(t->tokens);
     free(t->targets);
+    free(t->skip_tokens);
+    free(t->skip_targets);
+    free(t->micro);
     free(t);
 }
 
@@ -157,23 +175,40 @@ void jl_trainer_adamw(jl_trainer *t, float lr) {
     }
 }
 
-jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_stats *st) {
-    double t0 = jl_now();
+jl_status jl_trainer_sum_grads(jl_trainer *t) {
+    jl_status st = JL_OK;
+    for (int i = 0; i < t->n_groups && st == JL_OK; i++) st = jl_dist_sum_floats(t->groups[i].grad, t->groups[i].n);
+    return st;
+}
+
+/* Reads n micro-batches that other ranks compute (their readers' positions and RNG draws stay in step). */
+static jl_status skip_batches(jl_trainer *t, jl_batch_fn next, void *ctx, int n) {
+    jl_status s = JL_OK;
+    for (int i = 0; i < n && s == JL_OK; i++) s = next(ctx, t->skip_tokens, t->skip_targets, t->o.B, t->o.T);
+    return s;
+}
+
+/* This rank's micro-batches of a step: t->micro[2·m] = counted targets, [2·m+1] = mean loss. */
+static jl_status micro_batches(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_stats *st) {
     jl_model *m = t->model;
-    const int B = t->o.B, T = t->o.T, accum = t->o.accum;
-    memset(st, 0, sizeof *st);
-    jl_trainer_zero_grads(t);
-    double loss_sum_of_means = 0.0;
-    int counted_batches = 0;
+    const int B = t->o.B, T = t->o.T, accum = t->o.accum, N = jl_dist_size(), rank = jl_dist_rank();
     for (int micro = 0; micro < accum; micro++) {
-        jl_status s = next(ctx, t->tokens, t->targets, B, T);
+        jl_status s = skip_batches(t, next, ctx, (micro ? N - 1 - rank : 0) + rank);
+        if (s == JL_OK) s = next(ctx, t->tokens, t->targets, B, T);
+        if (s == JL_OK && N > 1) s = jl_dist_injected_fault(t->step);
         if (s != JL_OK) return s;
         long counted = count_targets(t->targets, (long)B * T);
         st->tokens += (long)B * T;
-        uint64_t dropout_seed = jl_rng_u64(&t->rng); /* drawn for every micro-batch so resume stays in step */
+        uint64_t dropout_seed = 0; /* drawn for every global micro-batch so resume stays in step */
+        for (int r = 0; r < N; r++) {
+            uint64_t d = jl_rng_u64(&t->rng);
+            if (r == rank) dropout_seed = d;
+        }
+        t->micro[2 * micro] = (double)counted;
+        t->micro[2 * micro + 1] = 0;
         if (counted == 0) continue; /* nothing to learn from (e.g. a fully masked SFT batch) */
         if (m->lora) jl_lora_dropout_begin(m->lora, dropout_seed);
-        const float dscale = 1.0f / ((float)counted * accum);
+        const float dscale = 1.0f / ((float)counted * (float)(accum * N));
         double loss;
         if (t->o.loss_hook) {
             jl_model_forward(m, &t->acts, t->tokens, NULL, B, T, 0.0f, NULL);
@@ -184,10 +219,41 @@ jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_st
         }
         jl_model_backward(m, &t->acts, t->tokens, &t->gview, B, T);
         if (m->lora) jl_lora_dropout_end(m->lora);
-        loss_sum_of_means += loss / (double)counted;
-        counted_batches++;
-        st->counted += counted;
+        t->micro[2 * micro + 1] = loss / (double)counted;
     }
+    return skip_batches(t, next, ctx, N - 1 - rank);
+}
+
+/* Under mpirun: agreement (a rank that failed stops every rank), the micro-batch figures of every rank in the
+ * global order, the gradients summed. */
+static jl_status reduce_step(jl_trainer *t, jl_status s, jl_step_stats *st) {
+    const int N = jl_dist_size();
+    size_t block = 2 * (size_t)t->o.accum;
+    double *own = t->micro + block * (size_t)N; /* the gather fills t->micro rank-major: rank r's at r·block */
+    memcpy(own, t->micro, sizeof(double) * block);
+    if ((s = jl_dist_agree_with(s, NULL, own, t->micro, sizeof(double) * block)) != JL_OK) return s;
+    st->tokens *= N; /* every rank's micro-batches have the same shape */
+    return jl_trainer_sum_grads(t);
+}
+
+jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_stats *st) {
+    double t0 = jl_now();
+    const int accum = t->o.accum, N = jl_dist_size();
+    memset(st, 0, sizeof *st);
+    jl_trainer_zero_grads(t);
+    jl_status s = micro_batches(t, next, ctx, st);
+    if (N > 1) s = reduce_step(t, s, st);
+    if (s != JL_OK) return s;
+    double loss_sum_of_means = 0.0;
+    int counted_batches = 0;
+    for (int micro = 0; micro < accum; micro++)
+        for (int r = 0; r < N; r++) {
+            const double *b = t->micro + 2 * ((size_t)r * (size_t)accum + (size_t)micro);
+            if (b[0] == 0) continue;
+            loss_sum_of_means += b[1];
+            counted_batches++;
+            st->counted += (long)b[0];
+        }
     st->loss = counted_batches ? loss_sum_of_means / counted_batches : NAN;
     st->grad_norm = jl_trainer_grad_norm(t);
     st->lr = jl_lr_at(&t->o.opt, t->step);
@@ -206,15 +272,31 @@ jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_st
 }
 
 jl_status jl_trainer_eval(jl_trainer *t, jl_batch_fn next, void *ctx, int n_batches, double *mean_loss) {
+    const int N = jl_dist_size(), rank = jl_dist_rank();
     double sum = 0.0;
     long counted_total = 0;
-    for (int i = 0; i < n_batches; i++) {
-        jl_status s = next(ctx, t->tokens, t->targets, t->o.B, t->o.T);
-        if (s != JL_OK) return s;
+    jl_status s = JL_OK;
+    for (int i = 0; i < n_batches && s == JL_OK; i++) {
+        if (i % N != rank) {
+            s = skip_batches(t, next, ctx, 1);
+            continue;
+        }
+        if ((s = next(ctx, t->tokens, t->targets, t->o.B, t->o.T)) != JL_OK) break;
         long counted;
         sum += jl_model_forward(t->model, &t->acts, t->tokens, t->targets, t->o.B, t->o.T, 0.0f, &counted);
         counted_total += counted;
     }
+    if (N > 1) { /* the ranks' sums, added in rank order */
+        double mine[2] = {sum, (double)counted_total}, *all = malloc(sizeof mine * (size_t)N);
+        if (!all) return jl_fail(JL_ERR_NOMEM, "out of memory");
+        if ((s = jl_dist_agree_with(s, NULL, mine, all, sizeof mine)) == JL_OK) {
+            sum = 0;
+            counted_total = 0;
+            for (int r = 0; r < N; r++) sum += all[2 * r], counted_total += (long)all[2 * r + 1];
+        }
+        free(all);
+    }
+    if (s != JL_OK) return s;
     *mean_loss = counted_total ? sum / (double)counted_total : NAN;
     return JL_OK;
 }

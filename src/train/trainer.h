@@ -63,20 +63,30 @@ typedef struct {
     size_t n_state;           /* trainable parameters (== n_params for a model with nothing frozen and no extras) */
     jl_rng rng;
     int32_t *tokens, *targets;
+    int32_t *skip_tokens, *skip_targets; /* data parallelism: where the other ranks' micro-batches are read to */
+    double *micro;            /* per micro-batch: counted targets, mean loss (2·accum; gathered: 2·accum·ranks) */
     long step;                /* optimizer steps taken */
     long skipped;             /* of which skipped */
 } jl_trainer;
 
 jl_status jl_trainer_new(jl_model *m, const jl_trainer_opts *o, jl_trainer **out);
 void jl_trainer_free(jl_trainer *t);
+/* One optimizer step over accum micro-batches. Under mpirun (jielong/dist.h, N ranks) it is one step of a global
+ * batch of accum·N micro-batches, the same as one process with accum·N: every rank reads every micro-batch in
+ * the global order (so every reader's position stays identical on all ranks, and a checkpoint of rank 0 is every
+ * rank's) and computes the ones of its turn (global micro-batch g = micro·N + rank); the gradients are summed
+ * over the ranks (fixed order), the loss is the mean over the global micro-batches in their order. */
 jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_stats *st);
-/* Mean cross-entropy over n_batches micro-batches, no gradients (the loss hook is not used). */
+/* Mean cross-entropy over n_batches micro-batches, no gradients (the loss hook is not used). Under mpirun the
+ * batches are dealt round the ranks and the sums reduced. */
 jl_status jl_trainer_eval(jl_trainer *t, jl_batch_fn next, void *ctx, int n_batches, double *mean_loss);
 /* The pieces of a step, for stages with their own loss loop (the RL stages): zero every group's gradient; the
  * global norm over the groups; AdamW over the groups with step number t->step + 1 (t->step is not changed). */
 void jl_trainer_zero_grads(jl_trainer *t);
 double jl_trainer_grad_norm(const jl_trainer *t);
 void jl_trainer_adamw(jl_trainer *t, float lr);
+/* Sums every group's gradient over the ranks (jielong/dist.h; a no-op for one process). */
+jl_status jl_trainer_sum_grads(jl_trainer *t);
 /* Bytes of optimizer state (Adam moments) and of gradient buffers the trainer allocated. */
 size_t jl_trainer_state_bytes(const jl_trainer *t);
 size_t jl_trainer_grad_bytes(const jl_trainer *t);
