@@ -200,6 +200,30 @@ static void test_browser_page(void **state) {
     assert_int_equal(rc, 0);
 }
 
+/* curl's status code for METHOD PATH on port (BODY if not NULL); the response headers go to tmp hdr.txt. */
+static int http_status(int port, const char *method, const char *path, const char *body) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "curl -s -o %s -D %s -w '%%{http_code}' -X %s %s%s%s http://127.0.0.1:%d%s > %s",
+             tmp_path("body.txt"), tmp_path("hdr.txt"), method, body ? "-d '" : "", body ? body : "", body ? "'" : "",
+             port, path, tmp_path("code.txt"));
+    if (system(cmd) != 0) return -1;
+    char *code = NULL;
+    size_t len = 0;
+    if (jl_read_file(tmp_path("code.txt"), &code, &len) != JL_OK) return -1;
+    int c = atoi(code);
+    free(code);
+    return c;
+}
+
+static int file_has(const char *path, const char *needle) {
+    char *text = NULL;
+    size_t len = 0;
+    if (jl_read_file(path, &text, &len) != JL_OK) return 0;
+    int has = strstr(text, needle) != NULL;
+    free(text);
+    return has;
+}
+
 /* SIGTERM while a long stream runs: the server stops accepting, ends the stream, frees everything, exits 0. */
 static void test_sigterm_with_stream(void **state) {
     (void)state;
@@ -210,7 +234,7 @@ static void test_sigterm_with_stream(void **state) {
              "\"content\":\"hi\"}],\"stream\":true,\"ignore_eos\":true,\"max_tokens\":100000}' > %s 2>&1 &",
              s.port, tmp_path("stream.out"));
     assert_int_equal(system(cmd), 0);
-    usleep(700000);
+    for (int i = 0; i < 200 && !file_has(tmp_path("stream.out"), "\"delta\""); i++) usleep(50000); /* streaming */
     assert_int_equal(stop_server(s, 10), 0);
     usleep(300000);
     char *out = NULL;
@@ -247,30 +271,6 @@ static void test_model_chat_template(void **state) {
     assert_true(json_object_object_get_ex(o, "usage", &usage) && json_object_object_get_ex(usage, "prompt_tokens", &pt));
     assert_int_equal(json_object_get_int(pt), (int)strlen(rendered));
     json_object_put(o);
-}
-
-/* curl's status code for METHOD PATH on port (BODY if not NULL); the response headers go to tmp hdr.txt. */
-static int http_status(int port, const char *method, const char *path, const char *body) {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "curl -s -o %s -D %s -w '%%{http_code}' -X %s %s%s%s http://127.0.0.1:%d%s > %s",
-             tmp_path("body.txt"), tmp_path("hdr.txt"), method, body ? "-d '" : "", body ? body : "", body ? "'" : "",
-             port, path, tmp_path("code.txt"));
-    if (system(cmd) != 0) return -1;
-    char *code = NULL;
-    size_t len = 0;
-    if (jl_read_file(tmp_path("code.txt"), &code, &len) != JL_OK) return -1;
-    int c = atoi(code);
-    free(code);
-    return c;
-}
-
-static int file_has(const char *path, const char *needle) {
-    char *text = NULL;
-    size_t len = 0;
-    if (jl_read_file(path, &text, &len) != JL_OK) return 0;
-    int has = strstr(text, needle) != NULL;
-    free(text);
-    return has;
 }
 
 /* Listening before the model is there (what `jielong serve` does while it loads): /health is 503 "loading" with
