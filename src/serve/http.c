@@ -30,6 +30,7 @@ struct serve_server {
     atomic_ullong requests[N_CODES];
     atomic_ullong next_id;
     atomic_ullong disconnects; /* non-streamed requests whose client left before the answer */
+    atomic_int streams;        /* SSE responses not yet finished (serve_stop lets them send their end) */
 };
 
 void serve_opts_defaults(serve_opts *o) {
@@ -541,6 +542,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
 /* The connection went away or the stream ended: the job's slot is freed at the next step. */
 static void stream_free(void *cls) {
     stream_ctx *st = cls;
+    atomic_fetch_sub(&st->s->streams, 1);
     serve_job_release(st->s->engine, st->job);
     free(st->sent);
     free(st->closed);
@@ -564,6 +566,7 @@ static enum MHD_Result start_stream(serve_server *s, struct MHD_Connection *c, s
         return fail(s, c, 500, "server_error", NULL, NULL, "out of memory");
     }
     *st = (stream_ctx){.s = s, .job = j, .id = id, .sent = st->sent, .closed = st->closed};
+    atomic_fetch_add(&s->streams, 1); /* stream_free takes it back */
     struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, st, stream_free);
     if (!r) {
         stream_free(st);
@@ -987,6 +990,8 @@ void serve_stop(serve_server *s, double grace_s) {
     atomic_store(&s->stopping, 1);
     MHD_socket fd = MHD_quiesce_daemon(s->d);
     if (s->engine) serve_engine_stop(s->engine, grace_s); /* running jobs finish (or are cut); queued ones fail */
+    /* every job has ended: let the streams write their last chunk and [DONE] before the sockets close (2 s at most) */
+    for (int i = 0; i < 200 && atomic_load(&s->streams) > 0; i++) usleep(10000);
     MHD_stop_daemon(s->d);
     if (fd != MHD_INVALID_SOCKET) close(fd);
     serve_engine_free(s->engine);
