@@ -1,13 +1,17 @@
 /* Inference benchmark: prefill and decode tok/s for the llama2.c stories15M and stories110M shapes (random
- * weights, fp32, tied embeddings), with the memory-bandwidth bound measured in the same run:
- * bound = read bandwidth (all threads summing a 1 GB array) ÷ bytes of weights read per token.
- * Decode is timed with both matvec kernels (ours and cblas_sgemv). Every ratio printed is against a figure
- * measured in this same run (bench/bench_llamacpp.sh runs llama.cpp beside it). */
+ * weights, tied embeddings) in f32, q8_0 and q4_0 (the quantised models through GGUF export and load, as
+ * `jielong generate --model X.gguf` runs them), with the memory-bandwidth bound measured in the same run:
+ * bound = read bandwidth (all threads summing a 1 GB array) ÷ bytes of weights read per token of that type.
+ * The three types take turns run by run (the machine is shared); f32 decode is also timed with cblas_sgemv.
+ * Prefill of f32 in fp32 and in bf16 products. Every ratio printed is against a figure measured in this run. */
 #include "core/kernels.h"
 #include "core/rng.h"
 #include "core/timer.h"
 #include "infer/sampler.h"
 #include "jielong/generate.h"
+#include "jielong/gguf.h"
+#include "infer/qweights.h"
+#include "jielong/tokenizer.h"
 #include "model/model.h"
 #include <omp.h>
 #include <stdio.h>
@@ -54,6 +58,20 @@ static double prefill_tok_s(jl_session *s, const int32_t *prompt, int n) {
     return best;
 }
 
+/* One run: greedy decode of n tokens after a 1-token prompt (the argmax is part of the time, as in llama2.c). */
+static double decode_run(jl_session *s, int vocab, int n) {
+    jl_session_truncate(s, 0);
+    int32_t tok = 1;
+    const float *logits;
+    jl_session_forward(s, &tok, 1, NULL, &logits);
+    double t0 = jl_now();
+    for (int i = 0; i < n; i++) {
+        tok = jl_argmax(logits, vocab);
+        jl_session_forward(s, &tok, 1, NULL, &logits);
+    }
+    return n / (jl_now() - t0);
+}
+
 /* Greedy decode of n tokens after a 1-token prompt (the argmax is part of the time, as in llama2.c). */
 static double decode_tok_s(jl_session *s, int vocab, int n, int kernel, double *typical) {
     jl_set_matvec_kernel(kernel);
@@ -77,6 +95,25 @@ static double decode_tok_s(jl_session *s, int vocab, int n, int kernel, double *
     return best;
 }
 
+static const char *types[3] = {"f32", "q8_0", "q4_0"};
+
+/* The model as a GGUF of type t, loaded back for inference (quantised weights in *qw); 0 on success. */
+static int quantised(const jl_model *m, int t, jl_checkpoint *back, jl_qweights **qw) {
+    jl_tokenizer *tok;
+    jl_checkpoint ck = {.model = (jl_model *)m};
+    jl_ggml_type gt;
+    const char *path = "/tmp/bench_generate.gguf";
+    int bad = jl_tokenizer_bytes(&tok) != JL_OK;
+    if (!bad) {
+        bad = jl_tokenizer_to_json(tok, &ck.tokenizer_json) != JL_OK || jl_ggml_type_parse(types[t], &gt) != JL_OK ||
+              jl_export_gguf(&ck, path, gt) != JL_OK || jl_gguf_load_model(path, 0, back, qw) != JL_OK;
+        jl_tokenizer_free(tok);
+    }
+    free(ck.tokenizer_json);
+    remove(path);
+    return bad;
+}
+
 static void bench_shape(const char *name, int dim, int n_layer, int n_head, int hidden, int context,
                         double bandwidth) {
     jl_config c;
@@ -87,33 +124,54 @@ static void bench_shape(const char *name, int dim, int n_layer, int n_head, int 
     c.hidden_dim = hidden;
     c.tie_embeddings = 1;
     jl_model *m;
-    jl_session *s;
-    if (jl_model_new(&c, &m) != JL_OK || jl_session_new(m, 0, &s) != JL_OK) {
+    jl_session *s[3] = {0};
+    jl_checkpoint back[3] = {{0}};
+    jl_qweights *qw[3] = {0};
+    if (jl_model_new(&c, &m) != JL_OK || jl_session_new(m, 0, &s[0]) != JL_OK) {
         printf("%s: %s\n", name, jl_last_error());
         return;
     }
     jl_model_init(m, 1);
+    for (int t = 1; t < 3; t++)
+        if (quantised(m, t, &back[t], &qw[t]) || jl_session_new_quant(back[t].model, qw[t], 0, &s[t]) != JL_OK)
+            printf("%s %s: %s\n", name, types[t], jl_last_error());
     int32_t prompt[256];
     jl_rng r;
     jl_rng_seed(&r, 3);
     for (int i = 0; i < 256; i++) prompt[i] = (int32_t)jl_rng_below(&r, 32000);
-    double bytes = jl_session_bytes_per_token(s), bound = bandwidth * 1e9 / bytes;
-    double prefill = prefill_tok_s(s, prompt, 256), prefill_bf16 = 0;
+    printf("%s (dim %d, %d layers, %d heads, hidden %d, vocab 32000, %.1fM params)\n", name, dim, n_layer, n_head,
+           hidden, m->n_params / 1e6);
+    double prefill = prefill_tok_s(s[0], prompt, 256), prefill_bf16 = 0;
     if (jl_cpu_has_bf16()) {
         jl_precision was = jl_matmul_set_precision(JL_PREC_BF16);
-        prefill_bf16 = prefill_tok_s(s, prompt, 256);
+        prefill_bf16 = prefill_tok_s(s[0], prompt, 256);
         jl_matmul_set_precision(was);
     }
-    double own_typ, blas_typ;
-    double own = decode_tok_s(s, 32000, 128, 0, &own_typ), blas = decode_tok_s(s, 32000, 128, 1, &blas_typ);
-    double best = own > blas ? own : blas;
-    printf("%s (dim %d, %d layers, %d heads, hidden %d, vocab 32000, %.1fM params, %.0f MB read/token)\n", name, dim,
-           n_layer, n_head, hidden, m->n_params / 1e6, bytes / 1e6);
-    printf("  prefill 256 tokens:        %8.1f tok/s fp32, %8.1f tok/s bf16 products\n", prefill, prefill_bf16);
-    printf("  decode 128 tokens, own:    %8.1f tok/s best, %8.1f typical\n", own, own_typ);
-    printf("  decode 128 tokens, sgemv:  %8.1f tok/s best, %8.1f typical\n", blas, blas_typ);
-    printf("  bandwidth bound:           %8.1f tok/s  -> decode at %.0f%% of the bound\n", bound, 100 * best / bound);
-    jl_session_free(s);
+    printf("  f32  prefill 256 tokens:   %8.1f tok/s fp32 products, %8.1f tok/s bf16 products\n", prefill, prefill_bf16);
+    for (int t = 1; t < 3; t++)
+        if (s[t]) printf("  %-4s prefill 256 tokens:   %8.1f tok/s\n", types[t], prefill_tok_s(s[t], prompt, 256));
+    double best[3] = {0}, sum[3] = {0};
+    for (int rep = 0; rep < REPEATS; rep++) /* the types take turns, run by run */
+        for (int t = 0; t < 3; t++) {
+            if (!s[t]) continue;
+            double rate = decode_run(s[t], 32000, 128);
+            best[t] = rate > best[t] ? rate : best[t];
+            sum[t] += rate;
+        }
+    double blas_typ, blas = decode_tok_s(s[0], 32000, 128, 1, &blas_typ);
+    for (int t = 0; t < 3; t++) {
+        if (!s[t]) continue;
+        double bytes = jl_session_bytes_per_token(s[t]), bound = bandwidth * 1e9 / bytes;
+        printf("  %-4s decode 128 tokens:    %8.1f tok/s best, %8.1f typical; bound %7.1f tok/s (%.1f MB/token) -> "
+               "%.0f%% of the bound\n", types[t], best[t], sum[t] / REPEATS, bound, bytes / 1e6, 100 * best[t] / bound);
+    }
+    printf("  f32  decode, cblas_sgemv:  %8.1f tok/s best, %8.1f typical\n", blas, blas_typ);
+    fflush(stdout);
+    for (int t = 0; t < 3; t++) {
+        jl_session_free(s[t]);
+        jl_qweights_free(qw[t]);
+        if (t) jl_checkpoint_free(&back[t]);
+    }
     jl_model_free(m);
 }
 

@@ -1,18 +1,14 @@
 #!/usr/bin/env bash
-# Checks our GGUF export against a real llama.cpp: node-llama-cpp (prebuilt CPU binaries) is installed into
-# $NLC_DIR (default /tmp/jielong-llamacpp, never into the repo). For llama (GQA, untied), llama (tied, q/k/v
+# Checks our GGUF export against a real llama.cpp: node-llama-cpp (pinned, prebuilt CPU binaries) from
+# scripts/fetch_llamacpp_npm.sh (build/npm-llamacpp, never into the repo; $NLC_DIR overrides). For llama (GQA, untied), llama (tied, q/k/v
 # biases) and gpt2 models with a trained BPE tokenizer: llama.cpp's tokenization of a text must equal ours, and
 # its greedy continuation of a prompt must equal jielong's (f32 and f16 files exactly; q8_0 reported).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-NLC_DIR=${NLC_DIR:-/tmp/jielong-llamacpp}
+NLC_DIR=${NLC_DIR:-$(bash scripts/fetch_llamacpp_npm.sh)}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 make -s build/jielong build/libjielong.a
-if [ ! -d "$NLC_DIR/node_modules/node-llama-cpp" ]; then
-  mkdir -p "$NLC_DIR"
-  (cd "$NLC_DIR" && npm init -y >/dev/null && npm install --no-audit --no-fund node-llama-cpp >/dev/null)
-fi
 cp scripts/llamacpp_greedy.mjs "$NLC_DIR/"
 FLAGS="-std=c11 -D_GNU_SOURCE -O2 -march=native -fopenmp -Iinclude -Isrc $(pkg-config --cflags json-c)"
 LIBS="$(pkg-config --libs openblas json-c libpcre2-8 2>/dev/null || echo -lopenblas -ljson-c -lpcre2-8) -lm -fopenmp"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks that llama.cpp chats with our GGUF export in our chat format: node-llama-cpp (prebuilt CPU binaries,
-# installed into $NLC_DIR, default /tmp/jielong-llamacpp, never into the repo; pinned 3.22.1, which runs on
-# Node 20) reads the file's tokenizer.chat_template (our format as Jinja) and its LlamaChatSession, greedy,
+# pinned 3.22.1, which runs on Node 20, installed by scripts/fetch_llamacpp_npm.sh into build/npm-llamacpp, never
+# into the repo; $NLC_DIR overrides) reads the file's tokenizer.chat_template (our format as Jinja) and its LlamaChatSession, greedy,
 # must answer every turn of a conversation exactly as `jielong chat --temperature 0` does. Models: a small
 # random llama model with a trained BPE tokenizer (one turn; the answer runs to --max-tokens: every token
 # checked), and the same model fine-tuned to answer and stop (three turns; the end-of-turn token checked). f32 GGUF. Both sides decode invalid
@@ -9,14 +9,10 @@
 # U+FFFD are compared as one. LlamaChatSession gets the same system prompt as `jielong chat --system`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-NLC_DIR=${NLC_DIR:-/tmp/jielong-llamacpp}
+NLC_DIR=${NLC_DIR:-$(bash scripts/fetch_llamacpp_npm.sh)}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 make -s build/jielong build/libjielong.a
-if [ ! -d "$NLC_DIR/node_modules/node-llama-cpp" ]; then
-  mkdir -p "$NLC_DIR"
-  (cd "$NLC_DIR" && npm init -y >/dev/null && npm install --no-audit --no-fund node-llama-cpp@3.22.1 >/dev/null)
-fi
 cp scripts/llamacpp_chat.mjs "$NLC_DIR/"
 FLAGS="-std=c11 -D_GNU_SOURCE -O2 -march=native -fopenmp -Iinclude -Isrc $(pkg-config --cflags json-c)"
 LIBS="$(pkg-config --libs openblas json-c libpcre2-8 icu-uc sqlite3 2>/dev/null) -lm -fopenmp"

@@ -942,6 +942,28 @@ static void test_adamw_matches_scalar_reference(void **state) {
     free(p), free(m), free(v), free(rp), free(rm), free(rv);
 }
 
+/* AdamW on gscale·g (clipping as the gradient is read) equals scaling g in place and then AdamW, bit for bit. */
+static void test_adamw_scaled_equals_scale_then_adamw(void **state) {
+    (void)state;
+    jl_rng rng;
+    jl_rng_seed(&rng, 23);
+    const size_t n = 70001;
+    float *p1 = random_floats(&rng, n, 1.0f), *g = random_floats(&rng, n, 3.0f);
+    float *p2 = copy_floats(p1, n), *g2 = copy_floats(g, n);
+    float *m1 = alloc_floats(n), *v1 = alloc_floats(n), *m2 = alloc_floats(n), *v2 = alloc_floats(n);
+    const float s = 0.3719f;
+    for (int t = 1; t <= 2; t++) {
+        jl_adamw_update_scaled(p1, g, s, m1, v1, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, t);
+        memcpy(g2, g, n * sizeof *g);
+        jl_scale_inplace(g2, s, n);
+        jl_adamw_update(p2, g2, m2, v2, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, t);
+    }
+    assert_memory_equal(p1, p2, n * sizeof *p1);
+    assert_memory_equal(m1, m2, n * sizeof *m1);
+    assert_memory_equal(v1, v2, n * sizeof *v1);
+    free(p1), free(g), free(p2), free(g2), free(m1), free(v1), free(m2), free(v2);
+}
+
 static void test_sumsq_and_scale(void **state) {
     (void)state;
     jl_rng rng;
@@ -1103,6 +1125,7 @@ int main(void) {
         cmocka_unit_test(test_crossentropy),
         cmocka_unit_test(test_crossentropy_long_rows),
         cmocka_unit_test(test_adamw_matches_scalar_reference),
+        cmocka_unit_test(test_adamw_scaled_equals_scale_then_adamw),
         cmocka_unit_test(test_sumsq_and_scale),
         cmocka_unit_test(test_vexpf_accuracy),
         cmocka_unit_test(test_threads_match_single_thread),

@@ -23,6 +23,11 @@ static void test_quick_pipeline(void **state) {
         "dpo/model.safetensors", "grpo/model.safetensors", "ppo/model.safetensors", "sft/model-q8_0.gguf",
         "sft/model-f16.gguf", "sft-scratch/model.safetensors", "icl.svg", "base/curves.svg", "ppo/curves.svg", "ppo/metric.svg", "grpo/metric.svg",
         "rm/metric.svg", "dpo/metric.svg", "commands.sh", "summary.jsonl", "report.md",
+        /* lessons 4-8 */
+        "cot/eval_cot.jsonl", "cot-steps/model.safetensors", "cot-grpo/model.safetensors", "poems.db",
+        "sft-tools/model.safetensors", "ppo-fixed/model.safetensors", "ppo/hacking.svg",
+        "self-instruct/sft.jsonl", "student-synthetic/model.safetensors", "sft/model-q4_0.gguf",
+        "pruned50-rec/model-pruned.safetensors", "student-small-sft/model.safetensors", "deploy.svg",
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         if (!exists(out, files[i])) print_message("missing %s\n", files[i]);
@@ -36,7 +41,10 @@ static void test_quick_pipeline(void **state) {
                                            "## Preference-tuned models against SFT", "## Sample answers",
                                            "| base-0shot |", "| base-3shot |", "| sft |", "| sft-lora |",
                                            "| dpo |", "| grpo |", "| ppo |", "| base-5shot |", "| sft-scratch |", "Reward model: held-out pairwise accuracy",
-                                           "figures are not meaningful", "(rm/metric.svg)"};
+                                           "figures are not meaningful", "(rm/metric.svg)",
+                                           "## Lesson 8", "| q4_0 |", "| pruned50+ft |",
+                                           "(ppo/hacking.svg)", "(deploy.svg)"};
+
     for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++) {
         if (!strstr(text, sections[i])) print_message("report lacks '%s'\n", sections[i]);
         assert_non_null(strstr(text, sections[i]));
@@ -46,7 +54,9 @@ static void test_quick_pipeline(void **state) {
     assert_non_null(lessons);
     assert_true(stages && lessons < stages);
     static const char *const rows[] = {"| 1. Why pretrain", "| 2. Adapters keep", "| 3. In-context learning",
-                                       "| 9. Following the request"};
+                                       "| 4. Chain of thought", "| 5. Tools and retrieval",
+                                       "| 6. Reward model, RLHF, DPO and reward hacking", "| 7. Self-instruct data",
+                                       "| 8. Deployment trade-offs", "| 9. Following the request"};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const char *row = strstr(lessons, rows[i]);
         if (!row) print_message("lessons table lacks '%s'\n", rows[i]);

@@ -75,6 +75,42 @@ static void test_bf16_products_match_reference(void **state) {
     check_products(JL_PREC_BF16, 1e-2);
 }
 
+/* Products reading a bf16 copy of the weight (the trainer's, jl_matmul_set_bf16_weights) equal, bit for bit,
+ * products that convert the weight themselves; the copy is what they read (a zero copy gives zero), and a weight
+ * outside the registered block is converted as before. */
+static void test_bf16_weight_copy_same_products(void **state) {
+    (void)state;
+    enum { N = 19, C = 40, OC = 24 };
+    jl_rng r;
+    jl_rng_seed(&r, 12);
+    float inp[N * C], w[OC * C], dout[N * OC], out[2][N * OC], dinp[2][N * C], dw[2][OC * C];
+    uint16_t w16[OC * C], zero[OC * C];
+    fill(inp, N * C, &r);
+    fill(w, OC * C, &r);
+    fill(dout, N * OC, &r);
+    jl_to_bf16(w, w16, OC * C);
+    memset(zero, 0, sizeof zero);
+    jl_precision was = jl_matmul_set_precision(JL_PREC_BF16);
+    for (int k = 0; k < 2; k++) {
+        jl_matmul_set_bf16_weights(w, k ? OC * C : 0, k ? w16 : NULL);
+        memset(dinp[k], 0, sizeof dinp[k]);
+        memset(dw[k], 0, sizeof dw[k]);
+        jl_matmul_forward(out[k], inp, w, NULL, N, C, OC);
+        jl_matmul_backward(dinp[k], dw[k], NULL, dout, inp, w, N, C, OC);
+    }
+    assert_memory_equal(out[0], out[1], sizeof out[0]);
+    assert_memory_equal(dinp[0], dinp[1], sizeof dinp[0]);
+    assert_memory_equal(dw[0], dw[1], sizeof dw[0]);
+    jl_matmul_set_bf16_weights(w, OC * C, zero);
+    jl_matmul_forward(out[1], inp, w, NULL, N, C, OC);
+    for (int i = 0; i < N * OC; i++) assert_true(out[1][i] == 0.0f);
+    jl_matmul_set_bf16_weights(w + OC * C / 2, OC * C / 2, zero); /* holds only half of w: not used */
+    jl_matmul_forward(out[1], inp, w, NULL, N, C, OC);
+    assert_memory_equal(out[0], out[1], sizeof out[0]);
+    jl_matmul_set_bf16_weights(NULL, 0, NULL);
+    jl_matmul_set_precision(was);
+}
+
 typedef struct {
     jl_rng rng;
     int vocab;
@@ -192,6 +228,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fp32_products_match_reference),
         cmocka_unit_test(test_bf16_products_match_reference),
+        cmocka_unit_test(test_bf16_weight_copy_same_products),
         cmocka_unit_test(test_bf16_training_repeatable_and_near_fp32),
         cmocka_unit_test(test_peak_probe_and_mfu),
         cmocka_unit_test(test_cli_precision),

@@ -44,11 +44,15 @@ typedef struct {
     int max_new_tokens;     /* per answer */
     float temperature;      /* 0 = greedy */
     uint64_t seed;          /* sampling */
+    struct jl_reward_fn *keep; /* RL prompts only: keep an answer when this rule (jielong/rlhf.h) scores it ≥
+                                * keep_min, e.g. "poem" against the record's form; NULL = keep every answer */
+    float keep_min;
 } jl_synth_opts;
 
 typedef struct {
     size_t prompts;         /* prompts answered */
     size_t written;         /* conversations written (answers that were not empty) */
+    size_t rejected;        /* answers the keep rule scored below keep_min */
     size_t tokens;          /* generated tokens */
 } jl_synth_stats;
 

@@ -54,6 +54,14 @@ typedef struct {
     float gamma, lam;     /* ppo: GAE */
     float vf_coef;        /* ppo: value loss weight */
     float value_clip;     /* ppo: values move at most this far from the rollout's (0 = off) */
+    /* ppo: adaptive KL control (Ziegler et al. 2019): after each step the KL coefficient becomes
+     * kl·(1 + clip(KL/kl_target − 1, −0.2, 0.2)·rollouts/kl_horizon), KL the step's mean Σ log π/π_ref of an
+     * answer; kl_target 0 = a fixed coefficient. Logged as kl_coef. */
+    float kl_target;
+    int kl_horizon;       /* rollouts (default 100) */
+    int whiten_rewards;   /* grpo, ppo: 1 = the step's scores standardised (mean 0, std 1) before use */
+    struct jl_reward_fn *monitor; /* grpo, ppo: a second judge of every rollout, logged as monitor_reward and never
+                                   * trained on (e.g. the poem rules beside a reward model); NULL = none. Borrowed. */
     /* LoRA as the trainable part: the model's weights stay frozen (bit for bit), a fresh adapter (seeded from
      * seed) is trained together with the stage's head (reward score, PPO value); the reference of dpo/grpo/ppo
      * is the same weights with the adapter detached, so no second model is held. Outputs adapter.safetensors
@@ -83,7 +91,9 @@ jl_status jl_dpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_pref_
 typedef struct jl_reward_fn jl_reward_fn;
 /* Built-in names: "poem" (jl_poem_reward against the prompt record's "form" field), "x_count" (share of 'x'
  * characters in the answer), "length" (characters of the answer), "contains" (1 when the answer contains the
- * record's "expected" field). Unknown names are an error listing the known ones. */
+ * record's "expected" field), "answer" (1 when the answer is right as jl_tool_answer_correct judges it: for a record
+ * whose "task" is "calc" or absent, the last number of the answer equals "expected"; else "expected" appears in it).
+ * Unknown names are an error listing the known ones. */
 jl_status jl_reward_fn_by_name(const char *name, jl_reward_fn **out);
 /* A reward model; its tokenizer must be the policy's (checked by the stages). Takes ownership of rm. */
 jl_status jl_reward_fn_from_model(jl_reward_model *rm, jl_reward_fn **out);

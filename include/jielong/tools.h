@@ -107,6 +107,8 @@ typedef struct {
     int search;      /* search conversations over train poems: author, second line, which poem (default 4000) */
     int eval;        /* held-out questions per task (default 200) */
     int k;           /* passages per search (default 3) */
+    int no_specs;    /* 1: conversations without the "tools" listing (a model tuned on its tools needs no listing
+                        in its system prompt: saves ~130 positions of a small context); default 0 */
     const char *index; /* the index search runs on; NULL: one built in memory from poems_path (fields
                           title,author,lines), as `jielong index build --fields title,author,lines` builds it */
 } jl_tool_data_options;

@@ -242,6 +242,8 @@ static int data_render(int argc, char **argv) {
 }
 
 int data_tools(int argc, char **argv); /* cmd_data_tools.c */
+int data_cot(int argc, char **argv);   /* cmd_data_synth.c */
+int data_instruct(int argc, char **argv); /* cmd_data_synth.c */
 
 int cmd_data(int argc, char **argv) {
     static const struct {
@@ -254,6 +256,8 @@ int cmd_data(int argc, char **argv) {
         {"validate", data_validate, "read a JSONL dataset (sft, prefs, rl, poems) and report errors"},
         {"render", data_render, "show a conversation rendered with the chat template"},
         {"tools", data_tools, "SFT conversations calling calculator and search, held-out questions"},
+        {"cot", data_cot, "sums answered directly and step by step (chain of thought), held-out sums"},
+        {"instruct", data_instruct, "self-instruct: writing instructions whose titles a model makes up"},
     };
     const int n = (int)(sizeof subs / sizeof subs[0]);
     if (argc >= 2)

@@ -8,7 +8,7 @@ int data_tools(int argc, char **argv);
 
 int data_tools(int argc, char **argv) {
     const char *input = "data/poems.jsonl", *out = NULL, *index = NULL;
-    long seed = 1234, calc = 4000, search = 4000, eval = 200, k = 3;
+    long seed = 1234, calc = 4000, search = 4000, eval = 200, k = 3, specs = 1;
     const cli_opt opts[] = {
         {"out", OPT_STR, &out, "output folder (tools_sft.jsonl, eval_tools.jsonl)", NO_RANGE, 1},
         {"poems", OPT_STR, &input, "poem corpus (JSONL) [data/poems.jsonl]", NO_RANGE, 0},
@@ -19,6 +19,8 @@ int data_tools(int argc, char **argv) {
         {"search", OPT_INT, &search, "search conversations (author, second line, which poem) [4000]", 0, 1e7, 0},
         {"eval", OPT_INT, &eval, "held-out questions per task (calc, author, line2, which) [200]", 0, 1e6, 0},
         {"k", OPT_INT, &k, "passages per search [3]", 1, 50, 0},
+        {"tool-specs", OPT_INT, &specs, "1: each conversation lists its tools (\"tools\", rendered into the system "
+                                        "prompt); 0: no listing, to fit a small context [1]", 0, 1, 0},
     };
     int rc = cli_parse("data tools", "SFT conversations that call tools (results from running them) and held-out "
                        "questions with expected answers", opts, CLI_NOPTS(opts), argc, argv, 2);
@@ -34,6 +36,7 @@ int data_tools(int argc, char **argv) {
     o.eval = (int)eval;
     o.k = (int)k;
     o.index = index;
+    o.no_specs = !specs;
     jl_tool_data_counts c;
     st = jl_tool_data_write(poems, input, out, &o, &c);
     jl_poems_free(poems);

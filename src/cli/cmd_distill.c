@@ -6,6 +6,7 @@
 #include "core/perf.h"
 #include "jielong/checkpoint.h"
 #include "jielong/distill.h"
+#include "jielong/rlhf.h"
 #include "model/model.h"
 #include "train/optim.h"
 #include <omp.h>
@@ -15,11 +16,11 @@
 
 typedef struct {
     cli_strs data;
-    const char *teacher, *student, *prompts, *out_data, *data_order;
+    const char *teacher, *student, *prompts, *out_data, *data_order, *keep_fn;
     cli_model_shape shape;
     long synthesize, max_new_tokens; /* synthesize: used when --synthesize is given */
     int synthesizing;
-    double val_fraction, sample_temperature;
+    double val_fraction, sample_temperature, keep_min;
     int threads;
     jl_distill_opts o;
 } distill_args;
@@ -38,12 +39,16 @@ static int run_synthesize(const distill_args *a, jl_model *teacher, const jl_tok
         return 2;
     }
     jl_synth_opts so = {.n = (size_t)a->synthesize, .max_new_tokens = (int)a->max_new_tokens,
-                        .temperature = (float)a->sample_temperature, .seed = a->o.train.run.seed};
+                        .temperature = (float)a->sample_temperature, .seed = a->o.train.run.seed,
+                        .keep_min = (float)a->keep_min};
     jl_synth_stats ss;
-    jl_status st = jl_distill_synthesize(teacher, tok, a->prompts, a->out_data, &so, &ss);
+    jl_status st = a->keep_fn ? jl_reward_fn_by_name(a->keep_fn, &so.keep) : JL_OK;
+    if (st == JL_OK) st = jl_distill_synthesize(teacher, tok, a->prompts, a->out_data, &so, &ss);
+    jl_reward_fn_free(so.keep);
     if (st == JL_OK)
-        fprintf(stderr, "distill: the teacher answered %zu prompts (%zu tokens); %zu conversations written to %s\n",
-                ss.prompts, ss.tokens, ss.written, a->out_data);
+        fprintf(stderr, "distill: the teacher answered %zu prompts (%zu tokens); %zu conversations written to %s"
+                "%s%zu rejected by the keep rule\n", ss.prompts, ss.tokens, ss.written, a->out_data, "; ",
+                ss.rejected);
     return cli_report("distill", st);
 }
 
@@ -138,7 +143,7 @@ static int run_distill(distill_args *a, jl_model *teacher, const jl_tokenizer *t
 }
 
 int cmd_distill(int argc, char **argv) {
-    distill_args a = {.val_fraction = 0.05, .max_new_tokens = 128, .sample_temperature = 0.0};
+    distill_args a = {.val_fraction = 0.05, .max_new_tokens = 128, .sample_temperature = 0.0, .keep_min = 1.0};
     a.shape = (cli_model_shape)CLI_MODEL_SHAPE_DEFAULT;
     jl_distill_defaults(&a.o);
     a.o.T = 0; /* 0: the smaller context */
@@ -162,6 +167,9 @@ int cmd_distill(int argc, char **argv) {
         {"out-data", OPT_STR, &a.out_data, "--synthesize: SFT messages JSONL to write", NO_RANGE, 0},
         {"max-new-tokens", OPT_INT, &a.max_new_tokens, "--synthesize: tokens per answer (default 128)", 1, 1 << 20, 0},
         {"sample-temperature", OPT_FLOAT, &a.sample_temperature, "--synthesize: 0 = greedy (default)", 0, 100, 0},
+        {"keep-fn", OPT_STR, &a.keep_fn, "--synthesize with RL prompts: keep only answers this rule reward (poem, "
+                                         "contains, answer, ...) scores at least --keep-min", NO_RANGE, 0},
+        {"keep-min", OPT_FLOAT, &a.keep_min, "--synthesize: the score an answer needs to be kept (default 1)", -1e9, 1e9, 0},
     };
     for (int i = 0; i < CLI_NOPTS(opts); i++)
         if (opts[i].dest == &t->run.out_dir) opts[i].required = 0; /* not with --synthesize */

@@ -4,6 +4,7 @@
  * additionally rounds activations to q8_0 before its integer dot products, as ggml does). */
 #include "cli/args.h"
 #include "cli/infer_cli.h"
+#include "cli/eval_qa.h"
 #include "cli/summary_cli.h"
 #include "jielong/chat_format.h"
 #include "io/fileio.h"
@@ -240,6 +241,9 @@ int cmd_eval(int argc, char **argv) {
     result_sink sink = {0};
     cli_strs data = {0};
     long window = 0, shots = -1, limit = 50, max_tokens = 96;
+    const char *qa = NULL, *only = NULL;
+    eval_qa_opts qo = {.tool_specs = 1, .k = 3, .max_steps = 3};
+    long qa_k = 3, qa_steps = 3;
     cli_opt opts[] = {
         {"model", OPT_STR, &model, "model checkpoint (.safetensors) or quantised .gguf (scored with its dequantised weights) for --data and --tasks", NO_RANGE, 0},
         {"reward-model|reward", OPT_STR, &reward, "reward model folder (jielong reward): score --prompt/--response", NO_RANGE, 0},
@@ -256,6 +260,16 @@ int cmd_eval(int argc, char **argv) {
         {"limit", OPT_INT, &limit, "prompts per task kind (default 50; 0 = all)", 0, 1 << 30, 0},
         {"max-new-tokens|max-tokens", OPT_INT, &max_tokens, "tokens per answer (default 96)", 1, 4096, 0},
         {"samples", OPT_STR, &samples, "write every prompt, answer and verdict to this JSONL file", NO_RANGE, 0},
+        {"only", OPT_STR, &only, "with --tasks: only this kind of prompt (write, author, continue, form)", NO_RANGE, 0},
+        {"qa", OPT_STR, &qa, "questions with a checkable answer ({\"prompt\",\"task\",\"expected\"}: eval_tools.jsonl, "
+                             "eval_cot.jsonl): accuracy of greedy chat answers, with --tools through the agent loop", NO_RANGE, 0},
+        {"tools", OPT_STR, &qo.tools, "with --qa: tools the model may call (calculator,search,date)", NO_RANGE, 0},
+        {"rag", OPT_STR, &qo.rag, "with --qa --tools search: the index searched (jielong index build)", NO_RANGE, 0},
+        {"k", OPT_INT, &qa_k, "with --qa: passages per search [3]", 1, 50, 0},
+        {"tool-specs", OPT_I32, &qo.tool_specs, "with --qa --tools: 1 (default) lists the tools in the system prompt as "
+                                               "chat --tools does; 0 leaves the listing out (a model tuned on its tools "
+                                               "without it, to save context)", 0, 1, 0},
+        {"max-tool-steps", OPT_INT, &qa_steps, "with --qa --tools: rounds of tool calls per question [3]", 0, 100, 0},
         {"json", OPT_BOOL, &sink.json, "one JSON object per result instead of text", NO_RANGE, 0},
         {"summary", OPT_STR, &sink.sink.summary, "also append each result as a JSON line to this file", NO_RANGE, 0},
         {"label", OPT_STR, &sink.sink.label, "a name stored with each result (e.g. the stage: base, sft, dpo)", NO_RANGE, 0},
@@ -270,6 +284,28 @@ int cmd_eval(int argc, char **argv) {
         return rc == CLI_HELP_SHOWN ? 0 : rc;
     }
     jl_task_opts to = {.shots = (int)shots, .limit = (int)limit, .max_tokens = (int)max_tokens, .only = -1};
+    for (int k = 0; only && k < JL_TASK_COUNT; k++)
+        if (!strcmp(only, jl_poem_task_name((jl_poem_task)k))) to.only = k;
+    if (only && to.only < 0) {
+        free(data.v);
+        return cli_report("eval", jl_fail(JL_ERR_ARG, "--only %s: not a task (write, author, continue, form)", only));
+    }
+    if (qa) {
+        free(data.v);
+        if (!model || tasks || against || reward) return cli_report("eval", jl_fail(JL_ERR_ARG, "--qa needs --model and "
+                                                                     "cannot be combined with --tasks/--against/--reward"));
+        qo.k = (int)qa_k;
+        qo.max_steps = (int)qa_steps;
+        qo.limit = (int)limit;
+        qo.max_tokens = (int)max_tokens;
+        qo.samples = samples;
+        json_object *r = NULL;
+        jl_status qs = eval_qa(model, qa, &qo, &r);
+        if (qs == JL_OK) qs = emit(&sink, r);
+        if (qs == JL_OK && !sink.json) eval_qa_print(r);
+        json_object_put(r);
+        return cli_report("eval", qs);
+    }
     if (against) {
         free(data.v);
         if (!model || !tasks) return cli_report("eval", jl_fail(JL_ERR_ARG, "--against needs --model and --tasks"));

@@ -1,7 +1,9 @@
 /* jielong generate: continue a prompt, streaming the text as it is produced; --show-probs shows the next-token
  * distribution at every step and how temperature and truncation reshape it. */
 #include "cli/infer_cli.h"
+#include <json.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,17 +70,54 @@ static jl_status read_stdin(char **out) {
     return JL_OK;
 }
 
+/* The process's peak resident set (VmHWM of /proc/self/status) in bytes; 0 when unknown. */
+static long long peak_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %lld kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb * 1024;
+}
+
+/* --summary: one JSON line {"kind":"decode",...} appended: the model file's size, this process's peak RSS and the
+ * prefill and decode speeds (what `jielong pipeline` puts in its deployment table). */
+static jl_status append_decode_summary(const char *path, const char *label, const char *model, const jl_gen_result *r) {
+    struct stat sb;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "kind", json_object_new_string("decode"));
+    if (label) json_object_object_add(o, "label", json_object_new_string(label));
+    json_object_object_add(o, "model", json_object_new_string(model));
+    json_object_object_add(o, "file_bytes", json_object_new_int64(stat(model, &sb) == 0 ? (int64_t)sb.st_size : 0));
+    json_object_object_add(o, "peak_rss_bytes", json_object_new_int64(peak_rss_bytes()));
+    json_object_object_add(o, "prompt_tokens", json_object_new_int(r->n_prompt));
+    json_object_object_add(o, "tokens", json_object_new_int(r->n_generated));
+    json_object_object_add(o, "prefill_tok_per_s", json_object_new_double(r->prefill_s > 0 ? r->n_prompt / r->prefill_s : 0));
+    json_object_object_add(o, "tok_per_s", json_object_new_double(r->decode_s > 0 ? r->n_generated / r->decode_s : 0));
+    FILE *f = fopen(path, "a");
+    int bad = !f || fprintf(f, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+                                                                          JSON_C_TO_STRING_NOSLASHESCAPE)) < 0;
+    if (f && fclose(f) != 0) bad = 1;
+    json_object_put(o);
+    return bad ? jl_fail(JL_ERR_IO, "%s: cannot append the summary", path) : JL_OK;
+}
+
 int cmd_generate(int argc, char **argv) {
     infer_flags f;
     infer_flags_defaults(&f);
     const char *prompt = NULL;
     cli_strs stops = {0};
     int echo = 0;
-    cli_opt opts[INFER_NOPTS + 3];
+    const char *summary = NULL, *label = NULL;
+    cli_opt opts[INFER_NOPTS + 5];
     int n = infer_opts(&f, opts);
     opts[n++] = (cli_opt){"prompt", OPT_STR, &prompt, "text to continue (special-token names in it are plain text); - reads it from standard input", NO_RANGE, 1};
     opts[n++] = (cli_opt){"stop", OPT_STRS, &stops, "stop when one of these strings appears (not printed)", NO_RANGE, 0};
     opts[n++] = (cli_opt){"echo", OPT_BOOL, &echo, "print the prompt before the continuation", NO_RANGE, 0};
+    opts[n++] = (cli_opt){"summary", OPT_STR, &summary, "append {\"kind\":\"decode\"}: file size, peak RSS, prefill "
+                          "and decode tok/s as a JSON line to this file", NO_RANGE, 0};
+    opts[n++] = (cli_opt){"label", OPT_STR, &label, "a name stored with the --summary line", NO_RANGE, 0};
     int rc = cli_parse("generate", "Continue a prompt with a model, streaming the text token by token.", opts, n,
                        argc, argv, 1);
     if (rc != CLI_PARSED) {
@@ -120,6 +159,7 @@ int cmd_generate(int argc, char **argv) {
         printf("\n");
         fflush(stdout);
         free(view.text);
+        if (st == JL_OK && summary) st = append_decode_summary(summary, label, f.model, &res);
         if (st == JL_OK && f.stats) infer_print_stats("generate", &res);
         else if (st == JL_OK && res.reason == JL_STOP_CONTEXT_FULL)
             fprintf(stderr, "jielong generate: stopped: context full (%d positions)\n",

@@ -9,6 +9,8 @@
 #include "io/fileio.h"
 #include <omp.h>
 #include <stdarg.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +141,34 @@ static int run(pipeline *p, const char *stage, const char *dir, const char *fmt,
     return rc;
 }
 
+/* Runs one subcommand as a child process (this very executable), for a figure of the process itself such as its
+ * peak memory (generate --summary), and records it in commands.sh like run(). Returns its exit code. */
+static int run_child(pipeline *p, const char *stage, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int run_child(pipeline *p, const char *stage, const char *fmt, ...) {
+    char buf[8192], *argv[MAX_ARGS + 2];
+    va_list ap;
+    va_start(ap, fmt);
+    int argc = build_argv(buf, sizeof buf, argv + 1, fmt, &ap);
+    va_end(ap);
+    argv[0] = "jielong";
+    fprintf(stderr, "\n== %s  (%.0f s so far)\n$ ", stage, jl_now() - p->started);
+    print_command(stderr, argv + 1, argc);
+    if (p->commands) print_command(p->commands, argv + 1, argc);
+    double t0 = jl_now();
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    int status = 0, rc = 1;
+    if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status)) rc = WEXITSTATUS(status);
+    if (rc != 0) fprintf(stderr, "jielong pipeline: stage '%s' failed (exit %d)\n", stage, rc);
+    if (p->n_stages > 0) p->stages[p->n_stages - 1].seconds += jl_now() - t0;
+    return rc;
+}
+
 /* Sizes of the default run (≤ 20 minutes on 2 cores with every lesson; see "Time per stage" of its report) and of
  * --quick (≤ 2 minutes). The default pretrains on rows of 512 tokens (batch 4: the same tokens per step as
  * 8 × 256) so that an author anthology and a 5-shot question fit in one context (lesson 3). */
@@ -152,6 +182,170 @@ static const sizes default_sizes = {4096, 4, 512, 4, 8, 1000, 800, 300, 150, 100
 static const sizes quick_sizes = {1024, 2, 128, 8, 8, 80, 40, 20, 20, 10, 4, 4, 8, 2, 4};
 
 #define RUN(...) do { if ((rc = run(__VA_ARGS__)) != 0) goto done; } while (0)
+
+/* ---- lessons 4-8 of the report (issue 19 part B): chain of thought, tools and retrieval, two judges of RLHF,
+ * self-instruct data, deployment trade-offs. Each stage is a command; the figures come from their summaries. */
+
+typedef struct {
+    int cot_train, cot_eval, cot_steps, cot_grpo_steps, cot_tokens;
+    int tools_calc, tools_search, tools_eval, tools_steps;
+    int ppo_steps, ppo_batch, ppo_group;
+    int si_n, si_steps;
+    float si_keep;
+    int rec_steps, distill_steps, student_steps, deploy_limit, bench_tokens;
+} lesson_sizes;
+
+static const lesson_sizes default_lessons = {3000, 100, 300, 20, 80, 1200, 1200, 40, 300, 30, 4, 4,
+                                             300, 150, 1.0f, 60, 300, 150, 16, 128};
+static const lesson_sizes quick_lessons = {200, 8, 8, 2, 48, 40, 40, 3, 8, 3, 2, 2, 8, 6, 0.0f, 4, 8, 6, 3, 16};
+
+#define LRUN(...) do { if ((rc = run(__VA_ARGS__)) != 0) return rc; } while (0)
+
+/* Row 4: the same sums taught with direct and with step-by-step answers, then GRPO on the verifiable answer. */
+static int lesson_cot(pipeline *p, const lesson_sizes *l, const char *o) {
+    int rc;
+    LRUN(p, "chain of thought: sums, direct and step by step", NULL, "data cot --out %s/cot --train %d --eval %d", o,
+         l->cot_train, l->cot_eval);
+    static const char *const kinds[] = {"direct", "steps"};
+    for (int k = 0; k < 2; k++) {
+        char stage[64];
+        snprintf(stage, sizeof stage, "SFT on sums (%s answers)", kinds[k]);
+        LRUN(p, stage, k ? "cot-steps" : "cot-direct", "sft --model %s/sft/model.safetensors --data %s/cot/cot_%s.jsonl "
+             "--out %s/cot-%s --steps %d --lr 2e-3 --batch-size 8 --seq-len 96 --eval-every %d --eval-batches 4", o, o,
+             kinds[k], o, kinds[k], l->cot_steps, l->cot_steps / 3);
+        LRUN(p, "evaluate sums", NULL, "eval --model %s/cot-%s/model.safetensors --qa %s/cot/eval_cot.jsonl "
+             "--max-new-tokens %d --limit 0 --label cot-%s --samples %s/cot-%s/answers_qa.jsonl --summary "
+             "%s/summary.jsonl", o, kinds[k], o, l->cot_tokens, kinds[k], o, kinds[k], o);
+    }
+    LRUN(p, "GRPO on sums (verifiable reward: the answer)", "cot-grpo", "grpo --model %s/cot-steps/model.safetensors "
+         "--prompts %s/cot/cot_prompts.jsonl --reward-fn answer --out %s/cot-grpo --steps %d --batch-size 4 --group 6 "
+         "--max-new-tokens %d --lr 2e-4 --kl 0.02", o, o, o, l->cot_grpo_steps, l->cot_tokens);
+    LRUN(p, "evaluate sums", NULL, "eval --model %s/cot-grpo/model.safetensors --qa %s/cot/eval_cot.jsonl "
+         "--max-new-tokens %d --limit 0 --label cot-grpo --summary %s/summary.jsonl", o, o, l->cot_tokens, o);
+    return 0;
+}
+
+/* Row 5: author questions and arithmetic from memory (the SFT model) and through search / the calculator. */
+static int lesson_tools(pipeline *p, const lesson_sizes *l, const char *o, const char *poems, int context) {
+    int rc;
+    LRUN(p, "index of the poems (for the search tool)", NULL, "index build --input %s --fields title,author,lines "
+         "--out %s/poems.db --quiet", poems, o);
+    LRUN(p, "tool-use conversations", NULL, "data tools --poems %s --index %s/poems.db --out %s/tools --calc %d --search "
+         "%d --eval %d --k 1 --tool-specs 0", poems, o, o, l->tools_calc, l->tools_search, l->tools_eval);
+    LRUN(p, "evaluate questions from memory", NULL, "eval --model %s/sft/model.safetensors --qa %s/tools/eval_tools.jsonl "
+         "--max-new-tokens 48 --limit 0 --label memory --summary %s/summary.jsonl", o, o, o);
+    LRUN(p, "SFT on tool use", "sft-tools", "sft --model %s/sft/model.safetensors --data %s/tools/tools_sft.jsonl --out "
+         "%s/sft-tools --steps %d --lr 2e-3 --batch-size 8 --seq-len %d --eval-every %d --eval-batches 4", o, o, o,
+         l->tools_steps, context < 256 ? context : 256, l->tools_steps / 3);
+    LRUN(p, "evaluate questions with tools", NULL, "eval --model %s/sft-tools/model.safetensors --qa "
+         "%s/tools/eval_tools.jsonl --tools calculator,search --rag %s/poems.db --k 1 --tool-specs 0 --max-new-tokens 48 "
+         "--limit 0 --label tools --samples %s/sft-tools/answers_qa.jsonl --summary %s/summary.jsonl", o, o, o, o, o);
+    LRUN(p, "evaluate questions without the tools", NULL, "eval --model %s/sft-tools/model.safetensors --qa "
+         "%s/tools/eval_tools.jsonl --max-new-tokens 48 --limit 0 --label tools-off --summary %s/summary.jsonl", o, o, o);
+    return 0;
+}
+
+/* Row 6: PPO again with reward whitening, adaptive KL and more rollouts per step, judged like the first. */
+static int lesson_ppo_fixed(pipeline *p, const lesson_sizes *l, const char *o, int eval_limit) {
+    int rc;
+    LRUN(p, "PPO, fixed (whitened rewards, adaptive KL, more rollouts)", "ppo-fixed", "ppo --model "
+         "%s/sft/model.safetensors --reward-model %s/rm --prompts %s/data/rl_prompts.jsonl --out %s/ppo-fixed --steps %d "
+         "--batch-size %d --group %d --max-new-tokens 96 --lr 2e-4 --kl 0.05 --kl-target 2 --kl-horizon 32 "
+         "--whiten-rewards --monitor-fn poem --skip-long", o, o, o, o, l->ppo_steps, l->ppo_batch, l->ppo_group);
+    LRUN(p, "win rate against SFT", NULL, "eval --model %s/ppo-fixed/model.safetensors --against %s/sft/model.safetensors "
+         "--reward-model %s/rm --tasks %s/data/eval_prompts.jsonl --limit %d --label ppo-fixed --summary "
+         "%s/summary.jsonl", o, o, o, o, eval_limit, o);
+    LRUN(p, "plot", NULL, "plot --metrics %s/ppo/metrics.jsonl %s/ppo-fixed/metrics.jsonl --label ppo,ppo-fixed --y "
+         "reward,monitor_reward --title reward-model-score-vs-rule-score --out %s/ppo/hacking.svg", o, o, o);
+    return 0;
+}
+
+/* Row 7: the SFT model writes instructions and answers them; the rules filter; students from the base model. */
+static int lesson_self_instruct(pipeline *p, const lesson_sizes *l, const char *o, const char *poems, int sft_len) {
+    int rc;
+    LRUN(p, "self-instruct: the SFT model writes instructions", NULL, "data instruct --model %s/sft/model.safetensors "
+         "--poems %s --n %d --out %s/self-instruct/prompts.jsonl", o, poems, l->si_n, o);
+    char keep[32];
+    snprintf(keep, sizeof keep, "%g", (double)l->si_keep);
+    LRUN(p, "self-instruct: the SFT model answers, the rules filter", NULL, "distill --teacher %s/sft/model.safetensors "
+         "--synthesize 0 --prompts %s/self-instruct/prompts.jsonl --out-data %s/self-instruct/sft.jsonl --max-new-tokens "
+         "96 --keep-fn poem --keep-min %s", o, o, o, keep);
+    static const char *const kinds[] = {"synthetic", "human"};
+    for (int k = 0; k < 2; k++) {
+        char stage[64], dir[32], data[4096];
+        snprintf(stage, sizeof stage, "SFT student on %s data", kinds[k]);
+        snprintf(dir, sizeof dir, "student-%s", kinds[k]);
+        snprintf(data, sizeof data, k ? "%s/data/sft.jsonl" : "%s/self-instruct/sft.jsonl", o);
+        LRUN(p, stage, k ? "student-human" : "student-synthetic", "sft --model %s/base/model.safetensors --data %s --out "
+             "%s/%s --steps %d --lr 2e-3 --batch-size 8 --seq-len %d --eval-every %d --eval-batches 4", o, data, o, dir,
+             l->si_steps, sft_len, l->si_steps / 3);
+        LRUN(p, "evaluate", NULL, "eval --model %s/%s/model.safetensors --tasks %s/data/eval_prompts.jsonl --only write "
+             "--limit %d --label %s --summary %s/summary.jsonl", o, dir, o, l->deploy_limit * 2, dir, o);
+    }
+    return 0;
+}
+
+/* Row 8, one variant: decode speed and peak memory in a child process, held-out perplexity, 'write' compliance. */
+static int deploy_measure(pipeline *p, const lesson_sizes *l, const char *o, const char *label, const char *model) {
+    int rc;
+    if ((rc = run_child(p, "measure decoding", "generate --model %s/%s --prompt 《春晓》（五言绝句） --temperature 0 "
+                        "--max-new-tokens %d --summary %s/summary.jsonl --label %s", o, model, l->bench_tokens, o,
+                        label)) != 0)
+        return rc;
+    LRUN(p, "evaluate", NULL, "eval --model %s/%s --data %s/data/eval_pretrain.txt --tasks %s/data/eval_prompts.jsonl "
+         "--only write --limit %d --label %s --summary %s/summary.jsonl", o, model, o, o, l->deploy_limit, label, o);
+    return 0;
+}
+
+static int lesson_deploy(pipeline *p, const lesson_sizes *l, const char *o, int depth, int sft_len) {
+    int rc;
+    LRUN(p, "quantise to q8_0 (GGUF)", NULL, "quantize --model %s/sft/model.safetensors --type q8_0 --out "
+         "%s/sft/model-q8_0.gguf --quiet", o, o);
+    LRUN(p, "quantise to q4_0 (GGUF)", NULL, "quantize --model %s/sft/model.safetensors --type q4_0 --out "
+         "%s/sft/model-q4_0.gguf --quiet", o, o);
+    LRUN(p, "export to GGUF f16 (llama.cpp)", NULL, "export --model %s/sft/model.safetensors --format gguf --type f16 "
+         "--out %s/sft/model-f16.gguf", o, o);
+    static const int sparsity[] = {30, 50};
+    for (int i = 0; i < 2; i++) {
+        char stage[64], dir[32];
+        snprintf(dir, sizeof dir, "pruned%d-rec", sparsity[i]);
+        LRUN(p, "prune", NULL, "prune --model %s/sft/model.safetensors --sparsity 0.%d --out %s/sft/model-pruned%d.safetensors",
+             o, sparsity[i] / 10, o, sparsity[i]);
+        snprintf(stage, sizeof stage, "recovery fine-tune after pruning %d%%", sparsity[i]);
+        LRUN(p, stage, dir, "sft --model %s/sft/model-pruned%d.safetensors --data %s/data/sft.jsonl --out %s/%s --steps %d "
+             "--lr 5e-4 --batch-size 8 --seq-len %d --eval-every %d --eval-batches 4", o, sparsity[i], o, o, dir,
+             l->rec_steps, sft_len, l->rec_steps / 2);
+        LRUN(p, "prune again (the fine-tune regrew the zeros)", NULL, "prune --model %s/%s/model.safetensors --sparsity "
+             "0.%d --out %s/%s/model-pruned.safetensors", o, dir, sparsity[i] / 10, o, dir);
+    }
+    LRUN(p, "distil a smaller student (half the layers and width)", "student-small", "distill --teacher "
+         "%s/base/model.safetensors --data %s/shards --out %s/student-small --depth %d --steps %d --batch-size 8 --lr 3e-3 "
+         "--alpha 0.5 --eval-every %d", o, o, o, depth > 1 ? depth / 2 : 1, l->distill_steps, l->distill_steps / 3);
+    LRUN(p, "SFT of the small student", "student-small-sft", "sft --model %s/student-small/model.safetensors --data "
+         "%s/data/sft.jsonl --out %s/student-small-sft --steps %d --lr 2e-3 --batch-size 8 --seq-len %d --eval-every %d "
+         "--eval-batches 4", o, o, o, l->student_steps, sft_len, l->student_steps / 3);
+    static const char *const variants[][2] = {
+        {"f32", "sft/model.safetensors"},          {"f16", "sft/model-f16.gguf"},
+        {"q8_0", "sft/model-q8_0.gguf"},           {"q4_0", "sft/model-q4_0.gguf"},
+        {"pruned30", "sft/model-pruned30.safetensors"}, {"pruned30+ft", "pruned30-rec/model-pruned.safetensors"},
+        {"pruned50", "sft/model-pruned50.safetensors"}, {"pruned50+ft", "pruned50-rec/model-pruned.safetensors"},
+        {"student", "student-small-sft/model.safetensors"},
+    };
+    for (size_t i = 0; i < sizeof variants / sizeof variants[0]; i++)
+        if ((rc = deploy_measure(p, l, o, variants[i][0], variants[i][1])) != 0) return rc;
+    return 0;
+}
+
+static int lessons_b(pipeline *p, const char *o, const char *poems, int depth, int context, int sft_len,
+                     int eval_limit) {
+    const lesson_sizes *l = p->quick ? &quick_lessons : &default_lessons;
+    int rc = lesson_cot(p, l, o);
+    if (rc == 0) rc = lesson_tools(p, l, o, poems, context);
+    if (rc == 0) rc = lesson_ppo_fixed(p, l, o, eval_limit);
+    if (rc == 0) rc = lesson_self_instruct(p, l, o, poems, sft_len);
+    if (rc == 0) rc = lesson_deploy(p, l, o, depth, sft_len);
+    return rc;
+}
 
 int cmd_pipeline(int argc, char **argv) {
     pipeline p = {.out = "out/pipeline"};
@@ -241,7 +435,7 @@ int cmd_pipeline(int argc, char **argv) {
     EVAL_TASKS("grpo", "grpo/model.safetensors", "");
     RUN(&p, "PPO (reward model)", "ppo", "ppo --model %s/sft/model.safetensors --reward-model %s/rm --prompts "
         "%s/data/rl_prompts.jsonl --out %s/ppo --steps %d --batch-size %d --group 2 --max-new-tokens 96 --lr 2e-4 "
-        "--skip-long", o, o, o, o,
+        "--monitor-fn poem --skip-long", o, o, o, o,
         z->ppo_steps, z->rl_batch);
     EVAL_TASKS("ppo", "ppo/model.safetensors", "");
     static const char *const tuned[] = {"dpo", "grpo", "ppo"};
@@ -249,10 +443,7 @@ int cmd_pipeline(int argc, char **argv) {
         RUN(&p, "win rate against SFT", NULL, "eval --model %s/%s/model.safetensors --against %s/sft/model.safetensors "
             "--reward-model %s/rm --tasks %s/data/eval_prompts.jsonl --limit %d --label %s --summary %s/summary.jsonl", o,
             tuned[i], o, o, o, z->eval_limit, tuned[i], o);
-    RUN(&p, "quantise to q8_0 (GGUF)", NULL, "quantize --model %s/sft/model.safetensors --type q8_0 --out "
-        "%s/sft/model-q8_0.gguf", o, o);
-    RUN(&p, "export to GGUF f16 (llama.cpp)", NULL, "export --model %s/sft/model.safetensors --format gguf --type f16 "
-        "--out %s/sft/model-f16.gguf", o, o);
+    if ((rc = lessons_b(&p, o, poems, z->depth, z->context, sft_len, z->eval_limit)) != 0) goto done;
     for (int i = 0; i < p.n_stages; i++) {
         report_plots rp = pipeline_report_plots(p.stages[i].dir);
         RUN(&p, "plot", NULL, "plot --metrics %s/%s/metrics.jsonl --y %s --smooth 5 --title %s --out %s/%s/curves.svg",

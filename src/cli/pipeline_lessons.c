@@ -1,6 +1,7 @@
 /* The report's table of lessons (see pipeline_lessons.h): helpers that read the summary records, then one
  * function per row, then the table of rows. */
 #include "cli/pipeline_lessons.h"
+#include "cli/pipeline_lessons_b.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -271,6 +272,11 @@ static const struct {
     {"1. Why pretrain (SFT from random init vs from the base)", row_pretrain},
     {"2. Adapters keep what was learnt (full SFT vs LoRA)", row_adapters},
     {"3. In-context learning (base model, 0/1/3/5 examples)", row_icl},
+    {"4. Chain of thought (and RL on a verifiable answer)", lesson_b_cot},
+    {"5. Tools and retrieval", lesson_b_tools},
+    {"6. Reward model, RLHF, DPO and reward hacking", lesson_b_judges},
+    {"7. Self-instruct data (逆向工程)", lesson_b_self_instruct},
+    {"8. Deployment trade-offs", lesson_b_deploy},
     {"9. Following the request, not just the form", row_follow},
 };
 
@@ -310,6 +316,10 @@ static int read_records(const char *path, lesson_records *r) {
 void pipeline_write_lessons(FILE *f, const char *summary_path) {
     lesson_records r;
     read_records(summary_path, &r);
+    snprintf(r.out_dir, sizeof r.out_dir, "%s", summary_path);
+    char *slash = strrchr(r.out_dir, '/');
+    if (slash) *slash = '\0';
+    else snprintf(r.out_dir, sizeof r.out_dir, ".");
     fprintf(f, "## Lessons\n\nEach row is one idea of the recipe, measured in this run (figures from `summary.jsonl`; "
                "intervals are 95%%, Wilson for a share, Newcombe for a difference of two shares).\n\n"
                "| lesson | measured | sample, 95%% interval | what it shows |\n|---|---|---|---|\n");

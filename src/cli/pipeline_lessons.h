@@ -17,6 +17,7 @@
 typedef struct {
     json_object **v;
     int n;
+    char out_dir[4096]; /* the run's folder (summary.jsonl's): rows that also read metrics files */
 } lesson_records;
 
 /* What a row shows: the figures (Markdown table cell text), the sample and interval, the sentence. Empty figures

@@ -1,5 +1,6 @@
 #include "cli/pipeline_report.h"
 #include "cli/pipeline_lessons.h"
+#include "cli/pipeline_lessons_b.h"
 #include "io/fileio.h"
 #include "jielong/metrics.h"
 #include <json.h>
@@ -78,7 +79,7 @@ static double accuracy_of(json_object *o, const char *task) {
 report_plots pipeline_report_plots(const char *dir) {
     if (strcmp(dir, "rm") == 0) return (report_plots){"loss,eval_loss", "accuracy,eval_accuracy", "pairwise accuracy"};
     if (strcmp(dir, "dpo") == 0) return (report_plots){"loss,eval_loss", "margin,eval_margin", "reward margin"};
-    if (strcmp(dir, "grpo") == 0 || strcmp(dir, "ppo") == 0) return (report_plots){"loss", "reward,kl", "reward and KL"};
+    if (strstr(dir, "grpo") || strstr(dir, "ppo")) return (report_plots){"loss", "reward,kl", "reward and KL"};
     return (report_plots){"loss,val_loss", NULL, NULL};
 }
 
@@ -248,6 +249,7 @@ jl_status pipeline_report_write(const char *out_dir, const report_stage *stages,
     n = summary_lines(summary, "compare", lines, 256);
     write_compare(f, out_dir, lines, n);
     for (int i = 0; i < n; i++) json_object_put(lines[i]);
+    pipeline_lessons_b_sections(f, out_dir);
     write_samples(f, out_dir, stages, n_stages);
     n = summary_lines(summary, "stage", lines, 256);
     write_times(f, lines, n);

@@ -6,14 +6,14 @@
 int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
     const int ppo = stage == JL_STAGE_PPO;
     const char *cmd = ppo ? "ppo" : "grpo";
-    const char *policy = NULL, *prompts = NULL, *reward_fn = NULL, *reward_model = NULL;
+    const char *policy = NULL, *prompts = NULL, *reward_fn = NULL, *reward_model = NULL, *monitor_fn = NULL;
     jl_rl_opts o;
     rl_cli_common c;
     rl_cli_defaults(&o, stage, &c);
     cli_opt opts[] = {
         {"model|policy", OPT_STR, &policy, "starting policy checkpoint (the SFT model); also the frozen reference", NO_RANGE, 1},
         {"prompts", OPT_STR, &prompts, "RL prompts JSONL {\"prompt\", ...fields such as \"form\"}", NO_RANGE, 1},
-        {"reward-fn", OPT_STR, &reward_fn, "rule reward: poem, x_count, length, contains", NO_RANGE, 0},
+        {"reward-fn", OPT_STR, &reward_fn, "rule reward: poem, x_count, length, contains, answer", NO_RANGE, 0},
         {"reward-model|reward", OPT_STR, &reward_model, "reward model folder (jielong reward)", NO_RANGE, 0},
         {"group", OPT_I32, &o.group, ppo ? "answers sampled per prompt" : "answers per prompt G", 1, 4096, 0},
         {"max-new-tokens|max-new", OPT_I32, &o.max_new, "tokens per sampled answer", 1, 1 << 20, 0},
@@ -27,6 +27,14 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
         {"lambda", OPT_F32, &o.lam, "PPO GAE λ", 0, 1, 0},
         {"vf-coef", OPT_F32, &o.vf_coef, "PPO value loss weight", 0, 1e3, 0},
         {"value-clip", OPT_F32, &o.value_clip, "PPO value clip (0 = off)", 0, 1e6, 0},
+        {"kl-target", OPT_F32, &o.kl_target, "PPO adaptive KL control: the per-answer KL the coefficient steers to "
+                                             "(0 = a fixed --kl)", 0, 1e6, 0},
+        {"kl-horizon", OPT_I32, &o.kl_horizon, "PPO adaptive KL: rollouts over which the coefficient may change by "
+                                               "up to 20%", 1, 1 << 30, 0},
+        {"whiten-rewards", OPT_BOOL, &o.whiten_rewards, "standardise each step's scores (mean 0, std 1) before use",
+         NO_RANGE, 0},
+        {"monitor-fn", OPT_STR, &monitor_fn, "a second judge, logged as monitor_reward and never trained on (a rule "
+                                             "reward name, e.g. poem beside --reward-model)", NO_RANGE, 0},
         RL_CLI_COMMON_OPTS(c, o, "prompts per step"),
     };
     unsigned char given[CLI_NOPTS(opts)];
@@ -56,6 +64,9 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
         st = jl_reward_model_load(reward_model, &rm);
         if (st == JL_OK) st = jl_reward_fn_from_model(rm, &fn);
     }
+    jl_reward_fn *monitor = NULL;
+    if (st == JL_OK && monitor_fn) st = jl_reward_fn_by_name(monitor_fn, &monitor);
+    o.monitor = monitor;
     if (st == JL_OK) st = rl_cli_load_model(policy, &ck, &tok);
     if (st == JL_OK) st = jl_rl_load(prompts, &jo, &set, &js);
     if (st == JL_OK) {
@@ -63,15 +74,17 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
                 cmd, jl_rl_count(set), prompts, reward_fn ? reward_fn : reward_model, o.train.run.batch, o.group,
                 o.train.run.steps, (double)o.train.optim.lr);
         static const char *const show[] = {"reward", "kl", "entropy", "clip_frac", NULL};
+        static const char *const show_monitor[] = {"reward", "monitor_reward", "kl", "entropy", NULL};
         cli_precision_report(cmd, &o.train.run);
         cli_train_view view;
-        cli_train_view_start(&view, cmd, o.train.run.steps, show);
+        cli_train_view_start(&view, cmd, o.train.run.steps, monitor ? show_monitor : show);
         st = ppo ? jl_ppo_train(ck.model, tok, set, fn, &o, cli_train_on_event, &view)
                  : jl_grpo_train(ck.model, tok, set, fn, &o, cli_train_on_event, &view);
         cli_train_view_finish(&view, st);
     }
     jl_rl_free(set);
     jl_reward_fn_free(fn);
+    jl_reward_fn_free(monitor);
     jl_tokenizer_free(tok);
     jl_checkpoint_free(&ck);
     rl_cli_report_skipped(skipped, cmd);

@@ -32,8 +32,8 @@ typedef struct {
     dnnl_stream_t stream;
     prim_entry prims[N_PRIMS];
     int n_prims, next_evict;
-    uint16_t *abf, *bbf; /* bf16 copies of A and B */
-    size_t abf_n, bbf_n;
+    uint16_t *abf, *bbf, *sbf; /* bf16 copies of A and B; sbf: the first A of a sequence, kept for the others */
+    size_t abf_n, bbf_n, sbf_n;
     void *scratch;
     size_t scratch_n;
 } workspace;
@@ -82,6 +82,7 @@ static void free_workspace(workspace *w) {
     if (w->stream) dnnl_stream_destroy(w->stream);
     free(w->abf);
     free(w->bbf);
+    free(w->sbf);
     free(w->scratch);
     memset(w, 0, sizeof *w);
 }
@@ -118,8 +119,7 @@ __attribute__((target("avx512f,avx512bf16"))) static void to_bf16_avx512(const f
 }
 #endif
 
-/* dst[i] = bf16(src[i]) for a contiguous run, split across threads when it is large. */
-static void to_bf16(const float *src, uint16_t *dst, size_t n) {
+void jl_to_bf16(const float *src, uint16_t *dst, size_t n) {
 #if defined(__x86_64__)
     const int fast = jl_cpu_has_bf16();
 #else
@@ -165,9 +165,8 @@ static int md_strided(dnnl_memory_desc_t *md, int rows, int cols, dnnl_data_type
 static prim_entry *build_prim(workspace *w, const prim_key *k) {
     prim_entry e = {.key = *k};
     const dnnl_data_type_t in_t = k->prec == JL_PREC_BF16 ? dnnl_bf16 : dnnl_f32;
-    /* in bf16, A is copied densely (row-major); B keeps its strides over a copy of the array it spans */
-    const long a_rs = k->prec == JL_PREC_BF16 ? k->K : k->a_rs, a_cs = k->prec == JL_PREC_BF16 ? 1 : k->a_cs;
-    if (md_strided(&e.a_md, k->M, k->K, in_t, a_rs, a_cs) || md_strided(&e.b_md, k->K, k->N, in_t, k->b_rs, k->b_cs) ||
+    /* the key holds A's strides as passed (a bf16 copy keeps them, or is made row-major: a_plan) */
+    if (md_strided(&e.a_md, k->M, k->K, in_t, k->a_rs, k->a_cs) || md_strided(&e.b_md, k->K, k->N, in_t, k->b_rs, k->b_cs) ||
         md_strided(&e.c_md, k->M, k->N, dnnl_f32, k->ldc, 1) || md_strided(&e.bias_md, 1, k->N, dnnl_f32, k->N, 1))
         return NULL;
     dnnl_matmul_desc_t desc;
@@ -210,32 +209,62 @@ static prim_entry *find_prim(workspace *w, const prim_key *k) {
     return build_prim(w, k);
 }
 
+/* How A reaches oneDNN: as given (fp32), a bf16 copy the caller made, a bf16 copy of the array it spans with its
+ * strides kept (A dense in either order), or a row-major bf16 copy of a view with gaps. */
+typedef enum { A_AS_GIVEN, A_CALLER_COPY, A_SPAN_COPY, A_DENSE_COPY } a_plan;
+
+static size_t a_span(const jl_mm_op *op) { return (size_t)((op->M - 1) * op->a_rs + (op->K - 1) * op->a_cs + 1); }
+/* Elements spanned by B's strides: the dense array it lives in. */
+static size_t b_span(const jl_mm_op *op) { return (size_t)((op->K - 1) * op->b_rs + (op->N - 1) * op->b_cs + 1); }
+
+static a_plan plan_a(const jl_mm_op *op, jl_precision prec) {
+    if (prec != JL_PREC_BF16) return A_AS_GIVEN;
+    if (op->a16) return A_CALLER_COPY;
+    const int row_major = op->a_cs == 1 && op->a_rs == op->K, col_major = op->a_rs == 1 && op->a_cs == op->M;
+    return row_major || col_major ? A_SPAN_COPY : A_DENSE_COPY;
+}
+
 static prim_key make_key(const jl_mm_op *op, jl_precision prec) {
     prim_key k;
     memset(&k, 0, sizeof k); /* padding too: keys are compared bytewise */
     k.M = op->M, k.N = op->N, k.K = op->K, k.ldc = op->ldc, k.bias = op->bias != NULL;
     k.accumulate = op->accumulate, k.threads = omp_get_max_threads();
-    k.a_rs = op->a_rs, k.a_cs = op->a_cs, k.b_rs = op->b_rs, k.b_cs = op->b_cs, k.prec = prec;
+    const int dense = plan_a(op, prec) == A_DENSE_COPY;
+    k.a_rs = dense ? op->K : op->a_rs, k.a_cs = dense ? 1 : op->a_cs;
+    k.b_rs = op->b_rs, k.b_cs = op->b_cs, k.prec = prec;
     return k;
 }
 
-/* Elements spanned by B's strides: the dense array it lives in. */
-static size_t b_span(const jl_mm_op *op) { return (size_t)((op->K - 1) * op->b_rs + (op->N - 1) * op->b_cs + 1); }
+/* The bf16 operands of op into *a, *b: the caller's copies, or converted into the workspace. `shared` (or NULL) is
+ * a bf16 copy of A made for an earlier product over the same array. */
+static int bf16_operands(workspace *w, const jl_mm_op *op, const uint16_t *shared, const void **a, const void **b) {
+    const a_plan ap = plan_a(op, JL_PREC_BF16);
+    if (ap == A_CALLER_COPY || shared) {
+        *a = shared ? shared : op->a16;
+    } else {
+        const size_t an = ap == A_SPAN_COPY ? a_span(op) : (size_t)op->M * op->K;
+        if (reserve((void **)&w->abf, &w->abf_n, an * 2)) return 1;
+        if (ap == A_SPAN_COPY) jl_to_bf16(op->a, w->abf, an);
+        else to_bf16_strided(op->a, op->a_rs, op->a_cs, w->abf, op->M, op->K);
+        *a = w->abf;
+    }
+    if (op->b16) {
+        *b = op->b16;
+    } else {
+        const size_t bn = b_span(op);
+        if (reserve((void **)&w->bbf, &w->bbf_n, bn * 2)) return 1;
+        jl_to_bf16(op->b, w->bbf, bn);
+        *b = w->bbf;
+    }
+    return 0;
+}
 
-static int run(workspace *w, const jl_mm_op *op, jl_precision prec) {
+static int run(workspace *w, const jl_mm_op *op, jl_precision prec, const uint16_t *shared) {
     prim_key k = make_key(op, prec);
     prim_entry *e = find_prim(w, &k);
     if (!e) return 1;
     const void *a = op->a, *b = op->b;
-    if (prec == JL_PREC_BF16) {
-        const size_t an = (size_t)op->M * op->K, bn = b_span(op);
-        if (reserve((void **)&w->abf, &w->abf_n, an * 2) || reserve((void **)&w->bbf, &w->bbf_n, bn * 2)) return 1;
-        if (op->a_cs == 1 && op->a_rs == op->K) to_bf16(op->a, w->abf, an);
-        else to_bf16_strided(op->a, op->a_rs, op->a_cs, w->abf, op->M, op->K);
-        to_bf16(op->b, w->bbf, bn);
-        a = w->abf;
-        b = w->bbf;
-    }
+    if (prec == JL_PREC_BF16 && bf16_operands(w, op, shared, &a, &b)) return 1;
     if (reserve(&w->scratch, &w->scratch_n, e->scratch_bytes ? e->scratch_bytes : 64)) return 1;
     dnnl_memory_desc_t scratch_md;
     dnnl_dims_t sd = {(dnnl_dim_t)(e->scratch_bytes ? e->scratch_bytes : 1)};
@@ -258,13 +287,33 @@ static int run(workspace *w, const jl_mm_op *op, jl_precision prec) {
     return bad;
 }
 
-int jl_dnnl_matmul(const jl_mm_op *op, jl_precision prec) {
-    if (op->M <= 0 || op->N <= 0 || op->K <= 0) return 1;
+int jl_dnnl_matmul(const jl_mm_op *op, jl_precision prec) { return jl_dnnl_matmul_seq(op, 1, prec) != 1; }
+
+/* Whether op's A is ops0's A array (same base and span) so one bf16 copy of it serves both. */
+static int same_a_array(const jl_mm_op *op, const jl_mm_op *ops0) {
+    return op->a == ops0->a && !op->a16 && a_span(op) == a_span(ops0) && plan_a(op, JL_PREC_BF16) == A_SPAN_COPY &&
+           plan_a(ops0, JL_PREC_BF16) == A_SPAN_COPY;
+}
+
+int jl_dnnl_matmul_seq(const jl_mm_op *ops, int n, jl_precision prec) {
     workspace *w = take_workspace();
-    if (!w) return 1;
-    int bad = run(w, op, prec);
+    if (!w) return 0;
+    int done = 0;
+    const uint16_t *shared = NULL;
+    for (; done < n; done++) {
+        const jl_mm_op *op = &ops[done];
+        if (op->M <= 0 || op->N <= 0 || op->K <= 0) break;
+        if (run(w, op, prec, done > 0 && shared && same_a_array(op, &ops[0]) ? shared : NULL)) break;
+        if (done == 0 && n > 1 && prec == JL_PREC_BF16 && plan_a(op, prec) == A_SPAN_COPY) {
+            uint16_t *copy = w->abf; /* op 0's A copy moves to sbf, where the next products leave it */
+            size_t copy_n = w->abf_n;
+            w->abf = w->sbf, w->abf_n = w->sbf_n;
+            w->sbf = copy, w->sbf_n = copy_n;
+            shared = copy;
+        }
+    }
     give_back(w);
-    return bad;
+    return done;
 }
 
 const char *jl_dnnl_impl(jl_precision prec) {

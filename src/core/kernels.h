@@ -21,6 +21,12 @@ jl_precision jl_precision_default(void);
 const char *jl_precision_name(jl_precision p);
 /* "fp32" or "bf16" into *out; non-zero for anything else. */
 int jl_precision_parse(const char *s, jl_precision *out);
+/* While set (copy not NULL), bf16 products on the calling thread whose weight lies in base[0..n) read it from
+ * copy (bf16 of base, same layout) instead of converting it each time: the trainer makes the copy once a step
+ * and clears it after (NULL). The caller keeps the copy equal to bf16(base) while it is set. */
+void jl_matmul_set_bf16_weights(const float *base, size_t n, const uint16_t *copy);
+/* dst[i] = bf16(src[i]), nearest even (AVX512-BF16 where the CPU has it), split across threads when large. */
+void jl_to_bf16(const float *src, uint16_t *dst, size_t n);
 /* The kernel that runs a large product in that precision (oneDNN's implementation name), for reports. */
 const char *jl_matmul_impl(jl_precision p);
 
@@ -110,6 +116,10 @@ void jl_softmax_inplace(float *x, int n);
  * bias correction. g is read only. */
 void jl_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                      float eps, float weight_decay, int t);
+/* The same step on the gradient gscale·g (the clipping factor applied as it is read: no pass of its own);
+ * bit for bit what jl_scale_inplace(g, gscale) followed by jl_adamw_update gives. */
+void jl_adamw_update_scaled(float *p, const float *g, float gscale, float *m, float *v, size_t n, float lr,
+                            float beta1, float beta2, float eps, float weight_decay, int t);
 
 /* Σ x² in double (for the global gradient norm). */
 double jl_sumsq(const float *x, size_t n);

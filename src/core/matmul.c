@@ -10,6 +10,24 @@
 
 static _Atomic int current_precision = JL_PREC_FP32;
 
+/* The calling thread's bf16 copy of a weight block (jl_matmul_set_bf16_weights), or none. */
+static _Thread_local const float *shadow_base;
+static _Thread_local const uint16_t *shadow_copy;
+static _Thread_local size_t shadow_n;
+
+void jl_matmul_set_bf16_weights(const float *base, size_t n, const uint16_t *copy) {
+    shadow_base = copy ? base : NULL;
+    shadow_copy = copy;
+    shadow_n = copy ? n : 0;
+}
+
+/* The bf16 copy of w[0..n) when the registered block holds all of it, else NULL. */
+static const uint16_t *shadow_of(const float *w, size_t n) {
+    if (!shadow_copy || w < shadow_base || w >= shadow_base + shadow_n) return NULL;
+    const size_t at = (size_t)(w - shadow_base);
+    return n <= shadow_n - at ? shadow_copy + at : NULL;
+}
+
 jl_precision jl_matmul_set_precision(jl_precision p) { return (jl_precision)atomic_exchange(&current_precision, (int)p); }
 jl_precision jl_matmul_precision(void) { return (jl_precision)atomic_load(&current_precision); }
 
@@ -35,9 +53,8 @@ int jl_precision_parse(const char *s, jl_precision *out) {
 
 const char *jl_matmul_impl(jl_precision p) { return jl_dnnl_impl(p); }
 
-/* C(M,N) (+)= A·B through oneDNN in the current precision, else cblas_sgemm (transposes as given). */
-static void product(const jl_mm_op *op, CBLAS_TRANSPOSE ta, int lda, CBLAS_TRANSPOSE tb, int ldb) {
-    if (jl_dnnl_matmul(op, jl_matmul_precision()) == 0) return;
+/* C(M,N) (+)= A·B through cblas_sgemm (transposes as given): the stand-in when oneDNN cannot run a product. */
+static void blas_product(const jl_mm_op *op, CBLAS_TRANSPOSE ta, int lda, CBLAS_TRANSPOSE tb, int ldb) {
     cblas_sgemm(CblasRowMajor, ta, tb, op->M, op->N, op->K, 1.0f, op->a, lda, op->b, ldb,
                 op->accumulate ? 1.0f : 0.0f, op->c, op->ldc);
     if (!op->bias) return;
@@ -46,6 +63,12 @@ static void product(const jl_mm_op *op, CBLAS_TRANSPOSE ta, int lda, CBLAS_TRANS
 #pragma omp simd
         for (int n = 0; n < op->N; n++) row[n] += op->bias[n];
     }
+}
+
+/* C(M,N) (+)= A·B through oneDNN in the current precision, else cblas_sgemm. */
+static void product(const jl_mm_op *op, CBLAS_TRANSPOSE ta, int lda, CBLAS_TRANSPOSE tb, int ldb) {
+    if (jl_dnnl_matmul(op, jl_matmul_precision()) == 0) return;
+    blas_product(op, ta, lda, tb, ldb);
 }
 
 void jl_matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC) {
@@ -57,7 +80,7 @@ void jl_matmul_forward(float *out, const float *inp, const float *w, const float
     }
     /* A = inp (N,C), B = wᵀ (C,OC) */
     jl_mm_op op = {.M = N, .N = OC, .K = C, .a = inp, .a_rs = C, .a_cs = 1, .b = w, .b_rs = 1, .b_cs = C,
-                   .c = out, .ldc = OC, .bias = bias};
+                   .c = out, .ldc = OC, .bias = bias, .b16 = shadow_of(w, (size_t)OC * C)};
     product(&op, CblasNoTrans, C, CblasTrans, C);
 }
 
@@ -83,15 +106,21 @@ static void bias_backward(float *dbias, const float *dout, int N, int OC) {
 void jl_matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                         const float *w, int N, int C, int OC) {
     if (N <= 0 || OC <= 0 || C <= 0) return;
+    jl_mm_op ops[2];
+    CBLAS_TRANSPOSE ta[2], tb[2];
+    int lda[2], ldb[2], n = 0;
     if (dinp) { /* dinp(N,C) += dout(N,OC) · w(OC,C) */
-        jl_mm_op op = {.M = N, .N = C, .K = OC, .a = dout, .a_rs = OC, .a_cs = 1, .b = w, .b_rs = C, .b_cs = 1,
-                       .c = dinp, .ldc = C, .accumulate = 1};
-        product(&op, CblasNoTrans, OC, CblasNoTrans, C);
+        ops[n] = (jl_mm_op){.M = N, .N = C, .K = OC, .a = dout, .a_rs = OC, .a_cs = 1, .b = w, .b_rs = C, .b_cs = 1,
+                            .c = dinp, .ldc = C, .accumulate = 1, .b16 = shadow_of(w, (size_t)OC * C)};
+        ta[n] = CblasNoTrans, lda[n] = OC, tb[n] = CblasNoTrans, ldb[n] = C, n++;
     }
     if (dw) { /* dw(OC,C) += doutᵀ(OC,N) · inp(N,C) */
-        jl_mm_op op = {.M = OC, .N = C, .K = N, .a = dout, .a_rs = 1, .a_cs = OC, .b = inp, .b_rs = C, .b_cs = 1,
-                       .c = dw, .ldc = C, .accumulate = 1};
-        product(&op, CblasTrans, OC, CblasNoTrans, C);
+        ops[n] = (jl_mm_op){.M = OC, .N = C, .K = N, .a = dout, .a_rs = 1, .a_cs = OC, .b = inp, .b_rs = C,
+                            .b_cs = 1, .c = dw, .ldc = C, .accumulate = 1};
+        ta[n] = CblasTrans, lda[n] = OC, tb[n] = CblasNoTrans, ldb[n] = C, n++;
     }
+    /* one workspace for both: in bf16, dout is converted once for the two */
+    for (int i = jl_dnnl_matmul_seq(ops, n, jl_matmul_precision()); i < n; i++)
+        blas_product(&ops[i], ta[i], lda[i], tb[i], ldb[i]);
     if (dbias) bias_backward(dbias, dout, N, OC);
 }

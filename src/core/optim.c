@@ -6,13 +6,19 @@
 
 void jl_adamw_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                      float eps, float weight_decay, int t) {
+    jl_adamw_update_scaled(p, g, 1.0f, m, v, n, lr, beta1, beta2, eps, weight_decay, t);
+}
+
+void jl_adamw_update_scaled(float *p, const float *g, float gscale, float *m, float *v, size_t n, float lr,
+                            float beta1, float beta2, float eps, float weight_decay, int t) {
     /* 1/(1-β^t) in double: for β2 = 0.999 and small t the float power would lose digits */
     const float m_corr = (float)(1.0 / (1.0 - pow((double)beta1, t)));
     const float v_corr = (float)(1.0 / (1.0 - pow((double)beta2, t)));
 #pragma omp parallel for simd schedule(static) if (JL_WORTH_THREADS(n))
     for (size_t i = 0; i < n; i++) {
-        float mi = beta1 * m[i] + (1.0f - beta1) * g[i];
-        float vi = beta2 * v[i] + (1.0f - beta2) * g[i] * g[i];
+        const float gi = g[i] * gscale;
+        float mi = beta1 * m[i] + (1.0f - beta1) * gi;
+        float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
         m[i] = mi;
         v[i] = vi;
         float mhat = mi * m_corr, vhat = vi * v_corr;

@@ -115,7 +115,7 @@ static jl_status write_conversation(tool_writer *w, const char *task, const char
     json_object_array_add(msgs, call_message(tool, key, value));
     json_object_array_add(msgs, tm);
     json_object_array_add(msgs, message("assistant", answer));
-    json_object_object_add(o, "tools", json_object_get(w->tools));
+    if (w->tools) json_object_object_add(o, "tools", json_object_get(w->tools));
     json_object_object_add(o, "messages", msgs);
     json_object_object_add(o, "task", json_object_new_string(task));
     jl_status st = jl_json_write_line(w->sft.f, o, w->sft_path);
@@ -309,7 +309,7 @@ jl_status jl_tool_data_write(const jl_poems *poems, const char *poems_path, cons
     if (st == JL_OK) st = open_index(o, poems_path, &ix);
     if (st == JL_OK) st = jl_toolbox_new(&w.tb);
     if (st == JL_OK) st = jl_toolbox_add_list(w.tb, "calculator,search", ix, o->k);
-    if (st == JL_OK) st = declared_tools(w.tb, &w.tools);
+    if (st == JL_OK && !o->no_specs) st = declared_tools(w.tb, &w.tools);
     int opened = 0;
     if (st == JL_OK && (st = jl_atomic_open(&w.sft, sft_path)) == JL_OK) {
         opened = 1;

@@ -231,32 +231,34 @@ static void softmax_prefix(float *row, int n) {
     for (int j = 0; j < n; j++) row[j] *= inv;
 }
 
-/* One token at position pos against keys 0..pos: dot products per head, heads in parallel. */
-static void attend_one(jl_session *s, const float *kc, const float *vc, int pos) {
+/* Attention of query head h for the token at pos against the cache (keys 0..pos). */
+static void attend_head(jl_session *s, const float *kc, const float *vc, int h, int pos) {
     const jl_config *c = &s->m->cfg;
-    const int nh = c->n_head, hs = jl_head_size(c), group = nh / c->n_kv_head, kvd = s->kv_dim;
-    const float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for schedule(static) if (pos > 64)
-    for (int h = 0; h < nh; h++) {
-        const float *q = s->qkv + (size_t)h * hs;
-        const int kvo = (h / group) * hs;
-        float *att = s->att + (size_t)h * s->cap, *out = s->atty + (size_t)h * hs;
-        for (int t = 0; t <= pos; t++) {
-            const float *k = kc + (size_t)t * kvd + kvo;
-            float d = 0.0f;
+    const int hs = jl_head_size(c), kvo = (h / (c->n_head / c->n_kv_head)) * hs, kvd = s->kv_dim;
+    const float scale = 1.0f / sqrtf((float)hs), *q = s->qkv + (size_t)h * hs;
+    float *att = s->att + (size_t)h * s->cap, *out = s->atty + (size_t)h * hs;
+    for (int t = 0; t <= pos; t++) {
+        const float *k = kc + (size_t)t * kvd + kvo;
+        float d = 0.0f;
 #pragma omp simd reduction(+ : d)
-            for (int i = 0; i < hs; i++) d += q[i] * k[i];
-            att[t] = d * scale;
-        }
-        softmax_prefix(att, pos + 1);
-        memset(out, 0, (size_t)hs * sizeof *out);
-        for (int t = 0; t <= pos; t++) {
-            const float *v = vc + (size_t)t * kvd + kvo;
-            const float a = att[t];
-#pragma omp simd
-            for (int i = 0; i < hs; i++) out[i] += a * v[i];
-        }
+        for (int i = 0; i < hs; i++) d += q[i] * k[i];
+        att[t] = d * scale;
     }
+    softmax_prefix(att, pos + 1);
+    memset(out, 0, (size_t)hs * sizeof *out);
+    for (int t = 0; t <= pos; t++) {
+        const float *v = vc + (size_t)t * kvd + kvo;
+        const float a = att[t];
+#pragma omp simd
+        for (int i = 0; i < hs; i++) out[i] += a * v[i];
+    }
+}
+
+/* One token at position pos against keys 0..pos: heads in parallel (decode outside the one-region path). */
+static void attend_one(jl_session *s, const float *kc, const float *vc, int pos) {
+    const int nh = s->m->cfg.n_head;
+#pragma omp parallel for schedule(static) if (pos > 64)
+    for (int h = 0; h < nh; h++) attend_head(s, kc, vc, h, pos);
 }
 
 /* n tokens at positions pos0.. against keys 0..pos0+n-1 (causal): two sgemms per head, heads in parallel. */
@@ -361,29 +363,6 @@ static void norm_private(const jl_session *s, float *out, const float *w, const 
     float mean, rstd;
     if (c->arch == JL_ARCH_LLAMA) jl_rmsnorm_forward(out, &rstd, s->x, w, 1, c->dim, c->norm_eps);
     else jl_layernorm_forward(out, &mean, &rstd, s->x, w, b, 1, c->dim, c->norm_eps);
-}
-
-/* Attention of query head h for the token at pos against the cache (keys 0..pos). */
-static void attend_head(jl_session *s, const float *kc, const float *vc, int h, int pos) {
-    const jl_config *c = &s->m->cfg;
-    const int hs = jl_head_size(c), kvo = (h / (c->n_head / c->n_kv_head)) * hs, kvd = s->kv_dim;
-    const float scale = 1.0f / sqrtf((float)hs), *q = s->qkv + (size_t)h * hs;
-    float *att = s->att + (size_t)h * s->cap, *out = s->atty + (size_t)h * hs;
-    for (int t = 0; t <= pos; t++) {
-        const float *k = kc + (size_t)t * kvd + kvo;
-        float d = 0.0f;
-#pragma omp simd reduction(+ : d)
-        for (int i = 0; i < hs; i++) d += q[i] * k[i];
-        att[t] = d * scale;
-    }
-    softmax_prefix(att, pos + 1);
-    memset(out, 0, (size_t)hs * sizeof *out);
-    for (int t = 0; t <= pos; t++) {
-        const float *v = vc + (size_t)t * kvd + kvo;
-        const float a = att[t];
-#pragma omp simd
-        for (int i = 0; i < hs; i++) out[i] += a * v[i];
-    }
 }
 
 /* qkv, rope, cache append and attention of kv heads [g0, g1) and their query heads: all rows this thread needs

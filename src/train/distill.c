@@ -9,6 +9,7 @@
 #include "io/fileio.h"
 #include "jielong/checkpoint.h"
 #include "jielong/metrics.h"
+#include "jielong/rlhf.h"
 #include "model/model.h"
 #include "train/run.h"
 #include "train/stream.h"
@@ -374,6 +375,11 @@ jl_status jl_distill_synthesize(jl_model *teacher, const jl_tokenizer *tok, cons
     prompt_set ps;
     jl_status st = load_prompts(prompts_path, &ps);
     if (st != JL_OK) return st;
+    if (o->keep && !ps.rl) {
+        jl_sft_free(ps.sft);
+        return jl_fail(JL_ERR_ARG, "%s: a keep rule needs RL prompts ({\"prompt\", \"form\", ...}), not conversations",
+                       prompts_path);
+    }
     size_t n = prompt_count(&ps);
     if (o->n > 0 && o->n < n) n = o->n;
     jl_session *session = NULL;
@@ -408,6 +414,13 @@ jl_status jl_distill_synthesize(jl_model *teacher, const jl_tokenizer *tok, cons
             stats->tokens += n_new;
             char *clean = answer_len > 0 ? valid_utf8(answer, answer_len) : NULL;
             if (answer_len > 0 && !clean) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+            float score = 1;
+            if (clean && o->keep && (st = jl_reward_fn_score(o->keep, ps.rl, i, clean, &score)) == JL_OK &&
+                score < o->keep_min) {
+                stats->rejected++;
+                free(clean);
+                clean = NULL;
+            }
             if (clean) { /* an empty answer is no SFT example */
                 json_object *line = messages_json(&conv, clean);
                 fprintf(af.f, "%s\n", json_object_to_json_string_ext(line, JSON_C_TO_STRING_PLAIN));

@@ -1,17 +1,18 @@
 /* Rewards of RL rollouts: rule-based functions by name (the poem-form checks of docs/DESIGN.md and toy rules for
  * tests) or a trained reward model. */
 #include "train/rl_common.h"
+#include "jielong/tools.h"
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { FN_POEM, FN_X_COUNT, FN_LENGTH, FN_CONTAINS, FN_MODEL } fn_kind;
+typedef enum { FN_POEM, FN_X_COUNT, FN_LENGTH, FN_CONTAINS, FN_ANSWER, FN_MODEL } fn_kind;
 
 struct jl_reward_fn {
     fn_kind kind;
     jl_reward_model *rm;
 };
 
-static const char *const fn_names[] = {"poem", "x_count", "length", "contains"};
+static const char *const fn_names[] = {"poem", "x_count", "length", "contains", "answer"};
 
 jl_status jl_reward_fn_by_name(const char *name, jl_reward_fn **out) {
     *out = NULL;
@@ -22,7 +23,7 @@ jl_status jl_reward_fn_by_name(const char *name, jl_reward_fn **out) {
             (*out)->kind = (fn_kind)k;
             return JL_OK;
         }
-    return jl_fail(JL_ERR_ARG, "unknown reward function '%s' (known: poem, x_count, length, contains)", name);
+    return jl_fail(JL_ERR_ARG, "unknown reward function '%s' (known: poem, x_count, length, contains, answer)", name);
 }
 
 jl_status jl_reward_fn_from_model(jl_reward_model *rm, jl_reward_fn **out) {
@@ -69,6 +70,12 @@ jl_status jl_reward_fn_score(jl_reward_fn *fn, const jl_rl_set *set, size_t i, c
         const char *expected = jl_rl_field(set, i, "expected");
         if (!expected) return jl_fail(JL_ERR_FORMAT, "prompt %zu: reward 'contains' needs an \"expected\" field", i + 1);
         *reward = strstr(answer, expected) ? 1.0f : 0.0f;
+        return JL_OK;
+    }
+    case FN_ANSWER: { /* a verifiable answer: the last number for "calc" records, else the expected text */
+        const char *expected = jl_rl_field(set, i, "expected"), *task = jl_rl_field(set, i, "task");
+        if (!expected) return jl_fail(JL_ERR_FORMAT, "prompt %zu: reward 'answer' needs an \"expected\" field", i + 1);
+        *reward = jl_tool_answer_correct(task ? task : "calc", answer, expected) ? 1.0f : 0.0f;
         return JL_OK;
     }
     case FN_MODEL: return rl_reward_model_score_answer(fn->rm, jl_rl_prompt(set, i), answer, reward);

@@ -402,4 +402,5 @@ void jl_rl_defaults(jl_rl_opts *o, jl_rl_stage stage) {
     o->lam = 0.95f;
     o->vf_coef = 0.1f;
     o->value_clip = 0.2f;
+    o->kl_horizon = 100;
 }

@@ -31,6 +31,7 @@ typedef struct {
     int rows, cap_T;
     rl_seq *seqs;       /* this iteration's rollouts */
     float *scores;
+    double kl_coef;     /* PPO's KL coefficient now (adaptive with kl_target) */
     rl_batch full, mb;
     pos_arrays fa, ma;
     float *logp, *buf;
@@ -156,7 +157,7 @@ static void ppo_advantages(run *r) {
         for (int t = b->T - 1; t >= 0; t--) {
             size_t p = (size_t)row * b->T + t;
             if (b->targets[p] < 0) continue;
-            double rew = -r->o->kl_coef * ((double)r->fa.old_logp[p] - r->fa.ref_logp[p]);
+            double rew = -r->kl_coef * ((double)r->fa.old_logp[p] - r->fa.ref_logp[p]);
             if (last) rew += r->scores[row];
             last = 0;
             double v = r->fa.old_values[p], delta = rew + gamma * next_v - v;
@@ -294,6 +295,7 @@ static jl_status run_new(run *r, jl_model *policy, const jl_tokenizer *tok, cons
     r->rows = o->train.run.batch * o->group;
     r->cap_T = max_len;
     r->rng = o->train.run.seed ^ 0x0F1E2D3C4B5A6978ull;
+    r->kl_coef = o->kl_coef;
     size_t n = (size_t)r->rows * (size_t)max_len;
     r->policy = policy;
     jl_status st = encode_prompts(r, tok, set, max_len);
@@ -339,6 +341,39 @@ static void rollout_logprobs(run *r, double *kl) {
         *kl += (rl_row_sum(b, r->fa.old_logp, row) - rl_row_sum(b, r->fa.ref_logp, row)) / b->rows;
 }
 
+/* The second judge's mean score of the rollouts (logged only). */
+static jl_status monitor_rows(run *r, const jl_tokenizer *tok, const jl_rl_set *set, const size_t *which,
+                              double *mean) {
+    *mean = 0;
+    for (int i = 0; i < r->rows; i++) {
+        char *text;
+        float v;
+        jl_status st = rl_answer_text(tok, &r->seqs[i], &text);
+        if (st != JL_OK) return st;
+        st = jl_reward_fn_score(r->o->monitor, set, which[i], text, &v);
+        free(text);
+        if (st != JL_OK) return st;
+        *mean += (double)v / r->rows;
+    }
+    return JL_OK;
+}
+
+/* Reward whitening: the step's scores to mean 0, standard deviation 1 (all equal: all 0). */
+static void whiten_scores(run *r, double mean, double std) {
+    for (int i = 0; i < r->rows; i++) r->scores[i] = (float)((r->scores[i] - mean) / (std + 1e-6));
+}
+
+/* Adaptive KL control: the coefficient follows the step's KL towards kl_target (proportional, clipped). */
+static void adapt_kl(run *r, double kl) {
+    const jl_rl_opts *o = r->o;
+    if (!(o->kl_target > 0) || o->kl_horizon < 1) return;
+    double err = kl / o->kl_target - 1.0;
+    err = err < -0.2 ? -0.2 : err > 0.2 ? 0.2 : err;
+    r->kl_coef *= 1.0 + err * r->rows / o->kl_horizon;
+}
+
+static int shaped(const jl_rl_opts *o) { return o->kl_target > 0 || o->whiten_rewards; }
+
 /* ---------------------------------------------------------------- the stage */
 
 typedef struct {
@@ -363,9 +398,14 @@ static jl_status ps_step(void *self, jl_stage_step *out) {
     double mean = 0, var = 0;
     for (int i = 0; i < r->rows; i++) mean += r->scores[i] / r->rows;
     for (int i = 0; i < r->rows; i++) var += (r->scores[i] - mean) * (r->scores[i] - mean) / r->rows;
+    double monitor = NAN;
+    if (r->o->monitor && (st = monitor_rows(r, p->tok, p->set, p->which, &monitor)) != JL_OK) return st;
+    if (r->o->whiten_rewards) whiten_scores(r, mean, sqrt(var));
     rollout_logprobs(r, &kl);
+    const double kl_coef_used = r->kl_coef;
     if (r->kind == ALGO_GRPO) grpo_advantages(r);
     else ppo_advantages(r);
+    if (r->kind == ALGO_PPO) adapt_kl(r, kl);
     size_t npos = (size_t)r->full.rows * r->full.T;
     const char *bad = !all_finite(r->scores, (size_t)r->rows) ? "a reward is not finite"
                       : !all_finite(r->fa.adv, npos)         ? "an advantage is not finite"
@@ -381,6 +421,8 @@ static jl_status ps_step(void *self, jl_stage_step *out) {
                           "answer_len"};
     double vals[] = {mean, sqrt(var), kl, is.entropy, is.clip_frac, is.value_loss, is.ratio_first, answer_len};
     for (int i = 0; i < 8; i++) jl_metric_add(&out->m, keys[i], vals[i]);
+    if (r->kind == ALGO_PPO) jl_metric_add(&out->m, "kl_coef", kl_coef_used);
+    if (r->o->monitor) jl_metric_add(&out->m, "monitor_reward", monitor);
     return JL_OK;
 }
 
@@ -399,6 +441,14 @@ static jl_status ps_save_state(void *self, json_object *j) {
     double vals[] = {o->group, o->max_new, o->temperature, o->clip_eps, o->kl_coef, o->epochs, o->minibatches,
                      o->gamma, o->lam, o->vf_coef, o->value_clip};
     for (int i = 0; i < 11; i++) jl_state_set_fixed(j, keys[i], vals[i]);
+    if (shaped(o)) { /* only then: older checkpoints resume as they were */
+        jl_state_set_fixed(j, "kl_target", o->kl_target);
+        jl_state_set_fixed(j, "kl_horizon", o->kl_horizon);
+        jl_state_set_fixed(j, "whiten_rewards", o->whiten_rewards);
+        uint64_t bits;
+        memcpy(&bits, &r->kl_coef, sizeof bits);
+        jl_state_set_u64(j, "kl_coef_now", bits);
+    }
     return JL_OK;
 }
 
@@ -422,6 +472,14 @@ static jl_status ps_restore_state(void *self, json_object *j) {
     if (st == JL_OK && reward_id != rl_reward_fn_identity(p->fn))
         st = jl_fail(JL_ERR_ARG, "the reward is not the one this run was trained with");
     if (st == JL_OK && r->kind == ALGO_PPO) st = rl_head_state_restore(&r->value, "value", j);
+    uint64_t bits = 0;
+    if (st == JL_OK && shaped(o)) st = jl_state_check_fixed(j, "kl_target", o->kl_target);
+    if (st == JL_OK && shaped(o)) st = jl_state_check_fixed(j, "kl_horizon", o->kl_horizon);
+    if (st == JL_OK && shaped(o)) st = jl_state_check_fixed(j, "whiten_rewards", o->whiten_rewards);
+    if (st == JL_OK && shaped(o) && (st = jl_state_u64(j, "kl_coef_now", &bits)) == JL_OK) {
+        memcpy(&r->kl_coef, &bits, sizeof bits);
+        if (!isfinite(r->kl_coef) || r->kl_coef < 0) st = jl_fail(JL_ERR_FORMAT, "kl_coef_now: not a coefficient");
+    }
     if (st == JL_OK) r->pos = (size_t)pos;
     return st;
 }

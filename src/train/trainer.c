@@ -129,6 +129,7 @@ void jl_trainer_free(jl_trainer *t) {
     free(t->gview.layers);
     free(t->tokens);
     free(t->targets);
+    free(t->w16);
     free(t->skip_tokens);
     free(t->skip_targets);
     free(t->micro);
@@ -164,16 +165,33 @@ double jl_trainer_grad_norm(const jl_trainer *t) {
     return sqrt(sumsq);
 }
 
-void jl_trainer_adamw(jl_trainer *t, float lr) {
+/* AdamW over the groups on gscale · gradient. */
+static void adamw_scaled(jl_trainer *t, float lr, float gscale) {
     const jl_optim_opts *o = &t->o.opt;
     size_t off = 0;
     for (int i = 0; i < t->n_groups; i++) {
         const jl_param_group *g = &t->groups[i];
-        jl_adamw_update(g->param, g->grad, t->mom1 + off, t->mom2 + off, g->n, lr, o->beta1, o->beta2, o->eps,
-                        g->decay ? o->weight_decay : 0.0f, (int)(t->step + 1));
+        jl_adamw_update_scaled(g->param, g->grad, gscale, t->mom1 + off, t->mom2 + off, g->n, lr, o->beta1, o->beta2,
+                               o->eps, g->decay ? o->weight_decay : 0.0f, (int)(t->step + 1));
         off += g->n;
     }
 }
+
+void jl_trainer_adamw(jl_trainer *t, float lr) { adamw_scaled(t, lr, 1.0f); }
+
+/* In bf16, the step's products read one bf16 copy of the weights made here (allocated at the first bf16 step)
+ * instead of converting each weight at each product (forward and backward). No copy if it cannot be allocated:
+ * the products then convert as they go, with the same result. */
+static void bf16_weights_begin(jl_trainer *t) {
+    const jl_model *m = t->model;
+    if (jl_matmul_precision() != JL_PREC_BF16) return;
+    if (!t->w16) t->w16 = aligned_alloc(64, (m->n_backed * sizeof(uint16_t) + 63) / 64 * 64);
+    if (!t->w16) return;
+    jl_to_bf16(m->params, t->w16, m->n_backed);
+    jl_matmul_set_bf16_weights(m->params, m->n_backed, t->w16);
+}
+
+static void bf16_weights_end(void) { jl_matmul_set_bf16_weights(NULL, 0, NULL); }
 
 jl_status jl_trainer_sum_grads(jl_trainer *t) {
     jl_status st = JL_OK;
@@ -241,7 +259,9 @@ jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_st
     const int accum = t->o.accum, N = jl_dist_size();
     memset(st, 0, sizeof *st);
     jl_trainer_zero_grads(t);
+    bf16_weights_begin(t);
     jl_status s = micro_batches(t, next, ctx, st);
+    bf16_weights_end();
     if (N > 1) s = reduce_step(t, s, st);
     if (s != JL_OK) return s;
     double loss_sum_of_means = 0.0;
@@ -261,10 +281,10 @@ jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_st
         st->skipped = 1; /* reported by the caller; weights and moments stay as they were */
         t->skipped++;
     } else {
+        float gscale = 1.0f; /* clipping, applied as AdamW reads the gradient */
         if (t->o.opt.grad_clip > 0 && st->grad_norm > t->o.opt.grad_clip)
-            for (int i = 0; i < t->n_groups; i++)
-                jl_scale_inplace(t->groups[i].grad, (float)(t->o.opt.grad_clip / st->grad_norm), t->groups[i].n);
-        jl_trainer_adamw(t, st->lr);
+            gscale = (float)(t->o.opt.grad_clip / st->grad_norm);
+        adamw_scaled(t, st->lr, gscale);
     }
     t->step++;
     st->seconds = jl_now() - t0;

@@ -63,6 +63,7 @@ typedef struct {
     size_t n_state;           /* trainable parameters (== n_params for a model with nothing frozen and no extras) */
     jl_rng rng;
     int32_t *tokens, *targets;
+    uint16_t *w16;            /* bf16 copy of the model's parameters, made at the start of each bf16 step (or NULL) */
     int32_t *skip_tokens, *skip_targets; /* data parallelism: where the other ranks' micro-batches are read to */
     double *micro;            /* per micro-batch: counted targets, mean loss (2·accum; gathered: 2·accum·ranks) */
     long step;                /* optimizer steps taken */
