@@ -32,3 +32,6 @@ bash "$(dirname "$0")/fetch_serve_npm.sh" ||
 # @huggingface/jinja, the reference of the chat template tests (issue 14), pinned, into build/npm-jinja.
 bash "$(dirname "$0")/fetch_jinja.sh" ||
   echo "deps: could not install @huggingface/jinja (npm registry?); test_template will fail" >&2
+# @huggingface/gguf, the reference GGUF reader of test_gguf_foreign (issue 14), pinned, into build/npm-gguf.
+bash "$(dirname "$0")/fetch_gguf_js.sh" ||
+  echo "deps: could not install @huggingface/gguf (npm registry?); test_gguf_foreign will fail" >&2

@@ -68,6 +68,22 @@ d=$(maxrel l1 l2); [ "$(wc -l < l1)" = 6 ] || die "expected 6 sft loss lines"
 awk -v d="$d" 'BEGIN { exit !(d != "none" && d < 1e-5) }' || die "sft loss 2 ranks vs accum 2: rel. diff $d > 1e-5"
 ok "sft (packed rows): 2 ranks bitwise repeatable; vs 1 process with --accum 2 within rel. $d (bound 1e-5)"
 
+# ---- pair stages: each rank takes --batch-size pairs of a global batch of batch × ranks ----
+for i in $(seq 1 120); do
+  p=$(printf "%03d" $((i * 37 % 1000)))
+  echo "{\"prompt\":\"p\",\"chosen\":\"${p}a\",\"rejected\":\"${p}b\"}"
+done > prefs.jsonl
+for stage in dpo reward; do
+  D="$stage --model p1/model.safetensors --data prefs.jsonl --steps 6 --lr 3e-3 --eval-fraction 0.2 --eval-every 3
+     --threads 1 --precision fp32"
+  run "$stage, 1 process, batch 8" "$JL" $D --batch-size 8 --out ${stage}1
+  run "$stage, 2 ranks, batch 4" $MPI "$JL" $D --batch-size 4 --out ${stage}2
+  field ${stage}1/metrics.jsonl loss > l1; field ${stage}2/metrics.jsonl loss > l2
+  d=$(maxrel l1 l2); [ "$(wc -l < l1)" = 6 ] || die "expected 6 $stage loss lines"
+  awk -v d="$d" 'BEGIN { exit !(d != "none" && d < 1e-5) }' || die "$stage loss 2×4 vs 1×8 pairs: rel. diff $d > 1e-5"
+  ok "$stage: 2 ranks × 4 pairs vs 1 process × 8 pairs: loss within rel. $d (bound 1e-5)"
+done
+
 # ---- resume after a rank is killed: the resumed steps are the uninterrupted run's ----
 K="pretrain --data corpus.txt --depth 1 --context 32 --batch-size 4 --steps 400 --save-every 4 --eval-every 0
    --lr 3e-3 --threads 1 --precision fp32"

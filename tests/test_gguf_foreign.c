@@ -2,7 +2,9 @@
  * (llama with GGML's Q/K row order, qwen2 with HF's order and q/k/v biases), the tokenizer from tokenizer.ggml.*
  * (gpt2 = byte-level BPE, llama = SentencePiece from tokens + scores + types), f32 and bf16 tensors; another tensor
  * type is an error naming it. The files are written here by a small GGUF writer of the test's own, from the
- * tensors and keys of a GGUF that jl_export_gguf wrote (llama.cpp's names and layout), minus jielong's keys. */
+ * tensors and keys of a GGUF that jl_export_gguf wrote (llama.cpp's names and layout), minus jielong's keys.
+ * Both files, ours and the rewritten one, are also read by @huggingface/gguf 0.4.6 (npm, build/npm-gguf from
+ * scripts/fetch_gguf_js.sh, run by scripts/gguf_ref.mjs): its metadata and tensor infos equal what was written. */
 #include "testutil.h"
 #include "core/rng.h"
 #include "io/fileio.h"
@@ -211,6 +213,87 @@ static void same_encoding(const char *json_a, const char *json_b, const char *te
 }
 
 /* Exports a model, rewrites the file as llama.cpp would have it, loads it back. */
+
+/* One metadata value of g (key) against the package's reading of it. */
+static void same_value(const jl_gguf *g, const char *key, json_object *v) {
+    jl_gguf_vtype t = jl_gguf_kv_type(g, jl_gguf_find(g, key));
+    uint32_t u;
+    float f;
+    int b;
+    const char *str;
+    size_t len;
+    int ok = 1;
+    switch (t) {
+    case JL_GGUF_U32: jl_gguf_get_u32(g, key, &u); ok = json_object_get_int64(v) == (int64_t)u; break;
+    case JL_GGUF_F32: jl_gguf_get_f32(g, key, &f); ok = json_object_get_double(v) == (double)f; break;
+    case JL_GGUF_BOOL: jl_gguf_get_bool(g, key, &b); ok = json_object_get_boolean(v) == (b != 0); break;
+    case JL_GGUF_STRING:
+        jl_gguf_get_str(g, key, &str, &len);
+        ok = json_object_is_type(v, json_type_string) && (size_t)json_object_get_string_len(v) == len &&
+             !memcmp(json_object_get_string(v), str, len);
+        break;
+    case JL_GGUF_ARRAY: {
+        jl_gguf_vtype elem;
+        uint64_t n;
+        jl_gguf_get_arr(g, key, &elem, &n);
+        ok = json_object_is_type(v, json_type_array) && json_object_array_length(v) == n;
+        for (uint64_t k = 0; ok && k < n; k++) {
+            json_object *x = json_object_array_get_idx(v, k);
+            if (elem == JL_GGUF_STRING) {
+                str = jl_gguf_arr_str(g, key, k, &len);
+                ok = (size_t)json_object_get_string_len(x) == len && !memcmp(json_object_get_string(x), str, len);
+            } else if (elem == JL_GGUF_I32) ok = json_object_get_int64(x) == jl_gguf_arr_i32(g, key, k);
+            else if (elem == JL_GGUF_F32) ok = json_object_get_double(x) == (double)jl_gguf_arr_f32(g, key, k);
+            else fail_msg("%s: array of type %d not compared", key, (int)elem);
+        }
+        break;
+    }
+    default: fail_msg("%s: type %d not compared", key, (int)t);
+    }
+    if (!ok) fail_msg("%s: @huggingface/gguf reads %.80s", key, json_object_to_json_string(v));
+}
+
+/* The file as @huggingface/gguf reads it equals what jl_gguf reads: version, every key and value, every tensor's
+ * name, shape, type and offset (relative to the first tensor's). */
+static void same_as_hf_gguf(const char *path) {
+    char out[512], cmd[2048];
+    snprintf(out, sizeof out, "%s", tmp_path("hf_gguf.json"));
+    snprintf(cmd, sizeof cmd, "node '%s' '%s' '%s' '%s'", root_path("scripts/gguf_ref.mjs"),
+             root_path("build/npm-gguf/node_modules/@huggingface/gguf/dist/index.mjs"), path, out);
+    if (system(cmd) != 0) fail_msg("@huggingface/gguf failed on %s (node, scripts/fetch_gguf_js.sh?)", path);
+    json_object *root = json_object_from_file(out), *kv, *tensors, *x;
+    assert_non_null(root);
+    assert_true(json_object_object_get_ex(root, "kv", &kv) && json_object_object_get_ex(root, "tensors", &tensors));
+    jl_gguf *g;
+    assert_int_equal(jl_gguf_open(path, &g), JL_OK);
+    assert_true(json_object_object_get_ex(kv, "version", &x) && json_object_get_int64(x) == jl_gguf_version(g));
+    assert_true(json_object_object_get_ex(kv, "kv_count", &x) && json_object_get_int64(x) == jl_gguf_kv_count(g));
+    assert_true(json_object_object_get_ex(kv, "tensor_count", &x) &&
+                json_object_get_int64(x) == jl_gguf_tensor_count(g));
+    assert_int_equal(json_object_object_length(kv), jl_gguf_kv_count(g) + 3);
+    for (int i = 0; i < jl_gguf_kv_count(g); i++) {
+        const char *key = jl_gguf_kv_key(g, i);
+        if (!json_object_object_get_ex(kv, key, &x)) fail_msg("%s: missing in @huggingface/gguf's reading", key);
+        same_value(g, key, x);
+    }
+    assert_int_equal(json_object_array_length(tensors), jl_gguf_tensor_count(g));
+    const char *base = jl_gguf_tensor_at(g, 0)->data;
+    int64_t base_off = json_object_get_int64(json_object_object_get(json_object_array_get_idx(tensors, 0), "offset"));
+    for (int i = 0; i < jl_gguf_tensor_count(g); i++) {
+        const jl_gguf_tensor *t = jl_gguf_tensor_at(g, i);
+        json_object *ti = json_object_array_get_idx(tensors, i), *shape = json_object_object_get(ti, "shape");
+        assert_string_equal(json_object_get_string(json_object_object_get(ti, "name")), t->name);
+        assert_int_equal(json_object_get_int(json_object_object_get(ti, "dtype")), (int)t->type);
+        assert_int_equal(json_object_array_length(shape), t->n_dims);
+        for (int d = 0; d < t->n_dims; d++)
+            assert_int_equal(json_object_get_int64(json_object_array_get_idx(shape, d)), t->ne[d]);
+        assert_int_equal(json_object_get_int64(json_object_object_get(ti, "offset")) - base_off,
+                         (const char *)t->data - base);
+    }
+    jl_gguf_close(g);
+    json_object_put(root);
+}
+
 static void round_trip(jl_arch arch, int qkv_bias, const rewrite_opts *o, float tol) {
     jl_checkpoint ck = {.model = random_model(arch, qkv_bias, 5), .tokenizer_json = trained_tokenizer()};
     const char *ours = tmp_path("ours.gguf");
@@ -218,6 +301,8 @@ static void round_trip(jl_arch arch, int qkv_bias, const rewrite_opts *o, float 
     snprintf(foreign, sizeof foreign, "%s", tmp_path("foreign.gguf"));
     assert_int_equal(jl_export_gguf(&ck, ours, JL_GGML_F32), JL_OK);
     rewrite(ours, foreign, o);
+    same_as_hf_gguf(ours);
+    same_as_hf_gguf(foreign);
     jl_checkpoint back;
     jl_qweights *qw;
     if (jl_gguf_load_model(foreign, 1, &back, &qw) != JL_OK) fail_msg("%s", jl_last_error());

@@ -195,7 +195,7 @@ typedef struct {
     int rec_steps, distill_steps, student_steps, deploy_limit, bench_tokens;
 } lesson_sizes;
 
-static const lesson_sizes default_lessons = {3000, 100, 300, 20, 80, 1200, 1200, 40, 300, 30, 4, 4,
+static const lesson_sizes default_lessons = {3000, 100, 600, 20, 64, 1200, 1200, 40, 300, 30, 4, 4,
                                              300, 150, 1.0f, 60, 300, 150, 16, 128};
 static const lesson_sizes quick_lessons = {200, 8, 8, 2, 48, 40, 40, 3, 8, 3, 2, 2, 8, 6, 0.0f, 4, 8, 6, 3, 16};
 
@@ -204,14 +204,14 @@ static const lesson_sizes quick_lessons = {200, 8, 8, 2, 48, 40, 40, 3, 8, 3, 2,
 /* Row 4: the same sums taught with direct and with step-by-step answers, then GRPO on the verifiable answer. */
 static int lesson_cot(pipeline *p, const lesson_sizes *l, const char *o) {
     int rc;
-    LRUN(p, "chain of thought: sums, direct and step by step", NULL, "data cot --out %s/cot --train %d --eval %d", o,
+    LRUN(p, "chain of thought: sums, direct and step by step", NULL, "data cot --out %s/cot --train %d --eval %d --digits 2", o,
          l->cot_train, l->cot_eval);
     static const char *const kinds[] = {"direct", "steps"};
     for (int k = 0; k < 2; k++) {
         char stage[64];
         snprintf(stage, sizeof stage, "SFT on sums (%s answers)", kinds[k]);
         LRUN(p, stage, k ? "cot-steps" : "cot-direct", "sft --model %s/sft/model.safetensors --data %s/cot/cot_%s.jsonl "
-             "--out %s/cot-%s --steps %d --lr 2e-3 --batch-size 8 --seq-len 96 --eval-every %d --eval-batches 4", o, o,
+             "--out %s/cot-%s --steps %d --lr 3e-3 --batch-size 8 --seq-len 80 --eval-every %d --eval-batches 4", o, o,
              kinds[k], o, kinds[k], l->cot_steps, l->cot_steps / 3);
         LRUN(p, "evaluate sums", NULL, "eval --model %s/cot-%s/model.safetensors --qa %s/cot/eval_cot.jsonl "
              "--max-new-tokens %d --limit 0 --label cot-%s --samples %s/cot-%s/answers_qa.jsonl --summary "

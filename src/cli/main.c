@@ -69,6 +69,8 @@ static void usage(FILE *out) {
                  "usage: jielong <command> [options]   (jielong <command> --help for its options; jielong --version)\n\ncommands:\n",
             JL_VERSION);
     for (const cli_command *c = cli_commands; c->name; c++) fprintf(out, "  %-12s %s\n", c->name, c->summary);
+    fprintf(out, "\nseveral processes or machines (pretrain, sft, distill, reward, dpo): mpirun -np N jielong <command> "
+                 "... (OpenMPI; README \"Training on several processes or machines\")\n");
 }
 
 /* OpenMP threads that spin while they wait wreck throughput as soon as anything else runs on the machine

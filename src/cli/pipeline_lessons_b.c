@@ -100,7 +100,7 @@ void lesson_b_cot(const lesson_records *rec, lesson_row *r) {
     if (d && s) {
         double ad = num(d, "accuracy"), as = num(s, "accuracy"), ag = num(g, "accuracy"), n = num(s, "n");
         char a[16], b[16], c[16];
-        snprintf(r->figures, sizeof r->figures, "3-digit sums held out: direct answers %s, step by step %s; after "
+        snprintf(r->figures, sizeof r->figures, "held-out sums of two 2-digit numbers: direct answers %s, step by step %s; after "
                  "GRPO with the right answer as reward %s", pct(a, sizeof a, ad), pct(b, sizeof b, as),
                  pct(c, sizeof c, ag));
         snprintf(r->sample, sizeof r->sample, "%.0f sums each; ±%.0f / ±%.0f / ±%.0f points", n, ci95(ad, n),

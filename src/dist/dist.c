@@ -16,6 +16,7 @@ enum { TAG_GATHER = 0x1a01, TAG_REDUCE = 0x1a02, TAG_SPREAD = 0x1a03 };
 static struct {
     int rank, size, up, broken, first_failed;
     double timeout;
+    long busy_polls; /* polls before sleeping between polls (JL_DIST_BUSY_POLLS; 64) */
     void *lib;
     MPI_Comm world;
     MPI_Datatype byte;
@@ -74,6 +75,8 @@ jl_status jl_dist_init(void) {
     if (!world || D.up) return JL_OK;
     const char *t = getenv("JL_DIST_TIMEOUT");
     D.timeout = t && atof(t) > 0 ? atof(t) : 300;
+    const char *b = getenv("JL_DIST_BUSY_POLLS");
+    D.busy_polls = b && atol(b) >= 0 ? atol(b) : 64;
     jl_status st = load_mpi();
     if (st != JL_OK) return st;
     int provided = 0;
@@ -108,7 +111,7 @@ static jl_status wait_all(MPI_Request *r, int n, int peer) {
             return jl_fail(JL_ERR_RUNTIME, "message exchange with rank %d failed", peer);
         }
         if (done) return JL_OK;
-        if (poll < 64) continue;
+        if (poll < D.busy_polls) continue;
         if ((poll & 63) == 0 && jl_now() - t0 > D.timeout) {
             D.broken = 1;
             return jl_fail(JL_ERR_RUNTIME, "no message from rank %d within %g s (JL_DIST_TIMEOUT): a rank died, "

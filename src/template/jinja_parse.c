@@ -323,69 +323,26 @@ static jj_node *parse_unary(parser *P) {
     return n;
 }
 
-static jj_node *binary(parser *P, const jj_tok *at, int op, jj_node *a, jj_node *b) {
-    jj_node *n = node(P, E_BIN, at);
-    n->op = op;
-    n->a = a;
-    n->b = b;
-    return n;
-}
+/* The left-associative binary levels, loosest first: or < and < (not) < comparisons and `in` < + - < ~ <
+ * * / // % < **. Each level's operands are the next level's expressions; `not` (unary) sits between and and the
+ * comparisons, unary - + below **. An operator is a symbol or a word (`in`, `and`, `or`). */
+enum { LV_OR, LV_AND, LV_CMP, LV_ADD, LV_CONCAT, LV_MUL, LV_POW, N_LEVELS };
 
-static jj_node *parse_pow(parser *P) {
-    jj_node *n = parse_unary(P);
-    while (is_op(peek(P), "**")) {
-        const jj_tok *k = next(P);
-        n = binary(P, k, OP_POW, n, parse_unary(P));
-    }
-    return n;
-}
+static const struct level {
+    jj_kind kind; /* E_OR, E_AND or E_BIN (with op) */
+    struct { const char *text; int word, op; } ops[8];
+} levels[N_LEVELS] = {
+    [LV_OR] = {E_OR, {{"or", 1, 0}}},
+    [LV_AND] = {E_AND, {{"and", 1, 0}}},
+    [LV_CMP] = {E_BIN, {{"==", 0, OP_EQ}, {"!=", 0, OP_NE}, {"<", 0, OP_LT}, {">", 0, OP_GT}, {"<=", 0, OP_LE},
+                        {">=", 0, OP_GE}, {"in", 1, OP_IN}}},
+    [LV_ADD] = {E_BIN, {{"+", 0, OP_ADD}, {"-", 0, OP_SUB}}},
+    [LV_CONCAT] = {E_BIN, {{"~", 0, OP_CONCAT}}},
+    [LV_MUL] = {E_BIN, {{"*", 0, OP_MUL}, {"/", 0, OP_DIV}, {"//", 0, OP_FLOORDIV}, {"%", 0, OP_MOD}}},
+    [LV_POW] = {E_BIN, {{"**", 0, OP_POW}}},
+};
 
-static jj_node *parse_mul(parser *P) {
-    jj_node *n = parse_pow(P);
-    for (;;) {
-        const jj_tok *k = peek(P);
-        int op = is_op(k, "*") ? OP_MUL : is_op(k, "/") ? OP_DIV : is_op(k, "//") ? OP_FLOORDIV : is_op(k, "%") ? OP_MOD : 0;
-        if (!op) return n;
-        next(P);
-        n = binary(P, k, op, n, parse_pow(P));
-    }
-}
-
-static jj_node *parse_concat(parser *P) {
-    jj_node *n = parse_mul(P);
-    while (is_op(peek(P), "~")) {
-        const jj_tok *k = next(P);
-        n = binary(P, k, OP_CONCAT, n, parse_mul(P));
-    }
-    return n;
-}
-
-static jj_node *parse_add(parser *P) {
-    jj_node *n = parse_concat(P);
-    for (;;) {
-        const jj_tok *k = peek(P);
-        int op = is_op(k, "+") ? OP_ADD : is_op(k, "-") ? OP_SUB : 0;
-        if (!op) return n;
-        next(P);
-        n = binary(P, k, op, n, parse_concat(P));
-    }
-}
-
-static jj_node *parse_compare(parser *P) {
-    jj_node *n = parse_add(P);
-    for (;;) {
-        const jj_tok *k = peek(P);
-        int op = is_op(k, "==") ? OP_EQ : is_op(k, "!=") ? OP_NE : is_op(k, "<") ? OP_LT : is_op(k, ">") ? OP_GT
-                 : is_op(k, "<=") ? OP_LE : is_op(k, ">=") ? OP_GE : is_name(k, "in") ? OP_IN : 0;
-        if (!op && is_name(k, "not") && is_name(&P->toks[P->pos + 1 < P->n ? P->pos + 1 : P->pos], "in")) {
-            next(P);
-            op = OP_NOT_IN;
-        }
-        if (!op) return n;
-        next(P);
-        n = binary(P, k, op, n, parse_add(P));
-    }
-}
+static jj_node *parse_level(parser *P, int lv);
 
 static jj_node *parse_not(parser *P) {
     const jj_tok *k = peek(P);
@@ -397,32 +354,45 @@ static jj_node *parse_not(parser *P) {
         P->depth--;
         return n;
     }
-    return parse_compare(P);
+    return parse_level(P, LV_CMP);
 }
 
-static jj_node *parse_and(parser *P) {
-    jj_node *n = parse_not(P);
-    while (is_name(peek(P), "and")) {
-        const jj_tok *k = next(P);
-        jj_node *a = node(P, E_AND, k);
-        a->a = n;
-        a->b = parse_not(P);
-        n = a;
-    }
-    return n;
+/* An operand of level lv: the next level's expression. */
+static jj_node *parse_operand(parser *P, int lv) {
+    if (lv + 1 == N_LEVELS) return parse_unary(P);
+    if (lv + 1 == LV_CMP) return parse_not(P);
+    return parse_level(P, lv + 1);
 }
 
-static jj_node *parse_or(parser *P) {
-    jj_node *n = parse_and(P);
-    while (is_name(peek(P), "or")) {
-        const jj_tok *k = next(P);
-        jj_node *o = node(P, E_OR, k);
-        o->a = n;
-        o->b = parse_and(P);
-        n = o;
+/* The operator of level lv at the current token, consumed but for its last token (`not in`: `not`); -1 if none. */
+static int level_op(parser *P, int lv) {
+    const jj_tok *k = peek(P);
+    for (int i = 0; i < 8 && levels[lv].ops[i].text; i++)
+        if (levels[lv].ops[i].word ? is_name(k, levels[lv].ops[i].text) : is_op(k, levels[lv].ops[i].text))
+            return levels[lv].ops[i].op;
+    if (lv == LV_CMP && is_name(k, "not") && is_name(&P->toks[P->pos + 1 < P->n ? P->pos + 1 : P->pos], "in")) {
+        next(P);
+        return OP_NOT_IN;
     }
-    return n;
+    return -1;
 }
+
+static jj_node *parse_level(parser *P, int lv) {
+    jj_node *n = parse_operand(P, lv);
+    for (;;) {
+        const jj_tok *k = peek(P);
+        int op = level_op(P, lv);
+        if (op < 0) return n;
+        next(P);
+        jj_node *b = node(P, levels[lv].kind, k);
+        b->op = op;
+        b->a = n;
+        b->b = parse_operand(P, lv);
+        n = b;
+    }
+}
+
+static jj_node *parse_or(parser *P) { return parse_level(P, LV_OR); }
 
 /* x if cond [else y] */
 static jj_node *parse_expr(parser *P) {

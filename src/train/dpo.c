@@ -5,6 +5,7 @@
 #include "train/rl_pairs.h"
 #include "core/seqloss.h"
 #include "model/model.h"
+#include "jielong/dist.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,7 +115,7 @@ static jl_status dpo_step(void *self, jl_stage_step *out) {
     dpo_stage *r = self;
     const int batch = r->o->train.run.batch;
     const rl_seq *rows[2 * batch];
-    rl_batch_fill(&r->b, rows, rl_pairs_next(&r->p, batch, rows));
+    rl_batch_fill(&r->b, rows, rl_pairs_next_mine(&r->p, batch, rows));
     double ref[2 * batch];
     ref_logps(r, ref);
     rl_zero_grads(r->t, NULL);
@@ -122,6 +123,10 @@ static jl_status dpo_step(void *self, jl_stage_step *out) {
     rl_grad_pass_begin(r->t);
     dpo_pairs_loss(r->t->model, &r->t->acts, &r->b, ref, r->o->beta, r->o->loss, r->tok_buf, &r->t->gview, &s);
     rl_grad_pass_end(r->t);
+    double fig[5] = {s.loss, s.chosen, s.rejected, s.margin, s.accuracy};
+    jl_status st = rl_dist_mean(r->t, NULL, JL_OK, fig, 5);
+    if (st != JL_OK) return st;
+    s = (dpo_stats){.loss = fig[0], .chosen = fig[1], .rejected = fig[2], .margin = fig[3], .accuracy = fig[4]};
     float lr;
     int applied = rl_update(r->t, NULL, s.loss, &out->grad_norm, &lr);
     out->loss = s.loss;
@@ -188,7 +193,7 @@ jl_status jl_dpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_pref_
         r.tok_buf = malloc((size_t)2 * batch * T * sizeof(float));
         /* the starting point is evaluated too: policy == reference, every implicit reward 0 */
         jl_stage s = {.i = &dpo_i, .self = &r, .what = {.t = r.t, .lora = lora, .tok = tok}, .o = &o->train,
-                      .eval_at_start = 1, .eval_at_end = 1};
+                      .data_parallel = 1, .eval_at_start = 1, .eval_at_end = 1};
         st = r.tok_buf ? jl_train_run(&s, fn, user) : jl_fail(JL_ERR_NOMEM, "out of memory");
     }
     free(r.tok_buf);

@@ -2,6 +2,7 @@
  * preference pairs with the Bradley-Terry loss. */
 #include "train/rl_losses.h"
 #include "model/model.h"
+#include "jielong/dist.h"
 #include "core/kernels.h"
 #include <limits.h>
 #include <math.h>
@@ -211,6 +212,15 @@ int rl_pairs_next(rl_pairs *p, int batch, const rl_seq **rows) {
     return 2 * batch;
 }
 
+int rl_pairs_next_mine(rl_pairs *p, int batch, const rl_seq **rows) {
+    const int N = jl_dist_size(), me = jl_dist_rank();
+    for (int r = 0; r < N; r++) {
+        const rl_seq *skip[2 * batch];
+        rl_pairs_next(p, batch, r == me ? rows : skip);
+    }
+    return 2 * batch;
+}
+
 int rl_pairs_eval(const rl_pairs *p, size_t *cursor, int batch, const rl_seq **rows) {
     int n = 0;
     while (n < batch && p->n_train + *cursor < p->n) {
@@ -283,12 +293,16 @@ static jl_status rm_step(void *self, jl_stage_step *out) {
     reward_stage *r = self;
     const int batch = r->o->train.run.batch;
     const rl_seq *rows[2 * batch];
-    rl_batch_fill(&r->b, rows, rl_pairs_next(&r->p, batch, rows));
+    rl_batch_fill(&r->b, rows, rl_pairs_next_mine(&r->p, batch, rows));
     rl_zero_grads(r->t, &r->h);
     rm_stats s;
     rl_grad_pass_begin(r->t);
     rm_pairs_loss(r->t->model, &r->t->acts, &r->b, &r->h, &r->t->gview, &s);
     rl_grad_pass_end(r->t);
+    double fig[3] = {s.loss, s.accuracy, s.margin};
+    jl_status st = rl_dist_mean(r->t, &r->h, JL_OK, fig, 3);
+    if (st != JL_OK) return st;
+    s = (rm_stats){.loss = fig[0], .accuracy = fig[1], .margin = fig[2]};
     float lr;
     int applied = rl_update(r->t, &r->h, s.loss, &out->grad_norm, &lr);
     out->loss = s.loss;
@@ -355,7 +369,7 @@ jl_status jl_reward_train(jl_model *base, const jl_tokenizer *tok, const jl_pref
         (st = rl_head_new(base->cfg.dim, o->train.run.seed, &r.h)) == JL_OK &&
         (st = rl_batch_new(2 * batch, T, &r.b)) == JL_OK) {
         jl_stage s = {.i = &reward_i, .self = &r, .what = {.t = r.t, .lora = lora, .tok = tok}, .o = &o->train,
-                      .eval_at_start = 1, .eval_at_end = 1};
+                      .data_parallel = 1, .eval_at_start = 1, .eval_at_end = 1};
         st = jl_train_run(&s, fn, user);
     }
     rl_batch_free(&r.b);

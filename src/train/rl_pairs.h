@@ -21,6 +21,9 @@ void rl_pairs_free(rl_pairs *p);
 int rl_pairs_longest(const rl_pairs *p);
 /* The next `batch` training pairs (reshuffled every epoch) as rows chosen, rejected, ...; returns 2·batch. */
 int rl_pairs_next(rl_pairs *p, int batch, const rl_seq **rows);
+/* This rank's pairs of a global step of batch × ranks pairs (every rank draws all, so the order stays in step):
+ * rows get 2·batch entries. */
+int rl_pairs_next_mine(rl_pairs *p, int batch, const rl_seq **rows);
 /* Held-out pairs from *cursor on, at most `batch`; returns the rows filled (0 at the end). */
 int rl_pairs_eval(const rl_pairs *p, size_t *cursor, int batch, const rl_seq **rows);
 
