@@ -92,6 +92,18 @@ static void check_model(jl_model *m, const char *qtype) {
     run_seq0(b, 7, 1, chunked, V);
     assert_memory_equal(alone, beside, sizeof(float) * T * V);
     assert_memory_equal(alone, chunked, sizeof(float) * T * V);
+    { /* a prompt prefilled once, copied to another slot: its last token there gives the same logits */
+        const float *lg;
+        int ld;
+        assert_int_equal(jl_batch_copy_prefix(b, 0, 2, T - 1), JL_OK);
+        assert_int_equal(jl_batch_pos(b, 2), T - 1);
+        jl_batch_item last = {2, toks[0] + T - 1, 1, JL_BATCH_LOGITS_LAST};
+        assert_int_equal(jl_batch_forward(b, &last, 1, &lg, &ld), JL_OK);
+        assert_memory_equal(lg, alone + (size_t)(T - 1) * V, sizeof(float) * V);
+        assert_memory_equal(jl_batch_tokens(b, 2), toks[0], sizeof toks[0]);
+        assert_int_equal(jl_batch_copy_prefix(b, 0, 0, 1), JL_ERR_ARG);
+        assert_int_equal(jl_batch_copy_prefix(b, 1, 2, T + 1), JL_ERR_ARG);
+    }
     /* the single-sequence session (its own kernels) agrees to rounding */
     jl_session *s;
     assert_int_equal(jl_session_new_quant(m, qw, 64, &s), JL_OK);

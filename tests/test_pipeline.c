@@ -2,6 +2,7 @@
  * has a space in its name), the report holds every section. */
 #include "testutil.h"
 #include "io/fileio.h"
+#include <math.h>
 #include <sys/stat.h>
 
 static int exists(const char *dir, const char *rel) {
@@ -9,6 +10,24 @@ static int exists(const char *dir, const char *rel) {
     struct stat st;
     snprintf(path, sizeof path, "%s/%s", dir, rel);
     return stat(path, &st) == 0;
+}
+
+/* Every "k/n = p% [lo, hi]" of the lessons table is k/n with its 95% Wilson interval; returns how many. */
+static int check_intervals(const char *from, const char *to) {
+    int checked = 0;
+    for (const char *start = from; start < to; start++) {
+        int k, n;
+        double p, lo, hi;
+        if ((start > from && start[-1] != ' ') || sscanf(start, "%d/%d = %lf%% [%lf, %lf]", &k, &n, &p, &lo, &hi) != 5)
+            continue;
+        const double z = 1.959964, q = (double)k / n, z2 = z * z / n;
+        double centre = (q + z2 / 2) / (1 + z2), half = z * sqrt(q * (1 - q) / n + z2 / (4 * n)) / (1 + z2);
+        assert_true(fabs(p - 100 * q) < 0.06);
+        assert_true(fabs(lo - 100 * fmax(0, centre - half)) < 0.06);
+        assert_true(fabs(hi - 100 * fmin(1, centre + half)) < 0.06);
+        checked++;
+    }
+    return checked;
 }
 
 static void test_quick_pipeline(void **state) {
@@ -67,6 +86,7 @@ static void test_quick_pipeline(void **state) {
         assert_true(strpbrk(title_end, "0123456789") != NULL && strpbrk(title_end, "0123456789") < end);
         assert_non_null(memmem(row, (size_t)(end - row), "%", 1)); /* a share with its interval */
     }
+    assert_true(check_intervals(lessons, stages) >= 6);
     assert_non_null(strstr(text, "## Time per stage"));
     assert_non_null(strstr(text, "| SFT from random init (no pretraining) | 1 |"));
     free(text);

@@ -7,6 +7,7 @@
 #include "testutil.h"
 #include "io/fileio.h"
 #include "jielong/tokenizer.h"
+#include "serve/serve.h"
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -34,11 +35,8 @@ static const char *model_path(void) {
     assert_int_equal(jl_model_new(&c, &m), JL_OK);
     jl_model_init(m, 21);
     for (size_t i = 0; i < m->n_params; i++) m->params[i] *= 3.0f; /* peaked distributions, varied text */
-    jl_checkpoint ck = {.model = m};
-    assert_int_equal(jl_tokenizer_to_json(tok, &ck.tokenizer_json), JL_OK);
     snprintf(path, sizeof path, "%s", tmp_path("model.safetensors"));
-    assert_int_equal(jl_checkpoint_save(path, &ck), JL_OK);
-    jl_checkpoint_free(&ck);
+    save_with_byte_tokenizer(m, path);
     jl_tokenizer_free(tok);
     return path;
 }
@@ -48,35 +46,12 @@ typedef struct {
     int port;
 } server;
 
-/* Starts `jielong serve --model MODEL --port 0 EXTRA` and reads the port from its first line (20 s at most). */
+/* Starts `jielong serve --model MODEL --port 0 --threads 2 EXTRA` (20 s at most to print its address). */
 static server start_server_on(const char *model, const char *extra) {
-    const char *bin = getenv("JL_BIN");
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "exec %s serve --model %s --port 0 --threads 2 %s 2>>%s", bin ? bin : "build/jielong",
-             model, extra, tmp_path("serve.err"));
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
-    char line[1024] = {0};
-    alarm(20);
-    const char *got = fgets(line, sizeof line, f);
-    alarm(0);
-    fclose(f);
-    const char *at = got ? strstr(line, "http://127.0.0.1:") : NULL;
-    if (!at) print_message("serve did not start: '%s'\n", line);
-    assert_non_null(at);
-    server s = {pid, atoi(at + strlen("http://127.0.0.1:"))};
-    assert_true(s.port > 0);
+    char args[2048];
+    snprintf(args, sizeof args, "--threads 2 %s", extra);
+    server s;
+    s.port = start_serve_cli(model, args, 20, &s.pid);
     return s;
 }
 
@@ -225,6 +200,30 @@ static void test_browser_page(void **state) {
     assert_int_equal(rc, 0);
 }
 
+/* curl's status code for METHOD PATH on port (BODY if not NULL); the response headers go to tmp hdr.txt. */
+static int http_status(int port, const char *method, const char *path, const char *body) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "curl -s -o %s -D %s -w '%%{http_code}' -X %s %s%s%s http://127.0.0.1:%d%s > %s",
+             tmp_path("body.txt"), tmp_path("hdr.txt"), method, body ? "-d '" : "", body ? body : "", body ? "'" : "",
+             port, path, tmp_path("code.txt"));
+    if (system(cmd) != 0) return -1;
+    char *code = NULL;
+    size_t len = 0;
+    if (jl_read_file(tmp_path("code.txt"), &code, &len) != JL_OK) return -1;
+    int c = atoi(code);
+    free(code);
+    return c;
+}
+
+static int file_has(const char *path, const char *needle) {
+    char *text = NULL;
+    size_t len = 0;
+    if (jl_read_file(path, &text, &len) != JL_OK) return 0;
+    int has = strstr(text, needle) != NULL;
+    free(text);
+    return has;
+}
+
 /* SIGTERM while a long stream runs: the server stops accepting, ends the stream, frees everything, exits 0. */
 static void test_sigterm_with_stream(void **state) {
     (void)state;
@@ -235,7 +234,7 @@ static void test_sigterm_with_stream(void **state) {
              "\"content\":\"hi\"}],\"stream\":true,\"ignore_eos\":true,\"max_tokens\":100000}' > %s 2>&1 &",
              s.port, tmp_path("stream.out"));
     assert_int_equal(system(cmd), 0);
-    usleep(700000);
+    for (int i = 0; i < 200 && !file_has(tmp_path("stream.out"), "\"delta\""); i++) usleep(50000); /* streaming */
     assert_int_equal(stop_server(s, 10), 0);
     usleep(300000);
     char *out = NULL;
@@ -274,6 +273,96 @@ static void test_model_chat_template(void **state) {
     json_object_put(o);
 }
 
+/* Listening before the model is there (what `jielong serve` does while it loads): /health is 503 "loading" with
+ * Retry-After, so is the API (an OpenAI error object, code "loading"); once serve_ready has the model, 200. */
+static void test_503_while_loading(void **state) {
+    (void)state;
+    serve_opts o;
+    serve_opts_defaults(&o);
+    o.port = 0;
+    o.parallel = 2;
+    o.threads = 1;
+    serve_server *srv;
+    assert_int_equal(serve_listen(&o, &srv), JL_OK);
+    const int port = serve_port(srv);
+    assert_int_equal(http_status(port, "GET", "/health", NULL), 503);
+    assert_true(file_has(tmp_path("hdr.txt"), "Retry-After"));
+    assert_true(file_has(tmp_path("body.txt"), "loading"));
+    assert_int_equal(http_status(port, "POST", "/v1/completions", "{\"prompt\":\"hi\",\"max_tokens\":2}"), 503);
+    assert_true(file_has(tmp_path("hdr.txt"), "Retry-After"));
+    assert_true(file_has(tmp_path("body.txt"), "\"code\":\"loading\""));
+    jl_checkpoint ck;
+    jl_tokenizer *tok;
+    assert_int_equal(jl_checkpoint_load(model_path(), &ck), JL_OK);
+    assert_int_equal(jl_tokenizer_bytes(&tok), JL_OK);
+    assert_int_equal(serve_ready(srv, ck.model, NULL, tok, NULL, "tiny"), JL_OK);
+    assert_int_equal(http_status(port, "GET", "/health", NULL), 200);
+    assert_int_equal(http_status(port, "POST", "/v1/completions", "{\"prompt\":\"hi\",\"max_tokens\":2}"), 200);
+    assert_true(file_has(tmp_path("body.txt"), "\"choices\""));
+    serve_stop(srv, 1.0);
+    jl_tokenizer_free(tok);
+    jl_checkpoint_free(&ck);
+}
+
+/* The value of a /metrics counter or gauge (-1 if absent). */
+static double metric(int port, const char *name) {
+    if (http_status(port, "GET", "/metrics", NULL) != 200) return -1;
+    char *text = NULL;
+    size_t len = 0;
+    if (jl_read_file(tmp_path("body.txt"), &text, &len) != JL_OK) return -1;
+    char key[256];
+    snprintf(key, sizeof key, "\n%s ", name);
+    const char *at = strstr(text, key);
+    double v = at ? atof(at + strlen(key)) : -1;
+    free(text);
+    return v;
+}
+
+/* A client that leaves a non-streamed request frees its slot (the handler polls its socket); a request past
+ * --max-time ends with finish_reason "length" and what it had. A context of 4096 makes the answers long. */
+static void test_disconnect_and_max_time(void **state) {
+    (void)state;
+    jl_checkpoint ck;
+    assert_int_equal(jl_checkpoint_load(model_path(), &ck), JL_OK);
+    jl_config c = ck.model->cfg;
+    c.max_seq_len = 4096;
+    jl_model *m;
+    assert_int_equal(jl_config_finish(&c), JL_OK);
+    assert_int_equal(jl_model_new(&c, &m), JL_OK);
+    jl_model_init(m, 5);
+    jl_model_free(ck.model);
+    ck.model = m;
+    const char *path = tmp_path("long.safetensors");
+    assert_int_equal(jl_checkpoint_save(path, &ck), JL_OK);
+    jl_checkpoint_free(&ck);
+    server s = start_server_on(path, "--parallel 2 --max-time 0.5");
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "curl -s --max-time 0.3 http://127.0.0.1:%d/v1/completions -d '{\"prompt\":\"hi\","
+             "\"max_tokens\":100000,\"ignore_eos\":true}' > /dev/null", s.port);
+    assert_true(system(cmd) != 0); /* curl gave up (timeout) */
+    double gone = 0, used = 1;
+    for (int i = 0; i < 50 && (gone < 1 || used != 0); i++) {
+        usleep(100000);
+        gone = metric(s.port, "jielong_client_disconnects_total");
+        used = metric(s.port, "jielong_kv_slots_used");
+    }
+    assert_true(gone >= 1);
+    assert_true(used == 0);
+    /* the wall-time limit: the answer stops early, as "length" */
+    assert_int_equal(http_status(s.port, "POST", "/v1/completions",
+                                 "{\"prompt\":\"hi\",\"max_tokens\":100000,\"ignore_eos\":true}"), 200);
+    json_object *o = json_object_from_file(tmp_path("body.txt")), *ch, *fr, *usage, *ct;
+    assert_non_null(o);
+    assert_true(json_object_object_get_ex(o, "choices", &ch));
+    assert_true(json_object_object_get_ex(json_object_array_get_idx(ch, 0), "finish_reason", &fr));
+    assert_string_equal(json_object_get_string(fr), "length");
+    assert_true(json_object_object_get_ex(o, "usage", &usage) && json_object_object_get_ex(usage, "completion_tokens", &ct));
+    assert_true(json_object_get_int(ct) > 0 && json_object_get_int(ct) < 4000);
+    json_object_put(o);
+    assert_true(metric(s.port, "jielong_requests_timed_out_total") >= 1);
+    assert_int_equal(stop_server(s, 15), 0);
+}
+
 static void test_bad_flags(void **state) {
     (void)state;
     char args[1200];
@@ -288,6 +377,8 @@ static void test_bad_flags(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_flags),
+        cmocka_unit_test(test_503_while_loading),
+        cmocka_unit_test(test_disconnect_and_max_time),
         cmocka_unit_test(test_openai_client),
         cmocka_unit_test(test_same_seed_alone_or_beside_others),
         cmocka_unit_test(test_load_and_faults),

@@ -80,14 +80,7 @@ static void make_base_ctx(const char *path, int context) {
     jl_model *m;
     assert_int_equal(jl_model_new(&c, &m), JL_OK);
     jl_model_init(m, 42);
-    jl_tokenizer *tok;
-    assert_int_equal(jl_tokenizer_bytes(&tok), JL_OK);
-    jl_checkpoint ck = {.model = m};
-    assert_int_equal(jl_tokenizer_to_json(tok, &ck.tokenizer_json), JL_OK);
-    assert_int_equal(jl_checkpoint_save(path, &ck), JL_OK);
-    free(ck.tokenizer_json);
-    jl_tokenizer_free(tok);
-    jl_model_free(m);
+    save_with_byte_tokenizer(m, path);
 }
 
 static void make_base(const char *path) { make_base_ctx(path, 32); }

@@ -375,8 +375,9 @@ static void trained_runs(const jl_segments *s, char *out, size_t cap) {
 static void test_builtin_template_equals_c_renderer(void **s) {
     (void)s;
     family_template ours = {"jielong", (char *)jl_chat_template_jinja(), "<|bos|>", "<|eos|>"};
-    char variant[1024];
+    char variant[4096];
     snprintf(variant, sizeof variant, "%s{# not ours #}", jl_chat_template_jinja());
+    assert_true(strlen(variant) < sizeof variant - 1);
     jl_chat_format *fmt, *builtin;
     assert_int_equal(jl_chat_format_new(variant, "<|bos|>", "<|eos|>", &fmt), JL_OK);
     assert_int_equal(jl_chat_format_new(jl_chat_template_jinja(), "<|bos|>", "<|eos|>", &builtin), JL_OK);
@@ -386,10 +387,13 @@ static void test_builtin_template_equals_c_renderer(void **s) {
         {{JL_ROLE_SYSTEM, "你是接龙。"}, {JL_ROLE_USER, "Hi"}, {JL_ROLE_ASSISTANT, "Hello!\n"}},
         {{JL_ROLE_USER, "a"}, {JL_ROLE_ASSISTANT, "b"}, {JL_ROLE_USER, " c "}, {JL_ROLE_ASSISTANT, "d d"}},
         {{JL_ROLE_SYSTEM, ""}, {JL_ROLE_USER, "<|end|> {{ x }}"}, {JL_ROLE_ASSISTANT, "y"}, {JL_ROLE_USER, "z"}},
+        /* tool turns: the call in the assistant's text, the result as a tool turn */
+        {{JL_ROLE_USER, "1+2?"}, {JL_ROLE_ASSISTANT, "<tool_call>{\"name\":\"calculator\",\"arguments\":{\"expression\":\"1+2\"}}</tool_call>"},
+         {JL_ROLE_TOOL, "3"}, {JL_ROLE_ASSISTANT, "是 3。"}},
     };
-    const int lens[] = {1, 3, 4, 4};
+    const int lens[] = {1, 3, 4, 4, 4};
     int compared = 0;
-    for (int c = 0; c < 4; c++) {
+    for (int c = 0; c < 5; c++) {
         jl_conversation conv = {convs[c], lens[c]};
         for (int gen = 0; gen < 2; gen++) {
             if (gen && convs[c][lens[c] - 1].role == JL_ROLE_ASSISTANT) conv.n_turns = lens[c] - 1;

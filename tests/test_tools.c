@@ -4,6 +4,7 @@
 #include "testutil.h"
 #include "core/rng.h"
 #include "jielong/dataset.h"
+#include "jielong/template.h"
 #include "jielong/tools.h"
 #include "jielong/tokenizer.h"
 #include <signal.h>
@@ -226,7 +227,7 @@ static void test_tool_turns_rendered_and_masked(void **s) {
          "messages[1].tool_calls: must be a non-empty array"},
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"tool_calls\":[{\"function\":"
          "{\"arguments\":\"{}\"}}]}]}",
-         "messages[1].tool_calls[0].function.name: missing or not a string"},
+         "messages[1].tool_calls[0].function.name: missing, empty or not a string"},
         {"{\"messages\":[{\"role\":\"user\",\"content\":\"q\"},{\"role\":\"assistant\",\"tool_calls\":[{\"function\":"
          "{\"name\":\"c\",\"arguments\":\"{bad\"}}]}]}",
          "messages[1].tool_calls[0].function.arguments: not a JSON object"},
@@ -299,14 +300,7 @@ static void make_base(const char *path) {
     jl_model *m;
     assert_int_equal(jl_model_new(&c, &m), JL_OK);
     jl_model_init(m, 42);
-    jl_tokenizer *tok;
-    assert_int_equal(jl_tokenizer_bytes(&tok), JL_OK);
-    jl_checkpoint ck = {.model = m};
-    assert_int_equal(jl_tokenizer_to_json(tok, &ck.tokenizer_json), JL_OK);
-    assert_int_equal(jl_checkpoint_save(path, &ck), JL_OK);
-    free(ck.tokenizer_json);
-    jl_tokenizer_free(tok);
-    jl_model_free(m);
+    save_with_byte_tokenizer(m, path);
 }
 
 static void arith_question(jl_rng *r, char *expr, size_t cap) {
@@ -419,33 +413,11 @@ static void test_agent_learns_to_call_the_calculator(void **s) {
     serve_tool_flow(model);
 }
 
-/* `jielong serve --model M --port 0 EXTRA` in the background; its port from the first line of stdout. */
+/* `jielong serve --model M --port 0 --threads 1 EXTRA` in the background; its port. */
 static int start_server(const char *model, const char *extra, pid_t *pid) {
-    const char *bin = getenv("JL_BIN");
-    char cmd[4096];
-    snprintf(cmd, sizeof cmd, "exec %s serve --model %s --port 0 --threads 1 %s 2>>%s", bin ? bin : "build/jielong",
-             model, extra, tmp_path("serve.err"));
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    *pid = fork();
-    assert_true(*pid >= 0);
-    if (*pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
-    char line[1024] = {0};
-    alarm(60);
-    const char *got = fgets(line, sizeof line, f);
-    alarm(0);
-    fclose(f);
-    const char *at = got ? strstr(line, "http://127.0.0.1:") : NULL;
-    assert_non_null(at);
-    return atoi(at + strlen("http://127.0.0.1:"));
+    char args[2048];
+    snprintf(args, sizeof args, "--threads 1 %s", extra);
+    return start_serve_cli(model, args, 60, pid);
 }
 
 static void stop_server(pid_t pid) {
@@ -471,12 +443,61 @@ static void serve_tool_flow(const char *model) {
     assert_int_equal(rc, 0);
 }
 
+/* The exported Jinja template (jl_chat_template_jinja) on OpenAI-shaped messages — `tools`, an assistant's
+ * `tool_calls` (arguments as a JSON string and as an object), a `tool` result — renders the same text as the C
+ * renderer on the turns SFT data and the server make of them (jl_tools_specs_json, jl_tool_calls_json_text). */
+static void test_exported_template_renders_tool_turns(void **state) {
+    (void)state;
+    static const char tools[] = "[{\"type\":\"function\",\"function\":{\"name\":\"calculator\",\"description\":\"计算\","
+                                "\"parameters\":{\"type\":\"object\",\"properties\":{\"expression\":{\"type\":\"string\"}}}}}]";
+    static const char calls[] = "[{\"id\":\"c1\",\"type\":\"function\",\"function\":{\"name\":\"calculator\","
+                                "\"arguments\":\"{\\\"expression\\\":\\\"1+2\\\"}\"}},{\"type\":\"function\",\"function\":"
+                                "{\"name\":\"calculator\",\"arguments\":{\"expression\":\"3*4\",\"n\":[1,2.5,true,null]}}}]";
+    for (int with_system = 0; with_system < 2; with_system++) {
+        char ctx[2048];
+        snprintf(ctx, sizeof ctx,
+                 "{\"bos_token\":\"<|bos|>\",\"add_generation_prompt\":false,\"tools\":%s,\"messages\":[%s"
+                 "{\"role\":\"user\",\"content\":\"1+2?\"},{\"role\":\"assistant\",\"content\":null,\"tool_calls\":%s},"
+                 "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"3\"},{\"role\":\"assistant\",\"content\":\"是 3。\"}]}",
+                 tools, with_system ? "{\"role\":\"system\",\"content\":\"你是接龙。\"}," : "", calls);
+        const char *tmpl = jl_chat_template_jinja();
+        char *jinja = NULL;
+        assert_int_equal(jl_template_render(tmpl, strlen(tmpl), ctx, &jinja, NULL), JL_OK);
+        /* the C side */
+        json_object *jt = json_tokener_parse(tools), *jc = json_tokener_parse(calls);
+        char *specs, *call_text;
+        size_t bad;
+        const char *why;
+        assert_int_equal(jl_tools_specs_json(jt, &specs, &bad, &why), JL_OK);
+        assert_int_equal(jl_tool_calls_json_text(jc, "", &call_text, &bad, &why), JL_OK);
+        char *block = jl_tools_block(specs), sys[1024];
+        snprintf(sys, sizeof sys, "%s%s", with_system ? "你是接龙。\n\n" : "", block);
+        const jl_turn turns[] = {{JL_ROLE_SYSTEM, sys}, {JL_ROLE_USER, "1+2?"}, {JL_ROLE_ASSISTANT, call_text},
+                                 {JL_ROLE_TOOL, "3"}, {JL_ROLE_ASSISTANT, "是 3。"}};
+        jl_conversation conv = {turns, 5};
+        jl_segments seg = {0};
+        assert_int_equal(jl_chat_render(&conv, &seg), JL_OK);
+        char *c_text = jl_segments_text(&seg);
+        assert_string_equal(jinja, c_text);
+        assert_non_null(strstr(jinja, "\"arguments\":{\"expression\":\"3*4\",\"n\":[1,2.5,true,null]}}</tool_call>"));
+        free(c_text);
+        jl_segments_free(&seg);
+        free(block);
+        free(specs);
+        free(call_text);
+        json_object_put(jt);
+        json_object_put(jc);
+        free(jinja);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_calculator_table),
         cmocka_unit_test(test_tool_call_parser),
         cmocka_unit_test(test_toolbox_errors),
         cmocka_unit_test(test_tool_turns_rendered_and_masked),
+        cmocka_unit_test(test_exported_template_renders_tool_turns),
         cmocka_unit_test(test_data_tools),
         cmocka_unit_test(test_agent_learns_to_call_the_calculator),
     };

@@ -93,4 +93,53 @@ static inline void assert_same_final_weights(const char *dir_a, const char *dir_
 #define JL_SANITIZED 0
 #endif
 
+/* ---- fixtures of the serving / tools / SFT tests (issue 13/17) ---- */
+#include "jielong/tokenizer.h"
+#include <sys/types.h>
+#include <unistd.h>
+
+/* Saves m (taken: freed here) to path with the byte tokenizer stored beside it: the tiny models of the tests. */
+static inline void save_with_byte_tokenizer(jl_model *m, const char *path) {
+    jl_tokenizer *tok;
+    assert_int_equal(jl_tokenizer_bytes(&tok), JL_OK);
+    jl_checkpoint ck = {.model = m};
+    assert_int_equal(jl_tokenizer_to_json(tok, &ck.tokenizer_json), JL_OK);
+    assert_int_equal(jl_checkpoint_save(path, &ck), JL_OK);
+    jl_checkpoint_free(&ck);
+    jl_tokenizer_free(tok);
+}
+
+/* Starts `$JL_BIN serve --model MODEL --port 0 EXTRA` (stderr appended to tmp serve.err) in the background and
+ * returns its port, read from the first line of its stdout within `seconds`; *pid is the server's. */
+static inline int start_serve_cli(const char *model, const char *extra, int seconds, pid_t *pid) {
+    const char *bin = getenv("JL_BIN");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "exec %s serve --model %s --port 0 %s 2>>%s", bin ? bin : "build/jielong", model, extra,
+             tmp_path("serve.err"));
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    *pid = fork();
+    assert_true(*pid >= 0);
+    if (*pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    char line[1024] = {0};
+    alarm((unsigned)seconds);
+    const char *got = fgets(line, sizeof line, f);
+    alarm(0);
+    fclose(f);
+    const char *at = got ? strstr(line, "http://127.0.0.1:") : NULL;
+    if (!at) print_message("serve did not start: '%s'\n", line);
+    assert_non_null(at);
+    const int port = atoi(at + strlen("http://127.0.0.1:"));
+    assert_true(port > 0);
+    return port;
+}
+
 #endif

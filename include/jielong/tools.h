@@ -42,6 +42,18 @@ void jl_tool_calls_free(jl_tool_calls *c);
 /* "<tool_call>{"name":NAME,"arguments":ARGS}</tool_call>" (malloc'd); ARGS is JSON object text ("{}" if NULL). */
 char *jl_tool_call_text(const char *name, const char *arguments);
 
+/* The OpenAI request shapes, parsed once for SFT data (src/data/sft.c) and the server (src/serve/tools.c). On bad
+ * input both return JL_ERR_FORMAT with *bad the index of the entry at fault (SIZE_MAX: the array itself) and *why
+ * what is wrong with it; they set no error message (each caller names the field its own way); JL_ERR_NOMEM else.
+ * tools[] ({"type":"function","function":{...}} or the function object itself, with a non-empty "name") as the
+ * specs text: one compact function object a line (malloc'd). */
+struct json_object;
+jl_status jl_tools_specs_json(struct json_object *tools, char **specs, size_t *bad, const char **why);
+/* An assistant message's tool_calls (a non-empty array of {"function":{"name","arguments"}}, arguments a JSON
+ * object or a string holding one, absent = {}) appended to content as <tool_call> texts (malloc'd in *text). */
+jl_status jl_tool_calls_json_text(struct json_object *calls, const char *content, char **text, size_t *bad,
+                                  const char **why);
+
 /* ---- tools ---- */
 
 typedef struct jl_index jl_index;

@@ -178,7 +178,7 @@ typedef struct {
     int eval_limit, rl_batch, group;
 } sizes;
 
-static const sizes default_sizes = {4096, 4, 512, 4, 8, 1000, 800, 300, 150, 100, 30, 30, 50, 4, 6};
+static const sizes default_sizes = {4096, 4, 512, 4, 8, 1000, 700, 300, 150, 100, 30, 30, 50, 4, 6};
 static const sizes quick_sizes = {1024, 2, 128, 8, 8, 80, 40, 20, 20, 10, 4, 4, 8, 2, 4};
 
 #define RUN(...) do { if ((rc = run(__VA_ARGS__)) != 0) goto done; } while (0)

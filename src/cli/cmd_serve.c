@@ -22,7 +22,7 @@ int cmd_serve(int argc, char **argv) {
     const char *host = "127.0.0.1", *api_key = NULL, *name = NULL, *tools = NULL, *rag = NULL;
     long tool_steps = 4, rag_k = 3;
     long port = 8080, parallel = 8, context = 0, max_queue = 64, timeout = 600, chunk = 64, max_body_mb = 4;
-    double grace = 10.0;
+    double grace = 10.0, max_time = 600.0;
     cli_opt opts[] = {
         {"model", OPT_STR, &f.model, "model: checkpoint (.safetensors) or GGUF (f32/f16/q8_0/q4_0)", NO_RANGE, 1},
         {"adapter", OPT_STR, &f.adapter, "LoRA adapter or soft prompt of this model, used unmerged", NO_RANGE, 0},
@@ -36,6 +36,8 @@ int cmd_serve(int argc, char **argv) {
         {"threads", OPT_INT, &f.threads, "OpenMP threads (default: all cores)", 1, 1024, 0},
         {"max-queue", OPT_INT, &max_queue, "requests waiting for a slot before 503 + Retry-After (default 64)", 1, 1 << 20, 0},
         {"timeout", OPT_INT, &timeout, "seconds an idle connection stays open (default 600)", 1, 1 << 20, 0},
+        {"max-time", OPT_FLOAT, &max_time, "seconds one request may generate, then it ends with finish_reason "
+                                           "'length' (default 600; 0 = no limit)", 0, 1e7, 0},
         {"chunk", OPT_INT, &chunk, "prompt tokens prefilled per decode step (default 64)", 1, 4096, 0},
         {"max-body-mb", OPT_INT, &max_body_mb, "largest request body in MiB, else 413 (default 4)", 1, 1024, 0},
         {"grace", OPT_FLOAT, &grace, "seconds running requests may finish after SIGINT/SIGTERM (default 10)", 0, 3600, 0},
@@ -75,6 +77,7 @@ int cmd_serve(int argc, char **argv) {
     o.max_queue = (int)max_queue;
     o.timeout_s = (int)timeout;
     o.chunk = (int)chunk;
+    o.max_request_s = max_time;
     o.max_body = (size_t)max_body_mb << 20;
     o.tools = tb;
     o.max_tool_steps = (int)tool_steps;

@@ -239,6 +239,13 @@ jl_status pipeline_report_write(const char *out_dir, const report_stage *stages,
                    "figures are not meaningful** — run `jielong pipeline` without `--quick` for the measured "
                    "results.\n\n");
     pipeline_write_lessons(f, summary);
+    char icl_path[4096];
+    snprintf(icl_path, sizeof icl_path, "%s/icl.svg", out_dir);
+    FILE *icl = fopen(icl_path, "r");
+    if (icl) { /* the in-context learning curve of lesson 3, under the table */
+        fclose(icl);
+        fprintf(f, "![In-context learning: share right vs examples shown](icl.svg)\n\n");
+    }
     write_stage_table(f, out_dir, stages, n_stages);
     json_object *lines[256];
     int n = summary_lines(summary, "perplexity", lines, 256);

@@ -106,8 +106,24 @@ char *jl_segments_text(const jl_segments *s) {
     return text;
 }
 
+/* Our template in Jinja, for the files we export (GGUF, HF): it renders what the C renderer above renders, tool
+ * turns too — a tool result as <|user|><tool_response>…</tool_response><|end|>, an assistant's OpenAI
+ * `tool_calls` as <tool_call>{"name":…,"arguments":…}</tool_call> after its content, the `tools` list as the
+ * <tools> block of the system turn (src/tools: jl_tools_block) — with JSON written compact by the `json` macro
+ * (tojson's separators differ between Jinja implementations). tests/test_template.c and tests/test_tools.c
+ * compare it with the C renderer. */
 const char *jl_chat_template_jinja(void) {
-    return "{{ bos_token }}{% for message in messages %}"
-           "{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endfor %}"
+    return "{% macro json(v) %}{% if v is mapping %}{{ '{' }}{% for k, x in v.items() %}{% if not loop.first %},{% endif %}{{ k | tojson }}:{{ json(x) }}{% endfor %}{{ '}' }}"
+           "{% elif v is string or v is number or v is boolean or v is none %}{{ v | tojson }}{% else %}[{% for x in v %}{% if not loop.first %},{% endif %}{{ json(x) }}{% endfor %}]{% endif %}"
+           "{% endmacro %}{{ bos_token }}"
+           "{% set ns = namespace(tools='') %}"
+           "{% if tools is defined and tools %}"
+           "{% set ns.tools = '<tools>\\n' %}{% for t in tools %}"
+           "{% set ns.tools = ns.tools ~ json(t.function if t.function is defined else t) ~ '\\n' %}{% endfor %}"
+           "{% set ns.tools = ns.tools ~ '</tools>' %}{% if messages[0]['role'] != 'system' %}{{ '<|system|>' + ns.tools + '<|end|>' }}{% endif %}{% endif %}"
+           "{% for message in messages %}"
+           "{% if message['role'] == 'tool' %}{{ '<|user|><tool_response>' + message['content'] + '</tool_response><|end|>' }}"
+           "{% elif message['role'] == 'system' and ns.tools %}{{ '<|system|>' + (message['content'] + '\\n\\n' if message['content'] else '') + ns.tools + '<|end|>' }}"
+           "{% else %}{{ '<|' + message['role'] + '|>' }}{% if message['content'] %}{{ message['content'] }}{% endif %}{% if message['tool_calls'] is defined and message['tool_calls'] %}{% for c in message['tool_calls'] %}{% set f = c.function if c.function is defined else c %}{{ '<tool_call>{\"name\":' ~ json(f.name) ~ ',\"arguments\":' ~ (f.arguments if f.arguments is string else json(f.arguments if f.arguments is defined else {})) ~ '}</tool_call>' }}{% endfor %}{% endif %}{{ '<|end|>' }}{% endif %}{% endfor %}"
            "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}";
 }

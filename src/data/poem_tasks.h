@@ -17,6 +17,8 @@ void jl_task_render(const jl_poem *p, jl_poem_task task, jl_rng *rng, jl_text *u
  * one randomly phrased exchange of topic k. */
 int jl_chat_topic_count(void);
 void jl_chat_topic_render(int k, jl_rng *rng, jl_text *user, jl_text *assistant);
+/* A topic index, greeting and identity weighted up (three times each other topic). */
+int jl_chat_topic_pick(jl_rng *rng);
 
 /* Held-out greeting/identity prompts (phrasings SFT never sees): how many, and the k-th with the "|"-separated
  * phrases a right answer holds and a reference answer. */

@@ -2,6 +2,7 @@
 #include "data/jsonl.h"
 #include "data/pool.h"
 #include "jielong/tools.h"
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,43 +53,12 @@ static jl_status add_conversation(jl_sft_set *set, const jl_turn *turns, int n_t
 
 /* An assistant message's "tool_calls" as <tool_call>…</tool_call> text after its content (malloc'd in *owned). */
 static jl_status tool_calls_text(json_object *calls, const char *where, const char *content, char **owned) {
-    if (!json_object_is_type(calls, json_type_array) || json_object_array_length(calls) == 0)
-        return jl_fail(JL_ERR_FORMAT, "%stool_calls: must be a non-empty array", where);
-    size_t len = strlen(content);
-    char *text = malloc(len + 1);
-    if (!text) return jl_fail(JL_ERR_NOMEM, "out of memory");
-    memcpy(text, content, len + 1);
-    for (size_t i = 0; i < json_object_array_length(calls); i++) {
-        json_object *c = json_object_array_get_idx(calls, i), *fn = c, *inner, *name = NULL, *args = NULL;
-        if (c && json_object_object_get_ex(c, "function", &inner)) fn = inner;
-        if (!fn || !json_object_object_get_ex(fn, "name", &name) || !json_object_is_type(name, json_type_string)) {
-            free(text);
-            return jl_fail(JL_ERR_FORMAT, "%stool_calls[%zu].function.name: missing or not a string", where, i);
-        }
-        json_object_object_get_ex(fn, "arguments", &args);
-        const char *a = !args                                     ? "{}"
-                        : json_object_is_type(args, json_type_string) ? json_object_get_string(args)
-                                                                      : json_object_to_json_string_ext(
-                                                                            args, JSON_C_TO_STRING_PLAIN |
-                                                                                      JSON_C_TO_STRING_NOSLASHESCAPE);
-        char *call = jl_tool_call_text(json_object_get_string(name), a);
-        if (!call) {
-            free(text);
-            return jl_fail(JL_ERR_FORMAT, "%stool_calls[%zu].function.arguments: not a JSON object", where, i);
-        }
-        size_t n = strlen(call);
-        char *grown = realloc(text, len + n + 1);
-        if (!grown) {
-            free(call);
-            free(text);
-            return jl_fail(JL_ERR_NOMEM, "out of memory");
-        }
-        text = grown;
-        memcpy(text + len, call, n + 1);
-        len += n;
-        free(call);
-    }
-    *owned = text;
+    size_t bad;
+    const char *why = "";
+    jl_status st = jl_tool_calls_json_text(calls, content, owned, &bad, &why);
+    if (st == JL_ERR_NOMEM) return jl_fail(st, "out of memory");
+    if (st != JL_OK && bad == SIZE_MAX) return jl_fail(st, "%stool_calls: %s", where, why);
+    if (st != JL_OK) return jl_fail(st, "%stool_calls[%zu].%s", where, bad, why);
     return JL_OK;
 }
 
@@ -123,31 +93,14 @@ static jl_status check_turn(json_object *msg, int i, jl_turn *turn, char **owned
 /* The top-level "tools" array as the <tools> block: one compact function object a line. */
 static jl_status tools_block(json_object *tools, char **block) {
     *block = NULL;
-    if (!json_object_is_type(tools, json_type_array)) return jl_fail(JL_ERR_FORMAT, "tools: must be an array");
-    size_t len = 0, n = json_object_array_length(tools);
-    char *specs = calloc(1, 1);
-    for (size_t i = 0; specs && i < n; i++) {
-        json_object *t = json_object_array_get_idx(tools, i), *fn = t, *inner, *name;
-        if (t && json_object_object_get_ex(t, "function", &inner)) fn = inner;
-        if (!fn || !json_object_object_get_ex(fn, "name", &name) || !json_object_is_type(name, json_type_string)) {
-            free(specs);
-            return jl_fail(JL_ERR_FORMAT, "tools[%zu]: needs a function object with a \"name\"", i);
-        }
-        const char *js = json_object_to_json_string_ext(fn, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-        size_t m = strlen(js);
-        char *grown = realloc(specs, len + m + 2);
-        if (!grown) {
-            free(specs);
-            specs = NULL;
-            break;
-        }
-        specs = grown;
-        memcpy(specs + len, js, m);
-        specs[len + m] = '\n';
-        specs[len + m + 1] = '\0';
-        len += m + 1;
-    }
-    if (specs) *block = jl_tools_block(specs);
+    char *specs;
+    size_t bad;
+    const char *why = "";
+    jl_status st = jl_tools_specs_json(tools, &specs, &bad, &why);
+    if (st == JL_ERR_NOMEM) return jl_fail(st, "out of memory");
+    if (st != JL_OK && bad == SIZE_MAX) return jl_fail(st, "tools: %s", why);
+    if (st != JL_OK) return jl_fail(st, "tools[%zu]: %s", bad, why);
+    *block = jl_tools_block(specs);
     free(specs);
     return *block ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
 }

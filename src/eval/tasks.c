@@ -246,11 +246,13 @@ jl_status jl_eval_tasks(const jl_model *m, const jl_tokenizer *tok, const jl_rl_
     if (st == JL_OK) st = jl_session_new(m, jl_model_config(m)->max_seq_len, &s);
     if (st == JL_OK) st = jl_sampler_new(&sp, jl_model_config(m)->vocab_size, &smp);
     if (st == JL_OK && o->shots < 0) st = jl_chat_new_format(s, smp, tok, o->chat, &chat);
-    static const char *const stops[] = {"\n\n", "问："};
+    /* few-shot: the answer ends where the next question would start, or where a base model heads another poem
+     * on a new line ("\n《": pretraining text has poems one after another in anthologies) */
+    static const char *const stops[] = {"\n\n", "问：", "\n《"};
     jl_gen_opts go = {.max_tokens = o->max_tokens > 0 ? o->max_tokens : 96};
     if (o->shots >= 0) {
         go.stops = stops;
-        go.n_stops = 2;
+        go.n_stops = 3;
     }
     double reward_sum = 0;
     for (int k = 0; k <= JL_TASK_COUNT && st == JL_OK; k++) {

@@ -160,6 +160,23 @@ int jl_batch_pos(const jl_batch *b, int slot) { return b->pos[slot]; }
 const int32_t *jl_batch_tokens(const jl_batch *b, int slot) { return b->tokens + (size_t)slot * b->cap; }
 void jl_batch_reset(jl_batch *b, int slot) { b->pos[slot] = 0; }
 
+static float *kv_at(const jl_batch *b, float *cache, int slot, int layer);
+
+jl_status jl_batch_copy_prefix(jl_batch *b, int from, int to, int n) {
+    if (from < 0 || from >= b->n_slots || to < 0 || to >= b->n_slots || from == to)
+        return jl_fail(JL_ERR_ARG, "copy from slot %d to slot %d: two different slots of %d", from, to, b->n_slots);
+    if (n < 0 || n > b->pos[from])
+        return jl_fail(JL_ERR_ARG, "copy of %d positions: slot %d holds %d", n, from, b->pos[from]);
+    const size_t bytes = (size_t)n * b->kv_dim * sizeof(float);
+    for (int l = 0; l < b->m->cfg.n_layer; l++) {
+        memcpy(kv_at(b, b->k_cache, to, l), kv_at(b, b->k_cache, from, l), bytes);
+        memcpy(kv_at(b, b->v_cache, to, l), kv_at(b, b->v_cache, from, l), bytes);
+    }
+    memcpy(b->tokens + (size_t)to * b->cap, b->tokens + (size_t)from * b->cap, sizeof *b->tokens * (size_t)n);
+    b->pos[to] = n;
+    return JL_OK;
+}
+
 /* ---------------------------------------------------------------- the pieces of one step */
 
 static float *kv_at(const jl_batch *b, float *cache, int slot, int layer) {

@@ -25,6 +25,9 @@ int jl_batch_max_rows(const jl_batch *b);
 int jl_batch_pos(const jl_batch *b, int slot);                /* positions filled in slot */
 const int32_t *jl_batch_tokens(const jl_batch *b, int slot);  /* its tokens */
 void jl_batch_reset(jl_batch *b, int slot);                   /* empties the slot */
+/* Slot `to` becomes the first n positions of slot `from` (their keys and values in every layer, their tokens):
+ * a prompt prefilled once serves several sequences. 0 < n ≤ the positions filled in from; from ≠ to. */
+jl_status jl_batch_copy_prefix(jl_batch *b, int from, int to, int n);
 
 /* Logits a forward returns for an item. */
 enum { JL_BATCH_LOGITS_NONE = 0, JL_BATCH_LOGITS_LAST, JL_BATCH_LOGITS_ALL };

@@ -183,6 +183,7 @@ jl_status serve_job_new(serve_engine *e, serve_params *p, serve_job **out, serve
             if (!ch->prompt) st = jl_fail(JL_ERR_NOMEM, "out of memory");
             else if (ch->prompt != ids) memcpy(ch->prompt, ids, sizeof *ids * (size_t)n);
             ch->n_prompt = n;
+            ch->leader = c > 0 && !(j->p.echo && j->p.logprobs) ? j->n_choices - 1 - c : -1;
             if (st != JL_OK) serve_error_set(err, 500, "server_error", "", "%s", jl_last_error());
         }
         if (st != JL_OK && (j->n_choices == 0 || j->choices[j->n_choices - 1].prompt != ids)) free(ids);
@@ -316,6 +317,8 @@ static void admit(serve_engine *e) { /* lock held */
     }
 }
 
+static void close_choice(serve_engine *e, serve_choice *c, const char *reason);
+
 /* Cancelled jobs and jobs whose choices all finished leave; during shutdown queued jobs fail, running ones are
  * cut at the deadline. */
 static void sweep(serve_engine *e) { /* lock held */
@@ -325,6 +328,12 @@ static void sweep(serve_engine *e) { /* lock held */
         for (int i = 0; i < j->n_choices; i++) all &= j->choices[i].finish != NULL;
         if (all || j->cancelled) job_end(e, k, NULL);
         else if (e->stopping && jl_now() > e->cut_at) job_end(e, k, "the server shut down before the answer was complete");
+        else if (e->o.max_request_s > 0 && jl_now() - j->t_submit > e->o.max_request_s) { /* the answer so far */
+            for (int i = 0; i < j->n_choices; i++)
+                if (!j->choices[i].finish) close_choice(e, &j->choices[i], "length");
+            e->stats.jobs_timed_out++;
+            job_end(e, k, NULL);
+        }
     }
     while (e->stopping && e->queue_head) {
         serve_job *j = e->queue_head;
@@ -355,7 +364,7 @@ static int build_items(serve_engine *e) { /* lock held */
         const serve_job *j = e->running[k];
         for (int i = 0; i < j->n_choices && budget > 0 && rows < max_rows; i++) {
             serve_choice *c = &j->choices[i];
-            if (!c->running || c->fed >= c->n_prompt) continue;
+            if (!c->running || c->fed >= c->n_prompt || c->leader >= 0) continue; /* a follower waits for its leader */
             int take = c->n_prompt - c->fed;
             take = take < budget ? take : budget;
             take = take < max_rows - rows ? take : max_rows - rows;
@@ -541,6 +550,20 @@ static void prepare_echo(serve_engine *e) { /* lock held */
     }
 }
 
+/* Followers whose leader's prompt is now in its cache take it over (all but the last position, which they run
+ * themselves next step for their own logits), before anything of this step can free the leader's slot. */
+static void share_prefill(serve_engine *e) { /* lock held */
+    for (int k = 0; k < e->n_running; k++) {
+        serve_job *j = e->running[k];
+        for (int i = 0; i < j->n_choices; i++) {
+            serve_choice *c = &j->choices[i], *lead = c->leader >= 0 ? &j->choices[c->leader] : NULL;
+            if (!lead || !c->running || lead->slot < 0 || lead->fed < lead->n_prompt) continue;
+            if (jl_batch_copy_prefix(e->batch, lead->slot, c->slot, c->n_prompt - 1) == JL_OK) c->fed = c->n_prompt - 1;
+            c->leader = -1; /* on failure (cannot happen: same prompt) it prefills itself */
+        }
+    }
+}
+
 static void step(serve_engine *e) {
     pthread_mutex_lock(&e->mu);
     sweep(e);
@@ -572,6 +595,7 @@ static void step(serve_engine *e) {
     if (st != JL_OK) {
         while (e->n_running) job_end(e, 0, jl_last_error());
     } else {
+        share_prefill(e);
         publish(e, n, info);
     }
     e->stats.steps++;

@@ -4,7 +4,9 @@
  * Each step: cancelled or finished choices leave (their slot is free at once), queued jobs join while slots are
  * free (all choices of a job together), then ONE jl_batch_forward over one decode token per running choice plus
  * prompt chunks of the joining ones (up to `chunk` prompt tokens per step, so running streams keep flowing), then
- * every choice whose prompt is in samples its next token with its own sampler (seed + choice index). */
+ * every choice whose prompt is in samples its next token with its own sampler (seed + choice index). The n choices
+ * of one prompt share its prefill: the first runs it, the others copy its cache but for the last prompt position
+ * (jl_batch_copy_prefix) at the end of that step and run that one token themselves, for their own logits. */
 #ifndef JL_SERVE_ENGINE_H
 #define JL_SERVE_ENGINE_H
 #include "infer/batch.h"
@@ -28,6 +30,7 @@ typedef struct {
     jl_textstream *ts;
     int32_t *prompt;
     int n_prompt, slot, fed;   /* fed: prompt tokens already in the cache */
+    int leader;                /* n > 1: the choice (index in the job) whose prefill this one copies, or -1 */
     int32_t next;              /* the sampled token to feed at the next step */
     int n_generated, running;
     serve_tok staged;          /* the token of this step, before it is published */
@@ -62,10 +65,11 @@ typedef struct {
     const jl_tokenizer *tok;
     int parallel, context, threads, max_queue, chunk;
     const struct jl_chat_format *fmt; /* the model's chat template, or NULL for jielong's own */
+    double max_request_s;      /* a job running longer (from submission) ends with finish_reason "length"; 0 = none */
 } serve_engine_opts;
 
 typedef struct {
-    unsigned long long prompt_tokens, generated_tokens, steps, jobs_done;
+    unsigned long long prompt_tokens, generated_tokens, steps, jobs_done, jobs_timed_out;
     int active, queued, slots_used, slots;
     double tok_per_s; /* generated tokens per second over the last few steps */
 } serve_stats;

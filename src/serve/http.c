@@ -7,6 +7,8 @@
 #include "serve/engine.h"
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,6 +29,8 @@ struct serve_server {
     atomic_int ready;        /* the model is loaded and the engine runs (before: /health says 503 loading) */
     atomic_ullong requests[N_CODES];
     atomic_ullong next_id;
+    atomic_ullong disconnects; /* non-streamed requests whose client left before the answer */
+    atomic_int streams;        /* SSE responses not yet finished (serve_stop lets them send their end) */
 };
 
 void serve_opts_defaults(serve_opts *o) {
@@ -538,6 +542,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max) {
 /* The connection went away or the stream ended: the job's slot is freed at the next step. */
 static void stream_free(void *cls) {
     stream_ctx *st = cls;
+    atomic_fetch_sub(&st->s->streams, 1);
     serve_job_release(st->s->engine, st->job);
     free(st->sent);
     free(st->closed);
@@ -561,6 +566,7 @@ static enum MHD_Result start_stream(serve_server *s, struct MHD_Connection *c, s
         return fail(s, c, 500, "server_error", NULL, NULL, "out of memory");
     }
     *st = (stream_ctx){.s = s, .job = j, .id = id, .sent = st->sent, .closed = st->closed};
+    atomic_fetch_add(&s->streams, 1); /* stream_free takes it back */
     struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, st, stream_free);
     if (!r) {
         stream_free(st);
@@ -577,9 +583,32 @@ static enum MHD_Result start_stream(serve_server *s, struct MHD_Connection *c, s
 
 /* ---------------------------------------------------------------- endpoints */
 
-/* Waits for a job (lock held by the caller's loop). */
-static void wait_done(serve_server *s, serve_job *j) {
-    while (!j->done) serve_job_wait(s->engine, j, 1.0);
+/* Whether the client of c has gone (closed or reset its side): its socket polls as hung up or readable at EOF.
+ * A non-streamed request has sent its whole body, so anything readable is the end or a pipelined request. */
+static int client_gone(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return 0;
+    struct pollfd pf = {.fd = ci->connect_fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&pf, 1, 0) != 1) return 0;
+    if (pf.revents & (POLLRDHUP | POLLHUP | POLLERR)) return 1;
+    char b;
+    return (pf.revents & POLLIN) && recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+/* Waits for a job (lock held by the caller's loop), looking at the client every 0.2 s: when it has gone the job is
+ * cancelled (its slots free at the next step) and 0 returned. */
+static int wait_done(serve_server *s, struct MHD_Connection *c, serve_job *j) {
+    while (!j->done) {
+        serve_job_wait(s->engine, j, 0.2);
+        if (!j->done && client_gone(c)) {
+            j->cancelled = 1;
+            pthread_mutex_unlock(serve_engine_lock(s->engine));
+            serve_job_cancel(s->engine, j);
+            pthread_mutex_lock(serve_engine_lock(s->engine));
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* After a finished round: the next round's parameters when the answer asked for the server's own tools. */
@@ -624,7 +653,12 @@ static enum MHD_Result completions(serve_server *s, struct MHD_Connection *c, co
         }
         if (j->p.stream && !server_tools) return start_stream(s, c, j, id);
         pthread_mutex_lock(mu);
-        wait_done(s, j);
+        if (!wait_done(s, c, j)) { /* nobody to answer */
+            pthread_mutex_unlock(mu);
+            serve_job_release(s->engine, j);
+            atomic_fetch_add(&s->disconnects, 1);
+            return MHD_NO;
+        }
         serve_params next;
         int more = server_round(s, j, round, &next);
         pthread_mutex_unlock(mu);
@@ -751,6 +785,11 @@ static enum MHD_Result metrics(serve_server *s, struct MHD_Connection *c) {
     OUT("# HELP jielong_kv_slots KV-cache slots.\n# TYPE jielong_kv_slots gauge\njielong_kv_slots %d\n", st.slots);
     OUT("# HELP jielong_engine_steps_total Batched forward passes.\n# TYPE jielong_engine_steps_total counter\n"
         "jielong_engine_steps_total %llu\n", st.steps);
+    OUT("# HELP jielong_requests_timed_out_total Requests ended at the --max-time limit.\n"
+        "# TYPE jielong_requests_timed_out_total counter\njielong_requests_timed_out_total %llu\n", st.jobs_timed_out);
+    OUT("# HELP jielong_client_disconnects_total Non-streamed requests cancelled because the client left.\n"
+        "# TYPE jielong_client_disconnects_total counter\njielong_client_disconnects_total %llu\n",
+        (unsigned long long)atomic_load(&s->disconnects));
 #undef OUT
     return send_text(s, c, 200, "text/plain; version=0.0.4", buf, n < sizeof buf ? n : sizeof buf - 1, NULL, NULL);
 }
@@ -926,7 +965,8 @@ jl_status serve_ready(serve_server *s, const jl_model *model, const jl_qweights 
     s->o.tok = tok;
     if (model_name) s->o.model_name = model_name;
     s->o.chat_format = fmt;
-    serve_engine_opts eo = {model, qw, tok, s->o.parallel, s->o.context, s->o.threads, s->o.max_queue, s->o.chunk, fmt};
+    serve_engine_opts eo = {model, qw, tok, s->o.parallel, s->o.context, s->o.threads, s->o.max_queue, s->o.chunk, fmt,
+                            s->o.max_request_s};
     jl_status st = serve_engine_start(&eo, &s->engine);
     if (st == JL_OK) atomic_store(&s->ready, 1);
     return st;
@@ -950,6 +990,8 @@ void serve_stop(serve_server *s, double grace_s) {
     atomic_store(&s->stopping, 1);
     MHD_socket fd = MHD_quiesce_daemon(s->d);
     if (s->engine) serve_engine_stop(s->engine, grace_s); /* running jobs finish (or are cut); queued ones fail */
+    /* every job has ended: let the streams write their last chunk and [DONE] before the sockets close (2 s at most) */
+    for (int i = 0; i < 200 && atomic_load(&s->streams) > 0; i++) usleep(10000);
     MHD_stop_daemon(s->d);
     if (fd != MHD_INVALID_SOCKET) close(fd);
     serve_engine_free(s->engine);

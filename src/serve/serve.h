@@ -21,6 +21,7 @@ typedef struct {
     int threads;               /* OpenMP threads of the engine, 0 = all */
     int max_queue;             /* requests waiting for a slot before 503 */
     int timeout_s;             /* idle connection timeout */
+    double max_request_s;      /* wall-time limit of one request's generation (0 = none): then finish_reason "length" */
     size_t max_body;           /* bytes; larger bodies get 413 */
     int chunk;                 /* prompt tokens prefilled per step */
     struct jl_toolbox *tools;  /* built-in tools run by the server (jielong serve --tools), or NULL; borrowed */

@@ -1,5 +1,6 @@
 /* Tool use in the server: see serve_tools.h. */
 #include "serve/serve_tools.h"
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,10 +8,6 @@
 static int bad(serve_error *e, const char *param, const char *msg, const char *detail) {
     serve_error_set(e, 400, "invalid_request_error", param, msg, detail);
     return 0;
-}
-
-static const char *compact(json_object *o) {
-    return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
 /* The function object of a tools[] entry ({"type":"function","function":{...}} or the function itself). */
@@ -52,33 +49,17 @@ int serve_parse_tools(json_object *o, serve_params *p, serve_error *e) {
     snprintf(p->tool_choice, sizeof p->tool_choice, "auto");
     if (tc && !json_object_is_type(tc, json_type_null) && !parse_tool_choice(tc, p, e)) return 0;
     if (!tools || json_object_is_type(tools, json_type_null)) return 1;
-    if (!json_object_is_type(tools, json_type_array)) return bad(e, "tools", "'tools' must be a list%s", "");
-    size_t n = json_object_array_length(tools), len = 0;
-    char *specs = calloc(1, 1);
-    for (size_t i = 0; specs && i < n; i++) {
-        const char *name;
-        json_object *fn = function_of(json_object_array_get_idx(tools, i));
-        if (!has_name(fn, &name)) {
-            free(specs);
-            char param[48];
-            snprintf(param, sizeof param, "tools[%zu]", i);
-            return bad(e, param, "'%s' must be {\"type\":\"function\",\"function\":{\"name\":...}}", param);
-        }
-        const char *js = compact(fn);
-        size_t m = strlen(js);
-        char *g = realloc(specs, len + m + 2);
-        if (!g) {
-            free(specs);
-            specs = NULL;
-            break;
-        }
-        specs = g;
-        memcpy(specs + len, js, m);
-        specs[len + m] = '\n';
-        specs[len + m + 1] = '\0';
-        len += m + 1;
+    char *specs;
+    size_t at;
+    const char *why = "";
+    jl_status st = jl_tools_specs_json(tools, &specs, &at, &why);
+    if (st == JL_ERR_NOMEM) return serve_error_set(e, 500, "server_error", "", "out of memory"), 0;
+    if (st != JL_OK && at == SIZE_MAX) return bad(e, "tools", "'tools' must be a list%s", "");
+    if (st != JL_OK) {
+        char param[48];
+        snprintf(param, sizeof param, "tools[%zu]", at);
+        return bad(e, param, "'%s' must be {\"type\":\"function\",\"function\":{\"name\":...}}", param);
     }
-    if (!specs) return serve_error_set(e, 500, "server_error", "", "out of memory"), 0;
     p->tool_specs = specs;
     if (!strncmp(p->tool_choice, "function:", 9)) {
         char want[128];
@@ -90,32 +71,16 @@ int serve_parse_tools(json_object *o, serve_params *p, serve_error *e) {
 }
 
 char *serve_calls_text(json_object *calls, size_t i, char *content, serve_error *e) {
-    char param[64];
+    char param[64], *text = NULL;
     snprintf(param, sizeof param, "messages[%zu].tool_calls", i);
-    if (!json_object_is_type(calls, json_type_array) || json_object_array_length(calls) == 0) {
-        free(content);
-        bad(e, param, "'%s' must be a non-empty list", param);
-        return NULL;
-    }
-    for (size_t k = 0; k < json_object_array_length(calls); k++) {
-        json_object *fn = function_of(json_object_array_get_idx(calls, k)), *args = NULL;
-        const char *name;
-        if (fn) json_object_object_get_ex(fn, "arguments", &args);
-        const char *a = !args ? "{}" : json_object_is_type(args, json_type_string) ? json_object_get_string(args)
-                                                                                   : compact(args);
-        char *call = has_name(fn, &name) ? jl_tool_call_text(name, a) : NULL;
-        char *grown = call ? realloc(content, strlen(content) + strlen(call) + 1) : NULL;
-        if (!grown) {
-            free(call);
-            free(content);
-            bad(e, param, "'%s' needs function objects with a name and JSON object arguments", param);
-            return NULL;
-        }
-        content = grown;
-        strcat(content, call);
-        free(call);
-    }
-    return content;
+    size_t at;
+    const char *why = "";
+    jl_status st = jl_tool_calls_json_text(calls, content, &text, &at, &why);
+    free(content);
+    if (st == JL_ERR_NOMEM) serve_error_set(e, 500, "server_error", "", "out of memory");
+    else if (st != JL_OK && at == SIZE_MAX) bad(e, param, "'%s' must be a non-empty list", param);
+    else if (st != JL_OK) bad(e, param, "'%s' needs function objects with a name and JSON object arguments", param);
+    return text;
 }
 
 int serve_params_finish_tools(serve_params *p, const char *server_specs) {

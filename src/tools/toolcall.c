@@ -159,3 +159,84 @@ char *jl_tool_call_text(const char *name, const char *arguments) {
     json_object_put(o);
     return r;
 }
+
+/* ---------------------------------------------------------------- the OpenAI request shapes */
+
+/* The function object of a tools[] / tool_calls[] entry, with its non-empty name; NULL if it has none. */
+static json_object *named_function(json_object *t, const char **name) {
+    json_object *fn = t, *inner, *n;
+    if (json_object_is_type(t, json_type_object) && json_object_object_get_ex(t, "function", &inner)) fn = inner;
+    if (!json_object_is_type(fn, json_type_object) || !json_object_object_get_ex(fn, "name", &n) ||
+        !json_object_is_type(n, json_type_string) || !json_object_get_string_len(n))
+        return NULL;
+    *name = json_object_get_string(n);
+    return fn;
+}
+
+/* s + t into a grown s (NULL, s freed, when out of memory). */
+static char *grow_append(char *s, size_t *len, const char *t) {
+    const size_t n = strlen(t);
+    char *g = realloc(s, *len + n + 1);
+    if (!g) {
+        free(s);
+        return NULL;
+    }
+    memcpy(g + *len, t, n + 1);
+    *len += n;
+    return g;
+}
+
+jl_status jl_tools_specs_json(struct json_object *tools, char **specs, size_t *bad, const char **why) {
+    *specs = NULL;
+    *bad = SIZE_MAX;
+    if (!json_object_is_type(tools, json_type_array)) return *why = "must be an array", JL_ERR_FORMAT;
+    size_t len = 0;
+    char *text = calloc(1, 1);
+    for (size_t i = 0; text && i < json_object_array_length(tools); i++) {
+        const char *name;
+        json_object *fn = named_function(json_object_array_get_idx(tools, i), &name);
+        if (!fn) {
+            free(text);
+            *bad = i;
+            return *why = "needs a function object with a \"name\"", JL_ERR_FORMAT;
+        }
+        text = grow_append(text, &len, compact(fn));
+        if (text) text = grow_append(text, &len, "\n");
+    }
+    if (!text) return JL_ERR_NOMEM;
+    *specs = text;
+    return JL_OK;
+}
+
+jl_status jl_tool_calls_json_text(struct json_object *calls, const char *content, char **text, size_t *bad,
+                                  const char **why) {
+    *text = NULL;
+    *bad = SIZE_MAX;
+    if (!json_object_is_type(calls, json_type_array) || json_object_array_length(calls) == 0)
+        return *why = "must be a non-empty array", JL_ERR_FORMAT;
+    size_t len = 0;
+    char *out = grow_append(calloc(1, 1), &len, content);
+    for (size_t i = 0; out && i < json_object_array_length(calls); i++) {
+        const char *name;
+        json_object *fn = named_function(json_object_array_get_idx(calls, i), &name), *args = NULL;
+        if (!fn) {
+            free(out);
+            *bad = i;
+            return *why = "function.name: missing, empty or not a string", JL_ERR_FORMAT;
+        }
+        json_object_object_get_ex(fn, "arguments", &args);
+        const char *a = !args ? "{}" : json_object_is_type(args, json_type_string) ? json_object_get_string(args)
+                                                                                   : compact(args);
+        char *call = jl_tool_call_text(name, a);
+        if (!call) {
+            free(out);
+            *bad = i;
+            return *why = "function.arguments: not a JSON object", JL_ERR_FORMAT;
+        }
+        out = grow_append(out, &len, call);
+        free(call);
+    }
+    if (!out) return JL_ERR_NOMEM;
+    *text = out;
+    return JL_OK;
+}

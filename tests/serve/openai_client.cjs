@@ -48,6 +48,13 @@ async function main() {
   const again = await client.chat.completions.create({ model, messages, temperature: 1.0, seed: 5, n: 2, max_tokens: 12 });
   assert.deepStrictEqual(again.choices.map(c => c.message.content), two.choices.map(c => c.message.content), "same seed, same choices");
 
+  /* n choices share one prefill (the others copy its cache): each greedy choice is still jielong chat's answer */
+  const three = await client.chat.completions.create({ model, messages, temperature: 0, n: 3, max_tokens: want.max_tokens });
+  assert.deepStrictEqual(three.choices.map(c => c.message.content), [want.chat, want.chat, want.chat], "shared prefill");
+  const cmpl3 = await client.completions.create({ model, prompt: [want.prompt, want.prompt], temperature: 0, n: 2,
+    max_tokens: want.max_tokens });
+  assert.deepStrictEqual(cmpl3.choices.map(c => c.text), [want.generate, want.generate, want.generate, want.generate]);
+
   const cmpl = await client.completions.create({ model, prompt: want.prompt, temperature: 0, max_tokens: want.max_tokens });
   assert.strictEqual(cmpl.choices[0].text, want.generate, "completion = jielong generate");
 
