@@ -34,7 +34,8 @@ int32_t jl_tokenizer_special(const jl_tokenizer *t, const char *name); /* "<|bos
  * special token the post-processor puts before a text (Llama's <|begin_of_text|> / <s>, Gemma's <bos>, DeepSeek's
  * <｜begin▁of▁sentence｜>), else the document separator of tokenizers without a BOS (<|endoftext|>: Qwen, GPT-4o);
  * -1 if none. jl_tokenizer_eos: the token that ends a generation: <|eos|>, else the family's end-of-text token
- * (<|end_of_text|>, <|endoftext|>, </s>, <eos>, <｜end▁of▁sentence｜>); -1 if none. */
+ * (<|end_of_text|>, <|endoftext|>, <eos>, </s>, <｜end▁of▁sentence｜>: <eos> before </s>, which Gemma's vocabulary
+ * also has, as an HTML tag); -1 if none. */
 int32_t jl_tokenizer_bos(const jl_tokenizer *t);
 int32_t jl_tokenizer_eos(const jl_tokenizer *t);
 /* The ids the tokenizer's post-processor puts around one encoded text when the caller asks for special tokens

@@ -439,14 +439,14 @@ int32_t jl_tokenizer_bos(const jl_tokenizer *t) {
     int32_t id = jl_tokenizer_special(t, "<|bos|>");
     if (id >= 0) return id;
     if (t->pipe->n_tpl_prefix == 1) return t->pipe->tpl_prefix[0];
-    static const char *const names[] = {"<|begin_of_text|>", "<s>", "<bos>",
+    static const char *const names[] = {"<|begin_of_text|>", "<bos>", "<s>",
                                         "<\xEF\xBD\x9C" "begin\xE2\x96\x81" "of\xE2\x96\x81" "sentence\xEF\xBD\x9C>",
                                         "<|endoftext|>", NULL};
     return first_special(t, names);
 }
 
 int32_t jl_tokenizer_eos(const jl_tokenizer *t) {
-    static const char *const names[] = {"<|eos|>", "<|end_of_text|>", "<|endoftext|>", "</s>", "<eos>",
+    static const char *const names[] = {"<|eos|>", "<|end_of_text|>", "<|endoftext|>", "<eos>", "</s>",
                                         "<\xEF\xBD\x9C" "end\xE2\x96\x81" "of\xE2\x96\x81" "sentence\xEF\xBD\x9C>", NULL};
     return first_special(t, names);
 }
