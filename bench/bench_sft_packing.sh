@@ -43,7 +43,7 @@ sft() { # mode steps batch name
     --eval-every "$2" --save-every 0 $threads >"$out.log" 2>&1 || { cat "$out.log" >&2; exit 1; }
   sed -n 's/.*padding \([0-9.]*\)% of row tokens.*; \([0-9.]*\)% over a whole epoch.*/\1 \2/p' "$out.log" | tr '\n' ' '
   sed -n 's/.*tok\/s (\([0-9.]*\) of conversations).*/\1/p' "$out.log" | tr '\n' ' '
-  sed -n 's/.*held-out assistant loss [0-9.]* -> \([0-9.]*\).*/\1/p' "$out.log"
+  sed -n 's/.*held out, first -> last evaluation:.*val_loss \([0-9.]* -> \)\{0,1\}\([0-9.]*\).*/\2/p' "$out.log"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 tokens() { awk -v s="$steps" -v p="$2" -v b="$1" -v t="$len" 'BEGIN { printf "%d", s * b * t * (1 - p / 100) }'; }

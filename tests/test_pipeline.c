@@ -12,6 +12,25 @@ static int exists(const char *dir, const char *rel) {
     return stat(path, &st) == 0;
 }
 
+/* Lesson 6's verdict of each row follows its two win rates: "reward over-optimisation" only where the reward model
+ * says the model beats SFT (> 50%) and the rules do not (<= 50%); returns the rows checked. */
+static int check_judges(const char *text) {
+    const char *sec = strstr(text, "## Lesson 6");
+    assert_non_null(sec);
+    int checked = 0;
+    for (const char *line = strchr(sec, '\n'); line && line[1] && line[1] != '#'; line = strchr(line + 1, '\n')) {
+        char model[64];
+        double rm, rule;
+        if (sscanf(line + 1, "| %63s | %lf%% | %lf%% |", model, &rm, &rule) != 3) continue;
+        const char *end = strchr(line + 1, '\n');
+        if (!end) end = line + strlen(line);
+        int hacking = memmem(line, (size_t)(end - line), "over-optimisation", 17) != NULL;
+        assert_int_equal(hacking, rm > 50 && rule <= 50);
+        checked++;
+    }
+    return checked;
+}
+
 /* Every "k/n = p% [lo, hi]" of the lessons table is k/n with its 95% Wilson interval; returns how many. */
 static int check_intervals(const char *from, const char *to) {
     int checked = 0;
@@ -87,6 +106,7 @@ static void test_quick_pipeline(void **state) {
         assert_non_null(memmem(row, (size_t)(end - row), "%", 1)); /* a share with its interval */
     }
     assert_true(check_intervals(lessons, stages) >= 6);
+    assert_true(check_judges(text) >= 3);
     assert_non_null(strstr(text, "## Time per stage"));
     assert_non_null(strstr(text, "| SFT from random init (no pretraining) | 1 |"));
     free(text);

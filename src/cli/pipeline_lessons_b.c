@@ -153,9 +153,14 @@ void lesson_b_tools(const lesson_records *rec, lesson_row *r) {
 
 static const char *const judged[] = {"dpo", "grpo", "ppo", "ppo-fixed"};
 
+/* +1: the reward model says the model beats SFT and the rules do not (reward over-optimisation); -1: the other way
+ * round (the rules prefer it, the reward model does not: not hacking, a blind spot of the reward model); 0: agree. */
 static int disagrees(json_object *c) {
     double rm = num(c, "rm_win_rate"), rule = num(c, "rule_win_rate");
-    return !isnan(rm) && !isnan(rule) && ((rm > 0.5 && rule <= 0.5) || (rm < 0.5 && rule > 0.5));
+    if (isnan(rm) || isnan(rule)) return 0;
+    if (rm > 0.5 && rule <= 0.5) return 1;
+    if (rm < 0.5 && rule > 0.5) return -1;
+    return 0;
 }
 
 void lesson_b_judges(const lesson_records *rec, lesson_row *r) {
@@ -182,10 +187,15 @@ void lesson_b_judges(const lesson_records *rec, lesson_row *r) {
                               "agree that the fixed PPO beats SFT."
                             : "The fixed PPO (whitened rewards, adaptive KL, more rollouts) did not reach ≥ 60% by "
                               "the reward model and > 50% by the rules in this run.";
-    if (disagrees(ppo))
+    if (disagrees(ppo) > 0)
         snprintf(r->reading, sizeof r->reading, "The two judges disagree on PPO (reward model %s, rules %s): its "
                  "reward went up by the learnt judge but not by the rules — reward over-optimisation, the policy "
                  "found what the reward model scores well rather than what was asked (curve: ppo/hacking.svg). %s",
+                 pct(a, sizeof a, num(ppo, "rm_win_rate")), pct(b, sizeof b, num(ppo, "rule_win_rate")), fix);
+    else if (disagrees(ppo) < 0)
+        snprintf(r->reading, sizeof r->reading, "The two judges disagree on PPO the other way round (reward model "
+                 "%s, rules %s): the rules prefer its answers, the reward model does not — not reward hacking; the "
+                 "reward model misses what the rules check (curve: ppo/hacking.svg). %s",
                  pct(a, sizeof a, num(ppo, "rm_win_rate")), pct(b, sizeof b, num(ppo, "rule_win_rate")), fix);
     else
         snprintf(r->reading, sizeof r->reading, "The judges agree on PPO here (reward model %s, rules %s; both "
@@ -308,7 +318,9 @@ static void section_judges(FILE *f, const char *o) {
         if (!isnan(metric(o, judged[i], "kl", 0))) snprintf(kl, sizeof kl, "%.3f", metric(o, judged[i], "kl", 0));
         fprintf(f, "| %s | %s | %s | %s | %s |\n", judged[i], pct(a, sizeof a, num(c, "rm_win_rate")),
                 pct(b, sizeof b, num(c, "rule_win_rate")), kl,
-                disagrees(c) ? "**disagree: reward over-optimisation**" : "agree");
+                disagrees(c) > 0   ? "**disagree: reward over-optimisation**"
+                : disagrees(c) < 0 ? "disagree: the rules prefer it, the reward model does not"
+                                   : "agree");
         json_object_put(c);
     }
     fprintf(f, "\n![reward-model score and rule score over PPO steps](ppo/hacking.svg)\n\nThe curve: per PPO step, the "
