@@ -72,21 +72,12 @@ static double decode_run(jl_session *s, int vocab, int n) {
     return n / (jl_now() - t0);
 }
 
-/* Greedy decode of n tokens after a 1-token prompt (the argmax is part of the time, as in llama2.c). */
+/* Best (and, in *typical, mean) rate of REPEATS decode runs with the given matvec kernel. */
 static double decode_tok_s(jl_session *s, int vocab, int n, int kernel, double *typical) {
     jl_set_matvec_kernel(kernel);
     double best = 0, sum = 0;
     for (int r = 0; r < REPEATS; r++) {
-        jl_session_truncate(s, 0);
-        int32_t tok = 1;
-        const float *logits;
-        jl_session_forward(s, &tok, 1, NULL, &logits);
-        double t0 = jl_now();
-        for (int i = 0; i < n; i++) {
-            tok = jl_argmax(logits, vocab);
-            jl_session_forward(s, &tok, 1, NULL, &logits);
-        }
-        double rate = n / (jl_now() - t0);
+        double rate = decode_run(s, vocab, n);
         best = rate > best ? rate : best;
         sum += rate;
     }
