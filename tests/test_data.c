@@ -448,6 +448,66 @@ static void test_no_heldout_poem_in_training_files(void **state) {
     free(keys);
 }
 
+/* The held-out greeting/identity probes are never a training phrasing: every topic rendered many times, no user
+ * turn is one of them; and there are enough of them for the figure to mean something. */
+static void test_chat_probes_held_out(void **state) {
+    (void)state;
+    assert_true(jl_chat_probe_count() >= 40);
+    jl_rng rng;
+    jl_rng_seed(&rng, 7);
+    jl_text user = {0}, answer = {0};
+    int greeting = 0;
+    for (int draw = 0; draw < 4000; draw++) {
+        int k = jl_chat_topic_pick(&rng);
+        greeting += k <= 1;
+        jl_text_clear(&user);
+        jl_text_clear(&answer);
+        jl_chat_topic_render(k, &rng, &user, &answer);
+        for (int i = 0; i < jl_chat_probe_count(); i++) {
+            const char *prompt, *expected, *ref;
+            jl_chat_probe(i, &prompt, &expected, &ref);
+            assert_string_not_equal(jl_text_str(&user), prompt);
+        }
+    }
+    assert_true(greeting > 4000 / 2); /* greeting and identity weighted up */
+    jl_text_free(&user);
+    jl_text_free(&answer);
+}
+
+/* "write" conversations head the poem with the asked title; about invented_titles (0.3) of them ask under a title
+ * no poem of the corpus has. */
+static void test_invented_titles(void **state) {
+    (void)state;
+    size_t n_titles = jl_poems_count(corpus);
+    const char **titles = malloc(sizeof *titles * n_titles);
+    for (size_t i = 0; i < n_titles; i++) titles[i] = jl_poems_get(corpus, i)->title;
+    qsort(titles, n_titles, sizeof *titles, cmp_str);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/sft.jsonl", tmp_path("derived_a"));
+    jl_sft_set *sft;
+    assert_int_equal(jl_sft_load(path, NULL, &sft, NULL), JL_OK);
+    size_t writes = 0, invented = 0;
+    for (size_t i = 0; i < jl_sft_count(sft); i++) {
+        jl_conversation c = jl_sft_get(sft, i);
+        const char *user = c.turns[c.n_turns - 2].content, *reply = c.turns[c.n_turns - 1].content;
+        const char *open = strstr(user, "《"), *close = open ? strstr(open, "》") : NULL;
+        if (!close || strncmp(reply, "《", strlen("《")) != 0 || !strstr(reply, "）\n")) continue; /* not "write" */
+        char title[512];
+        size_t len = (size_t)(close - open) - strlen("《");
+        assert_true(len < sizeof title);
+        memcpy(title, open + strlen("《"), len);
+        title[len] = '\0';
+        assert_int_equal(strncmp(reply + strlen("《"), title, len), 0); /* the heading carries the asked title */
+        const char *key = title;
+        writes++;
+        invented += bsearch(&key, titles, n_titles, sizeof *titles, cmp_str) == NULL;
+    }
+    jl_sft_free(sft);
+    free(titles);
+    assert_true(writes > 100);
+    assert_true(invented > writes / 5 && invented < writes * 2 / 5);
+}
+
 /* ---- CLI ---- */
 
 static void test_cli_data(void **state) {
@@ -493,6 +553,8 @@ int main(void) {
         cmocka_unit_test(test_derived_deterministic),
         cmocka_unit_test(test_derived_files_read_back),
         cmocka_unit_test(test_no_heldout_poem_in_training_files),
+        cmocka_unit_test(test_chat_probes_held_out),
+        cmocka_unit_test(test_invented_titles),
         cmocka_unit_test(test_cli_data),
     };
     return cmocka_run_group_tests(tests, load_corpus, free_corpus);

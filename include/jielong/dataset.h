@@ -187,6 +187,9 @@ typedef struct {
                                  (a contents line of titles, then up to 4 poems of one author, each headed again):
                                  text in which copying a title or an author from context pays, so in-context
                                  learning can form; 0: single poems only */
+    double invented_titles;   /* share of SFT "write" conversations whose poem is asked (and headed) under an
+                                 invented title of 2-6 corpus characters (default 0.3): no title to remember, so
+                                 the heading must be copied from the request */
 } jl_poem_build_options;
 void jl_poem_build_defaults(jl_poem_build_options *opt);
 

@@ -19,7 +19,7 @@ static void print_counts(const char *split, const jl_poem_build_counts *c) {
 static int data_poems(int argc, char **argv) {
     const char *input = "data/poems.jsonl", *out = NULL;
     long seed = 1234;
-    double general = 0.03, system = 0.1;
+    double general = 0.03, system = 0.1, invented = 0.3;
     long write_copies = 3, anthologies = 1;
     const cli_opt opts[] = {
         {"input", OPT_STR, &input, "poem corpus (JSONL) [data/poems.jsonl]", NO_RANGE, 0},
@@ -29,6 +29,8 @@ static int data_poems(int argc, char **argv) {
         {"system", OPT_FLOAT, &system, "share of conversations with a system turn [0.1]", 0, 1, 0},
         {"write-copies", OPT_INT, &write_copies, "'write' conversations per poem in sft.jsonl, each phrased anew; "
                                                  "the other tasks have one [3]", 1, 8, 0},
+        {"invented-titles", OPT_FLOAT, &invented, "share of 'write' conversations asked under an invented title "
+                                                  "(the heading must copy it from the request) [0.3]", 0, 1, 0},
         {"anthologies", OPT_INT, &anthologies, "1: pretrain.txt also holds author anthologies (a contents line of "
                                                "titles, then up to 4 poems of one author: copying from context "
                                                "pays); 0: single poems only [1]", 0, 1, 0},
@@ -48,6 +50,7 @@ static int data_poems(int argc, char **argv) {
     opt.system_fraction = system;
     opt.write_copies = (int)write_copies;
     opt.anthologies = (int)anthologies;
+    opt.invented_titles = invented;
     jl_poem_build_counts train, heldout;
     st = jl_poems_write_all(poems, out, &opt, &train, &heldout);
     jl_poems_free(poems);

@@ -2,6 +2,7 @@
  * pairs, RL prompts (train split) and their held-out counterparts for evaluation. Each file is written
  * atomically; every choice follows from the seed. */
 #include "data/jsonl.h"
+#include "core/utf8.h"
 #include "data/poem_tasks.h"
 #include "data/poem_text.h"
 #include "io/fileio.h"
@@ -24,6 +25,7 @@ void jl_poem_build_defaults(jl_poem_build_options *opt) {
     opt->system_fraction = 0.1;
     opt->write_copies = 3;
     opt->anthologies = 1;
+    opt->invented_titles = 0.3;
 }
 
 static void seed_rng(jl_rng *rng, const jl_poem_build_options *opt, uint64_t salt) {
@@ -51,7 +53,7 @@ typedef struct {
     jl_rng rng;
     size_t *order, n;
     jl_atomic_file file;
-    jl_text a, b, c;  /* scratch texts */
+    jl_text a, b, c, d; /* scratch texts */
 } writer;
 
 static jl_status writer_open(writer *w, const jl_poems *poems, jl_split split, const char *path,
@@ -78,6 +80,7 @@ static jl_status writer_close(writer *w, jl_status st) {
     jl_text_free(&w->a);
     jl_text_free(&w->b);
     jl_text_free(&w->c);
+    jl_text_free(&w->d);
     return st;
 }
 
@@ -85,6 +88,7 @@ static void clear_texts(writer *w) {
     jl_text_clear(&w->a);
     jl_text_clear(&w->b);
     jl_text_clear(&w->c);
+    jl_text_clear(&w->d);
 }
 
 static void count_into(jl_poem_build_counts *counts, const jl_poem_build_counts *add) {
@@ -218,11 +222,34 @@ static jl_status write_record(writer *w, json_object *obj) {
     return st;
 }
 
-static jl_status write_task_conversation(writer *w, const jl_poem *p, jl_poem_task task,
+/* An invented title of 2..6 Han characters, each from a random line of a random poem of the split, into `t`
+ * (the corpus has no such title to remember: a heading that carries it was copied from the request). */
+static void invented_title(writer *w, const jl_poems *poems, jl_text *t) {
+    const int n = 2 + (int)jl_rng_below(&w->rng, 5);
+    for (int k = 0; k < n; k++) {
+        const jl_poem *q = jl_poems_get(poems, w->order[jl_rng_below(&w->rng, w->n)]);
+        const char *line = q->lines[jl_rng_below(&w->rng, (uint64_t)q->n_lines)];
+        size_t chars = jl_utf8_count(line);
+        if (!chars) continue;
+        size_t at = jl_utf8_offset(line, (size_t)jl_rng_below(&w->rng, chars));
+        uint32_t cp;
+        size_t len = jl_utf8_decode(line + at, strlen(line + at), &cp);
+        jl_text_append(t, line + at, len ? len : 1);
+    }
+}
+
+static jl_status write_task_conversation(writer *w, const jl_poems *poems, const jl_poem *p, jl_poem_task task,
                                          const jl_poem_build_options *opt) {
     clear_texts(w);
     json_object *obj = json_object_new_object(), *messages = json_object_new_array();
     maybe_add_system(messages, w, opt);
+    jl_poem renamed;
+    if (task == JL_TASK_WRITE && opt->invented_titles > 0 && jl_rng_uniform(&w->rng) < opt->invented_titles) {
+        invented_title(w, poems, &w->d);
+        renamed = *p;
+        renamed.title = jl_text_str(&w->d);
+        p = &renamed;
+    }
     jl_task_render(p, task, &w->rng, &w->a, &w->b, &w->c);
     add_message(messages, "user", jl_text_str(&w->a));
     add_message(messages, "assistant", jl_text_str(&w->b));
@@ -283,7 +310,7 @@ jl_status jl_poems_write_sft(const jl_poems *poems, jl_split split, const char *
             const size_t poem = w.order[items[k] / per_poem], slot = items[k] % per_poem;
             const jl_poem_task task = slot < copies ? JL_TASK_WRITE : (jl_poem_task)(slot - copies + 1);
             if (task == JL_TASK_AUTHOR && author_probe(poems, poem)) continue;
-            st = write_task_conversation(&w, jl_poems_get(poems, poem), task, opt);
+            st = write_task_conversation(&w, poems, jl_poems_get(poems, poem), task, opt);
         }
         written++;
     }
