@@ -177,6 +177,48 @@ static void test_ppo_shaping(void **state) {
     jl_tokenizer_free(tok);
 }
 
+/* PPO with an anchor rule added to the reward: anchor_reward is logged each step, a stopped and resumed run ends
+ * with the same weights, resuming under another anchor is refused, an unknown anchor is refused before any work. */
+static void test_ppo_anchor(void **state) {
+    (void)state;
+    jl_tokenizer *tok = byte_tok();
+    jl_model *m = toy_policy(tok);
+    char base[256], prompts[256], log[256];
+    snprintf(base, sizeof base, "%s", tmp_path("sft-anchor.safetensors"));
+    snprintf(prompts, sizeof prompts, "%s", tmp_path("prompts-anchor.jsonl"));
+    snprintf(log, sizeof log, "%s", tmp_path("ppo-anchor.log"));
+    save_model(m, tok, base);
+    write_prompts(prompts, 4);
+    const int steps = 4;
+    const char *flags = "--reward-fn x_count --anchor-fn length --anchor-weight 0.5 --whiten-rewards --kl 0.05 "
+                        "--lr 3e-3 --batch-size 4 --max-new 6 --epochs 2 --threads 2 --save-every 2";
+    char args[2048], metrics[512];
+    const char *full = tmp_path("ppo-anchor-full"), *part = tmp_path("ppo-anchor-part");
+    snprintf(args, sizeof args, "ppo --policy %s --prompts %s --out %s --steps %d %s", base, prompts, full, steps, flags);
+    assert_int_equal(run_cli(args, log), 0);
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", full);
+    double anchor[8];
+    assert_int_equal(read_metric(metrics, "anchor_reward", anchor, 8), steps);
+    for (int i = 0; i < steps; i++) assert_true(anchor[i] >= 0.0 && anchor[i] <= 6.0); /* length of ≤ 6 tokens */
+    snprintf(args, sizeof args, "ppo --policy %s --prompts %s --out %s --steps %d %s --stop-after 2", base, prompts,
+             part, steps, flags);
+    assert_int_equal(run_cli(args, log), 0);
+    snprintf(args, sizeof args, "ppo --policy %s --prompts %s --out %s --steps %d %s --anchor-fn x_count --resume",
+             base, prompts, part, steps, flags);
+    assert_int_equal(run_cli(args, log), 2);
+    assert_true(file_contains(log, "the anchor rule is not the one this run was trained with"));
+    snprintf(args, sizeof args, "ppo --policy %s --prompts %s --out %s --steps %d %s --resume", base, prompts, part,
+             steps, flags);
+    assert_int_equal(run_cli(args, log), 0);
+    assert_same_final_weights(full, part);
+    snprintf(args, sizeof args, "ppo --policy %s --prompts %s --out %s --reward-fn x_count --anchor-fn nope", base,
+             prompts, tmp_path("ppo-anchor-bad"));
+    assert_int_equal(run_cli(args, log), 2);
+    assert_true(file_contains(log, "unknown reward function 'nope'"));
+    jl_model_free(m);
+    jl_tokenizer_free(tok);
+}
+
 /* Rescores each sample of eval --qa --samples and checks the verdicts and the record's counts agree. */
 static void check_samples(const char *samples, json_object *record) {
     char *text;
@@ -259,7 +301,7 @@ static void test_decode_summary_and_qa(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cot_steps_are_right), cmocka_unit_test(test_cot_files),
-        cmocka_unit_test(test_reward_answer),       cmocka_unit_test(test_ppo_shaping),
+        cmocka_unit_test(test_reward_answer),       cmocka_unit_test(test_ppo_shaping), cmocka_unit_test(test_ppo_anchor),
         cmocka_unit_test(test_decode_summary_and_qa),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -62,6 +62,11 @@ typedef struct {
     int whiten_rewards;   /* grpo, ppo: 1 = the step's scores standardised (mean 0, std 1) before use */
     struct jl_reward_fn *monitor; /* grpo, ppo: a second judge of every rollout, logged as monitor_reward and never
                                    * trained on (e.g. the poem rules beside a reward model); NULL = none. Borrowed. */
+    struct jl_reward_fn *anchor;  /* grpo, ppo: a rule reward added to every rollout's score with weight anchor_weight
+                                   * (with whiten_rewards both are standardised first): a reward model beside the
+                                   * rule it approximates cannot be gamed where the rule says no. NULL = none.
+                                   * Borrowed. Logged as anchor_reward. */
+    float anchor_weight;          /* default 1 */
     /* LoRA as the trainable part: the model's weights stay frozen (bit for bit), a fresh adapter (seeded from
      * seed) is trained together with the stage's head (reward score, PPO value); the reference of dpo/grpo/ppo
      * is the same weights with the adapter detached, so no second model is held. Outputs adapter.safetensors

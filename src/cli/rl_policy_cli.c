@@ -6,7 +6,7 @@
 int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
     const int ppo = stage == JL_STAGE_PPO;
     const char *cmd = ppo ? "ppo" : "grpo";
-    const char *policy = NULL, *prompts = NULL, *reward_fn = NULL, *reward_model = NULL, *monitor_fn = NULL;
+    const char *policy = NULL, *prompts = NULL, *reward_fn = NULL, *reward_model = NULL, *monitor_fn = NULL, *anchor_fn = NULL;
     jl_rl_opts o;
     rl_cli_common c;
     rl_cli_defaults(&o, stage, &c);
@@ -35,6 +35,10 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
          NO_RANGE, 0},
         {"monitor-fn", OPT_STR, &monitor_fn, "a second judge, logged as monitor_reward and never trained on (a rule "
                                              "reward name, e.g. poem beside --reward-model)", NO_RANGE, 0},
+        {"anchor-fn", OPT_STR, &anchor_fn, "a rule reward added to every rollout's score (beside --reward-model: the "
+                                           "rule keeps the learnt judge from being gamed; with --whiten-rewards each "
+                                           "is standardised first)", NO_RANGE, 0},
+        {"anchor-weight", OPT_F32, &o.anchor_weight, "weight of --anchor-fn's score", 0, 1e3, 0},
         RL_CLI_COMMON_OPTS(c, o, "prompts per step"),
     };
     unsigned char given[CLI_NOPTS(opts)];
@@ -67,6 +71,9 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
     jl_reward_fn *monitor = NULL;
     if (st == JL_OK && monitor_fn) st = jl_reward_fn_by_name(monitor_fn, &monitor);
     o.monitor = monitor;
+    jl_reward_fn *anchor = NULL;
+    if (st == JL_OK && anchor_fn) st = jl_reward_fn_by_name(anchor_fn, &anchor);
+    o.anchor = anchor;
     if (st == JL_OK) st = rl_cli_load_model(policy, &ck, &tok);
     if (st == JL_OK) st = jl_rl_load(prompts, &jo, &set, &js);
     if (st == JL_OK) {
@@ -75,9 +82,10 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
                 o.train.run.steps, (double)o.train.optim.lr);
         static const char *const show[] = {"reward", "kl", "entropy", "clip_frac", NULL};
         static const char *const show_monitor[] = {"reward", "monitor_reward", "kl", "entropy", NULL};
+        static const char *const show_anchor[] = {"reward", "anchor_reward", "kl", "entropy", NULL};
         cli_precision_report(cmd, &o.train.run);
         cli_train_view view;
-        cli_train_view_start(&view, cmd, o.train.run.steps, monitor ? show_monitor : show);
+        cli_train_view_start(&view, cmd, o.train.run.steps, anchor ? show_anchor : monitor ? show_monitor : show);
         st = ppo ? jl_ppo_train(ck.model, tok, set, fn, &o, cli_train_on_event, &view)
                  : jl_grpo_train(ck.model, tok, set, fn, &o, cli_train_on_event, &view);
         cli_train_view_finish(&view, st);
@@ -85,6 +93,7 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
     jl_rl_free(set);
     jl_reward_fn_free(fn);
     jl_reward_fn_free(monitor);
+    jl_reward_fn_free(anchor);
     jl_tokenizer_free(tok);
     jl_checkpoint_free(&ck);
     rl_cli_report_skipped(skipped, cmd);

@@ -421,6 +421,7 @@ void jl_rl_defaults(jl_rl_opts *o, jl_rl_stage stage) {
     o->gamma = 1.0f;
     o->lam = 0.95f;
     o->vf_coef = 0.1f;
+    o->anchor_weight = 1.0f;
     o->value_clip = 0.2f;
     o->kl_horizon = 100;
 }

@@ -30,7 +30,7 @@ typedef struct {
     uint64_t rng;
     int rows, cap_T;
     rl_seq *seqs;       /* this iteration's rollouts */
-    float *scores;
+    float *scores, *anchor_scores; /* the reward's scores; the anchor rule's (o->anchor) */
     double kl_coef;     /* PPO's KL coefficient now (adaptive with kl_target) */
     rl_batch full, mb;
     pos_arrays fa, ma;
@@ -275,6 +275,7 @@ static void run_free(run *r) {
     free_seqs(r->seqs, r->rows);
     free(r->seqs);
     free(r->scores);
+    free(r->anchor_scores);
     free_seqs(r->prompts, (int)r->n_prompts);
     free(r->prompts);
     free(r->order);
@@ -314,9 +315,11 @@ static jl_status run_new(run *r, jl_model *policy, const jl_tokenizer *tok, cons
     if (st == JL_OK) {
         r->seqs = calloc((size_t)r->rows, sizeof *r->seqs);
         r->scores = falloc((size_t)r->rows);
+        r->anchor_scores = falloc((size_t)r->rows);
         r->logp = falloc(n);
         r->buf = falloc(n);
-        if (!r->seqs || !r->scores || !r->logp || !r->buf) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+        if (!r->seqs || !r->scores || !r->anchor_scores || !r->logp || !r->buf)
+            st = jl_fail(JL_ERR_NOMEM, "out of memory");
     }
     return st;
 }
@@ -341,26 +344,51 @@ static void rollout_logprobs(run *r, double *kl) {
         *kl += (rl_row_sum(b, r->fa.old_logp, row) - rl_row_sum(b, r->fa.ref_logp, row)) / b->rows;
 }
 
-/* The second judge's mean score of the rollouts (logged only). */
-static jl_status monitor_rows(run *r, const jl_tokenizer *tok, const jl_rl_set *set, const size_t *which,
-                              double *mean) {
+/* Another judge's scores of the rollouts (the monitor, logged only; or the anchor rule) into out[rows] (NULL: not
+ * kept) and their mean. */
+static jl_status judge_rows(run *r, const jl_tokenizer *tok, const jl_rl_set *set, jl_reward_fn *fn,
+                            const size_t *which, float *out, double *mean) {
     *mean = 0;
     for (int i = 0; i < r->rows; i++) {
         char *text;
         float v;
         jl_status st = rl_answer_text(tok, &r->seqs[i], &text);
         if (st != JL_OK) return st;
-        st = jl_reward_fn_score(r->o->monitor, set, which[i], text, &v);
+        st = jl_reward_fn_score(fn, set, which[i], text, &v);
         free(text);
         if (st != JL_OK) return st;
+        if (out) out[i] = v;
         *mean += (double)v / r->rows;
     }
     return JL_OK;
 }
 
-/* Reward whitening: the step's scores to mean 0, standard deviation 1 (all equal: all 0). */
-static void whiten_scores(run *r, double mean, double std) {
-    for (int i = 0; i < r->rows; i++) r->scores[i] = (float)((r->scores[i] - mean) / (std + 1e-6));
+static void mean_std(const float *x, int n, double *mean, double *std) {
+    double m = 0, v = 0;
+    for (int i = 0; i < n; i++) m += x[i] / n; /* float division, as the step always computed it */
+    for (int i = 0; i < n; i++) v += (x[i] - m) * (x[i] - m) / n;
+    *mean = m;
+    *std = sqrt(v);
+}
+
+/* Reward whitening: scores x[n] to mean 0, standard deviation 1 (all equal: all 0). */
+static void whiten_scores(float *x, int n) {
+    double mean, std;
+    mean_std(x, n, &mean, &std);
+    for (int i = 0; i < n; i++) x[i] = (float)((x[i] - mean) / (std + 1e-6));
+}
+
+/* The anchor rule's scores added to the reward's (each whitened first with whiten_rewards); *mean: the rule's. */
+static jl_status add_anchor(run *r, const jl_tokenizer *tok, const jl_rl_set *set, const size_t *which,
+                            double *mean) {
+    const jl_rl_opts *o = r->o;
+    if (o->whiten_rewards) whiten_scores(r->scores, r->rows);
+    if (!o->anchor) return JL_OK;
+    jl_status st = judge_rows(r, tok, set, o->anchor, which, r->anchor_scores, mean);
+    if (st != JL_OK) return st;
+    if (o->whiten_rewards) whiten_scores(r->anchor_scores, r->rows);
+    for (int i = 0; i < r->rows; i++) r->scores[i] += o->anchor_weight * r->anchor_scores[i];
+    return JL_OK;
 }
 
 /* Adaptive KL control: the coefficient follows the step's KL towards kl_target (proportional, clipped). */
@@ -372,7 +400,7 @@ static void adapt_kl(run *r, double kl) {
     r->kl_coef *= 1.0 + err * r->rows / o->kl_horizon;
 }
 
-static int shaped(const jl_rl_opts *o) { return o->kl_target > 0 || o->whiten_rewards; }
+static int shaped(const jl_rl_opts *o) { return o->kl_target > 0 || o->whiten_rewards || o->anchor; }
 
 /* ---------------------------------------------------------------- the stage */
 
@@ -395,12 +423,11 @@ static jl_status ps_step(void *self, jl_stage_step *out) {
     for (int i = 0; i < r->rows; i++) rows[i] = &r->seqs[i];
     rl_batch_fill(&r->full, rows, r->rows);
     if ((st = score_rows(r, p->tok, p->set, p->fn, p->which, &answer_len)) != JL_OK) return st;
-    double mean = 0, var = 0;
-    for (int i = 0; i < r->rows; i++) mean += r->scores[i] / r->rows;
-    for (int i = 0; i < r->rows; i++) var += (r->scores[i] - mean) * (r->scores[i] - mean) / r->rows;
-    double monitor = NAN;
-    if (r->o->monitor && (st = monitor_rows(r, p->tok, p->set, p->which, &monitor)) != JL_OK) return st;
-    if (r->o->whiten_rewards) whiten_scores(r, mean, sqrt(var));
+    double mean, std, monitor = NAN, anchor = NAN;
+    mean_std(r->scores, r->rows, &mean, &std);
+    if (r->o->monitor && (st = judge_rows(r, p->tok, p->set, r->o->monitor, p->which, NULL, &monitor)) != JL_OK)
+        return st;
+    if ((st = add_anchor(r, p->tok, p->set, p->which, &anchor)) != JL_OK) return st;
     rollout_logprobs(r, &kl);
     const double kl_coef_used = r->kl_coef;
     if (r->kind == ALGO_GRPO) grpo_advantages(r);
@@ -419,10 +446,11 @@ static jl_status ps_step(void *self, jl_stage_step *out) {
                            .tokens = (long)npos};
     const char *keys[] = {"reward", "reward_std", "kl", "entropy", "clip_frac", "value_loss", "ratio_first",
                           "answer_len"};
-    double vals[] = {mean, sqrt(var), kl, is.entropy, is.clip_frac, is.value_loss, is.ratio_first, answer_len};
+    double vals[] = {mean, std, kl, is.entropy, is.clip_frac, is.value_loss, is.ratio_first, answer_len};
     for (int i = 0; i < 8; i++) jl_metric_add(&out->m, keys[i], vals[i]);
     if (r->kind == ALGO_PPO) jl_metric_add(&out->m, "kl_coef", kl_coef_used);
     if (r->o->monitor) jl_metric_add(&out->m, "monitor_reward", monitor);
+    if (r->o->anchor) jl_metric_add(&out->m, "anchor_reward", anchor);
     return JL_OK;
 }
 
@@ -445,6 +473,8 @@ static jl_status ps_save_state(void *self, json_object *j) {
         jl_state_set_fixed(j, "kl_target", o->kl_target);
         jl_state_set_fixed(j, "kl_horizon", o->kl_horizon);
         jl_state_set_fixed(j, "whiten_rewards", o->whiten_rewards);
+        jl_state_set_u64(j, "anchor_identity", o->anchor ? rl_reward_fn_identity(o->anchor) : 0);
+        jl_state_set_fixed(j, "anchor_weight", o->anchor ? o->anchor_weight : 0);
         uint64_t bits;
         memcpy(&bits, &r->kl_coef, sizeof bits);
         jl_state_set_u64(j, "kl_coef_now", bits);
@@ -476,6 +506,11 @@ static jl_status ps_restore_state(void *self, json_object *j) {
     if (st == JL_OK && shaped(o)) st = jl_state_check_fixed(j, "kl_target", o->kl_target);
     if (st == JL_OK && shaped(o)) st = jl_state_check_fixed(j, "kl_horizon", o->kl_horizon);
     if (st == JL_OK && shaped(o)) st = jl_state_check_fixed(j, "whiten_rewards", o->whiten_rewards);
+    if (st == JL_OK && o->anchor) st = jl_state_check_fixed(j, "anchor_weight", o->anchor_weight);
+    uint64_t anchor_id = 0;
+    if (st == JL_OK && o->anchor && (st = jl_state_u64(j, "anchor_identity", &anchor_id)) == JL_OK &&
+        anchor_id != rl_reward_fn_identity(o->anchor))
+        st = jl_fail(JL_ERR_ARG, "the anchor rule is not the one this run was trained with");
     if (st == JL_OK && shaped(o) && (st = jl_state_u64(j, "kl_coef_now", &bits)) == JL_OK) {
         memcpy(&r->kl_coef, &bits, sizeof bits);
         if (!isfinite(r->kl_coef) || r->kl_coef < 0) st = jl_fail(JL_ERR_FORMAT, "kl_coef_now: not a coefficient");
