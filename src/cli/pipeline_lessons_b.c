@@ -183,10 +183,11 @@ void lesson_b_judges(const lesson_records *rec, lesson_row *r) {
     }
     double frm = num(fixed, "rm_win_rate"), frule = num(fixed, "rule_win_rate");
     int agree = frm >= 0.6 && frule > 0.5;
-    const char *fix = agree ? "With whitened rewards, adaptive KL control and more rollouts per step, both judges "
-                              "agree that the fixed PPO beats SFT."
-                            : "The fixed PPO (whitened rewards, adaptive KL, more rollouts) did not reach ≥ 60% by "
-                              "the reward model and > 50% by the rules in this run.";
+    const char *fix = agree ? "With whitened rewards, adaptive KL control, more rollouts per step and the rule score "
+                              "added to the reward model's, both judges agree that the fixed PPO beats SFT."
+                            : "The fixed PPO (whitened rewards, adaptive KL, more rollouts, the rule score added to "
+                              "the reward model's) did not reach ≥ 60% by the reward model and > 50% by the rules in "
+                              "this run.";
     if (disagrees(ppo) > 0)
         snprintf(r->reading, sizeof r->reading, "The two judges disagree on PPO (reward model %s, rules %s): its "
                  "reward went up by the learnt judge but not by the rules — reward over-optimisation, the policy "
@@ -326,7 +327,8 @@ static void section_judges(FILE *f, const char *o) {
     fprintf(f, "\n![reward-model score and rule score over PPO steps](ppo/hacking.svg)\n\nThe curve: per PPO step, the "
                "mean reward-model score of the rollouts (`reward`, what PPO maximises) and their mean poem-rule score "
                "(`monitor_reward`, logged with `--monitor-fn poem`, never trained on), for the first PPO and the fixed "
-               "one (`--whiten-rewards --kl-target 2 --kl-horizon 32` and more rollouts per step). Where the first "
+               "one (`--whiten-rewards --kl-target 3 --kl-horizon 16 --anchor-fn poem` and more rollouts per step: "
+               "the rules are then part of its reward, no longer an independent judge of it). Where the first "
                "rises while the second does not, the policy is learning the reward model's blind spots.\n\n");
 }
 
