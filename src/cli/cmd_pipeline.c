@@ -195,7 +195,7 @@ typedef struct {
     int rec_steps, distill_steps, student_steps, deploy_limit, bench_tokens;
 } lesson_sizes;
 
-static const lesson_sizes default_lessons = {3000, 100, 600, 20, 64, 1200, 1200, 40, 300, 30, 4, 4,
+static const lesson_sizes default_lessons = {3000, 100, 600, 20, 64, 2000, 2000, 40, 400, 30, 4, 4,
                                              300, 150, 1.0f, 60, 300, 150, 16, 128};
 static const lesson_sizes quick_lessons = {200, 8, 8, 2, 48, 40, 40, 3, 8, 3, 2, 2, 8, 6, 0.0f, 4, 8, 6, 3, 16};
 
