@@ -279,7 +279,7 @@ static jl_status encode_segments(const jl_tokenizer *tok, const jl_segments *seg
  * context. The answer (stop token excluded) goes to answer[0..*n_new). */
 static jl_status generate_answer(jl_session *s, jl_sampler *smp, const jl_tokenizer *tok, const int32_t *prompt,
                                  size_t n_prompt, int max_new, int32_t *answer, size_t *n_new) {
-    int32_t end = jl_tokenizer_special(tok, "<|end|>"), eos = jl_tokenizer_special(tok, "<|eos|>");
+    int32_t end = jl_tokenizer_special(tok, "<|end|>"), eos = jl_tokenizer_eos(tok);
     *n_new = 0;
     jl_session_truncate(s, 0);
     const float *logits;
