@@ -34,11 +34,22 @@ static double time_encode(const jl_tokenizer *t, const char *text, size_t len, i
     return best;
 }
 
-static void report_encode(const char *name, const jl_tokenizer *t, const char *text, size_t len, int threads) {
-    size_t n1, n2;
-    double t1 = time_encode(t, text, len, 1, &n1), tn = time_encode(t, text, len, threads, &n2);
-    printf("encode %s 1 thread: %.1f MB/s (%zu tokens, %.3f s)\n", name, len / 1e6 / t1, n1, t1);
-    printf("encode %s %d threads: %.1f MB/s (%zu tokens, %.3f s)\n", name, threads, len / 1e6 / tn, n2, tn);
+/* Times the default engine and, where the pre-tokenizer has a hand-written scanner, PCRE2 beside it (same ids
+ * or it says so): "encode NAME ..." is the default, "encode NAME pcre2 ..." PCRE2 on every Split. */
+static void report_encode(const char *name, jl_tokenizer *t, const char *text, size_t len, int threads) {
+    size_t n1, n2, ids_scan = 0;
+    for (int engine = 1; engine >= 0; engine--) {
+        if (jl_tokenizer_set_scanner(t, engine) == 0 && engine == 1) continue; /* no scanner: PCRE2 is the default */
+        const char *tag = engine ? "" : " pcre2";
+        double t1 = time_encode(t, text, len, 1, &n1), tn = time_encode(t, text, len, threads, &n2);
+        printf("encode %s%s 1 thread: %.1f MB/s (%zu tokens, %.3f s)\n", name, tag, len / 1e6 / t1, n1, t1);
+        printf("encode %s%s %d threads: %.1f MB/s (%zu tokens, %.3f s)\n", name, tag, threads, len / 1e6 / tn, n2,
+               tn);
+        if (engine) ids_scan = n1;
+        else if (ids_scan && ids_scan != n1) printf("encode %s: SCANNER AND PCRE2 DIFFER (%zu vs %zu ids)\n", name,
+                                                    ids_scan, n1);
+    }
+    jl_tokenizer_set_scanner(t, 1);
     omp_set_num_threads(threads);
 }
 
@@ -83,7 +94,10 @@ int main(int argc, char **argv) {
         jl_tokenizer_free(t);
     }
     for (int k = 0; k < n_encode; k++) {
+        double l0 = jl_now();
         if (jl_tokenizer_load(encode_paths[k], &t) != JL_OK) return die(encode_paths[k]);
+        printf("load %s: %.3f s\n", strrchr(encode_paths[k], '/') ? strrchr(encode_paths[k], '/') + 1 : encode_paths[k],
+               jl_now() - l0);
         const char *base = strrchr(encode_paths[k], '/');
         report_encode(base ? base + 1 : encode_paths[k], t, text, len, threads);
         jl_tokenizer_free(t);

@@ -56,7 +56,7 @@ static jl_status regex_state_get(regex_state **out) {
 /* Calls fn for the matches of re in s[0..n) and the gaps between them, in order (is_match 1 / 0). Empty matches
  * are dropped and the search goes on one character later, as HF's Oniguruma iterator does; a match can never end
  * past n (the `$`-at-the-end case). */
-typedef jl_status (*span_fn)(void *user, size_t start, size_t end, int is_match);
+typedef tok_span_fn span_fn;
 
 static jl_status find_regex(const pcre2_code *re, const char *s, size_t n, span_fn fn, void *user) {
     regex_state *r;
@@ -612,7 +612,9 @@ static jl_status stage_split(encoder *e, int k, const char *s, size_t n, int fir
     if (pr->behavior == TOK_SPLIT_REMOVED) c.keep = pr->invert;
     span_fn fn = streaming ? stage_emit : stage_collect;
     e->stage[k].n_spans = 0;
-    jl_status st = pr->re ? find_regex(pr->re, s, n, fn, &c) : find_literal(pr->literal, pr->literal_len, s, n, fn, &c);
+    jl_status st = pr->scan && !e->t->pipe->pcre2_only ? tok_scan(pr->scan, s, n, fn, &c)
+                   : pr->re                                ? find_regex(pr->re, s, n, fn, &c)
+                                                           : find_literal(pr->literal, pr->literal_len, s, n, fn, &c);
     if (st != JL_OK || streaming) return st;
     return split_merged(e, k, s, first, pr->behavior, pr->invert);
 }

@@ -398,6 +398,13 @@ int jl_tokenizer_vocab_size(const jl_tokenizer *t) { return t->n_vocab; }
 
 const char *jl_tokenizer_pattern(const jl_tokenizer *t) { return t->pattern; }
 
+int jl_tokenizer_set_scanner(jl_tokenizer *t, int on) {
+    t->pipe->pcre2_only = !on;
+    int n = 0;
+    for (int k = 0; on && k < t->pipe->n_pre; k++) n += t->pipe->pre[k].kind == TOK_PRE_SPLIT && t->pipe->pre[k].scan;
+    return n;
+}
+
 const char *jl_tokenizer_token(const jl_tokenizer *t, int32_t id, size_t *len) {
     if (id < 0 || id >= t->n_vocab) {
         if (len) *len = 0;
