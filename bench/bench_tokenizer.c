@@ -3,7 +3,8 @@
  *                   [--encode tok.json]...
  * Without --text it generates N MB (default 16) of synthetic mixed English/Chinese/code text. It trains a
  * tokenizer of --vocab tokens (default 30000; 0 = no training), then times encoding the whole text with it and with every
- * --encode tokenizer (best of 3). One result per line: "name: value unit". bench/bench_tokenizer.sh runs it beside
+ * --encode tokenizer (best of 3; with PCRE2 beside where a scanner is used; the load time of each). One result per
+ * line: "name: value unit". bench/bench_tokenizer.sh runs it beside
  * HF tokenizers. */
 #include "core/timer.h"
 #include "io/fileio.h"
@@ -34,20 +35,20 @@ static double time_encode(const jl_tokenizer *t, const char *text, size_t len, i
     return best;
 }
 
-/* Times the default engine and, where the pre-tokenizer has a hand-written scanner, PCRE2 beside it (same ids
- * or it says so): "encode NAME ..." is the default, "encode NAME pcre2 ..." PCRE2 on every Split. */
+/* Times the default engine and, where a pre-tokenizer stage has a hand-written scanner, PCRE2 beside it (the
+ * same id count or it says so): "encode NAME ..." is the default, "encode NAME pcre2 ..." PCRE2 on every Split. */
 static void report_encode(const char *name, jl_tokenizer *t, const char *text, size_t len, int threads) {
     size_t n1, n2, ids_scan = 0;
-    for (int engine = 1; engine >= 0; engine--) {
-        if (jl_tokenizer_set_scanner(t, engine) == 0 && engine == 1) continue; /* no scanner: PCRE2 is the default */
+    int scanners = jl_tokenizer_set_scanner(t, 1);
+    for (int engine = 1; engine >= (scanners ? 0 : 1); engine--) {
+        jl_tokenizer_set_scanner(t, engine);
         const char *tag = engine ? "" : " pcre2";
         double t1 = time_encode(t, text, len, 1, &n1), tn = time_encode(t, text, len, threads, &n2);
         printf("encode %s%s 1 thread: %.1f MB/s (%zu tokens, %.3f s)\n", name, tag, len / 1e6 / t1, n1, t1);
         printf("encode %s%s %d threads: %.1f MB/s (%zu tokens, %.3f s)\n", name, tag, threads, len / 1e6 / tn, n2,
                tn);
         if (engine) ids_scan = n1;
-        else if (ids_scan && ids_scan != n1) printf("encode %s: SCANNER AND PCRE2 DIFFER (%zu vs %zu ids)\n", name,
-                                                    ids_scan, n1);
+        else if (ids_scan != n1) printf("encode %s: SCANNER AND PCRE2 DIFFER (%zu vs %zu ids)\n", name, ids_scan, n1);
     }
     jl_tokenizer_set_scanner(t, 1);
     omp_set_num_threads(threads);
