@@ -515,6 +515,60 @@ static int bpe_word(encoder *e, const char *s, size_t n, tok_ivec *out) {
     return bpe_large(t, NULL, e->sym.v, e->sym.n, out);
 }
 
+/* A part of a cut piece (encode_cut): BPE alone — the whole-piece lookup of ignore_merges is for whole pieces —,
+ * cached under a hash of its own so a part and an equal whole piece never share an entry. */
+static int encode_part(encoder *e, const char *s, size_t n) {
+    const jl_tokenizer *t = e->t;
+    tok_ivec *out = e->out;
+    if (n == 1) return tok_ivec_push(out, t->byte_id[(unsigned char)s[0]]);
+    uint64_t h = 0;
+    if (n <= CACHE_KEY) {
+        h = (tok_hash_bytes(s, n) ^ 0x5bd1e9955bd1e995ull) | 1;
+        const cache_entry *c = cache_find(e, s, n, h);
+        if (c) {
+            if (tok_ivec_reserve(out, CACHE_IDS)) return -1;
+            memcpy(out->v + out->n, c->ids, CACHE_IDS * sizeof(int32_t));
+            out->n += c->n_ids;
+            return 0;
+        }
+    }
+    size_t from = out->n;
+    if (bpe_word(e, s, n, out)) return -1;
+    if (n <= CACHE_KEY) cache_insert(e, s, n, h, from);
+    return 0;
+}
+
+/* BPE of a byte-level piece cut between two multi-byte characters wherever no token spans them (tok_crossable):
+ * no merge can cross such a boundary, so the parts give the same ids apart, and short parts are cached (CJK runs
+ * are long and rarely repeat whole; their characters and words do). 1: cut and encoded, 0: nothing to cut (no ids
+ * added), -1: out of memory. */
+static int encode_cut(encoder *e, const char *s, size_t n) {
+    const jl_tokenizer *t = e->t;
+    size_t seg = 0, i = 0, prev_len = 0;
+    uint32_t prev = 0;
+    int cut = 0;
+    while (i < n) {
+        if ((unsigned char)s[i] < 0x80) {
+            prev_len = 0;
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        size_t l = tok_utf8_char(s + i, n - i, &cp);
+        int valid = !(cp == 0xFFFD && l == 1);
+        if (valid && prev_len && !tok_crossable(t, prev, cp, (unsigned char)s[i - 1], (unsigned char)s[i])) {
+            if (encode_part(e, s + seg, i - seg)) return -1;
+            seg = i;
+            cut = 1;
+        }
+        prev = cp;
+        prev_len = valid ? l : 0;
+        i += l;
+    }
+    if (!cut) return 0;
+    return encode_part(e, s + seg, n - seg) ? -1 : 1;
+}
+
 static jl_status encode_word(encoder *e, const char *s, size_t n) {
     const jl_tokenizer *t = e->t;
     tok_ivec *out = e->out;
@@ -535,10 +589,13 @@ static jl_status encode_word(encoder *e, const char *s, size_t n) {
     }
     size_t from = out->n;
     int32_t whole = t->ignore_merges ? tok_lookup(t, s, n) : -1;
+    const tok_pipeline *p = t->pipe;
     if (whole >= 0) {
         if (tok_ivec_push(out, whole)) goto oom;
-    } else if (bpe_word(e, s, n, out)) {
-        goto oom;
+    } else {
+        int cut = t->cross_pairs && n > 6 && !p->char_level && !p->prefix_len && !p->suffix_len ? encode_cut(e, s, n)
+                                                                                               : 0;
+        if (cut < 0 || (cut == 0 && bpe_word(e, s, n, out))) goto oom;
     }
     if (n <= CACHE_KEY) cache_insert(e, s, n, h, from);
     return JL_OK;
