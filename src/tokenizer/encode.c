@@ -588,14 +588,17 @@ static jl_status encode_word(encoder *e, const char *s, size_t n) {
         }
     }
     size_t from = out->n;
-    int32_t whole = t->ignore_merges ? tok_lookup(t, s, n) : -1;
+    /* A piece that can be cut is no token (a token would span the cut): cut first, then the whole-piece lookup. Cut
+     * pieces are mostly random CJK runs: only their parts are cached */
     const tok_pipeline *p = t->pipe;
+    int cut = t->cross_pairs && n > 3 && !p->char_level && !p->prefix_len && !p->suffix_len ? encode_cut(e, s, n) : 0;
+    if (cut < 0) goto oom;
+    if (cut) return JL_OK;
+    int32_t whole = t->ignore_merges ? tok_lookup(t, s, n) : -1;
     if (whole >= 0) {
         if (tok_ivec_push(out, whole)) goto oom;
-    } else {
-        int cut = t->cross_pairs && n > 6 && !p->char_level && !p->prefix_len && !p->suffix_len ? encode_cut(e, s, n)
-                                                                                               : 0;
-        if (cut < 0 || (cut == 0 && bpe_word(e, s, n, out))) goto oom;
+    } else if (bpe_word(e, s, n, out)) {
+        goto oom;
     }
     if (n <= CACHE_KEY) cache_insert(e, s, n, h, from);
     return JL_OK;
