@@ -478,14 +478,11 @@ static jl_status ss_restore_state(void *self, json_object *j) {
 }
 
 jl_status jl_sft_opts_of_checkpoint(const char *path, jl_sft_opts *o) {
-    char *text;
-    jl_status st = jl_state_of_checkpoint(path, &text);
+    json_object *j;
+    jl_status st = jl_state_object_of_checkpoint(path, &j);
     if (st != JL_OK) return st;
-    json_object *j = json_tokener_parse(text);
-    free(text);
-    st = j && json_object_is_type(j, json_type_object) ? jl_state_read_opts(j, &o->train)
-                                                       : jl_fail(JL_ERR_FORMAT, "training state is not a JSON object");
     long T, eval_batches = o->eval_batches;
+    st = jl_state_read_opts(j, &o->train);
     if (st == JL_OK && (st = jl_state_long(j, "T", 2, 1L << 20, &T)) == JL_OK) o->T = (int)T;
     if (st == JL_OK && (st = jl_state_long_opt(j, "eval_batches", 0, 1L << 20, &eval_batches)) == JL_OK)
         o->eval_batches = (int)eval_batches;
