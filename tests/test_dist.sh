@@ -20,7 +20,7 @@ die() { echo "[  FAILED  ] dist: $1"; [ -f "$W/log" ] && tail -20 "$W/log"; exit
 command -v mpirun >/dev/null || die "mpirun not found: scripts/deps.sh installs openmpi-bin"
 # OpenMPI refuses root without these; --oversubscribe: 2 ranks may share fewer cores
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-MPI="timeout 60 mpirun --host localhost:2 -np 2"
+MPI="timeout 60 mpirun --host localhost:2 -np 2" MPI1="timeout 60 mpirun --host localhost:1 -np 1"
 run() { local name=$1; shift; "$@" >"$W/log" 2>&1 || die "$name (exit $?): $*"; }
 # The "KEY" values of a metrics file's step lines, one per line (17 significant digits as written).
 field() { sed -n "s/.*\"step\":\([0-9]*\),\"$2\":\([-0-9.e+]*\).*/\1 \2/p" "$1"; }
@@ -81,8 +81,46 @@ for stage in dpo reward; do
   field ${stage}1/metrics.jsonl loss > l1; field ${stage}2/metrics.jsonl loss > l2
   d=$(maxrel l1 l2); [ "$(wc -l < l1)" = 6 ] || die "expected 6 $stage loss lines"
   awk -v d="$d" 'BEGIN { exit !(d != "none" && d < 1e-5) }' || die "$stage loss 2×4 vs 1×8 pairs: rel. diff $d > 1e-5"
-  ok "$stage: 2 ranks × 4 pairs vs 1 process × 8 pairs: loss within rel. $d (bound 1e-5)"
+  # held-out pairs: batches dealt round the ranks, sums reduced: every pair counted once, the same figures
+  field ${stage}1/metrics.jsonl eval_loss > v1; field ${stage}2/metrics.jsonl eval_loss > v2
+  dv=$(maxrel v1 v2); [ "$(wc -l < v1)" = 3 ] || die "expected 3 $stage evaluations"
+  awk -v d="$dv" 'BEGIN { exit !(d != "none" && d < 1e-5) }' || die "$stage held-out loss 2 vs 1: rel. diff $dv"
+  [ "$(grep -o '"eval_pairs":[0-9]*' ${stage}2/metrics.jsonl | sort -u)" = '"eval_pairs":24' ] ||
+    die "$stage: the ranks' held-out shares do not add up to the 24 pairs"
+  ok "$stage: 2 ranks × 4 pairs vs 1 process × 8 pairs: loss within rel. $d, split held-out loss within $dv (bound 1e-5)"
 done
+
+# ---- RL stages: each rank rolls out its share (--batch-size prompts × group), the rewards, log-probs and values
+# are gathered (group normalisation, whitening see the whole batch), each rank computes its part of every minibatch
+for i in $(seq 1 6); do echo "{\"prompt\":\"Say x $i\"}"; done > prompts.jsonl
+G="grpo --model p1/model.safetensors --prompts prompts.jsonl --reward-fn length --group 4 --max-new-tokens 6
+   --steps 4 --lr 3e-3 --epochs 2 --minibatches 2 --threads 1 --precision fp32"
+R="ppo --model p1/model.safetensors --prompts prompts.jsonl --reward-fn length --max-new-tokens 6 --steps 4
+   --lr 3e-3 --epochs 2 --minibatches 2 --whiten-rewards --threads 1 --precision fp32"
+for stage in grpo ppo; do
+  [ $stage = grpo ] && C=$G || C=$R
+  [ $stage = grpo ] && b=2 || b=4
+  # the reference is `mpirun -np 1`: under mpirun every rollout row samples from its own stream (a plain run keeps
+  # one stream through the rows, as before), so the answers do not depend on the split
+  run "$stage, 1 rank, batch $b" $MPI1 "$JL" $C --batch-size $b --out ${stage}1
+  run "$stage, 2 ranks, batch $((b / 2))" $MPI "$JL" $C --batch-size $((b / 2)) --out ${stage}2
+  run "$stage, 2 ranks again" $MPI "$JL" $C --batch-size $((b / 2)) --out ${stage}2b
+  cmp -s ${stage}2/model.safetensors ${stage}2b/model.safetensors || die "two 2-rank $stage runs differ"
+  field ${stage}1/metrics.jsonl loss > l1; field ${stage}2/metrics.jsonl loss > l2
+  [ "$(wc -l < l1)" = 4 ] || die "expected 4 $stage loss lines"
+  d=$(maxrel l1 l2)
+  awk -v d="$d" 'BEGIN { exit !(d != "none" && d < 1e-4) }' || die "$stage loss 2 ranks vs 1: rel. diff $d > 1e-4"
+  sed -n 's/.*"step":\([0-9]*\),.*"reward":\([-0-9.e+]*\).*/\1 \2/p' ${stage}1/metrics.jsonl > r1
+  sed -n 's/.*"step":\([0-9]*\),.*"reward":\([-0-9.e+]*\).*/\1 \2/p' ${stage}2/metrics.jsonl > r2
+  [ "$(wc -l < r1)" = 4 ] && cmp -s r1 r2 || die "$stage rewards 2 ranks vs 1 differ (the same rollouts expected): $(paste r1 r2 | head -4)"
+  ok "$stage: 2 ranks bitwise repeatable; vs 1 rank: the same rewards, loss within rel. $d (bound 1e-4)"
+done
+JL_DIST_FAIL=1:0 $MPI "$JL" $G --batch-size 1 --out gf >"$W/log" 2>&1
+rc=$?
+[ $rc = 2 ] && [ "$(grep -c '^jielong' "$W/log")" = 1 ] && grep -q "^jielong grpo: rank 1 of 2: bad batch" "$W/log" ||
+  die "a failing rollout on rank 1: exit $rc, not one message naming it"
+[ -f gf/checkpoint.safetensors ] && die "a failed first step wrote a checkpoint"
+ok "grpo: a rank whose rollout fails stops the job: exit 2, one message naming rank 1"
 
 # ---- resume after a rank is killed: the resumed steps are the uninterrupted run's ----
 K="pretrain --data corpus.txt --depth 1 --context 32 --batch-size 4 --steps 400 --save-every 4 --eval-every 0
