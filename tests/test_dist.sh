@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Data parallelism (issue 18): `mpirun -np 2 jielong pretrain|sft` on a tiny model, against one process with the
-# same global batch (--accum 2): losses within a stated bound; two runs with 2 ranks bitwise identical; resume after
-# a rank is killed (the resumed steps equal an uninterrupted run's, bit for bit); a rank that fails (a bad batch on
-# rank 1 only, JL_DIST_FAIL) or hangs (SIGSTOP, JL_DIST_TIMEOUT) stops the job with one message naming it and the
+# same global batch (--accum 2): losses within a stated bound; two runs with 2 ranks bitwise identical; reward/dpo
+# (pairs and the split evaluation) and grpo/ppo (split rollouts, against `mpirun -np 1`: the same rewards) the
+# same way; resume after a rank is killed (the resumed steps equal an uninterrupted run's, bit for bit); Ctrl-C
+# (SIGINT to mpirun) stops every rank with a whole checkpoint; a rank that fails (a bad batch or rollout on rank 1
+# only, JL_DIST_FAIL) or hangs (SIGSTOP, JL_DIST_TIMEOUT) stops the job with one message naming it and the
 # checkpoint untouched; plain jielong links no MPI. Then the sanitizer binary, if built, runs one 2-rank pretrain
 # (OpenMPI's own allocations are not ours: ASAN_OPTIONS=detect_leaks=0 there; our code is leak-checked by the
 # single-process cmocka tests).
@@ -141,6 +143,31 @@ last=$(tail -1 lk | cut -d' ' -f1)
 [ "$last" -le 40 ] || die "killed too late (step $last) to compare"
 head -n "$last" lr | cmp -s - lk || die "resumed losses differ from the uninterrupted run's: $(diff <(head -n "$last" lr) lk | head -4)"
 ok "resume after kill -9 of a rank: steps 1..$last equal the uninterrupted run's bit for bit"
+
+# ---- Ctrl-C: mpirun gets the SIGINT (the ranks have process groups of their own) and sends the ranks SIGTERM; they
+# agree to stop after the step, rank 0 writes a whole checkpoint, every rank exits; --resume continues from it
+$MPI "$JL" $K --resume --out k >"$W/log" 2>&1 &
+mp=$!
+from=$(state_num step k/checkpoint.safetensors)
+for _ in $(seq 300); do
+  [ "$(tail -1 k/metrics.jsonl | sed -n 's/.*"step":\([0-9]*\).*/\1/p')" -ge $((from + 3)) ] 2>/dev/null && break
+  sleep 0.1
+done
+launcher=$(pgrep -P $mp mpirun || echo $mp)
+ranks=$(pgrep -P "$launcher" | tr '\n' ' ')
+kill -INT "$launcher"
+wait $mp
+rc=$?
+alive() { for p in $ranks; do ps -o stat= -p "$p" 2>/dev/null | grep -qv Z && return 0; done; return 1; }
+for _ in $(seq 50); do alive || break; sleep 0.1; done
+alive && die "a rank process outlived Ctrl-C by 5 s: $(ps -o pid,stat,comm -p ${ranks// /,})"
+[ $rc != 0 ] || die "Ctrl-C: exit 0"
+[ "$(grep -c '^jielong pretrain: interrupted by signal' "$W/log")" = 1 ] || die "Ctrl-C: not one message: $(grep '^jielong' "$W/log")"
+at=$(state_num step k/checkpoint.safetensors)
+[ "$at" = "$(tail -1 k/metrics.jsonl | sed -n 's/.*"step":\([0-9]*\).*/\1/p')" ] && [ "$at" -gt "$from" ] ||
+  die "Ctrl-C: the checkpoint (step $at) is not the last step logged"
+run "resume after Ctrl-C" $MPI "$JL" $K --resume --stop-after 1 --out k
+ok "Ctrl-C under mpirun: every rank stops (exit $rc), one message, a whole checkpoint of step $at that resumes"
 
 # ---- a failing rank: one message naming it, exit 2, the checkpoint untouched ----
 sum=$(md5sum < k/checkpoint.safetensors)
