@@ -144,16 +144,22 @@ last=$(tail -1 lk | cut -d' ' -f1)
 head -n "$last" lr | cmp -s - lk || die "resumed losses differ from the uninterrupted run's: $(diff <(head -n "$last" lr) lk | head -4)"
 ok "resume after kill -9 of a rank: steps 1..$last equal the uninterrupted run's bit for bit"
 
+# Waits until the run resumed in k has logged 3 steps past its checkpoint's ($from); $launcher: the mpirun process
+# of the background job $mp (`timeout` runs mpirun as its child).
+after_3_steps() {
+  for _ in $(seq 300); do
+    [ "$(tail -1 k/metrics.jsonl | sed -n 's/.*"step":\([0-9]*\).*/\1/p')" -ge $((from + 3)) ] 2>/dev/null && break
+    sleep 0.1
+  done
+  launcher=$(pgrep -P $mp mpirun || echo $mp)
+}
+
 # ---- Ctrl-C: mpirun gets the SIGINT (the ranks have process groups of their own) and sends the ranks SIGTERM; they
 # agree to stop after the step, rank 0 writes a whole checkpoint, every rank exits; --resume continues from it
 $MPI "$JL" $K --resume --out k >"$W/log" 2>&1 &
 mp=$!
 from=$(state_num step k/checkpoint.safetensors)
-for _ in $(seq 300); do
-  [ "$(tail -1 k/metrics.jsonl | sed -n 's/.*"step":\([0-9]*\).*/\1/p')" -ge $((from + 3)) ] 2>/dev/null && break
-  sleep 0.1
-done
-launcher=$(pgrep -P $mp mpirun || echo $mp)
+after_3_steps
 ranks=$(pgrep -P "$launcher" | tr '\n' ' ')
 kill -INT "$launcher"
 wait $mp
@@ -189,11 +195,7 @@ ok "a bad batch on rank 1: exit 2, one message naming rank 1, the last checkpoin
 JL_DIST_TIMEOUT=2 $MPI "$JL" $K --resume --save-every 0 --out k >"$W/log" 2>&1 &
 mp=$!
 from=$(state_num step k/checkpoint.safetensors)
-for _ in $(seq 300); do
-  [ "$(tail -1 k/metrics.jsonl | sed -n 's/.*"step":\([0-9]*\).*/\1/p')" -ge $((from + 3)) ] 2>/dev/null && break
-  sleep 0.1
-done
-launcher=$(pgrep -P $mp mpirun || echo $mp)
+after_3_steps
 victim=$(pgrep -P "$launcher" | tail -1)
 t0=$(date +%s)
 [ -n "$victim" ] && kill -STOP "$victim"
