@@ -33,6 +33,10 @@ maxrel() { join <(sort -n "$1") <(sort -n "$2") |
     awk '{ d = $2 - $3; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2); if (r > m) m = r; n++ }
          END { if (n == 0) print "none"; else printf "%.3g\n", m }'; }
 
+# Largest absolute difference of the same.
+maxabs() { join <(sort -n "$1") <(sort -n "$2") |
+    awk '{ d = $2 - $3; if (d < 0) d = -d; if (d > m) m = d; n++ } END { if (n == 0) print "none"; else printf "%.3g\n", m }'; }
+
 ldd "$JL" | grep -q libmpi && die "jielong links libmpi: a plain run would need an MPI runtime"
 ok "plain jielong links no MPI (libmpi is loaded only under mpirun)"
 
@@ -110,12 +114,12 @@ for stage in grpo ppo; do
   cmp -s ${stage}2/model.safetensors ${stage}2b/model.safetensors || die "two 2-rank $stage runs differ"
   field ${stage}1/metrics.jsonl loss > l1; field ${stage}2/metrics.jsonl loss > l2
   [ "$(wc -l < l1)" = 4 ] || die "expected 4 $stage loss lines"
-  d=$(maxrel l1 l2)
-  awk -v d="$d" 'BEGIN { exit !(d != "none" && d < 1e-4) }' || die "$stage loss 2 ranks vs 1: rel. diff $d > 1e-4"
+  d=$(maxabs l1 l2) # absolute: the clipped-objective loss is near 0 (a relative bound would be noise)
+  awk -v d="$d" 'BEGIN { exit !(d != "none" && d < 1e-5) }' || die "$stage loss 2 ranks vs 1: abs. diff $d > 1e-5"
   sed -n 's/.*"step":\([0-9]*\),.*"reward":\([-0-9.e+]*\).*/\1 \2/p' ${stage}1/metrics.jsonl > r1
   sed -n 's/.*"step":\([0-9]*\),.*"reward":\([-0-9.e+]*\).*/\1 \2/p' ${stage}2/metrics.jsonl > r2
   [ "$(wc -l < r1)" = 4 ] && cmp -s r1 r2 || die "$stage rewards 2 ranks vs 1 differ (the same rollouts expected): $(paste r1 r2 | head -4)"
-  ok "$stage: 2 ranks bitwise repeatable; vs 1 rank: the same rewards, loss within rel. $d (bound 1e-4)"
+  ok "$stage: 2 ranks bitwise repeatable; vs 1 rank: the same rewards, loss within abs. $d (bound 1e-5)"
 done
 JL_DIST_FAIL=1:0 $MPI "$JL" $G --batch-size 1 --out gf >"$W/log" 2>&1
 rc=$?
