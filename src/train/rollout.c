@@ -38,7 +38,7 @@ jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const rl_
                      int max_new, int max_len, float temperature, uint64_t *rng_state, int first_row, rl_seq *out) {
     (void)a; /* the session keeps its own buffers */
     const int V = m->cfg.vocab_size;
-    int32_t end = jl_tokenizer_special(tok, "<|end|>"), eos = jl_tokenizer_special(tok, "<|eos|>");
+    int32_t end = jl_tokenizer_special(tok, "<|end|>"), eos = jl_tokenizer_eos(tok);
     int capacity = max_len < m->cfg.max_seq_len ? max_len : m->cfg.max_seq_len;
     jl_session *session = NULL;
     jl_status st = jl_session_new(m, capacity, &session);
@@ -75,7 +75,7 @@ jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const rl_
 }
 
 jl_status rl_answer_text(const jl_tokenizer *tok, const rl_seq *s, char **text) {
-    int32_t end = jl_tokenizer_special(tok, "<|end|>"), eos = jl_tokenizer_special(tok, "<|eos|>");
+    int32_t end = jl_tokenizer_special(tok, "<|end|>"), eos = jl_tokenizer_eos(tok);
     int n = s->len - s->resp_start;
     if (n > 0 && (s->ids[s->len - 1] == end || s->ids[s->len - 1] == eos)) n--;
     size_t len;

@@ -580,7 +580,7 @@ jl_status jl_sft_train(jl_model *m, const jl_tokenizer *tok, const jl_sft_set *t
                                                     : jl_config_default_lr(&m->cfg) / 3;
     o->optim.warmup = jl_default_warmup(o->optim.warmup, o->run.steps);
     r.prefix = r.o.method == JL_SFT_PROMPT ? r.o.prompt_tokens : 0;
-    int32_t pad = jl_tokenizer_special(tok, "<|eos|>");
+    int32_t pad = jl_tokenizer_eos(tok);
     if (pad < 0) pad = 0;
     if ((st = sft_examples(&r, train, val_set)) == JL_OK && (st = setup_method(&r)) == JL_OK &&
         (st = new_trainer(&r)) == JL_OK)
