@@ -966,7 +966,7 @@ jl_status serve_ready(serve_server *s, const jl_model *model, const jl_qweights 
     if (model_name) s->o.model_name = model_name;
     s->o.chat_format = fmt;
     serve_engine_opts eo = {model, qw, tok, s->o.parallel, s->o.context, s->o.threads, s->o.max_queue, s->o.chunk, fmt,
-                            s->o.max_request_s};
+                            s->o.max_request_s, s->o.bf16};
     jl_status st = serve_engine_start(&eo, &s->engine);
     if (st == JL_OK) atomic_store(&s->ready, 1);
     return st;
