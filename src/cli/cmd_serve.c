@@ -41,8 +41,8 @@ int cmd_serve(int argc, char **argv) {
         {"max-time", OPT_FLOAT, &max_time, "seconds one request may generate, then it ends with finish_reason "
                                            "'length' (default 600; 0 = no limit)", 0, 1e7, 0},
         {"precision", OPT_PREC, &precision, "products of fp32 weights in the batch: fp32 (each token's logits as "
-                                            "jielong generate's) or bf16 (a bf16 copy of the weights: about twice "
-                                            "the throughput at 16 streams, logits within bf16 rounding; needs "
+                                            "jielong generate's) or bf16 (a bf16 copy of the weights: about 1.5x "
+                                            "the tokens per CPU-second at 16 streams, logits within bf16 rounding; needs "
                                             "AVX512-BF16)", NO_RANGE, 0},
         {"chunk", OPT_INT, &chunk, "prompt tokens prefilled per decode step (default 64)", 1, 4096, 0},
         {"max-body-mb", OPT_INT, &max_body_mb, "largest request body in MiB, else 413 (default 4)", 1, 1024, 0},
