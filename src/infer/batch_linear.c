@@ -7,8 +7,11 @@
 #include "core/half.h"
 #include "core/kernels.h"
 #include <omp.h>
-#if defined(__AVX512F__)
+#if defined(__x86_64__)
 #include <immintrin.h>
+/* The bf16 kernels are compiled for AVX512-BF16 whatever the build targets and run only where the CPU has it
+ * (jl_matmat_bf16_supported). */
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
 #endif
 
 /* The columns past the vector loop, as dot4 adds them. */
@@ -134,9 +137,9 @@ static float tail_dot16(const uint16_t *w, const uint16_t *x, int from, int in, 
     return s;
 }
 
-#if defined(__AVX512BF16__)
+#if defined(__x86_64__)
 /* Four weight rows × four activation rows: 16 accumulators of vdpbf16ps over 32-column chunks. pf as tile4x4's. */
-static void tile16_4x4(const uint16_t *w, int in, const uint16_t *x, float out[4][4], const uint16_t *pf) {
+BF16_TARGET static void tile16_4x4(const uint16_t *w, int in, const uint16_t *x, float out[4][4], const uint16_t *pf) {
     __m512 a[4][4];
     for (int r = 0; r < 4; r++)
         for (int j = 0; j < 4; j++) a[r][j] = _mm512_setzero_ps();
@@ -162,7 +165,7 @@ static void tile16_4x4(const uint16_t *w, int in, const uint16_t *x, float out[4
 }
 
 /* Four weight rows × one activation row: the same operations per output as tile16_4x4. */
-static void tile16_4x1(const uint16_t *w, int in, const uint16_t *x, float out[4]) {
+BF16_TARGET static void tile16_4x1(const uint16_t *w, int in, const uint16_t *x, float out[4]) {
     __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     int i = 0;
     for (; i + 32 <= in; i += 32) {
@@ -173,7 +176,7 @@ static void tile16_4x1(const uint16_t *w, int in, const uint16_t *x, float out[4
 }
 
 /* One weight row × one activation row (the rows past the last group of four): the same operations again. */
-static float dot16(const uint16_t *w, int in, const uint16_t *x) {
+BF16_TARGET static float dot16(const uint16_t *w, int in, const uint16_t *x) {
     __m512 a = _mm512_setzero_ps();
     int i = 0;
     for (; i + 32 <= in; i += 32)
@@ -189,7 +192,7 @@ static float dot16(const uint16_t *w, int in, const uint16_t *x) { return tail_d
 #endif
 
 int jl_matmat_bf16_supported(void) {
-#if defined(__AVX512BF16__)
+#if defined(__x86_64__)
     return jl_cpu_has_bf16();
 #else
     return 0;
@@ -202,7 +205,7 @@ void jl_matmat_bf16_rows(float *y, const uint16_t *w, const uint16_t *x, const f
     for (int g = o0 / 4; g < g_end; g++) {
         const uint16_t *wg = w + (size_t)4 * g * in;
         int r = 0;
-#if defined(__AVX512BF16__)
+#if defined(__x86_64__)
         for (; r + 4 <= R; r += 4) {
             float s[4][4];
             tile16_4x4(wg, in, x + (size_t)r * in, s, r == 0 && g + 2 < g_end ? wg + (size_t)8 * in : NULL);
