@@ -1,4 +1,5 @@
-/* Kernel timings at GPT-2-124M training shapes: attention forward/backward (B=8, T=256, nh=12, hs=64),
+/* Kernel timings at GPT-2-124M training shapes: attention forward/backward (B=8, T=256, nh=12, hs=64; and at
+ * bench_sft_packing's shape, B=8, T=160, nh=4, hs=64, causal rows against packed rows of 78 + 78 + 4),
  * fused cross-entropy (N=2048, V=50257, Vp=50304), and raw cblas_sgemm throughput on 1024×768×2304.
  * Prints one line per measurement; `make bench` runs it. */
 #include "core/kernels.h"
@@ -26,7 +27,7 @@ struct bench_op {
     void (*run)(bench_op *op);
     float *out, *att, *datt, *dqkv, *logits, *dlogits, *losses;
     const float *qkv, *dout, *a, *w;
-    const int32_t *targets;
+    const int32_t *targets, *seg; /* seg: segment starts of packed rows, or NULL */
     int B, T, nh, nkv, hs, N, V, Vp, M, K;
     double sink; /* keeps the loss value alive */
 };
@@ -45,10 +46,10 @@ static double time_best_ms(bench_op *op, int reps) {
 }
 
 static void run_attention_forward(bench_op *o) {
-    jl_attention_forward(o->out, o->att, o->qkv, o->B, o->T, o->nh, o->nkv, o->hs);
+    jl_attention_forward_seg(o->out, o->att, o->qkv, o->B, o->T, o->nh, o->nkv, o->hs, o->seg);
 }
 static void run_attention_backward(bench_op *o) {
-    jl_attention_backward(o->dqkv, o->datt, o->dout, o->qkv, o->att, o->B, o->T, o->nh, o->nkv, o->hs);
+    jl_attention_backward_seg(o->dqkv, o->datt, o->dout, o->qkv, o->att, o->B, o->T, o->nh, o->nkv, o->hs, o->seg);
 }
 static void run_crossentropy(bench_op *o) {
     o->sink += jl_crossentropy_forward_backward(o->losses, o->dlogits, o->logits, o->targets, o->N, o->V, o->Vp,
@@ -59,27 +60,42 @@ static void run_sgemm(bench_op *o) {
                 o->out, o->N);
 }
 
-static void bench_attention(jl_rng *rng) {
-    const int B = 8, T = 256, nh = 12, nkv = 12, hs = 64, S = (nh + 2 * nkv) * hs;
+/* Rows of T cut into segments of `len` tokens (the rest one more segment), as SFT packing makes them. */
+static int32_t *segments(int B, int T, int len) {
+    int32_t *seg = malloc((size_t)B * T * sizeof *seg);
+    if (!seg) {
+        fprintf(stderr, "bench_kernels: out of memory\n");
+        exit(1);
+    }
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) seg[(size_t)b * T + t] = t / len * len;
+    return seg;
+}
+
+static void bench_attention(jl_rng *rng, int B, int T, int nh, int seg_len) {
+    const int nkv = nh, hs = 64, S = (nh + 2 * nkv) * hs;
     float *qkv = random_buffer((size_t)B * T * S, rng, 1.0f);
     float *dout = random_buffer((size_t)B * T * nh * hs, rng, 1.0f);
     float *out = calloc((size_t)B * T * nh * hs, sizeof *out);
     float *att = calloc((size_t)B * nh * T * T, sizeof *att);
     float *datt = calloc((size_t)B * nh * T * T, sizeof *datt);
     float *dqkv = calloc((size_t)B * T * S, sizeof *dqkv);
+    int32_t *seg = seg_len ? segments(B, T, seg_len) : NULL;
     if (!out || !att || !datt || !dqkv) {
         fprintf(stderr, "bench_kernels: out of memory\n");
         exit(1);
     }
     bench_op op = {.out = out, .att = att, .datt = datt, .dqkv = dqkv, .qkv = qkv, .dout = dout, .B = B, .T = T,
-                   .nh = nh, .nkv = nkv, .hs = hs};
+                   .nh = nh, .nkv = nkv, .hs = hs, .seg = seg};
     op.run = run_attention_forward;
     double fwd = time_best_ms(&op, 10);
     op.run = run_attention_backward;
     double bwd = time_best_ms(&op, 10);
-    printf("attention B=%d T=%d nh=%d hs=%d: forward %.2f ms, backward %.2f ms, forward+backward %.2f ms\n", B, T,
-           nh, hs, fwd, bwd, fwd + bwd);
-    free(qkv), free(dout), free(out), free(att), free(datt), free(dqkv);
+    char rows[64] = "causal rows";
+    if (seg_len) snprintf(rows, sizeof rows, "packed rows of %d + %d + %d", seg_len, seg_len, T - 2 * seg_len);
+    printf("attention B=%d T=%d nh=%d hs=%d, %s: forward %.2f ms, backward %.2f ms, forward+backward %.2f ms\n", B,
+           T, nh, hs, rows, fwd, bwd, fwd + bwd);
+    free(qkv), free(dout), free(out), free(att), free(datt), free(dqkv), free(seg);
 }
 
 static void bench_crossentropy(jl_rng *rng) {
@@ -125,7 +141,9 @@ int main(void) {
     jl_rng rng;
     jl_rng_seed(&rng, 1234);
     bench_sgemm(&rng);
-    bench_attention(&rng);
+    bench_attention(&rng, 8, 256, 12, 0);
+    bench_attention(&rng, 8, 160, 4, 0);
+    bench_attention(&rng, 8, 160, 4, 78);
     bench_crossentropy(&rng);
     bench_sgemm(&rng);
     return 0;

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# SFT packing benchmark on the pipeline's SFT set (jielong data poems): padding share, tokens of conversations
-# per second, and held-out loss after the same number of conversation tokens, packed vs one conversation per
-# row, in the same run. Both run the same steps; the packed batch has fewer rows, as many as hold the
-# conversation tokens of the unpacked batch (about half at the pipeline's rows of 160). The two modes take turns (ROUNDS times each) so a loaded machine slows both alike;
-# the ratio is of the medians.
+# SFT packing benchmark on the pipeline's SFT set (jielong data poems): padding share, conversation tokens per
+# second, and held-out loss after the same number of conversation tokens, packed vs one conversation per row,
+# in the same run. Conversation tokens are counted alike in both modes: the n − 1 positions of a conversation
+# of n tokens that predict its next token (the rest of a row is padding).
+# Throughput: both modes with the same batch shape (BATCH rows of SEQ_LEN, the same steps, the same model), so a
+# step costs about the same and packing puts about twice the conversation tokens in it. Held-out loss after the
+# same conversation tokens: the unpacked run against a packed run of the same steps with fewer rows (as many
+# as hold the unpacked batch's conversation tokens, about half), which also gives the ratio at equal
+# conversation tokens per step (where the per-step costs that do not grow with the rows, the optimizer's,
+# weigh twice as much in the packed run). The three runs take turns (ROUNDS times each) so a loaded machine
+# slows them alike; ratios are of the medians.
 #   bash bench/bench_sft_packing.sh [BUILD_DIR] [WORK_DIR]
-# Environment: ROUNDS (3), SFT_STEPS (steps of the unpacked run, 60), PRETRAIN_STEPS (base model, 100),
+# Environment: ROUNDS (3), SFT_STEPS (steps of each run, 60), PRETRAIN_STEPS (base model, 100),
 # BATCH (8), SEQ_LEN (160, the pipeline's SFT rows), VAL (held-out conversations, 200), EVERY (train on every
 # EVERY-th conversation of sft.jsonl, 8: 13.6k of its 109k, so each run's tokenisation stays short),
 # THREADS (all cores). The model is the pipeline's: depth 4, context 256, its tokenizer.
@@ -48,25 +54,28 @@ sft() { # mode steps batch name
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 tokens() { awk -v s="$steps" -v p="$2" -v b="$1" -v t="$len" 'BEGIN { printf "%d", s * b * t * (1 - p / 100) }'; }
 
-# Same steps, same lr schedule; the packed batch has the rows that hold as many conversation tokens as the
-# unpacked batch (from the epoch padding of each, printed by one-step probes), so both see about the same
-# conversations per step and the same conversation tokens in all.
+# The packed rows that hold as many conversation tokens as the unpacked batch (from the epoch padding of each,
+# printed by one-step probes), for the held-out loss after the same conversation tokens.
 read -r _ pad_ue _ _ <<<"$(sft off 1 "$batch" probe-off)"
 read -r _ pad_pe _ _ <<<"$(sft on 1 "$batch" probe-on)"
 batch_p=$(awk -v b="$batch" -v u="$pad_ue" -v p="$pad_pe" 'BEGIN { x = int(b * (100 - u) / (100 - p) + 0.5); print x < 1 ? 1 : x }')
-say "$(wc -l <"$work/train.jsonl") conversations, rows of $len, $steps steps; batch: one per row $batch rows, packed $batch_p rows"
-off_tps=() on_tps=()
+say "$(wc -l <"$work/train.jsonl") conversations, rows of $len, $steps steps; $batch rows a step (both), packed at equal conversation tokens: $batch_p rows"
+off_tps=() on_tps=() eq_tps=()
 for r in $(seq 1 "$rounds"); do
   read -r pad_u pad_ue tps val_u <<<"$(sft off "$steps" "$batch" off)"
   off_tps+=("$tps")
-  say "round $r  one per row: padding $pad_u% (epoch $pad_ue%), $tps conversation tok/s, held-out loss $val_u"
-  read -r pad_p pad_pe tps val_p <<<"$(sft on "$steps" "$batch_p" on)"
+  say "round $r  one per row, $batch rows: padding $pad_u% (epoch $pad_ue%), $tps conversation tok/s, held-out loss $val_u"
+  read -r pad_p pad_pe tps val_pb <<<"$(sft on "$steps" "$batch" on)"
   on_tps+=("$tps")
-  say "round $r  packed:      padding $pad_p% (epoch $pad_pe%), $tps conversation tok/s, held-out loss $val_p"
+  say "round $r  packed, $batch rows:      padding $pad_p% (epoch $pad_pe%), $tps conversation tok/s, held-out loss $val_pb"
+  read -r pad_q _ tps val_p <<<"$(sft on "$steps" "$batch_p" on-eq)"
+  eq_tps+=("$tps")
+  say "round $r  packed, $batch_p rows:      padding $pad_q%, $tps conversation tok/s, held-out loss $val_p"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-mu=$(median "${off_tps[@]}") mp=$(median "${on_tps[@]}")
+mu=$(median "${off_tps[@]}") mp=$(median "${on_tps[@]}") mq=$(median "${eq_tps[@]}")
 say "padding share: one per row $pad_u% (whole epoch $pad_ue%), packed $pad_p% (whole epoch $pad_pe%)"
-say "conversation tokens/s, median of $rounds alternating runs: one per row $mu, packed $mp: $(ratio "$mp" "$mu")x"
-say "held-out loss after $steps steps, $(tokens "$batch" "$pad_u") / $(tokens "$batch_p" "$pad_p") conversation tokens: one per row $val_u, packed $val_p"
+say "conversation tokens/s, median of $rounds alternating runs, $batch rows of $len a step: one per row $mu, packed $mp: $(ratio "$mp" "$mu")x"
+say "at equal conversation tokens per step (packed $batch_p rows): packed $mq: $(ratio "$mq" "$mu")x"
+say "held-out loss after $steps steps, $(tokens "$batch" "$pad_u") / $(tokens "$batch_p" "$pad_q") conversation tokens: one per row $val_u, packed $val_p"
 [ "$keep" = 1 ] || rm -rf "$work"

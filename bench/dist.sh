@@ -2,8 +2,9 @@
 # Data parallelism on this machine (issue 18): training tok/s of 1 rank × 2 threads against 2 ranks × 1 thread
 # (mpirun, shared memory) at the same global batch (1 rank: --accum 2; 2 ranks: --accum 1), and the gradient
 # all-reduce per step under 2 ranks (allreduce_ms, and allreduce_gbps = bytes each rank sent / time: a ring of 2
-# ranks sends the 4·params bytes of the gradient once). The two set-ups take turns (ROUNDS times each) so a
-# loaded machine slows both alike; figures are medians over the steps after the first of each run.
+# ranks sends the 4·params bytes of the gradient once), with our ring and with OpenMPI's MPI_Allreduce
+# (JL_DIST_ALLREDUCE=mpi; its bytes counted as a ring's). The set-ups take turns (ROUNDS times each) so a
+# loaded machine slows them alike; figures are medians over the steps after the first of each run.
 #   bash bench/dist.sh [BUILD_DIR]
 # Environment: SHAPES ("pipeline gpt2-124m"), STEPS (4), ROUNDS (1), SEQ (gpt2-124m rows, 256),
 # BATCH (rows per micro-batch: pipeline 16, gpt2-124m 1).
@@ -45,12 +46,17 @@ for shape in $shapes; do
   for r in $(seq "$rounds"); do
     "$bin" $common --threads 2 --accum 2 --out "$work/one$r" >"$work/log" 2>&1 ||
       { say "1 rank failed:"; tail -5 "$work/log"; exit 1; }
-    timeout 1200 mpirun --host localhost:2 -np 2 "$bin" $common --threads 1 --out "$work/two$r" >"$work/log" 2>&1 ||
-      { say "2 ranks failed:"; tail -5 "$work/log"; exit 1; }
+    for how in ring mpi; do
+      JL_DIST_ALLREDUCE=$how timeout 1200 mpirun --host localhost:2 -np 2 "$bin" $common --threads 1 \
+        --out "$work/$how$r" >"$work/log" 2>&1 || { say "2 ranks ($how) failed:"; tail -5 "$work/log"; exit 1; }
+    done
     say "$shape round $r: 1 rank x 2 threads $(median "$work/one$r/metrics.jsonl" tok_per_s) tok/s;" \
-        "2 ranks x 1 thread $(median "$work/two$r/metrics.jsonl" tok_per_s) tok/s;" \
-        "all-reduce $(median "$work/two$r/metrics.jsonl" allreduce_ms) ms/step," \
-        "$(median "$work/two$r/metrics.jsonl" allreduce_gbps) GB/s per rank;" \
-        "step $(median "$work/one$r/metrics.jsonl" ms) ms vs $(median "$work/two$r/metrics.jsonl" ms) ms"
+        "2 ranks x 1 thread $(median "$work/ring$r/metrics.jsonl" tok_per_s) tok/s;" \
+        "all-reduce (ours, ring) $(median "$work/ring$r/metrics.jsonl" allreduce_ms) ms/step," \
+        "$(median "$work/ring$r/metrics.jsonl" allreduce_gbps) GB/s per rank;" \
+        "MPI_Allreduce $(median "$work/mpi$r/metrics.jsonl" allreduce_ms) ms/step," \
+        "$(median "$work/mpi$r/metrics.jsonl" allreduce_gbps) GB/s;" \
+        "step $(median "$work/one$r/metrics.jsonl" ms) ms (1 rank) vs $(median "$work/ring$r/metrics.jsonl" ms) ms" \
+        "(ring) vs $(median "$work/mpi$r/metrics.jsonl" ms) ms (MPI_Allreduce)"
   done
 done

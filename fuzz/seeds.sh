@@ -46,6 +46,20 @@ printf '{"model":"m","prompt":["the cat","a dog"],"max_tokens":3,"logprobs":2,"e
 printf '{"model":"m","messages":[{"role":"user","content":"weather?"}],"tools":[{"type":"function","function":{"name":"get","parameters":{"type":"object"}}}],"tool_choice":"required"}' > "$work/tools.json"
 seed fuzz_serve_request "$work/chat.json" 000; seed fuzz_serve_request "$work/tools.json" 000
 seed fuzz_serve_request "$work/completion.json" 001
+# raw HTTP requests for the live daemon (fuzz_serve_http): each route, a body by length and chunked, pipelined
+# requests, a stream, a cut-short body, a bad key
+chat=$(cat "$work/chat.json"); chat_len=${#chat}; chat=${chat//\\/\\\\}; body='{"prompt":"hi","max_tokens":2}'
+http() { mkdir -p "$out/corpus/fuzz_serve_http"; printf '%b' "$2" > "$out/corpus/fuzz_serve_http/seed_$1"; }
+for r in / /health /metrics /v1/models; do http "get${r//\//_}" "GET $r HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"; done
+http completion "POST /v1/completions HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: ${#body}\r\n\r\n$body"
+http chat "POST /v1/chat/completions HTTP/1.1\r\nContent-Length: $chat_len\r\n\r\n$chat"
+http chunked "POST /v1/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n$(printf '%x' ${#body})\r\n$body\r\n0\r\n\r\n"
+http tokenize "POST /tokenize HTTP/1.0\r\nContent-Length: 12\r\n\r\n{\"text\":\"a\"}"
+http detokenize "POST /detokenize HTTP/1.1\r\nContent-Length: 16\r\n\r\n{\"tokens\":[1,2]}"
+http pipelined "GET /health HTTP/1.1\r\n\r\nGET /v1/models HTTP/1.1\r\nConnection: close\r\n\r\n"
+http cut "POST /v1/completions HTTP/1.1\r\nContent-Length: 400\r\n\r\n{\"prompt\":"
+http key "GET /v1/models HTTP/1.1\r\nAuthorization: Bearer wrong\r\nExpect: 100-continue\r\n\r\n"
+http method "DELETE /v1/chat/completions HTTP/1.1\r\n\r\n"
 # chat templates: ours (as HF exports it) and a few constructs
 printf '%s' "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'system' %}<|system|>{{ m['content'] }}<|end|>{% elif m['role'] == 'user' %}<|user|>{{ m['content'] | trim }}<|end|>{% else %}<|assistant|>{{ m.content }}<|end|>{% endif %}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}" > "$work/ours.jinja"
 printf '%s' "{%- set ns = namespace(n=0) -%}{%- for m in messages if m.role != 'system' -%}{%- set ns.n = ns.n + 1 -%}{{ loop.index }}:{{ m.content[:3] ~ '|' }}{%- endfor -%}{{ ns.n }}{{ tools | tojson }}{% macro f(x, y=2) %}{{ x * y }}{% endmacro %}{{ f(3) }}{{ range(3) | join(',') }}" > "$work/ns.jinja"

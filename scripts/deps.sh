@@ -35,3 +35,6 @@ bash "$(dirname "$0")/fetch_jinja.sh" ||
 # @huggingface/gguf, the reference GGUF reader of test_gguf_foreign (issue 14), pinned, into build/npm-gguf.
 bash "$(dirname "$0")/fetch_gguf_js.sh" ||
   echo "deps: could not install @huggingface/gguf (npm registry?); test_gguf_foreign will fail" >&2
+# node-llama-cpp (llama.cpp, prebuilt CPU binaries; issues 14 and 20), pinned, into build/npm-llamacpp.
+bash "$(dirname "$0")/fetch_llamacpp_npm.sh" >/dev/null ||
+  echo "deps: could not install node-llama-cpp (npm registry?); test_gguf_llamacpp will fail" >&2

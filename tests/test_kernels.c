@@ -676,6 +676,40 @@ static void test_attention_packed_row_equals_separate_rows(void **state) {
     attn_free(&packed);
 }
 
+/* No product between two segments is computed: NaN in every q, k, v and output gradient of the middle
+ * sequence of a packed row leaves the others' outputs and gradients finite and bit for bit what they are
+ * without it (a kernel that multiplied a masked-out probability 0 by a NaN value would spread it). */
+static void test_attention_segments_do_not_mix(void **state) {
+    (void)state;
+    enum { NH = 4, NKV = 2, HS = 8, S = (NH + 2 * NKV) * HS, D = NH * HS, T = 150 };
+    const int lens[] = {20, 50, 70, 0}; /* the middle one spans the block boundary at 64; 10 of padding */
+    const int *const rows[] = {lens};
+    int32_t *start = segments_of(1, T, rows);
+    jl_rng rng;
+    jl_rng_seed(&rng, 23);
+    attn_case a = {.B = 1, .T = T, .nh = NH, .nkv = NKV, .hs = HS, .start = start};
+    attn_alloc(&a, &rng);
+    float *dq = alloc_floats(attn_qkv_size(&a)), *datt = alloc_floats(attn_att_size(&a));
+    attention_loss(&a);
+    jl_attention_backward_seg(dq, datt, a.r, a.qkv, a.att, 1, T, NH, NKV, HS, start);
+    float *out = copy_floats(a.out, attn_out_size(&a)), *dq_clean = copy_floats(dq, attn_qkv_size(&a));
+    for (size_t i = (size_t)20 * S; i < (size_t)70 * S; i++) a.qkv[i] = NAN;
+    for (size_t i = (size_t)20 * D; i < (size_t)70 * D; i++) a.r[i] = NAN;
+    memset(dq, 0, attn_qkv_size(&a) * sizeof *dq);
+    attention_loss(&a);
+    jl_attention_backward_seg(dq, datt, a.r, a.qkv, a.att, 1, T, NH, NKV, HS, start);
+    const int keep[][2] = {{0, 20}, {70, T}};
+    for (int k = 0; k < 2; k++) {
+        const size_t t0 = (size_t)keep[k][0], n = (size_t)(keep[k][1] - keep[k][0]);
+        for (size_t i = t0 * D; i < (t0 + n) * D; i++) assert_true(isfinite(a.out[i]));
+        for (size_t i = t0 * S; i < (t0 + n) * S; i++) assert_true(isfinite(dq[i]));
+        assert_memory_equal(a.out + t0 * D, out + t0 * D, n * D * sizeof(float));
+        assert_memory_equal(dq + t0 * S, dq_clean + t0 * S, n * S * sizeof(float));
+    }
+    free(out), free(dq_clean), free(dq), free(datt), free(start);
+    attn_free(&a);
+}
+
 /* Positions restart in each segment: rope and learned positions of a packed row equal those of each
  * segment run from position 0; the learned-position gradient is checked against finite differences. */
 static void test_positions_restart_per_segment(void **state) {
@@ -1117,6 +1151,7 @@ int main(void) {
         cmocka_unit_test(test_attention_segments_match_naive),
         cmocka_unit_test(test_attention_segments_gradcheck),
         cmocka_unit_test(test_attention_packed_row_equals_separate_rows),
+        cmocka_unit_test(test_attention_segments_do_not_mix),
         cmocka_unit_test(test_positions_restart_per_segment),
         cmocka_unit_test(test_swiglu),
         cmocka_unit_test(test_gelu),

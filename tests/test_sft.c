@@ -261,6 +261,43 @@ static void test_resume_is_exact(void **s) {
     }
 }
 
+/* --eval-batches is in the training state: a run resumed without the flag evaluates over the saved number of
+ * batches (not the default 100), so every held-out loss it logs is the uninterrupted run's; a given flag wins. */
+static void test_resume_keeps_eval_batches(void **s) {
+    (void)s;
+    char base[1024], data[1024], args[4096], a[1024], b[1024], c[1024], m[1100];
+    snprintf(base, sizeof base, "%s", tmp_path("ebase.safetensors"));
+    snprintf(data, sizeof data, "%s", tmp_path("etask.jsonl"));
+    make_base(base);
+    write_task(data, 80, 2);
+    snprintf(a, sizeof a, "%s", tmp_path("e_a"));
+    snprintf(b, sizeof b, "%s", tmp_path("e_b"));
+    snprintf(c, sizeof c, "%s", tmp_path("e_c"));
+    const char *flags = "--steps 8 --batch-size 4 --seq-len 24 --val-fraction 0.5 --eval-every 4 --threads 2 --seed 3";
+    snprintf(args, sizeof args, "sft --model %s --data %s --out %s %s --eval-batches 2", base, data, a, flags);
+    assert_int_equal(run_cli(args, tmp_path("ea.log")), 0);
+    snprintf(args, sizeof args, "sft --model %s --data %s --out %s %s --eval-batches 2 --stop-after 4", base, data, b,
+             flags);
+    assert_int_equal(run_cli(args, tmp_path("eb.log")), 0);
+    snprintf(args, sizeof args, "cp -r %s %s", b, c);
+    assert_int_equal(system(args), 0);
+    snprintf(args, sizeof args, "sft --model %s --data %s --out %s %s --resume", base, data, b, flags);
+    assert_int_equal(run_cli(args, tmp_path("ec.log")), 0);
+    double va[8], vb[8], vc[8];
+    snprintf(m, sizeof m, "%s/metrics.jsonl", a);
+    const int n = read_metric(m, "val_loss", va, 8);
+    snprintf(m, sizeof m, "%s/metrics.jsonl", b);
+    assert_int_equal(n, 3); /* steps 0, 4, 8 */
+    assert_int_equal(read_metric(m, "val_loss", vb, 8), n);
+    for (int i = 0; i < n; i++) assert_true(va[i] == vb[i]);
+    /* given on the command line, the flag decides: the whole held-out set (10 batches) gives another figure */
+    snprintf(args, sizeof args, "sft --model %s --data %s --out %s %s --eval-batches 0 --resume", base, data, c, flags);
+    assert_int_equal(run_cli(args, tmp_path("ed.log")), 0);
+    snprintf(m, sizeof m, "%s/metrics.jsonl", c);
+    assert_int_equal(read_metric(m, "val_loss", vc, 8), n);
+    assert_true(vc[0] == va[0] && vc[2] != va[2]);
+}
+
 /* Padding share from the run's log line "padding X% of row tokens". */
 static double logged_padding(const char *log) {
     char *text;
@@ -399,6 +436,7 @@ int main(void) {
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_methods_learn_the_format),
         cmocka_unit_test(test_resume_is_exact),
+        cmocka_unit_test(test_resume_keeps_eval_batches),
         cmocka_unit_test(test_packing_is_exact_and_learns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

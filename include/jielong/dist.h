@@ -23,9 +23,13 @@ jl_status jl_dist_init(void);
 void jl_dist_finish(int exit_code);
 int jl_dist_rank(void);  /* 0 without mpirun */
 int jl_dist_size(void);  /* 1 without mpirun */
+/* 1 when started by mpirun (any number of ranks, -np 1 too), 0 for a plain run. */
+int jl_dist_launched(void);
 
 /* Sums x[0..n) over the ranks, in place, in buckets of JL_DIST_BUCKET floats; every rank gets the same bits.
- * Needs the scratch of jl_dist_reserve(n) (no allocation here). */
+ * Needs the scratch of jl_dist_reserve(n) (no allocation here). JL_DIST_ALLREDUCE=mpi (for benchmarks) uses
+ * OpenMPI's MPI_Allreduce per bucket instead of our ring: its order is OpenMPI's and it waits without the
+ * timeout. */
 #define JL_DIST_BUCKET (4u << 20)
 jl_status jl_dist_reserve(size_t n);
 jl_status jl_dist_sum_floats(float *x, size_t n);

@@ -47,6 +47,9 @@ typedef struct {
     struct jl_reward_fn *keep; /* RL prompts only: keep an answer when this rule (jielong/rlhf.h) scores it ≥
                                 * keep_min, e.g. "poem" against the record's form; NULL = keep every answer */
     float keep_min;
+    const struct jl_chat_format *format; /* the teacher's chat format (jl_chat_format_from_checkpoint): prompts are
+                                          * rendered with it and an answer also ends at its end-of-turn token;
+                                          * NULL = jielong's built-in format */
 } jl_synth_opts;
 
 typedef struct {

@@ -117,7 +117,7 @@ void jl_textstream_flush(jl_textstream *ts, const char **out, size_t *out_len);
 
 typedef enum {
     JL_STOP_NONE = 0,
-    JL_STOP_EOS,          /* the model produced <|eos|>, <|end|> or <|bos|> (a new document) */
+    JL_STOP_EOS,          /* the model produced its end of text (jl_tokenizer_eos), <|end|>, or its BOS (a new document) */
     JL_STOP_STRING,       /* a stop string appeared */
     JL_STOP_MAX_TOKENS,
     JL_STOP_CONTEXT_FULL, /* the KV cache is full */

@@ -60,6 +60,10 @@ typedef struct {
 
 void jl_sft_defaults(jl_sft_opts *o);
 
+/* --resume: the options a training checkpoint's state saved (the shared ones, T and eval_batches; a state
+ * written before eval_batches was saved keeps o's) into o; every field range-checked. */
+jl_status jl_sft_opts_of_checkpoint(const char *path, jl_sft_opts *o);
+
 /* What a run did: the figures that show what each method costs. */
 typedef struct {
     size_t trainable;         /* parameters the optimizer updates */
@@ -68,8 +72,9 @@ typedef struct {
     size_t grad_bytes;        /* gradient buffers */
     double ms_per_step;       /* mean over this invocation's steps */
     double tok_per_s;         /* all row tokens (padding included) per second */
-    double text_tok_per_s;    /* tokens of conversations (padding excluded) per second */
-    double pad_fraction;      /* share of row positions that are padding (in this run's batches) */
+    double text_tok_per_s;    /* positions of conversations (padding excluded) per second */
+    double pad_fraction;      /* share of row positions that are padding (in this run's batches): every position
+                               * but a conversation's n − 1 that predict its next token, packed or not */
     double epoch_pad_fraction; /* the same over all rows of an epoch (the first epoch's, when packed) */
     double first_val, last_val; /* held-out loss before training (NAN when resumed) and at the end */
     size_t examples, truncated, skipped, val_examples;

@@ -4,6 +4,7 @@
 #include "cli/train_cli.h"
 #include "cli/train_data.h"
 #include "core/perf.h"
+#include "jielong/chat_format.h"
 #include "jielong/checkpoint.h"
 #include "jielong/distill.h"
 #include "jielong/rlhf.h"
@@ -33,7 +34,7 @@ static jl_status load_teacher(const char *path, jl_checkpoint *ck, jl_tokenizer 
     return st == JL_OK ? JL_OK : jl_fail_context(st, "%s", path);
 }
 
-static int run_synthesize(const distill_args *a, jl_model *teacher, const jl_tokenizer *tok) {
+static int run_synthesize(const distill_args *a, const jl_checkpoint *teacher, const jl_tokenizer *tok) {
     if (!a->prompts || !a->out_data) {
         fprintf(stderr, "jielong distill: --synthesize needs --prompts FILE.jsonl and --out-data FILE.jsonl\n");
         return 2;
@@ -42,9 +43,13 @@ static int run_synthesize(const distill_args *a, jl_model *teacher, const jl_tok
                         .temperature = (float)a->sample_temperature, .seed = a->o.train.run.seed,
                         .keep_min = (float)a->keep_min};
     jl_synth_stats ss;
+    jl_chat_format *format = NULL; /* the teacher's own chat template, if it has one */
     jl_status st = a->keep_fn ? jl_reward_fn_by_name(a->keep_fn, &so.keep) : JL_OK;
-    if (st == JL_OK) st = jl_distill_synthesize(teacher, tok, a->prompts, a->out_data, &so, &ss);
+    if (st == JL_OK) st = jl_chat_format_from_checkpoint(teacher, &format);
+    so.format = format;
+    if (st == JL_OK) st = jl_distill_synthesize(teacher->model, tok, a->prompts, a->out_data, &so, &ss);
     jl_reward_fn_free(so.keep);
+    jl_chat_format_free(format);
     if (st == JL_OK)
         fprintf(stderr, "distill: the teacher answered %zu prompts (%zu tokens); %zu conversations written to %s"
                 "%s%zu rejected by the keep rule\n", ss.prompts, ss.tokens, ss.written, a->out_data, "; ",
@@ -188,7 +193,7 @@ int cmd_distill(int argc, char **argv) {
     jl_tokenizer *tok = NULL;
     jl_status st = load_teacher(a.teacher, &tck, &tok);
     if (st == JL_OK)
-        rc = a.synthesizing ? run_synthesize(&a, tck.model, tok)
+        rc = a.synthesizing ? run_synthesize(&a, &tck, tok)
                                    : run_distill(&a, tck.model, tok, opts, CLI_NOPTS(opts), given);
     else rc = cli_report("distill", st);
     jl_tokenizer_free(tok);

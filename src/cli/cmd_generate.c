@@ -10,12 +10,17 @@
 typedef struct {
     const jl_tokenizer *tok;
     int show_probs, step;
+    int ids; /* --ids: token ids instead of text */
     char *text; /* the whole continuation (for --show-probs, printed at the end) */
     size_t len, cap;
 } gen_view;
 
 static int on_token(void *user, const jl_gen_event *ev) {
     gen_view *v = user;
+    if (v->ids) {
+        if (ev->token >= 0) printf("%s%d", v->step++ ? " " : "", (int)ev->token); /* < 0: text flushed at the end */
+        return ferror(stdout);
+    }
     if (!v->show_probs) {
         fwrite(ev->text, 1, ev->text_len, stdout);
         return fflush(stdout) != 0 || ferror(stdout); /* output lost (full disk, closed pipe): stop generating */
@@ -108,9 +113,9 @@ int cmd_generate(int argc, char **argv) {
     infer_flags_defaults(&f);
     const char *prompt = NULL;
     cli_strs stops = {0};
-    int echo = 0;
+    int echo = 0, show_ids = 0;
     const char *summary = NULL, *label = NULL;
-    cli_opt opts[INFER_NOPTS + 5];
+    cli_opt opts[INFER_NOPTS + 6];
     int n = infer_opts(&f, opts);
     opts[n++] = (cli_opt){"prompt", OPT_STR, &prompt, "text to continue (special-token names in it are plain text); - reads it from standard input", NO_RANGE, 1};
     opts[n++] = (cli_opt){"stop", OPT_STRS, &stops, "stop when one of these strings appears (not printed)", NO_RANGE, 0};
@@ -118,6 +123,8 @@ int cmd_generate(int argc, char **argv) {
     opts[n++] = (cli_opt){"summary", OPT_STR, &summary, "append {\"kind\":\"decode\"}: file size, peak RSS, prefill "
                           "and decode tok/s as a JSON line to this file", NO_RANGE, 0};
     opts[n++] = (cli_opt){"label", OPT_STR, &label, "a name stored with the --summary line", NO_RANGE, 0};
+    opts[n++] = (cli_opt){"ids", OPT_BOOL, &show_ids, "print token ids, not text: the prompt's (as the model sees it) "
+                          "on one line, the generated ones on the next", NO_RANGE, 0};
     int rc = cli_parse("generate", "Continue a prompt with a model, streaming the text token by token.", opts, n,
                        argc, argv, 1);
     if (rc != CLI_PARSED) {
@@ -142,14 +149,17 @@ int cmd_generate(int argc, char **argv) {
         st = jl_fail(JL_ERR_ARG, "the prompt has %d tokens but the context holds %d", n_ids,
                      jl_session_capacity(s.session));
     if (st == JL_OK) {
-        gen_view view = {.tok = s.tok, .show_probs = (int)f.show_probs};
+        gen_view view = {.tok = s.tok, .show_probs = show_ids ? 0 : (int)f.show_probs, .ids = show_ids};
         jl_gen_opts o = {.max_tokens = (int)f.max_tokens, .stops = (const char *const *)stops.v,
-                         .n_stops = stops.n, .n_report = (int)f.show_probs};
+                         .n_stops = stops.n, .n_report = view.show_probs};
         if (view.show_probs) {
             jl_sampler_params p;
             infer_sampler_params(&f, &p);
             printf("p = model probability (temperature 1); q = sampling probability after temperature %g, "
                    "top-k %d, top-p %g, min-p %g; * = sampled\n", p.temperature, p.top_k, p.top_p, p.min_p);
+        } else if (show_ids) {
+            for (int i = 0; i < n_ids; i++) printf("%s%d", i ? " " : "", (int)ids[i]);
+            printf("\n");
         } else if (echo) {
             fputs(prompt, stdout);
         }

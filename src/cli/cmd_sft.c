@@ -99,7 +99,13 @@ int cmd_sft(int argc, char **argv) {
     if (st == JL_OK && strcmp(packing, "on") && strcmp(packing, "off"))
         st = jl_fail(JL_ERR_ARG, "--packing must be on or off (got '%s')", packing);
     o.packing = !strcmp(packing, "on");
-    if (st == JL_OK) st = cli_train_resume_opts(&o.train, opts, CLI_NOPTS(opts), given);
+    if (st == JL_OK && o.train.run.resume) { /* the checkpoint's settings for the flags not given */
+        jl_sft_opts saved = o;
+        st = jl_sft_opts_of_checkpoint(o.train.run.resume, &saved);
+        if (st == JL_OK) cli_train_take_saved(&o.train, &saved.train, opts, CLI_NOPTS(opts), given);
+        if (st == JL_OK && !cli_given(opts, CLI_NOPTS(opts), given, &o.T)) o.T = saved.T;
+        if (st == JL_OK && !cli_given(opts, CLI_NOPTS(opts), given, &o.eval_batches)) o.eval_batches = saved.eval_batches;
+    }
     if (st == JL_OK && strcmp(init, "model") && strcmp(init, "random"))
         st = jl_fail(JL_ERR_ARG, "--init must be model or random (got '%s')", init);
 

@@ -6,8 +6,9 @@
  * JL_ATT_BLOCK, and a block of rows [i0, i1) only needs keys [0, i1). At T = 256 that is 10/16 of the
  * full products; blocks of 32..128 measured alike, and all beat one full sgemm + mask.
  * Packed rows (several sequences per row, jl_attention_forward_seg): token t sees keys [start[t], t] only
- * (block-diagonal causal), and a query block needs keys [start[i0], i1) only, so packing short sequences
- * also skips the products between them. */
+ * (block-diagonal causal). Each segment runs as a causal sequence of its own (blocks counted from its first
+ * token), so no product between two segments is computed, forward or backward: a row of two halves costs
+ * about half of one causal row, and a value of one segment (even NaN) cannot reach another. */
 #include "core/kernels.h"
 #include "core/parallel.h"
 #include "core/vexp.h"
@@ -21,55 +22,72 @@
 
 static inline int min_int(int a, int b) { return a < b ? a : b; }
 
-/* First key of token t's segment: 0 for a plain causal row (start == NULL). */
-static inline int seg_first(const int32_t *start, int t) { return start ? start[t] : 0; }
+/* End (exclusive) of the segment that opens at token t: the next token that opens one, or T. */
+static int seg_end(const int32_t *start, int t, int T) {
+    if (!start) return T;
+    int e = t + 1;
+    while (e < T && start[e] != e) e++;
+    return e;
+}
 
-/* Rows [i0, i1) of the T×T scores hold raw scores in columns [k0, i1) (k0 = the first key of row i0);
- * row t keeps columns [s, t] (s = its segment's first key) and becomes probabilities; every other column of
- * the row becomes 0 (the stored att is zero outside each row's window).
- * Rows are short (1..T), so instead of a scalar tail the sweeps run to t+1 rounded up to whole vectors
+/* Rows [i0, i1) of one causal sequence's scores (row stride ld) hold raw scores in columns [0, i1); row t
+ * keeps columns [0, t] and becomes probabilities; columns (t, n) become 0 (n = the sequence's length).
+ * Rows are short (1..n), so instead of a scalar tail the sweeps run to t+1 rounded up to whole vectors
  * and mask the extra columns (scores the sgemm computed anyway): they take no part in the max and get
  * probability 0. */
-JL_WIDE_VECTORS static void causal_softmax_rows(float *att, const int32_t *start, int i0, int i1, int T) {
+JL_WIDE_VECTORS static void causal_softmax_rows(float *att, int ld, int i0, int i1, int n) {
     enum { VEC = 16 };
-    const int k0 = seg_first(start, i0);
     for (int t = i0; t < i1; t++) {
-        float *row = att + (size_t)t * T;
-        const int s = seg_first(start, t);
+        float *row = att + (size_t)t * ld;
         int len = (t + VEC) / VEC * VEC;
         if (len > i1) len = i1;
         float maxv = -INFINITY;
 #pragma omp simd reduction(max : maxv)
-        for (int j = k0; j < len; j++) maxv = j >= s && j <= t && row[j] > maxv ? row[j] : maxv;
+        for (int j = 0; j < len; j++) maxv = j <= t && row[j] > maxv ? row[j] : maxv;
         float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-        for (int j = k0; j < len; j++) {
-            float e = j >= s && j <= t ? jl_vexpf(row[j] - maxv) : 0.0f;
+        for (int j = 0; j < len; j++) {
+            float e = j <= t ? jl_vexpf(row[j] - maxv) : 0.0f;
             row[j] = e;
             sum += e;
         }
         float inv = 1.0f / sum;
 #pragma omp simd
-        for (int j = k0; j < len; j++) row[j] *= inv;
-        memset(row, 0, (size_t)k0 * sizeof *row);
-        memset(row + len, 0, (size_t)(T - len) * sizeof *row);
+        for (int j = 0; j < len; j++) row[j] *= inv;
+        memset(row + len, 0, (size_t)(n - len) * sizeof *row);
+    }
+}
+
+/* One causal sequence of n tokens of one (batch, head): q, k, v point at its first token inside qkv (row
+ * stride S); out has row stride ldo; att is its n×n block of scores, row stride ld. */
+static void seq_forward(float *out, float *att, int ld, const float *q, const float *k, const float *v, int n,
+                        int hs, int S, int ldo, float scale) {
+    for (int i0 = 0; i0 < n; i0 += JL_ATT_BLOCK) {
+        int i1 = min_int(i0 + JL_ATT_BLOCK, n), m = i1 - i0;
+        float *att_rows = att + (size_t)i0 * ld;
+        /* scores[i0:i1, 0:i1] = scale · Q[i0:i1] · K[0:i1]ᵀ */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, i1, hs, scale, q + (size_t)i0 * S, S, k, S, 0.0f,
+                    att_rows, ld);
+        causal_softmax_rows(att, ld, i0, i1, n);
+        /* out[i0:i1] = att[i0:i1, 0:i1] · V[0:i1] */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, i1, 1.0f, att_rows, ld, v, S, 0.0f,
+                    out + (size_t)i0 * ldo, ldo);
     }
 }
 
 /* One (batch, head): q, k, v point at position 0 of their head inside qkv (row stride S); out has row
- * stride ldo; att is this head's T×T block; start is this row's segment starts or NULL. */
+ * stride ldo; att is this head's T×T block, zero outside each token's window; start: the row's segments. */
 static void head_forward(float *out, float *att, const float *q, const float *k, const float *v,
                          const int32_t *start, int T, int hs, int S, int ldo, float scale) {
-    for (int i0 = 0; i0 < T; i0 += JL_ATT_BLOCK) {
-        int i1 = min_int(i0 + JL_ATT_BLOCK, T), m = i1 - i0, k0 = seg_first(start, i0), n = i1 - k0;
-        float *att_rows = att + (size_t)i0 * T + k0;
-        /* scores[i0:i1, k0:i1] = scale · Q[i0:i1] · K[k0:i1]ᵀ */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, hs, scale, q + (size_t)i0 * S, S,
-                    k + (size_t)k0 * S, S, 0.0f, att_rows, T);
-        causal_softmax_rows(att, start, i0, i1, T);
-        /* out[i0:i1] = att[i0:i1, k0:i1] · V[k0:i1] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, n, 1.0f, att_rows, T, v + (size_t)k0 * S, S,
-                    0.0f, out + (size_t)i0 * ldo, ldo);
+    for (int s0 = 0, s1; s0 < T; s0 = s1) {
+        s1 = seg_end(start, s0, T);
+        const size_t o = (size_t)s0 * S;
+        seq_forward(out + (size_t)s0 * ldo, att + (size_t)s0 * T + s0, T, q + o, k + o, v + o, s1 - s0, hs, S, ldo,
+                    scale);
+        for (int t = s0; t < s1 && start; t++) { /* the other segments' columns */
+            memset(att + (size_t)t * T, 0, (size_t)s0 * sizeof *att);
+            memset(att + (size_t)t * T + s1, 0, (size_t)(T - s1) * sizeof *att);
+        }
     }
 }
 
@@ -93,22 +111,18 @@ void jl_attention_forward(float *out, float *att, const float *qkv, int B, int T
     jl_attention_forward_seg(out, att, qkv, B, T, nh, nkv, hs, NULL);
 }
 
-/* Softmax backward on rows [i0, i1): datt := scale · att ⊙ (datt − Σⱼ att·datt), the gradient of the
- * scaled scores, on each row's window [s, t]. Columns [lo, s) and (t, i1) become 0, lo = the first key of
- * row i0 rounded down to a whole block, so the block [lo, i1) can feed the sgemms below. */
-static void causal_softmax_backward_rows(float *datt, const float *att, const int32_t *start, int i0, int i1, int T,
-                                         float scale) {
-    const int lo = seg_first(start, i0) / JL_ATT_BLOCK * JL_ATT_BLOCK;
+/* Softmax backward on rows [i0, i1) of one causal sequence (row stride ld): datt := scale · att ⊙ (datt −
+ * Σⱼ att·datt), the gradient of the scaled scores, on each row's window [0, t]; columns (t, i1) become 0, so
+ * the block [0, i1) can feed the sgemms below. */
+static void causal_softmax_backward_rows(float *datt, const float *att, int ld, int i0, int i1, float scale) {
     for (int t = i0; t < i1; t++) {
-        float *drow = datt + (size_t)t * T;
-        const float *prow = att + (size_t)t * T;
-        const int s = seg_first(start, t);
+        float *drow = datt + (size_t)t * ld;
+        const float *prow = att + (size_t)t * ld;
         float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-        for (int j = s; j <= t; j++) dot += prow[j] * drow[j];
+        for (int j = 0; j <= t; j++) dot += prow[j] * drow[j];
 #pragma omp simd
-        for (int j = s; j <= t; j++) drow[j] = scale * prow[j] * (drow[j] - dot);
-        memset(drow + lo, 0, (size_t)(s - lo) * sizeof *drow);
+        for (int j = 0; j <= t; j++) drow[j] = scale * prow[j] * (drow[j] - dot);
         if (t + 1 < i1) memset(drow + t + 1, 0, (size_t)(i1 - 1 - t) * sizeof *drow);
     }
 }
@@ -116,43 +130,45 @@ static void causal_softmax_backward_rows(float *datt, const float *att, const in
 typedef struct {
     const float *q, *k, *v, *dout, *att;
     float *dq, *dk, *dv, *datt;
-    const int32_t *start; /* this row's segment starts, or NULL */
-} head_ptrs;
+    int ld; /* row stride of att and datt */
+} seq_ptrs;
 
-/* End (exclusive) of the segment that holds token t: the first later token that starts a segment, or T. */
-static int seg_end(const int32_t *start, int t, int T) {
-    if (!start) return T;
-    int e = t + 1;
-    while (e < T && start[e] != e) e++;
-    return e;
+/* One causal sequence of n tokens of one (batch, query head), every pointer at its first token. dk and dv
+ * belong to its kv head and are accumulated into. */
+static void seq_backward(const seq_ptrs *p, int n, int hs, int S, int ldo, float scale) {
+    /* Per query block: scores gradient, then dQ[i0:i1] += dS[i0:i1, 0:i1] · K[0:i1]. */
+    for (int i0 = 0; i0 < n; i0 += JL_ATT_BLOCK) {
+        int i1 = min_int(i0 + JL_ATT_BLOCK, n), m = i1 - i0;
+        float *drows = p->datt + (size_t)i0 * p->ld;
+        /* datt[i0:i1, 0:i1] = dout[i0:i1] · V[0:i1]ᵀ */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, i1, hs, 1.0f, p->dout + (size_t)i0 * ldo, ldo, p->v,
+                    S, 0.0f, drows, p->ld);
+        causal_softmax_backward_rows(p->datt, p->att, p->ld, i0, i1, scale);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, i1, 1.0f, drows, p->ld, p->k, S, 1.0f,
+                    p->dq + (size_t)i0 * S, S);
+    }
+    /* Per key block [j0, j1): query rows [j0, n) see these keys; their columns [j0, j1) were written above
+     * (a row's query block ends at or after j1), and att is zero right of each row's diagonal. */
+    for (int j0 = 0; j0 < n; j0 += JL_ATT_BLOCK) {
+        int j1 = min_int(j0 + JL_ATT_BLOCK, n), w = j1 - j0, rows = n - j0;
+        size_t corner = (size_t)j0 * p->ld + j0;
+        /* dV[j0:j1] += att[j0:n, j0:j1]ᵀ · dout[j0:n] */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, hs, rows, 1.0f, p->att + corner, p->ld,
+                    p->dout + (size_t)j0 * ldo, ldo, 1.0f, p->dv + (size_t)j0 * S, S);
+        /* dK[j0:j1] += dS[j0:n, j0:j1]ᵀ · Q[j0:n] */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, hs, rows, 1.0f, p->datt + corner, p->ld,
+                    p->q + (size_t)j0 * S, S, 1.0f, p->dk + (size_t)j0 * S, S);
+    }
 }
 
-/* One (batch, query head). dk and dv belong to its kv head and are accumulated into. */
-static void head_backward(const head_ptrs *p, int T, int hs, int S, int ldo, float scale) {
-    /* Per query block: scores gradient, then dQ[i0:i1] += dS[i0:i1, k0:i1] · K[k0:i1]. */
-    for (int i0 = 0; i0 < T; i0 += JL_ATT_BLOCK) {
-        int i1 = min_int(i0 + JL_ATT_BLOCK, T), m = i1 - i0, k0 = seg_first(p->start, i0), n = i1 - k0;
-        float *drows = p->datt + (size_t)i0 * T + k0;
-        /* datt[i0:i1, k0:i1] = dout[i0:i1] · V[k0:i1]ᵀ */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, hs, 1.0f, p->dout + (size_t)i0 * ldo, ldo,
-                    p->v + (size_t)k0 * S, S, 0.0f, drows, T);
-        causal_softmax_backward_rows(p->datt, p->att, p->start, i0, i1, T, scale);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hs, n, 1.0f, drows, T, p->k + (size_t)k0 * S, S,
-                    1.0f, p->dq + (size_t)i0 * S, S);
-    }
-    /* Per key block [j0, j1): only query rows t in [j0, e) see these keys, e = the end of the segment of key
-     * j1 − 1. Such a row lies in a query block that ends at or after j1 and whose first key, rounded down to a
-     * block, is at most j0 (its segment began at or before j1 − 1), so columns [j0, j1) of it were written
-     * above; att is zero outside each row's window. */
-    for (int j0 = 0; j0 < T; j0 += JL_ATT_BLOCK) {
-        int j1 = min_int(j0 + JL_ATT_BLOCK, T), w = j1 - j0, rows = seg_end(p->start, j1 - 1, T) - j0;
-        size_t corner = (size_t)j0 * T + j0;
-        /* dV[j0:j1] += att[j0:e, j0:j1]ᵀ · dout[j0:e] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, hs, rows, 1.0f, p->att + corner, T,
-                    p->dout + (size_t)j0 * ldo, ldo, 1.0f, p->dv + (size_t)j0 * S, S);
-        /* dK[j0:j1] += dS[j0:e, j0:j1]ᵀ · Q[j0:e] */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, w, hs, rows, 1.0f, p->datt + corner, T,
-                    p->q + (size_t)j0 * S, S, 1.0f, p->dk + (size_t)j0 * S, S);
+/* One (batch, query head) over the row's segments; p holds its pointers at position 0 (ld = T). */
+static void head_backward(const seq_ptrs *p, const int32_t *start, int T, int hs, int S, int ldo, float scale) {
+    for (int s0 = 0, s1; s0 < T; s0 = s1) {
+        s1 = seg_end(start, s0, T);
+        const size_t o = (size_t)s0 * S, od = (size_t)s0 * ldo, oa = (size_t)s0 * T + s0;
+        const seq_ptrs q = {.q = p->q + o, .k = p->k + o, .v = p->v + o, .dout = p->dout + od, .att = p->att + oa,
+                            .dq = p->dq + o, .dk = p->dk + o, .dv = p->dv + o, .datt = p->datt + oa, .ld = T};
+        seq_backward(&q, s1 - s0, hs, S, ldo, scale);
     }
 }
 
@@ -168,7 +184,7 @@ void jl_attention_backward_seg(float *dqkv, float *datt, const float *dout, cons
             size_t tok0 = (size_t)b * T * S;
             for (int h = kvh * group; h < (kvh + 1) * group; h++) {
                 size_t att_off = ((size_t)b * nh + h) * T * T;
-                head_ptrs p = {
+                seq_ptrs p = {
                     .q = qkv + tok0 + (size_t)h * hs,
                     .k = qkv + tok0 + (size_t)(nh + kvh) * hs,
                     .v = qkv + tok0 + (size_t)(nh + nkv + kvh) * hs,
@@ -178,9 +194,9 @@ void jl_attention_backward_seg(float *dqkv, float *datt, const float *dout, cons
                     .dk = dqkv + tok0 + (size_t)(nh + kvh) * hs,
                     .dv = dqkv + tok0 + (size_t)(nh + nkv + kvh) * hs,
                     .datt = datt + att_off,
-                    .start = seg_start ? seg_start + (size_t)b * T : NULL,
+                    .ld = T,
                 };
-                head_backward(&p, T, hs, S, ldo, scale);
+                head_backward(&p, seg_start ? seg_start + (size_t)b * T : NULL, T, hs, S, ldo, scale);
             }
         }
 }

@@ -15,6 +15,7 @@ enum { TAG_GATHER = 0x1a01, TAG_REDUCE = 0x1a02, TAG_SPREAD = 0x1a03 };
 
 static struct {
     int rank, size, up, broken, first_failed;
+    int use_mpi_allreduce; /* JL_DIST_ALLREDUCE=mpi: OpenMPI's MPI_Allreduce instead of our ring (benchmarks) */
     double timeout;
     long busy_polls; /* polls before sleeping between polls (JL_DIST_BUSY_POLLS; 64) */
     void *lib;
@@ -28,6 +29,9 @@ static struct {
     __typeof__(&MPI_Testall) testall;
     __typeof__(&MPI_Finalize) finalize;
     __typeof__(&MPI_Abort) abort_job;
+    __typeof__(&MPI_Allreduce) allreduce;
+    MPI_Datatype float_type;
+    MPI_Op sum_op;
     float *scratch;
     size_t scratch_n;
     double seconds, bytes;
@@ -35,6 +39,7 @@ static struct {
 
 int jl_dist_rank(void) { return D.rank; }
 int jl_dist_size(void) { return D.size; }
+int jl_dist_launched(void) { return D.up; }
 int jl_dist_first_failed(void) { return D.first_failed; }
 int jl_dist_broken(void) { return D.broken; }
 
@@ -66,6 +71,9 @@ static jl_status load_mpi(void) {
     D.abort_job = (__typeof__(D.abort_job))sym("MPI_Abort", &missing);
     D.world = (MPI_Comm)sym("ompi_mpi_comm_world", &missing);
     D.byte = (MPI_Datatype)sym("ompi_mpi_byte", &missing);
+    D.allreduce = (__typeof__(D.allreduce))sym("MPI_Allreduce", &missing);
+    D.float_type = (MPI_Datatype)sym("ompi_mpi_float", &missing);
+    D.sum_op = (MPI_Op)sym("ompi_mpi_op_sum", &missing);
     if (missing) return jl_fail(JL_ERR_RUNTIME, "the loaded libmpi is not OpenMPI's (missing MPI symbols)");
     return JL_OK;
 }
@@ -77,6 +85,10 @@ jl_status jl_dist_init(void) {
     D.timeout = t && atof(t) > 0 ? atof(t) : 300;
     const char *b = getenv("JL_DIST_BUSY_POLLS");
     D.busy_polls = b && atol(b) >= 0 ? atol(b) : 64;
+    const char *how = getenv("JL_DIST_ALLREDUCE");
+    if (how && strcmp(how, "mpi") != 0 && strcmp(how, "ring") != 0)
+        return jl_fail(JL_ERR_ARG, "JL_DIST_ALLREDUCE=%s: expected ring (the default) or mpi", how);
+    D.use_mpi_allreduce = how && strcmp(how, "mpi") == 0;
     jl_status st = load_mpi();
     if (st != JL_OK) return st;
     int provided = 0;
@@ -183,6 +195,15 @@ static jl_status sum_bucket(float *x, size_t n) {
     return JL_OK;
 }
 
+/* OpenMPI's own all-reduce of one bucket, for comparison (bench/dist.sh): it blocks without our timeout, and its
+ * algorithm (so its summation order) is OpenMPI's choice. Bytes are counted as a ring would send them. */
+static jl_status mpi_sum_bucket(float *x, size_t n) {
+    D.bytes += 2.0 * (D.size - 1) / D.size * (double)(n * sizeof(float));
+    if (D.allreduce(MPI_IN_PLACE, x, (int)n, D.float_type, D.sum_op, D.world) == MPI_SUCCESS) return JL_OK;
+    D.broken = 1;
+    return jl_fail(JL_ERR_RUNTIME, "MPI_Allreduce failed");
+}
+
 jl_status jl_dist_sum_floats(float *x, size_t n) {
     if (D.size == 1 || n == 0) return JL_OK;
     size_t bucket = n < JL_DIST_BUCKET ? n : JL_DIST_BUCKET;
@@ -190,8 +211,10 @@ jl_status jl_dist_sum_floats(float *x, size_t n) {
         return jl_fail(JL_ERR_RUNTIME, "all-reduce of %zu floats without jl_dist_reserve", n);
     double t0 = jl_now();
     jl_status st = JL_OK;
-    for (size_t off = 0; off < n && st == JL_OK; off += JL_DIST_BUCKET)
-        st = sum_bucket(x + off, n - off < JL_DIST_BUCKET ? n - off : JL_DIST_BUCKET);
+    for (size_t off = 0; off < n && st == JL_OK; off += JL_DIST_BUCKET) {
+        size_t k = n - off < JL_DIST_BUCKET ? n - off : JL_DIST_BUCKET;
+        st = D.use_mpi_allreduce ? mpi_sum_bucket(x + off, k) : sum_bucket(x + off, k);
+    }
     D.seconds += jl_now() - t0;
     return st;
 }

@@ -1,6 +1,7 @@
 /* GGUF files written by llama.cpp's tools: config from the architecture keys, tokenizer.json from tokenizer.ggml.*
  * (see gguf_foreign.h). */
 #include "format/gguf_foreign.h"
+#include "format/gguf_names.h"
 #include "jielong/tokenizer.h"
 #include <json-c/json.h>
 #include <stdio.h>
@@ -167,22 +168,6 @@ static json_object *bos_template(const jl_gguf *g, int n_tokens, int dflt_add_bo
     return tp;
 }
 
-/* The regex llama.cpp's pre-tokenizer name stands for; NULL if we do not know it. */
-static const char *pre_regex(const char *pre, size_t n, int *use_bytelevel_regex) {
-    *use_bytelevel_regex = 0;
-    static const struct { const char *name; int kind; } known[] = {
-        {"llama-bpe", JL_PATTERN_CL100K}, {"llama3", JL_PATTERN_CL100K}, {"dbrx", JL_PATTERN_CL100K},
-        {"smaug-bpe", JL_PATTERN_CL100K}, {"qwen2", JL_PATTERN_QWEN2}, {"gpt-4o", JL_PATTERN_O200K}};
-    for (size_t k = 0; k < sizeof known / sizeof known[0]; k++)
-        if (strlen(known[k].name) == n && !memcmp(pre, known[k].name, n))
-            return jl_tokenizer_pattern_text((jl_pattern_kind)known[k].kind);
-    if (!n || (n == 5 && !memcmp(pre, "gpt-2", 5)) || (n == 7 && !memcmp(pre, "default", 7))) {
-        *use_bytelevel_regex = 1;
-        return "";
-    }
-    return NULL;
-}
-
 /* tokens (+ types) → model.vocab and added_tokens (control ones special, user-defined ones not). */
 static jl_status vocab_and_added(const jl_gguf *g, const char *path, uint64_t n, json_object *vocab, json_object *added,
                                  int *unk) {
@@ -214,11 +199,13 @@ static jl_status bpe_tokenizer(const jl_gguf *g, const char *path, uint64_t n, j
     const char *pre = "";
     size_t pre_len = 0;
     if (jl_gguf_find(g, "tokenizer.ggml.pre") >= 0) jl_gguf_get_str(g, "tokenizer.ggml.pre", &pre, &pre_len);
-    int bl_regex;
-    const char *regex = pre_regex(pre, pre_len, &bl_regex);
-    if (!regex)
-        return jl_fail(JL_ERR_FORMAT, "%s: tokenizer.ggml.pre '%.*s' is not supported (llama-bpe, qwen2, gpt-4o, gpt-2)",
-                       path, (int)(pre_len > 64 ? 64 : pre_len), pre);
+    const char *regex[4];
+    int nfc = 0, n_regex = pre_len ? jl_gguf_pre_regexes(pre, pre_len, regex, 4, &nfc) : 0;
+    if (n_regex < 0)
+        return jl_fail(JL_ERR_FORMAT, "%s: tokenizer.ggml.pre '%.*s' is not supported (llama-bpe, qwen2, gpt-4o, "
+                       "deepseek-v3, gpt-2)", path, (int)(pre_len > 64 ? 64 : pre_len), pre);
+    /* gpt-2 / default / none: ByteLevel's own regex */
+    const int bl_regex = n_regex == 0 || !strcmp(regex[0], jl_tokenizer_pattern_text(JL_PATTERN_GPT2));
     json_object *vocab = json_object_new_object(), *added = json_object_new_array(), *merges = json_object_new_array();
     json_object_object_add(model, "vocab", vocab);
     json_object_object_add(model, "merges", merges);
@@ -241,13 +228,12 @@ static jl_status bpe_tokenizer(const jl_gguf *g, const char *path, uint64_t n, j
     } else {
         pt = obj_type("Sequence");
         json_object *list = json_object_new_array();
-        json_object_array_add(list, split_regex(regex));
+        for (int i = 0; i < n_regex; i++) json_object_array_add(list, split_regex(regex[i]));
         json_object_array_add(list, byte_level(0));
         json_object_object_add(pt, "pretokenizers", list);
     }
     json_object_object_add(root, "pre_tokenizer", pt);
-    int qwen = pre_len == 5 && !memcmp(pre, "qwen2", 5); /* HF's Qwen tokenizers normalise to NFC */
-    json_object_object_add(root, "normalizer", qwen ? obj_type("NFC") : NULL);
+    json_object_object_add(root, "normalizer", nfc ? obj_type("NFC") : NULL); /* HF's Qwen tokenizers: NFC */
     json_object_object_add(root, "decoder", byte_level(1));
     json_object_object_add(root, "post_processor", bos_template(g, (int)n, 0));
     return st;

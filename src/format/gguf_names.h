@@ -15,4 +15,12 @@
  * pairs, per head of this many. */
 int jl_gguf_tensor_name(const jl_config *c, const char *hf, char *out, size_t size, int *permute_heads);
 
+/* tokenizer.ggml.pre (llama.cpp's names for byte-level BPE pre-tokenizers) ↔ the Split regexes, in order, that a
+ * tokenizer.json pre_tokenizer applies before ByteLevel, and whether its normalizer is NFC (Qwen's):
+ * jl_gguf_pre_regexes: name (len bytes) → up to max regexes in regex[] (static strings), how many; -1 if unknown.
+ *   "gpt-2" and "default" give GPT-2's regex (ByteLevel's own, use_regex).
+ * jl_gguf_pre_name: the name llama.cpp knows for these regexes; NULL if none does (its tokenization would differ). */
+int jl_gguf_pre_regexes(const char *name, size_t len, const char **regex, int max, int *nfc);
+const char *jl_gguf_pre_name(const char *const *regex, int n, int nfc);
+
 #endif

@@ -121,26 +121,46 @@ static void put_utf8(buf *b, uint32_t cp) {
     }
 }
 
-/* The pre-tokenizer name llama.cpp knows for our regex. */
-static const char *pre_name(const jl_tokenizer *t) {
-    const char *p = jl_tokenizer_pattern(t);
-    if (strcmp(p, jl_tokenizer_pattern_text(JL_PATTERN_GPT2)) == 0) return "gpt-2";
-    if (strcmp(p, jl_tokenizer_pattern_text(JL_PATTERN_CL100K)) == 0) return "llama-bpe";
-    if (strcmp(p, jl_tokenizer_pattern_text(JL_PATTERN_O200K)) == 0) return "gpt-4o";
-    return "default";
+/* tokenizer.ggml.pre for a tokenizer.json's pre_tokenizer: the Split regexes before ByteLevel (or ByteLevel's own
+ * regex) named as llama.cpp names them (gguf_pre.c); "default" where llama.cpp has no name for them. */
+static const char *pre_name(json_object *root) {
+    json_object *pt, *type, *norm, *list = NULL;
+    const char *regex[4];
+    int n = 0, nfc = json_object_object_get_ex(root, "normalizer", &norm) && norm &&
+                     json_object_object_get_ex(norm, "type", &type) && !strcmp(json_object_get_string(type), "NFC");
+    if (!json_object_object_get_ex(root, "pre_tokenizer", &pt) || !pt || !json_object_object_get_ex(pt, "type", &type))
+        return "default";
+    if (!strcmp(json_object_get_string(type), "Sequence")) json_object_object_get_ex(pt, "pretokenizers", &list);
+    size_t len = list ? json_object_array_length(list) : 1;
+    for (size_t i = 0; i < len; i++) {
+        json_object *p = list ? json_object_array_get_idx(list, i) : pt, *t, *v, *pat, *re, *inv;
+        if (!json_object_object_get_ex(p, "type", &t)) return "default";
+        const char *ty = json_object_get_string(t);
+        if (!strcmp(ty, "ByteLevel")) {
+            int use_regex = !json_object_object_get_ex(p, "use_regex", &v) || json_object_get_boolean(v);
+            if (use_regex && n < 4) regex[n++] = jl_tokenizer_pattern_text(JL_PATTERN_GPT2);
+            continue;
+        }
+        const char *behavior = json_object_object_get_ex(p, "behavior", &v) ? json_object_get_string(v) : "";
+        int invert = json_object_object_get_ex(p, "invert", &inv) && json_object_get_boolean(inv);
+        int isolated = (!strcmp(behavior, "Isolated") && !invert) || (!strcmp(behavior, "Removed") && invert);
+        if (strcmp(ty, "Split") || !isolated || n == 4 || !json_object_object_get_ex(p, "pattern", &pat) ||
+            !json_object_object_get_ex(pat, "Regex", &re))
+            return "default";
+        regex[n++] = json_object_get_string(re);
+    }
+    const char *name = jl_gguf_pre_name(regex, n, nfc);
+    return name ? name : "default";
 }
 
-static jl_status put_merges(kv_writer *w, const char *tokenizer_json) {
-    json_object *root = json_tokener_parse(tokenizer_json), *model, *merges;
-    if (!root || !json_object_object_get_ex(root, "model", &model) ||
-        !json_object_object_get_ex(model, "merges", &merges) || !json_object_is_type(merges, json_type_array)) {
-        json_object_put(root);
+static jl_status put_merges(kv_writer *w, json_object *root) {
+    json_object *model, *merges;
+    if (!json_object_object_get_ex(root, "model", &model) || !json_object_object_get_ex(model, "merges", &merges) ||
+        !json_object_is_type(merges, json_type_array))
         return jl_fail(JL_ERR_FORMAT, "tokenizer: model.merges missing in the checkpoint's tokenizer.json");
-    }
     size_t n = json_object_array_length(merges);
     kv_arr_head(w, "tokenizer.ggml.merges", JL_GGUF_STRING, n);
-    jl_status st = JL_OK;
-    for (size_t i = 0; i < n && st == JL_OK; i++) {
+    for (size_t i = 0; i < n; i++) {
         json_object *m = json_object_array_get_idx(merges, i);
         if (json_object_is_type(m, json_type_string)) {
             put_str(&w->b, json_object_get_string(m), (size_t)json_object_get_string_len(m));
@@ -153,34 +173,55 @@ static jl_status put_merges(kv_writer *w, const char *tokenizer_json) {
             put(&w->b, " ", 1);
             put(&w->b, b, lb);
         } else {
-            st = jl_fail(JL_ERR_FORMAT, "tokenizer: model.merges[%zu] is neither \"a b\" nor [a, b]", i);
+            return jl_fail(JL_ERR_FORMAT, "tokenizer: model.merges[%zu] is neither \"a b\" nor [a, b]", i);
         }
     }
-    json_object_put(root);
-    return st;
+    return JL_OK;
 }
 
-static jl_status put_tokenizer(kv_writer *w, const jl_checkpoint *ck) {
-    const int V = ck->model->cfg.vocab_size;
-    jl_tokenizer *t;
-    jl_status st = jl_tokenizer_from_json(ck->tokenizer_json, strlen(ck->tokenizer_json), &t);
-    if (st != JL_OK) return jl_fail_context(st, "checkpoint tokenizer");
-    if (jl_tokenizer_vocab_size(t) > V) {
-        int tv = jl_tokenizer_vocab_size(t);
-        jl_tokenizer_free(t);
-        return jl_fail(JL_ERR_FORMAT, "tokenizer has %d tokens but the model only %d", tv, V);
+enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER = 4, TT_UNUSED = 5, TT_BYTE = 6 };
+
+/* Per id: normal, control (jielong's special tokens and the tokenizer.json's special added tokens: matched in text
+ * only when specials are parsed), user-defined (its other added tokens: always matched), unused past the
+ * tokenizer. types has V entries. */
+static void token_types(const jl_tokenizer *t, json_object *root, int V, int32_t *types) {
+    const int tv = jl_tokenizer_vocab_size(t);
+    for (int id = 0; id < V; id++) types[id] = id < tv ? TT_NORMAL : TT_UNUSED;
+    json_object *added, *a, *v;
+    if (json_object_object_get_ex(root, "added_tokens", &added) && json_object_is_type(added, json_type_array))
+        for (size_t i = 0; i < json_object_array_length(added); i++) {
+            a = json_object_array_get_idx(added, i);
+            int id = json_object_object_get_ex(a, "id", &v) ? json_object_get_int(v) : -1;
+            int special = json_object_object_get_ex(a, "special", &v) && json_object_get_boolean(v);
+            if (id >= 0 && id < tv) types[id] = special ? TT_CONTROL : TT_USER;
+        }
+    for (int k = 0; k < JL_TOKENIZER_N_SPECIAL; k++) {
+        int32_t id = jl_tokenizer_special(t, jl_tokenizer_special_names[k]);
+        if (id >= 0 && id < V) types[id] = TT_CONTROL;
     }
+}
+
+/* Id of the token spelled `name` (the chat template's eos_token), -1 if none. */
+static int32_t token_id(const jl_tokenizer *t, const char *name) {
+    size_t n = name ? strlen(name) : 0, len;
+    for (int32_t id = 0; n && id < jl_tokenizer_vocab_size(t); id++) {
+        const char *s = jl_tokenizer_token(t, id, &len);
+        if (len == n && !memcmp(s, name, n)) return id;
+    }
+    return -1;
+}
+
+/* tokenizer.ggml.model "gpt2": byte-level tokens in GPT-2's unicode spelling, merges, the pre-tokenizer's name. */
+static jl_status put_bpe_vocab(kv_writer *w, const jl_tokenizer *t, json_object *root, int V, const int32_t *types) {
     uint32_t cp[256];
     byte_unicode_table(cp);
     kv_str(w, "tokenizer.ggml.model", "gpt2");
-    kv_str(w, "tokenizer.ggml.pre", pre_name(t));
+    kv_str(w, "tokenizer.ggml.pre", pre_name(root));
     kv_arr_head(w, "tokenizer.ggml.tokens", JL_GGUF_STRING, (uint64_t)V);
     for (int id = 0; id < V; id++) {
         size_t len = 0;
         const char *bytes = id < jl_tokenizer_vocab_size(t) ? jl_tokenizer_token(t, id, &len) : NULL;
-        int special = 0;
-        for (int k = 0; k < JL_TOKENIZER_N_SPECIAL; k++) special |= jl_tokenizer_special(t, jl_tokenizer_special_names[k]) == id;
-        if (!bytes || special) { /* specials are spelled literally; ids past the tokenizer get a placeholder */
+        if (!bytes || types[id] != TT_NORMAL) { /* added tokens are spelled literally; ids past the tokenizer get a placeholder */
             char pad[64];
             const char *s = bytes ? bytes : pad;
             size_t n = bytes ? len : (size_t)snprintf(pad, sizeof pad, "[PAD%d]", id);
@@ -194,20 +235,132 @@ static jl_status put_tokenizer(kv_writer *w, const jl_checkpoint *ck) {
         free(tok.p);
     }
     kv_arr_head(w, "tokenizer.ggml.token_type", JL_GGUF_I32, (uint64_t)V);
-    for (int id = 0; id < V; id++) {
-        int32_t type = id < jl_tokenizer_vocab_size(t) ? 1 : 5; /* normal, unused */
-        for (int k = 0; k < JL_TOKENIZER_N_SPECIAL; k++)
-            if (jl_tokenizer_special(t, jl_tokenizer_special_names[k]) == id) type = 3; /* control */
-        put(&w->b, &type, 4);
+    put(&w->b, types, sizeof *types * (size_t)V);
+    return put_merges(w, root);
+}
+
+/* A SentencePiece-style vocabulary ("▁" for spaces, <0xXX> byte fallback: Llama 2, Gemma): a BPE model with
+ * byte_fallback. */
+static int is_spm(json_object *root) {
+    json_object *model, *v;
+    return json_object_object_get_ex(root, "model", &model) && json_object_object_get_ex(model, "byte_fallback", &v) &&
+           json_object_get_boolean(v);
+}
+
+/* Whether the normalizer (or one of a Sequence's) prepends "▁": SentencePiece's add_dummy_prefix. */
+static int prepends_space(json_object *norm) {
+    json_object *type, *list, *v;
+    if (!norm || !json_object_object_get_ex(norm, "type", &type)) return 0;
+    if (!strcmp(json_object_get_string(type), "Prepend"))
+        return json_object_object_get_ex(norm, "prepend", &v) && !strcmp(json_object_get_string(v), "\xE2\x96\x81");
+    if (strcmp(json_object_get_string(type), "Sequence") || !json_object_object_get_ex(norm, "normalizers", &list)) return 0;
+    for (size_t i = 0; i < json_object_array_length(list); i++)
+        if (prepends_space(json_object_array_get_idx(list, i))) return 1;
+    return 0;
+}
+
+/* tokenizer.ggml.model "llama" (SentencePiece): tokens as the vocabulary spells them, <0xXX> typed byte, the unk
+ * token typed unknown, and scores that make llama.cpp merge in the order of the merges: llama.cpp merges the
+ * adjacent pair whose concatenation scores highest, so the token that merge k makes first scores -k; a token no
+ * merge makes scores below all of them (it is reached last, if at all). */
+static jl_status put_spm_vocab(kv_writer *w, const jl_tokenizer *t, json_object *root, int V, int32_t *types) {
+    json_object *model, *vocab, *merges, *unk, *norm = NULL;
+    if (!json_object_object_get_ex(root, "model", &model) || !json_object_object_get_ex(model, "vocab", &vocab) ||
+        !json_object_object_get_ex(model, "merges", &merges) || !json_object_is_type(merges, json_type_array))
+        return jl_fail(JL_ERR_FORMAT, "tokenizer: model.vocab / model.merges missing in the checkpoint's tokenizer.json");
+    const char **spell = calloc((size_t)V, sizeof *spell);
+    float *score = malloc(sizeof *score * (size_t)V);
+    if (!spell || !score) {
+        free(spell);
+        free(score);
+        return jl_fail(JL_ERR_NOMEM, "out of memory");
     }
-    st = put_merges(w, ck->tokenizer_json);
-    int32_t bos = jl_tokenizer_special(t, "<|bos|>"), eos = jl_tokenizer_special(t, "<|eos|>");
-    int32_t end = jl_tokenizer_special(t, "<|end|>");
+    for (int id = 0; id < V; id++) score[id] = -1e9f;
+    json_object_object_foreach(vocab, key, val) {
+        int id = json_object_get_int(val);
+        if (id >= 0 && id < V) spell[id] = key;
+    }
+    const char *unk_name = json_object_object_get_ex(model, "unk_token", &unk) && unk ? json_object_get_string(unk) : NULL;
+    size_t nm = json_object_array_length(merges);
+    char pair[1024];
+    for (size_t k = 0; k < nm; k++) {
+        json_object *m = json_object_array_get_idx(merges, k), *id;
+        if (json_object_is_type(m, json_type_array) && json_object_array_length(m) == 2)
+            snprintf(pair, sizeof pair, "%s%s", json_object_get_string(json_object_array_get_idx(m, 0)),
+                     json_object_get_string(json_object_array_get_idx(m, 1)));
+        else if (json_object_is_type(m, json_type_string)) { /* "a b": the pair joined */
+            const char *s = json_object_get_string(m), *sp = strchr(s, ' ');
+            snprintf(pair, sizeof pair, "%.*s%s", sp ? (int)(sp - s) : 0, s, sp ? sp + 1 : "");
+        } else continue;
+        if (json_object_object_get_ex(vocab, pair, &id) && json_object_get_int(id) >= 0 && json_object_get_int(id) < V &&
+            score[json_object_get_int(id)] == -1e9f)
+            score[json_object_get_int(id)] = -(float)k;
+    }
+    kv_str(w, "tokenizer.ggml.model", "llama");
+    kv_arr_head(w, "tokenizer.ggml.tokens", JL_GGUF_STRING, (uint64_t)V);
+    int unk_id = -1;
+    for (int id = 0; id < V; id++) {
+        size_t len = 0;
+        const char *s = spell[id];
+        char pad[64];
+        if (s) len = strlen(s);
+        else if (id < jl_tokenizer_vocab_size(t)) s = jl_tokenizer_token(t, id, &len); /* added, e.g. <|bos|> */
+        else len = (size_t)snprintf(pad, sizeof pad, "[PAD%d]", id), s = pad;
+        put_str(&w->b, s, len);
+        unsigned hex;
+        char end;
+        if (types[id] == TT_NORMAL && len == 6 && sscanf(s, "<0x%2X%c", &hex, &end) == 2 && end == '>') types[id] = TT_BYTE;
+        if (types[id] != TT_UNUSED && unk_name && unk_id < 0 && len == strlen(unk_name) && !memcmp(s, unk_name, len)) {
+            types[id] = TT_UNKNOWN;
+            unk_id = id;
+        }
+        if (types[id] != TT_NORMAL) score[id] = 0;
+    }
+    kv_arr_head(w, "tokenizer.ggml.scores", JL_GGUF_F32, (uint64_t)V);
+    put(&w->b, score, sizeof *score * (size_t)V);
+    kv_arr_head(w, "tokenizer.ggml.token_type", JL_GGUF_I32, (uint64_t)V);
+    put(&w->b, types, sizeof *types * (size_t)V);
+    json_object_object_get_ex(root, "normalizer", &norm);
+    kv_bool(w, "tokenizer.ggml.add_space_prefix", prepends_space(norm));
+    if (unk_id >= 0) kv_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)unk_id);
+    free(spell);
+    free(score);
+    return JL_OK;
+}
+
+static jl_status put_tokenizer(kv_writer *w, const jl_checkpoint *ck) {
+    const int V = ck->model->cfg.vocab_size;
+    jl_tokenizer *t;
+    jl_status st = jl_tokenizer_from_json(ck->tokenizer_json, strlen(ck->tokenizer_json), &t);
+    if (st != JL_OK) return jl_fail_context(st, "checkpoint tokenizer");
+    json_object *root = json_tokener_parse(ck->tokenizer_json);
+    int32_t *types = malloc(sizeof *types * (size_t)V);
+    if (jl_tokenizer_vocab_size(t) > V)
+        st = jl_fail(JL_ERR_FORMAT, "tokenizer has %d tokens but the model only %d", jl_tokenizer_vocab_size(t), V);
+    else if (!root || !types)
+        st = jl_fail(root ? JL_ERR_NOMEM : JL_ERR_FORMAT, root ? "out of memory" : "checkpoint tokenizer: not JSON");
+    if (st != JL_OK) {
+        json_object_put(root);
+        free(types);
+        jl_tokenizer_free(t);
+        return st;
+    }
+    token_types(t, root, V, types);
+    st = is_spm(root) ? put_spm_vocab(w, t, root, V, types) : put_bpe_vocab(w, t, root, V, types);
+    /* the end of a turn: the chat template's eos_token where the checkpoint has one, else jielong's <|end|> */
+    int32_t bos = jl_tokenizer_bos(t), eos = jl_tokenizer_eos(t);
+    int32_t end = ck->chat_template && ck->eos_token ? token_id(t, ck->eos_token) : jl_tokenizer_special(t, "<|end|>");
+    const int32_t *prefix, *suffix;
+    size_t n_prefix, n_suffix;
+    jl_tokenizer_template(t, &prefix, &n_prefix, &suffix, &n_suffix);
     if (bos >= 0) kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
     if (eos >= 0) kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
     if (end >= 0) kv_u32(w, "tokenizer.ggml.eot_token_id", (uint32_t)end);
-    kv_bool(w, "tokenizer.ggml.add_bos_token", 0);
-    kv_bool(w, "tokenizer.ggml.add_eos_token", 0);
+    /* the post-processor's BOS rule (Llama's <|begin_of_text|>); jielong's own tokenizers have none */
+    kv_bool(w, "tokenizer.ggml.add_bos_token", n_prefix == 1 && prefix[0] == bos);
+    kv_bool(w, "tokenizer.ggml.add_eos_token", n_suffix == 1 && suffix[0] == eos);
+    json_object_put(root);
+    free(types);
     jl_tokenizer_free(t);
     return st;
 }
@@ -424,7 +577,7 @@ jl_status jl_export_gguf(const jl_checkpoint *ck, const char *path, jl_ggml_type
         put_arch(&kv, ck, type);
         st = put_tokenizer(&kv, ck);
         kv_str(&kv, "tokenizer.chat_template", ck->chat_template ? ck->chat_template : jl_chat_template_jinja());
-        st = put_jielong_meta(&kv, ck);
+        if (st == JL_OK) st = put_jielong_meta(&kv, ck);
     }
     if (st == JL_OK && kv.b.oom) st = jl_fail(JL_ERR_NOMEM, "out of memory");
     if (st == JL_OK) st = write_file(path, &kv, ot, n, m);

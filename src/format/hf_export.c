@@ -114,7 +114,7 @@ static jl_status write_tokenizer_config(const jl_checkpoint *ck, const char *dir
     jl_tokenizer *tok = NULL;
     jl_status st = jl_tokenizer_from_json(ck->tokenizer_json, strlen(ck->tokenizer_json), &tok);
     if (st != JL_OK) return st;
-    int32_t bos = jl_tokenizer_special(tok, "<|bos|>"), eos = jl_tokenizer_special(tok, "<|eos|>"),
+    int32_t bos = jl_tokenizer_bos(tok), eos = jl_tokenizer_eos(tok),
             end = jl_tokenizer_special(tok, "<|end|>");
     jl_tokenizer_free(tok);
     json_object *o = json_object_new_object(), *g = json_object_new_object();

@@ -24,7 +24,7 @@ jl_status jl_encode_prompt(const jl_tokenizer *tok, const char *text, int32_t **
     size_t n_body = 0;
     jl_status st = jl_tokenizer_encode(tok, text, strlen(text), 0, &body, &n_body);
     if (st != JL_OK) return jl_fail_context(st, "prompt");
-    int32_t bos = jl_tokenizer_special(tok, "<|bos|>");
+    int32_t bos = jl_tokenizer_bos(tok);
     int total = (int)n_body + (bos >= 0);
     if (total == 0) {
         free(body);
@@ -45,8 +45,8 @@ jl_status jl_encode_prompt(const jl_tokenizer *tok, const char *text, int32_t **
 
 static int is_end_token(const jl_tokenizer *tok, int32_t t) {
     /* <|bos|> too: a base model that starts a new document has finished this one. */
-    return t == jl_tokenizer_special(tok, "<|eos|>") || t == jl_tokenizer_special(tok, "<|end|>") ||
-           t == jl_tokenizer_special(tok, "<|bos|>");
+    return t == jl_tokenizer_eos(tok) || t == jl_tokenizer_special(tok, "<|end|>") ||
+           t == jl_tokenizer_bos(tok);
 }
 
 jl_status jl_generate(jl_session *s, jl_sampler *smp, const jl_tokenizer *tok, const int32_t *prompt, int n_prompt,

@@ -48,7 +48,7 @@ jl_status jl_embed_text(jl_embedder *e, const char *text, float *vec) {
     size_t n_piece;
     jl_status st = jl_tokenizer_encode(e->tok, text, strlen(text), 0, &piece, &n_piece);
     if (st != JL_OK) return st;
-    int T = 0, bos = jl_tokenizer_special(e->tok, "<|bos|>");
+    int T = 0, bos = jl_tokenizer_bos(e->tok);
     if (bos >= 0) e->ids[T++] = bos;
     for (size_t i = 0; i < n_piece && T < c->max_seq_len; i++)
         if (piece[i] < c->vocab_size) e->ids[T++] = piece[i];

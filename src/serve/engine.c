@@ -397,8 +397,8 @@ static item_info info_of(const serve_engine *e, const serve_choice *c) { /* lock
 }
 
 static int is_end_token(const jl_tokenizer *tok, int32_t t) {
-    return t == jl_tokenizer_special(tok, "<|eos|>") || t == jl_tokenizer_special(tok, "<|end|>") ||
-           t == jl_tokenizer_special(tok, "<|bos|>");
+    return t == jl_tokenizer_eos(tok) || t == jl_tokenizer_special(tok, "<|end|>") ||
+           t == jl_tokenizer_bos(tok);
 }
 
 static char *dup_bytes(const char *s, size_t n) {

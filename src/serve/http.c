@@ -907,7 +907,7 @@ static enum MHD_Result tokenize(serve_server *s, struct MHD_Connection *c, const
     json_object_put(o);
     if (st != JL_OK) return fail(s, c, 400, "invalid_request_error", NULL, NULL, "%s", jl_last_error());
     json_object *r = json_object_new_object(), *a = json_object_new_array();
-    int32_t b = jl_tokenizer_special(tok, "<|bos|>");
+    int32_t b = jl_tokenizer_bos(tok);
     if (bos && b >= 0) json_object_array_add(a, json_object_new_int(b));
     for (size_t i = 0; i < n; i++) json_object_array_add(a, json_object_new_int(ids[i]));
     free(ids);

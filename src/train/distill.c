@@ -5,6 +5,7 @@
 #include "core/kl.h"
 #include "core/rng.h"
 #include "core/utf8.h"
+#include "jielong/chat_format.h"
 #include "jielong/dataset.h"
 #include "io/fileio.h"
 #include "jielong/checkpoint.h"
@@ -239,47 +240,26 @@ jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *t
 /* ---------------------------------------------------------------- synthesis (self-instruct) */
 
 
-/* Token ids of rendered chat segments: special tokens by name, text encoded as text. */
-static jl_status encode_segments(const jl_tokenizer *tok, const jl_segments *segs, int32_t **ids, size_t *n) {
-    size_t cap = 64, len = 0;
-    int32_t *out = malloc(sizeof(int32_t) * cap);
-    jl_status st = out ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; st == JL_OK && i < segs->n; i++) {
-        const jl_segment *sg = &segs->items[i];
-        int32_t *piece = NULL, one;
-        size_t np = 0;
-        if (sg->special >= 0) {
-            one = jl_tokenizer_special(tok, jl_special_name((jl_special)sg->special));
-            if (one < 0) st = jl_fail(JL_ERR_FORMAT, "tokenizer has no %s token (chat template)",
-                                      jl_special_name((jl_special)sg->special));
-            np = 1;
-        } else {
-            st = jl_tokenizer_encode(tok, sg->text, sg->len, 0, &piece, &np);
-        }
-        if (st == JL_OK && len + np > cap) {
-            while (len + np > cap) cap *= 2;
-            int32_t *grown = realloc(out, sizeof(int32_t) * cap);
-            if (!grown) st = jl_fail(JL_ERR_NOMEM, "out of memory");
-            else out = grown;
-        }
-        if (st == JL_OK) memcpy(out + len, sg->special >= 0 ? &one : piece, sizeof(int32_t) * np);
-        len += np;
-        free(piece);
+/* The ids that end an answer: <|end|>, the end of text, and each of the format's stop strings that is one token
+ * (e.g. <|im_end|>); -1 for none. */
+static void stop_ids(const jl_tokenizer *tok, const jl_chat_format *f, int32_t stop[8]) {
+    for (int i = 0; i < 8; i++) stop[i] = -1;
+    stop[0] = jl_tokenizer_special(tok, "<|end|>");
+    stop[1] = jl_tokenizer_eos(tok);
+    const char *const *stops;
+    int n = jl_chat_format_stops(f, &stops);
+    for (int i = 0, k = 2; i < n && k < 8; i++) {
+        int32_t *ids = NULL;
+        size_t len = 0;
+        if (jl_tokenizer_encode(tok, stops[i], strlen(stops[i]), 1, &ids, &len) == JL_OK && len == 1) stop[k++] = ids[0];
+        free(ids);
     }
-    if (st != JL_OK) {
-        free(out);
-        return st;
-    }
-    *ids = out;
-    *n = len;
-    return JL_OK;
 }
 
-/* The teacher answers one prompt with the KV-cache engine until <|end|>/<|eos|>, max_new tokens or a full
+/* The teacher answers one prompt with the KV-cache engine until a stop id (stop_ids), max_new tokens or a full
  * context. The answer (stop token excluded) goes to answer[0..*n_new). */
-static jl_status generate_answer(jl_session *s, jl_sampler *smp, const jl_tokenizer *tok, const int32_t *prompt,
+static jl_status generate_answer(jl_session *s, jl_sampler *smp, const int32_t stop[8], const int32_t *prompt,
                                  size_t n_prompt, int max_new, int32_t *answer, size_t *n_new) {
-    int32_t end = jl_tokenizer_special(tok, "<|end|>"), eos = jl_tokenizer_special(tok, "<|eos|>");
     *n_new = 0;
     jl_session_truncate(s, 0);
     const float *logits;
@@ -287,7 +267,9 @@ static jl_status generate_answer(jl_session *s, jl_sampler *smp, const jl_tokeni
     for (int i = 0; st == JL_OK && i < max_new; i++) {
         int32_t next = jl_sampler_sample(smp, logits, jl_session_tokens(s), jl_session_pos(s), NULL, 0);
         if (next < 0) return JL_ERR_RUNTIME;
-        if (next == end || next == eos) break;
+        int stopped = 0;
+        for (int k = 0; k < 8; k++) stopped |= stop[k] >= 0 && next == stop[k];
+        if (stopped) break;
         answer[(*n_new)++] = next;
         if (jl_session_pos(s) >= jl_session_capacity(s)) break;
         st = jl_session_forward(s, &next, 1, NULL, &logits);
@@ -392,6 +374,8 @@ jl_status jl_distill_synthesize(jl_model *teacher, const jl_tokenizer *tok, cons
     if ((st = jl_session_new(teacher, teacher->cfg.max_seq_len, &session)) != JL_OK ||
         (st = jl_sampler_new(&sp, teacher->cfg.vocab_size, &sampler)) != JL_OK)
         goto done_acts;
+    int32_t stop[8];
+    stop_ids(tok, o->format, stop);
     jl_atomic_file af;
     if ((st = jl_atomic_open(&af, out_path)) != JL_OK) goto done_acts;
     jl_segments segs = {0};
@@ -403,11 +387,11 @@ jl_status jl_distill_synthesize(jl_model *teacher, const jl_tokenizer *tok, cons
         char *answer = NULL;
         size_t answer_len;
         jl_segments_clear(&segs);
-        st = jl_chat_render_generation(&conv, &segs);
-        if (st == JL_OK) st = encode_segments(tok, &segs, &ids, &n_ids);
+        st = jl_chat_format_render_generation(o->format, &conv, &segs);
+        if (st == JL_OK) st = jl_segments_encode(tok, &segs, &ids, NULL, &n_ids);
         if (st == JL_OK && !(seq = malloc(sizeof(int32_t) * (size_t)o->max_new_tokens)))
             st = jl_fail(JL_ERR_NOMEM, "out of memory");
-        if (st == JL_OK) st = generate_answer(session, sampler, tok, ids, n_ids, o->max_new_tokens, seq, &n_new);
+        if (st == JL_OK) st = generate_answer(session, sampler, stop, ids, n_ids, o->max_new_tokens, seq, &n_new);
         if (st == JL_OK) st = jl_tokenizer_decode(tok, seq, n_new, &answer, &answer_len);
         if (st == JL_OK) {
             stats->prompts++;

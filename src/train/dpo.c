@@ -3,6 +3,7 @@
  * starting model, held in memory; its log-probs are computed once per batch. */
 #include "train/rl_losses.h"
 #include "train/rl_pairs.h"
+#include "train/rl_dist.h"
 #include "core/seqloss.h"
 #include "model/model.h"
 #include "jielong/dist.h"
@@ -88,7 +89,8 @@ static jl_status dpo_eval(void *self, long step, jl_metric_set *m) {
     size_t cursor = 0;
     int pairs = 0, n;
     dpo_stats out = {0};
-    while ((n = rl_pairs_eval(&r->p, &cursor, batch, rows)) > 0) {
+    for (int k = 0; (n = rl_pairs_eval(&r->p, &cursor, batch, rows)) > 0; k++) {
+        if (!rl_dist_mine(k)) continue; /* mpirun: batches dealt round the ranks, sums reduced below */
         rl_batch_fill(&r->b, rows, n);
         double ref[n];
         ref_logps(r, ref);
@@ -101,6 +103,11 @@ static jl_status dpo_eval(void *self, long step, jl_metric_set *m) {
         out.accuracy += s.accuracy * w;
         pairs += n / 2;
     }
+    double sums[5] = {out.loss, out.chosen, out.rejected, out.accuracy, pairs};
+    jl_status st = rl_dist_sum(JL_OK, sums, 5);
+    if (st != JL_OK) return st;
+    out = (dpo_stats){.loss = sums[0], .chosen = sums[1], .rejected = sums[2], .accuracy = sums[3]};
+    pairs = (int)sums[4];
     out.loss /= pairs;
     out.chosen /= pairs;
     out.rejected /= pairs;

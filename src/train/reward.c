@@ -1,6 +1,7 @@
 /* jielong reward: a reward model = the transformer trunk + a scalar head on the last token, trained on
  * preference pairs with the Bradley-Terry loss. */
 #include "train/rl_losses.h"
+#include "train/rl_dist.h"
 #include "model/model.h"
 #include "jielong/dist.h"
 #include "core/kernels.h"
@@ -273,7 +274,8 @@ static jl_status rm_eval(void *self, long step, jl_metric_set *out) {
     size_t cursor = 0;
     double loss = 0, acc = 0, margin = 0;
     int pairs = 0, n;
-    while ((n = rl_pairs_eval(&r->p, &cursor, batch, rows)) > 0) {
+    for (int k = 0; (n = rl_pairs_eval(&r->p, &cursor, batch, rows)) > 0; k++) {
+        if (!rl_dist_mine(k)) continue; /* mpirun: batches dealt round the ranks, sums reduced below */
         rl_batch_fill(&r->b, rows, n);
         rm_stats s;
         rm_pairs_loss(r->t->model, &r->t->acts, &r->b, &r->h, NULL, &s);
@@ -282,6 +284,10 @@ static jl_status rm_eval(void *self, long step, jl_metric_set *out) {
         margin += s.margin * n / 2;
         pairs += n / 2;
     }
+    double sums[4] = {loss, acc, margin, pairs};
+    jl_status st = rl_dist_sum(JL_OK, sums, 4);
+    if (st != JL_OK) return st;
+    loss = sums[0], acc = sums[1], margin = sums[2], pairs = (int)sums[3];
     jl_metric_add(out, "eval_loss", loss / pairs);
     jl_metric_add(out, "eval_accuracy", acc / pairs);
     jl_metric_add(out, "eval_margin", margin / pairs);

@@ -1,4 +1,5 @@
 #include "train/rl_common.h"
+#include "train/rl_dist.h"
 #include "jielong/dist.h"
 #include "core/kernels.h"
 #include "core/rng.h"
@@ -249,14 +250,8 @@ int rl_update(jl_trainer *t, rl_head *head, double loss, double *grad_norm, floa
 jl_status rl_dist_mean(jl_trainer *t, rl_head *head, jl_status st, double *stats, int n) {
     const int N = jl_dist_size();
     if (N == 1) return st;
-    double all[64 * 8];
-    if (n > 8 || N > 64) return jl_fail(JL_ERR_ARG, "pair stages: more than 64 ranks or 8 step figures");
-    if ((st = jl_dist_agree_with(st, NULL, stats, all, sizeof(double) * (size_t)n)) != JL_OK) return st;
-    for (int k = 0; k < n; k++) {
-        double sum = 0;
-        for (int r = 0; r < N; r++) sum += all[r * n + k];
-        stats[k] = sum / N;
-    }
+    if ((st = rl_dist_sum(st, stats, n)) != JL_OK) return st;
+    for (int k = 0; k < n; k++) stats[k] /= N;
     if ((st = jl_trainer_sum_grads(t)) != JL_OK) return st;
     if (head && (st = jl_dist_sum_floats(head->g, (size_t)head->C)) != JL_OK) return st;
     const float inv = 1.0f / (float)N;

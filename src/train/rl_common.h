@@ -26,10 +26,13 @@ void rl_seq_free(rl_seq *s);
 
 /* Samples an answer after each prompt (rows: prompt i repeated as given), at most max_new tokens, stopping at
  * <|end|> or <|eos|> (kept as the last response token) or at max_len. out[i] gets prompt + answer with
- * resp_start at the answer. The ONE place that generates: the KV-cache engine (include/jielong/generate.h),
- * which applies an attached LoRA adapter unmerged (rollout.c). */
+ * resp_start at the answer. first_row < 0: the rows draw one after the other from *rng_state's stream (advanced);
+ * first_row ≥ 0 (under mpirun): row i draws from its own stream of (*rng_state, first_row + i), its index in the
+ * whole batch the ranks share (jielong/dist.h), so the answers do not depend on the split (*rng_state is left as
+ * it is). The ONE place that generates: the KV-cache engine (include/jielong/generate.h), which applies an attached
+ * LoRA adapter unmerged (rollout.c). */
 jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const rl_seq *const *prompts, int rows,
-                     int max_new, int max_len, float temperature, uint64_t *rng_state, rl_seq *out);
+                     int max_new, int max_len, float temperature, uint64_t *rng_state, int first_row, rl_seq *out);
 /* The answer text of a rolled-out sequence (without the closing <|end|>/<|eos|>), malloc'd. */
 jl_status rl_answer_text(const jl_tokenizer *tok, const rl_seq *s, char **text);
 

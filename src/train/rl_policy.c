@@ -2,7 +2,9 @@
  * updates. GRPO normalises each answer's reward within its group of G answers to the same prompt; PPO uses a
  * value head on the policy, a per-token KL penalty to the frozen reference in the reward and GAE(γ, λ). */
 #include "train/rl_losses.h"
+#include "train/rl_dist.h"
 #include "core/rng.h"
+#include "jielong/dist.h"
 #include "model/model.h"
 #include <limits.h>
 #include <math.h>
@@ -29,6 +31,7 @@ typedef struct {
     size_t n_prompts, pos, *order;
     uint64_t rng;
     int rows, cap_T;
+    int lo, local;      /* this rank's rows [lo, lo + local) of the rollouts (mpirun; one process: all rows) */
     rl_seq *seqs;       /* this iteration's rollouts */
     float *scores;
     double kl_coef;     /* PPO's KL coefficient now (adaptive with kl_target) */
@@ -99,7 +102,7 @@ static jl_status encode_prompts(run *r, const jl_tokenizer *tok, const jl_rl_set
 static jl_status rollout(run *r, const jl_tokenizer *tok, size_t *which) {
     const jl_rl_opts *o = r->o;
     const rl_seq *rows[r->rows];
-    for (int p = 0; p < o->train.run.batch; p++) {
+    for (int p = 0; p < r->rows / o->group; p++) { /* batch prompts per rank */
         if (r->pos >= r->n_prompts) {
             r->pos = 0;
             rl_shuffle(r->order, r->n_prompts, &r->rng);
@@ -111,8 +114,17 @@ static jl_status rollout(run *r, const jl_tokenizer *tok, size_t *which) {
         }
     }
     free_seqs(r->seqs, r->rows);
-    return rl_rollout(r->t->model, &r->t->acts, tok, rows, r->rows, o->max_new, r->cap_T, o->temperature, &r->rng,
-                      r->seqs);
+    if (!jl_dist_launched())
+        return rl_rollout(r->t->model, &r->t->acts, tok, rows, r->rows, o->max_new, r->cap_T, o->temperature, &r->rng,
+                          -1, r->seqs);
+    /* under mpirun (even -np 1): one stream per row, so a row's answer does not depend on which rank samples it */
+    jl_rng g = {r->rng};
+    uint64_t seed = jl_rng_u64(&g);
+    r->rng = g.state;
+    jl_status st = rl_rollout(r->t->model, &r->t->acts, tok, rows + r->lo, r->local, o->max_new, r->cap_T,
+                              o->temperature, &seed, r->lo, r->seqs + r->lo);
+    if (st == JL_OK) st = jl_dist_injected_fault(r->t->step); /* test hook: JL_DIST_FAIL */
+    return rl_dist_share_rollouts(st, r->seqs, r->local, r->cap_T); /* every rank then holds every rollout */
 }
 
 static jl_status score_rows(run *r, const jl_tokenizer *tok, const jl_rl_set *set, jl_reward_fn *fn,
@@ -205,8 +217,8 @@ typedef struct {
     int applied, updates;
 } iter_stats;
 
-/* Epochs × minibatches of clipped updates over the rollout batch. */
-static void optimise(run *r, iter_stats *is) {
+/* Epochs × minibatches of clipped updates over the rollout batch (each rank computes its part of a minibatch). */
+static jl_status optimise(run *r, iter_stats *is) {
     const jl_rl_opts *o = r->o;
     int idx[r->rows];
     for (int i = 0; i < r->rows; i++) idx[i] = i;
@@ -224,13 +236,16 @@ static void optimise(run *r, iter_stats *is) {
             for (int i = 0; i < r->rows; i++) idx[i] = (int)tmp[i];
         }
         for (int s0 = 0; s0 < r->rows; s0 += per) {
-            int n = r->rows - s0 < per ? r->rows - s0 : per;
-            gather(r, idx + s0, n);
+            int n = r->rows - s0 < per ? r->rows - s0 : per, first, mine;
+            rl_dist_part(n, &first, &mine);
+            gather(r, idx + s0 + first, mine);
             rl_zero_grads(r->t, vh);
-            policy_stats ps;
+            policy_stats ps = {0};
             rl_grad_pass_begin(r->t);
-            policy_batch_loss(r->t->model, &r->t->acts, &r->mb, &in, vh, r->logp, r->buf, &r->t->gview, &ps);
+            if (mine) policy_batch_loss(r->t->model, &r->t->acts, &r->mb, &in, vh, r->logp, r->buf, &r->t->gview, &ps);
             rl_grad_pass_end(r->t);
+            jl_status st = rl_dist_policy_mean(r->t, vh, &r->mb, mine, n, &ps);
+            if (st != JL_OK) return st;
             if (is->updates == 0) {
                 is->ratio_first = ps.ratio_mean;
                 is->entropy = ps.entropy;
@@ -245,6 +260,7 @@ static void optimise(run *r, iter_stats *is) {
     is->loss /= is->updates;
     is->value_loss /= is->updates;
     is->clip_frac /= is->updates;
+    return JL_OK;
 }
 
 static jl_status check_opts(const jl_model *m, const jl_rl_opts *o, algo kind, int *max_len) {
@@ -292,23 +308,25 @@ static void run_free(run *r) {
 
 static jl_status run_new(run *r, jl_model *policy, const jl_tokenizer *tok, const jl_rl_set *set, int max_len) {
     const jl_rl_opts *o = r->o;
-    r->rows = o->train.run.batch * o->group;
+    r->local = o->train.run.batch * o->group;
+    r->rows = r->local * jl_dist_size(); /* under mpirun each rank rolls out batch × group of them */
+    r->lo = r->local * jl_dist_rank();
     r->cap_T = max_len;
     r->rng = o->train.run.seed ^ 0x0F1E2D3C4B5A6978ull;
     r->kl_coef = o->kl_coef;
     size_t n = (size_t)r->rows * (size_t)max_len;
     r->policy = policy;
     jl_status st = encode_prompts(r, tok, set, max_len);
-    if (st == JL_OK) st = rl_lora_begin(policy, o, r->rows * max_len, &r->lora);
-    /* the schedule counts optimizer updates */
-    if (st == JL_OK) st = rl_trainer_new(policy, r->rows, max_len, o, o->train.run.steps * o->epochs * o->minibatches, &r->t);
+    if (st == JL_OK) st = rl_lora_begin(policy, o, r->local * max_len, &r->lora);
+    /* the schedule counts optimizer updates; a rank's passes hold at most its rows */
+    if (st == JL_OK) st = rl_trainer_new(policy, r->local, max_len, o, o->train.run.steps * o->epochs * o->minibatches, &r->t);
     if (st == JL_OK) st = rl_ref_new(policy, &r->ref); /* KL is always reported */
     if (st == JL_OK && r->kind == ALGO_PPO) {
         st = rl_head_new(policy->cfg.dim, o->train.run.seed, &r->value);
         if (st == JL_OK) memset(r->value.w, 0, (size_t)r->value.C * sizeof(float)); /* values start at 0 */
     }
     if (st == JL_OK) st = rl_batch_new(r->rows, max_len, &r->full);
-    if (st == JL_OK) st = rl_batch_new(r->rows, max_len, &r->mb);
+    if (st == JL_OK) st = rl_batch_new(r->local, max_len, &r->mb);
     if (st == JL_OK) st = alloc_arrays(&r->fa, n);
     if (st == JL_OK) st = alloc_arrays(&r->ma, n);
     if (st == JL_OK) {
@@ -322,23 +340,40 @@ static jl_status run_new(run *r, jl_model *policy, const jl_tokenizer *tok, cons
 }
 
 /* log π_old (and values) under the policy, log π_ref under the reference, for the rollout batch. */
-static void rollout_logprobs(run *r, double *kl) {
+static jl_status rollout_logprobs(run *r, double *kl) {
     rl_batch *b = &r->full;
+    pos_arrays *out = &r->fa;
+    if (r->local < r->rows) { /* mpirun: this rank's rows, then every rank's gathered */
+        int own[r->local];
+        for (int i = 0; i < r->local; i++) own[i] = r->lo + i;
+        gather(r, own, r->local);
+        b = &r->mb;
+        out = &r->ma;
+    }
     const int C = r->t->model->cfg.dim;
-    rl_forward_logprobs(r->t->model, &r->t->acts, b, r->fa.old_logp, NULL);
+    rl_forward_logprobs(r->t->model, &r->t->acts, b, out->old_logp, NULL);
     if (r->kind == ALGO_PPO)
         for (int row = 0; row < b->rows; row++)
             for (int t = 0; t < b->T; t++) {
                 const float *h = rl_hidden(&r->t->acts, b, row, t, C);
                 double v = 0;
                 for (int k = 0; k < C; k++) v += (double)r->value.w[k] * h[k];
-                r->fa.old_values[(size_t)row * b->T + t] = (float)v;
+                out->old_values[(size_t)row * b->T + t] = (float)v;
             }
     *kl = 0;
-    rl_forward_logprobs(rl_ref_enter(&r->ref), &r->t->acts, b, r->fa.ref_logp, NULL);
+    rl_forward_logprobs(rl_ref_enter(&r->ref), &r->t->acts, b, out->ref_logp, NULL);
     rl_ref_leave(&r->ref);
+    jl_status st = JL_OK;
+    if (out != &r->fa) {
+        const size_t n = (size_t)r->local * b->T;
+        float *const mine[] = {r->ma.old_logp, r->ma.old_values, r->ma.ref_logp};
+        float *const all[] = {r->fa.old_logp, r->fa.old_values, r->fa.ref_logp};
+        for (int k = 0; k < 3 && st == JL_OK; k++) st = rl_dist_gather_floats(mine[k], all[k], n);
+        b = &r->full;
+    }
     for (int row = 0; row < b->rows; row++)
         *kl += (rl_row_sum(b, r->fa.old_logp, row) - rl_row_sum(b, r->fa.ref_logp, row)) / b->rows;
+    return st;
 }
 
 /* The second judge's mean score of the rollouts (logged only). */
@@ -401,7 +436,7 @@ static jl_status ps_step(void *self, jl_stage_step *out) {
     double monitor = NAN;
     if (r->o->monitor && (st = monitor_rows(r, p->tok, p->set, p->which, &monitor)) != JL_OK) return st;
     if (r->o->whiten_rewards) whiten_scores(r, mean, sqrt(var));
-    rollout_logprobs(r, &kl);
+    if ((st = rollout_logprobs(r, &kl)) != JL_OK) return st;
     const double kl_coef_used = r->kl_coef;
     if (r->kind == ALGO_GRPO) grpo_advantages(r);
     else ppo_advantages(r);
@@ -412,7 +447,7 @@ static jl_status ps_step(void *self, jl_stage_step *out) {
                                                              : NULL;
     iter_stats is = {0};
     if (!bad) {
-        optimise(r, &is);
+        if ((st = optimise(r, &is)) != JL_OK) return st;
         if (is.applied < is.updates) bad = "loss or gradient not finite";
     }
     *out = (jl_stage_step){.loss = is.loss, .grad_norm = is.grad_norm, .lr = is.lr, .skipped = bad,
@@ -512,7 +547,7 @@ static jl_status policy_train(algo kind, jl_model *policy, const jl_tokenizer *t
     if (st == JL_OK && !(p.which = malloc((size_t)p.r.rows * sizeof *p.which))) st = jl_fail(JL_ERR_NOMEM, "out of memory");
     if (st == JL_OK) {
         jl_stage s = {.i = kind == ALGO_GRPO ? &grpo_i : &ppo_i, .self = &p,
-                      .what = {.t = p.r.t, .lora = p.r.lora, .tok = tok}, .o = &o->train};
+                      .what = {.t = p.r.t, .lora = p.r.lora, .tok = tok}, .o = &o->train, .data_parallel = 1};
         st = jl_train_run(&s, efn, user);
     }
     free(p.which);

@@ -23,19 +23,29 @@ static int32_t sample_row(const float *logits, int V, float temperature, jl_rng 
     return best;
 }
 
+/* Row r's own sampling stream (under mpirun): from the step's seed and the row's index in the whole (all ranks')
+ * batch, so a row draws the same numbers whichever rank rolls it out. */
+static jl_rng row_stream(uint64_t seed, int row) {
+    jl_rng rng;
+    jl_rng_seed(&rng, seed ^ ((uint64_t)(row + 1) * 0xD1B54A32D192ED03ull));
+    return rng;
+}
+
 /* Each row is generated with the KV-cache engine (which applies an attached LoRA adapter unmerged): one prefill
- * of the prompt, then one matrix-vector step per token. The sampling (and so the RNG stream) is the same for every row order and thread count. */
+ * of the prompt, then one matrix-vector step per token. The sampling is the same for every thread count (and,
+ * with first_row ≥ 0, every number of ranks). */
 jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const rl_seq *const *prompts, int rows,
-                     int max_new, int max_len, float temperature, uint64_t *rng_state, rl_seq *out) {
+                     int max_new, int max_len, float temperature, uint64_t *rng_state, int first_row, rl_seq *out) {
     (void)a; /* the session keeps its own buffers */
     const int V = m->cfg.vocab_size;
-    int32_t end = jl_tokenizer_special(tok, "<|end|>"), eos = jl_tokenizer_special(tok, "<|eos|>");
+    int32_t end = jl_tokenizer_special(tok, "<|end|>"), eos = jl_tokenizer_eos(tok);
     int capacity = max_len < m->cfg.max_seq_len ? max_len : m->cfg.max_seq_len;
     jl_session *session = NULL;
     jl_status st = jl_session_new(m, capacity, &session);
     for (int r = 0; r < rows; r++) out[r].ids = NULL;
     jl_rng rng = {*rng_state};
     for (int r = 0; r < rows && st == JL_OK; r++) {
+        if (first_row >= 0) rng = row_stream(*rng_state, first_row + r);
         int cap = prompts[r]->len + max_new;
         out[r].ids = malloc((size_t)cap * sizeof(int32_t));
         if (!out[r].ids) {
@@ -60,12 +70,12 @@ jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const rl_
         for (int r = 0; r < rows; r++) rl_seq_free(&out[r]);
         return st;
     }
-    *rng_state = rng.state;
+    if (first_row < 0) *rng_state = rng.state;
     return JL_OK;
 }
 
 jl_status rl_answer_text(const jl_tokenizer *tok, const rl_seq *s, char **text) {
-    int32_t end = jl_tokenizer_special(tok, "<|end|>"), eos = jl_tokenizer_special(tok, "<|eos|>");
+    int32_t end = jl_tokenizer_special(tok, "<|end|>"), eos = jl_tokenizer_eos(tok);
     int n = s->len - s->resp_start;
     if (n > 0 && (s->ids[s->len - 1] == end || s->ids[s->len - 1] == eos)) n--;
     size_t len;

@@ -278,14 +278,26 @@ void jl_stage_opts_resume(jl_stage_opts *o, const jl_stage_opts *saved, unsigned
 #undef TAKE
 }
 
-jl_status jl_stage_opts_of_checkpoint(const char *path, jl_stage_opts *out) {
+jl_status jl_state_object_of_checkpoint(const char *path, json_object **out) {
     char *text;
+    *out = NULL;
     jl_status st = jl_state_of_checkpoint(path, &text);
     if (st != JL_OK) return st;
     json_object *j = json_tokener_parse(text);
     free(text);
-    st = j && json_object_is_type(j, json_type_object) ? jl_state_read_opts(j, out)
-                                                       : jl_fail(JL_ERR_FORMAT, "training state is not a JSON object");
+    if (j && json_object_is_type(j, json_type_object)) {
+        *out = j;
+        return JL_OK;
+    }
+    json_object_put(j);
+    return jl_fail(JL_ERR_FORMAT, "%s: training state is not a JSON object", path);
+}
+
+jl_status jl_stage_opts_of_checkpoint(const char *path, jl_stage_opts *out) {
+    json_object *j;
+    jl_status st = jl_state_object_of_checkpoint(path, &j);
+    if (st != JL_OK) return st;
+    st = jl_state_read_opts(j, out);
     json_object_put(j);
     return st == JL_OK ? JL_OK : jl_fail_context(st, "%s", path);
 }

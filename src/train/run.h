@@ -103,6 +103,8 @@ jl_status jl_state_indices(json_object *j, const char *key, size_t *v, size_t n,
 jl_status jl_state_read_opts(json_object *j, jl_stage_opts *o);
 /* The state JSON of a checkpoint file (a model checkpoint or an adapter); malloc'd. */
 jl_status jl_state_of_checkpoint(const char *path, char **state_json);
+/* The same parsed (a JSON object, else an error naming the file); the caller puts it. */
+jl_status jl_state_object_of_checkpoint(const char *path, json_object **out);
 
 /* The optimizer options of the trainer from o (total_steps = updates of the whole run). */
 void jl_optim_from_cfg(const jl_optim_cfg *c, long total_steps, jl_optim_opts *out);

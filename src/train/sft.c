@@ -255,17 +255,17 @@ static jl_status cursor_init(cursor *c, const example_set *set, uint64_t seed, i
 /* Rows a pass over the set takes: conversations, or packed rows. */
 static size_t cursor_rows(const cursor *c) { return c->packed ? c->packer.rows : c->set->n; }
 
-/* Positions conversation i fills in a row of T: packed, its segment; unpacked, up to the row's end. */
-static size_t positions_used(const cursor *c, size_t i, int T) {
-    if (c->packed) return (size_t)c->len[i];
-    const size_t n = c->set->ex[i].n, room = (size_t)(T - c->prefix);
-    return (size_t)c->prefix + (n < room ? n : room);
+/* Positions of a row that conversation i puts to use, counted alike packed and one per row: prefix + n − 1
+ * (each of its tokens with a next one to predict; its last token is only a target, and one per row the position
+ * that holds it predicts nothing, like the padding after it). n ≤ T − prefix + 1: see build_examples. */
+static size_t positions_used(const cursor *c, size_t i) {
+    return c->packed ? (size_t)c->len[i] : (size_t)c->prefix + c->set->ex[i].n - 1;
 }
 
 /* Padding share of the current epoch's rows of T (all of them, not only those used so far). */
 static double epoch_padding(const cursor *c, int T) {
     double used = 0;
-    for (size_t i = 0; i < c->set->n; i++) used += (double)positions_used(c, i, T);
+    for (size_t i = 0; i < c->set->n; i++) used += (double)positions_used(c, i);
     const double rows = (double)cursor_rows(c);
     return rows > 0 ? 1.0 - used / (rows * T) : 0;
 }
@@ -314,7 +314,7 @@ static jl_status next_batch(void *ctx, int32_t *tokens, int32_t *targets, int B,
             tg[i] = -1;
         }
         jl_sft_row(e->ids, e->train, e->n, c->pad, tk + c->prefix, tg + c->prefix, T - c->prefix);
-        c->pad_tokens += T - (long)positions_used(c, i, T);
+        c->pad_tokens += T - (long)positions_used(c, i);
         c->row_tokens += T;
     }
     return JL_OK;
@@ -450,6 +450,7 @@ static jl_status ss_save_state(void *self, json_object *j) {
     json_object_object_add(j, "data_pos", json_object_new_int64((int64_t)r->cur.pos));
     json_object_object_add(j, "epoch", json_object_new_int64(r->cur.epoch));
     json_object_object_add(j, "packing", json_object_new_int(r->cur.packed));
+    json_object_object_add(j, "eval_batches", json_object_new_int(r->o.eval_batches)); /* the held-out pass */
     return JL_OK;
 }
 
@@ -474,6 +475,19 @@ static jl_status ss_restore_state(void *self, json_object *j) {
     if ((st = jl_state_long(j, "data_pos", 0, (long)cursor_rows(&r->cur), &pos)) != JL_OK) return st;
     r->cur.pos = (size_t)pos;
     return JL_OK;
+}
+
+jl_status jl_sft_opts_of_checkpoint(const char *path, jl_sft_opts *o) {
+    json_object *j;
+    jl_status st = jl_state_object_of_checkpoint(path, &j);
+    if (st != JL_OK) return st;
+    long T, eval_batches = o->eval_batches;
+    st = jl_state_read_opts(j, &o->train);
+    if (st == JL_OK && (st = jl_state_long(j, "T", 2, 1L << 20, &T)) == JL_OK) o->T = (int)T;
+    if (st == JL_OK && (st = jl_state_long_opt(j, "eval_batches", 0, 1L << 20, &eval_batches)) == JL_OK)
+        o->eval_batches = (int)eval_batches;
+    json_object_put(j);
+    return st == JL_OK ? JL_OK : jl_fail_context(st, "%s", path);
 }
 
 /* The fine-tuned model; with a chat template of its own, the template (and its bos/eos) is kept in the file. */
@@ -580,7 +594,7 @@ jl_status jl_sft_train(jl_model *m, const jl_tokenizer *tok, const jl_sft_set *t
                                                     : jl_config_default_lr(&m->cfg) / 3;
     o->optim.warmup = jl_default_warmup(o->optim.warmup, o->run.steps);
     r.prefix = r.o.method == JL_SFT_PROMPT ? r.o.prompt_tokens : 0;
-    int32_t pad = jl_tokenizer_special(tok, "<|eos|>");
+    int32_t pad = jl_tokenizer_eos(tok);
     if (pad < 0) pad = 0;
     if ((st = sft_examples(&r, train, val_set)) == JL_OK && (st = setup_method(&r)) == JL_OK &&
         (st = new_trainer(&r)) == JL_OK)
