@@ -3,8 +3,10 @@
 # (JL_BENCH_MB MB, default 16, of synthetic mixed English/Chinese/code) and the same tokenizer.json files:
 #   training: byte-level BPE to 30000 tokens with GPT-2's pre-tokenizer regex (HF's ByteLevel default)
 #   encoding: the tokenizer we trained, and cl100k (when scripts/fetch_vocab.sh has it), loaded by both;
-#             one call on the whole text (HF: encode; one thread) and on all threads (HF: encodeBatch of ~256 KB
-#             pieces cut at newlines; jielong: one encode call, which splits and uses every OpenMP thread).
+#             one call on the whole text (HF: encode; one thread) and on all threads (HF: encodeBatch over the
+#             text's documents — paragraphs split at blank lines, as HF users batch a corpus; jielong: one encode
+#             call, which splits and uses every OpenMP thread); jielong with its hand-written pre-tokenizer scanner
+#             and with PCRE2 ("pcre2" lines), and each tokenizer.json's load time.
 # Then runs scripts/check_hf_tokenizers.sh (same ids from our tokenizer.json files in HF, and the reverse).
 # Usage: bench/bench_tokenizer.sh [BUILD_DIR]
 set -eu
@@ -40,12 +42,7 @@ const [textPath, ...jsons] = process.argv.slice(2);
   tr.train([textPath]);
   const trainS = Number(process.hrtime.bigint() - t0) / 1e9;
   console.log(`train gpt2 vocab ${tr.getVocabSize()}: ${trainS.toFixed(2)} s`);
-  const pieces = [];
-  for (let s = 0; s < text.length;) {
-    let e = text.indexOf("\n", s + 262144);
-    e = e < 0 ? text.length : e + 1;
-    pieces.push(text.slice(s, e)); s = e;
-  }
+  const pieces = text.split(/(?<=\n\n)/);  /* documents: paragraphs, each with its blank line */
   for (const j of jsons) {
     const tok = Tokenizer.fromFile(j), name = path.basename(j);
     const best = async (f) => { let b = 1e9, n = 0, spent = 0; for (let r = 0; r < 3 && spent < 5; r++) {
@@ -55,35 +52,31 @@ const [textPath, ...jsons] = process.argv.slice(2);
     const [tn, nn] = await best(async () => (await tok.encodeBatch(pieces, { addSpecialTokens: false }))
                                           .reduce((s, e) => s + e.getLength(), 0));
     console.log(`encode ${name} 1 call: ${(mb / t1).toFixed(1)} MB/s (${n1} tokens, ${t1.toFixed(3)} s)`);
-    console.log(`encode ${name} batch: ${(mb / tn).toFixed(1)} MB/s (${nn} tokens, ${tn.toFixed(3)} s)`);
+    console.log(`encode ${name} batch: ${(mb / tn).toFixed(1)} MB/s (${nn} tokens, ${tn.toFixed(3)} s; ` +
+                `encodeBatch of ${pieces.length} documents)`);
   }
 })();' "$mods" "$work/text.txt" "${jsons[@]}" 2>/dev/null | grep -v '^[[:space:]]*$'  # HF training prints blank lines
 # The six model families' real tokenizer.json files (scripts/fetch_vocab.sh), JL_BENCH_FAMILY_MB MB (default 4) of
 # --world text (Chinese, Japanese, Korean, English, code, emoji, accents). HF is called as its users call it on
-# much text: encodeBatch of ~256 KB pieces cut at newlines (all threads); jielong: one encode call (all threads).
+# a corpus: encodeBatch over its documents (paragraphs, all threads); jielong: one encode call (all threads).
 if bash scripts/fetch_vocab.sh 2>/dev/null; then
   fmb=${JL_BENCH_FAMILY_MB:-4}
   "$build/jielong" tokenizer synth --world --seed 2 --bytes $((fmb << 20)) --output "$work/world.txt"
   fams=()
-  for f in llama3 qwen3 deepseek_v3 gpt4o gemma3 llama2; do
+  for f in ${JL_BENCH_FAMILIES:-llama3 qwen3 deepseek_v3 gpt4o gemma3 llama2}; do  # JL_BENCH_FAMILIES: a subset
     ln -sf "$PWD/build/vocab/hf/$f/tokenizer.json" "$work/$f.json"; fams+=("$work/$f.json")
   done
   echo "-- six model families, $fmb MB of mixed text: jielong (bench_tokenizer --encode, all threads)"
   "$build/bench/bench_tokenizer" --text "$work/world.txt" --vocab 0 $(printf -- '--encode %s ' "${fams[@]}") |
     tee "$work/fam_ours.txt"
-  echo "-- the same with HF tokenizers (encodeBatch of ~256 KB pieces; encode of the whole text)"
+  echo "-- the same with HF tokenizers (encodeBatch over the documents: paragraphs split at blank lines)"
   node -e '
   const fs = require("fs"), path = require("path");
   const { Tokenizer } = require(process.argv[1] + "/tokenizers");
   const [textPath, ...jsons] = process.argv.slice(2);
   (async () => {
     const text = fs.readFileSync(textPath, "utf8"), mb = Buffer.byteLength(text) / 1e6;
-    const pieces = [];
-    for (let s = 0; s < text.length;) {
-      let e = text.indexOf("\n", s + 262144);
-      e = e < 0 ? text.length : e + 1;
-      pieces.push(text.slice(s, e)); s = e;
-    }
+    const pieces = text.split(/(?<=\n\n)/);  /* documents: paragraphs, each with its blank line */
     for (const j of jsons) {
       const tok = Tokenizer.fromFile(j), name = path.basename(j);
       let best = 1e9, n = 0;
@@ -92,11 +85,12 @@ if bash scripts/fetch_vocab.sh 2>/dev/null; then
         n = (await tok.encodeBatch(pieces, { addSpecialTokens: false })).reduce((s, e) => s + e.getLength(), 0);
         best = Math.min(best, Number(process.hrtime.bigint() - t) / 1e9);
       }
-      console.log(`encode ${name} batch: ${(mb / best).toFixed(1)} MB/s (${n} tokens, ${best.toFixed(3)} s)`);
+      console.log(`encode ${name} batch: ${(mb / best).toFixed(1)} MB/s (${n} tokens, ${best.toFixed(3)} s; ` +
+                  `encodeBatch of ${pieces.length} documents)`);
     }
   })();' "$mods" "$work/world.txt" "${fams[@]}" | tee "$work/fam_hf.txt"
   echo "-- jielong / HF (same run, same text; ours on all threads vs HF encodeBatch)"
-  awk '/threads: / { split($0, a, " "); ours[a[2]] = a[5] } /batch: / { split($0, a, " "); hf[a[2]] = a[4] }
+  awk '/threads: / && !/ pcre2 / { split($0, a, " "); ours[a[2]] = a[5] } /batch: / { split($0, a, " "); hf[a[2]] = a[4] }
        END { for (k in hf) if (k in ours) printf "%s: %.1fx (%s vs %s MB/s)\n", k, ours[k] / hf[k], ours[k], hf[k] }' \
     "$work/fam_ours.txt" "$work/fam_hf.txt" | sort
 fi

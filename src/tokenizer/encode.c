@@ -56,7 +56,7 @@ static jl_status regex_state_get(regex_state **out) {
 /* Calls fn for the matches of re in s[0..n) and the gaps between them, in order (is_match 1 / 0). Empty matches
  * are dropped and the search goes on one character later, as HF's Oniguruma iterator does; a match can never end
  * past n (the `$`-at-the-end case). */
-typedef jl_status (*span_fn)(void *user, size_t start, size_t end, int is_match);
+typedef tok_span_fn span_fn;
 
 static jl_status find_regex(const pcre2_code *re, const char *s, size_t n, span_fn fn, void *user) {
     regex_state *r;
@@ -515,6 +515,60 @@ static int bpe_word(encoder *e, const char *s, size_t n, tok_ivec *out) {
     return bpe_large(t, NULL, e->sym.v, e->sym.n, out);
 }
 
+/* A part of a cut piece (encode_cut): BPE alone — the whole-piece lookup of ignore_merges is for whole pieces —,
+ * cached under a hash of its own so a part and an equal whole piece never share an entry. */
+static int encode_part(encoder *e, const char *s, size_t n) {
+    const jl_tokenizer *t = e->t;
+    tok_ivec *out = e->out;
+    if (n == 1) return tok_ivec_push(out, t->byte_id[(unsigned char)s[0]]);
+    uint64_t h = 0;
+    if (n <= CACHE_KEY) {
+        h = (tok_hash_bytes(s, n) ^ 0x5bd1e9955bd1e995ull) | 1;
+        const cache_entry *c = cache_find(e, s, n, h);
+        if (c) {
+            if (tok_ivec_reserve(out, CACHE_IDS)) return -1;
+            memcpy(out->v + out->n, c->ids, CACHE_IDS * sizeof(int32_t));
+            out->n += c->n_ids;
+            return 0;
+        }
+    }
+    size_t from = out->n;
+    if (bpe_word(e, s, n, out)) return -1;
+    if (n <= CACHE_KEY) cache_insert(e, s, n, h, from);
+    return 0;
+}
+
+/* BPE of a byte-level piece cut between two multi-byte characters wherever no token spans them (tok_crossable):
+ * no merge can cross such a boundary, so the parts give the same ids apart, and short parts are cached (CJK runs
+ * are long and rarely repeat whole; their characters and words do). 1: cut and encoded, 0: nothing to cut (no ids
+ * added), -1: out of memory. */
+static int encode_cut(encoder *e, const char *s, size_t n) {
+    const jl_tokenizer *t = e->t;
+    size_t seg = 0, i = 0, prev_len = 0;
+    uint32_t prev = 0;
+    int cut = 0;
+    while (i < n) {
+        if ((unsigned char)s[i] < 0x80) {
+            prev_len = 0;
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        size_t l = tok_utf8_char(s + i, n - i, &cp);
+        int valid = !(cp == 0xFFFD && l == 1);
+        if (valid && prev_len && !tok_crossable(t, prev, cp, (unsigned char)s[i - 1], (unsigned char)s[i])) {
+            if (encode_part(e, s + seg, i - seg)) return -1;
+            seg = i;
+            cut = 1;
+        }
+        prev = cp;
+        prev_len = valid ? l : 0;
+        i += l;
+    }
+    if (!cut) return 0;
+    return encode_part(e, s + seg, n - seg) ? -1 : 1;
+}
+
 static jl_status encode_word(encoder *e, const char *s, size_t n) {
     const jl_tokenizer *t = e->t;
     tok_ivec *out = e->out;
@@ -534,6 +588,12 @@ static jl_status encode_word(encoder *e, const char *s, size_t n) {
         }
     }
     size_t from = out->n;
+    /* A piece that can be cut is no token (a token would span the cut): cut first, then the whole-piece lookup. Cut
+     * pieces are mostly random CJK runs: only their parts are cached */
+    const tok_pipeline *p = t->pipe;
+    int cut = t->cross_pairs && n > 3 && !p->char_level && !p->prefix_len && !p->suffix_len ? encode_cut(e, s, n) : 0;
+    if (cut < 0) goto oom;
+    if (cut) return JL_OK;
     int32_t whole = t->ignore_merges ? tok_lookup(t, s, n) : -1;
     if (whole >= 0) {
         if (tok_ivec_push(out, whole)) goto oom;
@@ -612,7 +672,9 @@ static jl_status stage_split(encoder *e, int k, const char *s, size_t n, int fir
     if (pr->behavior == TOK_SPLIT_REMOVED) c.keep = pr->invert;
     span_fn fn = streaming ? stage_emit : stage_collect;
     e->stage[k].n_spans = 0;
-    jl_status st = pr->re ? find_regex(pr->re, s, n, fn, &c) : find_literal(pr->literal, pr->literal_len, s, n, fn, &c);
+    jl_status st = pr->scan && !e->t->pipe->pcre2_only ? tok_scan(pr->scan, s, n, fn, &c)
+                   : pr->re                                ? find_regex(pr->re, s, n, fn, &c)
+                                                           : find_literal(pr->literal, pr->literal_len, s, n, fn, &c);
     if (st != JL_OK || streaming) return st;
     return split_merged(e, k, s, first, pr->behavior, pr->invert);
 }

@@ -157,6 +157,7 @@ static jl_status add_split(json_load *L, const char *regex, tok_behavior b, int 
     *pr = (tok_pre){.kind = TOK_PRE_SPLIT, .behavior = b, .invert = invert, .owns_re = 1};
     jl_status st = tok_compile_regex(regex, strlen(regex), &pr->re);
     if (st != JL_OK) return jl_fail_context(st, "%s: %s", L->origin, path);
+    pr->scan = tok_scan_kind_of(regex, strlen(regex));
     p->n_pre++;
     if (!L->first_regex) L->first_regex = regex;
     if (!tok_pattern_parallel_safe(regex)) L->parallel_safe = 0;
@@ -183,6 +184,7 @@ static jl_status add_split_json(json_load *L, json_object *o, const char *path) 
     const char *src = NULL;
     jl_status st = read_pattern(L, get(o, "pattern"), path, &pr->literal, &pr->literal_len, &pr->re, &src);
     if (st != JL_OK) return st;
+    if (src) pr->scan = tok_scan_kind_of(src, strlen(src));
     if (src && !L->first_regex) L->first_regex = src;
     if (src ? !tok_pattern_parallel_safe(src) : (memchr(pr->literal, '\n', pr->literal_len) != NULL))
         L->parallel_safe = 0;

@@ -554,7 +554,8 @@ jl_status tok_pipeline_default(jl_tokenizer *t) {
     if (st != JL_OK) return st;
     if (t->re) {
         p->n_pre = 1;
-        p->pre[0] = (tok_pre){.kind = TOK_PRE_SPLIT, .re = t->re, .behavior = TOK_SPLIT_ISOLATED};
+        p->pre[0] = (tok_pre){.kind = TOK_PRE_SPLIT, .re = t->re, .behavior = TOK_SPLIT_ISOLATED,
+                              .scan = tok_scan_kind_of(t->pattern, strlen(t->pattern))};
     }
     return JL_OK;
 }

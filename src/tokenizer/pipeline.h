@@ -44,6 +44,7 @@ typedef struct {
     char rep[8];      /* Metaspace: the replacement character (UTF-8) */
     size_t rep_len;
     int prepend;      /* Metaspace: 0 never, 1 always, 2 only at the start of the text */
+    int scan;         /* Split on a regex a hand-written scanner knows (tok_scan_kind), else TOK_SCAN_NONE */
 } tok_pre;
 
 enum {
@@ -66,6 +67,7 @@ typedef struct {
 } tok_added_set;
 
 struct tok_pipeline {
+    int pcre2_only;   /* 1: every Split runs PCRE2, even where a scanner knows the pattern (jl_tokenizer_set_scanner) */
     int lossy_utf8;   /* invalid UTF-8 becomes U+FFFD first, as HF (which only ever sees text) does */
     int n_norm;
     tok_norm norm[TOK_MAX_STAGES];
@@ -112,6 +114,16 @@ size_t tok_added_match(const jl_tokenizer *t, const tok_added_set *set, const ch
 /* Whether a match [start, end) of entry k in text[0..len) stands (single_word) and its span widened by
  * lstrip / rstrip over whitespace; 0 if the match does not count. */
 int tok_added_accept(const tok_added_set *set, int k, const char *text, size_t len, size_t *start, size_t *end);
+
+/* ---- hand-written pre-tokenizer scanners (scan.c) ---- */
+/* Spans of a pre-tokenizer over s[0..n): matches (is_match 1) and the runs between them (0), in order. */
+typedef jl_status (*tok_span_fn)(void *user, size_t start, size_t end, int is_match);
+typedef enum { TOK_SCAN_NONE, TOK_SCAN_GPT2, TOK_SCAN_CL100K, TOK_SCAN_QWEN2 } tok_scan_kind;
+/* The scanner that splits exactly as PCRE2 does with this pattern (UTF, UCP, invalid UTF-8 as a barrier),
+ * TOK_SCAN_NONE if there is none: the GPT-2, cl100k (= Llama 3) and Qwen 2 patterns, byte for byte. */
+int tok_scan_kind_of(const char *pattern, size_t len);
+/* Calls fn for the spans of the scanner `kind` over s[0..n), as find_regex would with its pattern. */
+jl_status tok_scan(int kind, const char *s, size_t n, tok_span_fn fn, void *user);
 
 /* ---- UTF-8 ---- */
 /* Decodes one character at s[0..n); returns its length (1 for an invalid byte, *cp = U+FFFD). */

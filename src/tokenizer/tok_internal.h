@@ -84,6 +84,14 @@ struct jl_tokenizer {
                                                      hashing (half the lookups of BPE are these); rank INT32_MAX = none */
     int ignore_merges;     /* 1: a pre-token that is itself in the vocabulary is one token (tiktoken, HF) */
 
+    /* Where BPE can merge across the boundary of two multi-byte characters A B: only where some token spans it.
+     * cross_pairs holds (A << 21 | B) + 1 for tokens that hold both characters whole (open addressing, 0 =
+     * empty); cross_bytes a bit per (last byte of A) << 8 | (first byte of B) for tokens that cut one of them short.
+     * Byte-level only (cross_pairs NULL otherwise). */
+    uint64_t *cross_pairs;
+    size_t cross_mask;
+    uint64_t cross_bytes[1024];
+
     int n_special;         /* added tokens matched in text when allow_special = 1 */
     int32_t *special_ids;
     uint8_t special_first[256]; /* 1 if some special token starts with this byte */
@@ -118,6 +126,16 @@ typedef struct {
 } tok_spec;
 
 jl_status tok_build(const tok_spec *spec, jl_tokenizer **out);
+/* Whether some token spans the boundary between the characters A (last byte x) and B (first byte y). */
+static inline int tok_crossable(const jl_tokenizer *t, uint32_t a, uint32_t b, unsigned char x, unsigned char y) {
+    unsigned bit = (unsigned)x << 8 | y;
+    if (t->cross_bytes[bit >> 6] >> (bit & 63) & 1) return 1;
+    uint64_t key = ((uint64_t)a << 21 | b) + 1;
+    for (size_t i = tok_hash_u64(key) & t->cross_mask;; i = (i + 1) & t->cross_mask) {
+        if (t->cross_pairs[i] == key) return 1;
+        if (!t->cross_pairs[i]) return 0;
+    }
+}
 /* Id of a byte string, -1 if absent. */
 int32_t tok_lookup(const jl_tokenizer *t, const char *s, size_t n);
 /* Compiles `pattern` with UTF + UCP + invalid-UTF matching and JIT. */

@@ -292,6 +292,53 @@ static jl_status build_byte_pairs(jl_tokenizer *t) {
     return JL_OK;
 }
 
+/* UTF-8 length announced by a lead byte (>= 0xC0). */
+static size_t lead_len(unsigned char c) { return c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4; }
+
+static int cross_add(jl_tokenizer *t, uint64_t key, size_t *count) {
+    size_t i = tok_hash_u64(key) & t->cross_mask;
+    while (t->cross_pairs[i] && t->cross_pairs[i] != key) i = (i + 1) & t->cross_mask;
+    if (!t->cross_pairs[i]) ++*count;
+    t->cross_pairs[i] = key;
+    return *count * 2 > t->cross_mask; /* 1: full, grow */
+}
+
+/* The boundaries inside token s[0..n) between a multi-byte character and the next (see jl_tokenizer.cross_*). */
+static int cross_token(jl_tokenizer *t, const unsigned char *s, size_t n, size_t *count) {
+    for (size_t k = 1; k < n; k++) {
+        if (s[k - 1] < 0x80 || s[k] < 0xC0) continue;
+        size_t j = k - 1;
+        while (j > 0 && s[j] >= 0x80 && s[j] < 0xC0) j--;
+        uint32_t a = 0xFFFD, b = 0xFFFD;
+        int whole = s[j] >= 0xC0 && lead_len(s[j]) == k - j && k + lead_len(s[k]) <= n &&
+                    tok_utf8_char((const char *)s + j, k - j, &a) == k - j &&
+                    tok_utf8_char((const char *)s + k, lead_len(s[k]), &b) == lead_len(s[k]);
+        if (!whole) {
+            unsigned bit = (unsigned)s[k - 1] << 8 | s[k];
+            t->cross_bytes[bit >> 6] |= 1ull << (bit & 63);
+        } else if (cross_add(t, ((uint64_t)a << 21 | b) + 1, count)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static jl_status build_cross(jl_tokenizer *t) {
+    for (size_t cap = 1024;; cap *= 2) {
+        free(t->cross_pairs);
+        memset(t->cross_bytes, 0, sizeof t->cross_bytes);
+        t->cross_pairs = calloc(cap, sizeof *t->cross_pairs);
+        if (!t->cross_pairs) return jl_fail(JL_ERR_NOMEM, "out of memory");
+        t->cross_mask = cap - 1;
+        size_t count = 0;
+        int full = 0;
+        for (int id = 0; id < t->n_vocab && !full; id++)
+            full = cross_token(t, (const unsigned char *)t->tok_bytes + t->tok_off[id],
+                               t->tok_off[id + 1] - t->tok_off[id], &count);
+        if (!full) return JL_OK;
+    }
+}
+
 static jl_status build_specials(jl_tokenizer *t, const tok_spec *sp) {
     t->special_ids = malloc(sizeof(int32_t) * ((size_t)sp->n_special + 1));
     if (!t->special_ids) return jl_fail(JL_ERR_NOMEM, "out of memory");
@@ -341,6 +388,7 @@ jl_status tok_build(const tok_spec *sp, jl_tokenizer **out) {
     if (st == JL_OK) st = build_pairs(t, sp);
     if (st == JL_OK) st = build_pair_filter(&t->pairs);
     if (st == JL_OK) st = build_byte_pairs(t);
+    if (st == JL_OK && !sp->char_level) st = build_cross(t);
     if (st == JL_OK && t->pattern[0]) st = tok_compile_pattern(t->pattern, &t->re);
     if (st == JL_OK) st = tok_pipeline_default(t);
     if (st == JL_OK) t->pipe->char_level = sp->char_level;
@@ -364,6 +412,7 @@ void jl_tokenizer_free(jl_tokenizer *t) {
     free(t->pairs.slots);
     free(t->pairs.filter);
     free(t->byte_pairs);
+    free(t->cross_pairs);
     free(t->special_ids);
     free(t->is_special);
     free(t->pattern);
@@ -397,6 +446,13 @@ jl_status jl_tokenizer_bytes(jl_tokenizer **out) {
 int jl_tokenizer_vocab_size(const jl_tokenizer *t) { return t->n_vocab; }
 
 const char *jl_tokenizer_pattern(const jl_tokenizer *t) { return t->pattern; }
+
+int jl_tokenizer_set_scanner(jl_tokenizer *t, int on) {
+    t->pipe->pcre2_only = !on;
+    int n = 0;
+    for (int k = 0; on && k < t->pipe->n_pre; k++) n += t->pipe->pre[k].kind == TOK_PRE_SPLIT && t->pipe->pre[k].scan;
+    return n;
+}
 
 const char *jl_tokenizer_token(const jl_tokenizer *t, int32_t id, size_t *len) {
     if (id < 0 || id >= t->n_vocab) {
