@@ -4,7 +4,7 @@
  * the files written by jl_export_gguf. jielong loads each file as `generate --model X.gguf` does and decodes in
  * its session (the argmax is part of the time); llama.cpp runs bench/llamacpp_decode.mjs on the same file, in
  * turns with ours, REPEATS rounds, with the same thread count (OpenMP's). The ratio is of the best rates measured
- * here in this run. */
+ * here in this run. BL_ONLY=15M or BL_ONLY=110M runs one shape. */
 #include "core/rng.h"
 #include "core/timer.h"
 #include "infer/sampler.h"
@@ -108,7 +108,8 @@ int main(void) {
         printf("node-llama-cpp is missing in %s (run scripts/fetch_llamacpp_npm.sh from the repository root)\n", nlc);
         return 1;
     }
-    bench_shape(nlc, "stories15M", 288, 6, 6, 768, 256);
-    bench_shape(nlc, "stories110M", 768, 12, 12, 2048, 1024);
+    const char *only = getenv("BL_ONLY");
+    if (!only || !strcmp(only, "15M")) bench_shape(nlc, "stories15M", 288, 6, 6, 768, 256);
+    if (!only || !strcmp(only, "110M")) bench_shape(nlc, "stories110M", 768, 12, 12, 2048, 1024);
     return 0;
 }

@@ -1,8 +1,10 @@
 /* Retrieval recall on the bundled poems: questions "《X》的作者是谁？" and "《X》的第二句是什么？" about poems whose
  * title is unique, over an index of the whole corpus (one passage per poem: title, author, lines). Recall@1 and
  * recall@5 of the right poem for BM25 (jlhan tokenizer: Han bigram phrases + characters, characters only, bigrams
- * only; SQLite's trigram tokenizer), dense (mean-pooled hidden states of the model given) and fused (RRF).
- *   build/bench/bench_rag [MODEL.safetensors] [questions per kind, default 300]
+ * only; SQLite's trigram tokenizer), dense (mean-pooled hidden states of the model given) and fused (RRF), all on
+ * the same questions in one run, with each index's build time (the dense one: passages + embeddings) and the mean
+ * time per query (dense and fused: the question's forward pass included).
+ *   build/bench/bench_rag [MODEL.safetensors|-] [questions per kind, default 300] [poems: the first N of the corpus]
  * Without a model only the BM25 rows are measured. */
 #include "core/rng.h"
 #include "io/fileio.h"
@@ -105,9 +107,33 @@ static jl_index *build(const char *dir, const char *name, const char *tokenizer,
     return ix;
 }
 
+/* The first `limit` lines of the corpus as DIR/poems.jsonl (its path in out); 0 when it cannot be written. */
+static int corpus_head(const char *corpus, const char *dir, int limit, char *out, size_t cap) {
+    char *data;
+    size_t len, i = 0;
+    if (jl_read_file(corpus, &data, &len) != JL_OK) return 0;
+    for (int k = 0; i < len && k < limit; i++) k += data[i] == '\n';
+    snprintf(out, cap, "%s/poems.jsonl", dir);
+    FILE *f = fopen(out, "wb");
+    int ok = f && fwrite(data, 1, i, f) == i;
+    ok &= f && fclose(f) == 0;
+    free(data);
+    return ok;
+}
+
 int main(int argc, char **argv) {
     const char *model = argc > 1 && strcmp(argv[1], "-") ? argv[1] : NULL, *poems_path = "data/poems.jsonl";
-    int n = argc > 2 ? atoi(argv[2]) : 300;
+    int n = argc > 2 ? atoi(argv[2]) : 300, limit = argc > 3 ? atoi(argv[3]) : 0;
+    char dir[] = "/tmp/bench_rag_XXXXXX", head[64];
+    if (!mkdtemp(dir)) return 1;
+    if (limit > 0) { /* a smaller corpus: embedding every poem takes long on a loaded machine */
+        if (!corpus_head(poems_path, dir, limit, head, sizeof head)) {
+            fprintf(stderr, "%s: %s\n", poems_path, jl_last_error());
+            return 1;
+        }
+        poems_path = head;
+        printf("corpus: the first %d poems of data/poems.jsonl\n", limit);
+    }
     jl_poems *poems;
     char *data;
     size_t len;
@@ -126,8 +152,6 @@ int main(int argc, char **argv) {
     free(data);
     question *qs = malloc(sizeof *qs * (size_t)n);
     make_questions(poems, starts, n, qs);
-    char dir[] = "/tmp/bench_rag_XXXXXX";
-    if (!mkdtemp(dir)) return 1;
     jl_checkpoint ck = {0};
     jl_tokenizer *tok = NULL;
     jl_embedder *e = NULL;
@@ -139,7 +163,8 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
-    jl_index *han = build(dir, "jlhan.db", "jlhan", e, poems_path), *tri = build(dir, "trigram.db", "trigram", NULL, poems_path);
+    jl_index *han = build(dir, "jlhan.db", "jlhan", NULL, poems_path), *tri = build(dir, "trigram.db", "trigram", NULL, poems_path),
+             *emb = e ? build(dir, "dense.db", "jlhan", e, poems_path) : NULL;
     printf("\n| ranking | question | recall@1 | recall@5 | ms/query |\n|---|---|---|---|---|\n");
     jl_index_set_query_terms(han, JL_TERMS_BOTH);
     measure("BM25 jlhan: bigrams + characters", han, JL_RANK_BM25, NULL, qs, n);
@@ -150,8 +175,15 @@ int main(int argc, char **argv) {
     jl_index_set_query_terms(han, JL_TERMS_BOTH);
     measure("BM25 trigram", tri, JL_RANK_BM25, NULL, qs, n);
     if (e) {
-        measure("dense (mean-pooled hidden states)", han, JL_RANK_DENSE, e, qs, n);
-        measure("fused (RRF of BM25 bigrams+chars, dense)", han, JL_RANK_FUSED, e, qs, n);
+        jl_index_set_query_terms(emb, JL_TERMS_BIGRAM);
+        measure("BM25 jlhan: bigrams (same index)", emb, JL_RANK_BM25, NULL, qs, n);
+        for (int centred = 0; centred < 2; centred++) {
+            jl_index_set_dense_center(emb, centred);
+            measure(centred ? "dense, centred" : "dense (mean-pooled hidden states)", emb, JL_RANK_DENSE, e, qs, n);
+            measure(centred ? "fused (RRF of BM25 bigrams, dense centred)" : "fused (RRF of BM25 bigrams, dense)", emb,
+                    JL_RANK_FUSED, e, qs, n);
+        }
+        jl_index_close(emb);
     }
     jl_index_close(han);
     jl_index_close(tri);

@@ -5,8 +5,11 @@
  * single-stream decode rate of the `jielong generate` path (jl_generate on a session) measured in the same run.
  * The aggregate counts the wall time of each stream's ~27-token prompt prefill (the byte tokenizer) too; the
  * steady decode rate (streams / p50 inter-token gap) is the rate once every stream is decoding.
- * BS_ONLY=15M|110M runs one shape; BS_TOKENS (default 64) tokens per stream; BS_STREAMS="1 4 16 64". */
+ * f32 runs twice: the batch's products in fp32 (the default) and in bf16 (serve --precision bf16, where the CPU has
+ * AVX512-BF16). BS_ONLY=15M|110M runs one shape; BS_TYPES="f32 bf16 q8_0" picks the weight formats; BS_TOKENS
+ * (default 64) tokens per stream; BS_STREAMS="1 4 16 64". */
 #include "core/timer.h"
+#include "infer/batch.h"
 #include "infer/qweights.h"
 #include "jielong/generate.h"
 #include "model/model.h"
@@ -155,7 +158,7 @@ static double single_stream(const jl_model *m, const jl_qweights *qw, const jl_t
     return best;
 }
 
-static void bench_shape(const char *name, int dim, int n_layer, int n_head, int hidden, const char *qtype,
+static void bench_shape(const char *name, int dim, int n_layer, int n_head, int hidden, const char *qtype, int bf16,
                         const int *streams, int n_streams, int n_tokens, const jl_tokenizer *tok) {
     jl_config c;
     jl_config_from_depth(&c, JL_ARCH_LLAMA, n_layer, 32000, 256);
@@ -187,12 +190,14 @@ static void bench_shape(const char *name, int dim, int n_layer, int n_head, int 
     o.parallel = max_streams;
     o.context = 256;
     o.max_queue = 1024;
+    o.bf16 = bf16;
     serve_server *srv;
     if (serve_start(&o, &srv) != JL_OK) {
         printf("%s: %s\n", name, jl_last_error());
         return;
     }
-    printf("%s %s (dim %d, %d layers, %.1fM params), %d tokens per stream, %d threads\n", name, qtype ? qtype : "f32",
+    printf("%s %s%s (dim %d, %d layers, %.1fM params), %d tokens per stream, %d threads\n", name, qtype ? qtype : "f32",
+           bf16 ? " (serve --precision bf16: the batch's products in bf16)" : "",
            dim, n_layer, m->n_params / 1e6, n_tokens, omp_get_max_threads());
     /* single stream and S streams take turns, so a load change on the machine shows in both; on a loaded machine
      * tokens per CPU-second say more than wall-clock rates (both sides run the same 2 OpenMP threads) */
@@ -236,10 +241,15 @@ int main(int argc, char **argv) {
     }
     jl_tokenizer *tok;
     if (jl_tokenizer_bytes(&tok) != JL_OK) return 1;
-    const char *types[2] = {NULL, "q8_0"};
-    for (int t = 0; t < 2; t++) {
-        if (!only || strcmp(only, "15M") == 0) bench_shape("stories15M", 288, 6, 6, 768, types[t], streams, n_streams, n_tokens, tok);
-        if (!only || strcmp(only, "110M") == 0) bench_shape("stories110M", 768, 12, 12, 2048, types[t], streams, n_streams, n_tokens, tok);
+    /* f32 weights with fp32 products, the same with bf16 products (where the CPU has them), q8_0; BS_TYPES="f32 bf16
+     * q8_0" (default all three) picks */
+    const char *types[3] = {NULL, NULL, "q8_0"}, *names[3] = {"f32", "bf16", "q8_0"}, *want = getenv("BS_TYPES");
+    for (int t = 0; t < 3; t++) {
+        if ((want && !strstr(want, names[t])) || (t == 1 && !jl_matmat_bf16_supported())) continue;
+        if (!only || strcmp(only, "15M") == 0)
+            bench_shape("stories15M", 288, 6, 6, 768, types[t], t == 1, streams, n_streams, n_tokens, tok);
+        if (!only || strcmp(only, "110M") == 0)
+            bench_shape("stories110M", 768, 12, 12, 2048, types[t], t == 1, streams, n_streams, n_tokens, tok);
     }
     jl_tokenizer_free(tok);
     return 0;

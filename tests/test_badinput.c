@@ -352,6 +352,15 @@ static const bad_case cases[] = {
     {"sft_bom_ok", "$J sft --model $D/m.st --steps 1 --batch-size 1 --threads 1 --out $D/o_sftbom --val-fraction 0 "
                    "--data $D/sftbom.jsonl", 0, "wrote"},
     {"sft_lora_rank_too_big", SFT "$D/sft.jsonl --method lora --lora-rank 64", 2, "exceeds the width"},
+    {"sft_tool_args_not_json", SFT "$D/toolargs.jsonl", 2, "messages[1].tool_calls[0].function.arguments: not a JSON object"},
+    {"sft_tool_args_array", SFT "$D/toolarr.jsonl", 2, "messages[1].tool_calls[0].function.arguments: not a JSON object"},
+    {"sft_tool_call_no_name", SFT "$D/toolname.jsonl", 2, "messages[1].tool_calls[0].function.name: missing"},
+    {"sft_tool_calls_empty", SFT "$D/toolnone.jsonl", 2, "messages[1].tool_calls: must be a non-empty array"},
+    {"sft_tools_not_list", SFT "$D/toolspec.jsonl", 2, "tools"},
+    {"index_build_bad_jsonl", "$J index build --input $D/badline.jsonl --out $D/o_ix.db --quiet", 2, "badline.jsonl:2"},
+    {"index_overlap_too_big", "$J index build --input $D/two.txt --out $D/o_ix.db --chunk-chars 20 --overlap 30", 2,
+     "overlap"},
+    {"index_query_not_an_index", "$J index query $D/two.txt hello", 2, "two.txt: open: file is not a database"},
     {"prefs_missing_rejected", PREFS "$D/norej.jsonl", 2, "rejected"},
     {"prefs_raw_nul", PREFS "$D/prefnul.jsonl", 2, "raw NUL byte"},
     {"rl_unknown_form", GRPO "$D/rlform.jsonl", 2, "is not a poem form"},
@@ -597,6 +606,19 @@ static void make_data_cases(void) {
     spit_str(fxp("array.jsonl"), "[1,2]\n");
     spit_str(fxp("trailing.jsonl"), "{\"messages\":[]} x\n");
     spit_str(fxp("role.jsonl"), "{\"messages\":[{\"role\":\"wizard\",\"content\":\"hi\"}]}\n");
+    const char *q = "{\"messages\":[{\"role\":\"user\",\"content\":\"2+2\"},{\"role\":\"assistant\",\"tool_calls\":";
+    snprintf(buf, sizeof buf, "%s[{\"type\":\"function\",\"function\":{\"name\":\"calculator\",\"arguments\":"
+             "\"{not json\"}}]}]}\n", q);
+    spit_str(fxp("toolargs.jsonl"), buf);
+    snprintf(buf, sizeof buf, "%s[{\"type\":\"function\",\"function\":{\"name\":\"calculator\",\"arguments\":"
+             "\"[1]\"}}]}]}\n", q);
+    spit_str(fxp("toolarr.jsonl"), buf);
+    snprintf(buf, sizeof buf, "%s[{\"type\":\"function\",\"function\":{\"arguments\":{}}}]}]}\n", q);
+    spit_str(fxp("toolname.jsonl"), buf);
+    snprintf(buf, sizeof buf, "%s[]}]}\n", q);
+    spit_str(fxp("toolnone.jsonl"), buf);
+    spit_str(fxp("toolspec.jsonl"), "{\"tools\":{\"name\":\"calculator\"},\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"hi\"},{\"role\":\"assistant\",\"content\":\"a\"}]}\n");
     spit_str(fxp("norej.jsonl"), "{\"prompt\":\"a\",\"chosen\":\"b\"}\n");
     spit(fxp("prefnul.jsonl"), "{\"prompt\":\"a\",\"chosen\":\"b\",\"rejected\":\"\0\"}\n", 42);
     spit_str(fxp("rlform.jsonl"), "{\"prompt\":\"write\",\"form\":\"sonnet\"}\n");

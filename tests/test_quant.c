@@ -162,9 +162,9 @@ static void test_qmatmul_paths_vs_reference(void **s) {
 static void test_qmatmul_against_fp32(void **s) {
     (void)s;
     /* rows not a multiple of 16 and an odd number of blocks */
-    const int rows = 98, cols = 224, N = 3;
+    const int rows = 98, cols = 224, N = 5; /* 7 groups: pairs and a last single group; 4 inputs + 1 */
     float *w = randn((size_t)rows * cols, 3, 0.05f), *x = randn((size_t)N * cols, 4, 1.0f), *b = randn(rows, 5, 0.1f);
-    double ref[3 * 98], norm = 0;
+    double ref[5 * 98], norm = 0;
     for (int i = 0; i < N; i++)
         for (int r = 0; r < rows; r++) {
             double acc = b[r];
@@ -175,7 +175,7 @@ static void test_qmatmul_against_fp32(void **s) {
     const jl_qtype types[] = {JL_QTYPE_Q8_0, JL_QTYPE_Q4_0};
     const double tol[] = {0.01, 0.12};
     void *xq = malloc(jl_qmatmul_scratch_bytes(N, cols));
-    float y[3 * 98], y1[98], y_scalar[3 * 98];
+    float y[5 * 98], y1[98], y_scalar[5 * 98];
     for (int t = 0; t < 2; t++) {
         jl_qmatrix q;
         assert_int_equal(jl_qmatrix_from_f32(&q, types[t], w, rows, cols), JL_OK);
@@ -203,16 +203,19 @@ static void test_qmatmul_against_fp32(void **s) {
 
 /* The batched step's halves: jl_qmatmul_quantize writes the same bytes on every path (the AVX-512 rounding is
  * ggml's round-half-away, ties included), and rows [r0, r1) of jl_qmatmul_rows, accumulated or not, equal
- * jl_qmatvec_rows row for row, bit for bit, for 1..6 inputs (the four-input kernel and the tail). */
+ * jl_qmatvec_rows row for row, bit for bit, for 1..9 inputs (the two-group and one-group four-input kernels and
+ * the one-input tail) and row ranges that start and end inside groups, take pairs of groups and a last single
+ * (partial) group. */
 static void test_qmatmul_rows_equal_matvec(void **s) {
     (void)s;
-    const int rows = 70, cols = 96, N = 6;
+    const int rows = 70, cols = 96, N = 9; /* 5 groups, the last one 6 rows */
+    const int ranges[][2] = {{19, 61}, {0, 70}, {33, 70}, {48, 64}, {5, 6}};
     float *w = randn((size_t)rows * cols, 7, 0.05f), *x = randn((size_t)N * cols, 8, 1.0f), *b = randn(rows, 9, 0.1f);
     x[0] = 127.0f; /* first block: scale exactly 1, so every other value is a tie k + 0.5 (rounded away from 0) */
     for (int i = 1; i < 32; i++) x[i] = (float)(i - 16) + 0.5f;
     const size_t bytes = jl_qmatmul_scratch_bytes(N, cols);
     unsigned char *xa = malloc(bytes), *xs = malloc(bytes), *x1 = malloc(bytes);
-    float y[6 * 70], want[70];
+    float y[9 * 70], want[70];
     for (int t = 0; t < 2; t++) {
         jl_qmatrix q;
         assert_int_equal(jl_qmatrix_from_f32(&q, t ? JL_QTYPE_Q4_0 : JL_QTYPE_Q8_0, w, rows, cols), JL_OK);
@@ -224,16 +227,18 @@ static void test_qmatmul_rows_equal_matvec(void **s) {
                 const size_t stride = (bytes - 64) / N;
                 for (int i = 0; i < N; i++) assert_memory_equal(a + i * stride, c + i * stride, cols + cols / 32 * 8);
             }
-            for (int n = 1; n <= N; n++)
-                for (int acc = 0; acc < 2; acc++) {
-                    for (int i = 0; i < n * rows; i++) y[i] = acc ? 0.25f * (float)i : -1.0f;
-                    jl_qmatmul_rows(y, p == JL_QPATH_SCALAR ? xs : xa, &q, b, n, 19, 61, acc);
-                    for (int i = 0; i < n; i++) {
-                        for (int r = 0; r < rows; r++) want[r] = acc ? 0.25f * (float)(i * rows + r) : -1.0f;
-                        jl_qmatvec_rows(want, x + i * cols, &q, b, x1, 19, 61, acc);
-                        assert_memory_equal(want, y + i * rows, sizeof want);
+            for (size_t k = 0; k < sizeof ranges / sizeof ranges[0]; k++)
+                for (int n = 1; n <= N; n++)
+                    for (int acc = 0; acc < 2; acc++) {
+                        const int r0 = ranges[k][0], r1 = ranges[k][1];
+                        for (int i = 0; i < n * rows; i++) y[i] = acc ? 0.25f * (float)i : -1.0f;
+                        jl_qmatmul_rows(y, p == JL_QPATH_SCALAR ? xs : xa, &q, b, n, r0, r1, acc);
+                        for (int i = 0; i < n; i++) {
+                            for (int r = 0; r < rows; r++) want[r] = acc ? 0.25f * (float)(i * rows + r) : -1.0f;
+                            jl_qmatvec_rows(want, x + i * cols, &q, b, x1, r0, r1, acc);
+                            assert_memory_equal(want, y + i * rows, sizeof want);
+                        }
                     }
-                }
         }
         jl_qmatrix_free(&q);
     }

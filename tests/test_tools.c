@@ -143,6 +143,10 @@ static void test_tool_call_parser(void **s) {
     char *text = jl_tool_call_text("calculator", "{\"expression\":\"1+1\"}");
     assert_string_equal(text, "<tool_call>{\"name\":\"calculator\",\"arguments\":{\"expression\":\"1+1\"}}</tool_call>");
     free(text);
+    /* arguments that are JSON but not an object are refused, as the parser refuses them in a model's call */
+    const char *not_args[] = {"[1]", "5", "\"x\"", "null", "{\"a\":1} 2", "{"};
+    for (size_t i = 0; i < sizeof not_args / sizeof *not_args; i++)
+        assert_null(jl_tool_call_text("calculator", not_args[i]));
 }
 
 static void test_toolbox_errors(void **s) {

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct {
     int quiet;
@@ -53,6 +55,8 @@ static int index_build(int argc, char **argv) {
     o.tokenizer = tokenizer;
     jl_status st = model ? rag_model_load(model, &rm) : JL_OK;
     o.model_id = rm.id;
+    struct stat sb;
+    const int existed = stat(out, &sb) == 0;
     if (st == JL_OK) st = jl_index_open(out, 1, &ix);
     const char *crash = getenv("JL_INDEX_CRASH_AFTER");
     build_view v = {.quiet = quiet, .crash_after = crash ? atol(crash) : 0};
@@ -63,6 +67,12 @@ static int index_build(int argc, char **argv) {
     free(inputs.v);
     jl_index_close(ix);
     rag_model_free(&rm);
+    if (st != JL_OK && !existed) { /* a first build that failed leaves no empty index behind */
+        char journal[4200];
+        snprintf(journal, sizeof journal, "%s-journal", out);
+        unlink(out);
+        unlink(journal);
+    }
     if (st != JL_OK) return cli_report("index build", st);
     printf("%s: %zu passages (+%zu, -%zu); files: %zu added, %zu replaced, %zu unchanged, %zu skipped", out,
            s.passages_total, s.passages_added, s.passages_removed, s.files_added, s.files_replaced, s.files_unchanged,

@@ -2,8 +2,10 @@
  * row's own position → causal GQA attention against the row's slot → o → residual → norm → MLP → residual) with
  * the rows of several sequences stacked in one matrix. */
 #include "infer/batch.h"
+#include "core/half.h"
 #include "core/kernels.h"
 #include "core/vexp.h"
+#include "infer/attend.h"
 #include "infer/linear.h"
 #include "infer/qweights.h"
 #include "model/lora.h"
@@ -28,6 +30,9 @@ struct jl_batch {
     float *x, *xb, *qkv, *atty, *fc, *fc_act, *mean, *rstd, *hx, *logits;
     float *att;               /* (threads, cap) attention scores */
     void *xq;                 /* q8_0 activations for the quantised linears */
+    uint16_t *w16;            /* bf16 copy of the fp32 linear weights (jl_batch_set_precision), or NULL */
+    uint16_t *x16_team;       /* per thread: bf16 activations for those products (x16_elems each) */
+    size_t x16_elems;
     /* the team of a step (one parallel region): per thread a norm output (max_rows × dim), norm statistics
      * (2 × max_rows) and quantised-input scratch (xq_bytes) */
     float *xb_team, *stat_team;
@@ -46,6 +51,11 @@ static float *alloc_floats(size_t n) {
     return p;
 }
 
+static int widest_input(const jl_config *c) {
+    int widest = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
+    return widest > c->n_head * jl_head_size(c) ? widest : c->n_head * jl_head_size(c);
+}
+
 static const jl_qmatrix *qmat(const jl_batch *b, int layer, int which) {
     if (!b->qw) return NULL;
     const jl_qmatrix *q = layer < 0 ? &b->qw->head : &b->qw->layer[(size_t)layer * JL_LIN_PER_LAYER + which];
@@ -57,12 +67,57 @@ static void bind_weights(jl_batch *b) {
     const int C = c->dim, H = c->hidden_dim;
     for (int l = 0; l < c->n_layer; l++) {
         const jl_layer_params *p = &b->m->w.layers[l];
-        b->layers[l].qkv = (jl_linear){p->qkv_w, p->qkv_b, C, jl_qkv_dim(c), qmat(b, l, JL_LIN_QKV), b->xq};
-        b->layers[l].o = (jl_linear){p->o_w, p->o_b, c->n_head * jl_head_size(c), C, qmat(b, l, JL_LIN_O), b->xq};
-        b->layers[l].fc = (jl_linear){p->fc_w, p->fc_b, C, jl_fc_dim(c), qmat(b, l, JL_LIN_FC), b->xq};
-        b->layers[l].down = (jl_linear){p->down_w, p->down_b, H, C, qmat(b, l, JL_LIN_DOWN), b->xq};
+        b->layers[l].qkv = (jl_linear){p->qkv_w, p->qkv_b, C, jl_qkv_dim(c), qmat(b, l, JL_LIN_QKV), b->xq, NULL};
+        b->layers[l].o = (jl_linear){p->o_w, p->o_b, c->n_head * jl_head_size(c), C, qmat(b, l, JL_LIN_O), b->xq, NULL};
+        b->layers[l].fc = (jl_linear){p->fc_w, p->fc_b, C, jl_fc_dim(c), qmat(b, l, JL_LIN_FC), b->xq, NULL};
+        b->layers[l].down = (jl_linear){p->down_w, p->down_b, H, C, qmat(b, l, JL_LIN_DOWN), b->xq, NULL};
     }
-    b->head = (jl_linear){b->m->w.lm_head, NULL, C, c->padded_vocab, qmat(b, -1, 0), b->xq};
+    b->head = (jl_linear){b->m->w.lm_head, NULL, C, c->padded_vocab, qmat(b, -1, 0), b->xq, NULL};
+}
+
+/* Every fp32 linear of the model in a fixed order (per layer qkv, o, fc, down; then the head). */
+static int fp32_linears(jl_batch *b, jl_linear **out) {
+    int n = 0;
+    for (int l = 0; l < b->m->cfg.n_layer; l++) {
+        jl_linear *ls[4] = {&b->layers[l].qkv, &b->layers[l].o, &b->layers[l].fc, &b->layers[l].down};
+        for (int k = 0; k < 4; k++)
+            if (!ls[k]->q) out[n++] = ls[k];
+    }
+    if (!b->head.q) out[n++] = &b->head;
+    return n;
+}
+
+jl_status jl_batch_set_precision(jl_batch *b, jl_precision p) {
+    jl_linear **ls = malloc(sizeof *ls * (size_t)(4 * b->m->cfg.n_layer + 1));
+    if (!ls) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    const int n = fp32_linears(b, ls);
+    for (int i = 0; i < n; i++) ls[i]->w16 = NULL;
+    free(b->w16);
+    free(b->x16_team);
+    b->w16 = NULL;
+    b->x16_team = NULL;
+    jl_status st = JL_OK;
+    if (p == JL_PREC_BF16 && n > 0) {
+        size_t total = 0;
+        for (int i = 0; i < n; i++) total += (size_t)ls[i]->in * (size_t)ls[i]->out;
+        b->x16_elems = ((size_t)b->max_rows * (size_t)widest_input(&b->m->cfg) + 31) / 32 * 32;
+        if (!jl_matmat_bf16_supported()) st = jl_fail(JL_ERR_ARG, "bf16 products need a CPU with AVX512-BF16 (and a build for it)");
+        else if (!(b->w16 = malloc(total * sizeof *b->w16)) ||
+                 !(b->x16_team = aligned_alloc(64, (size_t)b->n_threads * b->x16_elems * sizeof *b->x16_team)))
+            st = jl_fail(JL_ERR_NOMEM, "cannot allocate the bf16 copy of the weights (%.1f MB)", 2.0 * total / 1e6);
+        for (size_t i = 0, off = 0; st == JL_OK && i < (size_t)n; off += (size_t)ls[i]->in * ls[i]->out, i++) {
+            jl_to_bf16(ls[i]->w, b->w16 + off, (size_t)ls[i]->in * ls[i]->out);
+            ls[i]->w16 = b->w16 + off;
+        }
+        if (st != JL_OK) {
+            free(b->w16);
+            free(b->x16_team);
+            b->w16 = NULL;
+            b->x16_team = NULL;
+        }
+    }
+    free(ls);
+    return st;
 }
 
 /* The weights are checked by creating (and dropping) a one-position session: the same rules as jl_session_new_quant. */
@@ -100,8 +155,7 @@ static int alloc_buffers(jl_batch *b) {
     b->xb_team = alloc_floats(T * R * C);
     b->stat_team = alloc_floats(T * 2 * R);
     if (b->qw) {
-        int widest = c->dim > c->hidden_dim ? c->dim : c->hidden_dim;
-        widest = widest > c->n_head * jl_head_size(c) ? widest : c->n_head * jl_head_size(c);
+        const int widest = widest_input(c);
         b->xq_bytes = (jl_qmatmul_scratch_bytes(b->max_rows, widest) + 63) / 64 * 64;
         b->xq = aligned_alloc(64, b->xq_bytes);
         b->xq_team = aligned_alloc(64, T * b->xq_bytes);
@@ -150,6 +204,8 @@ void jl_batch_free(jl_batch *b) {
     free(b->layers);
     free(b->xq);
     free(b->xq_team);
+    free(b->w16);
+    free(b->x16_team);
     free(b);
 }
 
@@ -183,10 +239,16 @@ static float *kv_at(const jl_batch *b, float *cache, int slot, int layer) {
     return cache + ((size_t)slot * b->m->cfg.n_layer + (size_t)layer) * b->cap * b->kv_dim;
 }
 
-/* Row-independent linear: our fp32 kernel or the quantised product (each row quantised on its own). */
-static void linear(const jl_linear *L, const float *x, float *y, int n) {
-    if (L->q) jl_qmatmul(y, x, L->q, L->b, n, L->xq);
-    else jl_matmat_own(y, L->w, x, L->b, L->in, L->out, n);
+/* Row-independent linear: our fp32 kernel, the bf16 one or the quantised product (each row quantised on its own). */
+static void linear(const jl_batch *b, const jl_linear *L, const float *x, float *y, int n) {
+    if (L->q) {
+        jl_qmatmul(y, x, L->q, L->b, n, L->xq);
+    } else if (L->w16) {
+        jl_f32_to_bf16_array(x, b->x16_team, (size_t)n * L->in);
+        jl_matmat_bf16(y, L->w16, b->x16_team, L->b, L->in, L->out, n);
+    } else {
+        jl_matmat_own(y, L->w, x, L->b, L->in, L->out, n);
+    }
 }
 
 static void norm(const jl_batch *b, float *out, const float *inp, const float *w, const float *bias, int n) {
@@ -195,36 +257,14 @@ static void norm(const jl_batch *b, float *out, const float *inp, const float *w
     else jl_layernorm_forward(out, b->mean, b->rstd, inp, w, bias, n, c->dim, c->norm_eps);
 }
 
-/* One row's attention for one head: q against keys 0..pos of its slot, softmax, weighted sum of values. */
+/* One row's attention for one head: q against keys 0..pos of its slot (jl_attend_head, as the session's decode). */
 static void attend_row_head(const jl_batch *b, int layer, int row, int h, float *att) {
     const jl_config *c = &b->m->cfg;
-    const int hs = jl_head_size(c), group = c->n_head / c->n_kv_head, kvd = b->kv_dim, QKV = jl_qkv_dim(c);
-    const int slot = b->row_slot[row], pos = b->row_pos[row], kvo = (h / group) * hs;
-    const float *kc = kv_at(b, b->k_cache, slot, layer), *vc = kv_at(b, b->v_cache, slot, layer);
-    const float *q = b->qkv + (size_t)row * QKV + (size_t)h * hs;
-    float *out = b->atty + (size_t)row * c->n_head * hs + (size_t)h * hs;
-    const float scale = 1.0f / sqrtf((float)hs);
-    float maxv = -INFINITY, sum = 0.0f;
-    for (int t = 0; t <= pos; t++) {
-        const float *k = kc + (size_t)t * kvd + kvo;
-        float d = 0.0f;
-#pragma omp simd reduction(+ : d)
-        for (int i = 0; i < hs; i++) d += q[i] * k[i];
-        att[t] = d * scale;
-        maxv = att[t] > maxv ? att[t] : maxv;
-    }
-    for (int t = 0; t <= pos; t++) {
-        att[t] = jl_vexpf(att[t] - maxv);
-        sum += att[t];
-    }
-    const float inv = 1.0f / sum;
-    memset(out, 0, (size_t)hs * sizeof *out);
-    for (int t = 0; t <= pos; t++) {
-        const float *v = vc + (size_t)t * kvd + kvo;
-        const float a = att[t] * inv;
-#pragma omp simd
-        for (int i = 0; i < hs; i++) out[i] += a * v[i];
-    }
+    const int hs = jl_head_size(c), group = c->n_head / c->n_kv_head, QKV = jl_qkv_dim(c);
+    const int slot = b->row_slot[row], kvo = (h / group) * hs;
+    jl_attend_head(b->qkv + (size_t)row * QKV + (size_t)h * hs, kv_at(b, b->k_cache, slot, layer) + kvo,
+                   kv_at(b, b->v_cache, slot, layer) + kvo, b->kv_dim, hs, b->row_pos[row] + 1, att,
+                   b->atty + (size_t)row * c->n_head * hs + (size_t)h * hs);
 }
 
 /* Appends every row's k and v to its slot, then attends (rows × heads in parallel). */
@@ -291,19 +331,19 @@ static void layer_forward(jl_batch *b, const jl_batch_item *items, int n_items, 
     const int C = c->dim, QKV = jl_qkv_dim(c), H = c->hidden_dim;
     const size_t nC = (size_t)R * C;
     norm(b, b->xb, b->x, p->ln1_w, p->ln1_b, R);
-    linear(&lin->qkv, b->xb, b->qkv, R);
+    linear(b, &lin->qkv, b->xb, b->qkv, R);
     lora_add(b, l, JL_LORA_OUT_QKV, b->qkv, QKV, b->xb, R);
     if (c->arch == JL_ARCH_LLAMA) rope(b, items, n_items);
     attention(b, l, R);
-    linear(&lin->o, b->atty, b->xb, R);
+    linear(b, &lin->o, b->atty, b->xb, R);
     lora_add(b, l, JL_LORA_OUT_O, b->xb, C, b->atty, R);
     jl_residual_forward(b->x, b->x, b->xb, nC);
     norm(b, b->xb, b->x, p->ln2_w, p->ln2_b, R);
-    linear(&lin->fc, b->xb, b->fc, R);
+    linear(b, &lin->fc, b->xb, b->fc, R);
     lora_add(b, l, JL_LORA_OUT_FC, b->fc, jl_fc_dim(c), b->xb, R);
     if (c->arch == JL_ARCH_LLAMA) jl_swiglu_forward(b->fc_act, b->fc, R, H);
     else jl_gelu_forward(b->fc_act, b->fc, (size_t)R * H);
-    linear(&lin->down, b->fc_act, b->xb, R);
+    linear(b, &lin->down, b->fc_act, b->xb, R);
     lora_add(b, l, JL_LORA_OUT_DOWN, b->xb, C, b->fc_act, R);
     jl_residual_forward(b->x, b->x, b->xb, nC);
 }
@@ -317,27 +357,35 @@ static void share(int n, int t, int nt, int *lo, int *hi) {
 }
 
 /* Outputs [lo, hi) of a linear for all R rows: y (R, L->out) gets W·x + b, added to y when accumulate (the
- * residual). A quantised linear reads x from xq, where quantize_input put it. */
-static void linear_rows(const jl_linear *L, const float *x, const void *xq, float *y, int R, int lo, int hi,
+ * residual). A quantised or bf16 linear reads x from its scratch, where prepare_input put it. */
+typedef struct {
+    void *xq;      /* q8_0 activations (quantised linears) */
+    uint16_t *x16; /* bf16 activations (bf16 products) */
+} input_scratch;
+
+static void linear_rows(const jl_linear *L, const float *x, const input_scratch *in, float *y, int R, int lo, int hi,
                         int accumulate) {
-    if (L->q) jl_qmatmul_rows(y, xq, L->q, L->b, R, lo, hi, accumulate);
+    if (L->q) jl_qmatmul_rows(y, in->xq, L->q, L->b, R, lo, hi, accumulate);
+    else if (L->w16) jl_matmat_bf16_rows(y, L->w16, in->x16, L->b, L->in, L->out, R, lo, hi, accumulate);
     else jl_matmat_rows(y, L->w, x, L->b, L->in, L->out, R, lo, hi, accumulate);
 }
 
-/* R rows of x as q8_0 into this thread's scratch when the linear is quantised (each thread its own copy). */
-static void quantize_input(const jl_linear *L, const float *x, int R, void *xq) {
-    if (L->q) jl_qmatmul_quantize(x, R, L->in, xq);
+/* R rows of x as q8_0 (quantised linear) or bf16 (bf16 products) into this thread's scratch. */
+static void prepare_input(const jl_linear *L, const float *x, int R, const input_scratch *in) {
+    if (L->q) jl_qmatmul_quantize(x, R, L->in, in->xq);
+    else if (L->w16) jl_f32_to_bf16_array(x, in->x16, (size_t)R * L->in);
 }
 
 /* This thread's outputs of a linear (units of 16: whole groups of the quantised layout, whole fours of the fp32
  * kernel) for all R rows. */
-static void linear_share(const jl_linear *L, const float *x, float *y, int R, void *xq, int t, int nt, int accumulate) {
+static void linear_share(const jl_linear *L, const float *x, float *y, int R, const input_scratch *xq, int t, int nt,
+                         int accumulate) {
     int lo, hi;
     share((L->out + 15) / 16, t, nt, &lo, &hi);
     lo *= 16;
     hi = hi * 16 < L->out ? hi * 16 : L->out;
     if (lo >= hi) return;
-    quantize_input(L, x, R, xq);
+    prepare_input(L, x, R, xq);
     linear_rows(L, x, xq, y, R, lo, hi, accumulate);
 }
 
@@ -349,28 +397,50 @@ static void norm_private(const jl_batch *b, float *out, float *stat, const float
     else jl_layernorm_forward(out, stat + R, stat, inp, w, bias, R, c->dim, c->norm_eps);
 }
 
-/* Units (row, kv head) [u0, u1): rope of the unit's query heads and key head at the row's position, its k and v
- * into the slot's cache. */
-static void rope_append(jl_batch *b, int layer, int u0, int u1) {
+/* Row r, kv head g: rope of its query heads and key head at the row's position, its k and v into the slot's cache. */
+static void rope_append_unit(jl_batch *b, int layer, int r, int g) {
     const jl_config *c = &b->m->cfg;
-    const int hs = jl_head_size(c), group = c->n_head / c->n_kv_head, QKV = jl_qkv_dim(c), nkv = c->n_kv_head;
-    const int kq = c->n_head * hs;
-    for (int u = u0; u < u1; u++) {
-        const int r = u / nkv, g = u % nkv, pos = b->row_pos[r];
-        float *row = b->qkv + (size_t)r * QKV;
-        if (c->arch == JL_ARCH_LLAMA) {
-            jl_rope_forward(row + (size_t)g * group * hs, b->m->rope_table, 1, 1, group, hs, QKV, pos);
-            jl_rope_forward(row + kq + (size_t)g * hs, b->m->rope_table, 1, 1, 1, hs, QKV, pos);
-        }
-        const size_t at = (size_t)pos * b->kv_dim + (size_t)g * hs;
-        memcpy(kv_at(b, b->k_cache, b->row_slot[r], layer) + at, row + kq + (size_t)g * hs, (size_t)hs * sizeof(float));
-        memcpy(kv_at(b, b->v_cache, b->row_slot[r], layer) + at, row + kq + b->kv_dim + (size_t)g * hs,
-               (size_t)hs * sizeof(float));
+    const int hs = jl_head_size(c), group = c->n_head / c->n_kv_head, QKV = jl_qkv_dim(c), kq = c->n_head * hs;
+    const int pos = b->row_pos[r];
+    float *row = b->qkv + (size_t)r * QKV;
+    if (c->arch == JL_ARCH_LLAMA) {
+        jl_rope_forward(row + (size_t)g * group * hs, b->m->rope_table, 1, 1, group, hs, QKV, pos);
+        jl_rope_forward(row + kq + (size_t)g * hs, b->m->rope_table, 1, 1, 1, hs, QKV, pos);
     }
+    const size_t at = (size_t)pos * b->kv_dim + (size_t)g * hs;
+    memcpy(kv_at(b, b->k_cache, b->row_slot[r], layer) + at, row + kq + (size_t)g * hs, (size_t)hs * sizeof(float));
+    memcpy(kv_at(b, b->v_cache, b->row_slot[r], layer) + at, row + kq + b->kv_dim + (size_t)g * hs,
+           (size_t)hs * sizeof(float));
+}
+
+/* Units (row, kv head) [u0, u1) of rope_append_unit. */
+static void rope_append(jl_batch *b, int layer, int u0, int u1) {
+    const int nkv = b->m->cfg.n_kv_head;
+    for (int u = u0; u < u1; u++) rope_append_unit(b, layer, u / nkv, u % nkv);
+}
+
+/* kv heads [g0, g1) for all R rows: their qkv outputs (the query heads', the key and the value rows), rope, cache
+ * append, then the attention of their query heads, rows in order. All a kv head's attention reads (its rows' k and
+ * v, earlier rows of the same slot included) this thread wrote itself: no barrier between projection and
+ * attention, as in the session's decode. Needs hs a multiple of 16 (whole groups of the quantised layout). */
+static void attention_share(jl_batch *b, int layer, const jl_linear *qkv, const float *xb, const input_scratch *xq,
+                            int R, int g0, int g1, float *att) {
+    const jl_config *c = &b->m->cfg;
+    const int hs = jl_head_size(c), group = c->n_head / c->n_kv_head, kq = c->n_head * hs, vq = kq + b->kv_dim;
+    if (g0 >= g1) return;
+    prepare_input(qkv, xb, R, xq);
+    linear_rows(qkv, xb, xq, b->qkv, R, g0 * group * hs, g1 * group * hs, 0);
+    linear_rows(qkv, xb, xq, b->qkv, R, kq + g0 * hs, kq + g1 * hs, 0);
+    linear_rows(qkv, xb, xq, b->qkv, R, vq + g0 * hs, vq + g1 * hs, 0);
+    for (int r = 0; r < R; r++)
+        for (int g = g0; g < g1; g++) rope_append_unit(b, layer, r, g);
+    for (int r = 0; r < R; r++)
+        for (int h = g0 * group; h < g1 * group; h++) attend_row_head(b, layer, r, h, att);
 }
 
 /* The MLP's hidden units [lo, hi) (units of 16) of all R rows: the fused gate|up (or fc) rows, then the activation. */
-static void mlp_share(jl_batch *b, const batch_linears *lin, const float *xb, void *xq, int R, int t, int nt) {
+static void mlp_share(jl_batch *b, const batch_linears *lin, const float *xb, const input_scratch *xq, int R, int t,
+                      int nt) {
     const jl_config *c = &b->m->cfg;
     const int H = c->hidden_dim, F = jl_fc_dim(c);
     int lo, hi;
@@ -378,7 +448,7 @@ static void mlp_share(jl_batch *b, const batch_linears *lin, const float *xb, vo
     lo *= 16;
     hi = hi * 16 < H ? hi * 16 : H;
     if (lo >= hi) return;
-    quantize_input(&lin->fc, xb, R, xq);
+    prepare_input(&lin->fc, xb, R, xq);
     linear_rows(&lin->fc, xb, xq, b->fc, R, lo, hi, 0);
     if (c->arch == JL_ARCH_LLAMA) linear_rows(&lin->fc, xb, xq, b->fc, R, H + lo, H + hi, 0);
     for (int r = 0; r < R; r++) {
@@ -401,9 +471,12 @@ static int team_ok(const jl_batch *b) {
 }
 
 /* Every layer and the head over R rows (n_out of them gathered for the head) in one parallel region. The residual
- * b->x is shared: o and down add into the outputs each thread owns. Barriers per layer: after qkv, after the cache
- * append (only when a slot takes several rows), after attention, after o, after the MLP, after down. */
+ * b->x is shared: o and down add into the outputs each thread owns. Barriers per layer: after attention (each thread
+ * projects, ropes and attends its own kv heads: attention_share), after o, after the MLP, after down — four, as in
+ * the session's decode. Where hs is no multiple of 16, qkv is split by outputs instead, with a barrier after it and
+ * one after the cache append when a slot takes several rows. */
 static void forward_team(jl_batch *b, int R, int multi, int n_out) {
+    const int fused = jl_head_size(&b->m->cfg) % 16 == 0 && b->m->cfg.n_kv_head >= b->n_threads;
     const jl_model *m = b->m;
     const jl_config *c = &m->cfg;
     const size_t C = (size_t)c->dim;
@@ -412,23 +485,30 @@ static void forward_team(jl_batch *b, int R, int multi, int n_out) {
     {
         const int t = omp_get_thread_num(), n = omp_get_num_threads();
         float *xb = b->xb_team + (size_t)t * b->max_rows * C, *stat = b->stat_team + (size_t)t * 2 * b->max_rows;
-        void *xq = b->xq_team ? b->xq_team + (size_t)t * b->xq_bytes : NULL;
+        const input_scratch in = {b->xq_team ? b->xq_team + (size_t)t * b->xq_bytes : NULL,
+                                  b->x16_team ? b->x16_team + (size_t)t * b->x16_elems : NULL};
+        const input_scratch *xq = &in;
         float *att = b->att + (size_t)t * b->cap;
-        int u0, u1;
+        int u0, u1, g0, g1;
         share(units, t, n, &u0, &u1);
+        share(c->n_kv_head, t, n, &g0, &g1);
         for (int l = 0; l < c->n_layer; l++) {
             const jl_layer_params *p = &m->w.layers[l];
             const batch_linears *lin = &b->layers[l];
             norm_private(b, xb, stat, b->x, p->ln1_w, p->ln1_b, R);
-            linear_share(&lin->qkv, xb, b->qkv, R, xq, t, n, 0);
+            if (fused) {
+                attention_share(b, l, &lin->qkv, xb, xq, R, g0, g1, att);
+            } else {
+                linear_share(&lin->qkv, xb, b->qkv, R, xq, t, n, 0);
 #pragma omp barrier
-            rope_append(b, l, u0, u1);
-            if (multi) {
+                rope_append(b, l, u0, u1);
+                if (multi) {
 #pragma omp barrier
+                }
+                for (int u = u0; u < u1; u++)
+                    for (int h = (u % c->n_kv_head) * group; h < (u % c->n_kv_head + 1) * group; h++)
+                        attend_row_head(b, l, u / c->n_kv_head, h, att);
             }
-            for (int u = u0; u < u1; u++)
-                for (int h = (u % c->n_kv_head) * group; h < (u % c->n_kv_head + 1) * group; h++)
-                    attend_row_head(b, l, u / c->n_kv_head, h, att);
 #pragma omp barrier
             linear_share(&lin->o, b->atty, b->x, R, xq, t, n, 1);
 #pragma omp barrier
@@ -498,7 +578,7 @@ jl_status jl_batch_forward(jl_batch *b, const jl_batch_item *items, int n_items,
     if (!team && n_out > 0) {
         for (int i = 0; i < n_out; i++) memcpy(b->hx + (size_t)i * C, b->x + (size_t)b->out_rows[i] * C, sizeof(float) * C);
         norm(b, b->xb, b->hx, m->w.lnf_w, m->w.lnf_b, n_out);
-        linear(&b->head, b->xb, b->logits, n_out);
+        linear(b, &b->head, b->xb, b->logits, n_out);
     }
     *logits = b->logits;
     *ld = c->padded_vocab;

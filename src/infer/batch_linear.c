@@ -4,9 +4,14 @@
  * so a row's result never depends on the other rows of the batch. */
 #include "infer/batch.h"
 #include "infer/linear.h"
+#include "core/half.h"
+#include "core/kernels.h"
 #include <omp.h>
-#if defined(__AVX512F__)
+#if defined(__x86_64__)
 #include <immintrin.h>
+/* The bf16 kernels are compiled for AVX512-BF16 whatever the build targets and run only where the CPU has it
+ * (jl_matmat_bf16_supported). */
+#define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
 #endif
 
 /* The columns past the vector loop, as dot4 adds them. */
@@ -121,5 +126,109 @@ void jl_matmat_own(float *y, const float *w, const float *x, const float *b, int
         const int t = omp_get_thread_num(), n = omp_get_num_threads();
         const int lo = (int)((long)units * t / n) * 16, hi = (int)((long)units * (t + 1) / n) * 16;
         jl_matmat_rows(y, w, x, b, in, out, R, lo, hi < out ? hi : out, 0);
+    }
+}
+
+/* ---------------------------------------------------------------- bf16 products (jl_batch_set_precision) */
+
+/* The columns past the vector loop of a bf16 product, in order. */
+static float tail_dot16(const uint16_t *w, const uint16_t *x, int from, int in, float s) {
+    for (int i = from; i < in; i++) s += jl_bf16_to_f32(w[i]) * jl_bf16_to_f32(x[i]);
+    return s;
+}
+
+#if defined(__x86_64__)
+/* Four weight rows × four activation rows: 16 accumulators of vdpbf16ps over 32-column chunks. pf as tile4x4's. */
+BF16_TARGET static void tile16_4x4(const uint16_t *w, int in, const uint16_t *x, float out[4][4], const uint16_t *pf) {
+    __m512 a[4][4];
+    for (int r = 0; r < 4; r++)
+        for (int j = 0; j < 4; j++) a[r][j] = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= in; i += 32) {
+        if (pf)
+            for (int j = 0; j < 4; j++) __builtin_prefetch(pf + (size_t)j * in + i);
+        __m512i w0 = _mm512_loadu_si512(w + i), w1 = _mm512_loadu_si512(w + in + i);
+        __m512i w2 = _mm512_loadu_si512(w + 2 * (size_t)in + i), w3 = _mm512_loadu_si512(w + 3 * (size_t)in + i);
+        __asm__("" : "+v"(w0), "+v"(w1), "+v"(w2), "+v"(w3)); /* in registers, as in tile4x4 */
+        for (int r = 0; r < 4; r++) {
+            __m512i xv = _mm512_loadu_si512(x + (size_t)r * in + i);
+            __asm__("" : "+v"(xv));
+            a[r][0] = _mm512_dpbf16_ps(a[r][0], (__m512bh)xv, (__m512bh)w0);
+            a[r][1] = _mm512_dpbf16_ps(a[r][1], (__m512bh)xv, (__m512bh)w1);
+            a[r][2] = _mm512_dpbf16_ps(a[r][2], (__m512bh)xv, (__m512bh)w2);
+            a[r][3] = _mm512_dpbf16_ps(a[r][3], (__m512bh)xv, (__m512bh)w3);
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        for (int j = 0; j < 4; j++)
+            out[r][j] = tail_dot16(w + (size_t)j * in, x + (size_t)r * in, i, in, _mm512_reduce_add_ps(a[r][j]));
+}
+
+/* Four weight rows × one activation row: the same operations per output as tile16_4x4. */
+BF16_TARGET static void tile16_4x1(const uint16_t *w, int in, const uint16_t *x, float out[4]) {
+    __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int i = 0;
+    for (; i + 32 <= in; i += 32) {
+        const __m512bh xv = (__m512bh)_mm512_loadu_si512(x + i);
+        for (int j = 0; j < 4; j++) a[j] = _mm512_dpbf16_ps(a[j], xv, (__m512bh)_mm512_loadu_si512(w + (size_t)j * in + i));
+    }
+    for (int j = 0; j < 4; j++) out[j] = tail_dot16(w + (size_t)j * in, x, i, in, _mm512_reduce_add_ps(a[j]));
+}
+
+/* One weight row × one activation row (the rows past the last group of four): the same operations again. */
+BF16_TARGET static float dot16(const uint16_t *w, int in, const uint16_t *x) {
+    __m512 a = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 32 <= in; i += 32)
+        a = _mm512_dpbf16_ps(a, (__m512bh)_mm512_loadu_si512(x + i), (__m512bh)_mm512_loadu_si512(w + i));
+    return tail_dot16(w, x, i, in, _mm512_reduce_add_ps(a));
+}
+#else
+/* Without bf16 dot products (jl_batch_set_precision refuses bf16 there): one sum per output, in column order. */
+static void tile16_4x1(const uint16_t *w, int in, const uint16_t *x, float out[4]) {
+    for (int j = 0; j < 4; j++) out[j] = tail_dot16(w + (size_t)j * in, x, 0, in, 0.0f);
+}
+static float dot16(const uint16_t *w, int in, const uint16_t *x) { return tail_dot16(w, x, 0, in, 0.0f); }
+#endif
+
+int jl_matmat_bf16_supported(void) {
+#if defined(__x86_64__)
+    return jl_cpu_has_bf16();
+#else
+    return 0;
+#endif
+}
+
+void jl_matmat_bf16_rows(float *y, const uint16_t *w, const uint16_t *x, const float *b, int in, int out, int R,
+                         int o0, int o1, int accumulate) {
+    const int g_end = out / 4 < (o1 + 3) / 4 ? out / 4 : (o1 + 3) / 4;
+    for (int g = o0 / 4; g < g_end; g++) {
+        const uint16_t *wg = w + (size_t)4 * g * in;
+        int r = 0;
+#if defined(__x86_64__)
+        for (; r + 4 <= R; r += 4) {
+            float s[4][4];
+            tile16_4x4(wg, in, x + (size_t)r * in, s, r == 0 && g + 2 < g_end ? wg + (size_t)8 * in : NULL);
+            for (int k = 0; k < 4; k++)
+                for (int j = 0; j < 4; j++) put(y + (size_t)(r + k) * out + 4 * g + j, s[k][j], b, 4 * g + j, accumulate);
+        }
+#endif
+        for (; r < R; r++) {
+            float s[4];
+            tile16_4x1(wg, in, x + (size_t)r * in, s);
+            for (int j = 0; j < 4; j++) put(y + (size_t)r * out + 4 * g + j, s[j], b, 4 * g + j, accumulate);
+        }
+    }
+    for (int o = 4 * (out / 4) > o0 ? 4 * (out / 4) : o0; o < o1; o++)
+        for (int r = 0; r < R; r++) put(y + (size_t)r * out + o, dot16(w + (size_t)o * in, in, x + (size_t)r * in), b, o, accumulate);
+}
+
+void jl_matmat_bf16(float *y, const uint16_t *w, const uint16_t *x, const float *b, int in, int out, int R) {
+    const int units = (out + 15) / 16;
+#pragma omp parallel if ((size_t)in * out * (size_t)R > 32768)
+    {
+        const int t = omp_get_thread_num(), n = omp_get_num_threads();
+        const int lo = (int)((long)units * t / n) * 16, hi = (int)((long)units * (t + 1) / n) * 16;
+        jl_matmat_bf16_rows(y, w, x, b, in, out, R, lo, hi < out ? hi : out, 0);
     }
 }

@@ -11,6 +11,7 @@ typedef struct {
     int in, out;
     const jl_qmatrix *q; /* quantised weight (out, in), or NULL for fp32 */
     void *xq;            /* with q: scratch for the activations as q8_0 (jl_qmatmul_scratch_bytes(n, in)) */
+    const uint16_t *w16; /* a bf16 copy of w for batched bf16 products (jl_batch_set_precision), or NULL */
 } jl_linear;
 
 /* Quantised weights go through jl_qmatmul (integer dot products against x quantised to q8_0).

@@ -282,8 +282,8 @@ static size_t xq_stride(int64_t cols) { return ((size_t)cols + (size_t)(cols / J
 size_t jl_qmatmul_scratch_bytes(int64_t N, int64_t cols) { return (size_t)N * xq_stride(cols) + 64; }
 
 /* The view of input i in scratch (aligned base): values, then scales, then sums. */
-static xq_view xq_at(uint8_t *base, int64_t i, int64_t cols) {
-    uint8_t *p = base + (size_t)i * xq_stride(cols);
+static xq_view xq_at(const uint8_t *base, int64_t i, int64_t cols) {
+    const uint8_t *p = base + (size_t)i * xq_stride(cols);
     const float *d = (const float *)(p + cols);
     return (xq_view){(const int8_t *)p, d, (const int32_t *)(d + cols / JL_QK)};
 }
@@ -337,6 +337,18 @@ static void group_scalar(const jl_qmatrix *w, int64_t g, const xq_view *x, float
     memcpy(out, acc, sizeof acc);
 }
 
+/* Software prefetch, `pf` bytes ahead of the quants being read (the scales: the same number of blocks ahead).
+ * A thread's rows are one sequential stream of quants plus one of scales; the hardware prefetcher alone kept
+ * too few lines in flight (one thread's sweep of the 110M weights: ~21 GB/s without, ~27-30 GB/s with, against
+ * ~33 GB/s for the fp32 kernel's four row streams; loaded machine, min per matrix over 15 sweeps). Distances
+ * chosen by that measurement (2-16 KiB all helped). Past the matrix end a prefetch only wastes a line. */
+static size_t prefetch_distance(jl_qtype t) { return t == JL_QTYPE_Q8_0 ? 4096 : 8192; }
+
+static inline void prefetch_block(const uint8_t *qs, const uint16_t *d, int64_t b, size_t pf, int q8) {
+    for (int c = 0; c < (q8 ? 8 : 4); c++) __builtin_prefetch(qs + pf + (size_t)c * LINE);
+    if (!(b & 1)) __builtin_prefetch((const uint8_t *)d + pf / (q8 ? 16 : 8)); /* 32 bytes of scales a block */
+}
+
 #if JL_X86
 /* ---------------------------------------------------------------- AVX2 */
 #define AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
@@ -357,10 +369,12 @@ AVX2_TARGET static void group_avx2(const jl_qmatrix *w, int64_t g, const xq_view
     __m256 acc_lo = _mm256_setzero_ps(), acc_hi = _mm256_setzero_ps(); /* rows 0..7, 8..15 */
     const __m256i flip = _mm256_set1_epi8((char)0x80), low4 = _mm256_set1_epi8(0x0F);
     const int q8 = w->type == JL_QTYPE_Q8_0;
+    const size_t pf = prefetch_distance(w->type);
     for (int64_t b = 0; b < n_blocks(w); b++) {
         const uint8_t *qs = group_qs(w, g, b);
         const int8_t *xb = x->qs + b * JL_QK;
         __m256i s_lo = _mm256_setzero_si256(), s_hi = _mm256_setzero_si256();
+        prefetch_block(qs, group_d(w, g, b), b, pf, q8);
         if (q8) {
             for (int c = 0; c < 8; c++) { /* undo the +128: signed weights, no offset to take off */
                 const __m256i xv = _mm256_set1_epi32(load_i32(xb + 4 * c));
@@ -404,9 +418,11 @@ AVX512_TARGET static void group_avx512(const jl_qmatrix *w, int64_t g, const xq_
     const int32_t wo = weight_offset(w->type);
     const uint8_t *qs = group_qs(w, g, 0);
     const uint16_t *d = group_d(w, g, 0);
+    const size_t pf = prefetch_distance(w->type);
     for (int64_t b = 0; b < n_blocks(w); b++, d += JL_QROWS) {
         const int8_t *xb = x->qs + b * JL_QK;
         __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+        prefetch_block(qs, d, b, pf, q8);
         if (q8) {
             for (int c = 0; c < 8; c += 2, qs += 2 * LINE) {
                 s0 = _mm512_dpbusd_epi32(s0, _mm512_load_si512(qs), _mm512_set1_epi32(load_i32(xb + 4 * c)));
@@ -429,7 +445,8 @@ AVX512_TARGET static void group_avx512(const jl_qmatrix *w, int64_t g, const xq_
 
 /* The same sums for four inputs at once (batched decoding): each block's weight lines are loaded once and feed
  * four vpdpbusd chains. Per input the arithmetic is group_avx512's, so each row's result is bit-identical to it. */
-AVX512_TARGET static void group4_avx512(const jl_qmatrix *w, int64_t g, const xq_view *x, float out[4][JL_QROWS]) {
+AVX512_TARGET static void group4_avx512(const jl_qmatrix *w, int64_t g, const xq_view *x, float out[4][JL_QROWS],
+                                        size_t pf) {
     __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     const __m512i low4 = _mm512_set1_epi8(0x0F);
     const int q8 = w->type == JL_QTYPE_Q8_0;
@@ -438,6 +455,7 @@ AVX512_TARGET static void group4_avx512(const jl_qmatrix *w, int64_t g, const xq
     const uint16_t *d = group_d(w, g, 0);
     for (int64_t b = 0; b < n_blocks(w); b++, d += JL_QROWS) {
         __m512i l[8];
+        if (pf) prefetch_block(qs, d, b, pf, q8);
         if (q8) {
             for (int c = 0; c < 8; c++) l[c] = _mm512_load_si512(qs + c * LINE);
             qs += 8 * LINE;
@@ -462,6 +480,63 @@ AVX512_TARGET static void group4_avx512(const jl_qmatrix *w, int64_t g, const xq
         }
     }
     for (int r = 0; r < 4; r++) _mm512_storeu_ps(out[r], acc[r]);
+}
+
+/* One step of pair4_avx512: weight lines la (group g) and lb (group g + 1) holding columns 4k..4k+3 of block b,
+ * against the four inputs' bytes 4k..4k+3 of that block. */
+AVX512_TARGET static inline void pair_step(__m512i sa[4], __m512i sb[4], __m512i la, __m512i lb, const xq_view *x,
+                                           int64_t b, int k) {
+    for (int r = 0; r < 4; r++) {
+        const __m512i xv = _mm512_set1_epi32(load_i32(x[r].qs + b * JL_QK + 4 * k));
+        sa[r] = _mm512_dpbusd_epi32(sa[r], la, xv);
+        sb[r] = _mm512_dpbusd_epi32(sb[r], lb, xv);
+    }
+}
+
+/* The batched product's micro-kernel: two groups (32 rows) × four inputs. Each broadcast of four x bytes feeds
+ * two vpdpbusd (one per group) and each weight line four, so a block costs 16 weight loads and 32 broadcasts for
+ * 64 vpdpbusd (0.75 loads each), where group4_avx512 issues 8 + 32 for 32 (1.25 each): the loads, not the
+ * multiplies, were what one core could issue least of.
+ * Per (input, group) the integer sums are exact and the float steps are group_avx512's in its order, so every row
+ * is bit-identical to it. Groups g and g + 1 must both exist. */
+AVX512_TARGET static void pair4_avx512(const jl_qmatrix *w, int64_t g, const xq_view *x, float out[2][4][JL_QROWS],
+                                       size_t pf) {
+    __m512 acc[2][4];
+    for (int h = 0; h < 2; h++)
+        for (int r = 0; r < 4; r++) acc[h][r] = _mm512_setzero_ps();
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    const int q8 = w->type == JL_QTYPE_Q8_0;
+    const int32_t wo = weight_offset(w->type);
+    const size_t gbb = group_block_bytes(w->type);
+    const uint8_t *qa = group_qs(w, g, 0), *qb = group_qs(w, g + 1, 0);
+    const uint16_t *da = group_d(w, g, 0), *db = group_d(w, g + 1, 0);
+    for (int64_t b = 0; b < n_blocks(w); b++, qa += gbb, qb += gbb, da += JL_QROWS, db += JL_QROWS) {
+        __m512i sa[4], sb[4];
+        if (pf) {
+            prefetch_block(qa, da, b, pf, q8);
+            prefetch_block(qb, db, b, pf, q8);
+        }
+        for (int r = 0; r < 4; r++) sa[r] = sb[r] = _mm512_set1_epi32(-wo * x[r].sum[b]);
+        if (q8)
+            for (int k = 0; k < 8; k++)
+                pair_step(sa, sb, _mm512_load_si512(qa + k * LINE), _mm512_load_si512(qb + k * LINE), x, b, k);
+        else /* stored line c: low nibbles are columns 8c..8c+3 (k = 2c), high ones 8c+4..8c+7 (k = 2c + 1) */
+            for (int c = 0; c < 4; c++) {
+                const __m512i va = _mm512_load_si512(qa + c * LINE), vb = _mm512_load_si512(qb + c * LINE);
+                pair_step(sa, sb, _mm512_and_si512(va, low4), _mm512_and_si512(vb, low4), x, b, 2 * c);
+                pair_step(sa, sb, _mm512_and_si512(_mm512_srli_epi16(va, 4), low4),
+                          _mm512_and_si512(_mm512_srli_epi16(vb, 4), low4), x, b, 2 * c + 1);
+            }
+        const __m512 dwa = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)da));
+        const __m512 dwb = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)db));
+        for (int r = 0; r < 4; r++) {
+            const __m512 dx = _mm512_set1_ps(x[r].d[b]);
+            acc[0][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sa[r]), _mm512_mul_ps(dwa, dx), acc[0][r]);
+            acc[1][r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sb[r]), _mm512_mul_ps(dwb, dx), acc[1][r]);
+        }
+    }
+    for (int h = 0; h < 2; h++)
+        for (int r = 0; r < 4; r++) _mm512_storeu_ps(out[h][r], acc[h][r]);
 }
 #endif
 
@@ -505,64 +580,6 @@ const char *jl_quant_path_name(jl_qpath p) {
     return p >= JL_QPATH_AUTO && p <= JL_QPATH_AVX512 ? names[p] : "?";
 }
 
-/* ---------------------------------------------------------------- y = x·Wᵀ + b */
-
-typedef void (*group_kernel)(const jl_qmatrix *, int64_t, const xq_view *, float *);
-
-static group_kernel kernel_for(jl_qpath p) {
-#if JL_X86
-    if (p == JL_QPATH_AVX512) return group_avx512;
-    if (p == JL_QPATH_AVX2) return group_avx2;
-#endif
-    (void)p;
-    return group_scalar;
-}
-
-void jl_qmatmul(float *y, const float *x, const jl_qmatrix *w, const float *bias, int64_t N, void *xq) {
-    const int64_t K = w->cols, groups = n_groups(w->rows);
-    uint8_t *base = (uint8_t *)(((uintptr_t)xq + 63) / 64 * 64);
-    const group_kernel kernel = kernel_for(jl_quant_path());
-    #pragma omp parallel for schedule(static) if (N > 1)
-    for (int64_t i = 0; i < N; i++) quantize_x(x + i * K, K, base + (size_t)i * xq_stride(K));
-    /* groups of 16 rows outer: each group's weights are read once from memory and used for all N inputs */
-    #pragma omp parallel for schedule(static)
-    for (int64_t g = 0; g < groups; g++) {
-        const int64_t r0 = g * JL_QROWS, n = w->rows - r0 < JL_QROWS ? w->rows - r0 : JL_QROWS;
-        int64_t i = 0;
-#if JL_X86
-        if (kernel == group_avx512) /* several inputs: four at a time against each block of weights */
-            for (; i + 4 <= N; i += 4) {
-                float s4[4][JL_QROWS];
-                const xq_view xv[4] = {xq_at(base, i, K), xq_at(base, i + 1, K), xq_at(base, i + 2, K), xq_at(base, i + 3, K)};
-                group4_avx512(w, g, xv, s4);
-                for (int r = 0; r < 4; r++)
-                    for (int64_t j = 0; j < n; j++) y[(i + r) * w->rows + r0 + j] = s4[r][j] + (bias ? bias[r0 + j] : 0.0f);
-            }
-#endif
-        for (; i < N; i++) {
-            float s[JL_QROWS];
-            const xq_view xv = xq_at(base, i, K);
-            kernel(w, g, &xv, s);
-            for (int64_t j = 0; j < n; j++) y[i * w->rows + r0 + j] = s[j] + (bias ? bias[r0 + j] : 0.0f);
-        }
-    }
-}
-
-void jl_qmatvec_rows(float *y, const float *x, const jl_qmatrix *w, const float *bias, void *xq, int64_t r0,
-                     int64_t r1, int accumulate) {
-    const int64_t K = w->cols;
-    uint8_t *base = (uint8_t *)(((uintptr_t)xq + 63) / 64 * 64);
-    const group_kernel kernel = kernel_for(jl_quant_path());
-    quantize_x(x, K, base);
-    const xq_view xv = xq_at(base, 0, K);
-    for (int64_t g = r0 / JL_QROWS; g * JL_QROWS < r1; g++) {
-        float s[JL_QROWS];
-        kernel(w, g, &xv, s);
-        const int64_t a = g * JL_QROWS > r0 ? g * JL_QROWS : r0, b = (g + 1) * JL_QROWS < r1 ? (g + 1) * JL_QROWS : r1;
-        for (int64_t r = a; r < b; r++) y[r] = (accumulate ? y[r] : 0.0f) + s[r - g * JL_QROWS] + (bias ? bias[r] : 0.0f);
-    }
-}
-
 #if JL_X86
 /* quantize_x with AVX-512: the same numbers (max |x|, d = amax / 127, q = round-half-away(x / d) built from a
  * truncation and the exact fraction, the fp16 scale read back), two vectors per block. */
@@ -593,43 +610,111 @@ AVX512_TARGET static void quantize_x_avx512(const float *x, int64_t cols, uint8_
 }
 #endif
 
-void jl_qmatmul_quantize(const float *x, int64_t N, int64_t cols, void *xq) {
-    uint8_t *base = (uint8_t *)(((uintptr_t)xq + 63) / 64 * 64);
+/* ---------------------------------------------------------------- y = x·Wᵀ + b */
+
+typedef void (*group_kernel)(const jl_qmatrix *, int64_t, const xq_view *, float *);
+
+static group_kernel kernel_for(jl_qpath p) {
 #if JL_X86
-    if (jl_quant_path() == JL_QPATH_AVX512) {
-        for (int64_t i = 0; i < N; i++) quantize_x_avx512(x + i * cols, cols, base + (size_t)i * xq_stride(cols));
+    if (p == JL_QPATH_AVX512) return group_avx512;
+    if (p == JL_QPATH_AVX2) return group_avx2;
+#endif
+    (void)p;
+    return group_scalar;
+}
+
+/* One input row quantised into dst (an aligned slot of xq_stride(cols) bytes), with the path's quantiser: the
+ * same bytes on every path. */
+static void quantize_one(jl_qpath p, const float *x, int64_t cols, uint8_t *dst) {
+#if JL_X86
+    if (p == JL_QPATH_AVX512) {
+        quantize_x_avx512(x, cols, dst);
         return;
     }
 #endif
-    for (int64_t i = 0; i < N; i++) quantize_x(x + i * cols, cols, base + (size_t)i * xq_stride(cols));
+    (void)p;
+    quantize_x(x, cols, dst);
+}
+
+static uint8_t *xq_base(const void *xq) { return (uint8_t *)(((uintptr_t)xq + 63) / 64 * 64); }
+
+/* Rows [a, b) (inside group g) of one input's output row yr from the group's 16 sums s: (y +) s + bias. */
+static void put_rows(float *yr, const float *s, int64_t g, int64_t a, int64_t b, const float *bias, int accumulate) {
+    for (int64_t r = a; r < b; r++) yr[r] = (accumulate ? yr[r] : 0.0f) + s[r - g * JL_QROWS] + (bias ? bias[r] : 0.0f);
+}
+
+/* Rows [r0, r1) of y (N, rows) for the N quantised inputs at base, on the calling thread. The groups that straddle
+ * r0 or r1 are computed whole and only rows inside are written. AVX-512 with four or more inputs: two groups
+ * against four inputs at a time (pair4_avx512), else four inputs against one group; the rest one input at a time.
+ * Every kernel gives each row the same bits, so a row never depends on N or on the other inputs. */
+static void rows_range(float *y, const uint8_t *base, const jl_qmatrix *w, const float *bias, int64_t N, int64_t r0,
+                       int64_t r1, int accumulate, jl_qpath path) {
+    const int64_t K = w->cols, rows = w->rows, groups = n_groups(rows);
+    const group_kernel kernel = kernel_for(path);
+    for (int64_t g = r0 / JL_QROWS; g * JL_QROWS < r1;) {
+        const int n_g = path == JL_QPATH_AVX512 && N >= 4 && g + 1 < groups && (g + 1) * JL_QROWS < r1 ? 2 : 1;
+        int64_t a[2], b[2];
+        for (int h = 0; h < n_g; h++) {
+            a[h] = (g + h) * JL_QROWS > r0 ? (g + h) * JL_QROWS : r0;
+            b[h] = (g + h + 1) * JL_QROWS < r1 ? (g + h + 1) * JL_QROWS : r1;
+        }
+        int64_t i = 0;
+#if JL_X86
+        if (path == JL_QPATH_AVX512)
+            for (; i + 4 <= N; i += 4) {
+                float s[2][4][JL_QROWS];
+                const xq_view xv[4] = {xq_at(base, i, K), xq_at(base, i + 1, K),
+                                       xq_at(base, i + 2, K), xq_at(base, i + 3, K)};
+                /* the first four inputs read the weights from memory (prefetched); the others from cache */
+                const size_t pf = i == 0 ? prefetch_distance(w->type) : 0;
+                if (n_g == 2) pair4_avx512(w, g, xv, s, pf);
+                else group4_avx512(w, g, xv, s[0], pf);
+                for (int h = 0; h < n_g; h++)
+                    for (int k = 0; k < 4; k++) put_rows(y + (i + k) * rows, s[h][k], g + h, a[h], b[h], bias, accumulate);
+            }
+#endif
+        for (; i < N; i++) {
+            const xq_view xv = xq_at(base, i, K);
+            for (int h = 0; h < n_g; h++) {
+                float s[JL_QROWS];
+                kernel(w, g + h, &xv, s);
+                put_rows(y + i * rows, s, g + h, a[h], b[h], bias, accumulate);
+            }
+        }
+        g += n_g;
+    }
+}
+
+void jl_qmatmul(float *y, const float *x, const jl_qmatrix *w, const float *bias, int64_t N, void *xq) {
+    const int64_t K = w->cols, units = (n_groups(w->rows) + 1) / 2;
+    uint8_t *base = xq_base(xq);
+    const jl_qpath path = jl_quant_path();
+    #pragma omp parallel for schedule(static) if (N > 1)
+    for (int64_t i = 0; i < N; i++) quantize_one(path, x + i * K, K, base + (size_t)i * xq_stride(K));
+    /* units of two groups (32 rows) outer: each unit's weights are read once from memory and used for all N
+     * inputs */
+    #pragma omp parallel for schedule(static)
+    for (int64_t u = 0; u < units; u++) {
+        const int64_t r0 = u * 2 * JL_QROWS, r1 = r0 + 2 * JL_QROWS < w->rows ? r0 + 2 * JL_QROWS : w->rows;
+        rows_range(y, base, w, bias, N, r0, r1, 0, path);
+    }
+}
+
+void jl_qmatvec_rows(float *y, const float *x, const jl_qmatrix *w, const float *bias, void *xq, int64_t r0,
+                     int64_t r1, int accumulate) {
+    uint8_t *base = xq_base(xq);
+    const jl_qpath path = jl_quant_path();
+    quantize_one(path, x, w->cols, base);
+    rows_range(y, base, w, bias, 1, r0, r1, accumulate, path);
+}
+
+void jl_qmatmul_quantize(const float *x, int64_t N, int64_t cols, void *xq) {
+    uint8_t *base = xq_base(xq);
+    const jl_qpath path = jl_quant_path();
+    for (int64_t i = 0; i < N; i++) quantize_one(path, x + i * cols, cols, base + (size_t)i * xq_stride(cols));
 }
 
 void jl_qmatmul_rows(float *y, const void *xq, const jl_qmatrix *w, const float *bias, int64_t N, int64_t r0,
                      int64_t r1, int accumulate) {
-    const int64_t K = w->cols, rows = w->rows;
-    uint8_t *base = (uint8_t *)(((uintptr_t)xq + 63) / 64 * 64);
-    const group_kernel kernel = kernel_for(jl_quant_path());
-    for (int64_t g = r0 / JL_QROWS; g * JL_QROWS < r1; g++) {
-        const int64_t a = g * JL_QROWS > r0 ? g * JL_QROWS : r0, b = (g + 1) * JL_QROWS < r1 ? (g + 1) * JL_QROWS : r1;
-        int64_t i = 0;
-#if JL_X86
-        if (kernel == group_avx512)
-            for (; i + 4 <= N; i += 4) {
-                float s4[4][JL_QROWS];
-                const xq_view xv[4] = {xq_at(base, i, K), xq_at(base, i + 1, K), xq_at(base, i + 2, K), xq_at(base, i + 3, K)};
-                group4_avx512(w, g, xv, s4);
-                for (int k = 0; k < 4; k++) {
-                    float *yr = y + (i + k) * rows;
-                    for (int64_t r = a; r < b; r++)
-                        yr[r] = (accumulate ? yr[r] : 0.0f) + s4[k][r - g * JL_QROWS] + (bias ? bias[r] : 0.0f);
-                }
-            }
-#endif
-        for (; i < N; i++) {
-            float s[JL_QROWS], *yr = y + i * rows;
-            const xq_view xv = xq_at(base, i, K);
-            kernel(w, g, &xv, s);
-            for (int64_t r = a; r < b; r++) yr[r] = (accumulate ? yr[r] : 0.0f) + s[r - g * JL_QROWS] + (bias ? bias[r] : 0.0f);
-        }
-    }
+    rows_range(y, xq_base(xq), w, bias, N, r0, r1, accumulate, jl_quant_path());
 }

@@ -8,6 +8,7 @@
 #include "infer/session.h"
 #include "core/kernels.h"
 #include "core/vexp.h"
+#include "infer/attend.h"
 #include "infer/linear.h"
 #include "infer/qweights.h"
 #include "model/lora.h"
@@ -62,12 +63,12 @@ static void bind_weights(jl_session *s) {
     const int C = c->dim, H = c->hidden_dim;
     for (int l = 0; l < c->n_layer; l++) {
         const jl_layer_params *p = &s->m->w.layers[l];
-        s->layers[l].qkv = (jl_linear){p->qkv_w, p->qkv_b, C, jl_qkv_dim(c), qmat(s, l, JL_LIN_QKV), s->xq};
-        s->layers[l].o = (jl_linear){p->o_w, p->o_b, c->n_head * jl_head_size(c), C, qmat(s, l, JL_LIN_O), s->xq};
-        s->layers[l].fc = (jl_linear){p->fc_w, p->fc_b, C, jl_fc_dim(c), qmat(s, l, JL_LIN_FC), s->xq};
-        s->layers[l].down = (jl_linear){p->down_w, p->down_b, H, C, qmat(s, l, JL_LIN_DOWN), s->xq};
+        s->layers[l].qkv = (jl_linear){p->qkv_w, p->qkv_b, C, jl_qkv_dim(c), qmat(s, l, JL_LIN_QKV), s->xq, NULL};
+        s->layers[l].o = (jl_linear){p->o_w, p->o_b, c->n_head * jl_head_size(c), C, qmat(s, l, JL_LIN_O), s->xq, NULL};
+        s->layers[l].fc = (jl_linear){p->fc_w, p->fc_b, C, jl_fc_dim(c), qmat(s, l, JL_LIN_FC), s->xq, NULL};
+        s->layers[l].down = (jl_linear){p->down_w, p->down_b, H, C, qmat(s, l, JL_LIN_DOWN), s->xq, NULL};
     }
-    s->head = (jl_linear){s->m->w.lm_head, NULL, C, c->padded_vocab, qmat(s, -1, 0), s->xq};
+    s->head = (jl_linear){s->m->w.lm_head, NULL, C, c->padded_vocab, qmat(s, -1, 0), s->xq, NULL};
 }
 
 /* A set of quantised weights fits m when every matrix has the shape of the linear it replaces, and every
@@ -231,27 +232,12 @@ static void softmax_prefix(float *row, int n) {
     for (int j = 0; j < n; j++) row[j] *= inv;
 }
 
-/* Attention of query head h for the token at pos against the cache (keys 0..pos). */
+/* Attention of query head h for the token at pos against the cache (keys 0..pos): jl_attend_head, as the batch's rows. */
 static void attend_head(jl_session *s, const float *kc, const float *vc, int h, int pos) {
     const jl_config *c = &s->m->cfg;
-    const int hs = jl_head_size(c), kvo = (h / (c->n_head / c->n_kv_head)) * hs, kvd = s->kv_dim;
-    const float scale = 1.0f / sqrtf((float)hs), *q = s->qkv + (size_t)h * hs;
-    float *att = s->att + (size_t)h * s->cap, *out = s->atty + (size_t)h * hs;
-    for (int t = 0; t <= pos; t++) {
-        const float *k = kc + (size_t)t * kvd + kvo;
-        float d = 0.0f;
-#pragma omp simd reduction(+ : d)
-        for (int i = 0; i < hs; i++) d += q[i] * k[i];
-        att[t] = d * scale;
-    }
-    softmax_prefix(att, pos + 1);
-    memset(out, 0, (size_t)hs * sizeof *out);
-    for (int t = 0; t <= pos; t++) {
-        const float *v = vc + (size_t)t * kvd + kvo;
-        const float a = att[t];
-#pragma omp simd
-        for (int i = 0; i < hs; i++) out[i] += a * v[i];
-    }
+    const int hs = jl_head_size(c), kvo = (h / (c->n_head / c->n_kv_head)) * hs;
+    jl_attend_head(s->qkv + (size_t)h * hs, kc + kvo, vc + kvo, s->kv_dim, hs, pos + 1, s->att + (size_t)h * s->cap,
+                   s->atty + (size_t)h * hs);
 }
 
 /* One token at position pos against keys 0..pos: heads in parallel (decode outside the one-region path). */

@@ -54,6 +54,7 @@ jl_status jl_rag_meta_set(jl_index *ix, const char *key, const char *value) {
 }
 
 void jl_index_set_query_terms(jl_index *ix, int terms) { ix->query_terms = terms; }
+void jl_index_set_dense_center(jl_index *ix, int on) { ix->dense_center = on; }
 
 static const char *const schema =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -117,6 +118,7 @@ void jl_index_close(jl_index *ix) {
     free(ix->path);
     free(ix->tokenizer);
     free(ix->embed_model);
+    free(ix->embed_mean);
     free(ix);
 }
 
@@ -537,5 +539,7 @@ jl_status jl_index_build(jl_index *ix, const char *const *inputs, int n_inputs, 
     }
     free(old_tok);
     free(old_model);
+    free(ix->embed_mean); /* the embeddings changed */
+    ix->embed_mean = NULL;
     return JL_OK;
 }

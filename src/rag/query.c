@@ -59,7 +59,49 @@ static int by_score(const void *a, const void *b) {
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Keeps the `depth` best of a full scan in items (sorted), by a partial selection: sort all (n is small). */
+/* The mean of the stored embeddings into ix->embed_mean (one scan). */
+static jl_status load_mean(jl_index *ix) {
+    const int dim = ix->embed_dim;
+    double *sum = calloc((size_t)dim, sizeof *sum);
+    float *mean = malloc(sizeof *mean * (size_t)dim);
+    sqlite3_stmt *st = NULL;
+    jl_status s = sum && mean ? JL_OK : jl_fail(JL_ERR_NOMEM, "out of memory");
+    if (s == JL_OK && sqlite3_prepare_v2(ix->db, "SELECT vec FROM embeddings", -1, &st, NULL) != SQLITE_OK)
+        s = jl_rag_sql_fail(ix, "query");
+    size_t n = 0;
+    int rc = SQLITE_DONE;
+    while (s == JL_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const float *v = sqlite3_column_blob(st, 0);
+        if (sqlite3_column_bytes(st, 0) != (int)(sizeof(float) * (size_t)dim)) continue; /* rank_dense names it */
+        for (int i = 0; i < dim; i++) sum[i] += v[i];
+        n++;
+    }
+    if (s == JL_OK && rc != SQLITE_DONE) s = jl_rag_sql_fail(ix, "query");
+    sqlite3_finalize(st);
+    for (int i = 0; s == JL_OK && i < dim; i++) mean[i] = n ? (float)(sum[i] / (double)n) : 0.0f;
+    free(sum);
+    if (s != JL_OK) {
+        free(mean);
+        return s;
+    }
+    ix->embed_mean = mean;
+    return JL_OK;
+}
+
+/* Cosine of q (centred and normalised already when mean is given) and v - mean; v is unit length. */
+static double dense_score(const float *q, const float *v, const float *mean, int dim) {
+    double dot = 0, norm = 0;
+    for (int i = 0; i < dim; i++) {
+        double x = mean ? (double)v[i] - mean[i] : v[i];
+        dot += (double)q[i] * x;
+        norm += x * x;
+    }
+    return mean ? (norm > 0 ? dot / sqrt(norm) : 0) : dot;
+}
+
+/* Dense ranking: cosine of the question's embedding with every stored one (after subtracting their mean when
+ * ix->dense_center: mean-pooled hidden states of a small model share one large common direction, which otherwise
+ * dominates every cosine). Keeps the `depth` best of the full scan in items (sorted: n is small). */
 static jl_status rank_dense(jl_index *ix, jl_embedder *e, const char *question, int depth, ranking *out) {
     out->items = NULL;
     out->n = 0;
@@ -67,6 +109,14 @@ static jl_status rank_dense(jl_index *ix, jl_embedder *e, const char *question, 
     float *q = malloc(sizeof *q * (size_t)dim);
     if (!q) return jl_fail(JL_ERR_NOMEM, "out of memory");
     jl_status s = jl_embed_text(e, question, q);
+    if (s == JL_OK && ix->dense_center && !ix->embed_mean) s = load_mean(ix);
+    const float *mean = ix->dense_center ? ix->embed_mean : NULL;
+    if (s == JL_OK && mean) {
+        double norm = 0;
+        for (int i = 0; i < dim; i++) norm += ((double)q[i] - mean[i]) * ((double)q[i] - mean[i]);
+        norm = sqrt(norm);
+        for (int i = 0; i < dim; i++) q[i] = norm > 0 ? (float)((q[i] - mean[i]) / norm) : 0.0f;
+    }
     sqlite3_stmt *st = NULL;
     if (s == JL_OK && sqlite3_prepare_v2(ix->db, "SELECT id, vec FROM embeddings", -1, &st, NULL) != SQLITE_OK)
         s = jl_rag_sql_fail(ix, "query");
@@ -89,9 +139,7 @@ static jl_status rank_dense(jl_index *ix, jl_embedder *e, const char *question, 
             }
             all = p;
         }
-        double dot = 0;
-        for (int i = 0; i < dim; i++) dot += (double)q[i] * v[i];
-        all[n++] = (ranked){sqlite3_column_int64(st, 0), dot};
+        all[n++] = (ranked){sqlite3_column_int64(st, 0), dense_score(q, v, mean, dim)};
     }
     if (s == JL_OK && rc != SQLITE_DONE) s = jl_rag_sql_fail(ix, "query");
     sqlite3_finalize(st);

@@ -11,6 +11,8 @@ struct jl_index {
     char *embed_model; /* NULL when the index has no embeddings */
     int embed_dim;
     int query_terms;   /* jlhan queries: JL_TERMS_* */
+    int dense_center;  /* 1: dense scores are cosines after subtracting the mean embedding (see query.c) */
+    float *embed_mean; /* that mean, computed at the first such query after opening or building; or NULL */
 };
 
 /* Which terms a jlhan query ORs together: BIGRAM (the default: each pair of adjacent Han characters as a
@@ -18,6 +20,8 @@ struct jl_index {
  * bench/bench_rag.c; BOTH adds every character; UNIGRAM has characters only. */
 enum { JL_TERMS_BOTH = 0, JL_TERMS_UNIGRAM = 1, JL_TERMS_BIGRAM = 2 };
 void jl_index_set_query_terms(jl_index *ix, int terms);
+/* Dense ranking on centred embeddings (1) or on the stored ones as they are (0); bench/bench_rag.c measures both. */
+void jl_index_set_dense_center(jl_index *ix, int on);
 
 /* Registers the "jlhan" FTS5 tokenizer on db. */
 int jl_rag_register_tokenizer(sqlite3 *db);

@@ -635,6 +635,7 @@ jl_status serve_engine_start(const serve_engine_opts *o, serve_engine **out) {
     int saved = omp_get_max_threads();
     omp_set_num_threads(e->o.threads); /* the batch sizes its per-thread scratch from this */
     jl_status st = jl_batch_new(o->model, o->qw, e->o.parallel, o->context, max_rows, &e->batch);
+    if (st == JL_OK && e->o.bf16) st = jl_batch_set_precision(e->batch, JL_PREC_BF16); /* threads as the batch's */
     omp_set_num_threads(saved);
     if (st == JL_OK && o->model->lora) st = jl_model_attach_lora((jl_model *)o->model, o->model->lora, max_rows);
     e->running = calloc((size_t)e->o.parallel, sizeof *e->running);

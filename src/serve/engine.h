@@ -66,6 +66,7 @@ typedef struct {
     int parallel, context, threads, max_queue, chunk;
     const struct jl_chat_format *fmt; /* the model's chat template, or NULL for jielong's own */
     double max_request_s;      /* a job running longer (from submission) ends with finish_reason "length"; 0 = none */
+    int bf16;                  /* fp32 weights' batched products in bf16 (jl_batch_set_precision) */
 } serve_engine_opts;
 
 typedef struct {

@@ -205,14 +205,35 @@ static json_object *cmpl_logprobs_object(cmpl_logprobs *l) {
     return o;
 }
 
-static json_object *usage_object(const serve_job *j) {
-    int completion = 0;
-    for (int i = 0; i < j->n_choices; i++)
-        for (int k = 0; k < j->choices[i].n_toks; k++) completion += j->choices[i].toks[k].id >= 0;
+/* One choice of a response: the job that generated it (after server-side tool rounds, choices of one request may
+ * end in different jobs) and its index there. */
+typedef struct {
+    serve_job *job;
+    int ci;
+} choice_ref;
+
+static const serve_choice *ref_choice(const choice_ref *r) { return &r->job->choices[r->ci]; }
+
+/* The choices of one job as refs (n_choices <= SERVE_MAX_N: request.c caps prompts x n). */
+static int job_refs(serve_job *j, choice_ref *r) {
+    for (int i = 0; i < j->n_choices; i++) r[i] = (choice_ref){j, i};
+    return j->n_choices;
+}
+
+/* Usage of the final round of every choice: its generated tokens, and the prompts of the distinct jobs. */
+static json_object *usage_object(const choice_ref *r, int n) {
+    int completion = 0, prompt = 0;
+    for (int i = 0; i < n; i++) {
+        const serve_choice *c = ref_choice(&r[i]);
+        for (int k = 0; k < c->n_toks; k++) completion += c->toks[k].id >= 0;
+        int seen = 0;
+        for (int k = 0; k < i && !seen; k++) seen = r[k].job == r[i].job;
+        if (!seen) prompt += r[i].job->prompt_tokens;
+    }
     json_object *u = json_object_new_object();
-    json_object_object_add(u, "prompt_tokens", json_object_new_int(j->prompt_tokens));
+    json_object_object_add(u, "prompt_tokens", json_object_new_int(prompt));
     json_object_object_add(u, "completion_tokens", json_object_new_int(completion));
-    json_object_object_add(u, "total_tokens", json_object_new_int(j->prompt_tokens + completion));
+    json_object_object_add(u, "total_tokens", json_object_new_int(prompt + completion));
     return u;
 }
 
@@ -246,13 +267,15 @@ static char *choice_text(const serve_choice *c, size_t *len) {
 /* Which prompt a completion choice answers (choices are prompt-major, n per prompt). */
 static const char *choice_prompt(const serve_job *j, int i) { return j->p.prompts[i / j->p.n]; }
 
-/* The whole response of a finished job (lock held). */
-static json_object *full_response(serve_server *s, const serve_job *j, unsigned long long id) {
+/* The whole response of finished choices (lock held). */
+static json_object *full_response(serve_server *s, const choice_ref *r, int n, unsigned long long id) {
     const jl_tokenizer *tok = serve_engine_tokenizer(s->engine);
-    const int chat = j->p.kind == SERVE_CHAT, top = j->p.top_logprobs;
-    json_object *o = envelope(s, j, id, chat ? "chat.completion" : "text_completion"), *choices = json_object_new_array();
-    for (int i = 0; i < j->n_choices; i++) {
-        const serve_choice *c = &j->choices[i];
+    const int chat = r[0].job->p.kind == SERVE_CHAT, top = r[0].job->p.top_logprobs;
+    json_object *o = envelope(s, r[0].job, id, chat ? "chat.completion" : "text_completion"),
+                *choices = json_object_new_array();
+    for (int i = 0; i < n; i++) {
+        const serve_job *j = r[i].job;
+        const serve_choice *c = ref_choice(&r[i]);
         json_object *ch = json_object_new_object(), *lp = NULL;
         size_t len = 0;
         char *text = choice_text(c, &len);
@@ -278,7 +301,7 @@ static json_object *full_response(serve_server *s, const serve_job *j, unsigned 
                 json_object_object_add(lp, "refusal", NULL);
             }
         } else {
-            const char *prompt = choice_prompt(j, i);
+            const char *prompt = choice_prompt(j, r[i].ci);
             size_t plen = j->p.echo ? strlen(prompt) : 0;
             char *full = malloc(plen + len + 1);
             if (full) {
@@ -302,7 +325,7 @@ static json_object *full_response(serve_server *s, const serve_job *j, unsigned 
         json_object_array_add(choices, ch);
     }
     json_object_object_add(o, "choices", choices);
-    json_object_object_add(o, "usage", usage_object(j));
+    json_object_object_add(o, "usage", usage_object(r, n));
     return o;
 }
 
@@ -428,24 +451,10 @@ static void free_snapshot(stream_snapshot *sn) {
     free(sn->finish);
 }
 
-/* A finished answer of a tools request as two chunks: the delta (content, or tool_calls with index, id, type and
- * the whole function) and the finish reason ("tool_calls" when it has calls). The choice is finished, so its
- * tokens no longer change. */
-static void emit_tool_answer(stream_ctx *st, int i, const serve_choice *c, const char *finish) {
-    size_t len = 0;
-    char *text = choice_text(c, &len);
-    json_object *msg = serve_tool_message(&st->job->p, text ? text : "", st->id, &finish), *calls = NULL, *content;
-    free(text);
+/* One chunk of choice i of a chat stream with `delta` (consumed) and no finish reason. */
+static void emit_delta(stream_ctx *st, int i, json_object *delta) {
     json_object *o = envelope(st->s, st->job, st->id, "chat.completion.chunk"), *choices = json_object_new_array(),
-                *ch = json_object_new_object(), *delta = json_object_new_object();
-    if (json_object_object_get_ex(msg, "content", &content) && content)
-        json_object_object_add(delta, "content", json_object_get(content));
-    if (json_object_object_get_ex(msg, "tool_calls", &calls)) {
-        for (size_t k = 0; k < json_object_array_length(calls); k++)
-            json_object_object_add(json_object_array_get_idx(calls, k), "index", json_object_new_int((int)k));
-        json_object_object_add(delta, "tool_calls", json_object_get(calls));
-    }
-    json_object_put(msg);
+                *ch = json_object_new_object();
     json_object_object_add(ch, "index", json_object_new_int(i));
     json_object_object_add(ch, "delta", delta);
     json_object_object_add(ch, "logprobs", NULL);
@@ -454,6 +463,60 @@ static void emit_tool_answer(stream_ctx *st, int i, const serve_choice *c, const
     json_object_object_add(o, "choices", choices);
     if (st->job->p.include_usage) json_object_object_add(o, "usage", NULL);
     emit(st, o);
+}
+
+static void emit_content(stream_ctx *st, int i, const char *text, size_t len) {
+    json_object *delta = json_object_new_object();
+    json_object_object_add(delta, "content", json_object_new_string_len(text, (int)len));
+    emit_delta(st, i, delta);
+}
+
+/* Call k of a message as OpenAI streams it: first {index, id, type, function {name, arguments ""}}, then
+ * {index, function {arguments}}. */
+static void emit_call(stream_ctx *st, int i, int k, json_object *call) {
+    json_object *id, *fn, *name, *args;
+    json_object_object_get_ex(call, "id", &id);
+    json_object_object_get_ex(call, "function", &fn);
+    json_object_object_get_ex(fn, "name", &name);
+    json_object_object_get_ex(fn, "arguments", &args);
+    for (int part = 0; part < 2; part++) {
+        json_object *delta = json_object_new_object(), *calls = json_object_new_array(), *c = json_object_new_object(),
+                    *f = json_object_new_object();
+        json_object_object_add(c, "index", json_object_new_int(k));
+        if (part == 0) {
+            json_object_object_add(c, "id", json_object_get(id));
+            json_object_object_add(c, "type", json_object_new_string("function"));
+            json_object_object_add(f, "name", json_object_get(name));
+        }
+        json_object_object_add(f, "arguments", part == 0 ? json_object_new_string("") : json_object_get(args));
+        json_object_object_add(c, "function", f);
+        json_object_array_add(calls, c);
+        json_object_object_add(delta, "tool_calls", calls);
+        emit_delta(st, i, delta);
+    }
+}
+
+/* A finished answer of a tools request (calls are known once the answer is whole): with calls, the text outside
+ * them as one content delta and each call as emit_call sends it; without, the text as generated, one delta per
+ * token (the forced start first); then the finish chunk ("tool_calls" when it has calls). The choice is finished,
+ * so its tokens no longer change. */
+static void emit_tool_answer(stream_ctx *st, int i, const serve_choice *c, const char *finish) {
+    size_t len = 0;
+    char *text = choice_text(c, &len);
+    json_object *msg = serve_tool_message(&st->job->p, text ? text : "", st->id, &finish), *calls = NULL, *content;
+    free(text);
+    if (json_object_object_get_ex(msg, "tool_calls", &calls)) {
+        if (json_object_object_get_ex(msg, "content", &content) && content)
+            emit_content(st, i, json_object_get_string(content), (size_t)json_object_get_string_len(content));
+        for (size_t k = 0; k < json_object_array_length(calls); k++)
+            emit_call(st, i, (int)k, json_object_array_get_idx(calls, k));
+    } else {
+        const char *forced = st->job->p.forced;
+        if (forced && *forced) emit_content(st, i, forced, strlen(forced));
+        for (int k = 0; k < c->n_toks; k++)
+            if (c->toks[k].text_len) emit_content(st, i, c->toks[k].text, c->toks[k].text_len);
+    }
+    json_object_put(msg);
     emit_chunk(st, i, NULL, 0, NULL, finish, 0);
     st->closed[i] = 1;
 }
@@ -505,8 +568,9 @@ static void stream_format(stream_ctx *st, const stream_snapshot *sn) {
             json_object *o = envelope(st->s, j, st->id, j->p.kind == SERVE_CHAT ? "chat.completion.chunk" : "text_completion");
             json_object_object_add(o, "choices", json_object_new_array());
             pthread_mutex_t *mu = serve_engine_lock(st->s->engine);
+            choice_ref r[SERVE_MAX_N];
             pthread_mutex_lock(mu);
-            json_object_object_add(o, "usage", usage_object(j));
+            json_object_object_add(o, "usage", usage_object(r, job_refs(st->job, r)));
             pthread_mutex_unlock(mu);
             emit(st, o);
         }
@@ -611,14 +675,161 @@ static int wait_done(serve_server *s, struct MHD_Connection *c, serve_job *j) {
     return 1;
 }
 
-/* After a finished round: the next round's parameters when the answer asked for the server's own tools. */
-static int server_round(serve_server *s, serve_job *j, int round, serve_params *next) {
-    if (!s->o.tools || !j->p.tools || j->p.n != 1 || round >= s->o.max_tool_steps || j->failed) return 0;
+/* A finished choice's next round when its answer asked for the server's own tools only: 1 and *next (n = 1, the
+ * choice's own seed), 0 when it is final, -1 when out of memory (lock held). */
+static int next_round(serve_server *s, const choice_ref *r, serve_params *next) {
+    if (r->job->failed) return 0;
     size_t len;
-    char *text = choice_text(&j->choices[0], &len);
-    int rc = text ? serve_tools_round(&j->p, text, s->o.tools, next) : -1;
+    char *text = choice_text(ref_choice(r), &len);
+    int rc = text ? serve_tools_round(&r->job->p, text, s->o.tools, next) : -1;
     free(text);
+    if (rc == 1) {
+        next->n = 1;
+        next->sampling.seed = r->job->p.sampling.seed + (uint64_t)r->ci; /* what choice ci sampled with */
+    }
     return rc;
+}
+
+/* The jobs of a request with server-side tools, all released together once the answer is sent. */
+typedef struct {
+    serve_job **jobs;
+    int n, cap;
+} job_list;
+
+static int job_list_add(job_list *l, serve_job *j) {
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 8;
+        serve_job **g = realloc(l->jobs, sizeof *g * (size_t)cap);
+        if (!g) return 0;
+        l->jobs = g;
+        l->cap = cap;
+    }
+    l->jobs[l->n++] = j;
+    return 1;
+}
+
+static void job_list_release(serve_server *s, job_list *l) {
+    for (int i = 0; i < l->n; i++) serve_job_release(s->engine, l->jobs[i]);
+    free(l->jobs);
+}
+
+/* Waits for the jobs of one round (lock held); when the client has gone, cancels them all and returns 0. */
+static int wait_round(serve_server *s, struct MHD_Connection *c, job_list *l, int from) {
+    for (int k = from; k < l->n; k++)
+        if (!wait_done(s, c, l->jobs[k])) {
+            pthread_mutex_unlock(serve_engine_lock(s->engine));
+            for (int m = from; m < l->n; m++) serve_job_cancel(s->engine, l->jobs[m]);
+            pthread_mutex_lock(serve_engine_lock(s->engine));
+            return 0;
+        }
+    return 1;
+}
+
+/* The answer of finished choices: JSON, or (stream) the whole SSE body at once. */
+static enum MHD_Result send_answer(serve_server *s, struct MHD_Connection *c, choice_ref *r, int n,
+                                   unsigned long long id) {
+    pthread_mutex_t *mu = serve_engine_lock(s->engine);
+    serve_error e;
+    pthread_mutex_lock(mu);
+    for (int i = 0; i < n; i++)
+        if (r[i].job->failed) {
+            serve_error_set(&e, 503, "server_error", "", "%s", r[i].job->error);
+            pthread_mutex_unlock(mu);
+            return send_error(s, c, &e, NULL);
+        }
+    if (!r[0].job->p.stream) {
+        json_object *o = full_response(s, r, n, id);
+        pthread_mutex_unlock(mu);
+        return send_json(s, c, 200, o);
+    }
+    int closed[SERVE_MAX_N] = {0};
+    stream_ctx st = {.s = s, .job = r[0].job, .id = id, .closed = closed};
+    for (int i = 0; i < n; i++) {
+        st.job = r[i].job;
+        emit_chunk(&st, i, "", 0, NULL, NULL, 1);
+        emit_tool_answer(&st, i, ref_choice(&r[i]), ref_choice(&r[i])->finish ? ref_choice(&r[i])->finish : "length");
+    }
+    if (st.job->p.include_usage) {
+        json_object *o = envelope(s, st.job, id, "chat.completion.chunk");
+        json_object_object_add(o, "choices", json_object_new_array());
+        json_object_object_add(o, "usage", usage_object(r, n));
+        emit(&st, o);
+    }
+    pthread_mutex_unlock(mu);
+    buf_add(&st, "data: [DONE]\n\n", 14);
+    enum MHD_Result ret = st.buf ? send_text(s, c, 200, "text/event-stream; charset=utf-8", st.buf, st.len, NULL, NULL)
+                                 : fail(s, c, 500, "server_error", NULL, NULL, "out of memory");
+    free(st.buf);
+    return ret;
+}
+
+/* A chat request with the server's own tools (serve --tools): every choice runs its own rounds — its answer's
+ * built-in calls are run, the answer and the results appended to its conversation and it generates again (one job
+ * of n = 1 per continuing choice, all of a round decoded together) — up to max_tool_steps rounds. A choice whose
+ * next round does not fit the context keeps its last answer (its calls go to the client). */
+static enum MHD_Result tool_rounds(serve_server *s, struct MHD_Connection *c, serve_params *p, unsigned long long id) {
+    pthread_mutex_t *mu = serve_engine_lock(s->engine);
+    serve_error e;
+    serve_job *j;
+    if (serve_job_new(s->engine, p, &j, &e) != JL_OK) {
+        serve_params_free(p);
+        return send_error(s, c, &e, NULL);
+    }
+    job_list l = {0};
+    choice_ref r[SERVE_MAX_N];
+    int n = job_refs(j, r), final[SERVE_MAX_N] = {0}, oom = !job_list_add(&l, j), from = 0, sent = 0;
+    if (oom) serve_job_release(s->engine, j);
+    if (!oom && !serve_engine_submit(s->engine, j, &e)) {
+        job_list_release(s, &l);
+        return send_error(s, c, &e, NULL);
+    }
+    enum MHD_Result ret = MHD_NO;
+    for (int round = 0; !oom; round++) {
+        pthread_mutex_lock(mu);
+        if (!wait_round(s, c, &l, from)) { /* nobody to answer */
+            pthread_mutex_unlock(mu);
+            atomic_fetch_add(&s->disconnects, 1);
+            job_list_release(s, &l);
+            return MHD_NO;
+        }
+        serve_params next[SERVE_MAX_N];
+        int more[SERVE_MAX_N] = {0}, any = 0;
+        for (int i = 0; i < n && round < s->o.max_tool_steps; i++) {
+            more[i] = final[i] ? 0 : next_round(s, &r[i], &next[i]);
+            oom |= more[i] < 0;
+            final[i] |= more[i] == 0;
+        }
+        pthread_mutex_unlock(mu);
+        from = l.n;
+        for (int i = 0; i < n; i++) {
+            if (more[i] != 1) continue;
+            if (oom || serve_job_new(s->engine, &next[i], &j, &e) != JL_OK) {
+                serve_params_free(&next[i]);
+                final[i] = 1; /* does not fit: this answer as it is */
+                continue;
+            }
+            if (!job_list_add(&l, j)) {
+                serve_job_release(s->engine, j);
+                oom = 1;
+                continue;
+            }
+            if (!serve_engine_submit(s->engine, j, &e)) {
+                l.n--;
+                serve_job_release(s->engine, j);
+                for (int m = from; m < l.n; m++) serve_job_cancel(s->engine, l.jobs[m]); /* this round's others */
+                ret = send_error(s, c, &e, NULL);
+                sent = 1;
+                oom = 1;
+                continue;
+            }
+            r[i] = (choice_ref){j, 0};
+            any = 1;
+        }
+        if (!any) break;
+    }
+    if (!sent) ret = oom ? fail(s, c, 500, "server_error", NULL, NULL, "out of memory") : send_answer(s, c, r, n, id);
+    job_list_release(s, &l);
+    return ret;
 }
 
 static enum MHD_Result completions(serve_server *s, struct MHD_Connection *c, const char *body, size_t len,
@@ -634,50 +845,30 @@ static enum MHD_Result completions(serve_server *s, struct MHD_Connection *c, co
         serve_params_free(&p);
         return fail(s, c, 500, "server_error", NULL, NULL, "out of memory");
     }
-    const int server_tools = kind == SERVE_CHAT && s->o.tools && p.tools;
     const unsigned long long id = atomic_fetch_add(&s->next_id, 1) + 1;
-    pthread_mutex_t *mu = serve_engine_lock(s->engine);
-    serve_job *prev = NULL; /* the last finished round, kept until the next one is made */
-    for (int round = 0;; round++) {
-        if (serve_job_new(s->engine, &p, &j, &e) != JL_OK) {
-            serve_params_free(&p);
-            if (!prev) return send_error(s, c, &e, NULL);
-            j = prev; /* the next round does not fit: answer with this one (its calls go to the client) */
-            break;
-        }
-        if (prev) serve_job_release(s->engine, prev);
-        prev = NULL;
-        if (!serve_engine_submit(s->engine, j, &e)) {
-            serve_job_release(s->engine, j);
-            return send_error(s, c, &e, NULL);
-        }
-        if (j->p.stream && !server_tools) return start_stream(s, c, j, id);
-        pthread_mutex_lock(mu);
-        if (!wait_done(s, c, j)) { /* nobody to answer */
-            pthread_mutex_unlock(mu);
-            serve_job_release(s->engine, j);
-            atomic_fetch_add(&s->disconnects, 1);
-            return MHD_NO;
-        }
-        serve_params next;
-        int more = server_round(s, j, round, &next);
-        pthread_mutex_unlock(mu);
-        if (more < 0) {
-            serve_job_release(s->engine, j);
-            return fail(s, c, 500, "server_error", NULL, NULL, "out of memory");
-        }
-        if (more == 0) break;
-        prev = j;
-        p = next; /* the answer and the tools' results appended: generate again */
+    if (kind == SERVE_CHAT && s->o.tools && p.tools) return tool_rounds(s, c, &p, id);
+    if (serve_job_new(s->engine, &p, &j, &e) != JL_OK) {
+        serve_params_free(&p);
+        return send_error(s, c, &e, NULL);
     }
-    if (j->p.stream) return start_stream(s, c, j, id); /* done: the stream sends it at once */
-    json_object *o = NULL;
+    if (!serve_engine_submit(s->engine, j, &e)) {
+        serve_job_release(s->engine, j);
+        return send_error(s, c, &e, NULL);
+    }
+    if (j->p.stream) return start_stream(s, c, j, id);
+    pthread_mutex_t *mu = serve_engine_lock(s->engine);
     pthread_mutex_lock(mu);
-    if (j->failed) serve_error_set(&e, 503, "server_error", "", "%s", j->error);
-    else o = full_response(s, j, id);
+    int done = wait_done(s, c, j);
     pthread_mutex_unlock(mu);
+    if (!done) { /* nobody to answer */
+        serve_job_release(s->engine, j);
+        atomic_fetch_add(&s->disconnects, 1);
+        return MHD_NO;
+    }
+    choice_ref r[SERVE_MAX_N];
+    enum MHD_Result ret = send_answer(s, c, r, job_refs(j, r), id);
     serve_job_release(s->engine, j);
-    return o ? send_json(s, c, 200, o) : send_error(s, c, &e, NULL);
+    return ret;
 }
 
 static enum MHD_Result models(serve_server *s, struct MHD_Connection *c) {
@@ -966,7 +1157,7 @@ jl_status serve_ready(serve_server *s, const jl_model *model, const jl_qweights 
     if (model_name) s->o.model_name = model_name;
     s->o.chat_format = fmt;
     serve_engine_opts eo = {model, qw, tok, s->o.parallel, s->o.context, s->o.threads, s->o.max_queue, s->o.chunk, fmt,
-                            s->o.max_request_s};
+                            s->o.max_request_s, s->o.bf16};
     jl_status st = serve_engine_start(&eo, &s->engine);
     if (st == JL_OK) atomic_store(&s->ready, 1);
     return st;

@@ -26,6 +26,7 @@ typedef struct {
     int chunk;                 /* prompt tokens prefilled per step */
     struct jl_toolbox *tools;  /* built-in tools run by the server (jielong serve --tools), or NULL; borrowed */
     int max_tool_steps;        /* rounds of server-side tool calls per request */
+    int bf16;                  /* 1: fp32 weights' batched products in bf16 (a bf16 copy; needs AVX512-BF16) */
 } serve_opts;
 
 void serve_opts_defaults(serve_opts *o);

@@ -145,7 +145,7 @@ char *jl_tool_call_text(const char *name, const char *arguments) {
     json_object *o = json_object_new_object();
     const char *why;
     json_object *args = arguments ? parse_whole(arguments, strlen(arguments), &why) : json_object_new_object();
-    if (!o || !args) {
+    if (!o || !args || !json_object_is_type(args, json_type_object)) { /* "[1]", "5": not arguments */
         json_object_put(o);
         json_object_put(args);
         return NULL;
