@@ -321,9 +321,13 @@ static void test_dense_and_fused(void **s) {
         if (i) assert_true(h[i].score <= h[i - 1].score);
     }
     jl_hits_free(h, n);
-    /* AUTO with the model: fused; without: BM25; building on without the model is refused */
+    /* AUTO is BM25, with or without the model; building on without the model is refused */
     assert_int_equal(jl_index_query(ix, "春眠", 2, JL_RANK_AUTO, NULL, 0, &h, &n), JL_OK);
     assert_true(n >= 1 && h[0].rank_dense == 0);
+    jl_hits_free(h, n);
+    assert_int_equal(jl_index_query(ix, "春眠", 2, JL_RANK_AUTO, e, 0, &h, &n), JL_OK);
+    assert_true(n >= 1);
+    for (int i = 0; i < n; i++) assert_true(h[i].rank_dense == 0 && h[i].rank_bm25 == i + 1);
     jl_hits_free(h, n);
     assert_int_equal(jl_index_build(ix, in, 1, &o, NULL, NULL, NULL, &st), JL_ERR_ARG);
     o.model_id = "weights-other";

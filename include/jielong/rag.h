@@ -78,6 +78,7 @@ typedef void (*jl_index_progress)(void *user, const char *path, size_t passages_
 jl_status jl_index_build(jl_index *ix, const char *const *inputs, int n_inputs, const jl_index_options *o,
                          jl_embedder *e, jl_index_progress progress, void *user, jl_index_stats *stats);
 
+/* JL_RANK_AUTO is BM25 (the measured best on this project's data; see src/rag/query.c); dense and fused by name. */
 typedef enum { JL_RANK_AUTO = 0, JL_RANK_BM25, JL_RANK_DENSE, JL_RANK_FUSED } jl_rank_mode;
 
 typedef struct {

@@ -120,7 +120,7 @@ static jl_status extras_setup(chat_extras *x, infer_setup *s, jl_chat *chat, con
     const char *embed_model = NULL;
     size_t np, nf;
     if (st == JL_OK && x->index) st = jl_index_info(x->index, &np, &nf, &embed_model);
-    if (st == JL_OK && embed_model) { /* dense + fused when the index was embedded with this very model */
+    if (st == JL_OK && embed_model) { /* its embedder, if the index was embedded with this model (auto ranks by BM25) */
         rag_model probe = {0};
         snprintf(probe.id, sizeof probe.id, "weights-%016llx", (unsigned long long)jl_model_weights_hash(s->ck.model));
         if (!strcmp(probe.id, embed_model)) st = rag_model_borrow(s->ck.model, s->tok, &x->rm);
