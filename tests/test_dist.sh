@@ -114,12 +114,17 @@ for stage in grpo ppo; do
   cmp -s ${stage}2/model.safetensors ${stage}2b/model.safetensors || die "two 2-rank $stage runs differ"
   field ${stage}1/metrics.jsonl loss > l1; field ${stage}2/metrics.jsonl loss > l2
   [ "$(wc -l < l1)" = 4 ] || die "expected 4 $stage loss lines"
-  d=$(maxabs l1 l2) # absolute: the clipped-objective loss is near 0 (a relative bound would be noise)
-  awk -v d="$d" 'BEGIN { exit !(d != "none" && d < 1e-5) }' || die "$stage loss 2 ranks vs 1: abs. diff $d > 1e-5"
+  # absolute: the clipped-objective loss is near 0 (a relative bound would be noise). Step 1 starts from the same
+  # weights and rollouts: only the kernels' row grouping and the reduction order differ (measured 5e-7). Later steps
+  # add Adam's amplification of those last bits (it divides near-zero gradients by their own size: measured 1.3e-5
+  # to 2.1e-4 at step 4 on two builds), so they get a wider bound; the rewards below must still match exactly.
+  d1=$(maxabs <(head -1 l1) <(head -1 l2)); d=$(maxabs l1 l2)
+  awk -v d="$d1" 'BEGIN { exit !(d != "none" && d < 1e-5) }' || die "$stage step-1 loss 2 ranks vs 1: abs. diff $d1 > 1e-5"
+  awk -v d="$d" 'BEGIN { exit !(d != "none" && d < 1e-3) }' || die "$stage loss 2 ranks vs 1: abs. diff $d > 1e-3"
   sed -n 's/.*"step":\([0-9]*\),.*"reward":\([-0-9.e+]*\).*/\1 \2/p' ${stage}1/metrics.jsonl > r1
   sed -n 's/.*"step":\([0-9]*\),.*"reward":\([-0-9.e+]*\).*/\1 \2/p' ${stage}2/metrics.jsonl > r2
   [ "$(wc -l < r1)" = 4 ] && cmp -s r1 r2 || die "$stage rewards 2 ranks vs 1 differ (the same rollouts expected): $(paste r1 r2 | head -4)"
-  ok "$stage: 2 ranks bitwise repeatable; vs 1 rank: the same rewards, loss within abs. $d (bound 1e-5)"
+  ok "$stage: 2 ranks bitwise repeatable; vs 1 rank: the same rewards, step-1 loss within abs. $d1 (bound 1e-5), all 4 within $d (bound 1e-3)"
 done
 JL_DIST_FAIL=1:0 $MPI "$JL" $G --batch-size 1 --out gf >"$W/log" 2>&1
 rc=$?
