@@ -174,9 +174,14 @@ static void sleep_ms(long ms) {
  * none), ends with the metrics and weights of a run that was never interrupted. */
 static void test_kill9_resumes_to_the_same_end(void **s) {
     (void)s;
-    const char *prefs = tmp_path("prefs_kill.jsonl"), *a = tmp_path("kill_straight"), *b = tmp_path("kill_pieces");
+    /* copies: tmp_path's 8 rotating buffers are reused by the loop's tmp_path("kill_b.log") calls, so after enough
+     * attempts a pointer into them named another file (the flaky "0 != 0x22" metrics comparison) */
+    char prefs[1024], a[1024], b[1024];
+    snprintf(prefs, sizeof prefs, "%s", tmp_path("prefs_kill.jsonl"));
+    snprintf(a, sizeof a, "%s", tmp_path("kill_straight"));
+    snprintf(b, sizeof b, "%s", tmp_path("kill_pieces"));
     write_toy_prefs(prefs, 60, 8);
-    char flags[2048], args[4096], ckpt[1100];
+    char flags[2400], args[4096], ckpt[1100];
     snprintf(flags, sizeof flags, "dpo --model %s --data %s --batch-size 4 --beta 0.5 --steps 30 --eval-every 10 "
              "--save-every 3 --threads 2", policy_file(), prefs);
     snprintf(args, sizeof args, "%s --out %s", flags, a);
