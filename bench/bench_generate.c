@@ -13,6 +13,7 @@
 #include "infer/qweights.h"
 #include "jielong/tokenizer.h"
 #include "model/model.h"
+#include "bench_decode.h"
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,26 +59,12 @@ static double prefill_tok_s(jl_session *s, const int32_t *prompt, int n) {
     return best;
 }
 
-/* One run: greedy decode of n tokens after a 1-token prompt (the argmax is part of the time, as in llama2.c). */
-static double decode_run(jl_session *s, int vocab, int n) {
-    jl_session_truncate(s, 0);
-    int32_t tok = 1;
-    const float *logits;
-    jl_session_forward(s, &tok, 1, NULL, &logits);
-    double t0 = jl_now();
-    for (int i = 0; i < n; i++) {
-        tok = jl_argmax(logits, vocab);
-        jl_session_forward(s, &tok, 1, NULL, &logits);
-    }
-    return n / (jl_now() - t0);
-}
-
 /* Best (and, in *typical, mean) rate of REPEATS decode runs with the given matvec kernel. */
 static double decode_tok_s(jl_session *s, int vocab, int n, int kernel, double *typical) {
     jl_set_matvec_kernel(kernel);
     double best = 0, sum = 0;
     for (int r = 0; r < REPEATS; r++) {
-        double rate = decode_run(s, vocab, n);
+        double rate = bench_decode_run(s, vocab, n);
         best = rate > best ? rate : best;
         sum += rate;
     }
@@ -145,7 +132,7 @@ static void bench_shape(const char *name, int dim, int n_layer, int n_head, int 
     for (int rep = 0; rep < REPEATS; rep++) /* the types take turns, run by run */
         for (int t = 0; t < 3; t++) {
             if (!s[t]) continue;
-            double rate = decode_run(s[t], 32000, 128);
+            double rate = bench_decode_run(s[t], 32000, 128);
             best[t] = rate > best[t] ? rate : best[t];
             sum[t] += rate;
         }

@@ -17,22 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "bench_decode.h"
 
 #define REPEATS 3
 #define N_DECODE 128
-
-static double ours_run(jl_session *s, int vocab) {
-    jl_session_truncate(s, 0);
-    int32_t tok = 1;
-    const float *logits;
-    jl_session_forward(s, &tok, 1, NULL, &logits);
-    double t0 = jl_now();
-    for (int i = 0; i < N_DECODE; i++) {
-        tok = jl_argmax(logits, vocab);
-        jl_session_forward(s, &tok, 1, NULL, &logits);
-    }
-    return N_DECODE / (jl_now() - t0);
-}
 
 static double theirs_run(const char *nlc, const char *gguf) {
     char cmd[2048], line[128] = "";
@@ -85,7 +73,7 @@ static void bench_shape(const char *nlc, const char *name, int dim, int n_layer,
         } else {
             double ours = 0, theirs = 0;
             for (int r = 0; r < REPEATS; r++) { /* in turns: the machine is shared */
-                double a = ours_run(s, 32000), b = theirs_run(nlc, paths[t]);
+                double a = bench_decode_run(s, 32000, N_DECODE), b = theirs_run(nlc, paths[t]);
                 ours = a > ours ? a : ours;
                 theirs = b > theirs ? b : theirs;
             }
