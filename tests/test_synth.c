@@ -219,15 +219,18 @@ static void test_ppo_anchor(void **state) {
     jl_tokenizer_free(tok);
 }
 
-/* Rescores each sample of eval --qa --samples and checks the verdicts and the record's counts agree. */
-static void check_samples(const char *samples, json_object *record) {
+/* Rescores each sample of eval --qa --samples and checks the verdicts and the record's counts agree; with tools
+ * each sample lists its calls (as many in all as the record counts), without them none. */
+static void check_samples(const char *samples, json_object *record, int tools) {
     char *text;
     size_t len;
     assert_int_equal(jl_read_file(samples, &text, &len), JL_OK);
-    int n = 0, right = 0;
+    int n = 0, right = 0, calls = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-        json_object *s = json_tokener_parse(line);
+        json_object *s = json_tokener_parse(line), *c;
         assert_non_null(s);
+        assert_int_equal(json_object_object_get_ex(s, "calls", &c), tools);
+        if (tools) calls += (int)json_object_array_length(c);
         const char *task = json_object_get_string(json_object_object_get(s, "task"));
         int ok = jl_tool_answer_correct(task, json_object_get_string(json_object_object_get(s, "answer")),
                                         json_object_get_string(json_object_object_get(s, "expected")));
@@ -239,6 +242,7 @@ static void check_samples(const char *samples, json_object *record) {
     free(text);
     assert_int_equal(n, json_object_get_int(json_object_object_get(record, "n")));
     assert_int_equal(right, json_object_get_int(json_object_object_get(record, "correct")));
+    assert_int_equal(calls, json_object_get_int(json_object_object_get(record, "tool_calls")));
 }
 
 /* generate --summary: size, peak RSS and speeds; eval --qa: verdicts per question, with and without tools. */
@@ -286,7 +290,7 @@ static void test_decode_summary_and_qa(void **state) {
         assert_int_equal(json_object_get_int(json_object_object_get(k, "n")), 1);
         assert_true(json_object_object_get_ex(t, "word", &k));
         assert_int_equal(json_object_get_int(json_object_object_get(k, "n")), 3);
-        check_samples(samples, r);
+        check_samples(samples, r, tools);
         json_object_put(r);
     }
     /* a question file without expected answers is refused, exit 2 */

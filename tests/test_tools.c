@@ -288,6 +288,26 @@ static void test_data_tools(void **s) {
     jl_rl_free(ev);
     snprintf(args, sizeof args, "data validate --kind sft --input %s", tmp_path("dt/tools_sft.jsonl"));
     assert_int_equal(run_cli(args, NULL), 0);
+    /* --calc-digits 1: single-digit integer operands, the call's expression the question's own text */
+    snprintf(args, sizeof args, "data tools --poems %s --out %s --calc 30 --calc-digits 1 --search 0 --eval 5 --seed 4",
+             root_path("data/poems.jsonl"), tmp_path("dt1"));
+    assert_int_equal(run_cli(args, tmp_path("dt1.log")), 0);
+    assert_int_equal(jl_sft_load(tmp_path("dt1/tools_sft.jsonl"), NULL, &set, &st), JL_OK);
+    assert_int_equal(jl_sft_count(set), 30);
+    for (size_t i = 0; i < jl_sft_count(set); i++) {
+        jl_conversation c = jl_sft_get(set, i);
+        jl_tool_calls calls;
+        assert_int_equal(jl_tool_calls_parse(c.turns[2].content, &calls), JL_OK);
+        json_object *a = json_tokener_parse(calls.calls[0].arguments), *e;
+        assert_true(json_object_object_get_ex(a, "expression", &e));
+        const char *x = json_object_get_string(e);
+        assert_non_null(strstr(c.turns[1].content, x)); /* copied from the question */
+        for (const char *p = x; *p; p++) /* no two digits in a row, no decimal point */
+            assert_false((*p >= '0' && *p <= '9' && p[1] >= '0' && p[1] <= '9') || *p == '.');
+        json_object_put(a);
+        jl_tool_calls_free(&calls);
+    }
+    jl_sft_free(set);
     assert_true(jl_tool_answer_correct("calc", "结果是 -3.5。", "-3.5"));
     assert_false(jl_tool_answer_correct("calc", "12+35 = 46", "47"));
     assert_true(jl_tool_answer_correct("author", "《静夜思》的作者是李白。", "李白"));

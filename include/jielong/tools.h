@@ -111,6 +111,8 @@ typedef struct jl_poems jl_poems;
 typedef struct {
     uint64_t seed;
     int calc;        /* calculator conversations (default 4000) */
+    int calc_digits; /* > 0: every operand an integer of at most this many digits (shorter copies); 0 (default):
+                        1-2 digits, 3 digits or a decimal */
     int search;      /* search conversations over train poems: author, second line, which poem (default 4000) */
     int eval;        /* held-out questions per task (default 200) */
     int k;           /* passages per search (default 3) */

@@ -8,7 +8,7 @@ int data_tools(int argc, char **argv);
 
 int data_tools(int argc, char **argv) {
     const char *input = "data/poems.jsonl", *out = NULL, *index = NULL;
-    long seed = 1234, calc = 4000, search = 4000, eval = 200, k = 3, specs = 1;
+    long seed = 1234, calc = 4000, calc_digits = 0, search = 4000, eval = 200, k = 3, specs = 1;
     const cli_opt opts[] = {
         {"out", OPT_STR, &out, "output folder (tools_sft.jsonl, eval_tools.jsonl)", NO_RANGE, 1},
         {"poems", OPT_STR, &input, "poem corpus (JSONL) [data/poems.jsonl]", NO_RANGE, 0},
@@ -16,6 +16,8 @@ int data_tools(int argc, char **argv) {
                                    "title,author,lines]", NO_RANGE, 0},
         {"seed", OPT_INT, &seed, "seed of every choice [1234]", 0, 1e9, 0},
         {"calc", OPT_INT, &calc, "calculator conversations [4000]", 0, 1e7, 0},
+        {"calc-digits", OPT_INT, &calc_digits, "operands: integers of at most N digits (0: 1-2 digits, 3 digits or "
+                                               "a decimal) [0]", 0, 9, 0},
         {"search", OPT_INT, &search, "search conversations (author, second line, which poem) [4000]", 0, 1e7, 0},
         {"eval", OPT_INT, &eval, "held-out questions per task (calc, author, line2, which) [200]", 0, 1e6, 0},
         {"k", OPT_INT, &k, "passages per search [3]", 1, 50, 0},
@@ -32,6 +34,7 @@ int data_tools(int argc, char **argv) {
     jl_tool_data_defaults(&o);
     o.seed = (uint64_t)seed;
     o.calc = (int)calc;
+    o.calc_digits = (int)calc_digits;
     o.search = (int)search;
     o.eval = (int)eval;
     o.k = (int)k;

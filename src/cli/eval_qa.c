@@ -20,6 +20,7 @@ typedef struct {
 typedef struct {
     qa_task tasks[QA_MAX_TASKS];
     int n_tasks, n, correct, too_long, calls;
+    json_object *asked; /* the current question's calls and results, for --samples (NULL: not kept) */
 } qa_tally;
 
 static qa_task *task_of(qa_tally *t, const char *name) {
@@ -32,10 +33,15 @@ static qa_task *task_of(qa_tally *t, const char *name) {
 }
 
 static void count_call(void *user, const jl_tool_call *call, const char *result, int is_error) {
-    (void)call;
-    (void)result;
-    (void)is_error;
-    ((qa_tally *)user)->calls++;
+    qa_tally *t = user;
+    t->calls++;
+    if (!t->asked) return;
+    json_object *c = json_object_new_object();
+    json_object_object_add(c, "name", call->name ? json_object_new_string(call->name) : NULL);
+    json_object_object_add(c, "arguments", call->arguments ? json_object_new_string(call->arguments) : NULL);
+    json_object_object_add(c, "result", json_object_new_string(result ? result : ""));
+    json_object_object_add(c, "error", json_object_new_boolean(is_error));
+    json_object_array_add(t->asked, c);
 }
 
 /* The toolbox and the system prompt listing it (tool_specs). */
@@ -52,13 +58,14 @@ static jl_status tools_setup(const eval_qa_opts *o, jl_chat *chat, jl_index **ix
 }
 
 static void write_sample(FILE *f, const char *task, const char *prompt, const char *answer, const char *expected,
-                         int correct) {
+                         int correct, json_object *calls) {
     json_object *s = json_object_new_object();
     json_object_object_add(s, "task", json_object_new_string(task));
     json_object_object_add(s, "prompt", json_object_new_string(prompt));
     json_object_object_add(s, "answer", json_object_new_string(answer));
     json_object_object_add(s, "expected", json_object_new_string(expected));
     json_object_object_add(s, "correct", json_object_new_boolean(correct));
+    if (calls) json_object_object_add(s, "calls", json_object_get(calls));
     fprintf(f, "%s\n", json_object_to_json_string_ext(s, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(s);
 }
@@ -93,14 +100,21 @@ static jl_status run_all(const eval_qa_opts *o, const jl_rl_set *set, jl_chat *c
         if (!k) return jl_fail(JL_ERR_FORMAT, "record %zu: more than %d tasks", i + 1, QA_MAX_TASKS);
         if (o->limit && k->n >= o->limit) continue;
         char *answer = NULL;
+        t->asked = samples && tb ? json_object_new_array() : NULL;
         jl_status st = ask(o, chat, tb, jl_rl_prompt(set, i), t, &answer);
-        if (st != JL_OK) return st;
+        if (st != JL_OK) {
+            json_object_put(t->asked);
+            t->asked = NULL;
+            return st;
+        }
         int ok = answer && jl_tool_answer_correct(task, answer, expected);
         k->n++;
         k->correct += ok;
         t->n++;
         t->correct += ok;
-        if (samples) write_sample(samples, task, jl_rl_prompt(set, i), answer ? answer : "", expected, ok);
+        if (samples) write_sample(samples, task, jl_rl_prompt(set, i), answer ? answer : "", expected, ok, t->asked);
+        json_object_put(t->asked);
+        t->asked = NULL;
         free(answer);
     }
     return JL_OK;

@@ -28,8 +28,12 @@ typedef struct {
     char result[96];
 } arith;
 
-static void operand(jl_rng *r, char *buf, size_t cap) {
-    if (jl_rng_below(r, 10) == 0) snprintf(buf, cap, "%d.%d", (int)jl_rng_below(r, 50), 1 + (int)jl_rng_below(r, 9));
+static void operand(jl_rng *r, int digits, char *buf, size_t cap) {
+    if (digits > 0) {
+        uint64_t top = 1;
+        for (int d = 0; d < digits && d < 9; d++) top *= 10;
+        snprintf(buf, cap, "%d", 1 + (int)jl_rng_below(r, top - 1));
+    } else if (jl_rng_below(r, 10) == 0) snprintf(buf, cap, "%d.%d", (int)jl_rng_below(r, 50), 1 + (int)jl_rng_below(r, 9));
     else if (jl_rng_below(r, 3) == 0) snprintf(buf, cap, "%d", 100 + (int)jl_rng_below(r, 900));
     else snprintf(buf, cap, "%d", 1 + (int)jl_rng_below(r, 99));
 }
@@ -37,12 +41,12 @@ static void operand(jl_rng *r, char *buf, size_t cap) {
 static char op_char(jl_rng *r) { return "+-*/+-*"[jl_rng_below(r, 7)]; }
 
 /* An expression of 2 or 3 operands (sometimes parenthesised) whose exact value is a short decimal. */
-static void make_arith(jl_rng *r, arith *a) {
+static void make_arith(jl_rng *r, int digits, arith *a) {
     for (;;) {
         char x[24], y[24], z[24];
-        operand(r, x, sizeof x);
-        operand(r, y, sizeof y);
-        operand(r, z, sizeof z);
+        operand(r, digits, x, sizeof x);
+        operand(r, digits, y, sizeof y);
+        operand(r, digits, z, sizeof z);
         char o1 = op_char(r), o2 = op_char(r);
         int shape = (int)jl_rng_below(r, 5);
         if (shape < 2) snprintf(a->ascii, sizeof a->ascii, "%s%c%s", x, o1, y);
@@ -135,11 +139,11 @@ static jl_status write_eval(tool_writer *w, const char *task, const char *prompt
     return st;
 }
 
-static jl_status calc_items(tool_writer *w, int n, int eval, size_t *count) {
+static jl_status calc_items(tool_writer *w, int n, int digits, int eval, size_t *count) {
     jl_status st = JL_OK;
     for (int i = 0; st == JL_OK && i < n; i++) {
         arith a;
-        make_arith(&w->rng, &a);
+        make_arith(&w->rng, digits, &a);
         int zh = jl_rng_below(&w->rng, 4) != 0;
         show_arith(&a, zh);
         char q[320], ans[160];
@@ -287,9 +291,9 @@ static jl_status open_index(const jl_tool_data_options *o, const char *poems_pat
 
 static jl_status write_all(tool_writer *w, const jl_poems *poems, const char *unique, const jl_tool_data_options *o,
                            jl_tool_data_counts *c) {
-    jl_status st = calc_items(w, o->calc, 0, &c->calc);
+    jl_status st = calc_items(w, o->calc, o->calc_digits, 0, &c->calc);
     if (st == JL_OK) st = poem_items(w, poems, unique, JL_SPLIT_TRAIN, o->search, 0, c);
-    if (st == JL_OK) st = calc_items(w, o->eval, 1, &c->eval_calc);
+    if (st == JL_OK) st = calc_items(w, o->eval, o->calc_digits, 1, &c->eval_calc);
     if (st == JL_OK) st = poem_items(w, poems, unique, JL_SPLIT_HELDOUT, 3 * o->eval, 1, c);
     return st;
 }
