@@ -237,11 +237,10 @@ static int lesson_tools(pipeline *p, const lesson_sizes *l, const char *o, const
     LRUN(p, "SFT on tool use", "sft-tools", "sft --model %s/sft/model.safetensors --data %s/tools/tools_sft.jsonl --out "
          "%s/sft-tools --steps %d --lr 2e-3 --batch-size 8 --seq-len %d --eval-every %d --eval-batches 4", o, o, o,
          l->tools_steps, context < 256 ? context : 256, l->tools_steps / 3);
-    /* a call is ~80 tokens of JSON (the tokenizer learnt no merges for it): 48 new tokens cut every call short */
+    /* the tokenizer holds the call syntax (--tool-tokens): a call is 5 tokens + its argument, 48 a turn is plenty */
     LRUN(p, "evaluate questions with tools", NULL, "eval --model %s/sft-tools/model.safetensors --qa "
-         "%s/tools/eval_tools.jsonl --tools calculator,search --rag %s/poems.db --k 1 --tool-specs 0 --max-new-tokens %d "
-         "--limit 0 --label tools --samples %s/sft-tools/answers_qa.jsonl --summary %s/summary.jsonl", o, o, o,
-         context < 256 ? context / 2 : 128, o, o);
+         "%s/tools/eval_tools.jsonl --tools calculator,search --rag %s/poems.db --k 1 --tool-specs 0 --max-new-tokens 48 "
+         "--limit 0 --label tools --samples %s/sft-tools/answers_qa.jsonl --summary %s/summary.jsonl", o, o, o, o, o);
     LRUN(p, "evaluate questions without the tools", NULL, "eval --model %s/sft-tools/model.safetensors --qa "
          "%s/tools/eval_tools.jsonl --max-new-tokens 48 --limit 0 --label tools-off --summary %s/summary.jsonl", o, o, o);
     return 0;
