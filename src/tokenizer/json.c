@@ -903,3 +903,46 @@ jl_status jl_tokenizer_save(const jl_tokenizer *t, const char *path) {
     free(json);
     return st;
 }
+
+/* The tokenizer with texts[0..n) appended as added tokens (ids from its vocabulary size on, "special": false:
+ * matched in any text before pre-tokenization, decoded as themselves), through its tokenizer.json so that the
+ * result is exactly what loading the saved file gives. */
+jl_status jl_tokenizer_add_tokens(const jl_tokenizer *t, const char *const *texts, int n, jl_tokenizer **out) {
+    *out = NULL;
+    for (int k = 0; k < n; k++) {
+        if (!texts[k] || !texts[k][0]) return jl_fail(JL_ERR_ARG, "added token %d: empty", k + 1);
+        for (int j = 0; j < k; j++)
+            if (!strcmp(texts[j], texts[k])) return jl_fail(JL_ERR_ARG, "added token '%s': given twice", texts[k]);
+        for (int k2 = 0; k2 < t->n_special; k2++) {
+            size_t l;
+            const char *s = jl_tokenizer_token(t, t->special_ids[k2], &l);
+            if (l == strlen(texts[k]) && !memcmp(s, texts[k], l))
+                return jl_fail(JL_ERR_ARG, "added token '%s': the tokenizer has it already", texts[k]);
+        }
+    }
+    char *json;
+    jl_status st = jl_tokenizer_to_json(t, &json);
+    if (st != JL_OK) return st;
+    json_object *root = json_tokener_parse(json), *added = NULL;
+    free(json);
+    if (!root || !json_object_object_get_ex(root, "added_tokens", &added) ||
+        json_object_get_type(added) != json_type_array) {
+        json_object_put(root);
+        return jl_fail(JL_ERR_FORMAT, "tokenizer.json: no added_tokens array to extend");
+    }
+    for (int k = 0; k < n; k++) {
+        json_object *a = json_object_new_object();
+        json_object_object_add(a, "id", json_object_new_int(t->n_vocab + k));
+        json_object_object_add(a, "content", json_object_new_string(texts[k]));
+        json_object_object_add(a, "single_word", json_object_new_boolean(0));
+        json_object_object_add(a, "lstrip", json_object_new_boolean(0));
+        json_object_object_add(a, "rstrip", json_object_new_boolean(0));
+        json_object_object_add(a, "normalized", json_object_new_boolean(0));
+        json_object_object_add(a, "special", json_object_new_boolean(0));
+        json_object_array_add(added, a);
+    }
+    const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    st = s ? from_json(s, strlen(s), "tokenizer.json (with added tokens)", out) : jl_fail(JL_ERR_NOMEM, "out of memory");
+    json_object_put(root);
+    return st;
+}
