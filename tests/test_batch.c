@@ -70,15 +70,19 @@ static void test_matmat_bf16_rows_alone(void **state) {
     for (int i = 0; i < out; i++) b[i] = jl_rng_uniform(&rng);
     jl_f32_to_bf16_array(w, w16, (size_t)in * out);
     jl_f32_to_bf16_array(x, x16, (size_t)in * R);
-    jl_matmat_bf16(y, w16, x16, b, in, out, R);
-    for (int r = 0; r < R; r++) {
-        jl_matmat_bf16(one, w16, x16 + (size_t)r * in, b, in, out, 1);
-        assert_memory_equal(y + (size_t)r * out, one, sizeof one); /* bit for bit */
-        for (int o = 0; o < out; o++) {
-            double want = b[o];
-            for (int i = 0; i < in; i++)
-                want += (double)jl_bf16_to_f32(w16[(size_t)o * in + i]) * jl_bf16_to_f32(x16[(size_t)r * in + i]);
-            assert_true(fabs(y[(size_t)r * out + o] - want) < 1e-4);
+    const int ns[3] = {2, 5, R}; /* rows: one partial tile; a whole one and one row; a whole one and three */
+    for (int t = 0; t < 3; t++) {
+        const int n = ns[t];
+        jl_matmat_bf16(y, w16, x16, b, in, out, n);
+        for (int r = 0; r < n; r++) {
+            jl_matmat_bf16(one, w16, x16 + (size_t)r * in, b, in, out, 1);
+            assert_memory_equal(y + (size_t)r * out, one, sizeof one); /* bit for bit */
+            for (int o = 0; o < out; o++) {
+                double want = b[o];
+                for (int i = 0; i < in; i++)
+                    want += (double)jl_bf16_to_f32(w16[(size_t)o * in + i]) * jl_bf16_to_f32(x16[(size_t)r * in + i]);
+                assert_true(fabs(y[(size_t)r * out + o] - want) < 1e-4);
+            }
         }
     }
     free(w);
