@@ -386,7 +386,7 @@ int cmd_pipeline(int argc, char **argv) {
 
     /* 6% general chat (greeting and identity half of it): the held-out greeting/identity probes of row 9 */
     RUN(&p, "datasets from the poem corpus", NULL, "data poems --input %s --out %s/data --general 0.06", poems, o);
-    RUN(&p, "tokenizer", NULL, "tokenizer train --input %s/data/pretrain.txt --vocab-size %d --pattern han "
+    RUN(&p, "tokenizer", NULL, "tokenizer train --input %s/data/pretrain.txt --vocab-size %d --pattern han --tool-tokens "
         "--out %s/tokenizer.json --quiet", o, z->vocab, o);
     RUN(&p, "token shards", NULL, "prepare --tokenizer %s/tokenizer.json --input %s/data/pretrain.txt --out "
         "%s/shards --val-fraction 0.02 --quiet", o, o, o);
