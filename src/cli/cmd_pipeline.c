@@ -395,6 +395,9 @@ int cmd_pipeline(int argc, char **argv) {
     /* lesson 2 (forgetting) compares this held-out pretraining perplexity with the tuned models' */
     RUN(&p, "evaluate base: perplexity", NULL, "eval --model %s/base/model.safetensors --data "
         "%s/data/eval_pretrain.txt --label base --summary %s/summary.jsonl", o, o, o);
+    /* lesson 3 starts from copying: random token sequences shown twice, the loss of the second showing */
+    RUN(&p, "evaluate base: copying from context", NULL, "eval --model %s/base/model.safetensors --copy-probe %d "
+        "--label base --summary %s/summary.jsonl", o, p.quick ? 16 : 64, o);
     /* lesson 3: in-context learning of the base model, the same questions with 0, 1, 3, 5 solved examples */
     for (int shots = 0; shots <= 5; shots += shots ? 2 : 1) {
         char label[32], samples[4096];
