@@ -444,6 +444,7 @@ void jl_model_backward_from_hidden(jl_model *m, jl_acts *a, const int32_t *token
     memset(dres, 0, NC * sizeof(float));
     const float *final_res = a->res + (size_t)c->n_layer * (size_t)a->B * (size_t)a->T * (size_t)C;
     norm_backward(c, dres, g->lnf_w, g->lnf_b, a->dln, final_res, w->lnf_w, a->lnf_mean, a->lnf_rstd, N);
+    if (a->grads_done) a->grads_done(a->grads_done_ctx, c->n_layer);
 
     for (int l = c->n_layer - 1; l >= 0; l--) {
         const jl_layer_params *p = &w->layers[l];
@@ -474,6 +475,7 @@ void jl_model_backward_from_hidden(jl_model *m, jl_acts *a, const int32_t *token
         jl_matmul_backward(a->dln, gp->qkv_w, gp->qkv_b, a->dqkv, s.ln1, p->qkv_w, N, C, QKV);
         if (m->lora) m->lora_hooks->backward(m->lora, l, JL_LORA_OUT_QKV, a->dln, a->dqkv, QKV, s.ln1, N);
         norm_backward(c, dres, gp->ln1_w, gp->ln1_b, a->dln, s.in, p->ln1_w, s.ln1_mean, s.ln1_rstd, N);
+        if (a->grads_done) a->grads_done(a->grads_done_ctx, l);
     }
     if (c->arch == JL_ARCH_GPT2 && g->wpe) jl_posemb_backward_seg(g->wpe, dres, B, T, C, seg);
     if (m->prompt) m->prompt_hooks->backward(m->prompt, dres, B, T, seg);
