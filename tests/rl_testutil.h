@@ -48,7 +48,7 @@ static inline jl_status toy_batch(void *ctx, int32_t *tokens, int32_t *targets, 
         char ans[8];
         random_answer(&c->rng, ans, 4);
         rl_seq s;
-        jl_status st = rl_encode(c->tok, "p", ans, T + 1, "toy", &s);
+        jl_status st = rl_encode(c->tok, NULL, "p", ans, T + 1, "toy", &s);
         if (st != JL_OK) return st;
         for (int t = 0; t < T; t++) {
             tokens[b * T + t] = t < s.len ? s.ids[t] : 0;
@@ -180,7 +180,7 @@ static inline void policy_fixture_new(policy_fixture *f, float kl_coef, int use_
     const char *answers[] = {"abxa", "xx", "axbxb", "b"};
     const rl_seq *rows[4];
     for (int i = 0; i < 4; i++) {
-        assert_int_equal(rl_encode(f->tok, "p", answers[i], 32, "test", &f->seqs[i]), JL_OK);
+        assert_int_equal(rl_encode(f->tok, NULL, "p", answers[i], 32, "test", &f->seqs[i]), JL_OK);
         rows[i] = &f->seqs[i];
     }
     assert_int_equal(rl_batch_new(4, 32, &f->b), JL_OK);

@@ -352,10 +352,6 @@ static const bad_case cases[] = {
     {"sft_bom_ok", "$J sft --model $D/m.st --steps 1 --batch-size 1 --threads 1 --out $D/o_sftbom --val-fraction 0 "
                    "--data $D/sftbom.jsonl", 0, "wrote"},
     {"sft_lora_rank_too_big", SFT "$D/sft.jsonl --method lora --lora-rank 64", 2, "exceeds the width"},
-    {"sft_tool_args_not_json", SFT "$D/toolargs.jsonl", 2, "messages[1].tool_calls[0].function.arguments: not a JSON object"},
-    {"sft_tool_args_array", SFT "$D/toolarr.jsonl", 2, "messages[1].tool_calls[0].function.arguments: not a JSON object"},
-    {"sft_tool_call_no_name", SFT "$D/toolname.jsonl", 2, "messages[1].tool_calls[0].function.name: missing"},
-    {"sft_tool_calls_empty", SFT "$D/toolnone.jsonl", 2, "messages[1].tool_calls: must be a non-empty array"},
     {"sft_tools_not_list", SFT "$D/toolspec.jsonl", 2, "tools"},
     {"index_build_bad_jsonl", "$J index build --input $D/badline.jsonl --out $D/o_ix.db --quiet", 2, "badline.jsonl:2"},
     {"index_overlap_too_big", "$J index build --input $D/two.txt --out $D/o_ix.db --chunk-chars 20 --overlap 30", 2,
@@ -410,6 +406,23 @@ static const bad_case cases[] = {
     {"import_to_existing_folder", "$J import --from $D/hf --out $D/hf", 2, "hf"},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
+
+/* SFT conversations whose assistant turn ("messages[1]") carries bad tool_calls: one row makes both the fixture
+ * file (make_data_cases) and its catalogue case (an sft run on it, refused naming the field). */
+static const struct {
+    const char *name, *file, *calls, *msg;
+} tool_cases[] = {
+    {"sft_tool_args_not_json", "toolargs.jsonl",
+     "[{\"type\":\"function\",\"function\":{\"name\":\"calculator\",\"arguments\":\"{not json\"}}]",
+     "messages[1].tool_calls[0].function.arguments: not a JSON object"},
+    {"sft_tool_args_array", "toolarr.jsonl",
+     "[{\"type\":\"function\",\"function\":{\"name\":\"calculator\",\"arguments\":\"[1]\"}}]",
+     "messages[1].tool_calls[0].function.arguments: not a JSON object"},
+    {"sft_tool_call_no_name", "toolname.jsonl", "[{\"type\":\"function\",\"function\":{\"arguments\":{}}}]",
+     "messages[1].tool_calls[0].function.name: missing"},
+    {"sft_tool_calls_empty", "toolnone.jsonl", "[]", "messages[1].tool_calls: must be a non-empty array"},
+};
+#define N_TOOL_CASES ((int)(sizeof tool_cases / sizeof tool_cases[0]))
 
 static void run_case(void **state) {
     const bad_case *c = *state;
@@ -473,11 +486,16 @@ static void make_models(void) {
         fprintf(f, i % 8 == 7 ? ".\n\n" : ".\n");
     }
     fclose(f);
-    const char *tiny = "--depth 1 --dim 32 --context 32 --steps 2 --batch-size 2 --eval-every 0 --save-every 0 --threads 1";
+    /* JL_FIXTURES_ONLY=small (fuzz/seeds.sh): a width-8 model, a tenth of the bytes, so that each fuzz execution
+     * on a model file goes through the same loader code ~10x faster; the catalogue itself runs width 32 */
+    const char *only = getenv("JL_FIXTURES_ONLY");
+    const char *width = only && !strcmp(only, "small") ? "--dim 8 --n-head 1" : "--dim 32";
+    const char *tiny = "--depth 1 --context 32 --steps 2 --batch-size 2 --eval-every 0 --save-every 0 --threads 1";
     sh("$J tokenizer train --input corpus.txt --vocab-size 300 --output tok.json --quiet");
-    sh("$J pretrain --data corpus.txt --tokenizer tok.json --out run %s && cp run/model.safetensors m.st", tiny);
-    sh("$J pretrain --arch gpt2 --data corpus.txt --tokenizer tok.json --out run2 %s && cp run2/model.safetensors g2.st",
-       tiny);
+    sh("$J pretrain --data corpus.txt --tokenizer tok.json --out run %s %s && cp run/model.safetensors m.st", tiny,
+       width);
+    sh("$J pretrain --arch gpt2 --data corpus.txt --tokenizer tok.json --out run2 %s %s && "
+       "cp run2/model.safetensors g2.st", tiny, width);
     sh("rm -rf run run2");
     sh("$J quantize --model m.st --type q8_0 --out q.gguf && $J export --model m.st --format gguf --out f.gguf");
     sh("$J export --model m.st --format safetensors --out hf && $J export --model g2.st --format llmc --out g2.bin");
@@ -606,17 +624,11 @@ static void make_data_cases(void) {
     spit_str(fxp("array.jsonl"), "[1,2]\n");
     spit_str(fxp("trailing.jsonl"), "{\"messages\":[]} x\n");
     spit_str(fxp("role.jsonl"), "{\"messages\":[{\"role\":\"wizard\",\"content\":\"hi\"}]}\n");
-    const char *q = "{\"messages\":[{\"role\":\"user\",\"content\":\"2+2\"},{\"role\":\"assistant\",\"tool_calls\":";
-    snprintf(buf, sizeof buf, "%s[{\"type\":\"function\",\"function\":{\"name\":\"calculator\",\"arguments\":"
-             "\"{not json\"}}]}]}\n", q);
-    spit_str(fxp("toolargs.jsonl"), buf);
-    snprintf(buf, sizeof buf, "%s[{\"type\":\"function\",\"function\":{\"name\":\"calculator\",\"arguments\":"
-             "\"[1]\"}}]}]}\n", q);
-    spit_str(fxp("toolarr.jsonl"), buf);
-    snprintf(buf, sizeof buf, "%s[{\"type\":\"function\",\"function\":{\"arguments\":{}}}]}]}\n", q);
-    spit_str(fxp("toolname.jsonl"), buf);
-    snprintf(buf, sizeof buf, "%s[]}]}\n", q);
-    spit_str(fxp("toolnone.jsonl"), buf);
+    for (int i = 0; i < N_TOOL_CASES; i++) {
+        snprintf(buf, sizeof buf, "{\"messages\":[{\"role\":\"user\",\"content\":\"2+2\"},{\"role\":\"assistant\","
+                 "\"tool_calls\":%s}]}\n", tool_cases[i].calls);
+        spit_str(fxp(tool_cases[i].file), buf);
+    }
     spit_str(fxp("toolspec.jsonl"), "{\"tools\":{\"name\":\"calculator\"},\"messages\":[{\"role\":\"user\",\"content\":"
              "\"hi\"},{\"role\":\"assistant\",\"content\":\"a\"}]}\n");
     spit_str(fxp("norej.jsonl"), "{\"prompt\":\"a\",\"chosen\":\"b\"}\n");
@@ -711,9 +723,16 @@ static int setup_fixtures(void **state) {
 
 int main(void) {
     if (getenv("JL_FIXTURES_ONLY")) return setup_fixtures(NULL); /* fuzz/seeds.sh: the crafted files as seeds */
-    struct CMUnitTest tests[N_CASES];
-    for (int i = 0; i < N_CASES; i++)
-        tests[i] = (struct CMUnitTest){cases[i].name, run_case, NULL, NULL, (void *)&cases[i]};
-    fprintf(stderr, "bad-input catalogue: %d cases\n", N_CASES);
+    enum { N_ALL = N_CASES + N_TOOL_CASES };
+    static bad_case all[N_ALL];
+    static char tool_cmds[N_TOOL_CASES][256];
+    memcpy(all, cases, sizeof cases);
+    for (int i = 0; i < N_TOOL_CASES; i++) {
+        snprintf(tool_cmds[i], sizeof tool_cmds[i], SFT "$D/%s", tool_cases[i].file);
+        all[N_CASES + i] = (bad_case){tool_cases[i].name, tool_cmds[i], 2, tool_cases[i].msg};
+    }
+    struct CMUnitTest tests[N_ALL];
+    for (int i = 0; i < N_ALL; i++) tests[i] = (struct CMUnitTest){all[i].name, run_case, NULL, NULL, &all[i]};
+    fprintf(stderr, "bad-input catalogue: %d cases\n", N_ALL);
     return cmocka_run_group_tests_name("bad-input catalogue", tests, setup_fixtures, NULL);
 }

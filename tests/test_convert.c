@@ -11,6 +11,7 @@
 #include "jielong/gguf.h"
 #include "jielong/tokenizer.h"
 #include "model/model.h"
+#include <json.h>
 #include <math.h>
 #include <sys/stat.h>
 
@@ -359,6 +360,70 @@ static void test_gguf_metadata_and_tokenizer(void **s) {
     jl_checkpoint_free(&ck);
 }
 
+/* A byte-level BPE pre-tokenizer llama.cpp has no tokenizer.ggml.pre name for: written as "default" (llama.cpp
+ * loads the file) with a note the CLI prints as a warning; a named one and a tokenizer without merges get none. */
+static void test_gguf_unnamed_pre_tokenizer_warns(void **s) {
+    (void)s;
+    jl_checkpoint ck = gguf_checkpoint(0);
+    char note[512];
+    assert_int_equal(jl_gguf_export_note(&ck, note, sizeof note), 0); /* jielong's own pattern: named */
+    json_object *root = json_tokener_parse(ck.tokenizer_json), *pre = json_object_new_object(),
+                *list = json_object_new_array(), *split = json_object_new_object(), *pat = json_object_new_object(),
+                *bl = json_object_new_object();
+    json_object_object_add(pat, "Regex", json_object_new_string("\\p{L}+| ?\\p{N}|\\s+|[^\\s\\p{L}\\p{N}]+"));
+    json_object_object_add(split, "type", json_object_new_string("Split"));
+    json_object_object_add(split, "pattern", pat);
+    json_object_object_add(split, "behavior", json_object_new_string("Isolated"));
+    json_object_object_add(split, "invert", json_object_new_boolean(0));
+    json_object_object_add(bl, "type", json_object_new_string("ByteLevel"));
+    json_object_object_add(bl, "add_prefix_space", json_object_new_boolean(0));
+    json_object_object_add(bl, "trim_offsets", json_object_new_boolean(0));
+    json_object_object_add(bl, "use_regex", json_object_new_boolean(0));
+    json_object_array_add(list, split);
+    json_object_array_add(list, bl);
+    json_object_object_add(pre, "type", json_object_new_string("Sequence"));
+    json_object_object_add(pre, "pretokenizers", list);
+    json_object_object_add(root, "pre_tokenizer", pre);
+    free(ck.tokenizer_json);
+    ck.tokenizer_json = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN));
+    json_object_put(root);
+    jl_tokenizer *tok;
+    assert_int_equal(jl_tokenizer_from_json(ck.tokenizer_json, strlen(ck.tokenizer_json), &tok), JL_OK);
+    jl_tokenizer_free(tok);
+    assert_int_equal(jl_gguf_export_note(&ck, note, sizeof note), 1);
+    assert_non_null(strstr(note, "\"default\""));
+    assert_non_null(strstr(note, "\\p{L}+| ?\\p{N}"));
+    const char *model = tmp_path("unnamed.safetensors"), *gguf = tmp_path("unnamed.gguf"), *log = tmp_path("un.log");
+    char model_buf[1024], gguf_buf[1024], log_buf[1024], args[4096];
+    snprintf(model_buf, sizeof model_buf, "%s", model);
+    snprintf(gguf_buf, sizeof gguf_buf, "%s", gguf);
+    snprintf(log_buf, sizeof log_buf, "%s", log);
+    assert_int_equal(jl_checkpoint_save(model_buf, &ck), JL_OK);
+    snprintf(args, sizeof args, "export --model %s --format gguf --out %s", model_buf, gguf_buf);
+    assert_int_equal(run_cli(args, log_buf), 0); /* written: llama.cpp loads it */
+    char *text;
+    size_t len;
+    assert_int_equal(jl_read_file(log_buf, &text, &len), JL_OK);
+    if (!strstr(text, "jielong export: warning: tokenizer.ggml.pre is \"default\"")) fail_msg("no warning in:\n%s", text);
+    free(text);
+    jl_gguf *g;
+    const char *str;
+    assert_int_equal(jl_gguf_open(gguf_buf, &g), JL_OK);
+    assert_int_equal(jl_gguf_get_str(g, "tokenizer.ggml.pre", &str, &len), JL_OK);
+    assert_int_equal(len, 7);
+    assert_memory_equal(str, "default", 7);
+    jl_gguf_close(g);
+    jl_checkpoint_free(&ck);
+    /* without merges the split cannot change an id: no note */
+    jl_tokenizer *bytes;
+    assert_int_equal(jl_tokenizer_bytes(&bytes), JL_OK);
+    jl_checkpoint bc = {0};
+    assert_int_equal(jl_tokenizer_to_json(bytes, &bc.tokenizer_json), JL_OK);
+    assert_int_equal(jl_gguf_export_note(&bc, note, sizeof note), 0);
+    free(bc.tokenizer_json);
+    jl_tokenizer_free(bytes);
+}
+
 /* Q/K rows come back in HF order after undoing the interleave; f32 tensors are bit-exact. */
 static void test_gguf_tensors_and_rope_permutation(void **s) {
     (void)s;
@@ -520,6 +585,7 @@ int main(void) {
         cmocka_unit_test(test_import_bad_safetensors),
         cmocka_unit_test(test_llmc_roundtrip_and_truncation),
         cmocka_unit_test(test_gguf_metadata_and_tokenizer),
+        cmocka_unit_test(test_gguf_unnamed_pre_tokenizer_warns),
         cmocka_unit_test(test_gguf_tensors_and_rope_permutation),
         cmocka_unit_test(test_gguf_quantised_types),
         cmocka_unit_test(test_gguf_reader_rejects_bad_files),

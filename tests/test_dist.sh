@@ -40,7 +40,24 @@ maxabs() { join <(sort -n "$1") <(sort -n "$2") |
 ldd "$JL" | grep -q libmpi && die "jielong links libmpi: a plain run would need an MPI runtime"
 ok "plain jielong links no MPI (libmpi is loaded only under mpirun)"
 
-head -c 60000 "$ROOT/README.md" > corpus.txt
+# A fixed synthetic corpus (an LCG over a small grammar, integers exact in awk's doubles), not the README: the RL
+# stages' 1-rank vs 2-rank difference depends on the starting model (see below), and the README changes with
+# every commit, so figures measured on it moved from one sitting to the next.
+awk 'BEGIN { split("the a one every some this that no", det, " "); split("small red quiet old bright slow warm tall", adj, " ")
+  split("cat dog bird model rank batch step token layer river tree stone lamp door garden", noun, " ")
+  split("sees keeps finds moves reads writes holds follows carries opens", verb, " ")
+  split("on under near behind over beside", prep, " "); s = 12345
+  for (out = 0; out < 60000; out += length(line) + 1) {
+    line = ""
+    for (k = 0; k < 4; k++) {
+      s = (s * 69069 + 1) % 4294967296; d = det[int(s / 65536) % 8 + 1]; s = (s * 69069 + 1) % 4294967296
+      a = adj[int(s / 65536) % 8 + 1]; s = (s * 69069 + 1) % 4294967296; n = noun[int(s / 65536) % 15 + 1]
+      s = (s * 69069 + 1) % 4294967296; v = verb[int(s / 65536) % 10 + 1]; s = (s * 69069 + 1) % 4294967296
+      p = prep[int(s / 65536) % 6 + 1]; s = (s * 69069 + 1) % 4294967296; m = noun[int(s / 65536) % 15 + 1]
+      line = line (k ? " " : "") toupper(substr(d, 1, 1)) substr(d, 2) " " a " " n " " v " the " m " " p " the river."
+    }
+    print line
+  } }' > corpus.txt
 P="pretrain --data corpus.txt --depth 1 --context 32 --batch-size 4 --steps 12 --eval-every 6 --lr 3e-3 --threads 1
    --precision fp32"
 run "pretrain, 1 process, accum 2" "$JL" $P --accum 2 --out p1
@@ -100,9 +117,9 @@ done
 # are gathered (group normalisation, whitening see the whole batch), each rank computes its part of every minibatch
 for i in $(seq 1 6); do echo "{\"prompt\":\"Say x $i\"}"; done > prompts.jsonl
 G="grpo --model p1/model.safetensors --prompts prompts.jsonl --reward-fn length --group 4 --max-new-tokens 6
-   --steps 4 --lr 3e-3 --epochs 2 --minibatches 2 --threads 1 --precision fp32"
+   --steps 4 --lr 5e-4 --epochs 2 --minibatches 2 --threads 1 --precision fp32"
 R="ppo --model p1/model.safetensors --prompts prompts.jsonl --reward-fn length --max-new-tokens 6 --steps 4
-   --lr 3e-3 --epochs 2 --minibatches 2 --whiten-rewards --threads 1 --precision fp32"
+   --lr 5e-4 --epochs 2 --minibatches 2 --whiten-rewards --threads 1 --precision fp32"
 for stage in grpo ppo; do
   [ $stage = grpo ] && C=$G || C=$R
   [ $stage = grpo ] && b=2 || b=4
@@ -114,18 +131,18 @@ for stage in grpo ppo; do
   cmp -s ${stage}2/model.safetensors ${stage}2b/model.safetensors || die "two 2-rank $stage runs differ"
   field ${stage}1/metrics.jsonl loss > l1; field ${stage}2/metrics.jsonl loss > l2
   [ "$(wc -l < l1)" = 4 ] || die "expected 4 $stage loss lines"
-  # absolute: the clipped-objective loss is near 0 (a relative bound would be noise). Step 1 starts from the same
-  # weights and rollouts: only the kernels' row grouping and the reduction order differ (measured 1e-9 to 5e-7), so
-  # it is bounded. Later steps add Adam's amplification of those last bits (it divides near-zero gradients by their
-  # own size): measured from 2e-8 to 8e-3 at step 4 (PPO, value head included) in different sittings of the same
-  # build — why it varies between sittings is not explained yet (an open item of the data-parallelism issue) — so
-  # they are printed, not bounded; the rewards below must still match exactly at every step.
-  d1=$(maxabs <(head -1 l1) <(head -1 l2)); d=$(maxabs l1 l2)
-  awk -v d="$d1" 'BEGIN { exit !(d != "none" && d < 1e-5) }' || die "$stage step-1 loss 2 ranks vs 1: abs. diff $d1 > 1e-5"
+  # absolute: the clipped-objective loss is near 0 (a relative bound would be noise). The ranks add their rows'
+  # gradients in another order than one process (measured: gradients within 3e-8 after the first update); Adam's
+  # first steps divide a near-cancelled gradient (~1e-9) by its own size, turning that into ~4e-6 of a weight, and
+  # at --lr 3e-3 later updates then flip clipping decisions of the surrogate: step-4 losses differed from 5e-8 to
+  # 8e-3 depending on the starting model alone (the README-trained one moved with every commit). At --lr 5e-4 no
+  # clipping decision flips: measured at most 1.2e-7 at any step over six starting models and seeds.
+  d=$(maxabs l1 l2)
+  awk -v d="$d" 'BEGIN { exit !(d != "none" && d < 2e-6) }' || die "$stage loss 2 ranks vs 1: abs. diff $d > 2e-6: $(paste l1 l2)"
   sed -n 's/.*"step":\([0-9]*\),.*"reward":\([-0-9.e+]*\).*/\1 \2/p' ${stage}1/metrics.jsonl > r1
   sed -n 's/.*"step":\([0-9]*\),.*"reward":\([-0-9.e+]*\).*/\1 \2/p' ${stage}2/metrics.jsonl > r2
   [ "$(wc -l < r1)" = 4 ] && cmp -s r1 r2 || die "$stage rewards 2 ranks vs 1 differ (the same rollouts expected): $(paste r1 r2 | head -4)"
-  ok "$stage: 2 ranks bitwise repeatable; vs 1 rank: the same rewards, step-1 loss within abs. $d1 (bound 1e-5); steps 1-4 differ by up to $d (not bounded: Adam)"
+  ok "$stage: 2 ranks bitwise repeatable; vs 1 rank: the same rewards, loss of every step within abs. $d (bound 2e-6)"
 done
 JL_DIST_FAIL=1:0 $MPI "$JL" $G --batch-size 1 --out gf >"$W/log" 2>&1
 rc=$?

@@ -32,7 +32,7 @@ static void fixture_new(fixture *f, const jl_config *c) {
     const char *answers[] = {"abxa", "abxb", "xx", "axbxb", "bax", "bab"};
     const rl_seq *rows[6];
     for (int i = 0; i < 6; i++) {
-        assert_int_equal(rl_encode(f->tok, "p", answers[i], 32, "test", &f->seqs[i]), JL_OK);
+        assert_int_equal(rl_encode(f->tok, NULL, "p", answers[i], 32, "test", &f->seqs[i]), JL_OK);
         rows[i] = &f->seqs[i];
     }
     assert_int_equal(rl_batch_new(6, 32, &f->b), JL_OK);

@@ -59,6 +59,36 @@ static void test_perplexity_of_uniform_model(void **state) {
     jl_tokenizer_free(tok);
 }
 
+/* The copy probe on a model whose logits are all zero: both showings cost ln(vocabulary) exactly, the tokens are
+ * drawn from the byte tokens (a vocabulary this small), and sequences that do not fit the context are refused. */
+static void test_copy_probe(void **state) {
+    (void)state;
+    jl_tokenizer *tok;
+    assert_int_equal(jl_tokenizer_bytes(&tok), JL_OK);
+    jl_config c;
+    jl_config_from_depth(&c, JL_ARCH_LLAMA, 1, jl_tokenizer_vocab_size(tok), 16);
+    jl_model *m;
+    assert_int_equal(jl_model_new(&c, &m), JL_OK);
+    jl_copy_result r;
+    assert_int_equal(jl_eval_copy_probe(m, tok, 3, 7, 1, &r), JL_OK);
+    double v = log((double)jl_tokenizer_vocab_size(tok));
+    assert_true(fabs(r.first - v) < 1e-4 && fabs(r.second - v) < 1e-4);
+    assert_true(fabs(r.chance - log(256.0)) < 1e-9);
+    assert_int_equal(r.n, 3);
+    assert_int_equal(r.len, 7);
+    assert_int_equal(jl_eval_copy_probe(m, tok, 3, 8, 1, &r), JL_ERR_ARG); /* 2 x 8 + 1 > 16 */
+    assert_int_equal(jl_eval_copy_probe(m, tok, 0, 7, 1, &r), JL_ERR_ARG);
+    assert_int_equal(jl_eval_copy_probe(m, tok, 3, 1, 1, &r), JL_ERR_ARG);
+    /* a randomly initialised model: the same figures for the same seed */
+    jl_model_init(m, 7);
+    jl_copy_result a, b;
+    assert_int_equal(jl_eval_copy_probe(m, tok, 4, 7, 3, &a), JL_OK);
+    assert_int_equal(jl_eval_copy_probe(m, tok, 4, 7, 3, &b), JL_OK);
+    assert_true(a.first == b.first && a.second == b.second && isfinite(a.first) && isfinite(a.second));
+    jl_model_free(m);
+    jl_tokenizer_free(tok);
+}
+
 static void test_eval_cli_tasks_and_bad_input(void **state) {
     (void)state;
     jl_tokenizer *tok;
@@ -246,6 +276,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_task_verdicts),
         cmocka_unit_test(test_perplexity_of_uniform_model),
+        cmocka_unit_test(test_copy_probe),
         cmocka_unit_test(test_eval_cli_tasks_and_bad_input),
         cmocka_unit_test(test_eval_data_kinds),
         cmocka_unit_test(test_compare_win_rate),

@@ -643,37 +643,62 @@ static void test_attention_segments_gradcheck(void **state) {
     free(start);
 }
 
+/* One row of PK_T packed with sequences of 20, 50 and 70 (the 50 spans the block boundary at 64; 10 of padding):
+ * random q, k, v and output gradient, then the attention forward and the segment-aware backward (dqkv cleared
+ * first). The set-up shared by the two tests below. */
+enum { PK_NH = 4, PK_NKV = 2, PK_HS = 8, PK_S = (PK_NH + 2 * PK_NKV) * PK_HS, PK_D = PK_NH * PK_HS, PK_T = 150 };
+static const int packed_lens[] = {20, 50, 70, 0};
+
+typedef struct {
+    attn_case a;
+    int32_t *start;
+    float *dqkv, *datt;
+} packed_row;
+
+static void packed_row_backward(packed_row *p) {
+    memset(p->dqkv, 0, attn_qkv_size(&p->a) * sizeof *p->dqkv);
+    attention_loss(&p->a);
+    jl_attention_backward_seg(p->dqkv, p->datt, p->a.r, p->a.qkv, p->a.att, 1, PK_T, PK_NH, PK_NKV, PK_HS, p->start);
+}
+
+static void packed_row_make(packed_row *p, jl_rng *rng) {
+    const int *const rows[] = {packed_lens};
+    p->start = segments_of(1, PK_T, rows);
+    p->a = (attn_case){.B = 1, .T = PK_T, .nh = PK_NH, .nkv = PK_NKV, .hs = PK_HS, .start = p->start};
+    attn_alloc(&p->a, rng);
+    p->dqkv = alloc_floats(attn_qkv_size(&p->a));
+    p->datt = alloc_floats(attn_att_size(&p->a));
+    packed_row_backward(p);
+}
+
+static void packed_row_free(packed_row *p) {
+    free(p->dqkv), free(p->datt), free(p->start);
+    attn_free(&p->a);
+}
+
 /* Sequences packed into one row give what each gives alone in its own row: outputs, and the gradient of
  * the same projection of them. */
 static void test_attention_packed_row_equals_separate_rows(void **state) {
     (void)state;
-    enum { NH = 4, NKV = 2, HS = 8, S = (NH + 2 * NKV) * HS, D = NH * HS, T = 150 };
-    const int lens[] = {20, 50, 70, 0}; /* and 10 of padding */
-    const int *const rows[] = {lens};
-    int32_t *start = segments_of(1, T, rows);
     jl_rng rng;
     jl_rng_seed(&rng, 21);
-    attn_case packed = {.B = 1, .T = T, .nh = NH, .nkv = NKV, .hs = HS, .start = start};
-    attn_alloc(&packed, &rng);
-    float *dqkv = alloc_floats(attn_qkv_size(&packed)), *datt = alloc_floats(attn_att_size(&packed));
-    attention_loss(&packed);
-    jl_attention_backward_seg(dqkv, datt, packed.r, packed.qkv, packed.att, 1, T, NH, NKV, HS, start);
-    for (int i = 0, t0 = 0; lens[i]; t0 += lens[i++]) {
-        const int n = lens[i];
-        attn_case one = {.B = 1, .T = n, .nh = NH, .nkv = NKV, .hs = HS};
+    packed_row p;
+    packed_row_make(&p, &rng);
+    for (int i = 0, t0 = 0; packed_lens[i]; t0 += packed_lens[i++]) {
+        const int n = packed_lens[i];
+        attn_case one = {.B = 1, .T = n, .nh = PK_NH, .nkv = PK_NKV, .hs = PK_HS};
         attn_alloc(&one, &rng);
-        memcpy(one.qkv, packed.qkv + (size_t)t0 * S, (size_t)n * S * sizeof(float));
-        memcpy(one.r, packed.r + (size_t)t0 * D, (size_t)n * D * sizeof(float));
+        memcpy(one.qkv, p.a.qkv + (size_t)t0 * PK_S, (size_t)n * PK_S * sizeof(float));
+        memcpy(one.r, p.a.r + (size_t)t0 * PK_D, (size_t)n * PK_D * sizeof(float));
         float *dq1 = alloc_floats(attn_qkv_size(&one)), *datt1 = alloc_floats(attn_att_size(&one));
         attention_loss(&one);
-        jl_attention_backward(dq1, datt1, one.r, one.qkv, one.att, 1, n, NH, NKV, HS);
-        assert_close_f("packed attention out", packed.out + (size_t)t0 * D, one.out, (size_t)n * D, 1e-5, 1e-6);
-        assert_close_f("packed attention dqkv", dqkv + (size_t)t0 * S, dq1, (size_t)n * S, 1e-5, 1e-6);
+        jl_attention_backward(dq1, datt1, one.r, one.qkv, one.att, 1, n, PK_NH, PK_NKV, PK_HS);
+        assert_close_f("packed attention out", p.a.out + (size_t)t0 * PK_D, one.out, (size_t)n * PK_D, 1e-5, 1e-6);
+        assert_close_f("packed attention dqkv", p.dqkv + (size_t)t0 * PK_S, dq1, (size_t)n * PK_S, 1e-5, 1e-6);
         free(dq1), free(datt1);
         attn_free(&one);
     }
-    free(dqkv), free(datt), free(start);
-    attn_free(&packed);
+    packed_row_free(&p);
 }
 
 /* No product between two segments is computed: NaN in every q, k, v and output gradient of the middle
@@ -681,33 +706,24 @@ static void test_attention_packed_row_equals_separate_rows(void **state) {
  * without it (a kernel that multiplied a masked-out probability 0 by a NaN value would spread it). */
 static void test_attention_segments_do_not_mix(void **state) {
     (void)state;
-    enum { NH = 4, NKV = 2, HS = 8, S = (NH + 2 * NKV) * HS, D = NH * HS, T = 150 };
-    const int lens[] = {20, 50, 70, 0}; /* the middle one spans the block boundary at 64; 10 of padding */
-    const int *const rows[] = {lens};
-    int32_t *start = segments_of(1, T, rows);
     jl_rng rng;
     jl_rng_seed(&rng, 23);
-    attn_case a = {.B = 1, .T = T, .nh = NH, .nkv = NKV, .hs = HS, .start = start};
-    attn_alloc(&a, &rng);
-    float *dq = alloc_floats(attn_qkv_size(&a)), *datt = alloc_floats(attn_att_size(&a));
-    attention_loss(&a);
-    jl_attention_backward_seg(dq, datt, a.r, a.qkv, a.att, 1, T, NH, NKV, HS, start);
-    float *out = copy_floats(a.out, attn_out_size(&a)), *dq_clean = copy_floats(dq, attn_qkv_size(&a));
-    for (size_t i = (size_t)20 * S; i < (size_t)70 * S; i++) a.qkv[i] = NAN;
-    for (size_t i = (size_t)20 * D; i < (size_t)70 * D; i++) a.r[i] = NAN;
-    memset(dq, 0, attn_qkv_size(&a) * sizeof *dq);
-    attention_loss(&a);
-    jl_attention_backward_seg(dq, datt, a.r, a.qkv, a.att, 1, T, NH, NKV, HS, start);
-    const int keep[][2] = {{0, 20}, {70, T}};
+    packed_row p;
+    packed_row_make(&p, &rng);
+    float *out = copy_floats(p.a.out, attn_out_size(&p.a)), *dq_clean = copy_floats(p.dqkv, attn_qkv_size(&p.a));
+    for (size_t i = (size_t)20 * PK_S; i < (size_t)70 * PK_S; i++) p.a.qkv[i] = NAN;
+    for (size_t i = (size_t)20 * PK_D; i < (size_t)70 * PK_D; i++) p.a.r[i] = NAN;
+    packed_row_backward(&p);
+    const int keep[][2] = {{0, 20}, {70, PK_T}};
     for (int k = 0; k < 2; k++) {
         const size_t t0 = (size_t)keep[k][0], n = (size_t)(keep[k][1] - keep[k][0]);
-        for (size_t i = t0 * D; i < (t0 + n) * D; i++) assert_true(isfinite(a.out[i]));
-        for (size_t i = t0 * S; i < (t0 + n) * S; i++) assert_true(isfinite(dq[i]));
-        assert_memory_equal(a.out + t0 * D, out + t0 * D, n * D * sizeof(float));
-        assert_memory_equal(dq + t0 * S, dq_clean + t0 * S, n * S * sizeof(float));
+        for (size_t i = t0 * PK_D; i < (t0 + n) * PK_D; i++) assert_true(isfinite(p.a.out[i]));
+        for (size_t i = t0 * PK_S; i < (t0 + n) * PK_S; i++) assert_true(isfinite(p.dqkv[i]));
+        assert_memory_equal(p.a.out + t0 * PK_D, out + t0 * PK_D, n * PK_D * sizeof(float));
+        assert_memory_equal(p.dqkv + t0 * PK_S, dq_clean + t0 * PK_S, n * PK_S * sizeof(float));
     }
-    free(out), free(dq_clean), free(dq), free(datt), free(start);
-    attn_free(&a);
+    free(out), free(dq_clean);
+    packed_row_free(&p);
 }
 
 /* Positions restart in each segment: rope and learned positions of a packed row equal those of each

@@ -106,6 +106,7 @@ static void test_quick_pipeline(void **state) {
         assert_non_null(memmem(row, (size_t)(end - row), "%", 1)); /* a share with its interval */
     }
     assert_true(check_intervals(lessons, stages) >= 6);
+    assert_non_null(strstr(lessons, "copy probe (16 random")); /* row 3 starts from copying */
     assert_true(check_judges(text) >= 3);
     assert_non_null(strstr(text, "## Time per stage"));
     assert_non_null(strstr(text, "| SFT from random init (no pretraining) | 1 |"));
@@ -119,6 +120,7 @@ static void test_quick_pipeline(void **state) {
     snprintf(path, sizeof path, "%s/summary.jsonl", out);
     assert_int_equal(jl_read_file(path, &text, &len), JL_OK);
     assert_non_null(strstr(text, "\"lesson\":\"icl\""));
+    assert_non_null(strstr(text, "\"kind\":\"copy\""));
     assert_non_null(strstr(text, "\"kind\":\"train\",\"stage\":\"sft\""));
     assert_non_null(strstr(text, "\"kind\":\"stage\""));
     free(text);

@@ -79,10 +79,40 @@ static void test_plain_output_is_short(void **state) {
     free(out);
 }
 
+/* A resumed run that starts at its final step: its first event (the final evaluation) restarts the clock at 30
+ * before any update, and the finished line reads 30/30 at 0 steps/s, never a negative rate. */
+static void run_resumed_at_end(void) {
+    cli_progress p;
+    cli_progress_start(&p, "dpo", 30, "steps");
+    cli_progress_restart(&p, 30);
+    cli_progress_finish(&p, "done");
+}
+
+static void run_resumed_midway(void) {
+    cli_progress p;
+    cli_progress_start(&p, "dpo", 30, "steps");
+    cli_progress_restart(&p, 20);
+    cli_progress_update(&p, 25, NULL);
+    cli_progress_finish(&p, NULL);
+}
+
+static void test_resumed_rate_never_negative(void **state) {
+    (void)state;
+    char *out = capture_stderr(run_resumed_at_end);
+    assert_non_null(strstr(out, "100% 30/30 steps  0 steps/s"));
+    assert_null(strchr(out, '-'));
+    free(out);
+    out = capture_stderr(run_resumed_midway);
+    assert_non_null(strstr(out, " 25/30 steps  "));
+    assert_null(strchr(out, '-'));
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_si_and_duration),
         cmocka_unit_test(test_plain_output_is_short),
+        cmocka_unit_test(test_resumed_rate_never_negative),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

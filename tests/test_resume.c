@@ -170,8 +170,26 @@ static void sleep_ms(long ms) {
     nanosleep(&ts, NULL);
 }
 
-/* DPO killed (SIGKILL) at random moments, restarted each time from its last checkpoint (or afresh when it had
- * none), ends with the metrics and weights of a run that was never interrupted. */
+/* The largest "step" logged in a metrics file so far (0 when none): what a running stage has finished. */
+static long logged_step(const char *metrics) {
+    char *text;
+    size_t len;
+    if (jl_read_file(metrics, &text, &len) != JL_OK) return 0;
+    long step = 0;
+    for (const char *p = text; (p = strstr(p, "\"step\":")) != NULL;) {
+        p += 7;
+        long v = strtol(p, NULL, 10);
+        if (v > step) step = v;
+    }
+    free(text);
+    return step;
+}
+
+/* DPO killed (SIGKILL) during training, restarted each time from its last checkpoint (or afresh when it had
+ * none), ends with the metrics and weights of a run that was never interrupted. Each kill lands once the run
+ * has logged a step chosen at random among the next few after the last kill's (watched in metrics.jsonl, never a fixed
+ * sleep: the release build finishes 30 steps in well under a second), so it lands mid-training in both builds;
+ * a run that ends before its target step counts as no kill, and at least one kill must have landed. */
 static void test_kill9_resumes_to_the_same_end(void **s) {
     (void)s;
     /* copies: tmp_path's 8 rotating buffers are reused by the loop's tmp_path("kill_b.log") calls, so after enough
@@ -181,32 +199,57 @@ static void test_kill9_resumes_to_the_same_end(void **s) {
     snprintf(a, sizeof a, "%s", tmp_path("kill_straight"));
     snprintf(b, sizeof b, "%s", tmp_path("kill_pieces"));
     write_toy_prefs(prefs, 60, 8);
-    char flags[2400], args[4096], ckpt[1100];
-    snprintf(flags, sizeof flags, "dpo --model %s --data %s --batch-size 4 --beta 0.5 --steps 30 --eval-every 10 "
-             "--save-every 3 --threads 2", policy_file(), prefs);
+    enum { STEPS = 30 };
+    char flags[2400], args[4096], ckpt[1100], metrics[1100];
+    snprintf(flags, sizeof flags, "dpo --model %s --data %s --batch-size 4 --beta 0.5 --steps %d --eval-every 10 "
+             "--save-every 3 --threads 2", policy_file(), prefs, STEPS);
     snprintf(args, sizeof args, "%s --out %s", flags, a);
     assert_int_equal(run_cli(args, tmp_path("kill_a.log")), 0);
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", b);
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", b);
     jl_rng r;
     jl_rng_seed(&r, (uint64_t)time(NULL));
     const int want_kills = JL_SANITIZED ? 2 : 4;
     int kills = 0, done = 0;
+    long resumed_at = 0; /* the last step logged before the last kill */
+    char at[256] = "";
     for (int attempt = 0; attempt < 12 && !done; attempt++) {
         snprintf(args, sizeof args, "%s --out %s%s", flags, b, exists(ckpt) ? " --resume" : "");
+        /* a kill at one of the next 6 steps past the last kill, and before the last few steps */
+        const long room = STEPS - 4 - resumed_at;
+        const long target = room > 0 ? resumed_at + 1 + (long)jl_rng_below(&r, (uint64_t)(room < 6 ? room : 6)) : 0;
         pid_t pid = spawn(args, tmp_path("kill_b.log"));
-        if (kills < want_kills) {
-            sleep_ms(100 + (long)jl_rng_below(&r, 500));
-            kill(pid, SIGKILL);
+        int sig = 0, rc = 0, reaped = 0;
+        if (kills < want_kills && target > 0) {
+            for (int waited = 0; waited < 600000; waited++) { /* up to 10 min under the sanitizers, loaded */
+                int ws;
+                if (waitpid(pid, &ws, WNOHANG) == pid) { /* it ended before the target step */
+                    reaped = 1;
+                    sig = WIFSIGNALED(ws);
+                    rc = WIFEXITED(ws) ? WEXITSTATUS(ws) : WTERMSIG(ws);
+                    break;
+                }
+                if (logged_step(metrics) >= target) {
+                    sleep_ms((long)jl_rng_below(&r, 3)); /* somewhere inside the next step */
+                    kill(pid, SIGKILL);
+                    break;
+                }
+                sleep_ms(1);
+            }
         }
-        int sig, rc = exit_status(pid, &sig);
-        if (sig) kills++;
-        else {
+        if (!reaped) rc = exit_status(pid, &sig);
+        if (sig) {
+            kills++;
+            resumed_at = logged_step(metrics); /* the next run resumes at or before it: its kill comes later */
+            snprintf(at + strlen(at), sizeof at - strlen(at), "%s%ld", kills > 1 ? ", " : "", resumed_at);
+        } else {
             assert_int_equal(rc, 0);
             done = kills >= want_kills || attempt >= 4;
         }
     }
-    print_message("killed %d times\n", kills);
+    print_message("killed %d times during training (after logged steps %s of %d)\n", kills, at, STEPS);
     assert_true(done);
+    assert_true(kills >= 1);
     assert_same_metrics(a, b, 0);
     assert_same_outputs(a, b, (const char *const[]){"model.safetensors", NULL});
 }

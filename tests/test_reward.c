@@ -27,7 +27,7 @@ static void test_bradley_terry_gradient(void **state) {
     rl_seq seqs[6];
     const rl_seq *rows[6];
     for (int i = 0; i < 6; i++) {
-        assert_int_equal(rl_encode(tok, "p", answers[i], 32, "test", &seqs[i]), JL_OK);
+        assert_int_equal(rl_encode(tok, NULL, "p", answers[i], 32, "test", &seqs[i]), JL_OK);
         rows[i] = &seqs[i];
     }
     rl_batch b;

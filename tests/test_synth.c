@@ -130,30 +130,73 @@ static void test_reward_answer(void **state) {
     jl_rl_free(set);
 }
 
+/* A saved toy policy, a prompt file, a log and two run folders (a straight run, a stopped and resumed one) with
+ * the straight run's metrics file, named by `tag`, for the PPO tests below. */
+typedef struct {
+    char base[256], prompts[256], log[256], full[256], part[256], metrics[300];
+} ppo_fixture;
+
+static void ppo_fixture_make(ppo_fixture *f, const char *tag) {
+    jl_tokenizer *tok = byte_tok();
+    jl_model *m = toy_policy(tok);
+    char name[128];
+    snprintf(name, sizeof name, "sft-%s.safetensors", tag);
+    snprintf(f->base, sizeof f->base, "%s", tmp_path(name));
+    snprintf(name, sizeof name, "prompts-%s.jsonl", tag);
+    snprintf(f->prompts, sizeof f->prompts, "%s", tmp_path(name));
+    snprintf(name, sizeof name, "ppo-%s.log", tag);
+    snprintf(f->log, sizeof f->log, "%s", tmp_path(name));
+    snprintf(name, sizeof name, "ppo-%s-full", tag);
+    snprintf(f->full, sizeof f->full, "%s", tmp_path(name));
+    snprintf(name, sizeof name, "ppo-%s-part", tag);
+    snprintf(f->part, sizeof f->part, "%s", tmp_path(name));
+    snprintf(f->metrics, sizeof f->metrics, "%s/metrics.jsonl", f->full);
+    save_model(m, tok, f->base);
+    write_prompts(f->prompts, 4);
+    jl_model_free(m);
+    jl_tokenizer_free(tok);
+}
+
+/* `jielong ppo` of the fixture into out for steps steps with flags (and more); returns its exit code. */
+static int ppo_run(const ppo_fixture *f, const char *out, int steps, const char *flags, const char *more) {
+    char args[2048];
+    snprintf(args, sizeof args, "ppo --policy %s --prompts %s --out %s --steps %d %s %s", f->base, f->prompts, out,
+             steps, flags, more);
+    return run_cli(args, f->log);
+}
+
+/* The run stopped after `stop` steps and resumed ends with the weights of the straight run. */
+static void ppo_stop_resume_same(const ppo_fixture *f, int steps, int stop, const char *flags) {
+    char more[64];
+    snprintf(more, sizeof more, "--stop-after %d", stop);
+    assert_int_equal(ppo_run(f, f->part, steps, flags, more), 0);
+    assert_int_equal(ppo_run(f, f->part, steps, flags, "--resume"), 0);
+    assert_same_final_weights(f->full, f->part);
+}
+
+/* An unknown rule for `option` (--monitor-fn, --anchor-fn) is refused before any work. */
+static void ppo_unknown_fn_refused(const ppo_fixture *f, const char *option) {
+    char more[128], out[128];
+    snprintf(more, sizeof more, "%s nope", option);
+    snprintf(out, sizeof out, "ppo-bad%s", option);
+    assert_int_equal(ppo_run(f, tmp_path(out), 1, "--reward-fn x_count", more), 2);
+    assert_true(file_contains(f->log, "unknown reward function 'nope'"));
+}
+
 /* PPO with a second judge, whitened rewards and adaptive KL: kl_coef follows KL/target, the monitor is logged,
  * and a run stopped and resumed ends with the same weights. */
 static void test_ppo_shaping(void **state) {
     (void)state;
-    jl_tokenizer *tok = byte_tok();
-    jl_model *m = toy_policy(tok);
-    char base[256], prompts[256], log[256];
-    snprintf(base, sizeof base, "%s", tmp_path("sft.safetensors"));
-    snprintf(prompts, sizeof prompts, "%s", tmp_path("prompts.jsonl"));
-    snprintf(log, sizeof log, "%s", tmp_path("ppo.log"));
-    save_model(m, tok, base);
-    write_prompts(prompts, 4);
+    ppo_fixture f;
+    ppo_fixture_make(&f, "shaping");
     const int steps = 8;
     const char *flags = "--reward-fn x_count --monitor-fn length --whiten-rewards --kl 0.05 --kl-target 0.001 "
                         "--kl-horizon 8 --lr 3e-3 --batch-size 4 --max-new 6 --epochs 2 --threads 2 --save-every 4";
-    char args[2048], metrics[512];
-    const char *full = tmp_path("ppo-full"), *part = tmp_path("ppo-part");
-    snprintf(args, sizeof args, "ppo --policy %s --prompts %s --out %s --steps %d %s", base, prompts, full, steps, flags);
-    assert_int_equal(run_cli(args, log), 0);
-    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", full);
+    assert_int_equal(ppo_run(&f, f.full, steps, flags, ""), 0);
     double coef[16], kl[16], mon[16];
-    assert_int_equal(read_metric(metrics, "kl_coef", coef, 16), steps);
-    assert_int_equal(read_metric(metrics, "kl", kl, 16), steps);
-    assert_int_equal(read_metric(metrics, "monitor_reward", mon, 16), steps);
+    assert_int_equal(read_metric(f.metrics, "kl_coef", coef, 16), steps);
+    assert_int_equal(read_metric(f.metrics, "kl", kl, 16), steps);
+    assert_int_equal(read_metric(f.metrics, "monitor_reward", mon, 16), steps);
     assert_true(fabs(coef[0] - 0.05) < 1e-6);
     for (int i = 1; i < steps; i++) { /* KL above the tiny target: +20% × rollouts/horizon = ×1.1 a step */
         double want = coef[i - 1] * (kl[i - 1] > 0.001 * 1.2 ? 1.1 : kl[i - 1] < 0.001 * 0.8 ? 0.9 : coef[i] / coef[i - 1]);
@@ -161,62 +204,30 @@ static void test_ppo_shaping(void **state) {
     }
     assert_true(coef[steps - 1] > coef[0]);
     for (int i = 0; i < steps; i++) assert_true(mon[i] >= 0.0 && mon[i] <= 6.0); /* length of ≤ 6-token answers */
-    snprintf(args, sizeof args, "ppo --policy %s --prompts %s --out %s --steps %d %s --stop-after 4", base, prompts,
-             part, steps, flags);
-    assert_int_equal(run_cli(args, log), 0);
-    snprintf(args, sizeof args, "ppo --policy %s --prompts %s --out %s --steps %d %s --resume", base, prompts, part,
-             steps, flags);
-    assert_int_equal(run_cli(args, log), 0);
-    assert_same_final_weights(full, part);
-    /* an unknown monitor is refused before any work */
-    snprintf(args, sizeof args, "ppo --policy %s --prompts %s --out %s --reward-fn x_count --monitor-fn nope", base,
-             prompts, tmp_path("ppo-bad"));
-    assert_int_equal(run_cli(args, log), 2);
-    assert_true(file_contains(log, "unknown reward function 'nope'"));
-    jl_model_free(m);
-    jl_tokenizer_free(tok);
+    ppo_stop_resume_same(&f, steps, 4, flags);
+    ppo_unknown_fn_refused(&f, "--monitor-fn");
 }
 
 /* PPO with an anchor rule added to the reward: anchor_reward is logged each step, a stopped and resumed run ends
  * with the same weights, resuming under another anchor is refused, an unknown anchor is refused before any work. */
 static void test_ppo_anchor(void **state) {
     (void)state;
-    jl_tokenizer *tok = byte_tok();
-    jl_model *m = toy_policy(tok);
-    char base[256], prompts[256], log[256];
-    snprintf(base, sizeof base, "%s", tmp_path("sft-anchor.safetensors"));
-    snprintf(prompts, sizeof prompts, "%s", tmp_path("prompts-anchor.jsonl"));
-    snprintf(log, sizeof log, "%s", tmp_path("ppo-anchor.log"));
-    save_model(m, tok, base);
-    write_prompts(prompts, 4);
+    ppo_fixture f;
+    ppo_fixture_make(&f, "anchor");
     const int steps = 4;
     const char *flags = "--reward-fn x_count --anchor-fn length --anchor-weight 0.5 --whiten-rewards --kl 0.05 "
                         "--lr 3e-3 --batch-size 4 --max-new 6 --epochs 2 --threads 2 --save-every 2";
-    char args[2048], metrics[512];
-    const char *full = tmp_path("ppo-anchor-full"), *part = tmp_path("ppo-anchor-part");
-    snprintf(args, sizeof args, "ppo --policy %s --prompts %s --out %s --steps %d %s", base, prompts, full, steps, flags);
-    assert_int_equal(run_cli(args, log), 0);
-    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", full);
+    assert_int_equal(ppo_run(&f, f.full, steps, flags, ""), 0);
     double anchor[8];
-    assert_int_equal(read_metric(metrics, "anchor_reward", anchor, 8), steps);
+    assert_int_equal(read_metric(f.metrics, "anchor_reward", anchor, 8), steps);
     for (int i = 0; i < steps; i++) assert_true(anchor[i] >= 0.0 && anchor[i] <= 6.0); /* length of ≤ 6 tokens */
-    snprintf(args, sizeof args, "ppo --policy %s --prompts %s --out %s --steps %d %s --stop-after 2", base, prompts,
-             part, steps, flags);
-    assert_int_equal(run_cli(args, log), 0);
-    snprintf(args, sizeof args, "ppo --policy %s --prompts %s --out %s --steps %d %s --anchor-fn x_count --resume",
-             base, prompts, part, steps, flags);
-    assert_int_equal(run_cli(args, log), 2);
-    assert_true(file_contains(log, "the anchor rule is not the one this run was trained with"));
-    snprintf(args, sizeof args, "ppo --policy %s --prompts %s --out %s --steps %d %s --resume", base, prompts, part,
-             steps, flags);
-    assert_int_equal(run_cli(args, log), 0);
-    assert_same_final_weights(full, part);
-    snprintf(args, sizeof args, "ppo --policy %s --prompts %s --out %s --reward-fn x_count --anchor-fn nope", base,
-             prompts, tmp_path("ppo-anchor-bad"));
-    assert_int_equal(run_cli(args, log), 2);
-    assert_true(file_contains(log, "unknown reward function 'nope'"));
-    jl_model_free(m);
-    jl_tokenizer_free(tok);
+    /* resuming under another anchor is refused; then the resume under the same one ends as the straight run */
+    assert_int_equal(ppo_run(&f, f.part, steps, flags, "--stop-after 2"), 0);
+    assert_int_equal(ppo_run(&f, f.part, steps, flags, "--anchor-fn x_count --resume"), 2);
+    assert_true(file_contains(f.log, "the anchor rule is not the one this run was trained with"));
+    assert_int_equal(ppo_run(&f, f.part, steps, flags, "--resume"), 0);
+    assert_same_final_weights(f.full, f.part);
+    ppo_unknown_fn_refused(&f, "--anchor-fn");
 }
 
 /* Rescores each sample of eval --qa --samples and checks the verdicts and the record's counts agree. */

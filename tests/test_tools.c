@@ -293,6 +293,82 @@ static void test_data_tools(void **s) {
     assert_true(jl_tool_answer_correct("author", "《静夜思》的作者是李白。", "李白"));
 }
 
+/* ---- the tool-call syntax as tokens (tokenizer train --tool-tokens) ---- */
+
+static size_t count_ids(const jl_tokenizer *t, const char *text, int allow_special, char **back) {
+    int32_t *ids;
+    size_t n, len;
+    assert_int_equal(jl_tokenizer_encode(t, text, strlen(text), allow_special, &ids, &n), JL_OK);
+    assert_int_equal(jl_tokenizer_decode(t, ids, n, back, &len), JL_OK);
+    free(ids);
+    return n;
+}
+
+static void test_tool_call_tokens(void **s) {
+    (void)s;
+    const char *corpus = root_path("data/poems.jsonl"); /* Han text, digits, JSON punctuation */
+    char args[2048];
+    snprintf(args, sizeof args, "tokenizer train --input %s --vocab-size 400 --pattern han --tool-tokens --out %s --quiet",
+             corpus, tmp_path("tt_tok.json"));
+    assert_int_equal(run_cli(args, tmp_path("tt.log")), 0);
+    jl_tokenizer *t, *plain;
+    assert_int_equal(jl_tokenizer_load(tmp_path("tt_tok.json"), &t), JL_OK);
+    assert_int_equal(jl_tokenizer_vocab_size(t), 400); /* the added tokens count in --vocab-size */
+    snprintf(args, sizeof args, "tokenizer train --input %s --vocab-size 400 --pattern han --out %s --quiet", corpus,
+             tmp_path("tt_plain.json"));
+    assert_int_equal(run_cli(args, tmp_path("tt.log")), 0);
+    assert_int_equal(jl_tokenizer_load(tmp_path("tt_plain.json"), &plain), JL_OK);
+    static const char *const calls[] = {
+        "<tool_call>{\"name\":\"calculator\",\"arguments\":{\"expression\":\"12×(3+4)\"}}</tool_call>",
+        "<tool_call>{\"name\":\"search\",\"arguments\":{\"query\":\"静夜思\"}}</tool_call>",
+    };
+    /* 5 pieces of syntax around the argument, which is what the plain tokenizer makes of it */
+    static const char *const argv_[] = {"12×(3+4)", "静夜思"};
+    for (int k = 0; k < 2; k++) {
+        char *back, *back2;
+        size_t n = count_ids(t, calls[k], 0, &back), n_plain = count_ids(plain, calls[k], 0, &back2);
+        assert_string_equal(back, calls[k]); /* the text is still the JSON, whatever allow_special */
+        assert_string_equal(back2, calls[k]);
+        free(back2);
+        size_t n_arg = count_ids(t, argv_[k], 0, &back2);
+        free(back2);
+        print_message("tool call %d: %zu tokens with --tool-tokens, %zu without\n", k, n, n_plain);
+        assert_int_equal(n, 5 + n_arg);
+        assert_true(n_plain > 3 * n);
+        free(back);
+    }
+    /* a call text the model writes is parsed as before */
+    jl_tool_calls c;
+    assert_int_equal(jl_tool_calls_parse(calls[0], &c), JL_OK);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.calls[0].arguments, "{\"expression\":\"12×(3+4)\"}");
+    jl_tool_calls_free(&c);
+    /* the same tokens survive a save and a load (checkpoints carry the tokenizer as JSON) */
+    char *json;
+    jl_tokenizer *again;
+    assert_int_equal(jl_tokenizer_to_json(t, &json), JL_OK);
+    assert_int_equal(jl_tokenizer_from_json(json, strlen(json), &again), JL_OK);
+    char *b1, *b2;
+    assert_int_equal(count_ids(again, calls[1], 1, &b1), count_ids(t, calls[1], 1, &b2));
+    free(b1);
+    free(b2);
+    free(json);
+    /* refused: a token twice, an empty one, one the tokenizer already has */
+    jl_tokenizer *bad = NULL;
+    const char *twice[] = {"<x>", "<x>"}, *empty[] = {""}, *end[] = {"<|end|>"}, *again_tok[] = {"<tool_call>"};
+    assert_int_equal(jl_tokenizer_add_tokens(plain, twice, 2, &bad), JL_ERR_ARG);
+    assert_int_equal(jl_tokenizer_add_tokens(plain, empty, 1, &bad), JL_ERR_ARG);
+    assert_int_equal(jl_tokenizer_add_tokens(plain, end, 1, &bad), JL_ERR_ARG);
+    assert_int_equal(jl_tokenizer_add_tokens(t, again_tok, 1, &bad), JL_ERR_ARG);
+    assert_null(bad);
+    snprintf(args, sizeof args, "tokenizer train --input %s --vocab-size 270 --tool-tokens --out %s --quiet", corpus,
+             tmp_path("tt_small.json"));
+    assert_int_equal(run_cli(args, tmp_path("tt.log")), 2);
+    jl_tokenizer_free(again);
+    jl_tokenizer_free(plain);
+    jl_tokenizer_free(t);
+}
+
 /* ---- the agent loop on a tiny model trained to call the calculator ---- */
 
 #define AGENT_CTX 256
@@ -503,6 +579,7 @@ int main(void) {
         cmocka_unit_test(test_tool_turns_rendered_and_masked),
         cmocka_unit_test(test_exported_template_renders_tool_turns),
         cmocka_unit_test(test_data_tools),
+        cmocka_unit_test(test_tool_call_tokens),
         cmocka_unit_test(test_agent_learns_to_call_the_calculator),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

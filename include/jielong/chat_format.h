@@ -36,6 +36,20 @@ jl_status jl_chat_format_render_generation(const jl_chat_format *f, const jl_con
  * content, and the eos token); n = 0 for the built-in format (its <|end|> is an end token). Borrowed. */
 int jl_chat_format_stops(const jl_chat_format *f, const char *const **stops);
 
+/* The token sequences that end an answer, for generating loops over ids (rollouts, synthesis): the built-in
+ * format's <|end|> and the tokenizer's eos; a template's stop strings (jl_chat_format_stops) encoded with special
+ * tokens recognised (<|im_end|> is one id where the tokenizer has it, else its pieces) and the tokenizer's eos. */
+#define JL_CHAT_STOPS_MAX 4
+typedef struct {
+    int n;
+    size_t len[JL_CHAT_STOPS_MAX];
+    int32_t *ids[JL_CHAT_STOPS_MAX];
+} jl_chat_stops;
+jl_status jl_chat_stops_new(const jl_tokenizer *tok, const jl_chat_format *f, jl_chat_stops *out);
+/* How many tokens at the end of ids[0..n) are a stop (the longest that matches); 0 when none is. */
+size_t jl_chat_stops_match(const jl_chat_stops *s, const int32_t *ids, size_t n);
+void jl_chat_stops_free(jl_chat_stops *s);
+
 /* Segments → token ids and trainable flags (train may be NULL). Special segments become their token (the
  * tokenizer must have it); text segments are encoded, special-token names in them recognised only when
  * encode_special. *ids and *train malloc'd. */

@@ -17,6 +17,8 @@ typedef struct {
     int data_order;         /* jl_data_order (include/jielong/data.h) */
     uint64_t data_seed;     /* names the shuffled order */
     int eval_batches;       /* held-out cross-entropy of the student every run.eval_every steps (0 = off) */
+    const struct jl_chat_format *chat; /* the chat format the student's model.safetensors keeps (the CLI: the
+                                        * student checkpoint's own template, else the teacher's); NULL = built-in */
 } jl_distill_opts;
 
 void jl_distill_defaults(jl_distill_opts *o);

@@ -26,6 +26,17 @@ jl_status jl_eval_perplexity_tokens(jl_model *m, const jl_tokenizer *tok, const 
 jl_status jl_eval_perplexity_file(jl_model *m, const jl_tokenizer *tok, const char *path, int window,
                                   jl_ppl_result *out);
 
+/* In-context copying (the "induction" probe): n sequences of len random tokens (merged tokens when the vocabulary
+ * has more than 512, special tokens never), each shown twice after <|bos|> in one window. `first`: the mean loss
+ * of tokens 2..len of the first showing, nothing to copy from, about `chance` = ln(tokens drawn from); `second`:
+ * the same tokens of the second showing, predictable by copying the first. A model that copies from context has
+ * second far below first. Deterministic in seed. Needs 2 len + 1 <= the model's context. */
+typedef struct {
+    int n, len;
+    double first, second, chance; /* nats per token */
+} jl_copy_result;
+jl_status jl_eval_copy_probe(jl_model *m, const jl_tokenizer *tok, int n, int len, uint64_t seed, jl_copy_result *out);
+
 
 /* ---- instruction following on the held-out poem tasks (data/poems.jsonl → jielong data poems → eval_prompts.jsonl) ----
  * Four task kinds, each scored by rule: "write" (the answer is a poem of the asked form: jl_poem_check ok),

@@ -22,6 +22,12 @@ const char *jl_ggml_type_name(jl_ggml_type t);
 
 /* Writes ck (model, tokenizer, chat template) to path as GGUF, atomically. */
 jl_status jl_export_gguf(const jl_checkpoint *ck, const char *path, jl_ggml_type type);
+/* 1 with a one-line note in note[0..size) when the export's GGUF would not tokenize as jielong does in llama.cpp:
+ * a byte-level BPE tokenizer with merges whose pre-tokenizer (Split regexes) llama.cpp has no
+ * tokenizer.ggml.pre name for, written as "default" (llama.cpp then splits with its default regex). The file
+ * is still written (llama.cpp loads it, and it round-trips into jielong); `jielong export` and `quantize` print
+ * the note as a warning. 0 otherwise. */
+int jl_gguf_export_note(const jl_checkpoint *ck, char *note, size_t size);
 
 /* Loads a GGUF written by jl_export_gguf (jielong quantize / export) for inference: ck->model, ck->tokenizer_json
  * and ck->chat_template (from jielong's own metadata keys; the config from "jielong.config"), and in *qw the

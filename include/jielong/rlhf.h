@@ -5,8 +5,10 @@
  *   grpo    G sampled answers per prompt, group-normalised advantages, clipped ratio, optional k3 KL;
  *   ppo     a value head on the policy, per-token KL penalty in the reward, GAE(γ, λ), clipped surrogate,
  *           value clipping, several epochs per rollout batch.
- * Texts are rendered with the chat template as <|bos|><|user|>prompt<|end|><|assistant|>response<|end|>;
- * the response tokens (response text + its closing <|end|>) are the ones scored and trained.
+ * Texts are rendered in the model's chat format (jl_rl_opts.chat: its own Jinja template, e.g. an imported
+ * model's; NULL = the built-in <|bos|><|user|>prompt<|end|><|assistant|>response<|end|>) by the renderer sft uses;
+ * the response tokens (the span sft trains: response text + the format's end-of-turn marker) are the ones scored
+ * and trained, and rollouts stop at that marker (or eos).
  * Each is a stage of the one training loop (jielong/train.h): events with named metrics, checkpoints that
  * resume bit for bit, metrics.jsonl. The library never prints. */
 #ifndef JIELONG_RLHF_H
@@ -22,7 +24,8 @@
 typedef struct jl_reward_model jl_reward_model;
 /* Reads a reward model folder (model.safetensors + score.safetensors, as written by jl_reward_train). */
 jl_status jl_reward_model_load(const char *dir, jl_reward_model **out);
-/* The scalar score of `response` to `prompt`. Errors: empty response, text longer than the context. */
+/* The scalar score of `response` to `prompt`, rendered in the chat format the reward model's checkpoint carries
+ * (its own template, else the built-in one). Errors: empty response, text longer than the context. */
 jl_status jl_reward_model_score(jl_reward_model *rm, const char *prompt, const char *response, float *score);
 /* The tokenizer the reward model reads text with (tokenizer.json text). */
 const char *jl_reward_model_tokenizer_json(const jl_reward_model *rm);
@@ -74,6 +77,10 @@ typedef struct {
      * model.safetensors so the folder stays a reward model. */
     int use_lora;
     jl_lora_opts lora;
+    /* The policy's chat format (jl_chat_format_from_checkpoint; NULL = built-in): renders every prompt and
+     * response, ends rollouts, and is kept in the saved model.safetensors. A reward model renders in its own
+     * (the one its folder's model.safetensors carries). Borrowed. */
+    const struct jl_chat_format *chat;
 } jl_rl_opts;
 
 typedef enum { JL_STAGE_REWARD, JL_STAGE_DPO, JL_STAGE_GRPO, JL_STAGE_PPO } jl_rl_stage;

@@ -2,9 +2,10 @@
  *
  * Ids: every byte-level vocabulary holds the 256 single-byte tokens. A tokenizer trained by jielong (or made by
  * jl_tokenizer_bytes) has byte b at id b, the DESIGN special tokens at the fixed ids 256..261 in the order
- * <|bos|> <|eos|> <|system|> <|user|> <|assistant|> <|end|>, and its merges from 262 on. An imported vocabulary
- * keeps its own ids and gets the six special tokens appended after its last id. Other code must find special
- * tokens only through jl_tokenizer_special(). Encoding and decoding are thread-safe on a shared tokenizer. */
+ * <|bos|> <|eos|> <|system|> <|user|> <|assistant|> <|end|>, its merges from 262 on, then any added tokens
+ * (jl_tokenizer_add_tokens). An imported vocabulary keeps its own ids and gets the six special tokens appended
+ * after its last id. Other code must find special tokens only through jl_tokenizer_special(). Encoding and
+ * decoding are thread-safe on a shared tokenizer. */
 #ifndef JIELONG_TOKENIZER_H
 #define JIELONG_TOKENIZER_H
 #include "jielong/common.h"
@@ -20,6 +21,10 @@ jl_status jl_tokenizer_from_json(const char *json, size_t len, jl_tokenizer **ou
 jl_status jl_tokenizer_to_json(const jl_tokenizer *t, char **json_out);           /* malloc'd, NUL-terminated */
 jl_status jl_tokenizer_save(const jl_tokenizer *t, const char *path);              /* atomic */
 jl_status jl_tokenizer_bytes(jl_tokenizer **out); /* the 256 byte tokens + the DESIGN special tokens, no merges */
+/* t with texts[0..n) appended as added tokens (ids from its vocabulary size on, not special: matched in every text
+ * before pre-tokenization, whatever allow_special, and decoded as themselves), as loading its saved file gives.
+ * JL_ERR_ARG for an empty text, one given twice or one that is already an added token. */
+jl_status jl_tokenizer_add_tokens(const jl_tokenizer *t, const char *const *texts, int n, jl_tokenizer **out);
 int jl_tokenizer_vocab_size(const jl_tokenizer *t);                               /* incl. special tokens */
 /* allow_special: 1 = the literal text "<|end|>" etc. becomes the special token; 0 = it is encoded as plain text.
  * Large texts are split at safe newlines and encoded on all OpenMP threads; the result does not depend on it. */

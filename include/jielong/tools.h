@@ -42,6 +42,13 @@ void jl_tool_calls_free(jl_tool_calls *c);
 /* "<tool_call>{"name":NAME,"arguments":ARGS}</tool_call>" (malloc'd); ARGS is JSON object text ("{}" if NULL). */
 char *jl_tool_call_text(const char *name, const char *arguments);
 
+/* The tool-call syntax as pieces a tokenizer can hold whole (`tokenizer train --tool-tokens`: added tokens, not
+ * special, so the text stays the JSON above and decodes as itself): the tags, each built-in tool's
+ * `{"name":"N","arguments":`, its argument key and the `"}}` that closes a one-argument call. A calculator call is
+ * then <tool_call> {"name":"calculator","arguments": {"expression":" 3 * ( 4 + 5 ) "}} </tool_call>. */
+#define JL_TOOL_CALL_N_TOKENS 12
+extern const char *const jl_tool_call_tokens[JL_TOOL_CALL_N_TOKENS];
+
 /* The OpenAI request shapes, parsed once for SFT data (src/data/sft.c) and the server (src/serve/tools.c). On bad
  * input both return JL_ERR_FORMAT with *bad the index of the entry at fault (SIZE_MAX: the array itself) and *why
  * what is wrong with it; they set no error message (each caller names the field its own way); JL_ERR_NOMEM else.

@@ -110,8 +110,9 @@ static jl_status distill_options(distill_args *a, const jl_checkpoint *sck, cons
     return cli_parse_data_order(a->data_order, &o->data_order);
 }
 
-static int run_distill(distill_args *a, jl_model *teacher, const jl_tokenizer *tok, const cli_opt *opts, int nopts,
-                       const unsigned char *given) {
+static int run_distill(distill_args *a, const jl_checkpoint *tck, const jl_tokenizer *tok, const cli_opt *opts,
+                       int nopts, const unsigned char *given) {
+    jl_model *teacher = tck->model;
     if (!a->o.train.run.out_dir || a->data.n == 0) {
         fprintf(stderr, "jielong distill: training needs --data and --out (or --synthesize N to make SFT data)\n");
         return 2;
@@ -125,8 +126,11 @@ static int run_distill(distill_args *a, jl_model *teacher, const jl_tokenizer *t
     if (st == JL_OK) st = distill_options(a, &sck, student, teacher, opts, nopts, given);
     if (st == JL_OK) st = cli_load_tokens(&a->data, tok, &train, &val);
     if (st == JL_OK && val.n == 0) st = jl_tokens_split(&train, a->val_fraction, po->T, &val);
+    jl_chat_format *chat = NULL; /* the student keeps its own chat template, else takes the teacher's */
+    if (st == JL_OK) st = jl_chat_format_from_checkpoint(sck.chat_template ? &sck : tck, &chat);
     if (st == JL_OK) {
         jl_distill_opts o = *po;
+        o.chat = chat;
         cli_precision_report("distill", &o.train.run);
         fprintf(stderr, "distill: teacher %.2fM parameters (depth %d, width %d) → student %.2fM (depth %d, width %d); "
                         "τ %.2f, α %.2f; %zu training tokens, %zu held out; batch %d×%d×%d; %ld steps\n",
@@ -140,6 +144,7 @@ static int run_distill(distill_args *a, jl_model *teacher, const jl_tokenizer *t
         st = jl_distill(student, teacher, tok, &train, &val, &o, cli_train_on_event, &view);
         cli_train_view_finish(&view, st);
     }
+    jl_chat_format_free(chat);
     jl_tokens_free(&train);
     jl_tokens_free(&val);
     if (owned) jl_model_free(student);
@@ -194,7 +199,7 @@ int cmd_distill(int argc, char **argv) {
     jl_status st = load_teacher(a.teacher, &tck, &tok);
     if (st == JL_OK)
         rc = a.synthesizing ? run_synthesize(&a, &tck, tok)
-                                   : run_distill(&a, tck.model, tok, opts, CLI_NOPTS(opts), given);
+                                   : run_distill(&a, &tck, tok, opts, CLI_NOPTS(opts), given);
     else rc = cli_report("distill", st);
     jl_tokenizer_free(tok);
     jl_checkpoint_free(&tck);

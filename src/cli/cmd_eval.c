@@ -59,6 +59,28 @@ static jl_status eval_text_files(jl_model *m, const jl_tokenizer *tok, const cli
     return JL_OK;
 }
 
+/* --copy-probe N: the in-context copy probe (jl_eval_copy_probe), sequences of up to 32 tokens. */
+static jl_status eval_copy(jl_model *m, const jl_tokenizer *tok, int n, const result_sink *out) {
+    int ctx = jl_model_config(m)->max_seq_len, len = (ctx - 1) / 2 < 32 ? (ctx - 1) / 2 : 32;
+    jl_copy_result r;
+    jl_status st = jl_eval_copy_probe(m, tok, n, len, 20261202, &r);
+    if (st != JL_OK) return st;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "kind", json_object_new_string("copy"));
+    json_object_object_add(o, "sequences", json_object_new_int(r.n));
+    json_object_object_add(o, "length", json_object_new_int(r.len));
+    json_object_object_add(o, "first_loss", json_object_new_double(r.first));
+    json_object_object_add(o, "second_loss", json_object_new_double(r.second));
+    json_object_object_add(o, "chance_loss", json_object_new_double(r.chance));
+    st = emit(out, o);
+    json_object_put(o);
+    if (st == JL_OK && !out->json)
+        printf("copy probe (%d random sequences of %d tokens, each shown twice): loss %.3f nats/token on the first "
+               "showing (chance %.3f), %.3f on the second (%+.0f%%)\n", r.n, r.len, r.first, r.chance, r.second,
+               100 * (r.second / r.first - 1));
+    return st;
+}
+
 typedef struct {
     FILE *samples;
     int done;
@@ -240,7 +262,7 @@ int cmd_eval(int argc, char **argv) {
     const char *against = NULL;
     result_sink sink = {0};
     cli_strs data = {0};
-    long window = 0, shots = -1, limit = 50, max_tokens = 96;
+    long window = 0, shots = -1, limit = 50, max_tokens = 96, copy_probe = 0;
     const char *qa = NULL, *only = NULL;
     eval_qa_opts qo = {.tool_specs = 1, .k = 3, .max_steps = 3};
     long qa_k = 3, qa_steps = 3;
@@ -252,6 +274,9 @@ int cmd_eval(int argc, char **argv) {
                                        "judged by the poem rules and by --reward-model RM if given", NO_RANGE, 0},
         {"response", OPT_STR, &response, "response to score (with --reward)", NO_RANGE, 0},
         {"data", OPT_STRS, &data, "held-out data: text files, token shards (.bin) or a `jielong prepare` folder (its val_*.bin): perplexity, bits per byte and per character", NO_RANGE, 0},
+        {"copy-probe", OPT_INT, &copy_probe, "N random token sequences, each shown twice: the loss on the second "
+                                             "showing vs the first (copying from context, what few-shot prompts need)",
+         1, 100000, 0},
         {"window", OPT_INT, &window, "tokens per scoring window (default: the model's context)", 2, 1 << 20, 0},
         {"tasks", OPT_STR, &tasks, "held-out task prompts (eval_prompts.jsonl from `jielong data poems`): "
                                    "instruction following scored by rule", NO_RANGE, 0},
@@ -277,7 +302,7 @@ int cmd_eval(int argc, char **argv) {
                                                "the pipeline report's lessons table reads)", NO_RANGE, 0},
     };
     int rc = cli_parse("eval", "Evaluate a model: held-out perplexity and bits per byte/char (--data), instruction "
-                       "following by rule (--tasks), zero/few-shot (--shots), win rate --against another model, or a reward "
+                       "following by rule (--tasks), zero/few-shot (--shots), copying from context (--copy-probe), win rate --against another model, or a reward "
                        "model's score (--reward).", opts, CLI_NOPTS(opts), argc, argv, 1);
     if (rc != CLI_PARSED) {
         free(data.v);
@@ -317,9 +342,9 @@ int cmd_eval(int argc, char **argv) {
             return cli_report("eval", jl_fail(JL_ERR_ARG, "--reward-model cannot be combined with --model/--data/--tasks"));
         return cli_report("eval", eval_reward(reward, prompt, response, &sink));
     }
-    if (!model || (!data.n && !tasks)) {
+    if (!model || (!data.n && !tasks && !copy_probe)) {
         free(data.v);
-        fprintf(stderr, "jielong eval: give --model with --data (perplexity) and/or --tasks (instruction following), "
+        fprintf(stderr, "jielong eval: give --model with --data (perplexity), --copy-probe N and/or --tasks (instruction following), "
                         "or --reward-model (score)\n");
         return 2;
     }
@@ -333,6 +358,7 @@ int cmd_eval(int argc, char **argv) {
         else st = jl_tokenizer_from_json(ck.tokenizer_json, strlen(ck.tokenizer_json), &tok);
         if (st == JL_OK && data.n)
             st = eval_text_files(ck.model, tok, &data, window ? (int)window : jl_model_config(ck.model)->max_seq_len, &sink);
+        if (st == JL_OK && copy_probe) st = eval_copy(ck.model, tok, (int)copy_probe, &sink);
         jl_chat_format *fmt = NULL; /* tuned models answer in their own chat format */
         if (st == JL_OK && tasks) st = jl_chat_format_from_checkpoint(&ck, &fmt);
         to.chat = fmt;

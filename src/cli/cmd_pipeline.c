@@ -386,7 +386,7 @@ int cmd_pipeline(int argc, char **argv) {
 
     /* 6% general chat (greeting and identity half of it): the held-out greeting/identity probes of row 9 */
     RUN(&p, "datasets from the poem corpus", NULL, "data poems --input %s --out %s/data --general 0.06", poems, o);
-    RUN(&p, "tokenizer", NULL, "tokenizer train --input %s/data/pretrain.txt --vocab-size %d --pattern han "
+    RUN(&p, "tokenizer", NULL, "tokenizer train --input %s/data/pretrain.txt --vocab-size %d --pattern han --tool-tokens "
         "--out %s/tokenizer.json --quiet", o, z->vocab, o);
     RUN(&p, "token shards", NULL, "prepare --tokenizer %s/tokenizer.json --input %s/data/pretrain.txt --out "
         "%s/shards --val-fraction 0.02 --quiet", o, o, o);
@@ -396,6 +396,9 @@ int cmd_pipeline(int argc, char **argv) {
     /* lesson 2 (forgetting) compares this held-out pretraining perplexity with the tuned models' */
     RUN(&p, "evaluate base: perplexity", NULL, "eval --model %s/base/model.safetensors --data "
         "%s/data/eval_pretrain.txt --label base --summary %s/summary.jsonl", o, o, o);
+    /* lesson 3 starts from copying: random token sequences shown twice, the loss of the second showing */
+    RUN(&p, "evaluate base: copying from context", NULL, "eval --model %s/base/model.safetensors --copy-probe %d "
+        "--label base --summary %s/summary.jsonl", o, p.quick ? 16 : 64, o);
     /* lesson 3: in-context learning of the base model, the same questions with 0, 1, 3, 5 solved examples */
     for (int shots = 0; shots <= 5; shots += shots ? 2 : 1) {
         char label[32], samples[4096];

@@ -51,6 +51,8 @@ int cmd_quantize(int argc, char **argv) {
     jl_status st = jl_checkpoint_load(in, &ck);
     if (st != JL_OK) return cli_report("quantize", st);
     st = jl_export_gguf(&ck, out, qt == JL_QTYPE_Q8_0 ? JL_GGML_Q8_0 : JL_GGML_Q4_0);
+    char note[512];
+    if (st == JL_OK && jl_gguf_export_note(&ck, note, sizeof note)) fprintf(stderr, "jielong quantize: warning: %s\n", note);
     if (st == JL_OK && !quiet) {
         const jl_model *m = ck.model;
         double worst = 0, sum = 0;

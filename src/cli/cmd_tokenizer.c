@@ -4,6 +4,7 @@
 #include "core/timer.h"
 #include "io/fileio.h"
 #include "jielong/tokenizer.h"
+#include "jielong/tools.h"
 #include "tokenizer/synth.h"
 #include <ctype.h>
 #include <errno.h>
@@ -104,12 +105,14 @@ static int cmd_train(int argc, char **argv) {
     cli_strs inputs = {0};
     long vocab = 0;
     char *output = NULL, *pattern = "cl100k";
-    int quiet = 0;
+    int quiet = 0, tool_tokens = 0;
     const cli_opt opts[] = {
         {"input", OPT_STRS, &inputs, "UTF-8 text files to learn from (any bytes are accepted)", NO_RANGE, 1},
         {"vocab-size", OPT_INT, &vocab, "final vocabulary size incl. 256 bytes + 6 special tokens", 262, 1 << 24, 1},
         {"out|output", OPT_STR, &output, "tokenizer.json to write", NO_RANGE, 1},
         {"pattern", OPT_STR, &pattern, "pre-tokenizer regex: gpt2 | cl100k (default) | o200k | han (one token per Chinese character)", NO_RANGE, 0},
+        {"tool-tokens", OPT_BOOL, &tool_tokens, "add the tool-call syntax (<tool_call>, {\"name\":\"calculator\","
+         "\"arguments\":, ...) as tokens, within --vocab-size", NO_RANGE, 0},
         {"quiet", OPT_BOOL, &quiet, "no progress output", NO_RANGE, 0},
     };
     int rc = cli_parse("tokenizer train", "Learn a byte-level BPE vocabulary from text.", opts, CLI_NOPTS(opts), argc,
@@ -125,7 +128,13 @@ static int cmd_train(int argc, char **argv) {
         return 2;
     }
     progress_state prog = {.start = jl_now()};
-    jl_train_opts topts = {.vocab_size = (int)vocab, .pattern = jl_tokenizer_pattern_text((jl_pattern_kind)kind),
+    int n_added = tool_tokens ? JL_TOOL_CALL_N_TOKENS : 0;
+    if (vocab - n_added < 262) {
+        free(inputs.v);
+        fprintf(stderr, "jielong tokenizer train: --vocab-size %ld: too small for %d added tokens\n", vocab, n_added);
+        return 2;
+    }
+    jl_train_opts topts = {.vocab_size = (int)vocab - n_added, .pattern = jl_tokenizer_pattern_text((jl_pattern_kind)kind),
                            .progress = quiet ? NULL : progress_line, .progress_user = &prog};
     jl_bpe_trainer *tr = NULL;
     jl_tokenizer *tok = NULL;
@@ -138,6 +147,12 @@ static int cmd_train(int argc, char **argv) {
         free(text);
     }
     if (st == JL_OK) st = jl_bpe_trainer_finish(tr, &tok);
+    if (st == JL_OK && n_added) { /* after the merges: the added ids follow the learnt ones */
+        jl_tokenizer *with = NULL;
+        st = jl_tokenizer_add_tokens(tok, jl_tool_call_tokens, n_added, &with);
+        jl_tokenizer_free(tok);
+        tok = with;
+    }
     if (st == JL_OK) st = jl_tokenizer_save(tok, output);
     if (st == JL_OK && !quiet)
         fprintf(stderr, "wrote %s: %d tokens in %.2fs\n", output, jl_tokenizer_vocab_size(tok), jl_now() - prog.start);

@@ -19,6 +19,8 @@ int export_format(const jl_checkpoint *ck, const char *format, const char *type,
         jl_ggml_type t;
         if (jl_ggml_type_parse(type ? type : "f32", &t) != JL_OK) return cli_report("export", JL_ERR_ARG);
         st = jl_export_gguf(ck, out, t);
+        char note[512];
+        if (st == JL_OK && jl_gguf_export_note(ck, note, sizeof note)) fprintf(stderr, "jielong export: warning: %s\n", note);
     } else if (strcmp(format, "safetensors") == 0) {
         jl_dtype dt = JL_DT_F32;
         if (type && strcmp(type, "f16") == 0) dt = JL_DT_F16;

@@ -208,6 +208,13 @@ static void row_icl(const lesson_records *r, lesson_row *row) {
     lesson_cat(row->figures, sizeof row->figures, " (at");
     for (int k = 0; k < n; k++) lesson_cat(row->figures, sizeof row->figures, " %.0f", lesson_num(s[k], "shots"));
     lesson_cat(row->figures, sizeof row->figures, " shots; [curve](icl.svg))");
+    json_object *copy = lesson_find(r, "copy", "base"); /* eval --copy-probe: what the few-shot prompts build on */
+    double c1 = lesson_num(copy, "first_loss"), c2 = lesson_num(copy, "second_loss");
+    if (copy && c1 > 0)
+        lesson_cat(row->figures, sizeof row->figures, "; copy probe (%.0f random %.0f-token sequences shown twice): "
+                   "loss %.2f nats/token on the second showing vs %.2f on the first (%.0f%% %s)",
+                   lesson_num(copy, "sequences"), lesson_num(copy, "length"), c2, c1, 100 * fabs(1 - c2 / c1),
+                   c2 < c1 ? "lower: it copies" : "higher: no copying");
     if (best_t < 0) return;
     lesson_share a = lesson_task_share(s[best_k], icl_tasks[best_t]), z = lesson_task_share(s[0], icl_tasks[best_t]);
     double shown = lesson_num(s[best_k], "mean_shots"), shots = lesson_num(s[best_k], "shots");

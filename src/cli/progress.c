@@ -45,6 +45,7 @@ static int terminal_width(void) {
 void cli_progress_restart(cli_progress *p, double done) {
     p->start = jl_now();
     p->base = done;
+    p->done = done; /* a resumed run's first event may be its last step's evaluation: no update has come yet */
 }
 
 void cli_progress_start(cli_progress *p, const char *label, double total, const char *unit) {
@@ -59,7 +60,7 @@ void cli_progress_start(cli_progress *p, const char *label, double total, const 
 
 /* "label [#####.....]  45% 1.23k/2.70k tok  812 tok/s  0:12<0:15  extra" */
 static void format_line(const cli_progress *p, double now, const char *extra, char *line, size_t size) {
-    double elapsed = now - p->start, rate = elapsed > 0 ? (p->done - p->base) / elapsed : 0;
+    double elapsed = now - p->start, rate = elapsed > 0 && p->done > p->base ? (p->done - p->base) / elapsed : 0;
     char done[16], total[16], rate_s[16], el[16], eta[16];
     cli_format_si(p->done, done, sizeof done);
     cli_format_si(rate, rate_s, sizeof rate_s);

@@ -21,7 +21,8 @@ typedef struct {
 void cli_progress_start(cli_progress *p, const char *label, double total, const char *unit);
 void cli_progress_update(cli_progress *p, double done, const char *extra);
 /* Starts the clock again from `done` (e.g. when set-up ends and the first step arrives, or a resumed run's first
- * step): rate and ETA then measure the work itself, not what came before it. */
+ * step), which also becomes the count done so far: rate and ETA then measure the work itself, not what came
+ * before it. The rate is never negative: nothing done since the restart reads 0. */
 void cli_progress_restart(cli_progress *p, double done);
 /* Prints one message line (printf-style) above the bar, which is redrawn under it on the next update. */
 void cli_progress_note(cli_progress *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

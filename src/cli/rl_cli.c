@@ -1,14 +1,21 @@
 #include "cli/rl_cli.h"
+#include "jielong/chat_format.h"
 #include <stdio.h>
 #include <string.h>
 
-jl_status rl_cli_load_model(const char *path, jl_checkpoint *ck, jl_tokenizer **tok) {
+jl_status rl_cli_load_model(const char *path, jl_checkpoint *ck, jl_tokenizer **tok, jl_chat_format **fmt) {
     *tok = NULL;
+    *fmt = NULL;
     jl_status st = jl_checkpoint_load(path, ck);
     if (st != JL_OK) return st;
     if (!ck->tokenizer_json) st = jl_fail(JL_ERR_FORMAT, "%s: checkpoint has no tokenizer", path);
     else st = jl_tokenizer_from_json(ck->tokenizer_json, strlen(ck->tokenizer_json), tok);
-    if (st != JL_OK) jl_checkpoint_free(ck);
+    if (st == JL_OK && (st = jl_chat_format_from_checkpoint(ck, fmt)) != JL_OK) jl_fail_context(st, "%s", path);
+    if (st != JL_OK) {
+        jl_tokenizer_free(*tok);
+        *tok = NULL;
+        jl_checkpoint_free(ck);
+    }
     return st;
 }
 
@@ -44,12 +51,14 @@ int rl_cli_run_pairs(const char *stage, const char *model, const char *data, con
                      const char *const *show, rl_pairs_train_fn train) {
     jl_checkpoint ck = {0};
     jl_tokenizer *tok = NULL;
+    jl_chat_format *fmt = NULL;
     jl_pref_set *pairs = NULL;
     jl_jsonl_options jo = {0, 0};
     jl_jsonl_stats js;
     size_t skipped = 0;
     o->skipped_long = &skipped;
-    jl_status st = rl_cli_load_model(model, &ck, &tok);
+    jl_status st = rl_cli_load_model(model, &ck, &tok, &fmt);
+    o->chat = fmt; /* the model's own chat template, if it has one */
     if (st == JL_OK) st = jl_prefs_load(data, &jo, &pairs, &js);
     if (st == JL_OK) {
         fprintf(stderr, "%s: %zu pairs from %s; %s%sbatch %d; %ld steps; lr %g\n", stage, jl_prefs_count(pairs), data,
@@ -62,6 +71,8 @@ int rl_cli_run_pairs(const char *stage, const char *model, const char *data, con
         cli_train_view_finish(&view, st);
     }
     jl_prefs_free(pairs);
+    jl_chat_format_free(fmt);
+    o->chat = NULL;
     jl_tokenizer_free(tok);
     jl_checkpoint_free(&ck);
     rl_cli_report_skipped(skipped, stage);

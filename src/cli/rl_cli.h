@@ -3,10 +3,11 @@
 #ifndef JL_CLI_RL_CLI_H
 #define JL_CLI_RL_CLI_H
 #include "cli/train_cli.h"
+#include "jielong/chat_format.h"
 #include "jielong/rlhf.h"
 
-/* A model checkpoint and the tokenizer stored in it. */
-jl_status rl_cli_load_model(const char *path, jl_checkpoint *ck, jl_tokenizer **tok);
+/* A model checkpoint, the tokenizer stored in it and its chat format (its own template, else the built-in one). */
+jl_status rl_cli_load_model(const char *path, jl_checkpoint *ck, jl_tokenizer **tok, jl_chat_format **fmt);
 
 typedef struct {
     const char *method;  /* full | lora, with the LoRA flags of jielong sft */

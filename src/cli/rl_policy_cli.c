@@ -57,6 +57,7 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
     o.skipped_long = &skipped;
     jl_checkpoint ck = {0};
     jl_tokenizer *tok = NULL;
+    jl_chat_format *fmt = NULL;
     jl_rl_set *set = NULL;
     jl_reward_fn *fn = NULL;
     jl_jsonl_options jo = {0, 0};
@@ -74,7 +75,8 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
     jl_reward_fn *anchor = NULL;
     if (st == JL_OK && anchor_fn) st = jl_reward_fn_by_name(anchor_fn, &anchor);
     o.anchor = anchor;
-    if (st == JL_OK) st = rl_cli_load_model(policy, &ck, &tok);
+    if (st == JL_OK) st = rl_cli_load_model(policy, &ck, &tok, &fmt);
+    o.chat = fmt; /* the policy's own chat template, if it has one */
     if (st == JL_OK) st = jl_rl_load(prompts, &jo, &set, &js);
     if (st == JL_OK) {
         fprintf(stderr, "%s: %zu prompts from %s; reward %s; %d prompts × %d answers per step; %ld steps; lr %g\n",
@@ -94,6 +96,7 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
     jl_reward_fn_free(fn);
     jl_reward_fn_free(monitor);
     jl_reward_fn_free(anchor);
+    jl_chat_format_free(fmt);
     jl_tokenizer_free(tok);
     jl_checkpoint_free(&ck);
     rl_cli_report_skipped(skipped, cmd);

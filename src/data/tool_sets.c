@@ -23,8 +23,8 @@ void jl_tool_data_defaults(jl_tool_data_options *o) {
 /* ---- arithmetic ---- */
 
 typedef struct {
-    char ascii[128];  /* what the call passes: 12*(3+4) */
-    char shown[192];  /* what the question shows: 12×(3+4) in Chinese phrasings */
+    char ascii[128];  /* the expression generated: 12*(3+4) */
+    char shown[192];  /* what the question shows and the call passes (a copy): 12×(3+4) in Chinese phrasings */
     char result[96];
 } arith;
 
@@ -149,10 +149,10 @@ static jl_status calc_items(tool_writer *w, int n, int eval, size_t *count) {
         if (eval) {
             st = write_eval(w, "calc", q, a.result, NULL);
         } else {
-            char *res, args[200];
-            snprintf(args, sizeof args, "{\"expression\":\"%s\"}", a.ascii);
+            char *res, args[224];
+            snprintf(args, sizeof args, "{\"expression\":\"%s\"}", a.shown);
             if (jl_toolbox_run(w->tb, "calculator", args, &res) < 0) return jl_fail(JL_ERR_NOMEM, "out of memory");
-            st = write_conversation(w, "calc", q, "calculator", "expression", a.ascii, res, ans);
+            st = write_conversation(w, "calc", q, "calculator", "expression", a.shown, res, ans);
             free(res);
         }
         (*count)++;

@@ -3,6 +3,7 @@
 #include "jielong/pretrain.h"
 #include "io/fileio.h"
 #include "model/model.h"
+#include "core/rng.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,4 +129,71 @@ jl_status jl_eval_perplexity_file(jl_model *m, const jl_tokenizer *tok, const ch
         jl_fail_context(st, "%s", path);
     free(text);
     return st;
+}
+
+/* Loss of tokens [from, to) of seq[0..total), each predicted from the ones before it (one window). */
+static jl_status span_loss(jl_model *m, jl_acts *a, int32_t *targets, const int32_t *seq, int total, int from, int to,
+                           double *nll, long *tokens) {
+    for (int t = 0; t < total; t++) targets[t] = t + 1 >= from && t + 1 < to ? seq[t + 1] : -1;
+    long counted = 0;
+    *nll += jl_model_forward(m, a, seq, targets, 1, total, 0.0f, &counted);
+    *tokens += counted;
+    return isfinite(*nll) ? JL_OK
+                          : jl_fail(JL_ERR_FORMAT, "the model's loss is not finite: its weights hold NaN or Inf");
+}
+
+jl_status jl_eval_copy_probe(jl_model *m, const jl_tokenizer *tok, int n, int len, uint64_t seed, jl_copy_result *out) {
+    memset(out, 0, sizeof *out);
+    jl_status need = jl_model_require_params(m, "copy probe");
+    if (need != JL_OK) return need;
+    const int total = 1 + 2 * len, vocab = jl_tokenizer_vocab_size(tok);
+    if (n < 1 || len < 2)
+        return jl_fail(JL_ERR_ARG, "copy probe: needs at least 1 sequence of at least 2 tokens (got %d of %d)", n, len);
+    if (total > m->cfg.max_seq_len)
+        return jl_fail(JL_ERR_ARG, "copy probe: 2 x %d tokens + <|bos|> do not fit the model's context of %d", len,
+                       m->cfg.max_seq_len);
+    if (vocab > m->cfg.vocab_size)
+        return jl_fail(JL_ERR_ARG, "copy probe: the tokenizer's %d tokens exceed the model's vocabulary %d", vocab,
+                       m->cfg.vocab_size);
+    int32_t bos = jl_tokenizer_bos(tok), lo = vocab > 512 ? 256 : 0; /* merged tokens when there are enough */
+    int32_t special[JL_TOKENIZER_N_SPECIAL];
+    for (int k = 0; k < JL_TOKENIZER_N_SPECIAL; k++) special[k] = jl_tokenizer_special(tok, jl_tokenizer_special_names[k]);
+    jl_acts a;
+    jl_status st = jl_acts_new(&m->cfg, 1, total, &a);
+    if (st != JL_OK) return st;
+    int32_t *seq = malloc(sizeof(int32_t) * (size_t)total), *targets = malloc(sizeof(int32_t) * (size_t)total);
+    if (!seq || !targets) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+    jl_rng rng;
+    jl_rng_seed(&rng, seed);
+    double nll1 = 0, nll2 = 0;
+    long tok1 = 0, tok2 = 0;
+    for (int s = 0; s < n && st == JL_OK; s++) {
+        seq[0] = bos >= 0 ? bos : (int32_t)lo;
+        for (int t = 1; t <= len; t++) {
+            int32_t id;
+            int is_special;
+            do {
+                id = lo + (int32_t)jl_rng_below(&rng, (uint64_t)(vocab - lo));
+                is_special = 0;
+                for (int k = 0; k < JL_TOKENIZER_N_SPECIAL; k++) is_special |= id == special[k];
+            } while (is_special);
+            seq[t] = seq[t + len] = id;
+        }
+        /* first showing: tokens 2..len (the first follows <|bos|> alone); second: tokens 2..len of the copy
+         * (its first token follows the end of the first showing, which nothing predicts) */
+        st = span_loss(m, &a, targets, seq, total, 2, len + 1, &nll1, &tok1);
+        if (st == JL_OK) st = span_loss(m, &a, targets, seq, total, len + 2, total, &nll2, &tok2);
+    }
+    free(seq);
+    free(targets);
+    jl_acts_free(&a);
+    if (st != JL_OK) return st;
+    out->n = n;
+    out->len = len;
+    out->first = nll1 / (double)tok1;
+    out->second = nll2 / (double)tok2;
+    int drawn = vocab - lo;
+    for (int k = 0; k < JL_TOKENIZER_N_SPECIAL; k++) drawn -= special[k] >= lo && special[k] < vocab;
+    out->chance = log((double)drawn);
+    return JL_OK;
 }

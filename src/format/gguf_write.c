@@ -122,14 +122,19 @@ static void put_utf8(buf *b, uint32_t cp) {
 }
 
 /* tokenizer.ggml.pre for a tokenizer.json's pre_tokenizer: the Split regexes before ByteLevel (or ByteLevel's own
- * regex) named as llama.cpp names them (gguf_pre.c); "default" where llama.cpp has no name for them. */
-static const char *pre_name(json_object *root) {
+ * regex) named as llama.cpp names them (gguf_pre.c); "default" where llama.cpp has no name for them (then *what, if
+ * not NULL, says what it could not name: the first regex, or the construct). */
+static const char *pre_name_what(json_object *root, const char **what) {
+    static const char no_pre[] = "no pre_tokenizer", other[] = "a pre_tokenizer other than ByteLevel and Isolated Splits";
+    if (what) *what = other;
     json_object *pt, *type, *norm, *list = NULL;
     const char *regex[4];
     int n = 0, nfc = json_object_object_get_ex(root, "normalizer", &norm) && norm &&
                      json_object_object_get_ex(norm, "type", &type) && !strcmp(json_object_get_string(type), "NFC");
-    if (!json_object_object_get_ex(root, "pre_tokenizer", &pt) || !pt || !json_object_object_get_ex(pt, "type", &type))
+    if (!json_object_object_get_ex(root, "pre_tokenizer", &pt) || !pt || !json_object_object_get_ex(pt, "type", &type)) {
+        if (what) *what = no_pre;
         return "default";
+    }
     if (!strcmp(json_object_get_string(type), "Sequence")) json_object_object_get_ex(pt, "pretokenizers", &list);
     size_t len = list ? json_object_array_length(list) : 1;
     for (size_t i = 0; i < len; i++) {
@@ -150,7 +155,16 @@ static const char *pre_name(json_object *root) {
         regex[n++] = json_object_get_string(re);
     }
     const char *name = jl_gguf_pre_name(regex, n, nfc);
+    if (!name && what) *what = n ? regex[0] : no_pre;
     return name ? name : "default";
+}
+
+static const char *pre_name(json_object *root) { return pre_name_what(root, NULL); }
+
+static int has_merges(json_object *root) {
+    json_object *model, *merges;
+    return json_object_object_get_ex(root, "model", &model) && json_object_object_get_ex(model, "merges", &merges) &&
+           json_object_is_type(merges, json_type_array) && json_object_array_length(merges) > 0;
 }
 
 static jl_status put_merges(kv_writer *w, json_object *root) {
@@ -562,6 +576,21 @@ static jl_status put_jielong_meta(kv_writer *w, const jl_checkpoint *ck) {
     if (ck->chat_template && ck->eos_token) kv_str(w, JL_GGUF_KEY_EOS_TOKEN, ck->eos_token);
     free(config_json);
     return JL_OK;
+}
+
+int jl_gguf_export_note(const jl_checkpoint *ck, char *note, size_t size) {
+    json_object *root = ck->tokenizer_json ? json_tokener_parse(ck->tokenizer_json) : NULL;
+    const char *what = NULL;
+    /* without merges every split gives the same ids (one token per byte); SentencePiece-style files carry no
+     * pre-tokenizer name */
+    int unnamed = root && !is_spm(root) && has_merges(root) && strcmp(pre_name_what(root, &what), "default") == 0;
+    if (unnamed)
+        snprintf(note, size, "tokenizer.ggml.pre is \"default\": llama.cpp has no name for this tokenizer's "
+                 "pre-tokenizer (%.60s%s), so llama.cpp splits text with its default regex and may give other ids "
+                 "than jielong on some text; compare `jielong tokenizer encode` with llama.cpp's llama-tokenize",
+                 what, strlen(what) > 60 ? "…" : "");
+    json_object_put(root);
+    return unnamed;
 }
 
 jl_status jl_export_gguf(const jl_checkpoint *ck, const char *path, jl_ggml_type type) {

@@ -291,3 +291,47 @@ jl_status jl_segments_encode(const jl_tokenizer *tok, const jl_segments *s, int3
     *n_out = n;
     return JL_OK;
 }
+
+/* ---------------------------------------------------------------- stops as token ids */
+
+static jl_status add_stop(jl_chat_stops *s, const int32_t *ids, size_t n) {
+    if (n == 0 || s->n == JL_CHAT_STOPS_MAX) return JL_OK;
+    for (int i = 0; i < s->n; i++)
+        if (s->len[i] == n && memcmp(s->ids[i], ids, n * sizeof *ids) == 0) return JL_OK; /* eos named twice */
+    if (!(s->ids[s->n] = malloc(n * sizeof *ids))) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    memcpy(s->ids[s->n], ids, n * sizeof *ids);
+    s->len[s->n++] = n;
+    return JL_OK;
+}
+
+jl_status jl_chat_stops_new(const jl_tokenizer *tok, const jl_chat_format *f, jl_chat_stops *out) {
+    memset(out, 0, sizeof *out);
+    int32_t end = jl_tokenizer_special(tok, "<|end|>"), eos = jl_tokenizer_eos(tok);
+    jl_status st = JL_OK;
+    if (jl_chat_format_is_builtin(f) && end >= 0) st = add_stop(out, &end, 1);
+    const char *const *strs;
+    int n = jl_chat_format_stops(f, &strs);
+    for (int i = 0; i < n && st == JL_OK; i++) {
+        int32_t *ids = NULL;
+        size_t len = 0;
+        st = jl_tokenizer_encode(tok, strs[i], strlen(strs[i]), 1, &ids, &len);
+        if (st == JL_OK) st = add_stop(out, ids, len);
+        free(ids);
+    }
+    if (st == JL_OK && eos >= 0) st = add_stop(out, &eos, 1);
+    if (st != JL_OK) jl_chat_stops_free(out);
+    return st;
+}
+
+size_t jl_chat_stops_match(const jl_chat_stops *s, const int32_t *ids, size_t n) {
+    size_t best = 0;
+    for (int i = 0; i < s->n; i++)
+        if (s->len[i] <= n && s->len[i] > best && memcmp(ids + n - s->len[i], s->ids[i], s->len[i] * sizeof *ids) == 0)
+            best = s->len[i];
+    return best;
+}
+
+void jl_chat_stops_free(jl_chat_stops *s) {
+    for (int i = 0; i < s->n; i++) free(s->ids[i]);
+    memset(s, 0, sizeof *s);
+}

@@ -197,7 +197,9 @@ jl_status tok_split_units(const jl_tokenizer *t, int allow_special, int parallel
     size_t seg = 0;
     int failed = 0;
     const tok_added_set *set = t ? &t->pipe->raw_added : NULL;
-    if (set && set->n) {
+    int can_match = set && set->n && allow_special; /* without allow_special only the non-special ones match */
+    for (int k = 0; set && !can_match && k < set->n; k++) can_match = !(set->flags[k] & TOK_ADDED_SPECIAL);
+    if (can_match) {
         for (size_t i = 0; i < len && !failed; i++) {
             if (!set->first[(unsigned char)text[i]]) continue;
             int k;
@@ -794,40 +796,77 @@ static jl_status encode_unit(encoder *e, const char *text, const tok_unit *u, to
 
 enum { UNIT_TARGET = 256 * 1024 };
 
-static jl_status encode_parallel(const jl_tokenizer *t, int allow_special, const char *text, const tok_unit *units,
-                                 size_t n_units, tok_ivec *out) {
-    tok_ivec *parts = calloc(n_units, sizeof *parts);
-    if (!parts) return jl_fail(JL_ERR_NOMEM, "out of memory");
+/* Units are handed out one at a time (dynamic: a thread that the machine's load stalls does less); each thread
+ * appends its units' ids to one buffer of its own, then the threads copy them into place in unit order. One buffer
+ * per thread, reserved once: an allocation (and its page faults and unmapping) per unit was a serial cost. */
+static jl_status encode_parallel(const jl_tokenizer *t, int allow_special, const char *text, size_t len,
+                                 const tok_unit *units, size_t n_units, tok_ivec *out) {
+    int nt = omp_get_max_threads();
+    tok_ivec *bufs = calloc((size_t)nt, sizeof *bufs);
+    size_t *at = malloc(n_units * sizeof *at), *count = malloc(n_units * sizeof *count);
+    int *owner = malloc(n_units * sizeof *owner);
     jl_status st = JL_OK;
     char first_error[1024] = "";
-#pragma omp parallel
+    if (!bufs || !at || !count || !owner) {
+        free(bufs);
+        free(at);
+        free(count);
+        free(owner);
+        return jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
+    size_t total = 0;
+#pragma omp parallel num_threads(nt)
     {
+        int me = omp_get_thread_num();
         encoder e = {.t = t, .allow_special = allow_special, .text_len = 1u << 30};
+        jl_status s = tok_ivec_reserve(&bufs[me], len / 3 / (size_t)nt + 1024)
+                          ? jl_fail(JL_ERR_NOMEM, "out of memory (%zu bytes of text)", len)
+                          : JL_OK;
 #pragma omp for schedule(dynamic, 1)
         for (size_t k = 0; k < n_units; k++) {
-            jl_status s = encode_unit(&e, text, &units[k], &parts[k]);
-            if (s != JL_OK) {
+            size_t from = bufs[me].n;
+            if (s == JL_OK) s = encode_unit(&e, text, &units[k], &bufs[me]);
+            at[k] = from;
+            count[k] = bufs[me].n - from;
+            owner[k] = me;
+        }
+        if (s != JL_OK) {
 #pragma omp critical(jl_tok_encode_error)
-                if (st == JL_OK) {
-                    st = s;
-                    snprintf(first_error, sizeof first_error, "%s", jl_last_error());
-                }
+            if (st == JL_OK) {
+                st = s;
+                snprintf(first_error, sizeof first_error, "%s", jl_last_error());
             }
         }
         encoder_free(&e);
-    }
-    size_t total = 0;
-    for (size_t k = 0; k < n_units; k++) total += parts[k].n;
-    if (st == JL_OK && tok_ivec_reserve(out, total)) st = jl_fail(JL_ERR_NOMEM, "out of memory (%zu ids)", total);
-    else if (st != JL_OK) jl_fail(st, "%s", first_error);
-    for (size_t k = 0; k < n_units; k++) {
-        if (st == JL_OK) {
-            if (parts[k].n) memcpy(out->v + out->n, parts[k].v, parts[k].n * sizeof(int32_t));
-            out->n += parts[k].n;
+#pragma omp barrier
+#pragma omp single
+        {
+            for (size_t k = 0; k < n_units; k++) total += count[k];
+            if (st == JL_OK && tok_ivec_reserve(out, total))
+                st = jl_fail(JL_ERR_NOMEM, "out of memory (%zu ids)", total);
+            size_t pos = out->n; /* at[k] becomes unit k's place in out */
+            for (size_t k = 0; k < n_units && st == JL_OK; k++) {
+                size_t c = count[k];
+                count[k] = at[k];
+                at[k] = pos;
+                pos += c;
+            }
         }
-        free(parts[k].v);
+        if (st == JL_OK) {
+#pragma omp for schedule(static)
+            for (size_t k = 0; k < n_units; k++) {
+                size_t n = (k + 1 < n_units ? at[k + 1] : out->n + total) - at[k];
+                if (n) memcpy(out->v + at[k], bufs[owner[k]].v + count[k], n * sizeof(int32_t));
+            }
+        }
     }
-    free(parts);
+    if (st == JL_OK) out->n += total;
+    else if (first_error[0]) jl_fail(st, "%s", first_error);
+    for (int k = 0; k < nt; k++) free(bufs[k].v);
+    free(bufs);
+    free(at);
+    free(count);
+    free(owner);
     return st;
 }
 
@@ -853,7 +892,7 @@ jl_status jl_tokenizer_encode(const jl_tokenizer *t, const char *text, size_t le
     if (tok_ivec_reserve(&out, len / 3 + 16)) /* about one id per 3-4 bytes: one allocation, rarely a regrowth */
         st = jl_fail(JL_ERR_NOMEM, "out of memory (%zu bytes of text)", len);
     else if (len >= 2 * UNIT_TARGET && n_units > 1 && omp_get_max_threads() > 1) {
-        st = encode_parallel(t, allow_special, text, units, n_units, &out);
+        st = encode_parallel(t, allow_special, text, len, units, n_units, &out);
     } else {
         encoder e = {.t = t, .allow_special = allow_special, .text_len = len};
         for (size_t k = 0; k < n_units && st == JL_OK; k++) st = encode_unit(&e, text, &units[k], &out);

@@ -1,9 +1,11 @@
-/* HF tokenizer.json read and write, with json-c.
+/* HF tokenizer.json read and write, with json-c; model.vocab and model.merges (most of the file) are read
+ * straight from the text by json_scan.c and blanked for json-c.
  * Read: the BPE model (vocab, merges as "a b" strings or ["a","b"] pairs, ignore_merges, byte_fallback, unk_token,
  * fuse_unk, continuing_subword_prefix, end_of_word_suffix), added_tokens with their flags, and the pipeline:
  * normalizer, pre_tokenizer, decoder, post_processor (see pipeline.h). A construct we do not implement is an
  * error naming its JSON path. Write: jielong's own byte-level BPE; a loaded file is written back as it was. */
 #include "io/fileio.h"
+#include "tokenizer/json_scan.h"
 #include "tokenizer/pipeline.h"
 #include <json-c/json.h>
 #include <limits.h>
@@ -11,7 +13,13 @@
 
 typedef struct {
     const char *origin;
-    json_object *vocab;    /* model.vocab: string → id */
+    const char *doc;       /* the document's text, where model.vocab and model.merges are read */
+    tok_json_doc jd;
+    char *vkeys;           /* model.vocab's keys, unescaped, each NUL-terminated */
+    const char **vk;       /* per entry of model.vocab: key, its length, id */
+    size_t *vl;
+    int32_t *vi;
+    size_t n_entries;
     int n_vocab;
     const char **tok_str;  /* per id: the string as written (byte-level for a byte-level vocab, raw for added) */
     size_t *tok_len;
@@ -377,17 +385,60 @@ static jl_status read_template(json_load *L, jl_tokenizer *t, json_object *o, co
 
 /* ---- model ---- */
 static jl_status read_vocab(json_load *L, json_object *model) {
-    L->vocab = get(model, "vocab");
-    if (!L->vocab || json_object_get_type(L->vocab) != json_type_object)
+    json_object *v = get(model, "vocab");
+    if (!v || json_object_get_type(v) != json_type_object)
         return jl_fail(JL_ERR_FORMAT, "%s: model.vocab: missing or not an object", L->origin);
-    json_object_object_foreach(L->vocab, key, val) {
-        (void)key;
-        int64_t id = json_object_get_int64(val);
-        if (json_object_get_type(val) != json_type_int || id < 0 || id >= INT32_MAX / 2)
-            return jl_fail(JL_ERR_FORMAT, "%s: model.vocab['%s']: id is not a valid integer", L->origin, key);
+    if (!L->jd.vocab_at) /* json-c saw the same document: an object that json_scan.c did not find cannot happen */
+        return json_object_object_length(v) ? jl_fail(JL_ERR_RUNTIME, "%s: model.vocab: not located", L->origin)
+                                            : JL_OK;
+    const char *s = L->doc;
+    size_t i = L->jd.vocab_at + 1, n = L->jd.vocab_end, used = 0, cap = 0;
+    /* the keys unescaped: each loses its two quotes and gains a NUL, so the value's length bounds them all */
+    if (!(L->vkeys = malloc(n - L->jd.vocab_at))) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    size_t *key_off = NULL;
+    jl_status st = JL_OK;
+    for (;;) {
+        tok_json_ws(s, n, &i);
+        if (s[i] == '}') break;
+        if (L->n_entries == cap) {
+            cap = cap ? 2 * cap : 1024;
+            size_t *ko = realloc(key_off, cap * sizeof *ko), *vl = realloc(L->vl, cap * sizeof *vl);
+            int32_t *vi = realloc(L->vi, cap * sizeof *vi);
+            if (ko) key_off = ko;
+            if (vl) L->vl = vl;
+            if (vi) L->vi = vi;
+            if (!ko || !vl || !vi) {
+                st = jl_fail(JL_ERR_NOMEM, "out of memory");
+                break;
+            }
+        }
+        char *key = L->vkeys + used;
+        long kl = tok_json_string(s, n, &i, key); /* the document is valid JSON (tok_json_locate) */
+        tok_json_ws(s, n, &i);
+        i++; /* ':' */
+        tok_json_ws(s, n, &i);
+        int64_t id = 0;
+        size_t d = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9' && id < INT32_MAX) id = id * 10 + (s[i++] - '0');
+        if (kl < 0 || i == d || id >= INT32_MAX / 2 || (i < n && (s[i] == '.' || (s[i] | 32) == 'e' ||
+                                                                  (s[i] >= '0' && s[i] <= '9')))) {
+            st = jl_fail(JL_ERR_FORMAT, "%s: model.vocab['%s']: id is not a valid integer", L->origin,
+                         kl < 0 ? "?" : key);
+            break;
+        }
+        key_off[L->n_entries] = used;
+        L->vl[L->n_entries] = (size_t)kl;
+        L->vi[L->n_entries++] = (int32_t)id;
+        used += (size_t)kl + 1;
         if (id >= L->n_vocab) L->n_vocab = (int)id + 1;
+        tok_json_ws(s, n, &i);
+        if (s[i] == ',') i++;
     }
-    return JL_OK;
+    if (st == JL_OK && !(L->vk = malloc((L->n_entries + 1) * sizeof *L->vk)))
+        st = jl_fail(JL_ERR_NOMEM, "out of memory");
+    for (size_t k = 0; st == JL_OK && k < L->n_entries; k++) L->vk[k] = L->vkeys + key_off[k];
+    free(key_off);
+    return st;
 }
 
 static jl_status read_added(json_load *L, json_object *added) {
@@ -414,11 +465,16 @@ static jl_status build_string_index(json_load *L) {
     L->str_slots = calloc(cap, sizeof *L->str_slots);
     if (!L->str_slots) return jl_fail(JL_ERR_NOMEM, "out of memory");
     L->str_mask = cap - 1;
-    json_object_object_foreach(L->vocab, key, val) {
-        size_t n = strlen(key), i = tok_hash_bytes(key, n) & L->str_mask;
-        while (L->str_slots[i]) i = (i + 1) & L->str_mask;
-        L->str_slots[i] = (uint32_t)json_object_get_int(val) + 1;
-        (void)key;
+    for (size_t k = 0; k < L->n_entries; k++) {
+        const char *key = L->vk[k];
+        size_t n = L->vl[k], i = tok_hash_bytes(key, n) & L->str_mask;
+        for (; L->str_slots[i]; i = (i + 1) & L->str_mask) {
+            int32_t id = (int32_t)L->str_slots[i] - 1;
+            if (L->vocab_len[id] == n && !memcmp(L->vocab_str[id], key, n))
+                return jl_fail(JL_ERR_FORMAT, "%s: model.vocab: '%s' is listed twice (ids %d and %d)", L->origin,
+                               key, (int)id, (int)L->vi[k]);
+        }
+        L->str_slots[i] = (uint32_t)L->vi[k] + 1;
     }
     return JL_OK;
 }
@@ -438,11 +494,11 @@ static jl_status collect_tokens(json_load *L, json_object *added) {
     L->vocab_str = calloc(n + 1, sizeof *L->vocab_str);
     L->vocab_len = calloc(n + 1, sizeof *L->vocab_len);
     if (!L->vocab_str || !L->vocab_len) return jl_fail(JL_ERR_NOMEM, "out of memory");
-    json_object_object_foreach(L->vocab, key, val) {
-        int id = json_object_get_int(val);
+    for (size_t k = 0; k < L->n_entries; k++) {
+        int id = L->vi[k];
         if (L->tok_str[id]) return jl_fail(JL_ERR_FORMAT, "%s: model.vocab: id %d is used twice", L->origin, id);
-        L->tok_str[id] = L->vocab_str[id] = key;
-        L->tok_len[id] = L->vocab_len[id] = strlen(key);
+        L->tok_str[id] = L->vocab_str[id] = L->vk[k];
+        L->tok_len[id] = L->vocab_len[id] = L->vl[k];
     }
     jl_status ist = build_string_index(L);
     if (ist != JL_OK) return ist;
@@ -515,35 +571,72 @@ static int32_t vocab_id(json_load *L, const char *s, size_t n) {
     return -1;
 }
 
+/* The string at doc[*i] into *buf (grown as needed); its length, or -1 when memory is short. */
+static long merge_string(json_load *L, size_t *i, char **buf, size_t *cap) {
+    size_t end = *i, n = L->jd.merges_end;
+    tok_json_string(L->doc, n, &end, NULL); /* only its written length, which bounds the unescaped one */
+    if (end - *i + 1 > *cap) {
+        size_t c = 2 * (end - *i) + 64;
+        char *b = realloc(*buf, c);
+        if (!b) return -1;
+        *buf = b;
+        *cap = c;
+    }
+    return tok_json_string(L->doc, n, i, *buf);
+}
+
 static jl_status read_merges(json_load *L, json_object *merges) {
     if (!merges) return JL_OK;
     if (json_object_get_type(merges) != json_type_array)
         return jl_fail(JL_ERR_FORMAT, "%s: model.merges: not an array", L->origin);
-    size_t n = json_object_array_length(merges);
-    for (size_t k = 0; k < n; k++) {
-        json_object *m = json_object_array_get_idx(merges, k);
+    if (!L->jd.merges_at)
+        return json_object_array_length(merges) ? jl_fail(JL_ERR_RUNTIME, "%s: model.merges: not located", L->origin)
+                                                : JL_OK;
+    const char *s = L->doc;
+    size_t i = L->jd.merges_at + 1, n = L->jd.merges_end, cap_a = 0, cap_b = 0;
+    char *a = NULL, *b = NULL;
+    jl_status st = JL_OK;
+    for (size_t k = 0; st == JL_OK; k++) {
+        tok_json_ws(s, n, &i);
+        if (s[i] == ']') break;
         int32_t l = -1, r = -1;
-        if (json_object_get_type(m) == json_type_string) {
-            const char *s = json_object_get_string(m), *sp = strchr(s, ' ');
+        if (s[i] == '"') {
+            long m = merge_string(L, &i, &a, &cap_a);
+            if (m < 0) { st = jl_fail(JL_ERR_NOMEM, "out of memory"); break; }
+            const char *sp = memchr(a, ' ', (size_t)m);
             if (sp) {
-                l = vocab_id(L, s, (size_t)(sp - s));
-                r = vocab_id(L, sp + 1, strlen(sp + 1));
+                l = vocab_id(L, a, (size_t)(sp - a));
+                r = vocab_id(L, sp + 1, (size_t)m - (size_t)(sp + 1 - a));
             }
-        } else if (json_object_get_type(m) == json_type_array && json_object_array_length(m) == 2) {
-            json_object *a = json_object_array_get_idx(m, 0), *b = json_object_array_get_idx(m, 1);
-            if (json_object_get_type(a) == json_type_string && json_object_get_type(b) == json_type_string) {
-                l = vocab_id(L, json_object_get_string(a), (size_t)json_object_get_string_len(a));
-                r = vocab_id(L, json_object_get_string(b), (size_t)json_object_get_string_len(b));
+        } else if (s[i] == '[') { /* ["a", "b"]: exactly two strings */
+            i++;
+            tok_json_ws(s, n, &i);
+            long ma = s[i] == '"' ? merge_string(L, &i, &a, &cap_a) : -2;
+            tok_json_ws(s, n, &i);
+            int comma = ma >= 0 && s[i] == ',';
+            if (comma) i++;
+            tok_json_ws(s, n, &i);
+            long mb = comma && s[i] == '"' ? merge_string(L, &i, &b, &cap_b) : -2;
+            tok_json_ws(s, n, &i);
+            if (ma == -1 || mb == -1) { st = jl_fail(JL_ERR_NOMEM, "out of memory"); break; }
+            if (ma >= 0 && mb >= 0 && s[i] == ']') {
+                l = vocab_id(L, a, (size_t)ma);
+                r = vocab_id(L, b, (size_t)mb);
+                i++;
             }
         }
         if (l < 0 || r < 0)
-            return jl_fail(JL_ERR_FORMAT, "%s: model.merges[%zu]: not two tokens of the vocabulary", L->origin, k);
+            st = jl_fail(JL_ERR_FORMAT, "%s: model.merges[%zu]: not two tokens of the vocabulary", L->origin, k);
         /* HF ranks merges by their index */
-        if (tok_ivec_push(&L->merge_left, l) || tok_ivec_push(&L->merge_right, r) ||
-            tok_ivec_push(&L->merge_rank, (int32_t)k))
-            return jl_fail(JL_ERR_NOMEM, "out of memory");
+        else if (tok_ivec_push(&L->merge_left, l) || tok_ivec_push(&L->merge_right, r) ||
+                 tok_ivec_push(&L->merge_rank, (int32_t)k))
+            st = jl_fail(JL_ERR_NOMEM, "out of memory");
+        tok_json_ws(s, n, &i);
+        if (s[i] == ',') i++;
     }
-    return JL_OK;
+    free(a);
+    free(b);
+    return st;
 }
 
 /* Model fields that only make sense on the built tokenizer: byte fallback ids, unk, the prefix / suffix. */
@@ -602,7 +695,7 @@ static jl_status read_model(json_load *L, json_object *root) {
     /* ids run 0..n-1 without gaps, so the largest id is bounded by the entries the file has: checked before the
      * per-id tables are allocated (an id of 2^30 in a 7 KB file would otherwise cost gigabytes) */
     if (st != JL_OK) return st;
-    const size_t entries = (size_t)json_object_object_length(L->vocab) +
+    const size_t entries = L->n_entries +
                            (added && json_object_get_type(added) == json_type_array ? json_object_array_length(added) : 0);
     if ((size_t)L->n_vocab > entries + (1u << 20)) /* (smaller gaps: the per-id check below names the first) */
         return jl_fail(JL_ERR_FORMAT, "%s: token ids are missing: the largest is %d but the file lists only %zu tokens "
@@ -714,25 +807,74 @@ static jl_status install_pipeline(json_load *L, jl_tokenizer *t, json_object *ro
     return st;
 }
 
-static jl_status from_json(const char *json, size_t len, const char *origin, jl_tokenizer **out) {
+/* The document with model.vocab and model.merges replaced by {} and [] (json-c parses the rest); *shift gets where
+ * each blanked span began and how many bytes it lost, to give json-c's error offsets in the original text. */
+static char *blank_large(const char *json, size_t len, const tok_json_doc *d, size_t *out_len, size_t shift[2][2]) {
+    size_t at[2] = {d->vocab_at, d->merges_at}, end[2] = {d->vocab_end, d->merges_end};
+    const char *with[2] = {"{}", "[]"};
+    int order[2] = {0, 1};
+    if (at[1] && (!at[0] || at[1] < at[0])) order[0] = 1, order[1] = 0;
+    char *b = malloc(len + 1);
+    if (!b) return NULL;
+    size_t o = 0, from = 0;
+    for (int j = 0; j < 2; j++) {
+        int k = order[j];
+        shift[j][0] = shift[j][1] = 0;
+        if (!at[k]) continue;
+        memcpy(b + o, json + from, at[k] - from);
+        o += at[k] - from;
+        memcpy(b + o, with[k], 2);
+        o += 2;
+        shift[j][0] = o;
+        shift[j][1] = end[k] - at[k] - 2;
+        from = end[k];
+    }
+    memcpy(b + o, json + from, len - from);
+    o += len - from;
+    b[o] = '\0';
+    *out_len = o;
+    return b;
+}
+
+/* owned: the caller's buffer holding json, kept as the tokenizer's source text (freed on failure); NULL: copied. */
+static jl_status from_json(const char *json, size_t len, const char *origin, char *owned, jl_tokenizer **out) {
     *out = NULL;
-    if (len > INT_MAX) return jl_fail(JL_ERR_FORMAT, "%s: too large for a tokenizer.json", origin);
-    json_tokener *tk = json_tokener_new_ex(64);
-    if (!tk) return jl_fail(JL_ERR_NOMEM, "out of memory");
-    json_object *root = json_tokener_parse_ex(tk, json, (int)len);
+    if (len > INT_MAX) {
+        free(owned);
+        return jl_fail(JL_ERR_FORMAT, "%s: too large for a tokenizer.json", origin);
+    }
+    tok_json_doc jd;
+    if (tok_json_locate(json, len, &jd)) {
+        jl_status st = jl_fail(JL_ERR_FORMAT, "%s: invalid JSON at byte %zu: %s", origin, jd.err_at, jd.err);
+        free(owned);
+        return st;
+    }
+    size_t small_len, shift[2][2];
+    char *small = blank_large(json, len, &jd, &small_len, shift);
+    json_tokener *tk = small ? json_tokener_new_ex(64) : NULL;
+    if (!tk) {
+        free(small);
+        free(owned);
+        return jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
+    json_object *root = json_tokener_parse_ex(tk, small, (int)small_len);
     enum json_tokener_error jerr = json_tokener_get_error(tk);
+    free(small);
     if (!root || jerr != json_tokener_success) {
         const char *why = jerr == json_tokener_continue || jerr == json_tokener_success
                               ? "unexpected end of the text (truncated?)"
                               : json_tokener_error_desc(jerr);
-        jl_status st = jl_fail(JL_ERR_FORMAT, "%s: invalid JSON at byte %zu: %s", origin,
-                               json_tokener_get_parse_end(tk), why);
+        size_t at = json_tokener_get_parse_end(tk), orig = at;
+        for (int j = 0; j < 2; j++)
+            if (shift[j][1] && at >= shift[j][0]) orig += shift[j][1];
+        jl_status st = jl_fail(JL_ERR_FORMAT, "%s: invalid JSON at byte %zu: %s", origin, orig, why);
         json_object_put(root);
         json_tokener_free(tk);
+        free(owned);
         return st;
     }
     json_tokener_free(tk);
-    json_load L = {.origin = origin};
+    json_load L = {.origin = origin, .doc = json, .jd = jd};
     jl_status st = read_model(&L, root);
     jl_tokenizer *t = NULL;
     if (st == JL_OK) {
@@ -747,8 +889,9 @@ static jl_status from_json(const char *json, size_t len, const char *origin, jl_
     if (st == JL_OK) {
         t->parallel_safe = L.parallel_safe && !t->pipe->norm_added.n &&
                            (L.byte_level ? L.first_regex != NULL : !newline_then_alnum(t));
-        t->source_json = dup_bytes(json, len);
+        t->source_json = owned ? owned : dup_bytes(json, len);
         t->source_len = len;
+        owned = NULL;
         if (!t->source_json) st = jl_fail(JL_ERR_NOMEM, "out of memory");
     }
     if (st == JL_OK) *out = t;
@@ -761,6 +904,11 @@ static jl_status from_json(const char *json, size_t len, const char *origin, jl_
         memset(&rest->norm_added, 0, sizeof rest->norm_added);
         tok_pipeline_free(rest);
     }
+    free(owned);
+    free(L.vkeys);
+    free(L.vk);
+    free(L.vl);
+    free(L.vi);
     free(L.tok_str);
     free(L.tok_len);
     free(L.tok_raw);
@@ -779,7 +927,7 @@ static jl_status from_json(const char *json, size_t len, const char *origin, jl_
 }
 
 jl_status jl_tokenizer_from_json(const char *json, size_t len, jl_tokenizer **out) {
-    return from_json(json, len, "tokenizer.json", out);
+    return from_json(json, len, "tokenizer.json", NULL, out);
 }
 
 jl_status jl_tokenizer_load(const char *path, jl_tokenizer **out) {
@@ -788,9 +936,7 @@ jl_status jl_tokenizer_load(const char *path, jl_tokenizer **out) {
     size_t len;
     jl_status st = jl_read_file(path, &data, &len);
     if (st != JL_OK) return st;
-    st = from_json(data, len, path, out);
-    free(data);
-    return st;
+    return from_json(data, len, path, data, out);
 }
 
 /* ---- writing ---- */
@@ -901,5 +1047,48 @@ jl_status jl_tokenizer_save(const jl_tokenizer *t, const char *path) {
     if (st != JL_OK) return st;
     st = jl_write_file_atomic(path, json, strlen(json));
     free(json);
+    return st;
+}
+
+/* The tokenizer with texts[0..n) appended as added tokens (ids from its vocabulary size on, "special": false:
+ * matched in any text before pre-tokenization, decoded as themselves), through its tokenizer.json so that the
+ * result is exactly what loading the saved file gives. */
+jl_status jl_tokenizer_add_tokens(const jl_tokenizer *t, const char *const *texts, int n, jl_tokenizer **out) {
+    *out = NULL;
+    for (int k = 0; k < n; k++) {
+        if (!texts[k] || !texts[k][0]) return jl_fail(JL_ERR_ARG, "added token %d: empty", k + 1);
+        for (int j = 0; j < k; j++)
+            if (!strcmp(texts[j], texts[k])) return jl_fail(JL_ERR_ARG, "added token '%s': given twice", texts[k]);
+        for (int k2 = 0; k2 < t->n_special; k2++) {
+            size_t l;
+            const char *s = jl_tokenizer_token(t, t->special_ids[k2], &l);
+            if (l == strlen(texts[k]) && !memcmp(s, texts[k], l))
+                return jl_fail(JL_ERR_ARG, "added token '%s': the tokenizer has it already", texts[k]);
+        }
+    }
+    char *json;
+    jl_status st = jl_tokenizer_to_json(t, &json);
+    if (st != JL_OK) return st;
+    json_object *root = json_tokener_parse(json), *added = NULL;
+    free(json);
+    if (!root || !json_object_object_get_ex(root, "added_tokens", &added) ||
+        json_object_get_type(added) != json_type_array) {
+        json_object_put(root);
+        return jl_fail(JL_ERR_FORMAT, "tokenizer.json: no added_tokens array to extend");
+    }
+    for (int k = 0; k < n; k++) {
+        json_object *a = json_object_new_object();
+        json_object_object_add(a, "id", json_object_new_int(t->n_vocab + k));
+        json_object_object_add(a, "content", json_object_new_string(texts[k]));
+        json_object_object_add(a, "single_word", json_object_new_boolean(0));
+        json_object_object_add(a, "lstrip", json_object_new_boolean(0));
+        json_object_object_add(a, "rstrip", json_object_new_boolean(0));
+        json_object_object_add(a, "normalized", json_object_new_boolean(0));
+        json_object_object_add(a, "special", json_object_new_boolean(0));
+        json_object_array_add(added, a);
+    }
+    const char *s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    st = s ? from_json(s, strlen(s), "tokenizer.json (with added tokens)", NULL, out) : jl_fail(JL_ERR_NOMEM, "out of memory");
+    json_object_put(root);
     return st;
 }

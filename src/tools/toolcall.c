@@ -8,6 +8,12 @@
 #define OPEN_TAG "<tool_call>"
 #define CLOSE_TAG "</tool_call>"
 
+const char *const jl_tool_call_tokens[JL_TOOL_CALL_N_TOKENS] = {
+    OPEN_TAG, CLOSE_TAG, "<tool_response>", "</tool_response>", "<tools>", "</tools>",
+    "{\"name\":\"calculator\",\"arguments\":", "{\"name\":\"search\",\"arguments\":", "{\"name\":\"date\",\"arguments\":",
+    "{\"expression\":\"", "{\"query\":\"", "\"}}",
+};
+
 static char *dup_error(const char *fmt, const char *detail) {
     char buf[256];
     snprintf(buf, sizeof buf, fmt, detail);

@@ -203,7 +203,7 @@ static jl_status ds_restore_state(void *self, json_object *j) {
 static jl_status ds_save_result(void *self, char *path, size_t size) {
     distill_stage *d = self;
     snprintf(path, size, "%s/model.safetensors", d->o.train.run.out_dir);
-    return jl_save_model_file(d->t->model, d->tok, path);
+    return jl_save_model_file(d->t->model, d->tok, d->o.chat, path);
 }
 
 static const jl_stage_i distill_i = {.name = "distill", .step = ds_step, .evaluate = ds_eval,
@@ -240,25 +240,9 @@ jl_status jl_distill(jl_model *student, jl_model *teacher, const jl_tokenizer *t
 /* ---------------------------------------------------------------- synthesis (self-instruct) */
 
 
-/* The ids that end an answer: <|end|>, the end of text, and each of the format's stop strings that is one token
- * (e.g. <|im_end|>); -1 for none. */
-static void stop_ids(const jl_tokenizer *tok, const jl_chat_format *f, int32_t stop[8]) {
-    for (int i = 0; i < 8; i++) stop[i] = -1;
-    stop[0] = jl_tokenizer_special(tok, "<|end|>");
-    stop[1] = jl_tokenizer_eos(tok);
-    const char *const *stops;
-    int n = jl_chat_format_stops(f, &stops);
-    for (int i = 0, k = 2; i < n && k < 8; i++) {
-        int32_t *ids = NULL;
-        size_t len = 0;
-        if (jl_tokenizer_encode(tok, stops[i], strlen(stops[i]), 1, &ids, &len) == JL_OK && len == 1) stop[k++] = ids[0];
-        free(ids);
-    }
-}
-
-/* The teacher answers one prompt with the KV-cache engine until a stop id (stop_ids), max_new tokens or a full
- * context. The answer (stop token excluded) goes to answer[0..*n_new). */
-static jl_status generate_answer(jl_session *s, jl_sampler *smp, const int32_t stop[8], const int32_t *prompt,
+/* The teacher answers one prompt with the KV-cache engine until a stop (jl_chat_stops: the format's end-of-turn
+ * marker, eos), max_new tokens or a full context. The answer (stop excluded) goes to answer[0..*n_new). */
+static jl_status generate_answer(jl_session *s, jl_sampler *smp, const jl_chat_stops *stops, const int32_t *prompt,
                                  size_t n_prompt, int max_new, int32_t *answer, size_t *n_new) {
     *n_new = 0;
     jl_session_truncate(s, 0);
@@ -267,10 +251,12 @@ static jl_status generate_answer(jl_session *s, jl_sampler *smp, const int32_t s
     for (int i = 0; st == JL_OK && i < max_new; i++) {
         int32_t next = jl_sampler_sample(smp, logits, jl_session_tokens(s), jl_session_pos(s), NULL, 0);
         if (next < 0) return JL_ERR_RUNTIME;
-        int stopped = 0;
-        for (int k = 0; k < 8; k++) stopped |= stop[k] >= 0 && next == stop[k];
-        if (stopped) break;
         answer[(*n_new)++] = next;
+        size_t stop = jl_chat_stops_match(stops, answer, *n_new);
+        if (stop) {
+            *n_new -= stop;
+            break;
+        }
         if (jl_session_pos(s) >= jl_session_capacity(s)) break;
         st = jl_session_forward(s, &next, 1, NULL, &logits);
     }
@@ -374,10 +360,13 @@ jl_status jl_distill_synthesize(jl_model *teacher, const jl_tokenizer *tok, cons
     if ((st = jl_session_new(teacher, teacher->cfg.max_seq_len, &session)) != JL_OK ||
         (st = jl_sampler_new(&sp, teacher->cfg.vocab_size, &sampler)) != JL_OK)
         goto done_acts;
-    int32_t stop[8];
-    stop_ids(tok, o->format, stop);
+    jl_chat_stops stops;
+    if ((st = jl_chat_stops_new(tok, o->format, &stops)) != JL_OK) goto done_acts;
     jl_atomic_file af;
-    if ((st = jl_atomic_open(&af, out_path)) != JL_OK) goto done_acts;
+    if ((st = jl_atomic_open(&af, out_path)) != JL_OK) {
+        jl_chat_stops_free(&stops);
+        goto done_acts;
+    }
     jl_segments segs = {0};
     for (size_t i = 0; i < n && st == JL_OK; i++) {
         jl_turn one;
@@ -391,7 +380,7 @@ jl_status jl_distill_synthesize(jl_model *teacher, const jl_tokenizer *tok, cons
         if (st == JL_OK) st = jl_segments_encode(tok, &segs, &ids, NULL, &n_ids);
         if (st == JL_OK && !(seq = malloc(sizeof(int32_t) * (size_t)o->max_new_tokens)))
             st = jl_fail(JL_ERR_NOMEM, "out of memory");
-        if (st == JL_OK) st = generate_answer(session, sampler, stop, ids, n_ids, o->max_new_tokens, seq, &n_new);
+        if (st == JL_OK) st = generate_answer(session, sampler, &stops, ids, n_ids, o->max_new_tokens, seq, &n_new);
         if (st == JL_OK) st = jl_tokenizer_decode(tok, seq, n_new, &answer, &answer_len);
         if (st == JL_OK) {
             stats->prompts++;
@@ -420,6 +409,7 @@ jl_status jl_distill_synthesize(jl_model *teacher, const jl_tokenizer *tok, cons
         free(ids);
     }
     jl_segments_free(&segs);
+    jl_chat_stops_free(&stops);
     if (st == JL_OK) st = jl_atomic_commit(&af);
     else jl_atomic_abort(&af);
 done_acts:

@@ -171,7 +171,7 @@ static jl_status dpo_restore_state(void *self, json_object *j) {
 
 static jl_status dpo_save_result(void *self, char *path, size_t size) {
     dpo_stage *r = self;
-    return rl_save_policy(r->t->model, r->tok, r->o->train.run.out_dir, path, size);
+    return rl_save_policy(r->t->model, r->tok, r->o->chat, r->o->train.run.out_dir, path, size);
 }
 
 static const jl_stage_i dpo_i = {.name = "dpo", .step = dpo_step, .evaluate = dpo_eval, .save_state = dpo_save_state,
@@ -188,7 +188,7 @@ jl_status jl_dpo_train(jl_model *policy, const jl_tokenizer *tok, const jl_pref_
     if (!(o->beta > 0)) return jl_fail(JL_ERR_ARG, "beta must be > 0 (got %g)", o->beta);
     dpo_stage r = {.o = o, .tok = tok};
     size_t dropped = 0;
-    jl_status st = rl_pairs_encode(tok, set, max_len, o->eval_fraction, o->train.run.seed, &r.p,
+    jl_status st = rl_pairs_encode(tok, o->chat, set, max_len, o->eval_fraction, o->train.run.seed, &r.p,
                                    o->skip_long ? &dropped : NULL);
     if (o->skipped_long) *o->skipped_long = dropped;
     if (st != JL_OK) return st;

@@ -1,4 +1,5 @@
 /* jielong pretrain: next-token prediction over a token stream, a stage of the one loop (train/run.h). */
+#include "jielong/chat_format.h"
 #include "jielong/pretrain.h"
 #include "model/model.h"
 #include "train/run.h"
@@ -160,8 +161,13 @@ static jl_status ps_restore_state(void *self, json_object *j) {
     return jl_stream_state_restore(&p->s, p->o.T, j);
 }
 
-jl_status jl_save_model_file(jl_model *m, const jl_tokenizer *tok, const char *path) {
+jl_status jl_save_model_file(jl_model *m, const jl_tokenizer *tok, const jl_chat_format *chat, const char *path) {
     jl_checkpoint ck = {.model = m};
+    if (!jl_chat_format_is_builtin(chat)) {
+        ck.chat_template = (char *)jl_chat_format_template(chat);
+        ck.bos_token = (char *)jl_chat_format_bos(chat);
+        ck.eos_token = (char *)jl_chat_format_eos(chat);
+    }
     jl_status st = jl_tokenizer_to_json(tok, &ck.tokenizer_json);
     if (st == JL_OK) st = jl_checkpoint_save(path, &ck);
     free(ck.tokenizer_json);
@@ -171,7 +177,7 @@ jl_status jl_save_model_file(jl_model *m, const jl_tokenizer *tok, const char *p
 static jl_status ps_save_result(void *self, char *path, size_t size) {
     pretrain_stage *p = self;
     snprintf(path, size, "%s/model.safetensors", p->o.train.run.out_dir);
-    return jl_save_model_file(p->t->model, p->tok, path);
+    return jl_save_model_file(p->t->model, p->tok, NULL, path);
 }
 
 static const jl_stage_i pretrain_i = {

@@ -2,6 +2,7 @@
  * preference pairs with the Bradley-Terry loss. */
 #include "train/rl_losses.h"
 #include "train/rl_dist.h"
+#include "jielong/chat_format.h"
 #include "model/model.h"
 #include "jielong/dist.h"
 #include "core/kernels.h"
@@ -66,6 +67,7 @@ double rm_pairs_loss(jl_model *m, jl_acts *a, const rl_batch *b, rl_head *h, con
 struct jl_reward_model {
     jl_checkpoint ck;
     jl_tokenizer *tok;
+    jl_chat_format *fmt; /* the chat format its model.safetensors carries (NULL: built-in) */
     rl_head head;
     jl_acts acts;
     rl_batch batch;
@@ -80,6 +82,7 @@ jl_status jl_reward_model_load(const char *dir, jl_reward_model **out) {
     jl_status st = jl_checkpoint_load(path, &rm->ck);
     if (st == JL_OK && !rm->ck.tokenizer_json) st = jl_fail(JL_ERR_FORMAT, "%s: checkpoint has no tokenizer", path);
     if (st == JL_OK) st = jl_tokenizer_from_json(rm->ck.tokenizer_json, strlen(rm->ck.tokenizer_json), &rm->tok);
+    if (st == JL_OK && (st = jl_chat_format_from_checkpoint(&rm->ck, &rm->fmt)) != JL_OK) jl_fail_context(st, "%s", path);
     if (st == JL_OK) {
         snprintf(path, sizeof path, "%s/score.safetensors", dir);
         st = rl_head_load(path, SCORE_TENSOR, rm->ck.model->cfg.dim, &rm->head);
@@ -103,8 +106,8 @@ static jl_status score_seq(jl_reward_model *rm, const char *prompt, const char *
     int ctx = rm->ck.model->cfg.max_seq_len;
     /* A response that runs past the context is cut to it (the score reads the last position); a prompt that
      * does not fit alone is an error. */
-    jl_status st = allow_empty ? rl_encode_answer(rm->tok, prompt, response, INT_MAX, "reward model input", &s)
-                               : rl_encode(rm->tok, prompt, response, INT_MAX, "reward model input", &s);
+    jl_status st = allow_empty ? rl_encode_answer(rm->tok, rm->fmt, prompt, response, INT_MAX, "reward model input", &s)
+                               : rl_encode(rm->tok, rm->fmt, prompt, response, INT_MAX, "reward model input", &s);
     if (st != JL_OK) return st;
     if (s.resp_start >= ctx) {
         rl_seq_free(&s);
@@ -133,6 +136,7 @@ void jl_reward_model_free(jl_reward_model *rm) {
     if (!rm) return;
     jl_checkpoint_free(&rm->ck);
     jl_tokenizer_free(rm->tok);
+    jl_chat_format_free(rm->fmt);
     rl_head_free(&rm->head);
     jl_acts_free(&rm->acts);
     rl_batch_free(&rm->batch);
@@ -150,8 +154,8 @@ void rl_pairs_free(rl_pairs *p) {
     memset(p, 0, sizeof *p);
 }
 
-jl_status rl_pairs_encode(const jl_tokenizer *tok, const jl_pref_set *set, int max_len, double eval_fraction,
-                          uint64_t seed, rl_pairs *p, size_t *skipped) {
+jl_status rl_pairs_encode(const jl_tokenizer *tok, const jl_chat_format *fmt, const jl_pref_set *set, int max_len,
+                          double eval_fraction, uint64_t seed, rl_pairs *p, size_t *skipped) {
     memset(p, 0, sizeof *p);
     size_t n = jl_prefs_count(set);
     if (n < 2) return jl_fail(JL_ERR_ARG, "preference data has %zu pairs; at least 2 are needed (train + held-out)", n);
@@ -170,9 +174,9 @@ jl_status rl_pairs_encode(const jl_tokenizer *tok, const jl_pref_set *set, int m
         snprintf(what, sizeof what, "pair %zu", i + 1);
         if (strcmp(pr.chosen, pr.rejected) == 0) st = jl_fail(JL_ERR_ARG, "%s: chosen and rejected are identical", what);
         snprintf(what, sizeof what, "pair %zu: chosen", i + 1);
-        if (st == JL_OK) st = rl_encode(tok, pr.prompt, pr.chosen, limit, what, &p->seqs[2 * kept]);
+        if (st == JL_OK) st = rl_encode(tok, fmt, pr.prompt, pr.chosen, limit, what, &p->seqs[2 * kept]);
         snprintf(what, sizeof what, "pair %zu: rejected", i + 1);
-        if (st == JL_OK) st = rl_encode(tok, pr.prompt, pr.rejected, limit, what, &p->seqs[2 * kept + 1]);
+        if (st == JL_OK) st = rl_encode(tok, fmt, pr.prompt, pr.rejected, limit, what, &p->seqs[2 * kept + 1]);
         p->n = kept + (st == JL_OK); /* what rl_pairs_free must release */
         if (st != JL_OK) break;
         if (skipped && (p->seqs[2 * kept].len > max_len || p->seqs[2 * kept + 1].len > max_len)) {
@@ -336,8 +340,8 @@ static jl_status rm_restore_state(void *self, json_object *j) {
 static jl_status rm_save_result(void *self, char *path, size_t size) {
     reward_stage *r = self;
     const char *dir = r->o->train.run.out_dir;
-    jl_status st = rl_save_merged(r->t->model, r->tok, dir, path, size); /* with LoRA: base + adapter folded in */
-    if (st == JL_OK && r->t->model->lora) st = rl_save_policy(r->t->model, r->tok, dir, path, size);
+    jl_status st = rl_save_merged(r->t->model, r->tok, r->o->chat, dir, path, size); /* with LoRA: base + adapter folded in */
+    if (st == JL_OK && r->t->model->lora) st = rl_save_policy(r->t->model, r->tok, r->o->chat, dir, path, size);
     char score[4096];
     snprintf(score, sizeof score, "%s/score.safetensors", dir);
     if (st == JL_OK) st = rl_head_save(&r->h, score, SCORE_TENSOR);
@@ -364,7 +368,7 @@ jl_status jl_reward_train(jl_model *base, const jl_tokenizer *tok, const jl_pref
     if (batch < 1 || o->train.run.steps < 1) return jl_fail(JL_ERR_ARG, "batch and steps must be ≥ 1");
     reward_stage r = {.o = o, .tok = tok};
     size_t dropped = 0;
-    jl_status st = rl_pairs_encode(tok, set, max_len, o->eval_fraction, o->train.run.seed, &r.p,
+    jl_status st = rl_pairs_encode(tok, o->chat, set, max_len, o->eval_fraction, o->train.run.seed, &r.p,
                                    o->skip_long ? &dropped : NULL);
     if (o->skipped_long) *o->skipped_long = dropped;
     if (st != JL_OK) return st;

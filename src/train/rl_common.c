@@ -8,6 +8,8 @@
 #include "io/fileio.h"
 #include "jielong/checkpoint.h"
 #include "jielong/safetensors.h"
+#include "jielong/sft.h"
+#include "train/run.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,59 +18,42 @@
 
 /* ---------------------------------------------------------------- encoding */
 
-static jl_status append_ids(rl_seq *s, size_t *cap, const int32_t *ids, size_t n) {
-    if ((size_t)s->len + n > *cap) {
-        size_t nc = (*cap ? 2 * *cap : 64) + n;
-        int32_t *p = realloc(s->ids, nc * sizeof *p);
-        if (!p) return jl_fail(JL_ERR_NOMEM, "out of memory");
-        s->ids = p;
-        *cap = nc;
-    }
-    memcpy(s->ids + s->len, ids, n * sizeof *ids);
-    s->len += (int)n;
-    return JL_OK;
-}
-
-/* Encodes the rendered segments; the first trainable segment starts the response. */
-static jl_status encode_segments(const jl_tokenizer *tok, const jl_segments *segs, rl_seq *out) {
-    size_t cap = 0;
-    jl_status st = JL_OK;
-    out->resp_start = -1;
-    for (size_t i = 0; i < segs->n && st == JL_OK; i++) {
-        const jl_segment *sg = &segs->items[i];
-        if (sg->trainable && out->resp_start < 0) out->resp_start = out->len;
-        if (sg->special >= 0) {
-            int32_t id = jl_tokenizer_special(tok, sg->text);
-            if (id < 0) return jl_fail(JL_ERR_FORMAT, "tokenizer has no %s token for the chat template", sg->text);
-            st = append_ids(out, &cap, &id, 1);
-        } else {
-            int32_t *ids = NULL;
-            size_t n = 0;
-            st = jl_tokenizer_encode(tok, sg->text, sg->len, 0, &ids, &n);
-            if (st == JL_OK) st = append_ids(out, &cap, ids, n);
-            free(ids);
-        }
-    }
-    if (out->resp_start < 0) out->resp_start = out->len;
-    return st;
-}
-
-jl_status rl_encode(const jl_tokenizer *tok, const char *prompt, const char *response, int max_len, const char *what,
-                    rl_seq *out) {
+jl_status rl_encode(const jl_tokenizer *tok, const jl_chat_format *fmt, const char *prompt, const char *response,
+                    int max_len, const char *what, rl_seq *out) {
     memset(out, 0, sizeof *out);
     if (response && !*response) return jl_fail(JL_ERR_ARG, "%s: response is empty", what);
-    return rl_encode_answer(tok, prompt, response, max_len, what, out);
+    return rl_encode_answer(tok, fmt, prompt, response, max_len, what, out);
 }
 
-jl_status rl_encode_answer(const jl_tokenizer *tok, const char *prompt, const char *response, int max_len,
-                           const char *what, rl_seq *out) {
+/* The renderer and encoder of sft (jl_sft_tokenize_format, jl_segments_encode): the response is the trained
+ * span, and the sequence ends where it ends (what a template writes after its end-of-turn marker, e.g. ChatML's
+ * newline, is not part of the answer a rollout samples). */
+jl_status rl_encode_answer(const jl_tokenizer *tok, const jl_chat_format *fmt, const char *prompt,
+                           const char *response, int max_len, const char *what, rl_seq *out) {
     memset(out, 0, sizeof *out);
     jl_turn turns[2] = {{JL_ROLE_USER, prompt}, {JL_ROLE_ASSISTANT, response ? response : ""}};
     jl_conversation conv = {turns, response ? 2 : 1};
     jl_segments segs = {0};
-    jl_status st = response ? jl_chat_render(&conv, &segs) : jl_chat_render_generation(&conv, &segs);
-    if (st == JL_OK) st = encode_segments(tok, &segs, out);
+    uint8_t *train = NULL;
+    size_t n = 0;
+    jl_status st;
+    if (response) {
+        st = jl_sft_tokenize_format(tok, fmt, &conv, &segs, &out->ids, &train, &n);
+    } else {
+        st = jl_chat_format_render_generation(fmt, &conv, &segs);
+        if (st == JL_OK) st = jl_segments_encode(tok, &segs, &out->ids, NULL, &n);
+    }
     jl_segments_free(&segs);
+    out->len = (int)n;
+    out->resp_start = out->len;
+    if (st == JL_OK && train) {
+        size_t first = 0, last = n;
+        while (first < n && !train[first]) first++;
+        while (last > first && !train[last - 1]) last--;
+        out->resp_start = (int)first;
+        out->len = (int)last;
+    }
+    free(train);
     if (st == JL_OK && out->len > max_len)
         st = jl_fail(JL_ERR_ARG, "%s: %s is %d tokens, longer than the context of %d", what,
                      response ? "prompt + response" : "prompt", out->len, max_len);
@@ -346,28 +331,26 @@ jl_status rl_ref_state_restore(rl_ref *ref, json_object *j) {
     return st;
 }
 
-jl_status rl_save_model(jl_model *m, const jl_tokenizer *tok, const char *out_dir, const char *name, char *path_out,
-                        size_t path_size) {
+jl_status rl_save_model(jl_model *m, const jl_tokenizer *tok, const jl_chat_format *fmt, const char *out_dir,
+                        const char *name, char *path_out, size_t path_size) {
     snprintf(path_out, path_size, "%s/%s", out_dir, name);
-    jl_checkpoint ck = {.model = m};
-    jl_status st = jl_tokenizer_to_json(tok, &ck.tokenizer_json);
-    if (st == JL_OK) st = jl_checkpoint_save(path_out, &ck);
-    free(ck.tokenizer_json);
-    return st;
+    return jl_save_model_file(m, tok, fmt, path_out);
 }
 
-jl_status rl_save_policy(jl_model *m, const jl_tokenizer *tok, const char *out_dir, char *path_out, size_t path_size) {
-    if (!m->lora) return rl_save_model(m, tok, out_dir, "model.safetensors", path_out, path_size);
+jl_status rl_save_policy(jl_model *m, const jl_tokenizer *tok, const jl_chat_format *fmt, const char *out_dir,
+                         char *path_out, size_t path_size) {
+    if (!m->lora) return rl_save_model(m, tok, fmt, out_dir, "model.safetensors", path_out, path_size);
     snprintf(path_out, path_size, "%s/adapter.safetensors", out_dir);
     return jl_lora_save(m->lora, path_out, NULL);
 }
 
-jl_status rl_save_merged(jl_model *m, const jl_tokenizer *tok, const char *out_dir, char *path_out, size_t path_size) {
-    if (!m->lora) return rl_save_model(m, tok, out_dir, "model.safetensors", path_out, path_size);
+jl_status rl_save_merged(jl_model *m, const jl_tokenizer *tok, const jl_chat_format *fmt, const char *out_dir,
+                         char *path_out, size_t path_size) {
+    if (!m->lora) return rl_save_model(m, tok, fmt, out_dir, "model.safetensors", path_out, path_size);
     jl_model *merged;
     jl_status st = rl_model_clone(m, &merged);
     if (st == JL_OK) st = jl_lora_merge(merged, m->lora);
-    if (st == JL_OK) st = rl_save_model(merged, tok, out_dir, "model.safetensors", path_out, path_size);
+    if (st == JL_OK) st = rl_save_model(merged, tok, fmt, out_dir, "model.safetensors", path_out, path_size);
     jl_model_free(merged);
     return st;
 }

@@ -3,6 +3,7 @@
  * update over model + head, metrics and events. */
 #ifndef JL_TRAIN_RL_COMMON_H
 #define JL_TRAIN_RL_COMMON_H
+#include "jielong/chat_format.h"
 #include "jielong/rlhf.h"
 #include "train/run.h"
 #include "train/trainer.h"
@@ -14,27 +15,31 @@ typedef struct {
     int len, resp_start;
 } rl_seq;
 
-/* <|bos|><|user|>prompt<|end|><|assistant|>response<|end|>; with response NULL, the generation prompt ending in
- * <|assistant|> (resp_start = len). Errors: empty response, more than max_len tokens. `what` names the record in
- * error messages ("prefs.jsonl pair 3"). */
-jl_status rl_encode(const jl_tokenizer *tok, const char *prompt, const char *response, int max_len, const char *what,
-                    rl_seq *out);
-/* Like rl_encode, but an empty response is allowed (a sampled answer that is only <|end|>). */
-jl_status rl_encode_answer(const jl_tokenizer *tok, const char *prompt, const char *response, int max_len,
-                           const char *what, rl_seq *out);
+/* prompt (one user turn) and response rendered in the model's chat format fmt (NULL = built-in:
+ * <|bos|><|user|>prompt<|end|><|assistant|>response<|end|>) by sft's renderer and encoder; the response is the span
+ * sft trains (the answer and the format's end-of-turn marker) and the sequence ends with it. With response NULL,
+ * the generation prompt (resp_start = len). Errors: empty response, more than max_len tokens. `what` names the
+ * record in error messages ("prefs.jsonl pair 3"). */
+jl_status rl_encode(const jl_tokenizer *tok, const jl_chat_format *fmt, const char *prompt, const char *response,
+                    int max_len, const char *what, rl_seq *out);
+/* Like rl_encode, but an empty response is allowed (a sampled answer that is only its end-of-turn marker). */
+jl_status rl_encode_answer(const jl_tokenizer *tok, const jl_chat_format *fmt, const char *prompt,
+                           const char *response, int max_len, const char *what, rl_seq *out);
 void rl_seq_free(rl_seq *s);
 
-/* Samples an answer after each prompt (rows: prompt i repeated as given), at most max_new tokens, stopping at
- * <|end|> or <|eos|> (kept as the last response token) or at max_len. out[i] gets prompt + answer with
- * resp_start at the answer. first_row < 0: the rows draw one after the other from *rng_state's stream (advanced);
- * first_row ≥ 0 (under mpirun): row i draws from its own stream of (*rng_state, first_row + i), its index in the
- * whole batch the ranks share (jielong/dist.h), so the answers do not depend on the split (*rng_state is left as
- * it is). The ONE place that generates: the KV-cache engine (include/jielong/generate.h), which applies an attached
- * LoRA adapter unmerged (rollout.c). */
-jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const rl_seq *const *prompts, int rows,
-                     int max_new, int max_len, float temperature, uint64_t *rng_state, int first_row, rl_seq *out);
-/* The answer text of a rolled-out sequence (without the closing <|end|>/<|eos|>), malloc'd. */
-jl_status rl_answer_text(const jl_tokenizer *tok, const rl_seq *s, char **text);
+/* Samples an answer after each prompt (rows: prompt i repeated as given), at most max_new tokens, stopping at the
+ * end of an answer in the chat format fmt (jl_chat_stops: <|end|> or eos for the built-in format, the template's
+ * end-of-turn marker or eos for a model's own; kept as the last response tokens) or at max_len. out[i] gets
+ * prompt + answer with resp_start at the answer. first_row < 0: the rows draw one after the other from
+ * *rng_state's stream (advanced); first_row ≥ 0 (under mpirun): row i draws from its own stream of
+ * (*rng_state, first_row + i), its index in the whole batch the ranks share (jielong/dist.h), so the answers do not
+ * depend on the split (*rng_state is left as it is). The ONE place that generates: the KV-cache engine
+ * (include/jielong/generate.h), which applies an attached LoRA adapter unmerged (rollout.c). */
+jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const jl_chat_format *fmt,
+                     const rl_seq *const *prompts, int rows, int max_new, int max_len, float temperature,
+                     uint64_t *rng_state, int first_row, rl_seq *out);
+/* The answer text of a rolled-out sequence (without the stop it ended with), malloc'd. */
+jl_status rl_answer_text(const jl_tokenizer *tok, const jl_chat_format *fmt, const rl_seq *s, char **text);
 
 /* Internal to the RL stages: the reward model behind a reward function (NULL for rules). */
 struct jl_reward_model;
@@ -107,13 +112,15 @@ jl_model *rl_ref_enter(rl_ref *ref);
 void rl_ref_leave(rl_ref *ref);
 void rl_ref_free(rl_ref *ref);
 
-/* out_dir/name with tok's JSON in the metadata. */
-jl_status rl_save_model(jl_model *m, const jl_tokenizer *tok, const char *out_dir, const char *name, char *path_out,
-                        size_t path_size);
+/* out_dir/name with tok's JSON (and fmt's template, if the model has its own: jl_save_model_file) in the metadata. */
+jl_status rl_save_model(jl_model *m, const jl_tokenizer *tok, const jl_chat_format *fmt, const char *out_dir,
+                        const char *name, char *path_out, size_t path_size);
 /* The trained policy: out_dir/adapter.safetensors when an adapter is attached, else model.safetensors. */
-jl_status rl_save_policy(jl_model *m, const jl_tokenizer *tok, const char *out_dir, char *path_out, size_t path_size);
+jl_status rl_save_policy(jl_model *m, const jl_tokenizer *tok, const jl_chat_format *fmt, const char *out_dir,
+                         char *path_out, size_t path_size);
 /* out_dir/model.safetensors of the model with its attached adapter folded in (a merged copy; m is unchanged). */
-jl_status rl_save_merged(jl_model *m, const jl_tokenizer *tok, const char *out_dir, char *path_out, size_t path_size);
+jl_status rl_save_merged(jl_model *m, const jl_tokenizer *tok, const jl_chat_format *fmt, const char *out_dir,
+                         char *path_out, size_t path_size);
 /* Saves a head as a one-tensor safetensors file (tensor `tensor`, shape (1, C)). */
 jl_status rl_head_save(const rl_head *h, const char *path, const char *tensor);
 jl_status rl_head_load(const char *path, const char *tensor, int C, rl_head *h);

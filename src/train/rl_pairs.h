@@ -14,8 +14,8 @@ typedef struct {
 
 /* Errors name the pair (1-based): identical chosen/rejected, empty responses, too long for max_len (unless
  * *skipped is not NULL: then such pairs are dropped and counted there). */
-jl_status rl_pairs_encode(const jl_tokenizer *tok, const jl_pref_set *set, int max_len, double eval_fraction,
-                          uint64_t seed, rl_pairs *p, size_t *skipped);
+jl_status rl_pairs_encode(const jl_tokenizer *tok, const jl_chat_format *fmt, const jl_pref_set *set, int max_len,
+                          double eval_fraction, uint64_t seed, rl_pairs *p, size_t *skipped);
 void rl_pairs_free(rl_pairs *p);
 /* Tokens in the longest chosen or rejected sequence (the row length batches need). */
 int rl_pairs_longest(const rl_pairs *p);

@@ -74,7 +74,7 @@ static jl_status encode_prompts(run *r, const jl_tokenizer *tok, const jl_rl_set
         char what[64];
         snprintf(what, sizeof what, "prompt %zu", i + 1);
         /* at least one answer token must fit after the prompt */
-        jl_status st = rl_encode(tok, jl_rl_prompt(set, i), NULL, r->o->skip_long ? INT_MAX : max_len - 1, what,
+        jl_status st = rl_encode(tok, r->o->chat, jl_rl_prompt(set, i), NULL, r->o->skip_long ? INT_MAX : max_len - 1, what,
                                  &r->prompts[i]);
         if (st != JL_OK) return st;
         r->order[i] = i;
@@ -115,13 +115,13 @@ static jl_status rollout(run *r, const jl_tokenizer *tok, size_t *which) {
     }
     free_seqs(r->seqs, r->rows);
     if (!jl_dist_launched())
-        return rl_rollout(r->t->model, &r->t->acts, tok, rows, r->rows, o->max_new, r->cap_T, o->temperature, &r->rng,
+        return rl_rollout(r->t->model, &r->t->acts, tok, o->chat, rows, r->rows, o->max_new, r->cap_T, o->temperature, &r->rng,
                           -1, r->seqs);
     /* under mpirun (even -np 1): one stream per row, so a row's answer does not depend on which rank samples it */
     jl_rng g = {r->rng};
     uint64_t seed = jl_rng_u64(&g);
     r->rng = g.state;
-    jl_status st = rl_rollout(r->t->model, &r->t->acts, tok, rows + r->lo, r->local, o->max_new, r->cap_T,
+    jl_status st = rl_rollout(r->t->model, &r->t->acts, tok, o->chat, rows + r->lo, r->local, o->max_new, r->cap_T,
                               o->temperature, &seed, r->lo, r->seqs + r->lo);
     if (st == JL_OK) st = jl_dist_injected_fault(r->t->step); /* test hook: JL_DIST_FAIL */
     return rl_dist_share_rollouts(st, r->seqs, r->local, r->cap_T); /* every rank then holds every rollout */
@@ -132,7 +132,7 @@ static jl_status score_rows(run *r, const jl_tokenizer *tok, const jl_rl_set *se
     *answer_len = 0;
     for (int i = 0; i < r->rows; i++) {
         char *text;
-        jl_status st = rl_answer_text(tok, &r->seqs[i], &text);
+        jl_status st = rl_answer_text(tok, r->o->chat, &r->seqs[i], &text);
         if (st != JL_OK) return st;
         st = jl_reward_fn_score(fn, set, which[i], text, &r->scores[i]);
         *answer_len += (double)(r->seqs[i].len - r->seqs[i].resp_start) / r->rows;
@@ -387,7 +387,7 @@ static jl_status judge_rows(run *r, const jl_tokenizer *tok, const jl_rl_set *se
     for (int i = 0; i < r->rows; i++) {
         char *text;
         float v;
-        jl_status st = rl_answer_text(tok, &r->seqs[i], &text);
+        jl_status st = rl_answer_text(tok, r->o->chat, &r->seqs[i], &text);
         if (st != JL_OK) return st;
         st = jl_reward_fn_score(fn, set, which[i], text, &v);
         free(text);
@@ -557,7 +557,7 @@ static jl_status ps_restore_state(void *self, json_object *j) {
 static jl_status ps_save_result(void *self, char *path, size_t size) {
     policy_stage *p = self;
     run *r = &p->r;
-    jl_status st = rl_save_policy(r->policy, p->tok, r->o->train.run.out_dir, path, size);
+    jl_status st = rl_save_policy(r->policy, p->tok, r->o->chat, r->o->train.run.out_dir, path, size);
     if (st == JL_OK && r->kind == ALGO_PPO) {
         char vpath[4096];
         snprintf(vpath, sizeof vpath, "%s/value.safetensors", r->o->train.run.out_dir);

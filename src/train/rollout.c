@@ -34,14 +34,17 @@ static jl_rng row_stream(uint64_t seed, int row) {
 /* Each row is generated with the KV-cache engine (which applies an attached LoRA adapter unmerged): one prefill
  * of the prompt, then one matrix-vector step per token. The sampling is the same for every thread count (and,
  * with first_row ≥ 0, every number of ranks). */
-jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const rl_seq *const *prompts, int rows,
-                     int max_new, int max_len, float temperature, uint64_t *rng_state, int first_row, rl_seq *out) {
+jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const jl_chat_format *fmt,
+                     const rl_seq *const *prompts, int rows, int max_new, int max_len, float temperature,
+                     uint64_t *rng_state, int first_row, rl_seq *out) {
     (void)a; /* the session keeps its own buffers */
     const int V = m->cfg.vocab_size;
-    int32_t end = jl_tokenizer_special(tok, "<|end|>"), eos = jl_tokenizer_eos(tok);
     int capacity = max_len < m->cfg.max_seq_len ? max_len : m->cfg.max_seq_len;
     jl_session *session = NULL;
-    jl_status st = jl_session_new(m, capacity, &session);
+    jl_chat_stops stops;
+    jl_status st = jl_chat_stops_new(tok, fmt, &stops);
+    if (st != JL_OK) return st;
+    st = jl_session_new(m, capacity, &session);
     for (int r = 0; r < rows; r++) out[r].ids = NULL;
     jl_rng rng = {*rng_state};
     for (int r = 0; r < rows && st == JL_OK; r++) {
@@ -61,11 +64,14 @@ jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const rl_
         for (int step = 0; st == JL_OK && step < max_new; step++) {
             int32_t id = sample_row(logits, V, temperature, &rng);
             out[r].ids[out[r].len++] = id;
-            if (id == end || id == eos || out[r].len >= capacity) break;
+            if (jl_chat_stops_match(&stops, out[r].ids + out[r].resp_start, (size_t)(out[r].len - out[r].resp_start)) ||
+                out[r].len >= capacity)
+                break;
             st = jl_session_forward(session, &id, 1, NULL, &logits);
         }
     }
     jl_session_free(session);
+    jl_chat_stops_free(&stops);
     if (st != JL_OK) {
         for (int r = 0; r < rows; r++) rl_seq_free(&out[r]);
         return st;
@@ -74,10 +80,12 @@ jl_status rl_rollout(jl_model *m, jl_acts *a, const jl_tokenizer *tok, const rl_
     return JL_OK;
 }
 
-jl_status rl_answer_text(const jl_tokenizer *tok, const rl_seq *s, char **text) {
-    int32_t end = jl_tokenizer_special(tok, "<|end|>"), eos = jl_tokenizer_eos(tok);
-    int n = s->len - s->resp_start;
-    if (n > 0 && (s->ids[s->len - 1] == end || s->ids[s->len - 1] == eos)) n--;
-    size_t len;
-    return jl_tokenizer_decode(tok, s->ids + s->resp_start, (size_t)n, text, &len);
+jl_status rl_answer_text(const jl_tokenizer *tok, const jl_chat_format *fmt, const rl_seq *s, char **text) {
+    jl_chat_stops stops;
+    jl_status st = jl_chat_stops_new(tok, fmt, &stops);
+    if (st != JL_OK) return st;
+    size_t n = (size_t)(s->len - s->resp_start), len;
+    n -= jl_chat_stops_match(&stops, s->ids + s->resp_start, n);
+    jl_chat_stops_free(&stops);
+    return jl_tokenizer_decode(tok, s->ids + s->resp_start, n, text, &len);
 }

@@ -111,8 +111,11 @@ void jl_optim_from_cfg(const jl_optim_cfg *c, long total_steps, jl_optim_opts *o
 /* 5% of the steps, at most 100, when warmup < 0. */
 long jl_default_warmup(long warmup, long steps);
 
-/* A model-only checkpoint of m with tok (a stage's result). */
-jl_status jl_save_model_file(jl_model *m, const jl_tokenizer *tok, const char *path);
+/* A model-only checkpoint of m with tok (a stage's result); with a chat format of the model's own (not NULL, not the
+ * built-in one), its Jinja template and bos/eos token texts are kept in the file, so chat/serve/eval and later
+ * stages render in it. */
+struct jl_chat_format;
+jl_status jl_save_model_file(jl_model *m, const jl_tokenizer *tok, const struct jl_chat_format *chat, const char *path);
 
 /* A fingerprint of a model's weights (FNV-1a over the bytes), to check a resumed run has its reference. */
 uint64_t jl_params_fingerprint(const float *p, size_t n);

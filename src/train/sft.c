@@ -490,24 +490,13 @@ jl_status jl_sft_opts_of_checkpoint(const char *path, jl_sft_opts *o) {
     return st == JL_OK ? JL_OK : jl_fail_context(st, "%s", path);
 }
 
-/* The fine-tuned model; with a chat template of its own, the template (and its bos/eos) is kept in the file. */
-static jl_status save_model(const sft_stage *r, const char *path) {
-    if (jl_chat_format_is_builtin(r->o.chat)) return jl_save_model_file(r->m, r->tok, path);
-    jl_checkpoint ck = {.model = r->m, .chat_template = (char *)jl_chat_format_template(r->o.chat),
-                        .bos_token = (char *)jl_chat_format_bos(r->o.chat), .eos_token = (char *)jl_chat_format_eos(r->o.chat)};
-    jl_status st = jl_tokenizer_to_json(r->tok, &ck.tokenizer_json);
-    if (st == JL_OK) st = jl_checkpoint_save(path, &ck);
-    free(ck.tokenizer_json);
-    return st;
-}
-
 static jl_status ss_save_result(void *self, char *path, size_t size) {
     sft_stage *r = self;
     snprintf(path, size, "%s/%s", r->o.train.run.out_dir,
              r->lora ? "adapter.safetensors" : r->prompt ? "prompt.safetensors" : "model.safetensors");
     jl_status st = r->lora     ? jl_lora_save(r->lora, path, NULL)
                    : r->prompt ? jl_prompt_save(r->prompt, path, NULL)
-                               : save_model(r, path);
+                               : jl_save_model_file(r->m, r->tok, r->o.chat, path); /* keeps the model's own template */
     if (st == JL_OK) snprintf(r->rep->result_path, sizeof r->rep->result_path, "%s", path);
     return st;
 }
