@@ -4,16 +4,22 @@
  *   dw = dyᵀ·x; GPT-2's qkv projection over 1024 tokens: 1024×768×2304) through each kernel:
  *   cblas_sgemm (OpenBLAS, core type printed), oneDNN fp32, oneDNN bf16 (the kernels jl_matmul_* use), and
  *   OpenBLAS cblas_sbgemm where the installed OpenBLAS was built with it.
+ * - the fp32 linear of batched decoding (jl_matmat_own, src/infer/batch_linear.c) at 1, 4 and 16 rows on the
+ *   stories110M decode shapes (qkv 768→2304, o 768→768, gate|up 768→4096, down 2048→768), the weights streamed
+ *   from memory as in a decode step (copies rotated, 64 MB or more), beside cblas_sgemm and oneDNN fp32 at the
+ *   same shape (BM_ONLY=decode runs the probe and this part only).
  * GFLOP/s best of 10 after a warm-up, with the fraction of the probe's peak for the product's precision. */
 #include "core/kernels.h"
 #include "core/perf.h"
 #include "core/half.h"
 #include "core/timer.h"
+#include "infer/batch.h"
 #include <cblas.h>
 #include <dlfcn.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 enum { M = 1024, K = 768, N = 2304, REPS = 10 };
 
@@ -64,6 +70,31 @@ static float *filled(size_t n, float step) {
     return p;
 }
 
+
+/* The batched-decode linear: y(rows, n) = x(rows, k)·wᵀ through kernel 0 (jl_matmat_own), 1 (cblas_sgemm) or 2
+ * (oneDNN fp32, jl_matmul_forward), each call on the next of `copies` weight matrices (so the weights come from
+ * memory). GFLOP/s of the best call over 10 passes (best of single calls: the shared machine interrupts long runs). */
+static double decode_gflops(int kernel, int rows, int k, int n) {
+    const size_t wn = (size_t)k * n;
+    const int copies = (int)((64u << 20) / (wn * sizeof(float))) + 1;
+    float *w = filled(wn * copies, 0.001f), *x = filled((size_t)rows * k, 0.01f), *y = filled((size_t)rows * n, 0);
+    double best = 1e30;
+    for (int rep = 0; rep <= REPS; rep++)
+        for (int c = 0; c < copies; c++) {
+            const float *wc = w + (size_t)c * wn;
+            double t = jl_now();
+            if (kernel == 0) jl_matmat_own(y, wc, x, NULL, k, n, rows);
+            else if (kernel == 1) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, k, 1, x, k, wc, k, 0, y, n);
+            else jl_matmul_forward(y, x, wc, NULL, rows, k, n);
+            t = jl_now() - t;
+            if (rep > 0 && t < best) best = t; /* pass 0 warms up */
+        }
+    free(w);
+    free(x);
+    free(y);
+    return 2.0 * rows * k * n / best / 1e9;
+}
+
 int main(void) {
     const int threads = omp_get_max_threads();
     jl_peak peak = {0};
@@ -73,6 +104,20 @@ int main(void) {
         printf("peak probe, %d thread%s: fp32 %.1f GFLOP/s (FMA), bf16 %.1f GFLOP/s (vdpbf16ps)%s\n", t,
                t > 1 ? "s" : " ", peak.fp32, peak.bf16, jl_cpu_has_bf16() ? "" : " (no bf16 dot products)");
     }
+    printf("batched-decode fp32 linear (weights streamed from memory), %d threads, GFLOP/s (fraction of fp32 peak):\n",
+           threads);
+    const int shapes[4][2] = {{768, 2304}, {768, 768}, {768, 4096}, {2048, 768}}, rowss[3] = {1, 4, 16};
+    for (int s = 0; s < 4; s++)
+        for (int r = 0; r < 3; r++) {
+            const int k = shapes[s][0], n = shapes[s][1], rows = rowss[r];
+            jl_matmul_set_precision(JL_PREC_FP32);
+            const double own = decode_gflops(0, rows, k, n), blas = decode_gflops(1, rows, k, n),
+                         dnnl = decode_gflops(2, rows, k, n);
+            printf("  M=%-2d K=%-4d N=%-4d  jl_matmat_own %6.1f (%.2f) | cblas_sgemm %6.1f (%.2f) | oneDNN fp32 %6.1f (%.2f)\n",
+                   rows, k, n, own, own / peak.fp32, blas, blas / peak.fp32, dnnl, dnnl / peak.fp32);
+        }
+    const char *only = getenv("BM_ONLY");
+    if (only && !strcmp(only, "decode")) return 0;
     bufs b = {filled((size_t)M * K, 0.01f), filled((size_t)N * K, 0.02f), filled((size_t)M * N, 0),
               filled((size_t)M * K, 0), filled((size_t)N * K, 0), filled((size_t)M * N, 0.03f), NULL, NULL, NULL};
     b.sbgemm = (sbgemm_fn)(uintptr_t)dlsym(RTLD_DEFAULT, "cblas_sbgemm");

@@ -15,7 +15,7 @@ trap 'rm -rf "$WORK"' EXIT
 make -s build/jielong build/libjielong.a
 cp scripts/llamacpp_chat.mjs "$NLC_DIR/"
 FLAGS="-std=c11 -D_GNU_SOURCE -O2 -march=native -fopenmp -Iinclude -Isrc $(pkg-config --cflags json-c)"
-LIBS="$(pkg-config --libs openblas json-c libpcre2-8 icu-uc sqlite3 2>/dev/null) -lm -fopenmp"
+LIBS="$(pkg-config --libs openblas json-c libpcre2-8 icu-uc sqlite3 2>/dev/null) -ldnnl -lm -fopenmp"  # as the Makefile links (oneDNN: issue 20)
 cc $FLAGS scripts/llamacpp_ref.c build/libjielong.a $LIBS -o "$WORK/ref"
 "$WORK/ref" make "$WORK/random.safetensors" llama 0 0 data/poems.jsonl
 # a fine-tuned copy that answers "n=<length>" and stops

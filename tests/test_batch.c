@@ -25,22 +25,27 @@ static jl_model *tiny_model(jl_arch arch, int context, uint64_t seed) {
     return m;
 }
 
+/* Every row count 1..17 (whole 4×4 tiles, 1-3 leftover rows, the matrix-vector path below 4 rows), at two widths:
+ * 77 = 4·16 + 13 columns (a tail) and 64 (none); 38 = 9·4 + 2 outputs. */
 static void test_matmat_equals_matvec(void **state) {
     (void)state;
-    const int in = 77, out = 38, R = 7; /* tails everywhere: 77 = 4·16 + 13 columns, 38 = 9·4 + 2 rows */
-    float *w = malloc(sizeof(float) * in * out), *x = malloc(sizeof(float) * in * R), b[38];
-    float *y = malloc(sizeof(float) * out * R), want[38];
+    const int out = 38, RMAX = 17;
+    float *w = malloc(sizeof(float) * 77 * out), *x = malloc(sizeof(float) * 77 * RMAX), b[38];
+    float *y = malloc(sizeof(float) * out * RMAX), want[38];
     jl_rng rng;
     jl_rng_seed(&rng, 3);
-    for (int i = 0; i < in * out; i++) w[i] = jl_rng_uniform(&rng) - 0.5f;
-    for (int i = 0; i < in * R; i++) x[i] = jl_rng_uniform(&rng) - 0.5f;
+    for (int i = 0; i < 77 * out; i++) w[i] = jl_rng_uniform(&rng) - 0.5f;
+    for (int i = 0; i < 77 * RMAX; i++) x[i] = jl_rng_uniform(&rng) - 0.5f;
     for (int i = 0; i < out; i++) b[i] = jl_rng_uniform(&rng);
-    jl_matmat_own(y, w, x, b, in, out, R);
-    for (int r = 0; r < R; r++) {
-        jl_matvec_own(want, w, x + (size_t)r * in, b, in, out);
-        for (int o = 0; o < out - 2; o++) assert_true(y[(size_t)r * out + o] == want[o]); /* bit for bit */
-        for (int o = out - 2; o < out; o++) assert_true(fabsf(y[(size_t)r * out + o] - want[o]) < 1e-5f);
-    }
+    for (int in = 64; in <= 77; in += 13)
+        for (int R = 1; R <= RMAX; R++) {
+            jl_matmat_own(y, w, x, b, in, out, R);
+            for (int r = 0; r < R; r++) {
+                jl_matvec_own(want, w, x + (size_t)r * in, b, in, out);
+                for (int o = 0; o < out - 2; o++) assert_true(y[(size_t)r * out + o] == want[o]); /* bit for bit */
+                for (int o = out - 2; o < out; o++) assert_true(fabsf(y[(size_t)r * out + o] - want[o]) < 1e-5f);
+            }
+        }
     free(w);
     free(x);
     free(y);
@@ -65,15 +70,19 @@ static void test_matmat_bf16_rows_alone(void **state) {
     for (int i = 0; i < out; i++) b[i] = jl_rng_uniform(&rng);
     jl_f32_to_bf16_array(w, w16, (size_t)in * out);
     jl_f32_to_bf16_array(x, x16, (size_t)in * R);
-    jl_matmat_bf16(y, w16, x16, b, in, out, R);
-    for (int r = 0; r < R; r++) {
-        jl_matmat_bf16(one, w16, x16 + (size_t)r * in, b, in, out, 1);
-        assert_memory_equal(y + (size_t)r * out, one, sizeof one); /* bit for bit */
-        for (int o = 0; o < out; o++) {
-            double want = b[o];
-            for (int i = 0; i < in; i++)
-                want += (double)jl_bf16_to_f32(w16[(size_t)o * in + i]) * jl_bf16_to_f32(x16[(size_t)r * in + i]);
-            assert_true(fabs(y[(size_t)r * out + o] - want) < 1e-4);
+    const int ns[3] = {2, 5, R}; /* rows: one partial tile; a whole one and one row; a whole one and three */
+    for (int t = 0; t < 3; t++) {
+        const int n = ns[t];
+        jl_matmat_bf16(y, w16, x16, b, in, out, n);
+        for (int r = 0; r < n; r++) {
+            jl_matmat_bf16(one, w16, x16 + (size_t)r * in, b, in, out, 1);
+            assert_memory_equal(y + (size_t)r * out, one, sizeof one); /* bit for bit */
+            for (int o = 0; o < out; o++) {
+                double want = b[o];
+                for (int i = 0; i < in; i++)
+                    want += (double)jl_bf16_to_f32(w16[(size_t)o * in + i]) * jl_bf16_to_f32(x16[(size_t)r * in + i]);
+                assert_true(fabs(y[(size_t)r * out + o] - want) < 1e-4);
+            }
         }
     }
     free(w);

@@ -300,6 +300,7 @@ static int free_corpus(void **state) {
 static void build(const char *dir, uint64_t seed, jl_poem_build_counts *train, jl_poem_build_counts *heldout) {
     jl_poem_build_options opt;
     jl_poem_build_defaults(&opt);
+    opt.copy_docs = 0.4; /* off by default; checked here */
     opt.seed = seed;
     assert_int_equal(jl_poems_write_all(corpus, dir, &opt, train, heldout), JL_OK);
 }
@@ -316,6 +317,9 @@ static void test_derived_deterministic(void **state) {
     (void)state;
     jl_poem_build_counts train, heldout;
     build(tmp_path("derived_a"), 5, &train, &heldout);
+    /* copy exercises: ~40% of the train poems, none of the held-out ones */
+    assert_true(train.copy_docs > train.poems * 3 / 10 && train.copy_docs < train.poems / 2);
+    assert_int_equal(heldout.copy_docs, 0);
     build(tmp_path("derived_b"), 5, NULL, NULL);
     build(tmp_path("derived_c"), 6, NULL, NULL);
     for (size_t i = 0; i < N_DERIVED; i++) {
@@ -420,6 +424,16 @@ static size_t count_leaks(const char *text, char **keys, size_t n_keys) {
     return leaks;
 }
 
+/* The first "默写《T》：" of pretraining text is followed by the very lines just before it (and their line break). */
+__attribute__((noinline)) static void check_recitation(const char *text) {
+    const char *recite = strstr(text, "默写《");
+    assert_non_null(recite);
+    const char *again = strchr(recite, '\n') + 1, *end = strstr(again, "\n\n");
+    size_t len = end ? (size_t)(end - again) + 1 : strlen(again);
+    assert_true(len > 10 && (size_t)(recite - text) > len);
+    assert_memory_equal(recite - len, again, len);
+}
+
 static void test_no_heldout_poem_in_training_files(void **state) {
     (void)state;
     size_t n_keys = 0;
@@ -444,6 +458,17 @@ static void test_no_heldout_poem_in_training_files(void **state) {
     char *text = slurp(path);
     assert_true(count_leaks(text, keys, n_keys) >= n_keys / 2);
     free(text);
+    /* copy exercises (train split only): a recitation repeats the poem just before it */
+    snprintf(path, sizeof path, "%s/pretrain.txt", tmp_path("derived_a"));
+    char *pre = slurp(path);
+    assert_non_null(strstr(pre, "”出自"));
+    assert_non_null(strstr(pre, "下面是"));
+    check_recitation(pre);
+    free(pre);
+    snprintf(path, sizeof path, "%s/eval_pretrain.txt", tmp_path("derived_a"));
+    char *held = slurp(path);
+    assert_null(strstr(held, "默写《"));
+    free(held);
     for (size_t i = 0; i < n_keys; i++) free(keys[i]);
     free(keys);
 }
@@ -515,7 +540,7 @@ static void test_cli_data(void **state) {
     char args[2048];
     char log[1100]; /* tmp_path's buffers rotate: keep a copy */
     snprintf(log, sizeof log, "%s", tmp_path("data_cli.log"));
-    snprintf(args, sizeof args, "data poems --input %s --out %s --seed 5", root_path("data/poems.jsonl"),
+    snprintf(args, sizeof args, "data poems --input %s --out %s --seed 5 --copy-docs 0.4", root_path("data/poems.jsonl"),
              tmp_path("cli_out"));
     assert_int_equal(run_cli(args, log), 0);
     for (size_t i = 0; i < N_DERIVED; i++) {

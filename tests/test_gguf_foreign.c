@@ -1,6 +1,6 @@
 /* GGUF files as llama.cpp's tools write them — no jielong.* keys — load: the config from the architecture's keys
  * (llama with GGML's Q/K row order, qwen2 with HF's order and q/k/v biases), the tokenizer from tokenizer.ggml.*
- * (gpt2 = byte-level BPE, llama = SentencePiece from tokens + scores + types), f32 and bf16 tensors; another tensor
+ * (gpt2 = byte-level BPE, llama = SentencePiece from tokens + scores + types), f32, bf16, q8_0 and q4_0 tensors; another tensor
  * type is an error naming it. The files are written here by a small GGUF writer of the test's own, from the
  * tensors and keys of a GGUF that jl_export_gguf wrote (llama.cpp's names and layout), minus jielong's keys.
  * Both files, ours and the rewritten one, are also read by @huggingface/gguf 0.4.6 (npm, build/npm-gguf from
@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "io/fileio.h"
 #include "format/gguf_foreign.h"
+#include "jielong/generate.h"
 #include "jielong/gguf.h"
 #include "jielong/tokenizer.h"
 #include "model/model.h"
@@ -34,6 +35,7 @@ typedef struct {
     int bf16;                         /* 2-D f32 tensors become bf16 */
     int bad_type;                     /* > 0: the first 2-D tensor gets this type number */
     int to_hf_order;                  /* undo the Q/K permutation (qwen2 files keep HF's order) */
+    int keep_blocks;                  /* q8_0 / q4_0 tensors are copied as they are (llama-quantize's output) */
     int n_head, n_kv_head;
 } rewrite_opts;
 
@@ -108,11 +110,19 @@ static void rewrite(const char *src_path, const char *dst_path, const rewrite_op
     float **data = calloc((size_t)nt, sizeof *data);
     size_t *bytes = calloc((size_t)nt, sizeof *bytes);
     uint32_t *types = calloc((size_t)nt, sizeof *types);
+    const void **raw = calloc((size_t)nt, sizeof *raw);
     uint64_t off = 0;
     int bad_done = 0;
     for (int i = 0; i < nt; i++) {
         const jl_gguf_tensor *t = jl_gguf_tensor_at(g, i);
         size_t n = (size_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
+        if (o->keep_blocks && (t->type == JL_GGML_Q8_0 || t->type == JL_GGML_Q4_0)) {
+            assert_false(o->to_hf_order);
+            raw[i] = t->data;
+            types[i] = t->type;
+            bytes[i] = t->nbytes;
+            goto header;
+        }
         data[i] = malloc(n * sizeof(float));
         jl_gguf_tensor_f32(t, data[i]);
         int q = strstr(t->name, "attn_q.") != NULL, k = strstr(t->name, "attn_k.") != NULL;
@@ -133,6 +143,7 @@ static void rewrite(const char *src_path, const char *dst_path, const rewrite_op
             types[i] = (uint32_t)o->bad_type;
             bad_done = 1;
         }
+    header:
         w_str(&w, t->name, strlen(t->name));
         w_u32(&w, (uint32_t)t->n_dims);
         for (int d = 0; d < t->n_dims; d++) w_u64(&w, (uint64_t)t->ne[d]);
@@ -143,7 +154,9 @@ static void rewrite(const char *src_path, const char *dst_path, const rewrite_op
     while (ftell(w.f) % 32) fputc(0, w.f);
     for (int i = 0; i < nt; i++) {
         size_t n = bytes[i] / (types[i] == JL_GGML_BF16 ? 2 : 4);
-        if (types[i] == JL_GGML_BF16)
+        if (raw[i])
+            fwrite(raw[i], 1, bytes[i], w.f);
+        else if (types[i] == JL_GGML_BF16)
             for (size_t j = 0; j < n; j++) {
                 uint32_t u;
                 memcpy(&u, &data[i][j], 4);
@@ -157,6 +170,7 @@ static void rewrite(const char *src_path, const char *dst_path, const rewrite_op
     free(data);
     free(bytes);
     free(types);
+    free(raw);
     fclose(w.f);
     jl_gguf_close(g);
 }
@@ -326,6 +340,38 @@ static void test_gpt2_bf16_file(void **s) {
     round_trip(JL_ARCH_GPT2, 0, &o, 1.0f / 128);
 }
 
+/* q8_0 and q4_0 files as llama-quantize writes them (blocks, no jielong keys) load to the same blocks as the file
+ * jielong wrote: the dequantised weights are equal bit for bit, and the linears stay blocks for inference. */
+static void test_quantised_files(void **s) {
+    (void)s;
+    const jl_ggml_type types[] = {JL_GGML_Q8_0, JL_GGML_Q4_0};
+    for (int k = 0; k < 2; k++) {
+        jl_checkpoint ck = {.model = random_model(JL_ARCH_LLAMA, 0, 5), .tokenizer_json = fixture_tokenizer_json()};
+        char ours[512], foreign[512];
+        snprintf(ours, sizeof ours, "%s", tmp_path("ours_q.gguf"));
+        snprintf(foreign, sizeof foreign, "%s", tmp_path("foreign_q.gguf"));
+        assert_int_equal(jl_export_gguf(&ck, ours, types[k]), JL_OK);
+        rewrite_opts o = {.keep_blocks = 1};
+        rewrite(ours, foreign, &o);
+        jl_checkpoint a, b;
+        jl_qweights *qa, *qb;
+        if (jl_gguf_load_model(ours, 1, &a, &qa) != JL_OK) fail_msg("%s", jl_last_error());
+        if (jl_gguf_load_model(foreign, 1, &b, &qb) != JL_OK) fail_msg("%s: %s", jl_ggml_type_name(types[k]), jl_last_error());
+        assert_non_null(qb); /* the linears as blocks */
+        assert_true(jl_config_equal(&a.model->cfg, &b.model->cfg));
+        assert_int_equal(a.model->n_params, b.model->n_params);
+        assert_memory_equal(a.model->params, b.model->params, a.model->n_params * sizeof(float));
+        same_encoding(a.tokenizer_json, b.tokenizer_json, "the cat sat on the log.\n 床前明月光 12345 <|end|>");
+        print_message("%s file without jielong keys: the same %zu dequantised weights as jielong's own\n",
+                      jl_ggml_type_name(types[k]), b.model->n_params);
+        jl_qweights_free(qa);
+        jl_qweights_free(qb);
+        jl_checkpoint_free(&a);
+        jl_checkpoint_free(&b);
+        jl_checkpoint_free(&ck);
+    }
+}
+
 static void test_other_types_are_named(void **s) {
     (void)s;
     jl_checkpoint ck = {.model = random_model(JL_ARCH_LLAMA, 0, 5), .tokenizer_json = fixture_tokenizer_json()};
@@ -463,6 +509,7 @@ static void test_sentencepiece_export(void **s) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llama_file), cmocka_unit_test(test_qwen2_file), cmocka_unit_test(test_gpt2_bf16_file),
+        cmocka_unit_test(test_quantised_files),
         cmocka_unit_test(test_other_types_are_named), cmocka_unit_test(test_sentencepiece_tokenizer),
         cmocka_unit_test(test_sentencepiece_export),
     };

@@ -24,7 +24,8 @@
 typedef struct jl_reward_model jl_reward_model;
 /* Reads a reward model folder (model.safetensors + score.safetensors, as written by jl_reward_train). */
 jl_status jl_reward_model_load(const char *dir, jl_reward_model **out);
-/* The scalar score of `response` to `prompt`. Errors: empty response, text longer than the context. */
+/* The scalar score of `response` to `prompt`, rendered in the chat format the reward model's checkpoint carries
+ * (its own template, else the built-in one). Errors: empty response, text longer than the context. */
 jl_status jl_reward_model_score(jl_reward_model *rm, const char *prompt, const char *response, float *score);
 /* The tokenizer the reward model reads text with (tokenizer.json text). */
 const char *jl_reward_model_tokenizer_json(const jl_reward_model *rm);

@@ -26,6 +26,7 @@ void jl_poem_build_defaults(jl_poem_build_options *opt) {
     opt->write_copies = 3;
     opt->anthologies = 1;
     opt->invented_titles = 0.3;
+    opt->copy_docs = 0;
 }
 
 static void seed_rng(jl_rng *rng, const jl_poem_build_options *opt, uint64_t salt) {
@@ -96,6 +97,7 @@ static void count_into(jl_poem_build_counts *counts, const jl_poem_build_counts 
     counts->poems = add->poems ? add->poems : counts->poems;
     counts->documents += add->documents;
     counts->anthologies += add->anthologies;
+    counts->copy_docs += add->copy_docs;
     counts->conversations += add->conversations;
     counts->general += add->general;
     counts->pairs += add->pairs;
@@ -158,6 +160,40 @@ static void render_document(jl_text *t, const jl_poem *p) {
     jl_text_puts(t, "\n");
 }
 
+/* A copy exercise, in place of the plain document: what it repeats is predictable only by copying from the
+ * context (few-shot prompts and title requests need that ability, and poems alone rarely reward it).
+ * Kind 0 announces the heading ("下面是A的一首F《T》：\n" then the document), kind 1 recites the poem again
+ * ("默写《T》：\n" and its lines), kind 2 quotes a couplet back with its title and author. */
+static void render_copy_document(jl_text *t, const jl_poem *p, jl_rng *rng) {
+    int kind = (int)jl_rng_below(rng, 3);
+    if (kind == 0) {
+        jl_text_puts(t, "下面是");
+        jl_text_puts(t, p->author);
+        jl_text_puts(t, "的一首");
+        jl_text_puts(t, jl_poem_form_name(p->form));
+        jl_text_puts(t, "《");
+        jl_text_puts(t, p->title);
+        jl_text_puts(t, "》：\n");
+    }
+    render_document(t, p);
+    if (kind == 1) {
+        jl_text_puts(t, "默写《");
+        jl_text_puts(t, p->title);
+        jl_text_puts(t, "》：\n");
+        jl_render_lines(t, p->lines, p->n_lines);
+        jl_text_puts(t, "\n");
+    } else if (kind == 2 && p->n_lines >= 2) {
+        int couplet = (int)jl_rng_below(rng, (uint64_t)(p->n_lines / 2));
+        jl_text_puts(t, "“");
+        jl_render_lines(t, p->lines + 2 * couplet, 2);
+        jl_text_puts(t, "”出自");
+        jl_text_puts(t, p->author);
+        jl_text_puts(t, "的《");
+        jl_text_puts(t, p->title);
+        jl_text_puts(t, "》。\n");
+    }
+}
+
 /* "《author》诗选：《t1》《t2》…\n" then each poem as its own document would be. */
 static void render_anthology(jl_text *t, const jl_poems *poems, const anthologies *an, size_t g) {
     jl_text_puts(t, "《");
@@ -180,10 +216,17 @@ jl_status jl_poems_write_pretrain(const jl_poems *poems, jl_split split, const c
     anthologies an = {0};
     if (split == JL_SPLIT_TRAIN && opt->anthologies) st = anthologies_build(poems, &w, &an);
     size_t shown = 0; /* anthologies written so far: spread evenly among the single poems */
+    size_t copies = 0;
     for (size_t k = 0; st == JL_OK && k < w.n; k++) {
         clear_texts(&w);
         if (k) jl_text_puts(&w.a, "\n");
-        render_document(&w.a, jl_poems_get(poems, w.order[k]));
+        const jl_poem *p = jl_poems_get(poems, w.order[k]);
+        if (split == JL_SPLIT_TRAIN && opt->copy_docs > 0 && jl_rng_uniform(&w.rng) < opt->copy_docs) {
+            render_copy_document(&w.a, p, &w.rng);
+            copies++;
+        } else {
+            render_document(&w.a, p);
+        }
         for (; shown < an.n && shown * w.n < (k + 1) * an.n; shown++) {
             jl_text_puts(&w.a, "\n");
             render_anthology(&w.a, poems, &an, shown);
@@ -192,7 +235,7 @@ jl_status jl_poems_write_pretrain(const jl_poems *poems, jl_split split, const c
             st = jl_fail(JL_ERR_IO, "%s: write failed: %s", path, errno ? strerror(errno) : "I/O error");
     }
     anthologies_free(&an);
-    count_into(counts, &(jl_poem_build_counts){.poems = w.n, .documents = w.n, .anthologies = an.n});
+    count_into(counts, &(jl_poem_build_counts){.poems = w.n, .documents = w.n, .anthologies = an.n, .copy_docs = copies});
     return writer_close(&w, st);
 }
 

@@ -3,6 +3,7 @@
  * rotary vs learned positions, and biases. */
 #include "model/model.h"
 #include "core/kernels.h"
+#include "core/mem.h"
 #include "core/rng.h"
 #include <math.h>
 #include <stdarg.h>
@@ -142,12 +143,8 @@ void jl_params_at(const jl_model *m, float *base, jl_params *v, jl_layer_params 
     if (!v->lm_head) v->lm_head = v->wte; /* tied */
 }
 
-static float *alloc_floats(size_t n) {
-    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (p) memset(p, 0, bytes);
-    return p;
-}
+/* Zeroed floats; the large ones (weights, the KV cache) on huge pages (jl_alloc_stream). */
+static float *alloc_floats(size_t n) { return n > ((size_t)-1) / sizeof(float) ? NULL : jl_alloc_stream(n * sizeof(float)); }
 
 /* Marks the unbacked tensors and packs the others' offsets; returns the floats they need. */
 static size_t pack_backed(jl_tensor_info *t, int n, int (*unbacked)(const jl_tensor_info *, void *), void *ctx) {
