@@ -3,7 +3,8 @@
 # (mpirun, shared memory) at the same global batch (1 rank: --accum 2; 2 ranks: --accum 1), and the gradient
 # all-reduce per step under 2 ranks (allreduce_ms, and allreduce_gbps = bytes each rank sent / time: a ring of 2
 # ranks sends the 4·params bytes of the gradient once), with our ring and with OpenMPI's MPI_Allreduce
-# (JL_DIST_ALLREDUCE=mpi; its bytes counted as a ring's). The set-ups take turns (ROUNDS times each) so a
+# (JL_DIST_ALLREDUCE=mpi; its bytes counted as a ring's), and the step time with our ring overlapped with the
+# backward pass (the default) against after it (JL_DIST_OVERLAP=0). The set-ups take turns (ROUNDS times each) so a
 # loaded machine slows them alike; figures are medians over the steps after the first of each run.
 #   bash bench/dist.sh [BUILD_DIR]
 # Environment: SHAPES ("pipeline gpt2-124m"), STEPS (4), ROUNDS (1), SEQ (gpt2-124m rows, 256),
@@ -46,8 +47,9 @@ for shape in $shapes; do
   for r in $(seq "$rounds"); do
     "$bin" $common --threads 2 --accum 2 --out "$work/one$r" >"$work/log" 2>&1 ||
       { say "1 rank failed:"; tail -5 "$work/log"; exit 1; }
-    for how in ring mpi; do
-      JL_DIST_ALLREDUCE=$how timeout 1200 mpirun --host localhost:2 -np 2 "$bin" $common --threads 1 \
+    for how in ring flat mpi; do # flat: our ring after the backward pass instead of overlapped with it
+      JL_DIST_ALLREDUCE=${how/flat/ring} JL_DIST_OVERLAP=$([ $how = flat ] && echo 0 || echo 1) timeout 1200 \
+        mpirun --host localhost:2 -np 2 "$bin" $common --threads 1 \
         --out "$work/$how$r" >"$work/log" 2>&1 || { say "2 ranks ($how) failed:"; tail -5 "$work/log"; exit 1; }
     done
     say "$shape round $r: 1 rank x 2 threads $(median "$work/one$r/metrics.jsonl" tok_per_s) tok/s;" \
@@ -57,6 +59,8 @@ for shape in $shapes; do
         "MPI_Allreduce $(median "$work/mpi$r/metrics.jsonl" allreduce_ms) ms/step," \
         "$(median "$work/mpi$r/metrics.jsonl" allreduce_gbps) GB/s;" \
         "step $(median "$work/one$r/metrics.jsonl" ms) ms (1 rank) vs $(median "$work/ring$r/metrics.jsonl" ms) ms" \
-        "(ring) vs $(median "$work/mpi$r/metrics.jsonl" ms) ms (MPI_Allreduce)"
+        "(ring overlapped with the backward, $(median "$work/ring$r/metrics.jsonl" allreduce_overlapped) of its" \
+        "steps landed during it) vs $(median "$work/flat$r/metrics.jsonl" ms) ms (ring after the backward) vs" \
+        "$(median "$work/mpi$r/metrics.jsonl" ms) ms (MPI_Allreduce)"
   done
 done

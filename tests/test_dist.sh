@@ -68,6 +68,11 @@ run "pretrain, 2 ranks again" $MPI "$JL" $P --out p2b
 cmp -s p2/model.safetensors p2b/model.safetensors || die "two 2-rank runs differ"
 cmp -s p2/metrics.jsonl p2b/metrics.jsonl && die "metrics identical including timings? (not a fresh run)"
 ok "pretrain: two runs with 2 ranks are bitwise identical"
+# the all-reduce overlapped with the backward pass (the default) sums the same buckets in the same order
+JL_DIST_OVERLAP=0 run "pretrain, 2 ranks, all-reduce after the backward" $MPI "$JL" $P --out p2c
+cmp -s p2/model.safetensors p2c/model.safetensors || die "the overlapped all-reduce changed the result"
+grep -q '"allreduce_overlapped":' p2/metrics.jsonl || die "no allreduce_overlapped figure in the metrics"
+ok "pretrain: the all-reduce overlapped with the backward pass gives the same bits as after it"
 # the bound: the same global batch in a different summation order (measured: ~1e-8 relative on this model)
 field p1/metrics.jsonl loss > l1; field p2/metrics.jsonl loss > l2
 d=$(maxrel l1 l2); [ "$(wc -l < l1)" = 12 ] || die "expected 12 loss lines, got $(wc -l < l1)"

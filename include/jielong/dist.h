@@ -33,6 +33,15 @@ int jl_dist_launched(void);
 #define JL_DIST_BUCKET (4u << 20)
 jl_status jl_dist_reserve(size_t n);
 jl_status jl_dist_sum_floats(float *x, size_t n);
+/* The same sums overlapped with other work (the backward pass): jl_dist_overlap_add queues x[0..n) (its
+ * buckets are jl_dist_sum_floats's, so the sums have the same bits), jl_dist_overlap_poll lands every ring step
+ * whose messages are in and posts the next without waiting, jl_dist_overlap_finish waits for every queued sum
+ * (bounded by the timeout) and empties the queue. Every rank queues the same buckets in the same order.
+ * jl_dist_overlap: 1 when it is in use (N > 1, our ring, JL_DIST_OVERLAP not 0). */
+int jl_dist_overlap(void);
+jl_status jl_dist_overlap_add(float *x, size_t n);
+jl_status jl_dist_overlap_poll(void);
+jl_status jl_dist_overlap_finish(void);
 /* Every rank's `bytes` bytes of mine, in rank order, into all (size · bytes). */
 jl_status jl_dist_allgather(const void *mine, void *all, size_t bytes);
 /* Agreement after a piece of work every rank did: returns st where this rank failed, else the status of the
@@ -52,7 +61,9 @@ int jl_dist_broken(void);
  * on one rank only), to test the failure path. JL_OK when not set or not this rank / update. */
 jl_status jl_dist_injected_fault(long update);
 
-/* Time spent in and bytes sent by jl_dist_sum_floats since start (for benchmarks). */
+/* Time spent in and bytes sent by jl_dist_sum_floats and the overlapped all-reduce since start (benchmarks). */
 void jl_dist_stats(double *seconds, double *bytes_sent);
+/* Ring steps of the overlapped all-reduce since start: landed by a poll (during the backward), landed at all. */
+void jl_dist_overlap_stats(double *early, double *landed);
 
 #endif

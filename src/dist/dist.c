@@ -11,11 +11,12 @@
 #include <string.h>
 #include <time.h>
 
-enum { TAG_GATHER = 0x1a01, TAG_REDUCE = 0x1a02, TAG_SPREAD = 0x1a03 };
+enum { TAG_GATHER = 0x1a01, TAG_REDUCE = 0x1a02, TAG_SPREAD = 0x1a03, TAG_QUEUE = 0x2000, QUEUE_TAGS = 0x2000 };
 
 static struct {
     int rank, size, up, broken, first_failed;
     int use_mpi_allreduce; /* JL_DIST_ALLREDUCE=mpi: OpenMPI's MPI_Allreduce instead of our ring (benchmarks) */
+    int no_overlap;        /* JL_DIST_OVERLAP=0: the all-reduce after the backward pass, not during it */
     double timeout;
     long busy_polls; /* polls before sleeping between polls (JL_DIST_BUSY_POLLS; 64) */
     void *lib;
@@ -35,7 +36,21 @@ static struct {
     float *scratch;
     size_t scratch_n;
     double seconds, bytes;
+    double landed_early, landed; /* ring steps of the overlapped all-reduce: landed by a poll, landed at all */
 } D = {.size = 1, .first_failed = -1};
+
+/* The queue of the overlapped all-reduce (jl_dist_overlap_add): buckets [cur, end) are in flight together
+ * (their reduce chunks side by side in the scratch, at scr), each at its own ring step. */
+typedef struct {
+    float *x;
+    size_t n, ro, rn, scr;
+    int step, posted;
+    MPI_Request r[2];
+} qbucket;
+static struct {
+    qbucket *q;
+    int n, cap, cur, end;
+} Q;
 
 int jl_dist_rank(void) { return D.rank; }
 int jl_dist_size(void) { return D.size; }
@@ -46,6 +61,11 @@ int jl_dist_broken(void) { return D.broken; }
 void jl_dist_stats(double *seconds, double *bytes_sent) {
     *seconds = D.seconds;
     *bytes_sent = D.bytes;
+}
+
+void jl_dist_overlap_stats(double *early, double *landed) {
+    *early = D.landed_early;
+    *landed = D.landed;
 }
 
 static void *sym(const char *name, int *missing) {
@@ -89,6 +109,10 @@ jl_status jl_dist_init(void) {
     if (how && strcmp(how, "mpi") != 0 && strcmp(how, "ring") != 0)
         return jl_fail(JL_ERR_ARG, "JL_DIST_ALLREDUCE=%s: expected ring (the default) or mpi", how);
     D.use_mpi_allreduce = how && strcmp(how, "mpi") == 0;
+    const char *ov = getenv("JL_DIST_OVERLAP");
+    if (ov && strcmp(ov, "0") != 0 && strcmp(ov, "1") != 0)
+        return jl_fail(JL_ERR_ARG, "JL_DIST_OVERLAP=%s: expected 1 (the default) or 0", ov);
+    D.no_overlap = ov && strcmp(ov, "0") == 0;
     jl_status st = load_mpi();
     if (st != JL_OK) return st;
     int provided = 0;
@@ -108,6 +132,8 @@ void jl_dist_finish(int exit_code) {
     free(D.scratch);
     D.scratch = NULL;
     D.scratch_n = 0;
+    free(Q.q);
+    memset(&Q, 0, sizeof Q);
 }
 
 /* Waits for n requests, bounded by the timeout. peer: for the message. A few busy polls, then 50 µs sleeps
@@ -158,7 +184,9 @@ jl_status jl_dist_allgather(const void *mine, void *all, size_t bytes) {
 
 jl_status jl_dist_reserve(size_t n) {
     if (D.size == 1) return JL_OK;
-    size_t bucket = n < JL_DIST_BUCKET ? n : JL_DIST_BUCKET, need = bucket / (size_t)D.size + 1;
+    /* twice a bucket's chunk, and at least 1 MB: the overlapped all-reduce keeps several buckets in flight */
+    size_t bucket = n < JL_DIST_BUCKET ? n : JL_DIST_BUCKET, need = 2 * (bucket / (size_t)D.size + 1);
+    need = need < (1u << 18) ? (1u << 18) : need;
     if (need <= D.scratch_n) return JL_OK;
     float *p = realloc(D.scratch, need * sizeof(float));
     if (!p) return jl_fail(JL_ERR_NOMEM, "out of memory (all-reduce scratch of %zu floats)", need);
@@ -170,27 +198,43 @@ jl_status jl_dist_reserve(size_t n) {
 /* Chunk c (of N) of a bucket of n floats: [lo(c), lo(c+1)). */
 static size_t chunk_lo(size_t n, int c) { return n * (size_t)c / (size_t)D.size; }
 
-/* Ring all-reduce of one bucket: N-1 reduce-scatter steps — chunk c is summed along the ring in the fixed order
- * c, c+1, …, c-1 (acc = own + received) and ends complete on rank c-1 — then N-1 all-gather steps that copy the
- * complete chunks around, so every rank holds the same bits. */
-static jl_status sum_bucket(float *x, size_t n) {
-    int N = D.size, r = D.rank;
-    for (int s = 0; s < N - 1; s++) {
-        int send = (r - s + N) % N, recv = (r - s - 1 + N) % N;
-        size_t so = chunk_lo(n, send), ro = chunk_lo(n, recv), rn = chunk_lo(n, recv + 1) - ro;
-        D.bytes += (double)((chunk_lo(n, send + 1) - so) * sizeof(float));
-        jl_status st = ring_step(x + so, (chunk_lo(n, send + 1) - so) * sizeof(float), D.scratch,
-                                 rn * sizeof(float), TAG_REDUCE);
-        if (st != JL_OK) return st;
-        for (size_t i = 0; i < rn; i++) x[ro + i] += D.scratch[i];
+/* Ring all-reduce of one bucket of n floats in 2(N-1) steps: N-1 reduce-scatter steps — chunk c is summed along
+ * the ring in the fixed order c, c+1, …, c-1 (acc = own + received) and ends complete on rank c-1 — then N-1
+ * all-gather steps that copy the complete chunks around, so every rank holds the same bits. ring_post posts step
+ * s (receiving [*ro, *ro + *rn) of x, into the scratch on a reduce step); ring_land adds what a reduce step got. */
+static jl_status ring_post(float *x, size_t n, int s, float *scratch, int tag, size_t *ro, size_t *rn,
+                           MPI_Request r[2]) {
+    const int N = D.size, me = D.rank, reduce = s < N - 1, g = reduce ? s : s - (N - 1);
+    const int send = reduce ? (me - g + N) % N : (me + 1 - g + N) % N, recv = (send + N - 1) % N;
+    const int next = (me + 1) % N, prev = (me + N - 1) % N;
+    if (tag < 0) tag = reduce ? TAG_REDUCE : TAG_SPREAD;
+    const size_t so = chunk_lo(n, send), sn = chunk_lo(n, send + 1) - so;
+    *ro = chunk_lo(n, recv);
+    *rn = chunk_lo(n, recv + 1) - *ro;
+    D.bytes += (double)(sn * sizeof(float));
+    if (D.irecv(reduce ? scratch : x + *ro, (int)(*rn * sizeof(float)), D.byte, prev, tag, D.world, &r[0]) !=
+            MPI_SUCCESS ||
+        D.isend(x + so, (int)(sn * sizeof(float)), D.byte, next, tag, D.world, &r[1]) != MPI_SUCCESS) {
+        D.broken = 1;
+        return jl_fail(JL_ERR_RUNTIME, "cannot post a message to rank %d", next);
     }
-    for (int s = 0; s < N - 1; s++) {
-        int send = (r + 1 - s + N) % N, recv = (r - s + N) % N;
-        size_t so = chunk_lo(n, send), ro = chunk_lo(n, recv);
-        D.bytes += (double)((chunk_lo(n, send + 1) - so) * sizeof(float));
-        jl_status st = ring_step(x + so, (chunk_lo(n, send + 1) - so) * sizeof(float), x + ro,
-                                 (chunk_lo(n, recv + 1) - ro) * sizeof(float), TAG_SPREAD);
+    return JL_OK;
+}
+
+static void ring_land(float *x, int s, const float *scratch, size_t ro, size_t rn) {
+    if (s < D.size - 1)
+        for (size_t i = 0; i < rn; i++) x[ro + i] += scratch[i];
+}
+
+static jl_status sum_bucket(float *x, size_t n) {
+    const int prev = (D.rank + D.size - 1) % D.size;
+    for (int s = 0; s < 2 * (D.size - 1); s++) {
+        MPI_Request r[2];
+        size_t ro, rn;
+        jl_status st = ring_post(x, n, s, D.scratch, -1, &ro, &rn, r);
+        if (st == JL_OK) st = wait_all(r, 2, prev);
         if (st != JL_OK) return st;
+        ring_land(x, s, D.scratch, ro, rn);
     }
     return JL_OK;
 }
@@ -216,6 +260,98 @@ jl_status jl_dist_sum_floats(float *x, size_t n) {
         st = D.use_mpi_allreduce ? mpi_sum_bucket(x + off, k) : sum_bucket(x + off, k);
     }
     D.seconds += jl_now() - t0;
+    return st;
+}
+
+/* The all-reduce overlapped with the backward pass: the queued buckets (Q) are summed one after the other, each
+ * by the ring steps above; jl_dist_overlap_poll lands every step whose messages are in and posts the next,
+ * without waiting, so the sums advance while the caller computes. */
+
+int jl_dist_overlap(void) { return D.size > 1 && !D.use_mpi_allreduce && !D.no_overlap; }
+
+jl_status jl_dist_overlap_add(float *x, size_t n) {
+    if (D.size == 1 || n == 0) return JL_OK;
+    if ((n < JL_DIST_BUCKET ? n : JL_DIST_BUCKET) / (size_t)D.size + 1 > D.scratch_n)
+        return jl_fail(JL_ERR_RUNTIME, "all-reduce of %zu floats without jl_dist_reserve", n);
+    for (size_t off = 0; off < n; off += JL_DIST_BUCKET) { /* the buckets of jl_dist_sum_floats: the same bits */
+        if (Q.n == Q.cap) {
+            int cap = Q.cap ? 2 * Q.cap : 64;
+            void *q = realloc(Q.q, (size_t)cap * sizeof *Q.q);
+            if (!q) return jl_fail(JL_ERR_NOMEM, "out of memory (all-reduce queue)");
+            Q.q = q;
+            Q.cap = cap;
+        }
+        Q.q[Q.n++] = (qbucket){.x = x + off, .n = n - off < JL_DIST_BUCKET ? n - off : JL_DIST_BUCKET};
+    }
+    return JL_OK;
+}
+
+/* Advances the buckets in flight as far as the messages that are in allow: lands each finished ring step and
+ * posts the bucket's next one; when all in flight are summed, the next queued ones that fit the scratch
+ * together go in flight. wait = 0 returns when nothing more has arrived; 1 waits for every queued sum, bounded by
+ * the timeout since the last progress. Each bucket in flight has a tag of its own (their steps may land in
+ * different orders on different ranks); a bucket's steps follow each other, so they share it. */
+static jl_status advance(int wait) {
+    const int N = D.size, prev = (D.rank + N - 1) % N, last = 2 * (N - 1);
+    double t0 = jl_now(), quiet = t0;
+    jl_status st = JL_OK;
+    for (long poll = 0; Q.cur < Q.n && st == JL_OK; poll++) {
+        /* more buckets in flight, their chunks after the last one's in the scratch (from 0 when none is) */
+        for (size_t at = Q.cur == Q.end ? 0 : Q.q[Q.end - 1].scr + Q.q[Q.end - 1].n / (size_t)N + 1;
+             Q.end < Q.n && Q.end - Q.cur < QUEUE_TAGS; Q.end++) {
+            size_t need = Q.q[Q.end].n / (size_t)N + 1;
+            if (at + need > D.scratch_n) break;
+            Q.q[Q.end].scr = at;
+            at += need;
+        }
+        int progressed = 0;
+        for (int i = Q.cur; i < Q.end && st == JL_OK; i++) {
+            qbucket *b = &Q.q[i];
+            while (b->step < last) {
+                if (!b->posted && (st = ring_post(b->x, b->n, b->step, D.scratch + b->scr, TAG_QUEUE + i % QUEUE_TAGS,
+                                                  &b->ro, &b->rn, b->r)) != JL_OK)
+                    break;
+                b->posted = 1;
+                int done = 0;
+                if (D.testall(2, b->r, &done, MPI_STATUSES_IGNORE) != MPI_SUCCESS) {
+                    D.broken = 1;
+                    st = jl_fail(JL_ERR_RUNTIME, "message exchange with rank %d failed", prev);
+                    break;
+                }
+                if (!done) break;
+                b->posted = 0;
+                ring_land(b->x, b->step, D.scratch + b->scr, b->ro, b->rn);
+                b->step++;
+                D.landed += 1;
+                D.landed_early += !wait;
+                progressed = 1;
+            }
+        }
+        while (Q.cur < Q.end && Q.q[Q.cur].step == last) Q.cur++;
+        if (progressed || st != JL_OK) {
+            quiet = jl_now();
+            poll = 0;
+            continue;
+        }
+        if (!wait) break;
+        if (poll < D.busy_polls) continue;
+        if ((poll & 63) == 0 && jl_now() - quiet > D.timeout) {
+            D.broken = 1;
+            st = jl_fail(JL_ERR_RUNTIME, "no message from rank %d within %g s (JL_DIST_TIMEOUT): a rank died, "
+                         "hangs or left the run early; stopping the job", prev, D.timeout);
+            break;
+        }
+        nanosleep(&(struct timespec){0, 50000}, NULL);
+    }
+    D.seconds += jl_now() - t0;
+    return st;
+}
+
+jl_status jl_dist_overlap_poll(void) { return D.size == 1 ? JL_OK : advance(0); }
+
+jl_status jl_dist_overlap_finish(void) {
+    jl_status st = D.size == 1 ? JL_OK : advance(1);
+    Q.n = Q.cur = Q.end = 0;
     return st;
 }
 

@@ -7,6 +7,7 @@
  * reaching half the memory bandwidth on q8_0; on the repacked lines each 64-byte load is one vpdpbusd. */
 #include "infer/quant.h"
 #include "core/half.h"
+#include "core/mem.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,11 +226,10 @@ jl_status jl_qmatrix_alloc(jl_qmatrix *q, jl_qtype t, int64_t rows, int64_t cols
     const size_t units = (size_t)n_groups(rows) * (size_t)(cols / JL_QK); /* (group, block) pairs */
     const size_t qs_bytes = units * group_block_bytes(t), d_bytes = units * JL_QROWS * sizeof(uint16_t);
     const size_t bytes = (qs_bytes + d_bytes + 63) / 64 * 64;
-    q->data = aligned_alloc(64, bytes);
+    q->data = jl_alloc_stream(bytes); /* zeroed, on huge pages where allowed (a token streams it) */
     if (!q->data) return jl_fail(JL_ERR_NOMEM, "qmatrix: cannot allocate %zu bytes", bytes);
     /* zero values: q8_0 quants 0 are stored as 128, q4_0 nibbles 8 (what quantising zeros gives) */
     memset(q->data, t == JL_QTYPE_Q8_0 ? 0x80 : 0x88, qs_bytes);
-    memset(q->data + qs_bytes, 0, bytes - qs_bytes);
     q->d = (uint16_t *)(q->data + qs_bytes);
     q->type = t;
     q->rows = rows;

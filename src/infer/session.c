@@ -7,6 +7,7 @@
  * barriers per layer, instead of a parallel region per product. */
 #include "infer/session.h"
 #include "core/kernels.h"
+#include "core/mem.h"
 #include "core/vexp.h"
 #include "infer/attend.h"
 #include "infer/linear.h"
@@ -44,12 +45,8 @@ struct jl_session {
     jl_linear head;
 };
 
-static float *alloc_floats(size_t n) {
-    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (p) memset(p, 0, bytes);
-    return p;
-}
+/* Zeroed floats; the large ones (weights, the KV cache) on huge pages (jl_alloc_stream). */
+static float *alloc_floats(size_t n) { return n > ((size_t)-1) / sizeof(float) ? NULL : jl_alloc_stream(n * sizeof(float)); }
 
 /* The quantised matrix for a linear, or NULL when it runs in fp32. */
 static const jl_qmatrix *qmat(const jl_session *s, int layer, int which) {

@@ -3,6 +3,7 @@
  * rotary vs learned positions, and biases. */
 #include "model/model.h"
 #include "core/kernels.h"
+#include "core/mem.h"
 #include "core/rng.h"
 #include <math.h>
 #include <stdarg.h>
@@ -142,12 +143,8 @@ void jl_params_at(const jl_model *m, float *base, jl_params *v, jl_layer_params 
     if (!v->lm_head) v->lm_head = v->wte; /* tied */
 }
 
-static float *alloc_floats(size_t n) {
-    size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (p) memset(p, 0, bytes);
-    return p;
-}
+/* Zeroed floats; the large ones (weights, the KV cache) on huge pages (jl_alloc_stream). */
+static float *alloc_floats(size_t n) { return n > ((size_t)-1) / sizeof(float) ? NULL : jl_alloc_stream(n * sizeof(float)); }
 
 /* Marks the unbacked tensors and packs the others' offsets; returns the floats they need. */
 static size_t pack_backed(jl_tensor_info *t, int n, int (*unbacked)(const jl_tensor_info *, void *), void *ctx) {
@@ -444,6 +441,7 @@ void jl_model_backward_from_hidden(jl_model *m, jl_acts *a, const int32_t *token
     memset(dres, 0, NC * sizeof(float));
     const float *final_res = a->res + (size_t)c->n_layer * (size_t)a->B * (size_t)a->T * (size_t)C;
     norm_backward(c, dres, g->lnf_w, g->lnf_b, a->dln, final_res, w->lnf_w, a->lnf_mean, a->lnf_rstd, N);
+    if (a->grads_done) a->grads_done(a->grads_done_ctx, c->n_layer);
 
     for (int l = c->n_layer - 1; l >= 0; l--) {
         const jl_layer_params *p = &w->layers[l];
@@ -474,6 +472,7 @@ void jl_model_backward_from_hidden(jl_model *m, jl_acts *a, const int32_t *token
         jl_matmul_backward(a->dln, gp->qkv_w, gp->qkv_b, a->dqkv, s.ln1, p->qkv_w, N, C, QKV);
         if (m->lora) m->lora_hooks->backward(m->lora, l, JL_LORA_OUT_QKV, a->dln, a->dqkv, QKV, s.ln1, N);
         norm_backward(c, dres, gp->ln1_w, gp->ln1_b, a->dln, s.in, p->ln1_w, s.ln1_mean, s.ln1_rstd, N);
+        if (a->grads_done) a->grads_done(a->grads_done_ctx, l);
     }
     if (c->arch == JL_ARCH_GPT2 && g->wpe) jl_posemb_backward_seg(g->wpe, dres, B, T, C, seg);
     if (m->prompt) m->prompt_hooks->backward(m->prompt, dres, B, T, seg);

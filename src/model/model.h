@@ -126,6 +126,10 @@ typedef struct {
      * within its segment only, positions restart at 0 in each, a soft prompt opens each). NULL (the default):
      * one sequence per row. Not owned; the caller sets it and fills it before each forward. */
     const int32_t *seg_start;
+    /* Called by the backward pass as soon as layer l's gradients are complete (l = n_layer: the final norm's and
+     * the head's; then l = n_layer-1 … 0), e.g. to start their all-reduce. NULL (the default): not called. */
+    void (*grads_done)(void *ctx, int layer);
+    void *grads_done_ctx;
 } jl_acts;
 
 jl_status jl_acts_new(const jl_config *c, int B, int T, jl_acts *a);

@@ -613,8 +613,9 @@ static jl_status steps(loop *l) {
         if (alone && jl_train_stop_signal()) break; /* before any step of this invocation: nothing new to save */
         jl_stage_step ss = {0};
         double t0 = jl_now();
-        double comm0, sent0, comm1, sent1;
+        double comm0, sent0, comm1, sent1, early0, landed0, early1, landed1;
         jl_dist_stats(&comm0, &sent0);
+        jl_dist_overlap_stats(&early0, &landed0);
         if ((st = s->i->step(s->self, &ss)) == JL_OK) {
             if (ss.seconds <= 0) ss.seconds = jl_now() - t0;
             jl_dist_stats(&comm1, &sent1);
@@ -622,6 +623,9 @@ static jl_status steps(loop *l) {
                 jl_metric_add(&ss.m, "allreduce_ms", (comm1 - comm0) * 1e3);
                 jl_metric_add(&ss.m, "allreduce_gbps", (sent1 - sent0) / (comm1 - comm0) / 1e9);
             }
+            jl_dist_overlap_stats(&early1, &landed1);
+            if (landed1 > landed0) /* the share of the ring steps that landed during the backward pass */
+                jl_metric_add(&ss.m, "allreduce_overlapped", (early1 - early0) / (landed1 - landed0));
             l->step++;
             s->steps_done++;
             s->seconds += ss.seconds;

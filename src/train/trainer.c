@@ -34,6 +34,22 @@ static void build_grad_view(jl_trainer *t) {
     }
 }
 
+/* Offsets of the layers' first tensors, and of the end of the last layer (the layers lie back to back, after the
+ * embeddings and before the final norm and the head). */
+static size_t *layer_bounds(const jl_model *m) {
+    const int L = m->cfg.n_layer;
+    size_t *lo = malloc(sizeof *lo * ((size_t)L + 1));
+    if (!lo) return NULL;
+    for (int l = 0; l <= L; l++) lo[l] = m->n_params;
+    for (int i = 0; i < m->n_tensors; i++) {
+        const jl_tensor_info *ti = &m->tensors[i];
+        if (ti->layer < 0) continue;
+        if (ti->offset < lo[ti->layer]) lo[ti->layer] = ti->offset;
+        if (ti->layer == L - 1 && (lo[L] == m->n_params || ti->offset + numel(ti) > lo[L])) lo[L] = ti->offset + numel(ti);
+    }
+    return lo;
+}
+
 /* Unfrozen model tensors (adjacent ones merged into one group), then the extra blocks. */
 static jl_status build_groups(jl_trainer *t, const jl_trainer_opts *o) {
     jl_model *m = t->model;
@@ -110,6 +126,10 @@ jl_status jl_trainer_new(jl_model *m, const jl_trainer_opts *o, jl_trainer **out
     t->mom1 = t->state;
     t->mom2 = t->state + t->n_state;
     build_grad_view(t);
+    if (ranks > 1 && !(t->layer_lo = layer_bounds(m))) {
+        jl_trainer_free(t);
+        return jl_fail(JL_ERR_NOMEM, "out of memory");
+    }
     size_t largest = 0;
     for (int i = 0; i < t->n_groups; i++) largest = t->groups[i].n > largest ? t->groups[i].n : largest;
     if ((st = jl_dist_reserve(largest)) != JL_OK) {
@@ -133,6 +153,7 @@ void jl_trainer_free(jl_trainer *t) {
     free(t->skip_tokens);
     free(t->skip_targets);
     free(t->micro);
+    free(t->layer_lo);
     free(t);
 }
 
@@ -199,6 +220,46 @@ jl_status jl_trainer_sum_grads(jl_trainer *t) {
     return st;
 }
 
+/* Queues for the overlapped all-reduce the model's gradient buckets (jl_dist_overlap_add's, from the top down)
+ * that lie at or above `from` and advances the sums; from NULL: every bucket left, then the extra blocks'. The
+ * order depends only on the layout, so every rank queues the same buckets in the same order. */
+static jl_status queue_grads_from(jl_trainer *t, const float *from) {
+    jl_status st = JL_OK;
+    while (t->ov_group >= 0 && st == JL_OK) {
+        const jl_param_group *g = &t->groups[t->ov_group];
+        while (t->ov_left > 0 && st == JL_OK) {
+            size_t lo = (t->ov_left - 1) / JL_DIST_BUCKET * JL_DIST_BUCKET;
+            if (from && g->grad + lo < from) break;
+            st = jl_dist_overlap_add(g->grad + lo, t->ov_left - lo);
+            t->ov_left = lo;
+        }
+        if (t->ov_left > 0) break;
+        if (--t->ov_group >= 0) t->ov_left = t->groups[t->ov_group].n;
+    }
+    if (!from)
+        for (int i = t->ov_model; i < t->n_groups && st == JL_OK; i++)
+            st = jl_dist_overlap_add(t->groups[i].grad, t->groups[i].n);
+    return st == JL_OK ? jl_dist_overlap_poll() : st;
+}
+
+/* Starts the overlapped all-reduce of a step (before the last micro-batch's backward). */
+static void overlap_arm(jl_trainer *t) {
+    int n = 0; /* the model's groups come first (build_groups) */
+    while (n < t->n_groups && t->grads && t->groups[n].grad >= t->grads && t->groups[n].grad < t->grads + t->model->n_params)
+        n++;
+    t->ov_armed = 1;
+    t->ov_status = JL_OK;
+    t->ov_model = n;
+    t->ov_group = n - 1;
+    t->ov_left = n ? t->groups[n - 1].n : 0;
+}
+
+/* The backward's hook (jl_acts.grads_done): layer l's gradients (and all above them) are complete. */
+static void grads_done(void *ctx, int layer) {
+    jl_trainer *t = ctx;
+    if (t->ov_status == JL_OK) t->ov_status = queue_grads_from(t, t->grads + t->layer_lo[layer]);
+}
+
 /* Reads n micro-batches that other ranks compute (their readers' positions and RNG draws stay in step). */
 static jl_status skip_batches(jl_trainer *t, jl_batch_fn next, void *ctx, int n) {
     jl_status s = JL_OK;
@@ -215,6 +276,8 @@ static jl_status micro_batches(jl_trainer *t, jl_batch_fn next, void *ctx, jl_st
         if (s == JL_OK) s = next(ctx, t->tokens, t->targets, B, T);
         if (s == JL_OK && N > 1) s = jl_dist_injected_fault(t->step);
         if (s != JL_OK) return s;
+        const int arm = micro == accum - 1 && jl_dist_overlap();
+        if (arm) overlap_arm(t);
         long counted = count_targets(t->targets, (long)B * T);
         st->tokens += (long)B * T;
         uint64_t dropout_seed = 0; /* drawn for every global micro-batch so resume stays in step */
@@ -235,7 +298,12 @@ static jl_status micro_batches(jl_trainer *t, jl_batch_fn next, void *ctx, jl_st
             long n_counted;
             loss = jl_model_forward(m, &t->acts, t->tokens, t->targets, B, T, dscale, &n_counted);
         }
+        if (arm && t->ov_model) { /* the layers' buckets are summed as the backward pass completes them */
+            t->acts.grads_done = grads_done;
+            t->acts.grads_done_ctx = t;
+        }
         jl_model_backward(m, &t->acts, t->tokens, &t->gview, B, T);
+        t->acts.grads_done = NULL;
         if (m->lora) jl_lora_dropout_end(m->lora);
         t->micro[2 * micro + 1] = loss / (double)counted;
     }
@@ -249,9 +317,18 @@ static jl_status reduce_step(jl_trainer *t, jl_status s, jl_step_stats *st) {
     size_t block = 2 * (size_t)t->o.accum;
     double *own = t->micro + block * (size_t)N; /* the gather fills t->micro rank-major: rank r's at r·block */
     memcpy(own, t->micro, sizeof(double) * block);
+    const int armed = jl_dist_overlap();
+    if (armed) { /* every rank takes part in the overlapped sums, even one whose reads failed (its gradient is
+                  * not used: the agreement below stops every rank), so no rank waits for a missing message */
+        if (!t->ov_armed) overlap_arm(t);
+        jl_status q = t->ov_status == JL_OK ? queue_grads_from(t, NULL) : t->ov_status;
+        jl_status f = jl_dist_overlap_finish();
+        t->ov_armed = 0;
+        if (q != JL_OK || f != JL_OK) return q != JL_OK ? q : f;
+    }
     if ((s = jl_dist_agree_with(s, NULL, own, t->micro, sizeof(double) * block)) != JL_OK) return s;
     st->tokens *= N; /* every rank's micro-batches have the same shape */
-    return jl_trainer_sum_grads(t);
+    return armed ? JL_OK : jl_trainer_sum_grads(t);
 }
 
 jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_stats *st) {

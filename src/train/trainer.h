@@ -66,6 +66,13 @@ typedef struct {
     uint16_t *w16;            /* bf16 copy of the model's parameters, made at the start of each bf16 step (or NULL) */
     int32_t *skip_tokens, *skip_targets; /* data parallelism: where the other ranks' micro-batches are read to */
     double *micro;            /* per micro-batch: counted targets, mean loss (2·accum; gathered: 2·accum·ranks) */
+    /* The all-reduce overlapped with the last micro-batch's backward (jl_dist_overlap): layer_lo[l] = offset of
+     * layer l's first gradient (layer_lo[n_layer]: of what follows the layers); the groups not queued yet are
+     * 0..ov_group, of which ov_group's first ov_left floats; ov_status: the first failure of a poll. */
+    size_t *layer_lo;
+    int ov_armed, ov_model, ov_group; /* ov_model: the groups that are the model's (the first ones) */
+    size_t ov_left;
+    jl_status ov_status;
     long step;                /* optimizer steps taken */
     long skipped;             /* of which skipped */
 } jl_trainer;
