@@ -38,17 +38,18 @@ static inline void random_answer(jl_rng *r, char *out, int n) {
 
 typedef struct {
     const jl_tokenizer *tok;
+    const jl_chat_format *fmt; /* NULL: the built-in chat format */
     jl_rng rng;
 } toy_ctx;
 
-/* Conversations "p" → 4 letters of {a,b,x}, loss on the answer (+ its <|end|>). */
+/* Conversations "p" → 4 letters of {a,b,x} in fmt, loss on the answer (+ its end-of-turn marker). */
 static inline jl_status toy_batch(void *ctx, int32_t *tokens, int32_t *targets, int B, int T) {
     toy_ctx *c = ctx;
     for (int b = 0; b < B; b++) {
         char ans[8];
         random_answer(&c->rng, ans, 4);
         rl_seq s;
-        jl_status st = rl_encode(c->tok, NULL, "p", ans, T + 1, "toy", &s);
+        jl_status st = rl_encode(c->tok, c->fmt, "p", ans, T + 1, "toy", &s);
         if (st != JL_OK) return st;
         for (int t = 0; t < T; t++) {
             tokens[b * T + t] = t < s.len ? s.ids[t] : 0;
@@ -67,7 +68,7 @@ static inline jl_model *toy_policy(const jl_tokenizer *tok) {
     to.opt.warmup_steps = 0;
     jl_trainer *t;
     assert_int_equal(jl_trainer_new(m, &to, &t), JL_OK);
-    toy_ctx ctx = {tok, {0}};
+    toy_ctx ctx = {tok, NULL, {0}};
     jl_rng_seed(&ctx.rng, 3);
     jl_step_stats ss;
     for (int i = 0; i < 80; i++) assert_int_equal(jl_trainer_step(t, toy_batch, &ctx, &ss), JL_OK);

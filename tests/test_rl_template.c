@@ -119,29 +119,6 @@ static void test_pairs_encode_in_template(void **state) {
 
 /* ---------------------------------------------------------------- a policy that answers in the template */
 
-typedef struct {
-    const jl_tokenizer *tok;
-    const jl_chat_format *fmt;
-    jl_rng rng;
-} chatml_ctx;
-
-static jl_status chatml_batch(void *ctx, int32_t *tokens, int32_t *targets, int B, int T) {
-    chatml_ctx *c = ctx;
-    for (int b = 0; b < B; b++) {
-        char ans[8];
-        random_answer(&c->rng, ans, 4);
-        rl_seq s;
-        jl_status st = rl_encode(c->tok, c->fmt, "p", ans, T + 1, "toy", &s);
-        if (st != JL_OK) return st;
-        for (int t = 0; t < T; t++) {
-            tokens[b * T + t] = t < s.len ? s.ids[t] : 0;
-            targets[b * T + t] = (t + 1 >= s.resp_start && t + 1 < s.len) ? s.ids[t + 1] : -1;
-        }
-        rl_seq_free(&s);
-    }
-    return JL_OK;
-}
-
 /* A tiny model (context 96) taught to answer "p" in the template with 4 letters of {a,b,x} and <|im_end|>. */
 static jl_model *chatml_policy(const jl_tokenizer *tok, const jl_chat_format *fmt) {
     jl_config c;
@@ -158,10 +135,10 @@ static jl_model *chatml_policy(const jl_tokenizer *tok, const jl_chat_format *fm
     to.opt.warmup_steps = 0;
     jl_trainer *t;
     assert_int_equal(jl_trainer_new(m, &to, &t), JL_OK);
-    chatml_ctx ctx = {tok, fmt, {0}};
+    toy_ctx ctx = {tok, fmt, {0}};
     jl_rng_seed(&ctx.rng, 3);
     jl_step_stats ss;
-    for (int i = 0; i < 120; i++) assert_int_equal(jl_trainer_step(t, chatml_batch, &ctx, &ss), JL_OK);
+    for (int i = 0; i < 120; i++) assert_int_equal(jl_trainer_step(t, toy_batch, &ctx, &ss), JL_OK);
     jl_trainer_free(t);
     return m;
 }
