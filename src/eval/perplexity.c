@@ -4,6 +4,7 @@
 #include "io/fileio.h"
 #include "model/model.h"
 #include "core/rng.h"
+#include "core/seqloss.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,15 +132,13 @@ jl_status jl_eval_perplexity_file(jl_model *m, const jl_tokenizer *tok, const ch
     return st;
 }
 
-/* Loss of tokens [from, to) of seq[0..total), each predicted from the ones before it (one window). */
-static jl_status span_loss(jl_model *m, jl_acts *a, int32_t *targets, const int32_t *seq, int total, int from, int to,
-                           double *nll, long *tokens) {
-    for (int t = 0; t < total; t++) targets[t] = t + 1 >= from && t + 1 < to ? seq[t + 1] : -1;
-    long counted = 0;
-    *nll += jl_model_forward(m, a, seq, targets, 1, total, 0.0f, &counted);
-    *tokens += counted;
-    return isfinite(*nll) ? JL_OK
-                          : jl_fail(JL_ERR_FORMAT, "the model's loss is not finite: its weights hold NaN or Inf");
+/* Summed negative log-probability and count of the positions [from, to) of logp (a target's log-prob at the
+ * position before it). */
+static double span_nll(const float *logp, int from, int to, long *tokens) {
+    double nll = 0;
+    for (int t = from - 1; t < to - 1; t++) nll -= logp[t];
+    *tokens += to - from;
+    return nll;
 }
 
 jl_status jl_eval_copy_probe(jl_model *m, const jl_tokenizer *tok, int n, int len, uint64_t seed, jl_copy_result *out) {
@@ -162,7 +161,8 @@ jl_status jl_eval_copy_probe(jl_model *m, const jl_tokenizer *tok, int n, int le
     jl_status st = jl_acts_new(&m->cfg, 1, total, &a);
     if (st != JL_OK) return st;
     int32_t *seq = malloc(sizeof(int32_t) * (size_t)total), *targets = malloc(sizeof(int32_t) * (size_t)total);
-    if (!seq || !targets) st = jl_fail(JL_ERR_NOMEM, "out of memory");
+    float *logp = malloc(sizeof(float) * (size_t)total);
+    if (!seq || !targets || !logp) st = jl_fail(JL_ERR_NOMEM, "out of memory");
     jl_rng rng;
     jl_rng_seed(&rng, seed);
     double nll1 = 0, nll2 = 0;
@@ -179,13 +179,20 @@ jl_status jl_eval_copy_probe(jl_model *m, const jl_tokenizer *tok, int n, int le
             } while (is_special);
             seq[t] = seq[t + len] = id;
         }
-        /* first showing: tokens 2..len (the first follows <|bos|> alone); second: tokens 2..len of the copy
-         * (its first token follows the end of the first showing, which nothing predicts) */
-        st = span_loss(m, &a, targets, seq, total, 2, len + 1, &nll1, &tok1);
-        if (st == JL_OK) st = span_loss(m, &a, targets, seq, total, len + 2, total, &nll2, &tok2);
+        /* one forward pass; per-position log-probs of the next token. First showing: tokens 2..len (the first
+         * follows <|bos|> alone); second: tokens 2..len of the copy (its first token follows the end of the first
+         * showing, which nothing predicts) */
+        for (int t = 0; t < total; t++) targets[t] = t + 1 < total ? seq[t + 1] : -1;
+        jl_model_forward(m, &a, seq, NULL, 1, total, 0.0f, NULL);
+        jl_token_logprobs(logp, NULL, a.logits, targets, total, m->cfg.vocab_size, m->cfg.padded_vocab);
+        nll1 += span_nll(logp, 2, len + 1, &tok1);
+        nll2 += span_nll(logp, len + 2, total, &tok2);
+        if (!isfinite(nll1) || !isfinite(nll2))
+            st = jl_fail(JL_ERR_FORMAT, "the model's loss is not finite: its weights hold NaN or Inf");
     }
     free(seq);
     free(targets);
+    free(logp);
     jl_acts_free(&a);
     if (st != JL_OK) return st;
     out->n = n;
