@@ -3,6 +3,7 @@
 #include "testutil.h"
 #include "jielong/dataset.h"
 #include "data/poem_tasks.h"
+#include "core/utf8.h"
 #include "io/fileio.h"
 #include <sys/stat.h>
 
@@ -301,6 +302,7 @@ static void build(const char *dir, uint64_t seed, jl_poem_build_counts *train, j
     jl_poem_build_options opt;
     jl_poem_build_defaults(&opt);
     opt.copy_docs = 0.4; /* off by default; checked here */
+    opt.repeat_docs = 0.3; /* off by default; checked here */
     opt.seed = seed;
     assert_int_equal(jl_poems_write_all(corpus, dir, &opt, train, heldout), JL_OK);
 }
@@ -320,6 +322,9 @@ static void test_derived_deterministic(void **state) {
     /* copy exercises: ~40% of the train poems, none of the held-out ones */
     assert_true(train.copy_docs > train.poems * 3 / 10 && train.copy_docs < train.poems / 2);
     assert_int_equal(heldout.copy_docs, 0);
+    /* repetition exercises: after ~30% of the train poems, none in the held-out text */
+    assert_true(train.repeat_docs > train.poems / 5 && train.repeat_docs < train.poems * 2 / 5);
+    assert_int_equal(heldout.repeat_docs, 0);
     build(tmp_path("derived_b"), 5, NULL, NULL);
     build(tmp_path("derived_c"), 6, NULL, NULL);
     for (size_t i = 0; i < N_DERIVED; i++) {
@@ -434,6 +439,59 @@ __attribute__((noinline)) static void check_recitation(const char *text) {
     assert_memory_equal(recite - len, again, len);
 }
 
+/* Paragraphs of pretraining text that are repetition exercises: 2-4 lines, all the same line of 8-32 Han
+ * characters. A poem or anthology paragraph opens with a heading, so it is never counted. */
+static size_t count_repetitions(const char *text) {
+    size_t n = 0;
+    for (const char *p = text; *p;) {
+        const char *end = strstr(p, "\n\n"), *nl = strchr(p, '\n');
+        size_t para = end ? (size_t)(end - p) + 1 : strlen(p);
+        size_t line = nl && nl < p + para ? (size_t)(nl - p) + 1 : para;
+        size_t chars = 0, han = 0;
+        for (size_t i = 0; i + 1 < line;) {
+            uint32_t cp;
+            i += jl_utf8_decode(p + i, line - 1 - i, &cp);
+            chars++;
+            han += (size_t)jl_is_han(cp);
+        }
+        int same = para % line == 0 && para / line >= 2;
+        for (size_t k = line; same && k < para; k += line) same = memcmp(p, p + k, line) == 0;
+        if (same) {
+            assert_true(para / line <= 4 && chars >= 8 && chars <= 32 && han == chars);
+            n++;
+        }
+        p += end ? para + 1 : para;
+    }
+    return n;
+}
+
+static void test_repetition_exercises(void **state) {
+    (void)state;
+    jl_poem_build_counts train = {0}, heldout = {0};
+    build(tmp_path("derived_r"), 5, &train, &heldout);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/pretrain.txt", tmp_path("derived_r"));
+    char *pre = slurp(path);
+    assert_true(train.repeat_docs > 0);
+    assert_int_equal(count_repetitions(pre), train.repeat_docs);
+    free(pre);
+    snprintf(path, sizeof path, "%s/eval_pretrain.txt", tmp_path("derived_r"));
+    char *held = slurp(path);
+    assert_int_equal(count_repetitions(held), 0);
+    free(held);
+    /* off (the default): the same text as before, no repetition */
+    jl_poem_build_options opt;
+    jl_poem_build_defaults(&opt);
+    assert_true(opt.repeat_docs == 0);
+    opt.seed = 5;
+    assert_int_equal(jl_poems_write_all(corpus, tmp_path("derived_r0"), &opt, &train, &heldout), JL_OK);
+    assert_int_equal(train.repeat_docs, 0);
+    snprintf(path, sizeof path, "%s/pretrain.txt", tmp_path("derived_r0"));
+    pre = slurp(path);
+    assert_int_equal(count_repetitions(pre), 0);
+    free(pre);
+}
+
 static void test_no_heldout_poem_in_training_files(void **state) {
     (void)state;
     size_t n_keys = 0;
@@ -540,7 +598,7 @@ static void test_cli_data(void **state) {
     char args[2048];
     char log[1100]; /* tmp_path's buffers rotate: keep a copy */
     snprintf(log, sizeof log, "%s", tmp_path("data_cli.log"));
-    snprintf(args, sizeof args, "data poems --input %s --out %s --seed 5 --copy-docs 0.4", root_path("data/poems.jsonl"),
+    snprintf(args, sizeof args, "data poems --input %s --out %s --seed 5 --copy-docs 0.4 --repeat-docs 0.3", root_path("data/poems.jsonl"),
              tmp_path("cli_out"));
     assert_int_equal(run_cli(args, log), 0);
     for (size_t i = 0; i < N_DERIVED; i++) {
@@ -578,6 +636,7 @@ int main(void) {
         cmocka_unit_test(test_derived_deterministic),
         cmocka_unit_test(test_derived_files_read_back),
         cmocka_unit_test(test_no_heldout_poem_in_training_files),
+        cmocka_unit_test(test_repetition_exercises),
         cmocka_unit_test(test_chat_probes_held_out),
         cmocka_unit_test(test_invented_titles),
         cmocka_unit_test(test_cli_data),

@@ -197,6 +197,9 @@ typedef struct {
                                  context, the ability few-shot prompts and title requests need; 0.4 did not
                                  make copying form in a 500-step pretraining at the default size (eval
                                  --copy-probe: 9.52 vs 9.57 nats/token), so it is off */
+    double repeat_docs;       /* share of the train split's poems followed by a repetition exercise (default 0,
+                                 off): a line of 8-32 random corpus characters shown 2-4 times, one per line;
+                                 every showing after the first is predictable only by copying it */
 } jl_poem_build_options;
 void jl_poem_build_defaults(jl_poem_build_options *opt);
 
@@ -205,6 +208,7 @@ typedef struct {
     size_t documents;         /* pretraining documents (single poems) */
     size_t anthologies;       /* pretraining documents that are author anthologies (train split) */
     size_t copy_docs;         /* pretraining documents that are copy exercises (train split) */
+    size_t repeat_docs;       /* pretraining documents that are repetition exercises (train split) */
     size_t conversations;     /* SFT conversations (general chat included) */
     size_t general;           /* of which general chat */
     size_t pairs;             /* preference pairs */

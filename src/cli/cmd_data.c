@@ -11,15 +11,15 @@
 #include <string.h>
 
 static void print_counts(const char *split, const jl_poem_build_counts *c) {
-    printf("%-8s poems %6zu | pretrain documents %6zu (+%zu anthologies; %zu are copy exercises) | sft conversations %6zu (general chat %zu) | "
+    printf("%-8s poems %6zu | pretrain documents %6zu (+%zu anthologies; %zu are copy exercises; +%zu repetitions) | sft conversations %6zu (general chat %zu) | "
            "preference pairs %6zu | prompts %6zu\n",
-           split, c->poems, c->documents, c->anthologies, c->copy_docs, c->conversations, c->general, c->pairs, c->prompts);
+           split, c->poems, c->documents, c->anthologies, c->copy_docs, c->repeat_docs, c->conversations, c->general, c->pairs, c->prompts);
 }
 
 static int data_poems(int argc, char **argv) {
     const char *input = "data/poems.jsonl", *out = NULL;
     long seed = 1234;
-    double general = 0.03, system = 0.1, invented = 0.3, copy_docs = 0;
+    double general = 0.03, system = 0.1, invented = 0.3, copy_docs = 0, repeat_docs = 0;
     long write_copies = 3, anthologies = 1;
     const cli_opt opts[] = {
         {"input", OPT_STR, &input, "poem corpus (JSONL) [data/poems.jsonl]", NO_RANGE, 0},
@@ -37,6 +37,9 @@ static int data_poems(int argc, char **argv) {
         {"copy-docs", OPT_FLOAT, &copy_docs, "share of the train poems whose pretraining document is a copy exercise: "
                                              "heading announced before it, poem recited again after it, or a couplet "
                                              "quoted back with title and author (copying from context pays) [0: off]", 0, 1, 0},
+        {"repeat-docs", OPT_FLOAT, &repeat_docs, "share of the train poems followed by a repetition exercise: a line "
+                                                 "of 8-32 random corpus characters shown 2-4 times (only copying "
+                                                 "predicts the repeats) [0: off]", 0, 1, 0},
     };
     int rc = cli_parse("data poems", "derive every stage's datasets from the poem corpus: pretrain.txt, sft.jsonl, "
                        "prefs.jsonl, rl_prompts.jsonl (train poems) and eval_*.jsonl, eval_pretrain.txt (held-out)",
@@ -55,6 +58,7 @@ static int data_poems(int argc, char **argv) {
     opt.anthologies = (int)anthologies;
     opt.invented_titles = invented;
     opt.copy_docs = copy_docs;
+    opt.repeat_docs = repeat_docs;
     jl_poem_build_counts train, heldout;
     st = jl_poems_write_all(poems, out, &opt, &train, &heldout);
     jl_poems_free(poems);

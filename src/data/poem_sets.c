@@ -27,6 +27,7 @@ void jl_poem_build_defaults(jl_poem_build_options *opt) {
     opt->anthologies = 1;
     opt->invented_titles = 0.3;
     opt->copy_docs = 0;
+    opt->repeat_docs = 0;
 }
 
 static void seed_rng(jl_rng *rng, const jl_poem_build_options *opt, uint64_t salt) {
@@ -98,6 +99,7 @@ static void count_into(jl_poem_build_counts *counts, const jl_poem_build_counts 
     counts->documents += add->documents;
     counts->anthologies += add->anthologies;
     counts->copy_docs += add->copy_docs;
+    counts->repeat_docs += add->repeat_docs;
     counts->conversations += add->conversations;
     counts->general += add->general;
     counts->pairs += add->pairs;
@@ -194,6 +196,35 @@ static void render_copy_document(jl_text *t, const jl_poem *p, jl_rng *rng) {
     }
 }
 
+/* n characters, each from a random line of a random poem of the writer's split (so as frequent as in the
+ * corpus), appended to `t`. */
+static void corpus_chars(writer *w, const jl_poems *poems, int n, jl_text *t) {
+    for (int k = 0; k < n; k++) {
+        const jl_poem *q = jl_poems_get(poems, w->order[jl_rng_below(&w->rng, w->n)]);
+        const char *line = q->lines[jl_rng_below(&w->rng, (uint64_t)q->n_lines)];
+        size_t chars = jl_utf8_count(line);
+        if (!chars) continue;
+        size_t at = jl_utf8_offset(line, (size_t)jl_rng_below(&w->rng, chars));
+        uint32_t cp;
+        size_t len = jl_utf8_decode(line + at, strlen(line + at), &cp);
+        jl_text_append(t, line + at, len ? len : 1);
+    }
+}
+
+/* A repetition exercise: a line of 8..32 random corpus characters, then the same line 1..3 times more. Nothing
+ * predicts the line's first showing; every later one is predictable only by copying it from the context (the
+ * in-context copying that few-shot prompts, title requests and tool-call arguments need, and that poems alone
+ * reward too rarely for it to form in a short pretraining). */
+static void render_repeat_document(writer *w, const jl_poems *poems, jl_text *t) {
+    jl_text_clear(&w->b);
+    corpus_chars(w, poems, 8 + (int)jl_rng_below(&w->rng, 25), &w->b);
+    int times = 2 + (int)jl_rng_below(&w->rng, 3);
+    for (int k = 0; k < times && !w->b.failed; k++) {
+        jl_text_append(t, w->b.s, w->b.len);
+        jl_text_puts(t, "\n");
+    }
+}
+
 /* "《author》诗选：《t1》《t2》…\n" then each poem as its own document would be. */
 static void render_anthology(jl_text *t, const jl_poems *poems, const anthologies *an, size_t g) {
     jl_text_puts(t, "《");
@@ -216,7 +247,7 @@ jl_status jl_poems_write_pretrain(const jl_poems *poems, jl_split split, const c
     anthologies an = {0};
     if (split == JL_SPLIT_TRAIN && opt->anthologies) st = anthologies_build(poems, &w, &an);
     size_t shown = 0; /* anthologies written so far: spread evenly among the single poems */
-    size_t copies = 0;
+    size_t copies = 0, repeats = 0;
     for (size_t k = 0; st == JL_OK && k < w.n; k++) {
         clear_texts(&w);
         if (k) jl_text_puts(&w.a, "\n");
@@ -227,6 +258,11 @@ jl_status jl_poems_write_pretrain(const jl_poems *poems, jl_split split, const c
         } else {
             render_document(&w.a, p);
         }
+        if (split == JL_SPLIT_TRAIN && opt->repeat_docs > 0 && jl_rng_uniform(&w.rng) < opt->repeat_docs) {
+            jl_text_puts(&w.a, "\n");
+            render_repeat_document(&w, poems, &w.a);
+            repeats++;
+        }
         for (; shown < an.n && shown * w.n < (k + 1) * an.n; shown++) {
             jl_text_puts(&w.a, "\n");
             render_anthology(&w.a, poems, &an, shown);
@@ -235,7 +271,8 @@ jl_status jl_poems_write_pretrain(const jl_poems *poems, jl_split split, const c
             st = jl_fail(JL_ERR_IO, "%s: write failed: %s", path, errno ? strerror(errno) : "I/O error");
     }
     anthologies_free(&an);
-    count_into(counts, &(jl_poem_build_counts){.poems = w.n, .documents = w.n, .anthologies = an.n, .copy_docs = copies});
+    count_into(counts, &(jl_poem_build_counts){.poems = w.n, .documents = w.n, .anthologies = an.n, .copy_docs = copies,
+                                                .repeat_docs = repeats});
     return writer_close(&w, st);
 }
 
@@ -265,20 +302,10 @@ static jl_status write_record(writer *w, json_object *obj) {
     return st;
 }
 
-/* An invented title of 2..6 Han characters, each from a random line of a random poem of the split, into `t`
- * (the corpus has no such title to remember: a heading that carries it was copied from the request). */
+/* An invented title of 2..6 Han characters drawn by corpus_chars (the corpus has no such title to remember: a
+ * heading that carries it was copied from the request). */
 static void invented_title(writer *w, const jl_poems *poems, jl_text *t) {
-    const int n = 2 + (int)jl_rng_below(&w->rng, 5);
-    for (int k = 0; k < n; k++) {
-        const jl_poem *q = jl_poems_get(poems, w->order[jl_rng_below(&w->rng, w->n)]);
-        const char *line = q->lines[jl_rng_below(&w->rng, (uint64_t)q->n_lines)];
-        size_t chars = jl_utf8_count(line);
-        if (!chars) continue;
-        size_t at = jl_utf8_offset(line, (size_t)jl_rng_below(&w->rng, chars));
-        uint32_t cp;
-        size_t len = jl_utf8_decode(line + at, strlen(line + at), &cp);
-        jl_text_append(t, line + at, len ? len : 1);
-    }
+    corpus_chars(w, poems, 2 + (int)jl_rng_below(&w->rng, 5), t);
 }
 
 static jl_status write_task_conversation(writer *w, const jl_poems *poems, const jl_poem *p, jl_poem_task task,
