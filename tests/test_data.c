@@ -439,7 +439,7 @@ __attribute__((noinline)) static void check_recitation(const char *text) {
     assert_memory_equal(recite - len, again, len);
 }
 
-/* Paragraphs of pretraining text that are repetition exercises: 2-4 lines, all the same line of 8-32 Han
+/* Paragraphs of pretraining text that are repetition exercises: 3-6 lines, all the same line of 4-12 Han
  * characters. A poem or anthology paragraph opens with a heading, so it is never counted. */
 static size_t count_repetitions(const char *text) {
     size_t n = 0;
@@ -457,7 +457,7 @@ static size_t count_repetitions(const char *text) {
         int same = para % line == 0 && para / line >= 2;
         for (size_t k = line; same && k < para; k += line) same = memcmp(p, p + k, line) == 0;
         if (same) {
-            assert_true(para / line <= 4 && chars >= 8 && chars <= 32 && han == chars);
+            assert_true(para / line >= 3 && para / line <= 6 && chars >= 4 && chars <= 12 && han == chars);
             n++;
         }
         p += end ? para + 1 : para;

@@ -198,7 +198,7 @@ typedef struct {
                                  make copying form in a 500-step pretraining at the default size (eval
                                  --copy-probe: 9.52 vs 9.57 nats/token), so it is off */
     double repeat_docs;       /* share of the train split's poems followed by a repetition exercise (default 0,
-                                 off): a line of 8-32 random corpus characters shown 2-4 times, one per line;
+                                 off): a line of 4-12 random corpus characters shown 3-6 times, one per line;
                                  every showing after the first is predictable only by copying it */
 } jl_poem_build_options;
 void jl_poem_build_defaults(jl_poem_build_options *opt);

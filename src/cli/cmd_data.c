@@ -38,7 +38,7 @@ static int data_poems(int argc, char **argv) {
                                              "heading announced before it, poem recited again after it, or a couplet "
                                              "quoted back with title and author (copying from context pays) [0: off]", 0, 1, 0},
         {"repeat-docs", OPT_FLOAT, &repeat_docs, "share of the train poems followed by a repetition exercise: a line "
-                                                 "of 8-32 random corpus characters shown 2-4 times (only copying "
+                                                 "of 4-12 random corpus characters shown 3-6 times (only copying "
                                                  "predicts the repeats) [0: off]", 0, 1, 0},
     };
     int rc = cli_parse("data poems", "derive every stage's datasets from the poem corpus: pretrain.txt, sft.jsonl, "

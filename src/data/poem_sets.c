@@ -211,14 +211,14 @@ static void corpus_chars(writer *w, const jl_poems *poems, int n, jl_text *t) {
     }
 }
 
-/* A repetition exercise: a line of 8..32 random corpus characters, then the same line 1..3 times more. Nothing
+/* A repetition exercise: a line of 4..12 random corpus characters, then the same line 2..5 times more. Nothing
  * predicts the line's first showing; every later one is predictable only by copying it from the context (the
  * in-context copying that few-shot prompts, title requests and tool-call arguments need, and that poems alone
  * reward too rarely for it to form in a short pretraining). */
 static void render_repeat_document(writer *w, const jl_poems *poems, jl_text *t) {
     jl_text_clear(&w->b);
-    corpus_chars(w, poems, 8 + (int)jl_rng_below(&w->rng, 25), &w->b);
-    int times = 2 + (int)jl_rng_below(&w->rng, 3);
+    corpus_chars(w, poems, 4 + (int)jl_rng_below(&w->rng, 9), &w->b);
+    int times = 3 + (int)jl_rng_below(&w->rng, 4);
     for (int k = 0; k < times && !w->b.failed; k++) {
         jl_text_append(t, w->b.s, w->b.len);
         jl_text_puts(t, "\n");
