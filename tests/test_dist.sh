@@ -96,6 +96,17 @@ d=$(maxrel l1 l2); [ "$(wc -l < l1)" = 6 ] || die "expected 6 sft loss lines"
 awk -v d="$d" 'BEGIN { exit !(d != "none" && d < 1e-5) }' || die "sft loss 2 ranks vs accum 2: rel. diff $d > 1e-5"
 ok "sft (packed rows): 2 ranks bitwise repeatable; vs 1 process with --accum 2 within rel. $d (bound 1e-5)"
 
+# The stage's 2-rank run in ${1}2 again with the all-reduce after the backward pass (JL_DIST_OVERLAP=0): the
+# overlapped one (the default, jl_trainer_sum_begin/end) sums the same buckets in the same order, so the same bits.
+overlap_same() {
+  JL_DIST_OVERLAP=0 run "$1, 2 ranks, all-reduce after the backward" $MPI "$JL" $2 --out ${1}2f
+  cmp -s ${1}2/model.safetensors ${1}2f/model.safetensors || die "$1: the overlapped all-reduce changed the result"
+  field ${1}2/metrics.jsonl loss | cmp -s - <(field ${1}2f/metrics.jsonl loss) || die "$1: overlapped losses differ"
+  grep -q '"allreduce_overlapped":' ${1}2/metrics.jsonl || die "$1: no allreduce_overlapped figure (not overlapped?)"
+  grep -q '"allreduce_overlapped":' ${1}2f/metrics.jsonl && die "$1: JL_DIST_OVERLAP=0 still overlapped"
+  ok "$1: the all-reduce overlapped with the backward pass gives the same bits as after it"
+}
+
 # ---- pair stages: each rank takes --batch-size pairs of a global batch of batch × ranks ----
 for i in $(seq 1 120); do
   p=$(printf "%03d" $((i * 37 % 1000)))
@@ -116,6 +127,7 @@ for stage in dpo reward; do
   [ "$(grep -o '"eval_pairs":[0-9]*' ${stage}2/metrics.jsonl | sort -u)" = '"eval_pairs":24' ] ||
     die "$stage: the ranks' held-out shares do not add up to the 24 pairs"
   ok "$stage: 2 ranks × 4 pairs vs 1 process × 8 pairs: loss within rel. $d, split held-out loss within $dv (bound 1e-5)"
+  overlap_same $stage "$D --batch-size 4"
 done
 
 # ---- RL stages: each rank rolls out its share (--batch-size prompts × group), the rewards, log-probs and values
@@ -148,6 +160,7 @@ for stage in grpo ppo; do
   sed -n 's/.*"step":\([0-9]*\),.*"reward":\([-0-9.e+]*\).*/\1 \2/p' ${stage}2/metrics.jsonl > r2
   [ "$(wc -l < r1)" = 4 ] && cmp -s r1 r2 || die "$stage rewards 2 ranks vs 1 differ (the same rollouts expected): $(paste r1 r2 | head -4)"
   ok "$stage: 2 ranks bitwise repeatable; vs 1 rank: the same rewards, loss of every step within abs. $d (bound 2e-6)"
+  overlap_same $stage "$C --batch-size $((b / 2))"
 done
 JL_DIST_FAIL=1:0 $MPI "$JL" $G --batch-size 1 --out gf >"$W/log" 2>&1
 rc=$?

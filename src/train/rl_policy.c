@@ -241,6 +241,7 @@ static jl_status optimise(run *r, iter_stats *is) {
             gather(r, idx + s0 + first, mine);
             rl_zero_grads(r->t, vh);
             policy_stats ps = {0};
+            rl_dist_policy_begin(r->t, mine, n);
             rl_grad_pass_begin(r->t);
             if (mine) policy_batch_loss(r->t->model, &r->t->acts, &r->mb, &in, vh, r->logp, r->buf, &r->t->gview, &ps);
             rl_grad_pass_end(r->t);
