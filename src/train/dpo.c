@@ -127,6 +127,7 @@ static jl_status dpo_step(void *self, jl_stage_step *out) {
     ref_logps(r, ref);
     rl_zero_grads(r->t, NULL);
     dpo_stats s;
+    jl_trainer_sum_begin(r->t, 1.0f); /* mpirun: the all-reduce overlaps the backward pass; ended in rl_dist_mean */
     rl_grad_pass_begin(r->t);
     dpo_pairs_loss(r->t->model, &r->t->acts, &r->b, ref, r->o->beta, r->o->loss, r->tok_buf, &r->t->gview, &s);
     rl_grad_pass_end(r->t);

@@ -306,6 +306,7 @@ static jl_status rm_step(void *self, jl_stage_step *out) {
     rl_batch_fill(&r->b, rows, rl_pairs_next_mine(&r->p, batch, rows));
     rl_zero_grads(r->t, &r->h);
     rm_stats s;
+    jl_trainer_sum_begin(r->t, 1.0f); /* mpirun: the all-reduce overlaps the backward pass; ended in rl_dist_mean */
     rl_grad_pass_begin(r->t);
     rm_pairs_loss(r->t->model, &r->t->acts, &r->b, &r->h, &r->t->gview, &s);
     rl_grad_pass_end(r->t);

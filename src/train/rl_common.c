@@ -235,9 +235,9 @@ int rl_update(jl_trainer *t, rl_head *head, double loss, double *grad_norm, floa
 jl_status rl_dist_mean(jl_trainer *t, rl_head *head, jl_status st, double *stats, int n) {
     const int N = jl_dist_size();
     if (N == 1) return st;
-    if ((st = rl_dist_sum(st, stats, n)) != JL_OK) return st;
+    jl_status sum = jl_trainer_sum_end(t); /* every rank ends the sums it began (jl_trainer_sum_begin) */
+    if ((st = rl_dist_sum(st != JL_OK ? st : sum, stats, n)) != JL_OK) return st;
     for (int k = 0; k < n; k++) stats[k] /= N;
-    if ((st = jl_trainer_sum_grads(t)) != JL_OK) return st;
     if (head && (st = jl_dist_sum_floats(head->g, (size_t)head->C)) != JL_OK) return st;
     const float inv = 1.0f / (float)N;
     for (int i = 0; i < t->n_groups; i++) jl_scale_inplace(t->groups[i].grad, inv, t->groups[i].n);

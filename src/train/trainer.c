@@ -88,6 +88,7 @@ jl_status jl_trainer_new(jl_model *m, const jl_trainer_opts *o, jl_trainer **out
     t->model = m;
     t->o = *o;
     t->o.extra = NULL; /* copied into groups */
+    t->ov_scale = 1.0f;
     jl_rng_seed(&t->rng, o->seed);
     jl_status st = jl_acts_new(&m->cfg, o->B, o->T, &t->acts);
     if (st != JL_OK) {
@@ -220,6 +221,12 @@ jl_status jl_trainer_sum_grads(jl_trainer *t) {
     return st;
 }
 
+/* Queues x[0..n) for the overlapped all-reduce, multiplied by t->ov_scale first. */
+static jl_status queue_bucket(jl_trainer *t, float *x, size_t n) {
+    if (t->ov_scale != 1.0f) jl_scale_inplace(x, t->ov_scale, n);
+    return jl_dist_overlap_add(x, n);
+}
+
 /* Queues for the overlapped all-reduce the model's gradient buckets (jl_dist_overlap_add's, from the top down)
  * that lie at or above `from` and advances the sums; from NULL: every bucket left, then the extra blocks'. The
  * order depends only on the layout, so every rank queues the same buckets in the same order. */
@@ -230,7 +237,7 @@ static jl_status queue_grads_from(jl_trainer *t, const float *from) {
         while (t->ov_left > 0 && st == JL_OK) {
             size_t lo = (t->ov_left - 1) / JL_DIST_BUCKET * JL_DIST_BUCKET;
             if (from && g->grad + lo < from) break;
-            st = jl_dist_overlap_add(g->grad + lo, t->ov_left - lo);
+            st = queue_bucket(t, g->grad + lo, t->ov_left - lo);
             t->ov_left = lo;
         }
         if (t->ov_left > 0) break;
@@ -238,16 +245,17 @@ static jl_status queue_grads_from(jl_trainer *t, const float *from) {
     }
     if (!from)
         for (int i = t->ov_model; i < t->n_groups && st == JL_OK; i++)
-            st = jl_dist_overlap_add(t->groups[i].grad, t->groups[i].n);
+            st = queue_bucket(t, t->groups[i].grad, t->groups[i].n);
     return st == JL_OK ? jl_dist_overlap_poll() : st;
 }
 
-/* Starts the overlapped all-reduce of a step (before the last micro-batch's backward). */
-static void overlap_arm(jl_trainer *t) {
+/* Starts the overlapped all-reduce of a step (before the last micro-batch's backward); scale: t->ov_scale. */
+static void overlap_arm(jl_trainer *t, float scale) {
     int n = 0; /* the model's groups come first (build_groups) */
     while (n < t->n_groups && t->grads && t->groups[n].grad >= t->grads && t->groups[n].grad < t->grads + t->model->n_params)
         n++;
     t->ov_armed = 1;
+    t->ov_scale = scale;
     t->ov_status = JL_OK;
     t->ov_model = n;
     t->ov_group = n - 1;
@@ -258,6 +266,37 @@ static void overlap_arm(jl_trainer *t) {
 static void grads_done(void *ctx, int layer) {
     jl_trainer *t = ctx;
     if (t->ov_status == JL_OK) t->ov_status = queue_grads_from(t, t->grads + t->layer_lo[layer]);
+}
+
+/* Ends the overlapped all-reduce: queues what is left (every bucket, if this rank's backward never ran) and
+ * waits for every sum. Every rank takes part, even one whose reads failed (its gradient is not used: the
+ * agreement after it stops every rank), so no rank waits for a missing message. */
+static jl_status overlap_finish(jl_trainer *t) {
+    t->acts.grads_done = NULL;
+    if (!t->ov_armed) overlap_arm(t, t->ov_scale);
+    jl_status q = t->ov_status == JL_OK ? queue_grads_from(t, NULL) : t->ov_status;
+    jl_status f = jl_dist_overlap_finish();
+    t->ov_armed = 0;
+    return q != JL_OK ? q : f;
+}
+
+void jl_trainer_sum_begin(jl_trainer *t, float scale) {
+    t->ov_scale = scale;
+    if (!jl_dist_overlap()) return;
+    overlap_arm(t, scale);
+    if (t->ov_model) { /* the layers' buckets are summed as the backward pass completes them */
+        t->acts.grads_done = grads_done;
+        t->acts.grads_done_ctx = t;
+    }
+}
+
+jl_status jl_trainer_sum_end(jl_trainer *t) {
+    t->acts.grads_done = NULL;
+    if (jl_dist_size() == 1) return JL_OK;
+    if (jl_dist_overlap()) return overlap_finish(t);
+    if (t->ov_scale != 1.0f)
+        for (int i = 0; i < t->n_groups; i++) jl_scale_inplace(t->groups[i].grad, t->ov_scale, t->groups[i].n);
+    return jl_trainer_sum_grads(t);
 }
 
 /* Reads n micro-batches that other ranks compute (their readers' positions and RNG draws stay in step). */
@@ -277,7 +316,7 @@ static jl_status micro_batches(jl_trainer *t, jl_batch_fn next, void *ctx, jl_st
         if (s == JL_OK && N > 1) s = jl_dist_injected_fault(t->step);
         if (s != JL_OK) return s;
         const int arm = micro == accum - 1 && jl_dist_overlap();
-        if (arm) overlap_arm(t);
+        if (arm) overlap_arm(t, 1.0f);
         long counted = count_targets(t->targets, (long)B * T);
         st->tokens += (long)B * T;
         uint64_t dropout_seed = 0; /* drawn for every global micro-batch so resume stays in step */
@@ -318,14 +357,8 @@ static jl_status reduce_step(jl_trainer *t, jl_status s, jl_step_stats *st) {
     double *own = t->micro + block * (size_t)N; /* the gather fills t->micro rank-major: rank r's at r·block */
     memcpy(own, t->micro, sizeof(double) * block);
     const int armed = jl_dist_overlap();
-    if (armed) { /* every rank takes part in the overlapped sums, even one whose reads failed (its gradient is
-                  * not used: the agreement below stops every rank), so no rank waits for a missing message */
-        if (!t->ov_armed) overlap_arm(t);
-        jl_status q = t->ov_status == JL_OK ? queue_grads_from(t, NULL) : t->ov_status;
-        jl_status f = jl_dist_overlap_finish();
-        t->ov_armed = 0;
-        if (q != JL_OK || f != JL_OK) return q != JL_OK ? q : f;
-    }
+    jl_status q = armed ? overlap_finish(t) : JL_OK;
+    if (q != JL_OK) return q;
     if ((s = jl_dist_agree_with(s, NULL, own, t->micro, sizeof(double) * block)) != JL_OK) return s;
     st->tokens *= N; /* every rank's micro-batches have the same shape */
     return armed ? JL_OK : jl_trainer_sum_grads(t);
@@ -336,6 +369,7 @@ jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_st
     const int accum = t->o.accum, N = jl_dist_size();
     memset(st, 0, sizeof *st);
     jl_trainer_zero_grads(t);
+    t->ov_scale = 1.0f;
     bf16_weights_begin(t);
     jl_status s = micro_batches(t, next, ctx, st);
     bf16_weights_end();

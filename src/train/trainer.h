@@ -72,6 +72,7 @@ typedef struct {
     size_t *layer_lo;
     int ov_armed, ov_model, ov_group; /* ov_model: the groups that are the model's (the first ones) */
     size_t ov_left;
+    float ov_scale;           /* each bucket is multiplied by it just before it is queued (jl_trainer_sum_begin) */
     jl_status ov_status;
     long step;                /* optimizer steps taken */
     long skipped;             /* of which skipped */
@@ -95,6 +96,15 @@ double jl_trainer_grad_norm(const jl_trainer *t);
 void jl_trainer_adamw(jl_trainer *t, float lr);
 /* Sums every group's gradient over the ranks (jielong/dist.h; a no-op for one process). */
 jl_status jl_trainer_sum_grads(jl_trainer *t);
+/* The gradient all-reduce of a stage with its own backward pass through t->acts and t->gview (reward, DPO, GRPO,
+ * PPO): jl_trainer_step's mechanism. jl_trainer_sum_begin before the backward pass: when the all-reduce overlaps
+ * the backward (jl_dist_overlap) the backward's grads_done hook queues each layer's buckets as soon as they are
+ * complete; jl_trainer_sum_end after it: the rest queued and every sum waited for, or (not overlapped) every
+ * group summed then. Either way every group's gradient becomes Σ_ranks scale·g, the same bits (each bucket is
+ * scaled, then summed in the fixed ring order). Every rank calls both, also one that ran no backward pass. One
+ * process: nothing happens (no scaling either). */
+void jl_trainer_sum_begin(jl_trainer *t, float scale);
+jl_status jl_trainer_sum_end(jl_trainer *t);
 /* Bytes of optimizer state (Adam moments) and of gradient buffers the trainer allocated. */
 size_t jl_trainer_state_bytes(const jl_trainer *t);
 size_t jl_trainer_grad_bytes(const jl_trainer *t);
