@@ -2,7 +2,9 @@
  * scripts/fetch_llamacpp_npm.sh; never skipped) reads the file's tokenizer.chat_template (our format as Jinja) and
  * its LlamaChatSession, greedy, must answer every turn of several conversations — one turn without a system
  * prompt, multi-turn ones with a Chinese and an English system prompt — exactly as `jielong chat --temperature 0`
- * does on the same file, answers that stop at the end-of-turn token included (the template's eos reaches llama.cpp).
+ * does on the same file, answers that stop at the end-of-turn token included (the template's eos reaches llama.cpp),
+ * and llama.cpp's context holds the same tokens as jielong's cache at the end of each (system prompt and turns
+ * rendered alike).
  * The model is tiny and fast to make (a depth-1, width-64 llama with a 360-token BPE tokenizer, 120 SFT steps on
  * "len <word>" → "n=<length>"): it needs no quality, only greedy choices that are not near-ties, which is checked:
  * the same conversations run in-process through jl_chat with a top-2 report, and every chosen token's logit beats
@@ -128,8 +130,9 @@ static int on_token(void *user, const jl_gen_event *ev) {
 }
 
 /* The conversation in-process on the GGUF (the code `jielong chat` runs), with a top-2 report per token: the
- * answers must be the CLI's, and the smallest top-2 logit gap over all its tokens is returned. */
-static double margin(const char *gguf, const conversation *cv, char *const *cli_answers) {
+ * answers must be the CLI's; the smallest top-2 logit gap over all its tokens is returned, and in tokens / *n the
+ * cache's tokens at its end (system prompt, turns, answers as rendered; malloc'd). */
+static double margin(const char *gguf, const conversation *cv, char *const *cli_answers, int32_t **tokens, int *n) {
     jl_checkpoint ck;
     jl_qweights *qw;
     assert_int_equal(jl_gguf_load_model(gguf, 1, &ck, &qw), JL_OK);
@@ -157,6 +160,9 @@ static double margin(const char *gguf, const conversation *cv, char *const *cli_
         assert_string_equal(answer, cli_answers[t]);
         free(answer);
     }
+    *n = jl_session_pos(s);
+    *tokens = malloc(sizeof(int32_t) * (size_t)(*n + 1));
+    memcpy(*tokens, jl_session_tokens(s), sizeof(int32_t) * (size_t)*n);
     jl_chat_free(chat);
     jl_sampler_free(smp);
     jl_session_free(s);
@@ -164,6 +170,15 @@ static double margin(const char *gguf, const conversation *cv, char *const *cli_
     jl_tokenizer_free(tok);
     jl_checkpoint_free(&ck);
     return g.min_gap;
+}
+
+/* llama.cpp's context tokens at the end of a conversation against ours: the same rendering (system prompt,
+ * template, answers; neither holds the last end-of-turn token). Returns 1 when they are equal. */
+static int same_context(json_object *theirs, const int32_t *ours, int n_ours) {
+    if ((int)json_object_array_length(theirs) != n_ours) return 0;
+    for (int i = 0; i < n_ours; i++)
+        if (json_object_get_int(json_object_array_get_idx(theirs, (size_t)i)) != ours[i]) return 0;
+    return 1;
 }
 
 /* Writes the conversations for scripts/llamacpp_chat.mjs: [{"system": S|null, "turns": [...]}, ...]. */
@@ -213,12 +228,20 @@ static void test_llamacpp_chats_like_jielong(void **state) {
     for (size_t c = 0; c < N_CONVS; c++) {
         char *ours[4] = {0};
         jielong_chat(gguf, &CONVS[c], ours, &stopped);
-        double gap = margin(gguf, &CONVS[c], ours);
+        int32_t *ctx;
+        int n_ctx;
+        double gap = margin(gguf, &CONVS[c], ours, &ctx, &n_ctx);
         if (!fgets(line, sizeof line, f)) fail_msg("node-llama-cpp answered %zu of %zu conversations", c, N_CONVS);
-        json_object *r = json_tokener_parse(line);
-        assert_true(r && json_object_is_type(r, json_type_array));
+        json_object *r = json_tokener_parse(line), *answers, *tokens;
+        assert_true(r && json_object_object_get_ex(r, "answers", &answers) &&
+                    json_object_object_get_ex(r, "tokens", &tokens));
+        int ctx_ok = same_context(tokens, ctx, n_ctx);
+        print_message("conversation %zu: context tokens at the end: jielong %d, llama.cpp %zu, %s\n", c, n_ctx,
+                      json_object_array_length(tokens), ctx_ok ? "the same" : "DIFFERENT");
+        bad += !ctx_ok;
+        free(ctx);
         for (int t = 0; CONVS[c].turns[t]; t++, turns++) {
-            json_object *a = json_object_array_get_idx(r, (size_t)t);
+            json_object *a = json_object_array_get_idx(answers, (size_t)t);
             const char *them = a ? json_object_get_string(a) : "(none)";
             int same = !strcmp(them, ours[t]);
             bad += !same;
