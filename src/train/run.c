@@ -641,6 +641,7 @@ static jl_status steps(loop *l) {
             if (comm1 > comm0) { /* under mpirun: the gradient all-reduce of this step, bus bandwidth per rank */
                 jl_metric_add(&ss.m, "allreduce_ms", (comm1 - comm0) * 1e3);
                 jl_metric_add(&ss.m, "allreduce_gbps", (sent1 - sent0) / (comm1 - comm0) / 1e9);
+                jl_metric_add(&ss.m, "allreduce_mb", (sent1 - sent0) / 1e6); /* what this rank sent */
             }
             if (!alone) /* this rank's optimizer state (ZeRO-1: its share of the AdamW moments) */
                 jl_metric_add(&ss.m, "adam_mb", (double)jl_trainer_state_bytes(s->what.t) / 1e6);
