@@ -3,8 +3,8 @@
  * (gpt2 = byte-level BPE, llama = SentencePiece from tokens + scores + types), f32, bf16, q8_0 and q4_0 tensors; another tensor
  * type is an error naming it. The files are written here by a small GGUF writer of the test's own, from the
  * tensors and keys of a GGUF that jl_export_gguf wrote (llama.cpp's names and layout), minus jielong's keys.
- * Through the CLI, generate / chat / eval / serve / import give on such a file (f32, f16, q8_0) what they give on
- * jielong's own, and a q4_K tensor is a one-line error naming the type from each of them.
+ * Through the CLI, generate / chat / eval / serve / import give on such a file (llama f32, f16, q8_0; qwen2; gpt2
+ * bf16) what they give on jielong's own, and a q4_K tensor is a one-line error naming the type from each of them.
  * Both files, ours and the rewritten one, are also read by @huggingface/gguf 0.4.6 (npm, build/npm-gguf from
  * scripts/fetch_gguf_js.sh, run by scripts/gguf_ref.mjs): its metadata and tensor infos equal what was written. */
 #include "testutil.h"
@@ -610,50 +610,83 @@ static void same_output(const char *type, const char *cmd, const char *ours, con
                                         ours, foreign);
 }
 
-/* A model exported by jielong (f32, f16, q8_0) and the same file rewritten as llama.cpp's tools write it (no
- * jielong.* keys: config from llama.*, tokenizer from tokenizer.ggml.*, chat format from tokenizer.chat_template):
+/* One file of the CLI test: the model, the type jielong exports it as, and how the file is rewritten. */
+typedef struct {
+    const char *name;
+    jl_arch arch;
+    int qkv_bias, bf16_weights; /* bf16_weights: 2-D weights rounded to bf16 first, so a bf16 file holds them exactly */
+    jl_ggml_type type;
+    rewrite_opts o;
+} cli_case;
+
+static const cli_case CLI_CASES[] = {
+    {"llama f32", JL_ARCH_LLAMA, 0, 0, JL_GGML_F32, {.keep_blocks = 1}},
+    {"llama f16", JL_ARCH_LLAMA, 0, 0, JL_GGML_F16, {.keep_blocks = 1}},
+    {"llama q8_0", JL_ARCH_LLAMA, 0, 0, JL_GGML_Q8_0, {.keep_blocks = 1}},
+    {"qwen2 f32", JL_ARCH_LLAMA, 1, 0, JL_GGML_F32,
+     {.arch_from = "llama", .arch_to = "qwen2", .to_hf_order = 1, .n_head = 4, .n_kv_head = 2}},
+    {"gpt2 bf16", JL_ARCH_GPT2, 0, 1, JL_GGML_F32, {.bf16 = 1}},
+};
+
+static void round_to_bf16(jl_model *m) {
+    for (int i = 0; i < m->n_tensors; i++) {
+        const jl_tensor_info *t = &m->tensors[i];
+        if (t->ndim != 2) continue;
+        float *p = m->params + t->offset;
+        for (size_t j = 0; j < (size_t)t->rows_saved * (size_t)t->shape[1]; j++) {
+            uint32_t u;
+            memcpy(&u, &p[j], 4);
+            u &= 0xFFFF0000u; /* the test's writer truncates */
+            memcpy(&p[j], &u, 4);
+        }
+    }
+}
+
+/* A model exported by jielong and the same file rewritten as llama.cpp's tools write it (no jielong.* keys: config
+ * from llama.* / qwen2.* / gpt2.*, tokenizer from tokenizer.ggml.*, chat format from tokenizer.chat_template):
+ * llama f32, f16 and q8_0 files, a qwen2 one (q/k/v biases, HF's Q/K order) and a gpt2 one with bf16 weights.
  * generate's greedy ids and text, chat's answers, eval's perplexity, serve's answer and the imported checkpoint's
- * generation are the same for both, through the CLI. For f32 the safetensors checkpoint gives them too. */
+ * generation are the same for both, through the CLI; the f32 files (and the bf16 one, of rounded weights) give
+ * what the safetensors checkpoint gives too. */
 static void test_cli_commands(void **s) {
     (void)s;
-    const jl_ggml_type types[] = {JL_GGML_F32, JL_GGML_F16, JL_GGML_Q8_0};
-    jl_checkpoint ck = {.model = random_model(JL_ARCH_LLAMA, 0, 5), .tokenizer_json = fixture_tokenizer_json()};
-    char st[600];
-    snprintf(st, sizeof st, "%s", tmp_path("own.safetensors"));
-    assert_int_equal(jl_checkpoint_save(st, &ck), JL_OK);
-    for (int k = 0; k < 3; k++) {
-        char ours[600], foreign[600];
-        const char *tn = jl_ggml_type_name(types[k]);
-        snprintf(ours, sizeof ours, "%s/cli_ours_%s.gguf", getenv("JL_TMP") ? getenv("JL_TMP") : "/tmp", tn);
-        snprintf(foreign, sizeof foreign, "%s/cli_foreign_%s.gguf", getenv("JL_TMP") ? getenv("JL_TMP") : "/tmp", tn);
-        assert_int_equal(jl_export_gguf(&ck, ours, types[k]), JL_OK);
-        rewrite_opts o = {.keep_blocks = 1};
-        rewrite(ours, foreign, &o);
+    const char *dir = getenv("JL_TMP") ? getenv("JL_TMP") : "/tmp";
+    for (size_t k = 0; k < sizeof CLI_CASES / sizeof CLI_CASES[0]; k++) {
+        const cli_case *cc = &CLI_CASES[k];
+        jl_checkpoint ck = {.model = random_model(cc->arch, cc->qkv_bias, 5), .tokenizer_json = fixture_tokenizer_json()};
+        if (cc->bf16_weights) round_to_bf16(ck.model);
+        char st[600], ours[600], foreign[600];
+        snprintf(st, sizeof st, "%s/cli_own_%zu.safetensors", dir, k);
+        snprintf(ours, sizeof ours, "%s/cli_ours_%zu.gguf", dir, k);
+        snprintf(foreign, sizeof foreign, "%s/cli_foreign_%zu.gguf", dir, k);
+        assert_int_equal(jl_checkpoint_save(st, &ck), JL_OK);
+        assert_int_equal(jl_export_gguf(&ck, ours, cc->type), JL_OK);
+        rewrite(ours, foreign, &cc->o);
         cli_outputs a, b;
         run_commands(ours, "jielong's own GGUF", &a);
         run_commands(foreign, "GGUF without jielong keys", &b);
-        same_output(tn, "generate --ids", a.ids, b.ids);
-        same_output(tn, "generate", a.text, b.text);
-        same_output(tn, "chat", a.chat, b.chat);
-        same_output(tn, "eval", a.ppl, b.ppl);
-        same_output(tn, "serve", a.served, b.served);
-        same_output(tn, "import + generate --ids", a.imported, b.imported);
-        if (types[k] == JL_GGML_F32) {
+        same_output(cc->name, "generate --ids", a.ids, b.ids);
+        same_output(cc->name, "generate", a.text, b.text);
+        same_output(cc->name, "chat", a.chat, b.chat);
+        same_output(cc->name, "eval", a.ppl, b.ppl);
+        same_output(cc->name, "serve", a.served, b.served);
+        same_output(cc->name, "import + generate --ids", a.imported, b.imported);
+        if (cc->type == JL_GGML_F32) {
             cli_outputs c;
             run_commands(st, "safetensors", &c);
-            same_output(tn, "generate --ids (safetensors)", c.ids, b.ids);
-            same_output(tn, "chat (safetensors)", c.chat, b.chat);
-            same_output(tn, "eval (safetensors)", c.ppl, b.ppl);
-            same_output(tn, "serve (safetensors)", c.served, b.served);
+            same_output(cc->name, "generate --ids (safetensors)", c.ids, b.ids);
+            same_output(cc->name, "chat (safetensors)", c.chat, b.chat);
+            same_output(cc->name, "eval (safetensors)", c.ppl, b.ppl);
+            same_output(cc->name, "serve (safetensors)", c.served, b.served);
             cli_outputs_free(&c);
         }
         const char *gen = strchr(b.ids, '\n') ? strchr(b.ids, '\n') + 1 : b.ids;
-        print_message("%s: generate, chat, eval (%s), serve, import agree; greedy ids %.*s\n", tn, b.ppl,
+        print_message("%s: generate, chat, eval (%s), serve, import agree; greedy ids %.*s\n", cc->name, b.ppl,
                       (int)strcspn(gen, "\n"), gen);
         cli_outputs_free(&a);
         cli_outputs_free(&b);
+        jl_checkpoint_free(&ck);
     }
-    jl_checkpoint_free(&ck);
 }
 
 /* A tensor type jielong does not read (q4_K) is a one-line error naming it from every command, exit non-zero. */
