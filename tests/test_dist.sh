@@ -77,6 +77,23 @@ JL_DIST_OVERLAP=0 run "pretrain, 2 ranks, all-reduce after the backward" $MPI "$
 cmp -s p2/model.safetensors p2c/model.safetensors || die "the overlapped all-reduce changed the result"
 grep -q '"allreduce_overlapped":' p2/metrics.jsonl || die "no allreduce_overlapped figure in the metrics"
 ok "pretrain: the all-reduce overlapped with the backward pass gives the same bits as after it"
+# ZeRO-1: each rank keeps the AdamW moments of its chunks, updates them and the parameters all-gather: the same
+# bits (model, and the checkpoint, whose moments are gathered whole), half the moments per rank; a checkpoint of
+# a --zero 1 run resumes without it, and the other way round, to the uninterrupted run's bits
+run "pretrain, 2 ranks, --zero 1" $MPI "$JL" $P --zero 1 --out pz
+cmp -s p2/model.safetensors pz/model.safetensors || die "--zero 1 changed the result"
+cmp -s p2/checkpoint.safetensors pz/checkpoint.safetensors || die "--zero 1 changed the checkpoint (moments)"
+grep -q "AdamW moments: .* MB on each rank" "$W/log" || die "--zero 1: the optimizer state per rank is not shown"
+m0=$(any_field p2/metrics.jsonl adam_mb | head -1 | cut -d' ' -f2); mz=$(any_field pz/metrics.jsonl adam_mb | head -1 | cut -d' ' -f2)
+awk -v a="$m0" -v b="$mz" 'BEGIN { exit !(a > 0 && b > 0.49 * a && b < 0.51 * a) }' ||
+  die "--zero 1 on 2 ranks: AdamW moments $mz MB per rank, expected half of $m0"
+run "pretrain, --zero 1, stopped" $MPI "$JL" $P --zero 1 --stop-after 5 --out pzr
+run "pretrain, resumed without --zero" $MPI "$JL" $P --resume --out pzr
+cmp -s p2/model.safetensors pzr/model.safetensors || die "a --zero 1 checkpoint resumed without it differs"
+run "pretrain, stopped" $MPI "$JL" $P --stop-after 5 --out pzs
+run "pretrain, resumed with --zero 1" $MPI "$JL" $P --zero 1 --resume --out pzs
+cmp -s p2/model.safetensors pzs/model.safetensors || die "a checkpoint resumed with --zero 1 differs"
+ok "pretrain --zero 1: the same bits (model, checkpoint, resumed either way), AdamW moments $mz MB per rank vs $m0"
 # the bound: the same global batch in a different summation order (measured: ~1e-8 relative on this model)
 field p1/metrics.jsonl loss > l1; field p2/metrics.jsonl loss > l2
 d=$(maxrel l1 l2); [ "$(wc -l < l1)" = 12 ] || die "expected 12 loss lines, got $(wc -l < l1)"
@@ -170,6 +187,11 @@ for stage in grpo ppo; do
   ok "$stage: 2 ranks bitwise repeatable; vs 1 rank: the same rewards, loss of every step within abs. $d (bound 2e-6)"
   overlap_same $stage "$C --batch-size $((b / 2))"
 done
+run "ppo, 2 ranks, --zero 1" $MPI "$JL" $R --batch-size 2 --zero 1 --out ppoz
+cmp -s ppo2/model.safetensors ppoz/model.safetensors && cmp -s ppo2/checkpoint.safetensors ppoz/checkpoint.safetensors ||
+  die "ppo --zero 1 changed the result"
+ok "ppo --zero 1 (the RL update path, with a value head): the same bits, model and checkpoint"
+
 # the learnt judge (and a monitor and an anchor rule): each rank scores the rollouts it sampled, once, and the
 # scores are gathered — the same rewards, bit for bit, as one rank scoring them all
 M="ppo --model p1/model.safetensors --prompts prompts.jsonl --reward-model reward1 --monitor-fn length --anchor-fn
@@ -274,12 +296,12 @@ ok "a stopped rank: the job ends after the 2 s timeout ($secs s) naming rank 1, 
 
 # ---- the sanitizer build under mpirun (JL_ASAN_BIN: another binary; default build/asan/jielong when built) ----
 # the overlapped all-reduce (pretrain; ppo: the RL stages' jl_trainer_sum_begin/end with the value head) and the
-# split reward-model scoring, under AddressSanitizer + UBSan on both ranks
+# split reward-model scoring and ZeRO-1, under AddressSanitizer + UBSan on both ranks
 A=${JL_ASAN_BIN:-$ROOT/build/asan/jielong}
 if [ -x "$A" ]; then
   ASAN_OPTIONS=detect_leaks=0 run "sanitizer binary, 2 ranks" $MPI "$A" $P --steps 4 --out pa
   grep -q '"allreduce_overlapped":' pa/metrics.jsonl || die "sanitizer pretrain: the all-reduce did not overlap"
-  ASAN_OPTIONS=detect_leaks=0 run "sanitizer binary, ppo, 2 ranks" $MPI "$A" $M --steps 2 --batch-size 2 --out rma
+  ASAN_OPTIONS=detect_leaks=0 run "sanitizer binary, ppo, 2 ranks" $MPI "$A" $M --steps 2 --batch-size 2 --zero 1 --out rma
   grep -q '"allreduce_overlapped":' rma/metrics.jsonl || die "sanitizer ppo: the all-reduce did not overlap"
-  ok "the sanitizer binary trains on 2 ranks, all-reduce overlapped: pretrain, ppo with a reward model (detect_leaks=0: OpenMPI's own allocations)"
+  ok "the sanitizer binary trains on 2 ranks, all-reduce overlapped: pretrain, ppo with a reward model and --zero 1 (detect_leaks=0: OpenMPI's own allocations)"
 fi

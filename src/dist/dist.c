@@ -239,6 +239,36 @@ static jl_status sum_bucket(float *x, size_t n) {
     return JL_OK;
 }
 
+void jl_dist_shard(size_t n, size_t off, size_t *lo, size_t *len) {
+    const size_t k = n - off < JL_DIST_BUCKET ? n - off : JL_DIST_BUCKET;
+    const int c = (D.rank + 1) % D.size;
+    *lo = off + chunk_lo(k, c);
+    *len = chunk_lo(k, c + 1) - chunk_lo(k, c);
+}
+
+/* The all-gather steps N-1 … 2N-3 of sum_bucket alone: each rank's complete chunk goes round the ring. */
+static jl_status spread_bucket(float *x, size_t n) {
+    const int prev = (D.rank + D.size - 1) % D.size;
+    for (int s = D.size - 1; s < 2 * (D.size - 1); s++) {
+        MPI_Request r[2];
+        size_t ro, rn;
+        jl_status st = ring_post(x, n, s, D.scratch, -1, &ro, &rn, r);
+        if (st == JL_OK) st = wait_all(r, 2, prev);
+        if (st != JL_OK) return st;
+    }
+    return JL_OK;
+}
+
+jl_status jl_dist_spread_floats(float *x, size_t n) {
+    if (D.size == 1 || n == 0) return JL_OK;
+    double t0 = jl_now();
+    jl_status st = JL_OK;
+    for (size_t off = 0; off < n && st == JL_OK; off += JL_DIST_BUCKET)
+        st = spread_bucket(x + off, n - off < JL_DIST_BUCKET ? n - off : JL_DIST_BUCKET);
+    D.seconds += jl_now() - t0;
+    return st;
+}
+
 /* OpenMPI's own all-reduce of one bucket, for comparison (bench/dist.sh): it blocks without our timeout, and its
  * algorithm (so its summation order) is OpenMPI's choice. Bytes are counted as a ring would send them. */
 static jl_status mpi_sum_bucket(float *x, size_t n) {

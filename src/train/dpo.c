@@ -136,7 +136,8 @@ static jl_status dpo_step(void *self, jl_stage_step *out) {
     if (st != JL_OK) return st;
     s = (dpo_stats){.loss = fig[0], .chosen = fig[1], .rejected = fig[2], .margin = fig[3], .accuracy = fig[4]};
     float lr;
-    int applied = rl_update(r->t, NULL, s.loss, &out->grad_norm, &lr);
+    int applied;
+    if ((st = rl_update(r->t, NULL, s.loss, &out->grad_norm, &lr, &applied)) != JL_OK) return st;
     out->loss = s.loss;
     out->lr = lr;
     out->tokens = (long)r->b.rows * r->b.T;

@@ -315,7 +315,8 @@ static jl_status rm_step(void *self, jl_stage_step *out) {
     if (st != JL_OK) return st;
     s = (rm_stats){.loss = fig[0], .accuracy = fig[1], .margin = fig[2]};
     float lr;
-    int applied = rl_update(r->t, &r->h, s.loss, &out->grad_norm, &lr);
+    int applied;
+    if ((st = rl_update(r->t, &r->h, s.loss, &out->grad_norm, &lr, &applied)) != JL_OK) return st;
     out->loss = s.loss;
     out->lr = lr;
     out->tokens = (long)r->b.rows * r->b.T;

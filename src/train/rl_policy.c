@@ -263,7 +263,9 @@ static jl_status optimise(run *r, iter_stats *is) {
                 is->ratio_first = ps.ratio_mean;
                 is->entropy = ps.entropy;
             }
-            is->applied += rl_update(r->t, vh, ps.loss, &is->grad_norm, &is->lr);
+            int applied;
+            if ((st = rl_update(r->t, vh, ps.loss, &is->grad_norm, &is->lr, &applied)) != JL_OK) return st;
+            is->applied += applied;
             is->updates++;
             is->loss += ps.loss;
             is->value_loss += ps.value_loss;
