@@ -226,9 +226,10 @@ static void ring_land(float *x, int s, const float *scratch, size_t ro, size_t r
         for (size_t i = 0; i < rn; i++) x[ro + i] += scratch[i];
 }
 
-static jl_status sum_bucket(float *x, size_t n) {
+/* Ring steps first … 2N-3 of one bucket, each waited for: from 0 the all-reduce, from N-1 its all-gather half. */
+static jl_status ring_steps(float *x, size_t n, int first) {
     const int prev = (D.rank + D.size - 1) % D.size;
-    for (int s = 0; s < 2 * (D.size - 1); s++) {
+    for (int s = first; s < 2 * (D.size - 1); s++) {
         MPI_Request r[2];
         size_t ro, rn;
         jl_status st = ring_post(x, n, s, D.scratch, -1, &ro, &rn, r);
@@ -246,25 +247,12 @@ void jl_dist_shard(size_t n, size_t off, size_t *lo, size_t *len) {
     *len = chunk_lo(k, c + 1) - chunk_lo(k, c);
 }
 
-/* The all-gather steps N-1 … 2N-3 of sum_bucket alone: each rank's complete chunk goes round the ring. */
-static jl_status spread_bucket(float *x, size_t n) {
-    const int prev = (D.rank + D.size - 1) % D.size;
-    for (int s = D.size - 1; s < 2 * (D.size - 1); s++) {
-        MPI_Request r[2];
-        size_t ro, rn;
-        jl_status st = ring_post(x, n, s, D.scratch, -1, &ro, &rn, r);
-        if (st == JL_OK) st = wait_all(r, 2, prev);
-        if (st != JL_OK) return st;
-    }
-    return JL_OK;
-}
-
 jl_status jl_dist_spread_floats(float *x, size_t n) {
     if (D.size == 1 || n == 0) return JL_OK;
     double t0 = jl_now();
     jl_status st = JL_OK;
     for (size_t off = 0; off < n && st == JL_OK; off += JL_DIST_BUCKET)
-        st = spread_bucket(x + off, n - off < JL_DIST_BUCKET ? n - off : JL_DIST_BUCKET);
+        st = ring_steps(x + off, n - off < JL_DIST_BUCKET ? n - off : JL_DIST_BUCKET, D.size - 1);
     D.seconds += jl_now() - t0;
     return st;
 }
@@ -287,7 +275,7 @@ jl_status jl_dist_sum_floats(float *x, size_t n) {
     jl_status st = JL_OK;
     for (size_t off = 0; off < n && st == JL_OK; off += JL_DIST_BUCKET) {
         size_t k = n - off < JL_DIST_BUCKET ? n - off : JL_DIST_BUCKET;
-        st = D.use_mpi_allreduce ? mpi_sum_bucket(x + off, k) : sum_bucket(x + off, k);
+        st = D.use_mpi_allreduce ? mpi_sum_bucket(x + off, k) : ring_steps(x + off, k, 0);
     }
     D.seconds += jl_now() - t0;
     return st;

@@ -194,7 +194,7 @@ static void shard_copy(const jl_trainer *t, float *own, float *all, int to_all) 
 jl_status jl_trainer_moments_open(jl_trainer *t, int gather, jl_moments *out) {
     *out = (jl_moments){t->mom1, t->mom2, 0};
     if (!t->zero) return JL_OK;
-    out->m = calloc(2 * t->n_state, sizeof(float)); /* zeros: the other ranks' chunks before the gather */
+    out->m = calloc(2 * t->n_state + 1, sizeof(float)); /* zeros: the other ranks' chunks before the gather */
     if (!out->m) return jl_fail(JL_ERR_NOMEM, "out of memory (the whole Adam moments: %zu floats)", 2 * t->n_state);
     out->v = out->m + t->n_state;
     out->made = 1;
