@@ -94,6 +94,13 @@ run "pretrain, stopped" $MPI "$JL" $P --stop-after 5 --out pzs
 run "pretrain, resumed with --zero 1" $MPI "$JL" $P --zero 1 --resume --out pzs
 cmp -s p2/model.safetensors pzs/model.safetensors || die "a checkpoint resumed with --zero 1 differs"
 ok "pretrain --zero 1: the same bits (model, checkpoint, resumed either way), AdamW moments $mz MB per rank vs $m0"
+# resume with another N, the global batch kept (2 ranks → 1 process with --accum 2): the data position carries over
+run "pretrain, 2 ranks, stopped at 6" $MPI "$JL" $P --stop-after 6 --out pn
+run "pretrain, resumed by 1 process, accum 2" "$JL" $P --accum 2 --resume --out pn
+field pn/metrics.jsonl loss | awk '$1 > 6' > l1; field p2/metrics.jsonl loss | awk '$1 > 6' > l2
+d=$(maxrel l1 l2); [ "$(wc -l < l1)" = 6 ] || die "resume on 1 process: expected steps 7..12, got $(wc -l < l1)"
+awk -v d="$d" 'BEGIN { exit !(d != "none" && d < 1e-5) }' || die "resume on 1 process: steps 7..12 rel. diff $d > 1e-5"
+ok "a 2-rank checkpoint resumed by 1 process with --accum 2: steps 7..12 within rel. $d of the 2-rank run (bound 1e-5)"
 # the bound: the same global batch in a different summation order (measured: ~1e-8 relative on this model)
 field p1/metrics.jsonl loss > l1; field p2/metrics.jsonl loss > l2
 d=$(maxrel l1 l2); [ "$(wc -l < l1)" = 12 ] || die "expected 12 loss lines, got $(wc -l < l1)"
