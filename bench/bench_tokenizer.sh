@@ -9,6 +9,7 @@
 #             and with PCRE2 ("pcre2" lines), and each tokenizer.json's load time.
 # Then runs scripts/check_hf_tokenizers.sh (same ids from our tokenizer.json files in HF, and the reverse).
 # Usage: bench/bench_tokenizer.sh [BUILD_DIR]
+#   JL_BENCH_FAMILIES_ONLY=1: only the six families' encode speed beside HF with its same-run ratios (~1-2 min)
 set -eu
 cd "$(dirname "$0")/.."
 build=${1:-build}
@@ -17,6 +18,8 @@ mods=$(bash scripts/hf_tokenizers.sh)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mb=${JL_BENCH_MB:-16}
+echo "== tokenizer benchmark: $(nproc) cores, OMP_NUM_THREADS=${OMP_NUM_THREADS:-all}; $(uptime)"
+if [ -z "${JL_BENCH_FAMILIES_ONLY:-}" ]; then
 "$build/jielong" tokenizer synth --seed 1 --bytes $((mb << 20)) --output "$work/text.txt"
 encode=(--encode "$work/ours.json")
 jsons=("$work/ours.json")
@@ -25,7 +28,6 @@ if bash scripts/fetch_vocab.sh 2>/dev/null; then
   encode+=(--encode "$work/cl100k.json")
   jsons+=("$work/cl100k.json")
 fi
-echo "== tokenizer benchmark: $(nproc) cores, OMP_NUM_THREADS=${OMP_NUM_THREADS:-all}"
 echo "-- jielong"
 "$build/bench/bench_tokenizer" --text "$work/text.txt" --vocab 30000 --pattern gpt2 --save "$work/ours.json" \
   "${encode[@]}" | grep -v '^encode trained'   # "trained" is timed again as ours.json
@@ -56,6 +58,7 @@ const [textPath, ...jsons] = process.argv.slice(2);
                 `encodeBatch of ${pieces.length} documents)`);
   }
 })();' "$mods" "$work/text.txt" "${jsons[@]}" 2>/dev/null | grep -v '^[[:space:]]*$'  # HF training prints blank lines
+fi
 # The six model families' real tokenizer.json files (scripts/fetch_vocab.sh), JL_BENCH_FAMILY_MB MB (default 4) of
 # --world text (Chinese, Japanese, Korean, English, code, emoji, accents). HF is called as its users call it on
 # a corpus: encodeBatch over its documents (paragraphs, all threads); jielong: one encode call (all threads).
@@ -89,10 +92,11 @@ if bash scripts/fetch_vocab.sh 2>/dev/null; then
                   `encodeBatch of ${pieces.length} documents)`);
     }
   })();' "$mods" "$work/world.txt" "${fams[@]}" | tee "$work/fam_hf.txt"
-  echo "-- jielong / HF (same run, same text; ours on all threads vs HF encodeBatch)"
+  echo "-- jielong / HF (same run, same text; ours: one encode call on all threads; HF: encodeBatch over the documents, all threads)"
   awk '/threads: / && !/ pcre2 / { split($0, a, " "); ours[a[2]] = a[5] } /batch: / { split($0, a, " "); hf[a[2]] = a[4] }
        END { for (k in hf) if (k in ours) printf "%s: %.1fx (%s vs %s MB/s)\n", k, ours[k] / hf[k], ours[k], hf[k] }' \
     "$work/fam_ours.txt" "$work/fam_hf.txt" | sort
 fi
+[ -n "${JL_BENCH_FAMILIES_ONLY:-}" ] && exit 0
 echo "-- tokenizer.json compatibility with HF tokenizers"
 bash scripts/check_hf_tokenizers.sh

@@ -8,14 +8,16 @@
 # loaded machine slows them alike; figures are medians over the steps after the first of each run.
 #   bash bench/dist.sh [BUILD_DIR]
 # Environment: SHAPES ("pipeline gpt2-124m"), STEPS (4), ROUNDS (1), SEQ (gpt2-124m rows, 256),
-# BATCH (rows per micro-batch: pipeline 16, gpt2-124m 1).
+# BATCH (rows per micro-batch: pipeline 16, gpt2-124m 1), HOWS (the 2-rank set-ups, "ring flat mpi"; also zero:
+# --zero 1). Per set-up: tok/s, step ms, and per step the all-reduce's ms, MB each rank sent, GB/s, the
+# share of ring steps that landed during the backward pass, and the AdamW moments per rank.
 # Shapes: pipeline = `jielong pipeline`'s model (llama depth 4, context 256, its 4096-token vocabulary shape);
 # gpt2-124m = GPT-2 small (12 layers, 768 wide, 12 heads, the GPT-2 vocabulary of 50257, context 1024).
 set -eu
 cd "$(dirname "$0")/.."
 dir=${1:-build}
 bin=$PWD/$dir/jielong
-shapes=${SHAPES:-pipeline gpt2-124m} steps=${STEPS:-4} rounds=${ROUNDS:-1} seq=${SEQ:-256}
+shapes=${SHAPES:-pipeline gpt2-124m} steps=${STEPS:-4} rounds=${ROUNDS:-1} seq=${SEQ:-256} hows=${HOWS:-ring flat mpi}
 say() { echo "bench_dist: $*"; }
 command -v mpirun >/dev/null || { say "mpirun not found (scripts/deps.sh installs openmpi-bin)"; exit 1; }
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_WAIT_POLICY=passive
@@ -47,20 +49,22 @@ for shape in $shapes; do
   for r in $(seq "$rounds"); do
     "$bin" $common --threads 2 --accum 2 --out "$work/one$r" >"$work/log" 2>&1 ||
       { say "1 rank failed:"; tail -5 "$work/log"; exit 1; }
-    for how in ring flat mpi; do # flat: our ring after the backward pass instead of overlapped with it
-      JL_DIST_ALLREDUCE=${how/flat/ring} JL_DIST_OVERLAP=$([ $how = flat ] && echo 0 || echo 1) timeout 1200 \
-        mpirun --host localhost:2 -np 2 "$bin" $common --threads 1 \
+    line="$shape round $r: 1 rank x 2 threads $(median "$work/one$r/metrics.jsonl" tok_per_s) tok/s,"
+    line="$line step $(median "$work/one$r/metrics.jsonl" ms) ms"
+    for how in $hows; do
+      # ring: ours, overlapped with the backward (the default); flat: ours after the backward; mpi: MPI_Allreduce;
+      # zero: ours overlapped, with --zero 1 (the parameters' all-gather counted in the all-reduce figures)
+      case $how in ring|flat|mpi|zero) ;; *) say "unknown set-up $how (HOWS: ring flat mpi zero)"; exit 2 ;; esac
+      JL_DIST_ALLREDUCE=$([ $how = mpi ] && echo mpi || echo ring) JL_DIST_OVERLAP=$([ $how = flat ] && echo 0 || echo 1) \
+        timeout 1200 mpirun --host localhost:2 -np 2 "$bin" $common --threads 1 $([ $how = zero ] && echo --zero 1) \
         --out "$work/$how$r" >"$work/log" 2>&1 || { say "2 ranks ($how) failed:"; tail -5 "$work/log"; exit 1; }
+      m=$work/$how$r/metrics.jsonl
+      ms=$(median "$m" allreduce_ms) gbps=$(median "$m" allreduce_gbps)
+      line="$line; 2 ranks x 1 thread ($how) $(median "$m" tok_per_s) tok/s, step $(median "$m" ms) ms, all-reduce"
+      line="$line $ms ms, $(median "$m" allreduce_mb) MB sent, $gbps GB/s per rank"
+      [ $how = mpi ] || line="$line, $(median "$m" allreduce_overlapped) of ring steps during the backward"
+      line="$line, AdamW moments $(median "$m" adam_mb) MB per rank"
     done
-    say "$shape round $r: 1 rank x 2 threads $(median "$work/one$r/metrics.jsonl" tok_per_s) tok/s;" \
-        "2 ranks x 1 thread $(median "$work/ring$r/metrics.jsonl" tok_per_s) tok/s;" \
-        "all-reduce (ours, ring) $(median "$work/ring$r/metrics.jsonl" allreduce_ms) ms/step," \
-        "$(median "$work/ring$r/metrics.jsonl" allreduce_gbps) GB/s per rank;" \
-        "MPI_Allreduce $(median "$work/mpi$r/metrics.jsonl" allreduce_ms) ms/step," \
-        "$(median "$work/mpi$r/metrics.jsonl" allreduce_gbps) GB/s;" \
-        "step $(median "$work/one$r/metrics.jsonl" ms) ms (1 rank) vs $(median "$work/ring$r/metrics.jsonl" ms) ms" \
-        "(ring overlapped with the backward, $(median "$work/ring$r/metrics.jsonl" allreduce_overlapped) of its" \
-        "steps landed during it) vs $(median "$work/flat$r/metrics.jsonl" ms) ms (ring after the backward) vs" \
-        "$(median "$work/mpi$r/metrics.jsonl" ms) ms (MPI_Allreduce)"
+    say "$line"
   done
 done

@@ -4,6 +4,7 @@
 #include "jielong/dataset.h"
 #include "data/poem_tasks.h"
 #include "core/utf8.h"
+#include "jielong/synth.h"
 #include "io/fileio.h"
 #include <sys/stat.h>
 
@@ -531,6 +532,28 @@ static void test_no_heldout_poem_in_training_files(void **state) {
     free(keys);
 }
 
+/* data instruct's heading parser: the model's own form when the heading names one, "draw one" (2) when it names
+ * none — an SFT model continues "《" into "title》的作者是…", the author answer SFT taught it — and no heading
+ * for titles that are not 2–12 Han characters. */
+static void test_instruct_headings(void **state) {
+    (void)state;
+    char title[64];
+    jl_poem_form form = JL_FORM_NONE;
+    assert_int_equal(jl_instruct_parse_heading("春江夜泊》（七言绝句）王维", title, sizeof title, &form), 1);
+    assert_string_equal(title, "春江夜泊");
+    assert_int_equal(form, JL_FORM_QIJUE);
+    form = JL_FORM_NONE;
+    assert_int_equal(jl_instruct_parse_heading("蝉暇》的作者是刘威。", title, sizeof title, &form), 2);
+    assert_string_equal(title, "蝉暇");
+    assert_int_equal(form, JL_FORM_NONE); /* left to the caller */
+    assert_int_equal(jl_instruct_parse_heading("秋思》（散文）", title, sizeof title, &form), 2);
+    assert_int_equal(jl_instruct_parse_heading("秋》（五言绝句）", title, sizeof title, &form), 0);   /* 1 char */
+    assert_int_equal(jl_instruct_parse_heading("江南曲 五》（五言绝句）", title, sizeof title, &form), 0); /* space */
+    assert_int_equal(jl_instruct_parse_heading("没有结尾的标题", title, sizeof title, &form), 0);
+    assert_int_equal(jl_instruct_parse_heading("一二三四五六七八九十一二三》", title, sizeof title, &form), 0);
+    assert_int_equal(jl_instruct_parse_heading("春江夜泊》", title, 8, &form), 0); /* no room for the title */
+}
+
 /* The held-out greeting/identity probes are never a training phrasing: every topic rendered many times, no user
  * turn is one of them; and there are enough of them for the figure to mean something. */
 static void test_chat_probes_held_out(void **state) {
@@ -638,6 +661,7 @@ int main(void) {
         cmocka_unit_test(test_no_heldout_poem_in_training_files),
         cmocka_unit_test(test_repetition_exercises),
         cmocka_unit_test(test_chat_probes_held_out),
+        cmocka_unit_test(test_instruct_headings),
         cmocka_unit_test(test_invented_titles),
         cmocka_unit_test(test_cli_data),
     };

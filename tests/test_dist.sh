@@ -5,9 +5,11 @@
 # same way; resume after a rank is killed (the resumed steps equal an uninterrupted run's, bit for bit); Ctrl-C
 # (SIGINT to mpirun) stops every rank with a whole checkpoint; a rank that fails (a bad batch or rollout on rank 1
 # only, JL_DIST_FAIL) or hangs (SIGSTOP, JL_DIST_TIMEOUT) stops the job with one message naming it and the
-# checkpoint untouched; plain jielong links no MPI. Then the sanitizer binary, if built, runs one 2-rank pretrain
-# (OpenMPI's own allocations are not ours: ASAN_OPTIONS=detect_leaks=0 there; our code is leak-checked by the
-# single-process cmocka tests).
+# checkpoint untouched; plain jielong links no MPI. Every stage: the all-reduce overlapped with the backward pass
+# gives the bits of the one after it (JL_DIST_OVERLAP=0); ppo with a reward model: each rank scores its own
+# rollouts, the same rewards as one rank. Then the sanitizer binary, if built (or JL_ASAN_BIN), runs a 2-rank
+# pretrain and ppo with the all-reduce overlapped (OpenMPI's own allocations are not ours:
+# ASAN_OPTIONS=detect_leaks=0 there; our code is leak-checked by the single-process cmocka tests).
 # Run by tests/run.sh with JL_BIN (the jielong binary), JL_TMP (scratch) and JL_ROOT (the source tree).
 set -u
 JL=${JL_BIN:-build/jielong}
@@ -26,6 +28,8 @@ MPI="timeout 60 mpirun --host localhost:2 -np 2" MPI1="timeout 60 mpirun --host 
 run() { local name=$1; shift; "$@" >"$W/log" 2>&1 || die "$name (exit $?): $*"; }
 # The "KEY" values of a metrics file's step lines, one per line (17 significant digits as written).
 field() { sed -n "s/.*\"step\":\([0-9]*\),\"$2\":\([-0-9.e+]*\).*/\1 \2/p" "$1"; }
+# The same for a KEY anywhere in the step line.
+any_field() { sed -n "s/.*\"step\":\([0-9]*\),.*\"$2\":\([-0-9.e+]*\).*/\1 \2/p" "$1"; }
 # A number of the training state in a checkpoint's header (escaped JSON inside the safetensors metadata).
 state_num() { grep -ao "\\\\\"$1\\\\\":[0-9]*" "$2" | head -1 | grep -o '[0-9]*$'; }
 # Largest relative difference of two files of "step value" lines (same steps).
@@ -73,6 +77,30 @@ JL_DIST_OVERLAP=0 run "pretrain, 2 ranks, all-reduce after the backward" $MPI "$
 cmp -s p2/model.safetensors p2c/model.safetensors || die "the overlapped all-reduce changed the result"
 grep -q '"allreduce_overlapped":' p2/metrics.jsonl || die "no allreduce_overlapped figure in the metrics"
 ok "pretrain: the all-reduce overlapped with the backward pass gives the same bits as after it"
+# ZeRO-1: each rank keeps the AdamW moments of its chunks, updates them and the parameters all-gather: the same
+# bits (model, and the checkpoint, whose moments are gathered whole), half the moments per rank; a checkpoint of
+# a --zero 1 run resumes without it, and the other way round, to the uninterrupted run's bits
+run "pretrain, 2 ranks, --zero 1" $MPI "$JL" $P --zero 1 --out pz
+cmp -s p2/model.safetensors pz/model.safetensors || die "--zero 1 changed the result"
+cmp -s p2/checkpoint.safetensors pz/checkpoint.safetensors || die "--zero 1 changed the checkpoint (moments)"
+grep -q "AdamW moments: .* MB on each rank" "$W/log" || die "--zero 1: the optimizer state per rank is not shown"
+m0=$(any_field p2/metrics.jsonl adam_mb | head -1 | cut -d' ' -f2); mz=$(any_field pz/metrics.jsonl adam_mb | head -1 | cut -d' ' -f2)
+awk -v a="$m0" -v b="$mz" 'BEGIN { exit !(a > 0 && b > 0.49 * a && b < 0.51 * a) }' ||
+  die "--zero 1 on 2 ranks: AdamW moments $mz MB per rank, expected half of $m0"
+run "pretrain, --zero 1, stopped" $MPI "$JL" $P --zero 1 --stop-after 5 --out pzr
+run "pretrain, resumed without --zero" $MPI "$JL" $P --resume --out pzr
+cmp -s p2/model.safetensors pzr/model.safetensors || die "a --zero 1 checkpoint resumed without it differs"
+run "pretrain, stopped" $MPI "$JL" $P --stop-after 5 --out pzs
+run "pretrain, resumed with --zero 1" $MPI "$JL" $P --zero 1 --resume --out pzs
+cmp -s p2/model.safetensors pzs/model.safetensors || die "a checkpoint resumed with --zero 1 differs"
+ok "pretrain --zero 1: the same bits (model, checkpoint, resumed either way), AdamW moments $mz MB per rank vs $m0"
+# resume with another N, the global batch kept (2 ranks → 1 process with --accum 2): the data position carries over
+run "pretrain, 2 ranks, stopped at 6" $MPI "$JL" $P --stop-after 6 --out pn
+run "pretrain, resumed by 1 process, accum 2" "$JL" $P --accum 2 --resume --out pn
+field pn/metrics.jsonl loss | awk '$1 > 6' > l1; field p2/metrics.jsonl loss | awk '$1 > 6' > l2
+d=$(maxrel l1 l2); [ "$(wc -l < l1)" = 6 ] || die "resume on 1 process: expected steps 7..12, got $(wc -l < l1)"
+awk -v d="$d" 'BEGIN { exit !(d != "none" && d < 1e-5) }' || die "resume on 1 process: steps 7..12 rel. diff $d > 1e-5"
+ok "a 2-rank checkpoint resumed by 1 process with --accum 2: steps 7..12 within rel. $d of the 2-rank run (bound 1e-5)"
 # the bound: the same global batch in a different summation order (measured: ~1e-8 relative on this model)
 field p1/metrics.jsonl loss > l1; field p2/metrics.jsonl loss > l2
 d=$(maxrel l1 l2); [ "$(wc -l < l1)" = 12 ] || die "expected 12 loss lines, got $(wc -l < l1)"
@@ -96,6 +124,21 @@ d=$(maxrel l1 l2); [ "$(wc -l < l1)" = 6 ] || die "expected 6 sft loss lines"
 awk -v d="$d" 'BEGIN { exit !(d != "none" && d < 1e-5) }' || die "sft loss 2 ranks vs accum 2: rel. diff $d > 1e-5"
 ok "sft (packed rows): 2 ranks bitwise repeatable; vs 1 process with --accum 2 within rel. $d (bound 1e-5)"
 
+# The stage's 2-rank run in ${1}2 again with the all-reduce after the backward pass (JL_DIST_OVERLAP=0): the
+# overlapped one (the default, jl_trainer_sum_begin/end) sums the same buckets in the same order, so the same bits.
+overlap_same() {
+  JL_DIST_OVERLAP=0 run "$1, 2 ranks, all-reduce after the backward" $MPI "$JL" $2 --out ${1}2f
+  cmp -s ${1}2/model.safetensors ${1}2f/model.safetensors || die "$1: the overlapped all-reduce changed the result"
+  # the gradient norm too: clipping would hide a wrongly scaled gradient from the weights
+  for key in loss grad_norm; do
+    any_field ${1}2/metrics.jsonl $key | cmp -s - <(any_field ${1}2f/metrics.jsonl $key) ||
+      die "$1: overlapped $key differs: $(paste <(any_field ${1}2/metrics.jsonl $key) <(any_field ${1}2f/metrics.jsonl $key))"
+  done
+  grep -q '"allreduce_overlapped":' ${1}2/metrics.jsonl || die "$1: no allreduce_overlapped figure (not overlapped?)"
+  grep -q '"allreduce_overlapped":' ${1}2f/metrics.jsonl && die "$1: JL_DIST_OVERLAP=0 still overlapped"
+  ok "$1: the all-reduce overlapped with the backward pass gives the same bits as after it"
+}
+
 # ---- pair stages: each rank takes --batch-size pairs of a global batch of batch × ranks ----
 for i in $(seq 1 120); do
   p=$(printf "%03d" $((i * 37 % 1000)))
@@ -116,6 +159,7 @@ for stage in dpo reward; do
   [ "$(grep -o '"eval_pairs":[0-9]*' ${stage}2/metrics.jsonl | sort -u)" = '"eval_pairs":24' ] ||
     die "$stage: the ranks' held-out shares do not add up to the 24 pairs"
   ok "$stage: 2 ranks × 4 pairs vs 1 process × 8 pairs: loss within rel. $d, split held-out loss within $dv (bound 1e-5)"
+  overlap_same $stage "$D --batch-size 4"
 done
 
 # ---- RL stages: each rank rolls out its share (--batch-size prompts × group), the rewards, log-probs and values
@@ -148,7 +192,24 @@ for stage in grpo ppo; do
   sed -n 's/.*"step":\([0-9]*\),.*"reward":\([-0-9.e+]*\).*/\1 \2/p' ${stage}2/metrics.jsonl > r2
   [ "$(wc -l < r1)" = 4 ] && cmp -s r1 r2 || die "$stage rewards 2 ranks vs 1 differ (the same rollouts expected): $(paste r1 r2 | head -4)"
   ok "$stage: 2 ranks bitwise repeatable; vs 1 rank: the same rewards, loss of every step within abs. $d (bound 2e-6)"
+  overlap_same $stage "$C --batch-size $((b / 2))"
 done
+run "ppo, 2 ranks, --zero 1" $MPI "$JL" $R --batch-size 2 --zero 1 --out ppoz
+cmp -s ppo2/model.safetensors ppoz/model.safetensors && cmp -s ppo2/checkpoint.safetensors ppoz/checkpoint.safetensors ||
+  die "ppo --zero 1 changed the result"
+ok "ppo --zero 1 (the RL update path, with a value head): the same bits, model and checkpoint"
+
+# the learnt judge (and a monitor and an anchor rule): each rank scores the rollouts it sampled, once, and the
+# scores are gathered — the same rewards, bit for bit, as one rank scoring them all
+M="ppo --model p1/model.safetensors --prompts prompts.jsonl --reward-model reward1 --monitor-fn length --anchor-fn
+   length --max-new-tokens 6 --steps 3 --lr 5e-4 --minibatches 2 --whiten-rewards --threads 1 --precision fp32"
+run "ppo with a reward model, 1 rank" $MPI1 "$JL" $M --batch-size 4 --out rm1
+run "ppo with a reward model, 2 ranks" $MPI "$JL" $M --batch-size 2 --out rm2
+for key in reward monitor_reward anchor_reward; do
+  any_field rm1/metrics.jsonl $key > r1; any_field rm2/metrics.jsonl $key > r2
+  [ "$(wc -l < r1)" = 3 ] && cmp -s r1 r2 || die "ppo $key with a reward model: 2 ranks vs 1 differ: $(paste r1 r2)"
+done
+ok "ppo with a reward model (+ monitor, anchor): each rank scores its own rollouts; rewards equal 1 rank's bit for bit"
 JL_DIST_FAIL=1:0 $MPI "$JL" $G --batch-size 1 --out gf >"$W/log" 2>&1
 rc=$?
 [ $rc = 2 ] && [ "$(grep -c '^jielong' "$W/log")" = 1 ] && grep -q "^jielong grpo: rank 1 of 2: bad batch" "$W/log" ||
@@ -240,9 +301,14 @@ grep -q "rank 0 of 2: no message from rank 1 within 2 s" "$W/log" || die "no tim
 [ "$(md5sum < k/checkpoint.safetensors)" = "$sum" ] || die "a hung rank changed the checkpoint"
 ok "a stopped rank: the job ends after the 2 s timeout ($secs s) naming rank 1, the checkpoint untouched"
 
-# ---- the sanitizer build under mpirun ----
-A="$ROOT/build/asan/jielong"
+# ---- the sanitizer build under mpirun (JL_ASAN_BIN: another binary; default build/asan/jielong when built) ----
+# the overlapped all-reduce (pretrain; ppo: the RL stages' jl_trainer_sum_begin/end with the value head) and the
+# split reward-model scoring and ZeRO-1, under AddressSanitizer + UBSan on both ranks
+A=${JL_ASAN_BIN:-$ROOT/build/asan/jielong}
 if [ -x "$A" ]; then
   ASAN_OPTIONS=detect_leaks=0 run "sanitizer binary, 2 ranks" $MPI "$A" $P --steps 4 --out pa
-  ok "the sanitizer binary trains on 2 ranks (detect_leaks=0: OpenMPI's own allocations)"
+  grep -q '"allreduce_overlapped":' pa/metrics.jsonl || die "sanitizer pretrain: the all-reduce did not overlap"
+  ASAN_OPTIONS=detect_leaks=0 run "sanitizer binary, ppo, 2 ranks" $MPI "$A" $M --steps 2 --batch-size 2 --zero 1 --out rma
+  grep -q '"allreduce_overlapped":' rma/metrics.jsonl || die "sanitizer ppo: the all-reduce did not overlap"
+  ok "the sanitizer binary trains on 2 ranks, all-reduce overlapped: pretrain, ppo with a reward model and --zero 1 (detect_leaks=0: OpenMPI's own allocations)"
 fi

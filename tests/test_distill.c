@@ -156,6 +156,68 @@ static void test_synthesize(void **state) {
     assert_int_equal(run_cli(args, tmp_path("synth.log")), 0);
 }
 
+/* Count the answers of an SFT file holding `want` (all of them must), or -1 when one does not. */
+static int answers_holding(const char *path, const char *want) {
+    char *text;
+    size_t len;
+    assert_int_equal(jl_read_file(path, &text, &len), JL_OK);
+    free(text);
+    if (len == 0) return 0; /* nothing kept */
+    jl_sft_set *set;
+    jl_jsonl_options opt = {0};
+    jl_jsonl_stats st;
+    assert_int_equal(jl_sft_load(path, &opt, &set, &st), JL_OK);
+    int n = (int)jl_sft_count(set);
+    for (size_t i = 0; i < jl_sft_count(set); i++) {
+        jl_conversation c = jl_sft_get(set, i);
+        if (!strstr(c.turns[c.n_turns - 1].content, want)) n = -1;
+    }
+    jl_sft_free(set);
+    return n;
+}
+
+/* --tries K (rejection sampling): a prompt whose first (greedy) answer the keep rule rejects is answered again,
+ * sampled, until one is kept; every kept answer passes the rule and more prompts are kept than with one try. */
+static void test_synthesize_tries(void **state) {
+    (void)state;
+    const char *prompts = tmp_path("tries.jsonl"), *out = tmp_path("tries_out.jsonl"), *log = tmp_path("tries.log");
+    FILE *f = fopen(prompts, "w");
+    static const char *const subj[] = {"the cat", "a dog", "the old man", "my friend", "the bird", "a child"};
+    for (int i = 0; i < 12; i++) fprintf(f, "{\"prompt\":\"%s\",\"expected\":\"the \"}\n", subj[i % 6]);
+    fclose(f);
+    char args[2048];
+    int kept[2];
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "distill --teacher %s --synthesize 0 --prompts %s --out-data %s --max-new-tokens 16 "
+                 "--keep-fn contains --tries %d --retry-temperature 1", teacher_path(), prompts, out, k ? 12 : 1);
+        assert_int_equal(run_cli(args, log), 0);
+        kept[k] = answers_holding(out, "the ");
+        assert_true(kept[k] >= 0); /* the rule holds for every kept answer */
+    }
+    assert_true(kept[1] > kept[0]);
+    char *msg;
+    size_t len;
+    assert_int_equal(jl_read_file(log, &msg, &len), JL_OK);
+    assert_non_null(strstr(msg, "prompts kept only on a later try"));
+    free(msg);
+    /* same seed, same file */
+    char *a, *b;
+    size_t na, nb;
+    assert_int_equal(jl_read_file(out, &a, &na), JL_OK);
+    assert_int_equal(run_cli(args, log), 0);
+    assert_int_equal(jl_read_file(out, &b, &nb), JL_OK);
+    assert_true(na == nb && memcmp(a, b, na) == 0);
+    free(a);
+    free(b);
+    /* --tries without a rule deciding when to try again is refused */
+    snprintf(args, sizeof args, "distill --teacher %s --synthesize 0 --prompts %s --out-data %s --tries 3",
+             teacher_path(), prompts, out);
+    assert_int_equal(run_cli(args, log), 2);
+    assert_int_equal(jl_read_file(log, &msg, &len), JL_OK);
+    assert_non_null(strstr(msg, "--tries 3 needs --keep-fn"));
+    free(msg);
+}
+
 static void test_bad_input(void **state) {
     (void)state;
     char args[2048];
@@ -208,6 +270,7 @@ int main(void) {
         cmocka_unit_test(test_distillation_beats_hard_labels),
         cmocka_unit_test(test_resume_is_bit_exact),
         cmocka_unit_test(test_synthesize),
+        cmocka_unit_test(test_synthesize_tries),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, setup_teacher, NULL);

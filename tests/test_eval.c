@@ -105,7 +105,8 @@ static void test_eval_cli_tasks_and_bad_input(void **state) {
     const char *lines =
         "{\"prompt\":\"写一首五言绝句。\",\"task\":\"write\",\"form\":\"wujue\"}\n"
         "{\"prompt\":\"“床前明月光”的下一句是什么？\",\"task\":\"continue\",\"form\":\"wujue\",\"expected\":\"疑是地上霜\"}\n"
-        "{\"prompt\":\"《静夜思》的作者是谁？\",\"task\":\"author\",\"form\":\"wujue\",\"expected\":\"李白\"}\n";
+        "{\"prompt\":\"《静夜思》的作者是谁？\",\"task\":\"author\",\"form\":\"wujue\",\"expected\":\"李白\"}\n"
+        "{\"prompt\":\"你好呀\",\"task\":\"chat\",\"expected\":\"你好|您好\"}\n";
     assert_int_equal(jl_write_file_atomic(prompts, lines, strlen(lines)), JL_OK);
     char args[2048];
     const char *out = tmp_path("eval_out.json"), *samples = tmp_path("samples.jsonl");
@@ -121,7 +122,14 @@ static void test_eval_cli_tasks_and_bad_input(void **state) {
     assert_int_equal(jl_read_file(samples, &text, &len), JL_OK);
     int n_lines = 0;
     for (size_t i = 0; i < len; i++) n_lines += text[i] == '\n';
-    assert_int_equal(n_lines, 3);
+    assert_int_equal(n_lines, 3); /* the chat probe is scored in chat mode only */
+    free(text);
+    /* --only chat: the greeting/identity probes alone, in chat mode */
+    snprintf(args, sizeof args, "eval --model %s --tasks %s --only chat --max-tokens 8 --json", model, prompts);
+    assert_int_equal(run_cli(args, out), 0);
+    assert_int_equal(jl_read_file(out, &text, &len), JL_OK);
+    assert_non_null(strstr(text, "\"chat\":{\"n\":1"));
+    assert_non_null(strstr(text, "\"write\":{\"n\":0"));
     free(text);
     snprintf(args, sizeof args, "eval --model %s --tasks /nonexistent.jsonl", model);
     assert_int_equal(run_cli(args, out), 2);

@@ -3,6 +3,8 @@
  * (gpt2 = byte-level BPE, llama = SentencePiece from tokens + scores + types), f32, bf16, q8_0 and q4_0 tensors; another tensor
  * type is an error naming it. The files are written here by a small GGUF writer of the test's own, from the
  * tensors and keys of a GGUF that jl_export_gguf wrote (llama.cpp's names and layout), minus jielong's keys.
+ * Through the CLI, generate / chat / eval / serve / import give on such a file (llama f32, f16, q8_0; qwen2; gpt2
+ * bf16) what they give on jielong's own, and a q4_K tensor is a one-line error naming the type from each of them.
  * Both files, ours and the rewritten one, are also read by @huggingface/gguf 0.4.6 (npm, build/npm-gguf from
  * scripts/fetch_gguf_js.sh, run by scripts/gguf_ref.mjs): its metadata and tensor infos equal what was written. */
 #include "testutil.h"
@@ -17,6 +19,8 @@
 #include "tokenizer/synth.h"
 #include <json-c/json.h>
 #include <math.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 /* ---- a minimal GGUF v3 writer ---- */
 typedef struct {
@@ -35,7 +39,7 @@ typedef struct {
     int bf16;                         /* 2-D f32 tensors become bf16 */
     int bad_type;                     /* > 0: the first 2-D tensor gets this type number */
     int to_hf_order;                  /* undo the Q/K permutation (qwen2 files keep HF's order) */
-    int keep_blocks;                  /* q8_0 / q4_0 tensors are copied as they are (llama-quantize's output) */
+    int keep_blocks;                  /* q8_0 / q4_0 / f16 tensors are copied as they are (llama-quantize's output) */
     int n_head, n_kv_head;
 } rewrite_opts;
 
@@ -116,7 +120,7 @@ static void rewrite(const char *src_path, const char *dst_path, const rewrite_op
     for (int i = 0; i < nt; i++) {
         const jl_gguf_tensor *t = jl_gguf_tensor_at(g, i);
         size_t n = (size_t)(t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]);
-        if (o->keep_blocks && (t->type == JL_GGML_Q8_0 || t->type == JL_GGML_Q4_0)) {
+        if (o->keep_blocks && (t->type == JL_GGML_Q8_0 || t->type == JL_GGML_Q4_0 || t->type == JL_GGML_F16)) {
             assert_false(o->to_hf_order);
             raw[i] = t->data;
             types[i] = t->type;
@@ -506,12 +510,219 @@ static void test_sentencepiece_export(void **s) {
     jl_checkpoint_free(&ck);
 }
 
+/* ---- every command through the CLI on a file without jielong keys ---- */
+
+/* `jielong ARGS` (with "%s" for the model, given twice where needed) → its stdout+stderr, malloc'd; fails on a
+ * non-zero exit. */
+static char *cli_output(const char *args, const char *what) {
+    char log[600];
+    snprintf(log, sizeof log, "%s", tmp_path("cli.out"));
+    int rc = run_cli(args, log);
+    char *out;
+    size_t len;
+    assert_int_equal(jl_read_file(log, &out, &len), JL_OK);
+    if (rc != 0) fail_msg("%s: jielong %s: exit %d: %s", what, args, rc, out);
+    return out;
+}
+
+/* The outputs of generate (ids and text), chat (two turns on stdin, a system prompt), eval (perplexity), serve
+ * (one /v1/chat/completions) and, for a GGUF, import (then generate on the imported checkpoint) for one model. */
+typedef struct {
+    char *ids, *text, *chat, *ppl, *served, *imported;
+} cli_outputs;
+
+static char *perplexity_of(char *eval_out) {
+    const char *p = strstr(eval_out, "perplexity");
+    if (!p) fail_msg("eval printed no perplexity: %s", eval_out);
+    char *v = strndup(p, strcspn(p, ",\n"));
+    free(eval_out);
+    return v;
+}
+
+static char *served_answer(const char *model) {
+    pid_t pid;
+    int port = start_serve_cli(model, "--threads 1", 60, &pid);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "curl -s --max-time 60 http://127.0.0.1:%d/v1/chat/completions -d '{\"messages\":"
+             "[{\"role\":\"system\",\"content\":\"be brief\"},{\"role\":\"user\",\"content\":\"the cat\"}],"
+             "\"temperature\":0,\"max_tokens\":10}' > '%s'", port, tmp_path("served.json"));
+    int rc = system(cmd);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    assert_int_equal(rc, 0);
+    json_object *r = json_object_from_file(tmp_path("served.json")), *choices, *msg, *content;
+    if (!r || !json_object_object_get_ex(r, "choices", &choices) ||
+        !json_object_object_get_ex(json_object_array_get_idx(choices, 0), "message", &msg) ||
+        !json_object_object_get_ex(msg, "content", &content))
+        fail_msg("serve answered %s", r ? json_object_to_json_string(r) : "(not JSON)");
+    char *answer = strdup(json_object_get_string(content));
+    json_object_put(r);
+    return answer;
+}
+
+static void run_commands(const char *model, const char *what, cli_outputs *o) {
+    char args[4096], imported[600];
+    FILE *f = fopen(tmp_path("prompt.txt"), "w");
+    assert_non_null(f);
+    fputs("the cat sat on the log. 床前明月光", f);
+    fclose(f);
+    f = fopen(tmp_path("turns.jsonl"), "w");
+    assert_non_null(f);
+    fputs("{\"content\":\"the cat\"}\n{\"content\":\"床前明月光\"}\n", f);
+    fclose(f);
+    f = fopen(tmp_path("heldout.txt"), "w");
+    assert_non_null(f);
+    for (int i = 0; i < 20; i++) fprintf(f, "the cat sat on the log %d times. 床前明月光，疑是地上霜。\n", i);
+    fclose(f);
+    snprintf(args, sizeof args, "generate --model '%s' --prompt - --ids --temperature 0 --max-tokens 12 --threads 1 < '%s'",
+             model, tmp_path("prompt.txt"));
+    o->ids = cli_output(args, what);
+    snprintf(args, sizeof args, "generate --model '%s' --prompt - --temperature 0 --max-tokens 12 --threads 1 < '%s'",
+             model, tmp_path("prompt.txt"));
+    o->text = cli_output(args, what);
+    snprintf(args, sizeof args, "chat --model '%s' --jsonl --system 'be brief' --temperature 0 --max-tokens 10 "
+             "--threads 1 < '%s'", model, tmp_path("turns.jsonl"));
+    o->chat = cli_output(args, what);
+    snprintf(args, sizeof args, "eval --model '%s' --data '%s'", model, tmp_path("heldout.txt"));
+    o->ppl = perplexity_of(cli_output(args, what));
+    o->served = served_answer(model);
+    o->imported = NULL;
+    if (!strstr(model, ".gguf")) return; /* a checkpoint needs no import */
+    snprintf(imported, sizeof imported, "%s", tmp_path("imported.safetensors"));
+    snprintf(args, sizeof args, "import --from '%s' --out '%s' --quiet", model, imported);
+    free(cli_output(args, what));
+    snprintf(args, sizeof args, "generate --model '%s' --prompt - --ids --temperature 0 --max-tokens 12 --threads 1 < '%s'",
+             imported, tmp_path("prompt.txt"));
+    o->imported = cli_output(args, what);
+}
+
+static void cli_outputs_free(cli_outputs *o) {
+    free(o->ids);
+    free(o->text);
+    free(o->chat);
+    free(o->ppl);
+    free(o->served);
+    free(o->imported);
+}
+
+static void same_output(const char *type, const char *cmd, const char *ours, const char *foreign) {
+    if (strcmp(ours, foreign)) fail_msg("%s %s: jielong's own file gives\n%s\nthe file without jielong keys\n%s", type, cmd,
+                                        ours, foreign);
+}
+
+/* One file of the CLI test: the model, the type jielong exports it as, and how the file is rewritten. */
+typedef struct {
+    const char *name;
+    jl_arch arch;
+    int qkv_bias, bf16_weights; /* bf16_weights: 2-D weights rounded to bf16 first, so a bf16 file holds them exactly */
+    jl_ggml_type type;
+    rewrite_opts o;
+} cli_case;
+
+static const cli_case CLI_CASES[] = {
+    {"llama f32", JL_ARCH_LLAMA, 0, 0, JL_GGML_F32, {.keep_blocks = 1}},
+    {"llama f16", JL_ARCH_LLAMA, 0, 0, JL_GGML_F16, {.keep_blocks = 1}},
+    {"llama q8_0", JL_ARCH_LLAMA, 0, 0, JL_GGML_Q8_0, {.keep_blocks = 1}},
+    {"qwen2 f32", JL_ARCH_LLAMA, 1, 0, JL_GGML_F32,
+     {.arch_from = "llama", .arch_to = "qwen2", .to_hf_order = 1, .n_head = 4, .n_kv_head = 2}},
+    {"gpt2 bf16", JL_ARCH_GPT2, 0, 1, JL_GGML_F32, {.bf16 = 1}},
+};
+
+static void round_to_bf16(jl_model *m) {
+    for (int i = 0; i < m->n_tensors; i++) {
+        const jl_tensor_info *t = &m->tensors[i];
+        if (t->ndim != 2) continue;
+        float *p = m->params + t->offset;
+        for (size_t j = 0; j < (size_t)t->rows_saved * (size_t)t->shape[1]; j++) {
+            uint32_t u;
+            memcpy(&u, &p[j], 4);
+            u &= 0xFFFF0000u; /* the test's writer truncates */
+            memcpy(&p[j], &u, 4);
+        }
+    }
+}
+
+/* A model exported by jielong and the same file rewritten as llama.cpp's tools write it (no jielong.* keys: config
+ * from llama.* / qwen2.* / gpt2.*, tokenizer from tokenizer.ggml.*, chat format from tokenizer.chat_template):
+ * llama f32, f16 and q8_0 files, a qwen2 one (q/k/v biases, HF's Q/K order) and a gpt2 one with bf16 weights.
+ * generate's greedy ids and text, chat's answers, eval's perplexity, serve's answer and the imported checkpoint's
+ * generation are the same for both, through the CLI; the f32 files (and the bf16 one, of rounded weights) give
+ * what the safetensors checkpoint gives too. */
+static void test_cli_commands(void **s) {
+    (void)s;
+    const char *dir = getenv("JL_TMP") ? getenv("JL_TMP") : "/tmp";
+    for (size_t k = 0; k < sizeof CLI_CASES / sizeof CLI_CASES[0]; k++) {
+        const cli_case *cc = &CLI_CASES[k];
+        jl_checkpoint ck = {.model = random_model(cc->arch, cc->qkv_bias, 5), .tokenizer_json = fixture_tokenizer_json()};
+        if (cc->bf16_weights) round_to_bf16(ck.model);
+        char st[600], ours[600], foreign[600];
+        snprintf(st, sizeof st, "%s/cli_own_%zu.safetensors", dir, k);
+        snprintf(ours, sizeof ours, "%s/cli_ours_%zu.gguf", dir, k);
+        snprintf(foreign, sizeof foreign, "%s/cli_foreign_%zu.gguf", dir, k);
+        assert_int_equal(jl_checkpoint_save(st, &ck), JL_OK);
+        assert_int_equal(jl_export_gguf(&ck, ours, cc->type), JL_OK);
+        rewrite(ours, foreign, &cc->o);
+        cli_outputs a, b;
+        run_commands(ours, "jielong's own GGUF", &a);
+        run_commands(foreign, "GGUF without jielong keys", &b);
+        same_output(cc->name, "generate --ids", a.ids, b.ids);
+        same_output(cc->name, "generate", a.text, b.text);
+        same_output(cc->name, "chat", a.chat, b.chat);
+        same_output(cc->name, "eval", a.ppl, b.ppl);
+        same_output(cc->name, "serve", a.served, b.served);
+        same_output(cc->name, "import + generate --ids", a.imported, b.imported);
+        if (cc->type == JL_GGML_F32) {
+            cli_outputs c;
+            run_commands(st, "safetensors", &c);
+            same_output(cc->name, "generate --ids (safetensors)", c.ids, b.ids);
+            same_output(cc->name, "chat (safetensors)", c.chat, b.chat);
+            same_output(cc->name, "eval (safetensors)", c.ppl, b.ppl);
+            same_output(cc->name, "serve (safetensors)", c.served, b.served);
+            cli_outputs_free(&c);
+        }
+        const char *gen = strchr(b.ids, '\n') ? strchr(b.ids, '\n') + 1 : b.ids;
+        print_message("%s: generate, chat, eval (%s), serve, import agree; greedy ids %.*s\n", cc->name, b.ppl,
+                      (int)strcspn(gen, "\n"), gen);
+        cli_outputs_free(&a);
+        cli_outputs_free(&b);
+        jl_checkpoint_free(&ck);
+    }
+}
+
+/* A tensor type jielong does not read (q4_K) is a one-line error naming it from every command, exit non-zero. */
+static void test_cli_names_other_types(void **s) {
+    (void)s;
+    jl_checkpoint ck = {.model = random_model(JL_ARCH_LLAMA, 0, 5), .tokenizer_json = fixture_tokenizer_json()};
+    char foreign[600], args[2048], log[600];
+    assert_int_equal(jl_export_gguf(&ck, tmp_path("ours_k.gguf"), JL_GGML_F32), JL_OK);
+    snprintf(foreign, sizeof foreign, "%s", tmp_path("q4k_cli.gguf"));
+    snprintf(log, sizeof log, "%s", tmp_path("q4k.log"));
+    rewrite_opts o = {.bad_type = 12};
+    rewrite(tmp_path("ours_k.gguf"), foreign, &o);
+    static const char *const cmds[] = {"generate --model '%s' --prompt hi", "chat --model '%s' --jsonl < /dev/null",
+                                       "eval --model '%s' --data /dev/null", "serve --model '%s' --port 0",
+                                       "import --from '%s' --out /dev/null/x.safetensors"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        snprintf(args, sizeof args, cmds[i], foreign);
+        int rc = run_cli(args, log);
+        char *out;
+        size_t len;
+        assert_int_equal(jl_read_file(log, &out, &len), JL_OK);
+        if (rc == 0 || !strstr(out, "q4_K") || strchr(out, '\n') != out + len - 1)
+            fail_msg("jielong %s: exit %d, wanted one line naming q4_K: %s", args, rc, out);
+        print_message("%.*s: %s", (int)strcspn(cmds[i], " "), cmds[i], out);
+        free(out);
+    }
+    jl_checkpoint_free(&ck);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_llama_file), cmocka_unit_test(test_qwen2_file), cmocka_unit_test(test_gpt2_bf16_file),
         cmocka_unit_test(test_quantised_files),
         cmocka_unit_test(test_other_types_are_named), cmocka_unit_test(test_sentencepiece_tokenizer),
-        cmocka_unit_test(test_sentencepiece_export),
+        cmocka_unit_test(test_sentencepiece_export), cmocka_unit_test(test_cli_commands),
+        cmocka_unit_test(test_cli_names_other_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -213,6 +213,247 @@ static void test_without_pre_tokenizer(void **state) {
     jl_tokenizer_free(own);
 }
 
+/* ---- constructs none of the six files uses, in small tokenizer.json files written here ---- */
+
+/* A character-level BPE for the text t: every character of it (and, with a prefix or suffix, its "##c" / "c</w>"
+ * form), the 160 most frequent adjacent pairs inside space-free runs as merges, then the 60 most frequent pairs
+ * of such a merge and the next character — each merge in the forms the model's prefix/suffix needs (HF's BPE
+ * spells a word's non-first characters with the prefix and its last one with the suffix). Runs are cut at ASCII
+ * whitespace (for Metaspace the caller gives the text with its spaces as "▁": pairs then span words). */
+typedef struct {
+    char a[64], b[64];
+    int count;
+} pair_count;
+
+static int by_count(const void *x, const void *y) {
+    const pair_count *p = x, *q = y;
+    if (p->count != q->count) return q->count - p->count;
+    int c = strcmp(p->a, q->a);
+    return c ? c : strcmp(p->b, q->b);
+}
+
+static size_t char_len(const char *s) {
+    unsigned char c = (unsigned char)*s;
+    return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+}
+
+static int is_cut(const char *s) { return *s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'; }
+
+/* Counts pairs (left, next character) over the text; left is one character or, when `firsts` is given, one of
+ * those merges' results. */
+static int count_pairs(const char *t, const pair_count *firsts, int n_firsts, pair_count **out) {
+    json_object *seen = json_object_new_object();
+    pair_count *v = NULL;
+    int n = 0;
+    for (const char *p = t; *p;) {
+        size_t l1 = char_len(p), l0 = l1;
+        if (is_cut(p)) { p += l1; continue; }
+        if (firsts) { /* the longest merge result starting here */
+            l0 = 0;
+            for (int k = 0; k < n_firsts; k++) {
+                size_t la = strlen(firsts[k].a), lb = strlen(firsts[k].b);
+                if (!strncmp(p, firsts[k].a, la) && !strncmp(p + la, firsts[k].b, lb) && la + lb > l0) l0 = la + lb;
+            }
+            if (!l0) { p += l1; continue; }
+        }
+        const char *q = p + l0;
+        if (!*q || is_cut(q) || l0 >= 60) { p += l1; continue; }
+        size_t l2 = char_len(q);
+        char key[160];
+        snprintf(key, sizeof key, "%.*s\x01%.*s", (int)l0, p, (int)l2, q);
+        json_object *idx;
+        if (json_object_object_get_ex(seen, key, &idx)) v[json_object_get_int(idx)].count++;
+        else {
+            v = realloc(v, sizeof *v * (size_t)(n + 1));
+            snprintf(v[n].a, sizeof v[n].a, "%.*s", (int)l0, p);
+            snprintf(v[n].b, sizeof v[n].b, "%.*s", (int)l2, q);
+            v[n].count = 1;
+            json_object_object_add(seen, key, json_object_new_int(n++));
+        }
+        p += l1;
+    }
+    json_object_put(seen);
+    qsort(v, (size_t)n, sizeof *v, by_count);
+    *out = v;
+    return n;
+}
+
+static void vocab_add(json_object *vocab, const char *tok) {
+    if (!json_object_object_get_ex(vocab, tok, NULL))
+        json_object_object_add(vocab, tok, json_object_new_int(json_object_object_length(vocab)));
+}
+
+static void merge_add(json_object *vocab, json_object *merges, const char *a, const char *b, const char *result) {
+    json_object *pair = json_object_new_array();
+    json_object_array_add(pair, json_object_new_string(a));
+    json_object_array_add(pair, json_object_new_string(b));
+    json_object_array_add(merges, pair);
+    vocab_add(vocab, result);
+}
+
+/* One merge (a, b) in every form a word can hold it: plain; with prefix P the right part always "P"-spelled and
+ * the left one as first or inner ("a Pb" → "ab", "Pa Pb" → "Pab"); with suffix S the right one also as a last
+ * character ("a bS" → "abS"). */
+static void merge_forms(json_object *vocab, json_object *merges, const char *a, const char *b, const char *pre,
+                        const char *suf) {
+    char x[200], y[200], r[200];
+    if (pre) {
+        snprintf(y, sizeof y, "%s%s", pre, b);
+        snprintf(r, sizeof r, "%s%s", a, b);
+        merge_add(vocab, merges, a, y, r);
+        snprintf(x, sizeof x, "%s%s", pre, a);
+        snprintf(r, sizeof r, "%s%s%s", pre, a, b);
+        merge_add(vocab, merges, x, y, r);
+        return;
+    }
+    snprintf(r, sizeof r, "%s%s", a, b);
+    merge_add(vocab, merges, a, b, r);
+    if (suf) {
+        snprintf(y, sizeof y, "%s%s", b, suf);
+        snprintf(r, sizeof r, "%s%s%s", a, b, suf);
+        merge_add(vocab, merges, a, y, r);
+    }
+}
+
+static json_object *char_bpe(const char *t, const char *pre, const char *suf) {
+    json_object *model = json_object_new_object(), *vocab = json_object_new_object(), *merges = json_object_new_array();
+    json_object_object_add(model, "type", json_object_new_string("BPE"));
+    for (const char *p = t; *p; p += char_len(p)) {
+        char c[8], v[80];
+        snprintf(c, sizeof c, "%.*s", (int)char_len(p), p);
+        vocab_add(vocab, c);
+        if (pre) snprintf(v, sizeof v, "%s%s", pre, c), vocab_add(vocab, v);
+        if (suf) snprintf(v, sizeof v, "%s%s", c, suf), vocab_add(vocab, v);
+    }
+    pair_count *firsts, *seconds;
+    int n1 = count_pairs(t, NULL, 0, &firsts);
+    if (n1 > 160) n1 = 160;
+    for (int k = 0; k < n1; k++) merge_forms(vocab, merges, firsts[k].a, firsts[k].b, pre, suf);
+    int n2 = count_pairs(t, firsts, n1, &seconds);
+    for (int k = 0; k < n2 && k < 60; k++) merge_forms(vocab, merges, seconds[k].a, seconds[k].b, pre, suf);
+    free(firsts);
+    free(seconds);
+    json_object_object_add(model, "vocab", vocab);
+    json_object_object_add(model, "merges", merges);
+    if (pre) json_object_object_add(model, "continuing_subword_prefix", json_object_new_string(pre));
+    if (suf) json_object_object_add(model, "end_of_word_suffix", json_object_new_string(suf));
+    return model;
+}
+
+static json_object *parse(const char *json) {
+    json_object *o = json_tokener_parse(json);
+    if (!o) fail_msg("test's own JSON does not parse: %s", json);
+    return o;
+}
+
+/* One synthetic tokenizer.json: normalizer / pre_tokenizer JSON (or NULL), the model from char_bpe, an added
+ * token "<sep>" (special) the text holds between its chunks. Its ids on text equal HF's; returns a hash of them. */
+static uint64_t check_construct(const char *name, const char *normalizer, const char *pre_tokenizer, const char *space,
+                            const char *prefix, const char *suffix, const char *text, size_t len) {
+    char *valid;
+    size_t vl;
+    assert_int_equal(tok_utf8_lossy(text, len, &valid, &vl), JL_OK);
+    if (space) { /* the text as Metaspace hands it to the model: spaces are "▁" */
+        char *sp = malloc(vl * 3 + 1), *o = sp;
+        for (const char *p = valid; *p; p++)
+            if (*p == ' ') o += sprintf(o, "%s", space);
+            else *o++ = *p;
+        *o = '\0';
+        free(valid);
+        valid = sp;
+    }
+    json_object *root = json_object_new_object();
+    json_object *model = char_bpe(valid, prefix, suffix), *vocab = json_object_object_get(model, "vocab");
+    json_object *added = parse("[{\"content\":\"<sep>\",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,"
+                               "\"normalized\":false,\"special\":true}]");
+    json_object_object_add(json_object_array_get_idx(added, 0), "id",
+                           json_object_new_int(json_object_object_length(vocab)));
+    json_object_object_add(root, "version", json_object_new_string("1.0"));
+    json_object_object_add(root, "added_tokens", added);
+    json_object_object_add(root, "normalizer", normalizer ? parse(normalizer) : NULL);
+    json_object_object_add(root, "pre_tokenizer", pre_tokenizer ? parse(pre_tokenizer) : NULL);
+    json_object_object_add(root, "post_processor", NULL);
+    json_object_object_add(root, "decoder", NULL);
+    json_object_object_add(root, "model", model);
+    char tj[512], txt[512], ids[512], dec[512], cmd[4096];
+    snprintf(tj, sizeof tj, "%s", tmp_path("construct.json"));
+    snprintf(txt, sizeof txt, "%s", tmp_path("construct.txt"));
+    snprintf(ids, sizeof ids, "%s", tmp_path("construct.ids"));
+    snprintf(dec, sizeof dec, "%s", tmp_path("construct.dec"));
+    const char *js = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+    assert_int_equal(jl_write_file_atomic(tj, js, strlen(js)), JL_OK);
+    assert_int_equal(jl_write_file_atomic(txt, text, len), JL_OK);
+    snprintf(cmd, sizeof cmd, "node '%s' '%s' '%s' '%s' '%s' '%s'", root_path("scripts/hf_encode.js"),
+             root_path("build/hf/node_modules"), tj, txt, ids, dec);
+    if (system(cmd) != 0) fail_msg("%s: HF tokenizers failed (node, build/hf from scripts/hf_tokenizers.sh?)", name);
+    jl_tokenizer *t;
+    if (jl_tokenizer_load(tj, &t) != JL_OK) fail_msg("%s: %s", name, jl_last_error());
+    int32_t *ours;
+    size_t n_ours, n_hf;
+    assert_int_equal(jl_tokenizer_encode(t, text, len, 1, &ours, &n_ours), JL_OK);
+    int32_t *hf = read_ids(ids, &n_hf);
+    same_ids(name, hf, n_hf, ours, n_ours);
+    assert_true(n_hf > len / 10);
+    uint64_t hash = 1469598103934665603ull;
+    for (size_t i = 0; i < n_hf; i++) hash = (hash ^ (uint32_t)hf[i]) * 1099511628211ull;
+    print_message("%-36s %zu ids equal to HF's (%d tokens, %zu merges)\n", name, n_hf, jl_tokenizer_vocab_size(t),
+                  json_object_array_length(json_object_object_get(model, "merges")));
+    free(hf);
+    free(ours);
+    jl_tokenizer_free(t);
+    json_object_put(root);
+    free(valid);
+    return hash;
+}
+
+/* NFD, Whitespace, continuing_subword_prefix, end_of_word_suffix, Metaspace with each prepend_scheme (split on
+ * and off), Split with invert under each behavior: ids equal to HF's on mixed text with invalid UTF-8 and
+ * "<sep>" added tokens. */
+static void test_other_constructs(void **state) {
+    (void)state;
+    char *m;
+    size_t ml;
+    assert_int_equal(jl_synth_mixed(21, JL_SANITIZED ? 6000 : 20000, JL_SYNTH_INVALID, &m, &ml), JL_OK);
+    size_t cap = ml + ml / 200 * 5 + 16, len = 0;
+    char *text = malloc(cap);
+    for (size_t i = 0; i < ml; i++) { /* "<sep>" every ~1000 bytes, at a character boundary */
+        if (i && i % 1000 < 4 && ((unsigned char)m[i] & 0xC0) != 0x80 && (len == 0 || text[len - 1] != '>')) {
+            memcpy(text + len, "<sep>", 5);
+            len += 5;
+        }
+        text[len++] = m[i];
+    }
+    text[len] = '\0';
+    free(m);
+    const char *ws = "{\"type\":\"Whitespace\"}", *nfd = "{\"type\":\"NFD\"}";
+    check_construct("NFD + Whitespace + prefix ##", nfd, ws, NULL, "##", NULL, text, len);
+    check_construct("Whitespace + suffix </w>", NULL, ws, NULL, NULL, "</w>", text, len);
+    check_construct("NFD + Sequence[Lowercase] + suffix", "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFD\"},"
+                    "{\"type\":\"Lowercase\"}]}", ws, NULL, NULL, "</w>", text, len);
+    static const char *const schemes[] = {"always", "first", "never"};
+    uint64_t h[3][2];
+    for (int k = 0; k < 3; k++)
+        for (int split = 0; split < 2; split++) {
+            char pt[256], name[64];
+            snprintf(pt, sizeof pt, "{\"type\":\"Metaspace\",\"replacement\":\"\xE2\x96\x81\",\"prepend_scheme\":"
+                     "\"%s\",\"split\":%s}", schemes[k], split ? "true" : "false");
+            snprintf(name, sizeof name, "Metaspace %s split %s", schemes[k], split ? "on" : "off");
+            h[k][split] = check_construct(name, NULL, pt, "\xE2\x96\x81", NULL, NULL, text, len);
+        }
+    for (int split = 0; split < 2; split++) /* the schemes and split were exercised: each gives other ids */
+        assert_true(h[0][split] != h[1][split] && h[1][split] != h[2][split] && h[0][split] != h[2][split]);
+    for (int k = 0; k < 3; k++) assert_true(h[k][0] != h[k][1]);
+    static const char *const behaviors[] = {"Isolated", "Removed", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
+    for (int k = 0; k < 5; k++) {
+        char pt[256], name[64];
+        snprintf(pt, sizeof pt, "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"\\\\p{L}+|\\\\s\"},\"behavior\":\"%s\","
+                 "\"invert\":true}", behaviors[k]);
+        snprintf(name, sizeof name, "Split invert %s", behaviors[k]);
+        check_construct(name, NULL, pt, NULL, NULL, NULL, text, len);
+    }
+    free(text);
+}
+
 static void test_llama3(void **state) { (void)state; check_family("llama3", 101); }
 static void test_qwen3(void **state) { (void)state; check_family("qwen3", 102); }
 static void test_deepseek_v3(void **state) { (void)state; check_family("deepseek_v3", 103); }
@@ -221,7 +462,8 @@ static void test_gemma3(void **state) { (void)state; check_family("gemma3", 105)
 static void test_llama2(void **state) { (void)state; check_family("llama2", 106); }
 
 int main(void) {
-    const struct CMUnitTest small[] = {cmocka_unit_test(test_without_pre_tokenizer), cmocka_unit_test(test_llama2),
+    const struct CMUnitTest small[] = {cmocka_unit_test(test_without_pre_tokenizer), cmocka_unit_test(test_other_constructs),
+                                       cmocka_unit_test(test_llama2),
                                        cmocka_unit_test(test_qwen3), cmocka_unit_test(test_deepseek_v3)};
     const struct CMUnitTest large[] = {cmocka_unit_test(test_llama3), cmocka_unit_test(test_gpt4o),
                                        cmocka_unit_test(test_gemma3)};

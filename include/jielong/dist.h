@@ -42,6 +42,13 @@ int jl_dist_overlap(void);
 jl_status jl_dist_overlap_add(float *x, size_t n);
 jl_status jl_dist_overlap_poll(void);
 jl_status jl_dist_overlap_finish(void);
+/* ZeRO-1 (the sharded optimizer step): in each bucket of x[0..n) (jl_dist_sum_floats's), a rank owns the chunk
+ * the ring's reduce-scatter completes on it, chunk (rank + 1) mod N of the bucket's N. jl_dist_shard: the owned
+ * chunk [*lo, *lo + *len) of the bucket that starts at `off` (one rank: the whole bucket). jl_dist_spread_floats:
+ * every rank's owned chunks of x to every rank (the all-gather half of the ring, bounded by the timeout), so
+ * after each rank updated its chunks every rank holds all of x, bit for bit. */
+void jl_dist_shard(size_t n, size_t off, size_t *lo, size_t *len);
+jl_status jl_dist_spread_floats(float *x, size_t n);
 /* Every rank's `bytes` bytes of mine, in rank order, into all (size · bytes). */
 jl_status jl_dist_allgather(const void *mine, void *all, size_t bytes);
 /* Agreement after a piece of work every rank did: returns st where this rank failed, else the status of the

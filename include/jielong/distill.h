@@ -49,6 +49,9 @@ typedef struct {
     struct jl_reward_fn *keep; /* RL prompts only: keep an answer when this rule (jielong/rlhf.h) scores it ≥
                                 * keep_min, e.g. "poem" against the record's form; NULL = keep every answer */
     float keep_min;
+    int tries;              /* with a keep rule: answers drawn per prompt until one is kept (rejection sampling);
+                             * the first at `temperature`, the others at retry_temperature; ≤ 1 = one answer */
+    float retry_temperature; /* of the 2nd and later tries (> 0) */
     const struct jl_chat_format *format; /* the teacher's chat format (jl_chat_format_from_checkpoint): prompts are
                                           * rendered with it and an answer also ends at its end-of-turn token;
                                           * NULL = jielong's built-in format */
@@ -57,7 +60,9 @@ typedef struct {
 typedef struct {
     size_t prompts;         /* prompts answered */
     size_t written;         /* conversations written (answers that were not empty) */
-    size_t rejected;        /* answers the keep rule scored below keep_min */
+    size_t rejected;        /* answers the keep rule scored below keep_min (every try counts) */
+    size_t answers;         /* answers drawn (prompts × tries used) */
+    size_t retried_kept;    /* prompts kept only thanks to a 2nd or later try */
     size_t tokens;          /* generated tokens */
 } jl_synth_stats;
 

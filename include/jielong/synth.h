@@ -5,6 +5,7 @@
 #ifndef JIELONG_SYNTH_H
 #define JIELONG_SYNTH_H
 #include "jielong/common.h"
+#include "jielong/rules.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,15 +50,21 @@ void jl_instruct_defaults(jl_instruct_options *o);
 typedef struct {
     size_t written;    /* instructions written */
     size_t sampled;    /* headings the model wrote */
-    size_t bad;        /* rejected: no 《title》（form） heading of 2–12 Han characters and a known form */
+    size_t bad;        /* rejected: no 《title》 heading of 2–12 Han characters */
+    size_t drawn_form; /* written with a form drawn at random: the heading named no known form after 》 */
     size_t known;      /* rejected: the title is one of the corpus (`known`) */
     size_t repeated;   /* rejected: a title already written */
 } jl_instruct_counts;
 
 /* The model (plain completion, e.g. the SFT model or its base) continues "《" into a heading "title》（form）"
- * as it learnt in pretraining; a new title (not in `known`, which may be NULL, not written before) with a known
- * form becomes a writing instruction phrased as `jielong data poems` phrases them. Writes RL prompts
+ * as it learnt in pretraining; a new title (not in `known`, which may be NULL, not written before) becomes a
+ * writing instruction in the heading's form (a form drawn at random, seeded, when the heading names none) phrased as `jielong data poems` phrases them. Writes RL prompts
  * {"prompt","task":"write","form","title","source":"self-instruct"} to out_path (atomically). */
+/* A heading the model wrote after "《": "title》（form）..." → the title (into title[cap]) and *form: 1;
+ * "title》..." naming no known form after 》: 2 (jl_instruct_write then draws the form); 0 when it is no heading
+ * (no 》, or a title not of 2–12 Han characters). */
+int jl_instruct_parse_heading(const char *text, char *title, size_t cap, jl_poem_form *form);
+
 jl_status jl_instruct_write(jl_model *m, const jl_tokenizer *tok, const jl_poems *known, const char *out_path,
                             const jl_instruct_options *o, jl_instruct_counts *counts);
 

@@ -16,6 +16,8 @@ typedef struct {
     float weight_decay;  /* decoupled, 2-D weights other than embeddings */
     float grad_clip;     /* max global gradient norm (0: off) */
     int accum;           /* micro-batches per optimizer step (stages on token rows) */
+    int zero;            /* under mpirun: 1 = ZeRO-1, each rank keeps and updates the AdamW moments of its 1/N of
+                          * the parameters, then the parameters are all-gathered (the same bits); 0 = off */
 } jl_optim_cfg;
 
 typedef struct {

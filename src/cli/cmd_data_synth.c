@@ -75,6 +75,7 @@ int data_instruct(int argc, char **argv) {
     jl_poems_free(poems);
     if (st != JL_OK) return cli_report("data instruct", st);
     printf("%s: %zu instructions from %zu headings the model wrote (%zu malformed, %zu titles of the corpus, "
-           "%zu repeated)\n", out, c.written, c.sampled, c.bad, c.known, c.repeated);
+           "%zu repeated; %zu with a form drawn at random, the heading naming none)\n", out, c.written, c.sampled,
+           c.bad, c.known, c.repeated, c.drawn_form);
     return 0;
 }

@@ -21,8 +21,8 @@ typedef struct {
     cli_model_shape shape;
     long synthesize, max_new_tokens; /* synthesize: used when --synthesize is given */
     int synthesizing;
-    double val_fraction, sample_temperature, keep_min;
-    int threads;
+    double val_fraction, sample_temperature, keep_min, retry_temperature;
+    int threads, tries;
     jl_distill_opts o;
 } distill_args;
 
@@ -39,9 +39,15 @@ static int run_synthesize(const distill_args *a, const jl_checkpoint *teacher, c
         fprintf(stderr, "jielong distill: --synthesize needs --prompts FILE.jsonl and --out-data FILE.jsonl\n");
         return 2;
     }
+    if (a->tries > 1 && !a->keep_fn) {
+        fprintf(stderr, "jielong distill: --tries %d needs --keep-fn (the rule that decides whether to try again)\n",
+                a->tries);
+        return 2;
+    }
     jl_synth_opts so = {.n = (size_t)a->synthesize, .max_new_tokens = (int)a->max_new_tokens,
                         .temperature = (float)a->sample_temperature, .seed = a->o.train.run.seed,
-                        .keep_min = (float)a->keep_min};
+                        .keep_min = (float)a->keep_min, .tries = a->tries,
+                        .retry_temperature = (float)a->retry_temperature};
     jl_synth_stats ss;
     jl_chat_format *format = NULL; /* the teacher's own chat template, if it has one */
     jl_status st = a->keep_fn ? jl_reward_fn_by_name(a->keep_fn, &so.keep) : JL_OK;
@@ -51,9 +57,9 @@ static int run_synthesize(const distill_args *a, const jl_checkpoint *teacher, c
     jl_reward_fn_free(so.keep);
     jl_chat_format_free(format);
     if (st == JL_OK)
-        fprintf(stderr, "distill: the teacher answered %zu prompts (%zu tokens); %zu conversations written to %s"
-                "%s%zu rejected by the keep rule\n", ss.prompts, ss.tokens, ss.written, a->out_data, "; ",
-                ss.rejected);
+        fprintf(stderr, "distill: the teacher answered %zu prompts (%zu answers, %zu tokens); %zu conversations written "
+                "to %s; %zu answers rejected by the keep rule, %zu prompts kept only on a later try\n", ss.prompts,
+                ss.answers, ss.tokens, ss.written, a->out_data, ss.rejected, ss.retried_kept);
     return cli_report("distill", st);
 }
 
@@ -153,7 +159,8 @@ static int run_distill(distill_args *a, const jl_checkpoint *tck, const jl_token
 }
 
 int cmd_distill(int argc, char **argv) {
-    distill_args a = {.val_fraction = 0.05, .max_new_tokens = 128, .sample_temperature = 0.0, .keep_min = 1.0};
+    distill_args a = {.val_fraction = 0.05, .max_new_tokens = 128, .sample_temperature = 0.0, .keep_min = 1.0,
+                    .tries = 1, .retry_temperature = 0.8};
     a.shape = (cli_model_shape)CLI_MODEL_SHAPE_DEFAULT;
     jl_distill_defaults(&a.o);
     a.o.T = 0; /* 0: the smaller context */
@@ -180,6 +187,10 @@ int cmd_distill(int argc, char **argv) {
         {"keep-fn", OPT_STR, &a.keep_fn, "--synthesize with RL prompts: keep only answers this rule reward (poem, "
                                          "contains, answer, ...) scores at least --keep-min", NO_RANGE, 0},
         {"keep-min", OPT_FLOAT, &a.keep_min, "--synthesize: the score an answer needs to be kept (default 1)", -1e9, 1e9, 0},
+        {"tries", OPT_I32, &a.tries, "--synthesize with --keep-fn: answers drawn per prompt until the rule keeps one "
+                                     "(rejection sampling; default 1)", 1, 1000, 0},
+        {"retry-temperature", OPT_FLOAT, &a.retry_temperature, "--synthesize: sampling temperature of the 2nd and "
+                                                               "later tries (default 0.8)", 1e-3, 100, 0},
     };
     for (int i = 0; i < CLI_NOPTS(opts); i++)
         if (opts[i].dest == &t->run.out_dir) opts[i].required = 0; /* not with --synthesize */

@@ -153,7 +153,7 @@ static jl_status eval_tasks(jl_model *m, const jl_tokenizer *tok, const char *pa
                                                   r.n[JL_TASK_WRITE] ? (double)r.write_clean / r.n[JL_TASK_WRITE] : 0.0));
     int scored = 0;
     for (int k = 0; k < JL_TASK_COUNT; k++) scored += r.n[k];
-    if (scored == 0) {
+    if (scored + r.chat_n == 0) {
         json_object_put(j);
         return jl_fail(JL_ERR_FORMAT, "%s: none of its prompts could be scored (%d too long for the context): a task prompt needs \"task\" "
                        "(write, continue, author, form) and its \"expected\" or \"form\" field, as `jielong data poems` "
@@ -285,7 +285,7 @@ int cmd_eval(int argc, char **argv) {
         {"limit", OPT_INT, &limit, "prompts per task kind (default 50; 0 = all)", 0, 1 << 30, 0},
         {"max-new-tokens|max-tokens", OPT_INT, &max_tokens, "tokens per answer (default 96)", 1, 4096, 0},
         {"samples", OPT_STR, &samples, "write every prompt, answer and verdict to this JSONL file", NO_RANGE, 0},
-        {"only", OPT_STR, &only, "with --tasks: only this kind of prompt (write, author, continue, form)", NO_RANGE, 0},
+        {"only", OPT_STR, &only, "with --tasks: only this kind of prompt (write, author, continue, form, chat)", NO_RANGE, 0},
         {"qa", OPT_STR, &qa, "questions with a checkable answer ({\"prompt\",\"task\",\"expected\"}: eval_tools.jsonl, "
                              "eval_cot.jsonl): accuracy of greedy chat answers, with --tools through the agent loop", NO_RANGE, 0},
         {"tools", OPT_STR, &qo.tools, "with --qa: tools the model may call (calculator,search,date)", NO_RANGE, 0},
@@ -311,9 +311,10 @@ int cmd_eval(int argc, char **argv) {
     jl_task_opts to = {.shots = (int)shots, .limit = (int)limit, .max_tokens = (int)max_tokens, .only = -1};
     for (int k = 0; only && k < JL_TASK_COUNT; k++)
         if (!strcmp(only, jl_poem_task_name((jl_poem_task)k))) to.only = k;
+    if (only && !strcmp(only, "chat")) to.only = JL_TASK_CHAT; /* the greeting/identity probes alone */
     if (only && to.only < 0) {
         free(data.v);
-        return cli_report("eval", jl_fail(JL_ERR_ARG, "--only %s: not a task (write, author, continue, form)", only));
+        return cli_report("eval", jl_fail(JL_ERR_ARG, "--only %s: not a task (write, author, continue, form, chat)", only));
     }
     if (qa) {
         free(data.v);

@@ -190,14 +190,14 @@ typedef struct {
     int cot_train, cot_eval, cot_steps, cot_grpo_steps, cot_tokens;
     int tools_calc, tools_search, tools_eval, tools_steps;
     int ppo_steps, ppo_batch, ppo_group;
-    int si_n, si_steps;
+    int si_n, si_steps, si_tries;
     float si_keep;
     int rec_steps, distill_steps, student_steps, deploy_limit, bench_tokens;
 } lesson_sizes;
 
 static const lesson_sizes default_lessons = {3000, 100, 600, 20, 64, 2000, 2000, 40, 400, 30, 4, 4,
-                                             300, 150, 1.0f, 60, 300, 150, 16, 128};
-static const lesson_sizes quick_lessons = {200, 8, 8, 2, 48, 40, 40, 3, 8, 3, 2, 2, 8, 6, 0.0f, 4, 8, 6, 3, 16};
+                                             300, 150, 4, 1.0f, 60, 300, 150, 16, 128};
+static const lesson_sizes quick_lessons = {200, 8, 8, 2, 48, 40, 40, 3, 8, 3, 2, 2, 8, 6, 2, 0.0f, 4, 8, 6, 3, 16};
 
 #define LRUN(...) do { if ((rc = run(__VA_ARGS__)) != 0) return rc; } while (0)
 
@@ -264,7 +264,8 @@ static int lesson_ppo_fixed(pipeline *p, const lesson_sizes *l, const char *o, i
     return 0;
 }
 
-/* Row 7: the SFT model writes instructions and answers them; the rules filter; students from the base model. */
+/* Row 7: the SFT model writes instructions and answers them; the rules filter (up to si_tries answers per
+ * instruction: rejection sampling); students from the base model. */
 static int lesson_self_instruct(pipeline *p, const lesson_sizes *l, const char *o, const char *poems, int sft_len) {
     int rc;
     LRUN(p, "self-instruct: the SFT model writes instructions", NULL, "data instruct --model %s/sft/model.safetensors "
@@ -273,7 +274,7 @@ static int lesson_self_instruct(pipeline *p, const lesson_sizes *l, const char *
     snprintf(keep, sizeof keep, "%g", (double)l->si_keep);
     LRUN(p, "self-instruct: the SFT model answers, the rules filter", NULL, "distill --teacher %s/sft/model.safetensors "
          "--synthesize 0 --prompts %s/self-instruct/prompts.jsonl --out-data %s/self-instruct/sft.jsonl --max-new-tokens "
-         "96 --keep-fn poem --keep-min %s", o, o, o, keep);
+         "96 --keep-fn poem --keep-min %s --tries %d", o, o, o, keep, l->si_tries);
     static const char *const kinds[] = {"synthetic", "human"};
     for (int k = 0; k < 2; k++) {
         char stage[64], dir[32], data[4096];

@@ -342,8 +342,9 @@ static void section_self_instruct(FILE *f, const char *o) {
     fprintf(f, "| human-style: data/sft.jsonl | %ld | %s |\n\n", count_lines(o, "data/sft.jsonl"),
             pct(a, sizeof a, task_acc(h, "write")));
     fprintf(f, "`data instruct` lets the SFT model continue `《` into new headings 《title》（form） (titles of the "
-               "corpus and repeats dropped); `distill --synthesize --keep-fn poem --keep-min 1` has it answer them and "
-               "keeps only answers the poem rules pass.\n\n");
+               "corpus and repeats dropped); `distill --synthesize --keep-fn poem --keep-min 1 --tries K` has it answer "
+               "them and keeps only answers the poem rules pass; an answer the rules reject is drawn again, sampled, "
+               "up to K answers an instruction (rejection sampling; the command is in commands.sh).\n\n");
     json_object_put(s);
     json_object_put(h);
 }

@@ -147,6 +147,12 @@ void cli_train_on_event(void *user, const jl_train_event *ev) {
         return;
     case JL_EV_STEP: break;
     }
+    for (int i = 0; i < ev->n && !v->memory_noted; i++)
+        if (strcmp(ev->keys[i], "adam_mb") == 0) { /* under mpirun, once */
+            v->memory_noted = 1;
+            cli_progress_note(&v->bar, "AdamW moments: %.1f MB on each rank (--zero 1: each rank's share)",
+                              ev->values[i]);
+        }
     v->loss = ev->loss;
     v->tps = ev->tok_per_s;
     v->mfu = ev->mfu;

@@ -18,7 +18,9 @@
     {"beta1", OPT_F32, &(t).optim.beta1, "AdamW beta1", 0, 0.99999, 0},                                          \
     {"beta2", OPT_F32, &(t).optim.beta2, "AdamW beta2", 0, 0.99999, 0},                                          \
     {"weight-decay", OPT_F32, &(t).optim.weight_decay, "AdamW decoupled weight decay", 0, 10, 0},                \
-    {"grad-clip", OPT_F32, &(t).optim.grad_clip, "clip the global gradient norm (0 = off)", 0, 1e6, 0}
+    {"grad-clip", OPT_F32, &(t).optim.grad_clip, "clip the global gradient norm (0 = off)", 0, 1e6, 0},          \
+    {"zero", OPT_I32, &(t).optim.zero, "under mpirun: 1 = ZeRO-1, AdamW moments sharded across the ranks (memory " \
+     "per rank ÷ N, the same result); 0 = off", 0, 1, 0}
 
 /* The run flags (the batch's meaning is the stage's: batch_help). */
 #define CLI_RUN_FLAGS(t, threads, batch_help)                                                                     \
@@ -71,6 +73,7 @@ typedef struct {
     cli_summary_key held[CLI_SUMMARY_KEYS], steps[CLI_SUMMARY_KEYS]; /* the before → after summary */
     int n_held, n_steps;
     int clocked;             /* the bar's clock was restarted at the first step (set-up is not in the ETA) */
+    int memory_noted;        /* under mpirun: the optimizer state per rank was shown (metric adam_mb) */
 } cli_train_view;
 void cli_train_view_start(cli_train_view *v, const char *stage, long steps, const char *const *show);
 void cli_train_on_event(void *user, const jl_train_event *ev);

@@ -1,5 +1,6 @@
 /* jielong data instruct: self-instruct writing instructions. The model continues "《" into a heading
- * "title》（form）" as pretraining taught it; each new title with a known form becomes an instruction. The answers
+ * "title》（form）" as pretraining taught it; each new title becomes an instruction, in the heading's form or, when
+ * the heading names none, a form drawn at random. The answers
  * come from `jielong distill --synthesize` (the teacher), filtered by the poem rules there. */
 #include "core/rng.h"
 #include "core/utf8.h"
@@ -35,27 +36,25 @@ static int han_count(const char *s, size_t len) {
     return n;
 }
 
-/* "title》（form）..." → title (copied to title[cap]) and form; 0 when it is no such heading. */
-static int parse_heading(const char *text, char *title, size_t cap, jl_poem_form *form) {
+int jl_instruct_parse_heading(const char *text, char *title, size_t cap, jl_poem_form *form) {
     const char *close = strstr(text, "》");
     if (!close || (size_t)(close - text) >= cap) return 0;
     int chars = han_count(text, (size_t)(close - text));
     if (chars < 2 || chars > 12) return 0;
+    memcpy(title, text, (size_t)(close - text));
+    title[close - text] = '\0';
     const char *open = close + strlen("》");
-    if (strncmp(open, "（", strlen("（")) != 0) return 0;
+    if (strncmp(open, "（", strlen("（")) != 0) return 2;
     open += strlen("（");
     const char *end = strstr(open, "）");
-    if (!end) return 0;
-    for (int f = 0; f < 4; f++) {
+    for (int f = 0; end && f < 4; f++) {
         const char *name = jl_poem_form_name((jl_poem_form)f);
         if ((size_t)(end - open) == strlen(name) && !strncmp(open, name, strlen(name))) {
-            memcpy(title, text, (size_t)(close - text));
-            title[close - text] = '\0';
             *form = (jl_poem_form)f;
             return 1;
         }
     }
-    return 0;
+    return 2;
 }
 
 typedef struct {
@@ -141,12 +140,20 @@ static jl_status sample_all(jl_session *s, jl_sampler *smp, const jl_tokenizer *
         st = jl_generate(s, smp, tok, ids, n_ids, &go, collect, &g, &res);
         if (st != JL_OK) break;
         c->sampled++;
-        jl_poem_form form;
-        if (!parse_heading(buf, title, sizeof title, &form)) c->bad++;
+        jl_poem_form form = JL_FORM_NONE;
+        int parsed = jl_instruct_parse_heading(buf, title, sizeof title, &form);
+        if (!parsed) c->bad++;
         else if (title_known(known, title)) c->known++;
         else if (title_seen(&seen, title)) c->repeated++;
-        else if ((st = title_add(&seen, title)) == JL_OK && (st = write_instruction(af->f, path, title, form, &rng)) == JL_OK)
-            c->written++;
+        else {
+            if (parsed == 2) { /* a title without a form (an SFT model heads answers "《title》的作者是…"): draw one */
+                form = (jl_poem_form)jl_rng_below(&rng, 4);
+                c->drawn_form++;
+            }
+            if ((st = title_add(&seen, title)) == JL_OK &&
+                (st = write_instruction(af->f, path, title, form, &rng)) == JL_OK)
+                c->written++;
+        }
     }
     for (size_t i = 0; i < seen.n; i++) free(seen.v[i]);
     free(seen.v);

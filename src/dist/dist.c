@@ -226,9 +226,10 @@ static void ring_land(float *x, int s, const float *scratch, size_t ro, size_t r
         for (size_t i = 0; i < rn; i++) x[ro + i] += scratch[i];
 }
 
-static jl_status sum_bucket(float *x, size_t n) {
+/* Ring steps first … 2N-3 of one bucket, each waited for: from 0 the all-reduce, from N-1 its all-gather half. */
+static jl_status ring_steps(float *x, size_t n, int first) {
     const int prev = (D.rank + D.size - 1) % D.size;
-    for (int s = 0; s < 2 * (D.size - 1); s++) {
+    for (int s = first; s < 2 * (D.size - 1); s++) {
         MPI_Request r[2];
         size_t ro, rn;
         jl_status st = ring_post(x, n, s, D.scratch, -1, &ro, &rn, r);
@@ -237,6 +238,23 @@ static jl_status sum_bucket(float *x, size_t n) {
         ring_land(x, s, D.scratch, ro, rn);
     }
     return JL_OK;
+}
+
+void jl_dist_shard(size_t n, size_t off, size_t *lo, size_t *len) {
+    const size_t k = n - off < JL_DIST_BUCKET ? n - off : JL_DIST_BUCKET;
+    const int c = (D.rank + 1) % D.size;
+    *lo = off + chunk_lo(k, c);
+    *len = chunk_lo(k, c + 1) - chunk_lo(k, c);
+}
+
+jl_status jl_dist_spread_floats(float *x, size_t n) {
+    if (D.size == 1 || n == 0) return JL_OK;
+    double t0 = jl_now();
+    jl_status st = JL_OK;
+    for (size_t off = 0; off < n && st == JL_OK; off += JL_DIST_BUCKET)
+        st = ring_steps(x + off, n - off < JL_DIST_BUCKET ? n - off : JL_DIST_BUCKET, D.size - 1);
+    D.seconds += jl_now() - t0;
+    return st;
 }
 
 /* OpenMPI's own all-reduce of one bucket, for comparison (bench/dist.sh): it blocks without our timeout, and its
@@ -257,7 +275,7 @@ jl_status jl_dist_sum_floats(float *x, size_t n) {
     jl_status st = JL_OK;
     for (size_t off = 0; off < n && st == JL_OK; off += JL_DIST_BUCKET) {
         size_t k = n - off < JL_DIST_BUCKET ? n - off : JL_DIST_BUCKET;
-        st = D.use_mpi_allreduce ? mpi_sum_bucket(x + off, k) : sum_bucket(x + off, k);
+        st = D.use_mpi_allreduce ? mpi_sum_bucket(x + off, k) : ring_steps(x + off, k, 0);
     }
     D.seconds += jl_now() - t0;
     return st;

@@ -168,7 +168,9 @@ static json_object *bos_template(const jl_gguf *g, int n_tokens, int dflt_add_bo
     return tp;
 }
 
-/* tokens (+ types) → model.vocab and added_tokens (control ones special, user-defined ones not). */
+/* tokens (+ types) → model.vocab and added_tokens (control ones special, user-defined ones not). Unused tokens at
+ * the end (the rows that pad the embedding, "[PAD<id>]") stay out of the vocabulary: decoded they give nothing,
+ * as in llama.cpp and as ids past the vocabulary of jielong's own tokenizer do. */
 static jl_status vocab_and_added(const jl_gguf *g, const char *path, uint64_t n, json_object *vocab, json_object *added,
                                  int *unk) {
     *unk = -1;
@@ -176,6 +178,7 @@ static jl_status vocab_and_added(const jl_gguf *g, const char *path, uint64_t n,
     uint64_t nt = 0;
     int have_types = jl_gguf_find(g, "tokenizer.ggml.token_type") >= 0 &&
                      jl_gguf_get_arr(g, "tokenizer.ggml.token_type", &elem, &nt) == JL_OK && elem == JL_GGUF_I32 && nt == n;
+    while (have_types && n > 1 && jl_gguf_arr_i32(g, "tokenizer.ggml.token_type", n - 1) == TT_UNUSED) n--;
     for (uint64_t i = 0; i < n; i++) {
         size_t len;
         const char *s = jl_gguf_arr_str(g, "tokenizer.ggml.tokens", i, &len);

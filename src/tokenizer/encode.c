@@ -474,9 +474,9 @@ static int char_symbols(encoder *e, const char *s, size_t n) {
         if ((i > 0 && p->prefix_len) || (i + l == n && p->suffix_len)) {
             size_t pl = i > 0 ? p->prefix_len : 0, sl = i + l == n ? p->suffix_len : 0;
             if (pl + l + sl > sizeof small) return -1;
-            memcpy(small, p->subword_prefix, pl);
+            if (pl) memcpy(small, p->subword_prefix, pl); /* the one not set is NULL */
             memcpy(small + pl, s + i, l);
-            memcpy(small + pl + l, p->word_suffix, sl);
+            if (sl) memcpy(small + pl + l, p->word_suffix, sl);
             c = small;
             cl = pl + l + sl;
         }

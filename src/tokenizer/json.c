@@ -257,7 +257,11 @@ static jl_status add_pretokenizer(json_load *L, json_object *o, const char *path
     }
     if (!strcmp(type, "Digits"))
         return add_split(L, get_bool(o, "individual_digits", 0) ? "\\p{N}" : "\\p{N}+", TOK_SPLIT_ISOLATED, 0, path);
-    if (!strcmp(type, "Whitespace")) return add_split(L, "\\w+|[^\\w\\s]+", TOK_SPLIT_REMOVED, 1, path);
+    /* HF's \w is Rust regex's Unicode word class (Alphabetic, marks, decimal digits, connector punctuation,
+     * ZWNJ/ZWJ), wider than PCRE2's \p{L}\p{N}_: a combining accent stays inside its word */
+    if (!strcmp(type, "Whitespace"))
+        return add_split(L, "[\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}]+|"
+                         "[^\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\p{Join_Control}\\s]+", TOK_SPLIT_REMOVED, 1, path);
     if (!strcmp(type, "WhitespaceSplit")) return add_split(L, "\\s+", TOK_SPLIT_REMOVED, 0, path);
     if (!strcmp(type, "Metaspace")) return add_metaspace(L, o, path);
     snprintf(sub, sizeof sub, "pre-tokenizer type '%s'", type);

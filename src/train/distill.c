@@ -331,6 +331,31 @@ static json_object *messages_json(const jl_conversation *c, const char *answer) 
     return line;
 }
 
+/* One answer of the teacher to prompt i (ids), decoded to valid UTF-8 in *clean (NULL when empty); *kept: the keep
+ * rule (if any) scores it at least keep_min and it is not empty. */
+static jl_status answer_once(jl_session *session, jl_sampler *sampler, const jl_chat_stops *stops,
+                             const jl_tokenizer *tok, const int32_t *ids, size_t n_ids, const jl_synth_opts *o,
+                             const prompt_set *ps, size_t i, int32_t *seq, char **clean, int *kept,
+                             jl_synth_stats *stats) {
+    size_t n_new = 0, answer_len = 0;
+    char *answer = NULL;
+    *kept = 0;
+    jl_status st = generate_answer(session, sampler, stops, ids, n_ids, o->max_new_tokens, seq, &n_new);
+    if (st == JL_OK) st = jl_tokenizer_decode(tok, seq, n_new, &answer, &answer_len);
+    if (st != JL_OK) return st;
+    stats->answers++;
+    stats->tokens += n_new;
+    *clean = answer_len > 0 ? valid_utf8(answer, answer_len) : NULL;
+    free(answer);
+    if (answer_len > 0 && !*clean) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    if (!*clean) return JL_OK;
+    float score = 1;
+    if (o->keep && (st = jl_reward_fn_score(o->keep, ps->rl, i, *clean, &score)) != JL_OK) return st;
+    if (score < o->keep_min) stats->rejected++;
+    else *kept = 1;
+    return JL_OK;
+}
+
 jl_status jl_distill_synthesize(jl_model *teacher, const jl_tokenizer *tok, const char *prompts_path,
                                 const char *out_path, const jl_synth_opts *o, jl_synth_stats *stats) {
     memset(stats, 0, sizeof *stats);
@@ -340,6 +365,8 @@ jl_status jl_distill_synthesize(jl_model *teacher, const jl_tokenizer *tok, cons
     if (teacher->cfg.vocab_size < jl_tokenizer_vocab_size(tok))
         return jl_fail(JL_ERR_ARG, "tokenizer has %d tokens, the teacher only %d", jl_tokenizer_vocab_size(tok),
                        teacher->cfg.vocab_size);
+    if (o->keep && o->tries > 1 && !(o->retry_temperature > 0 && isfinite(o->retry_temperature)))
+        return jl_fail(JL_ERR_ARG, "the temperature of later tries must be > 0 (got %g)", (double)o->retry_temperature);
     prompt_set ps;
     jl_status st = load_prompts(prompts_path, &ps);
     if (st != JL_OK) return st;
@@ -351,7 +378,7 @@ jl_status jl_distill_synthesize(jl_model *teacher, const jl_tokenizer *tok, cons
     size_t n = prompt_count(&ps);
     if (o->n > 0 && o->n < n) n = o->n;
     jl_session *session = NULL;
-    jl_sampler *sampler = NULL;
+    jl_sampler *sampler = NULL, *retry = NULL;
     jl_sampler_params sp;
     jl_sampler_defaults(&sp);
     sp.temperature = o->temperature; /* plain temperature sampling (0 = greedy): no top-k/top-p truncation */
@@ -359,6 +386,10 @@ jl_status jl_distill_synthesize(jl_model *teacher, const jl_tokenizer *tok, cons
     sp.seed = o->seed;
     if ((st = jl_session_new(teacher, teacher->cfg.max_seq_len, &session)) != JL_OK ||
         (st = jl_sampler_new(&sp, teacher->cfg.vocab_size, &sampler)) != JL_OK)
+        goto done_acts;
+    sp.temperature = o->retry_temperature; /* later tries: sampled, so that they differ from the first */
+    sp.seed = o->seed + 1;
+    if (o->keep && o->tries > 1 && (st = jl_sampler_new(&sp, teacher->cfg.vocab_size, &retry)) != JL_OK)
         goto done_acts;
     jl_chat_stops stops;
     if ((st = jl_chat_stops_new(tok, o->format, &stops)) != JL_OK) goto done_acts;
@@ -368,43 +399,38 @@ jl_status jl_distill_synthesize(jl_model *teacher, const jl_tokenizer *tok, cons
         goto done_acts;
     }
     jl_segments segs = {0};
+    int tries = o->keep && o->tries > 1 ? o->tries : 1;
     for (size_t i = 0; i < n && st == JL_OK; i++) {
         jl_turn one;
         jl_conversation conv = prompt_get(&ps, i, &one);
         int32_t *ids = NULL, *seq = NULL;
-        size_t n_ids = 0, n_new = 0;
-        char *answer = NULL;
-        size_t answer_len;
+        size_t n_ids = 0;
+        char *clean = NULL;
         jl_segments_clear(&segs);
         st = jl_chat_format_render_generation(o->format, &conv, &segs);
         if (st == JL_OK) st = jl_segments_encode(tok, &segs, &ids, NULL, &n_ids);
         if (st == JL_OK && !(seq = malloc(sizeof(int32_t) * (size_t)o->max_new_tokens)))
             st = jl_fail(JL_ERR_NOMEM, "out of memory");
-        if (st == JL_OK) st = generate_answer(session, sampler, &stops, ids, n_ids, o->max_new_tokens, seq, &n_new);
-        if (st == JL_OK) st = jl_tokenizer_decode(tok, seq, n_new, &answer, &answer_len);
+        int kept = 0;
+        for (int t = 0; t < tries && st == JL_OK && !kept; t++) {
+            free(clean);
+            clean = NULL;
+            st = answer_once(session, t ? retry : sampler, &stops, tok, ids, n_ids, o, &ps, i, seq, &clean, &kept,
+                             stats);
+            stats->retried_kept += kept && t > 0;
+        }
         if (st == JL_OK) {
             stats->prompts++;
-            stats->tokens += n_new;
-            char *clean = answer_len > 0 ? valid_utf8(answer, answer_len) : NULL;
-            if (answer_len > 0 && !clean) st = jl_fail(JL_ERR_NOMEM, "out of memory");
-            float score = 1;
-            if (clean && o->keep && (st = jl_reward_fn_score(o->keep, ps.rl, i, clean, &score)) == JL_OK &&
-                score < o->keep_min) {
-                stats->rejected++;
-                free(clean);
-                clean = NULL;
-            }
-            if (clean) { /* an empty answer is no SFT example */
+            if (clean && kept) { /* an empty answer is no SFT example */
                 json_object *line = messages_json(&conv, clean);
                 fprintf(af.f, "%s\n", json_object_to_json_string_ext(line, JSON_C_TO_STRING_PLAIN));
                 json_object_put(line);
                 stats->written++;
             }
-            free(clean);
         } else {
             jl_fail_context(st, "%s: prompt %zu", prompts_path, i + 1);
         }
-        free(answer);
+        free(clean);
         free(seq);
         free(ids);
     }
@@ -413,6 +439,7 @@ jl_status jl_distill_synthesize(jl_model *teacher, const jl_tokenizer *tok, cons
     if (st == JL_OK) st = jl_atomic_commit(&af);
     else jl_atomic_abort(&af);
 done_acts:
+    jl_sampler_free(retry);
     jl_sampler_free(sampler);
     jl_session_free(session);
     jl_rl_free(ps.rl);

@@ -127,6 +127,7 @@ static jl_status dpo_step(void *self, jl_stage_step *out) {
     ref_logps(r, ref);
     rl_zero_grads(r->t, NULL);
     dpo_stats s;
+    jl_trainer_sum_begin(r->t, 1.0f); /* mpirun: the all-reduce overlaps the backward pass; ended in rl_dist_mean */
     rl_grad_pass_begin(r->t);
     dpo_pairs_loss(r->t->model, &r->t->acts, &r->b, ref, r->o->beta, r->o->loss, r->tok_buf, &r->t->gview, &s);
     rl_grad_pass_end(r->t);
@@ -135,7 +136,8 @@ static jl_status dpo_step(void *self, jl_stage_step *out) {
     if (st != JL_OK) return st;
     s = (dpo_stats){.loss = fig[0], .chosen = fig[1], .rejected = fig[2], .margin = fig[3], .accuracy = fig[4]};
     float lr;
-    int applied = rl_update(r->t, NULL, s.loss, &out->grad_norm, &lr);
+    int applied;
+    if ((st = rl_update(r->t, NULL, s.loss, &out->grad_norm, &lr, &applied)) != JL_OK) return st;
     out->loss = s.loss;
     out->lr = lr;
     out->tokens = (long)r->b.rows * r->b.T;

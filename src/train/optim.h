@@ -14,6 +14,7 @@ typedef struct {
     float beta1, beta2, eps;
     float weight_decay;  /* decoupled; only tensors marked `decay` (2-D weights other than embeddings) */
     float grad_clip;     /* max global gradient norm; 0 = off */
+    int zero;            /* ZeRO-1 under mpirun (jl_optim_cfg.zero) */
 } jl_optim_opts;
 
 void jl_optim_defaults(jl_optim_opts *o, float lr, long total_steps);

@@ -306,6 +306,7 @@ static jl_status rm_step(void *self, jl_stage_step *out) {
     rl_batch_fill(&r->b, rows, rl_pairs_next_mine(&r->p, batch, rows));
     rl_zero_grads(r->t, &r->h);
     rm_stats s;
+    jl_trainer_sum_begin(r->t, 1.0f); /* mpirun: the all-reduce overlaps the backward pass; ended in rl_dist_mean */
     rl_grad_pass_begin(r->t);
     rm_pairs_loss(r->t->model, &r->t->acts, &r->b, &r->h, &r->t->gview, &s);
     rl_grad_pass_end(r->t);
@@ -314,7 +315,8 @@ static jl_status rm_step(void *self, jl_stage_step *out) {
     if (st != JL_OK) return st;
     s = (rm_stats){.loss = fig[0], .accuracy = fig[1], .margin = fig[2]};
     float lr;
-    int applied = rl_update(r->t, &r->h, s.loss, &out->grad_norm, &lr);
+    int applied;
+    if ((st = rl_update(r->t, &r->h, s.loss, &out->grad_norm, &lr, &applied)) != JL_OK) return st;
     out->loss = s.loss;
     out->lr = lr;
     out->tokens = (long)r->b.rows * r->b.T;

@@ -209,19 +209,20 @@ void rl_grad_pass_end(jl_trainer *t) {
     if (t->model->lora) jl_lora_dropout_end(t->model->lora);
 }
 
-int rl_update(jl_trainer *t, rl_head *head, double loss, double *grad_norm, float *lr) {
+jl_status rl_update(jl_trainer *t, rl_head *head, double loss, double *grad_norm, float *lr, int *applied) {
     double norm = jl_trainer_grad_norm(t);
     if (head) norm = sqrt(norm * norm + jl_sumsq(head->g, (size_t)head->C));
     *grad_norm = norm;
     *lr = jl_lr_at(&t->o.opt, t->step);
-    int applied = isfinite(loss) && isfinite(norm);
-    if (applied) {
+    jl_status st = JL_OK;
+    *applied = isfinite(loss) && isfinite(norm);
+    if (*applied) {
         if (t->o.opt.grad_clip > 0 && norm > t->o.opt.grad_clip) {
             float s = (float)(t->o.opt.grad_clip / norm);
             for (int i = 0; i < t->n_groups; i++) jl_scale_inplace(t->groups[i].grad, s, t->groups[i].n);
             if (head) jl_scale_inplace(head->g, s, (size_t)head->C);
         }
-        jl_trainer_adamw(t, *lr);
+        st = jl_trainer_adamw(t, *lr);
         if (head)
             jl_adamw_update(head->w, head->g, head->m, head->v, (size_t)head->C, *lr, t->o.opt.beta1, t->o.opt.beta2,
                             t->o.opt.eps, 0.0f, (int)(t->step + 1));
@@ -229,15 +230,15 @@ int rl_update(jl_trainer *t, rl_head *head, double loss, double *grad_norm, floa
         t->skipped++;
     }
     t->step++;
-    return applied;
+    return st;
 }
 
 jl_status rl_dist_mean(jl_trainer *t, rl_head *head, jl_status st, double *stats, int n) {
     const int N = jl_dist_size();
     if (N == 1) return st;
-    if ((st = rl_dist_sum(st, stats, n)) != JL_OK) return st;
+    jl_status sum = jl_trainer_sum_end(t); /* every rank ends the sums it began (jl_trainer_sum_begin) */
+    if ((st = rl_dist_sum(st != JL_OK ? st : sum, stats, n)) != JL_OK) return st;
     for (int k = 0; k < n; k++) stats[k] /= N;
-    if ((st = jl_trainer_sum_grads(t)) != JL_OK) return st;
     if (head && (st = jl_dist_sum_floats(head->g, (size_t)head->C)) != JL_OK) return st;
     const float inv = 1.0f / (float)N;
     for (int i = 0; i < t->n_groups; i++) jl_scale_inplace(t->groups[i].grad, inv, t->groups[i].n);

@@ -78,11 +78,12 @@ void rl_head_free(rl_head *h);
 const float *rl_hidden(const jl_acts *a, const rl_batch *b, int r, int t, int C);
 
 /* The update after the caller accumulated gradients into t->grads (and head->g): global norm over both, skip on
- * a non-finite loss or norm, clipping, AdamW (the head without weight decay). Returns 1 if applied, 0 if
- * skipped; increments t->step either way. */
-int rl_update(jl_trainer *t, rl_head *head, double loss, double *grad_norm, float *lr);
-/* Data parallelism (jielong/dist.h) of the pair stages: each rank took its slice of the step's pairs; the gradients
- * (and the head's) become the mean over the ranks, stats[0..n) the mean of the ranks' (equal-size slices), in rank
+ * a non-finite loss or norm, clipping, AdamW (the head without weight decay). *applied: 1 if applied, 0 if
+ * skipped; increments t->step either way. Fails only under ZeRO-1 (the parameters' all-gather). */
+jl_status rl_update(jl_trainer *t, rl_head *head, double loss, double *grad_norm, float *lr, int *applied);
+/* Data parallelism (jielong/dist.h) of the pair stages: each rank took its slice of the step's pairs and began the
+ * gradient all-reduce before its backward pass (jl_trainer_sum_begin, scale 1); the gradients (and the head's)
+ * become the mean over the ranks, stats[0..n) the mean of the ranks' (equal-size slices), in rank
  * order, the same on every rank. st: this rank's step so far (a failure stops every rank). No-op for one rank. */
 jl_status rl_dist_mean(jl_trainer *t, rl_head *head, jl_status st, double *stats, int n);
 

@@ -78,17 +78,23 @@ jl_status rl_dist_share_rollouts(jl_status st, rl_seq *seqs, int per_rank, int c
 
 enum { FIG_LOSS, FIG_POLICY, FIG_VALUE, FIG_KL, FIG_ENTROPY, FIG_CLIP, FIG_RATIO, FIG_TOKENS, FIGS };
 
+/* Each rank's mean over its rows, weighted by its share of the minibatch. */
+static float share(int mine, int total) { return (float)((double)mine / total); }
+
+void rl_dist_policy_begin(jl_trainer *t, int mine, int total) { jl_trainer_sum_begin(t, share(mine, total)); }
+
 jl_status rl_dist_policy_mean(jl_trainer *t, rl_head *vh, const rl_batch *mb, int mine, int total, policy_stats *s) {
     const int N = jl_dist_size();
     if (N == 1) return JL_OK;
-    if (N > 64) return jl_fail(JL_ERR_ARG, "GRPO/PPO: more than 64 ranks");
+    /* the model's (or adapter's) gradients: share·g summed over the ranks (begun by rl_dist_policy_begin) */
+    jl_status st = jl_trainer_sum_end(t);
+    if (st == JL_OK && N > 64) st = jl_fail(JL_ERR_ARG, "GRPO/PPO: more than 64 ranks");
     if (mine == 0) memset(s, 0, sizeof *s);
     double tokens = 0, w = (double)mine / total;
     for (int r = 0; r < mine; r++) tokens += rl_row_count(mb, r);
     double fig[FIGS] = {s->loss * w, s->policy_loss * w, s->value_loss * w, s->kl * w, s->entropy * tokens,
                         s->clip_frac * tokens, s->ratio_mean * tokens, tokens}, all[64 * FIGS];
-    jl_status st = jl_dist_agree_with(JL_OK, NULL, fig, all, sizeof fig);
-    if (st != JL_OK) return st;
+    if ((st = jl_dist_agree_with(st, NULL, fig, all, sizeof fig)) != JL_OK) return st;
     double sum[FIGS] = {0};
     for (int r = 0; r < N; r++)
         for (int k = 0; k < FIGS; k++) sum[k] += all[r * FIGS + k];
@@ -96,9 +102,7 @@ jl_status rl_dist_policy_mean(jl_trainer *t, rl_head *vh, const rl_batch *mb, in
     *s = (policy_stats){.loss = sum[FIG_LOSS], .policy_loss = sum[FIG_POLICY], .value_loss = sum[FIG_VALUE],
                         .kl = sum[FIG_KL], .entropy = sum[FIG_ENTROPY] * per_token,
                         .clip_frac = sum[FIG_CLIP] * per_token, .ratio_mean = sum[FIG_RATIO] * per_token};
-    const float scale = (float)w; /* each rank's mean over its rows, weighted by its share of the minibatch */
-    for (int i = 0; i < t->n_groups; i++) jl_scale_inplace(t->groups[i].grad, scale, t->groups[i].n);
-    if (vh) jl_scale_inplace(vh->g, scale, (size_t)vh->C);
-    if ((st = jl_trainer_sum_grads(t)) != JL_OK) return st;
-    return vh ? jl_dist_sum_floats(vh->g, (size_t)vh->C) : JL_OK;
+    if (!vh) return JL_OK;
+    jl_scale_inplace(vh->g, share(mine, total), (size_t)vh->C);
+    return jl_dist_sum_floats(vh->g, (size_t)vh->C);
 }

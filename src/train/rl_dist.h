@@ -19,6 +19,9 @@ void rl_dist_part(int n, int *first, int *count);
 jl_status rl_dist_share_rollouts(jl_status st, rl_seq *seqs, int per_rank, int cap);
 /* Every rank's `floats` values of mine, in rank order, into all (N·floats). */
 jl_status rl_dist_gather_floats(const float *mine, float *all, size_t floats);
+/* Before a rank runs policy_batch_loss on `mine` rows of a minibatch of `total` rows: starts the gradient
+ * all-reduce that rl_dist_policy_mean ends (jl_trainer_sum_begin; overlapped with the backward pass). */
+void rl_dist_policy_begin(jl_trainer *t, int mine, int total);
 /* After each rank ran policy_batch_loss on `mine` rows (in mb) of a minibatch of `total` rows (mine may be 0:
  * gradients zero, *s zero): the gradients (model or adapter, and the value head's) become the minibatch's,
  * Σ_r (mine_r / total)·g_r, and *s its figures (losses weighted by rows, per-token means by tokens), the same

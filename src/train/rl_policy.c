@@ -127,19 +127,31 @@ static jl_status rollout(run *r, const jl_tokenizer *tok, size_t *which) {
     return rl_dist_share_rollouts(st, r->seqs, r->local, r->cap_T); /* every rank then holds every rollout */
 }
 
+/* fn's scores of the rollouts into out[rows]. Under mpirun each rank scores once the rows it rolled out
+ * ([lo, lo + local)) and every rank's scores are gathered: the same bits as scoring every row on every rank (a
+ * row's score depends on its text alone); a rank whose scoring fails stops every rank (jl_dist_agree). */
+static jl_status score_mine(run *r, const jl_tokenizer *tok, const jl_rl_set *set, jl_reward_fn *fn,
+                            const size_t *which, float *out) {
+    float mine[r->local];
+    jl_status st = JL_OK;
+    for (int i = 0; i < r->local && st == JL_OK; i++) {
+        char *text;
+        if ((st = rl_answer_text(tok, r->o->chat, &r->seqs[r->lo + i], &text)) != JL_OK) break;
+        st = jl_reward_fn_score(fn, set, which[r->lo + i], text, &mine[i]);
+        free(text);
+    }
+    if (r->local == r->rows) {
+        memcpy(out, mine, sizeof mine);
+        return st;
+    }
+    return jl_dist_agree_with(st, NULL, mine, out, sizeof mine);
+}
+
 static jl_status score_rows(run *r, const jl_tokenizer *tok, const jl_rl_set *set, jl_reward_fn *fn,
                             const size_t *which, double *answer_len) {
     *answer_len = 0;
-    for (int i = 0; i < r->rows; i++) {
-        char *text;
-        jl_status st = rl_answer_text(tok, r->o->chat, &r->seqs[i], &text);
-        if (st != JL_OK) return st;
-        st = jl_reward_fn_score(fn, set, which[i], text, &r->scores[i]);
-        *answer_len += (double)(r->seqs[i].len - r->seqs[i].resp_start) / r->rows;
-        free(text);
-        if (st != JL_OK) return st;
-    }
-    return JL_OK;
+    for (int i = 0; i < r->rows; i++) *answer_len += (double)(r->seqs[i].len - r->seqs[i].resp_start) / r->rows;
+    return score_mine(r, tok, set, fn, which, r->scores);
 }
 
 /* GRPO: (r − mean) / (std + 1e-4) within each group, the same for every token of an answer. */
@@ -241,6 +253,7 @@ static jl_status optimise(run *r, iter_stats *is) {
             gather(r, idx + s0 + first, mine);
             rl_zero_grads(r->t, vh);
             policy_stats ps = {0};
+            rl_dist_policy_begin(r->t, mine, n);
             rl_grad_pass_begin(r->t);
             if (mine) policy_batch_loss(r->t->model, &r->t->acts, &r->mb, &in, vh, r->logp, r->buf, &r->t->gview, &ps);
             rl_grad_pass_end(r->t);
@@ -250,7 +263,9 @@ static jl_status optimise(run *r, iter_stats *is) {
                 is->ratio_first = ps.ratio_mean;
                 is->entropy = ps.entropy;
             }
-            is->applied += rl_update(r->t, vh, ps.loss, &is->grad_norm, &is->lr);
+            int applied;
+            if ((st = rl_update(r->t, vh, ps.loss, &is->grad_norm, &is->lr, &applied)) != JL_OK) return st;
+            is->applied += applied;
             is->updates++;
             is->loss += ps.loss;
             is->value_loss += ps.value_loss;
@@ -384,18 +399,10 @@ static jl_status rollout_logprobs(run *r, double *kl) {
 static jl_status judge_rows(run *r, const jl_tokenizer *tok, const jl_rl_set *set, jl_reward_fn *fn,
                             const size_t *which, float *out, double *mean) {
     *mean = 0;
-    for (int i = 0; i < r->rows; i++) {
-        char *text;
-        float v;
-        jl_status st = rl_answer_text(tok, r->o->chat, &r->seqs[i], &text);
-        if (st != JL_OK) return st;
-        st = jl_reward_fn_score(fn, set, which[i], text, &v);
-        free(text);
-        if (st != JL_OK) return st;
-        if (out) out[i] = v;
-        *mean += (double)v / r->rows;
-    }
-    return JL_OK;
+    float kept[r->rows], *v = out ? out : kept;
+    jl_status st = score_mine(r, tok, set, fn, which, v);
+    for (int i = 0; i < r->rows && st == JL_OK; i++) *mean += (double)v[i] / r->rows;
+    return st;
 }
 
 static void mean_std(const float *x, int n, double *mean, double *std) {

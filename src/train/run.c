@@ -42,6 +42,7 @@ void jl_optim_from_cfg(const jl_optim_cfg *c, long total_steps, jl_optim_opts *o
     o->eps = c->eps;
     o->weight_decay = c->weight_decay;
     o->grad_clip = c->grad_clip;
+    o->zero = c->zero;
 }
 
 void jl_metric_add(jl_metric_set *s, const char *key, double value) {
@@ -355,9 +356,10 @@ static void moments_layout(const jl_trainer *t, float *dst, const float *src, in
     }
 }
 
-static jl_status save_checkpoint(const jl_trainable *w, const char *path, const char *state) {
+/* mo: the whole moments (jl_trainer_moments_open). */
+static jl_status save_checkpoint(const jl_trainable *w, const char *path, const char *state, const jl_moments *mo) {
     const jl_trainer *t = w->t;
-    jl_adapter_state as = {.adam_m = t->mom1, .adam_v = t->mom2, .train_state = (char *)state};
+    jl_adapter_state as = {.adam_m = mo->m, .adam_v = mo->v, .train_state = (char *)state};
     if (w->lora) return jl_lora_save(w->lora, path, &as);
     if (w->prompt) return jl_prompt_save(w->prompt, path, &as);
     jl_checkpoint ck = {.model = t->model};
@@ -366,8 +368,8 @@ static jl_status save_checkpoint(const jl_trainable *w, const char *path, const 
     float *mv = mm ? calloc(t->model->n_params, sizeof(float)) : NULL;
     if (st == JL_OK && !mv) st = jl_fail(JL_ERR_NOMEM, "out of memory");
     if (st == JL_OK) {
-        moments_layout(t, mm, t->mom1, 1);
-        moments_layout(t, mv, t->mom2, 1);
+        moments_layout(t, mm, mo->m, 1);
+        moments_layout(t, mv, mo->v, 1);
         ck.adam_m = mm;
         ck.adam_v = mv;
         ck.train_state = (char *)state;
@@ -380,13 +382,13 @@ static jl_status save_checkpoint(const jl_trainable *w, const char *path, const 
 }
 
 /* Adam moments as saved: first finite, second finite and ≥ 0 (else the resumed run would write NaN). */
-static jl_status check_moments(const jl_trainer *t) {
+static jl_status check_moments(const jl_trainer *t, const jl_moments *mo) {
     for (size_t i = 0; i < t->n_state; i++) {
-        if (!isfinite(t->mom1[i]))
+        if (!isfinite(mo->m[i]))
             return jl_fail(JL_ERR_FORMAT, "training state: field 'adam_m' holds a non-finite value at %zu", i);
-        if (!isfinite(t->mom2[i]) || t->mom2[i] < 0)
+        if (!isfinite(mo->v[i]) || mo->v[i] < 0)
             return jl_fail(JL_ERR_FORMAT, "training state: field 'adam_v' holds %g at %zu (must be finite, ≥ 0)",
-                           (double)t->mom2[i], i);
+                           (double)mo->v[i], i);
     }
     return JL_OK;
 }
@@ -414,8 +416,9 @@ static jl_status load_adapter_checkpoint(const jl_trainable *w, const char *path
     return st;
 }
 
-/* Loads the trained part (weights or adapter values) and the moments; *state gets the state JSON. */
-static jl_status load_checkpoint(const jl_trainable *w, const char *path, char **state) {
+/* Loads the trained part (weights or adapter values) and the moments (into mo: jl_trainer_moments_open); *state
+ * gets the state JSON. */
+static jl_status load_checkpoint(const jl_trainable *w, const char *path, jl_moments *mo, char **state) {
     jl_trainer *t = w->t;
     *state = NULL;
     jl_status st;
@@ -425,8 +428,8 @@ static jl_status load_checkpoint(const jl_trainable *w, const char *path, char *
         if (st == JL_OK && (!as.adam_m || !as.adam_v || !as.train_state))
             st = jl_fail(JL_ERR_FORMAT, "%s: no training state to resume from", path);
         if (st == JL_OK) {
-            memcpy(t->mom1, as.adam_m, t->n_state * sizeof(float));
-            memcpy(t->mom2, as.adam_v, t->n_state * sizeof(float));
+            memcpy(mo->m, as.adam_m, t->n_state * sizeof(float));
+            memcpy(mo->v, as.adam_v, t->n_state * sizeof(float));
             *state = as.train_state;
             as.train_state = NULL;
         }
@@ -442,8 +445,8 @@ static jl_status load_checkpoint(const jl_trainable *w, const char *path, char *
     if (st == JL_OK) {
         if (ck.model->params != t->model->params)
             memcpy(t->model->params, ck.model->params, t->model->n_params * sizeof(float));
-        moments_layout(t, t->mom1, ck.adam_m, 0);
-        moments_layout(t, t->mom2, ck.adam_v, 0);
+        moments_layout(t, mo->m, ck.adam_m, 0);
+        moments_layout(t, mo->v, ck.adam_v, 0);
         *state = ck.train_state;
         ck.train_state = NULL;
     }
@@ -480,10 +483,10 @@ static char *state_json(loop *l) {
     return text;
 }
 
-static jl_status restore(loop *l, const char *path) {
+static jl_status restore_into(loop *l, const char *path, jl_moments *mo) {
     jl_stage *s = l->s;
     char *text;
-    jl_status st = load_checkpoint(&s->what, path, &text);
+    jl_status st = load_checkpoint(&s->what, path, mo, &text);
     if (st != JL_OK) return st;
     json_object *j = json_tokener_parse(text), *v;
     free(text);
@@ -504,7 +507,7 @@ static jl_status restore(loop *l, const char *path) {
     if (st == JL_OK) st = jl_state_long(j, "updates", 0, 1L << 50, &updates);
     if (st == JL_OK) st = jl_state_long(j, "skipped", 0, updates, &skipped);
     if (st == JL_OK) st = jl_state_u64(j, "rng", &rng);
-    if (st == JL_OK) st = check_moments(s->what.t);
+    if (st == JL_OK) st = check_moments(s->what.t, mo);
     if (st == JL_OK) st = s->i->restore_state(s->self, j);
     json_object_put(j);
     if (st != JL_OK) return jl_fail_context(st, "%s", path);
@@ -513,6 +516,15 @@ static jl_status restore(loop *l, const char *path) {
     s->what.t->skipped = skipped;
     s->what.t->rng.state = rng;
     return JL_OK;
+}
+
+/* The checkpoint's moments are read whole; under ZeRO-1 each rank then keeps its chunks. */
+static jl_status restore(loop *l, const char *path) {
+    jl_moments mo;
+    jl_status st = jl_trainer_moments_open(l->s->what.t, 0, &mo);
+    if (st == JL_OK) st = restore_into(l, path, &mo);
+    jl_trainer_moments_close(l->s->what.t, &mo, st == JL_OK);
+    return st;
 }
 
 /* Under mpirun, rank 0 alone reports, logs and writes; the other ranks compute. */
@@ -524,19 +536,26 @@ static void emit(loop *l, jl_train_event *ev) {
     if (l->fn && writer()) l->fn(l->user, ev);
 }
 
-/* Rank 0 writes; every rank learns whether it could (jl_dist_agree). */
+/* Rank 0 writes; every rank learns whether it could (jl_dist_agree). A checkpoint's moments are whole: under
+ * ZeRO-1 every rank's chunks are gathered first (every rank takes part). */
 static jl_status save(loop *l, const char *path, int result) {
-    jl_status st = JL_OK;
+    jl_trainer *t = l->s->what.t;
+    jl_moments mo = {0};
+    jl_status st = result ? JL_OK : jl_trainer_moments_open(t, 1, &mo);
     char written[4096];
-    if (!writer()) return jl_dist_agree(JL_OK, NULL);
+    if (!writer() || st != JL_OK) {
+        jl_trainer_moments_close(t, &mo, 0);
+        return jl_dist_agree(st, NULL);
+    }
     if (result) {
         st = l->s->i->save_result(l->s->self, written, sizeof written);
         path = written;
     } else {
         char *state = state_json(l);
-        st = state ? save_checkpoint(&l->s->what, path, state) : JL_ERR_NOMEM;
+        st = state ? save_checkpoint(&l->s->what, path, state, &mo) : JL_ERR_NOMEM;
         free(state);
     }
+    jl_trainer_moments_close(t, &mo, 0);
     if ((st = jl_dist_agree(st, NULL)) != JL_OK) return st;
     jl_train_event ev = {.kind = JL_EV_SAVE, .step = l->step, .path = path};
     emit(l, &ev);
@@ -622,7 +641,10 @@ static jl_status steps(loop *l) {
             if (comm1 > comm0) { /* under mpirun: the gradient all-reduce of this step, bus bandwidth per rank */
                 jl_metric_add(&ss.m, "allreduce_ms", (comm1 - comm0) * 1e3);
                 jl_metric_add(&ss.m, "allreduce_gbps", (sent1 - sent0) / (comm1 - comm0) / 1e9);
+                jl_metric_add(&ss.m, "allreduce_mb", (sent1 - sent0) / 1e6); /* what this rank sent */
             }
+            if (!alone) /* this rank's optimizer state (ZeRO-1: its share of the AdamW moments) */
+                jl_metric_add(&ss.m, "adam_mb", (double)jl_trainer_state_bytes(s->what.t) / 1e6);
             jl_dist_overlap_stats(&early1, &landed1);
             if (landed1 > landed0) /* the share of the ring steps that landed during the backward pass */
                 jl_metric_add(&ss.m, "allreduce_overlapped", (early1 - early0) / (landed1 - landed0));

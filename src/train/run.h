@@ -13,7 +13,7 @@
 #include <json.h>
 
 #define JL_MAX_SKIPS_IN_A_ROW 20
-#define JL_STAGE_MAX_METRICS 16
+#define JL_STAGE_MAX_METRICS 20
 
 /* Named metrics a step or an evaluation adds (after the loop's own: loss, lr, grad_norm, tok_per_s, ms,
  * skipped, mfu). */

@@ -79,6 +79,18 @@ static jl_status build_groups(jl_trainer *t, const jl_trainer_opts *o) {
     return JL_OK;
 }
 
+/* ZeRO-1: the floats of the groups this rank updates (jl_dist_shard of each bucket of each group). */
+static size_t owned_floats(const jl_trainer *t) {
+    size_t n = 0;
+    for (int i = 0; i < t->n_groups; i++)
+        for (size_t b = 0; b < t->groups[i].n; b += JL_DIST_BUCKET) {
+            size_t lo, len;
+            jl_dist_shard(t->groups[i].n, b, &lo, &len);
+            n += len;
+        }
+    return n;
+}
+
 jl_status jl_trainer_new(jl_model *m, const jl_trainer_opts *o, jl_trainer **out) {
     *out = NULL;
     if (jl_model_require_params(m, "training") != JL_OK) return JL_ERR_ARG;
@@ -88,6 +100,7 @@ jl_status jl_trainer_new(jl_model *m, const jl_trainer_opts *o, jl_trainer **out
     t->model = m;
     t->o = *o;
     t->o.extra = NULL; /* copied into groups */
+    t->ov_scale = 1.0f;
     jl_rng_seed(&t->rng, o->seed);
     jl_status st = jl_acts_new(&m->cfg, o->B, o->T, &t->acts);
     if (st != JL_OK) {
@@ -116,15 +129,17 @@ jl_status jl_trainer_new(jl_model *m, const jl_trainer_opts *o, jl_trainer **out
         jl_trainer_free(t);
         return st;
     }
-    t->state = aligned_alloc(64, (2 * t->n_state * sizeof(float) + 63) / 64 * 64);
+    t->zero = o->opt.zero && ranks > 1;
+    t->n_own = t->zero ? owned_floats(t) : t->n_state;
+    t->state = aligned_alloc(64, (2 * t->n_own * sizeof(float) + 63) / 64 * 64);
     if (!t->state) {
-        size_t n_state = t->n_state;
+        size_t n_own = t->n_own;
         jl_trainer_free(t);
-        return jl_fail(JL_ERR_NOMEM, "cannot allocate optimizer state for %zu parameters", n_state);
+        return jl_fail(JL_ERR_NOMEM, "cannot allocate optimizer state for %zu parameters", n_own);
     }
-    memset(t->state, 0, 2 * t->n_state * sizeof(float));
+    memset(t->state, 0, 2 * t->n_own * sizeof(float));
     t->mom1 = t->state;
-    t->mom2 = t->state + t->n_state;
+    t->mom2 = t->state + t->n_own;
     build_grad_view(t);
     if (ranks > 1 && !(t->layer_lo = layer_bounds(m))) {
         jl_trainer_free(t);
@@ -157,7 +172,55 @@ void jl_trainer_free(jl_trainer *t) {
     free(t);
 }
 
-size_t jl_trainer_state_bytes(const jl_trainer *t) { return 2 * t->n_state * sizeof(float); }
+size_t jl_trainer_state_bytes(const jl_trainer *t) { return 2 * t->n_own * sizeof(float); }
+
+/* ZeRO-1: copies between this rank's moment chunks (own, n_own) and whole moments (all, n_state in group order):
+ * to_all = 1 own → all, 0 all → own. */
+static void shard_copy(const jl_trainer *t, float *own, float *all, int to_all) {
+    size_t at = 0, off = 0;
+    for (int i = 0; i < t->n_groups; i++) {
+        const size_t n = t->groups[i].n;
+        for (size_t b = 0; b < n; b += JL_DIST_BUCKET) {
+            size_t lo, len;
+            jl_dist_shard(n, b, &lo, &len);
+            if (to_all) memcpy(all + at + lo, own + off, len * sizeof(float));
+            else memcpy(own + off, all + at + lo, len * sizeof(float));
+            off += len;
+        }
+        at += n;
+    }
+}
+
+jl_status jl_trainer_moments_open(jl_trainer *t, int gather, jl_moments *out) {
+    *out = (jl_moments){t->mom1, t->mom2, 0};
+    if (!t->zero) return JL_OK;
+    out->m = calloc(2 * t->n_state + 1, sizeof(float)); /* zeros: the other ranks' chunks before the gather */
+    if (!out->m) return jl_fail(JL_ERR_NOMEM, "out of memory (the whole Adam moments: %zu floats)", 2 * t->n_state);
+    out->v = out->m + t->n_state;
+    out->made = 1;
+    if (!gather) return JL_OK;
+    shard_copy(t, t->mom1, out->m, 1);
+    shard_copy(t, t->mom2, out->v, 1);
+    jl_status st = JL_OK;
+    for (int k = 0; k < 2 && st == JL_OK; k++) {
+        float *all = k ? out->v : out->m;
+        for (int i = 0; i < t->n_groups && st == JL_OK; i++) {
+            st = jl_dist_spread_floats(all, t->groups[i].n);
+            all += t->groups[i].n;
+        }
+    }
+    if (st != JL_OK) jl_trainer_moments_close(t, out, 0);
+    return st;
+}
+
+void jl_trainer_moments_close(jl_trainer *t, jl_moments *mo, int keep) {
+    if (mo->made && keep) {
+        shard_copy(t, t->mom1, mo->m, 0);
+        shard_copy(t, t->mom2, mo->v, 0);
+    }
+    if (mo->made) free(mo->m);
+    *mo = (jl_moments){0};
+}
 
 size_t jl_trainer_grad_bytes(const jl_trainer *t) {
     size_t n = t->grads ? t->model->n_params : 0;
@@ -186,19 +249,29 @@ double jl_trainer_grad_norm(const jl_trainer *t) {
     return sqrt(sumsq);
 }
 
-/* AdamW over the groups on gscale · gradient. */
-static void adamw_scaled(jl_trainer *t, float lr, float gscale) {
+/* AdamW over the groups on gscale · gradient. ZeRO-1: over this rank's chunk of each bucket (AdamW is
+ * elementwise, so a chunk's update has the bits of the whole update's), then every rank's chunks to every rank. */
+static jl_status adamw_scaled(jl_trainer *t, float lr, float gscale) {
     const jl_optim_opts *o = &t->o.opt;
     size_t off = 0;
     for (int i = 0; i < t->n_groups; i++) {
         const jl_param_group *g = &t->groups[i];
-        jl_adamw_update_scaled(g->param, g->grad, gscale, t->mom1 + off, t->mom2 + off, g->n, lr, o->beta1, o->beta2,
-                               o->eps, g->decay ? o->weight_decay : 0.0f, (int)(t->step + 1));
-        off += g->n;
+        const float decay = g->decay ? o->weight_decay : 0.0f;
+        for (size_t b = 0; b < g->n; b += t->zero ? JL_DIST_BUCKET : g->n) {
+            size_t lo = 0, len = g->n;
+            if (t->zero) jl_dist_shard(g->n, b, &lo, &len);
+            jl_adamw_update_scaled(g->param + lo, g->grad + lo, gscale, t->mom1 + off, t->mom2 + off, len, lr,
+                                   o->beta1, o->beta2, o->eps, decay, (int)(t->step + 1));
+            off += len;
+        }
     }
+    jl_status st = JL_OK;
+    for (int i = 0; i < t->n_groups && t->zero && st == JL_OK; i++)
+        st = jl_dist_spread_floats(t->groups[i].param, t->groups[i].n);
+    return st;
 }
 
-void jl_trainer_adamw(jl_trainer *t, float lr) { adamw_scaled(t, lr, 1.0f); }
+jl_status jl_trainer_adamw(jl_trainer *t, float lr) { return adamw_scaled(t, lr, 1.0f); }
 
 /* In bf16, the step's products read one bf16 copy of the weights made here (allocated at the first bf16 step)
  * instead of converting each weight at each product (forward and backward). No copy if it cannot be allocated:
@@ -220,6 +293,12 @@ jl_status jl_trainer_sum_grads(jl_trainer *t) {
     return st;
 }
 
+/* Queues x[0..n) for the overlapped all-reduce, multiplied by t->ov_scale first. */
+static jl_status queue_bucket(jl_trainer *t, float *x, size_t n) {
+    if (t->ov_scale != 1.0f) jl_scale_inplace(x, t->ov_scale, n);
+    return jl_dist_overlap_add(x, n);
+}
+
 /* Queues for the overlapped all-reduce the model's gradient buckets (jl_dist_overlap_add's, from the top down)
  * that lie at or above `from` and advances the sums; from NULL: every bucket left, then the extra blocks'. The
  * order depends only on the layout, so every rank queues the same buckets in the same order. */
@@ -230,7 +309,7 @@ static jl_status queue_grads_from(jl_trainer *t, const float *from) {
         while (t->ov_left > 0 && st == JL_OK) {
             size_t lo = (t->ov_left - 1) / JL_DIST_BUCKET * JL_DIST_BUCKET;
             if (from && g->grad + lo < from) break;
-            st = jl_dist_overlap_add(g->grad + lo, t->ov_left - lo);
+            st = queue_bucket(t, g->grad + lo, t->ov_left - lo);
             t->ov_left = lo;
         }
         if (t->ov_left > 0) break;
@@ -238,16 +317,17 @@ static jl_status queue_grads_from(jl_trainer *t, const float *from) {
     }
     if (!from)
         for (int i = t->ov_model; i < t->n_groups && st == JL_OK; i++)
-            st = jl_dist_overlap_add(t->groups[i].grad, t->groups[i].n);
+            st = queue_bucket(t, t->groups[i].grad, t->groups[i].n);
     return st == JL_OK ? jl_dist_overlap_poll() : st;
 }
 
-/* Starts the overlapped all-reduce of a step (before the last micro-batch's backward). */
-static void overlap_arm(jl_trainer *t) {
+/* Starts the overlapped all-reduce of a step (before the last micro-batch's backward); scale: t->ov_scale. */
+static void overlap_arm(jl_trainer *t, float scale) {
     int n = 0; /* the model's groups come first (build_groups) */
     while (n < t->n_groups && t->grads && t->groups[n].grad >= t->grads && t->groups[n].grad < t->grads + t->model->n_params)
         n++;
     t->ov_armed = 1;
+    t->ov_scale = scale;
     t->ov_status = JL_OK;
     t->ov_model = n;
     t->ov_group = n - 1;
@@ -258,6 +338,37 @@ static void overlap_arm(jl_trainer *t) {
 static void grads_done(void *ctx, int layer) {
     jl_trainer *t = ctx;
     if (t->ov_status == JL_OK) t->ov_status = queue_grads_from(t, t->grads + t->layer_lo[layer]);
+}
+
+/* Ends the overlapped all-reduce: queues what is left (every bucket, if this rank's backward never ran) and
+ * waits for every sum. Every rank takes part, even one whose reads failed (its gradient is not used: the
+ * agreement after it stops every rank), so no rank waits for a missing message. */
+static jl_status overlap_finish(jl_trainer *t) {
+    t->acts.grads_done = NULL;
+    if (!t->ov_armed) overlap_arm(t, t->ov_scale);
+    jl_status q = t->ov_status == JL_OK ? queue_grads_from(t, NULL) : t->ov_status;
+    jl_status f = jl_dist_overlap_finish();
+    t->ov_armed = 0;
+    return q != JL_OK ? q : f;
+}
+
+void jl_trainer_sum_begin(jl_trainer *t, float scale) {
+    t->ov_scale = scale;
+    if (!jl_dist_overlap()) return;
+    overlap_arm(t, scale);
+    if (t->ov_model) { /* the layers' buckets are summed as the backward pass completes them */
+        t->acts.grads_done = grads_done;
+        t->acts.grads_done_ctx = t;
+    }
+}
+
+jl_status jl_trainer_sum_end(jl_trainer *t) {
+    t->acts.grads_done = NULL;
+    if (jl_dist_size() == 1) return JL_OK;
+    if (jl_dist_overlap()) return overlap_finish(t);
+    if (t->ov_scale != 1.0f)
+        for (int i = 0; i < t->n_groups; i++) jl_scale_inplace(t->groups[i].grad, t->ov_scale, t->groups[i].n);
+    return jl_trainer_sum_grads(t);
 }
 
 /* Reads n micro-batches that other ranks compute (their readers' positions and RNG draws stay in step). */
@@ -277,7 +388,7 @@ static jl_status micro_batches(jl_trainer *t, jl_batch_fn next, void *ctx, jl_st
         if (s == JL_OK && N > 1) s = jl_dist_injected_fault(t->step);
         if (s != JL_OK) return s;
         const int arm = micro == accum - 1 && jl_dist_overlap();
-        if (arm) overlap_arm(t);
+        if (arm) overlap_arm(t, 1.0f);
         long counted = count_targets(t->targets, (long)B * T);
         st->tokens += (long)B * T;
         uint64_t dropout_seed = 0; /* drawn for every global micro-batch so resume stays in step */
@@ -318,14 +429,8 @@ static jl_status reduce_step(jl_trainer *t, jl_status s, jl_step_stats *st) {
     double *own = t->micro + block * (size_t)N; /* the gather fills t->micro rank-major: rank r's at r·block */
     memcpy(own, t->micro, sizeof(double) * block);
     const int armed = jl_dist_overlap();
-    if (armed) { /* every rank takes part in the overlapped sums, even one whose reads failed (its gradient is
-                  * not used: the agreement below stops every rank), so no rank waits for a missing message */
-        if (!t->ov_armed) overlap_arm(t);
-        jl_status q = t->ov_status == JL_OK ? queue_grads_from(t, NULL) : t->ov_status;
-        jl_status f = jl_dist_overlap_finish();
-        t->ov_armed = 0;
-        if (q != JL_OK || f != JL_OK) return q != JL_OK ? q : f;
-    }
+    jl_status q = armed ? overlap_finish(t) : JL_OK;
+    if (q != JL_OK) return q;
     if ((s = jl_dist_agree_with(s, NULL, own, t->micro, sizeof(double) * block)) != JL_OK) return s;
     st->tokens *= N; /* every rank's micro-batches have the same shape */
     return armed ? JL_OK : jl_trainer_sum_grads(t);
@@ -336,6 +441,7 @@ jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_st
     const int accum = t->o.accum, N = jl_dist_size();
     memset(st, 0, sizeof *st);
     jl_trainer_zero_grads(t);
+    t->ov_scale = 1.0f;
     bf16_weights_begin(t);
     jl_status s = micro_batches(t, next, ctx, st);
     bf16_weights_end();
@@ -361,7 +467,7 @@ jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_st
         float gscale = 1.0f; /* clipping, applied as AdamW reads the gradient */
         if (t->o.opt.grad_clip > 0 && st->grad_norm > t->o.opt.grad_clip)
             gscale = (float)(t->o.opt.grad_clip / st->grad_norm);
-        adamw_scaled(t, st->lr, gscale);
+        if ((s = adamw_scaled(t, st->lr, gscale)) != JL_OK) return s;
     }
     t->step++;
     st->seconds = jl_now() - t0;

@@ -58,9 +58,11 @@ typedef struct {
     jl_params gview;          /* gradient view for backward (NULL for frozen tensors) */
     jl_param_group *groups;   /* what the optimizer updates: unfrozen model tensors, then the extra blocks */
     int n_groups;
-    float *state;             /* one block: mom1 | mom2, each n_state floats */
-    float *mom1, *mom2;       /* the groups' moments back to back, in group order */
+    float *state;             /* one block: mom1 | mom2, each n_own floats */
+    float *mom1, *mom2;       /* the groups' moments back to back, in group order (ZeRO-1: this rank's chunks) */
     size_t n_state;           /* trainable parameters (== n_params for a model with nothing frozen and no extras) */
+    size_t n_own;             /* moments held here: n_state, or under ZeRO-1 the chunks this rank updates */
+    int zero;                 /* ZeRO-1 in use (o.opt.zero and more than one rank) */
     jl_rng rng;
     int32_t *tokens, *targets;
     uint16_t *w16;            /* bf16 copy of the model's parameters, made at the start of each bf16 step (or NULL) */
@@ -72,6 +74,7 @@ typedef struct {
     size_t *layer_lo;
     int ov_armed, ov_model, ov_group; /* ov_model: the groups that are the model's (the first ones) */
     size_t ov_left;
+    float ov_scale;           /* each bucket is multiplied by it just before it is queued (jl_trainer_sum_begin) */
     jl_status ov_status;
     long step;                /* optimizer steps taken */
     long skipped;             /* of which skipped */
@@ -89,13 +92,34 @@ jl_status jl_trainer_step(jl_trainer *t, jl_batch_fn next, void *ctx, jl_step_st
  * batches are dealt round the ranks and the sums reduced. */
 jl_status jl_trainer_eval(jl_trainer *t, jl_batch_fn next, void *ctx, int n_batches, double *mean_loss);
 /* The pieces of a step, for stages with their own loss loop (the RL stages): zero every group's gradient; the
- * global norm over the groups; AdamW over the groups with step number t->step + 1 (t->step is not changed). */
+ * global norm over the groups; AdamW over the groups with step number t->step + 1 (t->step is not changed; under
+ * ZeRO-1 each rank updates its chunks and the parameters are all-gathered: every rank calls it). */
 void jl_trainer_zero_grads(jl_trainer *t);
 double jl_trainer_grad_norm(const jl_trainer *t);
-void jl_trainer_adamw(jl_trainer *t, float lr);
+jl_status jl_trainer_adamw(jl_trainer *t, float lr);
 /* Sums every group's gradient over the ranks (jielong/dist.h; a no-op for one process). */
 jl_status jl_trainer_sum_grads(jl_trainer *t);
-/* Bytes of optimizer state (Adam moments) and of gradient buffers the trainer allocated. */
+/* The gradient all-reduce of a stage with its own backward pass through t->acts and t->gview (reward, DPO, GRPO,
+ * PPO): jl_trainer_step's mechanism. jl_trainer_sum_begin before the backward pass: when the all-reduce overlaps
+ * the backward (jl_dist_overlap) the backward's grads_done hook queues each layer's buckets as soon as they are
+ * complete; jl_trainer_sum_end after it: the rest queued and every sum waited for, or (not overlapped) every
+ * group summed then. Either way every group's gradient becomes Σ_ranks scale·g, the same bits (each bucket is
+ * scaled, then summed in the fixed ring order). Every rank calls both, also one that ran no backward pass. One
+ * process: nothing happens (no scaling either). */
+void jl_trainer_sum_begin(jl_trainer *t, float scale);
+jl_status jl_trainer_sum_end(jl_trainer *t);
+/* The whole Adam moments (n_state floats each, in group order), e.g. for a checkpoint. Without ZeRO-1, m and v
+ * are t->mom1 and t->mom2 themselves. Under ZeRO-1 jl_trainer_moments_open allocates them; gather = 1 fills them
+ * with every rank's chunks (a collective: every rank calls it), 0 leaves them to be filled (a loaded checkpoint)
+ * and jl_trainer_moments_close(keep = 1) then takes this rank's chunks from them; close frees what open made. */
+typedef struct {
+    float *m, *v;
+    int made;
+} jl_moments;
+jl_status jl_trainer_moments_open(jl_trainer *t, int gather, jl_moments *out);
+void jl_trainer_moments_close(jl_trainer *t, jl_moments *mo, int keep);
+/* Bytes of optimizer state (Adam moments, this rank's under ZeRO-1) and of gradient buffers the trainer
+ * allocated. */
 size_t jl_trainer_state_bytes(const jl_trainer *t);
 size_t jl_trainer_grad_bytes(const jl_trainer *t);
 
