@@ -4,7 +4,11 @@
  * bound = bytes a token reads (weights of that type + the KV cache at the timed positions) ÷ the read bandwidth
  * of streaming a buffer of that size as decode streams its weights (stream_bandwidth).
  * The three types take turns run by run (the machine is shared); f32 decode is also timed with cblas_sgemv.
- * Prefill of f32 in fp32 and in bf16 products. Every ratio printed is against a figure measured in this run. */
+ * Prefill of f32 in fp32 and in bf16 products. Every ratio printed is against a figure measured in this run.
+ * BG_ONLY=15M|110M runs one shape; BG_TYPES="q8_0 q4_0" picks the weight types (default "f32 q8_0 q4_0");
+ * BG_PREFILL=0 skips the prefill lines (decode and its bound only); BG_QGROUPS=1..4 sets how many 16-row groups
+ * the AVX-512 q8_0/q4_0 kernel takes a step (jl_quant_set_groups; default 4). E.g. the quantised decode check of issue 20,
+ * about a minute: BG_ONLY=110M BG_TYPES="q8_0 q4_0" BG_PREFILL=0 build/bench/bench_generate */
 #include "core/kernels.h"
 #include "core/rng.h"
 #include "core/timer.h"
@@ -20,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define REPEATS 3
 
@@ -66,6 +71,14 @@ static double stream_bandwidth(double bytes) {
         }
     free(a);
     return sink == 1 ? -1 : n * sizeof(uint32_t) / best / 1e9; /* the sink keeps the sums alive */
+}
+
+/* CPU seconds of the whole process (every thread): on a loaded machine the cost of a token where wall time is not
+ * (with more than one thread it includes the barriers' spinning). */
+static double process_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static double prefill_tok_s(jl_session *s, const int32_t *prompt, int n) {
@@ -120,6 +133,16 @@ static double kv_bytes_per_token(const jl_config *c, int n) {
     return 2.0 * c->n_layer * keys * (double)c->n_kv_head * (c->dim / c->n_head) * sizeof(float);
 }
 
+/* Whether type t is wanted (BG_TYPES, a list of names; unset: all). */
+static int wanted(int t) {
+    const char *want = getenv("BG_TYPES");
+    if (!want) return 1;
+    const size_t n = strlen(types[t]);
+    for (const char *p = strstr(want, types[t]); p; p = strstr(p + 1, types[t]))
+        if ((p == want || p[-1] == ' ' || p[-1] == ',') && (p[n] == 0 || p[n] == ' ' || p[n] == ',')) return 1;
+    return 0;
+}
+
 static void bench_shape(const char *name, int dim, int n_layer, int n_head, int hidden, int context) {
     jl_config c;
     jl_config_from_depth(&c, JL_ARCH_LLAMA, n_layer, 32000, context);
@@ -132,47 +155,56 @@ static void bench_shape(const char *name, int dim, int n_layer, int n_head, int 
     jl_session *s[3] = {0};
     jl_checkpoint back[3] = {{0}};
     jl_qweights *qw[3] = {0};
-    if (jl_model_new(&c, &m) != JL_OK || jl_session_new(m, 0, &s[0]) != JL_OK) {
+    if (jl_model_new(&c, &m) != JL_OK || (wanted(0) && jl_session_new(m, 0, &s[0]) != JL_OK)) {
         printf("%s: %s\n", name, jl_last_error());
+        jl_model_free(m);
         return;
     }
     jl_model_init(m, 1);
     for (int t = 1; t < 3; t++)
-        if (quantised(m, t, &back[t], &qw[t]) || jl_session_new_quant(back[t].model, qw[t], 0, &s[t]) != JL_OK)
+        if (wanted(t) &&
+            (quantised(m, t, &back[t], &qw[t]) || jl_session_new_quant(back[t].model, qw[t], 0, &s[t]) != JL_OK))
             printf("%s %s: %s\n", name, types[t], jl_last_error());
+    const char *pf = getenv("BG_PREFILL");
+    const int prefill_on = !pf || strcmp(pf, "0") != 0;
     int32_t prompt[256];
     jl_rng r;
     jl_rng_seed(&r, 3);
     for (int i = 0; i < 256; i++) prompt[i] = (int32_t)jl_rng_below(&r, 32000);
     printf("%s (dim %d, %d layers, %d heads, hidden %d, vocab 32000, %.1fM params)\n", name, dim, n_layer, n_head,
            hidden, m->n_params / 1e6);
-    double prefill = prefill_tok_s(s[0], prompt, 256), prefill_bf16 = 0;
-    if (jl_cpu_has_bf16()) {
-        jl_precision was = jl_matmul_set_precision(JL_PREC_BF16);
-        prefill_bf16 = prefill_tok_s(s[0], prompt, 256);
-        jl_matmul_set_precision(was);
+    if (prefill_on && s[0]) {
+        double prefill = prefill_tok_s(s[0], prompt, 256), prefill_bf16 = 0;
+        if (jl_cpu_has_bf16()) {
+            jl_precision was = jl_matmul_set_precision(JL_PREC_BF16);
+            prefill_bf16 = prefill_tok_s(s[0], prompt, 256);
+            jl_matmul_set_precision(was);
+        }
+        printf("  f32  prefill 256 tokens:   %8.1f tok/s fp32 products, %8.1f tok/s bf16 products\n", prefill,
+               prefill_bf16);
     }
-    printf("  f32  prefill 256 tokens:   %8.1f tok/s fp32 products, %8.1f tok/s bf16 products\n", prefill, prefill_bf16);
     for (int t = 1; t < 3; t++)
-        if (s[t]) printf("  %-4s prefill 256 tokens:   %8.1f tok/s\n", types[t], prefill_tok_s(s[t], prompt, 256));
-    double best[3] = {0}, sum[3] = {0};
+        if (prefill_on && s[t])
+            printf("  %-4s prefill 256 tokens:   %8.1f tok/s\n", types[t], prefill_tok_s(s[t], prompt, 256));
+    double best[3] = {0}, sum[3] = {0}, cpu[3] = {1e30, 1e30, 1e30};
     for (int rep = 0; rep < REPEATS; rep++) /* the types take turns, run by run */
         for (int t = 0; t < 3; t++) {
             if (!s[t]) continue;
-            double rate = bench_decode_run(s[t], 32000, 128);
+            const double c0 = process_cpu_s(), rate = bench_decode_run(s[t], 32000, 128), c = process_cpu_s() - c0;
             best[t] = rate > best[t] ? rate : best[t];
             sum[t] += rate;
+            cpu[t] = c < cpu[t] ? c : cpu[t];
         }
-    double blas_typ, blas = decode_tok_s(s[0], 32000, 128, 1, &blas_typ);
+    double blas_typ = 0, blas = s[0] ? decode_tok_s(s[0], 32000, 128, 1, &blas_typ) : 0;
     for (int t = 0; t < 3; t++) {
         if (!s[t]) continue;
         const double bytes = jl_session_bytes_per_token(s[t]) + kv_bytes_per_token(&c, 128);
         const double bw = stream_bandwidth(bytes), bound = bw * 1e9 / bytes;
         printf("  %-4s decode 128 tokens:    %8.1f tok/s best, %8.1f typical; bound %7.1f tok/s (%.1f MB/token at "
-               "%.1f GB/s) -> %.0f%% of the bound\n", types[t], best[t], sum[t] / REPEATS, bound, bytes / 1e6, bw,
-               100 * best[t] / bound);
+               "%.1f GB/s) -> %.0f%% of the bound; CPU %.2f ms/token (all threads, best run)\n", types[t], best[t],
+               sum[t] / REPEATS, bound, bytes / 1e6, bw, 100 * best[t] / bound, cpu[t] / (128 + 1) * 1e3);
     }
-    printf("  f32  decode, cblas_sgemv:  %8.1f tok/s best, %8.1f typical\n", blas, blas_typ);
+    if (s[0]) printf("  f32  decode, cblas_sgemv:  %8.1f tok/s best, %8.1f typical\n", blas, blas_typ);
     fflush(stdout);
     for (int t = 0; t < 3; t++) {
         jl_session_free(s[t]);
@@ -183,9 +215,28 @@ static void bench_shape(const char *name, int dim, int n_layer, int n_head, int 
 }
 
 int main(void) {
+    const char *want = getenv("BG_TYPES"), *only = getenv("BG_ONLY"), *qg = getenv("BG_QGROUPS");
+    if (qg && jl_quant_set_groups(atoi(qg)) != JL_OK) {
+        fprintf(stderr, "bench_generate: BG_QGROUPS: %s\n", jl_last_error());
+        return 1;
+    }
+    for (const char *p = want; p && *p;) { /* every name in BG_TYPES must be a type */
+        const size_t n = strcspn(p, " ,");
+        int known = n == 0;
+        for (int t = 0; t < 3; t++) known |= n == strlen(types[t]) && strncmp(p, types[t], n) == 0;
+        if (!known) {
+            fprintf(stderr, "bench_generate: BG_TYPES: unknown type '%.*s' (f32, q8_0, q4_0)\n", (int)n, p);
+            return 1;
+        }
+        p += n + (p[n] != 0);
+    }
+    if (only && strcmp(only, "15M") != 0 && strcmp(only, "110M") != 0) {
+        fprintf(stderr, "bench_generate: BG_ONLY='%s': expected 15M or 110M\n", only);
+        return 1;
+    }
     printf("threads %d; a type's bound: the bytes a decode token reads (weights + KV cache) / the read bandwidth of "
            "streaming that many bytes with every thread (best pass)\n", omp_get_max_threads());
-    bench_shape("stories15M", 288, 6, 6, 768, 256);
-    bench_shape("stories110M", 768, 12, 12, 2048, 1024);
+    if (!only || strcmp(only, "15M") == 0) bench_shape("stories15M", 288, 6, 6, 768, 256);
+    if (!only || strcmp(only, "110M") == 0) bench_shape("stories110M", 768, 12, 12, 2048, 1024);
     return 0;
 }

@@ -209,7 +209,7 @@ static void test_qmatmul_against_fp32(void **s) {
 static void test_qmatmul_rows_equal_matvec(void **s) {
     (void)s;
     const int rows = 70, cols = 96, N = 9; /* 5 groups, the last one 6 rows */
-    const int ranges[][2] = {{19, 61}, {0, 70}, {33, 70}, {48, 64}, {5, 6}};
+    const int ranges[][2] = {{19, 61}, {0, 70}, {33, 70}, {48, 64}, {5, 6}, {16, 48}}; /* 1..4 groups a step */
     float *w = randn((size_t)rows * cols, 7, 0.05f), *x = randn((size_t)N * cols, 8, 1.0f), *b = randn(rows, 9, 0.1f);
     x[0] = 127.0f; /* first block: scale exactly 1, so every other value is a tie k + 0.5 (rounded away from 0) */
     for (int i = 1; i < 32; i++) x[i] = (float)(i - 16) + 0.5f;
@@ -233,16 +233,20 @@ static void test_qmatmul_rows_equal_matvec(void **s) {
                         const int r0 = ranges[k][0], r1 = ranges[k][1];
                         for (int i = 0; i < n * rows; i++) y[i] = acc ? 0.25f * (float)i : -1.0f;
                         jl_qmatmul_rows(y, p == JL_QPATH_SCALAR ? xs : xa, &q, b, n, r0, r1, acc);
-                        for (int i = 0; i < n; i++) {
-                            for (int r = 0; r < rows; r++) want[r] = acc ? 0.25f * (float)(i * rows + r) : -1.0f;
-                            jl_qmatvec_rows(want, x + i * cols, &q, b, x1, r0, r1, acc);
-                            assert_memory_equal(want, y + i * rows, sizeof want);
-                        }
+                        for (int i = 0; i < n; i++)
+                            for (int groups = 1; groups <= 4; groups++) { /* 1..4 groups a step: the same bits */
+                                assert_int_equal(jl_quant_set_groups(groups), JL_OK);
+                                for (int r = 0; r < rows; r++) want[r] = acc ? 0.25f * (float)(i * rows + r) : -1.0f;
+                                jl_qmatvec_rows(want, x + i * cols, &q, b, x1, r0, r1, acc);
+                                assert_memory_equal(want, y + i * rows, sizeof want);
+                            }
                     }
         }
         jl_qmatrix_free(&q);
     }
     assert_int_equal(jl_quant_set_path(JL_QPATH_AUTO), JL_OK);
+    assert_int_equal(jl_quant_set_groups(0), JL_ERR_ARG);
+    assert_int_equal(jl_quant_set_groups(5), JL_ERR_ARG);
     free(w), free(x), free(b), free(xa), free(xs), free(x1);
 }
 

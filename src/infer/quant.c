@@ -139,9 +139,20 @@ static int64_t n_groups(int64_t rows) { return (rows + JL_QROWS - 1) / JL_QROWS;
 static size_t group_block_bytes(jl_qtype t) { return t == JL_QTYPE_Q8_0 ? 8 * LINE : 4 * LINE; }
 
 /* The quants of group g, block b, and their 16 scales. */
-static uint8_t *group_qs(const jl_qmatrix *q, int64_t g, int64_t b) {
-    return q->data + ((size_t)g * (size_t)n_blocks(q) + (size_t)b) * group_block_bytes(q->type);
+/* Groups in a quad (4 but in a last, partial quad) and the bytes from group g's block b to its block b + 1. */
+static int64_t quad_size(const jl_qmatrix *q, int64_t g) {
+    const int64_t left = n_groups(q->rows) - g / 4 * 4;
+    return left < 4 ? left : 4;
 }
+static size_t block_step(const jl_qmatrix *q, int64_t g) { return (size_t)quad_size(q, g) * group_block_bytes(q->type); }
+
+/* The quants of group g, block b (quads of four groups interleaved block by block: see quant.h). */
+static uint8_t *group_qs(const jl_qmatrix *q, int64_t g, int64_t b) {
+    const size_t quad_bytes = 4 * (size_t)n_blocks(q) * group_block_bytes(q->type);
+    return q->data + (size_t)(g / 4) * quad_bytes + (size_t)b * block_step(q, g) +
+           (size_t)(g % 4) * group_block_bytes(q->type);
+}
+
 static uint16_t *group_d(const jl_qmatrix *q, int64_t g, int64_t b) {
     return q->d + ((size_t)g * (size_t)n_blocks(q) + (size_t)b) * JL_QROWS;
 }
@@ -344,7 +355,10 @@ static void group_scalar(const jl_qmatrix *w, int64_t g, const xq_view *x, float
  * chosen by that measurement (2-16 KiB all helped). Past the matrix end a prefetch only wastes a line. */
 static size_t prefetch_distance(jl_qtype t) { return t == JL_QTYPE_Q8_0 ? 4096 : 8192; }
 
-static inline void prefetch_block(const uint8_t *qs, const uint16_t *d, int64_t b, size_t pf, int q8) {
+/* always_inline: GCC 12 judged the out-of-line copy free of side effects (a prefetch only hints) and deleted
+ * every call to it, so the kernels ran without any software prefetch (no prefetcht0 in quant.o until this). */
+__attribute__((always_inline)) static inline void prefetch_block(const uint8_t *qs, const uint16_t *d, int64_t b,
+                                                                 size_t pf, int q8) {
     for (int c = 0; c < (q8 ? 8 : 4); c++) __builtin_prefetch(qs + pf + (size_t)c * LINE);
     if (!(b & 1)) __builtin_prefetch((const uint8_t *)d + pf / (q8 ? 16 : 8)); /* 32 bytes of scales a block */
 }
@@ -409,38 +423,84 @@ AVX2_TARGET static void group_avx2(const jl_qmatrix *w, int64_t g, const xq_view
 /* ---------------------------------------------------------------- AVX-512 VNNI */
 #define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
-/* One line (16 rows × 4 unsigned bytes) against 4 broadcast x bytes: 16 int32 dot products. Two accumulators
- * per block keep two vpdpbusd chains in flight. */
-AVX512_TARGET static void group_avx512(const jl_qmatrix *w, int64_t g, const xq_view *x, float out[JL_QROWS]) {
-    __m512 acc = _mm512_setzero_ps();
-    const __m512i low4 = _mm512_set1_epi8(0x0F);
-    const int q8 = w->type == JL_QTYPE_Q8_0;
-    const int32_t wo = weight_offset(w->type);
-    const uint8_t *qs = group_qs(w, g, 0);
-    const uint16_t *d = group_d(w, g, 0);
-    const size_t pf = prefetch_distance(w->type);
-    for (int64_t b = 0; b < n_blocks(w); b++, d += JL_QROWS) {
-        const int8_t *xb = x->qs + b * JL_QK;
-        __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
-        prefetch_block(qs, d, b, pf, q8);
-        if (q8) {
-            for (int c = 0; c < 8; c += 2, qs += 2 * LINE) {
-                s0 = _mm512_dpbusd_epi32(s0, _mm512_load_si512(qs), _mm512_set1_epi32(load_i32(xb + 4 * c)));
-                s1 = _mm512_dpbusd_epi32(s1, _mm512_load_si512(qs + LINE), _mm512_set1_epi32(load_i32(xb + 4 * c + 4)));
-            }
-        } else {
-            for (int c = 0; c < 4; c++, qs += LINE) {
-                const __m512i v = _mm512_load_si512(qs);
-                s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v, low4), _mm512_set1_epi32(load_i32(xb + 8 * c)));
-                s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4),
-                                         _mm512_set1_epi32(load_i32(xb + 8 * c + 4)));
-            }
-        }
-        const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(s0, s1), _mm512_set1_epi32(wo * x->sum[b]));
-        const __m512 scale = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)d)), _mm512_set1_ps(x->d[b]));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, acc);
+/* G consecutive groups (16·G rows) · one input: each broadcast of four x bytes feeds G vpdpbusd (one per group),
+ * so a q8_0 block costs 8·G weight loads + 8 broadcasts for 8·G vpdpbusd, where one group at a time paid
+ * 8 + 8 for 8: in cache the loads, not the multiplies, set the pace (1 thread, CPU time: see bench_quant). Two
+ * integer chains per group: q8_0 even and odd lines; q4_0 low and high nibbles, the high ones masked in place
+ * (0xF0: 16× the nibble) and divided by 16 once per block (exact: every term is a multiple of 16), which saves
+ * a shift per line. Per row the float steps are one fma(dot, d_w·d_x, acc) per block in block order, the same
+ * as group4_avx512 and pair4_avx512, so a row's bits never depend on G, on N or on the row range. */
+__attribute__((always_inline)) AVX512_TARGET static inline void groups_body(const jl_qmatrix *w, int64_t g,
+                                                                            const xq_view *x, float *out, int G,
+                                                                            const int q8) {
+    __m512 acc[4];
+    const uint8_t *qs[4];
+    const uint16_t *d[4];
+    size_t step[4];
+    const int64_t nb = n_blocks(w);
+    for (int h = 0; h < G; h++) {
+        acc[h] = _mm512_setzero_ps();
+        qs[h] = group_qs(w, g + h, 0);
+        d[h] = group_d(w, g + h, 0);
+        step[h] = block_step(w, g + h);
     }
-    _mm512_storeu_ps(out, acc);
+    const __m512i low4 = _mm512_set1_epi8(0x0F), high4 = _mm512_set1_epi8((char)0xF0);
+    const int32_t wo = q8 ? 128 : 8;
+    const size_t pf = prefetch_distance(q8 ? JL_QTYPE_Q8_0 : JL_QTYPE_Q4_0);
+    for (int64_t b = 0; b < nb; b++) {
+        const int8_t *xb = x->qs + b * JL_QK;
+        __m512i s0[4], s1[4];
+        const __m512i off = _mm512_set1_epi32(-wo * x->sum[b]);
+        for (int h = 0; h < G; h++) {
+            prefetch_block(qs[h], d[h], b, pf, q8);
+            s0[h] = off;
+            s1[h] = _mm512_setzero_si512();
+        }
+        __m512i xv[8]; /* the block's 32 x bytes, four to a broadcast: column 4k..4k+3 in xv[k] */
+        for (int k = 0; k < 8; k++) xv[k] = _mm512_set1_epi32(load_i32(xb + 4 * k));
+        for (int h = 0; h < G; h++) /* group by group: the lines in address order */
+            if (q8) {
+                for (int c = 0; c < 8; c += 2) {
+                    s0[h] = _mm512_dpbusd_epi32(s0[h], _mm512_load_si512(qs[h] + c * LINE), xv[c]);
+                    s1[h] = _mm512_dpbusd_epi32(s1[h], _mm512_load_si512(qs[h] + (c + 1) * LINE), xv[c + 1]);
+                }
+            } else { /* line c: low nibbles are columns 8c..8c+3, high ones 8c+4..8c+7 */
+                for (int c = 0; c < 4; c++) {
+                    const __m512i v = _mm512_load_si512(qs[h] + c * LINE);
+                    s0[h] = _mm512_dpbusd_epi32(s0[h], _mm512_and_si512(v, low4), xv[2 * c]);
+                    s1[h] = _mm512_dpbusd_epi32(s1[h], _mm512_and_si512(v, high4), xv[2 * c + 1]);
+                }
+                s1[h] = _mm512_srai_epi32(s1[h], 4);
+            }
+        const __m512 dx = _mm512_set1_ps(x->d[b]);
+        for (int h = 0; h < G; h++) {
+            const __m512 scale = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)d[h])), dx);
+            acc[h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0[h], s1[h])), scale, acc[h]);
+            qs[h] += step[h];
+            d[h] += JL_QROWS;
+        }
+    }
+    for (int h = 0; h < G; h++) _mm512_storeu_ps(out + h * JL_QROWS, acc[h]);
+}
+
+/* groups_body for G = 1..4 groups (out: G × 16 sums), each (type, G) compiled on its own. */
+AVX512_TARGET static void groups_avx512(const jl_qmatrix *w, int64_t g, int G, const xq_view *x, float *out) {
+    if (w->type == JL_QTYPE_Q8_0) {
+        if (G == 4) groups_body(w, g, x, out, 4, 1);
+        else if (G == 3) groups_body(w, g, x, out, 3, 1);
+        else if (G == 2) groups_body(w, g, x, out, 2, 1);
+        else groups_body(w, g, x, out, 1, 1);
+    } else {
+        if (G == 4) groups_body(w, g, x, out, 4, 0);
+        else if (G == 3) groups_body(w, g, x, out, 3, 0);
+        else if (G == 2) groups_body(w, g, x, out, 2, 0);
+        else groups_body(w, g, x, out, 1, 0);
+    }
+}
+
+/* One group (16 rows) · x: the group kernel of the one-input interface. */
+AVX512_TARGET static void group_avx512(const jl_qmatrix *w, int64_t g, const xq_view *x, float out[JL_QROWS]) {
+    groups_avx512(w, g, 1, x, out);
 }
 
 /* The same sums for four inputs at once (batched decoding): each block's weight lines are loaded once and feed
@@ -453,19 +513,18 @@ AVX512_TARGET static void group4_avx512(const jl_qmatrix *w, int64_t g, const xq
     const int32_t wo = weight_offset(w->type);
     const uint8_t *qs = group_qs(w, g, 0);
     const uint16_t *d = group_d(w, g, 0);
-    for (int64_t b = 0; b < n_blocks(w); b++, d += JL_QROWS) {
+    const size_t step = block_step(w, g);
+    for (int64_t b = 0; b < n_blocks(w); b++, d += JL_QROWS, qs += step) {
         __m512i l[8];
         if (pf) prefetch_block(qs, d, b, pf, q8);
         if (q8) {
             for (int c = 0; c < 8; c++) l[c] = _mm512_load_si512(qs + c * LINE);
-            qs += 8 * LINE;
         } else { /* low nibbles (columns 8c..8c+3) in l[2c], high (8c+4..8c+7) in l[2c+1] */
             for (int c = 0; c < 4; c++) {
                 const __m512i v = _mm512_load_si512(qs + c * LINE);
                 l[2 * c] = _mm512_and_si512(v, low4);
                 l[2 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
             }
-            qs += 4 * LINE;
         }
         const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)d));
         for (int r = 0; r < 4; r++) {
@@ -507,10 +566,10 @@ AVX512_TARGET static void pair4_avx512(const jl_qmatrix *w, int64_t g, const xq_
     const __m512i low4 = _mm512_set1_epi8(0x0F);
     const int q8 = w->type == JL_QTYPE_Q8_0;
     const int32_t wo = weight_offset(w->type);
-    const size_t gbb = group_block_bytes(w->type);
+    const size_t sa_step = block_step(w, g), sb_step = block_step(w, g + 1);
     const uint8_t *qa = group_qs(w, g, 0), *qb = group_qs(w, g + 1, 0);
     const uint16_t *da = group_d(w, g, 0), *db = group_d(w, g + 1, 0);
-    for (int64_t b = 0; b < n_blocks(w); b++, qa += gbb, qb += gbb, da += JL_QROWS, db += JL_QROWS) {
+    for (int64_t b = 0; b < n_blocks(w); b++, qa += sa_step, qb += sb_step, da += JL_QROWS, db += JL_QROWS) {
         __m512i sa[4], sb[4];
         if (pf) {
             prefetch_block(qa, da, b, pf, q8);
@@ -543,6 +602,13 @@ AVX512_TARGET static void pair4_avx512(const jl_qmatrix *w, int64_t g, const xq_
 /* ---------------------------------------------------------------- dispatch */
 
 static jl_qpath g_path = JL_QPATH_AUTO; /* set before use; read-only while kernels run */
+static int g_groups = 4;                /* groups per step of the AVX-512 one-input kernel (jl_quant_set_groups) */
+
+jl_status jl_quant_set_groups(int groups) {
+    if (groups < 1 || groups > 4) return jl_fail(JL_ERR_ARG, "quant: %d groups a step (1..4)", groups);
+    g_groups = groups;
+    return JL_OK;
+}
 
 int jl_quant_path_supported(jl_qpath p) {
     if (p == JL_QPATH_AUTO || p == JL_QPATH_SCALAR) return 1;
@@ -592,8 +658,7 @@ AVX512_TARGET static void quantize_x_avx512(const float *x, int64_t cols, uint8_
         const __m512 v0 = _mm512_loadu_ps(x + b * JL_QK), v1 = _mm512_loadu_ps(x + b * JL_QK + 16);
         const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
         const float dd = amax / 127.0f, id = dd != 0.0f ? 1.0f / dd : 0.0f;
-        const uint16_t h = jl_f32_to_f16(dd);
-        d[b] = jl_f16_to_f32(h);
+        d[b] = _cvtsh_ss(_cvtss_sh(dd, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)); /* = jl_f32_to_f16's RNE */
         __m512i qi[2];
         const __m512 vs[2] = {v0, v1};
         for (int k = 0; k < 2; k++) {
@@ -643,17 +708,19 @@ static void put_rows(float *yr, const float *s, int64_t g, int64_t a, int64_t b,
     for (int64_t r = a; r < b; r++) yr[r] = (accumulate ? yr[r] : 0.0f) + s[r - g * JL_QROWS] + (bias ? bias[r] : 0.0f);
 }
 
-/* Rows [r0, r1) of y (N, rows) for the N quantised inputs at base, on the calling thread. The groups that straddle
- * r0 or r1 are computed whole and only rows inside are written. AVX-512 with four or more inputs: two groups
- * against four inputs at a time (pair4_avx512), else four inputs against one group; the rest one input at a time.
- * Every kernel gives each row the same bits, so a row never depends on N or on the other inputs. */
+/* Rows [r0, r1) of y (N, rows) for the N quantised inputs at base, on the calling thread, in steps of up to four
+ * groups (AVX-512; one group on the other paths). The groups that straddle r0 or r1 are computed whole and only
+ * rows inside are written. AVX-512 with four or more inputs: two groups against four inputs at a time
+ * (pair4_avx512), a last odd group against four (group4_avx512); the remaining inputs one at a time against all
+ * the step's groups (groups_avx512). Every kernel gives each row the same bits, so a row never depends on N, on
+ * the other inputs or on the range. */
 static void rows_range(float *y, const uint8_t *base, const jl_qmatrix *w, const float *bias, int64_t N, int64_t r0,
                        int64_t r1, int accumulate, jl_qpath path) {
-    const int64_t K = w->cols, rows = w->rows, groups = n_groups(rows);
+    const int64_t K = w->cols, rows = w->rows, g_last = (r1 - 1) / JL_QROWS; /* the last group inside [r0, r1) */
     const group_kernel kernel = kernel_for(path);
-    for (int64_t g = r0 / JL_QROWS; g * JL_QROWS < r1;) {
-        const int n_g = path == JL_QPATH_AVX512 && N >= 4 && g + 1 < groups && (g + 1) * JL_QROWS < r1 ? 2 : 1;
-        int64_t a[2], b[2];
+    for (int64_t g = r0 / JL_QROWS; g <= g_last;) {
+        const int n_g = path == JL_QPATH_AVX512 ? (int)(g_last - g + 1 < g_groups ? g_last - g + 1 : g_groups) : 1;
+        int64_t a[4], b[4];
         for (int h = 0; h < n_g; h++) {
             a[h] = (g + h) * JL_QROWS > r0 ? (g + h) * JL_QROWS : r0;
             b[h] = (g + h + 1) * JL_QROWS < r1 ? (g + h + 1) * JL_QROWS : r1;
@@ -662,40 +729,46 @@ static void rows_range(float *y, const uint8_t *base, const jl_qmatrix *w, const
 #if JL_X86
         if (path == JL_QPATH_AVX512)
             for (; i + 4 <= N; i += 4) {
-                float s[2][4][JL_QROWS];
                 const xq_view xv[4] = {xq_at(base, i, K), xq_at(base, i + 1, K),
                                        xq_at(base, i + 2, K), xq_at(base, i + 3, K)};
                 /* the first four inputs read the weights from memory (prefetched); the others from cache */
                 const size_t pf = i == 0 ? prefetch_distance(w->type) : 0;
-                if (n_g == 2) pair4_avx512(w, g, xv, s, pf);
-                else group4_avx512(w, g, xv, s[0], pf);
-                for (int h = 0; h < n_g; h++)
-                    for (int k = 0; k < 4; k++) put_rows(y + (i + k) * rows, s[h][k], g + h, a[h], b[h], bias, accumulate);
+                for (int h = 0; h < n_g; h += 2) {
+                    float s[2][4][JL_QROWS];
+                    const int pair = h + 1 < n_g;
+                    if (pair) pair4_avx512(w, g + h, xv, s, pf);
+                    else group4_avx512(w, g + h, xv, s[0], pf);
+                    for (int e = 0; e <= pair; e++)
+                        for (int k = 0; k < 4; k++)
+                            put_rows(y + (i + k) * rows, s[e][k], g + h + e, a[h + e], b[h + e], bias, accumulate);
+                }
             }
 #endif
         for (; i < N; i++) {
             const xq_view xv = xq_at(base, i, K);
-            for (int h = 0; h < n_g; h++) {
-                float s[JL_QROWS];
-                kernel(w, g + h, &xv, s);
-                put_rows(y + i * rows, s, g + h, a[h], b[h], bias, accumulate);
-            }
+            float s[4][JL_QROWS];
+#if JL_X86
+            if (path == JL_QPATH_AVX512) groups_avx512(w, g, n_g, &xv, s[0]);
+            else
+#endif
+                kernel(w, g, &xv, s[0]);
+            for (int h = 0; h < n_g; h++) put_rows(y + i * rows, s[h], g + h, a[h], b[h], bias, accumulate);
         }
         g += n_g;
     }
 }
 
 void jl_qmatmul(float *y, const float *x, const jl_qmatrix *w, const float *bias, int64_t N, void *xq) {
-    const int64_t K = w->cols, units = (n_groups(w->rows) + 1) / 2;
+    const int64_t K = w->cols, units = (n_groups(w->rows) + 3) / 4;
     uint8_t *base = xq_base(xq);
     const jl_qpath path = jl_quant_path();
     #pragma omp parallel for schedule(static) if (N > 1)
     for (int64_t i = 0; i < N; i++) quantize_one(path, x + i * K, K, base + (size_t)i * xq_stride(K));
-    /* units of two groups (32 rows) outer: each unit's weights are read once from memory and used for all N
+    /* units of four groups (64 rows) outer: each unit's weights are read once from memory and used for all N
      * inputs */
     #pragma omp parallel for schedule(static)
     for (int64_t u = 0; u < units; u++) {
-        const int64_t r0 = u * 2 * JL_QROWS, r1 = r0 + 2 * JL_QROWS < w->rows ? r0 + 2 * JL_QROWS : w->rows;
+        const int64_t r0 = u * 4 * JL_QROWS, r1 = r0 + 4 * JL_QROWS < w->rows ? r0 + 4 * JL_QROWS : w->rows;
         rows_range(y, base, w, bias, N, r0, r1, 0, path);
     }
 }

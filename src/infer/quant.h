@@ -53,6 +53,10 @@ jl_status jl_quant_set_path(jl_qpath p);
 jl_qpath jl_quant_path(void);               /* the path in use */
 int jl_quant_path_supported(jl_qpath p);
 const char *jl_quant_path_name(jl_qpath p);
+/* Groups of 16 rows the AVX-512 one-input kernel takes at a time (1..4, default 4; each activation load feeds that
+ * many groups). Every row's bits are the same whatever the setting: a knob for benchmarks (bench_generate
+ * BG_QGROUPS) and tests. JL_ERR_ARG outside 1..4. */
+jl_status jl_quant_set_groups(int groups);
 
 /* A quantised weight matrix (out = rows, in = cols), (out, in) like our fp32 linear weights, held in memory in
  * an inference layout repacked from ggml's blocks at load time (the files keep ggml's bytes; set_row / get_row
@@ -61,7 +65,9 @@ const char *jl_quant_path_name(jl_qpath p);
  *   q8_0: 8 lines of 64 bytes, line c = columns 4c..4c+3 of the 16 rows (4 bytes a row), each quant + 128;
  *   q4_0: 4 lines of 64 bytes, line c = for each row 4 bytes whose low nibbles are columns 8c..8c+3 and high
  *         nibbles 8c+4..8c+7 (the nibbles as ggml stores them, q + 8);
- *   and the group's 16 fp16 scales of each block side by side in `d`.
+ *   and the group's 16 fp16 scales of each block side by side in `d`. Groups go in fours (a "quad": 64 rows;
+ *   the last quad may hold fewer), block after block: block b of the quad's groups 0..3, then block b + 1, so
+ *   the four-group kernel that feeds each activation load to four groups reads one sequential stream.
  * So one aligned 64-byte load feeds one vpdpbusd (unsigned weights × signed activations) for 16 rows, whose
  * int32 lanes are the 16 rows' dot products: no shuffles, no horizontal sums, scales loaded as a vector.
  * The bytes in memory equal the file's (32 quants + one fp16 scale per block and row). */
