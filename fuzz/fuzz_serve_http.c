@@ -68,6 +68,25 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* A connect() that a signal interrupted (libFuzzer's timers: EINTR) goes on in the background: waits until the
+ * socket is writable and returns 1 when it connected; 0 with errno set otherwise. */
+static int connect_finish(int fd) {
+    if (errno != EINTR) return 0;
+    struct pollfd p = {.fd = fd, .events = POLLOUT};
+    for (int k = 0; k < 100; k++) {
+        int r = poll(&p, 1, 100);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return 0;
+        errno = err;
+        return err == 0;
+    }
+    errno = ETIMEDOUT;
+    return 0;
+}
+
 /* Sends data on a new connection, shuts the write side and reads the answer into buf (up to cap − 1 bytes,
  * the rest drained) until the daemon closes or ANSWER_S pass. Returns the bytes kept; *closed = 1 when the
  * daemon closed (or reset) the connection within the time. */
@@ -77,7 +96,7 @@ static size_t exchange(const uint8_t *data, size_t size, char *buf, size_t cap, 
     if (fd < 0) abort();
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 && !connect_finish(fd)) {
         fprintf(stderr, "fuzz_serve_http: cannot connect to the daemon: %s\n", strerror(errno));
         abort(); /* the daemon is gone */
     }

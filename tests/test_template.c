@@ -133,6 +133,9 @@ static void test_errors_and_bounds(void **s) {
     expect_error("{% endfor %}", NULL, JL_ERR_FORMAT, "unexpected end of block");
     expect_error("{{ x | nosuchfilter }}", NULL, JL_ERR_ARG, "unknown filter 'nosuchfilter'");
     expect_error("{{ x is nosuchtest }}", NULL, JL_ERR_ARG, "unknown test 'nosuchtest'");
+    /* fuzz_template's finding (UBSan: NULL + 0 when the filter had no arguments) */
+    expect_error("{{ ('ab') | reverse | rejectattr }}", NULL, JL_ERR_ARG, "the filter 'rejectattr' needs an attribute name");
+    expect_error("{{ [1] | selectattr }}", NULL, JL_ERR_ARG, "the filter 'selectattr' needs an attribute name");
     expect_error("line1\n  {{ raise_exception('Conversation roles must alternate') }}", NULL, JL_ERR_ARG,
                  "template line 2, column 6: raise_exception: Conversation roles must alternate");
     expect_error("{{ 1 // 0 }}", NULL, JL_ERR_ARG, "division or modulo by zero");

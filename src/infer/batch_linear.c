@@ -173,45 +173,34 @@ static float dot_bf16(const void *w, int in, const void *x) { return tail_dot16(
 
 /* A precision's kernels for tile_rows: the 4 × nx tile and the lone dot product of the rows past the last four. */
 typedef struct {
-    size_t elem;  /* bytes per weight / activation */
-    size_t panel; /* weight bytes a panel of tile_rows may hold (0: one group) */
+    size_t elem; /* bytes per weight / activation */
     void (*tile)(const void *w, int in, const void *x, int nx, float out[16], const void *pf);
     float (*dot)(const void *w, int in, const void *x);
 } tile_kernel;
 
-/* fp32 panels of 24 KB: beside four activation rows (12 KB at 768 inputs) they stay in L1 (48 KB). bf16 keeps one
- * group: its 16 rows' inputs (24 KB at 768) already stay in L1 beside a group, and wider panels measured 0.91–1.01. */
-static const tile_kernel kernel_f32 = {sizeof(float), 24 << 10, tile_f32, dot_f32};
-static const tile_kernel kernel_bf16 = {sizeof(uint16_t), 0, tile_bf16, dot_bf16};
+static const tile_kernel kernel_f32 = {sizeof(float), tile_f32, dot_f32};
+static const tile_kernel kernel_bf16 = {sizeof(uint16_t), tile_bf16, dot_bf16};
 
 /* y[r·out + o] for one output o: the accumulate and bias order of jl_matvec_rows, (y + sum) + b. */
 static void put(float *y, float s, const float *b, int o, int accumulate) {
     *y = (accumulate ? *y : 0.0f) + s + (b ? b[o] : 0.0f);
 }
 
-/* Outputs [o0, o1) (o0 a multiple of 4) of all R rows, a panel of groups of four weight rows at a time (as many as
- * fit in k->panel bytes, at least one): per panel the activation rows four at a time, each four against every group
- * of the panel (the panel in L1), so the rows' inputs are read from L2 once per panel instead of once per group
- * (16 fp32 rows of 768 inputs are 48 KB: all of L1);
- * the first four rows' tile of each group prefetches the group after next. Then the outputs past the last whole
- * group. The tiling changes which products run together, never the order of a sum. */
+/* Outputs [o0, o1) (o0 a multiple of 4) of all R rows: each group of four weight rows against the rows four at
+ * a time (the group after next prefetched during the first tile), then the outputs past the last whole group. */
 static void tile_rows(const tile_kernel *k, float *y, const void *wv, const void *xv, const float *b, int in, int out,
                       int R, int o0, int o1, int accumulate) {
     const char *w = wv, *x = xv;
     const size_t row = (size_t)in * k->elem;
     const int g_end = out / 4 < (o1 + 3) / 4 ? out / 4 : (o1 + 3) / 4;
-    const int per = k->panel / (4 * row) > 1 ? (int)(k->panel / (4 * row)) : 1;
-    for (int p = o0 / 4; p < g_end; p += per) {
-        const int p_end = g_end - p < per ? g_end : p + per;
+    for (int g = o0 / 4; g < g_end; g++) {
+        const char *wg = w + (size_t)4 * g * row;
         for (int r = 0; r < R; r += 4) {
             const int nx = R - r < 4 ? R - r : 4;
-            for (int g = p; g < p_end; g++) {
-                const char *wg = w + (size_t)4 * g * row;
-                float s[16];
-                k->tile(wg, in, x + (size_t)r * row, nx, s, r == 0 && g + 2 < g_end ? wg + 8 * row : NULL);
-                for (int q = 0; q < 4 * nx; q++)
-                    put(y + (size_t)(r + q / 4) * out + 4 * g + q % 4, s[q], b, 4 * g + q % 4, accumulate);
-            }
+            float s[16];
+            k->tile(wg, in, x + (size_t)r * row, nx, s, r == 0 && g + 2 < g_end ? wg + 8 * row : NULL);
+            for (int q = 0; q < 4 * nx; q++)
+                put(y + (size_t)(r + q / 4) * out + 4 * g + q % 4, s[q], b, 4 * g + q % 4, accumulate);
         }
     }
     for (int o = 4 * (out / 4) > o0 ? 4 * (out / 4) : o0; o < o1; o++)

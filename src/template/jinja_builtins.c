@@ -672,11 +672,12 @@ static jv as_list(jj_eval *e, const jj_node *at, jv v, const char *filter) {
 
 /* select/reject(test, args...) and selectattr/rejectattr(attribute, test, args...) */
 static jv select_items(jj_eval *e, const jj_node *at, jv items, const jj_args *a, int by_attr, int keep) {
-    jv l = as_list(e, at, items, "select");
+    const char *name = by_attr ? (keep ? "selectattr" : "rejectattr") : (keep ? "select" : "reject");
+    jv l = as_list(e, at, items, name);
+    if (by_attr && a->n < 1) jj_raise(e->fail, at->line, at->col, "the filter '%s' needs an attribute name", name);
     jv out = jv_new_list(e, 0);
-    int first_test_arg = by_attr ? 1 : 0;
-    jj_args rest = {a->args + (a->n > first_test_arg + 1 ? first_test_arg + 1 : a->n),
-                    a->n > first_test_arg + 1 ? a->n - first_test_arg - 1 : 0, NULL, NULL, 0};
+    int first_test_arg = by_attr ? 1 : 0, n_rest = a->n > first_test_arg + 1 ? a->n - first_test_arg - 1 : 0;
+    jj_args rest = {n_rest ? a->args + first_test_arg + 1 : NULL, n_rest, NULL, NULL, 0};
     jv test = arg(a, first_test_arg, NULL);
     for (size_t i = 0; i < l.u.l->n; i++) {
         jv v = l.u.l->items[i];
