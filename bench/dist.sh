@@ -62,7 +62,7 @@ for shape in $shapes; do
       ms=$(median "$m" allreduce_ms) gbps=$(median "$m" allreduce_gbps)
       line="$line; 2 ranks x 1 thread ($how) $(median "$m" tok_per_s) tok/s, step $(median "$m" ms) ms, all-reduce"
       line="$line $ms ms, $(median "$m" allreduce_mb) MB sent, $gbps GB/s per rank"
-      [ $how = mpi ] || line="$line, $(median "$m" allreduce_overlapped) of ring steps during the backward"
+      case $how in mpi|flat) ;; *) line="$line, $(median "$m" allreduce_overlapped) of ring steps during the backward" ;; esac
       line="$line, AdamW moments $(median "$m" adam_mb) MB per rank"
     done
     say "$line"
