@@ -9,12 +9,17 @@
 #include "jielong/synth.h"
 #include "jielong/tools.h"
 
-/* The digits written after each "写" of a step-by-step answer, highest column first (the sum's digits). */
+/* The sum's digits as a step-by-step answer writes them, highest first: the second digit of each clause's two-digit
+ * sum (lowest column first), then the last clause's first digit when it is 1 (the leading carry). */
 static void written_digits(const char *steps, char *out, size_t cap) {
     char rev[64];
     size_t n = 0;
-    for (const char *p = steps; (p = strstr(p, "写")) != NULL && n + 1 < sizeof rev; p += strlen("写"))
-        rev[n++] = p[strlen("写")];
+    const char *last = NULL;
+    for (const char *p = steps; (p = strchr(p, '=')) != NULL && n + 1 < sizeof rev; p++) {
+        rev[n++] = p[2];
+        last = p;
+    }
+    if (last && last[1] == '1' && n + 1 < sizeof rev) rev[n++] = '1';
     size_t k = 0;
     while (n > 0 && k + 1 < cap) out[k++] = rev[--n];
     out[k] = '\0';
@@ -36,7 +41,9 @@ static void test_cot_steps_are_right(void **state) {
     }
     char steps[1024];
     jl_cot_steps(957, 386, steps, sizeof steps);
-    assert_string_equal(steps, "个位：7+6=13，写3进1。十位：5+8+1=14，写4进1。百位：9+3+1=13，写3进1。千位：写1。答：1343");
+    assert_string_equal(steps, "7+6=13，5+8+1=14，9+3+1=13，答：1343");
+    jl_cot_steps(0, 4, steps, sizeof steps);
+    assert_string_equal(steps, "0+4=04，答：4");
 }
 
 /* The operands of each prompt of an RL-prompt file, as "a+b" strings, into a set (sorted array). */

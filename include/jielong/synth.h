@@ -24,13 +24,14 @@ typedef struct {
 } jl_cot_counts;
 
 /* Writes, in dir: cot_direct.jsonl and cot_steps.jsonl (SFT {"messages":[user, assistant],"task":"calc"}: the
- * same problems, answered "答：843" or column by column "个位：7+6=13，写3进1。…答：843"), cot_prompts.jsonl (the
+ * same problems, answered "答：843" or column by column "7+6=13，5+8+1=14，4+3+1=08，答：843": every clause the same length)), cot_prompts.jsonl (the
  * training problems as RL prompts {"prompt","task":"calc","expected"}) and eval_cot.jsonl (held-out problems, same
  * fields). A problem is held out by a fixed rule on its operands, so no held-out problem is trained on. The answer
  * is the last number of either kind of reply (jl_tool_answer_correct with task "calc" scores both). */
 jl_status jl_cot_data_write(const char *dir, const jl_cot_options *o, jl_cot_counts *counts);
 
-/* The step-by-step reply to a + b (both ≥ 0, < 10^9) into buf: one clause per column, then "答：SUM". */
+/* The step-by-step reply to a + b (both ≥ 0, < 10^9) into buf: one clause per column, lowest first, its sum always
+ * two digits ("9+4+0=13，"), then "答：SUM". */
 void jl_cot_steps(uint64_t a, uint64_t b, char *buf, size_t cap);
 
 /* ---- self-instruct: new writing instructions made up by a model ---- */

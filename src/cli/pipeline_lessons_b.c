@@ -94,31 +94,63 @@ static double ci95(double p, double n) {
 
 /* ---- lesson 4: chain of thought ---- */
 
+/* The qa record's share right, k/n with its Wilson interval (n = 0 when the record is missing). */
+static lesson_share qa_share(json_object *q) {
+    double k = num(q, "correct"), n = num(q, "n");
+    return isnan(k) || isnan(n) ? lesson_share_of(0, 0) : lesson_share_of((int)k, (int)n);
+}
+
+/* "steps 31/100 = 31.0% [22.8, 40.6]" into a cell. */
+static void cot_share_cell(lesson_row *r, const char *what, lesson_share s) {
+    lesson_cat(r->sample, sizeof r->sample, "%s %d/%d = %.1f%% [%.1f, %.1f]; ", what, s.k, s.n, 100 * s.p, 100 * s.lo,
+               100 * s.hi);
+}
+
+/* "steps − direct +27.0 points [+17.9, +35.6]": the difference a − b with its Newcombe interval; returns its sign
+ * (+1 when the whole interval is above 0, -1 below, 0 when it holds 0). */
+static int cot_diff_cell(lesson_row *r, const char *what, lesson_share a, lesson_share b) {
+    double lo, hi;
+    int v = lesson_diff(a, b, &lo, &hi);
+    lesson_cat(r->sample, sizeof r->sample, "%s %+.1f points [%+.1f, %+.1f]", what, 100 * (a.p - b.p), 100 * lo,
+               100 * hi);
+    return v;
+}
+
 void lesson_b_cot(const lesson_records *rec, lesson_row *r) {
     const char *o = rec->out_dir;
-    json_object *d = record(o, "qa", "cot-direct"), *s = record(o, "qa", "cot-steps"), *g = record(o, "qa", "cot-grpo");
-    if (d && s) {
-        double ad = num(d, "accuracy"), as = num(s, "accuracy"), ag = num(g, "accuracy"), n = num(s, "n");
-        char a[16], b[16], c[16];
-        snprintf(r->figures, sizeof r->figures, "held-out sums of two 2-digit numbers: direct answers %s, step by step %s; after "
-                 "GRPO with the right answer as reward %s", pct(a, sizeof a, ad), pct(b, sizeof b, as),
-                 pct(c, sizeof c, ag));
-        snprintf(r->sample, sizeof r->sample, "%.0f sums each; ±%.0f / ±%.0f / ±%.0f points", n, ci95(ad, n),
-                 ci95(as, n), ci95(ag, n));
-        if (as > ad + 0.05)
-            snprintf(r->reading, sizeof r->reading, "The same model, trained on the same sums, adds far better when "
-                     "it writes each column and its carry before the answer: the steps are small facts it can learn, "
-                     "the whole sum at once is not. %s", ag > as + 0.02 ? "Rewarding only a right final answer (GRPO) "
-                     "then raised it further." : ag < as - 0.02 ? "GRPO on the final answer lowered it here (few "
-                     "steps, a noisy reward)." : "GRPO on the final answer left it about where it was in these few "
-                     "steps.");
-        else
-            snprintf(r->reading, sizeof r->reading, "Here the step-by-step answers did not beat the direct ones (%s "
-                     "vs %s): the effect did not appear at this size and number of steps.", b, a);
+    json_object *jd = record(o, "qa", "cot-direct"), *js = record(o, "qa", "cot-steps"), *jg = record(o, "qa", "cot-grpo");
+    lesson_share d = qa_share(jd), s = qa_share(js), g = qa_share(jg);
+    json_object_put(jd);
+    json_object_put(js);
+    json_object_put(jg);
+    if (!d.n || !s.n) return;
+    char a[16], b[16], c[16];
+    snprintf(r->figures, sizeof r->figures, "held-out sums of two 2-digit numbers: direct answers %s, step by step %s; "
+             "after GRPO with the right answer as reward %s", pct(a, sizeof a, d.p), pct(b, sizeof b, s.p),
+             g.n ? pct(c, sizeof c, g.p) : "–");
+    cot_share_cell(r, "direct", d);
+    cot_share_cell(r, "steps", s);
+    if (g.n) cot_share_cell(r, "GRPO", g);
+    int vs = cot_diff_cell(r, "steps − direct", s, d);
+    int vg = 0;
+    if (g.n) {
+        lesson_cat(r->sample, sizeof r->sample, "; ");
+        vg = cot_diff_cell(r, "GRPO − steps", g, s);
     }
-    json_object_put(d);
-    json_object_put(s);
-    json_object_put(g);
+    const char *rl = !g.n ? "" : vg > 0 ? " Rewarding only a right final answer (GRPO) then raised it further, by more "
+                                          "than the noise of these sums."
+                       : g.p > s.p ? " Rewarding only a right final answer (GRPO) then raised it, but by less than the "
+                                     "noise of these sums can confirm."
+                       : vg < 0 ? " GRPO on the final answer lowered it here."
+                                : " GRPO on the final answer did not raise it in these few steps.";
+    if (vs > 0)
+        lesson_cat(r->reading, sizeof r->reading, "The same model, fine-tuned on the same sums for the same steps, "
+                   "adds far better when it writes each column and its carry before the answer (%s vs %s): each step "
+                   "is a one-digit fact and a digit copied from the question, while the whole sum at once needs every "
+                   "carry in one go.%s", b, a, rl);
+    else
+        lesson_cat(r->reading, sizeof r->reading, "Here the step-by-step answers did not beat the direct ones clearly "
+                   "(%s vs %s): the effect did not appear at this size and number of steps.%s", b, a, rl);
 }
 
 /* ---- lesson 5: tools and retrieval ---- */
@@ -286,7 +318,7 @@ static void section_cot_tools(FILE *f, const char *o) {
         json_object_put(q);
     }
     fprintf(f, "\ncot-direct and cot-steps: the SFT model fine-tuned on the same training sums (`data cot`), answered "
-               "as `答：843` or column by column (`个位：7+6=13，写3进1。…答：843`); cot-grpo: cot-steps after GRPO "
+               "as `答：83` or column by column (`7+6=13，4+3+1=08，答：83`, for 47+36); cot-grpo: cot-steps after GRPO "
                "whose reward is 1 for a right final number (`--reward-fn answer`). Greedy answers, scored on the last "
                "number. Samples: cot-steps/answers_qa.jsonl.\n\n");
     static const char *const tl[] = {"memory", "tools-off", "tools"};
