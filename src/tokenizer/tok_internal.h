@@ -194,6 +194,8 @@ jl_status tok_pretokenize(const pcre2_code *re, const char *text, size_t len, to
 typedef struct {
     size_t start, len;
     int32_t special; /* >= 0: this unit is that special token */
+    int cont;        /* 1: it goes on the text segment of the unit before it (cut by tok_spm_cut_ok): a normalizer's
+                        Prepend, which applies to a segment's start, is not applied again */
 } tok_unit;
 /* t: its added tokens are matched (NULL = none), special ones only with allow_special; parallel_safe = 0: text
  * segments are not split (one unit each). */
