@@ -4,6 +4,7 @@
 #include "testutil.h"
 #include "infer/batch.h"
 #include "core/half.h"
+#include "infer/attend.h"
 #include "infer/linear.h"
 #include "jielong/generate.h"
 #include "model/model.h"
@@ -90,6 +91,50 @@ static void test_matmat_bf16_rows_alone(void **state) {
     free(y);
     free(w16);
     free(x16);
+}
+
+/* Decode attention (jl_attend_head, shared by the session and the batch) against a double-precision softmax for
+ * head sizes 16, 64, 128 (the AVX-512 path: key blocks of 16 and a tail) and 24 (the portable loops), 1..40 keys
+ * and 200, the cache rows at an unaligned offset. */
+static void test_attend_head(void **state) {
+    (void)state;
+    const int sizes[4] = {16, 64, 128, 24}, kvd = 2 * 128 + 8;
+    const int n_max = 200;
+    float *k = malloc(sizeof(float) * n_max * kvd), *v = malloc(sizeof(float) * n_max * kvd), q[128], out[128];
+    float *att = malloc(sizeof(float) * n_max);
+    double *w = malloc(sizeof(double) * n_max);
+    jl_rng rng;
+    jl_rng_seed(&rng, 11);
+    for (int i = 0; i < n_max * kvd; i++) k[i] = 2.0f * jl_rng_uniform(&rng) - 1.0f, v[i] = 2.0f * jl_rng_uniform(&rng) - 1.0f;
+    for (int i = 0; i < 128; i++) q[i] = 6.0f * jl_rng_uniform(&rng) - 3.0f;
+    for (int si = 0; si < 4; si++) {
+        const int hs = sizes[si];
+        for (int n = 1; n <= 41; n++) {
+            const int keys = n == 41 ? n_max : n;
+            jl_attend_head(q, k + 8, v + 8, kvd, hs, keys, att, out);
+            double mx = -1e30, sum = 0.0;
+            for (int t = 0; t < keys; t++) {
+                double d = 0.0;
+                for (int i = 0; i < hs; i++) d += (double)q[i] * k[(size_t)t * kvd + 8 + i];
+                w[t] = d / sqrt((double)hs);
+                mx = fmax(mx, w[t]);
+            }
+            for (int t = 0; t < keys; t++) sum += w[t] = exp(w[t] - mx);
+            for (int i = 0; i < hs; i++) {
+                double want = 0.0;
+                for (int t = 0; t < keys; t++) want += w[t] / sum * v[(size_t)t * kvd + 8 + i];
+                assert_true(fabs(out[i] - want) < 2e-6);
+            }
+            /* the unnormalised exponentials are left in att, the largest equal to 1 */
+            float amax = 0.0f;
+            for (int t = 0; t < keys; t++) amax = fmaxf(amax, att[t]);
+            assert_true(amax == 1.0f);
+        }
+    }
+    free(k);
+    free(v);
+    free(att);
+    free(w);
 }
 
 #define T 40
@@ -209,6 +254,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmat_equals_matvec),
         cmocka_unit_test(test_matmat_bf16_rows_alone),
+        cmocka_unit_test(test_attend_head),
         cmocka_unit_test(test_batch_llama_f32),
         cmocka_unit_test(test_batch_llama_quant),
         cmocka_unit_test(test_batch_gpt2),
