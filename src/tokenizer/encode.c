@@ -500,17 +500,22 @@ static int char_symbols(encoder *e, const char *s, size_t n) {
         size_t l = tok_utf8_char(s + i, n - i, &cp);
         const char *c = s + i;
         size_t cl = l;
-        if ((i > 0 && p->prefix_len) || (i + l == n && p->suffix_len)) {
-            size_t pl = i > 0 ? p->prefix_len : 0, sl = i + l == n ? p->suffix_len : 0;
-            if (pl + l + sl > sizeof small) return -1;
-            if (pl) memcpy(small, p->subword_prefix, pl); /* the one not set is NULL */
-            memcpy(small + pl, s + i, l);
-            if (sl) memcpy(small + pl + l, p->word_suffix, sl);
-            c = small;
-            cl = pl + l + sl;
+        int32_t id;
+        if (p->char_id && cp < TOK_CHAR_TABLE && !(cp == 0xFFFD && l == 1)) { /* (no prefix / suffix then) */
+            id = p->char_id[cp];
+        } else {
+            if ((i > 0 && p->prefix_len) || (i + l == n && p->suffix_len)) {
+                size_t pl = i > 0 ? p->prefix_len : 0, sl = i + l == n ? p->suffix_len : 0;
+                if (pl + l + sl > sizeof small) return -1;
+                if (pl) memcpy(small, p->subword_prefix, pl); /* the one not set is NULL */
+                memcpy(small + pl, s + i, l);
+                if (sl) memcpy(small + pl + l, p->word_suffix, sl);
+                c = small;
+                cl = pl + l + sl;
+            }
+            id = tok_lookup(e->t, c, cl);
         }
         i += l;
-        int32_t id = tok_lookup(e->t, c, cl);
         if (id >= 0) {
             if (unk >= 0 && tok_ivec_push(sym, unk)) return -1;
             unk = -1;
@@ -551,7 +556,7 @@ static int bpe_word(encoder *e, const char *s, size_t n, tok_ivec *out) {
 static int encode_part(encoder *e, const char *s, size_t n) {
     const jl_tokenizer *t = e->t;
     tok_ivec *out = e->out;
-    if (n == 1) return tok_ivec_push(out, t->byte_id[(unsigned char)s[0]]);
+    if (n == 1 && !t->pipe->char_level) return tok_ivec_push(out, t->byte_id[(unsigned char)s[0]]);
     uint64_t h = 0;
     if (n <= CACHE_KEY) {
         h = (tok_hash_bytes(s, n) ^ 0x5bd1e9955bd1e995ull) | 1;
@@ -569,12 +574,20 @@ static int encode_part(encoder *e, const char *s, size_t n) {
     return 0;
 }
 
-/* BPE of a byte-level piece cut between two multi-byte characters wherever no token spans them (tok_crossable):
- * no merge can cross such a boundary, so the parts give the same ids apart, and short parts are cached (CJK runs
- * are long and rarely repeat whole; their characters and words do). 1: cut and encoded, 0: nothing to cut (no ids
+/* Whether the character cp (l bytes at s) is a token of a character-level vocabulary (p->char_id is set). */
+static int char_known(const jl_tokenizer *t, const char *s, size_t l, uint32_t cp) {
+    return cp < TOK_CHAR_TABLE ? t->pipe->char_id[cp] >= 0 : tok_lookup(t, s, l) >= 0;
+}
+
+/* BPE of a piece cut between two multi-byte characters wherever no token spans them (tok_crossable): no merge can
+ * cross such a boundary, so the parts give the same ids apart, and short parts are cached (CJK runs are long and
+ * rarely repeat whole; their characters and words do). On a character-level vocabulary both characters must be
+ * tokens: a merge across the cut makes a token whose text holds the two side by side (one the vocabulary lacks is
+ * <0xNN> / <unk> symbols, and unknown neighbours fuse into one unk). 1: cut and encoded, 0: nothing to cut (no ids
  * added), -1: out of memory. */
 static int encode_cut(encoder *e, const char *s, size_t n) {
     const jl_tokenizer *t = e->t;
+    int chars = t->pipe->char_level;
     size_t seg = 0, i = 0, prev_len = 0;
     uint32_t prev = 0;
     int cut = 0;
@@ -586,7 +599,7 @@ static int encode_cut(encoder *e, const char *s, size_t n) {
         }
         uint32_t cp;
         size_t l = tok_utf8_char(s + i, n - i, &cp);
-        int valid = !(cp == 0xFFFD && l == 1);
+        int valid = !(cp == 0xFFFD && l == 1) && (!chars || char_known(t, s + i, l, cp));
         if (valid && prev_len && !tok_crossable(t, prev, cp, (unsigned char)s[i - 1], (unsigned char)s[i])) {
             if (encode_part(e, s + seg, i - seg)) return -1;
             seg = i;
@@ -622,7 +635,9 @@ static jl_status encode_word(encoder *e, const char *s, size_t n) {
     /* A piece that can be cut is no token (a token would span the cut): cut first, then the whole-piece lookup. Cut
      * pieces are mostly random CJK runs: only their parts are cached */
     const tok_pipeline *p = t->pipe;
-    int cut = t->cross_pairs && n > 3 && !p->char_level && !p->prefix_len && !p->suffix_len ? encode_cut(e, s, n) : 0;
+    int cut = t->cross_pairs && n > 3 && (!p->char_level || p->char_id) && !p->prefix_len && !p->suffix_len
+                  ? encode_cut(e, s, n)
+                  : 0;
     if (cut < 0) goto oom;
     if (cut) return JL_OK;
     int32_t whole = t->ignore_merges ? tok_lookup(t, s, n) : -1;

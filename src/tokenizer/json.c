@@ -736,6 +736,17 @@ static jl_status spm_bad_chars(jl_tokenizer *t, tok_pipeline *p) {
     return JL_OK;
 }
 
+/* p->char_id: the token of each code point of the table (the symbols of a char-level word start as these). */
+static jl_status char_table(const jl_tokenizer *t, tok_pipeline *p) {
+    p->char_id = malloc(sizeof *p->char_id * TOK_CHAR_TABLE);
+    if (!p->char_id) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    for (uint32_t cp = 0; cp < TOK_CHAR_TABLE; cp++) {
+        char u[4];
+        p->char_id[cp] = cp >= 0xD800 && cp < 0xE000 ? -1 : tok_lookup(t, u, tok_utf8_put(cp, u));
+    }
+    return JL_OK;
+}
+
 /* Whether a byte-fallback token or unk is the left side of some merge. The SPM word cut looks at the character
  * before "▁"; a character the vocabulary lacks is a <0xNN> / <unk> symbol there, and a merge of that symbol with
  * "▁..." would make a token holding ">▁" that spm_bad_chars blames on '>', not on that character. No real
@@ -847,6 +858,7 @@ static jl_status install_pipeline(json_load *L, jl_tokenizer *t, json_object *ro
             p->spm_cut = spm_cut_allowed(p);
         } else if (bad != JL_ERR_ARG) st = bad;
     }
+    if (st == JL_OK && p->char_level && !p->prefix_len && !p->suffix_len) st = char_table(t, p);
     int dec_bytes = L->dec_byte_level && !L->byte_level; /* the model sees characters, the decoder wants bytes */
     if (st == JL_OK && (L->n_dec_replace || L->dec_byte_fallback || dec_bytes))
         st = tok_decoder_build(t, L->n_dec_replace, L->dec_from, L->dec_to, L->dec_byte_fallback, dec_bytes);

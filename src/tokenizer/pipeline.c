@@ -577,6 +577,7 @@ void tok_pipeline_free(tok_pipeline *p) {
     free(p->subword_prefix);
     free(p->word_suffix);
     free(p->spm_bad);
+    free(p->char_id);
     free(p->dec_off);
     free(p->dec_bytes);
     free(p->tpl_prefix);

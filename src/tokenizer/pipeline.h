@@ -7,7 +7,7 @@
 #define JL_TOKENIZER_PIPELINE_H
 #include "tokenizer/tok_internal.h"
 
-enum { TOK_MAX_STAGES = 16 };
+enum { TOK_MAX_STAGES = 16, TOK_CHAR_TABLE = 0x10000 };
 
 typedef enum {
     TOK_NORM_NFC, TOK_NORM_NFD, TOK_NORM_NFKC, TOK_NORM_NFKD, TOK_NORM_LOWER, TOK_NORM_REPLACE, TOK_NORM_PREPEND,
@@ -85,6 +85,8 @@ struct tok_pipeline {
     uint32_t *spm_bad; /* SPM_WORDS: code points c with "c▁" inside some token (sorted), no cut after them */
     int n_spm_bad;
     int spm_cut;       /* text segments may be cut before a space that tok_spm_cut_ok accepts (see json.c) */
+    int32_t *char_id;  /* char-level without subword prefix / word suffix: the token of each code point below
+                          TOK_CHAR_TABLE, -1 if none (what tok_lookup of its UTF-8 gives); NULL otherwise */
     /* the decoder: each token's bytes after the per-token decoders, then whole-text strips */
     uint32_t *dec_off;
     char *dec_bytes;  /* NULL: the tokens' own bytes (byte-level) */

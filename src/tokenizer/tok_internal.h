@@ -87,7 +87,8 @@ struct jl_tokenizer {
     /* Where BPE can merge across the boundary of two multi-byte characters A B: only where some token spans it.
      * cross_pairs holds (A << 21 | B) + 1 for tokens that hold both characters whole (open addressing, 0 =
      * empty); cross_bytes a bit per (last byte of A) << 8 | (first byte of B) for tokens that cut one of them short.
-     * Byte-level only (cross_pairs NULL otherwise). */
+     * On a character-level vocabulary (tokens are text) the same: the pairs of characters some token holds side by
+     * side. */
     uint64_t *cross_pairs;
     size_t cross_mask;
     uint64_t cross_bytes[1024];
