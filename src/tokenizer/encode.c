@@ -752,11 +752,23 @@ static jl_status stage_metaspace(encoder *e, int k, const char *s, size_t n, int
 
 /* Cuts before each "▁" that follows a character c with no "c▁" inside any token: BPE cannot merge across such a
  * cut, so the words encode the same apart (and can be cached). */
+/* The first "▁" in s[from..n), NULL if none: memchr for its lead byte (memmem's set-up per call cost more than the
+ * search on words of a few bytes). */
+static const char *find_spm_space(const char *s, size_t from, size_t n) {
+    for (size_t i = from; i + 3 <= n; i++) {
+        const char *h = memchr(s + i, 0xE2, n - 2 - i);
+        if (!h) return NULL;
+        i = (size_t)(h - s);
+        if ((unsigned char)s[i + 1] == 0x96 && (unsigned char)s[i + 2] == 0x81) return h;
+    }
+    return NULL;
+}
+
 static jl_status stage_spm_words(encoder *e, int k, const char *s, size_t n, int first) {
     const tok_pipeline *p = e->t->pipe;
     size_t prev = 0;
     for (size_t i = 1; i + 3 <= n; i++) {
-        const char *hit = memmem(s + i, n - i, "\xE2\x96\x81", 3);
+        const char *hit = find_spm_space(s, i, n);
         if (!hit) break;
         i = (size_t)(hit - s);
         uint32_t cp;
