@@ -3,7 +3,8 @@
  * step). Prints per step the wall and the process CPU milliseconds and the generated tokens per CPU-second, which
  * say more than wall-clock rates on a loaded machine; A/B two builds by running this bench of each in turn.
  * BB_ROWS="1 16" (rows per step), BB_KEYS (default 60: the mean context of bench_serve's 64-token streams),
- * BB_STEPS (default 16), BB_SHAPE=15M|110M (default 110M). */
+ * BB_STEPS (default 16), BB_SHAPE=15M|110M (default 110M), BB_SPLIT="0 4" (jl_batch_set_split's rows per thread,
+ * each in turn; default JL_BATCH_SPLIT_DEFAULT, 0). */
 #include "core/timer.h"
 #include "infer/batch.h"
 #include "model/model.h"
@@ -20,12 +21,13 @@ static double cpu_s(void) {
 }
 
 /* One run of S slots: prefill, then the timed decode steps; returns 0 on an error (printed). */
-static int run(const jl_model *m, int S, int keys, int steps) {
+static int run(const jl_model *m, int S, int keys, int steps, int split) {
     jl_batch *b;
     if (jl_batch_new(m, NULL, S, keys + steps + 1, S > keys ? S : keys, &b) != JL_OK) {
         printf("batch: %s\n", jl_last_error());
         return 0;
     }
+    jl_batch_set_split(b, split);
     int32_t *tok = malloc(sizeof *tok * (size_t)(keys + steps) * S);
     jl_batch_item *items = malloc(sizeof *items * (size_t)S);
     for (int i = 0; i < (keys + steps) * S; i++) tok[i] = (int32_t)((i * 7919u) % 32000u);
@@ -42,8 +44,8 @@ static int run(const jl_model *m, int S, int keys, int steps) {
     }
     const double wall = jl_now() - w0, cpu = cpu_s() - c0;
     if (ok)
-        printf("    %2d rows, %d keys: %7.2f ms per step wall, %7.2f CPU-ms per step, %7.1f tok/s wall, %7.1f tok per CPU-s\n",
-               S, keys, 1e3 * wall / steps, 1e3 * cpu / steps, S * steps / wall, S * steps / cpu);
+        printf("    %2d rows, %d keys, split %d: %7.2f ms per step wall, %7.2f CPU-ms per step, %7.1f tok/s wall, %7.1f tok per CPU-s\n",
+               S, keys, split, 1e3 * wall / steps, 1e3 * cpu / steps, S * steps / wall, S * steps / cpu);
     else printf("step: %s\n", jl_last_error());
     free(tok);
     free(items);
@@ -52,7 +54,7 @@ static int run(const jl_model *m, int S, int keys, int steps) {
 }
 
 int main(void) {
-    const char *rs = getenv("BB_ROWS"), *ks = getenv("BB_KEYS"), *ss = getenv("BB_STEPS"), *shape = getenv("BB_SHAPE");
+    const char *rs = getenv("BB_ROWS"), *sp = getenv("BB_SPLIT"), *ks = getenv("BB_KEYS"), *ss = getenv("BB_STEPS"), *shape = getenv("BB_SHAPE");
     const int keys = ks ? atoi(ks) : 60, steps = ss ? atoi(ss) : 16, small = shape && strcmp(shape, "15M") == 0;
     if (keys < 1 || steps < 1) {
         printf("BB_KEYS and BB_STEPS must be positive\n");
@@ -76,7 +78,13 @@ int main(void) {
         char *end;
         long S = strtol(p, &end, 10);
         if (end == p) break;
-        ok = S >= 1 && S <= 4096 && run(m, (int)S, keys, steps);
+        for (const char *q = sp ? sp : "0"; *q && ok;) { /* each split setting in turn (jl_batch_set_split) */
+            char *qe;
+            long split = strtol(q, &qe, 10);
+            if (qe == q) break;
+            ok = S >= 1 && S <= 4096 && run(m, (int)S, keys, steps, (int)split);
+            q = qe;
+        }
         p = end;
     }
     jl_model_free(m);

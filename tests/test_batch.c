@@ -148,23 +148,27 @@ static void fill_tokens(void) {
 }
 
 /* Logits of every position of sequence 0, run in `chunk`-token pieces, with sequences 1 and 2 beside it
- * (others = 1) in their own slots and chunking, or alone. */
-static void run_seq0(jl_batch *b, int chunk, int others, float *out /* (T, V) */, int V) {
+ * (others = 1) in their own slots and chunking (c1 tokens a step for sequence 1, 1 for sequence 2), or alone;
+ * rev puts sequence 0's item last in the step instead of first. */
+static void run_seq0(jl_batch *b, int chunk, int others, float *out /* (T, V) */, int V, int c1, int rev) {
     for (int s = 0; s < 3; s++) jl_batch_reset(b, s);
     int done[3] = {0, 0, 0};
-    const int chunks[3] = {chunk, 3, 1};
+    const int chunks[3] = {chunk, c1, 1};
     while (done[0] < T) {
         jl_batch_item items[3];
-        int n = 0;
-        for (int s = 0; s < (others ? 3 : 1); s++) {
+        int n = 0, mine = 0; /* sequence 0's item; each item before it returns one logits row */
+        for (int k = 0; k < (others ? 3 : 1); k++) {
+            const int s = rev ? (others ? 2 - k : 0) : k;
             if (done[s] >= T) continue;
-            int k = T - done[s] < chunks[s] ? T - done[s] : chunks[s];
-            items[n++] = (jl_batch_item){s, toks[s] + done[s], k, s == 0 ? JL_BATCH_LOGITS_ALL : JL_BATCH_LOGITS_LAST};
+            int len = T - done[s] < chunks[s] ? T - done[s] : chunks[s];
+            if (s == 0) mine = n;
+            items[n++] = (jl_batch_item){s, toks[s] + done[s], len, s == 0 ? JL_BATCH_LOGITS_ALL : JL_BATCH_LOGITS_LAST};
         }
         const float *lg;
         int ld;
         assert_int_equal(jl_batch_forward(b, items, n, &lg, &ld), JL_OK);
-        for (int i = 0; i < items[0].n; i++) memcpy(out + (size_t)(done[0] + i) * V, lg + (size_t)i * ld, sizeof(float) * V);
+        for (int i = 0; i < items[mine].n; i++)
+            memcpy(out + (size_t)(done[0] + i) * V, lg + (size_t)(mine + i) * ld, sizeof(float) * V);
         for (int i = 0; i < n; i++) done[items[i].slot] += items[i].n;
     }
     assert_int_equal(jl_batch_pos(b, 0), T);
@@ -181,11 +185,20 @@ static void check_model(jl_model *m, const char *qtype, int bf16) {
     if (bf16) assert_int_equal(jl_batch_set_precision(b, JL_PREC_BF16), JL_OK);
     float *alone = malloc(sizeof(float) * T * V), *beside = malloc(sizeof(float) * T * V);
     float *chunked = malloc(sizeof(float) * T * V), *ref = malloc(sizeof(float) * T * V);
-    run_seq0(b, T, 0, alone, V);
-    run_seq0(b, 1, 1, beside, V);
-    run_seq0(b, 7, 1, chunked, V);
+    run_seq0(b, T, 0, alone, V, 3, 0);
+    run_seq0(b, 1, 1, beside, V, 3, 0);
+    run_seq0(b, 7, 1, chunked, V, 3, 0);
     assert_memory_equal(alone, beside, sizeof(float) * T * V);
     assert_memory_equal(alone, chunked, sizeof(float) * T * V);
+    /* decode-only steps of three rows: split by rows (every thread the whole model for its rows, sequence 0 first
+     * or last, so on the first or the last thread) or by outputs — the same logits */
+    for (int split = 0; split <= 1; split++)
+        for (int rev = 0; rev <= 1; rev++) {
+            jl_batch_set_split(b, split);
+            run_seq0(b, 1, 1, beside, V, 1, rev);
+            assert_memory_equal(alone, beside, sizeof(float) * T * V);
+        }
+    jl_batch_set_split(b, JL_BATCH_SPLIT_DEFAULT);
     { /* a prompt prefilled once, copied to another slot: its last token there gives the same logits */
         const float *lg;
         int ld;
