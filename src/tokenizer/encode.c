@@ -1,6 +1,7 @@
 /* Encoding: special-token split → regex pre-tokenisation (PCRE2) → per-word cache → BPE merges by rank.
  * Large texts are cut at safe newlines and the pieces encoded on all OpenMP threads, results joined in order. */
 #include "tokenizer/pipeline.h"
+#include "core/mem.h"
 #include <omp.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -167,7 +168,7 @@ typedef struct {
     size_t n, cap;
 } unit_vec;
 
-static int push_unit(unit_vec *u, size_t start, size_t len, int32_t special) {
+static int push_unit(unit_vec *u, size_t start, size_t len, int32_t special, int cont) {
     if (u->n == u->cap) {
         size_t cap = u->cap ? u->cap * 2 : 16;
         tok_unit *v = realloc(u->v, cap * sizeof *v);
@@ -175,17 +176,45 @@ static int push_unit(unit_vec *u, size_t start, size_t len, int32_t special) {
         u->v = v;
         u->cap = cap;
     }
-    u->v[u->n++] = (tok_unit){start, len, special};
+    u->v[u->n++] = (tok_unit){start, len, special, cont};
     return 0;
 }
 
-static int push_text(unit_vec *u, const char *text, size_t start, size_t end, int parallel_safe, size_t target) {
+/* Whether a SentencePiece-style segment text[seg..) may be cut before text[i] (see spm_cut_allowed in json.c): a
+ * space after a character that is neither a space, "▁" nor one that some token holds before "▁". */
+static int spm_cut_ok(const tok_pipeline *p, const char *text, size_t seg, size_t i) {
+    if (i <= seg || text[i] != ' ') return 0;
+    uint32_t cp;
+    tok_utf8_prev(text + seg, i - seg, &cp);
+    if (cp == ' ' || cp == 0x2581) return 0;
+    for (int j = 0; j < p->n_spm_bad; j++)
+        if (p->spm_bad[j] == cp) return 0;
+    return 1;
+}
+
+/* First position >= from in the segment text[seg..end) where spm_cut_ok allows a cut, or end. */
+static size_t next_spm_split(const tok_pipeline *p, const char *text, size_t seg, size_t from, size_t end) {
+    for (size_t i = from; i < end; i++) {
+        const char *sp = memchr(text + i, ' ', end - i);
+        if (!sp) return end;
+        i = (size_t)(sp - text);
+        if (spm_cut_ok(p, text, seg, i)) return i;
+    }
+    return end;
+}
+
+/* The units of the text segment text[start..end): cut near every `target` bytes after safe newlines
+ * (parallel_safe) or before safe spaces (spm: a pipeline with spm_cut; the later parts are marked cont). */
+static int push_text(unit_vec *u, const char *text, size_t start, size_t end, int parallel_safe,
+                     const tok_pipeline *spm, size_t target) {
+    size_t seg = start;
     while (start < end) {
         size_t cut = end;
-        if (parallel_safe && end - start > target + target / 2) {
-            cut = next_safe_split(text, start + target, end);
+        if (end - start > target && end - start - target > target / 2) { /* (no overflow at SIZE_MAX) */
+            if (spm) cut = next_spm_split(spm, text, seg, start + target, end);
+            else if (parallel_safe) cut = next_safe_split(text, start + target, end);
         }
-        if (push_unit(u, start, cut - start, -1)) return -1;
+        if (push_unit(u, start, cut - start, -1, start > seg)) return -1;
         start = cut;
     }
     return 0;
@@ -197,6 +226,7 @@ jl_status tok_split_units(const jl_tokenizer *t, int allow_special, int parallel
     size_t seg = 0;
     int failed = 0;
     const tok_added_set *set = t ? &t->pipe->raw_added : NULL;
+    const tok_pipeline *spm = t && t->pipe->spm_cut ? t->pipe : NULL;
     int can_match = set && set->n && allow_special; /* without allow_special only the non-special ones match */
     for (int k = 0; set && !can_match && k < set->n; k++) can_match = !(set->flags[k] & TOK_ADDED_SPECIAL);
     if (can_match) {
@@ -207,13 +237,13 @@ jl_status tok_split_units(const jl_tokenizer *t, int allow_special, int parallel
             size_t start = i, end = i + n;
             if (!n || !tok_added_accept(set, k, text, len, &start, &end)) continue;
             if (start < seg) start = seg;
-            failed = push_text(&u, text, seg, start, parallel_safe, target) || push_unit(&u, start, end - start,
-                                                                                          set->ids[k]);
+            failed = push_text(&u, text, seg, start, parallel_safe, spm, target) ||
+                     push_unit(&u, start, end - start, set->ids[k], 0);
             i = end - 1;
             seg = end;
         }
     }
-    if (!failed) failed = push_text(&u, text, seg, len, parallel_safe, target);
+    if (!failed) failed = push_text(&u, text, seg, len, parallel_safe, spm, target);
     if (failed) {
         free(u.v);
         return jl_fail(JL_ERR_NOMEM, "out of memory (splitting text)");
@@ -471,17 +501,22 @@ static int char_symbols(encoder *e, const char *s, size_t n) {
         size_t l = tok_utf8_char(s + i, n - i, &cp);
         const char *c = s + i;
         size_t cl = l;
-        if ((i > 0 && p->prefix_len) || (i + l == n && p->suffix_len)) {
-            size_t pl = i > 0 ? p->prefix_len : 0, sl = i + l == n ? p->suffix_len : 0;
-            if (pl + l + sl > sizeof small) return -1;
-            if (pl) memcpy(small, p->subword_prefix, pl); /* the one not set is NULL */
-            memcpy(small + pl, s + i, l);
-            if (sl) memcpy(small + pl + l, p->word_suffix, sl);
-            c = small;
-            cl = pl + l + sl;
+        int32_t id;
+        if (p->char_id && cp < TOK_CHAR_TABLE && !(cp == 0xFFFD && l == 1)) { /* (no prefix / suffix then) */
+            id = p->char_id[cp];
+        } else {
+            if ((i > 0 && p->prefix_len) || (i + l == n && p->suffix_len)) {
+                size_t pl = i > 0 ? p->prefix_len : 0, sl = i + l == n ? p->suffix_len : 0;
+                if (pl + l + sl > sizeof small) return -1;
+                if (pl) memcpy(small, p->subword_prefix, pl); /* the one not set is NULL */
+                memcpy(small + pl, s + i, l);
+                if (sl) memcpy(small + pl + l, p->word_suffix, sl);
+                c = small;
+                cl = pl + l + sl;
+            }
+            id = tok_lookup(e->t, c, cl);
         }
         i += l;
-        int32_t id = tok_lookup(e->t, c, cl);
         if (id >= 0) {
             if (unk >= 0 && tok_ivec_push(sym, unk)) return -1;
             unk = -1;
@@ -522,7 +557,7 @@ static int bpe_word(encoder *e, const char *s, size_t n, tok_ivec *out) {
 static int encode_part(encoder *e, const char *s, size_t n) {
     const jl_tokenizer *t = e->t;
     tok_ivec *out = e->out;
-    if (n == 1) return tok_ivec_push(out, t->byte_id[(unsigned char)s[0]]);
+    if (n == 1 && !t->pipe->char_level) return tok_ivec_push(out, t->byte_id[(unsigned char)s[0]]);
     uint64_t h = 0;
     if (n <= CACHE_KEY) {
         h = (tok_hash_bytes(s, n) ^ 0x5bd1e9955bd1e995ull) | 1;
@@ -540,12 +575,20 @@ static int encode_part(encoder *e, const char *s, size_t n) {
     return 0;
 }
 
-/* BPE of a byte-level piece cut between two multi-byte characters wherever no token spans them (tok_crossable):
- * no merge can cross such a boundary, so the parts give the same ids apart, and short parts are cached (CJK runs
- * are long and rarely repeat whole; their characters and words do). 1: cut and encoded, 0: nothing to cut (no ids
+/* Whether the character cp (l bytes at s) is a token of a character-level vocabulary (p->char_id is set). */
+static int char_known(const jl_tokenizer *t, const char *s, size_t l, uint32_t cp) {
+    return cp < TOK_CHAR_TABLE ? t->pipe->char_id[cp] >= 0 : tok_lookup(t, s, l) >= 0;
+}
+
+/* BPE of a piece cut between two multi-byte characters wherever no token spans them (tok_crossable): no merge can
+ * cross such a boundary, so the parts give the same ids apart, and short parts are cached (CJK runs are long and
+ * rarely repeat whole; their characters and words do). On a character-level vocabulary both characters must be
+ * tokens: a merge across the cut makes a token whose text holds the two side by side (one the vocabulary lacks is
+ * <0xNN> / <unk> symbols, and unknown neighbours fuse into one unk). 1: cut and encoded, 0: nothing to cut (no ids
  * added), -1: out of memory. */
 static int encode_cut(encoder *e, const char *s, size_t n) {
     const jl_tokenizer *t = e->t;
+    int chars = t->pipe->char_level;
     size_t seg = 0, i = 0, prev_len = 0;
     uint32_t prev = 0;
     int cut = 0;
@@ -557,7 +600,7 @@ static int encode_cut(encoder *e, const char *s, size_t n) {
         }
         uint32_t cp;
         size_t l = tok_utf8_char(s + i, n - i, &cp);
-        int valid = !(cp == 0xFFFD && l == 1);
+        int valid = !(cp == 0xFFFD && l == 1) && (!chars || char_known(t, s + i, l, cp));
         if (valid && prev_len && !tok_crossable(t, prev, cp, (unsigned char)s[i - 1], (unsigned char)s[i])) {
             if (encode_part(e, s + seg, i - seg)) return -1;
             seg = i;
@@ -593,7 +636,9 @@ static jl_status encode_word(encoder *e, const char *s, size_t n) {
     /* A piece that can be cut is no token (a token would span the cut): cut first, then the whole-piece lookup. Cut
      * pieces are mostly random CJK runs: only their parts are cached */
     const tok_pipeline *p = t->pipe;
-    int cut = t->cross_pairs && n > 3 && !p->char_level && !p->prefix_len && !p->suffix_len ? encode_cut(e, s, n) : 0;
+    int cut = t->cross_pairs && n > 3 && (!p->char_level || p->char_id) && !p->prefix_len && !p->suffix_len
+                  ? encode_cut(e, s, n)
+                  : 0;
     if (cut < 0) goto oom;
     if (cut) return JL_OK;
     int32_t whole = t->ignore_merges ? tok_lookup(t, s, n) : -1;
@@ -708,11 +753,23 @@ static jl_status stage_metaspace(encoder *e, int k, const char *s, size_t n, int
 
 /* Cuts before each "▁" that follows a character c with no "c▁" inside any token: BPE cannot merge across such a
  * cut, so the words encode the same apart (and can be cached). */
+/* The first "▁" in s[from..n), NULL if none: memchr for its lead byte (memmem's set-up per call cost more than the
+ * search on words of a few bytes). */
+static const char *find_spm_space(const char *s, size_t from, size_t n) {
+    for (size_t i = from; i + 3 <= n; i++) {
+        const char *h = memchr(s + i, 0xE2, n - 2 - i);
+        if (!h) return NULL;
+        i = (size_t)(h - s);
+        if ((unsigned char)s[i + 1] == 0x96 && (unsigned char)s[i + 2] == 0x81) return h;
+    }
+    return NULL;
+}
+
 static jl_status stage_spm_words(encoder *e, int k, const char *s, size_t n, int first) {
     const tok_pipeline *p = e->t->pipe;
     size_t prev = 0;
     for (size_t i = 1; i + 3 <= n; i++) {
-        const char *hit = memmem(s + i, n - i, "\xE2\x96\x81", 3);
+        const char *hit = find_spm_space(s, i, n);
         if (!hit) break;
         i = (size_t)(hit - s);
         uint32_t cp;
@@ -761,10 +818,10 @@ static jl_status run_stage(encoder *e, int k, const char *s, size_t n, int first
 
 /* A text segment (between raw-matched added tokens): normalise, match the normalised added tokens, then the
  * pre-tokenizer chain and BPE on what is between them. */
-static jl_status encode_segment(encoder *e, const char *s, size_t n, int first) {
+static jl_status encode_segment(encoder *e, const char *s, size_t n, int first, int cont) {
     const tok_pipeline *p = e->t->pipe;
     if (p->n_norm) {
-        jl_status st = tok_normalize(p, &e->norm, s, n, &s, &n);
+        jl_status st = tok_normalize(p, &e->norm, s, n, cont, &s, &n);
         if (st != JL_OK) return st;
     }
     const tok_added_set *set = &p->norm_added;
@@ -791,44 +848,77 @@ static jl_status encode_unit(encoder *e, const char *text, const tok_unit *u, to
         if (tok_ivec_push(out, u->special)) return jl_fail(JL_ERR_NOMEM, "out of memory");
         return JL_OK;
     }
-    return encode_segment(e, text + u->start, u->len, u->start == 0);
+    return encode_segment(e, text + u->start, u->len, u->start == 0, u->cont);
 }
 
-enum { UNIT_TARGET = 256 * 1024 };
+enum { UNIT_TARGET = 256 * 1024, GROUP_BYTES = 32 * 1024 };
 
-/* Units are handed out one at a time (dynamic: a thread that the machine's load stalls does less); each thread
- * appends its units' ids to one buffer of its own, then the threads copy them into place in unit order. One buffer
- * per thread, reserved once: an allocation (and its page faults and unmapping) per unit was a serial cost. */
+/* Room for n ids in the empty vector a; from 2 MiB up on huge pages (jl_alloc_stream): the first touch of each
+ * 4 KiB page of a fresh output buffer was a page fault, ~5% of cl100k's one-thread encode (perf). */
+static int reserve_ids(tok_ivec *a, size_t n) {
+    if (n > ((size_t)2 << 20) / sizeof(int32_t) && !a->v) {
+        int32_t *v = jl_alloc_stream(n * sizeof *v);
+        if (!v) return -1;
+        a->v = v;
+        a->cap = n;
+        return 0;
+    }
+    return tok_ivec_reserve(a, n);
+}
+
+/* Consecutive units of at least GROUP_BYTES together (the last group may be smaller): the items handed out to the
+ * threads. Text with many added tokens (Gemma 3: one every ~35 bytes) has hundreds of thousands of tiny units;
+ * handing them out one by one cost a shared atomic and a bookkeeping entry each. first[g] is group g's first unit,
+ * first[n_groups] = n_units. */
+static size_t group_units(const tok_unit *units, size_t n_units, size_t *first) {
+    size_t n = 0, bytes = 0;
+    for (size_t k = 0; k < n_units; k++) {
+        if (k == 0 || bytes >= GROUP_BYTES) {
+            first[n++] = k;
+            bytes = 0;
+        }
+        bytes += units[k].len;
+    }
+    first[n] = n_units;
+    return n;
+}
+
+/* Groups of units are handed out one at a time (dynamic: a thread that the machine's load stalls does less); each
+ * thread appends its groups' ids to one buffer of its own, then the threads copy them into place in order. One
+ * buffer per thread, reserved once: an allocation (and its page faults and unmapping) per unit was a serial cost. */
 static jl_status encode_parallel(const jl_tokenizer *t, int allow_special, const char *text, size_t len,
                                  const tok_unit *units, size_t n_units, tok_ivec *out) {
     int nt = omp_get_max_threads();
     tok_ivec *bufs = calloc((size_t)nt, sizeof *bufs);
+    size_t *first = malloc((n_units + 1) * sizeof *first);
     size_t *at = malloc(n_units * sizeof *at), *count = malloc(n_units * sizeof *count);
     int *owner = malloc(n_units * sizeof *owner);
     jl_status st = JL_OK;
     char first_error[1024] = "";
-    if (!bufs || !at || !count || !owner) {
+    if (!bufs || !first || !at || !count || !owner) {
         free(bufs);
+        free(first);
         free(at);
         free(count);
         free(owner);
         return jl_fail(JL_ERR_NOMEM, "out of memory");
     }
-    size_t total = 0;
+    size_t n_groups = group_units(units, n_units, first), total = 0;
 #pragma omp parallel num_threads(nt)
     {
         int me = omp_get_thread_num();
         encoder e = {.t = t, .allow_special = allow_special, .text_len = 1u << 30};
-        jl_status s = tok_ivec_reserve(&bufs[me], len / 3 / (size_t)nt + 1024)
+        jl_status s = reserve_ids(&bufs[me], len / 3 / (size_t)nt + 1024)
                           ? jl_fail(JL_ERR_NOMEM, "out of memory (%zu bytes of text)", len)
                           : JL_OK;
 #pragma omp for schedule(dynamic, 1)
-        for (size_t k = 0; k < n_units; k++) {
+        for (size_t g = 0; g < n_groups; g++) {
             size_t from = bufs[me].n;
-            if (s == JL_OK) s = encode_unit(&e, text, &units[k], &bufs[me]);
-            at[k] = from;
-            count[k] = bufs[me].n - from;
-            owner[k] = me;
+            for (size_t k = first[g]; k < first[g + 1] && s == JL_OK; k++)
+                s = encode_unit(&e, text, &units[k], &bufs[me]);
+            at[g] = from;
+            count[g] = bufs[me].n - from;
+            owner[g] = me;
         }
         if (s != JL_OK) {
 #pragma omp critical(jl_tok_encode_error)
@@ -841,22 +931,22 @@ static jl_status encode_parallel(const jl_tokenizer *t, int allow_special, const
 #pragma omp barrier
 #pragma omp single
         {
-            for (size_t k = 0; k < n_units; k++) total += count[k];
+            for (size_t g = 0; g < n_groups; g++) total += count[g];
             if (st == JL_OK && tok_ivec_reserve(out, total))
                 st = jl_fail(JL_ERR_NOMEM, "out of memory (%zu ids)", total);
-            size_t pos = out->n; /* at[k] becomes unit k's place in out */
-            for (size_t k = 0; k < n_units && st == JL_OK; k++) {
-                size_t c = count[k];
-                count[k] = at[k];
-                at[k] = pos;
+            size_t pos = out->n; /* at[g] becomes group g's place in out */
+            for (size_t g = 0; g < n_groups && st == JL_OK; g++) {
+                size_t c = count[g];
+                count[g] = at[g];
+                at[g] = pos;
                 pos += c;
             }
         }
         if (st == JL_OK) {
 #pragma omp for schedule(static)
-            for (size_t k = 0; k < n_units; k++) {
-                size_t n = (k + 1 < n_units ? at[k + 1] : out->n + total) - at[k];
-                if (n) memcpy(out->v + at[k], bufs[owner[k]].v + count[k], n * sizeof(int32_t));
+            for (size_t g = 0; g < n_groups; g++) {
+                size_t n = (g + 1 < n_groups ? at[g + 1] : out->n + total) - at[g];
+                if (n) memcpy(out->v + at[g], bufs[owner[g]].v + count[g], n * sizeof(int32_t));
             }
         }
     }
@@ -864,6 +954,7 @@ static jl_status encode_parallel(const jl_tokenizer *t, int allow_special, const
     else if (first_error[0]) jl_fail(st, "%s", first_error);
     for (int k = 0; k < nt; k++) free(bufs[k].v);
     free(bufs);
+    free(first);
     free(at);
     free(count);
     free(owner);
@@ -872,6 +963,11 @@ static jl_status encode_parallel(const jl_tokenizer *t, int allow_special, const
 
 jl_status jl_tokenizer_encode(const jl_tokenizer *t, const char *text, size_t len, int allow_special, int32_t **ids,
                               size_t *n_ids) {
+    return tok_encode_units(t, text, len, allow_special, UNIT_TARGET, ids, n_ids);
+}
+
+jl_status tok_encode_units(const jl_tokenizer *t, const char *text, size_t len, int allow_special, size_t target,
+                           int32_t **ids, size_t *n_ids) {
     *ids = NULL;
     *n_ids = 0;
     if (!text && len) return jl_fail(JL_ERR_ARG, "encode: NULL text");
@@ -883,15 +979,15 @@ jl_status jl_tokenizer_encode(const jl_tokenizer *t, const char *text, size_t le
     }
     tok_unit *units;
     size_t n_units;
-    jl_status st = tok_split_units(t, allow_special, t->parallel_safe, text, len, UNIT_TARGET, &units, &n_units);
+    jl_status st = tok_split_units(t, allow_special, t->parallel_safe, text, len, target, &units, &n_units);
     if (st != JL_OK) {
         free(fixed);
         return st;
     }
     tok_ivec out = {0};
-    if (tok_ivec_reserve(&out, len / 3 + 16)) /* about one id per 3-4 bytes: one allocation, rarely a regrowth */
+    if (reserve_ids(&out, len / 3 + 16)) /* about one id per 3-4 bytes: one allocation, rarely a regrowth */
         st = jl_fail(JL_ERR_NOMEM, "out of memory (%zu bytes of text)", len);
-    else if (len >= 2 * UNIT_TARGET && n_units > 1 && omp_get_max_threads() > 1) {
+    else if (len / 2 >= target && n_units > 1 && omp_get_max_threads() > 1) {
         st = encode_parallel(t, allow_special, text, len, units, n_units, &out);
     } else {
         encoder e = {.t = t, .allow_special = allow_special, .text_len = len};
