@@ -33,6 +33,8 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
                                                "up to 20%", 1, 1 << 30, 0},
         {"whiten-rewards", OPT_BOOL, &o.whiten_rewards, "standardise each step's scores (mean 0, std 1) before use",
          NO_RANGE, 0},
+        {"group-baseline", OPT_BOOL, &o.group_baseline, "PPO: subtract from each answer's score the mean of its "
+                                                        "prompt's --group answers (before whitening)", NO_RANGE, 0},
         {"monitor-fn", OPT_STR, &monitor_fn, "a second judge, logged as monitor_reward and never trained on (a rule "
                                              "reward name, e.g. poem beside --reward-model)", NO_RANGE, 0},
         {"anchor-fn", OPT_STR, &anchor_fn, "a rule reward added to every rollout's score (beside --reward-model: the "
