@@ -238,7 +238,7 @@ static jl_status optimise(run *r, iter_stats *is) {
     policy_inputs in = {.old_logp = r->ma.old_logp, .ref_logp = r->ma.ref_logp, .adv = r->ma.adv,
                         .old_values = r->ma.old_values, .returns = r->ma.returns, .clip_eps = o->clip_eps,
                         .kl_coef = r->kind == ALGO_GRPO ? o->kl_coef : 0.0f, .vf_coef = o->vf_coef,
-                        .value_clip = o->value_clip};
+                        .value_clip = o->value_clip, .temperature = o->temperature};
     rl_head *vh = r->kind == ALGO_PPO ? &r->value : NULL;
     for (int e = 0; e < o->epochs; e++) {
         if (e > 0) { /* a new order of rows each epoch */
@@ -361,7 +361,8 @@ static jl_status run_new(run *r, jl_model *policy, const jl_tokenizer *tok, cons
     return st;
 }
 
-/* log π_old (and values) under the policy, log π_ref under the reference, for the rollout batch. */
+/* log π_old (and values) under the policy, log π_ref under the reference, for the rollout batch; both at the
+ * sampling temperature, so that KL and ratios are those of the distribution the rollouts came from. */
 static jl_status rollout_logprobs(run *r, double *kl) {
     rl_batch *b = &r->full;
     pos_arrays *out = &r->fa;
@@ -373,7 +374,7 @@ static jl_status rollout_logprobs(run *r, double *kl) {
         out = &r->ma;
     }
     const int C = r->t->model->cfg.dim;
-    rl_forward_logprobs(r->t->model, &r->t->acts, b, out->old_logp, NULL);
+    rl_forward_logprobs_at(r->t->model, &r->t->acts, b, r->o->temperature, out->old_logp, NULL);
     if (r->kind == ALGO_PPO)
         for (int row = 0; row < b->rows; row++)
             for (int t = 0; t < b->T; t++) {
@@ -383,7 +384,7 @@ static jl_status rollout_logprobs(run *r, double *kl) {
                 out->old_values[(size_t)row * b->T + t] = (float)v;
             }
     *kl = 0;
-    rl_forward_logprobs(rl_ref_enter(&r->ref), &r->t->acts, b, out->ref_logp, NULL);
+    rl_forward_logprobs_at(rl_ref_enter(&r->ref), &r->t->acts, b, r->o->temperature, out->ref_logp, NULL);
     rl_ref_leave(&r->ref);
     jl_status st = JL_OK;
     if (out != &r->fa) {
