@@ -256,7 +256,7 @@ static int lesson_ppo_fixed(pipeline *p, const lesson_sizes *l, const char *o, i
     int rc;
     LRUN(p, "PPO, fixed (group baseline, rule anchor, T 0.3)", "ppo-fixed", "ppo --model %s/sft/model.safetensors "
          "--reward-model %s/rm --prompts %s/data/rl_prompts.jsonl --out %s/ppo-fixed --steps %d --batch-size %d "
-         "--group %d --max-new-tokens 96 --lr 5e-5 --kl 0.05 --temperature 0.3 --group-baseline --whiten-rewards "
+         "--group %d --max-new-tokens 96 --lr 7e-5 --kl 0.05 --temperature 0.3 --group-baseline --whiten-rewards "
          "--anchor-fn poem --anchor-weight 2 --monitor-fn poem --skip-long", o, o, o, o, l->ppo_steps, l->ppo_batch, l->ppo_group);
     LRUN(p, "win rate against SFT", NULL, "eval --model %s/ppo-fixed/model.safetensors --against %s/sft/model.safetensors "
          "--reward-model %s/rm --tasks %s/data/eval_prompts.jsonl --limit %d --label ppo-fixed --summary "
