@@ -4,6 +4,7 @@
 #include "testutil.h"
 #include "infer/batch.h"
 #include "core/half.h"
+#include "infer/attend.h"
 #include "infer/linear.h"
 #include "jielong/generate.h"
 #include "model/model.h"
@@ -92,6 +93,50 @@ static void test_matmat_bf16_rows_alone(void **state) {
     free(x16);
 }
 
+/* Decode attention (jl_attend_head, shared by the session and the batch) against a double-precision softmax for
+ * head sizes 16, 64, 128 (the AVX-512 path: key blocks of 16 and a tail) and 24 (the portable loops), 1..40 keys
+ * and 200, the cache rows at an unaligned offset. */
+static void test_attend_head(void **state) {
+    (void)state;
+    const int sizes[4] = {16, 64, 128, 24}, kvd = 2 * 128 + 8;
+    const int n_max = 200;
+    float *k = malloc(sizeof(float) * n_max * kvd), *v = malloc(sizeof(float) * n_max * kvd), q[128], out[128];
+    float *att = malloc(sizeof(float) * n_max);
+    double *w = malloc(sizeof(double) * n_max);
+    jl_rng rng;
+    jl_rng_seed(&rng, 11);
+    for (int i = 0; i < n_max * kvd; i++) k[i] = 2.0f * jl_rng_uniform(&rng) - 1.0f, v[i] = 2.0f * jl_rng_uniform(&rng) - 1.0f;
+    for (int i = 0; i < 128; i++) q[i] = 6.0f * jl_rng_uniform(&rng) - 3.0f;
+    for (int si = 0; si < 4; si++) {
+        const int hs = sizes[si];
+        for (int n = 1; n <= 41; n++) {
+            const int keys = n == 41 ? n_max : n;
+            jl_attend_head(q, k + 8, v + 8, kvd, hs, keys, att, out);
+            double mx = -1e30, sum = 0.0;
+            for (int t = 0; t < keys; t++) {
+                double d = 0.0;
+                for (int i = 0; i < hs; i++) d += (double)q[i] * k[(size_t)t * kvd + 8 + i];
+                w[t] = d / sqrt((double)hs);
+                mx = fmax(mx, w[t]);
+            }
+            for (int t = 0; t < keys; t++) sum += w[t] = exp(w[t] - mx);
+            for (int i = 0; i < hs; i++) {
+                double want = 0.0;
+                for (int t = 0; t < keys; t++) want += w[t] / sum * v[(size_t)t * kvd + 8 + i];
+                assert_true(fabs(out[i] - want) < 2e-6);
+            }
+            /* the unnormalised exponentials are left in att, the largest equal to 1 */
+            float amax = 0.0f;
+            for (int t = 0; t < keys; t++) amax = fmaxf(amax, att[t]);
+            assert_true(amax == 1.0f);
+        }
+    }
+    free(k);
+    free(v);
+    free(att);
+    free(w);
+}
+
 #define T 40
 static int32_t toks[3][T];
 
@@ -103,23 +148,27 @@ static void fill_tokens(void) {
 }
 
 /* Logits of every position of sequence 0, run in `chunk`-token pieces, with sequences 1 and 2 beside it
- * (others = 1) in their own slots and chunking, or alone. */
-static void run_seq0(jl_batch *b, int chunk, int others, float *out /* (T, V) */, int V) {
+ * (others = 1) in their own slots and chunking (c1 tokens a step for sequence 1, 1 for sequence 2), or alone;
+ * rev puts sequence 0's item last in the step instead of first. */
+static void run_seq0(jl_batch *b, int chunk, int others, float *out /* (T, V) */, int V, int c1, int rev) {
     for (int s = 0; s < 3; s++) jl_batch_reset(b, s);
     int done[3] = {0, 0, 0};
-    const int chunks[3] = {chunk, 3, 1};
+    const int chunks[3] = {chunk, c1, 1};
     while (done[0] < T) {
         jl_batch_item items[3];
-        int n = 0;
-        for (int s = 0; s < (others ? 3 : 1); s++) {
+        int n = 0, mine = 0; /* sequence 0's item; each item before it returns one logits row */
+        for (int k = 0; k < (others ? 3 : 1); k++) {
+            const int s = rev ? (others ? 2 - k : 0) : k;
             if (done[s] >= T) continue;
-            int k = T - done[s] < chunks[s] ? T - done[s] : chunks[s];
-            items[n++] = (jl_batch_item){s, toks[s] + done[s], k, s == 0 ? JL_BATCH_LOGITS_ALL : JL_BATCH_LOGITS_LAST};
+            int len = T - done[s] < chunks[s] ? T - done[s] : chunks[s];
+            if (s == 0) mine = n;
+            items[n++] = (jl_batch_item){s, toks[s] + done[s], len, s == 0 ? JL_BATCH_LOGITS_ALL : JL_BATCH_LOGITS_LAST};
         }
         const float *lg;
         int ld;
         assert_int_equal(jl_batch_forward(b, items, n, &lg, &ld), JL_OK);
-        for (int i = 0; i < items[0].n; i++) memcpy(out + (size_t)(done[0] + i) * V, lg + (size_t)i * ld, sizeof(float) * V);
+        for (int i = 0; i < items[mine].n; i++)
+            memcpy(out + (size_t)(done[0] + i) * V, lg + (size_t)(mine + i) * ld, sizeof(float) * V);
         for (int i = 0; i < n; i++) done[items[i].slot] += items[i].n;
     }
     assert_int_equal(jl_batch_pos(b, 0), T);
@@ -136,11 +185,20 @@ static void check_model(jl_model *m, const char *qtype, int bf16) {
     if (bf16) assert_int_equal(jl_batch_set_precision(b, JL_PREC_BF16), JL_OK);
     float *alone = malloc(sizeof(float) * T * V), *beside = malloc(sizeof(float) * T * V);
     float *chunked = malloc(sizeof(float) * T * V), *ref = malloc(sizeof(float) * T * V);
-    run_seq0(b, T, 0, alone, V);
-    run_seq0(b, 1, 1, beside, V);
-    run_seq0(b, 7, 1, chunked, V);
+    run_seq0(b, T, 0, alone, V, 3, 0);
+    run_seq0(b, 1, 1, beside, V, 3, 0);
+    run_seq0(b, 7, 1, chunked, V, 3, 0);
     assert_memory_equal(alone, beside, sizeof(float) * T * V);
     assert_memory_equal(alone, chunked, sizeof(float) * T * V);
+    /* decode-only steps of three rows: split by rows (every thread the whole model for its rows, sequence 0 first
+     * or last, so on the first or the last thread) or by outputs — the same logits */
+    for (int split = 0; split <= 1; split++)
+        for (int rev = 0; rev <= 1; rev++) {
+            jl_batch_set_split(b, split);
+            run_seq0(b, 1, 1, beside, V, 1, rev);
+            assert_memory_equal(alone, beside, sizeof(float) * T * V);
+        }
+    jl_batch_set_split(b, JL_BATCH_SPLIT_DEFAULT);
     { /* a prompt prefilled once, copied to another slot: its last token there gives the same logits */
         const float *lg;
         int ld;
@@ -209,6 +267,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmat_equals_matvec),
         cmocka_unit_test(test_matmat_bf16_rows_alone),
+        cmocka_unit_test(test_attend_head),
         cmocka_unit_test(test_batch_llama_f32),
         cmocka_unit_test(test_batch_llama_quant),
         cmocka_unit_test(test_batch_gpt2),

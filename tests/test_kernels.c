@@ -1051,6 +1051,29 @@ static void test_vexpf_accuracy(void **state) {
     assert_true(isnan(jl_vexpf(NAN))); /* propagates, with no undefined conversion on the way (UBSan) */
 }
 
+/* jl_vexp16 (the AVX-512 attention's exponentials) is jl_vexpf lane for lane, bit for bit, specials included. */
+static void test_vexp16_equals_vexpf(void **state) {
+    (void)state;
+#if defined(__AVX512F__)
+    float x[16], y[16];
+    int n = 0;
+    for (float v = -120.0f; v < 120.0f; v += 0.0137f) {
+        x[n++] = v;
+        if (n < 16 && v + 0.0137f < 120.0f) continue;
+        const float special[4] = {NAN, -INFINITY, INFINITY, -87.3f};
+        for (int i = n; i < 16; i++) x[i] = special[i % 4];
+        _mm512_storeu_ps(y, jl_vexp16(_mm512_loadu_ps(x)));
+        for (int i = 0; i < 16; i++) {
+            const float want = jl_vexpf(x[i]);
+            assert_true(isnan(want) ? isnan(y[i]) : memcmp(&want, &y[i], sizeof want) == 0);
+        }
+        n = 0;
+    }
+#else
+    skip();
+#endif
+}
+
 /* ---------- threads ---------- */
 
 /* Every kernel's parallel split (rows, channel blocks, (batch, kv head) pairs, static shares) must give
@@ -1179,6 +1202,7 @@ int main(void) {
         cmocka_unit_test(test_adamw_scaled_equals_scale_then_adamw),
         cmocka_unit_test(test_sumsq_and_scale),
         cmocka_unit_test(test_vexpf_accuracy),
+        cmocka_unit_test(test_vexp16_equals_vexpf),
         cmocka_unit_test(test_threads_match_single_thread),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -74,6 +74,62 @@ static void check_bos_eos(const char *family, const jl_tokenizer *t) {
     fail_msg("%s: no expected bos/eos", family);
 }
 
+/* Text made to stress the cuts encode makes between units (tok_encode_units): runs of spaces, "▁" typed in the
+ * text, '>' before a space (Gemma has the token ">▁</"), characters the vocabularies lack (byte fallback) and
+ * combining marks next to spaces, added tokens and their look-alikes beside spaces, newlines and tabs. */
+static char *cut_text(uint64_t seed, size_t *len) {
+    static const char *const frag[] = {
+        " ", "  ", "   ", "      ", ">", "> ", " >", ">\xE2\x96\x81</", "\xE2\x96\x81", "\xE2\x96\x81 ", " \xE2\x96\x81",
+        "a", "word", "The", "x", "\n", "\n\n", "\t", " \n", "\r\n", " \xCC\x81", "e\xCC\x81", "\xE2\x80\x8D",
+        "\xF0\x9F\x98\x80", "\xF0\x9D\x94\x98", "\xF0\x90\x8C\xB0", "\xEA\xAF\x8D", "\xE4\xB8\xAD\xE6\x96\x87",
+        "<s>", "</s>", "<bos>", "<eos>", "<start_of_turn>", "<mask>", "<unk>", "<0x41>", "<table>", "</", "<",
+        ".", ",", "\xEF\xBF\xBD", "\xFF", "\xC3", "123", "\xE3\x80\x80", "\xC2\xA0"};
+    jl_rng r;
+    jl_rng_seed(&r, seed);
+    size_t cap = 40000, n = 0;
+    char *text = malloc(cap + 64);
+    while (n < cap) {
+        const char *f = frag[jl_rng_below(&r, sizeof frag / sizeof frag[0])];
+        size_t l = strlen(f);
+        memcpy(text + n, f, l);
+        n += l;
+    }
+    text[n] = '\0';
+    *len = n;
+    return text;
+}
+
+/* Encoding cut into units (every ~target bytes where a cut is safe, down to every safe place) gives the ids of
+ * the whole text in one piece, which are HF's; and the cuts were made: several units, continuation ones (cut inside
+ * a segment, before a space) on the SentencePiece-style files. */
+static void check_cuts(const char *family, const jl_tokenizer *t, const char *text, size_t len, const int32_t *hf,
+                       size_t n_hf) {
+    static const size_t targets[] = {1, 2, 5, 64, 4096};
+    char what[160];
+    for (size_t k = 0; k < sizeof targets / sizeof targets[0]; k++) {
+        int32_t *ids;
+        size_t n;
+        assert_int_equal(tok_encode_units(t, text, len, 1, targets[k], &ids, &n), JL_OK);
+        snprintf(what, sizeof what, "%s, %zu bytes cut every ~%zu bytes", family, len, targets[k]);
+        same_ids(what, hf, n_hf, ids, n);
+        free(ids);
+    }
+    tok_unit *units;
+    size_t n_units, cont = 0;
+    char *fixed = NULL; /* the text as encode cuts it: invalid UTF-8 replaced first */
+    size_t fl = len;
+    if (!tok_utf8_valid(text, len)) assert_int_equal(tok_utf8_lossy(text, len, &fixed, &fl), JL_OK);
+    assert_int_equal(tok_split_units(t, 1, t->parallel_safe, fixed ? fixed : text, fl, 1, &units, &n_units), JL_OK);
+    for (size_t k = 0; k < n_units; k++) cont += units[k].cont; /* the units cut inside a segment */
+    int spm = !strcmp(family, "llama2") || !strcmp(family, "gemma3");
+    if (!cont || (spm && cont < fl / 100))
+        fail_msg("%s: %zu units, %zu of them cut inside a segment, in %zu bytes: the text was not cut", family,
+                 n_units, cont, fl);
+    if (spm != t->pipe->spm_cut) fail_msg("%s: spm_cut is %d", family, t->pipe->spm_cut);
+    free(units);
+    free(fixed);
+}
+
 static void check_family(const char *family, uint64_t seed) {
     char tj[1024], cmd[8192], mixed[512], valid[512], ids_m[512], ids_v[512], dec_m[512], dec_v[512], spec[600];
     snprintf(tj, sizeof tj, "%s", vocab_file(family, "tokenizer.json"));
@@ -89,8 +145,16 @@ static void check_family(const char *family, uint64_t seed) {
     assert_int_equal(jl_synth_mixed(seed + 1, bytes / 2, 0, &v, &vl), JL_OK);
     assert_int_equal(jl_write_file_atomic(mixed, m, ml), JL_OK);
     assert_int_equal(jl_write_file_atomic(valid, v, vl), JL_OK);
-    snprintf(cmd, sizeof cmd, "node '%s' '%s' '%s' '%s' '%s' '%s' '%s' '%s' '%s'", root_path("scripts/hf_encode.js"),
-             root_path("build/hf/node_modules"), tj, mixed, ids_m, dec_m, valid, ids_v, dec_v);
+    char cut[512], ids_c[512], dec_c[512];
+    snprintf(cut, sizeof cut, "%s", tmp_path("cut.txt"));
+    snprintf(ids_c, sizeof ids_c, "%s", tmp_path("cut.ids"));
+    snprintf(dec_c, sizeof dec_c, "%s", tmp_path("cut.dec"));
+    size_t cl;
+    char *c = cut_text(seed, &cl);
+    assert_int_equal(jl_write_file_atomic(cut, c, cl), JL_OK);
+    snprintf(cmd, sizeof cmd, "node '%s' '%s' '%s' '%s' '%s' '%s' '%s' '%s' '%s' '%s' '%s' '%s'",
+             root_path("scripts/hf_encode.js"), root_path("build/hf/node_modules"), tj, mixed, ids_m, dec_m, valid,
+             ids_v, dec_v, cut, ids_c, dec_c);
     if (system(cmd) != 0) fail_msg("%s: HF tokenizers failed (node, build/hf from scripts/hf_tokenizers.sh?)", family);
     jl_tokenizer *t;
     if (jl_tokenizer_load(tj, &t) != JL_OK) fail_msg("%s: %s", family, jl_last_error());
@@ -104,6 +168,7 @@ static void check_family(const char *family, uint64_t seed) {
     snprintf(what, sizeof what, "%s, %zu bytes of mixed text", family, ml);
     same_ids(what, hf, n_hf, ours, n_ours);
     assert_true(n_hf > bytes / 20);
+    check_cuts(family, t, m, ml, hf, n_hf);
     /* with special tokens: the post-processor's template around the same ids */
     const int32_t *pre, *post;
     size_t n_pre, n_post, n_sp;
@@ -137,6 +202,15 @@ static void check_family(const char *family, uint64_t seed) {
     free(hf_back);
     free(hf);
     free(ours);
+    /* the text made for the cuts: whole and cut, HF's ids */
+    hf = read_ids(ids_c, &n_hf);
+    assert_int_equal(jl_tokenizer_encode(t, c, cl, 1, &ours, &n_ours), JL_OK);
+    snprintf(what, sizeof what, "%s, %zu bytes of cut-test text", family, cl);
+    same_ids(what, hf, n_hf, ours, n_ours);
+    check_cuts(family, t, c, cl, hf, n_hf);
+    free(hf);
+    free(ours);
+    free(c);
     free(m);
     free(v);
     jl_tokenizer_free(t);

@@ -23,6 +23,7 @@ struct jl_batch {
     const jl_model *m;
     const jl_qweights *qw;
     int n_slots, cap, max_rows, kv_dim, n_threads;
+    int split_rows;           /* decode steps of at least this many rows per thread split rows (0: never) */
     float *k_cache, *v_cache; /* (slots, L, cap, kv_dim) */
     int32_t *tokens;          /* (slots, cap) */
     int *pos;                 /* (slots) */
@@ -180,7 +181,8 @@ jl_status jl_batch_new(const jl_model *m, const jl_qweights *qw, int n_slots, in
     jl_batch *b = calloc(1, sizeof *b);
     if (!b) return jl_fail(JL_ERR_NOMEM, "out of memory");
     *b = (jl_batch){.m = m, .qw = qw, .n_slots = n_slots, .cap = capacity, .max_rows = max_rows,
-                    .kv_dim = c->n_kv_head * jl_head_size(c), .n_threads = omp_get_max_threads()};
+                    .kv_dim = c->n_kv_head * jl_head_size(c), .n_threads = omp_get_max_threads(),
+                    .split_rows = JL_BATCH_SPLIT_DEFAULT};
     if (!alloc_buffers(b)) {
         double mb = 8.0 * n_slots * c->n_layer * (double)capacity * b->kv_dim / 1e6;
         jl_batch_free(b);
@@ -208,6 +210,8 @@ void jl_batch_free(jl_batch *b) {
     free(b->x16_team);
     free(b);
 }
+
+void jl_batch_set_split(jl_batch *b, int rows_per_thread) { b->split_rows = rows_per_thread > 0 ? rows_per_thread : 0; }
 
 int jl_batch_slots(const jl_batch *b) { return b->n_slots; }
 int jl_batch_capacity(const jl_batch *b) { return b->cap; }
@@ -438,22 +442,18 @@ static void attention_share(jl_batch *b, int layer, const jl_linear *qkv, const 
         for (int h = g0 * group; h < g1 * group; h++) attend_row_head(b, layer, r, h, att);
 }
 
-/* The MLP's hidden units [lo, hi) (units of 16) of all R rows: the fused gate|up (or fc) rows, then the activation. */
-static void mlp_share(jl_batch *b, const batch_linears *lin, const float *xb, const input_scratch *xq, int R, int t,
-                      int nt) {
+/* The MLP's hidden units [lo, hi) of rows [r0, r0 + n): the fused gate|up (or fc) rows, then the activation. */
+static void mlp_rows(jl_batch *b, const batch_linears *lin, const float *xb, const input_scratch *xq, int r0, int n,
+                     int lo, int hi) {
     const jl_config *c = &b->m->cfg;
     const int H = c->hidden_dim, F = jl_fc_dim(c);
-    int lo, hi;
-    share((H + 15) / 16, t, nt, &lo, &hi);
-    lo *= 16;
-    hi = hi * 16 < H ? hi * 16 : H;
-    if (lo >= hi) return;
-    prepare_input(&lin->fc, xb, R, xq);
-    linear_rows(&lin->fc, xb, xq, b->fc, R, lo, hi, 0);
-    if (c->arch == JL_ARCH_LLAMA) linear_rows(&lin->fc, xb, xq, b->fc, R, H + lo, H + hi, 0);
-    for (int r = 0; r < R; r++) {
-        const float *f = b->fc + (size_t)r * F;
-        float *act = b->fc_act + (size_t)r * H;
+    float *fc = b->fc + (size_t)r0 * F;
+    prepare_input(&lin->fc, xb, n, xq);
+    linear_rows(&lin->fc, xb, xq, fc, n, lo, hi, 0);
+    if (c->arch == JL_ARCH_LLAMA) linear_rows(&lin->fc, xb, xq, fc, n, H + lo, H + hi, 0);
+    for (int r = 0; r < n; r++) {
+        const float *f = fc + (size_t)r * F;
+        float *act = b->fc_act + (size_t)(r0 + r) * H;
         if (c->arch == JL_ARCH_LLAMA) {
 #pragma omp simd
             for (int i = lo; i < hi; i++) act[i] = f[i] / (1.0f + jl_vexpf(-f[i])) * f[H + i];
@@ -463,6 +463,17 @@ static void mlp_share(jl_batch *b, const batch_linears *lin, const float *xb, co
     }
 }
 
+/* The MLP's hidden units of this thread's share (units of 16) for all R rows. */
+static void mlp_share(jl_batch *b, const batch_linears *lin, const float *xb, const input_scratch *xq, int R, int t,
+                      int nt) {
+    const int H = b->m->cfg.hidden_dim;
+    int lo, hi;
+    share((H + 15) / 16, t, nt, &lo, &hi);
+    lo *= 16;
+    hi = hi * 16 < H ? hi * 16 : H;
+    if (lo < hi) mlp_rows(b, lin, xb, xq, 0, R, lo, hi);
+}
+
 /* Whether the step can run as one parallel region: no unmerged LoRA (its products have their own threads),
  * the MLP gate|up halves starting on a 16-row boundary. */
 static int team_ok(const jl_batch *b) {
@@ -470,59 +481,116 @@ static int team_ok(const jl_batch *b) {
     return !b->m->lora && (c->arch != JL_ARCH_LLAMA || c->hidden_dim % 16 == 0);
 }
 
-/* Every layer and the head over R rows (n_out of them gathered for the head) in one parallel region. The residual
- * b->x is shared: o and down add into the outputs each thread owns. Barriers per layer: after attention (each thread
- * projects, ropes and attends its own kv heads: attention_share), after o, after the MLP, after down — four, as in
- * the session's decode. Where hs is no multiple of 16, qkv is split by outputs instead, with a barrier after it and
- * one after the cache append when a slot takes several rows. */
-static void forward_team(jl_batch *b, int R, int multi, int n_out) {
-    const int fused = jl_head_size(&b->m->cfg) % 16 == 0 && b->m->cfg.n_kv_head >= b->n_threads;
+/* All outputs of a linear for n rows: y (n, L->out) gets W·x + b (+ y when accumulate). */
+static void linear_all(const jl_linear *L, const float *x, float *y, int n, const input_scratch *xq, int accumulate) {
+    prepare_input(L, x, n, xq);
+    linear_rows(L, x, xq, y, n, 0, L->out, accumulate);
+}
+
+/* Rows [r0, r0 + n) through every layer and their share of the head, on this thread alone: it owns those rows of
+ * every activation (x, qkv, atty, fc, the logits of the rows among out_rows), so no barrier is needed. Each row
+ * is its own slot's only row (a decode step), so its attention reads only what this thread appended. */
+static void forward_rows(jl_batch *b, int r0, int n, int n_out, float *xb, float *stat, const input_scratch *xq,
+                         float *att) {
     const jl_model *m = b->m;
     const jl_config *c = &m->cfg;
+    const size_t C = (size_t)c->dim, QKV = (size_t)jl_qkv_dim(c), A = (size_t)c->n_head * jl_head_size(c);
+    const size_t H = (size_t)c->hidden_dim;
+    float *x = b->x + r0 * C;
+    for (int l = 0; l < c->n_layer; l++) {
+        const jl_layer_params *p = &m->w.layers[l];
+        const batch_linears *lin = &b->layers[l];
+        norm_private(b, xb, stat, x, p->ln1_w, p->ln1_b, n);
+        linear_all(&lin->qkv, xb, b->qkv + r0 * QKV, n, xq, 0);
+        for (int r = r0; r < r0 + n; r++)
+            for (int g = 0; g < c->n_kv_head; g++) rope_append_unit(b, l, r, g);
+        for (int r = r0; r < r0 + n; r++)
+            for (int h = 0; h < c->n_head; h++) attend_row_head(b, l, r, h, att);
+        linear_all(&lin->o, b->atty + r0 * A, x, n, xq, 1);
+        norm_private(b, xb, stat, x, p->ln2_w, p->ln2_b, n);
+        mlp_rows(b, lin, xb, xq, r0, n, 0, c->hidden_dim);
+        linear_all(&lin->down, b->fc_act + r0 * H, x, n, xq, 1);
+    }
+    int i0 = 0, i1;
+    while (i0 < n_out && b->out_rows[i0] < r0) i0++;
+    for (i1 = i0; i1 < n_out && b->out_rows[i1] < r0 + n; i1++) /* out_rows ascend: this thread's are [i0, i1) */
+        memcpy(xb + (size_t)(i1 - i0) * C, b->x + (size_t)b->out_rows[i1] * C, sizeof(float) * C);
+    if (i1 == i0) return;
+    norm_private(b, xb, stat, xb, m->w.lnf_w, m->w.lnf_b, i1 - i0);
+    linear_all(&b->head, xb, b->logits + (size_t)i0 * c->padded_vocab, i1 - i0, xq, 0);
+}
+
+/* This thread's share of every layer and the head over R rows (n_out of them gathered for the head), split by
+ * outputs, inside forward_team's region. The residual b->x is shared: o and down add into the outputs each thread
+ * owns. Barriers per layer: after attention (each thread projects, ropes and attends its own kv heads:
+ * attention_share), after o, after the MLP, after down — four, as in the session's decode. Where hs is no multiple
+ * of 16, qkv is split by outputs instead, with a barrier after it and one after the cache append when a slot takes
+ * several rows. */
+static void forward_outputs(jl_batch *b, int R, int multi, int n_out, int t, int n, float *xb, float *stat,
+                            const input_scratch *xq, float *att) {
+    const jl_model *m = b->m;
+    const jl_config *c = &m->cfg;
+    const int fused = jl_head_size(c) % 16 == 0 && c->n_kv_head >= n;
     const size_t C = (size_t)c->dim;
-    const int units = R * c->n_kv_head, nh = c->n_head, group = nh / c->n_kv_head;
+    const int units = R * c->n_kv_head, group = c->n_head / c->n_kv_head;
+    int u0, u1, g0, g1;
+    share(units, t, n, &u0, &u1);
+    share(c->n_kv_head, t, n, &g0, &g1);
+    for (int l = 0; l < c->n_layer; l++) {
+        const jl_layer_params *p = &m->w.layers[l];
+        const batch_linears *lin = &b->layers[l];
+        norm_private(b, xb, stat, b->x, p->ln1_w, p->ln1_b, R);
+        if (fused) {
+            attention_share(b, l, &lin->qkv, xb, xq, R, g0, g1, att);
+        } else {
+            linear_share(&lin->qkv, xb, b->qkv, R, xq, t, n, 0);
+#pragma omp barrier
+            rope_append(b, l, u0, u1);
+            if (multi) {
+#pragma omp barrier
+            }
+            for (int u = u0; u < u1; u++)
+                for (int h = (u % c->n_kv_head) * group; h < (u % c->n_kv_head + 1) * group; h++)
+                    attend_row_head(b, l, u / c->n_kv_head, h, att);
+        }
+#pragma omp barrier
+        linear_share(&lin->o, b->atty, b->x, R, xq, t, n, 1);
+#pragma omp barrier
+        norm_private(b, xb, stat, b->x, p->ln2_w, p->ln2_b, R);
+        mlp_share(b, lin, xb, xq, R, t, n);
+#pragma omp barrier
+        linear_share(&lin->down, b->fc_act, b->x, R, xq, t, n, 1);
+#pragma omp barrier
+    }
+    if (n_out > 0) {
+        for (int i = 0; i < n_out; i++) /* each thread gathers the rows into its own buffer */
+            memcpy(xb + (size_t)i * C, b->x + (size_t)b->out_rows[i] * C, sizeof(float) * C);
+        norm_private(b, xb, stat, xb, m->w.lnf_w, m->w.lnf_b, n_out);
+        linear_share(&b->head, xb, b->logits, n_out, xq, t, n, 0);
+    }
+}
+
+/* Every layer and the head over R rows in one parallel region: a decode step of at least split_rows rows per
+ * thread (jl_batch_set_split) splits the rows between the threads (forward_rows: each thread the whole model for
+ * its rows, no barrier, every thread reading all the weights), any other step the outputs of every product
+ * (forward_outputs: four barriers per layer). Either way each row goes through the same kernels, so its result
+ * does not change. */
+static void forward_team(jl_batch *b, int R, int multi, int n_out) {
+    const int by_rows = !multi && b->split_rows > 0 && R >= b->split_rows * b->n_threads;
+    const size_t C = (size_t)b->m->cfg.dim;
 #pragma omp parallel num_threads(b->n_threads)
     {
         const int t = omp_get_thread_num(), n = omp_get_num_threads();
         float *xb = b->xb_team + (size_t)t * b->max_rows * C, *stat = b->stat_team + (size_t)t * 2 * b->max_rows;
         const input_scratch in = {b->xq_team ? b->xq_team + (size_t)t * b->xq_bytes : NULL,
                                   b->x16_team ? b->x16_team + (size_t)t * b->x16_elems : NULL};
-        const input_scratch *xq = &in;
         float *att = b->att + (size_t)t * b->cap;
-        int u0, u1, g0, g1;
-        share(units, t, n, &u0, &u1);
-        share(c->n_kv_head, t, n, &g0, &g1);
-        for (int l = 0; l < c->n_layer; l++) {
-            const jl_layer_params *p = &m->w.layers[l];
-            const batch_linears *lin = &b->layers[l];
-            norm_private(b, xb, stat, b->x, p->ln1_w, p->ln1_b, R);
-            if (fused) {
-                attention_share(b, l, &lin->qkv, xb, xq, R, g0, g1, att);
-            } else {
-                linear_share(&lin->qkv, xb, b->qkv, R, xq, t, n, 0);
-#pragma omp barrier
-                rope_append(b, l, u0, u1);
-                if (multi) {
-#pragma omp barrier
-                }
-                for (int u = u0; u < u1; u++)
-                    for (int h = (u % c->n_kv_head) * group; h < (u % c->n_kv_head + 1) * group; h++)
-                        attend_row_head(b, l, u / c->n_kv_head, h, att);
-            }
-#pragma omp barrier
-            linear_share(&lin->o, b->atty, b->x, R, xq, t, n, 1);
-#pragma omp barrier
-            norm_private(b, xb, stat, b->x, p->ln2_w, p->ln2_b, R);
-            mlp_share(b, lin, xb, xq, R, t, n);
-#pragma omp barrier
-            linear_share(&lin->down, b->fc_act, b->x, R, xq, t, n, 1);
-#pragma omp barrier
-        }
-        if (n_out > 0) {
-            for (int i = 0; i < n_out; i++) /* each thread gathers the rows into its own buffer */
-                memcpy(xb + (size_t)i * C, b->x + (size_t)b->out_rows[i] * C, sizeof(float) * C);
-            norm_private(b, xb, stat, xb, m->w.lnf_w, m->w.lnf_b, n_out);
-            linear_share(&b->head, xb, b->logits, n_out, xq, t, n, 0);
+        if (by_rows) {
+            int r0, r1;
+            share(R, t, n, &r0, &r1);
+            if (r0 < r1) forward_rows(b, r0, r1 - r0, n_out, xb, stat, &in, att);
+        } else {
+            forward_outputs(b, R, multi, n_out, t, n, xb, stat, &in, att);
         }
     }
 }

@@ -36,6 +36,14 @@ jl_status jl_batch_copy_prefix(jl_batch *b, int from, int to, int n);
  * Either way a row's result does not depend on the other rows. bf16 needs AVX512-BF16 (else JL_ERR_ARG). */
 jl_status jl_batch_set_precision(jl_batch *b, jl_precision p);
 
+/* How a step's work is shared by the threads: a decode step (one row per item) with at least rows_per_thread rows
+ * per thread gives each thread whole rows (the whole model for its rows, no barrier, each thread reading all the
+ * weights); other steps, and every step when rows_per_thread is 0, give each thread a share of every product's
+ * outputs (four barriers per layer). Results are the same bit for bit either way. Default JL_BATCH_SPLIT_DEFAULT
+ * (0: the row split cost ~20% more CPU per 16-row step on the loaded machine, docs/DESIGN.md). */
+#define JL_BATCH_SPLIT_DEFAULT 0
+void jl_batch_set_split(jl_batch *b, int rows_per_thread);
+
 /* Logits a forward returns for an item. */
 enum { JL_BATCH_LOGITS_NONE = 0, JL_BATCH_LOGITS_LAST, JL_BATCH_LOGITS_ALL };
 

@@ -7,6 +7,7 @@
 #include "infer/batch.h"
 #include "infer/linear.h"
 #include "core/half.h"
+#include "core/hsum16.h"
 #include "core/kernels.h"
 #include <omp.h>
 #if defined(__x86_64__)
@@ -28,29 +29,6 @@ static float tail_dot16(const uint16_t *w, const uint16_t *x, int from, int in, 
     return s;
 }
 
-#if defined(__x86_64__)
-/* Sixteen horizontal sums at once: lane k of the result is a[k]'s 16 lanes summed by the tree of
- * _mm512_reduce_add_ps (lane j + lane j+8, then + j+4, then + j+2, then + j+1: the reduction dot4 uses), each
- * step adding pairs of vectors after a shuffle, so 15 adds and 30 shuffles instead of 16 × (4 adds + shuffles).
- * The shuffles leave output k in lane (k % 4)·4 + k / 4, so the callers pass a[] in that order (slot()). */
-__attribute__((target("avx512f"), always_inline)) static inline __m512 hsum16(const __m512 a[16]) {
-    __m512 s1[8], s2[4], s3[2];
-    for (int k = 0; k < 8; k++) /* lanes j + j+8 of a[2k] | of a[2k+1] */
-        s1[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0x44),
-                              _mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0xEE));
-    for (int k = 0; k < 4; k++) /* + j+4: four outputs, four lanes each */
-        s2[k] = _mm512_add_ps(_mm512_shuffle_f32x4(s1[2 * k], s1[2 * k + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                              _mm512_shuffle_f32x4(s1[2 * k], s1[2 * k + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-    for (int k = 0; k < 2; k++) { /* + j+2: per 128 bits two outputs, two lanes each */
-        const __m512d p = _mm512_castps_pd(s2[2 * k]), q = _mm512_castps_pd(s2[2 * k + 1]);
-        s3[k] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(p, q)), _mm512_castpd_ps(_mm512_unpackhi_pd(p, q)));
-    }
-    return _mm512_add_ps(_mm512_shuffle_ps(s3[0], s3[1], _MM_SHUFFLE(2, 0, 2, 0)), /* + j+1 */
-                         _mm512_shuffle_ps(s3[0], s3[1], _MM_SHUFFLE(3, 1, 3, 1)));
-}
-/* Where hsum16 wants the accumulator of output k (row k / 4, weight row k % 4) so that it lands in lane k. */
-static inline int slot(int k) { return (k % 4) * 4 + k / 4; }
-#endif
 
 #if defined(__AVX512F__)
 /* Four weight rows × nx ≤ 4 activation rows: 16 accumulators; out[r·4 + j] = row r · weight row j, the tail included.
@@ -81,8 +59,8 @@ __attribute__((always_inline)) static inline void tile_f32_body(const float *w, 
         }
     }
     __m512 t[16];
-    for (int k = 0; k < 16; k++) t[slot(k)] = a[k / 4][k % 4];
-    _mm512_storeu_ps(out, hsum16(t));
+    for (int k = 0; k < 16; k++) t[jl_hsum16_slot(k)] = a[k / 4][k % 4];
+    _mm512_storeu_ps(out, jl_hsum16(t));
     const float *rows[4] = {r0, r1, r2, r3};
     if (i < in)
         for (int k = 0; k < 4 * nx; k++) out[k] = tail_dot(rows[k % 4], x + (size_t)(k / 4) * in, i, in, out[k]);
@@ -136,8 +114,8 @@ tile_bf16_body(const uint16_t *w, int in, const uint16_t *x, const int nx, float
         }
     }
     __m512 t[16];
-    for (int k = 0; k < 16; k++) t[slot(k)] = a[k / 4][k % 4];
-    _mm512_storeu_ps(out, hsum16(t));
+    for (int k = 0; k < 16; k++) t[jl_hsum16_slot(k)] = a[k / 4][k % 4];
+    _mm512_storeu_ps(out, jl_hsum16(t));
     if (i < in)
         for (int k = 0; k < 4 * nx; k++)
             out[k] = tail_dot16(w + (size_t)(k % 4) * in, x + (size_t)(k / 4) * in, i, in, out[k]);

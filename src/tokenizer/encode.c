@@ -167,7 +167,7 @@ typedef struct {
     size_t n, cap;
 } unit_vec;
 
-static int push_unit(unit_vec *u, size_t start, size_t len, int32_t special) {
+static int push_unit(unit_vec *u, size_t start, size_t len, int32_t special, int cont) {
     if (u->n == u->cap) {
         size_t cap = u->cap ? u->cap * 2 : 16;
         tok_unit *v = realloc(u->v, cap * sizeof *v);
@@ -175,17 +175,45 @@ static int push_unit(unit_vec *u, size_t start, size_t len, int32_t special) {
         u->v = v;
         u->cap = cap;
     }
-    u->v[u->n++] = (tok_unit){start, len, special};
+    u->v[u->n++] = (tok_unit){start, len, special, cont};
     return 0;
 }
 
-static int push_text(unit_vec *u, const char *text, size_t start, size_t end, int parallel_safe, size_t target) {
+/* Whether a SentencePiece-style segment text[seg..) may be cut before text[i] (see spm_cut_allowed in json.c): a
+ * space after a character that is neither a space, "▁" nor one that some token holds before "▁". */
+static int spm_cut_ok(const tok_pipeline *p, const char *text, size_t seg, size_t i) {
+    if (i <= seg || text[i] != ' ') return 0;
+    uint32_t cp;
+    tok_utf8_prev(text + seg, i - seg, &cp);
+    if (cp == ' ' || cp == 0x2581) return 0;
+    for (int j = 0; j < p->n_spm_bad; j++)
+        if (p->spm_bad[j] == cp) return 0;
+    return 1;
+}
+
+/* First position >= from in the segment text[seg..end) where spm_cut_ok allows a cut, or end. */
+static size_t next_spm_split(const tok_pipeline *p, const char *text, size_t seg, size_t from, size_t end) {
+    for (size_t i = from; i < end; i++) {
+        const char *sp = memchr(text + i, ' ', end - i);
+        if (!sp) return end;
+        i = (size_t)(sp - text);
+        if (spm_cut_ok(p, text, seg, i)) return i;
+    }
+    return end;
+}
+
+/* The units of the text segment text[start..end): cut near every `target` bytes after safe newlines
+ * (parallel_safe) or before safe spaces (spm: a pipeline with spm_cut; the later parts are marked cont). */
+static int push_text(unit_vec *u, const char *text, size_t start, size_t end, int parallel_safe,
+                     const tok_pipeline *spm, size_t target) {
+    size_t seg = start;
     while (start < end) {
         size_t cut = end;
-        if (parallel_safe && end - start > target + target / 2) {
-            cut = next_safe_split(text, start + target, end);
+        if (end - start > target && end - start - target > target / 2) { /* (no overflow at SIZE_MAX) */
+            if (spm) cut = next_spm_split(spm, text, seg, start + target, end);
+            else if (parallel_safe) cut = next_safe_split(text, start + target, end);
         }
-        if (push_unit(u, start, cut - start, -1)) return -1;
+        if (push_unit(u, start, cut - start, -1, start > seg)) return -1;
         start = cut;
     }
     return 0;
@@ -197,6 +225,7 @@ jl_status tok_split_units(const jl_tokenizer *t, int allow_special, int parallel
     size_t seg = 0;
     int failed = 0;
     const tok_added_set *set = t ? &t->pipe->raw_added : NULL;
+    const tok_pipeline *spm = t && t->pipe->spm_cut ? t->pipe : NULL;
     int can_match = set && set->n && allow_special; /* without allow_special only the non-special ones match */
     for (int k = 0; set && !can_match && k < set->n; k++) can_match = !(set->flags[k] & TOK_ADDED_SPECIAL);
     if (can_match) {
@@ -207,13 +236,13 @@ jl_status tok_split_units(const jl_tokenizer *t, int allow_special, int parallel
             size_t start = i, end = i + n;
             if (!n || !tok_added_accept(set, k, text, len, &start, &end)) continue;
             if (start < seg) start = seg;
-            failed = push_text(&u, text, seg, start, parallel_safe, target) || push_unit(&u, start, end - start,
-                                                                                          set->ids[k]);
+            failed = push_text(&u, text, seg, start, parallel_safe, spm, target) ||
+                     push_unit(&u, start, end - start, set->ids[k], 0);
             i = end - 1;
             seg = end;
         }
     }
-    if (!failed) failed = push_text(&u, text, seg, len, parallel_safe, target);
+    if (!failed) failed = push_text(&u, text, seg, len, parallel_safe, spm, target);
     if (failed) {
         free(u.v);
         return jl_fail(JL_ERR_NOMEM, "out of memory (splitting text)");
@@ -471,17 +500,22 @@ static int char_symbols(encoder *e, const char *s, size_t n) {
         size_t l = tok_utf8_char(s + i, n - i, &cp);
         const char *c = s + i;
         size_t cl = l;
-        if ((i > 0 && p->prefix_len) || (i + l == n && p->suffix_len)) {
-            size_t pl = i > 0 ? p->prefix_len : 0, sl = i + l == n ? p->suffix_len : 0;
-            if (pl + l + sl > sizeof small) return -1;
-            if (pl) memcpy(small, p->subword_prefix, pl); /* the one not set is NULL */
-            memcpy(small + pl, s + i, l);
-            if (sl) memcpy(small + pl + l, p->word_suffix, sl);
-            c = small;
-            cl = pl + l + sl;
+        int32_t id;
+        if (p->char_id && cp < TOK_CHAR_TABLE && !(cp == 0xFFFD && l == 1)) { /* (no prefix / suffix then) */
+            id = p->char_id[cp];
+        } else {
+            if ((i > 0 && p->prefix_len) || (i + l == n && p->suffix_len)) {
+                size_t pl = i > 0 ? p->prefix_len : 0, sl = i + l == n ? p->suffix_len : 0;
+                if (pl + l + sl > sizeof small) return -1;
+                if (pl) memcpy(small, p->subword_prefix, pl); /* the one not set is NULL */
+                memcpy(small + pl, s + i, l);
+                if (sl) memcpy(small + pl + l, p->word_suffix, sl);
+                c = small;
+                cl = pl + l + sl;
+            }
+            id = tok_lookup(e->t, c, cl);
         }
         i += l;
-        int32_t id = tok_lookup(e->t, c, cl);
         if (id >= 0) {
             if (unk >= 0 && tok_ivec_push(sym, unk)) return -1;
             unk = -1;
@@ -522,7 +556,7 @@ static int bpe_word(encoder *e, const char *s, size_t n, tok_ivec *out) {
 static int encode_part(encoder *e, const char *s, size_t n) {
     const jl_tokenizer *t = e->t;
     tok_ivec *out = e->out;
-    if (n == 1) return tok_ivec_push(out, t->byte_id[(unsigned char)s[0]]);
+    if (n == 1 && !t->pipe->char_level) return tok_ivec_push(out, t->byte_id[(unsigned char)s[0]]);
     uint64_t h = 0;
     if (n <= CACHE_KEY) {
         h = (tok_hash_bytes(s, n) ^ 0x5bd1e9955bd1e995ull) | 1;
@@ -540,12 +574,20 @@ static int encode_part(encoder *e, const char *s, size_t n) {
     return 0;
 }
 
-/* BPE of a byte-level piece cut between two multi-byte characters wherever no token spans them (tok_crossable):
- * no merge can cross such a boundary, so the parts give the same ids apart, and short parts are cached (CJK runs
- * are long and rarely repeat whole; their characters and words do). 1: cut and encoded, 0: nothing to cut (no ids
+/* Whether the character cp (l bytes at s) is a token of a character-level vocabulary (p->char_id is set). */
+static int char_known(const jl_tokenizer *t, const char *s, size_t l, uint32_t cp) {
+    return cp < TOK_CHAR_TABLE ? t->pipe->char_id[cp] >= 0 : tok_lookup(t, s, l) >= 0;
+}
+
+/* BPE of a piece cut between two multi-byte characters wherever no token spans them (tok_crossable): no merge can
+ * cross such a boundary, so the parts give the same ids apart, and short parts are cached (CJK runs are long and
+ * rarely repeat whole; their characters and words do). On a character-level vocabulary both characters must be
+ * tokens: a merge across the cut makes a token whose text holds the two side by side (one the vocabulary lacks is
+ * <0xNN> / <unk> symbols, and unknown neighbours fuse into one unk). 1: cut and encoded, 0: nothing to cut (no ids
  * added), -1: out of memory. */
 static int encode_cut(encoder *e, const char *s, size_t n) {
     const jl_tokenizer *t = e->t;
+    int chars = t->pipe->char_level;
     size_t seg = 0, i = 0, prev_len = 0;
     uint32_t prev = 0;
     int cut = 0;
@@ -557,7 +599,7 @@ static int encode_cut(encoder *e, const char *s, size_t n) {
         }
         uint32_t cp;
         size_t l = tok_utf8_char(s + i, n - i, &cp);
-        int valid = !(cp == 0xFFFD && l == 1);
+        int valid = !(cp == 0xFFFD && l == 1) && (!chars || char_known(t, s + i, l, cp));
         if (valid && prev_len && !tok_crossable(t, prev, cp, (unsigned char)s[i - 1], (unsigned char)s[i])) {
             if (encode_part(e, s + seg, i - seg)) return -1;
             seg = i;
@@ -593,7 +635,9 @@ static jl_status encode_word(encoder *e, const char *s, size_t n) {
     /* A piece that can be cut is no token (a token would span the cut): cut first, then the whole-piece lookup. Cut
      * pieces are mostly random CJK runs: only their parts are cached */
     const tok_pipeline *p = t->pipe;
-    int cut = t->cross_pairs && n > 3 && !p->char_level && !p->prefix_len && !p->suffix_len ? encode_cut(e, s, n) : 0;
+    int cut = t->cross_pairs && n > 3 && (!p->char_level || p->char_id) && !p->prefix_len && !p->suffix_len
+                  ? encode_cut(e, s, n)
+                  : 0;
     if (cut < 0) goto oom;
     if (cut) return JL_OK;
     int32_t whole = t->ignore_merges ? tok_lookup(t, s, n) : -1;
@@ -761,10 +805,10 @@ static jl_status run_stage(encoder *e, int k, const char *s, size_t n, int first
 
 /* A text segment (between raw-matched added tokens): normalise, match the normalised added tokens, then the
  * pre-tokenizer chain and BPE on what is between them. */
-static jl_status encode_segment(encoder *e, const char *s, size_t n, int first) {
+static jl_status encode_segment(encoder *e, const char *s, size_t n, int first, int cont) {
     const tok_pipeline *p = e->t->pipe;
     if (p->n_norm) {
-        jl_status st = tok_normalize(p, &e->norm, s, n, &s, &n);
+        jl_status st = tok_normalize(p, &e->norm, s, n, cont, &s, &n);
         if (st != JL_OK) return st;
     }
     const tok_added_set *set = &p->norm_added;
@@ -791,7 +835,7 @@ static jl_status encode_unit(encoder *e, const char *text, const tok_unit *u, to
         if (tok_ivec_push(out, u->special)) return jl_fail(JL_ERR_NOMEM, "out of memory");
         return JL_OK;
     }
-    return encode_segment(e, text + u->start, u->len, u->start == 0);
+    return encode_segment(e, text + u->start, u->len, u->start == 0, u->cont);
 }
 
 enum { UNIT_TARGET = 256 * 1024 };
@@ -872,6 +916,11 @@ static jl_status encode_parallel(const jl_tokenizer *t, int allow_special, const
 
 jl_status jl_tokenizer_encode(const jl_tokenizer *t, const char *text, size_t len, int allow_special, int32_t **ids,
                               size_t *n_ids) {
+    return tok_encode_units(t, text, len, allow_special, UNIT_TARGET, ids, n_ids);
+}
+
+jl_status tok_encode_units(const jl_tokenizer *t, const char *text, size_t len, int allow_special, size_t target,
+                           int32_t **ids, size_t *n_ids) {
     *ids = NULL;
     *n_ids = 0;
     if (!text && len) return jl_fail(JL_ERR_ARG, "encode: NULL text");
@@ -883,7 +932,7 @@ jl_status jl_tokenizer_encode(const jl_tokenizer *t, const char *text, size_t le
     }
     tok_unit *units;
     size_t n_units;
-    jl_status st = tok_split_units(t, allow_special, t->parallel_safe, text, len, UNIT_TARGET, &units, &n_units);
+    jl_status st = tok_split_units(t, allow_special, t->parallel_safe, text, len, target, &units, &n_units);
     if (st != JL_OK) {
         free(fixed);
         return st;
@@ -891,7 +940,7 @@ jl_status jl_tokenizer_encode(const jl_tokenizer *t, const char *text, size_t le
     tok_ivec out = {0};
     if (tok_ivec_reserve(&out, len / 3 + 16)) /* about one id per 3-4 bytes: one allocation, rarely a regrowth */
         st = jl_fail(JL_ERR_NOMEM, "out of memory (%zu bytes of text)", len);
-    else if (len >= 2 * UNIT_TARGET && n_units > 1 && omp_get_max_threads() > 1) {
+    else if (len / 2 >= target && n_units > 1 && omp_get_max_threads() > 1) {
         st = encode_parallel(t, allow_special, text, len, units, n_units, &out);
     } else {
         encoder e = {.t = t, .allow_special = allow_special, .text_len = len};

@@ -736,6 +736,58 @@ static jl_status spm_bad_chars(jl_tokenizer *t, tok_pipeline *p) {
     return JL_OK;
 }
 
+/* p->char_id: the token of each code point of the table (the symbols of a char-level word start as these). */
+static jl_status char_table(const jl_tokenizer *t, tok_pipeline *p) {
+    p->char_id = malloc(sizeof *p->char_id * TOK_CHAR_TABLE);
+    if (!p->char_id) return jl_fail(JL_ERR_NOMEM, "out of memory");
+    for (uint32_t cp = 0; cp < TOK_CHAR_TABLE; cp++) {
+        char u[4];
+        p->char_id[cp] = cp >= 0xD800 && cp < 0xE000 ? -1 : tok_lookup(t, u, tok_utf8_put(cp, u));
+    }
+    return JL_OK;
+}
+
+/* Whether a byte-fallback token or unk is the left side of some merge. The SPM word cut looks at the character
+ * before "▁"; a character the vocabulary lacks is a <0xNN> / <unk> symbol there, and a merge of that symbol with
+ * "▁..." would make a token holding ">▁" that spm_bad_chars blames on '>', not on that character. No real
+ * vocabulary merges them; where one does, no cut is made at all. */
+static int fallback_merges(const jl_tokenizer *t, const tok_pipeline *p) {
+    for (int k = 0; k < t->n_merges; k++) {
+        int32_t l = t->merge_left[k];
+        if (l == p->unk_id) return 1;
+        for (int b = 0; b < 256; b++)
+            if (p->byte_fb[b] == l) return 1;
+    }
+    return 0;
+}
+
+/* Whether encode may cut a text segment (between raw-matched added tokens) before a space whose previous character
+ * c is neither a space, "▁" nor in spm_bad (tok_spm_cut_ok), and encode the parts apart: exactly when every
+ * normalizer is Replace(" " → "▁") or a Prepend without a space (skipped on the part after the cut: it is for the
+ * segment's start), the pre-tokenizer stages before SPM_WORDS are Splits (not inverted) on a literal with a space in
+ * it (after that Replace no space is left for them to match: each passes its piece on whole) and no added token is matched
+ * in the normalised text. Then the normalised segment holds "c▁" at the cut, where SPM_WORDS cuts too; the pieces
+ * on either side, and so their BPE, are the same apart as together. (Llama 2 and Gemma 3 are of this shape.) */
+static int spm_cut_allowed(const tok_pipeline *p) {
+    int replaced = 0;
+    if (!p->lossy_utf8 || p->norm_added.n) return 0; /* lossy_utf8: the text is valid UTF-8 when it is cut */
+    for (int k = 0; k < p->n_norm; k++) {
+        const tok_norm *nm = &p->norm[k];
+        if (nm->kind == TOK_NORM_PREPEND && !memchr(nm->to, ' ', nm->to_len)) continue;
+        if (nm->kind != TOK_NORM_REPLACE || nm->re || nm->from_len != 1 || nm->from[0] != ' ' || nm->to_len != 3 ||
+            memcmp(nm->to, "\xE2\x96\x81", 3))
+            return 0;
+        replaced = 1;
+    }
+    for (int k = 0; k + 1 < p->n_pre; k++) {
+        const tok_pre *pr = &p->pre[k];
+        if (pr->kind != TOK_PRE_SPLIT || pr->re || pr->invert || !pr->literal ||
+            !memchr(pr->literal, ' ', pr->literal_len))
+            return 0;
+    }
+    return replaced && p->n_pre && p->pre[p->n_pre - 1].kind == TOK_PRE_SPM_WORDS;
+}
+
 /* Whether some token holds a newline followed by an ASCII letter or digit (then text cannot be cut there). */
 static int newline_then_alnum(const jl_tokenizer *t) {
     for (int32_t id = 0; id < t->n_vocab; id++) {
@@ -800,10 +852,13 @@ static jl_status install_pipeline(json_load *L, jl_tokenizer *t, json_object *ro
     free(norm_fl);
     if (st == JL_OK && p->char_level && !p->prefix_len && !p->suffix_len && tok_lookup(t, "\xE2\x96\x81", 3) >= 0 &&
         p->n_pre < TOK_MAX_STAGES) {
-        jl_status bad = spm_bad_chars(t, p);
-        if (bad == JL_OK) p->pre[p->n_pre++] = (tok_pre){.kind = TOK_PRE_SPM_WORDS};
-        else if (bad != JL_ERR_ARG) st = bad;
+        jl_status bad = fallback_merges(t, p) ? JL_ERR_ARG : spm_bad_chars(t, p);
+        if (bad == JL_OK) {
+            p->pre[p->n_pre++] = (tok_pre){.kind = TOK_PRE_SPM_WORDS};
+            p->spm_cut = spm_cut_allowed(p);
+        } else if (bad != JL_ERR_ARG) st = bad;
     }
+    if (st == JL_OK && p->char_level && !p->prefix_len && !p->suffix_len) st = char_table(t, p);
     int dec_bytes = L->dec_byte_level && !L->byte_level; /* the model sees characters, the decoder wants bytes */
     if (st == JL_OK && (L->n_dec_replace || L->dec_byte_fallback || dec_bytes))
         st = tok_decoder_build(t, L->n_dec_replace, L->dec_from, L->dec_to, L->dec_byte_fallback, dec_bytes);

@@ -433,9 +433,10 @@ static jl_status norm_one(const tok_norm *nm, tok_norm_scratch *sc, char **buf, 
     return JL_OK;
 }
 
-jl_status tok_normalize(const tok_pipeline *p, tok_norm_scratch *sc, const char *s, size_t n, const char **out,
-                        size_t *out_len) {
+jl_status tok_normalize(const tok_pipeline *p, tok_norm_scratch *sc, const char *s, size_t n, int cont,
+                        const char **out, size_t *out_len) {
     for (int k = 0; k < p->n_norm; k++) {
+        if (cont && p->norm[k].kind == TOK_NORM_PREPEND) continue;
         /* write into whichever buffer does not hold the current text */
         int in_a = sc->a && s >= sc->a && s <= sc->a + sc->cap_a;
         char **buf = in_a ? &sc->b : &sc->a;
@@ -576,6 +577,7 @@ void tok_pipeline_free(tok_pipeline *p) {
     free(p->subword_prefix);
     free(p->word_suffix);
     free(p->spm_bad);
+    free(p->char_id);
     free(p->dec_off);
     free(p->dec_bytes);
     free(p->tpl_prefix);

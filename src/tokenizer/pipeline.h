@@ -7,7 +7,7 @@
 #define JL_TOKENIZER_PIPELINE_H
 #include "tokenizer/tok_internal.h"
 
-enum { TOK_MAX_STAGES = 16 };
+enum { TOK_MAX_STAGES = 16, TOK_CHAR_TABLE = 0x10000 };
 
 typedef enum {
     TOK_NORM_NFC, TOK_NORM_NFD, TOK_NORM_NFKC, TOK_NORM_NFKD, TOK_NORM_LOWER, TOK_NORM_REPLACE, TOK_NORM_PREPEND,
@@ -84,6 +84,9 @@ struct tok_pipeline {
     size_t prefix_len, suffix_len;
     uint32_t *spm_bad; /* SPM_WORDS: code points c with "c▁" inside some token (sorted), no cut after them */
     int n_spm_bad;
+    int spm_cut;       /* text segments may be cut before a space that tok_spm_cut_ok accepts (see json.c) */
+    int32_t *char_id;  /* char-level without subword prefix / word suffix: the token of each code point below
+                          TOK_CHAR_TABLE, -1 if none (what tok_lookup of its UTF-8 gives); NULL otherwise */
     /* the decoder: each token's bytes after the per-token decoders, then whole-text strips */
     uint32_t *dec_off;
     char *dec_bytes;  /* NULL: the tokens' own bytes (byte-level) */
@@ -146,9 +149,10 @@ typedef struct {
     size_t cap_u, cap_v;
 } tok_norm_scratch;
 void tok_norm_scratch_free(tok_norm_scratch *s);
-/* Applies the pipeline's normalizers to s[0..n); *out points at s or into the scratch. */
-jl_status tok_normalize(const tok_pipeline *p, tok_norm_scratch *sc, const char *s, size_t n, const char **out,
-                        size_t *out_len);
+/* Applies the pipeline's normalizers to s[0..n); *out points at s or into the scratch. cont: s goes on a segment
+ * cut before it (a unit with cont set): Prepend, which is for a segment's start, is skipped. */
+jl_status tok_normalize(const tok_pipeline *p, tok_norm_scratch *sc, const char *s, size_t n, int cont,
+                        const char **out, size_t *out_len);
 
 /* ---- decoder ---- */
 /* Builds p->dec_* for t from its decoder steps (called by the tokenizer.json loader). replace: the per-token
@@ -156,6 +160,12 @@ jl_status tok_normalize(const tok_pipeline *p, tok_norm_scratch *sc, const char 
  * GPT-2 byte characters become those bytes (a ByteLevel decoder on a model without the ByteLevel pre-tokenizer). */
 jl_status tok_decoder_build(jl_tokenizer *t, int n_replace, const char *const *from, const char *const *to,
                             int byte_fallback, int byte_level);
+
+/* jl_tokenizer_encode with text segments cut into units of about `target` bytes where a cut provably changes no
+ * id (after safe newlines, or before safe spaces on SentencePiece-style pipelines: spm_cut), the units encoded on
+ * all threads when there are several; SIZE_MAX: no cut. The tests compare small targets with SIZE_MAX. */
+jl_status tok_encode_units(const jl_tokenizer *t, const char *text, size_t len, int allow_special, size_t target,
+                           int32_t **ids, size_t *n_ids);
 
 /* Compiles a regex the way Split and Replace need it (PCRE2, UTF + UCP, JIT). */
 jl_status tok_compile_regex(const char *pattern, size_t len, pcre2_code **out);

@@ -87,7 +87,8 @@ struct jl_tokenizer {
     /* Where BPE can merge across the boundary of two multi-byte characters A B: only where some token spans it.
      * cross_pairs holds (A << 21 | B) + 1 for tokens that hold both characters whole (open addressing, 0 =
      * empty); cross_bytes a bit per (last byte of A) << 8 | (first byte of B) for tokens that cut one of them short.
-     * Byte-level only (cross_pairs NULL otherwise). */
+     * On a character-level vocabulary (tokens are text) the same: the pairs of characters some token holds side by
+     * side. */
     uint64_t *cross_pairs;
     size_t cross_mask;
     uint64_t cross_bytes[1024];
@@ -194,6 +195,8 @@ jl_status tok_pretokenize(const pcre2_code *re, const char *text, size_t len, to
 typedef struct {
     size_t start, len;
     int32_t special; /* >= 0: this unit is that special token */
+    int cont;        /* 1: it goes on the text segment of the unit before it (cut by tok_spm_cut_ok): a normalizer's
+                        Prepend, which applies to a segment's start, is not applied again */
 } tok_unit;
 /* t: its added tokens are matched (NULL = none), special ones only with allow_special; parallel_safe = 0: text
  * segments are not split (one unit each). */

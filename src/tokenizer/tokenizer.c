@@ -388,7 +388,7 @@ jl_status tok_build(const tok_spec *sp, jl_tokenizer **out) {
     if (st == JL_OK) st = build_pairs(t, sp);
     if (st == JL_OK) st = build_pair_filter(&t->pairs);
     if (st == JL_OK) st = build_byte_pairs(t);
-    if (st == JL_OK && !sp->char_level) st = build_cross(t);
+    if (st == JL_OK) st = build_cross(t);
     if (st == JL_OK && t->pattern[0]) st = tok_compile_pattern(t->pattern, &t->re);
     if (st == JL_OK) st = tok_pipeline_default(t);
     if (st == JL_OK) t->pipe->char_level = sp->char_level;
