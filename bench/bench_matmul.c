@@ -7,7 +7,10 @@
  * - the fp32 linear of batched decoding (jl_matmat_own, src/infer/batch_linear.c) at 1, 4 and 16 rows on the
  *   stories110M decode shapes (qkv 768→2304, o 768→768, gate|up 768→4096, down 2048→768), the weights streamed
  *   from memory as in a decode step (copies rotated, 64 MB or more), beside cblas_sgemm and oneDNN fp32 at the
- *   same shape (BM_ONLY=decode runs the probe and this part only).
+ *   same shape, and beside the outer-product form the batch does not use yet (issue 13's open idea, measured here
+ *   only: packed panels of 16 outputs × k, x[r][k] broadcast, 2 panels × up to 12 rows of accumulators; each output
+ *   a sequential sum over k, so row-independent but in another order than jl_matvec_own) (BM_ONLY=decode runs the
+ *   probe and this part only).
  * GFLOP/s best of 10 after a warm-up, with the fraction of the probe's peak for the product's precision. */
 #include "core/kernels.h"
 #include "core/perf.h"
@@ -15,6 +18,9 @@
 #include "core/timer.h"
 #include "infer/batch.h"
 #include <cblas.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <dlfcn.h>
 #include <omp.h>
 #include <stdio.h>
@@ -71,13 +77,68 @@ static float *filled(size_t n, float step) {
 }
 
 
-/* The batched-decode linear: y(rows, n) = x(rows, k)·wᵀ through kernel 0 (jl_matmat_own), 1 (cblas_sgemm) or 2
- * (oneDNN fp32, jl_matmul_forward), each call on the next of `copies` weight matrices (so the weights come from
+#if defined(__AVX512F__)
+/* w (n, k) into panels of 16 outputs: p[(o0 + j)·k ... ] holds, for each column i, w[o0 + j][i] at p[o0·k + 16·i + j]
+ * (n a multiple of 16). */
+static void pack_panels(const float *w, int k, int n, float *p) {
+    for (int o0 = 0; o0 < n; o0 += 16)
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < 16; j++) p[(size_t)o0 * k + (size_t)i * 16 + j] = w[(size_t)(o0 + j) * k + i];
+}
+
+/* np panels from o0 × nr rows: y[r][o0 + 16q + j] = Σ_i x[r][i]·w[o0 + 16q + j][i], the FMAs in column order. np, nr
+ * are constants where outer_tile inlines it. */
+__attribute__((always_inline)) static inline void outer_body(const float *p, int k, const float *x, float *y, int n,
+                                                             int o0, const int np, const int nr) {
+    __m512 a[8][12];
+    for (int q = 0; q < np; q++)
+        for (int r = 0; r < nr; r++) a[q][r] = _mm512_setzero_ps();
+    const float *pp = p + (size_t)o0 * k;
+    for (int i = 0; i < k; i++) {
+        __m512 w[8];
+        for (int q = 0; q < np; q++) w[q] = _mm512_loadu_ps(pp + (size_t)q * 16 * k + (size_t)i * 16);
+        for (int r = 0; r < nr; r++) {
+            const __m512 xb = _mm512_set1_ps(x[(size_t)r * k + i]);
+            for (int q = 0; q < np; q++) a[q][r] = _mm512_fmadd_ps(w[q], xb, a[q][r]);
+        }
+    }
+    for (int q = 0; q < np; q++)
+        for (int r = 0; r < nr; r++) _mm512_storeu_ps(y + (size_t)r * n + o0 + 16 * q, a[q][r]);
+}
+
+/* y(rows, n) = x·wᵀ from the packed panels, panel pairs shared between the threads: 12, 8 or 4 rows at a time with
+ * two panels, a single row with eight (n a multiple of 128 there, 32 else; rows a multiple of 4 or 1). */
+static void outer_product(const float *p, int k, int n, const float *x, float *y, int rows) {
+    if (rows == 1) {
+#pragma omp parallel for schedule(static)
+        for (int o0 = 0; o0 < n; o0 += 128) outer_body(p, k, x, y, n, o0, 8, 1);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int o0 = 0; o0 < n; o0 += 32) {
+        int r = 0;
+        for (; r + 12 <= rows; r += 12) outer_body(p, k, x + (size_t)r * k, y + (size_t)r * n, n, o0, 2, 12);
+        for (; r + 8 <= rows; r += 8) outer_body(p, k, x + (size_t)r * k, y + (size_t)r * n, n, o0, 2, 8);
+        for (; r + 4 <= rows; r += 4) outer_body(p, k, x + (size_t)r * k, y + (size_t)r * n, n, o0, 2, 4);
+    }
+}
+#endif
+
+/* The batched-decode linear: y(rows, n) = x(rows, k)·wᵀ through kernel 0 (jl_matmat_own), 1 (cblas_sgemm), 2
+ * (oneDNN fp32, jl_matmul_forward) or 3 (outer_product over packed copies of the weights), each call on the next of `copies` weight matrices (so the weights come from
  * memory). GFLOP/s of the best call over 10 passes (best of single calls: the shared machine interrupts long runs). */
 static double decode_gflops(int kernel, int rows, int k, int n) {
     const size_t wn = (size_t)k * n;
     const int copies = (int)((64u << 20) / (wn * sizeof(float))) + 1;
     float *w = filled(wn * copies, 0.001f), *x = filled((size_t)rows * k, 0.01f), *y = filled((size_t)rows * n, 0);
+#if defined(__AVX512F__)
+    if (kernel == 3) { /* the packed copies in place of the plain ones */
+        float *packed = filled(wn * copies, 0);
+        for (int c = 0; c < copies; c++) pack_panels(w + (size_t)c * wn, k, n, packed + (size_t)c * wn);
+        free(w);
+        w = packed;
+    }
+#endif
     double best = 1e30;
     for (int rep = 0; rep <= REPS; rep++)
         for (int c = 0; c < copies; c++) {
@@ -85,7 +146,10 @@ static double decode_gflops(int kernel, int rows, int k, int n) {
             double t = jl_now();
             if (kernel == 0) jl_matmat_own(y, wc, x, NULL, k, n, rows);
             else if (kernel == 1) cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, n, k, 1, x, k, wc, k, 0, y, n);
-            else jl_matmul_forward(y, x, wc, NULL, rows, k, n);
+            else if (kernel == 2) jl_matmul_forward(y, x, wc, NULL, rows, k, n);
+#if defined(__AVX512F__)
+            else outer_product(wc, k, n, x, y, rows);
+#endif
             t = jl_now() - t;
             if (rep > 0 && t < best) best = t; /* pass 0 warms up */
         }
@@ -113,8 +177,13 @@ int main(void) {
             jl_matmul_set_precision(JL_PREC_FP32);
             const double own = decode_gflops(0, rows, k, n), blas = decode_gflops(1, rows, k, n),
                          dnnl = decode_gflops(2, rows, k, n);
-            printf("  M=%-2d K=%-4d N=%-4d  jl_matmat_own %6.1f (%.2f) | cblas_sgemm %6.1f (%.2f) | oneDNN fp32 %6.1f (%.2f)\n",
+            printf("  M=%-2d K=%-4d N=%-4d  jl_matmat_own %6.1f (%.2f) | cblas_sgemm %6.1f (%.2f) | oneDNN fp32 %6.1f (%.2f)",
                    rows, k, n, own, own / peak.fp32, blas, blas / peak.fp32, dnnl, dnnl / peak.fp32);
+#if defined(__AVX512F__)
+            const double outer = decode_gflops(3, rows, k, n);
+            printf(" | outer-product panels %6.1f (%.2f)", outer, outer / peak.fp32);
+#endif
+            printf("\n");
         }
     const char *only = getenv("BM_ONLY");
     if (only && !strcmp(only, "decode")) return 0;

@@ -1,6 +1,7 @@
 /* Encoding: special-token split → regex pre-tokenisation (PCRE2) → per-word cache → BPE merges by rank.
  * Large texts are cut at safe newlines and the pieces encoded on all OpenMP threads, results joined in order. */
 #include "tokenizer/pipeline.h"
+#include "core/mem.h"
 #include <omp.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -752,11 +753,23 @@ static jl_status stage_metaspace(encoder *e, int k, const char *s, size_t n, int
 
 /* Cuts before each "▁" that follows a character c with no "c▁" inside any token: BPE cannot merge across such a
  * cut, so the words encode the same apart (and can be cached). */
+/* The first "▁" in s[from..n), NULL if none: memchr for its lead byte (memmem's set-up per call cost more than the
+ * search on words of a few bytes). */
+static const char *find_spm_space(const char *s, size_t from, size_t n) {
+    for (size_t i = from; i + 3 <= n; i++) {
+        const char *h = memchr(s + i, 0xE2, n - 2 - i);
+        if (!h) return NULL;
+        i = (size_t)(h - s);
+        if ((unsigned char)s[i + 1] == 0x96 && (unsigned char)s[i + 2] == 0x81) return h;
+    }
+    return NULL;
+}
+
 static jl_status stage_spm_words(encoder *e, int k, const char *s, size_t n, int first) {
     const tok_pipeline *p = e->t->pipe;
     size_t prev = 0;
     for (size_t i = 1; i + 3 <= n; i++) {
-        const char *hit = memmem(s + i, n - i, "\xE2\x96\x81", 3);
+        const char *hit = find_spm_space(s, i, n);
         if (!hit) break;
         i = (size_t)(hit - s);
         uint32_t cp;
@@ -838,41 +851,74 @@ static jl_status encode_unit(encoder *e, const char *text, const tok_unit *u, to
     return encode_segment(e, text + u->start, u->len, u->start == 0, u->cont);
 }
 
-enum { UNIT_TARGET = 256 * 1024 };
+enum { UNIT_TARGET = 256 * 1024, GROUP_BYTES = 32 * 1024 };
 
-/* Units are handed out one at a time (dynamic: a thread that the machine's load stalls does less); each thread
- * appends its units' ids to one buffer of its own, then the threads copy them into place in unit order. One buffer
- * per thread, reserved once: an allocation (and its page faults and unmapping) per unit was a serial cost. */
+/* Room for n ids in the empty vector a; from 2 MiB up on huge pages (jl_alloc_stream): the first touch of each
+ * 4 KiB page of a fresh output buffer was a page fault, ~5% of cl100k's one-thread encode (perf). */
+static int reserve_ids(tok_ivec *a, size_t n) {
+    if (n > ((size_t)2 << 20) / sizeof(int32_t) && !a->v) {
+        int32_t *v = jl_alloc_stream(n * sizeof *v);
+        if (!v) return -1;
+        a->v = v;
+        a->cap = n;
+        return 0;
+    }
+    return tok_ivec_reserve(a, n);
+}
+
+/* Consecutive units of at least GROUP_BYTES together (the last group may be smaller): the items handed out to the
+ * threads. Text with many added tokens (Gemma 3: one every ~35 bytes) has hundreds of thousands of tiny units;
+ * handing them out one by one cost a shared atomic and a bookkeeping entry each. first[g] is group g's first unit,
+ * first[n_groups] = n_units. */
+static size_t group_units(const tok_unit *units, size_t n_units, size_t *first) {
+    size_t n = 0, bytes = 0;
+    for (size_t k = 0; k < n_units; k++) {
+        if (k == 0 || bytes >= GROUP_BYTES) {
+            first[n++] = k;
+            bytes = 0;
+        }
+        bytes += units[k].len;
+    }
+    first[n] = n_units;
+    return n;
+}
+
+/* Groups of units are handed out one at a time (dynamic: a thread that the machine's load stalls does less); each
+ * thread appends its groups' ids to one buffer of its own, then the threads copy them into place in order. One
+ * buffer per thread, reserved once: an allocation (and its page faults and unmapping) per unit was a serial cost. */
 static jl_status encode_parallel(const jl_tokenizer *t, int allow_special, const char *text, size_t len,
                                  const tok_unit *units, size_t n_units, tok_ivec *out) {
     int nt = omp_get_max_threads();
     tok_ivec *bufs = calloc((size_t)nt, sizeof *bufs);
+    size_t *first = malloc((n_units + 1) * sizeof *first);
     size_t *at = malloc(n_units * sizeof *at), *count = malloc(n_units * sizeof *count);
     int *owner = malloc(n_units * sizeof *owner);
     jl_status st = JL_OK;
     char first_error[1024] = "";
-    if (!bufs || !at || !count || !owner) {
+    if (!bufs || !first || !at || !count || !owner) {
         free(bufs);
+        free(first);
         free(at);
         free(count);
         free(owner);
         return jl_fail(JL_ERR_NOMEM, "out of memory");
     }
-    size_t total = 0;
+    size_t n_groups = group_units(units, n_units, first), total = 0;
 #pragma omp parallel num_threads(nt)
     {
         int me = omp_get_thread_num();
         encoder e = {.t = t, .allow_special = allow_special, .text_len = 1u << 30};
-        jl_status s = tok_ivec_reserve(&bufs[me], len / 3 / (size_t)nt + 1024)
+        jl_status s = reserve_ids(&bufs[me], len / 3 / (size_t)nt + 1024)
                           ? jl_fail(JL_ERR_NOMEM, "out of memory (%zu bytes of text)", len)
                           : JL_OK;
 #pragma omp for schedule(dynamic, 1)
-        for (size_t k = 0; k < n_units; k++) {
+        for (size_t g = 0; g < n_groups; g++) {
             size_t from = bufs[me].n;
-            if (s == JL_OK) s = encode_unit(&e, text, &units[k], &bufs[me]);
-            at[k] = from;
-            count[k] = bufs[me].n - from;
-            owner[k] = me;
+            for (size_t k = first[g]; k < first[g + 1] && s == JL_OK; k++)
+                s = encode_unit(&e, text, &units[k], &bufs[me]);
+            at[g] = from;
+            count[g] = bufs[me].n - from;
+            owner[g] = me;
         }
         if (s != JL_OK) {
 #pragma omp critical(jl_tok_encode_error)
@@ -885,22 +931,22 @@ static jl_status encode_parallel(const jl_tokenizer *t, int allow_special, const
 #pragma omp barrier
 #pragma omp single
         {
-            for (size_t k = 0; k < n_units; k++) total += count[k];
+            for (size_t g = 0; g < n_groups; g++) total += count[g];
             if (st == JL_OK && tok_ivec_reserve(out, total))
                 st = jl_fail(JL_ERR_NOMEM, "out of memory (%zu ids)", total);
-            size_t pos = out->n; /* at[k] becomes unit k's place in out */
-            for (size_t k = 0; k < n_units && st == JL_OK; k++) {
-                size_t c = count[k];
-                count[k] = at[k];
-                at[k] = pos;
+            size_t pos = out->n; /* at[g] becomes group g's place in out */
+            for (size_t g = 0; g < n_groups && st == JL_OK; g++) {
+                size_t c = count[g];
+                count[g] = at[g];
+                at[g] = pos;
                 pos += c;
             }
         }
         if (st == JL_OK) {
 #pragma omp for schedule(static)
-            for (size_t k = 0; k < n_units; k++) {
-                size_t n = (k + 1 < n_units ? at[k + 1] : out->n + total) - at[k];
-                if (n) memcpy(out->v + at[k], bufs[owner[k]].v + count[k], n * sizeof(int32_t));
+            for (size_t g = 0; g < n_groups; g++) {
+                size_t n = (g + 1 < n_groups ? at[g + 1] : out->n + total) - at[g];
+                if (n) memcpy(out->v + at[g], bufs[owner[g]].v + count[g], n * sizeof(int32_t));
             }
         }
     }
@@ -908,6 +954,7 @@ static jl_status encode_parallel(const jl_tokenizer *t, int allow_special, const
     else if (first_error[0]) jl_fail(st, "%s", first_error);
     for (int k = 0; k < nt; k++) free(bufs[k].v);
     free(bufs);
+    free(first);
     free(at);
     free(count);
     free(owner);
@@ -938,7 +985,7 @@ jl_status tok_encode_units(const jl_tokenizer *t, const char *text, size_t len, 
         return st;
     }
     tok_ivec out = {0};
-    if (tok_ivec_reserve(&out, len / 3 + 16)) /* about one id per 3-4 bytes: one allocation, rarely a regrowth */
+    if (reserve_ids(&out, len / 3 + 16)) /* about one id per 3-4 bytes: one allocation, rarely a regrowth */
         st = jl_fail(JL_ERR_NOMEM, "out of memory (%zu bytes of text)", len);
     else if (len / 2 >= target && n_units > 1 && omp_get_max_threads() > 1) {
         st = encode_parallel(t, allow_special, text, len, units, n_units, &out);
