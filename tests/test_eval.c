@@ -5,6 +5,7 @@
 #include "jielong/checkpoint.h"
 #include "jielong/eval.h"
 #include "jielong/rules.h"
+#include "jielong/tokenizer.h"
 #include "model/model.h"
 #include <math.h>
 
@@ -61,6 +62,58 @@ static void test_perplexity_of_uniform_model(void **state) {
 
 /* The copy probe on a model whose logits are all zero: both showings cost ln(vocabulary) exactly, the tokens are
  * drawn from the byte tokens (a vocabulary this small), and sequences that do not fit the context are refused. */
+/* The few-shot prompt ends where its examples' answers begin, on the same token: the byte-level tokenizer
+ * merges "：《" (an answer opening with a heading), so a query ending at "答：" would stop mid-token, at a token
+ * the examples never show before an answer. With "答：\n" the query's last token is the one that precedes
+ * each example's answer. */
+static void test_few_shot_prompt_boundary(void **state) {
+    (void)state;
+    const char *lines =
+        "{\"prompt\":\"以《江树》为题，写一首五言绝句。\",\"task\":\"write\",\"answer\":\"《江树》（五言绝句）\\n春风\"}\n"
+        "{\"prompt\":\"以《秋夜》为题，写一首五言绝句。\",\"task\":\"write\",\"answer\":\"《秋夜》（五言绝句）\\n明月\"}\n";
+    const char *prompts = tmp_path("fewshot.jsonl");
+    assert_int_equal(jl_write_file_atomic(prompts, lines, strlen(lines)), JL_OK);
+    jl_jsonl_options jo = {0};
+    jl_jsonl_stats js;
+    jl_rl_set *set;
+    assert_int_equal(jl_rl_load(prompts, &jo, &set, &js), JL_OK);
+    const size_t items[] = {0, 1};
+    char *text = jl_few_shot_prompt(set, items, 2, 0, 1);
+    assert_non_null(text);
+    assert_string_equal(text, "问：以《秋夜》为题，写一首五言绝句。\n答：\n《秋夜》（五言绝句）\n明月\n\n"
+                              "问：以《江树》为题，写一首五言绝句。\n答：\n");
+    /* a tokenizer that has learnt "：《" as one token */
+    char corpus[4096] = "";
+    for (int i = 0; i < 60; i++) strcat(corpus, "诗选：《江》答：《秋》");
+    size_t len = strlen(corpus);
+    const char *texts[] = {corpus};
+    jl_train_opts to = {.vocab_size = 300, .pattern = jl_tokenizer_pattern_text(JL_PATTERN_HAN)};
+    jl_tokenizer *tok;
+    assert_int_equal(jl_tokenizer_train(texts, &len, 1, &to, &tok), JL_OK);
+    int32_t *ids;
+    size_t n;
+    assert_int_equal(jl_tokenizer_encode(tok, "：《", strlen("：《"), 0, &ids, &n), JL_OK);
+    assert_int_equal(n, 1); /* the merge the old format tripped on */
+    free(ids);
+    assert_int_equal(jl_tokenizer_encode(tok, text, strlen(text), 0, &ids, &n), JL_OK);
+    /* a token boundary where the example's answer starts, after the same token the query ends with */
+    const char *answer = strstr(text, "《秋夜》（");
+    size_t head = (size_t)(answer - text);
+    int seen = 0;
+    for (size_t k = 1; k < n && !seen; k++) {
+        char *part;
+        size_t pl;
+        assert_int_equal(jl_tokenizer_decode(tok, ids, k, &part, &pl), JL_OK);
+        seen = pl == head && memcmp(part, text, head) == 0 && ids[k - 1] == ids[n - 1];
+        free(part);
+    }
+    assert_true(seen);
+    free(ids);
+    free(text);
+    jl_tokenizer_free(tok);
+    jl_rl_free(set);
+}
+
 static void test_copy_probe(void **state) {
     (void)state;
     jl_tokenizer *tok;
@@ -285,6 +338,7 @@ int main(void) {
         cmocka_unit_test(test_task_verdicts),
         cmocka_unit_test(test_perplexity_of_uniform_model),
         cmocka_unit_test(test_copy_probe),
+        cmocka_unit_test(test_few_shot_prompt_boundary),
         cmocka_unit_test(test_eval_cli_tasks_and_bad_input),
         cmocka_unit_test(test_eval_data_kinds),
         cmocka_unit_test(test_compare_win_rate),

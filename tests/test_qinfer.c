@@ -11,6 +11,7 @@
 #include "model/model.h"
 #include "train/trainer.h"
 #include <math.h>
+#include <omp.h>
 
 static jl_config small_config(jl_arch arch, int tied, int qkv_bias) {
     jl_config c;
@@ -121,6 +122,50 @@ static void check_session_vs_f32(jl_arch arch, int tied) {
 static void test_session_llama_untied(void **s) { (void)s; check_session_vs_f32(JL_ARCH_LLAMA, 0); }
 static void test_session_llama_tied(void **s) { (void)s; check_session_vs_f32(JL_ARCH_LLAMA, 1); }
 static void test_session_gpt2(void **s) { (void)s; check_session_vs_f32(JL_ARCH_GPT2, 1); }
+
+/* Logits of n decode steps (one token at a time from position 0) of a quantised session, on `threads` threads;
+ * kernel 1 (cblas_sgemv) turns the one-region decode off, so the products run one parallel loop each. */
+static float *decode_logits(const jl_model *m, const jl_qweights *qw, const int32_t *tokens, int n, int threads,
+                            int kernel) {
+    const int V = m->cfg.vocab_size, was = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    jl_set_matvec_kernel(kernel);
+    jl_session *s;
+    assert_int_equal(jl_session_new_quant(m, qw, 0, &s), JL_OK);
+    float *logits = malloc(sizeof(float) * (size_t)n * V);
+    for (int t = 0; t < n; t++) assert_int_equal(jl_session_forward(s, tokens + t, 1, logits + (size_t)t * V, NULL), JL_OK);
+    jl_session_free(s);
+    jl_set_matvec_kernel(0);
+    omp_set_num_threads(was);
+    return logits;
+}
+
+/* Quantised decode gives the same bits on 1 and 2 threads and through the per-product path: each thread's q/k/v
+ * and gate/up ranges share one quantised input, and prefetching the next product changes nothing. */
+static void test_decode_same_bits_any_threads(void **st) {
+    (void)st;
+    const char *types[2] = {"q8_0", "q4_0"};
+    for (int a = 0; a < 2; a++)
+        for (int k = 0; k < 2; k++) {
+            jl_config c = small_config(a ? JL_ARCH_GPT2 : JL_ARCH_LLAMA, 0, 0);
+            c.n_head = 4;
+            c.n_kv_head = a ? 4 : 2; /* two kv heads at least: the one-region decode on two threads */
+            assert_int_equal(jl_config_finish(&c), JL_OK);
+            jl_model *m = random_model(&c, 11 + (uint64_t)a);
+            jl_qweights *qw;
+            assert_int_equal(jl_qweights_quantize(m, types[k], &qw), JL_OK);
+            int32_t tokens[24];
+            for (int t = 0; t < 24; t++) tokens[t] = (int32_t)((t * 37 + 5) % c.vocab_size);
+            const size_t n = (size_t)24 * c.vocab_size;
+            float *one = decode_logits(m, qw, tokens, 24, 1, 0), *two = decode_logits(m, qw, tokens, 24, 2, 0);
+            float *loop = decode_logits(m, qw, tokens, 24, 2, 1);
+            assert_memory_equal(one, two, n * sizeof(float));
+            assert_memory_equal(one, loop, n * sizeof(float));
+            free(one), free(two), free(loop);
+            jl_qweights_free(qw);
+            jl_model_free(m);
+        }
+}
 
 static void test_session_rejects_other_shapes(void **s) {
     (void)s;
@@ -507,6 +552,7 @@ int main(void) {
         cmocka_unit_test(test_session_llama_tied),
         cmocka_unit_test(test_session_gpt2),
         cmocka_unit_test(test_session_rejects_other_shapes),
+        cmocka_unit_test(test_decode_same_bits_any_threads),
         cmocka_unit_test(test_trained_greedy_q8_0),
         cmocka_unit_test(test_gguf_roundtrip_llama),
         cmocka_unit_test(test_gguf_roundtrip_tied_and_gpt2),

@@ -88,6 +88,11 @@ int jl_task_correct(jl_poem_task kind, const char *answer, const char *expected,
 /* Called after each answer (may be NULL): for reports and progress. */
 typedef void (*jl_task_fn)(void *user, jl_poem_task kind, const char *prompt, const char *answer, int correct);
 
+/* The plain-text prompt a base model is asked item items[at] with (--shots): "问：<prompt>\n答：\n<answer>\n\n" for
+ * `shots` other items of the list (items[(at + k) % n_items], k = 1..shots; the demonstration is the item's
+ * "answer" field, else its "expected"), then "问：<prompt>\n答：\n". malloc'd; NULL when out of memory. */
+char *jl_few_shot_prompt(const jl_rl_set *set, const size_t *items, size_t n_items, size_t at, int shots);
+
 jl_status jl_eval_tasks(const jl_model *m, const jl_tokenizer *tok, const jl_rl_set *prompts, const jl_task_opts *o,
                         jl_task_fn on_answer, void *user, jl_task_result *out);
 

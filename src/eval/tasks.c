@@ -196,9 +196,12 @@ static int heading_has_title(const char *answer, const char *title) {
     return title && *title && memmem(answer, n, title, strlen(title)) != NULL;
 }
 
-/* "问：<prompt>\n答：<answer>\n\n" for `shots` other items of the same task, then "问：<prompt>\n答：". The
- * demonstration is the item's "answer" (what the assistant says in SFT), or its "expected" field. */
-static char *few_shot_prompt(const jl_rl_set *set, const size_t *items, size_t n_items, size_t at, int shots) {
+/* "问：<prompt>\n答：\n<answer>\n\n" for `shots` other items of the same task, then "问：<prompt>\n答：\n". The
+ * demonstration is the item's "answer" (what the assistant says in SFT), or its "expected" field. The newline
+ * after 答： keeps the query's last token the same as the examples': the byte-level tokenizer merges "：《" (an
+ * answer opening with a heading) into one token, so a query ending at "：" would stop mid-token — at a token the
+ * model has never seen followed by a heading — while "：\n" is never merged. */
+char *jl_few_shot_prompt(const jl_rl_set *set, const size_t *items, size_t n_items, size_t at, int shots) {
     size_t cap = 256, len = 0;
     char *s = malloc(cap);
     if (!s) return NULL;
@@ -218,7 +221,7 @@ static char *few_shot_prompt(const jl_rl_set *set, const size_t *items, size_t n
             }
             s = p;
         }
-        len += (size_t)snprintf(s + len, cap - len, "问：%s\n答：%s%s", q, a ? a : "", is_query ? "" : "\n\n");
+        len += (size_t)snprintf(s + len, cap - len, "问：%s\n答：\n%s%s", q, a ? a : "", is_query ? "" : "\n\n");
     }
     return s;
 }
@@ -272,7 +275,7 @@ jl_status jl_eval_tasks(const jl_model *m, const jl_tokenizer *tok, const jl_rl_
             } else {
                 /* drop solved examples until the question fits the context */
                 for (; st == JL_OK && shots >= 0; shots--) {
-                    char *text = few_shot_prompt(prompts, items[k], n_items[k], j, shots);
+                    char *text = jl_few_shot_prompt(prompts, items[k], n_items[k], j, shots);
                     free(ids);
                     ids = NULL;
                     st = text ? jl_encode_prompt(tok, text, &ids, &n_ids) : jl_fail(JL_ERR_NOMEM, "out of memory");
