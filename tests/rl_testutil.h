@@ -226,10 +226,20 @@ static inline double policy_loss_only(void *p) {
     return policy_batch_loss(f->m, &f->a, &f->b, &f->in, f->use_head ? &f->head : NULL, f->logp, f->buf, NULL, &s);
 }
 
-/* The analytic gradient of the policy (+ value) loss against finite differences. */
-static inline void policy_grad_check(float kl_coef, int use_head) {
+/* The analytic gradient of the policy (+ value) loss against finite differences, every log π at temperature
+ * (1: the logits as they are; the fixture's old and reference log-probs are then recomputed at it). */
+static inline void policy_grad_check_at(float kl_coef, int use_head, float temperature) {
     policy_fixture f;
     policy_fixture_new(&f, kl_coef, use_head);
+    if (temperature != 1.0f) {
+        f.in.temperature = temperature;
+        rl_forward_logprobs_at(f.ref, &f.a, &f.b, temperature, f.ref_logp, NULL);
+        float *noise = f.logp; /* keep the fixture's perturbation of old_logp (ratios beyond the clip range) */
+        rl_forward_logprobs(f.m, &f.a, &f.b, noise, NULL);
+        for (size_t i = 0; i < 4 * 32; i++) f.old_logp[i] -= noise[i];
+        rl_forward_logprobs_at(f.m, &f.a, &f.b, temperature, noise, NULL);
+        for (size_t i = 0; i < 4 * 32; i++) f.old_logp[i] += noise[i];
+    }
     float *grads = calloc(f.m->n_params, sizeof(float));
     jl_layer_params *lp = calloc((size_t)f.m->cfg.n_layer, sizeof *lp);
     jl_params gv;
@@ -242,6 +252,8 @@ static inline void policy_grad_check(float kl_coef, int use_head) {
     free(lp);
     policy_fixture_free(&f);
 }
+
+static inline void policy_grad_check(float kl_coef, int use_head) { policy_grad_check_at(kl_coef, use_head, 1.0f); }
 
 static inline void write_prompts(const char *path, int n) {
     FILE *fp = fopen(path, "w");

@@ -10,6 +10,42 @@ static void test_ppo_objective_gradient(void **state) {
     policy_grad_check(0.0f, 1);
 }
 
+/* At a sampling temperature T every log π is that of softmax(logits / T): log π(target) equals z_t/T − logsumexp(z/T)
+ * computed here from the logits, T = 1 is the plain path bit for bit, and the objective's gradient (with the KL
+ * term and the value head) matches finite differences. */
+static void test_ppo_temperature_logprobs(void **state) {
+    (void)state;
+    policy_fixture f;
+    policy_fixture_new(&f, 0.05f, 1);
+    const int N = f.b.rows * f.b.T, V = f.m->cfg.vocab_size, PV = f.m->cfg.padded_vocab;
+    float *plain = calloc((size_t)N, sizeof(float)), *at1 = calloc((size_t)N, sizeof(float));
+    float *at = calloc((size_t)N, sizeof(float)), *z = calloc((size_t)N * PV, sizeof(float));
+    rl_forward_logprobs(f.m, &f.a, &f.b, plain, NULL);
+    memcpy(z, f.a.logits, (size_t)N * PV * sizeof(float));
+    rl_forward_logprobs_at(f.m, &f.a, &f.b, 1.0f, at1, NULL);
+    assert_memory_equal(plain, at1, (size_t)N * sizeof(float));
+    const float T = 0.6f;
+    rl_forward_logprobs_at(f.m, &f.a, &f.b, T, at, NULL);
+    int checked = 0;
+    for (int p = 0; p < N; p++) {
+        if (f.b.targets[p] < 0) continue;
+        double mx = -1e30, sum = 0;
+        for (int v = 0; v < V; v++) mx = fmax(mx, z[(size_t)p * PV + v] / T);
+        for (int v = 0; v < V; v++) sum += exp(z[(size_t)p * PV + v] / T - mx);
+        double want = z[(size_t)p * PV + f.b.targets[p]] / T - mx - log(sum);
+        assert_true(fabs(at[p] - want) < 1e-4);
+        assert_true(fabs(at[p] - plain[p]) > 1e-6); /* the temperature changed it */
+        checked++;
+    }
+    assert_true(checked > 8);
+    free(plain);
+    free(at1);
+    free(at);
+    free(z);
+    policy_fixture_free(&f);
+    policy_grad_check_at(0.05f, 1, 0.6f);
+}
+
 static void test_ppo_raises_reward(void **state) {
     (void)state;
     jl_tokenizer *tok = byte_tok();
@@ -60,6 +96,7 @@ static void test_ppo_raises_reward(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ppo_objective_gradient),
+        cmocka_unit_test(test_ppo_temperature_logprobs),
         cmocka_unit_test(test_ppo_raises_reward),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -237,6 +237,40 @@ static void test_ppo_anchor(void **state) {
     ppo_unknown_fn_refused(&f, "--anchor-fn");
 }
 
+/* PPO with a group baseline (each answer's score less its prompt's mean): the reward still rises on x_count, a
+ * stopped and resumed run ends with the same weights, resuming it without the flag is refused, and a group of one
+ * answer (every score would become 0) or GRPO is refused before any work. */
+static void test_ppo_group_baseline(void **state) {
+    (void)state;
+    ppo_fixture f;
+    ppo_fixture_make(&f, "baseline");
+    const int steps = 12;
+    const char *flags = "--reward-fn x_count --group-baseline --whiten-rewards --group 4 --kl 0.02 --lr 3e-3 "
+                        "--batch-size 4 --max-new 6 --epochs 4 --threads 2 --save-every 6";
+    assert_int_equal(ppo_run(&f, f.full, steps, flags, ""), 0);
+    double reward[16];
+    assert_int_equal(read_metric(f.metrics, "reward", reward, 16), steps);
+    print_message("group baseline: mean reward (step 1) %.3f -> (last 3) %.3f\n", reward[0],
+                  mean_of(reward, steps - 3, steps));
+    assert_true(mean_of(reward, steps - 3, steps) > reward[0] + 0.2);
+    assert_int_equal(ppo_run(&f, f.part, steps, flags, "--stop-after 6"), 0);
+    char without[512];
+    snprintf(without, sizeof without, "%s", flags);
+    char *at = strstr(without, "--group-baseline ");
+    memmove(at, at + strlen("--group-baseline "), strlen(at + strlen("--group-baseline ")) + 1);
+    assert_int_equal(ppo_run(&f, f.part, steps, without, "--resume"), 2);
+    assert_true(file_contains(f.log, "group_baseline"));
+    assert_int_equal(ppo_run(&f, f.part, steps, flags, "--resume"), 0);
+    assert_same_final_weights(f.full, f.part);
+    assert_int_equal(ppo_run(&f, tmp_path("ppo-baseline-g1"), 1, "--reward-fn x_count --group-baseline --group 1", ""), 2);
+    assert_true(file_contains(f.log, "--group-baseline needs a group of at least 2"));
+    char args[1024];
+    snprintf(args, sizeof args, "grpo --policy %s --prompts %s --out %s --steps 1 --reward-fn x_count --group-baseline",
+             f.base, f.prompts, tmp_path("grpo-baseline"));
+    assert_int_equal(run_cli(args, f.log), 2);
+    assert_true(file_contains(f.log, "--group-baseline is for PPO"));
+}
+
 /* Rescores each sample of eval --qa --samples and checks the verdicts and the record's counts agree; with tools
  * each sample lists its calls (as many in all as the record counts), without them none. */
 static void check_samples(const char *samples, json_object *record, int tools) {
@@ -324,6 +358,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cot_steps_are_right), cmocka_unit_test(test_cot_files),
         cmocka_unit_test(test_reward_answer),       cmocka_unit_test(test_ppo_shaping), cmocka_unit_test(test_ppo_anchor),
+        cmocka_unit_test(test_ppo_group_baseline),
         cmocka_unit_test(test_decode_summary_and_qa),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

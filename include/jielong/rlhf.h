@@ -63,6 +63,9 @@ typedef struct {
     float kl_target;
     int kl_horizon;       /* rollouts (default 100) */
     int whiten_rewards;   /* grpo, ppo: 1 = the step's scores standardised (mean 0, std 1) before use */
+    int group_baseline;   /* ppo (group ≥ 2): 1 = each answer's score minus the mean score of its prompt's group
+                           * (before whitening; the anchor's too): the prompt's difficulty (a 五绝 scores lower
+                           * than a 律诗 by the reward model) is no longer part of the advantage */
     struct jl_reward_fn *monitor; /* grpo, ppo: a second judge of every rollout, logged as monitor_reward and never
                                    * trained on (e.g. the poem rules beside a reward model); NULL = none. Borrowed. */
     struct jl_reward_fn *anchor;  /* grpo, ppo: a rule reward added to every rollout's score with weight anchor_weight

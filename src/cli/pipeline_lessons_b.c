@@ -215,11 +215,13 @@ void lesson_b_judges(const lesson_records *rec, lesson_row *r) {
     }
     double frm = num(fixed, "rm_win_rate"), frule = num(fixed, "rule_win_rate");
     int agree = frm >= 0.6 && frule > 0.5;
-    const char *fix = agree ? "With whitened rewards, adaptive KL control, more rollouts per step and the rule score "
-                              "added to the reward model's, both judges agree that the fixed PPO beats SFT."
-                            : "The fixed PPO (whitened rewards, adaptive KL, more rollouts, the rule score added to "
-                              "the reward model's) did not reach ≥ 60% by the reward model and > 50% by the rules in "
-                              "this run.";
+    const char *fix = agree ? "The fixed PPO (each score less its prompt's group mean, the rule score added to the "
+                              "reward model's at twice its weight, rollouts at temperature 0.3 scored at that "
+                              "temperature) beats SFT by both judges."
+                            : "The fixed PPO (each score less its prompt's group mean, the rule score added to the "
+                              "reward model's at twice its weight, rollouts at temperature 0.3 scored at that "
+                              "temperature) did not reach ≥ 60% by the reward model and > 50% by the rules in this "
+                              "run.";
     if (disagrees(ppo) > 0)
         snprintf(r->reading, sizeof r->reading, "The two judges disagree on PPO (reward model %s, rules %s): its "
                  "reward went up by the learnt judge but not by the rules — reward over-optimisation, the policy "
@@ -359,9 +361,17 @@ static void section_judges(FILE *f, const char *o) {
     fprintf(f, "\n![reward-model score and rule score over PPO steps](ppo/hacking.svg)\n\nThe curve: per PPO step, the "
                "mean reward-model score of the rollouts (`reward`, what PPO maximises) and their mean poem-rule score "
                "(`monitor_reward`, logged with `--monitor-fn poem`, never trained on), for the first PPO and the fixed "
-               "one (`--whiten-rewards --kl-target 3 --kl-horizon 16 --anchor-fn poem` and more rollouts per step: "
-               "the rules are then part of its reward, no longer an independent judge of it). Where the first "
-               "rises while the second does not, the policy is learning the reward model's blind spots.\n\n");
+               "one. Where the first rises while the second does not, the policy is learning the reward model's "
+               "blind spots. The reward model learnt real poems against corrupted copies (a line too long or too "
+               "short, a repeated line, a truncated poem, the wrong form); it never saw repeated characters, which "
+               "the rules penalise, so a policy may repeat characters and still please it. The fixed PPO (`--group-baseline --whiten-rewards --anchor-fn poem --anchor-weight 2 "
+               "--temperature 0.3`) trains on the reward model's score plus twice the rule score, each less the "
+               "mean of the answers to the same prompt "
+               "(the reward model scores some forms far lower than others, whatever the answer), and samples at "
+               "temperature 0.3 with its log-probabilities at that temperature: the judges read greedy answers, and "
+               "samples at temperature 1 are not where greedy answers go wrong. Its rollouts' rule score is thus "
+               "part of its reward and drawn at another temperature than the first PPO's: the win rates above, on "
+               "greedy answers, are the comparable figures.\n\n");
 }
 
 static void section_self_instruct(FILE *f, const char *o) {

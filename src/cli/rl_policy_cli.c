@@ -17,7 +17,8 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
         {"reward-model|reward", OPT_STR, &reward_model, "reward model folder (jielong reward)", NO_RANGE, 0},
         {"group", OPT_I32, &o.group, ppo ? "answers sampled per prompt" : "answers per prompt G", 1, 4096, 0},
         {"max-new-tokens|max-new", OPT_I32, &o.max_new, "tokens per sampled answer", 1, 1 << 20, 0},
-        {"temperature", OPT_F32, &o.temperature, "sampling temperature", 0, 100, 0},
+        {"temperature", OPT_F32, &o.temperature, "sampling temperature; every log-probability of the update is taken at it", 0,
+         100, 0},
         {"clip", OPT_F32, &o.clip_eps, "ratio clip epsilon", 1e-6, 10, 0},
         {"kl", OPT_F32, &o.kl_coef, ppo ? "per-token KL penalty in the reward" : "weight of the k3 KL to the reference (0 = off)",
          0, 1e3, 0},
@@ -33,6 +34,8 @@ int rl_policy_cli(jl_rl_stage stage, int argc, char **argv) {
                                                "up to 20%", 1, 1 << 30, 0},
         {"whiten-rewards", OPT_BOOL, &o.whiten_rewards, "standardise each step's scores (mean 0, std 1) before use",
          NO_RANGE, 0},
+        {"group-baseline", OPT_BOOL, &o.group_baseline, "PPO: subtract from each answer's score the mean of its "
+                                                        "prompt's --group answers (before whitening)", NO_RANGE, 0},
         {"monitor-fn", OPT_STR, &monitor_fn, "a second judge, logged as monitor_reward and never trained on (a rule "
                                              "reward name, e.g. poem beside --reward-model)", NO_RANGE, 0},
         {"anchor-fn", OPT_STR, &anchor_fn, "a rule reward added to every rollout's score (beside --reward-model: the "

@@ -46,7 +46,7 @@ double policy_batch_loss(jl_model *m, jl_acts *a, const rl_batch *b, const polic
                          float *logp, float *buf, const jl_params *grads, policy_stats *s) {
     const jl_config *c = &m->cfg;
     const int C = c->dim, N = b->rows * b->T;
-    rl_forward_logprobs(m, a, b, logp, buf); /* buf: entropy, then d loss / d logp */
+    rl_forward_logprobs_at(m, a, b, in->temperature, logp, buf); /* buf: entropy, then d loss / d logp */
     memset(s, 0, sizeof *s);
     long tokens = 0;
     float *dv = NULL;
@@ -99,6 +99,8 @@ double policy_batch_loss(jl_model *m, jl_acts *a, const rl_batch *b, const polic
         s->entropy /= tokens;
     }
     if (!grads) return s->loss;
+    if (in->temperature > 0 && in->temperature != 1.0f) /* d logits = d (logits / T) / T */
+        for (int p = 0; p < N; p++) buf[p] /= in->temperature;
     jl_token_logprobs_backward(a->logits, a->logits, b->targets, buf, N, c->vocab_size, c->padded_vocab);
     if (!vh) {
         jl_model_backward(m, a, b->tokens, grads, b->rows, b->T);

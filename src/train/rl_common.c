@@ -109,10 +109,22 @@ void rl_batch_fill(rl_batch *b, const rl_seq *const *seqs, int n) {
     }
 }
 
-void rl_forward_logprobs(jl_model *m, jl_acts *a, const rl_batch *b, float *logp, float *entropy) {
+void rl_forward_logprobs_at(jl_model *m, jl_acts *a, const rl_batch *b, float temperature, float *logp,
+                            float *entropy) {
     const jl_config *c = jl_model_config(m);
     jl_model_forward(m, a, b->tokens, NULL, b->rows, b->T, 0.0f, NULL);
+    if (temperature > 0 && temperature != 1.0f) { /* (rows·T, V) logits → logits / T */
+        const float inv = 1.0f / temperature;
+        for (size_t p = 0; p < (size_t)b->rows * b->T; p++) {
+            float *z = a->logits + p * c->padded_vocab;
+            for (int v = 0; v < c->vocab_size; v++) z[v] *= inv;
+        }
+    }
     jl_token_logprobs(logp, entropy, a->logits, b->targets, b->rows * b->T, c->vocab_size, c->padded_vocab);
+}
+
+void rl_forward_logprobs(jl_model *m, jl_acts *a, const rl_batch *b, float *logp, float *entropy) {
+    rl_forward_logprobs_at(m, a, b, 1.0f, logp, entropy);
 }
 
 double rl_row_sum(const rl_batch *b, const float *per_pos, int r) {

@@ -61,6 +61,11 @@ void rl_batch_fill(rl_batch *b, const rl_seq *const *seqs, int n);
 
 /* Forward of the batch (no LM gradient); logp(rows·T) and entropy(rows·T, may be NULL) per target position. */
 void rl_forward_logprobs(jl_model *m, jl_acts *a, const rl_batch *b, float *logp, float *entropy);
+/* The same under the sampling distribution at temperature T, softmax(logits / T) (T ≤ 0 or 1: the logits as they
+ * are, bit for bit). The scaled logits stay in a->logits, so a backward through them must scale its d logp by 1/T
+ * (policy_batch_loss does). */
+void rl_forward_logprobs_at(jl_model *m, jl_acts *a, const rl_batch *b, float temperature, float *logp,
+                            float *entropy);
 /* Σ of per-position values over the response targets of row r. */
 double rl_row_sum(const rl_batch *b, const float *per_pos, int r);
 int rl_row_count(const rl_batch *b, int r);

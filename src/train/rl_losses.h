@@ -25,12 +25,15 @@ double dpo_pairs_loss(jl_model *m, jl_acts *a, const rl_batch *b, const double *
 /* The clipped policy objective of GRPO/PPO over response tokens of the batch:
  *   per token: −min(ρ·A, clip(ρ, 1−ε, 1+ε)·A) + kl_coef·k3(ref, π),  ρ = exp(logp − old_logp),
  *   averaged over each row's tokens, then over rows (weights row_weight, NULL = 1/rows).
+ * Every log π is at in->temperature: the policy trained is the distribution its rollouts were drawn from.
  * PPO adds a value head: v = w·h at each position, loss vf_coef · ½·max((v−R)², (clip(v, v_old ± c) − R)²)
  * averaged the same way (value_head NULL: no value loss). Arrays are per position (rows·T). */
 typedef struct {
     const float *old_logp, *ref_logp, *adv; /* ref_logp may be NULL when kl_coef is 0 */
     const float *old_values, *returns;     /* PPO only */
     float clip_eps, kl_coef, vf_coef, value_clip;
+    float temperature; /* log π of the sampling distribution softmax(logits / T) (0 or 1: the logits as they are);
+                        * old_logp and ref_logp must be at the same T (rl_forward_logprobs_at) */
 } policy_inputs;
 typedef struct {
     double loss, policy_loss, value_loss, kl, entropy, clip_frac, ratio_mean;

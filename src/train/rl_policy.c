@@ -238,7 +238,7 @@ static jl_status optimise(run *r, iter_stats *is) {
     policy_inputs in = {.old_logp = r->ma.old_logp, .ref_logp = r->ma.ref_logp, .adv = r->ma.adv,
                         .old_values = r->ma.old_values, .returns = r->ma.returns, .clip_eps = o->clip_eps,
                         .kl_coef = r->kind == ALGO_GRPO ? o->kl_coef : 0.0f, .vf_coef = o->vf_coef,
-                        .value_clip = o->value_clip};
+                        .value_clip = o->value_clip, .temperature = o->temperature};
     rl_head *vh = r->kind == ALGO_PPO ? &r->value : NULL;
     for (int e = 0; e < o->epochs; e++) {
         if (e > 0) { /* a new order of rows each epoch */
@@ -287,6 +287,10 @@ static jl_status check_opts(const jl_model *m, const jl_rl_opts *o, algo kind, i
     if (o->minibatches > o->train.run.batch * o->group)
         return jl_fail(JL_ERR_ARG, "%d minibatches for %d rollouts", o->minibatches, o->train.run.batch * o->group);
     if (kind == ALGO_GRPO && o->group < 2) return jl_fail(JL_ERR_ARG, "GRPO needs a group of at least 2 answers");
+    if (o->group_baseline && (kind != ALGO_PPO || o->group < 2))
+        return jl_fail(JL_ERR_ARG, kind == ALGO_PPO ? "--group-baseline needs a group of at least 2 answers per prompt"
+                                                    : "--group-baseline is for PPO (GRPO's advantages are already "
+                                                      "relative to the group)");
     if (!(o->clip_eps > 0)) return jl_fail(JL_ERR_ARG, "clip epsilon must be > 0");
     return JL_OK;
 }
@@ -357,7 +361,8 @@ static jl_status run_new(run *r, jl_model *policy, const jl_tokenizer *tok, cons
     return st;
 }
 
-/* log π_old (and values) under the policy, log π_ref under the reference, for the rollout batch. */
+/* log π_old (and values) under the policy, log π_ref under the reference, for the rollout batch; both at the
+ * sampling temperature, so that KL and ratios are those of the distribution the rollouts came from. */
 static jl_status rollout_logprobs(run *r, double *kl) {
     rl_batch *b = &r->full;
     pos_arrays *out = &r->fa;
@@ -369,7 +374,7 @@ static jl_status rollout_logprobs(run *r, double *kl) {
         out = &r->ma;
     }
     const int C = r->t->model->cfg.dim;
-    rl_forward_logprobs(r->t->model, &r->t->acts, b, out->old_logp, NULL);
+    rl_forward_logprobs_at(r->t->model, &r->t->acts, b, r->o->temperature, out->old_logp, NULL);
     if (r->kind == ALGO_PPO)
         for (int row = 0; row < b->rows; row++)
             for (int t = 0; t < b->T; t++) {
@@ -379,7 +384,7 @@ static jl_status rollout_logprobs(run *r, double *kl) {
                 out->old_values[(size_t)row * b->T + t] = (float)v;
             }
     *kl = 0;
-    rl_forward_logprobs(rl_ref_enter(&r->ref), &r->t->acts, b, out->ref_logp, NULL);
+    rl_forward_logprobs_at(rl_ref_enter(&r->ref), &r->t->acts, b, r->o->temperature, out->ref_logp, NULL);
     rl_ref_leave(&r->ref);
     jl_status st = JL_OK;
     if (out != &r->fa) {
@@ -420,15 +425,30 @@ static void whiten_scores(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] = (float)((x[i] - mean) / (std + 1e-6));
 }
 
-/* The anchor rule's scores added to the reward's (each whitened first with whiten_rewards); *mean: the rule's. */
+/* Group baseline: each score x[i] minus the mean of its group (rows [g0, g0 + G) answer one prompt). */
+static void subtract_group_means(float *x, int n, int G) {
+    for (int g0 = 0; g0 + G <= n; g0 += G) {
+        double mean, std;
+        mean_std(x + g0, G, &mean, &std);
+        for (int i = 0; i < G; i++) x[g0 + i] = (float)(x[g0 + i] - mean);
+    }
+}
+
+/* The scores as PPO uses them: less their group's mean (group_baseline), then whitened (whiten_rewards). */
+static void shape_scores(const jl_rl_opts *o, float *x, int n) {
+    if (o->group_baseline) subtract_group_means(x, n, o->group);
+    if (o->whiten_rewards) whiten_scores(x, n);
+}
+
+/* The anchor rule's scores added to the reward's (each shaped first: shape_scores); *mean: the rule's. */
 static jl_status add_anchor(run *r, const jl_tokenizer *tok, const jl_rl_set *set, const size_t *which,
                             double *mean) {
     const jl_rl_opts *o = r->o;
-    if (o->whiten_rewards) whiten_scores(r->scores, r->rows);
+    shape_scores(o, r->scores, r->rows);
     if (!o->anchor) return JL_OK;
     jl_status st = judge_rows(r, tok, set, o->anchor, which, r->anchor_scores, mean);
     if (st != JL_OK) return st;
-    if (o->whiten_rewards) whiten_scores(r->anchor_scores, r->rows);
+    shape_scores(o, r->anchor_scores, r->rows);
     for (int i = 0; i < r->rows; i++) r->scores[i] += o->anchor_weight * r->anchor_scores[i];
     return JL_OK;
 }
@@ -442,7 +462,7 @@ static void adapt_kl(run *r, double kl) {
     r->kl_coef *= 1.0 + err * r->rows / o->kl_horizon;
 }
 
-static int shaped(const jl_rl_opts *o) { return o->kl_target > 0 || o->whiten_rewards || o->anchor; }
+static int shaped(const jl_rl_opts *o) { return o->kl_target > 0 || o->whiten_rewards || o->anchor || o->group_baseline; }
 
 /* ---------------------------------------------------------------- the stage */
 
@@ -515,6 +535,7 @@ static jl_status ps_save_state(void *self, json_object *j) {
         jl_state_set_fixed(j, "kl_target", o->kl_target);
         jl_state_set_fixed(j, "kl_horizon", o->kl_horizon);
         jl_state_set_fixed(j, "whiten_rewards", o->whiten_rewards);
+        if (o->group_baseline) jl_state_set_fixed(j, "group_baseline", 1);
         jl_state_set_u64(j, "anchor_identity", o->anchor ? rl_reward_fn_identity(o->anchor) : 0);
         jl_state_set_fixed(j, "anchor_weight", o->anchor ? o->anchor_weight : 0);
         uint64_t bits;
@@ -548,6 +569,8 @@ static jl_status ps_restore_state(void *self, json_object *j) {
     if (st == JL_OK && shaped(o)) st = jl_state_check_fixed(j, "kl_target", o->kl_target);
     if (st == JL_OK && shaped(o)) st = jl_state_check_fixed(j, "kl_horizon", o->kl_horizon);
     if (st == JL_OK && shaped(o)) st = jl_state_check_fixed(j, "whiten_rewards", o->whiten_rewards);
+    if (st == JL_OK && (o->group_baseline || json_object_object_get_ex(j, "group_baseline", NULL)))
+        st = jl_state_check_fixed(j, "group_baseline", o->group_baseline); /* absent: saved without it */
     if (st == JL_OK && o->anchor) st = jl_state_check_fixed(j, "anchor_weight", o->anchor_weight);
     uint64_t anchor_id = 0;
     if (st == JL_OK && o->anchor && (st = jl_state_u64(j, "anchor_identity", &anchor_id)) == JL_OK &&
