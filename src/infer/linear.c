@@ -109,21 +109,6 @@ void jl_linear_vec_rows(const jl_linear *L, const float *x, float *y, void *xq, 
     else jl_matvec_rows(y, L->w, x, L->b, L->in, L->out, r0, r1, accumulate);
 }
 
-void jl_linear_prepare(const jl_linear *L, const float *x, void *xq) {
-    if (L->q) jl_qmatmul_quantize(x, 1, L->in, xq);
-}
-
-void jl_linear_vec_rows_prepared(const jl_linear *L, const float *x, float *y, const void *xq, int r0, int r1,
-                                 int accumulate) {
-    if (r0 >= r1) return;
-    if (L->q) jl_qmatmul_rows(y, xq, L->q, L->b, 1, r0, r1, accumulate);
-    else jl_matvec_rows(y, L->w, x, L->b, L->in, L->out, r0, r1, accumulate);
-}
-
-void jl_linear_prefetch(const jl_linear *L, int r0) {
-    if (L->q && r0 < L->out) jl_qmatrix_prefetch(L->q, r0);
-}
-
 void jl_linear_mat(const jl_linear *L, const float *x, float *y, int n) {
     if (L->q) jl_qmatmul(y, x, L->q, L->b, n, L->xq);
     else jl_matmul_forward(y, x, L->w, L->b, n, L->in, L->out);

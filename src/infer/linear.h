@@ -23,15 +23,6 @@ void jl_linear_vec(const jl_linear *L, const float *x, float *y);
  * multiple of 4 (fp32; rows go four at a time) or of 16 (quantised). xq: this thread's own scratch
  * (jl_qmatmul_scratch_bytes(1, in)) for quantised weights, else unused. */
 void jl_linear_vec_rows(const jl_linear *L, const float *x, float *y, void *xq, int r0, int r1, int accumulate);
-/* Several row ranges against one input (a decode thread's q, k and v rows; its gate and up rows): the input is
- * quantised once into xq (jl_linear_prepare; nothing for fp32 weights), then each range is
- * jl_linear_vec_rows_prepared, whose rows equal jl_linear_vec_rows's bit for bit. */
-void jl_linear_prepare(const jl_linear *L, const float *x, void *xq);
-void jl_linear_vec_rows_prepared(const jl_linear *L, const float *x, float *y, const void *xq, int r0, int r1,
-                                 int accumulate);
-/* Asks for the first weights of rows from r0 before the product runs (jl_qmatrix_prefetch; fp32: nothing, its
- * kernel prefetches the next rows as it goes). A hint for the start of a thread's next product. */
-void jl_linear_prefetch(const jl_linear *L, int r0);
 /* Prefill: y(n, out) = x(n, in)·Wᵀ + b (cblas_sgemm). */
 void jl_linear_mat(const jl_linear *L, const float *x, float *y, int n);
 

@@ -787,19 +787,6 @@ void jl_qmatmul_quantize(const float *x, int64_t N, int64_t cols, void *xq) {
     for (int64_t i = 0; i < N; i++) quantize_one(path, x + i * cols, cols, base + (size_t)i * xq_stride(cols));
 }
 
-void jl_qmatrix_prefetch(const jl_qmatrix *q, int64_t r0) {
-    const int64_t g = r0 / JL_QROWS / 4 * 4, nb = n_blocks(q);
-    const uint8_t *qs = group_qs(q, g, 0), *end = q->data + (size_t)n_groups(q->rows) * (size_t)nb * group_block_bytes(q->type);
-    const size_t pf = prefetch_distance(q->type);
-    for (size_t off = 0; off < pf && qs + off < end; off += LINE) __builtin_prefetch(qs + off);
-    const size_t d_bytes = pf / (q->type == JL_QTYPE_Q8_0 ? 16 : 8); /* the scales of those blocks, per group */
-    for (int64_t h = g; h < g + quad_size(q, g); h++) {
-        const uint8_t *d = (const uint8_t *)group_d(q, h, 0);
-        for (size_t off = 0; off < d_bytes && off < (size_t)nb * JL_QROWS * sizeof(uint16_t); off += LINE)
-            __builtin_prefetch(d + off);
-    }
-}
-
 void jl_qmatmul_rows(float *y, const void *xq, const jl_qmatrix *w, const float *bias, int64_t N, int64_t r0,
                      int64_t r1, int accumulate) {
     rows_range(y, xq_base(xq), w, bias, N, r0, r1, accumulate, jl_quant_path());

@@ -108,10 +108,5 @@ void jl_qmatvec_rows(float *y, const float *x, const jl_qmatrix *w, const float 
 void jl_qmatmul_quantize(const float *x, int64_t N, int64_t cols, void *xq);
 void jl_qmatmul_rows(float *y, const void *xq, const jl_qmatrix *w, const float *bias, int64_t N, int64_t r0,
                      int64_t r1, int accumulate);
-/* Asks for the first weights a product over rows [r0, ...) reads (the quants of the kernel's prefetch distance from
- * the 64-row quad holding r0, and its first scales) without waiting for them: a decode thread calls it for its
- * next product before a barrier or before its current one, so the product does not start on a cold stream. A
- * hint: results never depend on it. */
-void jl_qmatrix_prefetch(const jl_qmatrix *q, int64_t r0);
 
 #endif

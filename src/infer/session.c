@@ -332,26 +332,12 @@ static void share(int n, int t, int nt, int *lo, int *hi) {
     *hi = (int)((long)n * (t + 1) / nt);
 }
 
-/* Member t's rows [lo, hi) of a linear of n rows split among the team in units of 16 rows (whole groups of the
- * quantised layout, whole fours of the fp32 kernel), so each row is computed exactly as jl_linear_vec computes it. */
-static void rows_of(int n, int t, int nt, int *lo, int *hi) {
-    share((n + 15) / 16, t, nt, lo, hi);
-    *lo *= 16;
-    *hi = *hi * 16 < n ? *hi * 16 : n;
-}
-
+/* Rows of a linear split among the team in units of 16 rows (whole groups of the quantised layout, whole
+ * fours of the fp32 kernel), so each row is computed exactly as jl_linear_vec computes it. */
 static void rows_share(const jl_linear *L, const float *x, float *y, void *xq, int t, int nt, int accumulate) {
     int lo, hi;
-    rows_of(L->out, t, nt, &lo, &hi);
-    jl_linear_vec_rows(L, x, y, xq, lo, hi, accumulate);
-}
-
-/* The first weights of member t's share of L asked for (jl_linear_prefetch): called before the barrier that
- * precedes the product, so they arrive while the thread waits. */
-static void share_prefetch(const jl_linear *L, int t, int nt) {
-    int lo, hi;
-    rows_of(L->out, t, nt, &lo, &hi);
-    if (lo < hi) jl_linear_prefetch(L, lo);
+    share((L->out + 15) / 16, t, nt, &lo, &hi);
+    jl_linear_vec_rows(L, x, y, xq, lo * 16, hi * 16 < L->out ? hi * 16 : L->out, accumulate);
 }
 
 /* Norm of the residual into this thread's own buffer (every thread computes the same row: no barrier). */
@@ -370,13 +356,9 @@ static void attention_share(jl_session *s, const layer_linears *lin, const float
     const int hs = jl_head_size(c), group = c->n_head / c->n_kv_head, QKV = jl_qkv_dim(c), pos = s->pos;
     const int kq = c->n_head * hs, vq = kq + s->kv_dim;
     if (g0 >= g1) return;
-    /* xb quantised once for the three ranges; the k and v ranges' first weights asked for while q runs */
-    jl_linear_prepare(&lin->qkv, xb, xq);
-    jl_linear_prefetch(&lin->qkv, kq + g0 * hs);
-    jl_linear_prefetch(&lin->qkv, vq + g0 * hs);
-    jl_linear_vec_rows_prepared(&lin->qkv, xb, s->qkv, xq, g0 * group * hs, g1 * group * hs, 0);
-    jl_linear_vec_rows_prepared(&lin->qkv, xb, s->qkv, xq, kq + g0 * hs, kq + g1 * hs, 0);
-    jl_linear_vec_rows_prepared(&lin->qkv, xb, s->qkv, xq, vq + g0 * hs, vq + g1 * hs, 0);
+    jl_linear_vec_rows(&lin->qkv, xb, s->qkv, xq, g0 * group * hs, g1 * group * hs, 0);
+    jl_linear_vec_rows(&lin->qkv, xb, s->qkv, xq, kq + g0 * hs, kq + g1 * hs, 0);
+    jl_linear_vec_rows(&lin->qkv, xb, s->qkv, xq, vq + g0 * hs, vq + g1 * hs, 0);
     if (c->arch == JL_ARCH_LLAMA) {
         jl_rope_forward(s->qkv + (size_t)g0 * group * hs, s->m->rope_table, 1, 1, (g1 - g0) * group, hs, QKV, pos);
         jl_rope_forward(s->qkv + kq + (size_t)g0 * hs, s->m->rope_table, 1, 1, g1 - g0, hs, QKV, pos);
@@ -386,32 +368,24 @@ static void attention_share(jl_session *s, const layer_linears *lin, const float
     for (int h = g0 * group; h < g1 * group; h++) attend_head(s, kc, vc, h, pos);
 }
 
-/* MLP hidden rows [lo, hi) (units of 16): the fused gate|up (or fc) rows of those units (xb quantised once for
- * both), then the activation. */
+/* MLP hidden rows [lo, hi) (units of 16): the fused gate|up (or fc) rows of those units, then the activation. */
 static void mlp_share(jl_session *s, const layer_linears *lin, const float *xb, void *xq, int t, int nt) {
     const jl_config *c = &s->m->cfg;
     const int H = c->hidden_dim;
     int lo, hi;
-    rows_of(H, t, nt, &lo, &hi);
+    share((H + 15) / 16, t, nt, &lo, &hi);
+    lo *= 16;
+    hi = hi * 16 < H ? hi * 16 : H;
     if (lo >= hi) return;
-    jl_linear_prepare(&lin->fc, xb, xq);
-    if (c->arch == JL_ARCH_LLAMA) jl_linear_prefetch(&lin->fc, H + lo);
-    jl_linear_vec_rows_prepared(&lin->fc, xb, s->fc, xq, lo, hi, 0);
+    jl_linear_vec_rows(&lin->fc, xb, s->fc, xq, lo, hi, 0);
     if (c->arch == JL_ARCH_LLAMA) {
-        jl_linear_vec_rows_prepared(&lin->fc, xb, s->fc, xq, H + lo, H + hi, 0);
+        jl_linear_vec_rows(&lin->fc, xb, s->fc, xq, H + lo, H + hi, 0);
         const float *gate = s->fc, *up = s->fc + H;
 #pragma omp simd
         for (int i = lo; i < hi; i++) s->fc_act[i] = gate[i] / (1.0f + jl_vexpf(-gate[i])) * up[i];
     } else {
         jl_gelu_forward(s->fc_act + lo, s->fc + lo, (size_t)(hi - lo));
     }
-}
-
-/* The first weights of member t's gate (or fc) rows, asked for before the barrier that precedes mlp_share. */
-static void mlp_prefetch(const jl_session *s, const layer_linears *lin, int t, int nt) {
-    int lo, hi;
-    rows_of(s->m->cfg.hidden_dim, t, nt, &lo, &hi);
-    if (lo < hi) jl_linear_prefetch(&lin->fc, lo);
 }
 
 /* Whether decode_one can run this token: every weight through jl_linear_vec_rows (no unmerged LoRA, our own
@@ -422,18 +396,9 @@ static int team_decode_ok(const jl_session *s, int nt) {
            (c->arch != JL_ARCH_LLAMA || c->hidden_dim % 16 == 0);
 }
 
-/* The first weights of member t's q rows of layer l (its kv heads from g0), or of its head rows past the last
- * layer, asked for before the barrier that precedes them. */
-static void qkv_prefetch(const jl_session *s, int l, int g0, int t, int nt) {
-    const jl_config *c = &s->m->cfg;
-    if (l == c->n_layer) share_prefetch(&s->head, t, nt);
-    else if (g0 < c->n_kv_head) jl_linear_prefetch(&s->layers[l].qkv, g0 * (c->n_head / c->n_kv_head) * jl_head_size(c));
-}
-
 /* One token through every layer and the head in one parallel region; s->logits gets its logits. The
  * residual stream s->x is shared: o and down add into the rows each thread owns. Barriers: after attention,
- * after o, after the MLP activation, after down (four per layer). Before each barrier a thread asks for the
- * first weights of its next product, so the wait overlaps their fetch. */
+ * after o, after the MLP activation, after down (four per layer). */
 static void decode_one(jl_session *s, int nt) {
     const jl_model *m = s->m;
     const jl_config *c = &m->cfg;
@@ -445,24 +410,19 @@ static void decode_one(jl_session *s, int nt) {
         void *xq = s->xq_team ? s->xq_team + (size_t)t * s->xq_bytes : NULL;
         int g0, g1;
         share(c->n_kv_head, t, n, &g0, &g1);
-        qkv_prefetch(s, 0, g0, t, n);
         for (int l = 0; l < c->n_layer; l++) {
             const jl_layer_params *p = &m->w.layers[l];
             const layer_linears *lin = &s->layers[l];
             float *kc = s->k_cache + (size_t)l * s->cap * s->kv_dim, *vc = s->v_cache + (size_t)l * s->cap * s->kv_dim;
             norm_private(s, xb, p->ln1_w, p->ln1_b);
             attention_share(s, lin, xb, xq, kc, vc, g0, g1);
-            share_prefetch(&lin->o, t, n);
 #pragma omp barrier
             rows_share(&lin->o, s->atty, s->x, xq, t, n, 1);
-            mlp_prefetch(s, lin, t, n);
 #pragma omp barrier
             norm_private(s, xb, p->ln2_w, p->ln2_b);
             mlp_share(s, lin, xb, xq, t, n);
-            share_prefetch(&lin->down, t, n);
 #pragma omp barrier
             rows_share(&lin->down, s->fc_act, s->x, xq, t, n, 1);
-            qkv_prefetch(s, l + 1, g0, t, n);
 #pragma omp barrier
         }
         norm_private(s, xb, m->w.lnf_w, m->w.lnf_b);
