@@ -220,6 +220,76 @@ static int push_text(unit_vec *u, const char *text, size_t start, size_t end, in
     return 0;
 }
 
+/* An added token the scan found: text[start, end) (its lstrip / rstrip applied; start not yet kept from
+ * reaching back over the previous one) is id. */
+typedef struct {
+    size_t start, end;
+    int32_t id;
+} added_hit;
+typedef struct {
+    added_hit *v;
+    size_t n, cap;
+} hit_vec;
+
+enum { ADDED_SCAN_PARTS = 64 };
+
+/* The added tokens of text[from, to) in the order a scan of the whole text meets them (leftmost-longest, a
+ * match skipped over). The same as that scan's when it is at rest at from and at to: see added_scan_cuts. */
+static int scan_added(const jl_tokenizer *t, const tok_added_set *set, int allow_special, const char *text,
+                      size_t len, size_t from, size_t to, hit_vec *h) {
+    for (size_t i = from; i < to; i++) {
+        if (!set->first[(unsigned char)text[i]]) continue;
+        int k;
+        size_t n = tok_added_match(t, set, text + i, len - i, allow_special, &k);
+        size_t start = i, end = i + n;
+        if (!n || !tok_added_accept(set, k, text, len, &start, &end)) continue;
+        if (h->n == h->cap) {
+            size_t cap = h->cap ? h->cap * 2 : 1024;
+            added_hit *v = realloc(h->v, cap * sizeof *v);
+            if (!v) return -1;
+            h->v = v;
+            h->cap = cap;
+        }
+        h->v[h->n++] = (added_hit){start, end, set->ids[k]};
+        i = end - 1;
+    }
+    return 0;
+}
+
+/* Where the scan may be cut into parts (cut[0] = 0 < cut[1] < ... < cut[n] = len; returns n): right after a
+ * byte that set->cut_ok marks. No token holds that byte and it is not whitespace, so no match covers it, nor a
+ * match's lstrip / rstrip: the whole-text scan steps onto it and then onto the next byte, as a fresh scan
+ * started there does. Each cut is the first such place at or after its share of the text; none found: fewer. */
+static int added_scan_cuts(const tok_added_set *set, const char *text, size_t len, int parts, size_t *cut) {
+    int n = 0;
+    cut[0] = 0;
+    for (int j = 1; j < parts; j++) {
+        size_t c = len / (size_t)parts * (size_t)j;
+        if (c <= cut[n]) continue;
+        while (c < len && !set->cut_ok[(unsigned char)text[c - 1]]) c++;
+        if (c >= len) break;
+        cut[++n] = c;
+    }
+    cut[++n] = len;
+    return n;
+}
+
+/* The added tokens of the whole text, found by the threads in parts of at least 4 × target bytes (the units'
+ * size: 1 MB parts by default, so texts of 2 MB and more; the tests' small targets cut short texts into up to
+ * ADDED_SCAN_PARTS parts): hits[0..*parts). */
+static int find_added(const jl_tokenizer *t, const tok_added_set *set, int allow_special, const char *text,
+                      size_t len, size_t target, hit_vec hits[ADDED_SCAN_PARTS], int *parts) {
+    size_t want = len / 4 / (target ? target : 1);
+    if (want > ADDED_SCAN_PARTS) want = ADDED_SCAN_PARTS;
+    size_t cut[ADDED_SCAN_PARTS + 1] = {0, len};
+    int n = want > 1 ? added_scan_cuts(set, text, len, (int)want, cut) : 1, failed = 0;
+    int threads = omp_get_max_threads() < n ? omp_get_max_threads() : n;
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) reduction(| : failed) if (threads > 1)
+    for (int j = 0; j < n; j++) failed |= scan_added(t, set, allow_special, text, len, cut[j], cut[j + 1], &hits[j]);
+    *parts = n;
+    return failed;
+}
+
 jl_status tok_split_units(const jl_tokenizer *t, int allow_special, int parallel_safe, const char *text, size_t len,
                           size_t target, tok_unit **units, size_t *n_units) {
     unit_vec u = {0};
@@ -230,18 +300,18 @@ jl_status tok_split_units(const jl_tokenizer *t, int allow_special, int parallel
     int can_match = set && set->n && allow_special; /* without allow_special only the non-special ones match */
     for (int k = 0; set && !can_match && k < set->n; k++) can_match = !(set->flags[k] & TOK_ADDED_SPECIAL);
     if (can_match) {
-        for (size_t i = 0; i < len && !failed; i++) {
-            if (!set->first[(unsigned char)text[i]]) continue;
-            int k;
-            size_t n = tok_added_match(t, set, text + i, len - i, allow_special, &k);
-            size_t start = i, end = i + n;
-            if (!n || !tok_added_accept(set, k, text, len, &start, &end)) continue;
-            if (start < seg) start = seg;
-            failed = push_text(&u, text, seg, start, parallel_safe, spm, target) ||
-                     push_unit(&u, start, end - start, set->ids[k], 0);
-            i = end - 1;
-            seg = end;
-        }
+        hit_vec hits[ADDED_SCAN_PARTS] = {{0}};
+        int parts = 0;
+        failed = find_added(t, set, allow_special, text, len, target, hits, &parts);
+        for (int j = 0; j < parts && !failed; j++)
+            for (size_t h = 0; h < hits[j].n && !failed; h++) {
+                size_t start = hits[j].v[h].start, end = hits[j].v[h].end;
+                if (start < seg) start = seg;
+                failed = push_text(&u, text, seg, start, parallel_safe, spm, target) ||
+                         push_unit(&u, start, end - start, hits[j].v[h].id, 0);
+                seg = end;
+            }
+        for (int j = 0; j < parts; j++) free(hits[j].v);
     }
     if (!failed) failed = push_text(&u, text, seg, len, parallel_safe, spm, target);
     if (failed) {

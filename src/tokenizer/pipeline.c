@@ -157,9 +157,11 @@ jl_status tok_added_build(const jl_tokenizer *t, tok_added_set *set, const int32
     if (!set->ids || !set->flags || !set->slots || !set->lengths || !set->pre2)
         return jl_fail(JL_ERR_NOMEM, "out of memory");
     set->mask = cap - 1;
+    for (int b = 0x21; b < 0x7f; b++) set->cut_ok[b] = 1;
     for (int k = 0; k < n; k++) {
         size_t len;
         const char *s = tok_str(t, ids[k], &len);
+        for (size_t i = 0; i < len; i++) set->cut_ok[(unsigned char)s[i]] = 0;
         if (len == 0) continue;
         size_t i = tok_hash_bytes(s, len) & set->mask;
         int dup = 0;

@@ -64,6 +64,8 @@ typedef struct {
     uint8_t first[256]; /* bit 1: some token starts with this byte; bit 2: it is a one-byte token */
     uint64_t *pre2;    /* [tok_added_pre2(b0, b1)]: bit L - 2 (L < 65) / bit 63 (L >= 65) if some token of L bytes
                           may start with b0 b1 (a hash of the two: a filter, never a miss) */
+    uint8_t cut_ok[256]; /* 1: a printable non-space ASCII byte that no token holds: no match (nor its lstrip /
+                            rstrip over whitespace) covers it, so a scan of the text can be cut right after it */
 } tok_added_set;
 
 struct tok_pipeline {
