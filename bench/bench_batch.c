@@ -4,9 +4,10 @@
  * say more than wall-clock rates on a loaded machine; A/B two builds by running this bench of each in turn.
  * BB_ROWS="1 16" (rows per step), BB_KEYS (default 60: the mean context of bench_serve's 64-token streams),
  * BB_STEPS (default 16), BB_SHAPE=15M|110M (default 110M), BB_SPLIT="0 4" (jl_batch_set_split's rows per thread,
- * each in turn; default JL_BATCH_SPLIT_DEFAULT, 0). */
+ * each in turn; default JL_BATCH_SPLIT_DEFAULT, 0), BB_TYPE=f32|q8_0|q4_0 (default f32: the linears' weights). */
 #include "core/timer.h"
 #include "infer/batch.h"
+#include "infer/qweights.h"
 #include "model/model.h"
 #include <omp.h>
 #include <stdio.h>
@@ -21,9 +22,9 @@ static double cpu_s(void) {
 }
 
 /* One run of S slots: prefill, then the timed decode steps; returns 0 on an error (printed). */
-static int run(const jl_model *m, int S, int keys, int steps, int split) {
+static int run(const jl_model *m, const jl_qweights *qw, int S, int keys, int steps, int split) {
     jl_batch *b;
-    if (jl_batch_new(m, NULL, S, keys + steps + 1, S > keys ? S : keys, &b) != JL_OK) {
+    if (jl_batch_new(m, qw, S, keys + steps + 1, S > keys ? S : keys, &b) != JL_OK) {
         printf("batch: %s\n", jl_last_error());
         return 0;
     }
@@ -72,7 +73,16 @@ int main(void) {
         return 1;
     }
     jl_model_init(m, 1);
-    printf("stories%s f32 batch step, %d threads\n", small ? "15M" : "110M", omp_get_max_threads());
+    const char *ts = getenv("BB_TYPE");
+    jl_qweights *qw = NULL;
+    if (ts && strcmp(ts, "f32") != 0) {
+        if (jl_qweights_quantize(m, ts, &qw) != JL_OK) {
+            printf("BB_TYPE %s: %s\n", ts, jl_last_error());
+            jl_model_free(m);
+            return 1;
+        }
+    }
+    printf("stories%s %s batch step, %d threads\n", small ? "15M" : "110M", ts ? ts : "f32", omp_get_max_threads());
     int ok = 1;
     for (const char *p = rs ? rs : "1 16"; *p && ok;) {
         char *end;
@@ -82,11 +92,12 @@ int main(void) {
             char *qe;
             long split = strtol(q, &qe, 10);
             if (qe == q) break;
-            ok = S >= 1 && S <= 4096 && run(m, (int)S, keys, steps, (int)split);
+            ok = S >= 1 && S <= 4096 && run(m, qw, (int)S, keys, steps, (int)split);
             q = qe;
         }
         p = end;
     }
+    jl_qweights_free(qw);
     jl_model_free(m);
     return ok ? 0 : 1;
 }
